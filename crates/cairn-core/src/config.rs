@@ -1,0 +1,471 @@
+//! Configuration: one TOML file, every key overridable by `CAIRN_<SECTION>__<KEY>` environment
+//! variables (double underscore between levels). Secrets are never in the file: providers name
+//! the environment variable holding their key (`api_key_env`).
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use figment::providers::{Env, Format, Serialized, Toml};
+use figment::Figment;
+use serde::{Deserialize, Serialize};
+
+/// Top-level sections; only `CAIRN_` variables under one of these are read as config overrides,
+/// so variables such as `CAIRN_ADMIN_KEY` or `CAIRN_CONFIG` never collide with config keys.
+const SECTIONS: &[&str] = &["server", "storage", "gateway", "providers", "models", "log"];
+
+/// The whole configuration.
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Config {
+    /// HTTP server.
+    pub server: ServerConfig,
+    /// Where state lives.
+    pub storage: StorageConfig,
+    /// Routing defaults: retries, timeouts, breakers.
+    pub gateway: GatewayConfig,
+    /// Upstream providers by name.
+    pub providers: BTreeMap<String, ProviderConfig>,
+    /// Model names clients use, each routed to an ordered list of targets.
+    pub models: BTreeMap<String, ModelConfig>,
+    /// Logging.
+    pub log: LogConfig,
+}
+
+/// HTTP server settings.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ServerConfig {
+    /// Listen address.
+    pub bind: String,
+    /// Largest accepted request body, in bytes.
+    pub max_body_bytes: usize,
+    /// Deadline for a non-streaming request, in seconds.
+    pub request_timeout_secs: u64,
+    /// On shutdown, how long in-flight requests and streams may run before they are cut.
+    pub shutdown_grace_secs: u64,
+    /// Origins allowed by CORS; empty disables CORS headers, `["*"]` allows any.
+    pub cors_allowed_origins: Vec<String>,
+}
+
+impl Default for ServerConfig {
+    fn default() -> Self {
+        Self {
+            bind: "127.0.0.1:8080".into(),
+            max_body_bytes: 4 * 1024 * 1024,
+            request_timeout_secs: 600,
+            shutdown_grace_secs: 30,
+            cors_allowed_origins: Vec::new(),
+        }
+    }
+}
+
+/// Storage settings.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct StorageConfig {
+    /// Folder for embedded state (SQLite database, later indexes and models).
+    pub data_dir: PathBuf,
+    /// `sqlite://PATH` or `postgres://...`; empty means SQLite in `data_dir`.
+    pub url: String,
+    /// Connection pool size.
+    pub max_connections: u32,
+}
+
+impl Default for StorageConfig {
+    fn default() -> Self {
+        Self {
+            data_dir: PathBuf::from("cairn-data"),
+            url: String::new(),
+            max_connections: 16,
+        }
+    }
+}
+
+impl StorageConfig {
+    /// The effective database URL.
+    pub fn database_url(&self) -> String {
+        if self.url.is_empty() {
+            format!("sqlite://{}", self.data_dir.join("cairn.db").display())
+        } else {
+            self.url.clone()
+        }
+    }
+}
+
+/// Routing defaults, overridable per target.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct GatewayConfig {
+    /// Retries per target on connect errors, timeouts, 429 and 5xx (before falling back).
+    pub max_retries: u32,
+    /// First retry delay; doubles each retry, with full jitter.
+    pub backoff_base_ms: u64,
+    /// Cap on one retry delay (also caps how long a `retry-after` is honoured).
+    pub backoff_max_ms: u64,
+    /// Default timeouts for targets.
+    pub timeouts: Timeouts,
+    /// Consecutive failures that open a target's circuit breaker.
+    pub breaker_failure_threshold: u32,
+    /// How long an open breaker rejects calls before letting one probe through.
+    pub breaker_open_ms: u64,
+    /// How often buffered usage records are written to storage.
+    pub usage_flush_ms: u64,
+    /// How long authenticated keys are cached (a revocation on another node takes this long).
+    pub key_cache_ttl_ms: u64,
+}
+
+impl Default for GatewayConfig {
+    fn default() -> Self {
+        Self {
+            max_retries: 2,
+            backoff_base_ms: 100,
+            backoff_max_ms: 5_000,
+            timeouts: Timeouts::default(),
+            breaker_failure_threshold: 5,
+            breaker_open_ms: 30_000,
+            usage_flush_ms: 250,
+            key_cache_ttl_ms: 5_000,
+        }
+    }
+}
+
+/// Timeouts for one upstream call.
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Timeouts {
+    /// TCP/TLS connect.
+    pub connect_ms: u64,
+    /// From sending the request to the first token (or the whole response when not streaming).
+    pub first_token_ms: u64,
+    /// The whole call, stream included.
+    pub total_ms: u64,
+}
+
+impl Default for Timeouts {
+    fn default() -> Self {
+        Self {
+            connect_ms: 5_000,
+            first_token_ms: 60_000,
+            total_ms: 600_000,
+        }
+    }
+}
+
+/// Per-target timeout overrides; unset fields take the gateway default.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct TimeoutOverrides {
+    /// TCP/TLS connect.
+    pub connect_ms: Option<u64>,
+    /// To first token.
+    pub first_token_ms: Option<u64>,
+    /// Whole call.
+    pub total_ms: Option<u64>,
+}
+
+impl TimeoutOverrides {
+    /// Applies these overrides on top of `base`.
+    pub fn over(&self, base: Timeouts) -> Timeouts {
+        Timeouts {
+            connect_ms: self.connect_ms.unwrap_or(base.connect_ms),
+            first_token_ms: self.first_token_ms.unwrap_or(base.first_token_ms),
+            total_ms: self.total_ms.unwrap_or(base.total_ms),
+        }
+    }
+}
+
+/// The wire protocol a provider speaks.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ProviderKind {
+    /// Any OpenAI-compatible HTTP server (OpenAI, vLLM, Ollama, llama.cpp server, ...).
+    Openai,
+    /// Anthropic's Messages API.
+    Anthropic,
+}
+
+/// One upstream provider.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ProviderConfig {
+    /// Wire protocol.
+    pub kind: ProviderKind,
+    /// Base URL, e.g. `https://api.openai.com/v1` or `https://api.anthropic.com`.
+    pub base_url: String,
+    /// Name of the environment variable holding the API key (never the key itself).
+    #[serde(default)]
+    pub api_key_env: Option<String>,
+    /// Extra headers sent with every request.
+    #[serde(default)]
+    pub headers: BTreeMap<String, String>,
+    /// Most concurrent upstream requests to this provider; more wait for a slot.
+    #[serde(default = "default_concurrency")]
+    pub max_concurrency: usize,
+    /// Timeout overrides for every target on this provider.
+    #[serde(default)]
+    pub timeouts: TimeoutOverrides,
+}
+
+fn default_concurrency() -> usize {
+    512
+}
+
+/// What a model is for.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ModelKind {
+    /// `/v1/chat/completions`.
+    #[default]
+    Chat,
+    /// `/v1/embeddings`.
+    Embedding,
+}
+
+/// A model name clients use, routed to an ordered list of targets (the first is preferred).
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ModelConfig {
+    /// Chat or embedding.
+    #[serde(default)]
+    pub kind: ModelKind,
+    /// Targets in fallback order.
+    pub targets: Vec<TargetConfig>,
+}
+
+/// One provider + upstream model, with its prices and timeouts.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TargetConfig {
+    /// Provider name (a key of `[providers]`).
+    pub provider: String,
+    /// Model name at the provider.
+    pub model: String,
+    /// US dollars per million input tokens.
+    #[serde(default)]
+    pub input_usd_per_mtok: f64,
+    /// US dollars per million output tokens.
+    #[serde(default)]
+    pub output_usd_per_mtok: f64,
+    /// Timeout overrides for this target.
+    #[serde(default)]
+    pub timeouts: TimeoutOverrides,
+}
+
+/// Log output format.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    /// JSON when stderr is not a terminal, human-readable otherwise.
+    #[default]
+    Auto,
+    /// One JSON object per line.
+    Json,
+    /// Human-readable.
+    Pretty,
+}
+
+/// Logging settings.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct LogConfig {
+    /// Output format.
+    pub format: LogFormat,
+    /// `tracing` filter directive, e.g. `info` or `cairn_gateway=debug,info`.
+    pub level: String,
+}
+
+impl Default for LogConfig {
+    fn default() -> Self {
+        Self {
+            format: LogFormat::Auto,
+            level: "info".into(),
+        }
+    }
+}
+
+/// Why a configuration could not be loaded or is invalid.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// The file or an environment override could not be parsed.
+    #[error("{0}")]
+    Parse(String),
+    /// The values parse but do not make sense together; one line per problem.
+    #[error("invalid configuration:\n  - {}", .0.join("\n  - "))]
+    Invalid(Vec<String>),
+}
+
+impl Config {
+    /// Loads `path` (if given) with `CAIRN_...` environment overrides from `env` on top.
+    /// `CAIRN_DATA_DIR` is a shorthand for `CAIRN_STORAGE__DATA_DIR`.
+    pub fn load(path: Option<&Path>) -> Result<Config, ConfigError> {
+        let mut fig = Figment::from(Serialized::defaults(Config::default()));
+        if let Some(p) = path {
+            if !p.exists() {
+                return Err(ConfigError::Parse(format!(
+                    "config file {} not found",
+                    p.display()
+                )));
+            }
+            fig = fig.merge(Toml::file(p));
+        }
+        if let Ok(dir) = std::env::var("CAIRN_DATA_DIR") {
+            fig = fig.merge(("storage.data_dir", dir));
+        }
+        let env = Env::prefixed("CAIRN_").split("__").filter(|k| {
+            SECTIONS
+                .iter()
+                .any(|s| k.as_str().starts_with(&format!("{s}.")))
+        });
+        let config: Config = fig
+            .merge(env)
+            .extract()
+            .map_err(|e| ConfigError::Parse(e.to_string()))?;
+        config.validate()?;
+        Ok(config)
+    }
+
+    /// Parses a TOML string (no environment overrides) and validates it.
+    pub fn from_toml(text: &str) -> Result<Config, ConfigError> {
+        let config: Config = toml::from_str(text).map_err(|e| ConfigError::Parse(e.to_string()))?;
+        config.validate()?;
+        Ok(config)
+    }
+
+    /// Checks cross-references and ranges; returns every problem at once.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        let mut problems = Vec::new();
+        if self.server.bind.parse::<SocketAddr>().is_err() {
+            problems.push(format!(
+                "server.bind '{}' is not an IP:port address",
+                self.server.bind
+            ));
+        }
+        if self.server.max_body_bytes < 1024 {
+            problems.push("server.max_body_bytes must be at least 1024".into());
+        }
+        let url = self.storage.database_url();
+        if !(url.starts_with("sqlite:")
+            || url.starts_with("postgres://")
+            || url.starts_with("postgresql://"))
+        {
+            problems.push(format!(
+                "storage.url must start with sqlite:// or postgres:// (got '{url}')"
+            ));
+        }
+        if self.gateway.backoff_base_ms > self.gateway.backoff_max_ms {
+            problems.push("gateway.backoff_base_ms must not exceed gateway.backoff_max_ms".into());
+        }
+        if self.gateway.breaker_failure_threshold == 0 {
+            problems.push("gateway.breaker_failure_threshold must be at least 1".into());
+        }
+        for (name, p) in &self.providers {
+            if !(p.base_url.starts_with("http://") || p.base_url.starts_with("https://")) {
+                problems.push(format!("providers.{name}.base_url must be an http(s) URL"));
+            }
+            if p.max_concurrency == 0 {
+                problems.push(format!(
+                    "providers.{name}.max_concurrency must be at least 1"
+                ));
+            }
+        }
+        for (alias, m) in &self.models {
+            if m.targets.is_empty() {
+                problems.push(format!("models.{alias} has no targets"));
+            }
+            for (i, t) in m.targets.iter().enumerate() {
+                match self.providers.get(&t.provider) {
+                    None => problems.push(format!(
+                        "models.{alias}.targets[{i}] names provider '{}', which is not configured",
+                        t.provider
+                    )),
+                    Some(p) if p.kind == ProviderKind::Anthropic && m.kind == ModelKind::Embedding => {
+                        problems.push(format!(
+                            "models.{alias} is an embedding model but provider '{}' (anthropic) has no embeddings",
+                            t.provider
+                        ))
+                    }
+                    Some(_) => {}
+                }
+                if t.input_usd_per_mtok < 0.0 || t.output_usd_per_mtok < 0.0 {
+                    problems.push(format!("models.{alias}.targets[{i}] has a negative price"));
+                }
+            }
+        }
+        if problems.is_empty() {
+            Ok(())
+        } else {
+            Err(ConfigError::Invalid(problems))
+        }
+    }
+
+    /// Warnings that do not stop startup: e.g. a provider key variable that is not set.
+    pub fn warnings(&self) -> Vec<String> {
+        self.providers
+            .iter()
+            .filter_map(|(name, p)| {
+                let var = p.api_key_env.as_ref()?;
+                std::env::var(var).is_err().then(|| {
+                    format!("providers.{name}: environment variable {var} (its API key) is not set")
+                })
+            })
+            .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const SAMPLE: &str = r#"
+        [server]
+        bind = "127.0.0.1:9999"
+
+        [providers.up]
+        kind = "openai"
+        base_url = "http://127.0.0.1:1/v1"
+        api_key_env = "UP_KEY"
+
+        [models.fast]
+        targets = [{ provider = "up", model = "m1", input_usd_per_mtok = 0.5 }]
+    "#;
+
+    #[test]
+    fn parses_a_sample() {
+        let c = Config::from_toml(SAMPLE).unwrap();
+        assert_eq!(c.server.bind, "127.0.0.1:9999");
+        assert_eq!(c.models["fast"].targets[0].input_usd_per_mtok, 0.5);
+        assert_eq!(c.gateway.max_retries, 2);
+    }
+
+    #[test]
+    fn reports_every_problem() {
+        let bad = r#"
+            [server]
+            bind = "nowhere"
+            [models.x]
+            targets = [{ provider = "ghost", model = "m" }]
+            [models.y]
+            targets = []
+        "#;
+        let ConfigError::Invalid(problems) = Config::from_toml(bad).unwrap_err() else {
+            panic!("expected Invalid")
+        };
+        assert_eq!(problems.len(), 3, "{problems:?}");
+    }
+
+    #[test]
+    fn rejects_unknown_keys() {
+        assert!(matches!(
+            Config::from_toml("[server]\nbindd = \"x\""),
+            Err(ConfigError::Parse(_))
+        ));
+    }
+
+    #[test]
+    fn defaults_to_sqlite_in_data_dir() {
+        let c = Config::default();
+        assert_eq!(c.storage.database_url(), "sqlite://cairn-data/cairn.db");
+        assert!(c.validate().is_ok());
+    }
+}

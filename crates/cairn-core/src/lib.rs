@@ -1,0 +1,12 @@
+//! Cairn's core: domain types, configuration, errors and the storage ports (traits) that the
+//! adapters in `cairn-store` implement. Nothing here does I/O beyond reading the config file.
+
+pub mod config;
+pub mod error;
+pub mod openai;
+pub mod store;
+pub mod tenancy;
+pub mod time;
+pub mod usage;
+
+pub use error::{Error, Result};

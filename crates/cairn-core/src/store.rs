@@ -1,0 +1,74 @@
+//! Storage ports: the traits every storage backend implements (SQLite embedded, PostgreSQL
+//! scaled out). Services depend on these, never on a concrete database.
+
+use async_trait::async_trait;
+
+use crate::tenancy::{ApiKey, Tenant};
+use crate::usage::{UsageBucket, UsageQuery, UsageRecord};
+
+/// A storage failure, classified so services can map it to a client error or an internal one.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// The named row does not exist.
+    #[error("{0}")]
+    NotFound(String),
+    /// A unique constraint would be violated.
+    #[error("{0}")]
+    Conflict(String),
+    /// The database failed or is unreachable.
+    #[error("storage error: {0}")]
+    Backend(String),
+}
+
+/// Result alias for storage calls.
+pub type StoreResult<T> = Result<T, StoreError>;
+
+/// Tenants.
+#[async_trait]
+pub trait TenantStore: Send + Sync {
+    /// Inserts a tenant; `Conflict` if the id is taken.
+    async fn create_tenant(&self, tenant: &Tenant) -> StoreResult<()>;
+    /// Fetches one tenant.
+    async fn get_tenant(&self, id: &str) -> StoreResult<Option<Tenant>>;
+    /// Lists all tenants, oldest first.
+    async fn list_tenants(&self) -> StoreResult<Vec<Tenant>>;
+}
+
+/// API keys (hashes only).
+#[async_trait]
+pub trait KeyStore: Send + Sync {
+    /// Inserts a key; `NotFound` if its tenant does not exist.
+    async fn insert_key(&self, key: &ApiKey) -> StoreResult<()>;
+    /// Finds a key (revoked or not) by the SHA-256 hash of its secret.
+    async fn find_key_by_hash(&self, hash: &str) -> StoreResult<Option<ApiKey>>;
+    /// Fetches one key by id.
+    async fn get_key(&self, id: &str) -> StoreResult<Option<ApiKey>>;
+    /// Lists keys, of one tenant or all, oldest first.
+    async fn list_keys(&self, tenant_id: Option<&str>) -> StoreResult<Vec<ApiKey>>;
+    /// Marks a key revoked at `at_ms` (idempotent: keeps the first revocation time).
+    async fn revoke_key(&self, id: &str, at_ms: i64) -> StoreResult<ApiKey>;
+    /// Counts active (not revoked) admin keys.
+    async fn count_active_admin_keys(&self) -> StoreResult<u64>;
+}
+
+/// Accounting records.
+#[async_trait]
+pub trait UsageStore: Send + Sync {
+    /// Appends records in one transaction; a record whose id exists already is skipped.
+    async fn insert_usage(&self, records: &[UsageRecord]) -> StoreResult<()>;
+    /// Aggregates records by day, tenant, model and key.
+    async fn usage_buckets(&self, query: &UsageQuery) -> StoreResult<Vec<UsageBucket>>;
+    /// Sum of `cost_usd` for one key since `since_ms`.
+    async fn key_spend_since(&self, key_id: &str, since_ms: i64) -> StoreResult<f64>;
+    /// Fetches one record by request id (for tests and support).
+    async fn get_usage(&self, id: &str) -> StoreResult<Option<UsageRecord>>;
+}
+
+/// Everything Cairn stores, in one handle.
+#[async_trait]
+pub trait Store: TenantStore + KeyStore + UsageStore {
+    /// Checks the database answers (for `/readyz`).
+    async fn ping(&self) -> StoreResult<()>;
+    /// `sqlite` or `postgres`.
+    fn backend(&self) -> &'static str;
+}

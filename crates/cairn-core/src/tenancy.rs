@@ -1,0 +1,195 @@
+//! Tenants, API keys, roles and the authenticated principal that every service call carries.
+
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+
+/// A tenant: the unit of data isolation. Keys, usage and (later) collections belong to one.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct Tenant {
+    /// Stable slug chosen at creation (`[a-z0-9_-]`, 1-64 chars).
+    pub id: String,
+    /// Display name.
+    pub name: String,
+    /// Creation time, Unix milliseconds.
+    pub created_at_ms: i64,
+}
+
+/// What a key may do. Ordered: each role can do everything the one before it can.
+#[derive(
+    Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, ToSchema,
+)]
+#[serde(rename_all = "lowercase")]
+pub enum Role {
+    /// Read-only: list models, read its tenant's usage.
+    Reader,
+    /// Calls models (chat, embeddings) and reads its tenant's usage.
+    Member,
+    /// Manages tenants and keys, and reads every tenant's usage.
+    Admin,
+}
+
+impl Role {
+    /// The lowercase name used in config, storage and the API.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Role::Reader => "reader",
+            Role::Member => "member",
+            Role::Admin => "admin",
+        }
+    }
+}
+
+impl std::str::FromStr for Role {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "reader" => Ok(Role::Reader),
+            "member" => Ok(Role::Member),
+            "admin" => Ok(Role::Admin),
+            other => Err(format!(
+                "unknown role '{other}' (expected admin, member or reader)"
+            )),
+        }
+    }
+}
+
+/// Per-key limits; `None` means unlimited.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct KeyLimits {
+    /// Requests per minute.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub requests_per_minute: Option<u32>,
+    /// Model tokens (input + output) per minute.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tokens_per_minute: Option<u64>,
+    /// Spend per calendar month (UTC), in US dollars.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub monthly_budget_usd: Option<f64>,
+}
+
+/// A stored API key. The secret itself is never stored, only its SHA-256 hash.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct ApiKey {
+    /// Key id (`key_...`), safe to show and log.
+    pub id: String,
+    /// Owning tenant.
+    pub tenant_id: String,
+    /// Free-form label.
+    pub name: String,
+    /// What the key may do.
+    pub role: Role,
+    /// The first characters of the secret, to recognise a key in listings.
+    pub prefix: String,
+    /// Hex SHA-256 of the secret.
+    #[serde(skip_serializing)]
+    #[schema(ignore)]
+    pub hash: String,
+    /// Limits applied to calls made with this key.
+    pub limits: KeyLimits,
+    /// Creation time, Unix milliseconds.
+    pub created_at_ms: i64,
+    /// Revocation time, if revoked.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub revoked_at_ms: Option<i64>,
+}
+
+/// The authenticated caller of a request: which key, which tenant, which role.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Principal {
+    /// The key used.
+    pub key_id: String,
+    /// The key's tenant.
+    pub tenant_id: String,
+    /// The key's role.
+    pub role: Role,
+    /// The key's limits.
+    pub limits: KeyLimits,
+}
+
+impl Principal {
+    /// Fails with `Forbidden` unless the caller's role is at least `needed`.
+    pub fn require(&self, needed: Role) -> crate::Result<()> {
+        if self.role >= needed {
+            Ok(())
+        } else {
+            Err(crate::Error::Forbidden(format!(
+                "this action needs the '{}' role; the key has '{}'",
+                needed.as_str(),
+                self.role.as_str()
+            )))
+        }
+    }
+
+    /// The tenant whose data the caller may read: its own, or any tenant for admins.
+    pub fn readable_tenant(&self, requested: Option<&str>) -> crate::Result<Option<String>> {
+        match (self.role, requested) {
+            (Role::Admin, requested) => Ok(requested.map(str::to_owned)),
+            (_, None) => Ok(Some(self.tenant_id.clone())),
+            (_, Some(t)) if t == self.tenant_id => Ok(Some(t.to_owned())),
+            (_, Some(_)) => Err(crate::Error::Forbidden(
+                "only admin keys may read another tenant's data".into(),
+            )),
+        }
+    }
+}
+
+/// Checks a tenant slug: 1-64 chars of `[a-z0-9_-]`, starting with a letter or digit.
+pub fn validate_tenant_id(id: &str) -> crate::Result<()> {
+    let ok = !id.is_empty()
+        && id.len() <= 64
+        && id
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'_')
+        && id.as_bytes()[0].is_ascii_alphanumeric();
+    if ok {
+        Ok(())
+    } else {
+        Err(crate::Error::invalid_param(
+            "id",
+            format!("invalid tenant id '{id}': use 1-64 characters of a-z, 0-9, '-' and '_'"),
+        ))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn principal(role: Role) -> Principal {
+        Principal {
+            key_id: "k".into(),
+            tenant_id: "a".into(),
+            role,
+            limits: KeyLimits::default(),
+        }
+    }
+
+    #[test]
+    fn roles_are_ordered() {
+        assert!(principal(Role::Admin).require(Role::Member).is_ok());
+        assert!(principal(Role::Reader).require(Role::Member).is_err());
+    }
+
+    #[test]
+    fn tenant_reads_are_scoped() {
+        let m = principal(Role::Member);
+        assert_eq!(m.readable_tenant(None).unwrap().as_deref(), Some("a"));
+        assert!(m.readable_tenant(Some("b")).is_err());
+        assert_eq!(
+            principal(Role::Admin)
+                .readable_tenant(Some("b"))
+                .unwrap()
+                .as_deref(),
+            Some("b")
+        );
+        assert_eq!(principal(Role::Admin).readable_tenant(None).unwrap(), None);
+    }
+
+    #[test]
+    fn tenant_ids() {
+        assert!(validate_tenant_id("acme-01").is_ok());
+        for bad in ["", "Acme", "-x", "a b", &"x".repeat(65)] {
+            assert!(validate_tenant_id(bad).is_err(), "{bad}");
+        }
+    }
+}

@@ -1,0 +1,48 @@
+//! Storage adapters: SQLite (embedded default) and PostgreSQL (scale-out) implementations of
+//! the ports in `cairn_core::store`. Both run the same SQL and pass the same conformance suite.
+
+mod migrate;
+mod postgres;
+mod sql;
+mod sqlite;
+
+pub mod conformance;
+
+use std::sync::Arc;
+
+use cairn_core::store::{Store, StoreError, StoreResult};
+
+pub use postgres::PgStore;
+pub use sqlite::SqliteStore;
+
+/// Opens the store named by `url` (`sqlite://PATH` or `postgres://...`), creating the SQLite
+/// file and its folder if needed, and applies pending migrations.
+pub async fn open(url: &str, max_connections: u32) -> StoreResult<Arc<dyn Store>> {
+    if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+        Ok(Arc::new(PgStore::connect(url, max_connections).await?))
+    } else if let Some(path) = url
+        .strip_prefix("sqlite://")
+        .or_else(|| url.strip_prefix("sqlite:"))
+    {
+        Ok(Arc::new(
+            SqliteStore::open(std::path::Path::new(path), max_connections).await?,
+        ))
+    } else {
+        Err(StoreError::Backend(format!(
+            "unsupported storage URL '{url}'"
+        )))
+    }
+}
+
+/// Maps a sqlx error to a classified storage error.
+pub(crate) fn db_err(e: sqlx::Error) -> StoreError {
+    if let sqlx::Error::Database(d) = &e {
+        if d.is_unique_violation() {
+            return StoreError::Conflict("already exists".into());
+        }
+        if d.is_foreign_key_violation() {
+            return StoreError::NotFound("referenced row does not exist".into());
+        }
+    }
+    StoreError::Backend(e.to_string())
+}

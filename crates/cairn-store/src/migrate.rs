@@ -1,0 +1,54 @@
+//! Schema migrations: an ordered list of SQL scripts, each applied once inside a transaction
+//! and recorded in `schema_migrations`. The SQL is portable between SQLite and PostgreSQL.
+
+/// Every migration, in order: (version, name, SQL).
+pub(crate) const MIGRATIONS: &[(i64, &str, &str)] = &[(
+    1,
+    "tenancy_and_usage",
+    include_str!("migrations/0001_tenancy_and_usage.sql"),
+)];
+
+/// Creates the ledger table.
+pub(crate) const LEDGER: &str = "CREATE TABLE IF NOT EXISTS schema_migrations (
+    version BIGINT PRIMARY KEY, name TEXT NOT NULL, applied_at_ms BIGINT NOT NULL)";
+
+/// Applies pending migrations on one connection; the caller holds a lock that keeps other
+/// processes out (a write transaction on SQLite, an advisory lock on PostgreSQL).
+macro_rules! run_migrations {
+    ($conn:expr) => {{
+        use sqlx::Row;
+        sqlx::raw_sql($crate::migrate::LEDGER)
+            .execute(&mut *$conn)
+            .await
+            .map_err($crate::db_err)?;
+        for (version, name, sql) in $crate::migrate::MIGRATIONS {
+            let done =
+                sqlx::query("SELECT COUNT(*) AS n FROM schema_migrations WHERE version = $1")
+                    .bind(*version)
+                    .fetch_one(&mut *$conn)
+                    .await
+                    .map_err($crate::db_err)?
+                    .try_get::<i64, _>("n")
+                    .map_err($crate::db_err)?;
+            if done > 0 {
+                continue;
+            }
+            tracing::info!(version, name, "applying migration");
+            sqlx::raw_sql(sql)
+                .execute(&mut *$conn)
+                .await
+                .map_err($crate::db_err)?;
+            sqlx::query(
+                "INSERT INTO schema_migrations (version, name, applied_at_ms) VALUES ($1, $2, $3)",
+            )
+            .bind(*version)
+            .bind(*name)
+            .bind(cairn_core::time::now_ms())
+            .execute(&mut *$conn)
+            .await
+            .map_err($crate::db_err)?;
+        }
+        Ok::<(), cairn_core::store::StoreError>(())
+    }};
+}
+pub(crate) use run_migrations;

@@ -1,0 +1,48 @@
+//! The scale-out store: PostgreSQL, shared by any number of stateless Cairn nodes.
+
+use cairn_core::store::StoreResult;
+use sqlx::postgres::PgPoolOptions;
+use sqlx::PgPool;
+
+use crate::db_err;
+use crate::migrate::run_migrations;
+
+/// Arbitrary constant naming the advisory lock that serialises migrations across nodes.
+const MIGRATION_LOCK: i64 = 0x0CA1_4E00;
+
+/// Cairn's state in a PostgreSQL database.
+#[derive(Clone)]
+pub struct PgStore {
+    pub(crate) pool: PgPool,
+}
+
+impl PgStore {
+    /// Connects to `url` and migrates the schema (one node at a time).
+    pub async fn connect(url: &str, max_connections: u32) -> StoreResult<Self> {
+        let pool = PgPoolOptions::new()
+            .max_connections(max_connections.max(1))
+            .connect(url)
+            .await
+            .map_err(db_err)?;
+        let mut tx = pool.begin().await.map_err(db_err)?;
+        sqlx::query("SELECT pg_advisory_xact_lock($1)")
+            .bind(MIGRATION_LOCK)
+            .execute(&mut *tx)
+            .await
+            .map_err(db_err)?;
+        run_migrations!(tx)?;
+        tx.commit().await.map_err(db_err)?;
+        Ok(Self { pool })
+    }
+
+    /// The underlying pool (tests use it to create isolated schemas).
+    pub fn pool(&self) -> &PgPool {
+        &self.pool
+    }
+}
+
+/// The storage ports, implemented with the shared SQL.
+mod ports {
+    use super::PgStore;
+    crate::sql::impl_store!(PgStore, sqlx::Postgres, "postgres");
+}

@@ -1,0 +1,303 @@
+//! The store's queries, written once in SQL that SQLite and PostgreSQL both accept (`$N`
+//! placeholders, `ON CONFLICT`, explicit casts on aggregates) and instantiated per backend.
+
+/// Selected columns of `api_keys`, in the order `key_from_row` reads them.
+pub(crate) const KEY_COLUMNS: &str = "id, tenant_id, name, role, prefix, hash, rpm, tpm, \
+    monthly_budget_usd, created_at_ms, revoked_at_ms";
+
+/// Selected columns of `usage_records`.
+pub(crate) const USAGE_COLUMNS: &str = "id, ts_ms, tenant_id, key_id, endpoint, model_alias, \
+    provider, upstream_model, input_tokens, output_tokens, tokens_estimated, cost_usd, latency_ms, \
+    ttft_ms, output_tps, retries, fallbacks, streamed, status, error";
+
+/// Implements every storage port for `$store` (which has a `pool` field) on database `$db`.
+macro_rules! impl_store {
+    ($store:ty, $db:ty, $backend:literal) => {
+        use async_trait::async_trait;
+        use cairn_core::store::{KeyStore, Store, StoreError, TenantStore, UsageStore};
+        use cairn_core::tenancy::{ApiKey, KeyLimits, Tenant};
+        use cairn_core::usage::{CallStatus, UsageBucket, UsageQuery, UsageRecord};
+        use sqlx::Row;
+
+        type DbRow = <$db as sqlx::Database>::Row;
+
+        fn key_from_row(r: &DbRow) -> Result<ApiKey, sqlx::Error> {
+            let role: String = r.try_get("role")?;
+            Ok(ApiKey {
+                id: r.try_get("id")?,
+                tenant_id: r.try_get("tenant_id")?,
+                name: r.try_get("name")?,
+                role: role.parse().map_err(|e: String| sqlx::Error::Decode(e.into()))?,
+                prefix: r.try_get("prefix")?,
+                hash: r.try_get("hash")?,
+                limits: KeyLimits {
+                    requests_per_minute: r.try_get::<Option<i64>, _>("rpm")?.map(|v| v as u32),
+                    tokens_per_minute: r.try_get::<Option<i64>, _>("tpm")?.map(|v| v as u64),
+                    monthly_budget_usd: r.try_get("monthly_budget_usd")?,
+                },
+                created_at_ms: r.try_get("created_at_ms")?,
+                revoked_at_ms: r.try_get("revoked_at_ms")?,
+            })
+        }
+
+        fn usage_from_row(r: &DbRow) -> Result<UsageRecord, sqlx::Error> {
+            let status: String = r.try_get("status")?;
+            Ok(UsageRecord {
+                id: r.try_get("id")?,
+                ts_ms: r.try_get("ts_ms")?,
+                tenant_id: r.try_get("tenant_id")?,
+                key_id: r.try_get("key_id")?,
+                endpoint: r.try_get("endpoint")?,
+                model_alias: r.try_get("model_alias")?,
+                provider: r.try_get("provider")?,
+                upstream_model: r.try_get("upstream_model")?,
+                input_tokens: r.try_get::<i64, _>("input_tokens")? as u64,
+                output_tokens: r.try_get::<i64, _>("output_tokens")? as u64,
+                tokens_estimated: r.try_get("tokens_estimated")?,
+                cost_usd: r.try_get("cost_usd")?,
+                latency_ms: r.try_get::<i64, _>("latency_ms")? as u64,
+                ttft_ms: r.try_get::<Option<i64>, _>("ttft_ms")?.map(|v| v as u64),
+                output_tokens_per_s: r.try_get("output_tps")?,
+                retries: r.try_get::<i64, _>("retries")? as u32,
+                fallbacks: r.try_get::<i64, _>("fallbacks")? as u32,
+                streamed: r.try_get("streamed")?,
+                status: CallStatus::parse(&status),
+                error: r.try_get("error")?,
+            })
+        }
+
+        #[async_trait]
+        impl TenantStore for $store {
+            async fn create_tenant(&self, t: &Tenant) -> cairn_core::store::StoreResult<()> {
+                sqlx::query("INSERT INTO tenants (id, name, created_at_ms) VALUES ($1, $2, $3)")
+                    .bind(&t.id)
+                    .bind(&t.name)
+                    .bind(t.created_at_ms)
+                    .execute(&self.pool)
+                    .await
+                    .map_err(|e| match $crate::db_err(e) {
+                        StoreError::Conflict(_) => StoreError::Conflict(format!("tenant '{}' already exists", t.id)),
+                        other => other,
+                    })?;
+                Ok(())
+            }
+
+            async fn get_tenant(&self, id: &str) -> cairn_core::store::StoreResult<Option<Tenant>> {
+                let row = sqlx::query("SELECT id, name, created_at_ms FROM tenants WHERE id = $1")
+                    .bind(id)
+                    .fetch_optional(&self.pool)
+                    .await
+                    .map_err($crate::db_err)?;
+                row.map(|r| {
+                    Ok(Tenant {
+                        id: r.try_get("id")?,
+                        name: r.try_get("name")?,
+                        created_at_ms: r.try_get("created_at_ms")?,
+                    })
+                })
+                .transpose()
+                .map_err($crate::db_err)
+            }
+
+            async fn list_tenants(&self) -> cairn_core::store::StoreResult<Vec<Tenant>> {
+                let rows = sqlx::query("SELECT id, name, created_at_ms FROM tenants ORDER BY created_at_ms, id")
+                    .fetch_all(&self.pool)
+                    .await
+                    .map_err($crate::db_err)?;
+                rows.iter()
+                    .map(|r| {
+                        Ok(Tenant {
+                            id: r.try_get("id")?,
+                            name: r.try_get("name")?,
+                            created_at_ms: r.try_get("created_at_ms")?,
+                        })
+                    })
+                    .collect::<Result<_, sqlx::Error>>()
+                    .map_err($crate::db_err)
+            }
+        }
+
+        #[async_trait]
+        impl KeyStore for $store {
+            async fn insert_key(&self, k: &ApiKey) -> cairn_core::store::StoreResult<()> {
+                sqlx::query(
+                    "INSERT INTO api_keys (id, tenant_id, name, role, prefix, hash, rpm, tpm, \
+                     monthly_budget_usd, created_at_ms, revoked_at_ms) \
+                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
+                )
+                .bind(&k.id)
+                .bind(&k.tenant_id)
+                .bind(&k.name)
+                .bind(k.role.as_str())
+                .bind(&k.prefix)
+                .bind(&k.hash)
+                .bind(k.limits.requests_per_minute.map(i64::from))
+                .bind(k.limits.tokens_per_minute.map(|v| v as i64))
+                .bind(k.limits.monthly_budget_usd)
+                .bind(k.created_at_ms)
+                .bind(k.revoked_at_ms)
+                .execute(&self.pool)
+                .await
+                .map_err(|e| match $crate::db_err(e) {
+                    StoreError::NotFound(_) => StoreError::NotFound(format!("tenant '{}' does not exist", k.tenant_id)),
+                    other => other,
+                })?;
+                Ok(())
+            }
+
+            async fn find_key_by_hash(&self, hash: &str) -> cairn_core::store::StoreResult<Option<ApiKey>> {
+                let sql = format!("SELECT {} FROM api_keys WHERE hash = $1", $crate::sql::KEY_COLUMNS);
+                let row = sqlx::query(&sql).bind(hash).fetch_optional(&self.pool).await.map_err($crate::db_err)?;
+                row.as_ref().map(key_from_row).transpose().map_err($crate::db_err)
+            }
+
+            async fn get_key(&self, id: &str) -> cairn_core::store::StoreResult<Option<ApiKey>> {
+                let sql = format!("SELECT {} FROM api_keys WHERE id = $1", $crate::sql::KEY_COLUMNS);
+                let row = sqlx::query(&sql).bind(id).fetch_optional(&self.pool).await.map_err($crate::db_err)?;
+                row.as_ref().map(key_from_row).transpose().map_err($crate::db_err)
+            }
+
+            async fn list_keys(&self, tenant_id: Option<&str>) -> cairn_core::store::StoreResult<Vec<ApiKey>> {
+                let sql = format!(
+                    "SELECT {} FROM api_keys WHERE ($1 IS NULL OR tenant_id = $1) ORDER BY created_at_ms, id",
+                    $crate::sql::KEY_COLUMNS
+                );
+                let rows = sqlx::query(&sql).bind(tenant_id).fetch_all(&self.pool).await.map_err($crate::db_err)?;
+                rows.iter().map(key_from_row).collect::<Result<_, _>>().map_err($crate::db_err)
+            }
+
+            async fn revoke_key(&self, id: &str, at_ms: i64) -> cairn_core::store::StoreResult<ApiKey> {
+                sqlx::query("UPDATE api_keys SET revoked_at_ms = COALESCE(revoked_at_ms, $2) WHERE id = $1")
+                    .bind(id)
+                    .bind(at_ms)
+                    .execute(&self.pool)
+                    .await
+                    .map_err($crate::db_err)?;
+                self.get_key(id).await?.ok_or_else(|| StoreError::NotFound(format!("key '{id}' does not exist")))
+            }
+
+            async fn count_active_admin_keys(&self) -> cairn_core::store::StoreResult<u64> {
+                let n: i64 = sqlx::query(
+                    "SELECT COUNT(*) AS n FROM api_keys WHERE role = 'admin' AND revoked_at_ms IS NULL",
+                )
+                .fetch_one(&self.pool)
+                .await
+                .and_then(|r| r.try_get("n"))
+                .map_err($crate::db_err)?;
+                Ok(n as u64)
+            }
+        }
+
+        #[async_trait]
+        impl UsageStore for $store {
+            async fn insert_usage(&self, records: &[UsageRecord]) -> cairn_core::store::StoreResult<()> {
+                let mut tx = self.pool.begin().await.map_err($crate::db_err)?;
+                for u in records {
+                    sqlx::query(
+                        "INSERT INTO usage_records (id, ts_ms, tenant_id, key_id, endpoint, model_alias, provider, \
+                         upstream_model, input_tokens, output_tokens, tokens_estimated, cost_usd, latency_ms, ttft_ms, \
+                         output_tps, retries, fallbacks, streamed, status, error) VALUES \
+                         ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20) \
+                         ON CONFLICT (id) DO NOTHING",
+                    )
+                    .bind(&u.id)
+                    .bind(u.ts_ms)
+                    .bind(&u.tenant_id)
+                    .bind(&u.key_id)
+                    .bind(&u.endpoint)
+                    .bind(&u.model_alias)
+                    .bind(&u.provider)
+                    .bind(&u.upstream_model)
+                    .bind(u.input_tokens as i64)
+                    .bind(u.output_tokens as i64)
+                    .bind(u.tokens_estimated)
+                    .bind(u.cost_usd)
+                    .bind(u.latency_ms as i64)
+                    .bind(u.ttft_ms.map(|v| v as i64))
+                    .bind(u.output_tokens_per_s)
+                    .bind(i64::from(u.retries))
+                    .bind(i64::from(u.fallbacks))
+                    .bind(u.streamed)
+                    .bind(u.status.as_str())
+                    .bind(&u.error)
+                    .execute(&mut *tx)
+                    .await
+                    .map_err($crate::db_err)?;
+                }
+                tx.commit().await.map_err($crate::db_err)
+            }
+
+            async fn usage_buckets(&self, q: &UsageQuery) -> cairn_core::store::StoreResult<Vec<UsageBucket>> {
+                let rows = sqlx::query(
+                    "SELECT ts_ms / 86400000 AS day, tenant_id, model_alias, key_id, \
+                     CAST(COUNT(*) AS BIGINT) AS requests, \
+                     CAST(SUM(CASE WHEN status = 'ok' THEN 0 ELSE 1 END) AS BIGINT) AS errors, \
+                     CAST(SUM(input_tokens) AS BIGINT) AS input_tokens, \
+                     CAST(SUM(output_tokens) AS BIGINT) AS output_tokens, \
+                     CAST(SUM(cost_usd) AS DOUBLE PRECISION) AS cost_usd \
+                     FROM usage_records \
+                     WHERE ts_ms >= $1 AND ts_ms < $2 AND ($3 IS NULL OR tenant_id = $3) \
+                     AND ($4 IS NULL OR key_id = $4) AND ($5 IS NULL OR model_alias = $5) \
+                     GROUP BY ts_ms / 86400000, tenant_id, model_alias, key_id \
+                     ORDER BY day, tenant_id, model_alias, key_id",
+                )
+                .bind(q.from_ms)
+                .bind(q.to_ms)
+                .bind(q.tenant_id.as_deref())
+                .bind(q.key_id.as_deref())
+                .bind(q.model_alias.as_deref())
+                .fetch_all(&self.pool)
+                .await
+                .map_err($crate::db_err)?;
+                rows.iter()
+                    .map(|r| {
+                        Ok(UsageBucket {
+                            day: cairn_core::time::iso_day(r.try_get::<i64, _>("day")? * cairn_core::time::DAY_MS),
+                            tenant_id: r.try_get("tenant_id")?,
+                            model: r.try_get("model_alias")?,
+                            key_id: r.try_get("key_id")?,
+                            requests: r.try_get::<i64, _>("requests")? as u64,
+                            errors: r.try_get::<i64, _>("errors")? as u64,
+                            input_tokens: r.try_get::<i64, _>("input_tokens")? as u64,
+                            output_tokens: r.try_get::<i64, _>("output_tokens")? as u64,
+                            cost_usd: r.try_get("cost_usd")?,
+                        })
+                    })
+                    .collect::<Result<_, sqlx::Error>>()
+                    .map_err($crate::db_err)
+            }
+
+            async fn key_spend_since(&self, key_id: &str, since_ms: i64) -> cairn_core::store::StoreResult<f64> {
+                sqlx::query(
+                    "SELECT CAST(COALESCE(SUM(cost_usd), 0) AS DOUBLE PRECISION) AS spend \
+                     FROM usage_records WHERE key_id = $1 AND ts_ms >= $2",
+                )
+                .bind(key_id)
+                .bind(since_ms)
+                .fetch_one(&self.pool)
+                .await
+                .and_then(|r| r.try_get("spend"))
+                .map_err($crate::db_err)
+            }
+
+            async fn get_usage(&self, id: &str) -> cairn_core::store::StoreResult<Option<UsageRecord>> {
+                let sql = format!("SELECT {} FROM usage_records WHERE id = $1", $crate::sql::USAGE_COLUMNS);
+                let row = sqlx::query(&sql).bind(id).fetch_optional(&self.pool).await.map_err($crate::db_err)?;
+                row.as_ref().map(usage_from_row).transpose().map_err($crate::db_err)
+            }
+        }
+
+        #[async_trait]
+        impl Store for $store {
+            async fn ping(&self) -> cairn_core::store::StoreResult<()> {
+                sqlx::query("SELECT 1").execute(&self.pool).await.map_err($crate::db_err)?;
+                Ok(())
+            }
+
+            fn backend(&self) -> &'static str {
+                $backend
+            }
+        }
+    };
+}
+pub(crate) use impl_store;

