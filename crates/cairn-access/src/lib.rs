@@ -1,1 +1,10 @@
-//! placeholder
+//! Access control: tenants, API keys (random, shown once, stored as SHA-256 hashes), roles,
+//! and the per-key limits (requests and tokens per minute, monthly spend) checked on each call.
+
+mod keys;
+mod limits;
+mod service;
+
+pub use keys::{generate_secret, hash_secret, KEY_PREFIX};
+pub use limits::Limiter;
+pub use service::{AccessService, NewKey};

@@ -1,1 +1,8 @@
-//! placeholder
+//! Observability plumbing: the Prometheus metrics every Cairn component records into, and the
+//! structured-logging setup (JSON when not on a terminal).
+
+mod logging;
+mod metrics;
+
+pub use logging::init_logging;
+pub use metrics::{Labels, Metrics};

@@ -1,0 +1,190 @@
+//! The metrics registry: one struct holding every metric family, rendered in Prometheus text
+//! format by `/metrics`. Families are labelled with small, bounded label sets (route templates,
+//! model aliases, provider names), never with ids.
+
+use std::sync::atomic::AtomicU64;
+
+use prometheus_client::encoding::text::encode;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::{exponential_buckets, Histogram};
+use prometheus_client::registry::Registry;
+
+/// A label set: (name, value) pairs.
+pub type Labels = Vec<(&'static str, String)>;
+
+type HistFamily = Family<Labels, Histogram, fn() -> Histogram>;
+
+fn latency_histogram() -> Histogram {
+    // 0.5 ms .. ~65 s: gateway overhead sits at the bottom, model latency at the top.
+    Histogram::new(exponential_buckets(0.0005, 2.0, 18))
+}
+
+/// Every metric Cairn exports.
+pub struct Metrics {
+    registry: Registry,
+    /// HTTP requests by route template, method and status.
+    pub http_requests: Family<Labels, Counter>,
+    /// HTTP request duration by route template (to response headers for streams).
+    pub http_duration: HistFamily,
+    /// Model calls by model alias, endpoint, provider and final status.
+    pub model_calls: Family<Labels, Counter>,
+    /// Model call latency by model alias and endpoint.
+    pub model_latency: HistFamily,
+    /// Time to first token of streamed calls, by model alias.
+    pub model_ttft: HistFamily,
+    /// Tokens by model alias and direction (input, output).
+    pub tokens: Family<Labels, Counter>,
+    /// Cost in US dollars by model alias.
+    pub cost_usd: Family<Labels, Counter<f64, AtomicU64>>,
+    /// Upstream failures by provider and kind (connect, timeout, status_429, status_5xx, ...).
+    pub upstream_errors: Family<Labels, Counter>,
+    /// Retries by provider.
+    pub retries: Family<Labels, Counter>,
+    /// Fallbacks to a later target, by model alias.
+    pub fallbacks: Family<Labels, Counter>,
+    /// Circuit breaker state by provider and upstream model: 0 closed, 1 half-open, 2 open.
+    pub breaker_state: Family<Labels, Gauge>,
+    /// Streams currently being sent to clients.
+    pub inflight_streams: Gauge,
+    /// Requests refused by a per-key limit, by limit kind.
+    pub limited: Family<Labels, Counter>,
+    /// Usage records that could not be written (kept in memory and retried).
+    pub usage_write_failures: Counter,
+}
+
+impl Metrics {
+    /// A registry with every family registered under the `cairn_` prefix.
+    pub fn new() -> Self {
+        let mut registry = Registry::with_prefix("cairn");
+        let hist = || HistFamily::new_with_constructor(latency_histogram as fn() -> Histogram);
+        let m = Metrics {
+            http_requests: Family::default(),
+            http_duration: hist(),
+            model_calls: Family::default(),
+            model_latency: hist(),
+            model_ttft: hist(),
+            tokens: Family::default(),
+            cost_usd: Family::default(),
+            upstream_errors: Family::default(),
+            retries: Family::default(),
+            fallbacks: Family::default(),
+            breaker_state: Family::default(),
+            inflight_streams: Gauge::default(),
+            limited: Family::default(),
+            usage_write_failures: Counter::default(),
+            registry: Registry::default(),
+        };
+        registry.register("http_requests", "HTTP requests", m.http_requests.clone());
+        registry.register(
+            "http_request_duration_seconds",
+            "HTTP request duration",
+            m.http_duration.clone(),
+        );
+        registry.register(
+            "model_calls",
+            "Model calls by final status",
+            m.model_calls.clone(),
+        );
+        registry.register(
+            "model_latency_seconds",
+            "Model call latency",
+            m.model_latency.clone(),
+        );
+        registry.register(
+            "model_ttft_seconds",
+            "Time to first token of streamed calls",
+            m.model_ttft.clone(),
+        );
+        registry.register(
+            "model_tokens",
+            "Model tokens by direction",
+            m.tokens.clone(),
+        );
+        registry.register(
+            "model_cost_usd",
+            "Model cost in US dollars",
+            m.cost_usd.clone(),
+        );
+        registry.register(
+            "upstream_errors",
+            "Upstream failures by kind",
+            m.upstream_errors.clone(),
+        );
+        registry.register(
+            "upstream_retries",
+            "Retries of upstream calls",
+            m.retries.clone(),
+        );
+        registry.register(
+            "model_fallbacks",
+            "Fallbacks to a later target",
+            m.fallbacks.clone(),
+        );
+        registry.register(
+            "breaker_state",
+            "Circuit breaker state (0 closed, 1 half-open, 2 open)",
+            m.breaker_state.clone(),
+        );
+        registry.register(
+            "inflight_streams",
+            "Streams being sent to clients",
+            m.inflight_streams.clone(),
+        );
+        registry.register(
+            "limited_requests",
+            "Requests refused by a per-key limit",
+            m.limited.clone(),
+        );
+        registry.register(
+            "usage_write_failures",
+            "Failed writes of usage records",
+            m.usage_write_failures.clone(),
+        );
+        Metrics { registry, ..m }
+    }
+
+    /// Renders every metric in Prometheus text exposition format.
+    pub fn render(&self) -> String {
+        let mut out = String::with_capacity(16 * 1024);
+        // Writing into a String cannot fail.
+        let _ = encode(&mut out, &self.registry);
+        out
+    }
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn renders_registered_families() {
+        let m = Metrics::new();
+        m.http_requests
+            .get_or_create(&vec![
+                ("route", "/v1/models".into()),
+                ("method", "GET".into()),
+                ("status", "200".into()),
+            ])
+            .inc();
+        m.model_latency
+            .get_or_create(&vec![("model", "fast".into())])
+            .observe(0.01);
+        m.cost_usd
+            .get_or_create(&vec![("model", "fast".into())])
+            .inc_by(0.25);
+        let text = m.render();
+        assert!(text.contains(
+            "cairn_http_requests_total{route=\"/v1/models\",method=\"GET\",status=\"200\"} 1"
+        ));
+        assert!(text.contains("cairn_model_latency_seconds_bucket"));
+        assert!(text.contains("cairn_model_cost_usd_total{model=\"fast\"} 0.25"));
+    }
+}
