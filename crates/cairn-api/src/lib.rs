@@ -1,1 +1,17 @@
-//! placeholder
+//! Cairn's HTTP layer: axum routes, the bearer-key extractor, OpenAI-shaped errors, SSE,
+//! OpenAPI and the interactive docs. Handlers only translate HTTP to service calls and back.
+
+mod app;
+mod auth;
+mod error;
+mod json;
+mod middleware;
+mod openapi;
+mod routes;
+mod server;
+mod state;
+
+pub use app::App;
+pub use error::ApiError;
+pub use server::serve;
+pub use state::AppState;

@@ -312,11 +312,13 @@ impl Config {
         if let Ok(dir) = std::env::var("CAIRN_DATA_DIR") {
             fig = fig.merge(("storage.data_dir", dir));
         }
-        let env = Env::prefixed("CAIRN_").split("__").filter(|k| {
-            SECTIONS
-                .iter()
-                .any(|s| k.as_str().starts_with(&format!("{s}.")))
-        });
+        // The filter sees the raw name after the prefix (e.g. `SERVER__BIND`), before `split`.
+        let env = Env::prefixed("CAIRN_")
+            .filter(|k| {
+                let k = k.as_str().to_ascii_lowercase();
+                SECTIONS.iter().any(|s| k.starts_with(&format!("{s}__")))
+            })
+            .split("__");
         let config: Config = fig
             .merge(env)
             .extract()
@@ -460,6 +462,26 @@ mod tests {
             Config::from_toml("[server]\nbindd = \"x\""),
             Err(ConfigError::Parse(_))
         ));
+    }
+
+    #[test]
+    fn environment_overrides_the_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("c.toml");
+        std::fs::write(&path, SAMPLE).unwrap();
+        // Each test runs in its own process under nextest, so setting variables is contained.
+        std::env::set_var("CAIRN_SERVER__BIND", "127.0.0.1:7777");
+        std::env::set_var("CAIRN_GATEWAY__MAX_RETRIES", "5");
+        std::env::set_var("CAIRN_ADMIN_KEY", "not-a-config-key");
+        let c = Config::load(Some(&path)).unwrap();
+        assert_eq!(c.server.bind, "127.0.0.1:7777");
+        assert_eq!(c.gateway.max_retries, 5);
+        assert_eq!(c.models["fast"].targets[0].model, "m1");
+    }
+
+    #[test]
+    fn missing_file_is_an_error() {
+        assert!(Config::load(Some(Path::new("/nonexistent/cairn.toml"))).is_err());
     }
 
     #[test]

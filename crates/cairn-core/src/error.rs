@@ -23,6 +23,9 @@ pub enum Error {
     /// The key is valid but its role does not allow this action (HTTP 403).
     #[error("{0}")]
     Forbidden(String),
+    /// The requested model is not configured (HTTP 404, code `model_not_found`).
+    #[error("the model '{0}' does not exist")]
+    ModelNotFound(String),
     /// The named thing does not exist, or is not visible to the caller (HTTP 404).
     #[error("{0}")]
     NotFound(String),

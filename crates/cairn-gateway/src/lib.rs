@@ -1,1 +1,17 @@
-//! placeholder
+//! The model gateway: providers (each a module behind one trait), the router (retries with
+//! backoff, fallbacks, per-target timeouts, circuit breakers, concurrency limits), accounting,
+//! and the service the HTTP layer calls.
+
+mod accounting;
+mod backoff;
+mod breaker;
+pub mod provider;
+mod router;
+mod service;
+mod sse;
+mod stream;
+
+pub use accounting::UsageRecorder;
+pub use provider::{ChunkStream, Provider, ProviderError};
+pub use router::Router;
+pub use service::{ChatStream, GatewayService, Routed, StreamEvent, UsageReport, UsageRequest};

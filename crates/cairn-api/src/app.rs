@@ -1,0 +1,141 @@
+//! The composition root: builds storage, services and the HTTP router from a `Config`.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::extract::DefaultBodyLimit;
+use axum::http::{HeaderName, HeaderValue, Method, StatusCode};
+use axum::routing::{delete, get, post};
+use axum::Router;
+use cairn_access::AccessService;
+use cairn_core::config::Config;
+use cairn_gateway::GatewayService;
+use cairn_telemetry::Metrics;
+use tokio_util::sync::CancellationToken;
+use tower_http::cors::{AllowOrigin, CorsLayer};
+use utoipa::OpenApi;
+use utoipa_swagger_ui::SwaggerUi;
+
+use crate::error::error_response;
+use crate::middleware::observe;
+use crate::openapi::ApiDoc;
+use crate::routes::{admin, chat, embeddings, models, ops, usage};
+use crate::state::AppState;
+
+/// A built Cairn application, ready to serve.
+pub struct App {
+    /// Shared state.
+    pub state: AppState,
+    /// The configuration it was built from.
+    pub config: Config,
+    /// The admin key generated on first start, to be shown once; `None` afterwards.
+    pub bootstrap_secret: Option<String>,
+}
+
+impl App {
+    /// Opens storage (migrating it), builds the services, and bootstraps the first admin key
+    /// (`admin_key` when given, e.g. from `CAIRN_ADMIN_KEY`).
+    pub async fn build(config: Config, admin_key: Option<&str>) -> Result<App, String> {
+        let store = cairn_store::open(
+            &config.storage.database_url(),
+            config.storage.max_connections,
+        )
+        .await
+        .map_err(|e| format!("opening storage {}: {e}", config.storage.database_url()))?;
+        let metrics = Arc::new(Metrics::new());
+        let access = Arc::new(AccessService::new(
+            store.clone(),
+            Duration::from_millis(config.gateway.key_cache_ttl_ms),
+        ));
+        let bootstrap_secret = access
+            .bootstrap(admin_key)
+            .await
+            .map_err(|e| e.to_string())?;
+        let gateway = Arc::new(GatewayService::new(&config, store, metrics.clone())?);
+        let state = AppState {
+            gateway,
+            access,
+            metrics,
+            streams_cut: CancellationToken::new(),
+            request_timeout: Duration::from_secs(config.server.request_timeout_secs),
+        };
+        Ok(App {
+            state,
+            config,
+            bootstrap_secret,
+        })
+    }
+
+    /// The HTTP router with every route and layer.
+    pub fn router(&self) -> Router {
+        let router = Router::new()
+            .route("/v1/chat/completions", post(chat::chat_completions))
+            .route("/v1/embeddings", post(embeddings::embeddings))
+            .route("/v1/models", get(models::list_models))
+            .route("/v1/usage", get(usage::usage))
+            .route(
+                "/v1/admin/tenants",
+                post(admin::create_tenant).get(admin::list_tenants),
+            )
+            .route(
+                "/v1/admin/keys",
+                post(admin::create_key).get(admin::list_keys),
+            )
+            .route("/v1/admin/keys/{id}", delete(admin::revoke_key))
+            .route("/healthz", get(ops::healthz))
+            .route("/readyz", get(ops::readyz))
+            .route("/metrics", get(ops::metrics))
+            .merge(SwaggerUi::new("/docs").url("/openapi.json", ApiDoc::openapi()))
+            .fallback(|| async {
+                error_response(
+                    StatusCode::NOT_FOUND,
+                    "invalid_request_error",
+                    Some("unknown_route"),
+                    None,
+                    "no such route".into(),
+                )
+            })
+            .method_not_allowed_fallback(|| async {
+                error_response(
+                    StatusCode::METHOD_NOT_ALLOWED,
+                    "invalid_request_error",
+                    Some("method_not_allowed"),
+                    None,
+                    "method not allowed on this route".into(),
+                )
+            })
+            .layer(axum::middleware::from_fn_with_state(
+                self.state.clone(),
+                observe,
+            ))
+            .layer(DefaultBodyLimit::max(self.config.server.max_body_bytes));
+        let router = match cors(&self.config.server.cors_allowed_origins) {
+            Some(layer) => router.layer(layer),
+            None => router,
+        };
+        router.with_state(self.state.clone())
+    }
+}
+
+/// CORS from `server.cors_allowed_origins`: none when empty, any origin for `["*"]`.
+fn cors(origins: &[String]) -> Option<CorsLayer> {
+    if origins.is_empty() {
+        return None;
+    }
+    let allow = if origins.iter().any(|o| o == "*") {
+        AllowOrigin::any()
+    } else {
+        AllowOrigin::list(origins.iter().filter_map(|o| HeaderValue::from_str(o).ok()))
+    };
+    Some(
+        CorsLayer::new()
+            .allow_origin(allow)
+            .allow_methods([Method::GET, Method::POST, Method::DELETE, Method::OPTIONS])
+            .allow_headers([
+                axum::http::header::AUTHORIZATION,
+                axum::http::header::CONTENT_TYPE,
+            ])
+            .expose_headers([HeaderName::from_static("x-request-id")])
+            .max_age(Duration::from_secs(600)),
+    )
+}

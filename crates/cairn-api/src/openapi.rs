@@ -1,0 +1,52 @@
+//! The OpenAPI 3.1 document, generated from the handlers and types, and the interactive docs
+//! at `/docs` (Swagger UI served from the binary: no CDN).
+
+use cairn_core::openai::*;
+use cairn_core::tenancy::{ApiKey, KeyLimits, Role, Tenant};
+use cairn_core::usage::UsageBucket;
+use cairn_gateway::{UsageReport, UsageRequest};
+use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
+use utoipa::{Modify, OpenApi};
+
+use crate::routes::{admin, chat, embeddings, models, ops, usage};
+
+/// The API description.
+#[derive(OpenApi)]
+#[openapi(
+    info(title = "Cairn", description = "The AI backend stack in one binary: an OpenAI-compatible model gateway and more."),
+    paths(
+        chat::chat_completions, embeddings::embeddings, models::list_models, usage::usage,
+        admin::create_tenant, admin::list_tenants, admin::create_key, admin::list_keys, admin::revoke_key,
+        ops::healthz, ops::readyz, ops::metrics,
+    ),
+    components(schemas(
+        ChatRequest, ChatCompletion, ChatChunk, ChunkChoice, Delta, ToolCallDelta, FunctionCallDelta, ChatMessage,
+        MessageContent, ContentPart, ChatRole, Tool, FunctionDef, ToolCall, FunctionCall, Choice, Usage, Stop,
+        StreamOptions, EmbeddingRequest, EmbeddingInput, EncodingFormat, EmbeddingResponse, Embedding,
+        EmbeddingVector, EmbeddingUsage, ModelList, Model, ModelInfo, ErrorBody, ErrorDetail, Tenant, ApiKey,
+        KeyLimits, Role, UsageBucket, UsageReport, UsageRequest, admin::CreateTenant, admin::CreateKey,
+        admin::CreatedKey,
+    )),
+    modifiers(&BearerAuth),
+    tags(
+        (name = "gateway", description = "OpenAI-compatible model endpoints"),
+        (name = "accounting", description = "Usage and cost"),
+        (name = "admin", description = "Tenants and API keys"),
+        (name = "operations", description = "Health and metrics"),
+    )
+)]
+pub struct ApiDoc;
+
+/// Declares the `Authorization: Bearer <key>` scheme.
+struct BearerAuth;
+
+impl Modify for BearerAuth {
+    fn modify(&self, doc: &mut utoipa::openapi::OpenApi) {
+        if let Some(c) = doc.components.as_mut() {
+            c.add_security_scheme(
+                "bearer",
+                SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).build()),
+            );
+        }
+    }
+}

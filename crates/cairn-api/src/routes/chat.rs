@@ -1,0 +1,86 @@
+//! `POST /v1/chat/completions`: JSON, or server-sent events when `stream` is true.
+
+use std::convert::Infallible;
+
+use axum::body::{Body, Bytes};
+use axum::extract::State;
+use axum::http::header;
+use axum::response::{IntoResponse, Response};
+use axum::Extension;
+use cairn_core::openai::{ChatCompletion, ChatRequest, ErrorBody, ErrorDetail};
+use cairn_gateway::{ChatStream, StreamEvent};
+use futures::StreamExt;
+
+use super::with_routed;
+use crate::auth::Auth;
+use crate::error::ApiError;
+use crate::json::Json;
+use crate::middleware::RequestId;
+use crate::state::AppState;
+
+/// Creates a chat completion (OpenAI-compatible). With `stream: true` the response is
+/// `text/event-stream` of `chat.completion.chunk` objects ending with `data: [DONE]`.
+#[utoipa::path(
+    post, path = "/v1/chat/completions", tag = "gateway",
+    request_body = ChatRequest,
+    responses(
+        (status = 200, description = "The completion; or, when stream is true, an SSE stream of ChatChunk", body = ChatCompletion),
+        (status = 400, description = "Invalid request", body = ErrorBody),
+        (status = 401, description = "Missing, invalid or revoked key", body = ErrorBody),
+        (status = 403, description = "Role does not allow model calls", body = ErrorBody),
+        (status = 404, description = "Unknown model", body = ErrorBody),
+        (status = 413, description = "Body too large", body = ErrorBody),
+        (status = 429, description = "Rate limit or budget exhausted", body = ErrorBody),
+        (status = 502, description = "Every upstream target failed", body = ErrorBody),
+        (status = 503, description = "Every target's circuit is open", body = ErrorBody),
+        (status = 504, description = "Upstream timed out", body = ErrorBody),
+    ),
+    security(("bearer" = []))
+)]
+pub async fn chat_completions(
+    State(s): State<AppState>,
+    Auth(p): Auth,
+    Extension(id): Extension<RequestId>,
+    Json(req): Json<ChatRequest>,
+) -> Result<Response, ApiError> {
+    if req.is_stream() {
+        let (stream, routed) = s
+            .gateway
+            .chat_stream(&p, req, &id.0, s.streams_cut.clone())
+            .await?;
+        Ok(with_routed(sse(stream), &routed))
+    } else {
+        let (completion, routed) = s.gateway.chat(&p, req, &id.0).await?;
+        Ok(with_routed(axum::Json(completion).into_response(), &routed))
+    }
+}
+
+/// Encodes the event stream exactly as OpenAI does: `data: <json>\n\n`, then `data: [DONE]`.
+fn sse(stream: ChatStream) -> Response {
+    let body = stream.map(|ev| {
+        let line = match ev {
+            StreamEvent::Chunk(chunk) => {
+                serde_json::to_string(&chunk).map(|j| format!("data: {j}\n\n"))
+            }
+            StreamEvent::Error(message) => {
+                let body = ErrorBody {
+                    error: ErrorDetail {
+                        message,
+                        kind: "upstream_error".into(),
+                        param: None,
+                        code: Some("stream_interrupted".into()),
+                    },
+                };
+                serde_json::to_string(&body).map(|j| format!("data: {j}\n\n"))
+            }
+            StreamEvent::Done => Ok("data: [DONE]\n\n".to_string()),
+        };
+        Ok::<_, Infallible>(Bytes::from(line.unwrap_or_default()))
+    });
+    Response::builder()
+        .header(header::CONTENT_TYPE, "text/event-stream")
+        .header(header::CACHE_CONTROL, "no-cache")
+        .header("x-accel-buffering", "no")
+        .body(Body::from_stream(body))
+        .unwrap_or_else(|_| Response::new(Body::empty()))
+}

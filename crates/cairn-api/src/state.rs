@@ -1,0 +1,24 @@
+//! Shared state handed to every handler.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use cairn_access::AccessService;
+use cairn_gateway::GatewayService;
+use cairn_telemetry::Metrics;
+use tokio_util::sync::CancellationToken;
+
+/// Services and process-wide handles; cheap to clone.
+#[derive(Clone)]
+pub struct AppState {
+    /// Model gateway.
+    pub gateway: Arc<GatewayService>,
+    /// Keys and tenants.
+    pub access: Arc<AccessService>,
+    /// Metrics registry.
+    pub metrics: Arc<Metrics>,
+    /// Cancelled when shutdown's grace period is over: open streams end cleanly.
+    pub streams_cut: CancellationToken,
+    /// Deadline for producing a response (`server.request_timeout_secs`).
+    pub request_timeout: Duration,
+}

@@ -1,0 +1,110 @@
+//! HTTP plumbing shared by providers: the client (auth and extra headers preset), and the
+//! mapping of transport failures and error statuses to `ProviderError`.
+
+use std::time::Duration;
+
+use cairn_core::config::{ProviderConfig, ProviderKind};
+use reqwest::header::{HeaderMap, HeaderName, HeaderValue};
+
+use super::ProviderError;
+
+/// A client for one provider: its key (read from the environment now, never logged) and its
+/// extra headers are default headers; the connect timeout is the target's.
+pub(crate) fn client(
+    name: &str,
+    cfg: &ProviderConfig,
+    connect_timeout: Duration,
+) -> Result<reqwest::Client, String> {
+    let mut headers = HeaderMap::new();
+    if let Some(var) = &cfg.api_key_env {
+        if let Ok(key) = std::env::var(var) {
+            let (header, value) = match cfg.kind {
+                ProviderKind::Openai => ("authorization", format!("Bearer {key}")),
+                ProviderKind::Anthropic => ("x-api-key", key),
+            };
+            let mut v = HeaderValue::from_str(&value).map_err(|_| {
+                format!("provider {name}: {var} holds characters not allowed in a header")
+            })?;
+            v.set_sensitive(true);
+            headers.insert(header, v);
+        }
+    }
+    for (k, v) in &cfg.headers {
+        let name_ok = HeaderName::from_bytes(k.as_bytes())
+            .map_err(|_| format!("provider {name}: bad header name '{k}'"))?;
+        let value = HeaderValue::from_str(v)
+            .map_err(|_| format!("provider {name}: bad value for header '{k}'"))?;
+        headers.insert(name_ok, value);
+    }
+    reqwest::Client::builder()
+        .default_headers(headers)
+        .connect_timeout(connect_timeout)
+        .pool_idle_timeout(Duration::from_secs(90))
+        .pool_max_idle_per_host(1024)
+        .tcp_nodelay(true)
+        .build()
+        .map_err(|e| format!("provider {name}: {e}"))
+}
+
+/// Maps a transport error.
+pub(crate) fn transport(e: reqwest::Error) -> ProviderError {
+    if e.is_connect() {
+        ProviderError::Connect(e.to_string())
+    } else if e.is_timeout() {
+        ProviderError::Timeout("connect")
+    } else if e.is_decode() {
+        ProviderError::Protocol(e.to_string())
+    } else {
+        ProviderError::Connect(e.to_string())
+    }
+}
+
+/// Sends `req` and returns the response if its status is 2xx; otherwise reads the error body
+/// into a `Status` error, keeping `retry-after` (seconds, or `retry-after-ms`).
+pub(crate) async fn send(req: reqwest::RequestBuilder) -> Result<reqwest::Response, ProviderError> {
+    let resp = req.send().await.map_err(transport)?;
+    if resp.status().is_success() {
+        return Ok(resp);
+    }
+    let status = resp.status().as_u16();
+    let header = |name: &str| {
+        resp.headers()
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned)
+    };
+    let retry_after = header("retry-after-ms")
+        .and_then(|v| v.trim().parse::<f64>().ok())
+        .map(|ms| Duration::from_secs_f64(ms.max(0.0) / 1000.0))
+        .or_else(|| {
+            header("retry-after")
+                .and_then(|v| v.trim().parse::<f64>().ok())
+                .map(|s| Duration::from_secs_f64(s.max(0.0)))
+        });
+    let body = resp.text().await.unwrap_or_default();
+    Err(ProviderError::Status {
+        status,
+        message: error_message(&body),
+        retry_after,
+    })
+}
+
+/// Pulls the human message out of an OpenAI or Anthropic error body, or a short raw excerpt.
+fn error_message(body: &str) -> String {
+    let parsed: Option<serde_json::Value> = serde_json::from_str(body).ok();
+    parsed
+        .as_ref()
+        .and_then(|v| v.pointer("/error/message").or_else(|| v.get("message")))
+        .and_then(|m| m.as_str())
+        .map(str::to_owned)
+        .unwrap_or_else(|| body.chars().take(300).collect())
+}
+
+/// Parses a JSON body, mapping failures to `Protocol`.
+pub(crate) async fn json<T: serde::de::DeserializeOwned>(
+    resp: reqwest::Response,
+) -> Result<T, ProviderError> {
+    let bytes = resp.bytes().await.map_err(transport)?;
+    serde_json::from_slice(&bytes)
+        .map_err(|e| ProviderError::Protocol(format!("invalid JSON: {e}")))
+}

@@ -1,0 +1,137 @@
+//! Upstream providers, each a module behind the `Provider` trait. A provider speaks one wire
+//! protocol and always returns OpenAI-shaped types; the router never sees protocol details.
+
+mod anthropic;
+mod anthropic_stream;
+mod http;
+mod openai;
+
+use std::pin::Pin;
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use cairn_core::config::{ProviderConfig, ProviderKind};
+use cairn_core::openai::{
+    ChatChunk, ChatCompletion, ChatRequest, EmbeddingRequest, EmbeddingResponse,
+};
+use futures::Stream;
+
+pub use anthropic::AnthropicProvider;
+pub use openai::OpenAiProvider;
+
+/// A stream of OpenAI-shaped chunks from an upstream. The last item may carry only usage.
+pub type ChunkStream = Pin<Box<dyn Stream<Item = Result<ChatChunk, ProviderError>> + Send>>;
+
+/// Why an upstream call failed.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum ProviderError {
+    /// The TCP/TLS connection could not be made, or broke before a response.
+    #[error("connection failed: {0}")]
+    Connect(String),
+    /// A deadline passed (`connect`, `first_token` or `total`).
+    #[error("timed out waiting for {0}")]
+    Timeout(&'static str),
+    /// The upstream answered with an error status.
+    #[error("upstream returned {status}: {message}")]
+    Status {
+        /// HTTP status.
+        status: u16,
+        /// The upstream's error message.
+        message: String,
+        /// The upstream's `retry-after`, if sent.
+        retry_after: Option<Duration>,
+    },
+    /// The upstream answered with something that is not the protocol (bad JSON, cut stream).
+    #[error("malformed upstream response: {0}")]
+    Protocol(String),
+    /// The provider cannot do this (e.g. embeddings on Anthropic).
+    #[error("{0}")]
+    Unsupported(String),
+}
+
+impl ProviderError {
+    /// Worth retrying on the same target: connect errors, timeouts, 408, 429, 5xx, bad JSON.
+    pub fn is_retryable(&self) -> bool {
+        match self {
+            ProviderError::Connect(_) | ProviderError::Timeout(_) | ProviderError::Protocol(_) => {
+                true
+            }
+            ProviderError::Status { status, .. } => {
+                matches!(status, 408 | 409 | 429) || *status >= 500
+            }
+            ProviderError::Unsupported(_) => false,
+        }
+    }
+
+    /// The client's fault (the request itself is bad): returned as is, never retried elsewhere.
+    pub fn is_client_error(&self) -> bool {
+        matches!(
+            self,
+            ProviderError::Status {
+                status: 400 | 413 | 422,
+                ..
+            }
+        )
+    }
+
+    /// A short label for the `upstream_errors` metric.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            ProviderError::Connect(_) => "connect",
+            ProviderError::Timeout(_) => "timeout",
+            ProviderError::Status { status: 429, .. } => "status_429",
+            ProviderError::Status { status, .. } if *status >= 500 => "status_5xx",
+            ProviderError::Status { .. } => "status_4xx",
+            ProviderError::Protocol(_) => "protocol",
+            ProviderError::Unsupported(_) => "unsupported",
+        }
+    }
+
+    /// The `retry-after` the upstream asked for.
+    pub fn retry_after(&self) -> Option<Duration> {
+        match self {
+            ProviderError::Status { retry_after, .. } => *retry_after,
+            _ => None,
+        }
+    }
+}
+
+/// One upstream LLM API.
+#[async_trait]
+pub trait Provider: Send + Sync {
+    /// A non-streaming chat completion with `model` as the upstream model.
+    async fn chat(
+        &self,
+        request: &ChatRequest,
+        model: &str,
+    ) -> Result<ChatCompletion, ProviderError>;
+
+    /// Starts a streaming chat completion; returns once the upstream accepted the request.
+    /// The stream always ends with a usage-only chunk when the upstream reports usage.
+    async fn chat_stream(
+        &self,
+        request: &ChatRequest,
+        model: &str,
+    ) -> Result<ChunkStream, ProviderError>;
+
+    /// Embeds the inputs (always as floats; the service re-encodes for the client).
+    async fn embed(
+        &self,
+        request: &EmbeddingRequest,
+        model: &str,
+    ) -> Result<EmbeddingResponse, ProviderError>;
+}
+
+/// Builds the provider for a config entry, with its connect timeout.
+pub fn build(
+    name: &str,
+    cfg: &ProviderConfig,
+    connect_timeout: Duration,
+) -> Result<Arc<dyn Provider>, String> {
+    let client = http::client(name, cfg, connect_timeout)?;
+    Ok(match cfg.kind {
+        ProviderKind::Openai => Arc::new(OpenAiProvider::new(client, &cfg.base_url)),
+        ProviderKind::Anthropic => Arc::new(AnthropicProvider::new(client, &cfg.base_url)),
+    })
+}

@@ -1,0 +1,495 @@
+//! The gateway service: what the HTTP layer calls for chat, embeddings, models and usage.
+//! It checks the caller's role and limits, routes the call, and accounts it.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use cairn_access::Limiter;
+use cairn_core::config::{Config, ModelKind};
+use cairn_core::openai::{
+    ChatCompletion, ChatRequest, EmbeddingRequest, EmbeddingResponse, EncodingFormat, Model,
+    ModelInfo, ModelList,
+};
+use cairn_core::store::Store;
+use cairn_core::tenancy::{Principal, Role};
+use cairn_core::usage::{CallStatus, UsageBucket, UsageQuery};
+use cairn_core::{Error, Result};
+use cairn_telemetry::Metrics;
+use futures::StreamExt;
+use serde::{Deserialize, Serialize};
+use tokio_util::sync::CancellationToken;
+
+use crate::accounting::{CallGuard, PendingCall, UsageRecorder};
+use crate::router::{Deadline, ModelRoute, RouteTrace, Router};
+use crate::stream::{relay, Relay};
+pub use crate::stream::{ChatStream, StreamEvent};
+
+/// Most inputs in one embeddings request (OpenAI's limit).
+const MAX_EMBEDDING_INPUTS: usize = 2048;
+/// Longest usage window one query may cover.
+const MAX_USAGE_WINDOW_DAYS: i64 = 400;
+
+/// Where a call was served, for response headers.
+#[derive(Clone, Debug, Default)]
+pub struct Routed {
+    /// Provider name.
+    pub provider: String,
+    /// Upstream model.
+    pub model: String,
+    /// Retries taken.
+    pub retries: u32,
+    /// Fallbacks taken.
+    pub fallbacks: u32,
+}
+
+impl From<&RouteTrace> for Routed {
+    fn from(t: &RouteTrace) -> Self {
+        Routed {
+            provider: t
+                .target
+                .as_ref()
+                .map(|t| t.provider_name.clone())
+                .unwrap_or_default(),
+            model: t
+                .target
+                .as_ref()
+                .map(|t| t.model.clone())
+                .unwrap_or_default(),
+            retries: t.retries,
+            fallbacks: t.fallbacks,
+        }
+    }
+}
+
+/// A usage query as clients send it.
+#[derive(Clone, Debug, Default, Deserialize, utoipa::IntoParams, utoipa::ToSchema)]
+pub struct UsageRequest {
+    /// First day, `YYYY-MM-DD` (UTC); default 30 days before `to`.
+    pub from: Option<String>,
+    /// Last day, inclusive, `YYYY-MM-DD`; default today.
+    pub to: Option<String>,
+    /// Tenant (admins only; default the caller's own).
+    pub tenant: Option<String>,
+    /// Only this key.
+    pub key_id: Option<String>,
+    /// Only this model alias.
+    pub model: Option<String>,
+}
+
+/// Usage report: buckets by day, tenant, model and key, with totals.
+#[derive(Clone, Debug, Serialize, utoipa::ToSchema)]
+pub struct UsageReport {
+    /// Always `list`.
+    pub object: String,
+    /// First day covered.
+    pub from: String,
+    /// Last day covered.
+    pub to: String,
+    /// The buckets.
+    pub data: Vec<UsageBucket>,
+    /// Sums over all buckets.
+    pub totals: UsageTotals,
+}
+
+/// Sums over a usage report.
+#[derive(Clone, Debug, Default, Serialize, utoipa::ToSchema)]
+pub struct UsageTotals {
+    /// Calls.
+    pub requests: u64,
+    /// Calls that did not end `ok`.
+    pub errors: u64,
+    /// Prompt tokens.
+    pub input_tokens: u64,
+    /// Completion tokens.
+    pub output_tokens: u64,
+    /// Cost in US dollars.
+    pub cost_usd: f64,
+}
+
+/// The model gateway.
+pub struct GatewayService {
+    router: Router,
+    limiter: Arc<Limiter>,
+    recorder: UsageRecorder,
+    store: Arc<dyn Store>,
+    metrics: Arc<Metrics>,
+    started_secs: i64,
+}
+
+impl GatewayService {
+    /// Builds the gateway from config over `store`; starts the usage writer.
+    pub fn new(
+        cfg: &Config,
+        store: Arc<dyn Store>,
+        metrics: Arc<Metrics>,
+    ) -> std::result::Result<Self, String> {
+        let router = Router::from_config(cfg, metrics.clone())?;
+        let recorder = UsageRecorder::start(
+            store.clone(),
+            metrics.clone(),
+            Duration::from_millis(cfg.gateway.usage_flush_ms.max(1)),
+        );
+        Ok(Self {
+            router,
+            limiter: Arc::new(Limiter::new(store.clone())),
+            recorder,
+            store,
+            metrics,
+            started_secs: cairn_core::time::now_secs(),
+        })
+    }
+
+    fn route(&self, alias: &str, kind: ModelKind) -> Result<&ModelRoute> {
+        let route = self
+            .router
+            .route(alias)
+            .ok_or_else(|| Error::ModelNotFound(alias.into()))?;
+        if route.kind != kind {
+            let hint = match route.kind {
+                ModelKind::Chat => "a chat model: use /v1/chat/completions",
+                ModelKind::Embedding => "an embedding model: use /v1/embeddings",
+            };
+            return Err(Error::invalid_param(
+                "model",
+                format!("model '{alias}' is {hint}"),
+            ));
+        }
+        Ok(route)
+    }
+
+    async fn admit(&self, p: &Principal) -> Result<()> {
+        p.require(Role::Member)?;
+        let admitted = self.limiter.admit(p).await;
+        if let Err(e) = &admitted {
+            let kind = if matches!(e, Error::BudgetExceeded(_)) {
+                "budget"
+            } else {
+                "rate"
+            };
+            self.metrics
+                .limited
+                .get_or_create(&vec![("limit", kind.into())])
+                .inc();
+        }
+        admitted
+    }
+
+    fn pending(
+        &self,
+        p: &Principal,
+        request_id: &str,
+        endpoint: &str,
+        alias: &str,
+        stream: bool,
+        prompt: u64,
+    ) -> CallGuard {
+        let call = PendingCall::start(
+            self.recorder.clone(),
+            self.limiter.clone(),
+            p,
+            request_id,
+            endpoint,
+            alias,
+            stream,
+            prompt,
+        );
+        CallGuard {
+            call,
+            trace: RouteTrace::default(),
+        }
+    }
+
+    /// A non-streaming chat completion.
+    pub async fn chat(
+        &self,
+        p: &Principal,
+        req: ChatRequest,
+        request_id: &str,
+    ) -> Result<(ChatCompletion, Routed)> {
+        req.validate()?;
+        let route = self.route(&req.model, ModelKind::Chat)?;
+        self.admit(p).await?;
+        let mut guard = self.pending(
+            p,
+            request_id,
+            "chat",
+            &req.model,
+            false,
+            req.estimated_prompt_tokens(),
+        );
+        let result = self
+            .router
+            .call(route, Deadline::Total, |t, _permit| {
+                let req = &req;
+                async move { t.provider.chat(req, &t.model).await }
+            })
+            .await;
+        match result {
+            Ok((completion, trace)) => {
+                guard.call.routed(&trace);
+                guard.call.reported = completion
+                    .usage
+                    .as_ref()
+                    .map(|u| (u.prompt_tokens, u.completion_tokens));
+                guard.call.output_chars = completion
+                    .choices
+                    .iter()
+                    .map(|c| c.message.text_content().len())
+                    .sum();
+                guard.call.finish(CallStatus::Ok, None, &trace);
+                let routed = Routed::from(&trace);
+                guard.trace = trace;
+                Ok((completion, routed))
+            }
+            Err(e) => {
+                guard.call.routed(&e.trace);
+                guard
+                    .call
+                    .finish(CallStatus::Error, Some(e.error.to_string()), &e.trace);
+                guard.trace = e.trace;
+                Err(e.error)
+            }
+        }
+    }
+
+    /// Starts a streamed chat completion. Returns once the first chunk has arrived, so every
+    /// retry and fallback happens before the client has seen a byte; from then on, no retry.
+    pub async fn chat_stream(
+        &self,
+        p: &Principal,
+        req: ChatRequest,
+        request_id: &str,
+        shutdown: CancellationToken,
+    ) -> Result<(ChatStream, Routed)> {
+        req.validate()?;
+        let route = self.route(&req.model, ModelKind::Chat)?;
+        self.admit(p).await?;
+        let mut guard = self.pending(
+            p,
+            request_id,
+            "chat",
+            &req.model,
+            true,
+            req.estimated_prompt_tokens(),
+        );
+        let started = tokio::time::Instant::now();
+        let result = self
+            .router
+            .call(route, Deadline::FirstToken, |t, permit| {
+                let req = &req;
+                async move {
+                    let mut upstream = t.provider.chat_stream(req, &t.model).await?;
+                    match upstream.next().await {
+                        Some(Ok(first)) => Ok((first, upstream, permit)),
+                        Some(Err(e)) => Err(e),
+                        None => Err(crate::ProviderError::Protocol(
+                            "stream ended before any chunk".into(),
+                        )),
+                    }
+                }
+            })
+            .await;
+        match result {
+            Ok(((first, upstream, permit), trace)) => {
+                guard.call.routed(&trace);
+                let routed = Routed::from(&trace);
+                let total = trace
+                    .target
+                    .as_ref()
+                    .map(|t| t.timeouts.total_ms)
+                    .unwrap_or(600_000);
+                guard.trace = trace;
+                let stream = relay(Relay {
+                    upstream,
+                    first,
+                    guard,
+                    wants_usage: req.wants_stream_usage(),
+                    deadline: started + Duration::from_millis(total),
+                    shutdown,
+                    permit,
+                    metrics: self.metrics.clone(),
+                });
+                Ok((stream, routed))
+            }
+            Err(e) => {
+                guard.call.routed(&e.trace);
+                guard
+                    .call
+                    .finish(CallStatus::Error, Some(e.error.to_string()), &e.trace);
+                guard.trace = e.trace;
+                Err(e.error)
+            }
+        }
+    }
+
+    /// Embeddings, re-encoded as base64 when the client asks (the official SDKs do by default).
+    pub async fn embeddings(
+        &self,
+        p: &Principal,
+        req: EmbeddingRequest,
+        request_id: &str,
+    ) -> Result<(EmbeddingResponse, Routed)> {
+        if req.input.is_empty() {
+            return Err(Error::invalid_param("input", "input must not be empty"));
+        }
+        if req.input.len() > MAX_EMBEDDING_INPUTS {
+            return Err(Error::invalid_param(
+                "input",
+                format!("at most {MAX_EMBEDDING_INPUTS} inputs per request"),
+            ));
+        }
+        if req.dimensions == Some(0) {
+            return Err(Error::invalid_param(
+                "dimensions",
+                "dimensions must be at least 1",
+            ));
+        }
+        let route = self.route(&req.model, ModelKind::Embedding)?;
+        self.admit(p).await?;
+        let mut guard = self.pending(
+            p,
+            request_id,
+            "embeddings",
+            &req.model,
+            false,
+            req.input.estimated_tokens(),
+        );
+        let result = self
+            .router
+            .call(route, Deadline::Total, |t, _permit| {
+                let req = &req;
+                async move { t.provider.embed(req, &t.model).await }
+            })
+            .await;
+        match result {
+            Ok((mut resp, trace)) => {
+                if resp.data.len() != req.input.len() {
+                    let msg = format!(
+                        "upstream returned {} embeddings for {} inputs",
+                        resp.data.len(),
+                        req.input.len()
+                    );
+                    guard.call.routed(&trace);
+                    guard
+                        .call
+                        .finish(CallStatus::Error, Some(msg.clone()), &trace);
+                    guard.trace = trace;
+                    return Err(Error::Upstream {
+                        message: msg,
+                        timeout: false,
+                    });
+                }
+                resp.data.sort_by_key(|d| d.index);
+                if req.encoding_format == Some(EncodingFormat::Base64) {
+                    for d in &mut resp.data {
+                        d.embedding = std::mem::replace(
+                            &mut d.embedding,
+                            cairn_core::openai::EmbeddingVector::Float(vec![]),
+                        )
+                        .into_base64();
+                    }
+                }
+                guard.call.routed(&trace);
+                guard.call.reported = Some((resp.usage.prompt_tokens, 0));
+                guard.call.finish(CallStatus::Ok, None, &trace);
+                let routed = Routed::from(&trace);
+                guard.trace = trace;
+                Ok((resp, routed))
+            }
+            Err(e) => {
+                guard.call.routed(&e.trace);
+                guard
+                    .call
+                    .finish(CallStatus::Error, Some(e.error.to_string()), &e.trace);
+                guard.trace = e.trace;
+                Err(e.error)
+            }
+        }
+    }
+
+    /// The models the caller may use.
+    pub fn models(&self, p: &Principal) -> Result<ModelList> {
+        p.require(Role::Reader)?;
+        let data = self
+            .router
+            .routes()
+            .map(|r| Model {
+                id: r.alias.clone(),
+                object: "model".into(),
+                created: self.started_secs,
+                owned_by: "cairn".into(),
+                cairn: ModelInfo {
+                    kind: match r.kind {
+                        ModelKind::Chat => "chat".into(),
+                        ModelKind::Embedding => "embedding".into(),
+                    },
+                    targets: r.targets.iter().map(|t| t.label()).collect(),
+                },
+            })
+            .collect();
+        Ok(ModelList {
+            object: "list".into(),
+            data,
+        })
+    }
+
+    /// Usage aggregated by day, model and key, for the caller's tenant (admins: any or all).
+    pub async fn usage(&self, p: &Principal, q: UsageRequest) -> Result<UsageReport> {
+        use cairn_core::time::{iso_day, now_ms, parse_iso_day, DAY_MS};
+        p.require(Role::Reader)?;
+        let tenant = p.readable_tenant(q.tenant.as_deref())?;
+        let day = |param: &str, v: &Option<String>| -> Result<Option<i64>> {
+            v.as_deref()
+                .map(|s| {
+                    parse_iso_day(s).ok_or_else(|| {
+                        Error::invalid_param(param, format!("'{s}' is not a YYYY-MM-DD date"))
+                    })
+                })
+                .transpose()
+        };
+        let to = day("to", &q.to)?.unwrap_or_else(|| now_ms().div_euclid(DAY_MS) * DAY_MS);
+        let from = day("from", &q.from)?.unwrap_or(to - 29 * DAY_MS);
+        if from > to {
+            return Err(Error::invalid_param("from", "from must not be after to"));
+        }
+        if (to - from) / DAY_MS > MAX_USAGE_WINDOW_DAYS {
+            return Err(Error::invalid_param(
+                "from",
+                format!("at most {MAX_USAGE_WINDOW_DAYS} days per query"),
+            ));
+        }
+        let query = UsageQuery {
+            tenant_id: tenant,
+            key_id: q.key_id,
+            model_alias: q.model,
+            from_ms: from,
+            to_ms: to + DAY_MS,
+        };
+        let data = self.store.usage_buckets(&query).await?;
+        let mut totals = UsageTotals::default();
+        for b in &data {
+            totals.requests += b.requests;
+            totals.errors += b.errors;
+            totals.input_tokens += b.input_tokens;
+            totals.output_tokens += b.output_tokens;
+            totals.cost_usd += b.cost_usd;
+        }
+        Ok(UsageReport {
+            object: "list".into(),
+            from: iso_day(from),
+            to: iso_day(to),
+            data,
+            totals,
+        })
+    }
+
+    /// Writes every queued usage record (tests and shutdown).
+    pub async fn flush_usage(&self) {
+        self.recorder.flush().await;
+    }
+
+    /// Checks storage answers (for `/readyz`).
+    pub async fn ready(&self) -> Result<()> {
+        Ok(self.store.ping().await?)
+    }
+}

@@ -1,0 +1,145 @@
+//! A server-sent events decoder over an HTTP body stream: splits on blank lines, joins
+//! multi-line `data:` fields, and keeps the `event:` name (Anthropic uses it).
+
+use bytes::{Buf, BytesMut};
+use futures::{Stream, StreamExt};
+
+use crate::provider::ProviderError;
+
+/// One decoded event.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SseEvent {
+    /// The `event:` field, if any.
+    pub event: Option<String>,
+    /// The `data:` lines joined with newlines.
+    pub data: String,
+}
+
+/// Upper bound on one event, so a broken upstream cannot make us buffer without limit.
+const MAX_EVENT_BYTES: usize = 8 * 1024 * 1024;
+
+/// Decodes `body` into events. A body that ends mid-event yields a `Protocol` error, which is
+/// how a cut stream shows up.
+pub fn decode<S, E>(body: S) -> impl Stream<Item = Result<SseEvent, ProviderError>> + Send
+where
+    S: Stream<Item = Result<bytes::Bytes, E>> + Send + Unpin + 'static,
+    E: std::fmt::Display,
+{
+    futures::stream::unfold(
+        (body, BytesMut::new(), false),
+        |(mut body, mut buf, done)| async move {
+            if done {
+                return None;
+            }
+            loop {
+                if let Some(event) = take_event(&mut buf) {
+                    return Some((Ok(event), (body, buf, false)));
+                }
+                if buf.len() > MAX_EVENT_BYTES {
+                    let err = ProviderError::Protocol("server-sent event too large".into());
+                    return Some((Err(err), (body, buf, true)));
+                }
+                match body.next().await {
+                    Some(Ok(bytes)) => buf.extend_from_slice(&bytes),
+                    Some(Err(e)) => {
+                        let err = ProviderError::Protocol(format!("stream broken: {e}"));
+                        return Some((Err(err), (body, buf, true)));
+                    }
+                    None => {
+                        let rest = String::from_utf8_lossy(&buf).trim().to_string();
+                        if rest.is_empty() {
+                            return None;
+                        }
+                        // Tolerate a final event missing its blank line; anything else is a cut.
+                        buf.extend_from_slice(b"\n\n");
+                        return take_event(&mut buf)
+                            .map(|e| (Ok(e), (body, BytesMut::new(), true)));
+                    }
+                }
+            }
+        },
+    )
+}
+
+/// Removes and parses the first complete event in `buf`, skipping comment-only blocks.
+fn take_event(buf: &mut BytesMut) -> Option<SseEvent> {
+    loop {
+        let end = find_blank_line(buf)?;
+        let block = buf.split_to(end.0);
+        buf.advance(end.1);
+        let text = String::from_utf8_lossy(&block);
+        let mut event = None;
+        let mut data: Vec<&str> = Vec::new();
+        for line in text.lines() {
+            let (field, value) = line.split_once(':').unwrap_or((line, ""));
+            let value = value.strip_prefix(' ').unwrap_or(value);
+            match field {
+                "event" => event = Some(value.to_string()),
+                "data" => data.push(value),
+                _ => {} // comments (":"), id, retry
+            }
+        }
+        if !data.is_empty() || event.is_some() {
+            return Some(SseEvent {
+                event,
+                data: data.join("\n"),
+            });
+        }
+    }
+}
+
+/// Finds the first blank line: returns (index where it starts, length of the separator).
+fn find_blank_line(buf: &[u8]) -> Option<(usize, usize)> {
+    let mut i = 0;
+    while i + 1 < buf.len() {
+        if buf[i] == b'\n' && buf[i + 1] == b'\n' {
+            return Some((i, 2));
+        }
+        if buf[i] == b'\r' && buf[i + 1] == b'\n' && buf.get(i + 2..i + 4) == Some(b"\r\n") {
+            return Some((i, 4));
+        }
+        i += 1;
+    }
+    None
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn events(chunks: &[&'static str]) -> Vec<Result<SseEvent, ProviderError>> {
+        let body = futures::stream::iter(
+            chunks
+                .iter()
+                .map(|c| Ok::<_, String>(bytes::Bytes::from_static(c.as_bytes()))),
+        );
+        futures::executor::block_on(decode(body).collect::<Vec<_>>())
+    }
+
+    #[test]
+    fn splits_across_chunk_boundaries() {
+        let out = events(&[
+            "data: {\"a\"",
+            ":1}\n\n: ping\n\nevent: x\ndata: 1\ndata: 2\n\n",
+            "data: [DONE]\n\n",
+        ]);
+        let out: Vec<_> = out.into_iter().map(Result::unwrap).collect();
+        assert_eq!(out[0].data, "{\"a\":1}");
+        assert_eq!(
+            out[1],
+            SseEvent {
+                event: Some("x".into()),
+                data: "1\n2".into()
+            }
+        );
+        assert_eq!(out[2].data, "[DONE]");
+        assert_eq!(out.len(), 3);
+    }
+
+    #[test]
+    fn handles_crlf_and_missing_final_blank_line() {
+        let out = events(&["data: a\r\n\r\ndata: b"]);
+        assert_eq!(out.len(), 2);
+        assert_eq!(out[1].as_ref().unwrap().data, "b");
+    }
+}

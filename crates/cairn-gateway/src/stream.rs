@@ -1,0 +1,177 @@
+//! The client-facing side of a streamed chat completion: relays upstream chunks in OpenAI's
+//! format, shapes `usage` the way the client asked (`null` on every chunk and a final usage
+//! chunk, or no usage at all), enforces the total deadline, ends cleanly on server shutdown,
+//! and accounts the call however it ends: complete, cut upstream, or dropped by the client.
+
+use std::collections::VecDeque;
+use std::time::Instant;
+
+use cairn_core::openai::{ChatChunk, Extra, Usage, UsageField};
+use cairn_core::usage::CallStatus;
+use cairn_telemetry::Metrics;
+use futures::{Stream, StreamExt};
+use std::sync::Arc;
+use tokio::sync::OwnedSemaphorePermit;
+use tokio_util::sync::CancellationToken;
+
+use crate::accounting::CallGuard;
+use crate::provider::ChunkStream;
+
+/// One item of the stream sent to the client.
+#[derive(Debug, Clone)]
+pub enum StreamEvent {
+    /// A `chat.completion.chunk`.
+    Chunk(Box<ChatChunk>),
+    /// The stream broke after it started: an in-band error event, after which the stream ends.
+    Error(String),
+    /// The end (`data: [DONE]`).
+    Done,
+}
+
+/// The client-facing stream.
+pub type ChatStream = std::pin::Pin<Box<dyn Stream<Item = StreamEvent> + Send>>;
+
+/// Keeps the in-flight streams gauge accurate however the stream ends.
+struct InflightGuard(Arc<Metrics>);
+
+impl InflightGuard {
+    fn new(metrics: Arc<Metrics>) -> Self {
+        metrics.inflight_streams.inc();
+        Self(metrics)
+    }
+}
+
+impl Drop for InflightGuard {
+    fn drop(&mut self) {
+        self.0.inflight_streams.dec();
+    }
+}
+
+/// Everything the relay needs, moved into the stream.
+pub(crate) struct Relay {
+    /// The upstream chunks after the first.
+    pub upstream: ChunkStream,
+    /// The first chunk, already received by the router.
+    pub first: ChatChunk,
+    /// Accounting for this call.
+    pub guard: CallGuard,
+    /// The client asked for `stream_options.include_usage`.
+    pub wants_usage: bool,
+    /// When the whole call must be over.
+    pub deadline: tokio::time::Instant,
+    /// Cancelled when the server is shutting down and the grace period is over.
+    pub shutdown: CancellationToken,
+    /// The provider's concurrency slot: never read, held so it is released when the stream ends.
+    #[allow(dead_code)]
+    pub permit: OwnedSemaphorePermit,
+    /// Metrics registry.
+    pub metrics: Arc<Metrics>,
+}
+
+struct State {
+    relay: Relay,
+    out: VecDeque<StreamEvent>,
+    ended: bool,
+    template: ChatChunk,
+    _inflight: InflightGuard,
+}
+
+impl State {
+    /// Tracks a chunk and queues it for the client in the shape it asked for.
+    fn push_chunk(&mut self, mut chunk: ChatChunk) {
+        let call = &mut self.relay.guard.call;
+        for choice in &chunk.choices {
+            call.output_chars += choice.delta.content.as_deref().map_or(0, str::len);
+            for tc in choice.delta.tool_calls.iter().flatten() {
+                call.output_chars += tc
+                    .function
+                    .as_ref()
+                    .and_then(|f| f.arguments.as_deref())
+                    .map_or(0, str::len);
+            }
+        }
+        if let Some(u) = chunk.usage.as_ref() {
+            call.reported = Some((u.prompt_tokens, u.completion_tokens));
+        }
+        if self.relay.wants_usage {
+            if chunk.usage.is_absent() {
+                chunk.usage = UsageField::Null;
+            }
+        } else {
+            chunk.usage = UsageField::Absent;
+            if chunk.choices.is_empty() {
+                return; // a usage-only chunk the client did not ask for
+            }
+        }
+        self.out.push_back(StreamEvent::Chunk(Box::new(chunk)));
+    }
+
+    fn end(&mut self, status: CallStatus, error: Option<String>) {
+        self.ended = true;
+        let trace = std::mem::take(&mut self.relay.guard.trace);
+        let call = &mut self.relay.guard.call;
+        if status == CallStatus::Ok && self.relay.wants_usage && call.reported.is_none() {
+            // The upstream sent no usage: the client still gets the chunk it asked for.
+            let estimate = Usage::new(call.prompt_estimate, (call.output_chars as u64).div_ceil(4));
+            let mut last = ChatChunk {
+                choices: vec![],
+                usage: UsageField::Some(estimate),
+                ..self.template.clone()
+            };
+            last.extra = Extra::new();
+            self.out.push_back(StreamEvent::Chunk(Box::new(last)));
+        }
+        call.finish(status, error.clone(), &trace);
+        self.relay.guard.trace = trace;
+        self.out.push_back(match error {
+            Some(e) => StreamEvent::Error(e),
+            None => StreamEvent::Done,
+        });
+    }
+}
+
+/// Builds the client-facing stream.
+pub(crate) fn relay(relay: Relay) -> ChatStream {
+    let mut template = relay.first.clone();
+    template.choices.clear();
+    template.usage = UsageField::Absent;
+    let inflight = InflightGuard::new(relay.metrics.clone());
+    let first = relay.first.clone();
+    let mut state = State {
+        relay,
+        out: VecDeque::new(),
+        ended: false,
+        template,
+        _inflight: inflight,
+    };
+    state.relay.guard.call.first_token_at = Some(Instant::now());
+    state.push_chunk(first);
+    Box::pin(futures::stream::unfold(state, |mut s| async move {
+        loop {
+            if let Some(ev) = s.out.pop_front() {
+                return Some((ev, s));
+            }
+            if s.ended {
+                return None;
+            }
+            let next = tokio::select! {
+                biased;
+                _ = s.relay.shutdown.cancelled() => Err("the server is shutting down; the stream was cut"),
+                _ = tokio::time::sleep_until(s.relay.deadline) => Err("the response exceeded its total time limit"),
+                n = s.relay.upstream.next() => Ok(n),
+            };
+            match next {
+                Ok(Some(Ok(chunk))) => s.push_chunk(chunk),
+                Ok(None) => s.end(CallStatus::Ok, None),
+                Ok(Some(Err(e))) => {
+                    tracing::warn!(error = %e, "upstream stream broke after it started");
+                    s.end(
+                        CallStatus::Cut,
+                        Some(format!("upstream stream failed: {e}")),
+                    );
+                }
+                Err(why) => s.end(CallStatus::Cut, Some(why.into())),
+            }
+        }
+    }))
+}

@@ -1,0 +1,110 @@
+//! Command-line interface definition.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+
+/// Cairn: the AI backend stack in one binary.
+#[derive(Parser, Debug)]
+#[command(name = "cairn", version, about)]
+pub struct Cli {
+    /// Config file (TOML). Every key can be overridden by CAIRN_<SECTION>__<KEY> variables.
+    #[arg(long, short, global = true, env = "CAIRN_CONFIG")]
+    pub config: Option<PathBuf>,
+    /// What to do.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// Top-level commands.
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// Run the HTTP server.
+    #[command(
+        after_help = "Examples:\n  cairn serve\n  cairn serve --config cairn.toml\n  CAIRN_SERVER__BIND=0.0.0.0:8080 cairn serve"
+    )]
+    Serve,
+    /// Create, list and revoke API keys (works directly on the configured storage).
+    #[command(subcommand)]
+    Keys(KeysCommand),
+    /// Create and list tenants.
+    #[command(subcommand)]
+    Tenants(TenantsCommand),
+    /// Inspect the configuration.
+    #[command(subcommand)]
+    Config(ConfigCommand),
+}
+
+/// `cairn keys ...`
+#[derive(Subcommand, Debug)]
+pub enum KeysCommand {
+    /// Create a key and print its secret (shown only this once).
+    #[command(
+        after_help = "Example:\n  cairn keys create --tenant acme --name backend --role member --rpm 600 --budget-usd 50"
+    )]
+    Create(CreateKeyArgs),
+    /// List keys (never their secrets).
+    #[command(after_help = "Example:\n  cairn keys list --tenant acme")]
+    List {
+        /// Only this tenant's keys.
+        #[arg(long)]
+        tenant: Option<String>,
+        /// Print JSON instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Revoke a key by id.
+    #[command(after_help = "Example:\n  cairn keys revoke key_0192f3...")]
+    Revoke {
+        /// The key id (`key_...`).
+        id: String,
+    },
+}
+
+/// Arguments of `cairn keys create`.
+#[derive(Args, Debug)]
+pub struct CreateKeyArgs {
+    /// Owning tenant (created if it does not exist).
+    #[arg(long, default_value = "default")]
+    pub tenant: String,
+    /// Label.
+    #[arg(long, default_value = "")]
+    pub name: String,
+    /// admin, member or reader.
+    #[arg(long, default_value = "member")]
+    pub role: String,
+    /// Requests per minute.
+    #[arg(long)]
+    pub rpm: Option<u32>,
+    /// Tokens per minute.
+    #[arg(long)]
+    pub tpm: Option<u64>,
+    /// Monthly spend budget in US dollars.
+    #[arg(long)]
+    pub budget_usd: Option<f64>,
+}
+
+/// `cairn tenants ...`
+#[derive(Subcommand, Debug)]
+pub enum TenantsCommand {
+    /// Create a tenant.
+    #[command(after_help = "Example:\n  cairn tenants create acme --name \"Acme Corp\"")]
+    Create {
+        /// Slug: a-z, 0-9, '-' and '_'.
+        id: String,
+        /// Display name.
+        #[arg(long)]
+        name: Option<String>,
+    },
+    /// List tenants.
+    #[command(after_help = "Example:\n  cairn tenants list")]
+    List,
+}
+
+/// `cairn config ...`
+#[derive(Subcommand, Debug)]
+pub enum ConfigCommand {
+    /// Validate the config (file plus environment) and print the effective values.
+    #[command(after_help = "Example:\n  cairn config check --config cairn.toml")]
+    Check,
+}

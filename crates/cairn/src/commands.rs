@@ -1,0 +1,218 @@
+//! Command implementations. Each builds only what it needs: `serve` the whole app, the
+//! management commands just storage and the access service (as the local operator).
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::{anyhow, Context, Result};
+use cairn_access::{AccessService, NewKey};
+use cairn_core::config::Config;
+use cairn_core::tenancy::{KeyLimits, Role};
+
+use crate::cli::{Cli, Command, ConfigCommand, CreateKeyArgs, KeysCommand, TenantsCommand};
+
+/// Runs the parsed command line.
+pub async fn run(cli: Cli) -> Result<()> {
+    let config = Config::load(cli.config.as_deref()).map_err(|e| anyhow!("{e}"))?;
+    match cli.command {
+        Command::Serve => serve(config).await,
+        Command::Keys(cmd) => keys(&config, cmd).await,
+        Command::Tenants(cmd) => tenants(&config, cmd).await,
+        Command::Config(ConfigCommand::Check) => check(&config),
+    }
+}
+
+async fn serve(config: Config) -> Result<()> {
+    cairn_telemetry::init_logging(
+        &serde_json::to_value(config.log.format)?
+            .as_str()
+            .unwrap_or("auto")
+            .to_owned(),
+        &config.log.level,
+    );
+    for w in config.warnings() {
+        tracing::warn!("{w}");
+    }
+    let admin_key = std::env::var("CAIRN_ADMIN_KEY").ok();
+    let bind = config.server.bind.clone();
+    let app = cairn_api::App::build(config, admin_key.as_deref())
+        .await
+        .map_err(|e| anyhow!(e))?;
+    if let Some(secret) = &app.bootstrap_secret {
+        // Printed once, to the terminal only: it is never logged and cannot be shown again.
+        println!("\nCreated the first admin key (tenant 'default'). Store it now; it will not be shown again:\n\n    {secret}\n");
+    }
+    let listener = tokio::net::TcpListener::bind(&bind)
+        .await
+        .with_context(|| format!("binding {bind}"))?;
+    let storage = app.config.storage.database_url();
+    let storage = storage
+        .split('@')
+        .next_back()
+        .unwrap_or(&storage)
+        .to_owned();
+    tracing::info!(addr = %listener.local_addr()?, storage = %storage, models = app.config.models.len(), "cairn is listening");
+    cairn_api::serve(listener, app, shutdown_signal()).await?;
+    Ok(())
+}
+
+/// Resolves on SIGINT or SIGTERM.
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! { _ = ctrl_c => {}, _ = term => {} }
+}
+
+async fn access(config: &Config) -> Result<AccessService> {
+    let store = cairn_store::open(&config.storage.database_url(), 2)
+        .await
+        .map_err(|e| anyhow!("opening storage: {e}"))?;
+    Ok(AccessService::new(store, Duration::from_secs(0)))
+}
+
+async fn keys(config: &Config, cmd: KeysCommand) -> Result<()> {
+    let access = Arc::new(access(config).await?);
+    let op = AccessService::operator();
+    match cmd {
+        KeysCommand::Create(args) => create_key(&access, args).await,
+        KeysCommand::List { tenant, json } => {
+            let keys = access.list_keys(&op, tenant.as_deref()).await?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&keys)?);
+            } else {
+                println!(
+                    "{:<40} {:<16} {:<8} {:<16} {:<8} NAME",
+                    "ID", "TENANT", "ROLE", "PREFIX", "STATE"
+                );
+                for k in keys {
+                    let state = if k.revoked_at_ms.is_some() {
+                        "revoked"
+                    } else {
+                        "active"
+                    };
+                    println!(
+                        "{:<40} {:<16} {:<8} {:<16} {:<8} {}",
+                        k.id,
+                        k.tenant_id,
+                        k.role.as_str(),
+                        k.prefix,
+                        state,
+                        k.name
+                    );
+                }
+            }
+            Ok(())
+        }
+        KeysCommand::Revoke { id } => {
+            let k = access.revoke_key(&op, &id).await?;
+            println!("revoked {} (tenant {})", k.id, k.tenant_id);
+            Ok(())
+        }
+    }
+}
+
+async fn create_key(access: &AccessService, a: CreateKeyArgs) -> Result<()> {
+    let op = AccessService::operator();
+    let role: Role = a.role.parse().map_err(|e: String| anyhow!(e))?;
+    if !access
+        .list_tenants(&op)
+        .await?
+        .iter()
+        .any(|t| t.id == a.tenant)
+    {
+        access.create_tenant(&op, &a.tenant, None).await?;
+        eprintln!("created tenant '{}'", a.tenant);
+    }
+    let limits = KeyLimits {
+        requests_per_minute: a.rpm,
+        tokens_per_minute: a.tpm,
+        monthly_budget_usd: a.budget_usd,
+    };
+    let (key, secret) = access
+        .create_key(
+            &op,
+            NewKey {
+                tenant_id: a.tenant,
+                name: a.name,
+                role,
+                limits,
+            },
+        )
+        .await?;
+    eprintln!(
+        "created {} ({} in tenant '{}'); the secret is shown only once:",
+        key.id,
+        key.role.as_str(),
+        key.tenant_id
+    );
+    println!("{secret}");
+    Ok(())
+}
+
+async fn tenants(config: &Config, cmd: TenantsCommand) -> Result<()> {
+    let access = access(config).await?;
+    let op = AccessService::operator();
+    match cmd {
+        TenantsCommand::Create { id, name } => {
+            let t = access.create_tenant(&op, &id, name.as_deref()).await?;
+            println!("created tenant '{}'", t.id);
+        }
+        TenantsCommand::List => {
+            for t in access.list_tenants(&op).await? {
+                println!("{:<24} {}", t.id, t.name);
+            }
+        }
+    }
+    Ok(())
+}
+
+fn check(config: &Config) -> Result<()> {
+    println!("configuration is valid.\n");
+    println!(
+        "storage: {}",
+        config
+            .storage
+            .database_url()
+            .split('@')
+            .next_back()
+            .unwrap_or_default()
+    );
+    println!("listen:  {}", config.server.bind);
+    println!("providers: {}", config.providers.len());
+    for (name, p) in &config.providers {
+        let key = match &p.api_key_env {
+            Some(var) if std::env::var(var).is_ok() => format!("key from ${var} (set)"),
+            Some(var) => format!("key from ${var} (NOT SET)"),
+            None => "no key".into(),
+        };
+        println!(
+            "  {name}: {:?} at {} ({key}, max {} concurrent)",
+            p.kind, p.base_url, p.max_concurrency
+        );
+    }
+    println!("models: {}", config.models.len());
+    for (alias, m) in &config.models {
+        let targets: Vec<String> = m
+            .targets
+            .iter()
+            .map(|t| format!("{}/{}", t.provider, t.model))
+            .collect();
+        println!("  {alias} ({:?}): {}", m.kind, targets.join(" -> "));
+    }
+    for w in config.warnings() {
+        println!("warning: {w}");
+    }
+    Ok(())
+}
