@@ -108,11 +108,11 @@ mod tests {
     use super::*;
 
     fn events(chunks: &[&'static str]) -> Vec<Result<SseEvent, ProviderError>> {
-        let body = futures::stream::iter(
-            chunks
-                .iter()
-                .map(|c| Ok::<_, String>(bytes::Bytes::from_static(c.as_bytes()))),
-        );
+        let owned: Vec<Result<bytes::Bytes, String>> = chunks
+            .iter()
+            .map(|c| Ok(bytes::Bytes::from_static(c.as_bytes())))
+            .collect();
+        let body = futures::stream::iter(owned);
         futures::executor::block_on(decode(body).collect::<Vec<_>>())
     }
 

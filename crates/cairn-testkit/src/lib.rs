@@ -1,1 +1,8 @@
-//! placeholder
+//! Test support: a stand-in LLM provider (OpenAI-style and Anthropic-style) served over real
+//! HTTP with injectable faults, and a helper that runs a real Cairn server on loopback.
+
+mod server;
+mod standin;
+
+pub use server::TestServer;
+pub use standin::{Fault, StandIn};

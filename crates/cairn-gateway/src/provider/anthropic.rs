@@ -63,13 +63,44 @@ impl Provider for AnthropicProvider {
     ) -> Result<ChunkStream, ProviderError> {
         let body = to_anthropic(request, model, true)?;
         let resp = send(self.post(&body)).await?;
-        let mut translator = StreamTranslator::new(model);
-        let chunks = sse::decode(resp.bytes_stream())
-            .map(move |event| match event {
-                Ok(ev) => translator.on_event(ev.event.as_deref(), &ev.data),
-                Err(e) => vec![Err(e)],
-            })
-            .flat_map(futures::stream::iter);
+        let events = Box::pin(sse::decode(resp.bytes_stream()));
+        let state = (
+            events,
+            StreamTranslator::new(model),
+            std::collections::VecDeque::new(),
+            false,
+        );
+        let chunks = futures::stream::unfold(
+            state,
+            |(mut events, mut translator, mut queue, mut over)| async move {
+                loop {
+                    if let Some(item) = queue.pop_front() {
+                        return Some((item, (events, translator, queue, over)));
+                    }
+                    if over {
+                        return None;
+                    }
+                    match events.next().await {
+                        Some(Ok(ev)) => {
+                            queue.extend(translator.on_event(ev.event.as_deref(), &ev.data))
+                        }
+                        Some(Err(e)) => {
+                            queue.push_back(Err(e));
+                            over = true;
+                        }
+                        None => {
+                            // Ending before `message_stop` means the stream was cut.
+                            if !translator.stopped() {
+                                queue.push_back(Err(ProviderError::Protocol(
+                                    "stream ended before message_stop".into(),
+                                )));
+                            }
+                            over = true;
+                        }
+                    }
+                }
+            },
+        );
         Ok(Box::pin(chunks))
     }
 

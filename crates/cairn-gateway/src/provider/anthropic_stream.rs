@@ -20,6 +20,7 @@ pub(crate) struct StreamTranslator {
     tool_blocks: Vec<(u64, u32)>,
     input_tokens: u64,
     output_tokens: u64,
+    stopped: bool,
 }
 
 impl StreamTranslator {
@@ -32,6 +33,7 @@ impl StreamTranslator {
             tool_blocks: Vec::new(),
             input_tokens: 0,
             output_tokens: 0,
+            stopped: false,
         }
     }
 
@@ -51,6 +53,11 @@ impl StreamTranslator {
             system_fingerprint: None,
             extra: Extra::new(),
         }
+    }
+
+    /// True once `message_stop` arrived: the stream is complete.
+    pub(crate) fn stopped(&self) -> bool {
+        self.stopped
     }
 
     /// Handles one SSE event; returns the chunks it produces (often none).
@@ -168,6 +175,7 @@ impl StreamTranslator {
                 }
             }
             "message_stop" => {
+                self.stopped = true;
                 let mut last = self.chunk(Delta::default(), None);
                 last.choices.clear();
                 last.usage = UsageField::Some(Usage::new(self.input_tokens, self.output_tokens));

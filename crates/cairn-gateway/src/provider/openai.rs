@@ -63,18 +63,25 @@ impl Provider for OpenAiProvider {
             ..request.clone()
         };
         let resp = send(self.client.post(&self.chat_url).json(&body)).await?;
-        let events = sse::decode(resp.bytes_stream());
-        let chunks = events
-            .take_while(|e| {
-                futures::future::ready(!matches!(e, Ok(ev) if ev.data.trim() == "[DONE]"))
-            })
-            .filter_map(|e| async move {
-                match e {
-                    Err(err) => Some(Err(err)),
-                    Ok(ev) if ev.data.trim().is_empty() => None,
-                    Ok(ev) => Some(parse_chunk(&ev.data)),
-                }
-            });
+        let events = Box::pin(sse::decode(resp.bytes_stream()));
+        // A stream that ends without `[DONE]` was cut: say so instead of ending quietly.
+        let chunks = futures::stream::unfold((events, false), |(mut events, over)| async move {
+            if over {
+                return None;
+            }
+            loop {
+                return match events.next().await {
+                    None => Some((
+                        Err(ProviderError::Protocol("stream ended before [DONE]".into())),
+                        (events, true),
+                    )),
+                    Some(Err(e)) => Some((Err(e), (events, true))),
+                    Some(Ok(ev)) if ev.data.trim() == "[DONE]" => None,
+                    Some(Ok(ev)) if ev.data.trim().is_empty() => continue,
+                    Some(Ok(ev)) => Some((parse_chunk(&ev.data), (events, false))),
+                };
+            }
+        });
         Ok(Box::pin(chunks))
     }
 

@@ -1,0 +1,143 @@
+//! A real Cairn server for tests: the full app on a loopback port, over a temporary SQLite
+//! file (or a fresh PostgreSQL database), with a reqwest client and the bootstrap admin key.
+
+use std::time::Duration;
+
+use cairn_api::App;
+use cairn_core::config::Config;
+use serde_json::Value;
+use tokio_util::sync::CancellationToken;
+
+/// A running Cairn server.
+pub struct TestServer {
+    /// `http://127.0.0.1:PORT`.
+    pub base: String,
+    /// The bootstrap admin key.
+    pub admin_key: String,
+    /// An HTTP client.
+    pub client: reqwest::Client,
+    /// Cancel to start a graceful shutdown.
+    pub shutdown: CancellationToken,
+    /// The gateway service, to flush usage records before asserting on them.
+    pub gateway: std::sync::Arc<cairn_gateway::GatewayService>,
+    /// Resolves when the server has shut down.
+    pub handle: tokio::task::JoinHandle<std::io::Result<()>>,
+    _dir: tempfile::TempDir,
+}
+
+impl TestServer {
+    /// Starts Cairn with `config_toml` over SQLite in a temporary folder.
+    pub async fn start(config_toml: &str) -> TestServer {
+        Self::start_with(config_toml, None).await
+    }
+
+    /// Starts Cairn with `config_toml`, on `database_url` when given (else temporary SQLite).
+    pub async fn start_with(config_toml: &str, database_url: Option<String>) -> TestServer {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let mut config = Config::from_toml(config_toml).expect("valid test config");
+        config.storage.data_dir = dir.path().to_path_buf();
+        config.gateway.usage_flush_ms = 20;
+        config.server.shutdown_grace_secs = config.server.shutdown_grace_secs.min(5);
+        if let Some(url) = database_url {
+            config.storage.url = url;
+        }
+        let app = App::build(config, None).await.expect("app builds");
+        let admin_key = app
+            .bootstrap_secret
+            .clone()
+            .expect("first start creates an admin key");
+        let gateway = app.state.gateway.clone();
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        let base = format!("http://{}", listener.local_addr().expect("addr"));
+        let shutdown = CancellationToken::new();
+        let signal = shutdown.clone();
+        let handle = tokio::spawn(cairn_api::serve(listener, app, async move {
+            signal.cancelled().await
+        }));
+        let client = reqwest::Client::builder()
+            .timeout(Duration::from_secs(30))
+            .build()
+            .expect("client");
+        TestServer {
+            base,
+            admin_key,
+            client,
+            shutdown,
+            gateway,
+            handle,
+            _dir: dir,
+        }
+    }
+
+    /// Writes every usage record queued so far.
+    pub async fn flush(&self) {
+        self.gateway.flush_usage().await;
+    }
+
+    /// POSTs JSON with a bearer key; returns status and parsed body (Null if not JSON).
+    pub async fn post(&self, path: &str, key: &str, body: &Value) -> (u16, Value) {
+        let resp = self
+            .client
+            .post(format!("{}{path}", self.base))
+            .bearer_auth(key)
+            .json(body)
+            .send()
+            .await
+            .expect("request");
+        let status = resp.status().as_u16();
+        (status, resp.json().await.unwrap_or(Value::Null))
+    }
+
+    /// GETs with a bearer key; returns status and parsed body.
+    pub async fn get(&self, path: &str, key: &str) -> (u16, Value) {
+        let resp = self
+            .client
+            .get(format!("{}{path}", self.base))
+            .bearer_auth(key)
+            .send()
+            .await
+            .expect("request");
+        let status = resp.status().as_u16();
+        (status, resp.json().await.unwrap_or(Value::Null))
+    }
+
+    /// Creates a tenant (if needed) and a key in it; returns the secret.
+    pub async fn key(&self, tenant: &str, role: &str, limits: Value) -> String {
+        let _ = self
+            .post(
+                "/v1/admin/tenants",
+                &self.admin_key,
+                &serde_json::json!({"id": tenant}),
+            )
+            .await;
+        let (status, body) = self
+            .post("/v1/admin/keys", &self.admin_key, &serde_json::json!({"tenant_id": tenant, "role": role, "name": "test", "limits": limits}))
+            .await;
+        assert_eq!(status, 201, "{body}");
+        body["secret"].as_str().expect("secret").to_owned()
+    }
+
+    /// Reads a streamed response into its `data:` payloads (without the `data: ` prefix).
+    pub async fn stream(&self, key: &str, body: &Value) -> (u16, Vec<String>) {
+        let resp = self
+            .client
+            .post(format!("{}/v1/chat/completions", self.base))
+            .bearer_auth(key)
+            .json(body)
+            .send()
+            .await
+            .expect("request");
+        let status = resp.status().as_u16();
+        let text = match resp.text().await {
+            Ok(t) => t,
+            Err(e) => panic!("reading the stream failed: {e:?}"),
+        };
+        let events = text
+            .split("\n\n")
+            .filter_map(|e| e.strip_prefix("data: ").map(str::to_owned))
+            .collect();
+        (status, events)
+    }
+}
