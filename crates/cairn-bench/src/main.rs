@@ -1,1 +1,164 @@
-fn main() {}
+//! `cairn-bench gateway`: starts a fast stand-in upstream and a real `cairn serve` process in
+//! front of it, then measures, side by side in one run, direct-to-upstream and through-Cairn
+//! latency at fixed rates (non-streaming total time, and time to first byte when streaming),
+//! the maximum throughput through Cairn, and Cairn's resident memory idle and after load.
+
+mod load;
+mod upstream;
+
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context, Result};
+use bytes::Bytes;
+use clap::{Parser, Subcommand};
+
+use crate::load::{Summary, Target};
+
+/// Known key, handed to Cairn through CAIRN_ADMIN_KEY so the benchmark can authenticate.
+const BENCH_KEY: &str = "sk-cairn-benchmark00000000000000000000000000000000000000";
+
+#[derive(Parser)]
+#[command(about = "Cairn benchmarks")]
+struct Cli {
+    #[command(subcommand)]
+    command: Cmd,
+}
+
+#[derive(Subcommand)]
+enum Cmd {
+    /// Latency added by the gateway at fixed rates, and maximum throughput.
+    #[command(after_help = "Example:\n  scripts/bench-gateway.sh\n  cairn-bench gateway --cairn target/release/cairn --seconds 10")]
+    Gateway {
+        /// The cairn binary to run.
+        #[arg(long, default_value = "target/release/cairn")]
+        cairn: PathBuf,
+        /// Seconds per fixed-rate run.
+        #[arg(long, default_value_t = 10)]
+        seconds: u64,
+        /// Fixed rates, requests per second.
+        #[arg(long, value_delimiter = ',', default_value = "100,500,1000")]
+        rates: Vec<u32>,
+        /// Concurrent connections for the maximum-throughput run.
+        #[arg(long, default_value_t = 64)]
+        workers: usize,
+    },
+}
+
+/// Kills the child process when dropped.
+struct Server(Child);
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn rss_mb(pid: u32) -> f64 {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .ok()
+        .and_then(|s| s.lines().find(|l| l.starts_with("VmRSS:")).and_then(|l| l.split_whitespace().nth(1)?.parse::<f64>().ok()))
+        .map(|kb| kb / 1024.0)
+        .unwrap_or(f64::NAN)
+}
+
+async fn wait_ready(client: &load::HttpClient, url: &str) -> Result<()> {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while Instant::now() < deadline {
+        if let Ok(resp) = client.get(url.parse()?).await {
+            if resp.status().is_success() {
+                return Ok(());
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    bail!("cairn did not become ready at {url}")
+}
+
+fn free_port() -> Result<u16> {
+    Ok(std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
+}
+
+#[tokio::main]
+async fn main() -> Result<()> {
+    let Cmd::Gateway { cairn, seconds, rates, workers } = Cli::parse().command;
+    let upstream = upstream::start().await?;
+    let dir = tempfile::tempdir()?;
+    let port = free_port()?;
+    let config = dir.path().join("bench.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[server]\nbind = \"127.0.0.1:{port}\"\n[log]\nlevel = \"warn\"\n[storage]\ndata_dir = \"{}\"\n\
+             [providers.up]\nkind = \"openai\"\nbase_url = \"http://{upstream}/v1\"\n\
+             [models.bench]\ntargets = [{{ provider = \"up\", model = \"bench\", input_usd_per_mtok = 0.15, output_usd_per_mtok = 0.6 }}]\n",
+            dir.path().join("data").display()
+        ),
+    )?;
+    let child = Command::new(&cairn)
+        .args(["serve", "--config"])
+        .arg(&config)
+        .env("CAIRN_ADMIN_KEY", BENCH_KEY)
+        .stdout(Stdio::null())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .with_context(|| format!("starting {} (build it with: cargo build --release -p cairn)", cairn.display()))?;
+    let server = Server(child);
+    let pid = server.0.id();
+    let client = load::client();
+    wait_ready(&client, &format!("http://127.0.0.1:{port}/readyz")).await?;
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let idle_rss = rss_mb(pid);
+
+    let body = |stream: bool| {
+        Bytes::from(format!(
+            r#"{{"model":"bench","stream":{stream},"messages":[{{"role":"system","content":"You are terse."}},{{"role":"user","content":"Say hello to the benchmark."}}]}}"#
+        ))
+    };
+    let direct = |stream| Target { url: format!("http://{upstream}/v1/chat/completions"), key: None, body: body(stream) };
+    let cairn_t = |stream| Target {
+        url: format!("http://127.0.0.1:{port}/v1/chat/completions"),
+        key: Some(BENCH_KEY.into()),
+        body: body(stream),
+    };
+    // Warm up connection pools on both paths.
+    let _ = load::fixed_rate(&client, &cairn_t(false), 200, Duration::from_secs(1), false).await;
+    let _ = load::fixed_rate(&client, &direct(false), 200, Duration::from_secs(1), false).await;
+
+    let dur = Duration::from_secs(seconds);
+    println!("## Gateway overhead (cairn-bench gateway, {seconds}s per run)\n");
+    println!("| mode | rate (req/s) | direct p50 | direct p99 | via Cairn p50 | via Cairn p99 | added p50 | added p99 | errors |");
+    println!("|---|---|---|---|---|---|---|---|---|");
+    for &rate in &rates {
+        for (mode, stream) in [("non-streaming, total", false), ("streaming, TTFT", true)] {
+            let d = load::fixed_rate(&client, &direct(stream), rate, dur, stream).await;
+            let c = load::fixed_rate(&client, &cairn_t(stream), rate, dur, stream).await;
+            row(mode, rate, &d, &c);
+        }
+    }
+    let max = load::max_throughput(&client, &cairn_t(false), workers, dur).await;
+    let max_direct = load::max_throughput(&client, &direct(false), workers, dur).await;
+    let loaded_rss = rss_mb(pid);
+    println!("\n| measure | value |\n|---|---|");
+    println!("| max throughput via Cairn ({workers} connections, non-streaming) | {:.0} req/s ({} errors) |", max.throughput, max.errors);
+    println!("| max throughput direct to the stand-in (same load generator) | {:.0} req/s |", max_direct.throughput);
+    println!("| Cairn resident memory, idle after start | {idle_rss:.1} MB |");
+    println!("| Cairn resident memory, after the runs | {loaded_rss:.1} MB |");
+    drop(server);
+    Ok(())
+}
+
+fn row(mode: &str, rate: u32, d: &Summary, c: &Summary) {
+    println!(
+        "| {mode} | {rate} | {:.2} ms | {:.2} ms | {:.2} ms | {:.2} ms | {:.2} ms | {:.2} ms | {} |",
+        d.p50,
+        d.p99,
+        c.p50,
+        c.p99,
+        c.p50 - d.p50,
+        c.p99 - d.p99,
+        d.errors + c.errors
+    );
+}

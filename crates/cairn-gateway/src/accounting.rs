@@ -149,6 +149,20 @@ async fn write(store: &dyn Store, metrics: &Metrics, buf: &mut Vec<UsageRecord>)
     }
 }
 
+/// What is being called, for the usage record.
+pub(crate) struct CallMeta<'a> {
+    /// Request id (the record's id).
+    pub request_id: &'a str,
+    /// `chat` or `embeddings`.
+    pub endpoint: &'a str,
+    /// Model alias requested.
+    pub alias: &'a str,
+    /// Whether the response is streamed.
+    pub streamed: bool,
+    /// Prompt token estimate, used when the upstream reports no usage.
+    pub prompt_estimate: u64,
+}
+
 /// A model call being accounted. Finishing it records the call; dropping it unfinished
 /// (the client went away) records it as `cancelled`, so cut calls are billed too.
 pub(crate) struct PendingCall {
@@ -169,23 +183,14 @@ pub(crate) struct PendingCall {
 
 impl PendingCall {
     /// Starts accounting a call.
-    pub(crate) fn start(
-        recorder: UsageRecorder,
-        limiter: Arc<Limiter>,
-        principal: &Principal,
-        request_id: &str,
-        endpoint: &str,
-        alias: &str,
-        streamed: bool,
-        prompt_estimate: u64,
-    ) -> Self {
+    pub(crate) fn start(recorder: UsageRecorder, limiter: Arc<Limiter>, principal: &Principal, meta: CallMeta<'_>) -> Self {
         let record = UsageRecord {
-            id: request_id.into(),
+            id: meta.request_id.into(),
             ts_ms: cairn_core::time::now_ms(),
             tenant_id: principal.tenant_id.clone(),
             key_id: principal.key_id.clone(),
-            endpoint: endpoint.into(),
-            model_alias: alias.into(),
+            endpoint: meta.endpoint.into(),
+            model_alias: meta.alias.into(),
             provider: String::new(),
             upstream_model: String::new(),
             input_tokens: 0,
@@ -197,7 +202,7 @@ impl PendingCall {
             output_tokens_per_s: None,
             retries: 0,
             fallbacks: 0,
-            streamed,
+            streamed: meta.streamed,
             status: CallStatus::Ok,
             error: None,
         };
@@ -209,7 +214,7 @@ impl PendingCall {
             started: Instant::now(),
             first_token_at: None,
             output_chars: 0,
-            prompt_estimate,
+            prompt_estimate: meta.prompt_estimate,
             reported: None,
         }
     }

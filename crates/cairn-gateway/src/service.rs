@@ -19,7 +19,7 @@ use futures::StreamExt;
 use serde::{Deserialize, Serialize};
 use tokio_util::sync::CancellationToken;
 
-use crate::accounting::{CallGuard, PendingCall, UsageRecorder};
+use crate::accounting::{CallGuard, CallMeta, PendingCall, UsageRecorder};
 use crate::router::{Deadline, ModelRoute, RouteTrace, Router};
 use crate::stream::{relay, Relay};
 pub use crate::stream::{ChatStream, StreamEvent};
@@ -183,16 +183,8 @@ impl GatewayService {
         stream: bool,
         prompt: u64,
     ) -> CallGuard {
-        let call = PendingCall::start(
-            self.recorder.clone(),
-            self.limiter.clone(),
-            p,
-            request_id,
-            endpoint,
-            alias,
-            stream,
-            prompt,
-        );
+        let meta = CallMeta { request_id, endpoint, alias, streamed: stream, prompt_estimate: prompt };
+        let call = PendingCall::start(self.recorder.clone(), self.limiter.clone(), p, meta);
         CallGuard {
             call,
             trace: RouteTrace::default(),

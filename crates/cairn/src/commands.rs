@@ -23,13 +23,7 @@ pub async fn run(cli: Cli) -> Result<()> {
 }
 
 async fn serve(config: Config) -> Result<()> {
-    cairn_telemetry::init_logging(
-        &serde_json::to_value(config.log.format)?
-            .as_str()
-            .unwrap_or("auto")
-            .to_owned(),
-        &config.log.level,
-    );
+    cairn_telemetry::init_logging(config.log.format.as_str(), &config.log.level);
     for w in config.warnings() {
         tracing::warn!("{w}");
     }

@@ -1,0 +1,150 @@
+//! Load generation over a pooled HTTP/1.1 client: an open-loop run at a fixed rate (latency is
+//! measured from each request's scheduled start, so a slow server cannot hide queueing) and a
+//! closed-loop run with N workers for maximum throughput.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full};
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::client::legacy::Client;
+use hyper_util::rt::TokioExecutor;
+
+/// One request to send repeatedly.
+#[derive(Clone)]
+pub struct Target {
+    /// Full URL.
+    pub url: String,
+    /// Bearer key, if any.
+    pub key: Option<String>,
+    /// JSON body.
+    pub body: Bytes,
+}
+
+/// Latency percentiles of one run, in milliseconds.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Summary {
+    /// Median.
+    pub p50: f64,
+    /// 99th percentile.
+    pub p99: f64,
+    /// Requests that failed.
+    pub errors: u64,
+    /// Requests completed per second.
+    pub throughput: f64,
+}
+
+/// A pooled client.
+pub type HttpClient = Client<HttpConnector, Full<Bytes>>;
+
+/// A client with a large keep-alive pool.
+pub fn client() -> HttpClient {
+    let mut connector = HttpConnector::new();
+    connector.set_nodelay(true);
+    Client::builder(TokioExecutor::new()).pool_max_idle_per_host(4096).build(connector)
+}
+
+/// Sends one request; returns (time to first body bytes, total time), or None on failure.
+pub async fn one(client: &HttpClient, t: &Target) -> Option<(Duration, Duration)> {
+    let start = Instant::now();
+    let mut req = hyper::Request::post(&t.url).header("content-type", "application/json");
+    if let Some(k) = &t.key {
+        req = req.header("authorization", format!("Bearer {k}"));
+    }
+    let req = req.body(Full::new(t.body.clone())).ok()?;
+    let resp = client.request(req).await.ok()?;
+    if !resp.status().is_success() {
+        return None;
+    }
+    let mut body = resp.into_body();
+    let mut first = None;
+    while let Some(frame) = body.frame().await {
+        let frame = frame.ok()?;
+        if first.is_none() && frame.data_ref().is_some_and(|d| !d.is_empty()) {
+            first = Some(start.elapsed());
+        }
+    }
+    let total = start.elapsed();
+    Some((first.unwrap_or(total), total))
+}
+
+fn percentile(sorted: &[f64], p: f64) -> f64 {
+    if sorted.is_empty() {
+        return f64::NAN;
+    }
+    let idx = ((sorted.len() as f64 - 1.0) * p).round() as usize;
+    sorted[idx.min(sorted.len() - 1)]
+}
+
+/// Sends `rate` requests per second for `duration`, open loop. `first_byte` picks time to
+/// first byte instead of total time.
+pub async fn fixed_rate(client: &HttpClient, t: &Target, rate: u32, duration: Duration, first_byte: bool) -> Summary {
+    let n = (rate as f64 * duration.as_secs_f64()) as u64;
+    let period = Duration::from_secs_f64(1.0 / rate as f64);
+    let start = tokio::time::Instant::now();
+    let errors = Arc::new(AtomicU64::new(0));
+    let mut tasks = Vec::with_capacity(n as usize);
+    for i in 0..n {
+        let scheduled = start + period * i as u32;
+        tokio::time::sleep_until(scheduled).await;
+        let (client, t, errors) = (client.clone(), t.clone(), errors.clone());
+        tasks.push(tokio::spawn(async move {
+            let lag = scheduled.elapsed();
+            match one(&client, &t).await {
+                // Count from the scheduled start: queueing in front of the request counts too.
+                Some((ttfb, total)) => {
+                    let measured = if first_byte { ttfb } else { total };
+                    Some((measured + lag).as_secs_f64() * 1000.0)
+                }
+                None => {
+                    errors.fetch_add(1, Ordering::Relaxed);
+                    None
+                }
+            }
+        }));
+    }
+    let mut lat = Vec::with_capacity(tasks.len());
+    for task in tasks {
+        if let Ok(Some(ms)) = task.await {
+            lat.push(ms);
+        }
+    }
+    let elapsed = start.elapsed().as_secs_f64();
+    lat.sort_by(f64::total_cmp);
+    Summary {
+        p50: percentile(&lat, 0.50),
+        p99: percentile(&lat, 0.99),
+        errors: errors.load(Ordering::Relaxed),
+        throughput: lat.len() as f64 / elapsed,
+    }
+}
+
+/// `workers` concurrent request loops for `duration`: completed requests per second.
+pub async fn max_throughput(client: &HttpClient, t: &Target, workers: usize, duration: Duration) -> Summary {
+    let done = Arc::new(AtomicU64::new(0));
+    let errors = Arc::new(AtomicU64::new(0));
+    let deadline = Instant::now() + duration;
+    let start = Instant::now();
+    let mut tasks = Vec::new();
+    for _ in 0..workers {
+        let (client, t, done, errors) = (client.clone(), t.clone(), done.clone(), errors.clone());
+        tasks.push(tokio::spawn(async move {
+            while Instant::now() < deadline {
+                match one(&client, &t).await {
+                    Some(_) => done.fetch_add(1, Ordering::Relaxed),
+                    None => errors.fetch_add(1, Ordering::Relaxed),
+                };
+            }
+        }));
+    }
+    for task in tasks {
+        let _ = task.await;
+    }
+    Summary {
+        throughput: done.load(Ordering::Relaxed) as f64 / start.elapsed().as_secs_f64(),
+        errors: errors.load(Ordering::Relaxed),
+        ..Default::default()
+    }
+}

@@ -1,0 +1,45 @@
+//! A deliberately cheap upstream: canned OpenAI answers (JSON, or a short SSE stream) without
+//! parsing the request, so the benchmark measures Cairn, not the stand-in.
+
+use std::net::SocketAddr;
+
+use axum::body::{Body, Bytes};
+use axum::response::Response;
+use axum::routing::post;
+use axum::Router;
+
+const COMPLETION: &str = r#"{"id":"chatcmpl-bench","object":"chat.completion","created":1,"model":"bench","choices":[{"index":0,"message":{"role":"assistant","content":"Hello from the benchmark upstream."},"finish_reason":"stop","logprobs":null}],"usage":{"prompt_tokens":12,"completion_tokens":6,"total_tokens":18}}"#;
+
+fn stream_body() -> String {
+    let mut out = String::new();
+    let chunk = |delta: &str, finish: &str| {
+        format!(r#"data: {{"id":"chatcmpl-bench","object":"chat.completion.chunk","created":1,"model":"bench","choices":[{{"index":0,"delta":{delta},"finish_reason":{finish},"logprobs":null}}]}}"#) + "\n\n"
+    };
+    out += &chunk(r#"{"role":"assistant","content":""}"#, "null");
+    for w in ["Hello", " from", " the", " benchmark", " upstream", "."] {
+        out += &chunk(&format!(r#"{{"content":"{w}"}}"#), "null");
+    }
+    out += &chunk("{}", "\"stop\"");
+    out += r#"data: {"id":"chatcmpl-bench","object":"chat.completion.chunk","created":1,"model":"bench","choices":[],"usage":{"prompt_tokens":12,"completion_tokens":6,"total_tokens":18}}"#;
+    out += "\n\ndata: [DONE]\n\n";
+    out
+}
+
+async fn chat(body: Bytes) -> Response {
+    let streaming = body.windows(14).any(|w| w == b"\"stream\":true");
+    let (ctype, payload) = if streaming {
+        ("text/event-stream", Body::from(stream_body()))
+    } else {
+        ("application/json", Body::from(COMPLETION))
+    };
+    Response::builder().header("content-type", ctype).body(payload).unwrap_or_default()
+}
+
+/// Starts the upstream on a free loopback port.
+pub async fn start() -> anyhow::Result<SocketAddr> {
+    let app = Router::new().route("/v1/chat/completions", post(chat));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    let addr = listener.local_addr()?;
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    Ok(addr)
+}

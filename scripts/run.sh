@@ -1,0 +1,8 @@
+#!/usr/bin/env bash
+# Builds Cairn (release) and runs it on its embedded default: one process, SQLite in
+# ./cairn-data, listening on 127.0.0.1:8080. Extra arguments go to `cairn serve`
+# (e.g. `--config cairn.toml`). The first start prints an admin key once.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+cargo build --release -p cairn
+exec target/release/cairn serve "$@"

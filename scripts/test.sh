@@ -1,0 +1,20 @@
+#!/usr/bin/env bash
+# Runs Cairn's whole test suite, PostgreSQL included: starts a local PostgreSQL with pgvector
+# (installing it on first use, see scripts/postgres.sh), then runs every test with nextest.
+#
+#   scripts/test.sh                 # everything
+#   scripts/test.sh -p cairn-api    # extra arguments go to cargo nextest
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+if [ -z "${CAIRN_TEST_POSTGRES_URL:-}" ]; then
+  CAIRN_TEST_POSTGRES_URL="$(scripts/postgres.sh start)"
+  export CAIRN_TEST_POSTGRES_URL
+fi
+
+if cargo nextest --version >/dev/null 2>&1; then
+  cargo nextest run --workspace --profile "${NEXTEST_PROFILE:-default}" "$@"
+else
+  echo "[test.sh] cargo-nextest not found; falling back to cargo test" >&2
+  cargo test --workspace "$@"
+fi
