@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Runs Cairn's whole test suite, PostgreSQL included: starts a local PostgreSQL with pgvector
-# (installing it on first use, see scripts/postgres.sh), then runs every test with nextest.
+# Runs Cairn's whole test suite: starts a local PostgreSQL with pgvector (installing it on
+# first use, see scripts/postgres.sh), prepares the official OpenAI Python SDK for the
+# compatibility test (scripts/python-env.sh), then runs every test with nextest.
 #
 #   scripts/test.sh                 # everything
 #   scripts/test.sh -p cairn-api    # extra arguments go to cargo nextest
@@ -10,6 +11,11 @@ cd "$(dirname "$0")/.."
 if [ -z "${CAIRN_TEST_POSTGRES_URL:-}" ]; then
   CAIRN_TEST_POSTGRES_URL="$(scripts/postgres.sh start)"
   export CAIRN_TEST_POSTGRES_URL
+fi
+
+if [ -z "${CAIRN_TEST_PYTHON:-}" ]; then
+  CAIRN_TEST_PYTHON="$(scripts/python-env.sh)"
+  export CAIRN_TEST_PYTHON
 fi
 
 if cargo nextest --version >/dev/null 2>&1; then

@@ -43,7 +43,9 @@ pub type HttpClient = Client<HttpConnector, Full<Bytes>>;
 pub fn client() -> HttpClient {
     let mut connector = HttpConnector::new();
     connector.set_nodelay(true);
-    Client::builder(TokioExecutor::new()).pool_max_idle_per_host(4096).build(connector)
+    Client::builder(TokioExecutor::new())
+        .pool_max_idle_per_host(4096)
+        .build(connector)
 }
 
 /// Sends one request; returns (time to first body bytes, total time), or None on failure.
@@ -80,7 +82,13 @@ fn percentile(sorted: &[f64], p: f64) -> f64 {
 
 /// Sends `rate` requests per second for `duration`, open loop. `first_byte` picks time to
 /// first byte instead of total time.
-pub async fn fixed_rate(client: &HttpClient, t: &Target, rate: u32, duration: Duration, first_byte: bool) -> Summary {
+pub async fn fixed_rate(
+    client: &HttpClient,
+    t: &Target,
+    rate: u32,
+    duration: Duration,
+    first_byte: bool,
+) -> Summary {
     let n = (rate as f64 * duration.as_secs_f64()) as u64;
     let period = Duration::from_secs_f64(1.0 / rate as f64);
     let start = tokio::time::Instant::now();
@@ -122,7 +130,12 @@ pub async fn fixed_rate(client: &HttpClient, t: &Target, rate: u32, duration: Du
 }
 
 /// `workers` concurrent request loops for `duration`: completed requests per second.
-pub async fn max_throughput(client: &HttpClient, t: &Target, workers: usize, duration: Duration) -> Summary {
+pub async fn max_throughput(
+    client: &HttpClient,
+    t: &Target,
+    workers: usize,
+    duration: Duration,
+) -> Summary {
     let done = Arc::new(AtomicU64::new(0));
     let errors = Arc::new(AtomicU64::new(0));
     let deadline = Instant::now() + duration;

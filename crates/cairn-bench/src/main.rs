@@ -29,7 +29,9 @@ struct Cli {
 #[derive(Subcommand)]
 enum Cmd {
     /// Latency added by the gateway at fixed rates, and maximum throughput.
-    #[command(after_help = "Example:\n  scripts/bench-gateway.sh\n  cairn-bench gateway --cairn target/release/cairn --seconds 10")]
+    #[command(
+        after_help = "Example:\n  scripts/bench-gateway.sh\n  cairn-bench gateway --cairn target/release/cairn --seconds 10"
+    )]
     Gateway {
         /// The cairn binary to run.
         #[arg(long, default_value = "target/release/cairn")]
@@ -59,7 +61,11 @@ impl Drop for Server {
 fn rss_mb(pid: u32) -> f64 {
     std::fs::read_to_string(format!("/proc/{pid}/status"))
         .ok()
-        .and_then(|s| s.lines().find(|l| l.starts_with("VmRSS:")).and_then(|l| l.split_whitespace().nth(1)?.parse::<f64>().ok()))
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("VmRSS:"))
+                .and_then(|l| l.split_whitespace().nth(1)?.parse::<f64>().ok())
+        })
         .map(|kb| kb / 1024.0)
         .unwrap_or(f64::NAN)
 }
@@ -78,12 +84,19 @@ async fn wait_ready(client: &load::HttpClient, url: &str) -> Result<()> {
 }
 
 fn free_port() -> Result<u16> {
-    Ok(std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
+    Ok(std::net::TcpListener::bind("127.0.0.1:0")?
+        .local_addr()?
+        .port())
 }
 
 #[tokio::main]
 async fn main() -> Result<()> {
-    let Cmd::Gateway { cairn, seconds, rates, workers } = Cli::parse().command;
+    let Cmd::Gateway {
+        cairn,
+        seconds,
+        rates,
+        workers,
+    } = Cli::parse().command;
     let upstream = upstream::start().await?;
     let dir = tempfile::tempdir()?;
     let port = free_port()?;
@@ -104,7 +117,12 @@ async fn main() -> Result<()> {
         .stdout(Stdio::null())
         .stderr(Stdio::inherit())
         .spawn()
-        .with_context(|| format!("starting {} (build it with: cargo build --release -p cairn)", cairn.display()))?;
+        .with_context(|| {
+            format!(
+                "starting {} (build it with: cargo build --release -p cairn)",
+                cairn.display()
+            )
+        })?;
     let server = Server(child);
     let pid = server.0.id();
     let client = load::client();
@@ -117,7 +135,11 @@ async fn main() -> Result<()> {
             r#"{{"model":"bench","stream":{stream},"messages":[{{"role":"system","content":"You are terse."}},{{"role":"user","content":"Say hello to the benchmark."}}]}}"#
         ))
     };
-    let direct = |stream| Target { url: format!("http://{upstream}/v1/chat/completions"), key: None, body: body(stream) };
+    let direct = |stream| Target {
+        url: format!("http://{upstream}/v1/chat/completions"),
+        key: None,
+        body: body(stream),
+    };
     let cairn_t = |stream| Target {
         url: format!("http://127.0.0.1:{port}/v1/chat/completions"),
         key: Some(BENCH_KEY.into()),
@@ -143,7 +165,10 @@ async fn main() -> Result<()> {
     let loaded_rss = rss_mb(pid);
     println!("\n| measure | value |\n|---|---|");
     println!("| max throughput via Cairn ({workers} connections, non-streaming) | {:.0} req/s ({} errors) |", max.throughput, max.errors);
-    println!("| max throughput direct to the stand-in (same load generator) | {:.0} req/s |", max_direct.throughput);
+    println!(
+        "| max throughput direct to the stand-in (same load generator) | {:.0} req/s |",
+        max_direct.throughput
+    );
     println!("| Cairn resident memory, idle after start | {idle_rss:.1} MB |");
     println!("| Cairn resident memory, after the runs | {loaded_rss:.1} MB |");
     drop(server);

@@ -13,7 +13,9 @@ const COMPLETION: &str = r#"{"id":"chatcmpl-bench","object":"chat.completion","c
 fn stream_body() -> String {
     let mut out = String::new();
     let chunk = |delta: &str, finish: &str| {
-        format!(r#"data: {{"id":"chatcmpl-bench","object":"chat.completion.chunk","created":1,"model":"bench","choices":[{{"index":0,"delta":{delta},"finish_reason":{finish},"logprobs":null}}]}}"#) + "\n\n"
+        format!(
+            r#"data: {{"id":"chatcmpl-bench","object":"chat.completion.chunk","created":1,"model":"bench","choices":[{{"index":0,"delta":{delta},"finish_reason":{finish},"logprobs":null}}]}}"#
+        ) + "\n\n"
     };
     out += &chunk(r#"{"role":"assistant","content":""}"#, "null");
     for w in ["Hello", " from", " the", " benchmark", " upstream", "."] {
@@ -32,7 +34,10 @@ async fn chat(body: Bytes) -> Response {
     } else {
         ("application/json", Body::from(COMPLETION))
     };
-    Response::builder().header("content-type", ctype).body(payload).unwrap_or_default()
+    Response::builder()
+        .header("content-type", ctype)
+        .body(payload)
+        .unwrap_or_default()
 }
 
 /// Starts the upstream on a free loopback port.

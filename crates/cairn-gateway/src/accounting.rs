@@ -183,7 +183,12 @@ pub(crate) struct PendingCall {
 
 impl PendingCall {
     /// Starts accounting a call.
-    pub(crate) fn start(recorder: UsageRecorder, limiter: Arc<Limiter>, principal: &Principal, meta: CallMeta<'_>) -> Self {
+    pub(crate) fn start(
+        recorder: UsageRecorder,
+        limiter: Arc<Limiter>,
+        principal: &Principal,
+        meta: CallMeta<'_>,
+    ) -> Self {
         let record = UsageRecord {
             id: meta.request_id.into(),
             ts_ms: cairn_core::time::now_ms(),

@@ -183,7 +183,13 @@ impl GatewayService {
         stream: bool,
         prompt: u64,
     ) -> CallGuard {
-        let meta = CallMeta { request_id, endpoint, alias, streamed: stream, prompt_estimate: prompt };
+        let meta = CallMeta {
+            request_id,
+            endpoint,
+            alias,
+            streamed: stream,
+            prompt_estimate: prompt,
+        };
         let call = PendingCall::start(self.recorder.clone(), self.limiter.clone(), p, meta);
         CallGuard {
             call,

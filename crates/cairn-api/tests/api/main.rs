@@ -5,6 +5,7 @@ mod access;
 mod bad_input;
 mod gateway;
 mod resilience;
+mod sdk;
 
 use cairn_testkit::{StandIn, TestServer};
 use serde_json::{json, Value};
