@@ -5,6 +5,7 @@
 #
 #   scripts/postgres.sh start   # install if needed, start, print the URL (default)
 #   scripts/postgres.sh stop
+#   scripts/postgres.sh clean   # drop databases left by earlier test runs
 #   scripts/postgres.sh url
 set -euo pipefail
 
@@ -57,11 +58,19 @@ start() {
   echo "$URL"
 }
 
+# Drops the per-test databases that earlier runs left behind.
+clean() {
+  as_pg "$BIN/psql" -h 127.0.0.1 -p "$PORT" -U postgres -qAt postgres -c \
+    "SELECT 'DROP DATABASE IF EXISTS ' || quote_ident(datname) || ';' FROM pg_database WHERE datname LIKE 'cairn\_test\_%'" \
+    | as_pg "$BIN/psql" -h 127.0.0.1 -p "$PORT" -U postgres -qAt postgres >/dev/null
+}
+
 stop() { [ -d "$DATA" ] && as_pg "$BIN/pg_ctl" -D "$DATA" -m fast stop || true; }
 
 case "${1:-start}" in
   start) start ;;
+  clean) clean ;;
   stop) stop ;;
   url) echo "$URL" ;;
-  *) echo "usage: $0 [start|stop|url]" >&2; exit 2 ;;
+  *) echo "usage: $0 [start|stop|clean|url]" >&2; exit 2 ;;
 esac

@@ -11,6 +11,7 @@ cd "$(dirname "$0")/.."
 if [ -z "${CAIRN_TEST_POSTGRES_URL:-}" ]; then
   CAIRN_TEST_POSTGRES_URL="$(scripts/postgres.sh start)"
   export CAIRN_TEST_POSTGRES_URL
+  scripts/postgres.sh clean
 fi
 
 if [ -z "${CAIRN_TEST_PYTHON:-}" ]; then

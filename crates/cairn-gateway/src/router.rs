@@ -238,25 +238,31 @@ impl Router {
                     breaker: &target.breaker,
                     settled: false,
                 };
-                let result =
-                    match tokio::time::timeout(limit, target.slots.clone().acquire_owned()).await {
-                        Ok(Ok(permit)) => {
-                            match tokio::time::timeout(limit, op(target.clone(), permit)).await {
-                                Ok(r) => r,
-                                Err(_) => Err(ProviderError::Timeout(match deadline {
-                                    Deadline::Total => "the response",
-                                    Deadline::FirstToken => "the first token",
-                                })),
-                            }
+                // One deadline per attempt covers both waiting for a slot and the call itself.
+                let until = tokio::time::Instant::now() + limit;
+                let result = match tokio::time::timeout_at(
+                    until,
+                    target.slots.clone().acquire_owned(),
+                )
+                .await
+                {
+                    Ok(Ok(permit)) => {
+                        match tokio::time::timeout_at(until, op(target.clone(), permit)).await {
+                            Ok(r) => r,
+                            Err(_) => Err(ProviderError::Timeout(match deadline {
+                                Deadline::Total => "the response",
+                                Deadline::FirstToken => "the first token",
+                            })),
                         }
-                        // Saturated locally: not the upstream's fault, so the breaker is left alone.
-                        _ => {
-                            guard.settled = true;
-                            target.breaker.on_abandoned();
-                            last_err = Some(ProviderError::Timeout("a free connection slot"));
-                            break;
-                        }
-                    };
+                    }
+                    // Saturated locally: not the upstream's fault, so the breaker is left alone.
+                    _ => {
+                        guard.settled = true;
+                        target.breaker.on_abandoned();
+                        last_err = Some(ProviderError::Timeout("a free connection slot"));
+                        break;
+                    }
+                };
                 guard.settled = true;
                 match result {
                     Ok(value) => {

@@ -283,7 +283,7 @@ async fn models_openapi_docs_and_metrics() {
         .iter()
         .map(|m| m["id"].as_str().unwrap())
         .collect();
-    assert_eq!(ids, ["chain", "claude", "embed", "fast", "quick"]);
+    assert_eq!(ids, ["chain", "claude", "embed", "fast", "narrow", "quick"]);
     assert_eq!(
         models["data"][0]["cairn"]["targets"],
         json!(["up/up-model", "backup/backup-model"])
@@ -395,4 +395,75 @@ async fn graceful_shutdown_lets_in_flight_streams_finish() {
     let text = resp.text().await.unwrap();
     assert!(text.ends_with("data: [DONE]\n\n"), "{text}");
     s.handle.await.unwrap().unwrap();
+}
+
+#[tokio::test]
+async fn streams_still_open_after_the_grace_period_are_cut_cleanly() {
+    let (up, backup) = (
+        cairn_testkit::StandIn::start().await,
+        cairn_testkit::StandIn::start().await,
+    );
+    let config =
+        crate::config(&up, &backup).replace("[server]", "[server]\nshutdown_grace_secs = 0");
+    let s = cairn_testkit::TestServer::start(&config).await;
+    up.push([cairn_testkit::Fault::ChunkDelay(
+        std::time::Duration::from_secs(2),
+    )]);
+    let mut body = chat("fast");
+    body["stream"] = json!(true);
+    let mut resp = s
+        .client
+        .post(format!("{}/v1/chat/completions", s.base))
+        .bearer_auth(&s.admin_key)
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
+    assert!(resp.chunk().await.unwrap().is_some());
+    s.shutdown.cancel();
+    let mut rest = Vec::new();
+    while let Some(bytes) = resp.chunk().await.unwrap() {
+        rest.extend_from_slice(&bytes);
+    }
+    let rest = String::from_utf8(rest).unwrap();
+    assert!(
+        rest.contains("shutting down") && rest.contains("stream_interrupted"),
+        "{rest}"
+    );
+    s.handle.await.unwrap().unwrap();
+    up.wait_hang_ups(1).await;
+}
+
+#[tokio::test]
+async fn cors_follows_the_config() {
+    let (up, backup) = (
+        cairn_testkit::StandIn::start().await,
+        cairn_testkit::StandIn::start().await,
+    );
+    let config = crate::config(&up, &backup).replace(
+        "[server]",
+        "[server]\ncors_allowed_origins = [\"https://app.example.com\"]",
+    );
+    let s = cairn_testkit::TestServer::start(&config).await;
+    let preflight = |origin: &'static str| {
+        s.client
+            .request(
+                reqwest::Method::OPTIONS,
+                format!("{}/v1/chat/completions", s.base),
+            )
+            .header("origin", origin)
+            .header("access-control-request-method", "POST")
+            .header(
+                "access-control-request-headers",
+                "authorization,content-type",
+            )
+            .send()
+    };
+    let ok = preflight("https://app.example.com").await.unwrap();
+    assert_eq!(
+        ok.headers()["access-control-allow-origin"],
+        "https://app.example.com"
+    );
+    let other = preflight("https://evil.example.com").await.unwrap();
+    assert!(other.headers().get("access-control-allow-origin").is_none());
 }

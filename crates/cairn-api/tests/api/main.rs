@@ -14,7 +14,8 @@ use serde_json::{json, Value};
 const PRICES: &str = "input_usd_per_mtok = 10000.0, output_usd_per_mtok = 20000.0";
 
 /// A config with: `fast` (OpenAI-style, `up`), `chain` (`up` then `backup`), `claude`
-/// (Anthropic-style), `embed` (embeddings), and `quick` (short timeouts, no fallback).
+/// (Anthropic-style), `embed` (embeddings), `quick` (short timeouts, no fallback) and `narrow`
+/// (a provider allowing one concurrent request).
 pub fn config(up: &StandIn, backup: &StandIn) -> String {
     std::env::set_var("STANDIN_KEY", "sk-upstream-secret");
     format!(
@@ -43,6 +44,11 @@ headers = {{ "x-team" = "search" }}
 kind = "openai"
 base_url = "{backup}"
 
+[providers.narrow]
+kind = "openai"
+base_url = "{up}"
+max_concurrency = 1
+
 [providers.claude]
 kind = "anthropic"
 base_url = "{anthropic}"
@@ -60,6 +66,9 @@ targets = [{{ provider = "claude", model = "claude-model", {PRICES} }}]
 [models.embed]
 kind = "embedding"
 targets = [{{ provider = "up", model = "embed-model" }}]
+
+[models.narrow]
+targets = [{{ provider = "narrow", model = "up-model", timeouts = {{ first_token_ms = 300 }} }}]
 
 [models.quick]
 targets = [{{ provider = "up", model = "up-model", timeouts = {{ first_token_ms = 300, total_ms = 600 }} }}]

@@ -223,3 +223,44 @@ async fn client_disconnect_cancels_the_upstream_request() {
     );
     assert_eq!(u["totals"]["errors"], 2);
 }
+
+#[tokio::test]
+async fn the_provider_concurrency_limit_holds() {
+    let (s, up, _) = setup().await;
+    up.push([Fault::ChunkDelay(Duration::from_millis(200))]);
+    let mut body = chat("narrow");
+    body["stream"] = json!(true);
+    // The slow stream holds the provider's only slot until it ends...
+    let mut first = s
+        .client
+        .post(format!("{}/v1/chat/completions", s.base))
+        .bearer_auth(&s.admin_key)
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
+    assert!(first.chunk().await.unwrap().is_some());
+    // ...so a second stream cannot get one within its 300 ms first-token deadline.
+    let (status, resp) = s.post("/v1/chat/completions", &s.admin_key, &body).await;
+    assert_eq!(status, 504, "{resp}");
+    assert!(
+        resp["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("free connection slot"),
+        "{resp}"
+    );
+    assert_eq!(
+        up.request_count(),
+        1,
+        "the second call never reached the upstream"
+    );
+    while first.chunk().await.unwrap().is_some() {}
+    assert_eq!(
+        s.post("/v1/chat/completions", &s.admin_key, &chat("narrow"))
+            .await
+            .0,
+        200,
+        "the slot is free again"
+    );
+}
