@@ -80,53 +80,64 @@ fn percentile(sorted: &[f64], p: f64) -> f64 {
     sorted[idx.min(sorted.len() - 1)]
 }
 
-/// Sends `rate` requests per second for `duration`, open loop. `first_byte` picks time to
-/// first byte instead of total time.
-pub async fn fixed_rate(
+/// Open loop at `rate` requests per second to each of `a` and `b`, interleaved (b half a
+/// period after a), so both paths see the same machine conditions at the same time. Latency
+/// is timed from each request's actual send; the generator's own lag behind schedule is
+/// reported separately (a large lag means the generator, not the server, was overloaded).
+/// `first_byte` picks time to first byte instead of total time.
+pub async fn paired_rate(
     client: &HttpClient,
-    t: &Target,
+    a: &Target,
+    b: &Target,
     rate: u32,
     duration: Duration,
     first_byte: bool,
-) -> Summary {
+) -> (Summary, Summary, f64) {
     let n = (rate as f64 * duration.as_secs_f64()) as u64;
     let period = Duration::from_secs_f64(1.0 / rate as f64);
     let start = tokio::time::Instant::now();
-    let errors = Arc::new(AtomicU64::new(0));
-    let mut tasks = Vec::with_capacity(n as usize);
+    let errors = [Arc::new(AtomicU64::new(0)), Arc::new(AtomicU64::new(0))];
+    let mut tasks: [Vec<tokio::task::JoinHandle<Option<f64>>>; 2] = [Vec::new(), Vec::new()];
+    let mut lags = Vec::with_capacity(2 * n as usize);
     for i in 0..n {
-        let scheduled = start + period * i as u32;
-        tokio::time::sleep_until(scheduled).await;
-        let (client, t, errors) = (client.clone(), t.clone(), errors.clone());
-        tasks.push(tokio::spawn(async move {
-            let lag = scheduled.elapsed();
-            match one(&client, &t).await {
-                // Count from the scheduled start: queueing in front of the request counts too.
-                Some((ttfb, total)) => {
-                    let measured = if first_byte { ttfb } else { total };
-                    Some((measured + lag).as_secs_f64() * 1000.0)
+        for (side, t) in [a, b].into_iter().enumerate() {
+            let scheduled = start + period * i as u32 + (period / 2) * side as u32;
+            tokio::time::sleep_until(scheduled).await;
+            lags.push(scheduled.elapsed().as_secs_f64() * 1000.0);
+            let (client, t, errors) = (client.clone(), t.clone(), errors[side].clone());
+            tasks[side].push(tokio::spawn(async move {
+                match one(&client, &t).await {
+                    Some((ttfb, total)) => {
+                        Some((if first_byte { ttfb } else { total }).as_secs_f64() * 1000.0)
+                    }
+                    None => {
+                        errors.fetch_add(1, Ordering::Relaxed);
+                        None
+                    }
                 }
-                None => {
-                    errors.fetch_add(1, Ordering::Relaxed);
-                    None
-                }
-            }
-        }));
-    }
-    let mut lat = Vec::with_capacity(tasks.len());
-    for task in tasks {
-        if let Ok(Some(ms)) = task.await {
-            lat.push(ms);
+            }));
         }
     }
     let elapsed = start.elapsed().as_secs_f64();
-    lat.sort_by(f64::total_cmp);
-    Summary {
-        p50: percentile(&lat, 0.50),
-        p99: percentile(&lat, 0.99),
-        errors: errors.load(Ordering::Relaxed),
-        throughput: lat.len() as f64 / elapsed,
+    let mut out = [Summary::default(), Summary::default()];
+    for (side, handles) in tasks.into_iter().enumerate() {
+        let mut lat = Vec::with_capacity(handles.len());
+        for h in handles {
+            if let Ok(Some(ms)) = h.await {
+                lat.push(ms);
+            }
+        }
+        lat.sort_by(f64::total_cmp);
+        out[side] = Summary {
+            p50: percentile(&lat, 0.50),
+            p99: percentile(&lat, 0.99),
+            errors: errors[side].load(Ordering::Relaxed),
+            throughput: lat.len() as f64 / elapsed,
+        };
     }
+    lags.sort_by(f64::total_cmp);
+    let [sa, sb] = out;
+    (sa, sb, percentile(&lags, 0.99))
 }
 
 /// `workers` concurrent request loops for `duration`: completed requests per second.

@@ -146,18 +146,35 @@ async fn main() -> Result<()> {
         body: body(stream),
     };
     // Warm up connection pools on both paths.
-    let _ = load::fixed_rate(&client, &cairn_t(false), 200, Duration::from_secs(1), false).await;
-    let _ = load::fixed_rate(&client, &direct(false), 200, Duration::from_secs(1), false).await;
+    let _ = load::paired_rate(
+        &client,
+        &direct(false),
+        &cairn_t(false),
+        200,
+        Duration::from_secs(1),
+        false,
+    )
+    .await;
 
     let dur = Duration::from_secs(seconds);
-    println!("## Gateway overhead (cairn-bench gateway, {seconds}s per run)\n");
-    println!("| mode | rate (req/s) | direct p50 | direct p99 | via Cairn p50 | via Cairn p99 | added p50 | added p99 | errors |");
-    println!("|---|---|---|---|---|---|---|---|---|");
+    println!("## Gateway overhead (cairn-bench gateway, {seconds}s per run, direct and via Cairn interleaved)\n");
+    println!("| mode | rate (req/s each path) | direct p50 | direct p99 | via Cairn p50 | via Cairn p99 | added p50 | added p99 | generator lag p99 | errors |");
+    println!("|---|---|---|---|---|---|---|---|---|---|");
     for &rate in &rates {
-        for (mode, stream) in [("non-streaming, total", false), ("streaming, TTFT", true)] {
-            let d = load::fixed_rate(&client, &direct(stream), rate, dur, stream).await;
-            let c = load::fixed_rate(&client, &cairn_t(stream), rate, dur, stream).await;
-            row(mode, rate, &d, &c);
+        for (mode, stream) in [
+            ("non-streaming, total", false),
+            ("streaming, time to first byte", true),
+        ] {
+            let (d, c, lag) = load::paired_rate(
+                &client,
+                &direct(stream),
+                &cairn_t(stream),
+                rate,
+                dur,
+                stream,
+            )
+            .await;
+            row(mode, rate, &d, &c, lag);
         }
     }
     let max = load::max_throughput(&client, &cairn_t(false), workers, dur).await;
@@ -175,9 +192,9 @@ async fn main() -> Result<()> {
     Ok(())
 }
 
-fn row(mode: &str, rate: u32, d: &Summary, c: &Summary) {
+fn row(mode: &str, rate: u32, d: &Summary, c: &Summary, lag: f64) {
     println!(
-        "| {mode} | {rate} | {:.2} ms | {:.2} ms | {:.2} ms | {:.2} ms | {:.2} ms | {:.2} ms | {} |",
+        "| {mode} | {rate} | {:.3} ms | {:.3} ms | {:.3} ms | {:.3} ms | {:.3} ms | {:.3} ms | {lag:.2} ms | {} |",
         d.p50,
         d.p99,
         c.p50,

@@ -28,7 +28,8 @@ fn stream_body() -> String {
 }
 
 async fn chat(body: Bytes) -> Response {
-    let streaming = body.windows(14).any(|w| w == b"\"stream\":true");
+    const NEEDLE: &[u8] = b"\"stream\":true";
+    let streaming = body.windows(NEEDLE.len()).any(|w| w == NEEDLE);
     let (ctype, payload) = if streaming {
         ("text/event-stream", Body::from(stream_body()))
     } else {
