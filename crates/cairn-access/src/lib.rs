@@ -1,6 +1,8 @@
 //! Access control: tenants, API keys (random, shown once, stored as SHA-256 hashes), roles,
 //! and the per-key limits (requests and tokens per minute, monthly spend) checked on each call.
 
+#![warn(missing_docs)]
+
 mod keys;
 mod limits;
 mod service;

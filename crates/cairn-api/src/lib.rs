@@ -1,6 +1,8 @@
 //! Cairn's HTTP layer: axum routes, the bearer-key extractor, OpenAI-shaped errors, SSE,
 //! OpenAPI and the interactive docs. Handlers only translate HTTP to service calls and back.
 
+#![warn(missing_docs)]
+
 mod app;
 mod auth;
 mod error;

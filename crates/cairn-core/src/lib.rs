@@ -1,6 +1,8 @@
 //! Cairn's core: domain types, configuration, errors and the storage ports (traits) that the
 //! adapters in `cairn-store` implement. Nothing here does I/O beyond reading the config file.
 
+#![warn(missing_docs)]
+
 pub mod config;
 pub mod error;
 pub mod openai;

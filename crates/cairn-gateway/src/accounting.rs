@@ -14,7 +14,7 @@ use cairn_core::usage::{CallStatus, UsageRecord};
 use cairn_telemetry::Metrics;
 use tokio::sync::{mpsc, oneshot};
 
-use crate::router::RouteTrace;
+use crate::router::{RouteError, RouteTrace, Routed};
 
 /// Records kept in memory at most while storage is failing; older ones are dropped (logged).
 const MAX_BUFFER: usize = 100_000;
@@ -299,5 +299,41 @@ impl Drop for CallGuard {
     fn drop(&mut self) {
         let trace = std::mem::take(&mut self.trace);
         self.call.cancel(&trace);
+    }
+}
+
+impl CallGuard {
+    /// Records a completed call with the usage the upstream reported (or `None` to estimate
+    /// from `output_chars`); returns where it was served.
+    pub(crate) fn succeed(
+        &mut self,
+        trace: RouteTrace,
+        reported: Option<(u64, u64)>,
+        output_chars: usize,
+    ) -> Routed {
+        self.call.routed(&trace);
+        self.call.reported = reported;
+        self.call.output_chars = output_chars;
+        self.call.finish(CallStatus::Ok, None, &trace);
+        let routed = Routed::from(&trace);
+        self.trace = trace;
+        routed
+    }
+
+    /// Notes the route of a call that goes on (a stream); the stream records it when it ends.
+    pub(crate) fn started(&mut self, trace: RouteTrace) -> Routed {
+        self.call.routed(&trace);
+        let routed = Routed::from(&trace);
+        self.trace = trace;
+        routed
+    }
+
+    /// Records a failed call; returns the error for the client.
+    pub(crate) fn fail(&mut self, e: RouteError) -> cairn_core::Error {
+        self.call.routed(&e.trace);
+        self.call
+            .finish(CallStatus::Error, Some(e.error.to_string()), &e.trace);
+        self.trace = e.trace;
+        e.error
     }
 }

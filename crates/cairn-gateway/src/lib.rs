@@ -2,6 +2,8 @@
 //! backoff, fallbacks, per-target timeouts, circuit breakers, concurrency limits), accounting,
 //! and the service the HTTP layer calls.
 
+#![warn(missing_docs)]
+
 mod accounting;
 mod backoff;
 mod breaker;
@@ -13,5 +15,5 @@ mod stream;
 
 pub use accounting::UsageRecorder;
 pub use provider::{ChunkStream, Provider, ProviderError};
-pub use router::Router;
-pub use service::{ChatStream, GatewayService, Routed, StreamEvent, UsageReport, UsageRequest};
+pub use router::{Routed, Router};
+pub use service::{ChatStream, GatewayService, StreamEvent, UsageReport, UsageRequest};

@@ -89,6 +89,38 @@ pub struct RouteTrace {
     pub target: Option<Arc<Target>>,
 }
 
+/// Where a call was served, for response headers.
+#[derive(Clone, Debug, Default)]
+pub struct Routed {
+    /// Provider name.
+    pub provider: String,
+    /// Upstream model.
+    pub model: String,
+    /// Retries taken.
+    pub retries: u32,
+    /// Fallbacks taken.
+    pub fallbacks: u32,
+}
+
+impl From<&RouteTrace> for Routed {
+    fn from(t: &RouteTrace) -> Self {
+        Routed {
+            provider: t
+                .target
+                .as_ref()
+                .map(|t| t.provider_name.clone())
+                .unwrap_or_default(),
+            model: t
+                .target
+                .as_ref()
+                .map(|t| t.model.clone())
+                .unwrap_or_default(),
+            retries: t.retries,
+            fallbacks: t.fallbacks,
+        }
+    }
+}
+
 /// A failed routed call: the client-facing error and what was tried.
 pub struct RouteError {
     /// The error for the client.

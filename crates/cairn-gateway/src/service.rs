@@ -7,12 +7,12 @@ use std::time::Duration;
 use cairn_access::Limiter;
 use cairn_core::config::{Config, ModelKind};
 use cairn_core::openai::{
-    ChatCompletion, ChatRequest, EmbeddingRequest, EmbeddingResponse, EncodingFormat, Model,
-    ModelInfo, ModelList,
+    ChatCompletion, ChatRequest, EmbeddingRequest, EmbeddingResponse, EmbeddingVector,
+    EncodingFormat, Model, ModelInfo, ModelList,
 };
 use cairn_core::store::Store;
 use cairn_core::tenancy::{Principal, Role};
-use cairn_core::usage::{CallStatus, UsageBucket, UsageQuery};
+use cairn_core::usage::{UsageBucket, UsageQuery};
 use cairn_core::{Error, Result};
 use cairn_telemetry::Metrics;
 use futures::StreamExt;
@@ -20,7 +20,8 @@ use serde::{Deserialize, Serialize};
 use tokio_util::sync::CancellationToken;
 
 use crate::accounting::{CallGuard, CallMeta, PendingCall, UsageRecorder};
-use crate::router::{Deadline, ModelRoute, RouteTrace, Router};
+use crate::router::Routed;
+use crate::router::{Deadline, ModelRoute, RouteError, RouteTrace, Router};
 use crate::stream::{relay, Relay};
 pub use crate::stream::{ChatStream, StreamEvent};
 
@@ -28,38 +29,6 @@ pub use crate::stream::{ChatStream, StreamEvent};
 const MAX_EMBEDDING_INPUTS: usize = 2048;
 /// Longest usage window one query may cover.
 const MAX_USAGE_WINDOW_DAYS: i64 = 400;
-
-/// Where a call was served, for response headers.
-#[derive(Clone, Debug, Default)]
-pub struct Routed {
-    /// Provider name.
-    pub provider: String,
-    /// Upstream model.
-    pub model: String,
-    /// Retries taken.
-    pub retries: u32,
-    /// Fallbacks taken.
-    pub fallbacks: u32,
-}
-
-impl From<&RouteTrace> for Routed {
-    fn from(t: &RouteTrace) -> Self {
-        Routed {
-            provider: t
-                .target
-                .as_ref()
-                .map(|t| t.provider_name.clone())
-                .unwrap_or_default(),
-            model: t
-                .target
-                .as_ref()
-                .map(|t| t.model.clone())
-                .unwrap_or_default(),
-            retries: t.retries,
-            fallbacks: t.fallbacks,
-        }
-    }
-}
 
 /// A usage query as clients send it.
 #[derive(Clone, Debug, Default, Deserialize, utoipa::IntoParams, utoipa::ToSchema)]
@@ -224,29 +193,19 @@ impl GatewayService {
             .await;
         match result {
             Ok((completion, trace)) => {
-                guard.call.routed(&trace);
-                guard.call.reported = completion
+                let reported = completion
                     .usage
                     .as_ref()
                     .map(|u| (u.prompt_tokens, u.completion_tokens));
-                guard.call.output_chars = completion
+                let chars = completion
                     .choices
                     .iter()
                     .map(|c| c.message.text_content().len())
                     .sum();
-                guard.call.finish(CallStatus::Ok, None, &trace);
-                let routed = Routed::from(&trace);
-                guard.trace = trace;
+                let routed = guard.succeed(trace, reported, chars);
                 Ok((completion, routed))
             }
-            Err(e) => {
-                guard.call.routed(&e.trace);
-                guard
-                    .call
-                    .finish(CallStatus::Error, Some(e.error.to_string()), &e.trace);
-                guard.trace = e.trace;
-                Err(e.error)
-            }
+            Err(e) => Err(guard.fail(e)),
         }
     }
 
@@ -289,14 +248,12 @@ impl GatewayService {
             .await;
         match result {
             Ok(((first, upstream, permit), trace)) => {
-                guard.call.routed(&trace);
-                let routed = Routed::from(&trace);
                 let total = trace
                     .target
                     .as_ref()
                     .map(|t| t.timeouts.total_ms)
                     .unwrap_or(600_000);
-                guard.trace = trace;
+                let routed = guard.started(trace);
                 let stream = relay(Relay {
                     upstream,
                     first,
@@ -309,14 +266,7 @@ impl GatewayService {
                 });
                 Ok((stream, routed))
             }
-            Err(e) => {
-                guard.call.routed(&e.trace);
-                guard
-                    .call
-                    .finish(CallStatus::Error, Some(e.error.to_string()), &e.trace);
-                guard.trace = e.trace;
-                Err(e.error)
-            }
+            Err(e) => Err(guard.fail(e)),
         }
     }
 
@@ -362,46 +312,31 @@ impl GatewayService {
         match result {
             Ok((mut resp, trace)) => {
                 if resp.data.len() != req.input.len() {
-                    let msg = format!(
+                    let message = format!(
                         "upstream returned {} embeddings for {} inputs",
                         resp.data.len(),
                         req.input.len()
                     );
-                    guard.call.routed(&trace);
-                    guard
-                        .call
-                        .finish(CallStatus::Error, Some(msg.clone()), &trace);
-                    guard.trace = trace;
-                    return Err(Error::Upstream {
-                        message: msg,
-                        timeout: false,
-                    });
+                    return Err(guard.fail(RouteError {
+                        error: Error::Upstream {
+                            message,
+                            timeout: false,
+                        },
+                        trace,
+                    }));
                 }
                 resp.data.sort_by_key(|d| d.index);
                 if req.encoding_format == Some(EncodingFormat::Base64) {
                     for d in &mut resp.data {
-                        d.embedding = std::mem::replace(
-                            &mut d.embedding,
-                            cairn_core::openai::EmbeddingVector::Float(vec![]),
-                        )
-                        .into_base64();
+                        d.embedding =
+                            std::mem::replace(&mut d.embedding, EmbeddingVector::Float(vec![]))
+                                .into_base64();
                     }
                 }
-                guard.call.routed(&trace);
-                guard.call.reported = Some((resp.usage.prompt_tokens, 0));
-                guard.call.finish(CallStatus::Ok, None, &trace);
-                let routed = Routed::from(&trace);
-                guard.trace = trace;
+                let routed = guard.succeed(trace, Some((resp.usage.prompt_tokens, 0)), 0);
                 Ok((resp, routed))
             }
-            Err(e) => {
-                guard.call.routed(&e.trace);
-                guard
-                    .call
-                    .finish(CallStatus::Error, Some(e.error.to_string()), &e.trace);
-                guard.trace = e.trace;
-                Err(e.error)
-            }
+            Err(e) => Err(guard.fail(e)),
         }
     }
 

@@ -1,6 +1,8 @@
 //! Storage adapters: SQLite (embedded default) and PostgreSQL (scale-out) implementations of
 //! the ports in `cairn_core::store`. Both run the same SQL and pass the same conformance suite.
 
+#![warn(missing_docs)]
+
 mod migrate;
 mod postgres;
 mod sql;

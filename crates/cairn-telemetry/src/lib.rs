@@ -1,6 +1,8 @@
 //! Observability plumbing: the Prometheus metrics every Cairn component records into, and the
 //! structured-logging setup (JSON when not on a terminal).
 
+#![warn(missing_docs)]
+
 mod logging;
 mod metrics;
 

@@ -76,6 +76,17 @@ impl TestServer {
         self.gateway.flush_usage().await;
     }
 
+    /// POSTs a chat request and returns the raw response (for headers and streams).
+    pub async fn send_chat(&self, key: &str, body: &Value) -> reqwest::Response {
+        self.client
+            .post(format!("{}/v1/chat/completions", self.base))
+            .bearer_auth(key)
+            .json(body)
+            .send()
+            .await
+            .expect("request")
+    }
+
     /// POSTs JSON with a bearer key; returns status and parsed body (Null if not JSON).
     pub async fn post(&self, path: &str, key: &str, body: &Value) -> (u16, Value) {
         let resp = self

@@ -12,14 +12,7 @@ async fn non_streaming_chat_passes_through_and_is_accounted() {
     let mut body = chat("fast");
     body["presence_penalty"] = json!(0.5);
     body["seed"] = json!(7);
-    let resp = s
-        .client
-        .post(format!("{}/v1/chat/completions", s.base))
-        .bearer_auth(&s.admin_key)
-        .json(&body)
-        .send()
-        .await
-        .unwrap();
+    let resp = s.send_chat(&s.admin_key, &body).await;
     assert_eq!(resp.status(), 200);
     assert!(resp.headers()["x-request-id"]
         .to_str()
@@ -382,14 +375,7 @@ async fn graceful_shutdown_lets_in_flight_streams_finish() {
     )]);
     let mut body = chat("fast");
     body["stream"] = json!(true);
-    let resp = s
-        .client
-        .post(format!("{}/v1/chat/completions", s.base))
-        .bearer_auth(&s.admin_key)
-        .json(&body)
-        .send()
-        .await
-        .unwrap();
+    let resp = s.send_chat(&s.admin_key, &body).await;
     assert_eq!(resp.status(), 200);
     s.shutdown.cancel();
     let text = resp.text().await.unwrap();
@@ -411,14 +397,7 @@ async fn streams_still_open_after_the_grace_period_are_cut_cleanly() {
     )]);
     let mut body = chat("fast");
     body["stream"] = json!(true);
-    let mut resp = s
-        .client
-        .post(format!("{}/v1/chat/completions", s.base))
-        .bearer_auth(&s.admin_key)
-        .json(&body)
-        .send()
-        .await
-        .unwrap();
+    let mut resp = s.send_chat(&s.admin_key, &body).await;
     assert!(resp.chunk().await.unwrap().is_some());
     s.shutdown.cancel();
     let mut rest = Vec::new();

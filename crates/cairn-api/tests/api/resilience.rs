@@ -185,14 +185,7 @@ async fn client_disconnect_cancels_the_upstream_request() {
     up.push([Fault::ChunkDelay(Duration::from_millis(300))]);
     let mut body = chat("fast");
     body["stream"] = json!(true);
-    let mut resp = s
-        .client
-        .post(format!("{}/v1/chat/completions", s.base))
-        .bearer_auth(&s.admin_key)
-        .json(&body)
-        .send()
-        .await
-        .unwrap();
+    let mut resp = s.send_chat(&s.admin_key, &body).await;
     assert!(resp.chunk().await.unwrap().is_some());
     drop(resp);
     up.wait_hang_ups(1).await;
@@ -231,14 +224,7 @@ async fn the_provider_concurrency_limit_holds() {
     let mut body = chat("narrow");
     body["stream"] = json!(true);
     // The slow stream holds the provider's only slot until it ends...
-    let mut first = s
-        .client
-        .post(format!("{}/v1/chat/completions", s.base))
-        .bearer_auth(&s.admin_key)
-        .json(&body)
-        .send()
-        .await
-        .unwrap();
+    let mut first = s.send_chat(&s.admin_key, &body).await;
     assert!(first.chunk().await.unwrap().is_some());
     // ...so a second stream cannot get one within its 300 ms first-token deadline.
     let (status, resp) = s.post("/v1/chat/completions", &s.admin_key, &body).await;
