@@ -276,7 +276,18 @@ async fn models_openapi_docs_and_metrics() {
         .iter()
         .map(|m| m["id"].as_str().unwrap())
         .collect();
-    assert_eq!(ids, ["chain", "claude", "embed", "fast", "narrow", "quick"]);
+    assert_eq!(
+        ids,
+        [
+            "chain",
+            "claude",
+            "embed",
+            "fast",
+            "narrow",
+            "quick",
+            "resilient"
+        ]
+    );
     assert_eq!(
         models["data"][0]["cairn"]["targets"],
         json!(["up/up-model", "backup/backup-model"])

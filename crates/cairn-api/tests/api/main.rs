@@ -15,7 +15,7 @@ const PRICES: &str = "input_usd_per_mtok = 10000.0, output_usd_per_mtok = 20000.
 
 /// A config with: `fast` (OpenAI-style, `up`), `chain` (`up` then `backup`), `claude`
 /// (Anthropic-style), `embed` (embeddings), `quick` (short timeouts, no fallback) and `narrow`
-/// (a provider allowing one concurrent request).
+/// (a provider allowing one concurrent request), `resilient` (a dead provider, then `backup`).
 pub fn config(up: &StandIn, backup: &StandIn) -> String {
     std::env::set_var("STANDIN_KEY", "sk-upstream-secret");
     format!(
@@ -49,6 +49,10 @@ kind = "openai"
 base_url = "{up}"
 max_concurrency = 1
 
+[providers.gone]
+kind = "openai"
+base_url = "http://127.0.0.1:9/v1"
+
 [providers.claude]
 kind = "anthropic"
 base_url = "{anthropic}"
@@ -69,6 +73,9 @@ targets = [{{ provider = "up", model = "embed-model" }}]
 
 [models.narrow]
 targets = [{{ provider = "narrow", model = "up-model", timeouts = {{ first_token_ms = 300 }} }}]
+
+[models.resilient]
+targets = [{{ provider = "gone", model = "m" }}, {{ provider = "backup", model = "backup-model" }}]
 
 [models.quick]
 targets = [{{ provider = "up", model = "up-model", timeouts = {{ first_token_ms = 300, total_ms = 600 }} }}]

@@ -250,3 +250,34 @@ async fn the_provider_concurrency_limit_holds() {
         "the slot is free again"
     );
 }
+
+#[tokio::test]
+async fn connect_errors_are_retried_then_fall_back() {
+    let (s, _, backup) = setup().await;
+    let resp = s.send_chat(&s.admin_key, &chat("resilient")).await;
+    assert_eq!(resp.status(), 200);
+    assert_eq!(resp.headers()["x-cairn-provider"], "backup");
+    assert_eq!(
+        resp.headers()["x-cairn-retries"],
+        "2",
+        "connect errors are retried first"
+    );
+    assert_eq!(backup.request_count(), 1);
+}
+
+#[tokio::test]
+async fn the_server_request_deadline_answers_504() {
+    let (up, backup) = (
+        cairn_testkit::StandIn::start().await,
+        cairn_testkit::StandIn::start().await,
+    );
+    let config =
+        crate::config(&up, &backup).replace("[server]", "[server]\nrequest_timeout_secs = 1");
+    let s = cairn_testkit::TestServer::start(&config).await;
+    up.push([Fault::Hang]);
+    let (status, body) = s
+        .post("/v1/chat/completions", &s.admin_key, &chat("fast"))
+        .await;
+    assert_eq!(status, 504, "{body}");
+    up.wait_hang_ups(1).await;
+}
