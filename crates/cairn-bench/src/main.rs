@@ -3,6 +3,7 @@
 //! latency at fixed rates (non-streaming total time, and time to first byte when streaming),
 //! the maximum throughput through Cairn, and Cairn's resident memory idle and after load.
 
+mod embed;
 mod load;
 mod upstream;
 
@@ -45,6 +46,24 @@ enum Cmd {
         /// Concurrent connections for the maximum-throughput run.
         #[arg(long, default_value_t = 64)]
         workers: usize,
+    },
+    /// Sentences per second of the in-process embedding model at batch 1 and 32.
+    #[command(
+        after_help = "Example:\n  scripts/bench-embed.sh\n  cairn-bench embed --model ~/.cache/cairn/models/minilm --threads 2"
+    )]
+    Embed {
+        /// The model folder.
+        #[arg(long)]
+        model: PathBuf,
+        /// SciFact corpus to cut sentences from.
+        #[arg(long, default_value = "../shared/data/scifact/corpus.jsonl")]
+        corpus: PathBuf,
+        /// Inference threads (default: all cores).
+        #[arg(long, default_value_t = std::thread::available_parallelism().map_or(1, |n| n.get()))]
+        threads: usize,
+        /// Seconds per measurement.
+        #[arg(long, default_value_t = 10)]
+        seconds: u64,
     },
 }
 
@@ -91,12 +110,24 @@ fn free_port() -> Result<u16> {
 
 #[tokio::main]
 async fn main() -> Result<()> {
-    let Cmd::Gateway {
-        cairn,
-        seconds,
-        rates,
-        workers,
-    } = Cli::parse().command;
+    match Cli::parse().command {
+        Cmd::Gateway {
+            cairn,
+            seconds,
+            rates,
+            workers,
+        } => gateway(cairn, seconds, rates, workers).await,
+        Cmd::Embed {
+            model,
+            corpus,
+            threads,
+            seconds,
+        } => embed::run(&model, &corpus, threads, seconds),
+    }
+}
+
+/// The gateway benchmark (see the module docs).
+async fn gateway(cairn: PathBuf, seconds: u64, rates: Vec<u32>, workers: usize) -> Result<()> {
     let upstream = upstream::start().await?;
     let dir = tempfile::tempdir()?;
     let port = free_port()?;
