@@ -4,6 +4,7 @@
 #![warn(missing_docs)]
 
 mod bert;
+pub mod catalog;
 mod embedder;
 mod ops;
 mod wordpiece;
@@ -24,6 +25,14 @@ pub enum ModelError {
         path: String,
         /// What went wrong.
         message: String,
+    },
+    /// The model is not in the cache (the hint says how to get it).
+    #[error("model '{model}' is not available: {hint}")]
+    Missing {
+        /// The name or path asked for.
+        model: String,
+        /// What to do about it.
+        hint: String,
     },
     /// A file is present but not a model Cairn can load.
     #[error("invalid model: {0}")]

