@@ -29,11 +29,7 @@ struct Bucket {
 
 impl Bucket {
     fn new(per_minute: f64, now: Instant) -> Self {
-        Bucket {
-            capacity: per_minute,
-            level: per_minute,
-            updated: now,
-        }
+        Bucket { capacity: per_minute, level: per_minute, updated: now }
     }
 
     fn refill(&mut self, per_minute: f64, now: Instant) {
@@ -74,11 +70,7 @@ pub struct Limiter {
 impl Limiter {
     /// A limiter reading monthly spend from `store`.
     pub fn new(store: Arc<dyn Store>) -> Self {
-        Self {
-            store,
-            keys: Mutex::new(HashMap::new()),
-            spend: Mutex::new(HashMap::new()),
-        }
+        Self { store, keys: Mutex::new(HashMap::new()), spend: Mutex::new(HashMap::new()) }
     }
 
     /// Admits one request for `p`, or fails with `RateLimited` / `BudgetExceeded`.
@@ -103,9 +95,7 @@ impl Limiter {
         let mut keys = self.keys.lock();
         let state = keys.entry(p.key_id.clone()).or_default();
         if let Some(tpm) = tpm {
-            let b = state
-                .tokens
-                .get_or_insert_with(|| Bucket::new(tpm as f64, now));
+            let b = state.tokens.get_or_insert_with(|| Bucket::new(tpm as f64, now));
             b.refill(tpm as f64, now);
             if b.level < 0.0 {
                 return Err(Error::RateLimited {
@@ -115,9 +105,7 @@ impl Limiter {
             }
         }
         if let Some(rpm) = rpm {
-            let b = state
-                .requests
-                .get_or_insert_with(|| Bucket::new(f64::from(rpm), now));
+            let b = state.requests.get_or_insert_with(|| Bucket::new(f64::from(rpm), now));
             b.refill(f64::from(rpm), now);
             if b.level < 1.0 {
                 return Err(Error::RateLimited {
@@ -135,11 +123,8 @@ impl Limiter {
         if let Some(tpm) = p.limits.tokens_per_minute {
             let now = Instant::now();
             let mut keys = self.keys.lock();
-            let b = keys
-                .entry(p.key_id.clone())
-                .or_default()
-                .tokens
-                .get_or_insert_with(|| Bucket::new(tpm as f64, now));
+            let b =
+                keys.entry(p.key_id.clone()).or_default().tokens.get_or_insert_with(|| Bucket::new(tpm as f64, now));
             b.refill(tpm as f64, now);
             b.level -= tokens as f64;
         }
@@ -158,14 +143,7 @@ impl Limiter {
             }
         }
         let usd = self.store.key_spend_since(key_id, month).await?;
-        self.spend.lock().insert(
-            key_id.into(),
-            Spend {
-                month_start_ms: month,
-                usd,
-                loaded: Instant::now(),
-            },
-        );
+        self.spend.lock().insert(key_id.into(), Spend { month_start_ms: month, usd, loaded: Instant::now() });
         Ok(usd)
     }
 }
@@ -176,12 +154,7 @@ mod tests {
     use cairn_core::tenancy::{KeyLimits, Role};
 
     fn principal(limits: KeyLimits) -> Principal {
-        Principal {
-            key_id: "k".into(),
-            tenant_id: "t".into(),
-            role: Role::Member,
-            limits,
-        }
+        Principal { key_id: "k".into(), tenant_id: "t".into(), role: Role::Member, limits }
     }
 
     async fn limiter() -> (Limiter, tempfile::TempDir) {
@@ -193,16 +166,11 @@ mod tests {
     #[tokio::test]
     async fn requests_per_minute_refill_over_time() {
         let (l, _d) = limiter().await;
-        let p = principal(KeyLimits {
-            requests_per_minute: Some(2),
-            ..Default::default()
-        });
+        let p = principal(KeyLimits { requests_per_minute: Some(2), ..Default::default() });
         let t0 = Instant::now();
         assert!(l.admit_rate(&p, t0).is_ok());
         assert!(l.admit_rate(&p, t0).is_ok());
-        let Err(Error::RateLimited { retry_after, .. }) = l.admit_rate(&p, t0) else {
-            panic!("expected 429")
-        };
+        let Err(Error::RateLimited { retry_after, .. }) = l.admit_rate(&p, t0) else { panic!("expected 429") };
         assert!(retry_after > Duration::from_secs(25) && retry_after <= Duration::from_secs(30));
         // Half a minute later one request's worth has refilled.
         assert!(l.admit_rate(&p, t0 + Duration::from_secs(30)).is_ok());
@@ -212,10 +180,7 @@ mod tests {
     #[tokio::test]
     async fn tokens_are_charged_after_the_call() {
         let (l, _d) = limiter().await;
-        let p = principal(KeyLimits {
-            tokens_per_minute: Some(100),
-            ..Default::default()
-        });
+        let p = principal(KeyLimits { tokens_per_minute: Some(100), ..Default::default() });
         assert!(l.admit(&p).await.is_ok());
         l.charge(&p, 150, 0.0);
         assert!(matches!(l.admit(&p).await, Err(Error::RateLimited { .. })));
@@ -224,10 +189,7 @@ mod tests {
     #[tokio::test]
     async fn budget_counts_local_spend() {
         let (l, _d) = limiter().await;
-        let p = principal(KeyLimits {
-            monthly_budget_usd: Some(1.0),
-            ..Default::default()
-        });
+        let p = principal(KeyLimits { monthly_budget_usd: Some(1.0), ..Default::default() });
         assert!(l.admit(&p).await.is_ok());
         l.charge(&p, 10, 0.6);
         assert!(l.admit(&p).await.is_ok());

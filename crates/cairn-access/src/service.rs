@@ -42,11 +42,7 @@ pub struct AccessService {
 impl AccessService {
     /// A service over `store`, caching authenticated keys for `ttl`.
     pub fn new(store: Arc<dyn Store>, ttl: Duration) -> Self {
-        Self {
-            store,
-            cache: Mutex::new(HashMap::new()),
-            ttl,
-        }
+        Self { store, cache: Mutex::new(HashMap::new()), ttl }
     }
 
     /// The principal for operator commands run on the server machine (`cairn keys ...`).
@@ -62,17 +58,10 @@ impl AccessService {
     /// Resolves a bearer secret to its principal; revoked and unknown keys are rejected alike.
     pub async fn authenticate(&self, secret: &str) -> Result<Principal> {
         if !secret.starts_with(KEY_PREFIX) {
-            return Err(Error::Unauthenticated(
-                "invalid API key: Cairn keys start with 'sk-cairn-'".into(),
-            ));
+            return Err(Error::Unauthenticated("invalid API key: Cairn keys start with 'sk-cairn-'".into()));
         }
         let hash = hash_secret(secret);
-        let cached = self
-            .cache
-            .lock()
-            .get(&hash)
-            .filter(|(at, _)| at.elapsed() < self.ttl)
-            .map(|(_, k)| k.clone());
+        let cached = self.cache.lock().get(&hash).filter(|(at, _)| at.elapsed() < self.ttl).map(|(_, k)| k.clone());
         let key = match cached {
             Some(k) => k,
             None => {
@@ -90,16 +79,9 @@ impl AccessService {
             }
         };
         if key.revoked_at_ms.is_some() {
-            return Err(Error::Unauthenticated(
-                "this API key has been revoked".into(),
-            ));
+            return Err(Error::Unauthenticated("this API key has been revoked".into()));
         }
-        Ok(Principal {
-            key_id: key.id,
-            tenant_id: key.tenant_id,
-            role: key.role,
-            limits: key.limits,
-        })
+        Ok(Principal { key_id: key.id, tenant_id: key.tenant_id, role: key.role, limits: key.limits })
     }
 
     /// On first start (no active admin key), creates the `default` tenant and an admin key.
@@ -108,10 +90,7 @@ impl AccessService {
     pub async fn bootstrap(&self, preset: Option<&str>) -> Result<Option<String>> {
         if let Some(p) = preset {
             let known = self.store.find_key_by_hash(&hash_secret(p)).await?;
-            if known
-                .as_ref()
-                .is_some_and(|k| k.role == Role::Admin && k.revoked_at_ms.is_none())
-            {
+            if known.as_ref().is_some_and(|k| k.role == Role::Admin && k.revoked_at_ms.is_none()) {
                 return Ok(None);
             }
             if !p.starts_with(KEY_PREFIX) || p.len() < KEY_PREFIX.len() + 32 {
@@ -123,11 +102,7 @@ impl AccessService {
             return Ok(None);
         }
         if self.store.get_tenant(DEFAULT_TENANT).await?.is_none() {
-            let t = Tenant {
-                id: DEFAULT_TENANT.into(),
-                name: "Default".into(),
-                created_at_ms: now_ms(),
-            };
+            let t = Tenant { id: DEFAULT_TENANT.into(), name: "Default".into(), created_at_ms: now_ms() };
             match self.store.create_tenant(&t).await {
                 // Another node bootstrapping at the same time created it first: fine.
                 Ok(()) | Err(cairn_core::store::StoreError::Conflict(_)) => {}
@@ -146,19 +121,10 @@ impl AccessService {
     }
 
     /// Creates a tenant (admins only).
-    pub async fn create_tenant(
-        &self,
-        caller: &Principal,
-        id: &str,
-        name: Option<&str>,
-    ) -> Result<Tenant> {
+    pub async fn create_tenant(&self, caller: &Principal, id: &str, name: Option<&str>) -> Result<Tenant> {
         caller.require(Role::Admin)?;
         validate_tenant_id(id)?;
-        let t = Tenant {
-            id: id.into(),
-            name: name.unwrap_or(id).into(),
-            created_at_ms: now_ms(),
-        };
+        let t = Tenant { id: id.into(), name: name.unwrap_or(id).into(), created_at_ms: now_ms() };
         self.store.create_tenant(&t).await?;
         tracing::info!(tenant = %t.id, by = %caller.key_id, "tenant created");
         Ok(t)
@@ -169,10 +135,7 @@ impl AccessService {
         let all = self.store.list_tenants().await?;
         Ok(match caller.role {
             Role::Admin => all,
-            _ => all
-                .into_iter()
-                .filter(|t| t.id == caller.tenant_id)
-                .collect(),
+            _ => all.into_iter().filter(|t| t.id == caller.tenant_id).collect(),
         })
     }
 
@@ -180,26 +143,13 @@ impl AccessService {
     pub async fn create_key(&self, caller: &Principal, new: NewKey) -> Result<(ApiKey, String)> {
         caller.require(Role::Admin)?;
         if new.name.chars().count() > 200 {
-            return Err(Error::invalid_param(
-                "name",
-                "name must be at most 200 characters",
-            ));
+            return Err(Error::invalid_param("name", "name must be at most 200 characters"));
         }
-        if new
-            .limits
-            .monthly_budget_usd
-            .is_some_and(|b| !b.is_finite() || b < 0.0)
-        {
-            return Err(Error::invalid_param(
-                "limits.monthly_budget_usd",
-                "budget must be a non-negative number",
-            ));
+        if new.limits.monthly_budget_usd.is_some_and(|b| !b.is_finite() || b < 0.0) {
+            return Err(Error::invalid_param("limits.monthly_budget_usd", "budget must be a non-negative number"));
         }
         if self.store.get_tenant(&new.tenant_id).await?.is_none() {
-            return Err(Error::NotFound(format!(
-                "tenant '{}' does not exist",
-                new.tenant_id
-            )));
+            return Err(Error::NotFound(format!("tenant '{}' does not exist", new.tenant_id)));
         }
         let secret = generate_secret();
         let key = self.insert_key(new, &secret).await?;
@@ -224,11 +174,7 @@ impl AccessService {
     }
 
     /// Lists keys (admins only), of one tenant or all.
-    pub async fn list_keys(
-        &self,
-        caller: &Principal,
-        tenant_id: Option<&str>,
-    ) -> Result<Vec<ApiKey>> {
+    pub async fn list_keys(&self, caller: &Principal, tenant_id: Option<&str>) -> Result<Vec<ApiKey>> {
         caller.require(Role::Admin)?;
         Ok(self.store.list_keys(tenant_id).await?)
     }

@@ -36,21 +36,13 @@ impl App {
     /// Opens storage (migrating it), builds the services, and bootstraps the first admin key
     /// (`admin_key` when given, e.g. from `CAIRN_ADMIN_KEY`).
     pub async fn build(config: Config, admin_key: Option<&str>) -> Result<App, String> {
-        let store = cairn_store::open(
-            &config.storage.database_url(),
-            config.storage.max_connections,
-        )
-        .await
-        .map_err(|e| format!("opening storage {}: {e}", config.storage.database_url()))?;
-        let metrics = Arc::new(Metrics::new());
-        let access = Arc::new(AccessService::new(
-            store.clone(),
-            Duration::from_millis(config.gateway.key_cache_ttl_ms),
-        ));
-        let bootstrap_secret = access
-            .bootstrap(admin_key)
+        let store = cairn_store::open(&config.storage.database_url(), config.storage.max_connections)
             .await
-            .map_err(|e| e.to_string())?;
+            .map_err(|e| format!("opening storage {}: {e}", config.storage.database_url()))?;
+        let metrics = Arc::new(Metrics::new());
+        let access =
+            Arc::new(AccessService::new(store.clone(), Duration::from_millis(config.gateway.key_cache_ttl_ms)));
+        let bootstrap_secret = access.bootstrap(admin_key).await.map_err(|e| e.to_string())?;
         let gateway = Arc::new(GatewayService::new(&config, store, metrics.clone())?);
         let state = AppState {
             gateway,
@@ -59,11 +51,7 @@ impl App {
             streams_cut: CancellationToken::new(),
             request_timeout: Duration::from_secs(config.server.request_timeout_secs),
         };
-        Ok(App {
-            state,
-            config,
-            bootstrap_secret,
-        })
+        Ok(App { state, config, bootstrap_secret })
     }
 
     /// The HTTP router with every route and layer.
@@ -73,14 +61,8 @@ impl App {
             .route("/v1/embeddings", post(embeddings::embeddings))
             .route("/v1/models", get(models::list_models))
             .route("/v1/usage", get(usage::usage))
-            .route(
-                "/v1/admin/tenants",
-                post(admin::create_tenant).get(admin::list_tenants),
-            )
-            .route(
-                "/v1/admin/keys",
-                post(admin::create_key).get(admin::list_keys),
-            )
+            .route("/v1/admin/tenants", post(admin::create_tenant).get(admin::list_tenants))
+            .route("/v1/admin/keys", post(admin::create_key).get(admin::list_keys))
             .route("/v1/admin/keys/{id}", delete(admin::revoke_key))
             .route("/healthz", get(ops::healthz))
             .route("/readyz", get(ops::readyz))
@@ -104,10 +86,7 @@ impl App {
                     "method not allowed on this route".into(),
                 )
             })
-            .layer(axum::middleware::from_fn_with_state(
-                self.state.clone(),
-                observe,
-            ))
+            .layer(axum::middleware::from_fn_with_state(self.state.clone(), observe))
             .layer(DefaultBodyLimit::max(self.config.server.max_body_bytes));
         let router = match cors(&self.config.server.cors_allowed_origins) {
             Some(layer) => router.layer(layer),
@@ -131,10 +110,7 @@ fn cors(origins: &[String]) -> Option<CorsLayer> {
         CorsLayer::new()
             .allow_origin(allow)
             .allow_methods([Method::GET, Method::POST, Method::DELETE, Method::OPTIONS])
-            .allow_headers([
-                axum::http::header::AUTHORIZATION,
-                axum::http::header::CONTENT_TYPE,
-            ])
+            .allow_headers([axum::http::header::AUTHORIZATION, axum::http::header::CONTENT_TYPE])
             .expose_headers([HeaderName::from_static("x-request-id")])
             .max_age(Duration::from_secs(600)),
     )

@@ -24,14 +24,7 @@ pub(crate) fn error_response(
     param: Option<String>,
     message: String,
 ) -> Response {
-    let body = ErrorBody {
-        error: ErrorDetail {
-            message,
-            kind: kind.into(),
-            param,
-            code: code.map(str::to_owned),
-        },
-    };
+    let body = ErrorBody { error: ErrorDetail { message, kind: kind.into(), param, code: code.map(str::to_owned) } };
     (status, axum::Json(body)).into_response()
 }
 
@@ -40,82 +33,32 @@ impl IntoResponse for ApiError {
         use StatusCode as S;
         let mut retry_after = None;
         let (status, kind, code, param) = match &self.0 {
-            Error::InvalidRequest { param, .. } => {
-                (S::BAD_REQUEST, "invalid_request_error", None, param.clone())
+            Error::InvalidRequest { param, .. } => (S::BAD_REQUEST, "invalid_request_error", None, param.clone()),
+            Error::Unauthenticated(_) => (S::UNAUTHORIZED, "authentication_error", Some("invalid_api_key"), None),
+            Error::Forbidden(_) => (S::FORBIDDEN, "permission_error", Some("insufficient_permissions"), None),
+            Error::ModelNotFound(_) => {
+                (S::NOT_FOUND, "invalid_request_error", Some("model_not_found"), Some("model".into()))
             }
-            Error::Unauthenticated(_) => (
-                S::UNAUTHORIZED,
-                "authentication_error",
-                Some("invalid_api_key"),
-                None,
-            ),
-            Error::Forbidden(_) => (
-                S::FORBIDDEN,
-                "permission_error",
-                Some("insufficient_permissions"),
-                None,
-            ),
-            Error::ModelNotFound(_) => (
-                S::NOT_FOUND,
-                "invalid_request_error",
-                Some("model_not_found"),
-                Some("model".into()),
-            ),
-            Error::NotFound(_) => (
-                S::NOT_FOUND,
-                "invalid_request_error",
-                Some("not_found"),
-                None,
-            ),
+            Error::NotFound(_) => (S::NOT_FOUND, "invalid_request_error", Some("not_found"), None),
             Error::Conflict(_) => (S::CONFLICT, "invalid_request_error", Some("conflict"), None),
-            Error::RateLimited {
-                retry_after: ra, ..
-            } => {
+            Error::RateLimited { retry_after: ra, .. } => {
                 retry_after = Some(*ra);
-                (
-                    S::TOO_MANY_REQUESTS,
-                    "rate_limit_error",
-                    Some("rate_limit_exceeded"),
-                    None,
-                )
+                (S::TOO_MANY_REQUESTS, "rate_limit_error", Some("rate_limit_exceeded"), None)
             }
-            Error::BudgetExceeded(_) => (
-                S::TOO_MANY_REQUESTS,
-                "insufficient_quota",
-                Some("budget_exceeded"),
-                None,
-            ),
-            Error::Upstream { timeout: true, .. } => (
-                S::GATEWAY_TIMEOUT,
-                "upstream_error",
-                Some("upstream_timeout"),
-                None,
-            ),
-            Error::Upstream { .. } => (
-                S::BAD_GATEWAY,
-                "upstream_error",
-                Some("upstream_failed"),
-                None,
-            ),
+            Error::BudgetExceeded(_) => (S::TOO_MANY_REQUESTS, "insufficient_quota", Some("budget_exceeded"), None),
+            Error::Upstream { timeout: true, .. } => {
+                (S::GATEWAY_TIMEOUT, "upstream_error", Some("upstream_timeout"), None)
+            }
+            Error::Upstream { .. } => (S::BAD_GATEWAY, "upstream_error", Some("upstream_failed"), None),
             Error::UpstreamRejected { status, .. } => (
-                S::from_u16(*status)
-                    .ok()
-                    .filter(StatusCode::is_client_error)
-                    .unwrap_or(S::BAD_REQUEST),
+                S::from_u16(*status).ok().filter(StatusCode::is_client_error).unwrap_or(S::BAD_REQUEST),
                 "invalid_request_error",
                 Some("upstream_rejected"),
                 None,
             ),
-            Error::Unavailable {
-                retry_after: ra, ..
-            } => {
+            Error::Unavailable { retry_after: ra, .. } => {
                 retry_after = *ra;
-                (
-                    S::SERVICE_UNAVAILABLE,
-                    "service_unavailable",
-                    Some("unavailable"),
-                    None,
-                )
+                (S::SERVICE_UNAVAILABLE, "service_unavailable", Some("unavailable"), None)
             }
             Error::Internal(detail) => {
                 tracing::error!(error = %detail, "internal error");

@@ -23,13 +23,7 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for Json<T> {
             } else {
                 rejection.body_text()
             };
-            error_response(
-                status,
-                "invalid_request_error",
-                Some("invalid_body"),
-                None,
-                message,
-            )
+            error_response(status, "invalid_request_error", Some("invalid_body"), None, message)
         })?;
         let de = &mut serde_json::Deserializer::from_slice(&bytes);
         serde_path_to_error::deserialize(de).map(Json).map_err(|e| {
@@ -38,18 +32,9 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for Json<T> {
             let (param, message) = if inner.is_syntax() || inner.is_eof() || path == "." {
                 (None, format!("invalid JSON body: {inner}"))
             } else {
-                (
-                    Some(path.clone()),
-                    format!("invalid value at '{path}': {inner}"),
-                )
+                (Some(path.clone()), format!("invalid value at '{path}': {inner}"))
             };
-            error_response(
-                StatusCode::BAD_REQUEST,
-                "invalid_request_error",
-                Some("invalid_body"),
-                param,
-                message,
-            )
+            error_response(StatusCode::BAD_REQUEST, "invalid_request_error", Some("invalid_body"), param, message)
         })
     }
 }

@@ -21,24 +21,19 @@ pub struct RequestId(pub String);
 /// Assigns the request id, times the request, records metrics and logs it.
 pub async fn observe(State(state): State<AppState>, mut req: Request, next: Next) -> Response {
     let id = format!("req_{}", uuid::Uuid::now_v7().simple());
-    let route = req
-        .extensions()
-        .get::<MatchedPath>()
-        .map(|m| m.as_str().to_owned())
-        .unwrap_or_else(|| "unmatched".into());
+    let route =
+        req.extensions().get::<MatchedPath>().map(|m| m.as_str().to_owned()).unwrap_or_else(|| "unmatched".into());
     let method = req.method().to_string();
     let timeout = state.request_timeout;
     req.extensions_mut().insert(RequestId(id.clone()));
     let span = tracing::info_span!("request", request_id = %id, method = %method, route = %route);
     let start = Instant::now();
-    let mut resp = match tokio::time::timeout(timeout, next.run(req).instrument(span.clone())).await
-    {
+    let mut resp = match tokio::time::timeout(timeout, next.run(req).instrument(span.clone())).await {
         Ok(resp) => resp,
-        Err(_) => ApiError(Error::Upstream {
-            message: format!("no response within {}s", timeout.as_secs()),
-            timeout: true,
-        })
-        .into_response(),
+        Err(_) => {
+            ApiError(Error::Upstream { message: format!("no response within {}s", timeout.as_secs()), timeout: true })
+                .into_response()
+        }
     };
     let elapsed = start.elapsed();
     if let Ok(v) = HeaderValue::from_str(&id) {
@@ -47,21 +42,9 @@ pub async fn observe(State(state): State<AppState>, mut req: Request, next: Next
     let status = resp.status().as_u16();
     let m = &state.metrics;
     m.http_requests
-        .get_or_create(&vec![
-            ("route", route.clone()),
-            ("method", method.clone()),
-            ("status", status.to_string()),
-        ])
+        .get_or_create(&vec![("route", route.clone()), ("method", method.clone()), ("status", status.to_string())])
         .inc();
-    m.http_duration
-        .get_or_create(&vec![("route", route)])
-        .observe(elapsed.as_secs_f64());
-    span.in_scope(|| {
-        tracing::info!(
-            status,
-            latency_ms = elapsed.as_secs_f64() * 1000.0,
-            "request"
-        )
-    });
+    m.http_duration.get_or_create(&vec![("route", route)]).observe(elapsed.as_secs_f64());
+    span.in_scope(|| tracing::info!(status, latency_ms = elapsed.as_secs_f64() * 1000.0, "request"));
     resp
 }

@@ -9,19 +9,11 @@ use cairn_models::{Embedder, EmbedderOptions};
 
 /// Up to `n` sentences of about `words` words from the SciFact corpus.
 fn sentences(corpus: &Path, n: usize, words: usize) -> Result<Vec<String>> {
-    let text =
-        std::fs::read_to_string(corpus).with_context(|| format!("reading {}", corpus.display()))?;
+    let text = std::fs::read_to_string(corpus).with_context(|| format!("reading {}", corpus.display()))?;
     Ok(text
         .lines()
         .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
-        .filter_map(|v| {
-            v["text"].as_str().map(|t| {
-                t.split_whitespace()
-                    .take(words)
-                    .collect::<Vec<_>>()
-                    .join(" ")
-            })
-        })
+        .filter_map(|v| v["text"].as_str().map(|t| t.split_whitespace().take(words).collect::<Vec<_>>().join(" ")))
         .filter(|s| s.split_whitespace().count() == words)
         .take(n)
         .collect())
@@ -29,8 +21,8 @@ fn sentences(corpus: &Path, n: usize, words: usize) -> Result<Vec<String>> {
 
 /// Runs the benchmark and prints a Markdown table.
 pub fn run(model: &Path, corpus: &Path, threads: usize, seconds: u64) -> Result<()> {
-    let embedder = Embedder::load(model, &EmbedderOptions { threads })
-        .with_context(|| format!("loading {}", model.display()))?;
+    let embedder =
+        Embedder::load(model, &EmbedderOptions { threads }).with_context(|| format!("loading {}", model.display()))?;
     let texts = sentences(corpus, 2048, 50)?;
     let refs: Vec<&str> = texts.iter().map(String::as_str).collect();
     let tokens: usize = refs.iter().map(|t| embedder.tokenize(t).len()).sum();
@@ -52,11 +44,7 @@ pub fn run(model: &Path, corpus: &Path, threads: usize, seconds: u64) -> Result<
             batches += 1;
         }
         let secs = start.elapsed().as_secs_f64();
-        println!(
-            "| {batch} | {:.1} | {:.1} |",
-            done as f64 / secs,
-            secs * 1000.0 / batches as f64
-        );
+        println!("| {batch} | {:.1} | {:.1} |", done as f64 / secs, secs * 1000.0 / batches as f64);
     }
     Ok(())
 }

@@ -43,9 +43,7 @@ pub type HttpClient = Client<HttpConnector, Full<Bytes>>;
 pub fn client() -> HttpClient {
     let mut connector = HttpConnector::new();
     connector.set_nodelay(true);
-    Client::builder(TokioExecutor::new())
-        .pool_max_idle_per_host(4096)
-        .build(connector)
+    Client::builder(TokioExecutor::new()).pool_max_idle_per_host(4096).build(connector)
 }
 
 /// Sends one request; returns (time to first body bytes, total time), or None on failure.
@@ -107,9 +105,7 @@ pub async fn paired_rate(
             let (client, t, errors) = (client.clone(), t.clone(), errors[side].clone());
             tasks[side].push(tokio::spawn(async move {
                 match one(&client, &t).await {
-                    Some((ttfb, total)) => {
-                        Some((if first_byte { ttfb } else { total }).as_secs_f64() * 1000.0)
-                    }
+                    Some((ttfb, total)) => Some((if first_byte { ttfb } else { total }).as_secs_f64() * 1000.0),
                     None => {
                         errors.fetch_add(1, Ordering::Relaxed);
                         None
@@ -141,12 +137,7 @@ pub async fn paired_rate(
 }
 
 /// `workers` concurrent request loops for `duration`: completed requests per second.
-pub async fn max_throughput(
-    client: &HttpClient,
-    t: &Target,
-    workers: usize,
-    duration: Duration,
-) -> Summary {
+pub async fn max_throughput(client: &HttpClient, t: &Target, workers: usize, duration: Duration) -> Summary {
     let done = Arc::new(AtomicU64::new(0));
     let errors = Arc::new(AtomicU64::new(0));
     let deadline = Instant::now() + duration;

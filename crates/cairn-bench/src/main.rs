@@ -81,9 +81,7 @@ fn rss_mb(pid: u32) -> f64 {
     std::fs::read_to_string(format!("/proc/{pid}/status"))
         .ok()
         .and_then(|s| {
-            s.lines()
-                .find(|l| l.starts_with("VmRSS:"))
-                .and_then(|l| l.split_whitespace().nth(1)?.parse::<f64>().ok())
+            s.lines().find(|l| l.starts_with("VmRSS:")).and_then(|l| l.split_whitespace().nth(1)?.parse::<f64>().ok())
         })
         .map(|kb| kb / 1024.0)
         .unwrap_or(f64::NAN)
@@ -103,26 +101,14 @@ async fn wait_ready(client: &load::HttpClient, url: &str) -> Result<()> {
 }
 
 fn free_port() -> Result<u16> {
-    Ok(std::net::TcpListener::bind("127.0.0.1:0")?
-        .local_addr()?
-        .port())
+    Ok(std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
 }
 
 #[tokio::main]
 async fn main() -> Result<()> {
     match Cli::parse().command {
-        Cmd::Gateway {
-            cairn,
-            seconds,
-            rates,
-            workers,
-        } => gateway(cairn, seconds, rates, workers).await,
-        Cmd::Embed {
-            model,
-            corpus,
-            threads,
-            seconds,
-        } => embed::run(&model, &corpus, threads, seconds),
+        Cmd::Gateway { cairn, seconds, rates, workers } => gateway(cairn, seconds, rates, workers).await,
+        Cmd::Embed { model, corpus, threads, seconds } => embed::run(&model, &corpus, threads, seconds),
     }
 }
 
@@ -148,12 +134,7 @@ async fn gateway(cairn: PathBuf, seconds: u64, rates: Vec<u32>, workers: usize) 
         .stdout(Stdio::null())
         .stderr(Stdio::inherit())
         .spawn()
-        .with_context(|| {
-            format!(
-                "starting {} (build it with: cargo build --release -p cairn)",
-                cairn.display()
-            )
-        })?;
+        .with_context(|| format!("starting {} (build it with: cargo build --release -p cairn)", cairn.display()))?;
     let server = Server(child);
     let pid = server.0.id();
     let client = load::client();
@@ -166,45 +147,23 @@ async fn gateway(cairn: PathBuf, seconds: u64, rates: Vec<u32>, workers: usize) 
             r#"{{"model":"bench","stream":{stream},"messages":[{{"role":"system","content":"You are terse."}},{{"role":"user","content":"Say hello to the benchmark."}}]}}"#
         ))
     };
-    let direct = |stream| Target {
-        url: format!("http://{upstream}/v1/chat/completions"),
-        key: None,
-        body: body(stream),
-    };
+    let direct =
+        |stream| Target { url: format!("http://{upstream}/v1/chat/completions"), key: None, body: body(stream) };
     let cairn_t = |stream| Target {
         url: format!("http://127.0.0.1:{port}/v1/chat/completions"),
         key: Some(BENCH_KEY.into()),
         body: body(stream),
     };
     // Warm up connection pools on both paths.
-    let _ = load::paired_rate(
-        &client,
-        &direct(false),
-        &cairn_t(false),
-        200,
-        Duration::from_secs(1),
-        false,
-    )
-    .await;
+    let _ = load::paired_rate(&client, &direct(false), &cairn_t(false), 200, Duration::from_secs(1), false).await;
 
     let dur = Duration::from_secs(seconds);
     println!("## Gateway overhead (cairn-bench gateway, {seconds}s per run, direct and via Cairn interleaved)\n");
     println!("| mode | rate (req/s each path) | direct p50 | direct p99 | via Cairn p50 | via Cairn p99 | added p50 | added p99 | generator lag p99 | errors |");
     println!("|---|---|---|---|---|---|---|---|---|---|");
     for &rate in &rates {
-        for (mode, stream) in [
-            ("non-streaming, total", false),
-            ("streaming, time to first byte", true),
-        ] {
-            let (d, c, lag) = load::paired_rate(
-                &client,
-                &direct(stream),
-                &cairn_t(stream),
-                rate,
-                dur,
-                stream,
-            )
-            .await;
+        for (mode, stream) in [("non-streaming, total", false), ("streaming, time to first byte", true)] {
+            let (d, c, lag) = load::paired_rate(&client, &direct(stream), &cairn_t(stream), rate, dur, stream).await;
             row(mode, rate, &d, &c, lag);
         }
     }
@@ -212,11 +171,11 @@ async fn gateway(cairn: PathBuf, seconds: u64, rates: Vec<u32>, workers: usize) 
     let max_direct = load::max_throughput(&client, &direct(false), workers, dur).await;
     let loaded_rss = rss_mb(pid);
     println!("\n| measure | value |\n|---|---|");
-    println!("| max throughput via Cairn ({workers} connections, non-streaming) | {:.0} req/s ({} errors) |", max.throughput, max.errors);
     println!(
-        "| max throughput direct to the stand-in (same load generator) | {:.0} req/s |",
-        max_direct.throughput
+        "| max throughput via Cairn ({workers} connections, non-streaming) | {:.0} req/s ({} errors) |",
+        max.throughput, max.errors
     );
+    println!("| max throughput direct to the stand-in (same load generator) | {:.0} req/s |", max_direct.throughput);
     println!("| Cairn resident memory, idle after start | {idle_rss:.1} MB |");
     println!("| Cairn resident memory, after the runs | {loaded_rss:.1} MB |");
     drop(server);

@@ -35,10 +35,7 @@ async fn chat(body: Bytes) -> Response {
     } else {
         ("application/json", Body::from(COMPLETION))
     };
-    Response::builder()
-        .header("content-type", ctype)
-        .body(payload)
-        .unwrap_or_default()
+    Response::builder().header("content-type", ctype).body(payload).unwrap_or_default()
 }
 
 /// Starts the upstream on a free loopback port.

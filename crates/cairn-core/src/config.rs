@@ -12,7 +12,7 @@ use serde::{Deserialize, Serialize};
 
 /// Top-level sections; only `CAIRN_` variables under one of these are read as config overrides,
 /// so variables such as `CAIRN_ADMIN_KEY` or `CAIRN_CONFIG` never collide with config keys.
-const SECTIONS: &[&str] = &["server", "storage", "gateway", "providers", "models", "log"];
+const SECTIONS: &[&str] = &["server", "storage", "gateway", "providers", "models", "local", "log"];
 
 /// The whole configuration.
 #[derive(Clone, Debug, Default, Serialize, Deserialize)]
@@ -28,8 +28,32 @@ pub struct Config {
     pub providers: BTreeMap<String, ProviderConfig>,
     /// Model names clients use, each routed to an ordered list of targets.
     pub models: BTreeMap<String, ModelConfig>,
+    /// In-process models: where they live and how they run.
+    pub local: LocalConfig,
     /// Logging.
     pub log: LogConfig,
+}
+
+/// Settings of the models that run inside Cairn (provider kind `local`).
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct LocalConfig {
+    /// Model cache folder; empty means `CAIRN_MODELS_DIR`, else `~/.cache/cairn/models`.
+    pub models_dir: PathBuf,
+    /// Inference threads per model; 0 means one per core.
+    pub threads: usize,
+    /// Most texts in one embedding forward pass.
+    pub max_batch: usize,
+    /// Longest an embedding request waits to be batched with others.
+    pub max_wait_ms: u64,
+    /// Most requests queued per model before new ones get 503.
+    pub queue: usize,
+}
+
+impl Default for LocalConfig {
+    fn default() -> Self {
+        Self { models_dir: PathBuf::new(), threads: 0, max_batch: 32, max_wait_ms: 5, queue: 1024 }
+    }
 }
 
 /// HTTP server settings.
@@ -74,11 +98,7 @@ pub struct StorageConfig {
 
 impl Default for StorageConfig {
     fn default() -> Self {
-        Self {
-            data_dir: PathBuf::from("cairn-data"),
-            url: String::new(),
-            max_connections: 16,
-        }
+        Self { data_dir: PathBuf::from("cairn-data"), url: String::new(), max_connections: 16 }
     }
 }
 
@@ -144,11 +164,7 @@ pub struct Timeouts {
 
 impl Default for Timeouts {
     fn default() -> Self {
-        Self {
-            connect_ms: 5_000,
-            first_token_ms: 60_000,
-            total_ms: 600_000,
-        }
+        Self { connect_ms: 5_000, first_token_ms: 60_000, total_ms: 600_000 }
     }
 }
 
@@ -183,6 +199,8 @@ pub enum ProviderKind {
     Openai,
     /// Anthropic's Messages API.
     Anthropic,
+    /// Models running inside Cairn (targets name a model in the cache, or a path).
+    Local,
 }
 
 /// One upstream provider.
@@ -191,7 +209,8 @@ pub enum ProviderKind {
 pub struct ProviderConfig {
     /// Wire protocol.
     pub kind: ProviderKind,
-    /// Base URL, e.g. `https://api.openai.com/v1` or `https://api.anthropic.com`.
+    /// Base URL, e.g. `https://api.openai.com/v1` or `https://api.anthropic.com` (not for `local`).
+    #[serde(default)]
     pub base_url: String,
     /// Name of the environment variable holding the API key (never the key itself).
     #[serde(default)]
@@ -288,10 +307,7 @@ pub struct LogConfig {
 
 impl Default for LogConfig {
     fn default() -> Self {
-        Self {
-            format: LogFormat::Auto,
-            level: "info".into(),
-        }
+        Self { format: LogFormat::Auto, level: "info".into() }
     }
 }
 
@@ -313,10 +329,7 @@ impl Config {
         let mut fig = Figment::from(Serialized::defaults(Config::default()));
         if let Some(p) = path {
             if !p.exists() {
-                return Err(ConfigError::Parse(format!(
-                    "config file {} not found",
-                    p.display()
-                )));
+                return Err(ConfigError::Parse(format!("config file {} not found", p.display())));
             }
             fig = fig.merge(Toml::file(p));
         }
@@ -330,12 +343,40 @@ impl Config {
                 SECTIONS.iter().any(|s| k.starts_with(&format!("{s}__")))
             })
             .split("__");
-        let config: Config = fig
-            .merge(env)
-            .extract()
-            .map_err(|e| ConfigError::Parse(e.to_string()))?;
+        let config: Config = fig.merge(env).extract().map_err(|e| ConfigError::Parse(e.to_string()))?;
+        let config = config.with_local_defaults();
         config.validate()?;
         Ok(config)
+    }
+
+    /// With no provider and no model configured, serves the in-process models: `local/minilm`
+    /// (embeddings) and `local/smollm2` (chat).
+    pub fn with_local_defaults(mut self) -> Self {
+        if !self.providers.is_empty() || !self.models.is_empty() {
+            return self;
+        }
+        self.providers.insert(
+            "local".into(),
+            ProviderConfig {
+                kind: ProviderKind::Local,
+                base_url: String::new(),
+                api_key_env: None,
+                headers: BTreeMap::new(),
+                max_concurrency: default_concurrency(),
+                timeouts: TimeoutOverrides::default(),
+            },
+        );
+        for (alias, kind, model) in [("local/minilm", ModelKind::Embedding, "minilm")] {
+            let target = TargetConfig {
+                provider: "local".into(),
+                model: model.into(),
+                input_usd_per_mtok: 0.0,
+                output_usd_per_mtok: 0.0,
+                timeouts: TimeoutOverrides::default(),
+            };
+            self.models.insert(alias.into(), ModelConfig { kind, targets: vec![target] });
+        }
+        self
     }
 
     /// Parses a TOML string (no environment overrides) and validates it.
@@ -349,22 +390,14 @@ impl Config {
     pub fn validate(&self) -> Result<(), ConfigError> {
         let mut problems = Vec::new();
         if self.server.bind.parse::<SocketAddr>().is_err() {
-            problems.push(format!(
-                "server.bind '{}' is not an IP:port address",
-                self.server.bind
-            ));
+            problems.push(format!("server.bind '{}' is not an IP:port address", self.server.bind));
         }
         if self.server.max_body_bytes < 1024 {
             problems.push("server.max_body_bytes must be at least 1024".into());
         }
         let url = self.storage.database_url();
-        if !(url.starts_with("sqlite:")
-            || url.starts_with("postgres://")
-            || url.starts_with("postgresql://"))
-        {
-            problems.push(format!(
-                "storage.url must start with sqlite:// or postgres:// (got '{url}')"
-            ));
+        if !(url.starts_with("sqlite:") || url.starts_with("postgres://") || url.starts_with("postgresql://")) {
+            problems.push(format!("storage.url must start with sqlite:// or postgres:// (got '{url}')"));
         }
         if self.gateway.backoff_base_ms > self.gateway.backoff_max_ms {
             problems.push("gateway.backoff_base_ms must not exceed gateway.backoff_max_ms".into());
@@ -373,13 +406,12 @@ impl Config {
             problems.push("gateway.breaker_failure_threshold must be at least 1".into());
         }
         for (name, p) in &self.providers {
-            if !(p.base_url.starts_with("http://") || p.base_url.starts_with("https://")) {
+            let remote = p.kind != ProviderKind::Local;
+            if remote && !(p.base_url.starts_with("http://") || p.base_url.starts_with("https://")) {
                 problems.push(format!("providers.{name}.base_url must be an http(s) URL"));
             }
             if p.max_concurrency == 0 {
-                problems.push(format!(
-                    "providers.{name}.max_concurrency must be at least 1"
-                ));
+                problems.push(format!("providers.{name}.max_concurrency must be at least 1"));
             }
         }
         for (alias, m) in &self.models {
@@ -418,9 +450,9 @@ impl Config {
             .iter()
             .filter_map(|(name, p)| {
                 let var = p.api_key_env.as_ref()?;
-                std::env::var(var).is_err().then(|| {
-                    format!("providers.{name}: environment variable {var} (its API key) is not set")
-                })
+                std::env::var(var)
+                    .is_err()
+                    .then(|| format!("providers.{name}: environment variable {var} (its API key) is not set"))
             })
             .collect()
     }
@@ -461,18 +493,13 @@ mod tests {
             [models.y]
             targets = []
         "#;
-        let ConfigError::Invalid(problems) = Config::from_toml(bad).unwrap_err() else {
-            panic!("expected Invalid")
-        };
+        let ConfigError::Invalid(problems) = Config::from_toml(bad).unwrap_err() else { panic!("expected Invalid") };
         assert_eq!(problems.len(), 3, "{problems:?}");
     }
 
     #[test]
     fn rejects_unknown_keys() {
-        assert!(matches!(
-            Config::from_toml("[server]\nbindd = \"x\""),
-            Err(ConfigError::Parse(_))
-        ));
+        assert!(matches!(Config::from_toml("[server]\nbindd = \"x\""), Err(ConfigError::Parse(_))));
     }
 
     #[test]
@@ -493,6 +520,16 @@ mod tests {
     #[test]
     fn missing_file_is_an_error() {
         assert!(Config::load(Some(Path::new("/nonexistent/cairn.toml"))).is_err());
+    }
+
+    #[test]
+    fn local_models_are_the_default_only_when_nothing_is_configured() {
+        let c = Config::default().with_local_defaults();
+        assert_eq!(c.providers["local"].kind, ProviderKind::Local);
+        assert_eq!(c.models["local/minilm"].kind, ModelKind::Embedding);
+        assert!(c.validate().is_ok());
+        let c = Config::from_toml(SAMPLE).unwrap().with_local_defaults();
+        assert!(!c.providers.contains_key("local"));
     }
 
     #[test]

@@ -75,18 +75,12 @@ pub enum Error {
 impl Error {
     /// A 400 error about one request field.
     pub fn invalid_param(param: impl Into<String>, message: impl Into<String>) -> Self {
-        Error::InvalidRequest {
-            message: message.into(),
-            param: Some(param.into()),
-        }
+        Error::InvalidRequest { message: message.into(), param: Some(param.into()) }
     }
 
     /// A 400 error not tied to one field.
     pub fn invalid(message: impl Into<String>) -> Self {
-        Error::InvalidRequest {
-            message: message.into(),
-            param: None,
-        }
+        Error::InvalidRequest { message: message.into(), param: None }
     }
 }
 

@@ -15,9 +15,7 @@ pub struct Tenant {
 }
 
 /// What a key may do. Ordered: each role can do everything the one before it can.
-#[derive(
-    Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, ToSchema,
-)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum Role {
     /// Read-only: list models, read its tenant's usage.
@@ -46,9 +44,7 @@ impl std::str::FromStr for Role {
             "reader" => Ok(Role::Reader),
             "member" => Ok(Role::Member),
             "admin" => Ok(Role::Admin),
-            other => Err(format!(
-                "unknown role '{other}' (expected admin, member or reader)"
-            )),
+            other => Err(format!("unknown role '{other}' (expected admin, member or reader)")),
         }
     }
 }
@@ -126,9 +122,7 @@ impl Principal {
             (Role::Admin, requested) => Ok(requested.map(str::to_owned)),
             (_, None) => Ok(Some(self.tenant_id.clone())),
             (_, Some(t)) if t == self.tenant_id => Ok(Some(t.to_owned())),
-            (_, Some(_)) => Err(crate::Error::Forbidden(
-                "only admin keys may read another tenant's data".into(),
-            )),
+            (_, Some(_)) => Err(crate::Error::Forbidden("only admin keys may read another tenant's data".into())),
         }
     }
 }
@@ -137,9 +131,7 @@ impl Principal {
 pub fn validate_tenant_id(id: &str) -> crate::Result<()> {
     let ok = !id.is_empty()
         && id.len() <= 64
-        && id
-            .bytes()
-            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'_')
+        && id.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'_')
         && id.as_bytes()[0].is_ascii_alphanumeric();
     if ok {
         Ok(())
@@ -156,12 +148,7 @@ mod tests {
     use super::*;
 
     fn principal(role: Role) -> Principal {
-        Principal {
-            key_id: "k".into(),
-            tenant_id: "a".into(),
-            role,
-            limits: KeyLimits::default(),
-        }
+        Principal { key_id: "k".into(), tenant_id: "a".into(), role, limits: KeyLimits::default() }
     }
 
     #[test]
@@ -175,13 +162,7 @@ mod tests {
         let m = principal(Role::Member);
         assert_eq!(m.readable_tenant(None).unwrap().as_deref(), Some("a"));
         assert!(m.readable_tenant(Some("b")).is_err());
-        assert_eq!(
-            principal(Role::Admin)
-                .readable_tenant(Some("b"))
-                .unwrap()
-                .as_deref(),
-            Some("b")
-        );
+        assert_eq!(principal(Role::Admin).readable_tenant(Some("b")).unwrap().as_deref(), Some("b"));
         assert_eq!(principal(Role::Admin).readable_tenant(None).unwrap(), None);
     }
 

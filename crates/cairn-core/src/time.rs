@@ -8,10 +8,7 @@ pub const DAY_MS: i64 = 86_400_000;
 
 /// The current time as Unix milliseconds.
 pub fn now_ms() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_millis() as i64)
-        .unwrap_or(0)
+    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_millis() as i64).unwrap_or(0)
 }
 
 /// The current time as Unix seconds (OpenAI's `created` fields).

@@ -54,31 +54,14 @@ impl UsageRecorder {
             ])
             .inc();
         m.model_latency
-            .get_or_create(&vec![
-                ("model", model.clone()),
-                ("endpoint", r.endpoint.clone()),
-            ])
+            .get_or_create(&vec![("model", model.clone()), ("endpoint", r.endpoint.clone())])
             .observe(r.latency_ms as f64 / 1000.0);
         if let Some(ttft) = r.ttft_ms {
-            m.model_ttft
-                .get_or_create(&vec![("model", model.clone())])
-                .observe(ttft as f64 / 1000.0);
+            m.model_ttft.get_or_create(&vec![("model", model.clone())]).observe(ttft as f64 / 1000.0);
         }
-        m.tokens
-            .get_or_create(&vec![
-                ("model", model.clone()),
-                ("direction", "input".into()),
-            ])
-            .inc_by(r.input_tokens);
-        m.tokens
-            .get_or_create(&vec![
-                ("model", model.clone()),
-                ("direction", "output".into()),
-            ])
-            .inc_by(r.output_tokens);
-        m.cost_usd
-            .get_or_create(&vec![("model", model)])
-            .inc_by(r.cost_usd);
+        m.tokens.get_or_create(&vec![("model", model.clone()), ("direction", "input".into())]).inc_by(r.input_tokens);
+        m.tokens.get_or_create(&vec![("model", model.clone()), ("direction", "output".into())]).inc_by(r.output_tokens);
+        m.cost_usd.get_or_create(&vec![("model", model)]).inc_by(r.cost_usd);
         if self.tx.send(Msg::Record(Box::new(r))).is_err() {
             tracing::error!("usage writer has stopped; a usage record was not stored");
         }
@@ -93,12 +76,7 @@ impl UsageRecorder {
     }
 }
 
-async fn writer(
-    store: Arc<dyn Store>,
-    metrics: Arc<Metrics>,
-    mut rx: mpsc::UnboundedReceiver<Msg>,
-    every: Duration,
-) {
+async fn writer(store: Arc<dyn Store>, metrics: Arc<Metrics>, mut rx: mpsc::UnboundedReceiver<Msg>, every: Duration) {
     let mut buf: Vec<UsageRecord> = Vec::new();
     let mut tick = tokio::time::interval(every);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -138,10 +116,7 @@ async fn write(store: &dyn Store, metrics: &Metrics, buf: &mut Vec<UsageRecord>)
                 if buf.len() > MAX_BUFFER {
                     let excess = buf.len() - MAX_BUFFER;
                     buf.drain(..excess);
-                    tracing::error!(
-                        dropped = excess,
-                        "usage buffer full; oldest records dropped"
-                    );
+                    tracing::error!(dropped = excess, "usage buffer full; oldest records dropped");
                 }
                 return;
             }
@@ -245,44 +220,29 @@ impl PendingCall {
         let (input, output, estimated) = match self.reported {
             Some((i, o)) => (i, o, false),
             // Nothing reported (cut stream, or an upstream that sends no usage): estimate.
-            None if status != CallStatus::Error || self.output_chars > 0 => (
-                self.prompt_estimate,
-                (self.output_chars as u64).div_ceil(4),
-                true,
-            ),
+            None if status != CallStatus::Error || self.output_chars > 0 => {
+                (self.prompt_estimate, (self.output_chars as u64).div_ceil(4), true)
+            }
             None => (0, 0, false),
         };
         r.input_tokens = input;
         r.output_tokens = output;
         r.tokens_estimated = estimated;
-        r.cost_usd = trace
-            .target
-            .as_ref()
-            .map(|t| t.cost(input, output))
-            .unwrap_or(0.0);
+        r.cost_usd = trace.target.as_ref().map(|t| t.cost(input, output)).unwrap_or(0.0);
         r.latency_ms = now.duration_since(self.started).as_millis() as u64;
-        r.ttft_ms = self
-            .first_token_at
-            .map(|t| t.duration_since(self.started).as_millis() as u64);
-        let gen_secs = now
-            .duration_since(self.first_token_at.unwrap_or(self.started))
-            .as_secs_f64();
+        r.ttft_ms = self.first_token_at.map(|t| t.duration_since(self.started).as_millis() as u64);
+        let gen_secs = now.duration_since(self.first_token_at.unwrap_or(self.started)).as_secs_f64();
         r.output_tokens_per_s = (output > 0 && gen_secs > 0.0).then(|| output as f64 / gen_secs);
         r.status = status;
         r.error = error;
-        self.limiter
-            .charge(&self.principal, input + output, r.cost_usd);
+        self.limiter.charge(&self.principal, input + output, r.cost_usd);
         self.recorder.record(r);
     }
 
     /// Records the call as cancelled if it was not finished.
     pub(crate) fn cancel(&mut self, trace: &RouteTrace) {
         if self.record.is_some() {
-            self.finish(
-                CallStatus::Cancelled,
-                Some("client disconnected".into()),
-                trace,
-            );
+            self.finish(CallStatus::Cancelled, Some("client disconnected".into()), trace);
         }
     }
 }
@@ -305,12 +265,7 @@ impl Drop for CallGuard {
 impl CallGuard {
     /// Records a completed call with the usage the upstream reported (or `None` to estimate
     /// from `output_chars`); returns where it was served.
-    pub(crate) fn succeed(
-        &mut self,
-        trace: RouteTrace,
-        reported: Option<(u64, u64)>,
-        output_chars: usize,
-    ) -> Routed {
+    pub(crate) fn succeed(&mut self, trace: RouteTrace, reported: Option<(u64, u64)>, output_chars: usize) -> Routed {
         self.call.routed(&trace);
         self.call.reported = reported;
         self.call.output_chars = output_chars;
@@ -331,8 +286,7 @@ impl CallGuard {
     /// Records a failed call; returns the error for the client.
     pub(crate) fn fail(&mut self, e: RouteError) -> cairn_core::Error {
         self.call.routed(&e.trace);
-        self.call
-            .finish(CallStatus::Error, Some(e.error.to_string()), &e.trace);
+        self.call.finish(CallStatus::Error, Some(e.error.to_string()), &e.trace);
         self.trace = e.trace;
         e.error
     }

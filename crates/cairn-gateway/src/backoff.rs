@@ -34,20 +34,10 @@ mod tests {
     fn schedule_doubles_within_jitter_bounds_and_caps() {
         let mut rng = rand::rngs::StdRng::seed_from_u64(7);
         let (base, max) = (Duration::from_millis(100), Duration::from_millis(1000));
-        for (attempt, full) in [
-            (0, 100),
-            (1, 200),
-            (2, 400),
-            (3, 800),
-            (4, 1000),
-            (10, 1000),
-        ] {
+        for (attempt, full) in [(0, 100), (1, 200), (2, 400), (3, 800), (4, 1000), (10, 1000)] {
             for _ in 0..50 {
                 let d = delay(attempt, base, max, None, &mut rng).unwrap();
-                assert!(
-                    d >= Duration::from_millis(full / 2) && d <= Duration::from_millis(full),
-                    "{attempt}: {d:?}"
-                );
+                assert!(d >= Duration::from_millis(full / 2) && d <= Duration::from_millis(full), "{attempt}: {d:?}");
             }
         }
     }
@@ -56,13 +46,7 @@ mod tests {
     fn honours_retry_after_up_to_the_cap() {
         let mut rng = rand::rngs::StdRng::seed_from_u64(1);
         let (base, max) = (Duration::from_millis(100), Duration::from_secs(5));
-        assert_eq!(
-            delay(0, base, max, Some(Duration::from_secs(2)), &mut rng),
-            Some(Duration::from_secs(2))
-        );
-        assert_eq!(
-            delay(0, base, max, Some(Duration::from_secs(60)), &mut rng),
-            None
-        );
+        assert_eq!(delay(0, base, max, Some(Duration::from_secs(2)), &mut rng), Some(Duration::from_secs(2)));
+        assert_eq!(delay(0, base, max, Some(Duration::from_secs(60)), &mut rng), None);
     }
 }

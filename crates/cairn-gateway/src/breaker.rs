@@ -47,11 +47,7 @@ pub struct Breaker {
 impl Breaker {
     /// A closed breaker.
     pub fn new(threshold: u32, open_for: Duration) -> Self {
-        Self {
-            threshold: threshold.max(1),
-            open_for,
-            inner: Mutex::new(Inner::Closed { failures: 0 }),
-        }
+        Self { threshold: threshold.max(1), open_for, inner: Mutex::new(Inner::Closed { failures: 0 }) }
     }
 
     /// Whether a call may go through now; in half-open state only the first caller gets `true`.
@@ -88,9 +84,7 @@ impl Breaker {
             Inner::HalfOpen { .. } | Inner::Open { .. } => true,
         };
         if open {
-            *inner = Inner::Open {
-                until: Instant::now() + self.open_for,
-            };
+            *inner = Inner::Open { until: Instant::now() + self.open_for };
         }
     }
 

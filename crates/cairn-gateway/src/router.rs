@@ -37,9 +37,7 @@ pub struct Target {
 impl Target {
     /// Cost in US dollars of a call with these token counts.
     pub fn cost(&self, input_tokens: u64, output_tokens: u64) -> f64 {
-        (input_tokens as f64 * self.input_usd_per_mtok
-            + output_tokens as f64 * self.output_usd_per_mtok)
-            / 1e6
+        (input_tokens as f64 * self.input_usd_per_mtok + output_tokens as f64 * self.output_usd_per_mtok) / 1e6
     }
 
     /// `provider/model`, for listings and error messages.
@@ -50,10 +48,7 @@ impl Target {
     fn publish_breaker(&self, metrics: &Metrics) {
         metrics
             .breaker_state
-            .get_or_create(&vec![
-                ("provider", self.provider_name.clone()),
-                ("model", self.model.clone()),
-            ])
+            .get_or_create(&vec![("provider", self.provider_name.clone()), ("model", self.model.clone())])
             .set(self.breaker.state().gauge());
     }
 }
@@ -105,16 +100,8 @@ pub struct Routed {
 impl From<&RouteTrace> for Routed {
     fn from(t: &RouteTrace) -> Self {
         Routed {
-            provider: t
-                .target
-                .as_ref()
-                .map(|t| t.provider_name.clone())
-                .unwrap_or_default(),
-            model: t
-                .target
-                .as_ref()
-                .map(|t| t.model.clone())
-                .unwrap_or_default(),
+            provider: t.target.as_ref().map(|t| t.provider_name.clone()).unwrap_or_default(),
+            model: t.target.as_ref().map(|t| t.model.clone()).unwrap_or_default(),
             retries: t.retries,
             fallbacks: t.fallbacks,
         }
@@ -156,31 +143,22 @@ impl Router {
     /// Builds providers, targets and routes from config.
     pub fn from_config(cfg: &Config, metrics: Arc<Metrics>) -> Result<Self, String> {
         let g = &cfg.gateway;
-        let slots: HashMap<&str, Arc<Semaphore>> = cfg
-            .providers
-            .iter()
-            .map(|(n, p)| (n.as_str(), Arc::new(Semaphore::new(p.max_concurrency))))
-            .collect();
+        let slots: HashMap<&str, Arc<Semaphore>> =
+            cfg.providers.iter().map(|(n, p)| (n.as_str(), Arc::new(Semaphore::new(p.max_concurrency)))).collect();
+        let local = Arc::new(provider::LocalProvider::new(&cfg.local));
         // One client per (provider, connect timeout): targets share connection pools.
         let mut clients: HashMap<(String, u64), Arc<dyn Provider>> = HashMap::new();
         let mut routes = BTreeMap::new();
         for (alias, m) in &cfg.models {
             let mut targets = Vec::new();
             for t in &m.targets {
-                let p = cfg
-                    .providers
-                    .get(&t.provider)
-                    .ok_or_else(|| format!("unknown provider {}", t.provider))?;
+                let p = cfg.providers.get(&t.provider).ok_or_else(|| format!("unknown provider {}", t.provider))?;
                 let timeouts = t.timeouts.over(p.timeouts.over(g.timeouts));
                 let key = (t.provider.clone(), timeouts.connect_ms);
                 let client = match clients.get(&key) {
                     Some(c) => c.clone(),
                     None => {
-                        let c = provider::build(
-                            &t.provider,
-                            p,
-                            Duration::from_millis(timeouts.connect_ms),
-                        )?;
+                        let c = provider::build(&t.provider, p, Duration::from_millis(timeouts.connect_ms), &local)?;
                         clients.insert(key, c.clone());
                         c
                     }
@@ -190,10 +168,7 @@ impl Router {
                     model: t.model.clone(),
                     provider: client,
                     slots: slots[t.provider.as_str()].clone(),
-                    breaker: Breaker::new(
-                        g.breaker_failure_threshold,
-                        Duration::from_millis(g.breaker_open_ms),
-                    ),
+                    breaker: Breaker::new(g.breaker_failure_threshold, Duration::from_millis(g.breaker_open_ms)),
                     timeouts,
                     input_usd_per_mtok: t.input_usd_per_mtok,
                     output_usd_per_mtok: t.output_usd_per_mtok,
@@ -201,14 +176,7 @@ impl Router {
                 target.publish_breaker(&metrics);
                 targets.push(Arc::new(target));
             }
-            routes.insert(
-                alias.clone(),
-                ModelRoute {
-                    alias: alias.clone(),
-                    kind: m.kind,
-                    targets,
-                },
-            );
+            routes.insert(alias.clone(), ModelRoute { alias: alias.clone(), kind: m.kind, targets });
         }
         Ok(Self {
             routes,
@@ -217,6 +185,21 @@ impl Router {
             backoff_max: Duration::from_millis(g.backoff_max_ms),
             metrics,
         })
+    }
+
+    /// Starts preparing every target in the background (in-process models load now rather than
+    /// on their first request); failures are logged with what fixes them.
+    pub fn warm_up(&self) {
+        for route in self.routes.values() {
+            for t in &route.targets {
+                let target = t.clone();
+                tokio::spawn(async move {
+                    if let Err(e) = target.provider.warm_up(&target.model).await {
+                        tracing::warn!(target = %target.label(), error = %e, "model not ready");
+                    }
+                });
+            }
+        }
     }
 
     /// The route for an alias.
@@ -247,10 +230,7 @@ impl Router {
         for (i, target) in route.targets.iter().enumerate() {
             if i > 0 && tried_any {
                 trace.fallbacks += 1;
-                self.metrics
-                    .fallbacks
-                    .get_or_create(&vec![("model", route.alias.clone())])
-                    .inc();
+                self.metrics.fallbacks.get_or_create(&vec![("model", route.alias.clone())]).inc();
             }
             trace.target = Some(target.clone());
             let limit = Duration::from_millis(match deadline {
@@ -259,34 +239,21 @@ impl Router {
             });
             for attempt in 0..=self.max_retries {
                 if !target.breaker.try_acquire() {
-                    last_err.get_or_insert(ProviderError::Connect(format!(
-                        "circuit open for {}",
-                        target.label()
-                    )));
+                    last_err.get_or_insert(ProviderError::Connect(format!("circuit open for {}", target.label())));
                     break;
                 }
                 tried_any = true;
-                let mut guard = Attempt {
-                    breaker: &target.breaker,
-                    settled: false,
-                };
+                let mut guard = Attempt { breaker: &target.breaker, settled: false };
                 // One deadline per attempt covers both waiting for a slot and the call itself.
                 let until = tokio::time::Instant::now() + limit;
-                let result = match tokio::time::timeout_at(
-                    until,
-                    target.slots.clone().acquire_owned(),
-                )
-                .await
-                {
-                    Ok(Ok(permit)) => {
-                        match tokio::time::timeout_at(until, op(target.clone(), permit)).await {
-                            Ok(r) => r,
-                            Err(_) => Err(ProviderError::Timeout(match deadline {
-                                Deadline::Total => "the response",
-                                Deadline::FirstToken => "the first token",
-                            })),
-                        }
-                    }
+                let result = match tokio::time::timeout_at(until, target.slots.clone().acquire_owned()).await {
+                    Ok(Ok(permit)) => match tokio::time::timeout_at(until, op(target.clone(), permit)).await {
+                        Ok(r) => r,
+                        Err(_) => Err(ProviderError::Timeout(match deadline {
+                            Deadline::Total => "the response",
+                            Deadline::FirstToken => "the first token",
+                        })),
+                    },
                     // Saturated locally: not the upstream's fault, so the breaker is left alone.
                     _ => {
                         guard.settled = true;
@@ -305,23 +272,18 @@ impl Router {
                     Err(e) => {
                         self.metrics
                             .upstream_errors
-                            .get_or_create(&vec![
-                                ("provider", target.provider_name.clone()),
-                                ("kind", e.kind().into()),
-                            ])
+                            .get_or_create(&vec![("provider", target.provider_name.clone()), ("kind", e.kind().into())])
                             .inc();
-                        if e.is_client_error() {
+                        if let (true, ProviderError::Status { status, message, .. }) = (e.is_client_error(), &e) {
                             target.breaker.on_success();
-                            let ProviderError::Status {
-                                status, message, ..
-                            } = e
-                            else {
-                                unreachable!()
-                            };
-                            return Err(RouteError {
-                                error: Error::UpstreamRejected { status, message },
-                                trace,
-                            });
+                            let error = Error::UpstreamRejected { status: *status, message: message.clone() };
+                            return Err(RouteError { error, trace });
+                        }
+                        if matches!(e, ProviderError::Unavailable { .. }) {
+                            // Not an upstream fault (e.g. a model not installed): next target.
+                            target.breaker.on_abandoned();
+                            last_err = Some(e);
+                            break;
                         }
                         target.breaker.on_failure();
                         target.publish_breaker(&self.metrics);
@@ -341,10 +303,7 @@ impl Router {
                         last_err = Some(e);
                         let Some(wait) = wait else { break };
                         trace.retries += 1;
-                        self.metrics
-                            .retries
-                            .get_or_create(&vec![("provider", target.provider_name.clone())])
-                            .inc();
+                        self.metrics.retries.get_or_create(&vec![("provider", target.provider_name.clone())]).inc();
                         tokio::time::sleep(wait).await;
                     }
                 }
@@ -358,6 +317,9 @@ impl Router {
                 ),
                 retry_after: Some(Duration::from_secs(1)),
             },
+            (true, Some(ProviderError::Unavailable { message, retry_after })) => {
+                Error::Unavailable { message, retry_after }
+            }
             (true, Some(e)) => Error::Upstream {
                 message: format!(
                     "model '{}': all targets failed; last error from {}: {e}",

@@ -7,8 +7,8 @@ use std::time::Duration;
 use cairn_access::Limiter;
 use cairn_core::config::{Config, ModelKind};
 use cairn_core::openai::{
-    ChatCompletion, ChatRequest, EmbeddingRequest, EmbeddingResponse, EmbeddingVector,
-    EncodingFormat, Model, ModelInfo, ModelList,
+    ChatCompletion, ChatRequest, EmbeddingRequest, EmbeddingResponse, EmbeddingVector, EncodingFormat, Model,
+    ModelInfo, ModelList,
 };
 use cairn_core::store::Store;
 use cairn_core::tenancy::{Principal, Role};
@@ -87,12 +87,9 @@ pub struct GatewayService {
 
 impl GatewayService {
     /// Builds the gateway from config over `store`; starts the usage writer.
-    pub fn new(
-        cfg: &Config,
-        store: Arc<dyn Store>,
-        metrics: Arc<Metrics>,
-    ) -> std::result::Result<Self, String> {
+    pub fn new(cfg: &Config, store: Arc<dyn Store>, metrics: Arc<Metrics>) -> std::result::Result<Self, String> {
         let router = Router::from_config(cfg, metrics.clone())?;
+        router.warm_up();
         let recorder = UsageRecorder::start(
             store.clone(),
             metrics.clone(),
@@ -109,19 +106,13 @@ impl GatewayService {
     }
 
     fn route(&self, alias: &str, kind: ModelKind) -> Result<&ModelRoute> {
-        let route = self
-            .router
-            .route(alias)
-            .ok_or_else(|| Error::ModelNotFound(alias.into()))?;
+        let route = self.router.route(alias).ok_or_else(|| Error::ModelNotFound(alias.into()))?;
         if route.kind != kind {
             let hint = match route.kind {
                 ModelKind::Chat => "a chat model: use /v1/chat/completions",
                 ModelKind::Embedding => "an embedding model: use /v1/embeddings",
             };
-            return Err(Error::invalid_param(
-                "model",
-                format!("model '{alias}' is {hint}"),
-            ));
+            return Err(Error::invalid_param("model", format!("model '{alias}' is {hint}")));
         }
         Ok(route)
     }
@@ -130,15 +121,8 @@ impl GatewayService {
         p.require(Role::Member)?;
         let admitted = self.limiter.admit(p).await;
         if let Err(e) = &admitted {
-            let kind = if matches!(e, Error::BudgetExceeded(_)) {
-                "budget"
-            } else {
-                "rate"
-            };
-            self.metrics
-                .limited
-                .get_or_create(&vec![("limit", kind.into())])
-                .inc();
+            let kind = if matches!(e, Error::BudgetExceeded(_)) { "budget" } else { "rate" };
+            self.metrics.limited.get_or_create(&vec![("limit", kind.into())]).inc();
         }
         admitted
     }
@@ -152,38 +136,17 @@ impl GatewayService {
         stream: bool,
         prompt: u64,
     ) -> CallGuard {
-        let meta = CallMeta {
-            request_id,
-            endpoint,
-            alias,
-            streamed: stream,
-            prompt_estimate: prompt,
-        };
+        let meta = CallMeta { request_id, endpoint, alias, streamed: stream, prompt_estimate: prompt };
         let call = PendingCall::start(self.recorder.clone(), self.limiter.clone(), p, meta);
-        CallGuard {
-            call,
-            trace: RouteTrace::default(),
-        }
+        CallGuard { call, trace: RouteTrace::default() }
     }
 
     /// A non-streaming chat completion.
-    pub async fn chat(
-        &self,
-        p: &Principal,
-        req: ChatRequest,
-        request_id: &str,
-    ) -> Result<(ChatCompletion, Routed)> {
+    pub async fn chat(&self, p: &Principal, req: ChatRequest, request_id: &str) -> Result<(ChatCompletion, Routed)> {
         req.validate()?;
         let route = self.route(&req.model, ModelKind::Chat)?;
         self.admit(p).await?;
-        let mut guard = self.pending(
-            p,
-            request_id,
-            "chat",
-            &req.model,
-            false,
-            req.estimated_prompt_tokens(),
-        );
+        let mut guard = self.pending(p, request_id, "chat", &req.model, false, req.estimated_prompt_tokens());
         let result = self
             .router
             .call(route, Deadline::Total, |t, _permit| {
@@ -193,15 +156,8 @@ impl GatewayService {
             .await;
         match result {
             Ok((completion, trace)) => {
-                let reported = completion
-                    .usage
-                    .as_ref()
-                    .map(|u| (u.prompt_tokens, u.completion_tokens));
-                let chars = completion
-                    .choices
-                    .iter()
-                    .map(|c| c.message.text_content().len())
-                    .sum();
+                let reported = completion.usage.as_ref().map(|u| (u.prompt_tokens, u.completion_tokens));
+                let chars = completion.choices.iter().map(|c| c.message.text_content().len()).sum();
                 let routed = guard.succeed(trace, reported, chars);
                 Ok((completion, routed))
             }
@@ -221,14 +177,7 @@ impl GatewayService {
         req.validate()?;
         let route = self.route(&req.model, ModelKind::Chat)?;
         self.admit(p).await?;
-        let mut guard = self.pending(
-            p,
-            request_id,
-            "chat",
-            &req.model,
-            true,
-            req.estimated_prompt_tokens(),
-        );
+        let mut guard = self.pending(p, request_id, "chat", &req.model, true, req.estimated_prompt_tokens());
         let started = tokio::time::Instant::now();
         let result = self
             .router
@@ -239,20 +188,14 @@ impl GatewayService {
                     match upstream.next().await {
                         Some(Ok(first)) => Ok((first, upstream, permit)),
                         Some(Err(e)) => Err(e),
-                        None => Err(crate::ProviderError::Protocol(
-                            "stream ended before any chunk".into(),
-                        )),
+                        None => Err(crate::ProviderError::Protocol("stream ended before any chunk".into())),
                     }
                 }
             })
             .await;
         match result {
             Ok(((first, upstream, permit), trace)) => {
-                let total = trace
-                    .target
-                    .as_ref()
-                    .map(|t| t.timeouts.total_ms)
-                    .unwrap_or(600_000);
+                let total = trace.target.as_ref().map(|t| t.timeouts.total_ms).unwrap_or(600_000);
                 let routed = guard.started(trace);
                 let stream = relay(Relay {
                     upstream,
@@ -281,27 +224,14 @@ impl GatewayService {
             return Err(Error::invalid_param("input", "input must not be empty"));
         }
         if req.input.len() > MAX_EMBEDDING_INPUTS {
-            return Err(Error::invalid_param(
-                "input",
-                format!("at most {MAX_EMBEDDING_INPUTS} inputs per request"),
-            ));
+            return Err(Error::invalid_param("input", format!("at most {MAX_EMBEDDING_INPUTS} inputs per request")));
         }
         if req.dimensions == Some(0) {
-            return Err(Error::invalid_param(
-                "dimensions",
-                "dimensions must be at least 1",
-            ));
+            return Err(Error::invalid_param("dimensions", "dimensions must be at least 1"));
         }
         let route = self.route(&req.model, ModelKind::Embedding)?;
         self.admit(p).await?;
-        let mut guard = self.pending(
-            p,
-            request_id,
-            "embeddings",
-            &req.model,
-            false,
-            req.input.estimated_tokens(),
-        );
+        let mut guard = self.pending(p, request_id, "embeddings", &req.model, false, req.input.estimated_tokens());
         let result = self
             .router
             .call(route, Deadline::Total, |t, _permit| {
@@ -312,25 +242,14 @@ impl GatewayService {
         match result {
             Ok((mut resp, trace)) => {
                 if resp.data.len() != req.input.len() {
-                    let message = format!(
-                        "upstream returned {} embeddings for {} inputs",
-                        resp.data.len(),
-                        req.input.len()
-                    );
-                    return Err(guard.fail(RouteError {
-                        error: Error::Upstream {
-                            message,
-                            timeout: false,
-                        },
-                        trace,
-                    }));
+                    let message =
+                        format!("upstream returned {} embeddings for {} inputs", resp.data.len(), req.input.len());
+                    return Err(guard.fail(RouteError { error: Error::Upstream { message, timeout: false }, trace }));
                 }
                 resp.data.sort_by_key(|d| d.index);
                 if req.encoding_format == Some(EncodingFormat::Base64) {
                     for d in &mut resp.data {
-                        d.embedding =
-                            std::mem::replace(&mut d.embedding, EmbeddingVector::Float(vec![]))
-                                .into_base64();
+                        d.embedding = std::mem::replace(&mut d.embedding, EmbeddingVector::Float(vec![])).into_base64();
                     }
                 }
                 let routed = guard.succeed(trace, Some((resp.usage.prompt_tokens, 0)), 0);
@@ -360,10 +279,7 @@ impl GatewayService {
                 },
             })
             .collect();
-        Ok(ModelList {
-            object: "list".into(),
-            data,
-        })
+        Ok(ModelList { object: "list".into(), data })
     }
 
     /// Usage aggregated by day, model and key, for the caller's tenant (admins: any or all).
@@ -374,9 +290,8 @@ impl GatewayService {
         let day = |param: &str, v: &Option<String>| -> Result<Option<i64>> {
             v.as_deref()
                 .map(|s| {
-                    parse_iso_day(s).ok_or_else(|| {
-                        Error::invalid_param(param, format!("'{s}' is not a YYYY-MM-DD date"))
-                    })
+                    parse_iso_day(s)
+                        .ok_or_else(|| Error::invalid_param(param, format!("'{s}' is not a YYYY-MM-DD date")))
                 })
                 .transpose()
         };
@@ -386,18 +301,10 @@ impl GatewayService {
             return Err(Error::invalid_param("from", "from must not be after to"));
         }
         if (to - from) / DAY_MS > MAX_USAGE_WINDOW_DAYS {
-            return Err(Error::invalid_param(
-                "from",
-                format!("at most {MAX_USAGE_WINDOW_DAYS} days per query"),
-            ));
+            return Err(Error::invalid_param("from", format!("at most {MAX_USAGE_WINDOW_DAYS} days per query")));
         }
-        let query = UsageQuery {
-            tenant_id: tenant,
-            key_id: q.key_id,
-            model_alias: q.model,
-            from_ms: from,
-            to_ms: to + DAY_MS,
-        };
+        let query =
+            UsageQuery { tenant_id: tenant, key_id: q.key_id, model_alias: q.model, from_ms: from, to_ms: to + DAY_MS };
         let data = self.store.usage_buckets(&query).await?;
         let mut totals = UsageTotals::default();
         for b in &data {
@@ -407,13 +314,7 @@ impl GatewayService {
             totals.output_tokens += b.output_tokens;
             totals.cost_usd += b.cost_usd;
         }
-        Ok(UsageReport {
-            object: "list".into(),
-            from: iso_day(from),
-            to: iso_day(to),
-            data,
-            totals,
-        })
+        Ok(UsageReport { object: "list".into(), from: iso_day(from), to: iso_day(to), data, totals })
     }
 
     /// Writes every queued usage record (tests and shutdown).

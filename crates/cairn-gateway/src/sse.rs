@@ -25,40 +25,36 @@ where
     S: Stream<Item = Result<bytes::Bytes, E>> + Send + Unpin + 'static,
     E: std::fmt::Display,
 {
-    futures::stream::unfold(
-        (body, BytesMut::new(), false),
-        |(mut body, mut buf, done)| async move {
-            if done {
-                return None;
+    futures::stream::unfold((body, BytesMut::new(), false), |(mut body, mut buf, done)| async move {
+        if done {
+            return None;
+        }
+        loop {
+            if let Some(event) = take_event(&mut buf) {
+                return Some((Ok(event), (body, buf, false)));
             }
-            loop {
-                if let Some(event) = take_event(&mut buf) {
-                    return Some((Ok(event), (body, buf, false)));
-                }
-                if buf.len() > MAX_EVENT_BYTES {
-                    let err = ProviderError::Protocol("server-sent event too large".into());
+            if buf.len() > MAX_EVENT_BYTES {
+                let err = ProviderError::Protocol("server-sent event too large".into());
+                return Some((Err(err), (body, buf, true)));
+            }
+            match body.next().await {
+                Some(Ok(bytes)) => buf.extend_from_slice(&bytes),
+                Some(Err(e)) => {
+                    let err = ProviderError::Protocol(format!("stream broken: {e}"));
                     return Some((Err(err), (body, buf, true)));
                 }
-                match body.next().await {
-                    Some(Ok(bytes)) => buf.extend_from_slice(&bytes),
-                    Some(Err(e)) => {
-                        let err = ProviderError::Protocol(format!("stream broken: {e}"));
-                        return Some((Err(err), (body, buf, true)));
+                None => {
+                    let rest = String::from_utf8_lossy(&buf).trim().to_string();
+                    if rest.is_empty() {
+                        return None;
                     }
-                    None => {
-                        let rest = String::from_utf8_lossy(&buf).trim().to_string();
-                        if rest.is_empty() {
-                            return None;
-                        }
-                        // Tolerate a final event missing its blank line; anything else is a cut.
-                        buf.extend_from_slice(b"\n\n");
-                        return take_event(&mut buf)
-                            .map(|e| (Ok(e), (body, BytesMut::new(), true)));
-                    }
+                    // Tolerate a final event missing its blank line; anything else is a cut.
+                    buf.extend_from_slice(b"\n\n");
+                    return take_event(&mut buf).map(|e| (Ok(e), (body, BytesMut::new(), true)));
                 }
             }
-        },
-    )
+        }
+    })
 }
 
 /// Removes and parses the first complete event in `buf`, skipping comment-only blocks.
@@ -80,10 +76,7 @@ fn take_event(buf: &mut BytesMut) -> Option<SseEvent> {
             }
         }
         if !data.is_empty() || event.is_some() {
-            return Some(SseEvent {
-                event,
-                data: data.join("\n"),
-            });
+            return Some(SseEvent { event, data: data.join("\n") });
         }
     }
 }
@@ -108,30 +101,18 @@ mod tests {
     use super::*;
 
     fn events(chunks: &[&'static str]) -> Vec<Result<SseEvent, ProviderError>> {
-        let owned: Vec<Result<bytes::Bytes, String>> = chunks
-            .iter()
-            .map(|c| Ok(bytes::Bytes::from_static(c.as_bytes())))
-            .collect();
+        let owned: Vec<Result<bytes::Bytes, String>> =
+            chunks.iter().map(|c| Ok(bytes::Bytes::from_static(c.as_bytes()))).collect();
         let body = futures::stream::iter(owned);
         futures::executor::block_on(decode(body).collect::<Vec<_>>())
     }
 
     #[test]
     fn splits_across_chunk_boundaries() {
-        let out = events(&[
-            "data: {\"a\"",
-            ":1}\n\n: ping\n\nevent: x\ndata: 1\ndata: 2\n\n",
-            "data: [DONE]\n\n",
-        ]);
+        let out = events(&["data: {\"a\"", ":1}\n\n: ping\n\nevent: x\ndata: 1\ndata: 2\n\n", "data: [DONE]\n\n"]);
         let out: Vec<_> = out.into_iter().map(Result::unwrap).collect();
         assert_eq!(out[0].data, "{\"a\":1}");
-        assert_eq!(
-            out[1],
-            SseEvent {
-                event: Some("x".into()),
-                data: "1\n2".into()
-            }
-        );
+        assert_eq!(out[1], SseEvent { event: Some("x".into()), data: "1\n2".into() });
         assert_eq!(out[2].data, "[DONE]");
         assert_eq!(out.len(), 3);
     }

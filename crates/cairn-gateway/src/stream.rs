@@ -83,11 +83,7 @@ impl State {
         for choice in &chunk.choices {
             call.output_chars += choice.delta.content.as_deref().map_or(0, str::len);
             for tc in choice.delta.tool_calls.iter().flatten() {
-                call.output_chars += tc
-                    .function
-                    .as_ref()
-                    .and_then(|f| f.arguments.as_deref())
-                    .map_or(0, str::len);
+                call.output_chars += tc.function.as_ref().and_then(|f| f.arguments.as_deref()).map_or(0, str::len);
             }
         }
         if let Some(u) = chunk.usage.as_ref() {
@@ -113,11 +109,7 @@ impl State {
         if status == CallStatus::Ok && self.relay.wants_usage && call.reported.is_none() {
             // The upstream sent no usage: the client still gets the chunk it asked for.
             let estimate = Usage::new(call.prompt_estimate, (call.output_chars as u64).div_ceil(4));
-            let mut last = ChatChunk {
-                choices: vec![],
-                usage: UsageField::Some(estimate),
-                ..self.template.clone()
-            };
+            let mut last = ChatChunk { choices: vec![], usage: UsageField::Some(estimate), ..self.template.clone() };
             last.extra = Extra::new();
             self.out.push_back(StreamEvent::Chunk(Box::new(last)));
         }
@@ -137,13 +129,7 @@ pub(crate) fn relay(relay: Relay) -> ChatStream {
     template.usage = UsageField::Absent;
     let inflight = InflightGuard::new(relay.metrics.clone());
     let first = relay.first.clone();
-    let mut state = State {
-        relay,
-        out: VecDeque::new(),
-        ended: false,
-        template,
-        _inflight: inflight,
-    };
+    let mut state = State { relay, out: VecDeque::new(), ended: false, template, _inflight: inflight };
     state.relay.guard.call.first_token_at = Some(Instant::now());
     state.push_chunk(first);
     Box::pin(futures::stream::unfold(state, |mut s| async move {
@@ -165,10 +151,7 @@ pub(crate) fn relay(relay: Relay) -> ChatStream {
                 Ok(None) => s.end(CallStatus::Ok, None),
                 Ok(Some(Err(e))) => {
                     tracing::warn!(error = %e, "upstream stream broke after it started");
-                    s.end(
-                        CallStatus::Cut,
-                        Some(format!("upstream stream failed: {e}")),
-                    );
+                    s.end(CallStatus::Cut, Some(format!("upstream stream failed: {e}")));
                 }
                 Err(why) => s.end(CallStatus::Cut, Some(why.into())),
             }

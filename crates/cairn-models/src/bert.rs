@@ -86,29 +86,19 @@ impl Weights<'_> {
             .map_err(|_| ModelError::Invalid(format!("model.safetensors lacks tensor {name}")))?;
         let data = view.data();
         let out: Vec<f32> = match view.dtype() {
-            safetensors::Dtype::F32 => data
-                .chunks_exact(4)
-                .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
-                .collect(),
-            safetensors::Dtype::F16 => data
-                .chunks_exact(2)
-                .map(|b| half::f16::from_le_bytes([b[0], b[1]]).to_f32())
-                .collect(),
-            safetensors::Dtype::BF16 => data
-                .chunks_exact(2)
-                .map(|b| half::bf16::from_le_bytes([b[0], b[1]]).to_f32())
-                .collect(),
-            other => {
-                return Err(ModelError::Invalid(format!(
-                    "tensor {name} has unsupported type {other:?}"
-                )))
+            safetensors::Dtype::F32 => {
+                data.chunks_exact(4).map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]])).collect()
             }
+            safetensors::Dtype::F16 => {
+                data.chunks_exact(2).map(|b| half::f16::from_le_bytes([b[0], b[1]]).to_f32()).collect()
+            }
+            safetensors::Dtype::BF16 => {
+                data.chunks_exact(2).map(|b| half::bf16::from_le_bytes([b[0], b[1]]).to_f32()).collect()
+            }
+            other => return Err(ModelError::Invalid(format!("tensor {name} has unsupported type {other:?}"))),
         };
         if out.len() != len {
-            return Err(ModelError::Invalid(format!(
-                "tensor {name} has {} values, expected {len}",
-                out.len()
-            )));
+            return Err(ModelError::Invalid(format!("tensor {name} has {} values, expected {len}", out.len())));
         }
         Ok(out)
     }
@@ -118,18 +108,13 @@ impl Bert {
     /// Loads `config.json` and `model.safetensors` from `dir`.
     pub fn load(dir: &Path) -> Result<Self, ModelError> {
         let config_text = crate::read(&dir.join("config.json"))?;
-        let config: BertConfig = serde_json::from_str(&config_text)
-            .map_err(|e| ModelError::Invalid(format!("config.json: {e}")))?;
+        let config: BertConfig =
+            serde_json::from_str(&config_text).map_err(|e| ModelError::Invalid(format!("config.json: {e}")))?;
         if config.hidden_act != "gelu" {
-            return Err(ModelError::Invalid(format!(
-                "activation {} is not supported",
-                config.hidden_act
-            )));
+            return Err(ModelError::Invalid(format!("activation {} is not supported", config.hidden_act)));
         }
         if config.num_attention_heads == 0 || config.hidden_size % config.num_attention_heads != 0 {
-            return Err(ModelError::Invalid(
-                "hidden_size must be a multiple of num_attention_heads".into(),
-            ));
+            return Err(ModelError::Invalid("hidden_size must be a multiple of num_attention_heads".into()));
         }
         let path = dir.join("model.safetensors");
         let file = std::fs::File::open(&path).map_err(|e| ModelError::io(&path, e))?;
@@ -140,12 +125,11 @@ impl Bert {
             .map_err(|e| ModelError::Invalid(format!("model.safetensors is corrupt: {e}")))?;
         let w = Weights { st };
         let (h, i) = (config.hidden_size, config.intermediate_size);
-        let vocab = w
-            .st
-            .tensor("embeddings.word_embeddings.weight")
-            .or_else(|_| w.st.tensor("bert.embeddings.word_embeddings.weight"))
-            .map(|t| t.shape()[0])
-            .map_err(|_| ModelError::Invalid("model.safetensors lacks word embeddings".into()))?;
+        let vocab =
+            w.st.tensor("embeddings.word_embeddings.weight")
+                .or_else(|_| w.st.tensor("bert.embeddings.word_embeddings.weight"))
+                .map(|t| t.shape()[0])
+                .map_err(|_| ModelError::Invalid("model.safetensors lacks word embeddings".into()))?;
         let mut layers = Vec::with_capacity(config.num_hidden_layers);
         for l in 0..config.num_hidden_layers {
             let p = format!("encoder.layer.{l}");
@@ -172,20 +156,14 @@ impl Bert {
         }
         Ok(Bert {
             word: w.get("embeddings.word_embeddings.weight", vocab * h)?,
-            position: w.get(
-                "embeddings.position_embeddings.weight",
-                config.max_position_embeddings * h,
-            )?,
-            token_type: w
-                .get("embeddings.token_type_embeddings.weight", h)
-                .or_else(|_| {
-                    // Models with two token types: row 0 is all single-segment inputs need.
-                    w.get("embeddings.token_type_embeddings.weight", 2 * h)
-                        .map(|mut v| {
-                            v.truncate(h);
-                            v
-                        })
-                })?,
+            position: w.get("embeddings.position_embeddings.weight", config.max_position_embeddings * h)?,
+            token_type: w.get("embeddings.token_type_embeddings.weight", h).or_else(|_| {
+                // Models with two token types: row 0 is all single-segment inputs need.
+                w.get("embeddings.token_type_embeddings.weight", 2 * h).map(|mut v| {
+                    v.truncate(h);
+                    v
+                })
+            })?,
             emb_ln_g: w.get("embeddings.LayerNorm.weight", h)?,
             emb_ln_b: w.get("embeddings.LayerNorm.bias", h)?,
             layers,
@@ -206,11 +184,7 @@ impl Bert {
         let (h, heads) = (c.hidden_size, c.num_attention_heads);
         let d = h / heads;
         let total: usize = seqs.iter().map(Vec::len).sum();
-        let par = if threads > 1 {
-            Parallelism::Rayon(threads)
-        } else {
-            Parallelism::None
-        };
+        let par = if threads > 1 { Parallelism::Rayon(threads) } else { Parallelism::None };
 
         let mut x = vec![0.0f32; total * h];
         let mut row = 0;
@@ -226,13 +200,7 @@ impl Bert {
             }
         }
         let zeros = vec![0.0f32; total * h];
-        ops::add_layer_norm(
-            &mut x,
-            &zeros,
-            &self.emb_ln_g,
-            &self.emb_ln_b,
-            c.layer_norm_eps,
-        );
+        ops::add_layer_norm(&mut x, &zeros, &self.emb_ln_g, &self.emb_ln_b, c.layer_norm_eps);
 
         let mut qkv = vec![0.0f32; total * 3 * h];
         let mut ctx = vec![0.0f32; total * h];
@@ -240,50 +208,14 @@ impl Bert {
         let mut inter = vec![0.0f32; total * c.intermediate_size];
         let scale = 1.0 / (d as f32).sqrt();
         for layer in &self.layers {
-            ops::linear(
-                &x,
-                &layer.qkv_w,
-                &layer.qkv_b,
-                total,
-                h,
-                3 * h,
-                &mut qkv,
-                par,
-            );
+            ops::linear(&x, &layer.qkv_w, &layer.qkv_b, total, h, 3 * h, &mut qkv, par);
             attention(&qkv, &mut ctx, seqs, h, heads, scale);
-            ops::linear(
-                &ctx,
-                &layer.attn_out_w,
-                &layer.attn_out_b,
-                total,
-                h,
-                h,
-                &mut tmp,
-                par,
-            );
+            ops::linear(&ctx, &layer.attn_out_w, &layer.attn_out_b, total, h, h, &mut tmp, par);
             ops::add_layer_norm(&mut tmp, &x, &layer.ln1_g, &layer.ln1_b, c.layer_norm_eps);
             std::mem::swap(&mut x, &mut tmp);
-            ops::linear(
-                &x,
-                &layer.inter_w,
-                &layer.inter_b,
-                total,
-                h,
-                c.intermediate_size,
-                &mut inter,
-                par,
-            );
+            ops::linear(&x, &layer.inter_w, &layer.inter_b, total, h, c.intermediate_size, &mut inter, par);
             ops::gelu(&mut inter);
-            ops::linear(
-                &inter,
-                &layer.out_w,
-                &layer.out_b,
-                total,
-                c.intermediate_size,
-                h,
-                &mut tmp,
-                par,
-            );
+            ops::linear(&inter, &layer.out_w, &layer.out_b, total, c.intermediate_size, h, &mut tmp, par);
             ops::add_layer_norm(&mut tmp, &x, &layer.ln2_g, &layer.ln2_b, c.layer_norm_eps);
             std::mem::swap(&mut x, &mut tmp);
         }

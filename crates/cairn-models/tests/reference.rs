@@ -12,28 +12,18 @@ fn model_dir() -> PathBuf {
     }
     let cache = std::env::var("CAIRN_MODELS_DIR")
         .map(PathBuf::from)
-        .unwrap_or_else(|_| {
-            PathBuf::from(std::env::var("HOME").unwrap_or_default()).join(".cache/cairn/models")
-        });
+        .unwrap_or_else(|_| PathBuf::from(std::env::var("HOME").unwrap_or_default()).join(".cache/cairn/models"));
     cache.join("minilm")
 }
 
 fn reference() -> Vec<(String, Vec<f32>)> {
-    let path = concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/../../../shared/data/reference-embeddings.jsonl"
-    );
+    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../../../shared/data/reference-embeddings.jsonl");
     std::fs::read_to_string(path)
         .expect("reference embeddings (../shared/data)")
         .lines()
         .map(|l| {
             let v: serde_json::Value = serde_json::from_str(l).unwrap();
-            let e = v["embedding"]
-                .as_array()
-                .unwrap()
-                .iter()
-                .map(|x| x.as_f64().unwrap() as f32)
-                .collect();
+            let e = v["embedding"].as_array().unwrap().iter().map(|x| x.as_f64().unwrap() as f32).collect();
             (v["text"].as_str().unwrap().to_owned(), e)
         })
         .collect()
@@ -52,11 +42,7 @@ fn matches_the_reference_vectors() {
     let embedder = Embedder::load(&dir, &EmbedderOptions { threads: 1 })
         .unwrap_or_else(|e| panic!("{e}: run `cairn models pull` (scripts/test.sh does)"));
     assert_eq!(embedder.dimensions(), 384);
-    assert_eq!(
-        embedder.max_tokens(),
-        256,
-        "window from sentence_bert_config.json, not tokenizer.json"
-    );
+    assert_eq!(embedder.max_tokens(), 256, "window from sentence_bert_config.json, not tokenizer.json");
     let refs = reference();
     let texts: Vec<&str> = refs.iter().map(|(t, _)| t.as_str()).collect();
     // One batch and one at a time must agree: packing sequences cannot change results.
@@ -69,10 +55,5 @@ fn matches_the_reference_vectors() {
             worst = (cb.min(cs), text.chars().take(60).collect());
         }
     }
-    assert!(
-        worst.0 >= 0.999,
-        "worst cosine {} for {:?}",
-        worst.0,
-        worst.1
-    );
+    assert!(worst.0 >= 0.999, "worst cosine {} for {:?}", worst.0, worst.1);
 }

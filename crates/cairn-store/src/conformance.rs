@@ -17,28 +17,17 @@ pub const PG_URL_ENV: &str = "CAIRN_TEST_POSTGRES_URL";
 pub async fn fresh_pg_database() -> String {
     use sqlx::Connection;
     let base = std::env::var(PG_URL_ENV).unwrap_or_else(|_| {
-        panic!(
-            "{PG_URL_ENV} is not set: run the suite with scripts/test.sh, which starts PostgreSQL"
-        )
+        panic!("{PG_URL_ENV} is not set: run the suite with scripts/test.sh, which starts PostgreSQL")
     });
     let name = format!("cairn_test_{}", uuid::Uuid::new_v4().simple());
-    let mut conn = sqlx::PgConnection::connect(&base)
-        .await
-        .expect("connect to test PostgreSQL");
-    sqlx::query(&format!("CREATE DATABASE {name}"))
-        .execute(&mut conn)
-        .await
-        .expect("create test database");
+    let mut conn = sqlx::PgConnection::connect(&base).await.expect("connect to test PostgreSQL");
+    sqlx::query(&format!("CREATE DATABASE {name}")).execute(&mut conn).await.expect("create test database");
     let (prefix, _) = base.rsplit_once('/').expect("URL has a database path");
     format!("{prefix}/{name}")
 }
 
 fn tenant(id: &str) -> Tenant {
-    Tenant {
-        id: id.into(),
-        name: format!("Tenant {id}"),
-        created_at_ms: 1_000,
-    }
+    Tenant { id: id.into(), name: format!("Tenant {id}"), created_at_ms: 1_000 }
 }
 
 fn key(id: &str, tenant: &str, role: Role) -> ApiKey {
@@ -49,11 +38,7 @@ fn key(id: &str, tenant: &str, role: Role) -> ApiKey {
         role,
         prefix: "sk-cairn-abcd".into(),
         hash: format!("hash-{id}"),
-        limits: KeyLimits {
-            requests_per_minute: Some(60),
-            tokens_per_minute: None,
-            monthly_budget_usd: Some(12.5),
-        },
+        limits: KeyLimits { requests_per_minute: Some(60), tokens_per_minute: None, monthly_budget_usd: Some(12.5) },
         created_at_ms: 2_000,
         revoked_at_ms: None,
     }
@@ -96,41 +81,21 @@ pub async fn run_all(store: Arc<dyn Store>) {
 async fn tenants(s: &dyn Store) {
     s.create_tenant(&tenant("acme")).await.unwrap();
     s.create_tenant(&tenant("globex")).await.unwrap();
-    assert!(matches!(
-        s.create_tenant(&tenant("acme")).await,
-        Err(StoreError::Conflict(_))
-    ));
+    assert!(matches!(s.create_tenant(&tenant("acme")).await, Err(StoreError::Conflict(_))));
     assert_eq!(s.get_tenant("acme").await.unwrap(), Some(tenant("acme")));
     assert_eq!(s.get_tenant("nope").await.unwrap(), None);
-    let ids: Vec<_> = s
-        .list_tenants()
-        .await
-        .unwrap()
-        .into_iter()
-        .map(|t| t.id)
-        .collect();
+    let ids: Vec<_> = s.list_tenants().await.unwrap().into_iter().map(|t| t.id).collect();
     assert_eq!(ids, ["acme", "globex"]);
 }
 
 async fn keys(s: &dyn Store) {
     let k1 = key("k1", "acme", Role::Admin);
     s.insert_key(&k1).await.unwrap();
-    s.insert_key(&key("k2", "globex", Role::Member))
-        .await
-        .unwrap();
-    assert!(matches!(
-        s.insert_key(&key("k3", "ghost", Role::Member)).await,
-        Err(StoreError::NotFound(_))
-    ));
-    assert!(matches!(
-        s.insert_key(&k1).await,
-        Err(StoreError::Conflict(_))
-    ));
+    s.insert_key(&key("k2", "globex", Role::Member)).await.unwrap();
+    assert!(matches!(s.insert_key(&key("k3", "ghost", Role::Member)).await, Err(StoreError::NotFound(_))));
+    assert!(matches!(s.insert_key(&k1).await, Err(StoreError::Conflict(_))));
 
-    assert_eq!(
-        s.find_key_by_hash("hash-k1").await.unwrap(),
-        Some(k1.clone())
-    );
+    assert_eq!(s.find_key_by_hash("hash-k1").await.unwrap(), Some(k1.clone()));
     assert_eq!(s.find_key_by_hash("hash-none").await.unwrap(), None);
     assert_eq!(s.list_keys(Some("globex")).await.unwrap().len(), 1);
     assert_eq!(s.list_keys(None).await.unwrap().len(), 2);
@@ -139,24 +104,10 @@ async fn keys(s: &dyn Store) {
     let revoked = s.revoke_key("k1", 5_000).await.unwrap();
     assert_eq!(revoked.revoked_at_ms, Some(5_000));
     // Revoking twice keeps the first time.
-    assert_eq!(
-        s.revoke_key("k1", 9_000).await.unwrap().revoked_at_ms,
-        Some(5_000)
-    );
+    assert_eq!(s.revoke_key("k1", 9_000).await.unwrap().revoked_at_ms, Some(5_000));
     assert_eq!(s.count_active_admin_keys().await.unwrap(), 0);
-    assert!(matches!(
-        s.revoke_key("ghost", 1).await,
-        Err(StoreError::NotFound(_))
-    ));
-    assert_eq!(
-        s.get_key("k2")
-            .await
-            .unwrap()
-            .unwrap()
-            .limits
-            .monthly_budget_usd,
-        Some(12.5)
-    );
+    assert!(matches!(s.revoke_key("ghost", 1).await, Err(StoreError::NotFound(_))));
+    assert_eq!(s.get_key("k2").await.unwrap().unwrap().limits.monthly_budget_usd, Some(12.5));
 }
 
 async fn usage_records(s: &dyn Store) {
@@ -166,31 +117,19 @@ async fn usage_records(s: &dyn Store) {
         usage("r2", 10 * day + 9, "acme", "k1", "fast", 0.5),
         usage("r3", 11 * day, "acme", "k1", "fast", 1.0),
         usage("r4", 10 * day, "globex", "k2", "fast", 2.0),
-        UsageRecord {
-            status: CallStatus::Cut,
-            ttft_ms: None,
-            ..usage("r5", 10 * day + 1, "acme", "k1", "big", 0.0)
-        },
+        UsageRecord { status: CallStatus::Cut, ttft_ms: None, ..usage("r5", 10 * day + 1, "acme", "k1", "big", 0.0) },
     ];
     s.insert_usage(&recs).await.unwrap();
     // Re-inserting the same ids is a no-op, so a retried flush never double-counts.
     s.insert_usage(&recs[..2]).await.unwrap();
     assert_eq!(s.get_usage("r5").await.unwrap(), Some(recs[4].clone()));
 
-    let all = UsageQuery {
-        from_ms: 0,
-        to_ms: 100 * day,
-        ..Default::default()
-    };
+    let all = UsageQuery { from_ms: 0, to_ms: 100 * day, ..Default::default() };
     let buckets = s.usage_buckets(&all).await.unwrap();
     assert_eq!(buckets.len(), 4, "{buckets:?}");
     let acme_fast_day10 = &buckets[1];
     assert_eq!(
-        (
-            acme_fast_day10.day.as_str(),
-            acme_fast_day10.model.as_str(),
-            acme_fast_day10.requests
-        ),
+        (acme_fast_day10.day.as_str(), acme_fast_day10.model.as_str(), acme_fast_day10.requests),
         ("1970-01-11", "fast", 2)
     );
     assert!((acme_fast_day10.cost_usd - 0.75).abs() < 1e-9);
@@ -198,21 +137,9 @@ async fn usage_records(s: &dyn Store) {
     let big = buckets.iter().find(|b| b.model == "big").unwrap();
     assert_eq!(big.errors, 1);
 
-    let acme = UsageQuery {
-        tenant_id: Some("acme".into()),
-        ..all.clone()
-    };
-    assert!(s
-        .usage_buckets(&acme)
-        .await
-        .unwrap()
-        .iter()
-        .all(|b| b.tenant_id == "acme"));
-    let window = UsageQuery {
-        from_ms: 11 * day,
-        to_ms: 12 * day,
-        ..all
-    };
+    let acme = UsageQuery { tenant_id: Some("acme".into()), ..all.clone() };
+    assert!(s.usage_buckets(&acme).await.unwrap().iter().all(|b| b.tenant_id == "acme"));
+    let window = UsageQuery { from_ms: 11 * day, to_ms: 12 * day, ..all };
     assert_eq!(s.usage_buckets(&window).await.unwrap().len(), 1);
 
     assert!((s.key_spend_since("k1", 0).await.unwrap() - 1.75).abs() < 1e-9);

@@ -22,17 +22,10 @@ pub use sqlite::SqliteStore;
 pub async fn open(url: &str, max_connections: u32) -> StoreResult<Arc<dyn Store>> {
     if url.starts_with("postgres://") || url.starts_with("postgresql://") {
         Ok(Arc::new(PgStore::connect(url, max_connections).await?))
-    } else if let Some(path) = url
-        .strip_prefix("sqlite://")
-        .or_else(|| url.strip_prefix("sqlite:"))
-    {
-        Ok(Arc::new(
-            SqliteStore::open(std::path::Path::new(path), max_connections).await?,
-        ))
+    } else if let Some(path) = url.strip_prefix("sqlite://").or_else(|| url.strip_prefix("sqlite:")) {
+        Ok(Arc::new(SqliteStore::open(std::path::Path::new(path), max_connections).await?))
     } else {
-        Err(StoreError::Backend(format!(
-            "unsupported storage URL '{url}'"
-        )))
+        Err(StoreError::Backend(format!("unsupported storage URL '{url}'")))
     }
 }
 

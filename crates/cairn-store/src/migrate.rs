@@ -2,11 +2,8 @@
 //! and recorded in `schema_migrations`. The SQL is portable between SQLite and PostgreSQL.
 
 /// Every migration, in order: (version, name, SQL).
-pub(crate) const MIGRATIONS: &[(i64, &str, &str)] = &[(
-    1,
-    "tenancy_and_usage",
-    include_str!("migrations/0001_tenancy_and_usage.sql"),
-)];
+pub(crate) const MIGRATIONS: &[(i64, &str, &str)] =
+    &[(1, "tenancy_and_usage", include_str!("migrations/0001_tenancy_and_usage.sql"))];
 
 /// Creates the ledger table.
 pub(crate) const LEDGER: &str = "CREATE TABLE IF NOT EXISTS schema_migrations (
@@ -17,36 +14,27 @@ pub(crate) const LEDGER: &str = "CREATE TABLE IF NOT EXISTS schema_migrations (
 macro_rules! run_migrations {
     ($conn:expr) => {{
         use sqlx::Row;
-        sqlx::raw_sql($crate::migrate::LEDGER)
-            .execute(&mut *$conn)
-            .await
-            .map_err($crate::db_err)?;
+        sqlx::raw_sql($crate::migrate::LEDGER).execute(&mut *$conn).await.map_err($crate::db_err)?;
         for (version, name, sql) in $crate::migrate::MIGRATIONS {
-            let done =
-                sqlx::query("SELECT COUNT(*) AS n FROM schema_migrations WHERE version = $1")
-                    .bind(*version)
-                    .fetch_one(&mut *$conn)
-                    .await
-                    .map_err($crate::db_err)?
-                    .try_get::<i64, _>("n")
-                    .map_err($crate::db_err)?;
+            let done = sqlx::query("SELECT COUNT(*) AS n FROM schema_migrations WHERE version = $1")
+                .bind(*version)
+                .fetch_one(&mut *$conn)
+                .await
+                .map_err($crate::db_err)?
+                .try_get::<i64, _>("n")
+                .map_err($crate::db_err)?;
             if done > 0 {
                 continue;
             }
             tracing::info!(version, name, "applying migration");
-            sqlx::raw_sql(sql)
+            sqlx::raw_sql(sql).execute(&mut *$conn).await.map_err($crate::db_err)?;
+            sqlx::query("INSERT INTO schema_migrations (version, name, applied_at_ms) VALUES ($1, $2, $3)")
+                .bind(*version)
+                .bind(*name)
+                .bind(cairn_core::time::now_ms())
                 .execute(&mut *$conn)
                 .await
                 .map_err($crate::db_err)?;
-            sqlx::query(
-                "INSERT INTO schema_migrations (version, name, applied_at_ms) VALUES ($1, $2, $3)",
-            )
-            .bind(*version)
-            .bind(*name)
-            .bind(cairn_core::time::now_ms())
-            .execute(&mut *$conn)
-            .await
-            .map_err($crate::db_err)?;
         }
         Ok::<(), cairn_core::store::StoreError>(())
     }};

@@ -19,17 +19,9 @@ pub struct PgStore {
 impl PgStore {
     /// Connects to `url` and migrates the schema (one node at a time).
     pub async fn connect(url: &str, max_connections: u32) -> StoreResult<Self> {
-        let pool = PgPoolOptions::new()
-            .max_connections(max_connections.max(1))
-            .connect(url)
-            .await
-            .map_err(db_err)?;
+        let pool = PgPoolOptions::new().max_connections(max_connections.max(1)).connect(url).await.map_err(db_err)?;
         let mut tx = pool.begin().await.map_err(db_err)?;
-        sqlx::query("SELECT pg_advisory_xact_lock($1)")
-            .bind(MIGRATION_LOCK)
-            .execute(&mut *tx)
-            .await
-            .map_err(db_err)?;
+        sqlx::query("SELECT pg_advisory_xact_lock($1)").bind(MIGRATION_LOCK).execute(&mut *tx).await.map_err(db_err)?;
         run_migrations!(tx)?;
         tx.commit().await.map_err(db_err)?;
         Ok(Self { pool })

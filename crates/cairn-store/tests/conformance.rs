@@ -20,11 +20,7 @@ async fn reopening_keeps_data_and_skips_applied_migrations() {
     let dir = tempfile::tempdir().unwrap();
     let url = format!("sqlite://{}", dir.path().join("cairn.db").display());
     let store = cairn_store::open(&url, 2).await.unwrap();
-    let t = cairn_core::tenancy::Tenant {
-        id: "t".into(),
-        name: "T".into(),
-        created_at_ms: 1,
-    };
+    let t = cairn_core::tenancy::Tenant { id: "t".into(), name: "T".into(), created_at_ms: 1 };
     store.create_tenant(&t).await.unwrap();
     drop(store);
     let store = cairn_store::open(&url, 2).await.unwrap();

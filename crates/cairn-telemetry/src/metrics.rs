@@ -77,71 +77,23 @@ impl Metrics {
             registry: Registry::default(),
         };
         registry.register("http_requests", "HTTP requests", m.http_requests.clone());
-        registry.register(
-            "http_request_duration_seconds",
-            "HTTP request duration",
-            m.http_duration.clone(),
-        );
-        registry.register(
-            "model_calls",
-            "Model calls by final status",
-            m.model_calls.clone(),
-        );
-        registry.register(
-            "model_latency_seconds",
-            "Model call latency",
-            m.model_latency.clone(),
-        );
-        registry.register(
-            "model_ttft_seconds",
-            "Time to first token of streamed calls",
-            m.model_ttft.clone(),
-        );
-        registry.register(
-            "model_tokens",
-            "Model tokens by direction",
-            m.tokens.clone(),
-        );
-        registry.register(
-            "model_cost_usd",
-            "Model cost in US dollars",
-            m.cost_usd.clone(),
-        );
-        registry.register(
-            "upstream_errors",
-            "Upstream failures by kind",
-            m.upstream_errors.clone(),
-        );
-        registry.register(
-            "upstream_retries",
-            "Retries of upstream calls",
-            m.retries.clone(),
-        );
-        registry.register(
-            "model_fallbacks",
-            "Fallbacks to a later target",
-            m.fallbacks.clone(),
-        );
+        registry.register("http_request_duration_seconds", "HTTP request duration", m.http_duration.clone());
+        registry.register("model_calls", "Model calls by final status", m.model_calls.clone());
+        registry.register("model_latency_seconds", "Model call latency", m.model_latency.clone());
+        registry.register("model_ttft_seconds", "Time to first token of streamed calls", m.model_ttft.clone());
+        registry.register("model_tokens", "Model tokens by direction", m.tokens.clone());
+        registry.register("model_cost_usd", "Model cost in US dollars", m.cost_usd.clone());
+        registry.register("upstream_errors", "Upstream failures by kind", m.upstream_errors.clone());
+        registry.register("upstream_retries", "Retries of upstream calls", m.retries.clone());
+        registry.register("model_fallbacks", "Fallbacks to a later target", m.fallbacks.clone());
         registry.register(
             "breaker_state",
             "Circuit breaker state (0 closed, 1 half-open, 2 open)",
             m.breaker_state.clone(),
         );
-        registry.register(
-            "inflight_streams",
-            "Streams being sent to clients",
-            m.inflight_streams.clone(),
-        );
-        registry.register(
-            "limited_requests",
-            "Requests refused by a per-key limit",
-            m.limited.clone(),
-        );
-        registry.register(
-            "usage_write_failures",
-            "Failed writes of usage records",
-            m.usage_write_failures.clone(),
-        );
+        registry.register("inflight_streams", "Streams being sent to clients", m.inflight_streams.clone());
+        registry.register("limited_requests", "Requests refused by a per-key limit", m.limited.clone());
+        registry.register("usage_write_failures", "Failed writes of usage records", m.usage_write_failures.clone());
         Metrics { registry, ..m }
     }
 
@@ -168,22 +120,12 @@ mod tests {
     fn renders_registered_families() {
         let m = Metrics::new();
         m.http_requests
-            .get_or_create(&vec![
-                ("route", "/v1/models".into()),
-                ("method", "GET".into()),
-                ("status", "200".into()),
-            ])
+            .get_or_create(&vec![("route", "/v1/models".into()), ("method", "GET".into()), ("status", "200".into())])
             .inc();
-        m.model_latency
-            .get_or_create(&vec![("model", "fast".into())])
-            .observe(0.01);
-        m.cost_usd
-            .get_or_create(&vec![("model", "fast".into())])
-            .inc_by(0.25);
+        m.model_latency.get_or_create(&vec![("model", "fast".into())]).observe(0.01);
+        m.cost_usd.get_or_create(&vec![("model", "fast".into())]).inc_by(0.25);
         let text = m.render();
-        assert!(text.contains(
-            "cairn_http_requests_total{route=\"/v1/models\",method=\"GET\",status=\"200\"} 1"
-        ));
+        assert!(text.contains("cairn_http_requests_total{route=\"/v1/models\",method=\"GET\",status=\"200\"} 1"));
         assert!(text.contains("cairn_model_latency_seconds_bucket"));
         assert!(text.contains("cairn_model_cost_usd_total{model=\"fast\"} 0.25"));
     }

@@ -42,33 +42,15 @@ impl TestServer {
             config.storage.url = url;
         }
         let app = App::build(config, None).await.expect("app builds");
-        let admin_key = app
-            .bootstrap_secret
-            .clone()
-            .expect("first start creates an admin key");
+        let admin_key = app.bootstrap_secret.clone().expect("first start creates an admin key");
         let gateway = app.state.gateway.clone();
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-            .await
-            .expect("bind");
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
         let base = format!("http://{}", listener.local_addr().expect("addr"));
         let shutdown = CancellationToken::new();
         let signal = shutdown.clone();
-        let handle = tokio::spawn(cairn_api::serve(listener, app, async move {
-            signal.cancelled().await
-        }));
-        let client = reqwest::Client::builder()
-            .timeout(Duration::from_secs(30))
-            .build()
-            .expect("client");
-        TestServer {
-            base,
-            admin_key,
-            client,
-            shutdown,
-            gateway,
-            handle,
-            _dir: dir,
-        }
+        let handle = tokio::spawn(cairn_api::serve(listener, app, async move { signal.cancelled().await }));
+        let client = reqwest::Client::builder().timeout(Duration::from_secs(30)).build().expect("client");
+        TestServer { base, admin_key, client, shutdown, gateway, handle, _dir: dir }
     }
 
     /// Writes every usage record queued so far.
@@ -89,42 +71,28 @@ impl TestServer {
 
     /// POSTs JSON with a bearer key; returns status and parsed body (Null if not JSON).
     pub async fn post(&self, path: &str, key: &str, body: &Value) -> (u16, Value) {
-        let resp = self
-            .client
-            .post(format!("{}{path}", self.base))
-            .bearer_auth(key)
-            .json(body)
-            .send()
-            .await
-            .expect("request");
+        let resp =
+            self.client.post(format!("{}{path}", self.base)).bearer_auth(key).json(body).send().await.expect("request");
         let status = resp.status().as_u16();
         (status, resp.json().await.unwrap_or(Value::Null))
     }
 
     /// GETs with a bearer key; returns status and parsed body.
     pub async fn get(&self, path: &str, key: &str) -> (u16, Value) {
-        let resp = self
-            .client
-            .get(format!("{}{path}", self.base))
-            .bearer_auth(key)
-            .send()
-            .await
-            .expect("request");
+        let resp = self.client.get(format!("{}{path}", self.base)).bearer_auth(key).send().await.expect("request");
         let status = resp.status().as_u16();
         (status, resp.json().await.unwrap_or(Value::Null))
     }
 
     /// Creates a tenant (if needed) and a key in it; returns the secret.
     pub async fn key(&self, tenant: &str, role: &str, limits: Value) -> String {
-        let _ = self
-            .post(
-                "/v1/admin/tenants",
-                &self.admin_key,
-                &serde_json::json!({"id": tenant}),
-            )
-            .await;
+        let _ = self.post("/v1/admin/tenants", &self.admin_key, &serde_json::json!({"id": tenant})).await;
         let (status, body) = self
-            .post("/v1/admin/keys", &self.admin_key, &serde_json::json!({"tenant_id": tenant, "role": role, "name": "test", "limits": limits}))
+            .post(
+                "/v1/admin/keys",
+                &self.admin_key,
+                &serde_json::json!({"tenant_id": tenant, "role": role, "name": "test", "limits": limits}),
+            )
             .await;
         assert_eq!(status, 201, "{body}");
         body["secret"].as_str().expect("secret").to_owned()
@@ -145,10 +113,7 @@ impl TestServer {
             Ok(t) => t,
             Err(e) => panic!("reading the stream failed: {e:?}"),
         };
-        let events = text
-            .split("\n\n")
-            .filter_map(|e| e.strip_prefix("data: ").map(str::to_owned))
-            .collect();
+        let events = text.split("\n\n").filter_map(|e| e.strip_prefix("data: ").map(str::to_owned)).collect();
         (status, events)
     }
 }

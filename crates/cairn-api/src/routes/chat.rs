@@ -44,10 +44,7 @@ pub async fn chat_completions(
     Json(req): Json<ChatRequest>,
 ) -> Result<Response, ApiError> {
     if req.is_stream() {
-        let (stream, routed) = s
-            .gateway
-            .chat_stream(&p, req, &id.0, s.streams_cut.clone())
-            .await?;
+        let (stream, routed) = s.gateway.chat_stream(&p, req, &id.0, s.streams_cut.clone()).await?;
         Ok(with_routed(sse(stream), &routed))
     } else {
         let (completion, routed) = s.gateway.chat(&p, req, &id.0).await?;
@@ -59,9 +56,7 @@ pub async fn chat_completions(
 fn sse(stream: ChatStream) -> Response {
     let body = stream.map(|ev| {
         let line = match ev {
-            StreamEvent::Chunk(chunk) => {
-                serde_json::to_string(&chunk).map(|j| format!("data: {j}\n\n"))
-            }
+            StreamEvent::Chunk(chunk) => serde_json::to_string(&chunk).map(|j| format!("data: {j}\n\n")),
             StreamEvent::Error(message) => {
                 let body = ErrorBody {
                     error: ErrorDetail {

@@ -14,9 +14,6 @@ use crate::state::AppState;
     responses((status = 200, body = ModelList), (status = 401, body = ErrorBody)),
     security(("bearer" = []))
 )]
-pub async fn list_models(
-    State(s): State<AppState>,
-    Auth(p): Auth,
-) -> Result<Json<ModelList>, ApiError> {
+pub async fn list_models(State(s): State<AppState>, Auth(p): Auth) -> Result<Json<ModelList>, ApiError> {
     Ok(Json(s.gateway.models(&p)?))
 }

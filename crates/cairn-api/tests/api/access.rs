@@ -12,51 +12,23 @@ async fn keys_and_roles() {
 
     assert_eq!(s.get("/v1/models", &reader).await.0, 200);
     let (status, body) = s.post("/v1/chat/completions", &reader, &chat("fast")).await;
-    assert_eq!(
-        (status, body["error"]["type"].as_str()),
-        (403, Some("permission_error"))
-    );
-    let (status, _) = s
-        .post("/v1/admin/keys", &member, &json!({"tenant_id": "acme"}))
-        .await;
+    assert_eq!((status, body["error"]["type"].as_str()), (403, Some("permission_error")));
+    let (status, _) = s.post("/v1/admin/keys", &member, &json!({"tenant_id": "acme"})).await;
     assert_eq!(status, 403);
-    assert_eq!(
-        s.post("/v1/chat/completions", &member, &chat("fast"))
-            .await
-            .0,
-        200
-    );
+    assert_eq!(s.post("/v1/chat/completions", &member, &chat("fast")).await.0, 200);
 
-    let (status, body) = s
-        .get(
-            "/v1/models",
-            "sk-cairn-0000000000000000000000000000000000000000000000000",
-        )
-        .await;
-    assert_eq!(
-        (status, body["error"]["code"].as_str()),
-        (401, Some("invalid_api_key"))
-    );
+    let (status, body) = s.get("/v1/models", "sk-cairn-0000000000000000000000000000000000000000000000000").await;
+    assert_eq!((status, body["error"]["code"].as_str()), (401, Some("invalid_api_key")));
     assert_eq!(s.get("/v1/models", "not-a-key").await.0, 401);
-    let resp = s
-        .client
-        .get(format!("{}/v1/models", s.base))
-        .send()
-        .await
-        .unwrap();
+    let resp = s.client.get(format!("{}/v1/models", s.base)).send().await.unwrap();
     assert_eq!(resp.status(), 401);
 
     // Keys are listed without secrets, and revocation takes effect at once.
     let (_, keys) = s.get("/v1/admin/keys?tenant_id=acme", &s.admin_key).await;
     let listed = keys["data"].as_array().unwrap();
     assert_eq!(listed.len(), 2);
-    assert!(listed
-        .iter()
-        .all(|k| k.get("secret").is_none() && k.get("hash").is_none()));
-    let member_id = listed.iter().find(|k| k["role"] == "member").unwrap()["id"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    assert!(listed.iter().all(|k| k.get("secret").is_none() && k.get("hash").is_none()));
+    let member_id = listed.iter().find(|k| k["role"] == "member").unwrap()["id"].as_str().unwrap().to_owned();
     let resp = s
         .client
         .delete(format!("{}/v1/admin/keys/{member_id}", s.base))
@@ -67,17 +39,9 @@ async fn keys_and_roles() {
     assert_eq!(resp.status(), 200);
     let (status, body) = s.post("/v1/chat/completions", &member, &chat("fast")).await;
     assert_eq!(status, 401);
-    assert!(body["error"]["message"]
-        .as_str()
-        .unwrap()
-        .contains("revoked"));
-    let resp = s
-        .client
-        .delete(format!("{}/v1/admin/keys/key_nope", s.base))
-        .bearer_auth(&s.admin_key)
-        .send()
-        .await
-        .unwrap();
+    assert!(body["error"]["message"].as_str().unwrap().contains("revoked"));
+    let resp =
+        s.client.delete(format!("{}/v1/admin/keys/key_nope", s.base)).bearer_auth(&s.admin_key).send().await.unwrap();
     assert_eq!(resp.status(), 404);
 }
 
@@ -92,11 +56,7 @@ async fn usage_is_separated_by_tenant() {
 
     let (_, ua) = usage(&s, &a, "").await;
     assert_eq!(ua["totals"]["requests"], 1);
-    assert!(ua["data"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .all(|d| d["tenant_id"] == "tenant-a"));
+    assert!(ua["data"].as_array().unwrap().iter().all(|d| d["tenant_id"] == "tenant-a"));
     let (status, _) = usage(&s, &a, "?tenant=tenant-b").await;
     assert_eq!(status, 403);
     let (_, ub) = usage(&s, &s.admin_key, "?tenant=tenant-b").await;
@@ -110,14 +70,9 @@ async fn usage_is_separated_by_tenant() {
 #[tokio::test]
 async fn requests_per_minute_limit() {
     let (s, _, _) = setup().await;
-    let key = s
-        .key("acme", "member", json!({"requests_per_minute": 2}))
-        .await;
+    let key = s.key("acme", "member", json!({"requests_per_minute": 2})).await;
     for _ in 0..2 {
-        assert_eq!(
-            s.post("/v1/chat/completions", &key, &chat("fast")).await.0,
-            200
-        );
+        assert_eq!(s.post("/v1/chat/completions", &key, &chat("fast")).await.0, 200);
     }
     let resp = s
         .client
@@ -128,11 +83,7 @@ async fn requests_per_minute_limit() {
         .await
         .unwrap();
     assert_eq!(resp.status(), 429);
-    let retry_after: u64 = resp.headers()["retry-after"]
-        .to_str()
-        .unwrap()
-        .parse()
-        .unwrap();
+    let retry_after: u64 = resp.headers()["retry-after"].to_str().unwrap().parse().unwrap();
     assert!((1..=30).contains(&retry_after));
     let body: serde_json::Value = resp.json().await.unwrap();
     assert_eq!(body["error"]["code"], "rate_limit_exceeded");
@@ -141,13 +92,8 @@ async fn requests_per_minute_limit() {
 #[tokio::test]
 async fn tokens_per_minute_limit() {
     let (s, _, _) = setup().await;
-    let key = s
-        .key("acme", "member", json!({"tokens_per_minute": 10}))
-        .await;
-    assert_eq!(
-        s.post("/v1/chat/completions", &key, &chat("fast")).await.0,
-        200
-    );
+    let key = s.key("acme", "member", json!({"tokens_per_minute": 10})).await;
+    assert_eq!(s.post("/v1/chat/completions", &key, &chat("fast")).await.0, 200);
     let (status, body) = s.post("/v1/chat/completions", &key, &chat("fast")).await;
     assert_eq!(status, 429, "15 tokens used of 10 per minute: {body}");
 }
@@ -156,21 +102,9 @@ async fn tokens_per_minute_limit() {
 async fn monthly_budget() {
     let (s, _, _) = setup().await;
     // Each call costs $0.19: two fit under $0.30 (the second overdraws), the third is refused.
-    let key = s
-        .key("acme", "member", json!({"monthly_budget_usd": 0.3}))
-        .await;
-    assert_eq!(
-        s.post("/v1/chat/completions", &key, &chat("fast")).await.0,
-        200
-    );
-    assert_eq!(
-        s.post("/v1/chat/completions", &key, &chat("fast")).await.0,
-        200
-    );
+    let key = s.key("acme", "member", json!({"monthly_budget_usd": 0.3})).await;
+    assert_eq!(s.post("/v1/chat/completions", &key, &chat("fast")).await.0, 200);
+    assert_eq!(s.post("/v1/chat/completions", &key, &chat("fast")).await.0, 200);
     let (status, body) = s.post("/v1/chat/completions", &key, &chat("fast")).await;
-    assert_eq!(
-        (status, body["error"]["code"].as_str()),
-        (429, Some("budget_exceeded")),
-        "{body}"
-    );
+    assert_eq!((status, body["error"]["code"].as_str()), (429, Some("budget_exceeded")), "{body}");
 }

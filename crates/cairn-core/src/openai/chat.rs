@@ -147,11 +147,9 @@ impl ChatMessage {
         match &self.content {
             None => String::new(),
             Some(MessageContent::Text(s)) => s.clone(),
-            Some(MessageContent::Parts(parts)) => parts
-                .iter()
-                .filter_map(|p| p.text.as_deref())
-                .collect::<Vec<_>>()
-                .join(""),
+            Some(MessageContent::Parts(parts)) => {
+                parts.iter().filter_map(|p| p.text.as_deref()).collect::<Vec<_>>().join("")
+            }
         }
     }
 }
@@ -440,9 +438,7 @@ impl ChatRequest {
 
     /// True when the client asked for the final usage chunk.
     pub fn wants_stream_usage(&self) -> bool {
-        self.stream_options
-            .as_ref()
-            .is_some_and(|o| o.include_usage)
+        self.stream_options.as_ref().is_some_and(|o| o.include_usage)
     }
 
     /// A rough prompt token count, for rate limits and for estimates when upstreams report none.
@@ -452,11 +448,7 @@ impl ChatRequest {
             .iter()
             .map(|m| {
                 m.text_content().chars().count()
-                    + m.tool_calls
-                        .iter()
-                        .flatten()
-                        .map(|c| c.function.arguments.len())
-                        .sum::<usize>()
+                    + m.tool_calls.iter().flatten().map(|c| c.function.arguments.len()).sum::<usize>()
                     + 4
             })
             .sum();
@@ -469,10 +461,7 @@ impl ChatRequest {
             return Err(Error::invalid_param("model", "model must not be empty"));
         }
         if self.messages.is_empty() {
-            return Err(Error::invalid_param(
-                "messages",
-                "messages must contain at least one message",
-            ));
+            return Err(Error::invalid_param("messages", "messages must contain at least one message"));
         }
         if let Some(n) = self.n {
             if n != 1 {
@@ -481,40 +470,25 @@ impl ChatRequest {
         }
         if let Some(t) = self.temperature {
             if !(0.0..=2.0).contains(&t) {
-                return Err(Error::invalid_param(
-                    "temperature",
-                    "temperature must be between 0 and 2",
-                ));
+                return Err(Error::invalid_param("temperature", "temperature must be between 0 and 2"));
             }
         }
         if let Some(p) = self.top_p {
             if !(0.0..=1.0).contains(&p) {
-                return Err(Error::invalid_param(
-                    "top_p",
-                    "top_p must be between 0 and 1",
-                ));
+                return Err(Error::invalid_param("top_p", "top_p must be between 0 and 1"));
             }
         }
         if self.output_cap() == Some(0) {
-            return Err(Error::invalid_param(
-                "max_tokens",
-                "max_tokens must be at least 1",
-            ));
+            return Err(Error::invalid_param("max_tokens", "max_tokens must be at least 1"));
         }
         if let Some(stop) = &self.stop {
             let v = stop.to_vec();
             if v.len() > 4 || v.iter().any(String::is_empty) {
-                return Err(Error::invalid_param(
-                    "stop",
-                    "stop takes up to 4 non-empty sequences",
-                ));
+                return Err(Error::invalid_param("stop", "stop takes up to 4 non-empty sequences"));
             }
         }
         if self.stream_options.is_some() && !self.is_stream() {
-            return Err(Error::invalid_param(
-                "stream_options",
-                "stream_options is only allowed when stream is true",
-            ));
+            return Err(Error::invalid_param("stream_options", "stream_options is only allowed when stream is true"));
         }
         for (i, m) in self.messages.iter().enumerate() {
             if m.role == ChatRole::Tool && m.tool_call_id.is_none() {
@@ -560,10 +534,9 @@ mod tests {
 
     #[test]
     fn keeps_unknown_fields() {
-        let r: ChatRequest = serde_json::from_str(
-            r#"{"model":"m","messages":[{"role":"user","content":"hi"}],"presence_penalty":0.5}"#,
-        )
-        .unwrap();
+        let r: ChatRequest =
+            serde_json::from_str(r#"{"model":"m","messages":[{"role":"user","content":"hi"}],"presence_penalty":0.5}"#)
+                .unwrap();
         assert_eq!(r.extra["presence_penalty"], 0.5);
         let back = serde_json::to_value(&r).unwrap();
         assert_eq!(back["presence_penalty"], 0.5);
@@ -600,10 +573,9 @@ mod tests {
         assert!(serde_json::to_value(&c).unwrap().get("usage").is_none());
         c.usage = UsageField::Null;
         assert!(serde_json::to_value(&c).unwrap()["usage"].is_null());
-        let parsed: ChatChunk = serde_json::from_str(
-            r#"{"id":"x","object":"o","created":1,"model":"m","choices":[],"usage":null}"#,
-        )
-        .unwrap();
+        let parsed: ChatChunk =
+            serde_json::from_str(r#"{"id":"x","object":"o","created":1,"model":"m","choices":[],"usage":null}"#)
+                .unwrap();
         assert_eq!(parsed.usage, UsageField::Null);
     }
 }

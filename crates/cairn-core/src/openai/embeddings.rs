@@ -154,10 +154,7 @@ mod tests {
 
     #[test]
     fn base64_is_little_endian_f32() {
-        let EmbeddingVector::Base64(b) = EmbeddingVector::Float(vec![1.0, -2.5]).into_base64()
-        else {
-            panic!()
-        };
+        let EmbeddingVector::Base64(b) = EmbeddingVector::Float(vec![1.0, -2.5]).into_base64() else { panic!() };
         let bytes = base64::engine::general_purpose::STANDARD.decode(b).unwrap();
         assert_eq!(f32::from_le_bytes(bytes[4..8].try_into().unwrap()), -2.5);
     }

@@ -3,8 +3,8 @@
 
 use async_trait::async_trait;
 use cairn_core::openai::{
-    ChatCompletion, ChatMessage, ChatRequest, ChatRole, Choice, EmbeddingRequest,
-    EmbeddingResponse, Extra, FunctionCall, MessageContent, ToolCall, Usage,
+    ChatCompletion, ChatMessage, ChatRequest, ChatRole, Choice, EmbeddingRequest, EmbeddingResponse, Extra,
+    FunctionCall, MessageContent, ToolCall, Usage,
 };
 use cairn_core::time::now_secs;
 use futures::StreamExt;
@@ -30,97 +30,61 @@ impl AnthropicProvider {
     /// A provider at `base_url` (e.g. `https://api.anthropic.com`).
     pub fn new(client: reqwest::Client, base_url: &str) -> Self {
         let base = base_url.trim_end_matches('/').trim_end_matches("/v1");
-        Self {
-            client,
-            url: format!("{base}/v1/messages"),
-        }
+        Self { client, url: format!("{base}/v1/messages") }
     }
 
     fn post(&self, body: &Value) -> reqwest::RequestBuilder {
-        self.client
-            .post(&self.url)
-            .header("anthropic-version", ANTHROPIC_VERSION)
-            .json(body)
+        self.client.post(&self.url).header("anthropic-version", ANTHROPIC_VERSION).json(body)
     }
 }
 
 #[async_trait]
 impl Provider for AnthropicProvider {
-    async fn chat(
-        &self,
-        request: &ChatRequest,
-        model: &str,
-    ) -> Result<ChatCompletion, ProviderError> {
+    async fn chat(&self, request: &ChatRequest, model: &str) -> Result<ChatCompletion, ProviderError> {
         let body = to_anthropic(request, model, false)?;
         let resp: Value = read_json(send(self.post(&body)).await?).await?;
         from_anthropic(&resp)
     }
 
-    async fn chat_stream(
-        &self,
-        request: &ChatRequest,
-        model: &str,
-    ) -> Result<ChunkStream, ProviderError> {
+    async fn chat_stream(&self, request: &ChatRequest, model: &str) -> Result<ChunkStream, ProviderError> {
         let body = to_anthropic(request, model, true)?;
         let resp = send(self.post(&body)).await?;
         let events = Box::pin(sse::decode(resp.bytes_stream()));
-        let state = (
-            events,
-            StreamTranslator::new(model),
-            std::collections::VecDeque::new(),
-            false,
-        );
-        let chunks = futures::stream::unfold(
-            state,
-            |(mut events, mut translator, mut queue, mut over)| async move {
-                loop {
-                    if let Some(item) = queue.pop_front() {
-                        return Some((item, (events, translator, queue, over)));
+        let state = (events, StreamTranslator::new(model), std::collections::VecDeque::new(), false);
+        let chunks = futures::stream::unfold(state, |(mut events, mut translator, mut queue, mut over)| async move {
+            loop {
+                if let Some(item) = queue.pop_front() {
+                    return Some((item, (events, translator, queue, over)));
+                }
+                if over {
+                    return None;
+                }
+                match events.next().await {
+                    Some(Ok(ev)) => queue.extend(translator.on_event(ev.event.as_deref(), &ev.data)),
+                    Some(Err(e)) => {
+                        queue.push_back(Err(e));
+                        over = true;
                     }
-                    if over {
-                        return None;
-                    }
-                    match events.next().await {
-                        Some(Ok(ev)) => {
-                            queue.extend(translator.on_event(ev.event.as_deref(), &ev.data))
+                    None => {
+                        // Ending before `message_stop` means the stream was cut.
+                        if !translator.stopped() {
+                            queue.push_back(Err(ProviderError::Protocol("stream ended before message_stop".into())));
                         }
-                        Some(Err(e)) => {
-                            queue.push_back(Err(e));
-                            over = true;
-                        }
-                        None => {
-                            // Ending before `message_stop` means the stream was cut.
-                            if !translator.stopped() {
-                                queue.push_back(Err(ProviderError::Protocol(
-                                    "stream ended before message_stop".into(),
-                                )));
-                            }
-                            over = true;
-                        }
+                        over = true;
                     }
                 }
-            },
-        );
+            }
+        });
         Ok(Box::pin(chunks))
     }
 
-    async fn embed(
-        &self,
-        _: &EmbeddingRequest,
-        _: &str,
-    ) -> Result<EmbeddingResponse, ProviderError> {
-        Err(ProviderError::Unsupported(
-            "Anthropic has no embeddings API".into(),
-        ))
+    async fn embed(&self, _: &EmbeddingRequest, _: &str) -> Result<EmbeddingResponse, ProviderError> {
+        Err(ProviderError::Unsupported("Anthropic has no embeddings API".into()))
     }
 }
 
 /// Builds a Messages API request from an OpenAI chat request.
-pub(crate) fn to_anthropic(
-    req: &ChatRequest,
-    model: &str,
-    stream: bool,
-) -> Result<Value, ProviderError> {
+pub(crate) fn to_anthropic(req: &ChatRequest, model: &str, stream: bool) -> Result<Value, ProviderError> {
     let mut system: Vec<String> = Vec::new();
     let mut messages: Vec<Value> = Vec::new();
     for m in &req.messages {
@@ -159,9 +123,7 @@ pub(crate) fn to_anthropic(
         "messages": messages,
         "max_tokens": req.output_cap().unwrap_or(DEFAULT_MAX_TOKENS),
     });
-    let obj = body
-        .as_object_mut()
-        .ok_or_else(|| ProviderError::Protocol("unreachable".into()))?;
+    let obj = body.as_object_mut().ok_or_else(|| ProviderError::Protocol("unreachable".into()))?;
     if !system.is_empty() {
         obj.insert("system".into(), json!(system.join("\n\n")));
     }
@@ -196,9 +158,7 @@ pub(crate) fn to_anthropic(
             Value::String(s) if s == "auto" => Some(json!({"type": "auto"})),
             Value::String(s) if s == "required" => Some(json!({"type": "any"})),
             Value::String(s) if s == "none" => Some(json!({"type": "none"})),
-            v => v
-                .pointer("/function/name")
-                .map(|name| json!({"type": "tool", "name": name})),
+            v => v.pointer("/function/name").map(|name| json!({"type": "tool", "name": name})),
         };
         if let Some(m) = mapped {
             obj.insert("tool_choice".into(), m);
@@ -251,10 +211,8 @@ fn image_block(url: &str) -> Value {
 }
 
 fn assistant_blocks(m: &ChatMessage) -> Result<Vec<Value>, ProviderError> {
-    let mut blocks: Vec<Value> = content_blocks(m)
-        .into_iter()
-        .filter(|b| b["text"].as_str().is_none_or(|t| !t.is_empty()))
-        .collect();
+    let mut blocks: Vec<Value> =
+        content_blocks(m).into_iter().filter(|b| b["text"].as_str().is_none_or(|t| !t.is_empty())).collect();
     for call in m.tool_calls.iter().flatten() {
         // Arguments arrive as a JSON string; Anthropic wants the object.
         let input: Value = if call.function.arguments.trim().is_empty() {
@@ -262,16 +220,11 @@ fn assistant_blocks(m: &ChatMessage) -> Result<Vec<Value>, ProviderError> {
         } else {
             serde_json::from_str(&call.function.arguments).map_err(|_| ProviderError::Status {
                 status: 400,
-                message: format!(
-                    "tool call {} has arguments that are not valid JSON",
-                    call.id
-                ),
+                message: format!("tool call {} has arguments that are not valid JSON", call.id),
                 retry_after: None,
             })?
         };
-        blocks.push(
-            json!({"type": "tool_use", "id": call.id, "name": call.function.name, "input": input}),
-        );
+        blocks.push(json!({"type": "tool_use", "id": call.id, "name": call.function.name, "input": input}));
     }
     Ok(blocks)
 }
@@ -288,61 +241,35 @@ pub(crate) fn finish_reason(stop_reason: &str) -> &'static str {
 
 /// Prompt tokens as OpenAI counts them: Anthropic reports cached input separately.
 pub(crate) fn input_tokens(usage: &Value) -> u64 {
-    [
-        "input_tokens",
-        "cache_creation_input_tokens",
-        "cache_read_input_tokens",
-    ]
-    .iter()
-    .filter_map(|k| usage.get(*k).and_then(Value::as_u64))
-    .sum()
+    ["input_tokens", "cache_creation_input_tokens", "cache_read_input_tokens"]
+        .iter()
+        .filter_map(|k| usage.get(*k).and_then(Value::as_u64))
+        .sum()
 }
 
 /// Converts a Messages API response to an OpenAI chat completion.
 pub(crate) fn from_anthropic(resp: &Value) -> Result<ChatCompletion, ProviderError> {
     let bad = |what: &str| ProviderError::Protocol(format!("Anthropic response without {what}"));
-    let blocks = resp
-        .get("content")
-        .and_then(Value::as_array)
-        .ok_or_else(|| bad("content"))?;
+    let blocks = resp.get("content").and_then(Value::as_array).ok_or_else(|| bad("content"))?;
     let mut text = String::new();
     let mut calls = Vec::new();
     for b in blocks {
         match b.get("type").and_then(Value::as_str) {
-            Some("text") => {
-                text.push_str(b.get("text").and_then(Value::as_str).unwrap_or_default())
-            }
+            Some("text") => text.push_str(b.get("text").and_then(Value::as_str).unwrap_or_default()),
             Some("tool_use") => calls.push(ToolCall {
-                id: b
-                    .get("id")
-                    .and_then(Value::as_str)
-                    .unwrap_or_default()
-                    .into(),
+                id: b.get("id").and_then(Value::as_str).unwrap_or_default().into(),
                 kind: "function".into(),
                 function: FunctionCall {
-                    name: b
-                        .get("name")
-                        .and_then(Value::as_str)
-                        .unwrap_or_default()
-                        .into(),
-                    arguments: b
-                        .get("input")
-                        .map(Value::to_string)
-                        .unwrap_or_else(|| "{}".into()),
+                    name: b.get("name").and_then(Value::as_str).unwrap_or_default().into(),
+                    arguments: b.get("input").map(Value::to_string).unwrap_or_else(|| "{}".into()),
                 },
             }),
             _ => {}
         }
     }
     let usage = resp.get("usage").ok_or_else(|| bad("usage"))?;
-    let output = usage
-        .get("output_tokens")
-        .and_then(Value::as_u64)
-        .unwrap_or(0);
-    let stop = resp
-        .get("stop_reason")
-        .and_then(Value::as_str)
-        .unwrap_or("end_turn");
+    let output = usage.get("output_tokens").and_then(Value::as_u64).unwrap_or(0);
+    let stop = resp.get("stop_reason").and_then(Value::as_str).unwrap_or("end_turn");
     let mut message = ChatMessage::text(ChatRole::Assistant, text);
     if !calls.is_empty() {
         if message.text_content().is_empty() {
@@ -351,25 +278,11 @@ pub(crate) fn from_anthropic(resp: &Value) -> Result<ChatCompletion, ProviderErr
         message.tool_calls = Some(calls);
     }
     Ok(ChatCompletion {
-        id: format!(
-            "chatcmpl-{}",
-            resp.get("id")
-                .and_then(Value::as_str)
-                .unwrap_or("anthropic")
-        ),
+        id: format!("chatcmpl-{}", resp.get("id").and_then(Value::as_str).unwrap_or("anthropic")),
         object: "chat.completion".into(),
         created: now_secs(),
-        model: resp
-            .get("model")
-            .and_then(Value::as_str)
-            .unwrap_or_default()
-            .into(),
-        choices: vec![Choice {
-            index: 0,
-            message,
-            finish_reason: Some(finish_reason(stop).into()),
-            logprobs: None,
-        }],
+        model: resp.get("model").and_then(Value::as_str).unwrap_or_default().into(),
+        choices: vec![Choice { index: 0, message, finish_reason: Some(finish_reason(stop).into()), logprobs: None }],
         usage: Some(Usage::new(input_tokens(usage), output)),
         system_fingerprint: None,
         extra: Extra::new(),
@@ -406,11 +319,7 @@ mod tests {
         assert_eq!(a["stop_sequences"], json!(["END"]));
         assert_eq!(a["tool_choice"], json!({"type": "any"}));
         let msgs = a["messages"].as_array().unwrap();
-        assert_eq!(
-            msgs.len(),
-            3,
-            "tool results merge into one user turn: {msgs:?}"
-        );
+        assert_eq!(msgs.len(), 3, "tool results merge into one user turn: {msgs:?}");
         assert_eq!(msgs[1]["content"][1]["input"]["city"], "Rome");
         assert_eq!(msgs[2]["content"][1]["tool_use_id"], "c2");
     }
@@ -434,10 +343,7 @@ mod tests {
         assert_eq!(c.choices[0].finish_reason.as_deref(), Some("tool_calls"));
         assert!(c.choices[0].message.content.is_none());
         let call = &c.choices[0].message.tool_calls.as_ref().unwrap()[0];
-        assert_eq!(
-            serde_json::from_str::<Value>(&call.function.arguments).unwrap()["city"],
-            "Oslo"
-        );
+        assert_eq!(serde_json::from_str::<Value>(&call.function.arguments).unwrap()["city"], "Oslo");
         assert_eq!(c.usage.unwrap().prompt_tokens, 15);
     }
 }

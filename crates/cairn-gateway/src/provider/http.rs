@@ -10,30 +10,24 @@ use super::ProviderError;
 
 /// A client for one provider: its key (read from the environment now, never logged) and its
 /// extra headers are default headers; the connect timeout is the target's.
-pub(crate) fn client(
-    name: &str,
-    cfg: &ProviderConfig,
-    connect_timeout: Duration,
-) -> Result<reqwest::Client, String> {
+pub(crate) fn client(name: &str, cfg: &ProviderConfig, connect_timeout: Duration) -> Result<reqwest::Client, String> {
     let mut headers = HeaderMap::new();
     if let Some(var) = &cfg.api_key_env {
         if let Ok(key) = std::env::var(var) {
             let (header, value) = match cfg.kind {
-                ProviderKind::Openai => ("authorization", format!("Bearer {key}")),
+                ProviderKind::Openai | ProviderKind::Local => ("authorization", format!("Bearer {key}")),
                 ProviderKind::Anthropic => ("x-api-key", key),
             };
-            let mut v = HeaderValue::from_str(&value).map_err(|_| {
-                format!("provider {name}: {var} holds characters not allowed in a header")
-            })?;
+            let mut v = HeaderValue::from_str(&value)
+                .map_err(|_| format!("provider {name}: {var} holds characters not allowed in a header"))?;
             v.set_sensitive(true);
             headers.insert(header, v);
         }
     }
     for (k, v) in &cfg.headers {
-        let name_ok = HeaderName::from_bytes(k.as_bytes())
-            .map_err(|_| format!("provider {name}: bad header name '{k}'"))?;
-        let value = HeaderValue::from_str(v)
-            .map_err(|_| format!("provider {name}: bad value for header '{k}'"))?;
+        let name_ok =
+            HeaderName::from_bytes(k.as_bytes()).map_err(|_| format!("provider {name}: bad header name '{k}'"))?;
+        let value = HeaderValue::from_str(v).map_err(|_| format!("provider {name}: bad value for header '{k}'"))?;
         headers.insert(name_ok, value);
     }
     reqwest::Client::builder()
@@ -67,12 +61,7 @@ pub(crate) async fn send(req: reqwest::RequestBuilder) -> Result<reqwest::Respon
         return Ok(resp);
     }
     let status = resp.status().as_u16();
-    let header = |name: &str| {
-        resp.headers()
-            .get(name)
-            .and_then(|v| v.to_str().ok())
-            .map(str::to_owned)
-    };
+    let header = |name: &str| resp.headers().get(name).and_then(|v| v.to_str().ok()).map(str::to_owned);
     let retry_after = header("retry-after-ms")
         .and_then(|v| v.trim().parse::<f64>().ok())
         .map(|ms| Duration::from_secs_f64(ms.max(0.0) / 1000.0))
@@ -82,11 +71,7 @@ pub(crate) async fn send(req: reqwest::RequestBuilder) -> Result<reqwest::Respon
                 .map(|s| Duration::from_secs_f64(s.max(0.0)))
         });
     let body = resp.text().await.unwrap_or_default();
-    Err(ProviderError::Status {
-        status,
-        message: error_message(&body),
-        retry_after,
-    })
+    Err(ProviderError::Status { status, message: error_message(&body), retry_after })
 }
 
 /// Pulls the human message out of an OpenAI or Anthropic error body, or a short raw excerpt.
@@ -101,10 +86,7 @@ fn error_message(body: &str) -> String {
 }
 
 /// Parses a JSON body, mapping failures to `Protocol`.
-pub(crate) async fn json<T: serde::de::DeserializeOwned>(
-    resp: reqwest::Response,
-) -> Result<T, ProviderError> {
+pub(crate) async fn json<T: serde::de::DeserializeOwned>(resp: reqwest::Response) -> Result<T, ProviderError> {
     let bytes = resp.bytes().await.map_err(transport)?;
-    serde_json::from_slice(&bytes)
-        .map_err(|e| ProviderError::Protocol(format!("invalid JSON: {e}")))
+    serde_json::from_slice(&bytes).map_err(|e| ProviderError::Protocol(format!("invalid JSON: {e}")))
 }

@@ -4,6 +4,7 @@
 mod anthropic;
 mod anthropic_stream;
 mod http;
+mod local;
 mod openai;
 
 use std::pin::Pin;
@@ -12,12 +13,11 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use cairn_core::config::{ProviderConfig, ProviderKind};
-use cairn_core::openai::{
-    ChatChunk, ChatCompletion, ChatRequest, EmbeddingRequest, EmbeddingResponse,
-};
+use cairn_core::openai::{ChatChunk, ChatCompletion, ChatRequest, EmbeddingRequest, EmbeddingResponse};
 use futures::Stream;
 
 pub use anthropic::AnthropicProvider;
+pub use local::LocalProvider;
 pub use openai::OpenAiProvider;
 
 /// A stream of OpenAI-shaped chunks from an upstream. The last item may carry only usage.
@@ -45,6 +45,15 @@ pub enum ProviderError {
     /// The upstream answered with something that is not the protocol (bad JSON, cut stream).
     #[error("malformed upstream response: {0}")]
     Protocol(String),
+    /// The target cannot serve now (model not installed, queue full): try the next target;
+    /// neither retried nor counted against the breaker.
+    #[error("{message}")]
+    Unavailable {
+        /// Why, and what fixes it.
+        message: String,
+        /// When to try again, if it is a matter of time.
+        retry_after: Option<Duration>,
+    },
     /// The provider cannot do this (e.g. embeddings on Anthropic).
     #[error("{0}")]
     Unsupported(String),
@@ -54,25 +63,15 @@ impl ProviderError {
     /// Worth retrying on the same target: connect errors, timeouts, 408, 429, 5xx, bad JSON.
     pub fn is_retryable(&self) -> bool {
         match self {
-            ProviderError::Connect(_) | ProviderError::Timeout(_) | ProviderError::Protocol(_) => {
-                true
-            }
-            ProviderError::Status { status, .. } => {
-                matches!(status, 408 | 409 | 429) || *status >= 500
-            }
-            ProviderError::Unsupported(_) => false,
+            ProviderError::Connect(_) | ProviderError::Timeout(_) | ProviderError::Protocol(_) => true,
+            ProviderError::Status { status, .. } => matches!(status, 408 | 409 | 429) || *status >= 500,
+            ProviderError::Unsupported(_) | ProviderError::Unavailable { .. } => false,
         }
     }
 
     /// The client's fault (the request itself is bad): returned as is, never retried elsewhere.
     pub fn is_client_error(&self) -> bool {
-        matches!(
-            self,
-            ProviderError::Status {
-                status: 400 | 413 | 422,
-                ..
-            }
-        )
+        matches!(self, ProviderError::Status { status: 400 | 413 | 422, .. })
     }
 
     /// A short label for the `upstream_errors` metric.
@@ -85,13 +84,14 @@ impl ProviderError {
             ProviderError::Status { .. } => "status_4xx",
             ProviderError::Protocol(_) => "protocol",
             ProviderError::Unsupported(_) => "unsupported",
+            ProviderError::Unavailable { .. } => "unavailable",
         }
     }
 
     /// The `retry-after` the upstream asked for.
     pub fn retry_after(&self) -> Option<Duration> {
         match self {
-            ProviderError::Status { retry_after, .. } => *retry_after,
+            ProviderError::Status { retry_after, .. } | ProviderError::Unavailable { retry_after, .. } => *retry_after,
             _ => None,
         }
     }
@@ -101,37 +101,35 @@ impl ProviderError {
 #[async_trait]
 pub trait Provider: Send + Sync {
     /// A non-streaming chat completion with `model` as the upstream model.
-    async fn chat(
-        &self,
-        request: &ChatRequest,
-        model: &str,
-    ) -> Result<ChatCompletion, ProviderError>;
+    async fn chat(&self, request: &ChatRequest, model: &str) -> Result<ChatCompletion, ProviderError>;
 
     /// Starts a streaming chat completion; returns once the upstream accepted the request.
     /// The stream always ends with a usage-only chunk when the upstream reports usage.
-    async fn chat_stream(
-        &self,
-        request: &ChatRequest,
-        model: &str,
-    ) -> Result<ChunkStream, ProviderError>;
+    async fn chat_stream(&self, request: &ChatRequest, model: &str) -> Result<ChunkStream, ProviderError>;
 
     /// Embeds the inputs (always as floats; the service re-encodes for the client).
-    async fn embed(
-        &self,
-        request: &EmbeddingRequest,
-        model: &str,
-    ) -> Result<EmbeddingResponse, ProviderError>;
+    async fn embed(&self, request: &EmbeddingRequest, model: &str) -> Result<EmbeddingResponse, ProviderError>;
+
+    /// Prepares `model` ahead of the first request (in-process models load here); remote
+    /// providers have nothing to do.
+    async fn warm_up(&self, _model: &str) -> Result<(), ProviderError> {
+        Ok(())
+    }
 }
 
-/// Builds the provider for a config entry, with its connect timeout.
+/// Builds the provider for a config entry, with its connect timeout. Local providers share
+/// one instance (`local`), so each in-process model loads once.
 pub fn build(
     name: &str,
     cfg: &ProviderConfig,
     connect_timeout: Duration,
+    local: &Arc<LocalProvider>,
 ) -> Result<Arc<dyn Provider>, String> {
-    let client = http::client(name, cfg, connect_timeout)?;
     Ok(match cfg.kind {
-        ProviderKind::Openai => Arc::new(OpenAiProvider::new(client, &cfg.base_url)),
-        ProviderKind::Anthropic => Arc::new(AnthropicProvider::new(client, &cfg.base_url)),
+        ProviderKind::Openai => Arc::new(OpenAiProvider::new(http::client(name, cfg, connect_timeout)?, &cfg.base_url)),
+        ProviderKind::Anthropic => {
+            Arc::new(AnthropicProvider::new(http::client(name, cfg, connect_timeout)?, &cfg.base_url))
+        }
+        ProviderKind::Local => local.clone(),
     })
 }

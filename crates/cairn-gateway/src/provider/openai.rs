@@ -4,8 +4,7 @@
 
 use async_trait::async_trait;
 use cairn_core::openai::{
-    ChatChunk, ChatCompletion, ChatRequest, EmbeddingRequest, EmbeddingResponse, EncodingFormat,
-    StreamOptions,
+    ChatChunk, ChatCompletion, ChatRequest, EmbeddingRequest, EmbeddingResponse, EncodingFormat, StreamOptions,
 };
 use futures::StreamExt;
 
@@ -24,42 +23,23 @@ impl OpenAiProvider {
     /// A provider at `base_url` (e.g. `https://api.openai.com/v1`).
     pub fn new(client: reqwest::Client, base_url: &str) -> Self {
         let base = base_url.trim_end_matches('/');
-        Self {
-            client,
-            chat_url: format!("{base}/chat/completions"),
-            embeddings_url: format!("{base}/embeddings"),
-        }
+        Self { client, chat_url: format!("{base}/chat/completions"), embeddings_url: format!("{base}/embeddings") }
     }
 }
 
 #[async_trait]
 impl Provider for OpenAiProvider {
-    async fn chat(
-        &self,
-        request: &ChatRequest,
-        model: &str,
-    ) -> Result<ChatCompletion, ProviderError> {
-        let body = ChatRequest {
-            model: model.into(),
-            stream: None,
-            stream_options: None,
-            ..request.clone()
-        };
+    async fn chat(&self, request: &ChatRequest, model: &str) -> Result<ChatCompletion, ProviderError> {
+        let body = ChatRequest { model: model.into(), stream: None, stream_options: None, ..request.clone() };
         let resp = send(self.client.post(&self.chat_url).json(&body)).await?;
         json(resp).await
     }
 
-    async fn chat_stream(
-        &self,
-        request: &ChatRequest,
-        model: &str,
-    ) -> Result<ChunkStream, ProviderError> {
+    async fn chat_stream(&self, request: &ChatRequest, model: &str) -> Result<ChunkStream, ProviderError> {
         let body = ChatRequest {
             model: model.into(),
             stream: Some(true),
-            stream_options: Some(StreamOptions {
-                include_usage: true,
-            }),
+            stream_options: Some(StreamOptions { include_usage: true }),
             ..request.clone()
         };
         let resp = send(self.client.post(&self.chat_url).json(&body)).await?;
@@ -71,10 +51,7 @@ impl Provider for OpenAiProvider {
             }
             loop {
                 return match events.next().await {
-                    None => Some((
-                        Err(ProviderError::Protocol("stream ended before [DONE]".into())),
-                        (events, true),
-                    )),
+                    None => Some((Err(ProviderError::Protocol("stream ended before [DONE]".into())), (events, true))),
                     Some(Err(e)) => Some((Err(e), (events, true))),
                     Some(Ok(ev)) if ev.data.trim() == "[DONE]" => None,
                     Some(Ok(ev)) if ev.data.trim().is_empty() => continue,
@@ -85,16 +62,9 @@ impl Provider for OpenAiProvider {
         Ok(Box::pin(chunks))
     }
 
-    async fn embed(
-        &self,
-        request: &EmbeddingRequest,
-        model: &str,
-    ) -> Result<EmbeddingResponse, ProviderError> {
-        let body = EmbeddingRequest {
-            model: model.into(),
-            encoding_format: Some(EncodingFormat::Float),
-            ..request.clone()
-        };
+    async fn embed(&self, request: &EmbeddingRequest, model: &str) -> Result<EmbeddingResponse, ProviderError> {
+        let body =
+            EmbeddingRequest { model: model.into(), encoding_format: Some(EncodingFormat::Float), ..request.clone() };
         let resp = send(self.client.post(&self.embeddings_url).json(&body)).await?;
         json(resp).await
     }
@@ -102,19 +72,11 @@ impl Provider for OpenAiProvider {
 
 /// Parses one `data:` payload; an in-stream `{"error":...}` becomes a `Status` error.
 fn parse_chunk(data: &str) -> Result<ChatChunk, ProviderError> {
-    let value: serde_json::Value = serde_json::from_str(data)
-        .map_err(|e| ProviderError::Protocol(format!("invalid JSON in stream: {e}")))?;
+    let value: serde_json::Value =
+        serde_json::from_str(data).map_err(|e| ProviderError::Protocol(format!("invalid JSON in stream: {e}")))?;
     if let Some(err) = value.get("error") {
-        let message = err
-            .get("message")
-            .and_then(|m| m.as_str())
-            .unwrap_or("upstream error in stream");
-        return Err(ProviderError::Status {
-            status: 502,
-            message: message.into(),
-            retry_after: None,
-        });
+        let message = err.get("message").and_then(|m| m.as_str()).unwrap_or("upstream error in stream");
+        return Err(ProviderError::Status { status: 502, message: message.into(), retry_after: None });
     }
-    serde_json::from_value(value)
-        .map_err(|e| ProviderError::Protocol(format!("unexpected chunk shape: {e}")))
+    serde_json::from_value(value).map_err(|e| ProviderError::Protocol(format!("unexpected chunk shape: {e}")))
 }
