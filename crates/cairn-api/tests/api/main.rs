@@ -4,6 +4,7 @@
 mod access;
 mod bad_input;
 mod gateway;
+mod local;
 mod resilience;
 mod sdk;
 
