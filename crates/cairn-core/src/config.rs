@@ -14,6 +14,9 @@ use serde::{Deserialize, Serialize};
 /// so variables such as `CAIRN_ADMIN_KEY` or `CAIRN_CONFIG` never collide with config keys.
 const SECTIONS: &[&str] = &["server", "storage", "gateway", "providers", "models", "local", "log"];
 
+/// Models served when nothing is configured: (alias, kind, model in the cache).
+const DEFAULT_LOCAL_MODELS: &[(&str, ModelKind, &str)] = &[("local/minilm", ModelKind::Embedding, "minilm")];
+
 /// The whole configuration.
 #[derive(Clone, Debug, Default, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -366,7 +369,7 @@ impl Config {
                 timeouts: TimeoutOverrides::default(),
             },
         );
-        for (alias, kind, model) in [("local/minilm", ModelKind::Embedding, "minilm")] {
+        for &(alias, kind, model) in DEFAULT_LOCAL_MODELS {
             let target = TargetConfig {
                 provider: "local".into(),
                 model: model.into(),

@@ -13,7 +13,14 @@ fn config(max_batch: usize, queue: usize) -> LocalConfig {
 }
 
 fn request(input: EmbeddingInput) -> EmbeddingRequest {
-    EmbeddingRequest { model: "x".into(), input, encoding_format: None, dimensions: None, user: None, extra: Extra::new() }
+    EmbeddingRequest {
+        model: "x".into(),
+        input,
+        encoding_format: None,
+        dimensions: None,
+        user: None,
+        extra: Extra::new(),
+    }
 }
 
 fn floats(v: &EmbeddingVector) -> &[f32] {
@@ -56,10 +63,8 @@ async fn a_full_queue_answers_unavailable_with_retry_after() {
     let requests: Vec<_> = (0..20).map(|_| request(EmbeddingInput::Text(long.clone()))).collect();
     let calls = requests.iter().map(|r| p.embed(r, "minilm"));
     let results = futures::future::join_all(calls).await;
-    let refused = results
-        .iter()
-        .filter(|r| matches!(r, Err(ProviderError::Unavailable { retry_after: Some(_), .. })))
-        .count();
+    let refused =
+        results.iter().filter(|r| matches!(r, Err(ProviderError::Unavailable { retry_after: Some(_), .. }))).count();
     assert!(refused > 0, "no request was refused with a queue of one");
     assert!(results.iter().any(Result::is_ok));
 }

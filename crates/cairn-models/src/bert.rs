@@ -208,14 +208,14 @@ impl Bert {
         let mut inter = vec![0.0f32; total * c.intermediate_size];
         let scale = 1.0 / (d as f32).sqrt();
         for layer in &self.layers {
-            ops::linear(&x, &layer.qkv_w, &layer.qkv_b, total, h, 3 * h, &mut qkv, par);
+            ops::linear(&x, &layer.qkv_w, &layer.qkv_b, &mut qkv, par);
             attention(&qkv, &mut ctx, seqs, h, heads, scale);
-            ops::linear(&ctx, &layer.attn_out_w, &layer.attn_out_b, total, h, h, &mut tmp, par);
+            ops::linear(&ctx, &layer.attn_out_w, &layer.attn_out_b, &mut tmp, par);
             ops::add_layer_norm(&mut tmp, &x, &layer.ln1_g, &layer.ln1_b, c.layer_norm_eps);
             std::mem::swap(&mut x, &mut tmp);
-            ops::linear(&x, &layer.inter_w, &layer.inter_b, total, h, c.intermediate_size, &mut inter, par);
+            ops::linear(&x, &layer.inter_w, &layer.inter_b, &mut inter, par);
             ops::gelu(&mut inter);
-            ops::linear(&inter, &layer.out_w, &layer.out_b, total, c.intermediate_size, h, &mut tmp, par);
+            ops::linear(&inter, &layer.out_w, &layer.out_b, &mut tmp, par);
             ops::add_layer_norm(&mut tmp, &x, &layer.ln2_g, &layer.ln2_b, c.layer_norm_eps);
             std::mem::swap(&mut x, &mut tmp);
         }

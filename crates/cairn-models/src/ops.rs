@@ -7,9 +7,13 @@ use rayon::prelude::*;
 /// Rows per parallel task in row-wise kernels: enough work to amortise scheduling.
 const ROWS_PER_TASK: usize = 64;
 
-/// `out[m×n] = x[m×k] · wᵀ + bias`, where `w` is `[n×k]` row-major (PyTorch's Linear layout).
-pub fn linear(x: &[f32], w: &[f32], bias: &[f32], m: usize, k: usize, n: usize, out: &mut [f32], par: Parallelism) {
-    debug_assert_eq!((x.len(), w.len(), bias.len(), out.len()), (m * k, n * k, n, m * n));
+/// `out[m×n] = x[m×k] · wᵀ + bias`, where `w` is `[n×k]` row-major (PyTorch's Linear layout);
+/// the shapes follow from the lengths (`n` = bias length).
+pub fn linear(x: &[f32], w: &[f32], bias: &[f32], out: &mut [f32], par: Parallelism) {
+    let n = bias.len();
+    let k = w.len() / n;
+    let m = x.len() / k;
+    assert!(w.len() == n * k && x.len() == m * k && out.len() == m * n, "linear: inconsistent shapes");
     for row in out.chunks_exact_mut(n) {
         row.copy_from_slice(bias);
     }
@@ -175,7 +179,7 @@ mod tests {
         let w: Vec<f32> = (0..n * k).map(|i| (i as f32 - 7.0) * 0.05).collect();
         let b: Vec<f32> = (0..n).map(|i| i as f32).collect();
         let mut out = vec![0.0; m * n];
-        linear(&x, &w, &b, m, k, n, &mut out, Parallelism::None);
+        linear(&x, &w, &b, &mut out, Parallelism::None);
         for i in 0..m {
             for j in 0..n {
                 let want: f32 = (0..k).map(|t| x[i * k + t] * w[j * k + t]).sum::<f32>() + b[j];

@@ -19,15 +19,19 @@ fn first_reference() -> (String, Vec<f64>) {
     let text = std::fs::read_to_string(path).expect("reference embeddings");
     let line = text.lines().find(|l| l.contains("\"text\": \"The")).unwrap_or_else(|| text.lines().nth(5).unwrap());
     let v: Value = serde_json::from_str(line).unwrap();
-    (v["text"].as_str().unwrap().into(), v["embedding"].as_array().unwrap().iter().map(|x| x.as_f64().unwrap()).collect())
+    (
+        v["text"].as_str().unwrap().into(),
+        v["embedding"].as_array().unwrap().iter().map(|x| x.as_f64().unwrap()).collect(),
+    )
 }
 
 #[tokio::test]
 async fn local_embeddings_through_the_gateway() {
     let s = TestServer::start(&config(None)).await;
     let (text, want) = first_reference();
-    let (status, body) =
-        s.post("/v1/embeddings", &s.admin_key, &json!({"model": "local/minilm", "input": [text, "second input"]})).await;
+    let (status, body) = s
+        .post("/v1/embeddings", &s.admin_key, &json!({"model": "local/minilm", "input": [text, "second input"]}))
+        .await;
     assert_eq!(status, 200, "{body}");
     let got: Vec<f64> = body["data"][0]["embedding"].as_array().unwrap().iter().map(|x| x.as_f64().unwrap()).collect();
     assert_eq!(got.len(), 384);
