@@ -8,6 +8,7 @@ cd "$(dirname "$0")/.."
 THREADS="${THREADS:-$(nproc)}"
 SECONDS_PER_RUN="${SECONDS_PER_RUN:-10}"
 CORPUS="${CORPUS:-../shared/data/scifact/corpus.jsonl}"
+scripts/system-deps.sh
 cargo build --release -p cairn -p cairn-bench
 target/release/cairn models pull minilm
 MODEL="$(target/release/cairn models path minilm)"

@@ -4,5 +4,6 @@
 # Extra arguments go to `cairn-bench gateway` (e.g. --seconds 5 --rates 1000).
 set -euo pipefail
 cd "$(dirname "$0")/.."
+scripts/system-deps.sh
 cargo build --release -p cairn -p cairn-bench
 exec target/release/cairn-bench gateway --cairn target/release/cairn "$@"

@@ -4,6 +4,7 @@
 # (e.g. `--config cairn.toml`). The first start prints an admin key once.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+scripts/system-deps.sh
 cargo build --release -p cairn
 # The in-process models, fetched once and verified (a no-op when already present).
 target/release/cairn models pull

@@ -9,6 +9,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
+scripts/system-deps.sh
+
 if [ -z "${CAIRN_TEST_POSTGRES_URL:-}" ]; then
   CAIRN_TEST_POSTGRES_URL="$(scripts/postgres.sh start)"
   export CAIRN_TEST_POSTGRES_URL

@@ -4,6 +4,7 @@
 //! the maximum throughput through Cairn, and Cairn's resident memory idle and after load.
 
 mod embed;
+mod generate;
 mod load;
 mod upstream;
 
@@ -46,6 +47,24 @@ enum Cmd {
         /// Concurrent connections for the maximum-throughput run.
         #[arg(long, default_value_t = 64)]
         workers: usize,
+    },
+    /// Generation speed of the in-process chat model (prompt tokens/s, TTFT, output tokens/s).
+    #[command(
+        after_help = "Example:\n  scripts/bench-generate.sh\n  cairn-bench generate --model ~/.cache/cairn/models/smollm2/model.gguf --threads 1,2"
+    )]
+    Generate {
+        /// The GGUF file.
+        #[arg(long)]
+        model: PathBuf,
+        /// Thread counts to measure.
+        #[arg(long, value_delimiter = ',', default_value = "1,2")]
+        threads: Vec<usize>,
+        /// Runs per thread count.
+        #[arg(long, default_value_t = 5)]
+        runs: usize,
+        /// Tokens to generate per run.
+        #[arg(long, default_value_t = 128)]
+        max_tokens: u32,
     },
     /// Sentences per second of the in-process embedding model at batch 1 and 32.
     #[command(
@@ -109,6 +128,7 @@ async fn main() -> Result<()> {
     match Cli::parse().command {
         Cmd::Gateway { cairn, seconds, rates, workers } => gateway(cairn, seconds, rates, workers).await,
         Cmd::Embed { model, corpus, threads, seconds } => embed::run(&model, &corpus, threads, seconds),
+        Cmd::Generate { model, threads, runs, max_tokens } => generate::run(&model, &threads, runs, max_tokens).await,
     }
 }
 

@@ -15,7 +15,8 @@ use serde::{Deserialize, Serialize};
 const SECTIONS: &[&str] = &["server", "storage", "gateway", "providers", "models", "local", "log"];
 
 /// Models served when nothing is configured: (alias, kind, model in the cache).
-const DEFAULT_LOCAL_MODELS: &[(&str, ModelKind, &str)] = &[("local/minilm", ModelKind::Embedding, "minilm")];
+const DEFAULT_LOCAL_MODELS: &[(&str, ModelKind, &str)] =
+    &[("local/minilm", ModelKind::Embedding, "minilm"), ("local/smollm2", ModelKind::Chat, "smollm2")];
 
 /// The whole configuration.
 #[derive(Clone, Debug, Default, Serialize, Deserialize)]
@@ -51,11 +52,13 @@ pub struct LocalConfig {
     pub max_wait_ms: u64,
     /// Most requests queued per model before new ones get 503.
     pub queue: usize,
+    /// Context window of chat models in tokens (prompt plus output); 0 is the model's own.
+    pub chat_context: u32,
 }
 
 impl Default for LocalConfig {
     fn default() -> Self {
-        Self { models_dir: PathBuf::new(), threads: 0, max_batch: 32, max_wait_ms: 5, queue: 1024 }
+        Self { models_dir: PathBuf::new(), threads: 0, max_batch: 32, max_wait_ms: 5, queue: 1024, chat_context: 4096 }
     }
 }
 

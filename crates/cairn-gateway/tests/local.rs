@@ -9,7 +9,7 @@ use cairn_gateway::provider::{LocalProvider, Provider};
 use cairn_gateway::ProviderError;
 
 fn config(max_batch: usize, queue: usize) -> LocalConfig {
-    LocalConfig { models_dir: Default::default(), threads: 1, max_batch, max_wait_ms: 20, queue }
+    LocalConfig { threads: 1, max_batch, max_wait_ms: 20, queue, ..LocalConfig::default() }
 }
 
 fn request(input: EmbeddingInput) -> EmbeddingRequest {

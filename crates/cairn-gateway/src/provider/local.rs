@@ -1,7 +1,8 @@
 //! Models running inside Cairn, served as an ordinary provider so routing, fallback,
 //! accounting, metrics and limits apply to them too. Targets name a model in the model cache
-//! (`minilm`) or a path. Each model loads once, off the async runtime, and runs on its own
-//! thread pool behind a dynamic batcher.
+//! (`minilm`, `smollm2`) or a path: a sentence-transformers folder for embeddings, a GGUF file
+//! (or a folder holding one) for chat. Each model loads once, off the async runtime, and runs
+//! on its own threads: embeddings behind a dynamic batcher, chat behind a bounded queue.
 
 use std::collections::HashMap;
 use std::path::PathBuf;
@@ -14,10 +15,12 @@ use cairn_core::openai::{
     ChatCompletion, ChatRequest, Embedding, EmbeddingInput, EmbeddingRequest, EmbeddingResponse, EmbeddingUsage,
     EmbeddingVector,
 };
+use cairn_llama::{ChatEngine, EngineOptions};
 use cairn_models::catalog;
 use cairn_models::{BatchOptions, EmbedError, Embedder, EmbedderOptions, EmbeddingService};
 use tokio::sync::Mutex;
 
+use super::local_chat;
 use super::{ChunkStream, Provider, ProviderError};
 
 /// How long a client should wait before retrying when a model's queue is full.
@@ -28,7 +31,9 @@ pub struct LocalProvider {
     models_dir: PathBuf,
     threads: usize,
     batch: BatchOptions,
+    chat_context: u32,
     embedders: Mutex<HashMap<String, Arc<EmbeddingService>>>,
+    chats: Mutex<HashMap<String, Arc<ChatEngine>>>,
 }
 
 impl LocalProvider {
@@ -43,7 +48,14 @@ impl LocalProvider {
             max_wait: Duration::from_millis(cfg.max_wait_ms),
             queue: cfg.queue.max(1),
         };
-        Self { models_dir, threads, batch, embedders: Mutex::new(HashMap::new()) }
+        Self {
+            models_dir,
+            threads,
+            batch,
+            chat_context: cfg.chat_context,
+            embedders: Mutex::new(HashMap::new()),
+            chats: Mutex::new(HashMap::new()),
+        }
     }
 
     /// The embedding service for `model`, loading it on first use.
@@ -66,24 +78,67 @@ impl LocalProvider {
     }
 }
 
+impl LocalProvider {
+    /// The chat engine for `model`, loading it on first use.
+    pub async fn chat_engine(&self, model: &str) -> Result<Arc<ChatEngine>, ProviderError> {
+        let mut loaded = self.chats.lock().await;
+        if let Some(engine) = loaded.get(model) {
+            return Ok(engine.clone());
+        }
+        let unavailable = |message: String| ProviderError::Unavailable { message, retry_after: None };
+        let found = catalog::resolve(&self.models_dir, model).map_err(|e| unavailable(e.to_string()))?;
+        let file = gguf_file(&found).ok_or_else(|| unavailable(format!("no .gguf file in {}", found.display())))?;
+        let options = EngineOptions { threads: self.threads, context: self.chat_context, queue: self.batch.queue };
+        let engine = tokio::task::spawn_blocking(move || ChatEngine::load(&file, options))
+            .await
+            .map_err(|e| unavailable(format!("loading model '{model}' failed: {e}")))?
+            .map_err(|e| unavailable(format!("model '{model}' cannot be loaded: {e}")))?;
+        tracing::info!(model, context = engine.context(), threads = self.threads, "chat model loaded");
+        let engine = Arc::new(engine);
+        loaded.insert(model.to_owned(), engine.clone());
+        Ok(engine)
+    }
+}
+
+/// The GGUF file a chat model reference points at: the file itself, or the one in a folder.
+fn gguf_file(path: &std::path::Path) -> Option<PathBuf> {
+    if path.is_file() {
+        return Some(path.to_path_buf());
+    }
+    let preferred = path.join("model.gguf");
+    if preferred.is_file() {
+        return Some(preferred);
+    }
+    std::fs::read_dir(path)
+        .ok()?
+        .filter_map(Result::ok)
+        .map(|e| e.path())
+        .find(|p| p.extension().is_some_and(|x| x == "gguf"))
+}
+
+/// Whether a reference is a chat model (GGUF) rather than an embedding model folder.
+fn is_chat_model(path: &std::path::Path) -> bool {
+    !path.join("config.json").is_file() && gguf_file(path).is_some()
+}
+
 fn client_error(message: String) -> ProviderError {
     ProviderError::Status { status: 400, message, retry_after: None }
 }
 
 #[async_trait]
 impl Provider for LocalProvider {
-    async fn chat(&self, _: &ChatRequest, model: &str) -> Result<ChatCompletion, ProviderError> {
-        Err(ProviderError::Unavailable {
-            message: format!("local chat model '{model}' is not available yet"),
-            retry_after: None,
-        })
+    async fn chat(&self, request: &ChatRequest, model: &str) -> Result<ChatCompletion, ProviderError> {
+        let job = local_chat::to_engine(request)?;
+        let engine = self.chat_engine(model).await?;
+        let events = engine.generate(job).map_err(local_chat::engine_error)?;
+        local_chat::complete(events, model).await
     }
 
-    async fn chat_stream(&self, _: &ChatRequest, model: &str) -> Result<ChunkStream, ProviderError> {
-        Err(ProviderError::Unavailable {
-            message: format!("local chat model '{model}' is not available yet"),
-            retry_after: None,
-        })
+    async fn chat_stream(&self, request: &ChatRequest, model: &str) -> Result<ChunkStream, ProviderError> {
+        let job = local_chat::to_engine(request)?;
+        let engine = self.chat_engine(model).await?;
+        let events = engine.generate(job).map_err(local_chat::engine_error)?;
+        Ok(local_chat::stream(events, model))
     }
 
     async fn embed(&self, request: &EmbeddingRequest, model: &str) -> Result<EmbeddingResponse, ProviderError> {
@@ -129,6 +184,10 @@ impl Provider for LocalProvider {
     }
 
     async fn warm_up(&self, model: &str) -> Result<(), ProviderError> {
-        self.embedder(model).await.map(|_| ())
+        match catalog::resolve(&self.models_dir, model) {
+            Ok(path) if is_chat_model(&path) => self.chat_engine(model).await.map(|_| ()),
+            Ok(_) => self.embedder(model).await.map(|_| ()),
+            Err(e) => Err(ProviderError::Unavailable { message: e.to_string(), retry_after: None }),
+        }
     }
 }

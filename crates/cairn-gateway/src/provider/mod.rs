@@ -5,6 +5,7 @@ mod anthropic;
 mod anthropic_stream;
 mod http;
 mod local;
+mod local_chat;
 mod openai;
 
 use std::pin::Pin;
