@@ -10,6 +10,7 @@ use axum::Router;
 use cairn_access::AccessService;
 use cairn_core::config::Config;
 use cairn_gateway::GatewayService;
+use cairn_jobs::{JobService, SystemClock, Worker};
 use cairn_telemetry::Metrics;
 use tokio_util::sync::CancellationToken;
 use tower_http::cors::{AllowOrigin, CorsLayer};
@@ -19,7 +20,7 @@ use utoipa_swagger_ui::SwaggerUi;
 use crate::error::error_response;
 use crate::middleware::observe;
 use crate::openapi::ApiDoc;
-use crate::routes::{admin, chat, embeddings, models, ops, usage};
+use crate::routes::{admin, chat, embeddings, jobs, models, ops, usage};
 use crate::state::AppState;
 
 /// A built Cairn application, ready to serve.
@@ -30,6 +31,8 @@ pub struct App {
     pub config: Config,
     /// The admin key generated on first start, to be shown once; `None` afterwards.
     pub bootstrap_secret: Option<String>,
+    /// The in-process job worker (`jobs.workers_in_serve`); `serve` starts and stops it.
+    pub worker: Option<Worker>,
 }
 
 impl App {
@@ -43,15 +46,24 @@ impl App {
         let access =
             Arc::new(AccessService::new(store.clone(), Duration::from_millis(config.gateway.key_cache_ttl_ms)));
         let bootstrap_secret = access.bootstrap(admin_key).await.map_err(|e| e.to_string())?;
-        let gateway = Arc::new(GatewayService::new(&config, store, metrics.clone())?);
+        let gateway = Arc::new(GatewayService::new(&config, store.clone(), metrics.clone())?);
+        let jobs = Arc::new(JobService::new(
+            store,
+            cairn_jobs::builtin::registry(&config.jobs),
+            config.jobs.clone(),
+            Arc::new(SystemClock),
+            metrics.clone(),
+        ));
+        let worker = config.jobs.workers_in_serve.then(|| Worker::new(jobs.clone(), Worker::default_id(), None));
         let state = AppState {
             gateway,
             access,
+            jobs,
             metrics,
             streams_cut: CancellationToken::new(),
             request_timeout: Duration::from_secs(config.server.request_timeout_secs),
         };
-        Ok(App { state, config, bootstrap_secret })
+        Ok(App { state, config, bootstrap_secret, worker })
     }
 
     /// The HTTP router with every route and layer.
@@ -64,6 +76,15 @@ impl App {
             .route("/v1/admin/tenants", post(admin::create_tenant).get(admin::list_tenants))
             .route("/v1/admin/keys", post(admin::create_key).get(admin::list_keys))
             .route("/v1/admin/keys/{id}", delete(admin::revoke_key))
+            .route("/v1/jobs", post(jobs::enqueue).get(jobs::list))
+            .route("/v1/jobs/batch", post(jobs::enqueue_batch))
+            .route("/v1/jobs/types", get(jobs::types))
+            .route("/v1/jobs/purge", post(jobs::purge))
+            .route("/v1/jobs/dead/retry", post(jobs::retry_dead))
+            .route("/v1/jobs/{id}", get(jobs::get))
+            .route("/v1/jobs/{id}/events", get(jobs::events))
+            .route("/v1/jobs/{id}/cancel", post(jobs::cancel))
+            .route("/v1/jobs/{id}/retry", post(jobs::retry))
             .route("/healthz", get(ops::healthz))
             .route("/readyz", get(ops::readyz))
             .route("/metrics", get(ops::metrics))

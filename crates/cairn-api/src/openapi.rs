@@ -1,14 +1,18 @@
 //! The OpenAPI 3.1 document, generated from the handlers and types, and the interactive docs
 //! at `/docs` (Swagger UI served from the binary: no CDN).
 
+use cairn_core::jobs::{Attempt, AttemptOutcome, Job, JobState};
 use cairn_core::openai::*;
 use cairn_core::tenancy::{ApiKey, KeyLimits, Role, Tenant};
 use cairn_core::usage::UsageBucket;
 use cairn_gateway::{UsageReport, UsageRequest};
+use cairn_jobs::{
+    BulkResult, EnqueueRequest, JobDetail, JobPage, JobType, ListRequest, PurgeRequest, RetryDeadRequest,
+};
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
-use crate::routes::{admin, chat, embeddings, models, ops, usage};
+use crate::routes::{admin, chat, embeddings, jobs, models, ops, usage};
 
 /// The API description.
 #[derive(OpenApi)]
@@ -17,6 +21,8 @@ use crate::routes::{admin, chat, embeddings, models, ops, usage};
     paths(
         chat::chat_completions, embeddings::embeddings, models::list_models, usage::usage,
         admin::create_tenant, admin::list_tenants, admin::create_key, admin::list_keys, admin::revoke_key,
+        jobs::enqueue, jobs::enqueue_batch, jobs::list, jobs::types, jobs::get, jobs::events, jobs::cancel,
+        jobs::retry, jobs::retry_dead, jobs::purge,
         ops::healthz, ops::readyz, ops::metrics,
     ),
     components(schemas(
@@ -25,13 +31,15 @@ use crate::routes::{admin, chat, embeddings, models, ops, usage};
         StreamOptions, EmbeddingRequest, EmbeddingInput, EncodingFormat, EmbeddingResponse, Embedding,
         EmbeddingVector, EmbeddingUsage, ModelList, Model, ModelInfo, ErrorBody, ErrorDetail, Tenant, ApiKey,
         KeyLimits, Role, UsageBucket, UsageReport, UsageRequest, admin::CreateTenant, admin::CreateKey,
-        admin::CreatedKey,
+        admin::CreatedKey, Job, JobState, Attempt, AttemptOutcome, EnqueueRequest, ListRequest, JobPage, JobDetail,
+        JobType, RetryDeadRequest, PurgeRequest, BulkResult, jobs::EnqueueBatch, jobs::Enqueued,
     )),
     modifiers(&BearerAuth),
     tags(
         (name = "gateway", description = "OpenAI-compatible model endpoints"),
         (name = "accounting", description = "Usage and cost"),
         (name = "admin", description = "Tenants and API keys"),
+        (name = "jobs", description = "Durable jobs: enqueue, inspect, watch, cancel, replay"),
         (name = "operations", description = "Health and metrics"),
     )
 )]

@@ -1,11 +1,14 @@
 //! Serving with graceful shutdown: on the signal, stop accepting connections, let in-flight
 //! requests and streams run for the grace period, then end open streams cleanly (an error
-//! event, then the connection closes), flush usage records, and return.
+//! event, then the connection closes), flush usage records, and return. The in-process job
+//! worker runs beside the server and stops the same way: it claims nothing more, lets running
+//! jobs finish within the grace period, and hands the rest back to the queue.
 
 use std::future::Future;
 use std::time::Duration;
 
 use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
 
 use crate::app::App;
 
@@ -21,8 +24,18 @@ pub async fn serve(
     let grace = Duration::from_secs(app.config.server.shutdown_grace_secs);
     let cut = app.state.streams_cut.clone();
     let (stopping_tx, stopping_rx) = tokio::sync::oneshot::channel::<()>();
+    let stopping = CancellationToken::new();
+    let worker = app.worker.clone().map(|w| {
+        let stopping = stopping.clone();
+        tokio::spawn(async move {
+            w.start();
+            stopping.cancelled().await;
+            w.shutdown(grace).await;
+        })
+    });
     let signal = async move {
         shutdown.await;
+        stopping.cancel();
         tracing::info!(
             grace_secs = grace.as_secs(),
             "shutting down: refusing new connections, draining in-flight requests"
@@ -42,6 +55,9 @@ pub async fn serve(
     tokio::select! {
         r = server => r?,
         _ = deadline => tracing::warn!("connections still open after the drain period; exiting anyway"),
+    }
+    if let Some(worker) = worker {
+        let _ = worker.await;
     }
     app.state.gateway.flush_usage().await;
     tracing::info!("shutdown complete");

@@ -5,6 +5,7 @@ use std::time::Duration;
 
 use cairn_access::AccessService;
 use cairn_gateway::GatewayService;
+use cairn_jobs::JobService;
 use cairn_telemetry::Metrics;
 use tokio_util::sync::CancellationToken;
 
@@ -15,6 +16,8 @@ pub struct AppState {
     pub gateway: Arc<GatewayService>,
     /// Keys and tenants.
     pub access: Arc<AccessService>,
+    /// Durable jobs.
+    pub jobs: Arc<JobService>,
     /// Metrics registry.
     pub metrics: Arc<Metrics>,
     /// Cancelled when shutdown's grace period is over: open streams end cleanly.

@@ -5,6 +5,7 @@
 
 pub mod config;
 pub mod error;
+pub mod jobs;
 pub mod openai;
 pub mod store;
 pub mod tenancy;

@@ -3,6 +3,7 @@
 
 use async_trait::async_trait;
 
+use crate::jobs::JobStore;
 use crate::tenancy::{ApiKey, Tenant};
 use crate::usage::{UsageBucket, UsageQuery, UsageRecord};
 
@@ -66,7 +67,7 @@ pub trait UsageStore: Send + Sync {
 
 /// Everything Cairn stores, in one handle.
 #[async_trait]
-pub trait Store: TenantStore + KeyStore + UsageStore {
+pub trait Store: TenantStore + KeyStore + UsageStore + JobStore {
     /// Checks the database answers (for `/readyz`).
     async fn ping(&self) -> StoreResult<()>;
     /// `sqlite` or `postgres`.

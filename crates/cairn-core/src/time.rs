@@ -48,6 +48,12 @@ pub fn iso_day(ms: i64) -> String {
     format!("{y:04}-{m:02}-{d:02}")
 }
 
+/// Formats `ms` as an ISO 8601 UTC instant to the second, e.g. `2026-11-21T09:05:00Z`.
+pub fn iso_datetime(ms: i64) -> String {
+    let secs = ms.div_euclid(1000).rem_euclid(86_400);
+    format!("{}T{:02}:{:02}:{:02}Z", iso_day(ms), secs / 3600, secs / 60 % 60, secs % 60)
+}
+
 /// Parses `YYYY-MM-DD` into the Unix milliseconds of that day's UTC midnight.
 pub fn parse_iso_day(s: &str) -> Option<i64> {
     let mut parts = s.splitn(3, '-');
@@ -80,6 +86,7 @@ mod tests {
         }
         assert_eq!(iso_day(0), "1970-01-01");
         assert_eq!(iso_day(1_795_219_200_000), "2026-11-21");
+        assert_eq!(iso_datetime(1_795_219_200_000 + 32_705_000), "2026-11-21T09:05:05Z");
     }
 
     #[test]

@@ -3,6 +3,7 @@
 
 #![warn(missing_docs)]
 
+mod jobs_sql;
 mod migrate;
 mod postgres;
 mod sql;

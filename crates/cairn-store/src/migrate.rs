@@ -2,8 +2,10 @@
 //! and recorded in `schema_migrations`. The SQL is portable between SQLite and PostgreSQL.
 
 /// Every migration, in order: (version, name, SQL).
-pub(crate) const MIGRATIONS: &[(i64, &str, &str)] =
-    &[(1, "tenancy_and_usage", include_str!("migrations/0001_tenancy_and_usage.sql"))];
+pub(crate) const MIGRATIONS: &[(i64, &str, &str)] = &[
+    (1, "tenancy_and_usage", include_str!("migrations/0001_tenancy_and_usage.sql")),
+    (2, "jobs", include_str!("migrations/0002_jobs.sql")),
+];
 
 /// Creates the ledger table.
 pub(crate) const LEDGER: &str = "CREATE TABLE IF NOT EXISTS schema_migrations (

@@ -38,3 +38,10 @@ mod ports {
     use super::PgStore;
     crate::sql::impl_store!(PgStore, sqlx::Postgres, "postgres");
 }
+
+/// The job queue port, implemented with the shared SQL. Claims skip rows another claimer has
+/// locked, so concurrent workers never wait on each other or get the same job.
+mod job_ports {
+    use super::PgStore;
+    crate::jobs_sql::impl_job_store!(PgStore, sqlx::Postgres, " FOR UPDATE SKIP LOCKED");
+}

@@ -50,3 +50,10 @@ mod ports {
     use super::SqliteStore;
     crate::sql::impl_store!(SqliteStore, sqlx::Sqlite, "sqlite");
 }
+
+/// The job queue port, implemented with the shared SQL. SQLite runs one write transaction at a
+/// time, so a claim's `UPDATE ... WHERE id IN (SELECT ...)` needs no row locks.
+mod job_ports {
+    use super::SqliteStore;
+    crate::jobs_sql::impl_job_store!(SqliteStore, sqlx::Sqlite, "");
+}

@@ -52,6 +52,20 @@ pub struct Metrics {
     pub limited: Family<Labels, Counter>,
     /// Usage records that could not be written (kept in memory and retried).
     pub usage_write_failures: Counter,
+    /// Jobs enqueued, by type.
+    pub jobs_enqueued: Family<Labels, Counter>,
+    /// Jobs by type and state (queued, running, dead), refreshed from storage every few seconds.
+    pub jobs_depth: Family<Labels, Gauge>,
+    /// Time from a job being due to an attempt starting, by type.
+    pub job_wait: HistFamily,
+    /// Duration of attempts, by type.
+    pub job_run: HistFamily,
+    /// Finished attempts by type and outcome.
+    pub job_attempts: Family<Labels, Counter>,
+    /// Jobs moved to the dead-letter queue, by type.
+    pub jobs_dead_lettered: Family<Labels, Counter>,
+    /// Leases that ran out (a worker died or hung) and were taken back, by type.
+    pub job_lease_expiries: Family<Labels, Counter>,
 }
 
 impl Metrics {
@@ -74,6 +88,13 @@ impl Metrics {
             inflight_streams: Gauge::default(),
             limited: Family::default(),
             usage_write_failures: Counter::default(),
+            jobs_enqueued: Family::default(),
+            jobs_depth: Family::default(),
+            job_wait: hist(),
+            job_run: hist(),
+            job_attempts: Family::default(),
+            jobs_dead_lettered: Family::default(),
+            job_lease_expiries: Family::default(),
             registry: Registry::default(),
         };
         registry.register("http_requests", "HTTP requests", m.http_requests.clone());
@@ -94,6 +115,17 @@ impl Metrics {
         registry.register("inflight_streams", "Streams being sent to clients", m.inflight_streams.clone());
         registry.register("limited_requests", "Requests refused by a per-key limit", m.limited.clone());
         registry.register("usage_write_failures", "Failed writes of usage records", m.usage_write_failures.clone());
+        registry.register("jobs_enqueued", "Jobs enqueued", m.jobs_enqueued.clone());
+        registry.register("jobs_depth", "Jobs by type and state (queued, running, dead)", m.jobs_depth.clone());
+        registry.register("job_wait_seconds", "Time from a job being due to its attempt starting", m.job_wait.clone());
+        registry.register("job_run_seconds", "Duration of job attempts", m.job_run.clone());
+        registry.register("job_attempts", "Finished job attempts by outcome", m.job_attempts.clone());
+        registry.register("jobs_dead_lettered", "Jobs moved to the dead-letter queue", m.jobs_dead_lettered.clone());
+        registry.register(
+            "job_lease_expiries",
+            "Job leases that ran out and were taken back",
+            m.job_lease_expiries.clone(),
+        );
         Metrics { registry, ..m }
     }
 

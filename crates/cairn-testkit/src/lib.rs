@@ -1,10 +1,13 @@
 //! Test support: a stand-in LLM provider (OpenAI-style and Anthropic-style) served over real
-//! HTTP with injectable faults, and a helper that runs a real Cairn server on loopback.
+//! HTTP with injectable faults, a webhook receiver for job tests, and a helper that runs a real
+//! Cairn server on loopback.
 
 #![warn(missing_docs)]
 
+mod receiver;
 mod server;
 mod standin;
 
+pub use receiver::{Delivery, Receiver};
 pub use server::TestServer;
 pub use standin::{Fault, StandIn};

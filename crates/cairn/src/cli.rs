@@ -24,6 +24,14 @@ pub enum Command {
         after_help = "Examples:\n  cairn serve\n  cairn serve --config cairn.toml\n  CAIRN_SERVER__BIND=0.0.0.0:8080 cairn serve"
     )]
     Serve,
+    /// Run job workers only (no HTTP server), sharing the configured storage with other nodes.
+    #[command(
+        after_help = "Examples:\n  cairn worker\n  cairn worker --types webhook --concurrency 32\n  CAIRN_STORAGE__URL=postgres://db/cairn cairn worker"
+    )]
+    Worker(WorkerArgs),
+    /// Inspect and manage durable jobs (works directly on the configured storage).
+    #[command(subcommand)]
+    Jobs(JobsCommand),
     /// Create, list and revoke API keys (works directly on the configured storage).
     #[command(subcommand)]
     Keys(KeysCommand),
@@ -57,6 +65,122 @@ pub enum ModelsCommand {
     Path {
         /// Model name.
         name: String,
+    },
+}
+
+/// Arguments of `cairn worker`.
+#[derive(Args, Debug)]
+pub struct WorkerArgs {
+    /// Only these job types (comma-separated; default: every type).
+    #[arg(long, value_delimiter = ',')]
+    pub types: Vec<String>,
+    /// Concurrency per type (default: `jobs.default_concurrency` and `jobs.concurrency`).
+    #[arg(long)]
+    pub concurrency: Option<usize>,
+}
+
+/// `cairn jobs ...`
+#[derive(Subcommand, Debug)]
+pub enum JobsCommand {
+    /// List jobs, newest first.
+    #[command(
+        after_help = "Examples:\n  cairn jobs list --state dead\n  cairn jobs list --type webhook --tenant acme --json"
+    )]
+    List {
+        /// Only this type.
+        #[arg(long = "type")]
+        kind: Option<String>,
+        /// Only this state: queued, running, succeeded, cancelled, dead.
+        #[arg(long)]
+        state: Option<String>,
+        /// Only this tenant.
+        #[arg(long)]
+        tenant: Option<String>,
+        /// Only jobs created in the last N seconds.
+        #[arg(long)]
+        since_secs: Option<u64>,
+        /// How many.
+        #[arg(long, default_value_t = 50)]
+        limit: u32,
+        /// Print JSON instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Show one job with every attempt.
+    #[command(after_help = "Example:\n  cairn jobs show job_0192f3...")]
+    Show {
+        /// Job id.
+        id: String,
+    },
+    /// Follow a job's state and progress until it finishes.
+    #[command(after_help = "Example:\n  cairn jobs watch job_0192f3...")]
+    Watch {
+        /// Job id.
+        id: String,
+    },
+    /// Enqueue a job.
+    #[command(
+        after_help = "Examples:\n  cairn jobs enqueue noop\n  cairn jobs enqueue webhook --payload '{\"url\": \"https://hooks.example.com/x\"}' --tenant acme"
+    )]
+    Enqueue {
+        /// Job type.
+        #[arg(value_name = "TYPE")]
+        kind: String,
+        /// JSON payload.
+        #[arg(long, default_value = "{}")]
+        payload: String,
+        /// Tenant (default: `default`).
+        #[arg(long)]
+        tenant: Option<String>,
+        /// Priority, -1000..=1000.
+        #[arg(long, default_value_t = 0)]
+        priority: i32,
+        /// Run no sooner than this many milliseconds from now.
+        #[arg(long)]
+        delay_ms: Option<u64>,
+        /// Attempts before dead-lettering.
+        #[arg(long)]
+        max_attempts: Option<u32>,
+        /// Deduplication key.
+        #[arg(long)]
+        idempotency_key: Option<String>,
+    },
+    /// Cancel a queued or running job.
+    #[command(after_help = "Example:\n  cairn jobs cancel job_0192f3...")]
+    Cancel {
+        /// Job id.
+        id: String,
+    },
+    /// Replay a dead or cancelled job.
+    #[command(after_help = "Example:\n  cairn jobs retry job_0192f3...")]
+    Retry {
+        /// Job id.
+        id: String,
+    },
+    /// Replay every dead job (of a type or tenant).
+    #[command(after_help = "Examples:\n  cairn jobs retry-dead\n  cairn jobs retry-dead --type webhook --tenant acme")]
+    RetryDead {
+        /// Only this type.
+        #[arg(long = "type")]
+        kind: Option<String>,
+        /// Only this tenant.
+        #[arg(long)]
+        tenant: Option<String>,
+    },
+    /// Delete finished jobs older than an age.
+    #[command(
+        after_help = "Examples:\n  cairn jobs purge --older-than 7d\n  cairn jobs purge --older-than 12h --type noop"
+    )]
+    Purge {
+        /// Age: a number with s, m, h or d (e.g. 90m, 7d).
+        #[arg(long)]
+        older_than: String,
+        /// Only this type.
+        #[arg(long = "type")]
+        kind: Option<String>,
+        /// Only this tenant.
+        #[arg(long)]
+        tenant: Option<String>,
     },
 }
 

@@ -10,12 +10,15 @@ use cairn_core::config::Config;
 use cairn_core::tenancy::{KeyLimits, Role};
 
 use crate::cli::{Cli, Command, ConfigCommand, CreateKeyArgs, KeysCommand, ModelsCommand, TenantsCommand};
+use crate::jobs;
 
 /// Runs the parsed command line.
 pub async fn run(cli: Cli) -> Result<()> {
     let config = Config::load(cli.config.as_deref()).map_err(|e| anyhow!("{e}"))?;
     match cli.command {
         Command::Serve => serve(config).await,
+        Command::Worker(args) => jobs::worker(config, args, shutdown_signal()).await,
+        Command::Jobs(cmd) => jobs::jobs(&config, cmd).await,
         Command::Keys(cmd) => keys(&config, cmd).await,
         Command::Tenants(cmd) => tenants(&config, cmd).await,
         Command::Config(ConfigCommand::Check) => check(&config),
@@ -44,7 +47,7 @@ async fn serve(config: Config) -> Result<()> {
 }
 
 /// Resolves on SIGINT or SIGTERM.
-async fn shutdown_signal() {
+pub(crate) async fn shutdown_signal() {
     let ctrl_c = async {
         let _ = tokio::signal::ctrl_c().await;
     };

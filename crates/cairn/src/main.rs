@@ -1,7 +1,8 @@
-//! The `cairn` binary: serve the API, manage keys and tenants, check the config.
+//! The `cairn` binary: serve the API, run job workers, manage jobs, keys and tenants, check the config.
 
 mod cli;
 mod commands;
+mod jobs;
 
 use clap::Parser;
 

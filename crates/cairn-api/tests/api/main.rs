@@ -4,6 +4,7 @@
 mod access;
 mod bad_input;
 mod gateway;
+mod jobs;
 mod local;
 mod local_chat;
 mod resilience;

@@ -6,13 +6,17 @@ use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
+mod jobs;
+
+pub use jobs::JobsConfig;
+
 use figment::providers::{Env, Format, Serialized, Toml};
 use figment::Figment;
 use serde::{Deserialize, Serialize};
 
 /// Top-level sections; only `CAIRN_` variables under one of these are read as config overrides,
 /// so variables such as `CAIRN_ADMIN_KEY` or `CAIRN_CONFIG` never collide with config keys.
-const SECTIONS: &[&str] = &["server", "storage", "gateway", "providers", "models", "local", "log"];
+const SECTIONS: &[&str] = &["server", "storage", "gateway", "providers", "models", "local", "jobs", "log"];
 
 /// Models served when nothing is configured: (alias, kind, model in the cache).
 const DEFAULT_LOCAL_MODELS: &[(&str, ModelKind, &str)] =
@@ -34,6 +38,8 @@ pub struct Config {
     pub models: BTreeMap<String, ModelConfig>,
     /// In-process models: where they live and how they run.
     pub local: LocalConfig,
+    /// The durable job queue and its workers.
+    pub jobs: JobsConfig,
     /// Logging.
     pub log: LogConfig,
 }
@@ -408,6 +414,7 @@ impl Config {
         if self.gateway.backoff_base_ms > self.gateway.backoff_max_ms {
             problems.push("gateway.backoff_base_ms must not exceed gateway.backoff_max_ms".into());
         }
+        problems.extend(self.jobs.problems());
         if self.gateway.breaker_failure_threshold == 0 {
             problems.push("gateway.breaker_failure_threshold must be at least 1".into());
         }

@@ -1,0 +1,23 @@
+//! `noop`: succeeds at once. For checking that workers run, and for measuring the queue itself.
+
+use async_trait::async_trait;
+use serde_json::Value;
+
+use crate::handler::{JobContext, JobError, JobHandler};
+
+/// Does nothing; its payload must be a JSON object (or absent).
+pub struct Noop;
+
+#[async_trait]
+impl JobHandler for Noop {
+    fn validate(&self, payload: &Value) -> Result<(), String> {
+        match payload {
+            Value::Null | Value::Object(_) => Ok(()),
+            _ => Err("expected a JSON object".into()),
+        }
+    }
+
+    async fn run(&self, _ctx: JobContext) -> Result<Option<Value>, JobError> {
+        Ok(None)
+    }
+}

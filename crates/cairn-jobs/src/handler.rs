@@ -1,0 +1,93 @@
+//! The contract between the queue and the code that does the work: a `JobHandler` per job type,
+//! given a `JobContext` per attempt, answering with a result or a `JobError` that says what the
+//! queue should do next.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use cairn_core::jobs::{Job, LeaseRef};
+use cairn_core::store::Store;
+use serde_json::Value;
+use tokio_util::sync::CancellationToken;
+
+use crate::clock::Clock;
+use crate::events::EventHub;
+
+/// How an attempt failed, and so what happens next.
+#[derive(Debug, thiserror::Error)]
+pub enum JobError {
+    /// A transient failure: retry with backoff while attempts remain, then dead-letter.
+    #[error("{0}")]
+    Retry(String),
+    /// Retry no sooner than `after` (e.g. the remote side said so), while attempts remain.
+    #[error("{message}")]
+    RetryAfter {
+        /// The wait asked for.
+        after: Duration,
+        /// Why.
+        message: String,
+    },
+    /// Retrying cannot help: dead-letter the job now.
+    #[error("{0}")]
+    Permanent(String),
+    /// The handler stopped because the job was cancelled.
+    #[error("cancelled")]
+    Cancelled,
+}
+
+/// The code that runs one type of job.
+#[async_trait]
+pub trait JobHandler: Send + Sync + 'static {
+    /// Checks a payload when the job is enqueued, so bad input is refused with a clear 400
+    /// instead of failing later in a worker.
+    fn validate(&self, payload: &Value) -> Result<(), String>;
+
+    /// Runs one attempt. Returns the job's result (stored on the job), or how it failed.
+    /// Long work should watch `ctx.cancelled()` and report progress.
+    async fn run(&self, ctx: JobContext) -> Result<Option<Value>, JobError>;
+}
+
+/// What a handler gets for one attempt: the job, a cancellation signal and a progress reporter.
+pub struct JobContext {
+    /// The job as claimed (its `attempts` counts this attempt).
+    pub job: Job,
+    pub(crate) lease: LeaseRef,
+    pub(crate) cancel: CancellationToken,
+    pub(crate) store: Arc<dyn Store>,
+    pub(crate) clock: Arc<dyn Clock>,
+    pub(crate) events: EventHub,
+}
+
+impl JobContext {
+    /// The job's input.
+    pub fn payload(&self) -> &Value {
+        &self.job.payload
+    }
+
+    /// True once the job was cancelled, its lease lost, or the worker is shutting down.
+    pub fn is_cancelled(&self) -> bool {
+        self.cancel.is_cancelled()
+    }
+
+    /// Resolves when the handler should stop (see `is_cancelled`).
+    pub async fn cancelled(&self) {
+        self.cancel.cancelled().await
+    }
+
+    /// Records progress (any JSON, e.g. `{"done": 40, "total": 100}`), visible on the job and
+    /// streamed to watchers. Fails with `Cancelled` when the lease is no longer held.
+    pub async fn progress(&self, progress: Value) -> Result<(), JobError> {
+        let held = self
+            .store
+            .set_job_progress(&self.lease, &progress, self.clock.now_ms())
+            .await
+            .map_err(|e| JobError::Retry(format!("recording progress: {e}")))?;
+        if !held {
+            self.cancel.cancel();
+            return Err(JobError::Cancelled);
+        }
+        self.events.changed(&self.job.id);
+        Ok(())
+    }
+}

@@ -1,0 +1,494 @@
+//! The job queue's queries, written once for SQLite and PostgreSQL. The only difference is how
+//! a claim keeps concurrent claimers apart: PostgreSQL locks the chosen rows with
+//! `FOR UPDATE SKIP LOCKED`; SQLite needs nothing, as it runs one write transaction at a time.
+//! Every state change of a running job is fenced by its lease id, so a worker that lost its
+//! lease (it hung, another worker took over) can never finish the job a second time.
+
+/// Selected columns of `jobs`, in the order `job_from_row` reads them.
+pub(crate) const JOB_COLUMNS: &str = "id, tenant_id, kind, payload, state, priority, idempotency_key, \
+    attempts, max_attempts, timeout_ms, run_at_ms, created_at_ms, updated_at_ms, started_at_ms, \
+    finished_at_ms, progress, result, last_error, cancel_requested, worker, lease_id, lease_until_ms";
+
+/// Final states, as an SQL list.
+pub(crate) const FINAL_STATES: &str = "('succeeded', 'cancelled', 'dead')";
+
+/// Implements `JobStore` for `$store` (which has a `pool` field) on database `$db`; `$lock` is
+/// the row-locking clause claims and the reaper append to their row selection.
+macro_rules! impl_job_store {
+    ($store:ty, $db:ty, $lock:literal) => {
+        use cairn_core::jobs::{
+            Attempt, AttemptOutcome, BulkFilter, ClaimRequest, Finish, Job, JobFilter, JobState, JobStore,
+            LeaseRef, LeaseStatus, NewJob, Outcome, QueueCount, Reaped,
+        };
+        use cairn_core::store::StoreResult;
+        use sqlx::Row;
+
+        type JobRow = <$db as sqlx::Database>::Row;
+
+        /// Row locking for claims and the reaper.
+        const LOCK: &str = $lock;
+
+        fn json_col(r: &JobRow, col: &str) -> Result<Option<serde_json::Value>, sqlx::Error> {
+            r.try_get::<Option<String>, _>(col)?
+                .map(|s| serde_json::from_str(&s).map_err(|e| sqlx::Error::Decode(e.into())))
+                .transpose()
+        }
+
+        fn job_from_row(r: &JobRow) -> Result<Job, sqlx::Error> {
+            let state: String = r.try_get("state")?;
+            Ok(Job {
+                id: r.try_get("id")?,
+                tenant_id: r.try_get("tenant_id")?,
+                kind: r.try_get("kind")?,
+                payload: json_col(r, "payload")?.unwrap_or(serde_json::Value::Null),
+                state: state.parse().map_err(|e: String| sqlx::Error::Decode(e.into()))?,
+                priority: r.try_get("priority")?,
+                idempotency_key: r.try_get("idempotency_key")?,
+                attempts: r.try_get::<i32, _>("attempts")?.max(0) as u32,
+                max_attempts: r.try_get::<i32, _>("max_attempts")?.max(0) as u32,
+                timeout_ms: r.try_get::<i64, _>("timeout_ms")?.max(0) as u64,
+                run_at_ms: r.try_get("run_at_ms")?,
+                created_at_ms: r.try_get("created_at_ms")?,
+                updated_at_ms: r.try_get("updated_at_ms")?,
+                started_at_ms: r.try_get("started_at_ms")?,
+                finished_at_ms: r.try_get("finished_at_ms")?,
+                progress: json_col(r, "progress")?,
+                result: json_col(r, "result")?,
+                last_error: r.try_get("last_error")?,
+                cancel_requested: r.try_get("cancel_requested")?,
+                worker: r.try_get("worker")?,
+                lease_id: r.try_get("lease_id")?,
+                lease_until_ms: r.try_get("lease_until_ms")?,
+            })
+        }
+
+        fn jobs_from_rows(rows: &[JobRow]) -> StoreResult<Vec<Job>> {
+            rows.iter().map(job_from_row).collect::<Result<_, _>>().map_err($crate::db_err)
+        }
+
+        /// Records one finished attempt (idempotent: a replayed finish inserts nothing).
+        async fn insert_attempt(
+            tx: &mut sqlx::Transaction<'_, $db>,
+            job_id: &str,
+            lease_id: &str,
+            worker: &str,
+            started_at_ms: i64,
+            finished_at_ms: i64,
+            outcome: AttemptOutcome,
+            error: Option<&str>,
+        ) -> Result<(), sqlx::Error> {
+            sqlx::query(
+                "INSERT INTO job_attempts (job_id, lease_id, worker, started_at_ms, finished_at_ms, outcome, error) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (job_id, lease_id) DO NOTHING",
+            )
+            .bind(job_id)
+            .bind(lease_id)
+            .bind(worker)
+            .bind(started_at_ms)
+            .bind(finished_at_ms)
+            .bind(outcome.as_str())
+            .bind(error)
+            .execute(&mut **tx)
+            .await?;
+            Ok(())
+        }
+
+        #[async_trait::async_trait]
+        impl JobStore for $store {
+            async fn enqueue_jobs(&self, jobs: &[NewJob]) -> StoreResult<Vec<(Job, bool)>> {
+                let mut tx = self.pool.begin().await.map_err($crate::db_err)?;
+                let mut out = Vec::with_capacity(jobs.len());
+                for j in jobs {
+                    let inserted = sqlx::query(
+                        "INSERT INTO jobs (id, tenant_id, kind, payload, state, priority, idempotency_key, attempts, \
+                         max_attempts, timeout_ms, run_at_ms, created_at_ms, updated_at_ms, cancel_requested) \
+                         VALUES ($1, $2, $3, $4, 'queued', $5, $6, 0, $7, $8, $9, $10, $10, FALSE) \
+                         ON CONFLICT (tenant_id, idempotency_key) DO NOTHING",
+                    )
+                    .bind(&j.id)
+                    .bind(&j.tenant_id)
+                    .bind(&j.kind)
+                    .bind(j.payload.to_string())
+                    .bind(j.priority)
+                    .bind(&j.idempotency_key)
+                    .bind(j.max_attempts as i32)
+                    .bind(j.timeout_ms as i64)
+                    .bind(j.run_at_ms)
+                    .bind(j.created_at_ms)
+                    .execute(&mut *tx)
+                    .await
+                    .map_err($crate::db_err)?
+                    .rows_affected()
+                        == 1;
+                    if inserted {
+                        out.push((j.clone().into_job(), true));
+                        continue;
+                    }
+                    let sql = format!(
+                        "SELECT {} FROM jobs WHERE tenant_id = $1 AND idempotency_key = $2",
+                        $crate::jobs_sql::JOB_COLUMNS
+                    );
+                    let row = sqlx::query(&sql)
+                        .bind(&j.tenant_id)
+                        .bind(&j.idempotency_key)
+                        .fetch_one(&mut *tx)
+                        .await
+                        .map_err($crate::db_err)?;
+                    out.push((job_from_row(&row).map_err($crate::db_err)?, false));
+                }
+                tx.commit().await.map_err($crate::db_err)?;
+                Ok(out)
+            }
+
+            async fn get_job(&self, id: &str) -> StoreResult<Option<Job>> {
+                let sql = format!("SELECT {} FROM jobs WHERE id = $1", $crate::jobs_sql::JOB_COLUMNS);
+                let row = sqlx::query(&sql).bind(id).fetch_optional(&self.pool).await.map_err($crate::db_err)?;
+                row.as_ref().map(job_from_row).transpose().map_err($crate::db_err)
+            }
+
+            async fn list_jobs(&self, f: &JobFilter) -> StoreResult<Vec<Job>> {
+                let sql = format!(
+                    "SELECT {} FROM jobs WHERE ($1 IS NULL OR tenant_id = $1) AND ($2 IS NULL OR kind = $2) \
+                     AND ($3 IS NULL OR state = $3) AND ($4 IS NULL OR created_at_ms >= $4) \
+                     AND ($5 IS NULL OR created_at_ms < $5) AND ($6 IS NULL OR id < $6) \
+                     ORDER BY id DESC LIMIT $7",
+                    $crate::jobs_sql::JOB_COLUMNS
+                );
+                let rows = sqlx::query(&sql)
+                    .bind(f.tenant_id.as_deref())
+                    .bind(f.kind.as_deref())
+                    .bind(f.state.map(JobState::as_str))
+                    .bind(f.created_from_ms)
+                    .bind(f.created_to_ms)
+                    .bind(f.before_id.as_deref())
+                    .bind(i64::from(f.limit))
+                    .fetch_all(&self.pool)
+                    .await
+                    .map_err($crate::db_err)?;
+                jobs_from_rows(&rows)
+            }
+
+            async fn job_attempts(&self, id: &str) -> StoreResult<Vec<Attempt>> {
+                let rows = sqlx::query(
+                    "SELECT worker, started_at_ms, finished_at_ms, outcome, error FROM job_attempts \
+                     WHERE job_id = $1 ORDER BY started_at_ms, finished_at_ms",
+                )
+                .bind(id)
+                .fetch_all(&self.pool)
+                .await
+                .map_err($crate::db_err)?;
+                rows.iter()
+                    .enumerate()
+                    .map(|(i, r)| {
+                        Ok(Attempt {
+                            number: i as u32 + 1,
+                            worker: r.try_get("worker")?,
+                            started_at_ms: r.try_get("started_at_ms")?,
+                            finished_at_ms: r.try_get("finished_at_ms")?,
+                            outcome: AttemptOutcome::parse(&r.try_get::<String, _>("outcome")?),
+                            error: r.try_get("error")?,
+                        })
+                    })
+                    .collect::<Result<_, sqlx::Error>>()
+                    .map_err($crate::db_err)
+            }
+
+            async fn claim_jobs(&self, c: &ClaimRequest<'_>) -> StoreResult<Vec<Job>> {
+                // The chosen ids are materialised first: PostgreSQL may otherwise run a LIMIT
+                // subquery inside `IN (...)` more than once and claim more rows than asked for.
+                let sql = format!(
+                    "WITH next AS MATERIALIZED (SELECT id FROM jobs WHERE kind = $5 AND state = 'queued' \
+                     AND run_at_ms <= $4 ORDER BY priority DESC, run_at_ms, id LIMIT $6{LOCK}) \
+                     UPDATE jobs SET state = 'running', attempts = attempts + 1, worker = $1, lease_id = $2, \
+                     lease_until_ms = $3, started_at_ms = $4, updated_at_ms = $4, cancel_requested = FALSE \
+                     WHERE state = 'queued' AND id IN (SELECT id FROM next) RETURNING {}",
+                    $crate::jobs_sql::JOB_COLUMNS
+                );
+                let rows = sqlx::query(&sql)
+                    .bind(c.worker)
+                    .bind(c.lease_id)
+                    .bind(c.now_ms + c.lease_ms)
+                    .bind(c.now_ms)
+                    .bind(c.kind)
+                    .bind(i64::from(c.limit))
+                    .fetch_all(&self.pool)
+                    .await
+                    .map_err($crate::db_err)?;
+                let mut jobs = jobs_from_rows(&rows)?;
+                jobs.sort_by(|a, b| {
+                    b.priority.cmp(&a.priority).then(a.run_at_ms.cmp(&b.run_at_ms)).then(a.id.cmp(&b.id))
+                });
+                Ok(jobs)
+            }
+
+            async fn renew_leases(&self, leases: &[LeaseRef], until_ms: i64) -> StoreResult<Vec<LeaseStatus>> {
+                let mut tx = self.pool.begin().await.map_err($crate::db_err)?;
+                let mut out = Vec::with_capacity(leases.len());
+                for l in leases {
+                    let row = sqlx::query(
+                        "UPDATE jobs SET lease_until_ms = $1 WHERE id = $2 AND lease_id = $3 AND state = 'running' \
+                         RETURNING cancel_requested",
+                    )
+                    .bind(until_ms)
+                    .bind(&l.job_id)
+                    .bind(&l.lease_id)
+                    .fetch_optional(&mut *tx)
+                    .await
+                    .map_err($crate::db_err)?;
+                    let cancel_requested =
+                        row.as_ref().map(|r| r.try_get::<bool, _>("cancel_requested")).transpose().map_err($crate::db_err)?;
+                    out.push(LeaseStatus {
+                        lease: l.clone(),
+                        held: cancel_requested.is_some(),
+                        cancel_requested: cancel_requested.unwrap_or(false),
+                    });
+                }
+                tx.commit().await.map_err($crate::db_err)?;
+                Ok(out)
+            }
+
+            async fn finish_jobs(&self, finishes: &[Finish]) -> StoreResult<Vec<bool>> {
+                let mut tx = self.pool.begin().await.map_err($crate::db_err)?;
+                let mut out = Vec::with_capacity(finishes.len());
+                for f in finishes {
+                    // (state, result, error, next run, finished, attempts given back, attempt outcome)
+                    let (state, result, error, run_at, finished, give_back, attempt) = match &f.outcome {
+                        Outcome::Succeeded(r) => (
+                            JobState::Succeeded,
+                            r.as_ref().map(|v| v.to_string()),
+                            None,
+                            None,
+                            Some(f.at_ms),
+                            0,
+                            AttemptOutcome::Succeeded,
+                        ),
+                        Outcome::Retry { run_at_ms, error, outcome } => {
+                            (JobState::Queued, None, Some(error.as_str()), Some(*run_at_ms), None, 0, *outcome)
+                        }
+                        Outcome::Dead { error, outcome } => {
+                            (JobState::Dead, None, Some(error.as_str()), None, Some(f.at_ms), 0, *outcome)
+                        }
+                        Outcome::Cancelled => {
+                            (JobState::Cancelled, None, None, None, Some(f.at_ms), 0, AttemptOutcome::Cancelled)
+                        }
+                        Outcome::Released => {
+                            (JobState::Queued, None, None, Some(f.at_ms), None, 1, AttemptOutcome::Interrupted)
+                        }
+                    };
+                    let applied = sqlx::query(
+                        "UPDATE jobs SET state = $3, result = $4, last_error = COALESCE($5, last_error), \
+                         run_at_ms = COALESCE($6, run_at_ms), finished_at_ms = $7, attempts = attempts - $8, \
+                         updated_at_ms = $9, worker = NULL, lease_id = NULL, lease_until_ms = NULL, \
+                         cancel_requested = FALSE WHERE id = $1 AND lease_id = $2 AND state = 'running'",
+                    )
+                    .bind(&f.job_id)
+                    .bind(&f.lease_id)
+                    .bind(state.as_str())
+                    .bind(result)
+                    .bind(error)
+                    .bind(run_at)
+                    .bind(finished)
+                    .bind(give_back)
+                    .bind(f.at_ms)
+                    .execute(&mut *tx)
+                    .await
+                    .map_err($crate::db_err)?
+                    .rows_affected()
+                        == 1;
+                    if applied {
+                        let msg = match &f.outcome {
+                            Outcome::Released => Some("the worker shut down; handed back unfinished"),
+                            _ => error,
+                        };
+                        insert_attempt(&mut tx, &f.job_id, &f.lease_id, &f.worker, f.started_at_ms, f.at_ms, attempt, msg)
+                            .await
+                            .map_err($crate::db_err)?;
+                    }
+                    out.push(applied);
+                }
+                tx.commit().await.map_err($crate::db_err)?;
+                Ok(out)
+            }
+
+            async fn set_job_progress(
+                &self,
+                l: &LeaseRef,
+                progress: &serde_json::Value,
+                at_ms: i64,
+            ) -> StoreResult<bool> {
+                let n = sqlx::query(
+                    "UPDATE jobs SET progress = $1, updated_at_ms = $2 WHERE id = $3 AND lease_id = $4 AND state = 'running'",
+                )
+                .bind(progress.to_string())
+                .bind(at_ms)
+                .bind(&l.job_id)
+                .bind(&l.lease_id)
+                .execute(&self.pool)
+                .await
+                .map_err($crate::db_err)?
+                .rows_affected();
+                Ok(n == 1)
+            }
+
+            async fn reap_expired_leases(&self, now_ms: i64, limit: u32) -> StoreResult<Reaped> {
+                let mut tx = self.pool.begin().await.map_err($crate::db_err)?;
+                let sql = format!(
+                    "SELECT id, kind, lease_id, worker, started_at_ms FROM jobs WHERE state = 'running' \
+                     AND lease_until_ms < $1 ORDER BY lease_until_ms LIMIT $2{LOCK}"
+                );
+                let expired = sqlx::query(&sql)
+                    .bind(now_ms)
+                    .bind(i64::from(limit))
+                    .fetch_all(&mut *tx)
+                    .await
+                    .map_err($crate::db_err)?;
+                let mut reaped = Reaped::default();
+                for r in &expired {
+                    let read = || -> Result<(String, String, String, String, i64), sqlx::Error> {
+                        Ok((
+                            r.try_get("id")?,
+                            r.try_get("kind")?,
+                            r.try_get::<Option<String>, _>("lease_id")?.unwrap_or_default(),
+                            r.try_get::<Option<String>, _>("worker")?.unwrap_or_default(),
+                            r.try_get::<Option<i64>, _>("started_at_ms")?.unwrap_or(now_ms),
+                        ))
+                    };
+                    let (id, kind, lease_id, worker, started) = read().map_err($crate::db_err)?;
+                    let error = format!("lease expired: worker '{worker}' stopped renewing it (it died or hung)");
+                    let row = sqlx::query(
+                        "UPDATE jobs SET state = CASE WHEN cancel_requested THEN 'cancelled' \
+                         WHEN attempts >= max_attempts THEN 'dead' ELSE 'queued' END, \
+                         finished_at_ms = CASE WHEN cancel_requested OR attempts >= max_attempts THEN $1 ELSE NULL END, \
+                         run_at_ms = $1, updated_at_ms = $1, last_error = $2, worker = NULL, lease_id = NULL, \
+                         lease_until_ms = NULL WHERE id = $3 AND lease_id = $4 AND state = 'running' RETURNING state",
+                    )
+                    .bind(now_ms)
+                    .bind(&error)
+                    .bind(&id)
+                    .bind(&lease_id)
+                    .fetch_optional(&mut *tx)
+                    .await
+                    .map_err($crate::db_err)?;
+                    let Some(row) = row else { continue };
+                    let state: String = row.try_get("state").map_err($crate::db_err)?;
+                    insert_attempt(&mut tx, &id, &lease_id, &worker, started, now_ms, AttemptOutcome::LeaseExpired, Some(&error))
+                        .await
+                        .map_err($crate::db_err)?;
+                    match state.as_str() {
+                        "queued" => reaped.requeued.push((id, kind)),
+                        "dead" => reaped.dead.push((id, kind)),
+                        _ => reaped.cancelled.push((id, kind)),
+                    }
+                }
+                tx.commit().await.map_err($crate::db_err)?;
+                Ok(reaped)
+            }
+
+            async fn cancel_queued_job(&self, id: &str, at_ms: i64) -> StoreResult<bool> {
+                let n = sqlx::query(
+                    "UPDATE jobs SET state = 'cancelled', finished_at_ms = $2, updated_at_ms = $2 \
+                     WHERE id = $1 AND state = 'queued'",
+                )
+                .bind(id)
+                .bind(at_ms)
+                .execute(&self.pool)
+                .await
+                .map_err($crate::db_err)?
+                .rows_affected();
+                Ok(n == 1)
+            }
+
+            async fn request_job_cancel(&self, id: &str, at_ms: i64) -> StoreResult<bool> {
+                let n = sqlx::query(
+                    "UPDATE jobs SET cancel_requested = TRUE, updated_at_ms = $2 WHERE id = $1 AND state = 'running'",
+                )
+                .bind(id)
+                .bind(at_ms)
+                .execute(&self.pool)
+                .await
+                .map_err($crate::db_err)?
+                .rows_affected();
+                Ok(n == 1)
+            }
+
+            async fn requeue_job(&self, id: &str, at_ms: i64) -> StoreResult<bool> {
+                let n = sqlx::query(
+                    "UPDATE jobs SET state = 'queued', attempts = 0, run_at_ms = $2, updated_at_ms = $2, \
+                     finished_at_ms = NULL, result = NULL, cancel_requested = FALSE \
+                     WHERE id = $1 AND state IN ('dead', 'cancelled')",
+                )
+                .bind(id)
+                .bind(at_ms)
+                .execute(&self.pool)
+                .await
+                .map_err($crate::db_err)?
+                .rows_affected();
+                Ok(n == 1)
+            }
+
+            async fn requeue_dead_jobs(&self, f: &BulkFilter, at_ms: i64) -> StoreResult<u64> {
+                let n = sqlx::query(
+                    "UPDATE jobs SET state = 'queued', attempts = 0, run_at_ms = $1, updated_at_ms = $1, \
+                     finished_at_ms = NULL, cancel_requested = FALSE \
+                     WHERE state = 'dead' AND ($2 IS NULL OR tenant_id = $2) AND ($3 IS NULL OR kind = $3)",
+                )
+                .bind(at_ms)
+                .bind(f.tenant_id.as_deref())
+                .bind(f.kind.as_deref())
+                .execute(&self.pool)
+                .await
+                .map_err($crate::db_err)?
+                .rows_affected();
+                Ok(n)
+            }
+
+            async fn purge_jobs(&self, f: &BulkFilter, before_ms: i64) -> StoreResult<u64> {
+                let matching = format!(
+                    "state IN {} AND finished_at_ms < $1 AND ($2 IS NULL OR tenant_id = $2) AND ($3 IS NULL OR kind = $3)",
+                    $crate::jobs_sql::FINAL_STATES
+                );
+                let mut tx = self.pool.begin().await.map_err($crate::db_err)?;
+                sqlx::query(&format!("DELETE FROM job_attempts WHERE job_id IN (SELECT id FROM jobs WHERE {matching})"))
+                    .bind(before_ms)
+                    .bind(f.tenant_id.as_deref())
+                    .bind(f.kind.as_deref())
+                    .execute(&mut *tx)
+                    .await
+                    .map_err($crate::db_err)?;
+                let n = sqlx::query(&format!("DELETE FROM jobs WHERE {matching}"))
+                    .bind(before_ms)
+                    .bind(f.tenant_id.as_deref())
+                    .bind(f.kind.as_deref())
+                    .execute(&mut *tx)
+                    .await
+                    .map_err($crate::db_err)?
+                    .rows_affected();
+                tx.commit().await.map_err($crate::db_err)?;
+                Ok(n)
+            }
+
+            async fn queue_counts(&self) -> StoreResult<Vec<QueueCount>> {
+                // Only the states that make up a queue's depth: final ones grow until purged.
+                let rows = sqlx::query(
+                    "SELECT kind, state, CAST(COUNT(*) AS BIGINT) AS n FROM jobs \
+                     WHERE state IN ('queued', 'running', 'dead') GROUP BY kind, state ORDER BY kind, state",
+                )
+                .fetch_all(&self.pool)
+                .await
+                .map_err($crate::db_err)?;
+                rows.iter()
+                    .map(|r| {
+                        let state: String = r.try_get("state")?;
+                        Ok(QueueCount {
+                            kind: r.try_get("kind")?,
+                            state: state.parse().map_err(|e: String| sqlx::Error::Decode(e.into()))?,
+                            count: r.try_get::<i64, _>("n")?.max(0) as u64,
+                        })
+                    })
+                    .collect::<Result<_, sqlx::Error>>()
+                    .map_err($crate::db_err)
+            }
+        }
+    };
+}
+pub(crate) use impl_job_store;
