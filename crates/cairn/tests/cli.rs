@@ -63,9 +63,60 @@ fn every_command_has_help_with_an_example() {
         &["keys", "list", "--help"],
         &["config", "check", "--help"],
         &["tenants", "create", "--help"],
+        &["worker", "--help"],
+        &["jobs", "list", "--help"],
+        &["jobs", "show", "--help"],
+        &["jobs", "watch", "--help"],
+        &["jobs", "enqueue", "--help"],
+        &["jobs", "cancel", "--help"],
+        &["jobs", "retry", "--help"],
+        &["jobs", "retry-dead", "--help"],
+        &["jobs", "purge", "--help"],
+        &["models", "pull", "--help"],
     ] {
         let out = cairn(dir.path(), args);
         assert!(out.status.success());
         assert!(String::from_utf8_lossy(&out.stdout).contains("Example"), "{args:?}");
+    }
+}
+
+#[test]
+fn jobs_are_enqueued_listed_cancelled_and_purged() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = cairn(dir.path(), &["jobs", "enqueue", "noop", "--payload", "{\"a\": 1}", "--idempotency-key", "k1"]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let id = String::from_utf8_lossy(&out.stdout).trim().to_owned();
+    assert!(id.starts_with("job_"));
+    // Same key: same job.
+    let again = cairn(dir.path(), &["jobs", "enqueue", "noop", "--idempotency-key", "k1"]);
+    assert_eq!(String::from_utf8_lossy(&again.stdout).trim(), id);
+
+    let out = cairn(dir.path(), &["jobs", "list", "--json"]);
+    let jobs: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!((jobs[0]["id"].as_str(), jobs[0]["state"].as_str()), (Some(id.as_str()), Some("queued")));
+    let show = cairn(dir.path(), &["jobs", "show", &id]);
+    let detail: serde_json::Value = serde_json::from_slice(&show.stdout).unwrap();
+    assert_eq!(detail["payload"], serde_json::json!({"a": 1}));
+
+    let out = cairn(dir.path(), &["jobs", "cancel", &id]);
+    assert!(String::from_utf8_lossy(&out.stdout).contains("cancelled"));
+    let out = cairn(dir.path(), &["jobs", "list", "--state", "cancelled"]);
+    assert!(String::from_utf8_lossy(&out.stdout).contains(&id));
+    // Purge with a zero age deletes the finished job.
+    let out = cairn(dir.path(), &["jobs", "purge", "--older-than", "0s"]);
+    assert!(String::from_utf8_lossy(&out.stdout).contains("1 finished jobs deleted"), "{out:?}");
+
+    // Bad input is explained, not a crash.
+    for bad in [
+        &["jobs", "enqueue", "nope"][..],
+        &["jobs", "enqueue", "noop", "--payload", "{oops"],
+        &["jobs", "list", "--state", "done"],
+        &["jobs", "purge", "--older-than", "7w"],
+        &["jobs", "show", "job_missing"],
+        &["worker", "--types", "nope"],
+    ] {
+        let out = cairn(dir.path(), bad);
+        assert!(!out.status.success(), "{bad:?}");
+        assert!(String::from_utf8_lossy(&out.stderr).starts_with("error:"), "{bad:?}");
     }
 }

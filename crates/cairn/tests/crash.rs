@@ -1,0 +1,210 @@
+//! Crash safety with real processes: a `cairn worker`, or `cairn serve` with its in-process
+//! workers, is killed with SIGKILL while webhook jobs are in flight. Once the lease runs out
+//! another process completes them. Every job must end exactly once in effect: the receiver
+//! applies effects keyed by job id (the `Idempotency-Key`), and the test checks that none is
+//! missing, none unexpected, and that each job finished once (one succeeded attempt), on
+//! SQLite and on PostgreSQL.
+
+use std::collections::BTreeSet;
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use cairn_testkit::Receiver;
+use serde_json::{json, Value};
+
+const ADMIN_KEY: &str = "sk-cairn-crash-test-admin-key-0123456789abcdef";
+const JOBS: usize = 40;
+
+/// A config for one node: short leases so a dead worker's jobs come back quickly.
+fn write_config(dir: &Path, url: &str, workers_in_serve: bool) -> std::path::PathBuf {
+    let path = dir.join(format!("cairn-{workers_in_serve}.toml"));
+    let text = format!(
+        r#"
+[server]
+shutdown_grace_secs = 1
+[storage]
+url = "{url}"
+max_connections = 8
+[jobs]
+workers_in_serve = {workers_in_serve}
+lease_ms = 1500
+poll_ms = 50
+default_concurrency = 8
+backoff_base_ms = 50
+backoff_max_ms = 500
+webhook_allowed_hosts = ["127.0.0.1"]
+[log]
+level = "warn"
+format = "json"
+# A remote model, so no in-process model is loaded: this test is about jobs.
+[providers.none]
+kind = "openai"
+base_url = "http://127.0.0.1:9/v1"
+[models.none]
+targets = [{{ provider = "none", model = "m" }}]
+"#
+    );
+    std::fs::write(&path, text).unwrap();
+    path
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+/// Starts `cairn ARGS` with its output in `dir/NAME.log`.
+fn spawn(dir: &Path, name: &str, config: &Path, args: &[&str], port: u16) -> Child {
+    let log = std::fs::File::create(dir.join(format!("{name}.log"))).unwrap();
+    Command::new(env!("CARGO_BIN_EXE_cairn"))
+        .args(args)
+        .arg("--config")
+        .arg(config)
+        .env("CAIRN_ADMIN_KEY", ADMIN_KEY)
+        .env("CAIRN_SERVER__BIND", format!("127.0.0.1:{port}"))
+        .env("CAIRN_DATA_DIR", dir)
+        .stdout(Stdio::null())
+        .stderr(Stdio::from(log))
+        .spawn()
+        .expect("start cairn")
+}
+
+struct Api {
+    base: String,
+    client: reqwest::Client,
+}
+
+impl Api {
+    async fn ready(port: u16) -> Api {
+        let api = Api { base: format!("http://127.0.0.1:{port}"), client: reqwest::Client::new() };
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+        while api.client.get(format!("{}/readyz", api.base)).send().await.map(|r| r.status() != 200).unwrap_or(true) {
+            assert!(tokio::time::Instant::now() < deadline, "cairn serve did not come up");
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        api
+    }
+
+    async fn post(&self, path: &str, body: &Value) -> Value {
+        let resp = self.client.post(format!("{}{path}", self.base)).bearer_auth(ADMIN_KEY).json(body).send().await.unwrap();
+        assert!(resp.status().is_success(), "{path}: {}", resp.status());
+        resp.json().await.unwrap()
+    }
+
+    async fn get(&self, path: &str) -> Value {
+        self.client.get(format!("{}{path}", self.base)).bearer_auth(ADMIN_KEY).send().await.unwrap().json().await.unwrap()
+    }
+
+    /// Waits until every job succeeded; returns their ids.
+    async fn wait_all_succeeded(&self) -> BTreeSet<String> {
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+        loop {
+            let page = self.get("/v1/jobs?state=succeeded&limit=500").await;
+            let ids: BTreeSet<String> =
+                page["data"].as_array().unwrap().iter().map(|j| j["id"].as_str().unwrap().to_owned()).collect();
+            if ids.len() == JOBS {
+                return ids;
+            }
+            assert!(tokio::time::Instant::now() < deadline, "only {} of {JOBS} jobs succeeded", ids.len());
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+}
+
+/// Enqueues the webhook jobs and returns their ids.
+async fn enqueue(api: &Api, receiver: &Receiver) -> BTreeSet<String> {
+    let jobs: Vec<Value> =
+        (0..JOBS).map(|i| json!({"type": "webhook", "payload": {"url": receiver.url(), "body": {"n": i}}})).collect();
+    let out = api.post("/v1/jobs/batch", &json!({ "jobs": jobs })).await;
+    out["data"].as_array().unwrap().iter().map(|j| j["id"].as_str().unwrap().to_owned()).collect()
+}
+
+/// The checks every crash test ends with.
+async fn assert_exactly_once(api: &Api, receiver: &Receiver, enqueued: &BTreeSet<String>) {
+    let succeeded = api.wait_all_succeeded().await;
+    assert_eq!(&succeeded, enqueued);
+    let effects = receiver.effects();
+    let applied: BTreeSet<String> = effects.keys().cloned().collect();
+    assert_eq!(&applied, enqueued, "every job's effect applied, none unexpected");
+    assert!(effects.values().all(|&n| n == 1));
+    let deliveries = receiver.deliveries().len();
+    assert!(deliveries > JOBS, "jobs in flight at the kill were delivered again ({deliveries} deliveries)");
+    let mut expired = 0;
+    for id in enqueued {
+        let job = api.get(&format!("/v1/jobs/{id}")).await;
+        let outcomes: Vec<&str> =
+            job["attempts_history"].as_array().unwrap().iter().map(|a| a["outcome"].as_str().unwrap()).collect();
+        assert_eq!(outcomes.iter().filter(|o| **o == "succeeded").count(), 1, "{id} finished once: {outcomes:?}");
+        expired += outcomes.iter().filter(|o| **o == "lease_expired").count();
+    }
+    assert!(expired >= 1, "the killed process's jobs were taken back after their lease ran out");
+}
+
+async fn a_killed_worker_loses_its_jobs_to_another(url: String) {
+    let dir = tempfile::tempdir().unwrap();
+    let receiver = Receiver::start().await;
+    receiver.hold(Duration::from_millis(300));
+    let config = write_config(dir.path(), &url, false);
+    let port = free_port();
+    let mut api_node = spawn(dir.path(), "serve", &config, &["serve"], port);
+    let api = Api::ready(port).await;
+    let mut first = spawn(dir.path(), "worker-1", &config, &["worker"], 0);
+    let enqueued = enqueue(&api, &receiver).await;
+    receiver.wait_for_deliveries(8, Duration::from_secs(30)).await;
+    first.kill().unwrap();
+    first.wait().unwrap();
+    let mut second = spawn(dir.path(), "worker-2", &config, &["worker"], 0);
+    assert_exactly_once(&api, &receiver, &enqueued).await;
+    for p in [&mut second, &mut api_node] {
+        let _ = p.kill();
+        let _ = p.wait();
+    }
+}
+
+async fn a_killed_server_resumes_its_jobs_after_restart(url: String) {
+    let dir = tempfile::tempdir().unwrap();
+    let receiver = Receiver::start().await;
+    receiver.hold(Duration::from_millis(300));
+    let config = write_config(dir.path(), &url, true);
+    let port = free_port();
+    let mut server = spawn(dir.path(), "serve-1", &config, &["serve"], port);
+    let api = Api::ready(port).await;
+    let enqueued = enqueue(&api, &receiver).await;
+    receiver.wait_for_deliveries(8, Duration::from_secs(30)).await;
+    server.kill().unwrap();
+    server.wait().unwrap();
+    let port = free_port();
+    let mut restarted = spawn(dir.path(), "serve-2", &config, &["serve"], port);
+    let api = Api::ready(port).await;
+    assert_exactly_once(&api, &receiver, &enqueued).await;
+    let _ = restarted.kill();
+    let _ = restarted.wait();
+}
+
+fn sqlite_url() -> (tempfile::TempDir, String) {
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}", dir.path().join("cairn.db").display());
+    (dir, url)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn killed_worker_sqlite() {
+    let (_dir, url) = sqlite_url();
+    a_killed_worker_loses_its_jobs_to_another(url).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn killed_worker_postgres() {
+    a_killed_worker_loses_its_jobs_to_another(cairn_store::conformance::fresh_pg_database().await).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn killed_server_sqlite() {
+    let (_dir, url) = sqlite_url();
+    a_killed_server_resumes_its_jobs_after_restart(url).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn killed_server_postgres() {
+    a_killed_server_resumes_its_jobs_after_restart(cairn_store::conformance::fresh_pg_database().await).await;
+}
