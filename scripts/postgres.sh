@@ -7,6 +7,7 @@
 #   scripts/postgres.sh stop
 #   scripts/postgres.sh clean   # drop databases left by earlier test runs
 #   scripts/postgres.sh url
+#   scripts/postgres.sh psql ARGS...   # psql on the server's `postgres` database
 set -euo pipefail
 
 PG_VERSION_PIN="0.6.0"
@@ -72,5 +73,6 @@ case "${1:-start}" in
   clean) clean ;;
   stop) stop ;;
   url) echo "$URL" ;;
-  *) echo "usage: $0 [start|stop|clean|url]" >&2; exit 2 ;;
+  psql) shift; as_pg "$BIN/psql" -h 127.0.0.1 -p "$PORT" -U postgres -qAt postgres "$@" ;;
+  *) echo "usage: $0 [start|stop|clean|url|psql ARGS...]" >&2; exit 2 ;;
 esac

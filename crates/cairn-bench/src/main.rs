@@ -5,6 +5,7 @@
 
 mod embed;
 mod generate;
+mod jobs;
 mod load;
 mod upstream;
 
@@ -65,6 +66,18 @@ enum Cmd {
         /// Tokens to generate per run.
         #[arg(long, default_value_t = 128)]
         max_tokens: u32,
+    },
+    /// Durable job queue: no-op jobs enqueued and completed per second, enqueue-to-start latency.
+    #[command(
+        after_help = "Example:\n  scripts/bench-jobs.sh\n  cairn-bench jobs --jobs 50000 --postgres postgres://postgres@127.0.0.1:54329/bench"
+    )]
+    Jobs {
+        /// Jobs per throughput run.
+        #[arg(long, default_value_t = 50_000)]
+        jobs: u64,
+        /// Also run on this PostgreSQL database.
+        #[arg(long)]
+        postgres: Option<String>,
     },
     /// Sentences per second of the in-process embedding model at batch 1 and 32.
     #[command(
@@ -129,6 +142,7 @@ async fn main() -> Result<()> {
         Cmd::Gateway { cairn, seconds, rates, workers } => gateway(cairn, seconds, rates, workers).await,
         Cmd::Embed { model, corpus, threads, seconds } => embed::run(&model, &corpus, threads, seconds),
         Cmd::Generate { model, threads, runs, max_tokens } => generate::run(&model, &threads, runs, max_tokens).await,
+        Cmd::Jobs { jobs, postgres } => jobs::run(jobs, postgres).await,
     }
 }
 

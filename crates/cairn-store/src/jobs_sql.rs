@@ -96,7 +96,7 @@ macro_rules! impl_job_store {
         #[async_trait::async_trait]
         impl JobStore for $store {
             async fn enqueue_jobs(&self, jobs: &[NewJob]) -> StoreResult<Vec<(Job, bool)>> {
-                let mut tx = self.pool.begin().await.map_err($crate::db_err)?;
+                let mut tx = self.writer.begin().await.map_err($crate::db_err)?;
                 let mut out = Vec::with_capacity(jobs.len());
                 for j in jobs {
                     let inserted = sqlx::query(
@@ -211,7 +211,7 @@ macro_rules! impl_job_store {
                     .bind(c.now_ms)
                     .bind(c.kind)
                     .bind(i64::from(c.limit))
-                    .fetch_all(&self.pool)
+                    .fetch_all(&self.writer)
                     .await
                     .map_err($crate::db_err)?;
                 let mut jobs = jobs_from_rows(&rows)?;
@@ -222,7 +222,7 @@ macro_rules! impl_job_store {
             }
 
             async fn renew_leases(&self, leases: &[LeaseRef], until_ms: i64) -> StoreResult<Vec<LeaseStatus>> {
-                let mut tx = self.pool.begin().await.map_err($crate::db_err)?;
+                let mut tx = self.writer.begin().await.map_err($crate::db_err)?;
                 let mut out = Vec::with_capacity(leases.len());
                 for l in leases {
                     let row = sqlx::query(
@@ -248,7 +248,7 @@ macro_rules! impl_job_store {
             }
 
             async fn finish_jobs(&self, finishes: &[Finish]) -> StoreResult<Vec<bool>> {
-                let mut tx = self.pool.begin().await.map_err($crate::db_err)?;
+                let mut tx = self.writer.begin().await.map_err($crate::db_err)?;
                 let mut out = Vec::with_capacity(finishes.len());
                 for f in finishes {
                     // (state, result, error, next run, finished, attempts given back, attempt outcome)
@@ -323,7 +323,7 @@ macro_rules! impl_job_store {
                 .bind(at_ms)
                 .bind(&l.job_id)
                 .bind(&l.lease_id)
-                .execute(&self.pool)
+                .execute(&self.writer)
                 .await
                 .map_err($crate::db_err)?
                 .rows_affected();
@@ -331,7 +331,7 @@ macro_rules! impl_job_store {
             }
 
             async fn reap_expired_leases(&self, now_ms: i64, limit: u32) -> StoreResult<Reaped> {
-                let mut tx = self.pool.begin().await.map_err($crate::db_err)?;
+                let mut tx = self.writer.begin().await.map_err($crate::db_err)?;
                 let sql = format!(
                     "SELECT id, kind, lease_id, worker, started_at_ms FROM jobs WHERE state = 'running' \
                      AND lease_until_ms < $1 ORDER BY lease_until_ms LIMIT $2{LOCK}"
@@ -391,7 +391,7 @@ macro_rules! impl_job_store {
                 )
                 .bind(id)
                 .bind(at_ms)
-                .execute(&self.pool)
+                .execute(&self.writer)
                 .await
                 .map_err($crate::db_err)?
                 .rows_affected();
@@ -404,7 +404,7 @@ macro_rules! impl_job_store {
                 )
                 .bind(id)
                 .bind(at_ms)
-                .execute(&self.pool)
+                .execute(&self.writer)
                 .await
                 .map_err($crate::db_err)?
                 .rows_affected();
@@ -419,7 +419,7 @@ macro_rules! impl_job_store {
                 )
                 .bind(id)
                 .bind(at_ms)
-                .execute(&self.pool)
+                .execute(&self.writer)
                 .await
                 .map_err($crate::db_err)?
                 .rows_affected();
@@ -435,7 +435,7 @@ macro_rules! impl_job_store {
                 .bind(at_ms)
                 .bind(f.tenant_id.as_deref())
                 .bind(f.kind.as_deref())
-                .execute(&self.pool)
+                .execute(&self.writer)
                 .await
                 .map_err($crate::db_err)?
                 .rows_affected();
@@ -447,7 +447,7 @@ macro_rules! impl_job_store {
                     "state IN {} AND finished_at_ms < $1 AND ($2 IS NULL OR tenant_id = $2) AND ($3 IS NULL OR kind = $3)",
                     $crate::jobs_sql::FINAL_STATES
                 );
-                let mut tx = self.pool.begin().await.map_err($crate::db_err)?;
+                let mut tx = self.writer.begin().await.map_err($crate::db_err)?;
                 sqlx::query(&format!("DELETE FROM job_attempts WHERE job_id IN (SELECT id FROM jobs WHERE {matching})"))
                     .bind(before_ms)
                     .bind(f.tenant_id.as_deref())

@@ -14,6 +14,9 @@ const MIGRATION_LOCK: i64 = 0x0CA1_4E00;
 #[derive(Clone)]
 pub struct PgStore {
     pub(crate) pool: PgPool,
+    /// The same pool: PostgreSQL runs concurrent writers itself (the shared SQL names the
+    /// writer apart for SQLite's sake).
+    pub(crate) writer: PgPool,
 }
 
 impl PgStore {
@@ -24,7 +27,7 @@ impl PgStore {
         sqlx::query("SELECT pg_advisory_xact_lock($1)").bind(MIGRATION_LOCK).execute(&mut *tx).await.map_err(db_err)?;
         run_migrations!(tx)?;
         tx.commit().await.map_err(db_err)?;
-        Ok(Self { pool })
+        Ok(Self { writer: pool.clone(), pool })
     }
 
     /// The underlying pool (tests use it to create isolated schemas).

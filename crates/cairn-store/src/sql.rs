@@ -73,7 +73,7 @@ macro_rules! impl_store {
                     .bind(&t.id)
                     .bind(&t.name)
                     .bind(t.created_at_ms)
-                    .execute(&self.pool)
+                    .execute(&self.writer)
                     .await
                     .map_err(|e| match $crate::db_err(e) {
                         StoreError::Conflict(_) => StoreError::Conflict(format!("tenant '{}' already exists", t.id)),
@@ -136,7 +136,7 @@ macro_rules! impl_store {
                 .bind(k.limits.monthly_budget_usd)
                 .bind(k.created_at_ms)
                 .bind(k.revoked_at_ms)
-                .execute(&self.pool)
+                .execute(&self.writer)
                 .await
                 .map_err(|e| match $crate::db_err(e) {
                     StoreError::NotFound(_) => StoreError::NotFound(format!("tenant '{}' does not exist", k.tenant_id)),
@@ -170,7 +170,7 @@ macro_rules! impl_store {
                 sqlx::query("UPDATE api_keys SET revoked_at_ms = COALESCE(revoked_at_ms, $2) WHERE id = $1")
                     .bind(id)
                     .bind(at_ms)
-                    .execute(&self.pool)
+                    .execute(&self.writer)
                     .await
                     .map_err($crate::db_err)?;
                 self.get_key(id).await?.ok_or_else(|| StoreError::NotFound(format!("key '{id}' does not exist")))
@@ -191,7 +191,7 @@ macro_rules! impl_store {
         #[async_trait]
         impl UsageStore for $store {
             async fn insert_usage(&self, records: &[UsageRecord]) -> cairn_core::store::StoreResult<()> {
-                let mut tx = self.pool.begin().await.map_err($crate::db_err)?;
+                let mut tx = self.writer.begin().await.map_err($crate::db_err)?;
                 for u in records {
                     sqlx::query(
                         "INSERT INTO usage_records (id, ts_ms, tenant_id, key_id, endpoint, model_alias, provider, \

@@ -12,9 +12,15 @@ use crate::db_err;
 use crate::migrate::run_migrations;
 
 /// Cairn's state in a SQLite database file.
+///
+/// Reads go to a pool of connections; writes to a single writer connection. SQLite admits one
+/// writer at a time anyway, and writers of the same process contending for its lock would wait
+/// in SQLite's busy handler, which sleeps; queueing them on one connection instead costs nothing.
+/// Other processes sharing the file still wait in the busy handler (`busy_timeout`).
 #[derive(Clone)]
 pub struct SqliteStore {
     pub(crate) pool: SqlitePool,
+    pub(crate) writer: SqlitePool,
 }
 
 impl SqliteStore {
@@ -33,15 +39,16 @@ impl SqliteStore {
             .synchronous(SqliteSynchronous::Normal)
             .busy_timeout(Duration::from_secs(10))
             .foreign_keys(true);
+        let writer = SqlitePoolOptions::new().max_connections(1).connect_with(opts.clone()).await.map_err(db_err)?;
+        let mut tx = writer.begin().await.map_err(db_err)?;
+        run_migrations!(tx)?;
+        tx.commit().await.map_err(db_err)?;
         let pool = SqlitePoolOptions::new()
             .max_connections(max_connections.max(1))
             .connect_with(opts)
             .await
             .map_err(db_err)?;
-        let mut tx = pool.begin().await.map_err(db_err)?;
-        run_migrations!(tx)?;
-        tx.commit().await.map_err(db_err)?;
-        Ok(Self { pool })
+        Ok(Self { pool, writer })
     }
 }
 

@@ -86,13 +86,22 @@ impl Api {
     }
 
     async fn post(&self, path: &str, body: &Value) -> Value {
-        let resp = self.client.post(format!("{}{path}", self.base)).bearer_auth(ADMIN_KEY).json(body).send().await.unwrap();
+        let resp =
+            self.client.post(format!("{}{path}", self.base)).bearer_auth(ADMIN_KEY).json(body).send().await.unwrap();
         assert!(resp.status().is_success(), "{path}: {}", resp.status());
         resp.json().await.unwrap()
     }
 
     async fn get(&self, path: &str) -> Value {
-        self.client.get(format!("{}{path}", self.base)).bearer_auth(ADMIN_KEY).send().await.unwrap().json().await.unwrap()
+        self.client
+            .get(format!("{}{path}", self.base))
+            .bearer_auth(ADMIN_KEY)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap()
     }
 
     /// Waits until every job succeeded; returns their ids.
