@@ -18,10 +18,12 @@ pub enum JobEvent {
     CancelRequested(String),
 }
 
-/// The process's job event bus and per-type wake-ups; cheap to clone.
+/// The process's job event bus and per-type wake-ups; cheap to clone. Changes and
+/// cancellations travel apart, so the workers' cancellation listener is not woken per job.
 #[derive(Clone)]
 pub struct EventHub {
-    tx: broadcast::Sender<JobEvent>,
+    changes: broadcast::Sender<JobEvent>,
+    cancels: broadcast::Sender<JobEvent>,
     wake: Arc<Mutex<HashMap<String, Arc<Notify>>>>,
 }
 
@@ -35,22 +37,30 @@ impl EventHub {
     /// An empty hub.
     pub fn new() -> Self {
         // Lagging receivers only lose hints: watchers also poll storage.
-        Self { tx: broadcast::channel(1024).0, wake: Arc::default() }
+        Self { changes: broadcast::channel(1024).0, cancels: broadcast::channel(256).0, wake: Arc::default() }
     }
 
     /// Tells watchers that `job_id` changed.
     pub fn changed(&self, job_id: &str) {
-        let _ = self.tx.send(JobEvent::Changed(job_id.to_owned()));
+        // Nothing to build when nobody watches (the common case under load).
+        if self.changes.receiver_count() > 0 {
+            let _ = self.changes.send(JobEvent::Changed(job_id.to_owned()));
+        }
     }
 
     /// Tells local workers to stop `job_id`.
     pub fn cancel_requested(&self, job_id: &str) {
-        let _ = self.tx.send(JobEvent::CancelRequested(job_id.to_owned()));
+        let _ = self.cancels.send(JobEvent::CancelRequested(job_id.to_owned()));
     }
 
-    /// Subscribes to every event from now on.
+    /// Subscribes to job changes from now on.
     pub fn subscribe(&self) -> broadcast::Receiver<JobEvent> {
-        self.tx.subscribe()
+        self.changes.subscribe()
+    }
+
+    /// Subscribes to cancellation requests from now on.
+    pub fn subscribe_cancels(&self) -> broadcast::Receiver<JobEvent> {
+        self.cancels.subscribe()
     }
 
     /// The wake-up for idle workers of one job type.

@@ -83,7 +83,7 @@ pub(crate) async fn renew(inner: &Inner) {
 
 /// Stops local jobs as soon as they are cancelled in this process.
 pub(crate) async fn listen_for_cancels(inner: Arc<Inner>) {
-    let mut rx = inner.service.events.subscribe();
+    let mut rx = inner.service.events.subscribe_cancels();
     loop {
         tokio::select! {
             ev = rx.recv() => match ev {

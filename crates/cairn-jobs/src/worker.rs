@@ -11,7 +11,7 @@ use std::time::Duration;
 use cairn_core::jobs::{AttemptOutcome, ClaimRequest, Finish, Job, LeaseRef, Outcome};
 use futures::FutureExt;
 use parking_lot::Mutex;
-use tokio::sync::{mpsc, oneshot, Semaphore};
+use tokio::sync::{mpsc, oneshot, OwnedSemaphorePermit, Semaphore};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
@@ -131,7 +131,7 @@ impl Worker {
             }
         };
         let count = jobs.len();
-        futures::future::join_all(jobs.into_iter().map(|j| self.inner.clone().execute(j, handler.clone()))).await;
+        futures::future::join_all(jobs.into_iter().map(|j| self.inner.clone().execute(j, handler.clone(), None))).await;
         count
     }
 
@@ -201,10 +201,7 @@ impl Inner {
                 Ok(jobs) if !jobs.is_empty() => {
                     for (job, permit) in jobs.into_iter().zip(permits) {
                         let (inner, handler) = (self.clone(), handler.clone());
-                        self.running.spawn(async move {
-                            inner.execute(job, handler).await;
-                            drop(permit);
-                        });
+                        self.running.spawn(async move { inner.execute(job, handler, Some(permit)).await });
                     }
                     continue;
                 }
@@ -221,8 +218,9 @@ impl Inner {
         }
     }
 
-    /// Runs one claimed job's attempt and records how it ended.
-    async fn execute(self: Arc<Self>, job: Job, handler: Arc<dyn JobHandler>) {
+    /// Runs one claimed job's attempt and records how it ended. The concurrency `slot` is
+    /// freed as soon as the handler returns: recording the end is batched with others.
+    async fn execute(self: Arc<Self>, job: Job, handler: Arc<dyn JobHandler>, slot: Option<OwnedSemaphorePermit>) {
         let s = self.service.clone();
         let lease = LeaseRef { job_id: job.id.clone(), lease_id: job.lease_id.clone().unwrap_or_default() };
         let stop = CancellationToken::new();
@@ -251,6 +249,7 @@ impl Inner {
             _ = async { stop.cancelled().await; tokio::time::sleep(CANCEL_GRACE).await } => End::Abandoned,
             _ = self.cut.cancelled() => End::Cut,
         };
+        drop(slot);
         let reason = self.active.lock().remove(&job.id).and_then(|a| a.reason);
         let outcome = self.outcome(&job, end, reason);
         let label = match &outcome {

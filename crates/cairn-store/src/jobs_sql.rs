@@ -2,7 +2,11 @@
 //! a claim keeps concurrent claimers apart: PostgreSQL locks the chosen rows with
 //! `FOR UPDATE SKIP LOCKED`; SQLite needs nothing, as it runs one write transaction at a time.
 //! Every state change of a running job is fenced by its lease id, so a worker that lost its
-//! lease (it hung, another worker took over) can never finish the job a second time.
+//! lease (it hung, another worker took over) can never finish the job a second time. Batches
+//! (enqueues, attempt ends) go in multi-row statements: each statement is a round trip to the
+//! database (on SQLite, to its connection's thread), so one per batch instead of one per job.
+
+use cairn_core::jobs::{AttemptOutcome, Finish, JobState, Outcome};
 
 /// Selected columns of `jobs`, in the order `job_from_row` reads them.
 pub(crate) const JOB_COLUMNS: &str = "id, tenant_id, kind, payload, state, priority, idempotency_key, \
@@ -12,13 +16,89 @@ pub(crate) const JOB_COLUMNS: &str = "id, tenant_id, kind, payload, state, prior
 /// Final states, as an SQL list.
 pub(crate) const FINAL_STATES: &str = "('succeeded', 'cancelled', 'dead')";
 
+/// Rows per multi-row statement: well under both databases' limits on bound parameters.
+pub(crate) const ROWS_PER_STATEMENT: usize = 500;
+
+/// `rows` copies of `template`, comma-separated, with each `?` replaced by the next `$N`.
+pub(crate) fn numbered(template: &str, rows: usize) -> String {
+    let mut out = String::with_capacity(rows * (template.len() + 16));
+    let mut n = 0;
+    for row in 0..rows {
+        if row > 0 {
+            out.push_str(", ");
+        }
+        for c in template.chars() {
+            if c == '?' {
+                n += 1;
+                out.push('$');
+                out.push_str(&n.to_string());
+            } else {
+                out.push(c);
+            }
+        }
+    }
+    out
+}
+
+/// What an attempt's end does to its job and its history.
+pub(crate) struct FinishEffect<'a> {
+    pub(crate) state: JobState,
+    pub(crate) result: Option<String>,
+    pub(crate) error: Option<&'a str>,
+    pub(crate) run_at_ms: Option<i64>,
+    pub(crate) finished_at_ms: Option<i64>,
+    /// 1 when the attempt is handed back uncounted.
+    pub(crate) give_back: i32,
+    pub(crate) attempt: AttemptOutcome,
+    pub(crate) attempt_error: Option<&'a str>,
+}
+
+impl<'a> FinishEffect<'a> {
+    pub(crate) fn of(f: &'a Finish) -> Self {
+        let base = |state, attempt| FinishEffect {
+            state,
+            result: None,
+            error: None,
+            run_at_ms: None,
+            finished_at_ms: Some(f.at_ms),
+            give_back: 0,
+            attempt,
+            attempt_error: None,
+        };
+        match &f.outcome {
+            Outcome::Succeeded(r) => FinishEffect {
+                result: r.as_ref().map(|v| v.to_string()),
+                ..base(JobState::Succeeded, AttemptOutcome::Succeeded)
+            },
+            Outcome::Retry { run_at_ms, error, outcome } => FinishEffect {
+                error: Some(error),
+                attempt_error: Some(error),
+                run_at_ms: Some(*run_at_ms),
+                finished_at_ms: None,
+                ..base(JobState::Queued, *outcome)
+            },
+            Outcome::Dead { error, outcome } => {
+                FinishEffect { error: Some(error), attempt_error: Some(error), ..base(JobState::Dead, *outcome) }
+            }
+            Outcome::Cancelled => base(JobState::Cancelled, AttemptOutcome::Cancelled),
+            Outcome::Released => FinishEffect {
+                run_at_ms: Some(f.at_ms),
+                finished_at_ms: None,
+                give_back: 1,
+                attempt_error: Some("the worker shut down; handed back unfinished"),
+                ..base(JobState::Queued, AttemptOutcome::Interrupted)
+            },
+        }
+    }
+}
+
 /// Implements `JobStore` for `$store` (which has a `pool` field) on database `$db`; `$lock` is
 /// the row-locking clause claims and the reaper append to their row selection.
 macro_rules! impl_job_store {
     ($store:ty, $db:ty, $lock:literal) => {
         use cairn_core::jobs::{
             Attempt, AttemptOutcome, BulkFilter, ClaimRequest, Finish, Job, JobFilter, JobState, JobStore,
-            LeaseRef, LeaseStatus, NewJob, Outcome, QueueCount, Reaped,
+            LeaseRef, LeaseStatus, NewJob, QueueCount, Reaped,
         };
         use cairn_core::store::StoreResult;
         use sqlx::Row;
@@ -97,30 +177,39 @@ macro_rules! impl_job_store {
         impl JobStore for $store {
             async fn enqueue_jobs(&self, jobs: &[NewJob]) -> StoreResult<Vec<(Job, bool)>> {
                 let mut tx = self.writer.begin().await.map_err($crate::db_err)?;
+                // One multi-row INSERT per chunk; RETURNING says which rows went in (the others
+                // hit an existing idempotency key).
+                let mut inserted = std::collections::HashSet::new();
+                for chunk in jobs.chunks($crate::jobs_sql::ROWS_PER_STATEMENT) {
+                    let sql = format!(
+                        "INSERT INTO jobs (id, tenant_id, kind, payload, state, priority, idempotency_key, attempts, \
+                         max_attempts, timeout_ms, run_at_ms, created_at_ms, updated_at_ms, cancel_requested) VALUES {} \
+                         ON CONFLICT (tenant_id, idempotency_key) WHERE idempotency_key IS NOT NULL \
+                         DO NOTHING RETURNING id",
+                        $crate::jobs_sql::numbered("(?, ?, ?, ?, 'queued', ?, ?, 0, ?, ?, ?, ?, ?, FALSE)", chunk.len())
+                    );
+                    let mut q = sqlx::query(&sql);
+                    for j in chunk {
+                        q = q
+                            .bind(&j.id)
+                            .bind(&j.tenant_id)
+                            .bind(&j.kind)
+                            .bind(j.payload.to_string())
+                            .bind(j.priority)
+                            .bind(&j.idempotency_key)
+                            .bind(j.max_attempts as i32)
+                            .bind(j.timeout_ms as i64)
+                            .bind(j.run_at_ms)
+                            .bind(j.created_at_ms)
+                            .bind(j.created_at_ms);
+                    }
+                    for r in q.fetch_all(&mut *tx).await.map_err($crate::db_err)? {
+                        inserted.insert(r.try_get::<String, _>("id").map_err($crate::db_err)?);
+                    }
+                }
                 let mut out = Vec::with_capacity(jobs.len());
                 for j in jobs {
-                    let inserted = sqlx::query(
-                        "INSERT INTO jobs (id, tenant_id, kind, payload, state, priority, idempotency_key, attempts, \
-                         max_attempts, timeout_ms, run_at_ms, created_at_ms, updated_at_ms, cancel_requested) \
-                         VALUES ($1, $2, $3, $4, 'queued', $5, $6, 0, $7, $8, $9, $10, $10, FALSE) \
-                         ON CONFLICT (tenant_id, idempotency_key) DO NOTHING",
-                    )
-                    .bind(&j.id)
-                    .bind(&j.tenant_id)
-                    .bind(&j.kind)
-                    .bind(j.payload.to_string())
-                    .bind(j.priority)
-                    .bind(&j.idempotency_key)
-                    .bind(j.max_attempts as i32)
-                    .bind(j.timeout_ms as i64)
-                    .bind(j.run_at_ms)
-                    .bind(j.created_at_ms)
-                    .execute(&mut *tx)
-                    .await
-                    .map_err($crate::db_err)?
-                    .rows_affected()
-                        == 1;
-                    if inserted {
+                    if inserted.contains(&j.id) {
                         out.push((j.clone().into_job(), true));
                         continue;
                     }
@@ -249,65 +338,66 @@ macro_rules! impl_job_store {
 
             async fn finish_jobs(&self, finishes: &[Finish]) -> StoreResult<Vec<bool>> {
                 let mut tx = self.writer.begin().await.map_err($crate::db_err)?;
-                let mut out = Vec::with_capacity(finishes.len());
-                for f in finishes {
-                    // (state, result, error, next run, finished, attempts given back, attempt outcome)
-                    let (state, result, error, run_at, finished, give_back, attempt) = match &f.outcome {
-                        Outcome::Succeeded(r) => (
-                            JobState::Succeeded,
-                            r.as_ref().map(|v| v.to_string()),
-                            None,
-                            None,
-                            Some(f.at_ms),
-                            0,
-                            AttemptOutcome::Succeeded,
-                        ),
-                        Outcome::Retry { run_at_ms, error, outcome } => {
-                            (JobState::Queued, None, Some(error.as_str()), Some(*run_at_ms), None, 0, *outcome)
-                        }
-                        Outcome::Dead { error, outcome } => {
-                            (JobState::Dead, None, Some(error.as_str()), None, Some(f.at_ms), 0, *outcome)
-                        }
-                        Outcome::Cancelled => {
-                            (JobState::Cancelled, None, None, None, Some(f.at_ms), 0, AttemptOutcome::Cancelled)
-                        }
-                        Outcome::Released => {
-                            (JobState::Queued, None, None, Some(f.at_ms), None, 1, AttemptOutcome::Interrupted)
-                        }
-                    };
-                    let applied = sqlx::query(
-                        "UPDATE jobs SET state = $3, result = $4, last_error = COALESCE($5, last_error), \
-                         run_at_ms = COALESCE($6, run_at_ms), finished_at_ms = $7, attempts = attempts - $8, \
-                         updated_at_ms = $9, worker = NULL, lease_id = NULL, lease_until_ms = NULL, \
-                         cancel_requested = FALSE WHERE id = $1 AND lease_id = $2 AND state = 'running'",
-                    )
-                    .bind(&f.job_id)
-                    .bind(&f.lease_id)
-                    .bind(state.as_str())
-                    .bind(result)
-                    .bind(error)
-                    .bind(run_at)
-                    .bind(finished)
-                    .bind(give_back)
-                    .bind(f.at_ms)
-                    .execute(&mut *tx)
-                    .await
-                    .map_err($crate::db_err)?
-                    .rows_affected()
-                        == 1;
-                    if applied {
-                        let msg = match &f.outcome {
-                            Outcome::Released => Some("the worker shut down; handed back unfinished"),
-                            _ => error,
-                        };
-                        insert_attempt(&mut tx, &f.job_id, &f.lease_id, &f.worker, f.started_at_ms, f.at_ms, attempt, msg)
-                            .await
-                            .map_err($crate::db_err)?;
+                let mut applied = std::collections::HashSet::new();
+                for chunk in finishes.chunks($crate::jobs_sql::ROWS_PER_STATEMENT) {
+                    // One UPDATE for the whole chunk, each row fenced by its lease.
+                    let sql = format!(
+                        "UPDATE jobs SET state = v.column3, result = v.column4, \
+                         last_error = COALESCE(v.column5, jobs.last_error), \
+                         run_at_ms = COALESCE(v.column6, jobs.run_at_ms), finished_at_ms = v.column7, \
+                         attempts = jobs.attempts - v.column8, updated_at_ms = v.column9, worker = NULL, \
+                         lease_id = NULL, lease_until_ms = NULL, cancel_requested = FALSE \
+                         FROM (VALUES {}) AS v \
+                         WHERE jobs.id = v.column1 AND jobs.lease_id = v.column2 AND jobs.state = 'running' \
+                         RETURNING jobs.id",
+                        $crate::jobs_sql::numbered(
+                            "(?, ?, ?, ?, ?, CAST(? AS BIGINT), CAST(? AS BIGINT), CAST(? AS INTEGER), CAST(? AS BIGINT))",
+                            chunk.len()
+                        )
+                    );
+                    let mut q = sqlx::query(&sql);
+                    for f in chunk {
+                        let e = $crate::jobs_sql::FinishEffect::of(f);
+                        q = q
+                            .bind(&f.job_id)
+                            .bind(&f.lease_id)
+                            .bind(e.state.as_str())
+                            .bind(e.result)
+                            .bind(e.error.map(str::to_owned))
+                            .bind(e.run_at_ms)
+                            .bind(e.finished_at_ms)
+                            .bind(e.give_back)
+                            .bind(f.at_ms);
                     }
-                    out.push(applied);
+                    for r in q.fetch_all(&mut *tx).await.map_err($crate::db_err)? {
+                        applied.insert(r.try_get::<String, _>("id").map_err($crate::db_err)?);
+                    }
+                    // Every attempt that ended is kept, in one INSERT.
+                    let ended: Vec<&Finish> = chunk.iter().filter(|f| applied.contains(&f.job_id)).collect();
+                    if ended.is_empty() {
+                        continue;
+                    }
+                    let sql = format!(
+                        "INSERT INTO job_attempts (job_id, lease_id, worker, started_at_ms, finished_at_ms, outcome, error) \
+                         VALUES {} ON CONFLICT (job_id, lease_id) DO NOTHING",
+                        $crate::jobs_sql::numbered("(?, ?, ?, ?, ?, ?, ?)", ended.len())
+                    );
+                    let mut q = sqlx::query(&sql);
+                    for f in ended {
+                        let e = $crate::jobs_sql::FinishEffect::of(f);
+                        q = q
+                            .bind(&f.job_id)
+                            .bind(&f.lease_id)
+                            .bind(&f.worker)
+                            .bind(f.started_at_ms)
+                            .bind(f.at_ms)
+                            .bind(e.attempt.as_str())
+                            .bind(e.attempt_error.map(str::to_owned));
+                    }
+                    q.execute(&mut *tx).await.map_err($crate::db_err)?;
                 }
                 tx.commit().await.map_err($crate::db_err)?;
-                Ok(out)
+                Ok(finishes.iter().map(|f| applied.contains(&f.job_id)).collect())
             }
 
             async fn set_job_progress(
@@ -468,11 +558,13 @@ macro_rules! impl_job_store {
             }
 
             async fn queue_counts(&self) -> StoreResult<Vec<QueueCount>> {
-                // Only the states that make up a queue's depth: final ones grow until purged.
-                let rows = sqlx::query(
-                    "SELECT kind, state, CAST(COUNT(*) AS BIGINT) AS n FROM jobs \
-                     WHERE state IN ('queued', 'running', 'dead') GROUP BY kind, state ORDER BY kind, state",
-                )
+                // Only the states that make up a queue's depth (final ones grow until purged),
+                // one state per branch so each is answered from its partial index.
+                let count = |state: &str| {
+                    format!("SELECT kind, '{state}' AS state, CAST(COUNT(*) AS BIGINT) AS n FROM jobs WHERE state = '{state}' GROUP BY kind")
+                };
+                let sql = format!("{} UNION ALL {} UNION ALL {}", count("queued"), count("running"), count("dead"));
+                let rows = sqlx::query(&sql)
                 .fetch_all(&self.pool)
                 .await
                 .map_err($crate::db_err)?;

@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use cairn_core::jobs::{AttemptOutcome, ClaimRequest, Finish, JobState, Outcome};
+use cairn_core::jobs::{AttemptOutcome, ClaimRequest, Finish, JobState, Outcome, QueueCount};
 use cairn_jobs::{Clock, EnqueueRequest, RetryDeadRequest};
 use serde_json::json;
 
@@ -73,6 +73,8 @@ async fn a_poison_job_is_dead_lettered_and_can_be_replayed(h: Harness) {
     }
     let dead = h.job(&job.id).await;
     assert_eq!((dead.state, dead.attempts), (JobState::Dead, 3));
+    let counts = h.store.queue_counts().await.unwrap();
+    assert_eq!(counts, [QueueCount { kind: "record".into(), state: JobState::Dead, count: 1 }]);
     assert!(dead.last_error.as_deref().unwrap().contains("gave up after 3 attempts"), "{dead:?}");
     let history = h.svc.get(&alice(), &job.id).await.unwrap().attempts_history;
     let errors: Vec<_> = history.iter().map(|a| a.error.clone().unwrap()).collect();

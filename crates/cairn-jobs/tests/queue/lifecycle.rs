@@ -26,7 +26,10 @@ async fn enqueue_run_and_record_the_attempt(h: Harness) {
     let job = h.enqueue(&alice(), "record", json!({})).await;
     assert_eq!((job.state, job.attempts, job.tenant_id.as_str()), (JobState::Queued, 0, "a"));
     assert!(job.id.starts_with("job_"));
+    let depth = h.store.queue_counts().await.unwrap();
+    assert_eq!((depth.len(), depth[0].state, depth[0].count), (1, JobState::Queued, 1));
     assert_eq!(h.worker.run_due("record").await, 1);
+    assert!(h.store.queue_counts().await.unwrap().is_empty(), "finished jobs are not queue depth");
     let done = h.job(&job.id).await;
     assert_eq!(done.state, JobState::Succeeded);
     assert_eq!(done.result, Some(json!({ "attempt": 1 })));

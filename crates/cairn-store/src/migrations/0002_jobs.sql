@@ -22,14 +22,19 @@ CREATE TABLE IF NOT EXISTS jobs (
     lease_id         TEXT,
     lease_until_ms   BIGINT
 );
--- Claims scan due jobs of one type by priority, then age.
-CREATE INDEX IF NOT EXISTS jobs_claim ON jobs (kind, state, priority DESC, run_at_ms, id);
+-- Partial indexes (both databases have them) hold only the rows in one state, so a state
+-- change touches the index it leaves and the one it enters, and nothing else.
+-- Claims scan due queued jobs of one type by priority, then age.
+CREATE INDEX IF NOT EXISTS jobs_claim ON jobs (kind, priority DESC, run_at_ms, id) WHERE state = 'queued';
 -- The reaper scans running jobs by lease expiry.
-CREATE INDEX IF NOT EXISTS jobs_lease ON jobs (state, lease_until_ms);
+CREATE INDEX IF NOT EXISTS jobs_lease ON jobs (lease_until_ms) WHERE state = 'running';
+-- Queue-depth metrics count dead jobs by type.
+CREATE INDEX IF NOT EXISTS jobs_dead ON jobs (kind) WHERE state = 'dead';
+-- Purges scan finished jobs by age.
+CREATE INDEX IF NOT EXISTS jobs_finished ON jobs (finished_at_ms) WHERE finished_at_ms IS NOT NULL;
 CREATE INDEX IF NOT EXISTS jobs_tenant ON jobs (tenant_id, id);
-CREATE INDEX IF NOT EXISTS jobs_finished ON jobs (state, finished_at_ms);
--- NULL keys are distinct in both SQLite and PostgreSQL, so jobs without a key never collide.
-CREATE UNIQUE INDEX IF NOT EXISTS jobs_idempotency ON jobs (tenant_id, idempotency_key);
+CREATE UNIQUE INDEX IF NOT EXISTS jobs_idempotency ON jobs (tenant_id, idempotency_key)
+    WHERE idempotency_key IS NOT NULL;
 
 CREATE TABLE IF NOT EXISTS job_attempts (
     job_id         TEXT NOT NULL,
