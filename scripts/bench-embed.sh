@@ -5,14 +5,15 @@
 # Set CAIRN_BENCH_NO_REFERENCE=1 to skip the reference.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+BIN="${CARGO_TARGET_DIR:-target}/release"
 THREADS="${THREADS:-$(nproc)}"
 SECONDS_PER_RUN="${SECONDS_PER_RUN:-10}"
 CORPUS="${CORPUS:-../shared/data/scifact/corpus.jsonl}"
 scripts/system-deps.sh
 cargo build --release -p cairn -p cairn-bench
-target/release/cairn models pull minilm
-MODEL="$(target/release/cairn models path minilm)"
-target/release/cairn-bench embed --model "$MODEL" --corpus "$CORPUS" --threads "$THREADS" --seconds "$SECONDS_PER_RUN"
+"$BIN"/cairn models pull minilm
+MODEL="$("$BIN"/cairn models path minilm)"
+"$BIN"/cairn-bench embed --model "$MODEL" --corpus "$CORPUS" --threads "$THREADS" --seconds "$SECONDS_PER_RUN"
 if [ -z "${CAIRN_BENCH_NO_REFERENCE:-}" ]; then
   VENV="${CAIRN_CACHE_DIR:-$HOME/.cache/cairn}/venv-st"
   if ! "$VENV/bin/python" -c "import sentence_transformers" 2>/dev/null; then

@@ -4,6 +4,7 @@
 # Extra arguments go to `cairn-bench gateway` (e.g. --seconds 5 --rates 1000).
 set -euo pipefail
 cd "$(dirname "$0")/.."
+BIN="${CARGO_TARGET_DIR:-target}/release"
 scripts/system-deps.sh
 cargo build --release -p cairn -p cairn-bench
-exec target/release/cairn-bench gateway --cairn target/release/cairn "$@"
+exec "$BIN"/cairn-bench gateway --cairn "$BIN"/cairn "$@"

@@ -4,8 +4,9 @@
 # (e.g. `--config cairn.toml`). The first start prints an admin key once.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+BIN="${CARGO_TARGET_DIR:-target}/release"
 scripts/system-deps.sh
 cargo build --release -p cairn
 # The in-process models, fetched once and verified (a no-op when already present).
-target/release/cairn models pull
-exec target/release/cairn serve "$@"
+"$BIN"/cairn models pull
+exec "$BIN"/cairn serve "$@"
