@@ -15,5 +15,5 @@ mod state;
 
 pub use app::App;
 pub use error::ApiError;
-pub use server::serve;
+pub use server::{serve, serve_metrics};
 pub use state::AppState;

@@ -63,3 +63,17 @@ pub async fn serve(
     tracing::info!("shutdown complete");
     Ok(())
 }
+
+/// Serves only `/healthz` and `/metrics` from `metrics` until `shutdown` resolves: the
+/// operations endpoints of processes without the API, such as `cairn worker`.
+pub async fn serve_metrics(
+    listener: TcpListener,
+    metrics: std::sync::Arc<cairn_telemetry::Metrics>,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    use axum::routing::get;
+    let router = axum::Router::new()
+        .route("/healthz", get(crate::routes::ops::healthz))
+        .route("/metrics", get(move || async move { crate::routes::ops::render(&metrics) }));
+    axum::serve(listener, router).with_graceful_shutdown(shutdown).await
+}

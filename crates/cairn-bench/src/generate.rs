@@ -1,6 +1,7 @@
 //! `cairn-bench generate`: generation speed of the in-process chat model (llama.cpp on a GGUF
 //! file): prompt tokens/s, time to first token and output tokens/s, with a fixed prompt at
-//! temperature 0, median of several runs.
+//! temperature 0, median of several runs; and, side by side in the same run, the same figures
+//! for a bare llama.cpp loop (`cairn_llama::bare`) on the same file, thread count and tokens.
 
 use std::path::Path;
 use std::time::Instant;
@@ -67,8 +68,10 @@ pub async fn run(model: &Path, threads: &[usize], runs: usize, max_tokens: u32) 
                   to the ships at sea. Mention the fuel, the lens and the daily routine.";
     println!("## Generation speed (cairn-bench generate, {runs} runs each, median; temperature 0)\n");
     println!("model: {}\n", model.display());
-    println!("| threads | prompt tokens | prompt tokens/s | time to first token | output tokens | output tokens/s |");
-    println!("|---|---|---|---|---|---|");
+    println!(
+        "| threads | prompt tokens | prompt tokens/s: Cairn / bare llama.cpp | time to first token: Cairn / bare | output tokens | output tokens/s: Cairn / bare llama.cpp | output speed ratio |"
+    );
+    println!("|---|---|---|---|---|---|---|");
     for &t in threads {
         let engine = ChatEngine::load(model, EngineOptions { threads: t, context: 2048, queue: 4 })?;
         once(&engine, prompt, 8).await?; // warm-up
@@ -76,14 +79,28 @@ pub async fn run(model: &Path, threads: &[usize], runs: usize, max_tokens: u32) 
         for _ in 0..runs {
             all.push(once(&engine, prompt, max_tokens).await?);
         }
+        drop(engine);
         let r = &all[0];
+        let n_out = r.output_tokens.max(2);
+        let (model, prompt) = (model.to_path_buf(), prompt.to_owned());
+        let bare = tokio::task::spawn_blocking(move || {
+            cairn_llama::bare::generate(&model, t, 2048, &prompt, n_out, runs + 1)
+        })
+        .await??;
+        let bare = &bare[1..]; // the first run warms up
+        let cairn_out = median(all.iter().map(|r| r.output_tps).collect());
+        let bare_out = median(bare.iter().map(|b| (b.output_tokens - 1) as f64 / b.generation_secs).collect());
         println!(
-            "| {t} | {} | {:.0} | {:.1} ms | {} | {:.1} |",
+            "| {t} | {} | {:.0} / {:.0} | {:.1} ms / {:.1} ms | {} | {:.1} / {:.1} | {:.2} |",
             r.prompt_tokens,
             median(all.iter().map(|r| r.prompt_tps).collect()),
+            median(bare.iter().map(|b| b.prompt_tokens as f64 / b.prompt_secs).collect()),
             median(all.iter().map(|r| r.ttft_ms).collect()),
+            median(bare.iter().map(|b| b.first_token_secs * 1000.0).collect()),
             r.output_tokens,
-            median(all.iter().map(|r| r.output_tps).collect()),
+            cairn_out,
+            bare_out,
+            cairn_out / bare_out,
         );
     }
     Ok(())

@@ -14,6 +14,7 @@
 mod backoff;
 pub mod builtin;
 mod clock;
+mod combiner;
 mod events;
 mod handler;
 mod registry;

@@ -17,6 +17,7 @@ use tokio::sync::broadcast::error::RecvError;
 
 use crate::backoff::Backoff;
 use crate::clock::Clock;
+use crate::combiner::Combiner;
 use crate::events::{EventHub, JobEvent};
 use crate::registry::Registry;
 use crate::types::{
@@ -38,10 +39,12 @@ pub struct JobService {
     pub(crate) config: JobsConfig,
     pub(crate) events: EventHub,
     pub(crate) metrics: Arc<Metrics>,
+    combiner: Combiner,
 }
 
 impl JobService {
-    /// A service over `store` running the types in `registry`.
+    /// A service over `store` running the types in `registry` (call within a Tokio runtime:
+    /// it starts the enqueue writer task).
     pub fn new(
         store: Arc<dyn Store>,
         registry: Registry,
@@ -49,7 +52,8 @@ impl JobService {
         clock: Arc<dyn Clock>,
         metrics: Arc<Metrics>,
     ) -> Self {
-        Self { store, registry, clock, config, events: EventHub::new(), metrics }
+        let combiner = Combiner::start(store.clone());
+        Self { store, registry, clock, config, events: EventHub::new(), metrics, combiner }
     }
 
     /// The process's job event bus (workers built on this service share it).
@@ -99,7 +103,7 @@ impl JobService {
                 return Err(Error::NotFound(format!("tenant '{tenant}' does not exist")));
             }
         }
-        let out = self.store.enqueue_jobs(&jobs).await?;
+        let out = self.combiner.enqueue(jobs).await?;
         for (job, created) in &out {
             if *created {
                 self.metrics.jobs_enqueued.get_or_create(&vec![("type", job.kind.clone())]).inc();

@@ -23,7 +23,8 @@ use crate::EngineError;
 /// llama.cpp's backend may be initialised once per process; every engine shares it.
 static BACKEND: OnceLock<Result<LlamaBackend, String>> = OnceLock::new();
 
-fn backend() -> Result<&'static LlamaBackend, EngineError> {
+/// The process's llama.cpp backend, initialised on first use.
+pub(crate) fn backend() -> Result<&'static LlamaBackend, EngineError> {
     BACKEND
         .get_or_init(|| {
             LlamaBackend::init()

@@ -6,6 +6,7 @@
 
 #![warn(missing_docs)]
 
+pub mod bare;
 mod engine;
 mod stops;
 

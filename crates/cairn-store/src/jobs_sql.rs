@@ -173,6 +173,17 @@ macro_rules! impl_job_store {
             Ok(())
         }
 
+        /// Runs `sql` (binding `$1` = job id, `$2` = time) and says whether it changed the job.
+        async fn update_one(
+            pool: &sqlx::Pool<$db>,
+            sql: &'static str,
+            id: &str,
+            at_ms: i64,
+        ) -> StoreResult<bool> {
+            let n = sqlx::query(sql).bind(id).bind(at_ms).execute(pool).await.map_err($crate::db_err)?.rows_affected();
+            Ok(n == 1)
+        }
+
         #[async_trait::async_trait]
         impl JobStore for $store {
             async fn enqueue_jobs(&self, jobs: &[NewJob]) -> StoreResult<Vec<(Job, bool)>> {
@@ -475,45 +486,18 @@ macro_rules! impl_job_store {
             }
 
             async fn cancel_queued_job(&self, id: &str, at_ms: i64) -> StoreResult<bool> {
-                let n = sqlx::query(
-                    "UPDATE jobs SET state = 'cancelled', finished_at_ms = $2, updated_at_ms = $2 \
-                     WHERE id = $1 AND state = 'queued'",
-                )
-                .bind(id)
-                .bind(at_ms)
-                .execute(&self.writer)
-                .await
-                .map_err($crate::db_err)?
-                .rows_affected();
-                Ok(n == 1)
+                update_one(&self.writer, "UPDATE jobs SET state = 'cancelled', finished_at_ms = $2, updated_at_ms = $2 \
+                     WHERE id = $1 AND state = 'queued'", id, at_ms).await
             }
 
             async fn request_job_cancel(&self, id: &str, at_ms: i64) -> StoreResult<bool> {
-                let n = sqlx::query(
-                    "UPDATE jobs SET cancel_requested = TRUE, updated_at_ms = $2 WHERE id = $1 AND state = 'running'",
-                )
-                .bind(id)
-                .bind(at_ms)
-                .execute(&self.writer)
-                .await
-                .map_err($crate::db_err)?
-                .rows_affected();
-                Ok(n == 1)
+                update_one(&self.writer, "UPDATE jobs SET cancel_requested = TRUE, updated_at_ms = $2 WHERE id = $1 AND state = 'running'", id, at_ms).await
             }
 
             async fn requeue_job(&self, id: &str, at_ms: i64) -> StoreResult<bool> {
-                let n = sqlx::query(
-                    "UPDATE jobs SET state = 'queued', attempts = 0, run_at_ms = $2, updated_at_ms = $2, \
+                update_one(&self.writer, "UPDATE jobs SET state = 'queued', attempts = 0, run_at_ms = $2, updated_at_ms = $2, \
                      finished_at_ms = NULL, result = NULL, cancel_requested = FALSE \
-                     WHERE id = $1 AND state IN ('dead', 'cancelled')",
-                )
-                .bind(id)
-                .bind(at_ms)
-                .execute(&self.writer)
-                .await
-                .map_err($crate::db_err)?
-                .rows_affected();
-                Ok(n == 1)
+                     WHERE id = $1 AND state IN ('dead', 'cancelled')", id, at_ms).await
             }
 
             async fn requeue_dead_jobs(&self, f: &BulkFilter, at_ms: i64) -> StoreResult<u64> {

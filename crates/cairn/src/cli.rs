@@ -26,7 +26,7 @@ pub enum Command {
     Serve,
     /// Run job workers only (no HTTP server), sharing the configured storage with other nodes.
     #[command(
-        after_help = "Examples:\n  cairn worker\n  cairn worker --types webhook --concurrency 32\n  CAIRN_STORAGE__URL=postgres://db/cairn cairn worker"
+        after_help = "Examples:\n  cairn worker\n  cairn worker --types webhook --concurrency 32 --metrics-bind 127.0.0.1:9464\n  CAIRN_STORAGE__URL=postgres://db/cairn cairn worker"
     )]
     Worker(WorkerArgs),
     /// Inspect and manage durable jobs (works directly on the configured storage).
@@ -77,6 +77,9 @@ pub struct WorkerArgs {
     /// Concurrency per type (default: `jobs.default_concurrency` and `jobs.concurrency`).
     #[arg(long)]
     pub concurrency: Option<usize>,
+    /// Serve `/healthz` and `/metrics` (Prometheus) on this address, e.g. 127.0.0.1:9464.
+    #[arg(long)]
+    pub metrics_bind: Option<String>,
 }
 
 /// `cairn jobs ...`

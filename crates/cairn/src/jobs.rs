@@ -35,15 +35,23 @@ pub async fn worker(mut config: Config, args: WorkerArgs, signal: impl Future<Ou
         config.jobs.concurrency.clear();
     }
     let metrics = Arc::new(Metrics::new());
-    let svc = service(&config, metrics).await?;
+    let svc = service(&config, metrics.clone()).await?;
     let known: Vec<String> = svc.types().into_iter().map(|t| t.kind).collect();
     if let Some(bad) = args.types.iter().find(|t| !known.contains(t)) {
         bail!("unknown job type '{bad}' (known: {})", known.join(", "));
     }
     let kinds = (!args.types.is_empty()).then_some(args.types);
+    let stop = tokio_util::sync::CancellationToken::new();
+    if let Some(bind) = &args.metrics_bind {
+        let listener = tokio::net::TcpListener::bind(bind).await.with_context(|| format!("binding {bind}"))?;
+        tracing::info!(addr = %listener.local_addr()?, "serving /healthz and /metrics");
+        let stopped = stop.clone().cancelled_owned();
+        tokio::spawn(cairn_api::serve_metrics(listener, metrics, stopped));
+    }
     let worker = Worker::new(svc, Worker::default_id(), kinds);
     worker.start();
     signal.await;
+    stop.cancel();
     tracing::info!("shutting down: finishing running jobs");
     worker.shutdown(Duration::from_secs(config.server.shutdown_grace_secs)).await;
     Ok(())

@@ -162,8 +162,17 @@ async fn a_killed_worker_loses_its_jobs_to_another(url: String) {
     receiver.wait_for_deliveries(8, Duration::from_secs(30)).await;
     first.kill().unwrap();
     first.wait().unwrap();
-    let mut second = spawn(dir.path(), "worker-2", &config, &["worker"], 0);
+    let metrics_addr = format!("127.0.0.1:{}", free_port());
+    let mut second = spawn(dir.path(), "worker-2", &config, &["worker", "--metrics-bind", &metrics_addr], 0);
     assert_exactly_once(&api, &receiver, &enqueued).await;
+    // The surviving worker took the dead one's jobs back, and says so in its metrics.
+    let metrics = api.client.get(format!("http://{metrics_addr}/metrics")).send().await.unwrap().text().await.unwrap();
+    let expiries = metrics
+        .lines()
+        .find_map(|l| l.strip_prefix(r#"cairn_job_lease_expiries_total{type="webhook"} "#))
+        .and_then(|v| v.parse::<f64>().ok());
+    assert!(expiries.is_some_and(|n| n >= 1.0), "{metrics}");
+    assert!(metrics.contains(r#"cairn_job_attempts_total{type="webhook",outcome="succeeded"}"#));
     for p in [&mut second, &mut api_node] {
         let _ = p.kill();
         let _ = p.wait();

@@ -33,6 +33,11 @@ pub async fn readyz(State(s): State<AppState>) -> Response {
 /// Prometheus metrics in text exposition format.
 #[utoipa::path(get, path = "/metrics", tag = "operations", responses((status = 200, description = "Prometheus text", content_type = "text/plain")))]
 pub async fn metrics(State(s): State<AppState>) -> Response {
-    ([(header::CONTENT_TYPE, "application/openmetrics-text; version=1.0.0; charset=utf-8")], s.metrics.render())
+    render(&s.metrics)
+}
+
+/// The metrics response: every family in OpenMetrics text.
+pub(crate) fn render(metrics: &cairn_telemetry::Metrics) -> Response {
+    ([(header::CONTENT_TYPE, "application/openmetrics-text; version=1.0.0; charset=utf-8")], metrics.render())
         .into_response()
 }

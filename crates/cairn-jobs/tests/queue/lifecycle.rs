@@ -4,7 +4,7 @@
 use std::collections::HashSet;
 
 use cairn_core::jobs::{AttemptOutcome, ClaimRequest, JobState};
-use cairn_jobs::{EnqueueRequest, PurgeRequest};
+use cairn_jobs::{EnqueueRequest, ListRequest, PurgeRequest};
 use futures::StreamExt;
 use serde_json::json;
 
@@ -20,6 +20,7 @@ on_both!(
     a_renewed_lease_keeps_a_long_job,
     purge_deletes_only_old_finished_jobs,
     concurrent_claims_never_overlap,
+    concurrent_enqueues_are_grouped_without_mixing_callers,
 );
 
 async fn enqueue_run_and_record_the_attempt(h: Harness) {
@@ -64,9 +65,34 @@ async fn idempotency_keys_return_the_first_job(h: Harness) {
     // Keys are per tenant.
     let (other, created) = h.svc.enqueue(&bob(), req(json!({}))).await.unwrap();
     assert!(created && other.id != first.id);
-    // Within one batch too.
+    // Within one batch too, for a key seen before and for a new one.
     let out = h.svc.enqueue_batch(&bob(), vec![req(json!({})), req(json!({}))]).await.unwrap();
     assert!(out.iter().all(|(j, created)| j.id == other.id && !created));
+    let fresh = |k: &str| EnqueueRequest { idempotency_key: Some(k.into()), ..req(json!({})) };
+    let out = h.svc.enqueue_batch(&alice(), vec![fresh("new"), fresh("new")]).await.unwrap();
+    assert!(out[0].1 && !out[1].1 && out[0].0.id == out[1].0.id, "{out:?}");
+}
+
+async fn concurrent_enqueues_are_grouped_without_mixing_callers(h: Harness) {
+    let svc = h.svc.clone();
+    let tasks = (0..64).map(|i| {
+        let svc = svc.clone();
+        tokio::spawn(async move {
+            let key = (i % 2 == 0).then(|| "shared".to_owned()).unwrap_or_else(|| format!("own-{i}"));
+            let req = EnqueueRequest { kind: "record".into(), payload: json!({ "i": i }), idempotency_key: Some(key), ..Default::default() };
+            let (job, created) = svc.enqueue(&alice(), req).await.unwrap();
+            (i, job, created)
+        })
+    });
+    let out: Vec<_> = futures::future::join_all(tasks).await.into_iter().map(|r| r.unwrap()).collect();
+    let shared: HashSet<_> = out.iter().filter(|(i, _, _)| i % 2 == 0).map(|(_, j, _)| j.id.clone()).collect();
+    assert_eq!(shared.len(), 1, "one job for the shared key");
+    assert_eq!(out.iter().filter(|(i, _, created)| i % 2 == 0 && *created).count(), 1);
+    for (i, job, created) in out.iter().filter(|(i, _, _)| i % 2 == 1) {
+        assert!(*created);
+        assert_eq!(job.payload, json!({ "i": i }), "each caller gets its own job back");
+    }
+    assert_eq!(h.svc.list(&alice(), ListRequest { limit: Some(500), ..Default::default() }).await.unwrap().data.len(), 33);
 }
 
 async fn higher_priority_runs_first(h: Harness) {
