@@ -83,10 +83,9 @@ pub async fn run(model: &Path, threads: &[usize], runs: usize, max_tokens: u32) 
         let r = &all[0];
         let n_out = r.output_tokens.max(2);
         let (model, prompt) = (model.to_path_buf(), prompt.to_owned());
-        let bare = tokio::task::spawn_blocking(move || {
-            cairn_llama::bare::generate(&model, t, 2048, &prompt, n_out, runs + 1)
-        })
-        .await??;
+        let bare =
+            tokio::task::spawn_blocking(move || cairn_llama::bare::generate(&model, t, 2048, &prompt, n_out, runs + 1))
+                .await??;
         let bare = &bare[1..]; // the first run warms up
         let cairn_out = median(all.iter().map(|r| r.output_tps).collect());
         let bare_out = median(bare.iter().map(|b| (b.output_tokens - 1) as f64 / b.generation_secs).collect());

@@ -79,7 +79,12 @@ async fn concurrent_enqueues_are_grouped_without_mixing_callers(h: Harness) {
         let svc = svc.clone();
         tokio::spawn(async move {
             let key = (i % 2 == 0).then(|| "shared".to_owned()).unwrap_or_else(|| format!("own-{i}"));
-            let req = EnqueueRequest { kind: "record".into(), payload: json!({ "i": i }), idempotency_key: Some(key), ..Default::default() };
+            let req = EnqueueRequest {
+                kind: "record".into(),
+                payload: json!({ "i": i }),
+                idempotency_key: Some(key),
+                ..Default::default()
+            };
             let (job, created) = svc.enqueue(&alice(), req).await.unwrap();
             (i, job, created)
         })
@@ -92,7 +97,10 @@ async fn concurrent_enqueues_are_grouped_without_mixing_callers(h: Harness) {
         assert!(*created);
         assert_eq!(job.payload, json!({ "i": i }), "each caller gets its own job back");
     }
-    assert_eq!(h.svc.list(&alice(), ListRequest { limit: Some(500), ..Default::default() }).await.unwrap().data.len(), 33);
+    assert_eq!(
+        h.svc.list(&alice(), ListRequest { limit: Some(500), ..Default::default() }).await.unwrap().data.len(),
+        33
+    );
 }
 
 async fn higher_priority_runs_first(h: Harness) {
