@@ -146,33 +146,6 @@ macro_rules! impl_job_store {
             rows.iter().map(job_from_row).collect::<Result<_, _>>().map_err($crate::db_err)
         }
 
-        /// Records one finished attempt (idempotent: a replayed finish inserts nothing).
-        async fn insert_attempt(
-            tx: &mut sqlx::Transaction<'_, $db>,
-            job_id: &str,
-            lease_id: &str,
-            worker: &str,
-            started_at_ms: i64,
-            finished_at_ms: i64,
-            outcome: AttemptOutcome,
-            error: Option<&str>,
-        ) -> Result<(), sqlx::Error> {
-            sqlx::query(
-                "INSERT INTO job_attempts (job_id, lease_id, worker, started_at_ms, finished_at_ms, outcome, error) \
-                 VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (job_id, lease_id) DO NOTHING",
-            )
-            .bind(job_id)
-            .bind(lease_id)
-            .bind(worker)
-            .bind(started_at_ms)
-            .bind(finished_at_ms)
-            .bind(outcome.as_str())
-            .bind(error)
-            .execute(&mut **tx)
-            .await?;
-            Ok(())
-        }
-
         /// Runs `sql` (binding `$1` = job id, `$2` = time) and says whether it changed the job.
         async fn update_one(
             pool: &sqlx::Pool<$db>,
@@ -472,9 +445,20 @@ macro_rules! impl_job_store {
                     .map_err($crate::db_err)?;
                     let Some(row) = row else { continue };
                     let state: String = row.try_get("state").map_err($crate::db_err)?;
-                    insert_attempt(&mut tx, &id, &lease_id, &worker, started, now_ms, AttemptOutcome::LeaseExpired, Some(&error))
-                        .await
-                        .map_err($crate::db_err)?;
+                    sqlx::query(
+                        "INSERT INTO job_attempts (job_id, lease_id, worker, started_at_ms, finished_at_ms, outcome, error) \
+                         VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (job_id, lease_id) DO NOTHING",
+                    )
+                    .bind(&id)
+                    .bind(&lease_id)
+                    .bind(&worker)
+                    .bind(started)
+                    .bind(now_ms)
+                    .bind(AttemptOutcome::LeaseExpired.as_str())
+                    .bind(&error)
+                    .execute(&mut *tx)
+                    .await
+                    .map_err($crate::db_err)?;
                     match state.as_str() {
                         "queued" => reaped.requeued.push((id, kind)),
                         "dead" => reaped.dead.push((id, kind)),

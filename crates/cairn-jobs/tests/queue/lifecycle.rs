@@ -78,7 +78,7 @@ async fn concurrent_enqueues_are_grouped_without_mixing_callers(h: Harness) {
     let tasks = (0..64).map(|i| {
         let svc = svc.clone();
         tokio::spawn(async move {
-            let key = (i % 2 == 0).then(|| "shared".to_owned()).unwrap_or_else(|| format!("own-{i}"));
+            let key = if i % 2 == 0 { "shared".to_owned() } else { format!("own-{i}") };
             let req = EnqueueRequest {
                 kind: "record".into(),
                 payload: json!({ "i": i }),
