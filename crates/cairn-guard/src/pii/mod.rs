@@ -123,11 +123,14 @@ fn any(_: &str) -> bool {
     true
 }
 
+/// A detector as written in the table: kind, pattern, value group, check.
+type DetectorSpec = (PiiKind, &'static str, usize, fn(&str) -> bool);
+
 impl Redactor {
     /// A redactor applying `policy`.
     pub fn new(policy: PiiPolicy) -> Self {
         // Order matters where matches overlap: earlier detectors win ties (see `find`).
-        let table: &[(PiiKind, &str, usize, fn(&str) -> bool)] = &[
+        let table: &[DetectorSpec] = &[
             (PiiKind::Secret, r"-----BEGIN [A-Z ]*PRIVATE KEY-----[\s\S]*?-----END [A-Z ]*PRIVATE KEY-----", 0, any),
             (PiiKind::Secret, r"\beyJ[A-Za-z0-9_-]{8,}\.eyJ[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]{8,}", 0, any),
             (
