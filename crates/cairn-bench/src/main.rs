@@ -7,6 +7,7 @@ mod embed;
 mod generate;
 mod jobs;
 mod load;
+mod retrieval;
 mod upstream;
 
 use std::path::PathBuf;
@@ -79,6 +80,24 @@ enum Cmd {
         #[arg(long)]
         postgres: Option<String>,
     },
+    /// Retrieval quality (nDCG@10, recall@100, MRR@10) of keyword, vector and hybrid search.
+    #[command(
+        after_help = "Example:\n  cairn-bench retrieval --dataset ../shared/data/scifact --model ~/.cache/cairn/models/minilm"
+    )]
+    Retrieval {
+        /// A BEIR-format dataset folder.
+        #[arg(long, default_value = "../shared/data/scifact")]
+        dataset: PathBuf,
+        /// The embedding model folder.
+        #[arg(long)]
+        model: PathBuf,
+        /// Inference threads (default: all cores).
+        #[arg(long, default_value_t = std::thread::available_parallelism().map_or(1, |n| n.get()))]
+        threads: usize,
+        /// Where document embeddings are cached.
+        #[arg(long, default_value = "cairn-data/eval-cache")]
+        cache: PathBuf,
+    },
     /// Sentences per second of the in-process embedding model at batch 1 and 32.
     #[command(
         after_help = "Example:\n  scripts/bench-embed.sh\n  cairn-bench embed --model ~/.cache/cairn/models/minilm --threads 2"
@@ -143,6 +162,7 @@ async fn main() -> Result<()> {
         Cmd::Embed { model, corpus, threads, seconds } => embed::run(&model, &corpus, threads, seconds),
         Cmd::Generate { model, threads, runs, max_tokens } => generate::run(&model, &threads, runs, max_tokens).await,
         Cmd::Jobs { jobs, postgres } => jobs::run(jobs, postgres).await,
+        Cmd::Retrieval { dataset, model, threads, cache } => retrieval::run(&dataset, &model, threads, &cache),
     }
 }
 

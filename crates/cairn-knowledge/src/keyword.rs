@@ -60,7 +60,7 @@ pub struct Bm25Index {
 
 /// A scored document in a result heap (min-heap by score, so the worst is popped first).
 #[derive(PartialEq)]
-struct Scored(f32, u64);
+pub(crate) struct Scored(pub(crate) f32, pub(crate) u64);
 
 impl Eq for Scored {}
 

@@ -1,12 +1,17 @@
-//! Cairn's knowledge layer. Built so far: the text analyzer, the BM25 keyword index and the
-//! retrieval metrics used to evaluate it; ingestion, vector search, hybrid fusion and RAG build
-//! on these.
+//! Cairn's knowledge layer. Built so far: the text analyzer, the BM25 keyword index, the exact
+//! vector index, hybrid fusion, and the retrieval metrics used to evaluate them; ingestion,
+//! storage and RAG build on these.
 
 #![warn(missing_docs)]
 
 pub mod analyze;
+pub mod beir;
 pub mod eval;
+pub mod fusion;
 pub mod keyword;
+pub mod vector;
 
 pub use analyze::Analyzer;
+pub use fusion::{fuse, Fusion};
 pub use keyword::{Bm25Index, Bm25Params};
+pub use vector::{VectorError, VectorIndex};

@@ -1,53 +1,44 @@
 //! Retrieval quality on the BEIR SciFact test set (`../shared/data/scifact`): the keyword
 //! retriever alone must reach nDCG@10 0.66 (published BM25: 0.665 multi-field, 0.679 single).
 
-use std::collections::HashMap;
 use std::path::PathBuf;
 
-use cairn_knowledge::eval::{mrr_at, ndcg_at, recall_at, Judgements};
+use cairn_knowledge::beir::BeirDataset;
+use cairn_knowledge::eval::{mrr_at, ndcg_at, recall_at};
 use cairn_knowledge::Bm25Index;
-use serde_json::Value;
-
-fn data() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../shared/data/scifact")
-}
-
-fn jsonl(name: &str) -> Vec<Value> {
-    let text = std::fs::read_to_string(data().join(name)).expect("SciFact data in ../shared/data/scifact");
-    text.lines().map(|l| serde_json::from_str(l).unwrap()).collect()
-}
 
 #[test]
 fn bm25_on_scifact() {
-    let corpus = jsonl("corpus.jsonl");
+    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../shared/data/scifact");
+    let data = BeirDataset::load(&dir).expect("SciFact in ../shared/data/scifact");
     let mut index = Bm25Index::default();
-    let ids: Vec<String> = corpus.iter().map(|d| d["_id"].as_str().unwrap().to_owned()).collect();
-    for (n, d) in corpus.iter().enumerate() {
-        let text = format!("{}\n{}", d["title"].as_str().unwrap_or(""), d["text"].as_str().unwrap_or(""));
-        index.insert(n as u64, &text);
+    for (n, d) in data.corpus.iter().enumerate() {
+        index.insert(n as u64, &format!("{}\n{}", d.title, d.text));
     }
-    let qrels = std::fs::read_to_string(data().join("qrels/test.tsv")).unwrap();
-    let mut judged: HashMap<String, Judgements> = HashMap::new();
-    for line in qrels.lines().skip(1) {
-        let f: Vec<&str> = line.split('\t').collect();
-        judged.entry(f[0].to_owned()).or_default().insert(f[1].to_owned(), f[2].parse().unwrap());
-    }
-    let (mut ndcg, mut recall, mut mrr, mut n) = (0.0, 0.0, 0.0, 0);
-    for q in jsonl("queries.jsonl") {
-        let Some(rel) = judged.get(q["_id"].as_str().unwrap()) else { continue };
-        let ranked: Vec<String> = index
-            .search(q["text"].as_str().unwrap(), 100, &|_| true)
-            .into_iter()
-            .map(|(d, _)| ids[d as usize].clone())
-            .collect();
+    let (mut ndcg, mut recall, mut mrr) = (0.0, 0.0, 0.0);
+    for (id, text) in &data.queries {
+        let rel = &data.qrels[id];
+        let ranked: Vec<String> =
+            index.search(text, 100, &|_| true).into_iter().map(|(d, _)| data.corpus[d as usize].id.clone()).collect();
         ndcg += ndcg_at(&ranked, rel, 10);
         recall += recall_at(&ranked, rel, 100);
         mrr += mrr_at(&ranked, rel, 10);
-        n += 1;
     }
-    let (ndcg, recall, mrr) = (ndcg / n as f64, recall / n as f64, mrr / n as f64);
+    let n = data.queries.len() as f64;
+    let (ndcg, recall, mrr) = (ndcg / n, recall / n, mrr / n);
     println!("SciFact BM25 over {n} queries: nDCG@10 {ndcg:.4}, recall@100 {recall:.4}, MRR@10 {mrr:.4}");
-    assert_eq!(n, 300);
+    assert_eq!(data.queries.len(), 300);
     assert!(ndcg >= 0.66, "nDCG@10 {ndcg:.4} below 0.66");
     assert!(recall >= 0.90, "recall@100 {recall:.4}");
+}
+
+#[test]
+fn a_malformed_dataset_is_a_clear_error() {
+    let dir = std::env::temp_dir().join(format!("beir-bad-{}", std::process::id()));
+    std::fs::create_dir_all(dir.join("qrels")).unwrap();
+    std::fs::write(dir.join("corpus.jsonl"), "{\"_id\": \"1\", \"text\": \"x\"}\nnot json\n").unwrap();
+    let err = BeirDataset::load(&dir).unwrap_err().to_string();
+    assert!(err.contains("corpus.jsonl:2"), "{err}");
+    std::fs::remove_dir_all(&dir).unwrap();
+    assert!(BeirDataset::load(&dir).is_err());
 }

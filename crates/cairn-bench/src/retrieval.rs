@@ -1,0 +1,100 @@
+//! `cairn-bench retrieval`: retrieval quality of the keyword, vector and hybrid retrievers on a
+//! BEIR dataset, with the in-process embedding model. Document embeddings are cached on disk
+//! (they take minutes on two cores), keyed by dataset, model and corpus size.
+
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use anyhow::{Context, Result};
+use cairn_knowledge::beir::BeirDataset;
+use cairn_knowledge::eval::{mrr_at, ndcg_at, recall_at};
+use cairn_knowledge::{fuse, Bm25Index, Fusion, VectorIndex};
+use cairn_models::{Embedder, EmbedderOptions};
+
+/// Candidates each retriever hands to fusion.
+const DEPTH: usize = 1000;
+
+/// The corpus embeddings, from the cache or computed (and cached).
+fn corpus_vectors(data: &BeirDataset, embedder: &Embedder, cache: &Path) -> Result<Vec<Vec<f32>>> {
+    if let Ok(bytes) = std::fs::read(cache) {
+        let floats: Vec<f32> = bytes.chunks_exact(4).map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]])).collect();
+        if floats.len() % data.corpus.len() == 0 && !floats.is_empty() {
+            let dim = floats.len() / data.corpus.len();
+            eprintln!("[retrieval] using cached embeddings {}", cache.display());
+            return Ok(floats.chunks(dim).map(<[f32]>::to_vec).collect());
+        }
+    }
+    let start = Instant::now();
+    let texts: Vec<String> = data.corpus.iter().map(|d| format!("{} {}", d.title, d.text)).collect();
+    let mut out = Vec::with_capacity(texts.len());
+    for (i, chunk) in texts.chunks(32).enumerate() {
+        let refs: Vec<&str> = chunk.iter().map(String::as_str).collect();
+        out.extend(embedder.embed(&refs));
+        if i % 20 == 0 {
+            eprintln!(
+                "[retrieval] embedded {}/{} documents ({:.0} s)",
+                out.len(),
+                texts.len(),
+                start.elapsed().as_secs_f64()
+            );
+        }
+    }
+    if let Some(dir) = cache.parent() {
+        std::fs::create_dir_all(dir)?;
+    }
+    let bytes: Vec<u8> = out.iter().flatten().flat_map(|x| x.to_le_bytes()).collect();
+    std::fs::write(cache, bytes).with_context(|| format!("writing {}", cache.display()))?;
+    Ok(out)
+}
+
+/// Mean nDCG@10, recall@100 and MRR@10 of `ranked` lists (document numbers) per query.
+fn score(data: &BeirDataset, ranked: &[Vec<(u64, f32)>]) -> (f64, f64, f64) {
+    let (mut ndcg, mut recall, mut mrr) = (0.0, 0.0, 0.0);
+    for ((qid, _), hits) in data.queries.iter().zip(ranked) {
+        let ids: Vec<String> = hits.iter().map(|(d, _)| data.corpus[*d as usize].id.clone()).collect();
+        let rel = &data.qrels[qid];
+        ndcg += ndcg_at(&ids, rel, 10);
+        recall += recall_at(&ids, rel, 100);
+        mrr += mrr_at(&ids, rel, 10);
+    }
+    let n = data.queries.len() as f64;
+    (ndcg / n, recall / n, mrr / n)
+}
+
+/// Runs the evaluation and prints a Markdown table.
+pub fn run(dataset: &Path, model: &Path, threads: usize, cache_dir: &Path) -> Result<()> {
+    let data = BeirDataset::load(dataset).with_context(|| format!("loading {}", dataset.display()))?;
+    let embedder =
+        Embedder::load(model, &EmbedderOptions { threads }).with_context(|| format!("loading {}", model.display()))?;
+    let name = dataset.file_name().and_then(|n| n.to_str()).unwrap_or("dataset");
+    let model_name = model.file_name().and_then(|n| n.to_str()).unwrap_or("model");
+    let cache: PathBuf = cache_dir.join(format!("{name}-{model_name}-{}.f32", data.corpus.len()));
+    let vectors = corpus_vectors(&data, &embedder, &cache)?;
+
+    let mut keyword = Bm25Index::default();
+    let mut vector = VectorIndex::new(vectors.first().map_or(384, Vec::len));
+    for (n, (d, v)) in data.corpus.iter().zip(&vectors).enumerate() {
+        keyword.insert(n as u64, &format!("{}\n{}", d.title, d.text));
+        vector.insert(n as u64, v)?;
+    }
+    let queries: Vec<&str> = data.queries.iter().map(|(_, t)| t.as_str()).collect();
+    let query_vectors = embedder.embed(&queries);
+    let kw: Vec<_> = queries.iter().map(|q| keyword.search(q, DEPTH, &|_| true)).collect();
+    let vec: Vec<_> = query_vectors.iter().map(|q| vector.search(q, DEPTH, &|_| true)).collect::<Result<_, _>>()?;
+
+    println!("## Retrieval quality ({name}, {} documents, {} queries)\n", data.corpus.len(), data.queries.len());
+    println!("| retriever | nDCG@10 | recall@100 | MRR@10 |\n|---|---|---|---|");
+    let row = |label: &str, ranked: &[Vec<(u64, f32)>]| {
+        let (n, r, m) = score(&data, ranked);
+        println!("| {label} | {n:.4} | {r:.4} | {m:.4} |");
+    };
+    row("keyword (BM25)", &kw);
+    row("vector (exact cosine)", &vec);
+    let fused =
+        |f: Fusion| -> Vec<Vec<(u64, f32)>> { kw.iter().zip(&vec).map(|(a, b)| fuse(f, a, b, DEPTH)).collect() };
+    row("hybrid: RRF k=60, equal weights", &fused(Fusion::Rrf { k: 60.0, keyword_weight: 0.5 }));
+    for w in [0.3f32, 0.4, 0.5, 0.6] {
+        row(&format!("hybrid: convex, keyword weight {w}"), &fused(Fusion::Convex { keyword_weight: w }));
+    }
+    Ok(())
+}
