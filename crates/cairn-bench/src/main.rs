@@ -8,6 +8,7 @@ mod generate;
 mod jobs;
 mod load;
 mod retrieval;
+mod search;
 mod upstream;
 
 use std::path::PathBuf;
@@ -98,6 +99,19 @@ enum Cmd {
         #[arg(long, default_value = "cairn-data/eval-cache")]
         cache: PathBuf,
     },
+    /// Query latency of keyword, vector and hybrid search at 100,000 chunks.
+    #[command(after_help = "Example:\n  cairn-bench search --chunks 100000")]
+    Search {
+        /// A BEIR-format dataset folder (texts and queries).
+        #[arg(long, default_value = "../shared/data/scifact")]
+        dataset: PathBuf,
+        /// Chunks to index.
+        #[arg(long, default_value_t = 100_000)]
+        chunks: usize,
+        /// Vector dimensions.
+        #[arg(long, default_value_t = 384)]
+        dim: usize,
+    },
     /// Sentences per second of the in-process embedding model at batch 1 and 32.
     #[command(
         after_help = "Example:\n  scripts/bench-embed.sh\n  cairn-bench embed --model ~/.cache/cairn/models/minilm --threads 2"
@@ -163,6 +177,7 @@ async fn main() -> Result<()> {
         Cmd::Generate { model, threads, runs, max_tokens } => generate::run(&model, &threads, runs, max_tokens).await,
         Cmd::Jobs { jobs, postgres } => jobs::run(jobs, postgres).await,
         Cmd::Retrieval { dataset, model, threads, cache } => retrieval::run(&dataset, &model, threads, &cache),
+        Cmd::Search { dataset, chunks, dim } => search::run(&dataset, chunks, dim),
     }
 }
 
