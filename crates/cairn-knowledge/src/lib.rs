@@ -1,4 +1,4 @@
-//! Cairn's knowledge layer. Built so far: the text analyzer, the BM25 keyword index, the exact
+//! Cairn's knowledge layer. Built so far: the chunker, the text analyzer, the BM25 keyword index, the exact
 //! vector index, hybrid fusion, and the retrieval metrics used to evaluate them; ingestion,
 //! storage and RAG build on these.
 
@@ -6,12 +6,14 @@
 
 pub mod analyze;
 pub mod beir;
+pub mod chunk;
 pub mod eval;
 pub mod fusion;
 pub mod keyword;
 pub mod vector;
 
 pub use analyze::Analyzer;
+pub use chunk::{chunk_text, Chunk, ChunkOptions, TokenCounter};
 pub use fusion::{fuse, Fusion};
 pub use keyword::{Bm25Index, Bm25Params};
 pub use vector::{VectorError, VectorIndex};
