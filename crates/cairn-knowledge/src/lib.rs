@@ -1,4 +1,4 @@
-//! Cairn's knowledge layer. Built so far: the chunker, the text analyzer, the BM25 keyword index, the exact
+//! Cairn's knowledge layer. Built so far: document parsers, the chunker, the text analyzer, the BM25 keyword index, the exact
 //! vector index, hybrid fusion, and the retrieval metrics used to evaluate them; ingestion,
 //! storage and RAG build on these.
 
@@ -10,6 +10,7 @@ pub mod chunk;
 pub mod eval;
 pub mod fusion;
 pub mod keyword;
+pub mod parse;
 pub mod vector;
 
 pub use analyze::Analyzer;

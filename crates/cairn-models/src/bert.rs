@@ -113,7 +113,7 @@ impl Bert {
         if config.hidden_act != "gelu" {
             return Err(ModelError::Invalid(format!("activation {} is not supported", config.hidden_act)));
         }
-        if config.num_attention_heads == 0 || config.hidden_size % config.num_attention_heads != 0 {
+        if config.num_attention_heads == 0 || !config.hidden_size.is_multiple_of(config.num_attention_heads) {
             return Err(ModelError::Invalid("hidden_size must be a multiple of num_attention_heads".into()));
         }
         let path = dir.join("model.safetensors");
