@@ -18,7 +18,7 @@ const DEPTH: usize = 1000;
 fn corpus_vectors(data: &BeirDataset, embedder: &Embedder, cache: &Path) -> Result<Vec<Vec<f32>>> {
     if let Ok(bytes) = std::fs::read(cache) {
         let floats: Vec<f32> = bytes.chunks_exact(4).map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]])).collect();
-        if floats.len() % data.corpus.len() == 0 && !floats.is_empty() {
+        if floats.len().is_multiple_of(data.corpus.len()) && !floats.is_empty() {
             let dim = floats.len() / data.corpus.len();
             eprintln!("[retrieval] using cached embeddings {}", cache.display());
             return Ok(floats.chunks(dim).map(<[f32]>::to_vec).collect());
