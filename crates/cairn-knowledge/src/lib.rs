@@ -1,4 +1,5 @@
-//! Cairn's knowledge layer. Built so far: document parsers, the chunker, the text analyzer, the BM25 keyword index, the exact
+//! Cairn's knowledge layer. Built so far: document preparation (parsers, redaction, the
+//! chunker, fingerprints), the text analyzer, the BM25 keyword index, the exact
 //! vector index, hybrid fusion, and the retrieval metrics used to evaluate them; ingestion,
 //! storage and RAG build on these.
 
@@ -11,6 +12,7 @@ pub mod eval;
 pub mod fusion;
 pub mod keyword;
 pub mod parse;
+pub mod prepare;
 pub mod vector;
 
 pub use analyze::Analyzer;

@@ -12,6 +12,13 @@ pub trait TokenCounter {
     fn count(&self, text: &str) -> usize;
 }
 
+/// Any `Fn(&str) -> usize` counts tokens, e.g. `|t| wordpiece.encode(t, usize::MAX).len() - 2`.
+impl<F: Fn(&str) -> usize> TokenCounter for F {
+    fn count(&self, text: &str) -> usize {
+        self(text)
+    }
+}
+
 /// Counts whitespace-separated words: for tests and for models without a tokenizer.
 pub struct WordCounter;
 
