@@ -1,8 +1,11 @@
-//! Cairn's guardrails. Today: PII redaction, applied to text before it is embedded or stored
-//! and usable on model output. Prompt-injection screening and output validation come next.
+//! Cairn's guardrails: PII redaction (applied to text before it is embedded or stored, usable on
+//! model output) and prompt-injection screening with fencing of untrusted text. Output
+//! validation comes next.
 
 #![warn(missing_docs)]
 
+pub mod injection;
 pub mod pii;
 
+pub use injection::{InjectionFlag, InjectionScreen};
 pub use pii::{Finding, PiiKind, PiiPolicy, Redaction, Redactor};
