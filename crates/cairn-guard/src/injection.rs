@@ -49,7 +49,7 @@ const RULES: &[(&str, &str)] = &[
 /// Screens text for injection attempts (see the module docs). Build once and share.
 pub struct InjectionScreen {
     rules: Vec<(&'static str, Regex)>,
-    role_tokens: Regex,
+    role_tokens: Option<Regex>,
 }
 
 impl Default for InjectionScreen {
@@ -66,8 +66,7 @@ impl InjectionScreen {
             .iter()
             .filter_map(|(name, p)| regex::RegexBuilder::new(p).multi_line(true).build().ok().map(|r| (*name, r)))
             .collect();
-        let role_tokens = Regex::new(r"<\|[A-Za-z_]+\|>|\[/?INST\]|<</?SYS>>")
-            .unwrap_or_else(|_| Regex::new("$^").expect("trivial pattern"));
+        let role_tokens = Regex::new(r"<\|[A-Za-z_]+\|>|\[/?INST\]|<</?SYS>>").ok();
         Self { rules, role_tokens }
     }
 
@@ -85,9 +84,12 @@ impl InjectionScreen {
     /// and `<<<END DATA>>>`, with any `<<<`/`>>>` inside turned into look-alikes that cannot
     /// close the fence, and chat-template role tokens defused.
     pub fn fence(&self, label: &str, text: &str) -> String {
-        let defused = self
-            .role_tokens
-            .replace_all(text, |c: &regex::Captures<'_>| c[0].replace('|', "¦").replace('[', "⟦").replace('<', "‹"));
+        let defused = match &self.role_tokens {
+            Some(re) => re
+                .replace_all(text, |c: &regex::Captures<'_>| c[0].replace('|', "¦").replace('[', "⟦").replace('<', "‹"))
+                .into_owned(),
+            None => text.to_owned(),
+        };
         let safe = defused.replace("<<<", "‹‹‹").replace(">>>", "›››");
         let label: String =
             label.chars().filter(|c| c.is_alphanumeric() || matches!(c, ' ' | '-' | '_' | '.')).collect();
@@ -105,7 +107,9 @@ mod tests {
 
     #[test]
     fn every_rule_compiles() {
-        assert_eq!(InjectionScreen::new().rules.len(), RULES.len());
+        let s = InjectionScreen::new();
+        assert_eq!(s.rules.len(), RULES.len());
+        assert!(s.role_tokens.is_some());
     }
 
     #[test]

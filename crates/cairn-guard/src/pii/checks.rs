@@ -23,7 +23,7 @@ pub(crate) fn luhn(s: &str) -> bool {
             }
         })
         .sum();
-    sum % 10 == 0
+    sum.is_multiple_of(10)
 }
 
 /// ISO 13616 check: country letters, check digits, then the account; mod 97 of the
