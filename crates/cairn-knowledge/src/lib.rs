@@ -1,7 +1,7 @@
 //! Cairn's knowledge layer. Built so far: document preparation (parsers, redaction, the
 //! chunker, fingerprints), the text analyzer, the BM25 keyword index, the exact
-//! vector index, hybrid fusion, and the retrieval metrics used to evaluate them; ingestion,
-//! storage and RAG build on these.
+//! vector index, hybrid fusion, the RAG prompt with fenced sources and its citations, and the retrieval
+//! metrics used to evaluate them; storage, the ingestion jobs and the HTTP API build on these.
 
 #![warn(missing_docs)]
 
@@ -13,6 +13,7 @@ pub mod fusion;
 pub mod keyword;
 pub mod parse;
 pub mod prepare;
+pub mod rag;
 pub mod vector;
 
 pub use analyze::Analyzer;
