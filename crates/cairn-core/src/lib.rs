@@ -6,6 +6,7 @@
 pub mod config;
 pub mod error;
 pub mod jobs;
+pub mod knowledge;
 pub mod openai;
 pub mod store;
 pub mod tenancy;

@@ -4,6 +4,7 @@
 use async_trait::async_trait;
 
 use crate::jobs::JobStore;
+use crate::knowledge::KnowledgeStore;
 use crate::tenancy::{ApiKey, Tenant};
 use crate::usage::{UsageBucket, UsageQuery, UsageRecord};
 
@@ -67,7 +68,7 @@ pub trait UsageStore: Send + Sync {
 
 /// Everything Cairn stores, in one handle.
 #[async_trait]
-pub trait Store: TenantStore + KeyStore + UsageStore + JobStore {
+pub trait Store: TenantStore + KeyStore + UsageStore + JobStore + KnowledgeStore {
     /// Checks the database answers (for `/readyz`).
     async fn ping(&self) -> StoreResult<()>;
     /// `sqlite` or `postgres`.

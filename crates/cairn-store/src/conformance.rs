@@ -3,6 +3,7 @@
 
 use std::sync::Arc;
 
+use cairn_core::knowledge::{ChangeKind, ChunkRecord, Collection, Document, DocumentState, PiiMode};
 use cairn_core::store::{Store, StoreError};
 use cairn_core::tenancy::{ApiKey, KeyLimits, Role, Tenant};
 use cairn_core::usage::{CallStatus, UsageQuery, UsageRecord};
@@ -75,6 +76,7 @@ pub async fn run_all(store: Arc<dyn Store>) {
     tenants(&*store).await;
     keys(&*store).await;
     usage_records(&*store).await;
+    knowledge(&*store).await;
     store.ping().await.expect("ping");
 }
 
@@ -145,4 +147,121 @@ async fn usage_records(s: &dyn Store) {
     assert!((s.key_spend_since("k1", 0).await.unwrap() - 1.75).abs() < 1e-9);
     assert!((s.key_spend_since("k1", 11 * day).await.unwrap() - 1.0).abs() < 1e-9);
     assert_eq!(s.key_spend_since("nobody", 0).await.unwrap(), 0.0);
+}
+
+fn collection(id: &str, tenant: &str, name: &str) -> Collection {
+    Collection {
+        id: id.into(),
+        tenant_id: tenant.into(),
+        name: name.into(),
+        embedding_model: "local/minilm".into(),
+        dimensions: 3,
+        chunk_max_tokens: 200,
+        chunk_overlap_tokens: 30,
+        pii: PiiMode::Mask,
+        created_at_ms: 1,
+    }
+}
+
+fn document(id: &str, collection: &str, title: &str) -> Document {
+    Document {
+        id: id.into(),
+        collection_id: collection.into(),
+        tenant_id: "acme".into(),
+        title: title.into(),
+        source: Some("docs/a.md".into()),
+        metadata: serde_json::json!({"year": 2024, "tags": ["x"]}),
+        fingerprint: None,
+        state: DocumentState::Pending,
+        error: None,
+        chunk_count: 0,
+        created_at_ms: 10,
+        updated_at_ms: 10,
+    }
+}
+
+fn chunk(seq: u32, text: &str) -> ChunkRecord {
+    ChunkRecord {
+        id: 0,
+        document_id: String::new(),
+        collection_id: String::new(),
+        seq,
+        text: text.into(),
+        start: seq * 10,
+        end: seq * 10 + 9,
+        headings: vec!["Guide".into(), format!("Part {seq}")],
+        embedding: vec![seq as f32, 0.5, -1.0],
+    }
+}
+
+async fn knowledge(s: &dyn Store) {
+    s.create_collection(&collection("col_1", "acme", "docs")).await.unwrap();
+    assert!(matches!(s.create_collection(&collection("col_2", "acme", "docs")).await, Err(StoreError::Conflict(_))));
+    s.create_collection(&collection("col_3", "globex", "docs")).await.unwrap();
+    assert_eq!(s.get_collection("col_1").await.unwrap(), Some(collection("col_1", "acme", "docs")));
+    assert_eq!(s.list_collections(Some("globex")).await.unwrap().len(), 1);
+    assert_eq!(s.list_collections(None).await.unwrap().len(), 2);
+
+    assert!(matches!(s.put_document(&document("d0", "col_missing", "x")).await, Err(StoreError::NotFound(_))));
+    s.put_document(&document("d1", "col_1", "First")).await.unwrap();
+    s.put_document(&document("d2", "col_1", "Second")).await.unwrap();
+    assert_eq!(s.get_document("d1").await.unwrap(), Some(document("d1", "col_1", "First")));
+    let page = s.list_documents("col_1", Some("d1"), 10).await.unwrap();
+    assert_eq!(page.iter().map(|d| d.id.as_str()).collect::<Vec<_>>(), ["d2"]);
+
+    // Replacing chunks is atomic and leaves no stale chunk behind.
+    let ids = s.replace_chunks("d1", "fp1", &[chunk(0, "a"), chunk(1, "b"), chunk(2, "c")], 20).await.unwrap();
+    assert_eq!(ids.len(), 3);
+    let d1 = s.get_document("d1").await.unwrap().unwrap();
+    assert_eq!((d1.state, d1.fingerprint.as_deref(), d1.chunk_count), (DocumentState::Ready, Some("fp1"), 3));
+    let stored = s.document_chunks("d1").await.unwrap();
+    assert_eq!(stored.iter().map(|c| c.id).collect::<Vec<_>>(), ids);
+    assert_eq!(
+        (stored[1].text.as_str(), stored[1].headings.clone(), stored[1].embedding.clone()),
+        ("b", vec!["Guide".to_owned(), "Part 1".to_owned()], vec![1.0, 0.5, -1.0])
+    );
+    assert_eq!((stored[2].collection_id.as_str(), stored[2].start, stored[2].end), ("col_1", 20, 29));
+    s.replace_chunks("d1", "fp2", &[chunk(0, "new a"), chunk(1, "new b")], 30).await.unwrap();
+    assert_eq!(
+        s.document_chunks("d1").await.unwrap().iter().map(|c| c.text.as_str()).collect::<Vec<_>>(),
+        ["new a", "new b"]
+    );
+    let first = s.collection_chunks("col_1", 0, 1).await.unwrap();
+    let rest = s.collection_chunks("col_1", first[0].id, 10).await.unwrap();
+    assert_eq!(first.len() + rest.len(), 2);
+
+    // Updating metadata keeps the searchable chunks; a failure too.
+    s.put_document(&Document { title: "First v2".into(), ..document("d1", "col_1", "x") }).await.unwrap();
+    let d1 = s.get_document("d1").await.unwrap().unwrap();
+    assert_eq!((d1.title.as_str(), d1.chunk_count, d1.fingerprint.as_deref()), ("First v2", 2, Some("fp2")));
+    s.fail_document("d1", "embedding failed", 40).await.unwrap();
+    let d1 = s.get_document("d1").await.unwrap().unwrap();
+    assert_eq!((d1.state, d1.error.as_deref()), (DocumentState::Failed, Some("embedding failed")));
+    assert_eq!(s.document_chunks("d1").await.unwrap().len(), 2);
+    assert!(matches!(s.fail_document("ghost", "x", 1).await, Err(StoreError::NotFound(_))));
+    assert!(matches!(s.replace_chunks("ghost", "fp", &[], 1).await, Err(StoreError::NotFound(_))));
+
+    assert!(s.delete_document("d1", 50).await.unwrap());
+    assert!(!s.delete_document("d1", 51).await.unwrap());
+    assert!(s.document_chunks("d1").await.unwrap().is_empty());
+    s.replace_chunks("d2", "fp", &[chunk(0, "z")], 60).await.unwrap();
+    assert!(s.delete_collection("col_1", 70).await.unwrap());
+    assert!(s.get_collection("col_1").await.unwrap().is_none());
+    assert!(s.get_document("d2").await.unwrap().is_none());
+    assert!(s.collection_chunks("col_1", 0, 10).await.unwrap().is_empty());
+
+    let log = s.changes_since(0, 100).await.unwrap();
+    let kinds: Vec<_> = log.iter().map(|c| (c.kind, c.document_id.clone())).collect();
+    assert_eq!(
+        kinds,
+        [
+            (ChangeKind::Document, Some("d1".to_owned())),
+            (ChangeKind::Document, Some("d1".to_owned())),
+            (ChangeKind::DocumentDeleted, Some("d1".to_owned())),
+            (ChangeKind::Document, Some("d2".to_owned())),
+            (ChangeKind::CollectionDeleted, None),
+        ]
+    );
+    assert!(log.windows(2).all(|w| w[0].seq < w[1].seq));
+    assert_eq!(s.changes_since(log[2].seq, 100).await.unwrap().len(), 2);
 }

@@ -4,6 +4,7 @@
 #![warn(missing_docs)]
 
 mod jobs_sql;
+mod knowledge_sql;
 mod migrate;
 mod postgres;
 mod sql;

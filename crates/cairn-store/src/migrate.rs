@@ -1,11 +1,34 @@
 //! Schema migrations: an ordered list of SQL scripts, each applied once inside a transaction
-//! and recorded in `schema_migrations`. The SQL is portable between SQLite and PostgreSQL.
+//! and recorded in `schema_migrations`. The SQL is shared by SQLite and PostgreSQL; the two
+//! types they spell differently are written as placeholders, `{BYTES}` (a binary column) and
+//! `{SERIAL}` (an auto-increasing 64-bit primary key), and filled in per backend (`Dialect`).
 
 /// Every migration, in order: (version, name, SQL).
 pub(crate) const MIGRATIONS: &[(i64, &str, &str)] = &[
     (1, "tenancy_and_usage", include_str!("migrations/0001_tenancy_and_usage.sql")),
     (2, "jobs", include_str!("migrations/0002_jobs.sql")),
+    (3, "knowledge", include_str!("migrations/0003_knowledge.sql")),
 ];
+
+/// How one backend spells the types the shared SQL leaves as placeholders.
+pub(crate) struct Dialect {
+    /// A binary column.
+    pub(crate) bytes: &'static str,
+    /// An auto-increasing 64-bit primary key.
+    pub(crate) serial: &'static str,
+}
+
+/// SQLite's spelling.
+pub(crate) const SQLITE: Dialect = Dialect { bytes: "BLOB", serial: "INTEGER PRIMARY KEY AUTOINCREMENT" };
+/// PostgreSQL's spelling.
+pub(crate) const POSTGRES: Dialect = Dialect { bytes: "BYTEA", serial: "BIGSERIAL PRIMARY KEY" };
+
+impl Dialect {
+    /// `sql` with the placeholders filled in.
+    pub(crate) fn render(&self, sql: &str) -> String {
+        sql.replace("{BYTES}", self.bytes).replace("{SERIAL}", self.serial)
+    }
+}
 
 /// Creates the ledger table.
 pub(crate) const LEDGER: &str = "CREATE TABLE IF NOT EXISTS schema_migrations (
@@ -14,7 +37,7 @@ pub(crate) const LEDGER: &str = "CREATE TABLE IF NOT EXISTS schema_migrations (
 /// Applies pending migrations on one connection; the caller holds a lock that keeps other
 /// processes out (a write transaction on SQLite, an advisory lock on PostgreSQL).
 macro_rules! run_migrations {
-    ($conn:expr) => {{
+    ($conn:expr, $dialect:expr) => {{
         use sqlx::Row;
         sqlx::raw_sql($crate::migrate::LEDGER).execute(&mut *$conn).await.map_err($crate::db_err)?;
         for (version, name, sql) in $crate::migrate::MIGRATIONS {
@@ -29,7 +52,7 @@ macro_rules! run_migrations {
                 continue;
             }
             tracing::info!(version, name, "applying migration");
-            sqlx::raw_sql(sql).execute(&mut *$conn).await.map_err($crate::db_err)?;
+            sqlx::raw_sql(&$dialect.render(sql)).execute(&mut *$conn).await.map_err($crate::db_err)?;
             sqlx::query("INSERT INTO schema_migrations (version, name, applied_at_ms) VALUES ($1, $2, $3)")
                 .bind(*version)
                 .bind(*name)

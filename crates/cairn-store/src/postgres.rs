@@ -25,7 +25,7 @@ impl PgStore {
         let pool = PgPoolOptions::new().max_connections(max_connections.max(1)).connect(url).await.map_err(db_err)?;
         let mut tx = pool.begin().await.map_err(db_err)?;
         sqlx::query("SELECT pg_advisory_xact_lock($1)").bind(MIGRATION_LOCK).execute(&mut *tx).await.map_err(db_err)?;
-        run_migrations!(tx)?;
+        run_migrations!(tx, crate::migrate::POSTGRES)?;
         tx.commit().await.map_err(db_err)?;
         Ok(Self { writer: pool.clone(), pool })
     }
@@ -47,4 +47,10 @@ mod ports {
 mod job_ports {
     use super::PgStore;
     crate::jobs_sql::impl_job_store!(PgStore, sqlx::Postgres, " FOR UPDATE SKIP LOCKED");
+}
+
+/// The knowledge port, implemented with the shared SQL.
+mod knowledge_ports {
+    use super::PgStore;
+    crate::knowledge_sql::impl_knowledge_store!(PgStore, sqlx::Postgres);
 }

@@ -41,7 +41,7 @@ impl SqliteStore {
             .foreign_keys(true);
         let writer = SqlitePoolOptions::new().max_connections(1).connect_with(opts.clone()).await.map_err(db_err)?;
         let mut tx = writer.begin().await.map_err(db_err)?;
-        run_migrations!(tx)?;
+        run_migrations!(tx, crate::migrate::SQLITE)?;
         tx.commit().await.map_err(db_err)?;
         let pool = SqlitePoolOptions::new()
             .max_connections(max_connections.max(1))
@@ -63,4 +63,10 @@ mod ports {
 mod job_ports {
     use super::SqliteStore;
     crate::jobs_sql::impl_job_store!(SqliteStore, sqlx::Sqlite, "");
+}
+
+/// The knowledge port, implemented with the shared SQL.
+mod knowledge_ports {
+    use super::SqliteStore;
+    crate::knowledge_sql::impl_knowledge_store!(SqliteStore, sqlx::Sqlite);
 }

@@ -1,0 +1,367 @@
+//! The knowledge layer's queries, written once for SQLite and PostgreSQL. Replacing a
+//! document's chunks is one transaction (old chunks out, new ones in, the document marked
+//! ready, the change logged), so a reader sees the old version or the new one, never a mix.
+
+/// Selected columns of `collections`.
+pub(crate) const COLLECTION_COLUMNS: &str =
+    "id, tenant_id, name, embedding_model, dimensions, chunk_max_tokens, chunk_overlap_tokens, pii, created_at_ms";
+/// Selected columns of `documents`.
+pub(crate) const DOCUMENT_COLUMNS: &str = "id, collection_id, tenant_id, title, source, metadata, fingerprint, state, \
+    error, chunk_count, created_at_ms, updated_at_ms";
+/// Selected columns of `chunks`.
+pub(crate) const CHUNK_COLUMNS: &str =
+    "id, document_id, collection_id, seq, text, start_byte, end_byte, headings, embedding";
+
+/// Implements `KnowledgeStore` for `$store` (with `pool` and `writer` fields) on `$db`.
+macro_rules! impl_knowledge_store {
+    ($store:ty, $db:ty) => {
+        use cairn_core::knowledge::{
+            embedding_from_bytes, embedding_to_bytes, Change, ChangeKind, ChunkRecord, Collection, Document,
+            DocumentState, KnowledgeStore, PiiMode,
+        };
+        use cairn_core::store::{StoreError, StoreResult};
+        use sqlx::Row;
+
+        type KRow = <$db as sqlx::Database>::Row;
+
+        fn collection_from_row(r: &KRow) -> Result<Collection, sqlx::Error> {
+            Ok(Collection {
+                id: r.try_get("id")?,
+                tenant_id: r.try_get("tenant_id")?,
+                name: r.try_get("name")?,
+                embedding_model: r.try_get("embedding_model")?,
+                dimensions: r.try_get::<i32, _>("dimensions")?.max(0) as u32,
+                chunk_max_tokens: r.try_get::<i32, _>("chunk_max_tokens")?.max(0) as u32,
+                chunk_overlap_tokens: r.try_get::<i32, _>("chunk_overlap_tokens")?.max(0) as u32,
+                pii: PiiMode::parse(&r.try_get::<String, _>("pii")?),
+                created_at_ms: r.try_get("created_at_ms")?,
+            })
+        }
+
+        fn document_from_row(r: &KRow) -> Result<Document, sqlx::Error> {
+            let metadata: String = r.try_get("metadata")?;
+            Ok(Document {
+                id: r.try_get("id")?,
+                collection_id: r.try_get("collection_id")?,
+                tenant_id: r.try_get("tenant_id")?,
+                title: r.try_get("title")?,
+                source: r.try_get("source")?,
+                metadata: serde_json::from_str(&metadata).map_err(|e| sqlx::Error::Decode(e.into()))?,
+                fingerprint: r.try_get("fingerprint")?,
+                state: DocumentState::parse(&r.try_get::<String, _>("state")?),
+                error: r.try_get("error")?,
+                chunk_count: r.try_get::<i32, _>("chunk_count")?.max(0) as u32,
+                created_at_ms: r.try_get("created_at_ms")?,
+                updated_at_ms: r.try_get("updated_at_ms")?,
+            })
+        }
+
+        fn chunk_from_row(r: &KRow) -> Result<ChunkRecord, sqlx::Error> {
+            let headings: String = r.try_get("headings")?;
+            Ok(ChunkRecord {
+                id: r.try_get("id")?,
+                document_id: r.try_get("document_id")?,
+                collection_id: r.try_get("collection_id")?,
+                seq: r.try_get::<i32, _>("seq")?.max(0) as u32,
+                text: r.try_get("text")?,
+                start: r.try_get::<i32, _>("start_byte")?.max(0) as u32,
+                end: r.try_get::<i32, _>("end_byte")?.max(0) as u32,
+                headings: serde_json::from_str(&headings).map_err(|e| sqlx::Error::Decode(e.into()))?,
+                embedding: embedding_from_bytes(&r.try_get::<Vec<u8>, _>("embedding")?),
+            })
+        }
+
+        fn all<T>(rows: &[KRow], f: fn(&KRow) -> Result<T, sqlx::Error>) -> StoreResult<Vec<T>> {
+            rows.iter().map(f).collect::<Result<_, _>>().map_err($crate::db_err)
+        }
+
+        /// Appends one entry to the change log inside `tx`.
+        async fn log_change(
+            tx: &mut sqlx::Transaction<'_, $db>,
+            collection_id: &str,
+            document_id: Option<&str>,
+            kind: ChangeKind,
+            at_ms: i64,
+        ) -> Result<(), sqlx::Error> {
+            sqlx::query("INSERT INTO knowledge_changes (collection_id, document_id, kind, at_ms) VALUES ($1, $2, $3, $4)")
+                .bind(collection_id)
+                .bind(document_id)
+                .bind(kind.as_str())
+                .bind(at_ms)
+                .execute(&mut **tx)
+                .await?;
+            Ok(())
+        }
+
+        #[async_trait::async_trait]
+        impl KnowledgeStore for $store {
+            async fn create_collection(&self, c: &Collection) -> StoreResult<()> {
+                let sql = format!(
+                    "INSERT INTO collections ({}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+                    $crate::knowledge_sql::COLLECTION_COLUMNS
+                );
+                sqlx::query(&sql)
+                    .bind(&c.id)
+                    .bind(&c.tenant_id)
+                    .bind(&c.name)
+                    .bind(&c.embedding_model)
+                    .bind(c.dimensions as i32)
+                    .bind(c.chunk_max_tokens as i32)
+                    .bind(c.chunk_overlap_tokens as i32)
+                    .bind(c.pii.as_str())
+                    .bind(c.created_at_ms)
+                    .execute(&self.writer)
+                    .await
+                    .map_err(|e| match $crate::db_err(e) {
+                        StoreError::Conflict(_) => StoreError::Conflict(format!("a collection named '{}' exists", c.name)),
+                        other => other,
+                    })?;
+                Ok(())
+            }
+
+            async fn get_collection(&self, id: &str) -> StoreResult<Option<Collection>> {
+                let sql = format!("SELECT {} FROM collections WHERE id = $1", $crate::knowledge_sql::COLLECTION_COLUMNS);
+                let row = sqlx::query(&sql).bind(id).fetch_optional(&self.pool).await.map_err($crate::db_err)?;
+                row.as_ref().map(collection_from_row).transpose().map_err($crate::db_err)
+            }
+
+            async fn list_collections(&self, tenant_id: Option<&str>) -> StoreResult<Vec<Collection>> {
+                let sql = format!(
+                    "SELECT {} FROM collections WHERE ($1 IS NULL OR tenant_id = $1) ORDER BY tenant_id, name",
+                    $crate::knowledge_sql::COLLECTION_COLUMNS
+                );
+                let rows = sqlx::query(&sql).bind(tenant_id).fetch_all(&self.pool).await.map_err($crate::db_err)?;
+                all(&rows, collection_from_row)
+            }
+
+            async fn delete_collection(&self, id: &str, at_ms: i64) -> StoreResult<bool> {
+                let mut tx = self.writer.begin().await.map_err($crate::db_err)?;
+                for sql in [
+                    "DELETE FROM chunks WHERE collection_id = $1",
+                    "DELETE FROM documents WHERE collection_id = $1",
+                ] {
+                    sqlx::query(sql).bind(id).execute(&mut *tx).await.map_err($crate::db_err)?;
+                }
+                let n = sqlx::query("DELETE FROM collections WHERE id = $1")
+                    .bind(id)
+                    .execute(&mut *tx)
+                    .await
+                    .map_err($crate::db_err)?
+                    .rows_affected();
+                if n == 1 {
+                    log_change(&mut tx, id, None, ChangeKind::CollectionDeleted, at_ms).await.map_err($crate::db_err)?;
+                }
+                tx.commit().await.map_err($crate::db_err)?;
+                Ok(n == 1)
+            }
+
+            async fn put_document(&self, d: &Document) -> StoreResult<()> {
+                let sql = format!(
+                    "INSERT INTO documents ({}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12) \
+                     ON CONFLICT (id) DO UPDATE SET title = excluded.title, source = excluded.source, \
+                     metadata = excluded.metadata, state = excluded.state, error = excluded.error, \
+                     updated_at_ms = excluded.updated_at_ms",
+                    $crate::knowledge_sql::DOCUMENT_COLUMNS
+                );
+                sqlx::query(&sql)
+                    .bind(&d.id)
+                    .bind(&d.collection_id)
+                    .bind(&d.tenant_id)
+                    .bind(&d.title)
+                    .bind(&d.source)
+                    .bind(d.metadata.to_string())
+                    .bind(&d.fingerprint)
+                    .bind(d.state.as_str())
+                    .bind(&d.error)
+                    .bind(d.chunk_count as i32)
+                    .bind(d.created_at_ms)
+                    .bind(d.updated_at_ms)
+                    .execute(&self.writer)
+                    .await
+                    .map_err(|e| match $crate::db_err(e) {
+                        StoreError::NotFound(_) => {
+                            StoreError::NotFound(format!("collection '{}' does not exist", d.collection_id))
+                        }
+                        other => other,
+                    })?;
+                Ok(())
+            }
+
+            async fn get_document(&self, id: &str) -> StoreResult<Option<Document>> {
+                let sql = format!("SELECT {} FROM documents WHERE id = $1", $crate::knowledge_sql::DOCUMENT_COLUMNS);
+                let row = sqlx::query(&sql).bind(id).fetch_optional(&self.pool).await.map_err($crate::db_err)?;
+                row.as_ref().map(document_from_row).transpose().map_err($crate::db_err)
+            }
+
+            async fn list_documents(&self, collection_id: &str, after_id: Option<&str>, limit: u32) -> StoreResult<Vec<Document>> {
+                let sql = format!(
+                    "SELECT {} FROM documents WHERE collection_id = $1 AND ($2 IS NULL OR id > $2) ORDER BY id LIMIT $3",
+                    $crate::knowledge_sql::DOCUMENT_COLUMNS
+                );
+                let rows = sqlx::query(&sql)
+                    .bind(collection_id)
+                    .bind(after_id)
+                    .bind(i64::from(limit))
+                    .fetch_all(&self.pool)
+                    .await
+                    .map_err($crate::db_err)?;
+                all(&rows, document_from_row)
+            }
+
+            async fn replace_chunks(
+                &self,
+                document_id: &str,
+                fingerprint: &str,
+                chunks: &[ChunkRecord],
+                at_ms: i64,
+            ) -> StoreResult<Vec<i64>> {
+                let mut tx = self.writer.begin().await.map_err($crate::db_err)?;
+                let row = sqlx::query("SELECT collection_id FROM documents WHERE id = $1")
+                    .bind(document_id)
+                    .fetch_optional(&mut *tx)
+                    .await
+                    .map_err($crate::db_err)?;
+                let Some(row) = row else {
+                    return Err(StoreError::NotFound(format!("document '{document_id}' does not exist")));
+                };
+                let collection_id: String = row.try_get("collection_id").map_err($crate::db_err)?;
+                sqlx::query("DELETE FROM chunks WHERE document_id = $1")
+                    .bind(document_id)
+                    .execute(&mut *tx)
+                    .await
+                    .map_err($crate::db_err)?;
+                let mut ids = Vec::with_capacity(chunks.len());
+                for part in chunks.chunks(200) {
+                    let sql = format!(
+                        "INSERT INTO chunks (document_id, collection_id, seq, text, start_byte, end_byte, headings, embedding) \
+                         VALUES {} RETURNING id",
+                        $crate::jobs_sql::numbered("(?, ?, ?, ?, ?, ?, ?, ?)", part.len())
+                    );
+                    let mut q = sqlx::query(&sql);
+                    for c in part {
+                        q = q
+                            .bind(document_id)
+                            .bind(&collection_id)
+                            .bind(c.seq as i32)
+                            .bind(&c.text)
+                            .bind(c.start as i32)
+                            .bind(c.end as i32)
+                            .bind(serde_json::to_string(&c.headings).unwrap_or_else(|_| "[]".into()))
+                            .bind(embedding_to_bytes(&c.embedding));
+                    }
+                    let rows = q.fetch_all(&mut *tx).await.map_err($crate::db_err)?;
+                    for r in rows {
+                        ids.push(r.try_get::<i64, _>("id").map_err($crate::db_err)?);
+                    }
+                }
+                ids.sort_unstable();
+                sqlx::query(
+                    "UPDATE documents SET state = 'ready', error = NULL, fingerprint = $2, chunk_count = $3, \
+                     updated_at_ms = $4 WHERE id = $1",
+                )
+                .bind(document_id)
+                .bind(fingerprint)
+                .bind(chunks.len() as i32)
+                .bind(at_ms)
+                .execute(&mut *tx)
+                .await
+                .map_err($crate::db_err)?;
+                log_change(&mut tx, &collection_id, Some(document_id), ChangeKind::Document, at_ms)
+                    .await
+                    .map_err($crate::db_err)?;
+                tx.commit().await.map_err($crate::db_err)?;
+                Ok(ids)
+            }
+
+            async fn fail_document(&self, document_id: &str, error: &str, at_ms: i64) -> StoreResult<()> {
+                let n = sqlx::query("UPDATE documents SET state = 'failed', error = $2, updated_at_ms = $3 WHERE id = $1")
+                    .bind(document_id)
+                    .bind(error)
+                    .bind(at_ms)
+                    .execute(&self.writer)
+                    .await
+                    .map_err($crate::db_err)?
+                    .rows_affected();
+                if n == 0 {
+                    return Err(StoreError::NotFound(format!("document '{document_id}' does not exist")));
+                }
+                Ok(())
+            }
+
+            async fn delete_document(&self, document_id: &str, at_ms: i64) -> StoreResult<bool> {
+                let mut tx = self.writer.begin().await.map_err($crate::db_err)?;
+                sqlx::query("DELETE FROM chunks WHERE document_id = $1")
+                    .bind(document_id)
+                    .execute(&mut *tx)
+                    .await
+                    .map_err($crate::db_err)?;
+                let row = sqlx::query("DELETE FROM documents WHERE id = $1 RETURNING collection_id")
+                    .bind(document_id)
+                    .fetch_optional(&mut *tx)
+                    .await
+                    .map_err($crate::db_err)?;
+                let deleted = match row {
+                    Some(r) => {
+                        let collection_id: String = r.try_get("collection_id").map_err($crate::db_err)?;
+                        log_change(&mut tx, &collection_id, Some(document_id), ChangeKind::DocumentDeleted, at_ms)
+                            .await
+                            .map_err($crate::db_err)?;
+                        true
+                    }
+                    None => false,
+                };
+                tx.commit().await.map_err($crate::db_err)?;
+                Ok(deleted)
+            }
+
+            async fn document_chunks(&self, document_id: &str) -> StoreResult<Vec<ChunkRecord>> {
+                let sql = format!(
+                    "SELECT {} FROM chunks WHERE document_id = $1 ORDER BY seq",
+                    $crate::knowledge_sql::CHUNK_COLUMNS
+                );
+                let rows = sqlx::query(&sql).bind(document_id).fetch_all(&self.pool).await.map_err($crate::db_err)?;
+                all(&rows, chunk_from_row)
+            }
+
+            async fn collection_chunks(&self, collection_id: &str, after_id: i64, limit: u32) -> StoreResult<Vec<ChunkRecord>> {
+                let sql = format!(
+                    "SELECT {} FROM chunks WHERE collection_id = $1 AND id > $2 ORDER BY id LIMIT $3",
+                    $crate::knowledge_sql::CHUNK_COLUMNS
+                );
+                let rows = sqlx::query(&sql)
+                    .bind(collection_id)
+                    .bind(after_id)
+                    .bind(i64::from(limit))
+                    .fetch_all(&self.pool)
+                    .await
+                    .map_err($crate::db_err)?;
+                all(&rows, chunk_from_row)
+            }
+
+            async fn changes_since(&self, seq: i64, limit: u32) -> StoreResult<Vec<Change>> {
+                let rows = sqlx::query(
+                    "SELECT seq, collection_id, document_id, kind FROM knowledge_changes WHERE seq > $1 ORDER BY seq LIMIT $2",
+                )
+                .bind(seq)
+                .bind(i64::from(limit))
+                .fetch_all(&self.pool)
+                .await
+                .map_err($crate::db_err)?;
+                let mut out = Vec::with_capacity(rows.len());
+                for r in &rows {
+                    let kind: String = r.try_get("kind").map_err($crate::db_err)?;
+                    // An entry written by a newer version that this one does not know: skip it.
+                    let Some(kind) = ChangeKind::parse(&kind) else { continue };
+                    out.push(Change {
+                        seq: r.try_get("seq").map_err($crate::db_err)?,
+                        collection_id: r.try_get("collection_id").map_err($crate::db_err)?,
+                        document_id: r.try_get("document_id").map_err($crate::db_err)?,
+                        kind,
+                    });
+                }
+                Ok(out)
+            }
+        }
+    };
+}
+pub(crate) use impl_knowledge_store;
