@@ -237,6 +237,8 @@ pub trait KnowledgeStore: Send + Sync {
     async fn collection_chunks(&self, collection_id: &str, after_id: i64, limit: u32) -> StoreResult<Vec<ChunkRecord>>;
     /// Log entries after `seq`, oldest first.
     async fn changes_since(&self, seq: i64, limit: u32) -> StoreResult<Vec<Change>>;
+    /// The newest log position (0 when the log is empty).
+    async fn latest_change(&self) -> StoreResult<i64>;
 }
 
 /// Encodes an embedding for storage: little-endian `f32`s.

@@ -1,6 +1,6 @@
 //! Cairn's knowledge layer. Built so far: document preparation (parsers, redaction, the
 //! chunker, fingerprints), the text analyzer, the BM25 keyword index, the exact
-//! vector index, hybrid fusion, the RAG prompt with fenced sources and its citations, and the retrieval
+//! vector index, hybrid fusion, the live index that follows storage's change log, the RAG prompt with fenced sources and its citations, and the retrieval
 //! metrics used to evaluate them; storage, the ingestion jobs and the HTTP API build on these.
 
 #![warn(missing_docs)]
@@ -11,6 +11,7 @@ pub mod chunk;
 pub mod eval;
 pub mod fusion;
 pub mod keyword;
+pub mod live;
 pub mod parse;
 pub mod prepare;
 pub mod rag;

@@ -195,6 +195,7 @@ fn chunk(seq: u32, text: &str) -> ChunkRecord {
 }
 
 async fn knowledge(s: &dyn Store) {
+    assert_eq!(s.latest_change().await.unwrap(), 0);
     s.create_collection(&collection("col_1", "acme", "docs")).await.unwrap();
     assert!(matches!(s.create_collection(&collection("col_2", "acme", "docs")).await, Err(StoreError::Conflict(_))));
     s.create_collection(&collection("col_3", "globex", "docs")).await.unwrap();
@@ -264,4 +265,5 @@ async fn knowledge(s: &dyn Store) {
     );
     assert!(log.windows(2).all(|w| w[0].seq < w[1].seq));
     assert_eq!(s.changes_since(log[2].seq, 100).await.unwrap().len(), 2);
+    assert_eq!(s.latest_change().await.unwrap(), log[4].seq);
 }

@@ -361,6 +361,14 @@ macro_rules! impl_knowledge_store {
                 }
                 Ok(out)
             }
+
+            async fn latest_change(&self) -> StoreResult<i64> {
+                sqlx::query("SELECT CAST(COALESCE(MAX(seq), 0) AS BIGINT) AS seq FROM knowledge_changes")
+                    .fetch_one(&self.pool)
+                    .await
+                    .and_then(|r| r.try_get("seq"))
+                    .map_err($crate::db_err)
+            }
         }
     };
 }

@@ -1,0 +1,202 @@
+//! The live index: for every collection, a BM25 index and a vector index held in memory, built
+//! from storage at start and kept current by following storage's change log. Storage stays
+//! the source of truth; the indexes are caches any node can rebuild, so nodes stay stateless
+//! and see changes made by other processes once they `catch_up`.
+//!
+//! Opening reads the log's position before loading chunks, so a change made while loading is
+//! applied again afterwards (applying a change twice is harmless: it reloads the document).
+
+use std::collections::HashMap;
+
+use cairn_core::knowledge::{ChangeKind, ChunkRecord, KnowledgeStore};
+use cairn_core::store::StoreResult;
+use parking_lot::{Mutex, RwLock};
+
+use crate::fusion::{fuse, Fusion};
+use crate::keyword::Bm25Index;
+use crate::vector::{VectorError, VectorIndex};
+
+/// How many candidates each retriever hands to fusion.
+const FUSION_DEPTH: usize = 200;
+/// Chunks loaded per storage round trip.
+const PAGE: u32 = 2000;
+
+/// Which retrievers a search uses.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SearchMode {
+    /// BM25 only.
+    Keyword,
+    /// Vector similarity only.
+    Vector,
+    /// Both, fused.
+    Hybrid,
+}
+
+/// What the index keeps of a chunk to answer with.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ChunkInfo {
+    /// Its document.
+    pub document_id: String,
+    /// Position in the document.
+    pub seq: u32,
+    /// The text (for snippets and prompts).
+    pub text: String,
+    /// Headings above it.
+    pub headings: Vec<String>,
+}
+
+/// One search result.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Hit {
+    /// The chunk.
+    pub chunk_id: u64,
+    /// The collection it was found in.
+    pub collection_id: String,
+    /// The score (BM25, cosine, or the fused score, per mode).
+    pub score: f32,
+    /// What the index knows of the chunk.
+    pub chunk: ChunkInfo,
+}
+
+/// One collection's indexes.
+struct CollectionIndex {
+    keyword: Bm25Index,
+    vector: Option<VectorIndex>,
+    chunks: HashMap<u64, ChunkInfo>,
+    by_document: HashMap<String, Vec<u64>>,
+}
+
+impl CollectionIndex {
+    fn new() -> Self {
+        Self { keyword: Bm25Index::default(), vector: None, chunks: HashMap::new(), by_document: HashMap::new() }
+    }
+
+    fn remove_document(&mut self, document_id: &str) {
+        for id in self.by_document.remove(document_id).unwrap_or_default() {
+            self.keyword.remove(id);
+            if let Some(v) = &mut self.vector {
+                v.remove(id);
+            }
+            self.chunks.remove(&id);
+        }
+    }
+
+    fn add(&mut self, c: ChunkRecord) {
+        let id = c.id as u64;
+        self.keyword.insert(id, &c.text);
+        let dim = c.embedding.len();
+        let vector = self.vector.get_or_insert_with(|| VectorIndex::new(dim));
+        if let Err(e) = vector.insert(id, &c.embedding) {
+            // Storage only holds vectors the ingestion checked; a bad one stays keyword-only.
+            tracing::warn!(chunk = id, error = %e, "chunk vector not indexed");
+        }
+        self.by_document.entry(c.document_id.clone()).or_default().push(id);
+        self.chunks
+            .insert(id, ChunkInfo { document_id: c.document_id, seq: c.seq, text: c.text, headings: c.headings });
+    }
+}
+
+/// Every collection's indexes (see the module docs).
+pub struct LiveIndex {
+    collections: RwLock<HashMap<String, CollectionIndex>>,
+    cursor: Mutex<i64>,
+}
+
+impl LiveIndex {
+    /// Builds the indexes of every collection from `store`.
+    pub async fn open(store: &dyn KnowledgeStore) -> StoreResult<Self> {
+        let cursor = store.latest_change().await?;
+        let mut collections = HashMap::new();
+        for c in store.list_collections(None).await? {
+            let mut index = CollectionIndex::new();
+            let mut after = 0;
+            loop {
+                let page = store.collection_chunks(&c.id, after, PAGE).await?;
+                let Some(last) = page.last() else { break };
+                after = last.id;
+                page.into_iter().for_each(|chunk| index.add(chunk));
+            }
+            collections.insert(c.id, index);
+        }
+        Ok(Self { collections: RwLock::new(collections), cursor: Mutex::new(cursor) })
+    }
+
+    /// Applies every change logged since the last call; returns how many.
+    pub async fn catch_up(&self, store: &dyn KnowledgeStore) -> StoreResult<usize> {
+        let mut applied = 0;
+        loop {
+            let from = *self.cursor.lock();
+            let changes = store.changes_since(from, 500).await?;
+            let Some(last) = changes.last().map(|c| c.seq) else { return Ok(applied) };
+            for change in changes {
+                let doc = change.document_id.as_deref().unwrap_or_default();
+                match change.kind {
+                    ChangeKind::CollectionDeleted => {
+                        self.collections.write().remove(&change.collection_id);
+                    }
+                    ChangeKind::DocumentDeleted => {
+                        if let Some(ix) = self.collections.write().get_mut(&change.collection_id) {
+                            ix.remove_document(doc);
+                        }
+                    }
+                    ChangeKind::Document => {
+                        // Loaded before taking the lock: searches go on meanwhile.
+                        let chunks = store.document_chunks(doc).await?;
+                        let mut all = self.collections.write();
+                        let ix = all.entry(change.collection_id.clone()).or_insert_with(CollectionIndex::new);
+                        ix.remove_document(doc);
+                        chunks.into_iter().for_each(|c| ix.add(c));
+                    }
+                }
+                applied += 1;
+            }
+            *self.cursor.lock() = last;
+        }
+    }
+
+    /// Chunks indexed for `collection_id`.
+    pub fn len(&self, collection_id: &str) -> usize {
+        self.collections.read().get(collection_id).map_or(0, |ix| ix.chunks.len())
+    }
+
+    /// The best `k` chunks of `collection_id` for the query, among documents `allow` accepts.
+    /// `vector` is the query's embedding (needed unless the mode is keyword).
+    pub fn search(
+        &self,
+        collection_id: &str,
+        text: &str,
+        vector: Option<&[f32]>,
+        mode: SearchMode,
+        k: usize,
+        allow: &dyn Fn(&str) -> bool,
+    ) -> Result<Vec<Hit>, VectorError> {
+        let all = self.collections.read();
+        let Some(ix) = all.get(collection_id) else { return Ok(Vec::new()) };
+        let allowed = |id: u64| ix.chunks.get(&id).is_some_and(|c| allow(&c.document_id));
+        let depth = if mode == SearchMode::Hybrid { FUSION_DEPTH.max(k) } else { k };
+        let keyword = || ix.keyword.search(text, depth, &allowed);
+        let vectors = || -> Result<Vec<(u64, f32)>, VectorError> {
+            match (&ix.vector, vector) {
+                (Some(v), Some(q)) => v.search(q, depth, &allowed),
+                _ => Ok(Vec::new()),
+            }
+        };
+        let ranked = match mode {
+            SearchMode::Keyword => keyword(),
+            SearchMode::Vector => vectors()?,
+            SearchMode::Hybrid => fuse(Fusion::Convex { keyword_weight: 0.5 }, &keyword(), &vectors()?, k),
+        };
+        Ok(ranked
+            .into_iter()
+            .take(k)
+            .filter_map(|(id, score)| {
+                ix.chunks.get(&id).map(|c| Hit {
+                    chunk_id: id,
+                    collection_id: collection_id.to_owned(),
+                    score,
+                    chunk: c.clone(),
+                })
+            })
+            .collect())
+    }
+}
