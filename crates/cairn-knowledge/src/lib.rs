@@ -1,5 +1,5 @@
 //! Cairn's knowledge layer. Built so far: document preparation (parsers, redaction, the
-//! chunker, fingerprints), the text analyzer, the BM25 keyword index, the exact
+//! chunker, fingerprints), metadata filters, the text analyzer, the BM25 keyword index, the exact
 //! vector index, hybrid fusion, the live index that follows storage's change log, the RAG prompt with fenced sources and its citations, and the retrieval
 //! metrics used to evaluate them; storage, the ingestion jobs and the HTTP API build on these.
 
@@ -9,6 +9,7 @@ pub mod analyze;
 pub mod beir;
 pub mod chunk;
 pub mod eval;
+pub mod filter;
 pub mod fusion;
 pub mod keyword;
 pub mod live;
