@@ -13,8 +13,12 @@ pub(crate) const CHUNK_COLUMNS: &str =
     "id, document_id, collection_id, seq, text, start_byte, end_byte, headings, embedding";
 
 /// Implements `KnowledgeStore` for `$store` (with `pool` and `writer` fields) on `$db`.
+/// `$serialise` runs first in every transaction that appends to the change log: followers read
+/// the log by sequence number, so entries must commit in that order. PostgreSQL draws
+/// sequence numbers at insert time, so concurrent writers take a transaction-scoped advisory
+/// lock; SQLite has one writer and needs nothing.
 macro_rules! impl_knowledge_store {
-    ($store:ty, $db:ty) => {
+    ($store:ty, $db:ty, $serialise:literal) => {
         use cairn_core::knowledge::{
             embedding_from_bytes, embedding_to_bytes, Change, ChangeKind, ChunkRecord, Collection, Document,
             DocumentState, KnowledgeStore, PiiMode,
@@ -73,6 +77,15 @@ macro_rules! impl_knowledge_store {
 
         fn all<T>(rows: &[KRow], f: fn(&KRow) -> Result<T, sqlx::Error>) -> StoreResult<Vec<T>> {
             rows.iter().map(f).collect::<Result<_, _>>().map_err($crate::db_err)
+        }
+
+        /// Starts a transaction that may append to the change log.
+        async fn begin_logged(writer: &sqlx::Pool<$db>) -> StoreResult<sqlx::Transaction<'static, $db>> {
+            let mut tx = writer.begin().await.map_err($crate::db_err)?;
+            if !$serialise.is_empty() {
+                sqlx::query($serialise).execute(&mut *tx).await.map_err($crate::db_err)?;
+            }
+            Ok(tx)
         }
 
         /// Appends one entry to the change log inside `tx`.
@@ -135,7 +148,7 @@ macro_rules! impl_knowledge_store {
             }
 
             async fn delete_collection(&self, id: &str, at_ms: i64) -> StoreResult<bool> {
-                let mut tx = self.writer.begin().await.map_err($crate::db_err)?;
+                let mut tx = begin_logged(&self.writer).await?;
                 for sql in [
                     "DELETE FROM chunks WHERE collection_id = $1",
                     "DELETE FROM documents WHERE collection_id = $1",
@@ -215,7 +228,7 @@ macro_rules! impl_knowledge_store {
                 chunks: &[ChunkRecord],
                 at_ms: i64,
             ) -> StoreResult<Vec<i64>> {
-                let mut tx = self.writer.begin().await.map_err($crate::db_err)?;
+                let mut tx = begin_logged(&self.writer).await?;
                 let row = sqlx::query("SELECT collection_id FROM documents WHERE id = $1")
                     .bind(document_id)
                     .fetch_optional(&mut *tx)
@@ -289,7 +302,7 @@ macro_rules! impl_knowledge_store {
             }
 
             async fn delete_document(&self, document_id: &str, at_ms: i64) -> StoreResult<bool> {
-                let mut tx = self.writer.begin().await.map_err($crate::db_err)?;
+                let mut tx = begin_logged(&self.writer).await?;
                 sqlx::query("DELETE FROM chunks WHERE document_id = $1")
                     .bind(document_id)
                     .execute(&mut *tx)

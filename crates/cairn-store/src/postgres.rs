@@ -52,5 +52,5 @@ mod job_ports {
 /// The knowledge port, implemented with the shared SQL.
 mod knowledge_ports {
     use super::PgStore;
-    crate::knowledge_sql::impl_knowledge_store!(PgStore, sqlx::Postgres);
+    crate::knowledge_sql::impl_knowledge_store!(PgStore, sqlx::Postgres, "SELECT pg_advisory_xact_lock(202611211)");
 }

@@ -68,5 +68,5 @@ mod job_ports {
 /// The knowledge port, implemented with the shared SQL.
 mod knowledge_ports {
     use super::SqliteStore;
-    crate::knowledge_sql::impl_knowledge_store!(SqliteStore, sqlx::Sqlite);
+    crate::knowledge_sql::impl_knowledge_store!(SqliteStore, sqlx::Sqlite, "");
 }
