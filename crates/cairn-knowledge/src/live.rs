@@ -5,6 +5,8 @@
 //!
 //! Opening reads the log's position before loading chunks, so a change made while loading is
 //! applied again afterwards (applying a change twice is harmless: it reloads the document).
+//! Each document's metadata is held beside its chunks, so metadata filters are evaluated
+//! inside the retrievers.
 
 use std::collections::HashMap;
 
@@ -12,6 +14,7 @@ use cairn_core::knowledge::{ChangeKind, ChunkRecord, KnowledgeStore};
 use cairn_core::store::StoreResult;
 use parking_lot::{Mutex, RwLock};
 
+use crate::filter::Filter;
 use crate::fusion::{fuse, Fusion};
 use crate::keyword::Bm25Index;
 use crate::vector::{VectorError, VectorIndex};
@@ -64,14 +67,23 @@ struct CollectionIndex {
     vector: Option<VectorIndex>,
     chunks: HashMap<u64, ChunkInfo>,
     by_document: HashMap<String, Vec<u64>>,
+    /// Metadata of each document, for filters.
+    metadata: HashMap<String, serde_json::Value>,
 }
 
 impl CollectionIndex {
     fn new() -> Self {
-        Self { keyword: Bm25Index::default(), vector: None, chunks: HashMap::new(), by_document: HashMap::new() }
+        Self {
+            keyword: Bm25Index::default(),
+            vector: None,
+            chunks: HashMap::new(),
+            by_document: HashMap::new(),
+            metadata: HashMap::new(),
+        }
     }
 
     fn remove_document(&mut self, document_id: &str) {
+        self.metadata.remove(document_id);
         for id in self.by_document.remove(document_id).unwrap_or_default() {
             self.keyword.remove(id);
             if let Some(v) = &mut self.vector {
@@ -109,6 +121,13 @@ impl LiveIndex {
         let mut collections = HashMap::new();
         for c in store.list_collections(None).await? {
             let mut index = CollectionIndex::new();
+            let mut last_doc: Option<String> = None;
+            loop {
+                let docs = store.list_documents(&c.id, last_doc.as_deref(), PAGE).await?;
+                let Some(last) = docs.last() else { break };
+                last_doc = Some(last.id.clone());
+                index.metadata.extend(docs.into_iter().map(|d| (d.id, d.metadata)));
+            }
             let mut after = 0;
             loop {
                 let page = store.collection_chunks(&c.id, after, PAGE).await?;
@@ -142,10 +161,15 @@ impl LiveIndex {
                     ChangeKind::Document => {
                         // Loaded before taking the lock: searches go on meanwhile.
                         let chunks = store.document_chunks(doc).await?;
+                        let document = store.get_document(doc).await?;
                         let mut all = self.collections.write();
                         let ix = all.entry(change.collection_id.clone()).or_insert_with(CollectionIndex::new);
                         ix.remove_document(doc);
-                        chunks.into_iter().for_each(|c| ix.add(c));
+                        // Gone since (a later change deletes it): leave it out.
+                        if let Some(d) = document {
+                            ix.metadata.insert(d.id, d.metadata);
+                            chunks.into_iter().for_each(|c| ix.add(c));
+                        }
                     }
                 }
                 applied += 1;
@@ -159,8 +183,8 @@ impl LiveIndex {
         self.collections.read().get(collection_id).map_or(0, |ix| ix.chunks.len())
     }
 
-    /// The best `k` chunks of `collection_id` for the query, among documents `allow` accepts.
-    /// `vector` is the query's embedding (needed unless the mode is keyword).
+    /// The best `k` chunks of `collection_id` for the query, among documents whose metadata
+    /// passes `filter`. `vector` is the query's embedding (needed unless the mode is keyword).
     pub fn search(
         &self,
         collection_id: &str,
@@ -168,11 +192,16 @@ impl LiveIndex {
         vector: Option<&[f32]>,
         mode: SearchMode,
         k: usize,
-        allow: &dyn Fn(&str) -> bool,
+        filter: Option<&Filter>,
     ) -> Result<Vec<Hit>, VectorError> {
         let all = self.collections.read();
         let Some(ix) = all.get(collection_id) else { return Ok(Vec::new()) };
-        let allowed = |id: u64| ix.chunks.get(&id).is_some_and(|c| allow(&c.document_id));
+        let null = serde_json::Value::Null;
+        let allowed = |id: u64| {
+            ix.chunks
+                .get(&id)
+                .is_some_and(|c| filter.is_none_or(|f| f.matches(ix.metadata.get(&c.document_id).unwrap_or(&null))))
+        };
         let depth = if mode == SearchMode::Hybrid { FUSION_DEPTH.max(k) } else { k };
         let keyword = || ix.keyword.search(text, depth, &allowed);
         let vectors = || -> Result<Vec<(u64, f32)>, VectorError> {

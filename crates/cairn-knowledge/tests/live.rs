@@ -2,6 +2,7 @@
 //! filters, and kept current from the change log (no stale hit after an update or delete).
 
 use cairn_core::knowledge::{ChunkRecord, Collection, Document, DocumentState, KnowledgeStore, PiiMode};
+use cairn_knowledge::filter::Filter;
 use cairn_knowledge::live::{LiveIndex, SearchMode};
 
 fn chunk(seq: u32, text: &str, v: [f32; 3]) -> ChunkRecord {
@@ -18,14 +19,14 @@ fn chunk(seq: u32, text: &str, v: [f32; 3]) -> ChunkRecord {
     }
 }
 
-async fn put(store: &dyn KnowledgeStore, id: &str, chunks: &[ChunkRecord]) {
+async fn put(store: &dyn KnowledgeStore, id: &str, year: i64, chunks: &[ChunkRecord]) {
     let doc = Document {
         id: id.into(),
         collection_id: "col".into(),
         tenant_id: "t".into(),
         title: id.into(),
         source: None,
-        metadata: serde_json::json!({}),
+        metadata: serde_json::json!({"drug": id, "year": year}),
         fingerprint: None,
         state: DocumentState::Pending,
         error: None,
@@ -57,41 +58,47 @@ async fn builds_searches_and_follows_changes() {
         created_at_ms: 1,
     };
     store.create_collection(&collection).await.unwrap();
-    put(&*store, "aspirin", &[chunk(0, "Aspirin reduces fever and pain", [1.0, 0.0, 0.0])]).await;
+    put(&*store, "aspirin", 2019, &[chunk(0, "Aspirin reduces fever and pain", [1.0, 0.0, 0.0])]).await;
     put(
         &*store,
         "statins",
+        2023,
         &[chunk(0, "Statins lower cholesterol", [0.0, 1.0, 0.0]), chunk(1, "Statins and muscle pain", [0.0, 0.9, 0.1])],
     )
     .await;
 
     let index = LiveIndex::open(&*store).await.unwrap();
     assert_eq!(index.len("col"), 3);
-    let any = |_: &str| true;
-    let kw = index.search("col", "pain", None, SearchMode::Keyword, 10, &any).unwrap();
+    let any = None;
+    let kw = index.search("col", "pain", None, SearchMode::Keyword, 10, any).unwrap();
     assert_eq!(kw.len(), 2);
-    let vec = index.search("col", "", Some(&[0.0, 1.0, 0.05]), SearchMode::Vector, 1, &any).unwrap();
+    let vec = index.search("col", "", Some(&[0.0, 1.0, 0.05]), SearchMode::Vector, 1, any).unwrap();
     assert_eq!(ids(&vec), [("statins".to_owned(), 0)]);
-    let hybrid = index.search("col", "muscle pain", Some(&[0.0, 1.0, 0.1]), SearchMode::Hybrid, 1, &any).unwrap();
+    let hybrid = index.search("col", "muscle pain", Some(&[0.0, 1.0, 0.1]), SearchMode::Hybrid, 1, any).unwrap();
     assert_eq!(ids(&hybrid), [("statins".to_owned(), 1)]);
-    // A filter applies inside the retrievers: still a full top-k from what is allowed.
-    let only_aspirin = |d: &str| d == "aspirin";
+    // A metadata filter applies inside the retrievers: still a full top-k from what passes.
+    let before_2020 = Filter::parse(&serde_json::json!({"field": "year", "lt": 2020})).unwrap();
     let filtered =
-        index.search("col", "pain statins", Some(&[0.0, 1.0, 0.0]), SearchMode::Hybrid, 2, &only_aspirin).unwrap();
+        index.search("col", "pain statins", Some(&[0.0, 1.0, 0.0]), SearchMode::Hybrid, 2, Some(&before_2020)).unwrap();
     assert_eq!(ids(&filtered), [("aspirin".to_owned(), 0)]);
-    assert!(index.search("nope", "pain", None, SearchMode::Keyword, 5, &any).unwrap().is_empty());
+    let statins = Filter::parse(&serde_json::json!({"field": "drug", "in": ["statins"]})).unwrap();
+    let top = index.search("col", "pain", None, SearchMode::Keyword, 1, Some(&statins)).unwrap();
+    assert_eq!(ids(&top), [("statins".to_owned(), 1)]);
+    assert!(index.search("nope", "pain", None, SearchMode::Keyword, 5, any).unwrap().is_empty());
 
     // Another process replaces a document: the old text stays findable until catch_up.
-    put(&*store, "aspirin", &[chunk(0, "Aspirin thins the blood", [1.0, 0.0, 0.0])]).await;
-    assert_eq!(index.search("col", "fever", None, SearchMode::Keyword, 5, &any).unwrap().len(), 1);
+    put(&*store, "aspirin", 2024, &[chunk(0, "Aspirin thins the blood", [1.0, 0.0, 0.0])]).await;
+    assert_eq!(index.search("col", "fever", None, SearchMode::Keyword, 5, any).unwrap().len(), 1);
     assert_eq!(index.catch_up(&*store).await.unwrap(), 1);
-    assert!(index.search("col", "fever", None, SearchMode::Keyword, 5, &any).unwrap().is_empty(), "no stale hit");
-    assert_eq!(index.search("col", "blood", None, SearchMode::Keyword, 5, &any).unwrap().len(), 1);
+    assert!(index.search("col", "fever", None, SearchMode::Keyword, 5, any).unwrap().is_empty(), "no stale hit");
+    assert_eq!(index.search("col", "blood", None, SearchMode::Keyword, 5, any).unwrap().len(), 1);
+    // The document's new metadata took effect too.
+    assert!(index.search("col", "blood", None, SearchMode::Keyword, 5, Some(&before_2020)).unwrap().is_empty());
 
     store.delete_document("statins", 3).await.unwrap();
     index.catch_up(&*store).await.unwrap();
     assert_eq!(index.len("col"), 1);
-    assert!(index.search("col", "cholesterol", None, SearchMode::Keyword, 5, &any).unwrap().is_empty());
+    assert!(index.search("col", "cholesterol", None, SearchMode::Keyword, 5, any).unwrap().is_empty());
     store.delete_collection("col", 4).await.unwrap();
     index.catch_up(&*store).await.unwrap();
     assert_eq!(index.len("col"), 0);
