@@ -8,9 +8,11 @@
 pub mod analyze;
 pub mod beir;
 pub mod chunk;
+pub mod embed;
 pub mod eval;
 pub mod filter;
 pub mod fusion;
+pub mod ingest;
 pub mod keyword;
 pub mod live;
 pub mod parse;
