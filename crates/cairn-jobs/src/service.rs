@@ -87,17 +87,8 @@ impl JobService {
 
     /// Enqueues up to `MAX_BATCH` jobs atomically: all are accepted or none is.
     pub async fn enqueue_batch(&self, caller: &Principal, reqs: Vec<EnqueueRequest>) -> Result<Vec<(Job, bool)>> {
-        caller.require(Role::Member)?;
-        if reqs.is_empty() || reqs.len() > MAX_BATCH {
-            return Err(Error::invalid_param("jobs", format!("send between 1 and {MAX_BATCH} jobs")));
-        }
         let now = self.clock.now_ms();
-        let batch = reqs.len() > 1;
-        let mut jobs = Vec::with_capacity(reqs.len());
-        for (i, r) in reqs.into_iter().enumerate() {
-            let at = |field: &str| if batch { format!("jobs[{i}].{field}") } else { field.to_owned() };
-            jobs.push(self.new_job(caller, r, now, &at)?);
-        }
+        let jobs = self.new_jobs(caller, reqs, now)?;
         for tenant in jobs.iter().map(|j| &j.tenant_id).filter(|t| **t != caller.tenant_id) {
             if self.store.get_tenant(tenant).await?.is_none() {
                 return Err(Error::NotFound(format!("tenant '{tenant}' does not exist")));
@@ -113,6 +104,28 @@ impl JobService {
             }
         }
         Ok(out)
+    }
+
+    /// Checks a batch exactly as `enqueue_batch` would, writing nothing: callers that must
+    /// write something else first (and only if the jobs will be accepted) check, write, enqueue.
+    pub fn check_batch(&self, caller: &Principal, reqs: &[EnqueueRequest]) -> Result<()> {
+        self.new_jobs(caller, reqs.to_vec(), self.clock.now_ms()).map(|_| ())
+    }
+
+    /// Validates a batch and turns it into storable jobs.
+    fn new_jobs(&self, caller: &Principal, reqs: Vec<EnqueueRequest>, now: i64) -> Result<Vec<NewJob>> {
+        caller.require(Role::Member)?;
+        if reqs.is_empty() || reqs.len() > MAX_BATCH {
+            return Err(Error::invalid_param("jobs", format!("send between 1 and {MAX_BATCH} jobs")));
+        }
+        let batch = reqs.len() > 1;
+        reqs.into_iter()
+            .enumerate()
+            .map(|(i, r)| {
+                let at = |field: &str| if batch { format!("jobs[{i}].{field}") } else { field.to_owned() };
+                self.new_job(caller, r, now, &at)
+            })
+            .collect()
     }
 
     /// Validates one request and turns it into a storable job.

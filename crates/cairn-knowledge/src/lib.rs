@@ -18,6 +18,7 @@ pub mod live;
 pub mod parse;
 pub mod prepare;
 pub mod rag;
+pub mod service;
 pub mod vector;
 
 pub use analyze::Analyzer;

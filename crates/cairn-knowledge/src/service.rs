@@ -1,0 +1,364 @@
+//! The knowledge service: collections, documents and search, for a caller. Roles and tenants
+//! are checked here (another tenant's collection reads as missing). Uploads answer at once:
+//! each document is recorded as pending and a `knowledge.ingest` job makes it searchable.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use cairn_core::knowledge::{Collection, Document, DocumentState, PiiMode};
+use cairn_core::store::Store;
+use cairn_core::tenancy::{Principal, Role};
+use cairn_core::time::now_ms;
+use cairn_core::{Error, Result};
+use cairn_jobs::{EnqueueRequest, JobService};
+use serde::{Deserialize, Serialize};
+use serde_json::{json, Value};
+use utoipa::ToSchema;
+
+use crate::embed::{EmbedFailure, TextEmbedder};
+use crate::filter::Filter;
+use crate::ingest::INGEST_JOB;
+use crate::live::{LiveIndex, SearchMode};
+
+/// Body of a collection creation.
+#[derive(Clone, Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CreateCollection {
+    /// Name, unique within the tenant: 1-64 characters of a-z, 0-9, '-' and '_'.
+    pub name: String,
+    /// The embedding model, a gateway model name (e.g. `local/minilm`).
+    pub embedding_model: String,
+    /// Chunk budget in the model's tokens (16-2048, default 200).
+    #[serde(default)]
+    pub chunk_max_tokens: Option<u32>,
+    /// Overlap between chunks in tokens (less than half the budget, default 30).
+    #[serde(default)]
+    pub chunk_overlap_tokens: Option<u32>,
+    /// Personal-data policy (default `mask`).
+    #[serde(default)]
+    pub pii: Option<PiiMode>,
+    /// Tenant to create it for (admins only).
+    #[serde(default)]
+    pub tenant_id: Option<String>,
+}
+
+/// A document to add as text.
+#[derive(Clone, Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct NewDocument {
+    /// Id (1-128 characters, no control characters); generated when absent. An existing id
+    /// is replaced.
+    #[serde(default)]
+    pub id: Option<String>,
+    /// Title.
+    #[serde(default)]
+    pub title: Option<String>,
+    /// Where it came from.
+    #[serde(default)]
+    pub source: Option<String>,
+    /// The text (Markdown headings guide chunking).
+    pub text: String,
+    /// User metadata: a JSON object of strings, numbers, booleans, dates and lists.
+    #[serde(default)]
+    pub metadata: Option<Value>,
+}
+
+/// A document accepted for ingestion.
+#[derive(Clone, Debug, Serialize, ToSchema)]
+pub struct Accepted {
+    /// The document (pending until its job ends).
+    pub document: Document,
+    /// The ingestion job.
+    pub job_id: String,
+}
+
+/// A search.
+#[derive(Clone, Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SearchRequest {
+    /// The query text.
+    pub query: String,
+    /// `keyword`, `vector` or `hybrid` (default).
+    #[serde(default)]
+    pub mode: Option<String>,
+    /// Results wanted, 1-100 (default 10).
+    #[serde(default)]
+    pub top_k: Option<usize>,
+    /// A metadata filter (see the filter language).
+    #[serde(default)]
+    pub filter: Option<Value>,
+    /// More collections to search with the one in the path.
+    #[serde(default)]
+    pub also: Vec<String>,
+}
+
+/// One search result.
+#[derive(Clone, Debug, Serialize, ToSchema)]
+pub struct SearchHit {
+    /// The chunk.
+    pub chunk_id: u64,
+    /// Its collection.
+    pub collection_id: String,
+    /// Its document.
+    pub document_id: String,
+    /// The document's title.
+    pub title: String,
+    /// The document's metadata.
+    pub metadata: Value,
+    /// The score in the chosen mode.
+    pub score: f32,
+    /// The chunk's text.
+    pub text: String,
+    /// Headings above it.
+    pub headings: Vec<String>,
+}
+
+/// Collections, documents and search (see the module docs).
+pub struct KnowledgeService {
+    store: Arc<dyn Store>,
+    jobs: Arc<JobService>,
+    embedder: Arc<dyn TextEmbedder>,
+    index: Arc<LiveIndex>,
+}
+
+fn slug_ok(s: &str) -> bool {
+    !s.is_empty()
+        && s.len() <= 64
+        && s.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'_')
+}
+
+fn embed_error(e: EmbedFailure) -> Error {
+    match e {
+        EmbedFailure::Transient(message) => Error::Unavailable { message, retry_after: None },
+        EmbedFailure::Permanent(m) => Error::invalid_param("embedding_model", m),
+    }
+}
+
+impl KnowledgeService {
+    /// A service over `store`, queueing ingestion on `jobs`.
+    pub fn new(
+        store: Arc<dyn Store>,
+        jobs: Arc<JobService>,
+        embedder: Arc<dyn TextEmbedder>,
+        index: Arc<LiveIndex>,
+    ) -> Self {
+        Self { store, jobs, embedder, index }
+    }
+
+    /// Creates a collection; the model's vector size is measured once, here.
+    pub async fn create_collection(&self, caller: &Principal, req: CreateCollection) -> Result<Collection> {
+        caller.require(Role::Member)?;
+        let tenant_id = match req.tenant_id {
+            Some(t) if t != caller.tenant_id => {
+                caller.require(Role::Admin)?;
+                t
+            }
+            _ => caller.tenant_id.clone(),
+        };
+        if !slug_ok(&req.name) {
+            return Err(Error::invalid_param("name", "use 1-64 characters of a-z, 0-9, '-' and '_'"));
+        }
+        let max = req.chunk_max_tokens.unwrap_or(200);
+        if !(16..=2048).contains(&max) {
+            return Err(Error::invalid_param("chunk_max_tokens", "chunk_max_tokens must be between 16 and 2048"));
+        }
+        let overlap = req.chunk_overlap_tokens.unwrap_or(30.min(max / 4));
+        if overlap * 2 >= max {
+            return Err(Error::invalid_param("chunk_overlap_tokens", "the overlap must be less than half the budget"));
+        }
+        let probe = self.embedder.embed(&tenant_id, &req.embedding_model, &["dimension probe".to_owned()]).await;
+        let dimensions = probe.map_err(embed_error)?.first().map_or(0, Vec::len);
+        if dimensions == 0 {
+            return Err(Error::invalid_param("embedding_model", "the model returned no vector"));
+        }
+        let c = Collection {
+            id: format!("col_{}", uuid::Uuid::now_v7().simple()),
+            tenant_id,
+            name: req.name,
+            embedding_model: req.embedding_model,
+            dimensions: dimensions as u32,
+            chunk_max_tokens: max,
+            chunk_overlap_tokens: overlap,
+            pii: req.pii.unwrap_or(PiiMode::Mask),
+            created_at_ms: now_ms(),
+        };
+        self.store.create_collection(&c).await?;
+        Ok(c)
+    }
+
+    /// A collection, if the caller may see it.
+    pub async fn collection(&self, caller: &Principal, id: &str) -> Result<Collection> {
+        caller.require(Role::Reader)?;
+        match self.store.get_collection(id).await? {
+            Some(c) if caller.role == Role::Admin || c.tenant_id == caller.tenant_id => Ok(c),
+            _ => Err(Error::NotFound(format!("collection '{id}' does not exist"))),
+        }
+    }
+
+    /// The caller's collections (admins: every tenant's).
+    pub async fn collections(&self, caller: &Principal) -> Result<Vec<Collection>> {
+        caller.require(Role::Reader)?;
+        let tenant = caller.readable_tenant(None)?;
+        Ok(self.store.list_collections(tenant.as_deref()).await?)
+    }
+
+    /// Deletes a collection and everything in it.
+    pub async fn delete_collection(&self, caller: &Principal, id: &str) -> Result<()> {
+        caller.require(Role::Member)?;
+        self.collection(caller, id).await?;
+        self.store.delete_collection(id, now_ms()).await?;
+        self.index.catch_up(&*self.store).await?;
+        Ok(())
+    }
+
+    /// Records documents as pending and queues their ingestion. Everything is checked before
+    /// anything is written, so a bad document leaves nothing behind.
+    pub async fn add_documents(
+        &self,
+        caller: &Principal,
+        collection_id: &str,
+        docs: Vec<NewDocument>,
+    ) -> Result<Vec<Accepted>> {
+        caller.require(Role::Member)?;
+        let col = self.collection(caller, collection_id).await?;
+        if docs.is_empty() || docs.len() > 1000 {
+            return Err(Error::invalid_param("documents", "send between 1 and 1000 documents"));
+        }
+        let now = now_ms();
+        let mut rows = Vec::with_capacity(docs.len());
+        let mut jobs = Vec::with_capacity(docs.len());
+        for (i, d) in docs.into_iter().enumerate() {
+            let at = |f: &str| format!("documents[{i}].{f}");
+            let id = d.id.unwrap_or_else(|| format!("doc_{}", uuid::Uuid::now_v7().simple()));
+            if id.is_empty() || id.len() > 128 || id.chars().any(char::is_control) {
+                return Err(Error::invalid_param(at("id"), "ids are 1-128 characters without control characters"));
+            }
+            if d.text.trim().is_empty() {
+                return Err(Error::invalid_param(at("text"), "the document has no text"));
+            }
+            let metadata = d.metadata.unwrap_or_else(|| json!({}));
+            if !metadata.is_object() {
+                return Err(Error::invalid_param(at("metadata"), "metadata must be a JSON object"));
+            }
+            let existing = self.store.get_document(&id).await?;
+            if existing.as_ref().is_some_and(|e| e.collection_id != col.id) {
+                return Err(Error::Conflict(format!("document '{id}' belongs to another collection")));
+            }
+            let title = d.title.clone().unwrap_or_default();
+            jobs.push(EnqueueRequest {
+                kind: INGEST_JOB.into(),
+                payload: json!({ "document_id": id, "text": d.text, "title": d.title }),
+                tenant_id: Some(col.tenant_id.clone()),
+                ..Default::default()
+            });
+            rows.push(Document {
+                id,
+                collection_id: col.id.clone(),
+                tenant_id: col.tenant_id.clone(),
+                title,
+                source: d.source,
+                metadata,
+                fingerprint: existing.as_ref().and_then(|e| e.fingerprint.clone()),
+                state: DocumentState::Pending,
+                error: None,
+                chunk_count: existing.as_ref().map_or(0, |e| e.chunk_count),
+                created_at_ms: existing.as_ref().map_or(now, |e| e.created_at_ms),
+                updated_at_ms: now,
+            });
+        }
+        self.jobs.check_batch(caller, &jobs)?;
+        for row in &rows {
+            self.store.put_document(row).await?;
+        }
+        let queued = self.jobs.enqueue_batch(caller, jobs).await?;
+        Ok(rows.into_iter().zip(queued).map(|(document, (job, _))| Accepted { document, job_id: job.id }).collect())
+    }
+
+    /// A document, if the caller may see its collection.
+    pub async fn document(&self, caller: &Principal, collection_id: &str, id: &str) -> Result<Document> {
+        self.collection(caller, collection_id).await?;
+        match self.store.get_document(id).await? {
+            Some(d) if d.collection_id == collection_id => Ok(d),
+            _ => Err(Error::NotFound(format!("document '{id}' does not exist"))),
+        }
+    }
+
+    /// Deletes a document from every index.
+    pub async fn delete_document(&self, caller: &Principal, collection_id: &str, id: &str) -> Result<()> {
+        caller.require(Role::Member)?;
+        self.document(caller, collection_id, id).await?;
+        self.store.delete_document(id, now_ms()).await?;
+        self.index.catch_up(&*self.store).await?;
+        Ok(())
+    }
+
+    /// Searches `collection_id` (and `req.also`), best first.
+    pub async fn search(&self, caller: &Principal, collection_id: &str, req: SearchRequest) -> Result<Vec<SearchHit>> {
+        let mode = match req.mode.as_deref().unwrap_or("hybrid") {
+            "keyword" => SearchMode::Keyword,
+            "vector" => SearchMode::Vector,
+            "hybrid" => SearchMode::Hybrid,
+            other => {
+                return Err(Error::invalid_param("mode", format!("unknown mode '{other}' (keyword, vector, hybrid)")))
+            }
+        };
+        let k = req.top_k.unwrap_or(10);
+        if !(1..=100).contains(&k) {
+            return Err(Error::invalid_param("top_k", "top_k must be between 1 and 100"));
+        }
+        if req.query.trim().is_empty() {
+            return Err(Error::invalid_param("query", "the query is empty"));
+        }
+        let filter = req
+            .filter
+            .as_ref()
+            .map(Filter::parse)
+            .transpose()
+            .map_err(|e| Error::invalid_param("filter", e.to_string()))?;
+        let mut cols = vec![self.collection(caller, collection_id).await?];
+        for id in &req.also {
+            cols.push(self.collection(caller, id).await?);
+        }
+        self.index.catch_up(&*self.store).await?;
+        let mut vectors: HashMap<String, Vec<f32>> = HashMap::new();
+        let mut hits = Vec::new();
+        for c in &cols {
+            let vector = if mode == SearchMode::Keyword {
+                None
+            } else {
+                if !vectors.contains_key(&c.embedding_model) {
+                    let v = self
+                        .embedder
+                        .embed(&c.tenant_id, &c.embedding_model, &[req.query.clone()])
+                        .await
+                        .map_err(embed_error)?;
+                    vectors.insert(c.embedding_model.clone(), v.into_iter().next().unwrap_or_default());
+                }
+                vectors.get(&c.embedding_model).map(Vec::as_slice)
+            };
+            let found = self
+                .index
+                .search(&c.id, &req.query, vector, mode, k, filter.as_ref())
+                .map_err(|e| Error::invalid_param("query", e.to_string()))?;
+            hits.extend(found);
+        }
+        hits.sort_by(|a, b| b.score.total_cmp(&a.score));
+        hits.truncate(k);
+        let mut out = Vec::with_capacity(hits.len());
+        for h in hits {
+            let doc = self.store.get_document(&h.chunk.document_id).await?;
+            let (title, metadata) = doc.map_or((String::new(), json!({})), |d| (d.title, d.metadata));
+            out.push(SearchHit {
+                chunk_id: h.chunk_id,
+                collection_id: h.collection_id,
+                document_id: h.chunk.document_id,
+                title,
+                metadata,
+                score: h.score,
+                text: h.chunk.text,
+                headings: h.chunk.headings,
+            });
+        }
+        Ok(out)
+    }
+}
