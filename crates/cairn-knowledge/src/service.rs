@@ -329,7 +329,7 @@ impl KnowledgeService {
                 if !vectors.contains_key(&c.embedding_model) {
                     let v = self
                         .embedder
-                        .embed(&c.tenant_id, &c.embedding_model, &[req.query.clone()])
+                        .embed(&c.tenant_id, &c.embedding_model, std::slice::from_ref(&req.query))
                         .await
                         .map_err(embed_error)?;
                     vectors.insert(c.embedding_model.clone(), v.into_iter().next().unwrap_or_default());
