@@ -11,16 +11,21 @@ use cairn_access::AccessService;
 use cairn_core::config::Config;
 use cairn_gateway::GatewayService;
 use cairn_jobs::{JobService, SystemClock, Worker};
+use cairn_knowledge::embed::TextEmbedder;
+use cairn_knowledge::ingest::{IngestHandler, INGEST_JOB};
+use cairn_knowledge::live::LiveIndex;
+use cairn_knowledge::service::KnowledgeService;
 use cairn_telemetry::Metrics;
 use tokio_util::sync::CancellationToken;
 use tower_http::cors::{AllowOrigin, CorsLayer};
 use utoipa::OpenApi;
 use utoipa_swagger_ui::SwaggerUi;
 
+use crate::embedder::GatewayEmbedder;
 use crate::error::error_response;
 use crate::middleware::observe;
 use crate::openapi::ApiDoc;
-use crate::routes::{admin, chat, embeddings, jobs, models, ops, usage};
+use crate::routes::{admin, chat, embeddings, jobs, knowledge, models, ops, usage};
 use crate::state::AppState;
 
 /// A built Cairn application, ready to serve.
@@ -47,18 +52,28 @@ impl App {
             Arc::new(AccessService::new(store.clone(), Duration::from_millis(config.gateway.key_cache_ttl_ms)));
         let bootstrap_secret = access.bootstrap(admin_key).await.map_err(|e| e.to_string())?;
         let gateway = Arc::new(GatewayService::new(&config, store.clone(), metrics.clone())?);
+        let index = Arc::new(LiveIndex::open(&*store).await.map_err(|e| format!("building the search index: {e}"))?);
+        let embedder: Arc<dyn TextEmbedder> = Arc::new(GatewayEmbedder(gateway.clone()));
+        // Keys the `hash` PII policy; from the environment only, like every secret.
+        let pii_key = std::env::var("CAIRN_PII_KEY").unwrap_or_default().into_bytes();
+        let hash_key_set = !pii_key.is_empty();
+        let mut registry = cairn_jobs::builtin::registry(&config.jobs);
+        registry.register(INGEST_JOB, IngestHandler::new(store.clone(), embedder.clone(), index.clone(), pii_key));
         let jobs = Arc::new(JobService::new(
-            store,
-            cairn_jobs::builtin::registry(&config.jobs),
+            store.clone(),
+            registry,
             config.jobs.clone(),
             Arc::new(SystemClock),
             metrics.clone(),
         ));
+        let knowledge =
+            Arc::new(KnowledgeService::new(store, jobs.clone(), embedder, index).with_hash_key(hash_key_set));
         let worker = config.jobs.workers_in_serve.then(|| Worker::new(jobs.clone(), Worker::default_id(), None));
         let state = AppState {
             gateway,
             access,
             jobs,
+            knowledge,
             metrics,
             streams_cut: CancellationToken::new(),
             request_timeout: Duration::from_secs(config.server.request_timeout_secs),
@@ -85,6 +100,14 @@ impl App {
             .route("/v1/jobs/{id}/events", get(jobs::events))
             .route("/v1/jobs/{id}/cancel", post(jobs::cancel))
             .route("/v1/jobs/{id}/retry", post(jobs::retry))
+            .route("/v1/collections", post(knowledge::create).get(knowledge::list))
+            .route("/v1/collections/{id}", get(knowledge::get).delete(knowledge::delete))
+            .route("/v1/collections/{id}/documents", post(knowledge::add_documents))
+            .route(
+                "/v1/collections/{id}/documents/{doc}",
+                get(knowledge::get_document).delete(knowledge::delete_document),
+            )
+            .route("/v1/collections/{id}/search", post(knowledge::search))
             .route("/healthz", get(ops::healthz))
             .route("/readyz", get(ops::readyz))
             .route("/metrics", get(ops::metrics))

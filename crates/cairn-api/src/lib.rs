@@ -5,6 +5,7 @@
 
 mod app;
 mod auth;
+mod embedder;
 mod error;
 mod json;
 mod middleware;

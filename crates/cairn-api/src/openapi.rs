@@ -12,7 +12,7 @@ use cairn_jobs::{
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
-use crate::routes::{admin, chat, embeddings, jobs, models, ops, usage};
+use crate::routes::{admin, chat, embeddings, jobs, knowledge, models, ops, usage};
 
 /// The API description.
 #[derive(OpenApi)]
@@ -23,6 +23,8 @@ use crate::routes::{admin, chat, embeddings, jobs, models, ops, usage};
         admin::create_tenant, admin::list_tenants, admin::create_key, admin::list_keys, admin::revoke_key,
         jobs::enqueue, jobs::enqueue_batch, jobs::list, jobs::types, jobs::get, jobs::events, jobs::cancel,
         jobs::retry, jobs::retry_dead, jobs::purge,
+        knowledge::create, knowledge::list, knowledge::get, knowledge::delete, knowledge::add_documents,
+        knowledge::get_document, knowledge::delete_document, knowledge::search,
         ops::healthz, ops::readyz, ops::metrics,
     ),
     components(schemas(
@@ -33,6 +35,10 @@ use crate::routes::{admin, chat, embeddings, jobs, models, ops, usage};
         KeyLimits, Role, UsageBucket, UsageReport, UsageRequest, admin::CreateTenant, admin::CreateKey,
         admin::CreatedKey, Job, JobState, Attempt, AttemptOutcome, EnqueueRequest, ListRequest, JobPage, JobDetail,
         JobType, RetryDeadRequest, PurgeRequest, BulkResult, jobs::EnqueueBatch, jobs::Enqueued,
+        cairn_core::knowledge::Collection, cairn_core::knowledge::Document, cairn_core::knowledge::DocumentState,
+        cairn_core::knowledge::PiiMode, cairn_knowledge::service::CreateCollection, cairn_knowledge::service::NewDocument,
+        cairn_knowledge::service::Accepted, cairn_knowledge::service::SearchRequest, cairn_knowledge::service::SearchHit,
+        knowledge::AddDocuments,
     )),
     modifiers(&BearerAuth),
     tags(
@@ -40,6 +46,7 @@ use crate::routes::{admin, chat, embeddings, jobs, models, ops, usage};
         (name = "accounting", description = "Usage and cost"),
         (name = "admin", description = "Tenants and API keys"),
         (name = "jobs", description = "Durable jobs: enqueue, inspect, watch, cancel, replay"),
+        (name = "knowledge", description = "Collections, documents and hybrid search"),
         (name = "operations", description = "Health and metrics"),
     )
 )]

@@ -6,6 +6,7 @@ use std::time::Duration;
 use cairn_access::AccessService;
 use cairn_gateway::GatewayService;
 use cairn_jobs::JobService;
+use cairn_knowledge::service::KnowledgeService;
 use cairn_telemetry::Metrics;
 use tokio_util::sync::CancellationToken;
 
@@ -18,6 +19,8 @@ pub struct AppState {
     pub access: Arc<AccessService>,
     /// Durable jobs.
     pub jobs: Arc<JobService>,
+    /// Collections, documents and search.
+    pub knowledge: Arc<KnowledgeService>,
     /// Metrics registry.
     pub metrics: Arc<Metrics>,
     /// Cancelled when shutdown's grace period is over: open streams end cleanly.

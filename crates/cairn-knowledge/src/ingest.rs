@@ -86,7 +86,9 @@ impl JobHandler for IngestHandler {
     async fn run(&self, ctx: JobContext) -> Result<Option<Value>, JobError> {
         let p: Payload =
             serde_json::from_value(ctx.payload().clone()).map_err(|e| JobError::Permanent(e.to_string()))?;
-        let Some(doc) = self.store.get_document(&p.document_id).await.map_err(storage)? else {
+        // A document of another tenant is as good as missing: the job's tenant is who asked.
+        let doc = self.store.get_document(&p.document_id).await.map_err(storage)?;
+        let Some(doc) = doc.filter(|d| d.tenant_id == ctx.job.tenant_id) else {
             return Ok(Some(json!({ "skipped": "the document was deleted" })));
         };
         let Some(col) = self.store.get_collection(&doc.collection_id).await.map_err(storage)? else {

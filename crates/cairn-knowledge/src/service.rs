@@ -119,6 +119,7 @@ pub struct KnowledgeService {
     jobs: Arc<JobService>,
     embedder: Arc<dyn TextEmbedder>,
     index: Arc<LiveIndex>,
+    hash_key_set: bool,
 }
 
 fn slug_ok(s: &str) -> bool {
@@ -142,7 +143,14 @@ impl KnowledgeService {
         embedder: Arc<dyn TextEmbedder>,
         index: Arc<LiveIndex>,
     ) -> Self {
-        Self { store, jobs, embedder, index }
+        Self { store, jobs, embedder, index, hash_key_set: true }
+    }
+
+    /// Says whether a key for the `hash` PII policy is configured; without one, collections
+    /// with that policy are refused (a hash under an empty key protects nothing).
+    pub fn with_hash_key(mut self, set: bool) -> Self {
+        self.hash_key_set = set;
+        self
     }
 
     /// Creates a collection; the model's vector size is measured once, here.
@@ -165,6 +173,9 @@ impl KnowledgeService {
         let overlap = req.chunk_overlap_tokens.unwrap_or(30.min(max / 4));
         if overlap * 2 >= max {
             return Err(Error::invalid_param("chunk_overlap_tokens", "the overlap must be less than half the budget"));
+        }
+        if req.pii == Some(PiiMode::Hash) && !self.hash_key_set {
+            return Err(Error::invalid_param("pii", "the hash policy needs a key: set CAIRN_PII_KEY on the server"));
         }
         let probe = self.embedder.embed(&tenant_id, &req.embedding_model, &["dimension probe".to_owned()]).await;
         let dimensions = probe.map_err(embed_error)?.first().map_or(0, Vec::len);

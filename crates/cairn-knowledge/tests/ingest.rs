@@ -83,3 +83,21 @@ async fn bad_payloads_are_refused_at_enqueue() {
     let req = EnqueueRequest { kind: INGEST_JOB.into(), payload: json!({ "document_id": 5 }), ..Default::default() };
     assert!(matches!(s.jobs.enqueue(&member(), req).await, Err(cairn_core::Error::InvalidRequest { .. })));
 }
+
+#[tokio::test]
+async fn a_job_cannot_touch_another_tenant_s_document() {
+    let s = setup().await;
+    s.ingest("d1", TEXT).await;
+    let intruder = cairn_core::tenancy::Principal { tenant_id: "globex".into(), ..member() };
+    let req = EnqueueRequest {
+        kind: INGEST_JOB.into(),
+        payload: json!({ "document_id": "d1", "text": "Overwritten by another tenant." }),
+        ..Default::default()
+    };
+    let (job, _) = s.jobs.enqueue(&intruder, req).await.unwrap();
+    s.worker.run_due(INGEST_JOB).await;
+    let job = s.store.get_job(&job.id).await.unwrap().unwrap();
+    assert_eq!(job.result.unwrap()["skipped"], "the document was deleted");
+    assert!(s.find("overwritten").is_empty());
+    assert_eq!(s.find("aspirin").len(), 1, "the owner's version stands");
+}

@@ -4,6 +4,7 @@ pub mod admin;
 pub mod chat;
 pub mod embeddings;
 pub mod jobs;
+pub mod knowledge;
 pub mod models;
 pub mod ops;
 pub mod usage;

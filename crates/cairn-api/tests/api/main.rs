@@ -5,6 +5,7 @@ mod access;
 mod bad_input;
 mod gateway;
 mod jobs;
+mod knowledge;
 mod local;
 mod local_chat;
 mod resilience;

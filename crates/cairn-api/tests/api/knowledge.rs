@@ -1,0 +1,104 @@
+//! The knowledge layer through the real HTTP API with the in-process MiniLM: a collection,
+//! documents ingested by jobs, hybrid search with a metadata filter, tenants kept apart, bad
+//! input refused, deletes leaving no stale hit. Needs MiniLM in the model cache.
+
+use std::time::Duration;
+
+use cairn_testkit::TestServer;
+use serde_json::{json, Value};
+
+const CONFIG: &str = "[local]\nthreads = 1\n[jobs]\npoll_ms = 20\n[providers.local]\nkind = \"local\"\n\n\
+    [models.\"local/minilm\"]\nkind = \"embedding\"\ntargets = [{ provider = \"local\", model = \"minilm\" }]\n";
+
+async fn wait_ready(s: &TestServer, key: &str, col: &str, doc: &str) -> Value {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+    loop {
+        let (status, d) = s.get(&format!("/v1/collections/{col}/documents/{doc}"), key).await;
+        assert_eq!(status, 200, "{d}");
+        if d["state"] != "pending" {
+            return d;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "document {doc} still pending");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+#[tokio::test]
+async fn ingest_and_search_through_http() {
+    let s = TestServer::start(CONFIG).await;
+    let key = s.key("acme", "member", json!({})).await;
+    let other = s.key("globex", "member", json!({})).await;
+    let (status, col) =
+        s.post("/v1/collections", &key, &json!({"name": "papers", "embedding_model": "local/minilm"})).await;
+    assert_eq!(status, 201, "{col}");
+    assert_eq!(col["dimensions"], 384);
+    let id = col["id"].as_str().unwrap().to_owned();
+
+    let docs = json!({"documents": [
+        {"id": "aspirin", "title": "Aspirin", "text": "# Aspirin\n\nAspirin reduces fever and relieves headaches. Contact jane@example.com.", "metadata": {"year": 2019}},
+        {"id": "statins", "title": "Statins", "text": "Statins lower LDL cholesterol and the risk of heart attacks.", "metadata": {"year": 2023}}
+    ]});
+    let (status, accepted) = s.post(&format!("/v1/collections/{id}/documents"), &key, &docs).await;
+    assert_eq!(status, 202, "{accepted}");
+    assert!(accepted["data"][0]["job_id"].as_str().unwrap().starts_with("job_"));
+    for doc in ["aspirin", "statins"] {
+        let d = wait_ready(&s, &key, &id, doc).await;
+        assert_eq!(d["state"], "ready", "{d}");
+    }
+
+    let (status, hits) =
+        s.post(&format!("/v1/collections/{id}/search"), &key, &json!({"query": "medicine for a headache"})).await;
+    assert_eq!(status, 200, "{hits}");
+    assert_eq!(hits["data"][0]["document_id"], "aspirin");
+    assert!(!hits["data"][0]["text"].as_str().unwrap().contains("jane@"), "PII masked before storing");
+    let recent = json!({"query": "medicine for a headache", "filter": {"field": "year", "gte": 2020}});
+    let (_, hits) = s.post(&format!("/v1/collections/{id}/search"), &key, &recent).await;
+    assert_eq!(
+        hits["data"].as_array().unwrap().iter().map(|h| h["document_id"].clone()).collect::<Vec<_>>(),
+        [json!("statins")]
+    );
+
+    // Bad input: clear 4xx, nothing written.
+    let (status, err) = s
+        .post(
+            &format!("/v1/collections/{id}/search"),
+            &key,
+            &json!({"query": "x", "filter": {"field": "y", "like": 1}}),
+        )
+        .await;
+    assert_eq!((status, err["error"]["param"].as_str()), (400, Some("filter")));
+    let (status, _) =
+        s.post(&format!("/v1/collections/{id}/documents"), &key, &json!({"documents": [{"text": " "}]})).await;
+    assert_eq!(status, 400);
+    let (status, err) = s.post("/v1/collections", &key, &json!({"name": "x", "embedding_model": "nope"})).await;
+    assert_eq!((status, err["error"]["param"].as_str()), (400, Some("embedding_model")));
+    let (status, _) =
+        s.post("/v1/collections", &key, &json!({"name": "papers", "embedding_model": "local/minilm"})).await;
+    assert_eq!(status, 409);
+    let (status, err) =
+        s.post("/v1/collections", &key, &json!({"name": "h", "embedding_model": "local/minilm", "pii": "hash"})).await;
+    assert_eq!((status, err["error"]["param"].as_str()), (400, Some("pii")), "no CAIRN_PII_KEY in tests");
+
+    // Another tenant sees nothing.
+    assert_eq!(s.get(&format!("/v1/collections/{id}"), &other).await.0, 404);
+    assert_eq!(s.post(&format!("/v1/collections/{id}/search"), &other, &json!({"query": "aspirin"})).await.0, 404);
+    let (_, theirs) = s.get("/v1/collections", &other).await;
+    assert_eq!(theirs["data"], json!([]));
+
+    // Deletes leave no stale hit.
+    let resp = s
+        .client
+        .delete(format!("{}/v1/collections/{id}/documents/aspirin", s.base))
+        .bearer_auth(&key)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 204);
+    let (_, hits) = s
+        .post(&format!("/v1/collections/{id}/search"), &key, &json!({"query": "aspirin headache", "mode": "keyword"}))
+        .await;
+    assert_eq!(hits["data"], json!([]));
+    let resp = s.client.delete(format!("{}/v1/collections/{id}", s.base)).bearer_auth(&key).send().await.unwrap();
+    assert_eq!(resp.status(), 204);
+    assert_eq!(s.get(&format!("/v1/collections/{id}"), &key).await.0, 404);
+}
