@@ -44,14 +44,22 @@ impl App {
     /// Opens storage (migrating it), builds the services, and bootstraps the first admin key
     /// (`admin_key` when given, e.g. from `CAIRN_ADMIN_KEY`).
     pub async fn build(config: Config, admin_key: Option<&str>) -> Result<App, String> {
+        let state = Self::services(&config).await?;
+        let bootstrap_secret = state.access.bootstrap(admin_key).await.map_err(|e| e.to_string())?;
+        let worker = config.jobs.workers_in_serve.then(|| Worker::new(state.jobs.clone(), Worker::default_id(), None));
+        Ok(App { state, config, bootstrap_secret, worker })
+    }
+
+    /// Opens storage (migrating it) and builds every service, with nothing else: what a
+    /// process without the API (`cairn worker`) runs on. Creates no key.
+    pub async fn services(config: &Config) -> Result<AppState, String> {
         let store = cairn_store::open(&config.storage.database_url(), config.storage.max_connections)
             .await
             .map_err(|e| format!("opening storage {}: {e}", config.storage.database_url()))?;
         let metrics = Arc::new(Metrics::new());
         let access =
             Arc::new(AccessService::new(store.clone(), Duration::from_millis(config.gateway.key_cache_ttl_ms)));
-        let bootstrap_secret = access.bootstrap(admin_key).await.map_err(|e| e.to_string())?;
-        let gateway = Arc::new(GatewayService::new(&config, store.clone(), metrics.clone())?);
+        let gateway = Arc::new(GatewayService::new(config, store.clone(), metrics.clone())?);
         let index = Arc::new(LiveIndex::open(&*store).await.map_err(|e| format!("building the search index: {e}"))?);
         let embedder: Arc<dyn TextEmbedder> = Arc::new(GatewayEmbedder(gateway.clone()));
         // Keys the `hash` PII policy; from the environment only, like every secret.
@@ -68,8 +76,7 @@ impl App {
         ));
         let knowledge =
             Arc::new(KnowledgeService::new(store, jobs.clone(), embedder, index).with_hash_key(hash_key_set));
-        let worker = config.jobs.workers_in_serve.then(|| Worker::new(jobs.clone(), Worker::default_id(), None));
-        let state = AppState {
+        Ok(AppState {
             gateway,
             access,
             jobs,
@@ -77,8 +84,7 @@ impl App {
             metrics,
             streams_cut: CancellationToken::new(),
             request_timeout: Duration::from_secs(config.server.request_timeout_secs),
-        };
-        Ok(App { state, config, bootstrap_secret, worker })
+        })
     }
 
     /// The HTTP router with every route and layer.

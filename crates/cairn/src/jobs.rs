@@ -34,8 +34,9 @@ pub async fn worker(mut config: Config, args: WorkerArgs, signal: impl Future<Ou
         config.jobs.default_concurrency = c;
         config.jobs.concurrency.clear();
     }
-    let metrics = Arc::new(Metrics::new());
-    let svc = service(&config, metrics.clone()).await?;
+    // The same services as `cairn serve` (every job type, knowledge ingestion included).
+    let state = cairn_api::App::services(&config).await.map_err(|e| anyhow!(e))?;
+    let (svc, metrics) = (state.jobs.clone(), state.metrics.clone());
     let known: Vec<String> = svc.types().into_iter().map(|t| t.kind).collect();
     if let Some(bad) = args.types.iter().find(|t| !known.contains(t)) {
         bail!("unknown job type '{bad}' (known: {})", known.join(", "));
