@@ -21,6 +21,8 @@ use cairn_jobs::{EnqueueRequest, JobContext, JobError, JobHandler, JobService, S
 use parking_lot::Mutex;
 use serde_json::Value;
 
+use crate::load::percentile;
+
 /// Succeeds at once, counting runs; `probe` jobs also note when they started.
 struct Probe {
     started: Arc<Mutex<HashMap<String, Instant>>>,
@@ -132,7 +134,7 @@ async fn latency(b: &Bench, n: usize) -> Result<(f64, f64)> {
         tokio::time::sleep(Duration::from_millis(20).saturating_sub(sent.elapsed())).await;
     }
     samples.sort_by(f64::total_cmp);
-    Ok((samples[n / 2], samples[(n * 99 / 100).min(n - 1)]))
+    Ok((percentile(&samples, 0.5), percentile(&samples, 0.99)))
 }
 
 /// Runs the benchmark on SQLite and, when `postgres` is given, on PostgreSQL.

@@ -70,7 +70,8 @@ pub async fn one(client: &HttpClient, t: &Target) -> Option<(Duration, Duration)
     Some((first.unwrap_or(total), total))
 }
 
-fn percentile(sorted: &[f64], p: f64) -> f64 {
+/// The `p` quantile (0..=1) of `sorted`, nearest rank; NaN when empty.
+pub(crate) fn percentile(sorted: &[f64], p: f64) -> f64 {
     if sorted.is_empty() {
         return f64::NAN;
     }

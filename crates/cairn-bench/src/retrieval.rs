@@ -6,6 +6,7 @@ use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use anyhow::{Context, Result};
+use cairn_core::knowledge::{embedding_from_bytes, embedding_to_bytes};
 use cairn_knowledge::beir::BeirDataset;
 use cairn_knowledge::eval::{mrr_at, ndcg_at, recall_at};
 use cairn_knowledge::{fuse, Bm25Index, Fusion, VectorIndex};
@@ -17,7 +18,7 @@ const DEPTH: usize = 1000;
 /// The corpus embeddings, from the cache or computed (and cached).
 fn corpus_vectors(data: &BeirDataset, embedder: &Embedder, cache: &Path) -> Result<Vec<Vec<f32>>> {
     if let Ok(bytes) = std::fs::read(cache) {
-        let floats: Vec<f32> = bytes.chunks_exact(4).map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]])).collect();
+        let floats = embedding_from_bytes(&bytes);
         if floats.len().is_multiple_of(data.corpus.len()) && !floats.is_empty() {
             let dim = floats.len() / data.corpus.len();
             eprintln!("[retrieval] using cached embeddings {}", cache.display());
@@ -42,8 +43,7 @@ fn corpus_vectors(data: &BeirDataset, embedder: &Embedder, cache: &Path) -> Resu
     if let Some(dir) = cache.parent() {
         std::fs::create_dir_all(dir)?;
     }
-    let bytes: Vec<u8> = out.iter().flatten().flat_map(|x| x.to_le_bytes()).collect();
-    std::fs::write(cache, bytes).with_context(|| format!("writing {}", cache.display()))?;
+    std::fs::write(cache, embedding_to_bytes(&out.concat())).with_context(|| format!("writing {}", cache.display()))?;
     Ok(out)
 }
 

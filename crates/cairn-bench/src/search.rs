@@ -11,10 +11,7 @@ use cairn_knowledge::beir::BeirDataset;
 use cairn_knowledge::{fuse, Bm25Index, Fusion, VectorIndex};
 use rand::{Rng, SeedableRng};
 
-fn percentile(mut v: Vec<f64>, p: f64) -> f64 {
-    v.sort_by(f64::total_cmp);
-    v[((v.len() as f64 - 1.0) * p).round() as usize]
-}
+use crate::load::percentile;
 
 /// Runs the benchmark and prints a Markdown table.
 pub fn run(dataset: &Path, chunks: usize, dim: usize) -> Result<()> {
@@ -55,8 +52,9 @@ pub fn run(dataset: &Path, chunks: usize, dim: usize) -> Result<()> {
             hybrid.push(t.elapsed().as_secs_f64() * 1e3);
             std::hint::black_box((a, b));
         }
-        for (label, v) in [("keyword", kw), ("vector (exact)", vec), ("hybrid", hybrid)] {
-            println!("| {label} | {fname} | {:.2} ms | {:.2} ms |", percentile(v.clone(), 0.5), percentile(v, 0.99));
+        for (label, mut v) in [("keyword", kw), ("vector (exact)", vec), ("hybrid", hybrid)] {
+            v.sort_by(f64::total_cmp);
+            println!("| {label} | {fname} | {:.2} ms | {:.2} ms |", percentile(&v, 0.5), percentile(&v, 0.99));
         }
     }
     Ok(())
