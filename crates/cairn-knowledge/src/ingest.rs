@@ -18,7 +18,6 @@ use serde_json::{json, Map, Value};
 use crate::chunk::ChunkOptions;
 use crate::embed::{EmbedFailure, TextEmbedder};
 use crate::live::LiveIndex;
-use crate::parse::{Format, TextField};
 use crate::prepare::{prepare_text, Preparation};
 
 /// The job type.
@@ -98,10 +97,7 @@ impl JobHandler for IngestHandler {
         let prepared = {
             let redactor = self.redactor(col.pii);
             let counter = |t: &str| self.embedder.count_tokens(&col.embedding_model, t);
-            let field = TextField::default();
             let prep = Preparation {
-                format: Format::Text,
-                field: &field,
                 chunking: ChunkOptions {
                     max_tokens: col.chunk_max_tokens as usize,
                     overlap_tokens: col.chunk_overlap_tokens as usize,

@@ -14,10 +14,6 @@ use crate::parse::{parse, Format, ParseError, TextField};
 
 /// How a collection prepares its documents.
 pub struct Preparation<'a> {
-    /// The source format.
-    pub format: Format,
-    /// Text and title fields of JSON formats.
-    pub field: &'a TextField,
     /// Chunk budget and overlap.
     pub chunking: ChunkOptions,
     /// The collection's redactor (its policy may be off).
@@ -43,12 +39,15 @@ pub struct Prepared {
     pub redacted: Vec<(PiiKind, usize)>,
 }
 
-/// Prepares `bytes` (one document; JSON Lines gives one per line).
-pub fn prepare(bytes: &[u8], p: &Preparation<'_>) -> Result<Vec<Prepared>, ParseError> {
-    Ok(parse(bytes, p.format, p.field)?
-        .into_iter()
-        .map(|doc| prepare_text(doc.text, doc.title, doc.metadata, p))
-        .collect())
+/// Prepares `bytes` in `format` (JSON formats take their text from `field`): one document,
+/// or one per line for JSON Lines.
+pub fn prepare(
+    bytes: &[u8],
+    format: Format,
+    field: &TextField,
+    p: &Preparation<'_>,
+) -> Result<Vec<Prepared>, ParseError> {
+    Ok(parse(bytes, format, field)?.into_iter().map(|doc| prepare_text(doc.text, doc.title, doc.metadata, p)).collect())
 }
 
 /// Prepares text that is already parsed (documents sent as JSON text, not files).
@@ -84,14 +83,8 @@ mod tests {
     use super::*;
     use crate::chunk::WordCounter;
 
-    fn prep<'a>(redactor: &'a Redactor, field: &'a TextField, format: Format) -> Preparation<'a> {
-        Preparation {
-            format,
-            field,
-            chunking: ChunkOptions { max_tokens: 8, overlap_tokens: 0 },
-            redactor,
-            counter: &WordCounter,
-        }
+    fn prep(redactor: &Redactor) -> Preparation<'_> {
+        Preparation { chunking: ChunkOptions { max_tokens: 8, overlap_tokens: 0 }, redactor, counter: &WordCounter }
     }
 
     #[test]
@@ -99,7 +92,7 @@ mod tests {
         let mask = Redactor::new(PiiPolicy::Mask);
         let field = TextField::default();
         let md = b"# Contact jane@example.com\n\nWrite to jane@example.com or call +1 415 555 0132 today please. Card 4111 1111 1111 1111.";
-        let docs = prepare(md, &prep(&mask, &field, Format::Markdown)).unwrap();
+        let docs = prepare(md, Format::Markdown, &field, &prep(&mask)).unwrap();
         let d = &docs[0];
         assert_eq!(d.title.as_deref(), Some("Contact [EMAIL]"));
         assert!(!d.text.contains("jane") && !d.text.contains("4111") && !d.text.contains("555"));
@@ -115,28 +108,29 @@ mod tests {
     fn fingerprints_follow_content_and_settings() {
         let off = Redactor::new(PiiPolicy::Off);
         let field = TextField::default();
-        let p = prep(&off, &field, Format::Text);
-        let a = &prepare(b"Same text.\r\n", &p).unwrap()[0];
-        let b = &prepare(b"Same text.\n", &p).unwrap()[0];
+        let p = prep(&off);
+        let a = &prepare(b"Same text.\r\n", Format::Text, &field, &p).unwrap()[0];
+        let b = &prepare(b"Same text.\n", Format::Text, &field, &p).unwrap()[0];
         assert_eq!(a.fingerprint, b.fingerprint, "formatting that normalises away changes nothing");
-        let c = &prepare(b"Other text.", &p).unwrap()[0];
+        let c = &prepare(b"Other text.", Format::Text, &field, &p).unwrap()[0];
         assert_ne!(a.fingerprint, c.fingerprint);
         let wider = Preparation { chunking: ChunkOptions { max_tokens: 100, overlap_tokens: 0 }, ..p };
-        assert_ne!(a.fingerprint, prepare(b"Same text.", &wider).unwrap()[0].fingerprint);
+        assert_ne!(a.fingerprint, prepare(b"Same text.", Format::Text, &field, &wider).unwrap()[0].fingerprint);
     }
 
     #[test]
     fn jsonl_gives_one_prepared_document_per_line_and_errors_pass_through() {
         let off = Redactor::new(PiiPolicy::Off);
         let field = TextField::default();
-        let p = prep(&off, &field, Format::Jsonl);
-        let docs = prepare(b"{\"text\": \"one\", \"n\": 1}\n{\"text\": \"two\", \"n\": 2}", &p).unwrap();
+        let p = prep(&off);
+        let docs = prepare(b"{\"text\": \"one\", \"n\": 1}\n{\"text\": \"two\", \"n\": 2}", Format::Jsonl, &field, &p)
+            .unwrap();
         assert_eq!(docs.len(), 2);
         assert_eq!(docs[1].metadata["n"], 2);
-        assert!(prepare(b"{oops", &p).is_err());
-        let counted = Preparation { counter: &|t: &str| t.len(), ..prep(&off, &field, Format::Text) };
+        assert!(prepare(b"{oops", Format::Jsonl, &field, &p).is_err());
+        let counted = Preparation { counter: &|t: &str| t.len(), ..prep(&off) };
         assert!(
-            prepare(b"abcdefghij klmnop", &counted).unwrap()[0].chunks.len() >= 2,
+            prepare(b"abcdefghij klmnop", Format::Text, &field, &counted).unwrap()[0].chunks.len() >= 2,
             "the counter decides the budget"
         );
     }
