@@ -5,8 +5,8 @@
 //!
 //! Opening reads the log's position before loading chunks, so a change made while loading is
 //! applied again afterwards (applying a change twice is harmless: it reloads the document).
-//! Each document's metadata is held beside its chunks, so metadata filters are evaluated
-//! inside the retrievers.
+//! Each document's title and metadata are held beside its chunks, so metadata filters are
+//! evaluated inside the retrievers and results need no further lookups.
 
 use std::collections::HashMap;
 
@@ -48,6 +48,15 @@ pub struct ChunkInfo {
     pub headings: Vec<String>,
 }
 
+/// What the index keeps of a document: what results show and filters test.
+#[derive(Clone, Debug, PartialEq)]
+pub struct DocInfo {
+    /// Title.
+    pub title: String,
+    /// User metadata.
+    pub metadata: serde_json::Value,
+}
+
 /// One search result.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Hit {
@@ -59,6 +68,8 @@ pub struct Hit {
     pub score: f32,
     /// What the index knows of the chunk.
     pub chunk: ChunkInfo,
+    /// What the index knows of its document.
+    pub document: DocInfo,
 }
 
 /// One collection's indexes.
@@ -67,8 +78,8 @@ struct CollectionIndex {
     vector: Option<VectorIndex>,
     chunks: HashMap<u64, ChunkInfo>,
     by_document: HashMap<String, Vec<u64>>,
-    /// Metadata of each document, for filters.
-    metadata: HashMap<String, serde_json::Value>,
+    /// Title and metadata of each document, for results and filters.
+    documents: HashMap<String, DocInfo>,
 }
 
 impl CollectionIndex {
@@ -78,12 +89,12 @@ impl CollectionIndex {
             vector: None,
             chunks: HashMap::new(),
             by_document: HashMap::new(),
-            metadata: HashMap::new(),
+            documents: HashMap::new(),
         }
     }
 
     fn remove_document(&mut self, document_id: &str) {
-        self.metadata.remove(document_id);
+        self.documents.remove(document_id);
         for id in self.by_document.remove(document_id).unwrap_or_default() {
             self.keyword.remove(id);
             if let Some(v) = &mut self.vector {
@@ -126,7 +137,9 @@ impl LiveIndex {
                 let docs = store.list_documents(&c.id, last_doc.as_deref(), PAGE).await?;
                 let Some(last) = docs.last() else { break };
                 last_doc = Some(last.id.clone());
-                index.metadata.extend(docs.into_iter().map(|d| (d.id, d.metadata)));
+                index
+                    .documents
+                    .extend(docs.into_iter().map(|d| (d.id, DocInfo { title: d.title, metadata: d.metadata })));
             }
             let mut after = 0;
             loop {
@@ -167,7 +180,7 @@ impl LiveIndex {
                         ix.remove_document(doc);
                         // Gone since (a later change deletes it): leave it out.
                         if let Some(d) = document {
-                            ix.metadata.insert(d.id, d.metadata);
+                            ix.documents.insert(d.id, DocInfo { title: d.title, metadata: d.metadata });
                             chunks.into_iter().for_each(|c| ix.add(c));
                         }
                     }
@@ -198,9 +211,9 @@ impl LiveIndex {
         let Some(ix) = all.get(collection_id) else { return Ok(Vec::new()) };
         let null = serde_json::Value::Null;
         let allowed = |id: u64| {
-            ix.chunks
-                .get(&id)
-                .is_some_and(|c| filter.is_none_or(|f| f.matches(ix.metadata.get(&c.document_id).unwrap_or(&null))))
+            ix.chunks.get(&id).is_some_and(|c| {
+                filter.is_none_or(|f| f.matches(ix.documents.get(&c.document_id).map_or(&null, |d| &d.metadata)))
+            })
         };
         let depth = if mode == SearchMode::Hybrid { FUSION_DEPTH.max(k) } else { k };
         let keyword = || ix.keyword.search(text, depth, &allowed);
@@ -224,6 +237,11 @@ impl LiveIndex {
                     collection_id: collection_id.to_owned(),
                     score,
                     chunk: c.clone(),
+                    document: ix
+                        .documents
+                        .get(&c.document_id)
+                        .cloned()
+                        .unwrap_or_else(|| DocInfo { title: String::new(), metadata: serde_json::json!({}) }),
                 })
             })
             .collect())

@@ -355,21 +355,18 @@ impl KnowledgeService {
         }
         hits.sort_by(|a, b| b.score.total_cmp(&a.score));
         hits.truncate(k);
-        let mut out = Vec::with_capacity(hits.len());
-        for h in hits {
-            let doc = self.store.get_document(&h.chunk.document_id).await?;
-            let (title, metadata) = doc.map_or((String::new(), json!({})), |d| (d.title, d.metadata));
-            out.push(SearchHit {
+        Ok(hits
+            .into_iter()
+            .map(|h| SearchHit {
                 chunk_id: h.chunk_id,
                 collection_id: h.collection_id,
                 document_id: h.chunk.document_id,
-                title,
-                metadata,
+                title: h.document.title,
+                metadata: h.document.metadata,
                 score: h.score,
                 text: h.chunk.text,
                 headings: h.chunk.headings,
-            });
-        }
-        Ok(out)
+            })
+            .collect())
     }
 }
