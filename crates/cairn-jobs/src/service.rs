@@ -95,12 +95,17 @@ impl JobService {
             }
         }
         let out = self.combiner.enqueue(jobs).await?;
-        for (job, created) in &out {
-            if *created {
-                self.metrics.jobs_enqueued.get_or_create(&vec![("type", job.kind.clone())]).inc();
-                if job.run_at_ms <= now {
-                    self.events.wake(&job.kind);
-                }
+        // Counted and woken once per type, however large the batch.
+        let mut due: std::collections::BTreeMap<&str, (u64, bool)> = std::collections::BTreeMap::new();
+        for (job, _) in out.iter().filter(|(_, created)| *created) {
+            let entry = due.entry(job.kind.as_str()).or_default();
+            entry.0 += 1;
+            entry.1 |= job.run_at_ms <= now;
+        }
+        for (kind, (count, wake)) in due {
+            self.metrics.jobs_enqueued.get_or_create(&vec![("type", kind.to_owned())]).inc_by(count);
+            if wake {
+                self.events.wake(kind);
             }
         }
         Ok(out)
