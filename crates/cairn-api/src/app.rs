@@ -66,7 +66,8 @@ impl App {
         let pii_key = std::env::var("CAIRN_PII_KEY").unwrap_or_default().into_bytes();
         let hash_key_set = !pii_key.is_empty();
         let mut registry = cairn_jobs::builtin::registry(&config.jobs);
-        registry.register(INGEST_JOB, IngestHandler::new(store.clone(), embedder.clone(), index.clone(), pii_key));
+        registry
+            .register_internal(INGEST_JOB, IngestHandler::new(store.clone(), embedder.clone(), index.clone(), pii_key));
         let jobs = Arc::new(JobService::new(
             store.clone(),
             registry,

@@ -74,7 +74,7 @@ impl JobService {
     /// The job types this server runs.
     pub fn types(&self) -> Vec<JobType> {
         self.registry
-            .kinds()
+            .public_kinds()
             .map(|k| JobType { kind: k.to_owned(), concurrency: self.config.concurrency_of(k) })
             .collect()
     }
@@ -87,8 +87,30 @@ impl JobService {
 
     /// Enqueues up to `MAX_BATCH` jobs atomically: all are accepted or none is.
     pub async fn enqueue_batch(&self, caller: &Principal, reqs: Vec<EnqueueRequest>) -> Result<Vec<(Job, bool)>> {
+        self.store_batch(caller, reqs, false).await
+    }
+
+    /// Enqueues jobs of internal types too: for the subsystem that owns them (see `Registry`).
+    pub async fn enqueue_internal(&self, caller: &Principal, reqs: Vec<EnqueueRequest>) -> Result<Vec<(Job, bool)>> {
+        self.store_batch(caller, reqs, true).await
+    }
+
+    /// Checks a batch exactly as `enqueue_internal` would, writing nothing: a subsystem that
+    /// must write something else first (and only if the jobs will be accepted) checks, writes,
+    /// then enqueues.
+    pub fn check_internal(&self, caller: &Principal, reqs: &[EnqueueRequest]) -> Result<()> {
+        self.new_jobs(caller, reqs.to_vec(), self.clock.now_ms(), true).map(|_| ())
+    }
+
+    /// Validates and stores a batch; `internal` admits internal types.
+    async fn store_batch(
+        &self,
+        caller: &Principal,
+        reqs: Vec<EnqueueRequest>,
+        internal: bool,
+    ) -> Result<Vec<(Job, bool)>> {
         let now = self.clock.now_ms();
-        let jobs = self.new_jobs(caller, reqs, now)?;
+        let jobs = self.new_jobs(caller, reqs, now, internal)?;
         for tenant in jobs.iter().map(|j| &j.tenant_id).filter(|t| **t != caller.tenant_id) {
             if self.store.get_tenant(tenant).await?.is_none() {
                 return Err(Error::NotFound(format!("tenant '{tenant}' does not exist")));
@@ -111,14 +133,8 @@ impl JobService {
         Ok(out)
     }
 
-    /// Checks a batch exactly as `enqueue_batch` would, writing nothing: callers that must
-    /// write something else first (and only if the jobs will be accepted) check, write, enqueue.
-    pub fn check_batch(&self, caller: &Principal, reqs: &[EnqueueRequest]) -> Result<()> {
-        self.new_jobs(caller, reqs.to_vec(), self.clock.now_ms()).map(|_| ())
-    }
-
     /// Validates a batch and turns it into storable jobs.
-    fn new_jobs(&self, caller: &Principal, reqs: Vec<EnqueueRequest>, now: i64) -> Result<Vec<NewJob>> {
+    fn new_jobs(&self, caller: &Principal, reqs: Vec<EnqueueRequest>, now: i64, internal: bool) -> Result<Vec<NewJob>> {
         caller.require(Role::Member)?;
         if reqs.is_empty() || reqs.len() > MAX_BATCH {
             return Err(Error::invalid_param("jobs", format!("send between 1 and {MAX_BATCH} jobs")));
@@ -128,15 +144,24 @@ impl JobService {
             .enumerate()
             .map(|(i, r)| {
                 let at = |field: &str| if batch { format!("jobs[{i}].{field}") } else { field.to_owned() };
-                self.new_job(caller, r, now, &at)
+                self.new_job(caller, r, now, internal, &at)
             })
             .collect()
     }
 
     /// Validates one request and turns it into a storable job.
-    fn new_job(&self, caller: &Principal, r: EnqueueRequest, now: i64, at: &dyn Fn(&str) -> String) -> Result<NewJob> {
-        let handler = self.registry.get(&r.kind).ok_or_else(|| {
-            let known: Vec<&str> = self.registry.kinds().collect();
+    fn new_job(
+        &self,
+        caller: &Principal,
+        r: EnqueueRequest,
+        now: i64,
+        internal: bool,
+        at: &dyn Fn(&str) -> String,
+    ) -> Result<NewJob> {
+        // Internal types read as unknown to the public API.
+        let handler = self.registry.get(&r.kind).filter(|_| internal || !self.registry.is_internal(&r.kind));
+        let handler = handler.ok_or_else(|| {
+            let known: Vec<&str> = self.registry.public_kinds().collect();
             Error::invalid_param(at("type"), format!("unknown job type '{}' (known: {})", r.kind, known.join(", ")))
         })?;
         let size = r.payload.to_string().len();

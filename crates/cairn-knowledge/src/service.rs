@@ -277,11 +277,11 @@ impl KnowledgeService {
                 updated_at_ms: now,
             });
         }
-        self.jobs.check_batch(caller, &jobs)?;
+        self.jobs.check_internal(caller, &jobs)?;
         for row in &rows {
             self.store.put_document(row).await?;
         }
-        let queued = self.jobs.enqueue_batch(caller, jobs).await?;
+        let queued = self.jobs.enqueue_internal(caller, jobs).await?;
         Ok(rows.into_iter().zip(queued).map(|(document, (job, _))| Accepted { document, job_id: job.id }).collect())
     }
 

@@ -81,7 +81,20 @@ async fn failures_keep_the_previous_version_searchable() {
 async fn bad_payloads_are_refused_at_enqueue() {
     let s = setup().await;
     let req = EnqueueRequest { kind: INGEST_JOB.into(), payload: json!({ "document_id": 5 }), ..Default::default() };
-    assert!(matches!(s.jobs.enqueue(&member(), req).await, Err(cairn_core::Error::InvalidRequest { .. })));
+    assert!(matches!(
+        s.jobs.enqueue_internal(&member(), vec![req]).await,
+        Err(cairn_core::Error::InvalidRequest { .. })
+    ));
+    // An internal type is not enqueueable through the public API at all.
+    let req = EnqueueRequest {
+        kind: INGEST_JOB.into(),
+        payload: json!({ "document_id": "d1", "text": "x" }),
+        ..Default::default()
+    };
+    match s.jobs.enqueue(&member(), req).await {
+        Err(cairn_core::Error::InvalidRequest { param, .. }) => assert_eq!(param.as_deref(), Some("type")),
+        other => panic!("expected a 400, got {other:?}"),
+    }
 }
 
 #[tokio::test]
@@ -94,7 +107,7 @@ async fn a_job_cannot_touch_another_tenant_s_document() {
         payload: json!({ "document_id": "d1", "text": "Overwritten by another tenant." }),
         ..Default::default()
     };
-    let (job, _) = s.jobs.enqueue(&intruder, req).await.unwrap();
+    let (job, _) = s.jobs.enqueue_internal(&intruder, vec![req]).await.unwrap().remove(0);
     s.worker.run_due(INGEST_JOB).await;
     let job = s.store.get_job(&job.id).await.unwrap().unwrap();
     assert_eq!(job.result.unwrap()["skipped"], "the document was deleted");

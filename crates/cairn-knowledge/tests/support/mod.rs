@@ -77,7 +77,10 @@ pub async fn setup() -> Setup {
     let index = Arc::new(LiveIndex::open(&*store).await.unwrap());
     let embedder = Arc::new(StandInEmbedder::default());
     let mut registry = Registry::new();
-    registry.register(INGEST_JOB, IngestHandler::new(store.clone(), embedder.clone(), index.clone(), b"k".to_vec()));
+    registry.register_internal(
+        INGEST_JOB,
+        IngestHandler::new(store.clone(), embedder.clone(), index.clone(), b"k".to_vec()),
+    );
     let config = JobsConfig { max_attempts: 3, backoff_base_ms: 1, backoff_max_ms: 1, ..JobsConfig::default() };
     let metrics = Arc::new(cairn_telemetry::Metrics::new());
     let clock = Arc::new(ManualClock::at(1_800_000_000_000));
@@ -115,7 +118,7 @@ impl Setup {
             payload: json!({ "document_id": doc, "text": text }),
             ..Default::default()
         };
-        let (job, _) = self.jobs.enqueue(&member(), req).await.unwrap();
+        let (job, _) = self.jobs.enqueue_internal(&member(), vec![req]).await.unwrap().remove(0);
         self.worker.run_due(INGEST_JOB).await;
         self.store.get_job(&job.id).await.unwrap().unwrap()
     }
