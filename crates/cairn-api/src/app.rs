@@ -11,6 +11,7 @@ use cairn_access::AccessService;
 use cairn_core::config::Config;
 use cairn_gateway::GatewayService;
 use cairn_jobs::{JobService, SystemClock, Worker};
+use cairn_knowledge::answer::AnswerService;
 use cairn_knowledge::embed::TextEmbedder;
 use cairn_knowledge::ingest::{IngestHandler, INGEST_JOB};
 use cairn_knowledge::live::LiveIndex;
@@ -21,11 +22,12 @@ use tower_http::cors::{AllowOrigin, CorsLayer};
 use utoipa::OpenApi;
 use utoipa_swagger_ui::SwaggerUi;
 
+use crate::chat_model::GatewayChat;
 use crate::embedder::GatewayEmbedder;
 use crate::error::error_response;
 use crate::middleware::observe;
 use crate::openapi::ApiDoc;
-use crate::routes::{admin, chat, embeddings, jobs, knowledge, models, ops, usage};
+use crate::routes::{admin, answer, chat, embeddings, jobs, knowledge, models, ops, usage};
 use crate::state::AppState;
 
 /// A built Cairn application, ready to serve.
@@ -75,15 +77,23 @@ impl App {
             Arc::new(SystemClock),
             metrics.clone(),
         ));
-        let knowledge =
-            Arc::new(KnowledgeService::new(store, jobs.clone(), embedder, index).with_hash_key(hash_key_set));
+        let knowledge = Arc::new(
+            KnowledgeService::new(store, jobs.clone(), embedder, index)
+                .with_hash_key(hash_key_set)
+                .with_max_document_bytes(config.knowledge.max_document_bytes),
+        );
+        let streams_cut = CancellationToken::new();
+        let chat = Arc::new(GatewayChat { gateway: gateway.clone(), shutdown: streams_cut.clone() });
+        let answers = Arc::new(AnswerService::new(knowledge.clone(), chat, config.knowledge.clone()));
         Ok(AppState {
             gateway,
             access,
             jobs,
             knowledge,
+            answers,
+            knowledge_config: config.knowledge.clone(),
             metrics,
-            streams_cut: CancellationToken::new(),
+            streams_cut,
             request_timeout: Duration::from_secs(config.server.request_timeout_secs),
         })
     }
@@ -115,6 +125,11 @@ impl App {
                 get(knowledge::get_document).delete(knowledge::delete_document),
             )
             .route("/v1/collections/{id}/search", post(knowledge::search))
+            .route("/v1/collections/{id}/answer", post(answer::answer))
+            .route(
+                "/v1/collections/{id}/files",
+                post(knowledge::upload_files).layer(DefaultBodyLimit::max(self.config.knowledge.max_upload_bytes)),
+            )
             .route("/healthz", get(ops::healthz))
             .route("/readyz", get(ops::readyz))
             .route("/metrics", get(ops::metrics))

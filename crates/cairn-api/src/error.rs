@@ -41,6 +41,7 @@ impl IntoResponse for ApiError {
             }
             Error::NotFound(_) => (S::NOT_FOUND, "invalid_request_error", Some("not_found"), None),
             Error::Conflict(_) => (S::CONFLICT, "invalid_request_error", Some("conflict"), None),
+            Error::TooLarge(_) => (S::PAYLOAD_TOO_LARGE, "invalid_request_error", Some("too_large"), None),
             Error::RateLimited { retry_after: ra, .. } => {
                 retry_after = Some(*ra);
                 (S::TOO_MANY_REQUESTS, "rate_limit_error", Some("rate_limit_exceeded"), None)

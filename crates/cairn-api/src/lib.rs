@@ -5,6 +5,7 @@
 
 mod app;
 mod auth;
+mod chat_model;
 mod embedder;
 mod error;
 mod json;

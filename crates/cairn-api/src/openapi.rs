@@ -12,7 +12,7 @@ use cairn_jobs::{
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
-use crate::routes::{admin, chat, embeddings, jobs, knowledge, models, ops, usage};
+use crate::routes::{admin, answer, chat, embeddings, jobs, knowledge, models, ops, usage};
 
 /// The API description.
 #[derive(OpenApi)]
@@ -24,7 +24,8 @@ use crate::routes::{admin, chat, embeddings, jobs, knowledge, models, ops, usage
         jobs::enqueue, jobs::enqueue_batch, jobs::list, jobs::types, jobs::get, jobs::events, jobs::cancel,
         jobs::retry, jobs::retry_dead, jobs::purge,
         knowledge::create, knowledge::list, knowledge::get, knowledge::delete, knowledge::add_documents,
-        knowledge::get_document, knowledge::delete_document, knowledge::search,
+        knowledge::get_document, knowledge::delete_document, knowledge::search, knowledge::upload_files,
+        answer::answer,
         ops::healthz, ops::readyz, ops::metrics,
     ),
     components(schemas(
@@ -38,7 +39,9 @@ use crate::routes::{admin, chat, embeddings, jobs, knowledge, models, ops, usage
         cairn_core::knowledge::Collection, cairn_core::knowledge::Document, cairn_core::knowledge::DocumentState,
         cairn_core::knowledge::PiiMode, cairn_knowledge::service::CreateCollection, cairn_knowledge::service::NewDocument,
         cairn_knowledge::service::Accepted, cairn_knowledge::service::SearchRequest, cairn_knowledge::service::SearchHit,
-        knowledge::AddDocuments,
+        knowledge::AddDocuments, cairn_knowledge::answer::AnswerRequest, cairn_knowledge::answer::Answer,
+        cairn_knowledge::answer::AnswerSource, cairn_knowledge::rag::Citation,
+        cairn_knowledge::grounded_chat::CairnOptions, cairn_knowledge::grounded_chat::KnowledgeOption,
     )),
     modifiers(&BearerAuth),
     tags(

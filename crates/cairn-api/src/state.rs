@@ -6,6 +6,7 @@ use std::time::Duration;
 use cairn_access::AccessService;
 use cairn_gateway::GatewayService;
 use cairn_jobs::JobService;
+use cairn_knowledge::answer::AnswerService;
 use cairn_knowledge::service::KnowledgeService;
 use cairn_telemetry::Metrics;
 use tokio_util::sync::CancellationToken;
@@ -21,6 +22,10 @@ pub struct AppState {
     pub jobs: Arc<JobService>,
     /// Collections, documents and search.
     pub knowledge: Arc<KnowledgeService>,
+    /// RAG answers over the collections.
+    pub answers: Arc<AnswerService>,
+    /// Knowledge settings (upload limits).
+    pub knowledge_config: cairn_core::config::KnowledgeConfig,
     /// Metrics registry.
     pub metrics: Arc<Metrics>,
     /// Cancelled when shutdown's grace period is over: open streams end cleanly.

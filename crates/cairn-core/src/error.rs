@@ -67,6 +67,9 @@ pub enum Error {
         /// Suggested wait before retrying.
         retry_after: Option<Duration>,
     },
+    /// The input is larger than allowed (HTTP 413).
+    #[error("{0}")]
+    TooLarge(String),
     /// A fault inside Cairn: storage failure, a bug (HTTP 500). Details are logged, not returned.
     #[error("internal error: {0}")]
     Internal(String),

@@ -227,6 +227,9 @@ pub trait KnowledgeStore: Send + Sync {
         chunks: &[ChunkRecord],
         at_ms: i64,
     ) -> StoreResult<Vec<i64>>;
+    /// Marks a document ready with the chunks it has (its content was unchanged) and logs the
+    /// change, so indexes pick up its new title and metadata. `NotFound` if it is gone.
+    async fn mark_ready(&self, document_id: &str, at_ms: i64) -> StoreResult<()>;
     /// Marks a document failed with `error` (its searchable chunks stay).
     async fn fail_document(&self, document_id: &str, error: &str, at_ms: i64) -> StoreResult<()>;
     /// Deletes a document and its chunks, and logs it; false if absent.

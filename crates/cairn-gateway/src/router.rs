@@ -84,18 +84,7 @@ pub struct RouteTrace {
     pub target: Option<Arc<Target>>,
 }
 
-/// Where a call was served, for response headers.
-#[derive(Clone, Debug, Default)]
-pub struct Routed {
-    /// Provider name.
-    pub provider: String,
-    /// Upstream model.
-    pub model: String,
-    /// Retries taken.
-    pub retries: u32,
-    /// Fallbacks taken.
-    pub fallbacks: u32,
-}
+pub use cairn_core::openai::Routed;
 
 impl From<&RouteTrace> for Routed {
     fn from(t: &RouteTrace) -> Self {

@@ -9,27 +9,14 @@ use std::time::Instant;
 use cairn_core::openai::{ChatChunk, Extra, Usage, UsageField};
 use cairn_core::usage::CallStatus;
 use cairn_telemetry::Metrics;
-use futures::{Stream, StreamExt};
+use futures::StreamExt;
 use std::sync::Arc;
 use tokio::sync::OwnedSemaphorePermit;
 use tokio_util::sync::CancellationToken;
 
 use crate::accounting::CallGuard;
 use crate::provider::ChunkStream;
-
-/// One item of the stream sent to the client.
-#[derive(Debug, Clone)]
-pub enum StreamEvent {
-    /// A `chat.completion.chunk`.
-    Chunk(Box<ChatChunk>),
-    /// The stream broke after it started: an in-band error event, after which the stream ends.
-    Error(String),
-    /// The end (`data: [DONE]`).
-    Done,
-}
-
-/// The client-facing stream.
-pub type ChatStream = std::pin::Pin<Box<dyn Stream<Item = StreamEvent> + Send>>;
+pub use cairn_core::openai::{ChatStream, StreamEvent};
 
 /// Keeps the in-flight streams gauge accurate however the stream ends.
 struct InflightGuard(Arc<Metrics>);

@@ -107,7 +107,19 @@ impl JobHandler for IngestHandler {
             };
             prepare_text(p.text, p.title, Map::new(), &prep)
         };
-        if doc.state == DocumentState::Ready && doc.fingerprint.as_deref() == Some(prepared.fingerprint.as_str()) {
+        // The fingerprint is only stored with the chunks it describes, so a match means the
+        // index already holds this content: nothing to embed or rewrite. A re-upload marked the
+        // document pending (and may have changed its metadata), so it is marked ready again.
+        if doc.fingerprint.as_deref() == Some(prepared.fingerprint.as_str()) {
+            if doc.state != DocumentState::Ready {
+                match self.store.mark_ready(&doc.id, now_ms()).await {
+                    Ok(()) => self.index.catch_up(&*self.store).await.map_err(storage)?,
+                    Err(cairn_core::store::StoreError::NotFound(_)) => {
+                        return Ok(Some(json!({ "skipped": "the document was deleted" })))
+                    }
+                    Err(e) => return Err(storage(e)),
+                };
+            }
             return Ok(Some(json!({ "unchanged": true, "chunks": doc.chunk_count })));
         }
         if prepared.chunks.is_empty() {

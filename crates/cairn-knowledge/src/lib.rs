@@ -6,12 +6,16 @@
 #![warn(missing_docs)]
 
 pub mod analyze;
+pub mod answer;
 pub mod beir;
 pub mod chunk;
 pub mod embed;
 pub mod eval;
 pub mod filter;
 pub mod fusion;
+pub mod generate;
+pub mod grounded_chat;
+pub mod highlight;
 pub mod ingest;
 pub mod keyword;
 pub mod live;
@@ -19,6 +23,7 @@ pub mod parse;
 pub mod prepare;
 pub mod rag;
 pub mod service;
+pub mod upload;
 pub mod vector;
 
 pub use analyze::Analyzer;

@@ -66,6 +66,9 @@ pub struct Hit {
     pub collection_id: String,
     /// The score (BM25, cosine, or the fused score, per mode).
     pub score: f32,
+    /// Cosine similarity of the chunk to the query vector, when one was given (whatever the
+    /// mode): an absolute measure of relevance, unlike fused scores.
+    pub similarity: Option<f32>,
     /// What the index knows of the chunk.
     pub chunk: ChunkInfo,
     /// What the index knows of its document.
@@ -236,6 +239,7 @@ impl LiveIndex {
                     chunk_id: id,
                     collection_id: collection_id.to_owned(),
                     score,
+                    similarity: ix.vector.as_ref().zip(vector).and_then(|(v, q)| v.similarity(id, q)),
                     chunk: c.clone(),
                     document: ix
                         .documents

@@ -15,8 +15,10 @@ use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 use utoipa::ToSchema;
 
+use crate::analyze::Analyzer;
 use crate::embed::{EmbedFailure, TextEmbedder};
 use crate::filter::Filter;
+use crate::highlight::snippet;
 use crate::ingest::INGEST_JOB;
 use crate::live::{LiveIndex, SearchMode};
 
@@ -107,8 +109,14 @@ pub struct SearchHit {
     pub metadata: Value,
     /// The score in the chosen mode.
     pub score: f32,
+    /// Cosine similarity of the chunk to the query (absent in keyword mode): comparable across
+    /// queries, unlike `score`.
+    pub similarity: Option<f32>,
     /// The chunk's text.
     pub text: String,
+    /// The part of the text that best matches the query, HTML-escaped, with matching words in
+    /// `<mark>`.
+    pub snippet: String,
     /// Headings above it.
     pub headings: Vec<String>,
 }
@@ -119,7 +127,9 @@ pub struct KnowledgeService {
     jobs: Arc<JobService>,
     embedder: Arc<dyn TextEmbedder>,
     index: Arc<LiveIndex>,
+    analyzer: Analyzer,
     hash_key_set: bool,
+    max_document_bytes: usize,
 }
 
 fn slug_ok(s: &str) -> bool {
@@ -143,7 +153,15 @@ impl KnowledgeService {
         embedder: Arc<dyn TextEmbedder>,
         index: Arc<LiveIndex>,
     ) -> Self {
-        Self { store, jobs, embedder, index, hash_key_set: true }
+        Self {
+            store,
+            jobs,
+            embedder,
+            index,
+            analyzer: Analyzer::english(),
+            hash_key_set: true,
+            max_document_bytes: 900 * 1024,
+        }
     }
 
     /// Says whether a key for the `hash` PII policy is configured; without one, collections
@@ -151,6 +169,16 @@ impl KnowledgeService {
     pub fn with_hash_key(mut self, set: bool) -> Self {
         self.hash_key_set = set;
         self
+    }
+
+    /// Caps a document's text (`knowledge.max_document_bytes`); longer texts get 413.
+    pub fn with_max_document_bytes(mut self, max: usize) -> Self {
+        self.max_document_bytes = max;
+        self
+    }
+
+    pub(crate) fn max_document_bytes(&self) -> usize {
+        self.max_document_bytes
     }
 
     /// Creates a collection; the model's vector size is measured once, here.
@@ -246,6 +274,13 @@ impl KnowledgeService {
             }
             if d.text.trim().is_empty() {
                 return Err(Error::invalid_param(at("text"), "the document has no text"));
+            }
+            if d.text.len() > self.max_document_bytes {
+                return Err(Error::TooLarge(format!(
+                    "documents[{i}] has {} bytes of text; the limit is {} (knowledge.max_document_bytes)",
+                    d.text.len(),
+                    self.max_document_bytes
+                )));
             }
             let metadata = d.metadata.unwrap_or_else(|| json!({}));
             if !metadata.is_object() {
@@ -364,6 +399,8 @@ impl KnowledgeService {
                 title: h.document.title,
                 metadata: h.document.metadata,
                 score: h.score,
+                similarity: h.similarity,
+                snippet: snippet(&self.analyzer, &h.chunk.text, &req.query),
                 text: h.chunk.text,
                 headings: h.chunk.headings,
             })

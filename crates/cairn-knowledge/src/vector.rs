@@ -92,6 +92,17 @@ impl VectorIndex {
         true
     }
 
+    /// Cosine similarity of the stored vector `id` to `query`; `None` when `id` is absent or
+    /// the query's size is wrong.
+    pub fn similarity(&self, id: u64, query: &[f32]) -> Option<f32> {
+        let slot = *self.slot_of.get(&id)?;
+        if query.len() != self.dim {
+            return None;
+        }
+        let norm = query.iter().map(|x| x * x).sum::<f32>().sqrt();
+        (norm > 0.0 && norm.is_finite()).then(|| dot(query, &self.data[slot * self.dim..(slot + 1) * self.dim]) / norm)
+    }
+
     /// The `k` vectors most similar to `query` among those `allow` accepts, best first.
     pub fn search(&self, query: &[f32], k: usize, allow: &dyn Fn(u64) -> bool) -> Result<Vec<(u64, f32)>, VectorError> {
         if query.len() != self.dim {

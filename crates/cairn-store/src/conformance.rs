@@ -241,6 +241,12 @@ async fn knowledge(s: &dyn Store) {
     assert_eq!(s.document_chunks("d1").await.unwrap().len(), 2);
     assert!(matches!(s.fail_document("ghost", "x", 1).await, Err(StoreError::NotFound(_))));
     assert!(matches!(s.replace_chunks("ghost", "fp", &[], 1).await, Err(StoreError::NotFound(_))));
+    let logged = s.latest_change().await.unwrap();
+    s.mark_ready("d1", 45).await.unwrap();
+    let d1 = s.get_document("d1").await.unwrap().unwrap();
+    assert_eq!((d1.state, d1.error.as_deref(), d1.chunk_count), (DocumentState::Ready, None, 2));
+    assert!(s.latest_change().await.unwrap() > logged, "marking ready is logged for the indexes");
+    assert!(matches!(s.mark_ready("ghost", 1).await, Err(StoreError::NotFound(_))));
 
     assert!(s.delete_document("d1", 50).await.unwrap());
     assert!(!s.delete_document("d1", 51).await.unwrap());
@@ -258,12 +264,13 @@ async fn knowledge(s: &dyn Store) {
         [
             (ChangeKind::Document, Some("d1".to_owned())),
             (ChangeKind::Document, Some("d1".to_owned())),
+            (ChangeKind::Document, Some("d1".to_owned())),
             (ChangeKind::DocumentDeleted, Some("d1".to_owned())),
             (ChangeKind::Document, Some("d2".to_owned())),
             (ChangeKind::CollectionDeleted, None),
         ]
     );
     assert!(log.windows(2).all(|w| w[0].seq < w[1].seq));
-    assert_eq!(s.changes_since(log[2].seq, 100).await.unwrap().len(), 2);
-    assert_eq!(s.latest_change().await.unwrap(), log[4].seq);
+    assert_eq!(s.changes_since(log[3].seq, 100).await.unwrap().len(), 2);
+    assert_eq!(s.latest_change().await.unwrap(), log[5].seq);
 }

@@ -286,6 +286,28 @@ macro_rules! impl_knowledge_store {
                 Ok(ids)
             }
 
+            async fn mark_ready(&self, document_id: &str, at_ms: i64) -> StoreResult<()> {
+                let mut tx = begin_logged(&self.writer).await?;
+                let row = sqlx::query(
+                    "UPDATE documents SET state = 'ready', error = NULL, updated_at_ms = $2 WHERE id = $1 \
+                     RETURNING collection_id",
+                )
+                .bind(document_id)
+                .bind(at_ms)
+                .fetch_optional(&mut *tx)
+                .await
+                .map_err($crate::db_err)?;
+                let Some(row) = row else {
+                    return Err(StoreError::NotFound(format!("document '{document_id}' does not exist")));
+                };
+                let collection_id: String = row.try_get("collection_id").map_err($crate::db_err)?;
+                log_change(&mut tx, &collection_id, Some(document_id), ChangeKind::Document, at_ms)
+                    .await
+                    .map_err($crate::db_err)?;
+                tx.commit().await.map_err($crate::db_err)?;
+                Ok(())
+            }
+
             async fn fail_document(&self, document_id: &str, error: &str, at_ms: i64) -> StoreResult<()> {
                 let n = sqlx::query("UPDATE documents SET state = 'failed', error = $2, updated_at_ms = $3 WHERE id = $1")
                     .bind(document_id)

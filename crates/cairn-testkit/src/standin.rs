@@ -46,6 +46,7 @@ struct Shared {
     requests: Mutex<Vec<(HeaderMap, Value)>>,
     hung_up: AtomicUsize,
     changed: tokio::sync::Notify,
+    reply: Mutex<Option<Vec<String>>>,
 }
 
 /// A running stand-in provider.
@@ -105,6 +106,11 @@ impl StandIn {
     /// Queues faults, used by the next requests in order.
     pub fn push(&self, faults: impl IntoIterator<Item = Fault>) {
         self.shared.faults.lock().extend(faults);
+    }
+
+    /// Makes OpenAI-style chat answers these pieces (one per stream chunk) instead of `WORDS`.
+    pub fn reply_with(&self, pieces: &[&str]) {
+        *self.shared.reply.lock() = Some(pieces.iter().map(|p| (*p).to_owned()).collect());
     }
 
     /// The JSON bodies received so far.
@@ -245,12 +251,14 @@ async fn openai_chat(State(shared): State<Arc<Shared>>, headers: HeaderMap, Json
             "{not json".into_response()
         };
     }
-    let usage = json!({"prompt_tokens": PROMPT_TOKENS, "completion_tokens": WORDS.len(), "total_tokens": PROMPT_TOKENS + WORDS.len() as u64});
+    let words: Vec<String> =
+        shared.reply.lock().clone().unwrap_or_else(|| WORDS.iter().map(|w| (*w).to_owned()).collect());
+    let usage = json!({"prompt_tokens": PROMPT_TOKENS, "completion_tokens": words.len(), "total_tokens": PROMPT_TOKENS + words.len() as u64});
     if !stream {
         let message = match &tool {
             Some(name) => json!({"role": "assistant", "content": null, "tool_calls": [
                 {"id": "call_1", "type": "function", "function": {"name": name, "arguments": "{\"city\":\"Oslo\"}"}}]}),
-            None => json!({"role": "assistant", "content": WORDS.concat()}),
+            None => json!({"role": "assistant", "content": words.concat()}),
         };
         let finish = if tool.is_some() { "tool_calls" } else { "stop" };
         return Json(json!({
@@ -280,7 +288,7 @@ async fn openai_chat(State(shared): State<Arc<Shared>>, headers: HeaderMap, Json
             events.push(chunk(json!({}), json!("tool_calls")));
         }
         None => {
-            events.extend(WORDS.iter().map(|w| chunk(json!({"content": w}), Value::Null)));
+            events.extend(words.iter().map(|w| chunk(json!({"content": w}), Value::Null)));
             events.push(chunk(json!({}), json!("stop")));
         }
     }

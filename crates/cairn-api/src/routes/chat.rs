@@ -9,9 +9,10 @@ use axum::response::{IntoResponse, Response};
 use axum::Extension;
 use cairn_core::openai::{ChatCompletion, ChatRequest, ErrorBody, ErrorDetail};
 use cairn_gateway::{ChatStream, StreamEvent};
+use cairn_knowledge::grounded_chat::{take_options, ChatReply};
 use futures::StreamExt;
 
-use super::with_routed;
+use super::{routed_opt, with_routed};
 use crate::auth::Auth;
 use crate::error::ApiError;
 use crate::json::Json;
@@ -19,7 +20,9 @@ use crate::middleware::RequestId;
 use crate::state::AppState;
 
 /// Creates a chat completion (OpenAI-compatible). With `stream: true` the response is
-/// `text/event-stream` of `chat.completion.chunk` objects ending with `data: [DONE]`.
+/// `text/event-stream` of `chat.completion.chunk` objects ending with `data: [DONE]`. With
+/// `"cairn": {"knowledge": {"collections": [...]}}` it answers from those collections and adds
+/// `cairn.citations` and `cairn.sources` (on the completion, or on a last chunk without choices).
 #[utoipa::path(
     post, path = "/v1/chat/completions", tag = "gateway",
     request_body = ChatRequest,
@@ -41,8 +44,14 @@ pub async fn chat_completions(
     State(s): State<AppState>,
     Auth(p): Auth,
     Extension(id): Extension<RequestId>,
-    Json(req): Json<ChatRequest>,
+    Json(mut req): Json<ChatRequest>,
 ) -> Result<Response, ApiError> {
+    if let Some(knowledge) = take_options(&mut req)?.and_then(|o| o.knowledge) {
+        return Ok(match s.answers.chat(&p, req, knowledge, &id.0).await? {
+            ChatReply::Completion(c, routed) => routed_opt(axum::Json(c).into_response(), routed),
+            ChatReply::Stream(stream, routed) => routed_opt(sse(stream), routed),
+        });
+    }
     if req.is_stream() {
         let (stream, routed) = s.gateway.chat_stream(&p, req, &id.0, s.streams_cut.clone()).await?;
         Ok(with_routed(sse(stream), &routed))

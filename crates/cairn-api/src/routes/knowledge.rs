@@ -1,12 +1,15 @@
 //! `/v1/collections`: collections, their documents, and search. The knowledge service checks
 //! roles and tenants; these handlers only translate HTTP.
 
+use axum::extract::multipart::{Multipart, MultipartError, MultipartRejection};
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::Json as JsonOut;
 use cairn_core::knowledge::{Collection, Document};
 use cairn_core::openai::ErrorBody;
+use cairn_core::Error;
 use cairn_knowledge::service::{Accepted, CreateCollection, NewDocument, SearchHit, SearchRequest};
+use cairn_knowledge::upload::{UploadOptions, UploadedFile};
 use serde::Deserialize;
 use utoipa::ToSchema;
 
@@ -127,4 +130,75 @@ pub async fn search(
     Json(req): Json<SearchRequest>,
 ) -> Result<JsonOut<List<SearchHit>>, ApiError> {
     Ok(JsonOut(List { object: "list", data: s.knowledge.search(&p, &id, req).await? }))
+}
+
+/// Uploads files as documents: multipart fields `file` (one or more; .txt, .md, .html, .pdf,
+/// .json, .jsonl), and optionally `format`, `text_field`, `title_field` (JSON formats) and
+/// `metadata` (a JSON object for every document). Every file is parsed before anything is
+/// stored; answers at once with each document and its ingestion job.
+#[utoipa::path(
+    post, path = "/v1/collections/{id}/files", tag = "knowledge",
+    request_body(content_type = "multipart/form-data", description = "Fields: file (repeatable), format, text_field, title_field, metadata"),
+    params(("id" = String, Path, description = "Collection id")),
+    responses(
+        (status = 202, body = List<Accepted>), (status = 400, body = ErrorBody),
+        (status = 404, body = ErrorBody), (status = 413, body = ErrorBody),
+    ),
+    security(("bearer" = []))
+)]
+pub async fn upload_files(
+    State(s): State<AppState>,
+    Auth(p): Auth,
+    Path(id): Path<String>,
+    multipart: Result<Multipart, MultipartRejection>,
+) -> Result<(StatusCode, JsonOut<List<Accepted>>), ApiError> {
+    let multipart = multipart.map_err(|e| Error::invalid_param("content-type", e.body_text()))?;
+    let (files, opts) = read_upload(multipart).await?;
+    let data = s.knowledge.add_files(&p, &id, files, opts).await?;
+    Ok((StatusCode::ACCEPTED, JsonOut(List { object: "list", data })))
+}
+
+/// The files and options of a multipart upload; only translation, the service checks content.
+async fn read_upload(mut m: Multipart) -> Result<(Vec<UploadedFile>, UploadOptions), Error> {
+    let mut files = Vec::new();
+    let mut opts = UploadOptions::default();
+    while let Some(field) = m.next_field().await.map_err(multipart_error)? {
+        let name = field.name().unwrap_or_default().to_owned();
+        match name.as_str() {
+            "file" => {
+                let file_name = field.file_name().unwrap_or_default().to_owned();
+                let content_type = field.content_type().map(str::to_owned);
+                let bytes = field.bytes().await.map_err(multipart_error)?.to_vec();
+                files.push(UploadedFile { name: file_name, content_type, bytes });
+            }
+            "format" | "text_field" | "title_field" | "metadata" => {
+                let text = field.text().await.map_err(multipart_error)?;
+                match name.as_str() {
+                    "format" => opts.format = Some(text),
+                    "text_field" => opts.text_field = Some(text),
+                    "title_field" => opts.title_field = Some(text),
+                    _ => {
+                        let v = serde_json::from_str(&text)
+                            .map_err(|e| Error::invalid_param("metadata", format!("metadata is not JSON: {e}")))?;
+                        opts.metadata = Some(v);
+                    }
+                }
+            }
+            other => {
+                return Err(Error::invalid_param(
+                    other,
+                    format!("unknown field '{other}' (file, format, text_field, title_field, metadata)"),
+                ))
+            }
+        }
+    }
+    Ok((files, opts))
+}
+
+fn multipart_error(e: MultipartError) -> Error {
+    if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
+        Error::TooLarge("the upload is larger than the server's limit (knowledge.max_upload_bytes)".into())
+    } else {
+        Error::invalid_param("file", format!("malformed multipart body: {}", e.body_text()))
+    }
 }

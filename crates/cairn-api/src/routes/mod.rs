@@ -1,6 +1,7 @@
 //! Route handlers, one module per API area.
 
 pub mod admin;
+pub mod answer;
 pub mod chat;
 pub mod embeddings;
 pub mod jobs;
@@ -27,4 +28,12 @@ pub(crate) fn with_routed(mut resp: Response, routed: &Routed) -> Response {
         }
     }
     resp
+}
+
+/// `with_routed` when a target served the call; Cairn's own replies carry no routing headers.
+pub(crate) fn routed_opt(resp: Response, routed: Option<Routed>) -> Response {
+    match routed {
+        Some(r) => with_routed(resp, &r),
+        None => resp,
+    }
 }

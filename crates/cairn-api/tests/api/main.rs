@@ -8,6 +8,7 @@ mod jobs;
 mod knowledge;
 mod local;
 mod local_chat;
+mod rag;
 mod resilience;
 mod sdk;
 

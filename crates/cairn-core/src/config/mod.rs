@@ -7,8 +7,10 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
 mod jobs;
+mod knowledge;
 
 pub use jobs::JobsConfig;
+pub use knowledge::KnowledgeConfig;
 
 use figment::providers::{Env, Format, Serialized, Toml};
 use figment::Figment;
@@ -16,7 +18,7 @@ use serde::{Deserialize, Serialize};
 
 /// Top-level sections; only `CAIRN_` variables under one of these are read as config overrides,
 /// so variables such as `CAIRN_ADMIN_KEY` or `CAIRN_CONFIG` never collide with config keys.
-const SECTIONS: &[&str] = &["server", "storage", "gateway", "providers", "models", "local", "jobs", "log"];
+const SECTIONS: &[&str] = &["server", "storage", "gateway", "providers", "models", "local", "jobs", "knowledge", "log"];
 
 /// Models served when nothing is configured: (alias, kind, model in the cache).
 const DEFAULT_LOCAL_MODELS: &[(&str, ModelKind, &str)] =
@@ -40,6 +42,8 @@ pub struct Config {
     pub local: LocalConfig,
     /// The durable job queue and its workers.
     pub jobs: JobsConfig,
+    /// Uploads and RAG answers.
+    pub knowledge: KnowledgeConfig,
     /// Logging.
     pub log: LogConfig,
 }
@@ -415,6 +419,7 @@ impl Config {
             problems.push("gateway.backoff_base_ms must not exceed gateway.backoff_max_ms".into());
         }
         problems.extend(self.jobs.problems());
+        problems.extend(self.knowledge.problems());
         if self.gateway.breaker_failure_threshold == 0 {
             problems.push("gateway.breaker_failure_threshold must be at least 1".into());
         }

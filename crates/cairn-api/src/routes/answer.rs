@@ -1,0 +1,78 @@
+//! `POST /v1/collections/{id}/answer`: a RAG answer with citations, as JSON or as server-sent
+//! events (`sources`, then `delta`s, then `done` with the whole answer and its citations, or
+//! `error` if generation broke after it started).
+
+use std::convert::Infallible;
+
+use axum::body::{Body, Bytes};
+use axum::extract::{Path, State};
+use axum::http::header;
+use axum::response::{IntoResponse, Response};
+use axum::Extension;
+use cairn_core::openai::{ErrorBody, ErrorDetail};
+use cairn_knowledge::answer::{Answer, AnswerEvent, AnswerRequest, AnswerStream};
+use futures::StreamExt;
+use serde_json::json;
+
+use super::routed_opt;
+use crate::auth::Auth;
+use crate::error::ApiError;
+use crate::json::Json;
+use crate::middleware::RequestId;
+use crate::state::AppState;
+
+/// Answers a question from the collection (and `also`) with numbered citations. With
+/// `stream: true` the response is `text/event-stream`: `event: sources`, `event: delta` (text),
+/// then `event: done` (the `Answer`), or `event: error`.
+#[utoipa::path(
+    post, path = "/v1/collections/{id}/answer", tag = "knowledge", request_body = AnswerRequest,
+    params(("id" = String, Path, description = "Collection id")),
+    responses(
+        (status = 200, description = "The answer; or, when stream is true, SSE events ending with the answer", body = Answer),
+        (status = 400, body = ErrorBody), (status = 404, body = ErrorBody), (status = 429, body = ErrorBody),
+        (status = 502, body = ErrorBody),
+    ),
+    security(("bearer" = []))
+)]
+pub async fn answer(
+    State(s): State<AppState>,
+    Auth(p): Auth,
+    Extension(rid): Extension<RequestId>,
+    Path(id): Path<String>,
+    Json(req): Json<AnswerRequest>,
+) -> Result<Response, ApiError> {
+    let (resp, routed) = if req.stream == Some(true) {
+        let (events, routed) = s.answers.answer_stream(&p, &id, req, &rid.0).await?;
+        (sse(events), routed)
+    } else {
+        let (answer, routed) = s.answers.answer(&p, &id, req, &rid.0).await?;
+        (axum::Json(answer).into_response(), routed)
+    };
+    Ok(routed_opt(resp, routed))
+}
+
+fn sse(events: AnswerStream) -> Response {
+    let body = events.map(|ev| {
+        let (name, data) = match ev {
+            AnswerEvent::Sources(sources) => ("sources", json!({ "sources": sources })),
+            AnswerEvent::Delta(text) => ("delta", json!({ "text": text })),
+            AnswerEvent::Done(answer) => ("done", json!(answer)),
+            AnswerEvent::Error(message) => {
+                let detail = ErrorDetail {
+                    message,
+                    kind: "upstream_error".into(),
+                    param: None,
+                    code: Some("stream_interrupted".into()),
+                };
+                ("error", json!(ErrorBody { error: detail }))
+            }
+        };
+        Ok::<_, Infallible>(Bytes::from(format!("event: {name}\ndata: {data}\n\n")))
+    });
+    Response::builder()
+        .header(header::CONTENT_TYPE, "text/event-stream")
+        .header(header::CACHE_CONTROL, "no-cache")
+        .header("x-accel-buffering", "no")
+        .body(Body::from_stream(body))
+        .unwrap_or_else(|_| Response::new(Body::empty()))
+}

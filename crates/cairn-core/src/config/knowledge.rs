@@ -1,0 +1,58 @@
+//! The `[knowledge]` section: file uploads and RAG answers.
+
+use serde::{Deserialize, Serialize};
+
+/// Knowledge-layer settings.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct KnowledgeConfig {
+    /// The chat model that writes answers unless the request names one.
+    pub answer_model: String,
+    /// Sources given to the model unless the request says otherwise.
+    pub answer_top_k: usize,
+    /// Least cosine similarity between the question and a chunk for the chunk to count as
+    /// relevant; with none relevant the answer says it found nothing instead of asking the model.
+    pub min_similarity: f32,
+    /// Output-token cap of an answer unless the request says otherwise.
+    pub answer_max_tokens: u32,
+    /// Largest multipart upload (all files together), in bytes.
+    pub max_upload_bytes: usize,
+    /// Largest document text after parsing, in bytes.
+    pub max_document_bytes: usize,
+}
+
+impl Default for KnowledgeConfig {
+    fn default() -> Self {
+        Self {
+            answer_model: "local/smollm2".into(),
+            answer_top_k: 5,
+            min_similarity: 0.3,
+            answer_max_tokens: 400,
+            max_upload_bytes: 32 * 1024 * 1024,
+            max_document_bytes: 900 * 1024,
+        }
+    }
+}
+
+impl KnowledgeConfig {
+    /// What is wrong with these settings, one line each.
+    pub fn problems(&self) -> Vec<String> {
+        let mut out = Vec::new();
+        if !(1..=20).contains(&self.answer_top_k) {
+            out.push("knowledge.answer_top_k must be between 1 and 20".into());
+        }
+        if !(-1.0..=1.0).contains(&self.min_similarity) {
+            out.push("knowledge.min_similarity must be between -1 and 1".into());
+        }
+        if self.answer_max_tokens == 0 {
+            out.push("knowledge.answer_max_tokens must be positive".into());
+        }
+        if self.max_upload_bytes < 1024 {
+            out.push("knowledge.max_upload_bytes must be at least 1024".into());
+        }
+        if self.max_document_bytes < 1024 {
+            out.push("knowledge.max_document_bytes must be at least 1024".into());
+        }
+        out
+    }
+}

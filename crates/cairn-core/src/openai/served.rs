@@ -1,0 +1,34 @@
+//! What a chat call hands back besides its content: the stream of events a streamed completion
+//! sends to its client, and which target served the call. They live here, not in the gateway,
+//! so that services composing chat calls (RAG answers) can speak them through a port.
+
+use futures::Stream;
+
+use super::ChatChunk;
+
+/// One item of the stream sent to the client.
+#[derive(Debug, Clone)]
+pub enum StreamEvent {
+    /// A `chat.completion.chunk`.
+    Chunk(Box<ChatChunk>),
+    /// The stream broke after it started: an in-band error event, after which the stream ends.
+    Error(String),
+    /// The end (`data: [DONE]`).
+    Done,
+}
+
+/// The client-facing stream.
+pub type ChatStream = std::pin::Pin<Box<dyn Stream<Item = StreamEvent> + Send>>;
+
+/// Where a call was served, for response headers.
+#[derive(Clone, Debug, Default)]
+pub struct Routed {
+    /// Provider name.
+    pub provider: String,
+    /// Upstream model.
+    pub model: String,
+    /// Retries taken.
+    pub retries: u32,
+    /// Fallbacks taken.
+    pub fallbacks: u32,
+}

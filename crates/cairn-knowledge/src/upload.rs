@@ -1,0 +1,155 @@
+//! Files uploaded to a collection (`POST /v1/collections/{id}/files`, `cairn ingest`). Files
+//! are parsed here, at upload, so a corrupt PDF or an unsupported type is refused at once with
+//! a 4xx naming the file, and nothing of the upload is stored: every file is parsed and checked
+//! before any document is written. The parsed text then takes the same path as JSON uploads
+//! (pending document, `knowledge.ingest` job). Document ids default to the file name, so
+//! uploading the same file again replaces (or, unchanged, keeps) the same document.
+
+use cairn_core::tenancy::{Principal, Role};
+use cairn_core::{Error, Result};
+use serde_json::{Map, Value};
+
+use crate::parse::{parse, Format, ParseError, TextField};
+use crate::service::{Accepted, KnowledgeService, NewDocument};
+
+/// One uploaded file.
+#[derive(Clone, Debug)]
+pub struct UploadedFile {
+    /// Its name as sent (a relative path for `cairn ingest`).
+    pub name: String,
+    /// Its declared MIME type, if any.
+    pub content_type: Option<String>,
+    /// Its bytes.
+    pub bytes: Vec<u8>,
+}
+
+/// Options applying to every file of an upload.
+#[derive(Clone, Debug, Default)]
+pub struct UploadOptions {
+    /// Read every file in this format instead of guessing from its name and type.
+    pub format: Option<String>,
+    /// JSON formats: the dotted path of the text (default `text`).
+    pub text_field: Option<String>,
+    /// JSON formats: the dotted path of the title (default `title`).
+    pub title_field: Option<String>,
+    /// Metadata added to every document (a JSON object).
+    pub metadata: Option<Value>,
+}
+
+/// Formats by name, for `UploadOptions::format`.
+fn named_format(name: &str) -> Option<Format> {
+    Format::from_extension(&format!("x.{name}"))
+}
+
+fn format_of(file: &UploadedFile, forced: Option<Format>) -> Option<Format> {
+    forced
+        .or_else(|| Format::from_extension(&file.name))
+        .or_else(|| file.content_type.as_deref().and_then(Format::from_mime))
+}
+
+impl KnowledgeService {
+    /// Parses `files` and queues their documents (see the module docs).
+    pub async fn add_files(
+        &self,
+        caller: &Principal,
+        collection_id: &str,
+        files: Vec<UploadedFile>,
+        opts: UploadOptions,
+    ) -> Result<Vec<Accepted>> {
+        caller.require(Role::Member)?;
+        self.collection(caller, collection_id).await?;
+        if files.is_empty() {
+            return Err(Error::invalid_param("file", "send at least one file (a multipart field named 'file')"));
+        }
+        let forced = match opts.format.as_deref() {
+            Some(f) => Some(named_format(f).ok_or_else(|| {
+                Error::invalid_param("format", format!("unknown format '{f}' (text, md, html, pdf, json, jsonl)"))
+            })?),
+            None => None,
+        };
+        let extra = match opts.metadata {
+            None => Map::new(),
+            Some(Value::Object(m)) => m,
+            Some(_) => return Err(Error::invalid_param("metadata", "metadata must be a JSON object")),
+        };
+        let field = TextField {
+            text: opts.text_field.unwrap_or_else(|| "text".into()),
+            title: Some(opts.title_field.unwrap_or_else(|| "title".into())),
+        };
+        let max = self.max_document_bytes();
+        let mut docs = Vec::new();
+        for (i, file) in files.into_iter().enumerate() {
+            let param = format!("file[{i}]");
+            let name = file.name.trim().to_owned();
+            if name.is_empty() {
+                return Err(Error::invalid_param(param, "every file needs a name"));
+            }
+            let Some(format) = format_of(&file, forced) else {
+                return Err(Error::invalid_param(
+                    param,
+                    format!(
+                        "'{name}' is of an unsupported type ({}); send .txt, .md, .html, .pdf, .json or .jsonl, or set format",
+                        file.content_type.as_deref().unwrap_or("no content type")
+                    ),
+                ));
+            };
+            let bytes = file.bytes;
+            let field = field.clone();
+            // PDFs can take a while: keep the parse off the async workers.
+            let parsed = tokio::task::spawn_blocking(move || parse(&bytes, format, &field))
+                .await
+                .map_err(|e| Error::Internal(format!("parser task: {e}")))?;
+            let parsed = parsed.map_err(|e| match e {
+                ParseError::Empty => Error::invalid_param(param.clone(), format!("'{name}' has no text")),
+                e => Error::invalid_param(param.clone(), format!("'{name}': {e}")),
+            })?;
+            let many = parsed.len() > 1 || format == Format::Jsonl;
+            for (line, p) in parsed.into_iter().enumerate() {
+                if p.text.len() > max {
+                    return Err(Error::TooLarge(format!(
+                        "'{name}' has {} bytes of text; the limit per document is {max} (knowledge.max_document_bytes)",
+                        p.text.len()
+                    )));
+                }
+                let mut metadata = p.metadata;
+                metadata.extend(extra.clone());
+                let id = if many { format!("{name}#{}", line + 1) } else { name.clone() };
+                docs.push(NewDocument {
+                    id: Some(id),
+                    title: p.title.or_else(|| Some(file_stem(&name))),
+                    source: Some(name.clone()),
+                    text: p.text,
+                    metadata: Some(Value::Object(metadata)),
+                });
+            }
+        }
+        self.add_documents(caller, collection_id, docs).await
+    }
+}
+
+/// The file name without folders or extension, as a fallback title.
+fn file_stem(name: &str) -> String {
+    let base = name.rsplit(['/', '\\']).next().unwrap_or(name);
+    base.rsplit_once('.').map_or(base, |(stem, _)| stem).to_owned()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn formats_come_from_the_option_the_name_or_the_type() {
+        let f = |name: &str, ct: Option<&str>| UploadedFile {
+            name: name.into(),
+            content_type: ct.map(str::to_owned),
+            bytes: Vec::new(),
+        };
+        assert_eq!(format_of(&f("a/b.PDF", None), None), Some(Format::Pdf));
+        assert_eq!(format_of(&f("notes", Some("text/markdown; charset=utf-8")), None), Some(Format::Markdown));
+        assert_eq!(format_of(&f("x.bin", Some("application/octet-stream")), None), None);
+        assert_eq!(format_of(&f("x.bin", None), named_format("jsonl")), Some(Format::Jsonl));
+        assert_eq!(named_format("exe"), None);
+        assert_eq!(file_stem("docs/guide.v2.md"), "guide.v2");
+        assert_eq!(file_stem("README"), "README");
+    }
+}
