@@ -16,6 +16,7 @@ mod server;
 mod state;
 
 pub use app::App;
+pub use embedder::GatewayEmbedder;
 pub use error::ApiError;
 pub use server::{serve, serve_metrics};
 pub use state::AppState;

@@ -9,8 +9,8 @@ use cairn_access::{AccessService, NewKey};
 use cairn_core::config::Config;
 use cairn_core::tenancy::{KeyLimits, Role};
 
-use crate::cli::{Cli, Command, ConfigCommand, CreateKeyArgs, KeysCommand, ModelsCommand, TenantsCommand};
-use crate::jobs;
+use crate::cli::{Cli, Command, ConfigCommand, CreateKeyArgs, EvalCommand, KeysCommand, ModelsCommand, TenantsCommand};
+use crate::{eval, ingest, jobs};
 
 /// Runs the parsed command line.
 pub async fn run(cli: Cli) -> Result<()> {
@@ -23,6 +23,8 @@ pub async fn run(cli: Cli) -> Result<()> {
         Command::Tenants(cmd) => tenants(&config, cmd).await,
         Command::Config(ConfigCommand::Check) => check(&config),
         Command::Models(cmd) => models(&config, cmd),
+        Command::Ingest(args) => ingest::ingest(args).await,
+        Command::Eval(EvalCommand::Retrieval(args)) => eval::retrieval(config, args).await,
     }
 }
 

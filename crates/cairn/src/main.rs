@@ -2,6 +2,8 @@
 
 mod cli;
 mod commands;
+mod eval;
+mod ingest;
 mod jobs;
 
 use clap::Parser;

@@ -73,6 +73,8 @@ fn every_command_has_help_with_an_example() {
         &["jobs", "retry-dead", "--help"],
         &["jobs", "purge", "--help"],
         &["models", "pull", "--help"],
+        &["ingest", "--help"],
+        &["eval", "retrieval", "--help"],
     ] {
         let out = cairn(dir.path(), args);
         assert!(out.status.success());

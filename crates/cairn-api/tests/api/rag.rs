@@ -3,6 +3,7 @@
 //! `/v1/chat/completions`), the not-found rule, a planted instruction fenced and flagged, and
 //! tenants kept apart. Embeddings come from the in-process MiniLM; the answers from a stand-in
 //! chat provider that says what the test tells it to and records the prompt it was given.
+//! The answer and upload tests run on SQLite and on PostgreSQL.
 
 use std::time::Duration;
 
@@ -141,8 +142,17 @@ async fn every_format_is_searchable_after_upload() {
 
 #[tokio::test]
 async fn answers_cite_their_sources_and_flag_planted_instructions() {
+    answers_cite_their_sources(None).await;
+}
+
+#[tokio::test]
+async fn answers_cite_their_sources_on_postgres() {
+    answers_cite_their_sources(Some(cairn_store::conformance::fresh_pg_database().await)).await;
+}
+
+async fn answers_cite_their_sources(database_url: Option<String>) {
     let up = StandIn::start().await;
-    let s = TestServer::start(&config(&up)).await;
+    let s = TestServer::start_with(&config(&up), database_url).await;
     let key = s.key("acme", "member", json!({})).await;
     let col = handbook(&s, &key).await;
 
@@ -292,8 +302,17 @@ async fn chat_completions_answer_from_collections() {
 
 #[tokio::test]
 async fn bad_uploads_are_refused_and_store_nothing() {
+    bad_uploads(None).await;
+}
+
+#[tokio::test]
+async fn bad_uploads_are_refused_and_store_nothing_on_postgres() {
+    bad_uploads(Some(cairn_store::conformance::fresh_pg_database().await)).await;
+}
+
+async fn bad_uploads(database_url: Option<String>) {
     let up = StandIn::start().await;
-    let s = TestServer::start(&config(&up)).await;
+    let s = TestServer::start_with(&config(&up), database_url).await;
     let key = s.key("acme", "member", json!({})).await;
     let col = collection(&s, &key, "strict").await;
     let good = || file("good.md", b"# Good\n\nA perfectly fine document.");
