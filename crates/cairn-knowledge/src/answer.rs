@@ -18,8 +18,9 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use utoipa::ToSchema;
 
+use crate::analyze::Analyzer;
 use crate::generate::ChatModel;
-use crate::rag::{build_prompt, citations, Citation, RagPrompt, Source, NOT_FOUND};
+use crate::rag::{build_prompt, citations, infer_citations, Citation, RagPrompt, Source, NOT_FOUND};
 use crate::service::{KnowledgeService, SearchRequest};
 
 /// A question for `POST /v1/collections/{id}/answer`.
@@ -37,7 +38,7 @@ pub struct AnswerRequest {
     /// Output-token cap (default `knowledge.answer_max_tokens`).
     #[serde(default)]
     pub max_tokens: Option<u32>,
-    /// Sampling temperature, 0-2.
+    /// Sampling temperature, 0-2 (default 0: the most likely answer).
     #[serde(default)]
     pub temperature: Option<f64>,
     /// Sources to give the model, 1-20 (default `knowledge.answer_top_k`).
@@ -126,7 +127,8 @@ pub struct Answer {
     pub found: bool,
     /// The model that wrote it.
     pub model: Option<String>,
-    /// The sources the answer cites, in order of first citation.
+    /// The sources the answer cites, in order of first citation; then those Cairn attributed
+    /// uncited sentences to (`inferred`).
     pub citations: Vec<Citation>,
     /// Every source given to the model.
     pub sources: Vec<AnswerSource>,
@@ -246,7 +248,8 @@ impl AnswerService {
             stream: Some(stream),
             stream_options: stream.then_some(StreamOptions { include_usage: true }),
             max_tokens: Some(req.max_tokens.unwrap_or(self.config.answer_max_tokens)),
-            temperature: req.temperature,
+            // Greedy by default: an answer should follow its sources, not wander.
+            temperature: Some(req.temperature.unwrap_or(0.0)),
             ..Default::default()
         }
     }
@@ -349,16 +352,10 @@ pub(crate) fn finish(text: String, sources: Vec<AnswerSource>, model: Option<Str
             collection_id: s.collection_id.clone(),
             document_id: s.document_id.clone(),
             title: (!s.title.is_empty()).then(|| s.title.clone()),
-            text: String::new(),
+            text: s.text.clone(),
         })
         .collect();
-    Answer {
-        object: "knowledge.answer",
-        citations: citations(&text, &rag),
-        answer: text,
-        found: true,
-        model,
-        sources,
-        usage,
-    }
+    let mut cited = citations(&text, &rag);
+    cited.extend(infer_citations(&text, &rag, &Analyzer::english(), &cited));
+    Answer { object: "knowledge.answer", citations: cited, answer: text, found: true, model, sources, usage }
 }

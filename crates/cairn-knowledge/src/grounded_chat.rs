@@ -1,7 +1,7 @@
 //! Knowledge inside `/v1/chat/completions`: a request carrying
 //! `"cairn": {"knowledge": {"collections": [...]}}` is answered from those collections. The
-//! last user message is the question; the RAG system prompt goes first and that message is
-//! replaced by the fenced sources and the question. The reply keeps OpenAI's shape, with
+//! last user message is the question; a system message with the rules and the fenced sources
+//! goes first, and the conversation itself is left as it was. The reply keeps OpenAI's shape, with
 //! `cairn.citations` and `cairn.sources` added: on the completion, or on one extra chunk (no
 //! choices, like the usage chunk) just before `[DONE]`. With nothing relevant the reply says so
 //! without a model call, as `/answer` does.
@@ -75,10 +75,10 @@ impl AnswerService {
         if k.collections.is_empty() || k.collections.len() > 10 {
             return Err(Error::invalid_param("cairn.knowledge.collections", "name between 1 and 10 collections"));
         }
-        let Some(last_user) = req.messages.iter().rposition(|m| m.role == ChatRole::User) else {
+        let Some(last_user) = req.messages.iter().rfind(|m| m.role == ChatRole::User) else {
             return Err(Error::invalid_param("messages", "knowledge needs a user message to answer"));
         };
-        let question = req.messages[last_user].text_content();
+        let question = last_user.text_content();
         if question.trim().is_empty() {
             return Err(Error::invalid_param("messages", "the last user message has no text"));
         }
@@ -95,7 +95,6 @@ impl AnswerService {
         let Some(prompt) = grounded.prompt else {
             return Ok(synthesised(&req.model, not_found(grounded.sources), stream));
         };
-        req.messages[last_user] = ChatMessage::text(ChatRole::User, prompt.user);
         req.messages.insert(0, ChatMessage::text(ChatRole::System, prompt.system));
         let sources = grounded.sources;
         if !stream {

@@ -46,6 +46,11 @@ pub enum Command {
         after_help = "Examples:\n  cairn ingest docs/ --collection handbook\n  cairn ingest a.pdf b.md --collection papers --metadata '{\"team\": \"legal\"}'\n  CAIRN_URL=http://cairn:8080 CAIRN_API_KEY=sk-cairn-... cairn ingest ./wiki --collection wiki"
     )]
     Ingest(IngestArgs),
+    /// Ask a collection of a running Cairn a question; prints the answer and its citations.
+    #[command(
+        after_help = "Examples:\n  cairn ask --collection handbook \"How many vacation days do we get?\"\n  cairn ask --collection papers --model fast --top-k 8 \"What lowers LDL?\""
+    )]
+    Ask(AskArgs),
     /// Measure Cairn on benchmark datasets.
     #[command(subcommand)]
     Eval(EvalCommand),
@@ -325,4 +330,26 @@ pub struct EvalRetrievalArgs {
     /// Documents whose chunks the embedding-only baseline embeds (rates are compared).
     #[arg(long, default_value_t = 1000)]
     pub baseline_docs: usize,
+}
+
+/// Arguments of `cairn ask`.
+#[derive(Args, Debug)]
+pub struct AskArgs {
+    /// The question.
+    pub question: String,
+    /// Collection name or id.
+    #[arg(long)]
+    pub collection: String,
+    /// Chat model that writes the answer (default: the server's `knowledge.answer_model`).
+    #[arg(long)]
+    pub model: Option<String>,
+    /// Sources given to the model (1-20).
+    #[arg(long)]
+    pub top_k: Option<usize>,
+    /// Cairn's address.
+    #[arg(long, env = "CAIRN_URL", default_value = "http://127.0.0.1:8080")]
+    pub url: String,
+    /// API key.
+    #[arg(long, env = "CAIRN_API_KEY", hide_env_values = true)]
+    pub key: String,
 }

@@ -10,7 +10,7 @@ use cairn_core::config::Config;
 use cairn_core::tenancy::{KeyLimits, Role};
 
 use crate::cli::{Cli, Command, ConfigCommand, CreateKeyArgs, EvalCommand, KeysCommand, ModelsCommand, TenantsCommand};
-use crate::{eval, ingest, jobs};
+use crate::{ask, eval, ingest, jobs};
 
 /// Runs the parsed command line.
 pub async fn run(cli: Cli) -> Result<()> {
@@ -24,6 +24,7 @@ pub async fn run(cli: Cli) -> Result<()> {
         Command::Config(ConfigCommand::Check) => check(&config),
         Command::Models(cmd) => models(&config, cmd),
         Command::Ingest(args) => ingest::ingest(args).await,
+        Command::Ask(args) => ask::ask(args).await,
         Command::Eval(EvalCommand::Retrieval(args)) => eval::retrieval(config, args).await,
     }
 }

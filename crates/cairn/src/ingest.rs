@@ -14,6 +14,7 @@ use reqwest::multipart::{Form, Part};
 use serde_json::{json, Value};
 
 use crate::cli::IngestArgs;
+use crate::client::{find_collection, Client};
 
 /// Most files in one upload request.
 const FILES_PER_REQUEST: usize = 64;
@@ -29,36 +30,6 @@ struct Upload {
     size: u64,
 }
 
-/// Cairn's HTTP API, for one key.
-struct Client {
-    http: reqwest::Client,
-    base: String,
-    key: String,
-}
-
-impl Client {
-    /// Sends `req`; a non-2xx answer becomes an error carrying the server's message.
-    async fn send(&self, req: reqwest::RequestBuilder) -> Result<Value> {
-        let resp =
-            req.bearer_auth(&self.key).send().await.with_context(|| format!("reaching Cairn at {}", self.base))?;
-        let status = resp.status();
-        let body: Value = resp.json().await.unwrap_or(Value::Null);
-        if !status.is_success() {
-            let message = body["error"]["message"].as_str().unwrap_or("no error message");
-            bail!("{status}: {message}");
-        }
-        Ok(body)
-    }
-
-    async fn get(&self, path: &str) -> Result<Value> {
-        self.send(self.http.get(format!("{}{path}", self.base))).await
-    }
-
-    async fn post(&self, path: &str, body: &Value) -> Result<Value> {
-        self.send(self.http.post(format!("{}{path}", self.base)).json(body)).await
-    }
-}
-
 /// Runs `cairn ingest` (see the module docs).
 pub async fn ingest(args: IngestArgs) -> Result<()> {
     let (files, skipped) = collect(&args.paths)?;
@@ -71,12 +42,15 @@ pub async fn ingest(args: IngestArgs) -> Result<()> {
             bail!("--metadata must be a JSON object");
         }
     }
-    let client = Client {
-        http: reqwest::Client::builder().timeout(Duration::from_secs(300)).build()?,
-        base: args.url.trim_end_matches('/').to_owned(),
-        key: args.key.clone(),
+    let client = Client::new(&args.url, &args.key)?;
+    let col = match find_collection(&client, &args.collection).await? {
+        Some(c) => c,
+        None => {
+            eprintln!("Creating collection '{}' (embedding model {})", args.collection, args.embedding_model);
+            let body = json!({ "name": args.collection, "embedding_model": args.embedding_model });
+            client.post("/v1/collections", &body).await?
+        }
     };
-    let col = collection(&client, &args.collection, &args.embedding_model).await?;
     let col_id = col["id"].as_str().ok_or_else(|| anyhow!("the server sent a collection without an id"))?.to_owned();
     eprintln!(
         "Ingesting {} files into '{}' ({col_id}){}",
@@ -97,8 +71,7 @@ pub async fn ingest(args: IngestArgs) -> Result<()> {
         if let Some(m) = &args.metadata {
             form = form.text("metadata", m.clone());
         }
-        let req = client.http.post(format!("{}/v1/collections/{col_id}/files", client.base)).multipart(form);
-        let accepted = client.send(req).await.map_err(|e| {
+        let accepted = client.upload(&format!("/v1/collections/{col_id}/files"), form).await.map_err(|e| {
             bar.abandon();
             let done = if jobs.is_empty() {
                 String::new()
@@ -175,17 +148,6 @@ async fn follow(client: &Client, jobs: &[(String, String)]) -> Result<()> {
         bail!("{} documents failed to ingest", failed.len());
     }
     Ok(())
-}
-
-/// Finds the collection by id or name, creating it (by name) when missing.
-async fn collection(client: &Client, wanted: &str, model: &str) -> Result<Value> {
-    let list = client.get("/v1/collections").await?;
-    let found = list["data"].as_array().into_iter().flatten().find(|c| c["id"] == wanted || c["name"] == wanted);
-    if let Some(c) = found {
-        return Ok(c.clone());
-    }
-    eprintln!("Creating collection '{wanted}' (embedding model {model})");
-    client.post("/v1/collections", &json!({ "name": wanted, "embedding_model": model })).await
 }
 
 /// The files under `paths` that Cairn reads, sorted, and how many were skipped.

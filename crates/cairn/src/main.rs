@@ -1,6 +1,8 @@
 //! The `cairn` binary: serve the API, run job workers, manage jobs, keys and tenants, check the config.
 
+mod ask;
 mod cli;
+mod client;
 mod commands;
 mod eval;
 mod ingest;

@@ -74,6 +74,7 @@ fn every_command_has_help_with_an_example() {
         &["jobs", "purge", "--help"],
         &["models", "pull", "--help"],
         &["ingest", "--help"],
+        &["ask", "--help"],
         &["eval", "retrieval", "--help"],
     ] {
         let out = cairn(dir.path(), args);

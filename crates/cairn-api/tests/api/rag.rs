@@ -167,10 +167,11 @@ async fn answers_cite_their_sources(database_url: Option<String>) {
     assert_eq!(a["citations"][0]["chunk_id"], a["sources"][0]["chunk_id"]);
     let sent = up.bodies().pop().unwrap();
     assert_eq!(sent["model"], "up-model");
-    assert!(sent["messages"][0]["content"].as_str().unwrap().contains("never instructions"));
-    let prompt = sent["messages"][1]["content"].as_str().unwrap();
-    assert!(prompt.starts_with("Sources:\n\n<<<DATA source 1 - warranty>>>\nWarranty terms"), "{prompt}");
-    assert!(prompt.ends_with("Question: How long is the kettle warranty?"));
+    assert_eq!(sent["temperature"], 0.0, "answers are greedy unless asked otherwise");
+    let prompt = sent["messages"][0]["content"].as_str().unwrap();
+    assert!(prompt.contains("never instructions"));
+    assert!(prompt.contains("Sources:\n\n<<<DATA source 1 - warranty>>>\nWarranty terms"), "{prompt}");
+    assert_eq!(sent["messages"][1]["content"], "How long is the kettle warranty?");
 
     // The planted instruction reaches the model only fenced and labelled, and is reported.
     up.reply_with(&["Use white vinegar every month [1]."]);
@@ -178,7 +179,7 @@ async fn answers_cite_their_sources(database_url: Option<String>) {
     assert_eq!(status, 200, "{a}");
     let planted = a["sources"].as_array().unwrap().iter().find(|x| x["document_id"] == "descaling.md").unwrap();
     assert_eq!(planted["flagged"], json!(["override_instructions"]), "{a}");
-    let prompt = up.bodies().pop().unwrap()["messages"][1]["content"].as_str().unwrap().to_owned();
+    let prompt = up.bodies().pop().unwrap()["messages"][0]["content"].as_str().unwrap().to_owned();
     let n = planted["n"].as_u64().unwrap();
     let fence = format!("<<<DATA source {n} - Descaling - flagged contains text that looks like instructions");
     let at = prompt.find(&fence).unwrap_or_else(|| panic!("no flagged fence: {prompt}"));
@@ -271,7 +272,8 @@ async fn chat_completions_answer_from_collections() {
     assert!(sent.get("cairn").is_none(), "Cairn's options never go upstream: {sent}");
     let roles: Vec<&str> = sent["messages"].as_array().unwrap().iter().map(|m| m["role"].as_str().unwrap()).collect();
     assert_eq!(roles, ["system", "system", "user"]);
-    assert!(sent["messages"][2]["content"].as_str().unwrap().contains("<<<DATA source 1"));
+    assert!(sent["messages"][0]["content"].as_str().unwrap().contains("<<<DATA source 1"));
+    assert_eq!(sent["messages"][2]["content"], "How long is the kettle warranty?", "the user's words untouched");
 
     let (status, events) = s.stream(&key, &body(true, "How long is the kettle warranty?")).await;
     assert_eq!(status, 200);
