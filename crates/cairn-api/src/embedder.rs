@@ -10,13 +10,20 @@ use cairn_core::openai::{EmbeddingInput, EmbeddingRequest, EmbeddingVector};
 use cairn_core::tenancy::{KeyLimits, Principal, Role};
 use cairn_core::Error;
 use cairn_gateway::GatewayService;
-use cairn_knowledge::embed::{EmbedFailure, TextEmbedder};
+use cairn_knowledge::embed::{estimate_tokens, EmbedFailure, TextEmbedder, Tokenizer};
 
 /// The gateway as a `TextEmbedder`.
 pub struct GatewayEmbedder(pub Arc<GatewayService>);
 
 #[async_trait]
 impl TextEmbedder for GatewayEmbedder {
+    async fn tokenizer(&self, model: &str) -> Tokenizer {
+        match self.0.token_count(model).await {
+            Some(count) => count,
+            None => Arc::new(estimate_tokens),
+        }
+    }
+
     async fn embed(&self, tenant_id: &str, model: &str, texts: &[String]) -> Result<Vec<Vec<f32>>, EmbedFailure> {
         let principal = Principal {
             key_id: "system:knowledge".into(),

@@ -14,6 +14,6 @@ mod sse;
 mod stream;
 
 pub use accounting::UsageRecorder;
-pub use provider::{ChunkStream, Provider, ProviderError};
+pub use provider::{ChunkStream, Provider, ProviderError, TokenCount};
 pub use router::{Routed, Router};
 pub use service::{ChatStream, GatewayService, StreamEvent, UsageReport, UsageRequest};

@@ -20,6 +20,7 @@ use serde::{Deserialize, Serialize};
 use tokio_util::sync::CancellationToken;
 
 use crate::accounting::{CallGuard, CallMeta, PendingCall, UsageRecorder};
+use crate::provider::TokenCount;
 use crate::router::Routed;
 use crate::router::{Deadline, ModelRoute, RouteError, RouteTrace, Router};
 use crate::stream::{relay, Relay};
@@ -211,6 +212,14 @@ impl GatewayService {
             }
             Err(e) => Err(guard.fail(e)),
         }
+    }
+
+    /// The tokenizer of the embedding model `alias` (its first target's), when Cairn runs that
+    /// model itself; `None` for remote models and unknown names.
+    pub async fn token_count(&self, alias: &str) -> Option<TokenCount> {
+        let route = self.route(alias, ModelKind::Embedding).ok()?;
+        let first = route.targets.first()?;
+        first.provider.token_count(&first.model).await
     }
 
     /// Embeddings, re-encoded as base64 when the client asks (the official SDKs do by default).

@@ -2,6 +2,8 @@
 //! composition root adapts the gateway (routing, retries, accounting) to this trait, so this
 //! crate never depends on how models are reached.
 
+use std::sync::Arc;
+
 use async_trait::async_trait;
 
 /// Why texts could not be embedded.
@@ -21,9 +23,18 @@ pub trait TextEmbedder: Send + Sync {
     /// One vector per text, in order.
     async fn embed(&self, tenant_id: &str, model: &str, texts: &[String]) -> Result<Vec<Vec<f32>>, EmbedFailure>;
 
-    /// Tokens of `text` in `model`'s tokenizer, for chunk budgets. The default estimates four
-    /// tokens per three words, close for English word-piece and BPE tokenizers.
-    fn count_tokens(&self, _model: &str, text: &str) -> usize {
-        (text.split_whitespace().count() * 4).div_ceil(3)
+    /// `model`'s tokenizer, for chunk budgets. The default estimates (`estimate_tokens`); an
+    /// adapter that can reach the model's own tokenizer returns that.
+    async fn tokenizer(&self, _model: &str) -> Tokenizer {
+        Arc::new(estimate_tokens)
     }
+}
+
+/// Counts the tokens of a text.
+pub type Tokenizer = Arc<dyn Fn(&str) -> usize + Send + Sync>;
+
+/// Four tokens per three words: close for English word-piece and BPE tokenizers, for models
+/// whose tokenizer is not at hand (remote ones).
+pub fn estimate_tokens(text: &str) -> usize {
+    (text.split_whitespace().count() * 4).div_ceil(3)
 }

@@ -93,10 +93,11 @@ impl JobHandler for IngestHandler {
         let Some(col) = self.store.get_collection(&doc.collection_id).await.map_err(storage)? else {
             return Ok(Some(json!({ "skipped": "the collection was deleted" })));
         };
+        let tokens = self.embedder.tokenizer(&col.embedding_model).await;
         // Synchronous work, scoped so nothing it borrows is held across an await.
         let prepared = {
             let redactor = self.redactor(col.pii);
-            let counter = |t: &str| self.embedder.count_tokens(&col.embedding_model, t);
+            let counter = |t: &str| tokens(t);
             let prep = Preparation {
                 chunking: ChunkOptions {
                     max_tokens: col.chunk_max_tokens as usize,

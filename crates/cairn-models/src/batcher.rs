@@ -12,6 +12,7 @@ use std::time::{Duration, Instant};
 use tokio::sync::oneshot;
 
 use crate::embedder::Embedder;
+use crate::wordpiece::WordPiece;
 
 /// Batching limits.
 #[derive(Clone, Debug)]
@@ -70,6 +71,7 @@ pub struct EmbeddingService {
     tx: SyncSender<Job>,
     dimensions: usize,
     max_tokens: usize,
+    tokenizer: Arc<WordPiece>,
     /// Counters.
     pub stats: Arc<BatchStats>,
 }
@@ -79,7 +81,7 @@ impl EmbeddingService {
     pub fn start(embedder: Embedder, options: BatchOptions) -> Self {
         let (tx, rx) = sync_channel::<Job>(options.queue.max(1));
         let stats = Arc::new(BatchStats::default());
-        let (dimensions, max_tokens) = (embedder.dimensions(), embedder.max_tokens());
+        let (dimensions, max_tokens, tokenizer) = (embedder.dimensions(), embedder.max_tokens(), embedder.tokenizer());
         let thread_stats = stats.clone();
         let spawned = std::thread::Builder::new().name("cairn-embed-batcher".into()).spawn(move || {
             let max_batch = options.max_batch.max(1);
@@ -102,12 +104,17 @@ impl EmbeddingService {
         if let Err(e) = spawned {
             tracing::error!(error = %e, "cannot start the embedding batcher thread");
         }
-        Self { tx, dimensions, max_tokens, stats }
+        Self { tx, dimensions, max_tokens, tokenizer, stats }
     }
 
     /// Output width.
     pub fn dimensions(&self) -> usize {
         self.dimensions
+    }
+
+    /// Tokens of `text` in this model's tokenizer (no special tokens, no truncation).
+    pub fn count_tokens(&self, text: &str) -> usize {
+        self.tokenizer.count(text)
     }
 
     /// Input window in tokens.

@@ -3,6 +3,7 @@
 //! `1_Pooling/config.json` for mean or CLS pooling, `modules.json` for normalisation).
 
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use serde::Deserialize;
 
@@ -42,7 +43,7 @@ struct Module {
 
 /// A loaded embedding model.
 pub struct Embedder {
-    tokenizer: WordPiece,
+    tokenizer: Arc<WordPiece>,
     bert: Bert,
     pool: rayon::ThreadPool,
     threads: usize,
@@ -76,7 +77,7 @@ impl Embedder {
             .build()
             .map_err(|e| ModelError::Invalid(format!("cannot start the embedding thread pool: {e}")))?;
         Ok(Self {
-            tokenizer,
+            tokenizer: Arc::new(tokenizer),
             bert,
             pool,
             threads,
@@ -100,6 +101,11 @@ impl Embedder {
     /// Where the model was loaded from.
     pub fn dir(&self) -> &Path {
         &self.dir
+    }
+
+    /// The model's tokenizer, to count tokens without the model.
+    pub fn tokenizer(&self) -> Arc<WordPiece> {
+        self.tokenizer.clone()
     }
 
     /// Token ids of `text` as the model sees it (truncated to the window).

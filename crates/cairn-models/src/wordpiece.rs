@@ -115,6 +115,13 @@ impl WordPiece {
         ids
     }
 
+    /// Word pieces in `text`, without `[CLS]`/`[SEP]` and without truncation: what a chunk
+    /// budget measured in this model's tokens needs.
+    pub fn count(&self, text: &str) -> usize {
+        let normalized = self.normalize(text);
+        pre_tokenize(&normalized).into_iter().map(|word| self.word_pieces(word).len()).sum()
+    }
+
     fn normalize(&self, text: &str) -> String {
         let mut out = String::with_capacity(text.len() + 8);
         for c in text.chars() {
@@ -262,5 +269,14 @@ mod tests {
         let ids = t.encode(&"hello ".repeat(50), 10);
         assert_eq!(ids.len(), 10);
         assert_eq!((ids[0], ids[9]), (2, 3));
+    }
+
+    #[test]
+    fn counts_every_piece_without_special_tokens_or_truncation() {
+        let t = tiny();
+        assert_eq!(t.count("Hello, WORLDS!"), 5);
+        assert_eq!(t.count("unaffable"), 3);
+        assert_eq!(t.count(&"hello ".repeat(500)), 500, "no window");
+        assert_eq!(t.count(""), 0);
     }
 }

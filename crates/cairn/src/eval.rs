@@ -206,7 +206,8 @@ async fn embed_alone(
 ) -> Result<(usize, f64)> {
     let embedder: Arc<dyn TextEmbedder> = Arc::new(cairn_api::GatewayEmbedder(state.gateway.clone()));
     let redactor = Redactor::new(PiiPolicy::Off);
-    let counter = |t: &str| embedder.count_tokens(&col.embedding_model, t);
+    let tokens = embedder.tokenizer(&col.embedding_model).await;
+    let counter = |t: &str| tokens(t);
     let prep = Preparation {
         chunking: ChunkOptions {
             max_tokens: col.chunk_max_tokens as usize,

@@ -58,6 +58,28 @@ async fn ingest_and_search_through_http() {
         [json!("statins")]
     );
 
+    // Chunk budgets are measured in MiniLM's own word pieces: these long words are several
+    // pieces each, so a 16-token budget holds far fewer of them than the 12 an estimate allows.
+    let (_, small) = s
+        .post(
+            "/v1/collections",
+            &key,
+            &json!({"name": "pieces", "embedding_model": "local/minilm", "chunk_max_tokens": 16, "chunk_overlap_tokens": 0}),
+        )
+        .await;
+    let small = small["id"].as_str().unwrap().to_owned();
+    let words = "immunohistochemistry pharmacokinetics electroencephalography ".repeat(8);
+    let (status, _) = s
+        .post(
+            &format!("/v1/collections/{small}/documents"),
+            &key,
+            &json!({"documents": [{"id": "long", "text": words}]}),
+        )
+        .await;
+    assert_eq!(status, 202);
+    let d = wait_ready(&s, &key, &small, "long").await;
+    assert!(d["chunk_count"].as_u64().unwrap() >= 12, "24 words of 4+ pieces at 16 tokens a chunk: {d}");
+
     // Bad input: clear 4xx, nothing written.
     let (status, err) = s
         .post(

@@ -21,7 +21,7 @@ use cairn_models::{BatchOptions, EmbedError, Embedder, EmbedderOptions, Embeddin
 use tokio::sync::Mutex;
 
 use super::local_chat;
-use super::{ChunkStream, Provider, ProviderError};
+use super::{ChunkStream, Provider, ProviderError, TokenCount};
 
 /// How long a client should wait before retrying when a model's queue is full.
 const OVERLOADED_RETRY: Duration = Duration::from_secs(1);
@@ -181,6 +181,15 @@ impl Provider for LocalProvider {
             model: model.into(),
             usage: EmbeddingUsage { prompt_tokens: out.tokens, total_tokens: out.tokens },
         })
+    }
+
+    async fn token_count(&self, model: &str) -> Option<TokenCount> {
+        let path = catalog::resolve(&self.models_dir, model).ok()?;
+        if is_chat_model(&path) {
+            return None;
+        }
+        let svc = self.embedder(model).await.ok()?;
+        Some(Arc::new(move |text: &str| svc.count_tokens(text)))
     }
 
     async fn warm_up(&self, model: &str) -> Result<(), ProviderError> {

@@ -98,6 +98,9 @@ impl ProviderError {
     }
 }
 
+/// Counts the tokens of a text in a model's own tokenizer.
+pub type TokenCount = std::sync::Arc<dyn Fn(&str) -> usize + Send + Sync>;
+
 /// One upstream LLM API.
 #[async_trait]
 pub trait Provider: Send + Sync {
@@ -115,6 +118,12 @@ pub trait Provider: Send + Sync {
     /// providers have nothing to do.
     async fn warm_up(&self, _model: &str) -> Result<(), ProviderError> {
         Ok(())
+    }
+
+    /// The tokenizer of `model`, when this provider has it at hand (in-process models); remote
+    /// providers tokenize upstream, so callers estimate.
+    async fn token_count(&self, _model: &str) -> Option<TokenCount> {
+        None
     }
 }
 
