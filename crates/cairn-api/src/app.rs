@@ -66,10 +66,11 @@ impl App {
         let embedder: Arc<dyn TextEmbedder> = Arc::new(GatewayEmbedder(gateway.clone()));
         // Keys the `hash` PII policy; from the environment only, like every secret.
         let pii_key = std::env::var("CAIRN_PII_KEY").unwrap_or_default().into_bytes();
-        let hash_key_set = !pii_key.is_empty();
         let mut registry = cairn_jobs::builtin::registry(&config.jobs);
-        registry
-            .register_internal(INGEST_JOB, IngestHandler::new(store.clone(), embedder.clone(), index.clone(), pii_key));
+        registry.register_internal(
+            INGEST_JOB,
+            IngestHandler::new(store.clone(), embedder.clone(), index.clone(), pii_key.clone()),
+        );
         let jobs = Arc::new(JobService::new(
             store.clone(),
             registry,
@@ -79,7 +80,7 @@ impl App {
         ));
         let knowledge = Arc::new(
             KnowledgeService::new(store, jobs.clone(), embedder, index)
-                .with_hash_key(hash_key_set)
+                .with_pii_key(pii_key)
                 .with_max_document_bytes(config.knowledge.max_document_bytes),
         );
         let streams_cut = CancellationToken::new();

@@ -197,18 +197,22 @@ impl Inner {
                     Err(_) => break,
                 }
             }
+            // Counts as running work from before the claim until its jobs are spawned, so a
+            // shutdown in between waits for them (and hands them back) instead of missing them.
+            let claiming = self.running.token();
             match self.claim(&kind, permits.len()).await {
                 Ok(jobs) if !jobs.is_empty() => {
                     for (job, permit) in jobs.into_iter().zip(permits) {
                         let (inner, handler) = (self.clone(), handler.clone());
                         self.running.spawn(async move { inner.execute(job, handler, Some(permit)).await });
                     }
+                    drop(claiming);
                     continue;
                 }
                 Ok(_) => {}
                 Err(e) => tracing::warn!(error = %e, kind = %kind, "claiming jobs failed; retrying"),
             }
-            drop(permits);
+            drop((permits, claiming));
             // Idle: until jobs of this type are enqueued here, the poll interval, or shutdown.
             tokio::select! {
                 _ = waker.notified() => {}

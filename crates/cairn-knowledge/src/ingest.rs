@@ -7,10 +7,9 @@
 use std::sync::Arc;
 
 use async_trait::async_trait;
-use cairn_core::knowledge::{ChunkRecord, DocumentState, PiiMode};
+use cairn_core::knowledge::{ChunkRecord, DocumentState};
 use cairn_core::store::Store;
 use cairn_core::time::now_ms;
-use cairn_guard::{PiiPolicy, Redactor};
 use cairn_jobs::{JobContext, JobError, JobHandler};
 use serde::Deserialize;
 use serde_json::{json, Map, Value};
@@ -18,7 +17,7 @@ use serde_json::{json, Map, Value};
 use crate::chunk::ChunkOptions;
 use crate::embed::{EmbedFailure, TextEmbedder};
 use crate::live::LiveIndex;
-use crate::prepare::{prepare_text, Preparation};
+use crate::prepare::{prepare_text, redactor, Preparation};
 
 /// The job type.
 pub const INGEST_JOB: &str = "knowledge.ingest";
@@ -55,14 +54,6 @@ impl IngestHandler {
         Self { store, embedder, index, hash_key }
     }
 
-    fn redactor(&self, mode: PiiMode) -> Redactor {
-        Redactor::new(match mode {
-            PiiMode::Off => PiiPolicy::Off,
-            PiiMode::Mask => PiiPolicy::Mask,
-            PiiMode::Hash => PiiPolicy::Hash { key: self.hash_key.clone() },
-        })
-    }
-
     /// Records a failure that retrying cannot fix, and says so to the queue.
     async fn fail(&self, document_id: &str, message: String) -> JobError {
         if let Err(e) = self.store.fail_document(document_id, &message, now_ms()).await {
@@ -96,7 +87,7 @@ impl JobHandler for IngestHandler {
         let tokens = self.embedder.tokenizer(&col.embedding_model).await;
         // Synchronous work, scoped so nothing it borrows is held across an await.
         let prepared = {
-            let redactor = self.redactor(col.pii);
+            let redactor = redactor(col.pii, &self.hash_key);
             let counter = |t: &str| tokens(t);
             let prep = Preparation {
                 chunking: ChunkOptions {

@@ -5,12 +5,22 @@
 //! The fingerprint covers what the index would hold (text after redaction, title, chunking
 //! settings), so re-ingesting the same content with the same settings is recognised as a no-op.
 
-use cairn_guard::{PiiKind, Redactor};
+use cairn_core::knowledge::PiiMode;
+use cairn_guard::{PiiKind, PiiPolicy, Redactor};
 use serde_json::{Map, Value};
 use sha2::{Digest, Sha256};
 
 use crate::chunk::{chunk_text, Chunk, ChunkOptions, TokenCounter};
 use crate::parse::{parse, Format, ParseError, TextField};
+
+/// The redactor for a collection's PII policy; `key` keys the `hash` policy.
+pub fn redactor(mode: PiiMode, key: &[u8]) -> Redactor {
+    Redactor::new(match mode {
+        PiiMode::Off => PiiPolicy::Off,
+        PiiMode::Mask => PiiPolicy::Mask,
+        PiiMode::Hash => PiiPolicy::Hash { key: key.to_vec() },
+    })
+}
 
 /// How a collection prepares its documents.
 pub struct Preparation<'a> {
@@ -78,8 +88,6 @@ pub fn prepare_text(
 
 #[cfg(test)]
 mod tests {
-    use cairn_guard::PiiPolicy;
-
     use super::*;
     use crate::chunk::WordCounter;
 

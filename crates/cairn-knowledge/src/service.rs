@@ -21,6 +21,7 @@ use crate::filter::Filter;
 use crate::highlight::snippet;
 use crate::ingest::INGEST_JOB;
 use crate::live::{LiveIndex, SearchMode};
+use crate::prepare::redactor;
 
 /// Body of a collection creation.
 #[derive(Clone, Debug, Deserialize, ToSchema)]
@@ -128,7 +129,7 @@ pub struct KnowledgeService {
     embedder: Arc<dyn TextEmbedder>,
     index: Arc<LiveIndex>,
     analyzer: Analyzer,
-    hash_key_set: bool,
+    pii_key: Vec<u8>,
     max_document_bytes: usize,
 }
 
@@ -159,15 +160,15 @@ impl KnowledgeService {
             embedder,
             index,
             analyzer: Analyzer::english(),
-            hash_key_set: true,
+            pii_key: Vec::new(),
             max_document_bytes: 900 * 1024,
         }
     }
 
-    /// Says whether a key for the `hash` PII policy is configured; without one, collections
-    /// with that policy are refused (a hash under an empty key protects nothing).
-    pub fn with_hash_key(mut self, set: bool) -> Self {
-        self.hash_key_set = set;
+    /// The key of the `hash` PII policy (`CAIRN_PII_KEY`). Without one, collections with that
+    /// policy are refused: a hash under an empty key protects nothing.
+    pub fn with_pii_key(mut self, key: Vec<u8>) -> Self {
+        self.pii_key = key;
         self
     }
 
@@ -202,7 +203,7 @@ impl KnowledgeService {
         if overlap * 2 >= max {
             return Err(Error::invalid_param("chunk_overlap_tokens", "the overlap must be less than half the budget"));
         }
-        if req.pii == Some(PiiMode::Hash) && !self.hash_key_set {
+        if req.pii == Some(PiiMode::Hash) && self.pii_key.is_empty() {
             return Err(Error::invalid_param("pii", "the hash policy needs a key: set CAIRN_PII_KEY on the server"));
         }
         let probe = self.embedder.embed(&tenant_id, &req.embedding_model, &["dimension probe".to_owned()]).await;
@@ -264,6 +265,7 @@ impl KnowledgeService {
             return Err(Error::invalid_param("documents", "send between 1 and 1000 documents"));
         }
         let now = now_ms();
+        let pii = redactor(col.pii, &self.pii_key);
         let mut rows = Vec::with_capacity(docs.len());
         let mut jobs = Vec::with_capacity(docs.len());
         for (i, d) in docs.into_iter().enumerate() {
@@ -290,10 +292,11 @@ impl KnowledgeService {
             if existing.as_ref().is_some_and(|e| e.collection_id != col.id) {
                 return Err(Error::Conflict(format!("document '{id}' belongs to another collection")));
             }
-            let title = d.title.clone().unwrap_or_default();
+            // Titles are stored and shown as they are: redact them here, as the job does the text.
+            let title = d.title.map(|t| pii.redact(&t).text);
             jobs.push(EnqueueRequest {
                 kind: INGEST_JOB.into(),
-                payload: json!({ "document_id": id, "text": d.text, "title": d.title }),
+                payload: json!({ "document_id": id, "text": d.text, "title": title }),
                 tenant_id: Some(col.tenant_id.clone()),
                 ..Default::default()
             });
@@ -301,7 +304,7 @@ impl KnowledgeService {
                 id,
                 collection_id: col.id.clone(),
                 tenant_id: col.tenant_id.clone(),
-                title,
+                title: title.unwrap_or_default(),
                 source: d.source,
                 metadata,
                 fingerprint: existing.as_ref().and_then(|e| e.fingerprint.clone()),

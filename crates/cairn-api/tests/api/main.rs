@@ -3,6 +3,7 @@
 
 mod access;
 mod bad_input;
+mod filters;
 mod gateway;
 mod jobs;
 mod knowledge;

@@ -142,21 +142,35 @@ fn parse_at(v: &Value, path: &str, depth: usize) -> Result<Filter, FilterError> 
         None => return Err(err(path, "expected 'and', 'or', 'not', or a condition with 'field'")),
     };
     let ops: Vec<(&String, &Value)> = obj.iter().filter(|(k, _)| k.as_str() != "field").collect();
-    let [(name, arg)] = ops[..] else {
-        return Err(err(path, "a condition takes exactly one of eq, ne, in, gt, gte, lt, lte, exists"));
+    let path_of: Vec<String> = field.split('.').map(str::to_owned).collect();
+    let cond = |(name, arg): (&String, &Value)| -> Result<Filter, FilterError> {
+        Ok(Filter::Cond { field: path_of.clone(), op: parse_op(name, arg, &join(name), path)? })
     };
-    let here = join(name);
-    let op = match name.as_str() {
-        "eq" => Op::Eq(scalar(arg, &here)?.clone()),
-        "ne" => Op::Ne(scalar(arg, &here)?.clone()),
+    let lower = |k: &str| matches!(k, "gt" | "gte");
+    let upper = |k: &str| matches!(k, "lt" | "lte");
+    match ops[..] {
+        [one] => cond(one),
+        // A range: one lower and one upper bound in the same condition.
+        [a, b] if (lower(a.0) && upper(b.0)) || (upper(a.0) && lower(b.0)) => Ok(Filter::And(vec![cond(a)?, cond(b)?])),
+        _ => Err(err(
+            path,
+            "a condition takes one of eq, ne, in, gt, gte, lt, lte, exists (or a lower and an upper bound)",
+        )),
+    }
+}
+
+fn parse_op(name: &str, arg: &Value, here: &str, path: &str) -> Result<Op, FilterError> {
+    Ok(match name {
+        "eq" => Op::Eq(scalar(arg, here)?.clone()),
+        "ne" => Op::Ne(scalar(arg, here)?.clone()),
         "in" => match arg {
             Value::Array(items) if !items.is_empty() => {
-                Op::In(items.iter().map(|i| scalar(i, &here).cloned()).collect::<Result<_, _>>()?)
+                Op::In(items.iter().map(|i| scalar(i, here).cloned()).collect::<Result<_, _>>()?)
             }
-            _ => return Err(err(&here, "expected a non-empty list")),
+            _ => return Err(err(here, "expected a non-empty list")),
         },
         "gt" | "gte" | "lt" | "lte" => {
-            let cmp = match name.as_str() {
+            let cmp = match name {
                 "gt" => Cmp::Gt,
                 "gte" => Cmp::Gte,
                 "lt" => Cmp::Lt,
@@ -166,19 +180,18 @@ fn parse_at(v: &Value, path: &str, depth: usize) -> Result<Filter, FilterError> 
                 Value::Number(n) => Bound::Number(n.as_f64().unwrap_or(f64::NAN)),
                 Value::String(s) => Bound::Instant(
                     instant(s)
-                        .ok_or_else(|| err(&here, format!("'{s}' is not a date (YYYY-MM-DD) or RFC 3339 time")))?,
+                        .ok_or_else(|| err(here, format!("'{s}' is not a date (YYYY-MM-DD) or RFC 3339 time")))?,
                 ),
-                _ => return Err(err(&here, "expected a number or a date")),
+                _ => return Err(err(here, "expected a number or a date")),
             };
             Op::Cmp(cmp, bound)
         }
         "exists" => match arg {
             Value::Bool(b) => Op::Exists(*b),
-            _ => return Err(err(&here, "expected true or false")),
+            _ => return Err(err(here, "expected true or false")),
         },
         other => return Err(err(path, format!("unknown operator '{other}'"))),
-    };
-    Ok(Filter::Cond { field: field.split('.').map(str::to_owned).collect(), op })
+    })
 }
 
 fn scalar<'a>(v: &'a Value, path: &str) -> Result<&'a Value, FilterError> {

@@ -28,6 +28,8 @@ fn equality_membership_and_lists() {
 
 #[test]
 fn ranges_on_numbers_and_dates() {
+    let r = json!({"field": "n", "gt": 1, "lte": 3});
+    assert!(check(r.clone(), json!({"n": 3})) && !check(r.clone(), json!({"n": 1})) && !check(r, json!({"n": 4})));
     let m = json!({"year": 2021, "published": "2024-03-15", "updated": "2024-03-15T10:00:00+02:00"});
     assert!(check(json!({"field": "year", "gte": 2021}), m.clone()));
     assert!(!check(json!({"field": "year", "gt": 2021}), m.clone()));
@@ -69,8 +71,10 @@ fn bad_filters_are_explained_with_their_place() {
         error(json!({"and": [{"field": "a", "eq": 1}, {"or": [{"field": "b", "like": "x"}]}]})),
         "filter at and[1].or[0]: unknown operator 'like'"
     );
-    assert!(error(json!({"field": "a"})).contains("exactly one of"));
-    assert!(error(json!({"field": "a", "eq": 1, "ne": 2})).contains("exactly one of"));
+    assert!(error(json!({"field": "a"})).contains("takes one of"));
+    assert!(error(json!({"field": "a", "eq": 1, "ne": 2})).contains("takes one of"));
+    assert!(error(json!({"field": "a", "gt": 1, "gte": 2})).contains("takes one of"), "two lower bounds");
+    assert!(error(json!({"field": "a", "gt": 1, "lt": "x"})).contains("is not a date"));
     assert!(error(json!({"field": "", "eq": 1})).contains("dotted path"));
     assert!(error(json!({"field": "a..b", "eq": 1})).contains("dotted path"));
     assert!(error(json!({"field": "a", "eq": [1]})).contains("string, number or boolean"));
