@@ -14,7 +14,7 @@ use cairn_jobs::{JobContext, JobError, JobHandler};
 use serde::Deserialize;
 use serde_json::{json, Map, Value};
 
-use crate::chunk::ChunkOptions;
+use crate::chunk::{index_text, ChunkOptions};
 use crate::embed::{EmbedFailure, TextEmbedder};
 use crate::live::LiveIndex;
 use crate::prepare::{prepare_text, redactor, Preparation};
@@ -117,7 +117,7 @@ impl JobHandler for IngestHandler {
         if prepared.chunks.is_empty() {
             return Err(self.fail(&doc.id, "the document has no text".into()).await);
         }
-        let texts: Vec<String> = prepared.chunks.iter().map(|c| c.text.clone()).collect();
+        let texts: Vec<String> = prepared.chunks.iter().map(|c| index_text(&c.headings, &c.text)).collect();
         let mut vectors = Vec::with_capacity(texts.len());
         for (i, batch) in texts.chunks(EMBED_BATCH).enumerate() {
             if ctx.is_cancelled() {

@@ -14,6 +14,7 @@ use cairn_core::knowledge::{ChangeKind, ChunkRecord, KnowledgeStore};
 use cairn_core::store::StoreResult;
 use parking_lot::{Mutex, RwLock};
 
+use crate::chunk::index_text;
 use crate::filter::Filter;
 use crate::fusion::{fuse, Fusion};
 use crate::keyword::Bm25Index;
@@ -109,7 +110,7 @@ impl CollectionIndex {
 
     fn add(&mut self, c: ChunkRecord) {
         let id = c.id as u64;
-        self.keyword.insert(id, &c.text);
+        self.keyword.insert(id, &index_text(&c.headings, &c.text));
         let dim = c.embedding.len();
         let vector = self.vector.get_or_insert_with(|| VectorIndex::new(dim));
         if let Err(e) = vector.insert(id, &c.embedding) {

@@ -18,7 +18,7 @@ use cairn_core::tenancy::{KeyLimits, Principal, Role};
 use cairn_guard::{PiiPolicy, Redactor};
 use cairn_jobs::Worker;
 use cairn_knowledge::beir::BeirDataset;
-use cairn_knowledge::chunk::ChunkOptions;
+use cairn_knowledge::chunk::{index_text, ChunkOptions};
 use cairn_knowledge::embed::TextEmbedder;
 use cairn_knowledge::eval::{mrr_at, ndcg_at, recall_at};
 use cairn_knowledge::ingest::INGEST_JOB;
@@ -222,7 +222,7 @@ async fn embed_alone(
         .take(docs)
         .flat_map(|d| {
             let p = prepare_text(format!("# {}\n\n{}", d.title, d.text), Some(d.title.clone()), Map::new(), &prep);
-            p.chunks.into_iter().map(|c| c.text)
+            p.chunks.into_iter().map(|c| index_text(&c.headings, &c.text))
         })
         .collect();
     let started = Instant::now();

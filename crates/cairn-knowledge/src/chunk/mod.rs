@@ -58,6 +58,17 @@ pub struct Chunk {
     pub headings: Vec<String>,
 }
 
+/// The text a chunk is indexed and embedded as: its heading path, then its text. A chunk deep
+/// in a section otherwise loses what the section is about (a paper's title, a manual's
+/// chapter), which both retrievers need. A chunk that opens with its own heading line already
+/// says it, so it is indexed as is.
+pub fn index_text(headings: &[String], text: &str) -> String {
+    if headings.is_empty() || text.trim_start().starts_with('#') {
+        return text.to_owned();
+    }
+    format!("{}\n\n{text}", headings.join(" / "))
+}
+
 /// A piece of the source that chunking treats as a unit: a byte range.
 #[derive(Clone, Copy, Debug)]
 struct Span {

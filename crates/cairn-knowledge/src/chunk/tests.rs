@@ -85,3 +85,11 @@ fn code_fences_stay_whole_and_abbreviations_do_not_end_sentences() {
     let s: Vec<&str> = sentences(text, block).iter().map(|s| text[s.start..s.end].trim()).collect();
     assert_eq!(s, ["After, e.g. this.", "And Dr. Smith et al. agree."]);
 }
+
+#[test]
+fn chunks_are_indexed_with_their_heading_path() {
+    let h = vec!["Manual".to_owned(), "Descaling".to_owned()];
+    assert_eq!(index_text(&h, "Use vinegar."), "Manual / Descaling\n\nUse vinegar.");
+    assert_eq!(index_text(&h, "## Descaling\n\nUse vinegar."), "## Descaling\n\nUse vinegar.", "says it already");
+    assert_eq!(index_text(&[], "Plain."), "Plain.");
+}
