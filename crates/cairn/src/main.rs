@@ -1,4 +1,5 @@
-//! The `cairn` binary: serve the API, run job workers, manage jobs, keys and tenants, check the config.
+//! The `cairn` binary: serve the API, run job workers, manage jobs, keys and tenants, check the
+//! config, ingest files and ask questions of a running server, evaluate retrieval.
 
 mod ask;
 mod cli;

@@ -206,6 +206,8 @@ async fn models_openapi_docs_and_metrics() {
         "/v1/collections/{id}/documents",
         "/v1/collections/{id}/documents/{doc}",
         "/v1/collections/{id}/search",
+        "/v1/collections/{id}/files",
+        "/v1/collections/{id}/answer",
         "/healthz",
         "/readyz",
         "/metrics",
