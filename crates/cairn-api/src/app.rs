@@ -120,7 +120,7 @@ impl App {
             .route("/v1/jobs/{id}/retry", post(jobs::retry))
             .route("/v1/collections", post(knowledge::create).get(knowledge::list))
             .route("/v1/collections/{id}", get(knowledge::get).delete(knowledge::delete))
-            .route("/v1/collections/{id}/documents", post(knowledge::add_documents))
+            .route("/v1/collections/{id}/documents", post(knowledge::add_documents).get(knowledge::list_documents))
             .route(
                 "/v1/collections/{id}/documents/{doc}",
                 get(knowledge::get_document).delete(knowledge::delete_document),

@@ -13,7 +13,7 @@ use cairn_core::{Error, Result};
 use cairn_jobs::{EnqueueRequest, JobService};
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
-use utoipa::ToSchema;
+use utoipa::{IntoParams, ToSchema};
 
 use crate::analyze::Analyzer;
 use crate::embed::{EmbedFailure, TextEmbedder};
@@ -120,6 +120,28 @@ pub struct SearchHit {
     pub snippet: String,
     /// Headings above it.
     pub headings: Vec<String>,
+}
+
+/// Which documents of a collection to list.
+#[derive(Clone, Debug, Default, Deserialize, IntoParams, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct DocumentQuery {
+    /// Page size, 1-1000 (default 100).
+    pub limit: Option<u32>,
+    /// `next_cursor` from the previous page.
+    pub cursor: Option<String>,
+}
+
+/// One page of documents, by id.
+#[derive(Clone, Debug, Serialize, ToSchema)]
+pub struct DocumentPage {
+    /// Always `list`.
+    pub object: &'static str,
+    /// The documents, with their state (`pending`, `ready`, `failed`) and chunk count.
+    pub data: Vec<Document>,
+    /// Pass as `cursor` for the next page; absent on the last page.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub next_cursor: Option<String>,
 }
 
 /// Collections, documents and search (see the module docs).
@@ -330,6 +352,21 @@ impl KnowledgeService {
             Some(d) if d.collection_id == collection_id => Ok(d),
             _ => Err(Error::NotFound(format!("document '{id}' does not exist"))),
         }
+    }
+
+    /// A page of a collection's documents, by id.
+    pub async fn documents(&self, caller: &Principal, collection_id: &str, q: DocumentQuery) -> Result<DocumentPage> {
+        self.collection(caller, collection_id).await?;
+        let limit = q.limit.unwrap_or(100);
+        if !(1..=1000).contains(&limit) {
+            return Err(Error::invalid_param("limit", "limit must be between 1 and 1000"));
+        }
+        let mut data = self.store.list_documents(collection_id, q.cursor.as_deref(), limit + 1).await?;
+        let next_cursor = (data.len() > limit as usize).then(|| {
+            data.truncate(limit as usize);
+            data.last().map(|d| d.id.clone()).unwrap_or_default()
+        });
+        Ok(DocumentPage { object: "list", data, next_cursor })
     }
 
     /// Deletes a document from every index.

@@ -81,6 +81,21 @@ async fn post(client: &reqwest::Client, url: String, body: &Value) -> Value {
     resp.json().await.unwrap()
 }
 
+/// Waits until `job` succeeded; fails if it is dead-lettered or takes longer than `within`.
+async fn wait_succeeded(client: &reqwest::Client, base: &str, job: &str, within: Duration) {
+    let deadline = tokio::time::Instant::now() + within;
+    loop {
+        let resp = client.get(format!("{base}/v1/jobs/{job}")).bearer_auth(ADMIN_KEY).send().await.unwrap();
+        let j: Value = resp.json().await.unwrap();
+        if j["state"] == "succeeded" {
+            return;
+        }
+        assert_ne!(j["state"], "dead", "{j}");
+        assert!(tokio::time::Instant::now() < deadline, "{job} did not complete: {j}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
 /// A document whose every sentence carries a marker no other sentence has.
 fn text(doc: &str, version: u32) -> String {
     (0..SENTENCES)
@@ -125,23 +140,7 @@ async fn a_server_killed_mid_ingestion_loses_nothing(url: String) {
     let first =
         post(&client, docs_url.clone(), &json!({"documents": [{"id": "manual", "text": text("manual", 1)}]})).await;
     let job = first["data"][0]["job_id"].as_str().unwrap().to_owned();
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
-    loop {
-        let j: Value = client
-            .get(format!("{base}/v1/jobs/{job}"))
-            .bearer_auth(ADMIN_KEY)
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
-        if j["state"] == "succeeded" {
-            break;
-        }
-        assert!(tokio::time::Instant::now() < deadline, "version 1 not ingested: {j}");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    wait_succeeded(&client, &base, &job, Duration::from_secs(60)).await;
 
     // Slow embeddings from here on, so the kill lands mid-document.
     up.push((0..2000).map(|_| Fault::SlowFirstToken(Duration::from_millis(150))));
@@ -176,25 +175,8 @@ async fn a_server_killed_mid_ingestion_loses_nothing(url: String) {
     let port = free_port();
     let mut restarted = spawn(dir.path(), "serve-2", &config, port);
     let base = ready(&client, port).await;
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(120);
     for job in &jobs {
-        loop {
-            let j: Value = client
-                .get(format!("{base}/v1/jobs/{job}"))
-                .bearer_auth(ADMIN_KEY)
-                .send()
-                .await
-                .unwrap()
-                .json()
-                .await
-                .unwrap();
-            if j["state"] == "succeeded" {
-                break;
-            }
-            assert_ne!(j["state"], "dead", "{j}");
-            assert!(tokio::time::Instant::now() < deadline, "{job} did not complete after the restart: {j}");
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
+        wait_succeeded(&client, &base, job, Duration::from_secs(120)).await;
     }
     for d in 0..DOCS {
         let doc = format!("d{d}");

@@ -2,13 +2,16 @@
 //! roles and tenants; these handlers only translate HTTP.
 
 use axum::extract::multipart::{Multipart, MultipartError, MultipartRejection};
-use axum::extract::{Path, State};
+use axum::extract::rejection::QueryRejection;
+use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::Json as JsonOut;
 use cairn_core::knowledge::{Collection, Document};
 use cairn_core::openai::ErrorBody;
 use cairn_core::Error;
-use cairn_knowledge::service::{Accepted, CreateCollection, NewDocument, SearchHit, SearchRequest};
+use cairn_knowledge::service::{
+    Accepted, CreateCollection, DocumentPage, DocumentQuery, NewDocument, SearchHit, SearchRequest,
+};
 use cairn_knowledge::upload::{UploadOptions, UploadedFile};
 use serde::Deserialize;
 use utoipa::ToSchema;
@@ -85,6 +88,23 @@ pub async fn add_documents(
 ) -> Result<(StatusCode, JsonOut<List<Accepted>>), ApiError> {
     let data = s.knowledge.add_documents(&p, &id, req.documents).await?;
     Ok((StatusCode::ACCEPTED, JsonOut(List { object: "list", data })))
+}
+
+/// A collection's documents, by id, with their ingestion state.
+#[utoipa::path(
+    get, path = "/v1/collections/{id}/documents", tag = "knowledge",
+    params(("id" = String, Path, description = "Collection id"), DocumentQuery),
+    responses((status = 200, body = DocumentPage), (status = 400, body = ErrorBody), (status = 404, body = ErrorBody)),
+    security(("bearer" = []))
+)]
+pub async fn list_documents(
+    State(s): State<AppState>,
+    Auth(p): Auth,
+    Path(id): Path<String>,
+    query: Result<Query<DocumentQuery>, QueryRejection>,
+) -> Result<JsonOut<DocumentPage>, ApiError> {
+    let Query(q) = query.map_err(|e| Error::invalid(e.body_text()))?;
+    Ok(JsonOut(s.knowledge.documents(&p, &id, q).await?))
 }
 
 /// One document.

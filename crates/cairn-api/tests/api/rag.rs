@@ -119,6 +119,30 @@ async fn every_format_is_searchable_after_upload() {
     let s = TestServer::start(&config(&up)).await;
     let key = s.key("acme", "member", json!({})).await;
     let col = handbook(&s, &key).await;
+
+    // Listed by id, a page at a time.
+    let (status, page) = s.get(&format!("/v1/collections/{col}/documents?limit=4"), &key).await;
+    assert_eq!(status, 200, "{page}");
+    let ids = |p: &Value| {
+        p["data"].as_array().unwrap().iter().map(|d| d["id"].as_str().unwrap().to_owned()).collect::<Vec<_>>()
+    };
+    assert_eq!(ids(&page), ["colours.txt", "descaling.md", "faq.jsonl#1", "faq.jsonl#2"]);
+    let cursor = urlencode(page["next_cursor"].as_str().unwrap());
+    let (_, rest) = s.get(&format!("/v1/collections/{col}/documents?limit=4&cursor={cursor}"), &key).await;
+    assert_eq!(ids(&rest), ["safety.html", "specs.json", "warranty.pdf"]);
+    assert!(rest.get("next_cursor").is_none(), "{rest}");
+    assert!(rest["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .all(|d| d["state"] == "ready" && d["chunk_count"].as_u64() >= Some(1)));
+    let (status, e) = s.get(&format!("/v1/collections/{col}/documents?limit=0"), &key).await;
+    assert_eq!((status, e["error"]["param"].as_str()), (400, Some("limit")));
+    let (status, _) = s.get(&format!("/v1/collections/{col}/documents?colour=red"), &key).await;
+    assert_eq!(status, 400);
+    let other = s.key("globex", "member", json!({})).await;
+    assert_eq!(s.get(&format!("/v1/collections/{col}/documents"), &other).await.0, 404);
+
     for (query, doc) in [
         ("five year warranty receipt", "warranty.pdf"),
         ("white vinegar descale", "descaling.md"),
