@@ -2,6 +2,7 @@
 //! (hidden and unsupported files skipped), the collection is created on first use, every
 //! document becomes searchable, a second run finds everything unchanged, and a refused batch
 //! (a corrupt PDF) fails the command with the server's reason and stores nothing of it.
+//! `cairn ask` prints a streamed answer and what it cites.
 
 use std::path::Path;
 use std::process::{Command, Output};
@@ -9,10 +10,15 @@ use std::process::{Command, Output};
 use cairn_testkit::{StandIn, TestServer};
 use serde_json::json;
 
-async fn ingest(base: &str, key: &str, args: &[&str]) -> Output {
+async fn cairn(base: &str, key: &str, args: &[&str]) -> Output {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_cairn"));
-    cmd.arg("ingest").args(args).env("CAIRN_URL", base).env("CAIRN_API_KEY", key).env_remove("CAIRN_CONFIG");
-    tokio::task::spawn_blocking(move || cmd.output().expect("run cairn ingest")).await.unwrap()
+    cmd.args(args).env("CAIRN_URL", base).env("CAIRN_API_KEY", key).env_remove("CAIRN_CONFIG");
+    tokio::task::spawn_blocking(move || cmd.output().expect("run cairn")).await.unwrap()
+}
+
+async fn ingest(base: &str, key: &str, args: &[&str]) -> Output {
+    let args: Vec<&str> = std::iter::once("ingest").chain(args.iter().copied()).collect();
+    cairn(base, key, &args).await
 }
 
 fn write(dir: &Path, name: &str, bytes: &[u8]) {
@@ -25,8 +31,10 @@ fn write(dir: &Path, name: &str, bytes: &[u8]) {
 async fn folders_are_ingested_with_stable_ids_and_bad_files_refused() {
     let up = StandIn::start().await;
     let config = format!(
-        "[jobs]\npoll_ms = 20\n[providers.up]\nkind = \"openai\"\nbase_url = \"{}\"\n\
-         [models.emb]\nkind = \"embedding\"\ntargets = [{{ provider = \"up\", model = \"e\" }}]\n",
+        "[jobs]\npoll_ms = 20\n[knowledge]\nanswer_model = \"writer\"\n\
+         [providers.up]\nkind = \"openai\"\nbase_url = \"{}\"\n\
+         [models.emb]\nkind = \"embedding\"\ntargets = [{{ provider = \"up\", model = \"e\" }}]\n\
+         [models.writer]\ntargets = [{{ provider = \"up\", model = \"w\" }}]\n",
         up.openai_url()
     );
     let s = TestServer::start(&config).await;
@@ -51,6 +59,21 @@ async fn folders_are_ingested_with_stable_ids_and_bad_files_refused() {
         .post(&format!("/v1/collections/{col}/search"), &key, &json!({"query": "spare lids", "mode": "keyword"}))
         .await;
     assert_eq!(hits["data"][0]["document_id"], "faq/lids.txt");
+
+    // `cairn ask` streams the answer, then names what it cites.
+    up.reply_with(&["Spare lids ", "are sold separately [1]."]);
+    let out = cairn(&s.base, &key, &["ask", "--collection", "kb", "Can I buy a spare lid?"]).await;
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(text.starts_with("Spare lids are sold separately [1].\n"), "{text}");
+    // The stand-in's vectors do not rank by meaning: any of the two documents may be source 1.
+    assert!(
+        text.contains("Cited:\n  [1] lids (faq/lids.txt)") || text.contains("Cited:\n  [1] Guide (guide.md)"),
+        "{text}"
+    );
+    let out = cairn(&s.base, &key, &["ask", "--collection", "nope", "Anything?"]).await;
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("no collection 'nope'"));
 
     let out = ingest(&s.base, &key, &[folder, "--collection", &col]).await;
     let err = String::from_utf8_lossy(&out.stderr);
