@@ -1,7 +1,15 @@
-//! Cairn's knowledge layer. Built so far: document preparation (parsers, redaction, the
-//! chunker, fingerprints), metadata filters, the text analyzer, the BM25 keyword index, the exact
-//! vector index, hybrid fusion, the live index that follows storage's change log, the RAG prompt with fenced sources and its citations, and the retrieval
-//! metrics used to evaluate them; storage, the ingestion jobs and the HTTP API build on these.
+//! Cairn's knowledge layer: collections of documents made searchable and answerable.
+//!
+//! - Preparation: parsers (`parse`), PII redaction and structure-aware chunking (`prepare`,
+//!   `chunk`), run by the durable `knowledge.ingest` job (`ingest`).
+//! - Retrieval: the analyzer, BM25 and exact vector indexes, fusion, metadata filters, and the
+//!   live index that follows storage's change log on every node (`live`); snippets
+//!   (`highlight`).
+//! - Services: collections, documents, uploads and search (`service`, `upload`); RAG answers
+//!   with citations (`answer`, `rag`), also inside chat completions (`grounded_chat`).
+//! - Ports to the rest of Cairn: `embed::TextEmbedder` and `generate::ChatModel`, filled by the
+//!   gateway in the composition root.
+//! - Evaluation: BEIR datasets and retrieval metrics (`beir`, `eval`).
 
 #![warn(missing_docs)]
 
