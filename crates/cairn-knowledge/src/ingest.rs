@@ -89,14 +89,7 @@ impl JobHandler for IngestHandler {
         let prepared = {
             let redactor = redactor(col.pii, &self.hash_key);
             let counter = |t: &str| tokens(t);
-            let prep = Preparation {
-                chunking: ChunkOptions {
-                    max_tokens: col.chunk_max_tokens as usize,
-                    overlap_tokens: col.chunk_overlap_tokens as usize,
-                },
-                redactor: &redactor,
-                counter: &counter,
-            };
+            let prep = Preparation { chunking: ChunkOptions::of(&col), redactor: &redactor, counter: &counter };
             prepare_text(p.text, p.title, Map::new(), &prep)
         };
         // The fingerprint is only stored with the chunks it describes, so a match means the

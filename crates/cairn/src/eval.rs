@@ -208,14 +208,7 @@ async fn embed_alone(
     let redactor = Redactor::new(PiiPolicy::Off);
     let tokens = embedder.tokenizer(&col.embedding_model).await;
     let counter = |t: &str| tokens(t);
-    let prep = Preparation {
-        chunking: ChunkOptions {
-            max_tokens: col.chunk_max_tokens as usize,
-            overlap_tokens: col.chunk_overlap_tokens as usize,
-        },
-        redactor: &redactor,
-        counter: &counter,
-    };
+    let prep = Preparation { chunking: ChunkOptions::of(col), redactor: &redactor, counter: &counter };
     let texts: Vec<String> = data
         .corpus
         .iter()

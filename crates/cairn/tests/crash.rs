@@ -6,14 +6,15 @@
 //! SQLite and on PostgreSQL.
 
 use std::collections::BTreeSet;
+mod common;
+
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
 use cairn_testkit::Receiver;
+use common::{free_port, spawn, ADMIN_KEY};
 use serde_json::{json, Value};
 
-const ADMIN_KEY: &str = "sk-cairn-crash-test-admin-key-0123456789abcdef";
 const JOBS: usize = 40;
 
 /// A config for one node: short leases so a dead worker's jobs come back quickly.
@@ -49,26 +50,6 @@ targets = [{{ provider = "none", model = "m" }}]
     path
 }
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
-}
-
-/// Starts `cairn ARGS` with its output in `dir/NAME.log`.
-fn spawn(dir: &Path, name: &str, config: &Path, args: &[&str], port: u16) -> Child {
-    let log = std::fs::File::create(dir.join(format!("{name}.log"))).unwrap();
-    Command::new(env!("CARGO_BIN_EXE_cairn"))
-        .args(args)
-        .arg("--config")
-        .arg(config)
-        .env("CAIRN_ADMIN_KEY", ADMIN_KEY)
-        .env("CAIRN_SERVER__BIND", format!("127.0.0.1:{port}"))
-        .env("CAIRN_DATA_DIR", dir)
-        .stdout(Stdio::null())
-        .stderr(Stdio::from(log))
-        .spawn()
-        .expect("start cairn")
-}
-
 struct Api {
     base: String,
     client: reqwest::Client,
@@ -76,13 +57,8 @@ struct Api {
 
 impl Api {
     async fn ready(port: u16) -> Api {
-        let api = Api { base: format!("http://127.0.0.1:{port}"), client: reqwest::Client::new() };
-        let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
-        while api.client.get(format!("{}/readyz", api.base)).send().await.map(|r| r.status() != 200).unwrap_or(true) {
-            assert!(tokio::time::Instant::now() < deadline, "cairn serve did not come up");
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
-        api
+        let client = reqwest::Client::new();
+        Api { base: common::ready(&client, port).await, client }
     }
 
     async fn post(&self, path: &str, body: &Value) -> Value {

@@ -5,22 +5,19 @@
 //! complete, and every document holds each of its sentences exactly once (no duplicate, no
 //! missing chunk), the update only its new version.
 
+mod common;
+
 use std::collections::BTreeMap;
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
 use cairn_core::store::Store;
 use cairn_testkit::{Fault, StandIn};
+use common::{free_port, ready, spawn, ADMIN_KEY};
 use serde_json::{json, Value};
 
-const ADMIN_KEY: &str = "sk-cairn-ingest-crash-admin-key-0123456789abcdef";
 const DOCS: usize = 6;
 const SENTENCES: usize = 96;
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
-}
 
 fn write_config(dir: &Path, url: &str, up: &StandIn) -> std::path::PathBuf {
     let path = dir.join("cairn.toml");
@@ -49,30 +46,6 @@ targets = [{{ provider = "up", model = "up-embed", timeouts = {{ first_token_ms 
     );
     std::fs::write(&path, text).unwrap();
     path
-}
-
-fn spawn(dir: &Path, name: &str, config: &Path, port: u16) -> Child {
-    let log = std::fs::File::create(dir.join(format!("{name}.log"))).unwrap();
-    Command::new(env!("CARGO_BIN_EXE_cairn"))
-        .args(["serve", "--config"])
-        .arg(config)
-        .env("CAIRN_ADMIN_KEY", ADMIN_KEY)
-        .env("CAIRN_SERVER__BIND", format!("127.0.0.1:{port}"))
-        .env("CAIRN_DATA_DIR", dir)
-        .stdout(Stdio::null())
-        .stderr(Stdio::from(log))
-        .spawn()
-        .expect("start cairn")
-}
-
-async fn ready(client: &reqwest::Client, port: u16) -> String {
-    let base = format!("http://127.0.0.1:{port}");
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
-    while client.get(format!("{base}/readyz")).send().await.map(|r| r.status() != 200).unwrap_or(true) {
-        assert!(tokio::time::Instant::now() < deadline, "cairn serve did not come up");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-    base
 }
 
 async fn post(client: &reqwest::Client, url: String, body: &Value) -> Value {
@@ -125,7 +98,7 @@ async fn a_server_killed_mid_ingestion_loses_nothing(url: String) {
     let config = write_config(dir.path(), &url, &up);
     let client = reqwest::Client::new();
     let port = free_port();
-    let mut server = spawn(dir.path(), "serve-1", &config, port);
+    let mut server = spawn(dir.path(), "serve-1", &config, &["serve"], port);
     let base = ready(&client, port).await;
     let col = post(
         &client,
@@ -173,7 +146,7 @@ async fn a_server_killed_mid_ingestion_loses_nothing(url: String) {
 
     // Restarted, the jobs complete and every document is whole, once.
     let port = free_port();
-    let mut restarted = spawn(dir.path(), "serve-2", &config, port);
+    let mut restarted = spawn(dir.path(), "serve-2", &config, &["serve"], port);
     let base = ready(&client, port).await;
     for job in &jobs {
         wait_succeeded(&client, &base, job, Duration::from_secs(120)).await;

@@ -6,6 +6,8 @@
 //! sentences. Each chunk keeps its byte range in the source (for citations and highlights)
 //! and the heading path above it (context for embedding and display).
 
+use cairn_core::knowledge::Collection;
+
 /// Counts tokens the way the collection's embedding model does.
 pub trait TokenCounter {
     /// Tokens in `text` (without the model's special tokens).
@@ -35,6 +37,13 @@ pub struct ChunkOptions {
     pub max_tokens: usize,
     /// Tokens of the previous chunk's end repeated at the start of the next (whole sentences).
     pub overlap_tokens: usize,
+}
+
+impl ChunkOptions {
+    /// A collection's chunking settings.
+    pub fn of(c: &Collection) -> ChunkOptions {
+        ChunkOptions { max_tokens: c.chunk_max_tokens as usize, overlap_tokens: c.chunk_overlap_tokens as usize }
+    }
 }
 
 impl Default for ChunkOptions {

@@ -1,0 +1,41 @@
+//! Helpers for the tests that run `cairn` as a real process: a free port, a node started with
+//! its log in the test's folder, and waiting until it serves.
+
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+/// The admin key every test node bootstraps with.
+pub const ADMIN_KEY: &str = "sk-cairn-process-test-admin-key-0123456789abcdef";
+
+/// A loopback port nothing listens on.
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+/// Starts `cairn ARGS --config CONFIG` on `port`, with its output in `dir/NAME.log`.
+pub fn spawn(dir: &Path, name: &str, config: &Path, args: &[&str], port: u16) -> Child {
+    let log = std::fs::File::create(dir.join(format!("{name}.log"))).unwrap();
+    Command::new(env!("CARGO_BIN_EXE_cairn"))
+        .args(args)
+        .arg("--config")
+        .arg(config)
+        .env("CAIRN_ADMIN_KEY", ADMIN_KEY)
+        .env("CAIRN_SERVER__BIND", format!("127.0.0.1:{port}"))
+        .env("CAIRN_DATA_DIR", dir)
+        .stdout(Stdio::null())
+        .stderr(Stdio::from(log))
+        .spawn()
+        .expect("start cairn")
+}
+
+/// Waits until the node on `port` is ready; returns its base URL.
+pub async fn ready(client: &reqwest::Client, port: u16) -> String {
+    let base = format!("http://127.0.0.1:{port}");
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+    while client.get(format!("{base}/readyz")).send().await.map(|r| r.status() != 200).unwrap_or(true) {
+        assert!(tokio::time::Instant::now() < deadline, "cairn serve did not come up");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    base
+}
