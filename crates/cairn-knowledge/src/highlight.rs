@@ -11,9 +11,30 @@ use crate::analyze::Analyzer;
 /// Longest snippet, in characters of the original text (before escaping and marks).
 pub const SNIPPET_CHARS: usize = 240;
 
+/// Highlights one query's terms: analysed once, applied to every hit.
+pub struct Highlighter<'a> {
+    analyzer: &'a Analyzer,
+    wanted: HashSet<String>,
+}
+
+impl<'a> Highlighter<'a> {
+    /// A highlighter of `query`'s terms.
+    pub fn new(analyzer: &'a Analyzer, query: &str) -> Self {
+        Self { analyzer, wanted: analyzer.terms(query).into_iter().collect() }
+    }
+
+    /// The snippet of `text` (see the module docs).
+    pub fn snippet(&self, text: &str) -> String {
+        snippet_of(self.analyzer, &self.wanted, text)
+    }
+}
+
 /// The snippet of `text` for `query` (see the module docs).
 pub fn snippet(analyzer: &Analyzer, text: &str, query: &str) -> String {
-    let wanted: HashSet<String> = analyzer.terms(query).into_iter().collect();
+    Highlighter::new(analyzer, query).snippet(text)
+}
+
+fn snippet_of(analyzer: &Analyzer, wanted: &HashSet<String>, text: &str) -> String {
     let hits: Vec<(usize, usize)> = analyzer
         .words(text)
         .filter(|(_, w)| analyzer.term(w).is_some_and(|t| wanted.contains(&t)))

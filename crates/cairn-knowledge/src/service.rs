@@ -18,7 +18,7 @@ use utoipa::{IntoParams, ToSchema};
 use crate::analyze::Analyzer;
 use crate::embed::{EmbedFailure, TextEmbedder};
 use crate::filter::Filter;
-use crate::highlight::snippet;
+use crate::highlight::Highlighter;
 use crate::ingest::INGEST_JOB;
 use crate::live::{LiveIndex, SearchMode};
 use crate::prepare::redactor;
@@ -430,6 +430,7 @@ impl KnowledgeService {
         }
         hits.sort_by(|a, b| b.score.total_cmp(&a.score));
         hits.truncate(k);
+        let marks = Highlighter::new(&self.analyzer, &req.query);
         Ok(hits
             .into_iter()
             .map(|h| SearchHit {
@@ -440,7 +441,7 @@ impl KnowledgeService {
                 metadata: h.document.metadata,
                 score: h.score,
                 similarity: h.similarity,
-                snippet: snippet(&self.analyzer, &h.chunk.text, &req.query),
+                snippet: marks.snippet(&h.chunk.text),
                 text: h.chunk.text,
                 headings: h.chunk.headings,
             })
