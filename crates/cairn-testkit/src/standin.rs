@@ -47,6 +47,7 @@ struct Shared {
     hung_up: AtomicUsize,
     changed: tokio::sync::Notify,
     reply: Mutex<Option<Vec<String>>>,
+    embed_dims: AtomicUsize,
 }
 
 /// A running stand-in provider.
@@ -106,6 +107,12 @@ impl StandIn {
     /// Queues faults, used by the next requests in order.
     pub fn push(&self, faults: impl IntoIterator<Item = Fault>) {
         self.shared.faults.lock().extend(faults);
+    }
+
+    /// Makes embeddings this long when the request names no `dimensions` (default 4), as a
+    /// provider whose model was swapped would.
+    pub fn embed_with_dimensions(&self, dims: usize) {
+        self.shared.embed_dims.store(dims, Ordering::SeqCst);
     }
 
     /// Makes OpenAI-style chat answers these pieces (one per stream chunk) instead of `WORDS`.
@@ -310,7 +317,11 @@ async fn openai_embeddings(State(shared): State<Arc<Shared>>, headers: HeaderMap
         Value::Array(a) => a.iter().map(|v| v.as_str().map(str::to_owned).unwrap_or_else(|| v.to_string())).collect(),
         _ => vec![],
     };
-    let dims = body["dimensions"].as_u64().unwrap_or(4) as usize;
+    let default_dims = match shared.embed_dims.load(Ordering::SeqCst) {
+        0 => 4,
+        n => n,
+    };
+    let dims = body["dimensions"].as_u64().map_or(default_dims, |d| d as usize);
     let data: Vec<Value> = inputs
         .iter()
         .enumerate()

@@ -130,3 +130,43 @@ async fn personal_data_is_masked_and_look_alikes_stay() {
         s.post(&format!("/v1/collections/{col}/search"), &key, &json!({"query": "card iban", "mode": "keyword"})).await;
     assert_eq!(hits["data"], json!([]));
 }
+
+#[tokio::test]
+async fn a_model_that_changes_its_vector_size_fails_the_document_not_the_collection() {
+    let (s, up, key, col) = server().await;
+    add(&s, &key, &col, json!([{"id": "ok", "text": "The copper kettle."}])).await;
+    up.embed_with_dimensions(8);
+    let (status, accepted) = s
+        .post(
+            &format!("/v1/collections/{col}/documents"),
+            &key,
+            &json!({"documents": [{"id": "ok", "text": "The slate kettle."}, {"id": "new", "text": "A new kettle."}]}),
+        )
+        .await;
+    assert_eq!(status, 202, "{accepted}");
+    for (i, doc) in ["ok", "new"].iter().enumerate() {
+        let job = accepted["data"][i]["job_id"].as_str().unwrap();
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+        let j = loop {
+            let (_, j) = s.get(&format!("/v1/jobs/{job}"), &key).await;
+            if j["state"] == "dead" || j["state"] == "succeeded" {
+                break j;
+            }
+            assert!(tokio::time::Instant::now() < deadline, "{j}");
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        };
+        assert_eq!(j["state"], "dead", "a wrong size is not worth retrying: {j}");
+        let (_, d) = s.get(&format!("/v1/collections/{col}/documents/{doc}"), &key).await;
+        assert_eq!(d["state"], "failed", "{d}");
+        assert!(d["error"].as_str().unwrap().contains("8-dimension vectors; the collection holds 4"), "{d}");
+    }
+    // The earlier version stays searchable, whole; the new document has nothing indexed.
+    assert_eq!(ids(&s, &key, &col, "keyword", Value::Null).await, ["ok"]);
+    let (_, hits) =
+        s.post(&format!("/v1/collections/{col}/search"), &key, &json!({"query": "copper", "mode": "keyword"})).await;
+    assert_eq!(hits["data"][0]["text"], "The copper kettle.");
+    // A query embedded at the wrong size is refused with a 400, not a 500.
+    let (status, e) =
+        s.post(&format!("/v1/collections/{col}/search"), &key, &json!({"query": "kettle", "mode": "vector"})).await;
+    assert_eq!((status, e["error"]["param"].as_str()), (400, Some("query")), "{e}");
+}
