@@ -2,19 +2,15 @@
 //! events (`sources`, then `delta`s, then `done` with the whole answer and its citations, or
 //! `error` if generation broke after it started).
 
-use std::convert::Infallible;
-
-use axum::body::{Body, Bytes};
 use axum::extract::{Path, State};
-use axum::http::header;
 use axum::response::{IntoResponse, Response};
 use axum::Extension;
-use cairn_core::openai::{ErrorBody, ErrorDetail};
+use cairn_core::openai::ErrorBody;
 use cairn_knowledge::answer::{Answer, AnswerEvent, AnswerRequest, AnswerStream};
 use futures::StreamExt;
 use serde_json::json;
 
-use super::routed_opt;
+use super::{event_stream, interrupted, routed_opt};
 use crate::auth::Auth;
 use crate::error::ApiError;
 use crate::json::Json;
@@ -52,27 +48,13 @@ pub async fn answer(
 }
 
 fn sse(events: AnswerStream) -> Response {
-    let body = events.map(|ev| {
+    event_stream(events.map(|ev| {
         let (name, data) = match ev {
             AnswerEvent::Sources(sources) => ("sources", json!({ "sources": sources })),
             AnswerEvent::Delta(text) => ("delta", json!({ "text": text })),
             AnswerEvent::Done(answer) => ("done", json!(answer)),
-            AnswerEvent::Error(message) => {
-                let detail = ErrorDetail {
-                    message,
-                    kind: "upstream_error".into(),
-                    param: None,
-                    code: Some("stream_interrupted".into()),
-                };
-                ("error", json!(ErrorBody { error: detail }))
-            }
+            AnswerEvent::Error(message) => ("error", json!(interrupted(message))),
         };
-        Ok::<_, Infallible>(Bytes::from(format!("event: {name}\ndata: {data}\n\n")))
-    });
-    Response::builder()
-        .header(header::CONTENT_TYPE, "text/event-stream")
-        .header(header::CACHE_CONTROL, "no-cache")
-        .header("x-accel-buffering", "no")
-        .body(Body::from_stream(body))
-        .unwrap_or_else(|_| Response::new(Body::empty()))
+        format!("event: {name}\ndata: {data}\n\n")
+    }))
 }

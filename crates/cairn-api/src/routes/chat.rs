@@ -1,18 +1,14 @@
 //! `POST /v1/chat/completions`: JSON, or server-sent events when `stream` is true.
 
-use std::convert::Infallible;
-
-use axum::body::{Body, Bytes};
 use axum::extract::State;
-use axum::http::header;
 use axum::response::{IntoResponse, Response};
 use axum::Extension;
-use cairn_core::openai::{ChatCompletion, ChatRequest, ErrorBody, ErrorDetail};
+use cairn_core::openai::{ChatCompletion, ChatRequest, ErrorBody};
 use cairn_gateway::{ChatStream, StreamEvent};
 use cairn_knowledge::grounded_chat::{take_options, ChatReply};
 use futures::StreamExt;
 
-use super::{routed_opt, with_routed};
+use super::{event_stream, interrupted, routed_opt, with_routed};
 use crate::auth::Auth;
 use crate::error::ApiError;
 use crate::json::Json;
@@ -63,28 +59,14 @@ pub async fn chat_completions(
 
 /// Encodes the event stream exactly as OpenAI does: `data: <json>\n\n`, then `data: [DONE]`.
 fn sse(stream: ChatStream) -> Response {
-    let body = stream.map(|ev| {
+    event_stream(stream.map(|ev| {
         let line = match ev {
             StreamEvent::Chunk(chunk) => serde_json::to_string(&chunk).map(|j| format!("data: {j}\n\n")),
             StreamEvent::Error(message) => {
-                let body = ErrorBody {
-                    error: ErrorDetail {
-                        message,
-                        kind: "upstream_error".into(),
-                        param: None,
-                        code: Some("stream_interrupted".into()),
-                    },
-                };
-                serde_json::to_string(&body).map(|j| format!("data: {j}\n\n"))
+                serde_json::to_string(&interrupted(message)).map(|j| format!("data: {j}\n\n"))
             }
             StreamEvent::Done => Ok("data: [DONE]\n\n".to_string()),
         };
-        Ok::<_, Infallible>(Bytes::from(line.unwrap_or_default()))
-    });
-    Response::builder()
-        .header(header::CONTENT_TYPE, "text/event-stream")
-        .header(header::CACHE_CONTROL, "no-cache")
-        .header("x-accel-buffering", "no")
-        .body(Body::from_stream(body))
-        .unwrap_or_else(|_| Response::new(Body::empty()))
+        line.unwrap_or_default()
+    }))
 }

@@ -10,9 +10,14 @@ pub mod models;
 pub mod ops;
 pub mod usage;
 
-use axum::http::HeaderValue;
+use std::convert::Infallible;
+
+use axum::body::{Body, Bytes};
+use axum::http::{header, HeaderValue};
 use axum::response::Response;
+use cairn_core::openai::{ErrorBody, ErrorDetail};
 use cairn_gateway::Routed;
+use futures::{Stream, StreamExt};
 
 /// Adds `x-cairn-*` headers saying which target served the call and how routing went.
 pub(crate) fn with_routed(mut resp: Response, routed: &Routed) -> Response {
@@ -35,5 +40,28 @@ pub(crate) fn routed_opt(resp: Response, routed: Option<Routed>) -> Response {
     match routed {
         Some(r) => with_routed(resp, &r),
         None => resp,
+    }
+}
+
+/// A `text/event-stream` response of already-encoded events, unbuffered by proxies.
+pub(crate) fn event_stream(events: impl Stream<Item = String> + Send + 'static) -> Response {
+    let body = events.map(|e| Ok::<_, Infallible>(Bytes::from(e)));
+    Response::builder()
+        .header(header::CONTENT_TYPE, "text/event-stream")
+        .header(header::CACHE_CONTROL, "no-cache")
+        .header("x-accel-buffering", "no")
+        .body(Body::from_stream(body))
+        .unwrap_or_else(|_| Response::new(Body::empty()))
+}
+
+/// The in-band error event of a stream that broke after it started.
+pub(crate) fn interrupted(message: String) -> ErrorBody {
+    ErrorBody {
+        error: ErrorDetail {
+            message,
+            kind: "upstream_error".into(),
+            param: None,
+            code: Some("stream_interrupted".into()),
+        },
     }
 }
