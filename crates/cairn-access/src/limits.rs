@@ -1,10 +1,12 @@
-//! Per-key limits. Requests and tokens per minute are token buckets held in this process
-//! (a later Redis adapter shares them across nodes); monthly spend is read from the usage
-//! records in storage and kept current with this node's own calls between refreshes.
+//! Per-key limits, checked and held before a model call runs.
 //!
-//! Token limits are charged after a call with its real usage: a request is admitted while the
-//! key's token bucket is not in debt, so one large call can overdraw it and the next calls wait.
-//! Likewise a call admitted under budget may finish slightly over it.
+//! - Requests and tokens per minute are token buckets held in this process (a later Redis
+//!   adapter shares them across nodes). A call takes one request and its worst-case tokens at
+//!   admission; when it ends, the tokens it did not use go back. A call is admitted while the
+//!   token bucket is not in debt, so one call larger than the limit still runs, alone.
+//! - Monthly spend is a reservation in storage: the call's worst-case cost is held against
+//!   the budget atomically across every process sharing the database, and the call's usage
+//!   record settles it to the real cost. Keys without a budget never touch storage here.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -13,11 +15,12 @@ use std::time::{Duration, Instant};
 use cairn_core::store::Store;
 use cairn_core::tenancy::Principal;
 use cairn_core::time::{month_start_ms, now_ms};
+use cairn_core::usage::{NanoUsd, Reservation, ReserveOutcome};
 use cairn_core::{Error, Result};
 use parking_lot::Mutex;
 
-/// How long a cached monthly spend is trusted before it is re-read from storage.
-const SPEND_REFRESH: Duration = Duration::from_secs(15);
+/// How long a refused call should wait when the budget is held by calls still running.
+const HELD_RETRY: Duration = Duration::from_secs(1);
 
 /// A classic token bucket refilled continuously at `capacity` per minute.
 #[derive(Debug)]
@@ -53,44 +56,114 @@ struct KeyState {
     tokens: Option<Bucket>,
 }
 
-#[derive(Debug)]
-struct Spend {
-    month_start_ms: i64,
-    usd: f64,
-    loaded: Instant,
+/// The most a call may cost, held before it runs.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct WorstCase {
+    /// Prompt tokens (an upper bound) plus the output cap.
+    pub tokens: u64,
+    /// Those tokens at the dearest target's prices.
+    pub cost: NanoUsd,
+    /// How long the call can run at most; its reservation lapses after that.
+    pub max_duration: Duration,
 }
 
-/// Checks and charges per-key limits.
+/// What admission took from the key's limits; `Limiter::settle` gives back what was not used.
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub struct Admission {
+    /// Tokens taken from the key's tokens-per-minute bucket.
+    pub tokens: u64,
+    /// Whether a budget reservation (with the call's id) is held in storage.
+    pub reserved: bool,
+}
+
+/// Checks and holds per-key limits.
 pub struct Limiter {
     store: Arc<dyn Store>,
     keys: Mutex<HashMap<String, KeyState>>,
-    spend: Mutex<HashMap<String, Spend>>,
 }
 
 impl Limiter {
-    /// A limiter reading monthly spend from `store`.
+    /// A limiter holding budget reservations in `store`.
     pub fn new(store: Arc<dyn Store>) -> Self {
-        Self { store, keys: Mutex::new(HashMap::new()), spend: Mutex::new(HashMap::new()) }
+        Self { store, keys: Mutex::new(HashMap::new()) }
     }
 
-    /// Admits one request for `p`, or fails with `RateLimited` / `BudgetExceeded`.
-    pub async fn admit(&self, p: &Principal) -> Result<()> {
-        self.admit_rate(p, Instant::now())?;
+    /// Admits one request that costs work (a search, an upload, a job): takes one request from
+    /// the key's rate limit. Model calls made for it then take no second one.
+    pub fn admit_request(&self, p: &Principal) -> Result<()> {
+        self.take_rate(p, 0, true, Instant::now()).map(|_| ())
+    }
+
+    /// Admits model call `call_id` for `p`, holding its worst case, and one request unless its
+    /// request was admitted already; fails with `RateLimited` or `BudgetExceeded` and then
+    /// holds nothing.
+    pub async fn admit(&self, p: &Principal, call_id: &str, worst: &WorstCase, request: bool) -> Result<Admission> {
+        let tokens = self.take_rate(p, worst.tokens, request, Instant::now())?;
+        let mut admission = Admission { tokens, reserved: false };
         if let Some(budget) = p.limits.monthly_budget_usd {
-            let spent = self.monthly_spend(&p.key_id).await?;
-            if spent >= budget {
-                return Err(Error::BudgetExceeded(format!(
-                    "this key has spent ${spent:.4} of its ${budget:.2} monthly budget"
-                )));
+            match self.reserve(p, call_id, worst, NanoUsd::from_usd(budget)).await {
+                Ok(()) => admission.reserved = true,
+                Err(e) => {
+                    self.give_back(p, tokens, request);
+                    return Err(e);
+                }
             }
         }
-        Ok(())
+        Ok(admission)
     }
 
-    fn admit_rate(&self, p: &Principal, now: Instant) -> Result<()> {
+    /// Gives back what a finished call did not use of its admission (`used` tokens).
+    pub fn settle(&self, p: &Principal, admission: &Admission, used: u64) {
+        if admission.tokens > used {
+            self.give_back(p, admission.tokens - used, false);
+        } else if used > admission.tokens {
+            self.charge_tokens(p, used - admission.tokens);
+        }
+    }
+
+    async fn reserve(&self, p: &Principal, call_id: &str, worst: &WorstCase, budget: NanoUsd) -> Result<()> {
+        let now = now_ms();
+        let month = month_start_ms(now);
+        let reservation = Reservation {
+            id: call_id.into(),
+            key_id: p.key_id.clone(),
+            amount: worst.cost,
+            budget,
+            month_start_ms: month,
+            now_ms: now,
+            expires_at_ms: now.saturating_add(worst.max_duration.as_millis() as i64),
+        };
+        match self.store.reserve_budget(&reservation).await? {
+            ReserveOutcome::Reserved => Ok(()),
+            ReserveOutcome::Refused { settled, held } => {
+                // Only the month's end frees budget that finished calls spent.
+                let retry_after = if settled.0.saturating_add(worst.cost.0) > budget.0 {
+                    let next_month = month_start_ms(month + 32 * cairn_core::time::DAY_MS);
+                    Duration::from_millis((next_month - now).max(1) as u64)
+                } else {
+                    HELD_RETRY
+                };
+                Err(Error::BudgetExceeded {
+                    message: format!(
+                        "this key's monthly budget of ${:.4} cannot cover this call: ${:.4} spent, ${:.4} held \
+                         by calls in progress, up to ${:.4} needed (lower max_tokens to need less)",
+                        budget.usd(),
+                        settled.usd(),
+                        held.usd(),
+                        worst.cost.usd()
+                    ),
+                    retry_after,
+                })
+            }
+        }
+    }
+
+    /// Takes `tokens` (and one request, if `request`) from the key's buckets; returns the
+    /// tokens taken.
+    fn take_rate(&self, p: &Principal, tokens: u64, request: bool, now: Instant) -> Result<u64> {
         let (rpm, tpm) = (p.limits.requests_per_minute, p.limits.tokens_per_minute);
         if rpm.is_none() && tpm.is_none() {
-            return Ok(());
+            return Ok(0);
         }
         let mut keys = self.keys.lock();
         let state = keys.entry(p.key_id.clone()).or_default();
@@ -104,7 +177,7 @@ impl Limiter {
                 });
             }
         }
-        if let Some(rpm) = rpm {
+        if let Some(rpm) = rpm.filter(|_| request) {
             let b = state.requests.get_or_insert_with(|| Bucket::new(f64::from(rpm), now));
             b.refill(f64::from(rpm), now);
             if b.level < 1.0 {
@@ -115,11 +188,30 @@ impl Limiter {
             }
             b.level -= 1.0;
         }
-        Ok(())
+        match (tpm, state.tokens.as_mut()) {
+            (Some(_), Some(b)) => {
+                b.level -= tokens as f64;
+                Ok(tokens)
+            }
+            _ => Ok(0),
+        }
     }
 
-    /// Charges a finished call's tokens and cost to the key.
-    pub fn charge(&self, p: &Principal, tokens: u64, cost_usd: f64) {
+    /// Returns `tokens` (and the request, for a refused call) to the key's buckets.
+    fn give_back(&self, p: &Principal, tokens: u64, request: bool) {
+        let mut keys = self.keys.lock();
+        let Some(state) = keys.get_mut(&p.key_id) else { return };
+        if let Some(b) = state.tokens.as_mut() {
+            b.level = (b.level + tokens as f64).min(b.capacity);
+        }
+        if request {
+            if let Some(b) = state.requests.as_mut() {
+                b.level = (b.level + 1.0).min(b.capacity);
+            }
+        }
+    }
+
+    fn charge_tokens(&self, p: &Principal, tokens: u64) {
         if let Some(tpm) = p.limits.tokens_per_minute {
             let now = Instant::now();
             let mut keys = self.keys.lock();
@@ -128,23 +220,6 @@ impl Limiter {
             b.refill(tpm as f64, now);
             b.level -= tokens as f64;
         }
-        if cost_usd > 0.0 {
-            if let Some(s) = self.spend.lock().get_mut(&p.key_id) {
-                s.usd += cost_usd;
-            }
-        }
-    }
-
-    async fn monthly_spend(&self, key_id: &str) -> Result<f64> {
-        let month = month_start_ms(now_ms());
-        if let Some(s) = self.spend.lock().get(key_id) {
-            if s.month_start_ms == month && s.loaded.elapsed() < SPEND_REFRESH {
-                return Ok(s.usd);
-            }
-        }
-        let usd = self.store.key_spend_since(key_id, month).await?;
-        self.spend.lock().insert(key_id.into(), Spend { month_start_ms: month, usd, loaded: Instant::now() });
-        Ok(usd)
     }
 }
 
@@ -155,6 +230,10 @@ mod tests {
 
     fn principal(limits: KeyLimits) -> Principal {
         Principal { key_id: "k".into(), tenant_id: "t".into(), role: Role::Member, limits }
+    }
+
+    fn worst(tokens: u64, usd: f64) -> WorstCase {
+        WorstCase { tokens, cost: NanoUsd::ceil_usd(usd), max_duration: Duration::from_secs(60) }
     }
 
     async fn limiter() -> (Limiter, tempfile::TempDir) {
@@ -168,32 +247,58 @@ mod tests {
         let (l, _d) = limiter().await;
         let p = principal(KeyLimits { requests_per_minute: Some(2), ..Default::default() });
         let t0 = Instant::now();
-        assert!(l.admit_rate(&p, t0).is_ok());
-        assert!(l.admit_rate(&p, t0).is_ok());
-        let Err(Error::RateLimited { retry_after, .. }) = l.admit_rate(&p, t0) else { panic!("expected 429") };
+        assert!(l.take_rate(&p, 1, true, t0).is_ok());
+        assert!(l.take_rate(&p, 1, true, t0).is_ok());
+        let Err(Error::RateLimited { retry_after, .. }) = l.take_rate(&p, 1, true, t0) else { panic!("expected 429") };
         assert!(retry_after > Duration::from_secs(25) && retry_after <= Duration::from_secs(30));
         // Half a minute later one request's worth has refilled.
-        assert!(l.admit_rate(&p, t0 + Duration::from_secs(30)).is_ok());
-        assert!(l.admit_rate(&p, t0 + Duration::from_secs(30)).is_err());
+        assert!(l.take_rate(&p, 1, true, t0 + Duration::from_secs(30)).is_ok());
+        assert!(l.take_rate(&p, 1, true, t0 + Duration::from_secs(30)).is_err());
     }
 
     #[tokio::test]
-    async fn tokens_are_charged_after_the_call() {
+    async fn worst_case_tokens_are_held_until_the_call_settles() {
         let (l, _d) = limiter().await;
         let p = principal(KeyLimits { tokens_per_minute: Some(100), ..Default::default() });
-        assert!(l.admit(&p).await.is_ok());
-        l.charge(&p, 150, 0.0);
-        assert!(matches!(l.admit(&p).await, Err(Error::RateLimited { .. })));
+        let first = l.admit(&p, "c1", &worst(150, 0.0), true).await.unwrap();
+        // The first call's worst case overdraws the bucket: a concurrent call waits.
+        assert!(matches!(l.admit(&p, "c2", &worst(10, 0.0), true).await, Err(Error::RateLimited { .. })));
+        // It used 20 tokens: the rest comes back and the next call runs.
+        l.settle(&p, &first, 20);
+        assert!(l.admit(&p, "c3", &worst(10, 0.0), true).await.is_ok());
     }
 
     #[tokio::test]
-    async fn budget_counts_local_spend() {
+    async fn budget_reservations_hold_concurrent_calls() {
         let (l, _d) = limiter().await;
-        let p = principal(KeyLimits { monthly_budget_usd: Some(1.0), ..Default::default() });
-        assert!(l.admit(&p).await.is_ok());
-        l.charge(&p, 10, 0.6);
-        assert!(l.admit(&p).await.is_ok());
-        l.charge(&p, 10, 0.6);
-        assert!(matches!(l.admit(&p).await, Err(Error::BudgetExceeded(_))));
+        let p = principal(KeyLimits { monthly_budget_usd: Some(0.05), ..Default::default() });
+        for i in 0..5 {
+            assert!(l.admit(&p, &format!("c{i}"), &worst(10, 0.01), true).await.unwrap().reserved);
+        }
+        let Err(Error::BudgetExceeded { retry_after, .. }) = l.admit(&p, "c5", &worst(10, 0.01), true).await else {
+            panic!("expected 429")
+        };
+        // Held by calls in progress, not spent: worth retrying soon.
+        assert_eq!(retry_after, HELD_RETRY);
+    }
+
+    #[tokio::test]
+    async fn a_zero_budget_admits_no_call_even_a_free_one() {
+        let (l, _d) = limiter().await;
+        let p = principal(KeyLimits { monthly_budget_usd: Some(0.0), ..Default::default() });
+        assert!(matches!(l.admit(&p, "c1", &worst(1, 0.0), true).await, Err(Error::BudgetExceeded { .. })));
+    }
+
+    #[tokio::test]
+    async fn a_refused_call_takes_nothing_from_the_rate_limits() {
+        let (l, _d) = limiter().await;
+        let limits = KeyLimits { requests_per_minute: Some(1), monthly_budget_usd: Some(0.05), ..Default::default() };
+        let p = principal(limits);
+        let Err(Error::BudgetExceeded { retry_after, .. }) = l.admit(&p, "c1", &worst(1, 0.06), true).await else {
+            panic!("expected 429")
+        };
+        // Nothing is held that could free up: only the next month helps.
+        assert!(retry_after > HELD_RETRY);
+        assert!(l.admit(&p, "c2", &worst(1, 0.05), true).await.is_ok());
     }
 }

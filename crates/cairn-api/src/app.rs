@@ -9,6 +9,7 @@ use axum::routing::{delete, get, post};
 use axum::Router;
 use cairn_access::AccessService;
 use cairn_core::config::Config;
+use cairn_gateway::adapters::{GatewayChat, GatewayEmbedder};
 use cairn_gateway::GatewayService;
 use cairn_jobs::{JobService, SystemClock, Worker};
 use cairn_knowledge::answer::AnswerService;
@@ -22,8 +23,6 @@ use tower_http::cors::{AllowOrigin, CorsLayer};
 use utoipa::OpenApi;
 use utoipa_swagger_ui::SwaggerUi;
 
-use crate::chat_model::GatewayChat;
-use crate::embedder::GatewayEmbedder;
 use crate::error::error_response;
 use crate::middleware::observe;
 use crate::openapi::ApiDoc;
@@ -57,7 +56,7 @@ impl App {
     pub async fn services(config: &Config) -> Result<AppState, String> {
         let store = cairn_store::open(&config.storage.database_url(), config.storage.max_connections)
             .await
-            .map_err(|e| format!("opening storage {}: {e}", config.storage.database_url()))?;
+            .map_err(|e| format!("opening storage {}: {e}", config.storage.redacted_url()))?;
         let metrics = Arc::new(Metrics::new());
         let access =
             Arc::new(AccessService::new(store.clone(), Duration::from_millis(config.gateway.key_cache_ttl_ms)));

@@ -1,11 +1,14 @@
-//! The `Auth` extractor: resolves `Authorization: Bearer <key>` to the caller's principal.
+//! The extractors that say who is calling: `Auth` resolves `Authorization: Bearer <key>` to
+//! the caller's principal; `Caller` adds the request's id (a `CallContext` for the services);
+//! `Work` also takes one request from the key's request rate, for routes that cost work.
 
 use axum::extract::FromRequestParts;
 use axum::http::request::Parts;
 use cairn_core::tenancy::Principal;
-use cairn_core::Error;
+use cairn_core::{CallContext, Error};
 
 use crate::error::ApiError;
+use crate::middleware::RequestId;
 use crate::state::AppState;
 
 /// The authenticated caller.
@@ -26,5 +29,32 @@ impl FromRequestParts<AppState> for Auth {
             .map(str::trim)
             .ok_or_else(|| Error::Unauthenticated("the Authorization header must be 'Bearer <key>'".into()))?;
         Ok(Auth(state.access.authenticate(secret).await?))
+    }
+}
+
+/// The authenticated caller with the request's id: what services take to make model calls.
+pub struct Caller(pub CallContext);
+
+impl FromRequestParts<AppState> for Caller {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
+        let Auth(principal) = Auth::from_request_parts(parts, state).await?;
+        let request_id = parts.extensions.get::<RequestId>().map(|r| r.0.clone()).unwrap_or_default();
+        Ok(Caller(CallContext::new(principal, request_id)))
+    }
+}
+
+/// A caller of a route that costs work (search, uploads, answers, jobs): one request is taken
+/// from its key's request rate here, and the model calls made for it take no second one.
+pub struct Work(pub CallContext);
+
+impl FromRequestParts<AppState> for Work {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
+        let Caller(mut ctx) = Caller::from_request_parts(parts, state).await?;
+        state.gateway.admit_request(&mut ctx)?;
+        Ok(Work(ctx.within(state.request_timeout)))
     }
 }

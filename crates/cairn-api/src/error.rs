@@ -46,7 +46,10 @@ impl IntoResponse for ApiError {
                 retry_after = Some(*ra);
                 (S::TOO_MANY_REQUESTS, "rate_limit_error", Some("rate_limit_exceeded"), None)
             }
-            Error::BudgetExceeded(_) => (S::TOO_MANY_REQUESTS, "insufficient_quota", Some("budget_exceeded"), None),
+            Error::BudgetExceeded { retry_after: ra, .. } => {
+                retry_after = Some(*ra);
+                (S::TOO_MANY_REQUESTS, "insufficient_quota", Some("budget_exceeded"), None)
+            }
             Error::Upstream { timeout: true, .. } => {
                 (S::GATEWAY_TIMEOUT, "upstream_error", Some("upstream_timeout"), None)
             }

@@ -5,8 +5,6 @@
 
 mod app;
 mod auth;
-mod chat_model;
-mod embedder;
 mod error;
 mod json;
 mod middleware;
@@ -16,7 +14,6 @@ mod server;
 mod state;
 
 pub use app::App;
-pub use embedder::GatewayEmbedder;
 pub use error::ApiError;
 pub use server::{serve, serve_metrics};
 pub use state::AppState;

@@ -18,12 +18,30 @@ use crate::state::AppState;
 #[derive(Clone, Debug)]
 pub struct RequestId(pub String);
 
+/// A bounded metric label for `m`: the standard methods by name, anything invented as `other`
+/// (each made-up method would otherwise become a new time series).
+fn method_label(m: &axum::http::Method) -> &'static str {
+    use axum::http::Method;
+    match *m {
+        Method::GET => "GET",
+        Method::POST => "POST",
+        Method::PUT => "PUT",
+        Method::DELETE => "DELETE",
+        Method::PATCH => "PATCH",
+        Method::HEAD => "HEAD",
+        Method::OPTIONS => "OPTIONS",
+        Method::CONNECT => "CONNECT",
+        Method::TRACE => "TRACE",
+        _ => "other",
+    }
+}
+
 /// Assigns the request id, times the request, records metrics and logs it.
 pub async fn observe(State(state): State<AppState>, mut req: Request, next: Next) -> Response {
     let id = format!("req_{}", uuid::Uuid::now_v7().simple());
     let route =
         req.extensions().get::<MatchedPath>().map(|m| m.as_str().to_owned()).unwrap_or_else(|| "unmatched".into());
-    let method = req.method().to_string();
+    let method = method_label(req.method()).to_owned();
     let timeout = state.request_timeout;
     req.extensions_mut().insert(RequestId(id.clone()));
     let span = tracing::info_span!("request", request_id = %id, method = %method, route = %route);

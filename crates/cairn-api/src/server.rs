@@ -3,11 +3,22 @@
 //! event, then the connection closes), flush usage records, and return. The in-process job
 //! worker runs beside the server and stops the same way: it claims nothing more, lets running
 //! jobs finish within the grace period, and hands the rest back to the queue.
+//!
+//! Connections are bounded: at most `server.max_connections` are served at once (the rest wait
+//! in the listen backlog), and one that has not sent a request's headers within
+//! `server.header_read_timeout_secs` is closed, so slow clients cannot hold the server.
 
 use std::future::Future;
+use std::sync::Arc;
 use std::time::Duration;
 
+use axum::Router;
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use hyper_util::server::conn::auto;
+use hyper_util::server::graceful::GracefulShutdown;
+use hyper_util::service::TowerToHyperService;
 use tokio::net::TcpListener;
+use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
 
 use crate::app::App;
@@ -42,7 +53,11 @@ pub async fn serve(
         );
         let _ = stopping_tx.send(());
     };
-    let server = axum::serve(listener, app.router()).with_graceful_shutdown(signal);
+    let limits = ConnectionLimits {
+        max: app.config.server.max_connections.max(1),
+        header_read_timeout: Duration::from_secs(app.config.server.header_read_timeout_secs.max(1)),
+    };
+    let server = accept_loop(listener, app.router(), limits, signal);
     let deadline = async move {
         if stopping_rx.await.is_err() {
             return std::future::pending().await;
@@ -61,6 +76,57 @@ pub async fn serve(
     }
     app.state.gateway.flush_usage().await;
     tracing::info!("shutdown complete");
+    Ok(())
+}
+
+/// How many connections, and how long each may take to send its headers.
+struct ConnectionLimits {
+    max: usize,
+    header_read_timeout: Duration,
+}
+
+/// Accepts connections until `signal` resolves, then waits for the open ones to finish.
+async fn accept_loop(
+    listener: TcpListener,
+    router: Router,
+    limits: ConnectionLimits,
+    signal: impl Future<Output = ()>,
+) -> std::io::Result<()> {
+    let slots = Arc::new(Semaphore::new(limits.max));
+    let graceful = GracefulShutdown::new();
+    let mut builder = auto::Builder::new(TokioExecutor::new());
+    builder.http1().timer(TokioTimer::new()).header_read_timeout(limits.header_read_timeout);
+    builder.http2().timer(TokioTimer::new()).keep_alive_interval(Some(Duration::from_secs(30)));
+    tokio::pin!(signal);
+    loop {
+        let slot = tokio::select! {
+            slot = slots.clone().acquire_owned() => slot.map_err(std::io::Error::other)?,
+            () = &mut signal => break,
+        };
+        let stream = tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok((stream, _)) => stream,
+                Err(e) => {
+                    // Out of file descriptors and the like: wait a moment instead of spinning.
+                    tracing::warn!(error = %e, "accept failed");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    continue;
+                }
+            },
+            () = &mut signal => break,
+        };
+        let _ = stream.set_nodelay(true);
+        let service = TowerToHyperService::new(router.clone());
+        let conn = builder.serve_connection_with_upgrades(TokioIo::new(stream), service).into_owned();
+        let conn = graceful.watch(conn);
+        tokio::spawn(async move {
+            // Errors here are the client's (a reset, a header timeout): nothing to report.
+            let _ = conn.await;
+            drop(slot);
+        });
+    }
+    drop(listener);
+    graceful.shutdown().await;
     Ok(())
 }
 

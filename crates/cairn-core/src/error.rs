@@ -40,9 +40,15 @@ pub enum Error {
         /// When the client may retry.
         retry_after: Duration,
     },
-    /// The key's monthly spend budget is used up (HTTP 429, code `budget_exceeded`).
-    #[error("{0}")]
-    BudgetExceeded(String),
+    /// The call's worst-case cost does not fit the key's monthly budget (HTTP 429, code
+    /// `budget_exceeded`).
+    #[error("{message}")]
+    BudgetExceeded {
+        /// Spent, held and needed amounts.
+        message: String,
+        /// When the budget may have room again (calls in flight settle, or the month ends).
+        retry_after: Duration,
+    },
     /// Every upstream target failed or was unavailable (HTTP 502, or 504 on timeouts).
     #[error("{message}")]
     Upstream {

@@ -4,13 +4,16 @@
 #![warn(missing_docs)]
 
 pub mod config;
+pub mod context;
 pub mod error;
 pub mod jobs;
 pub mod knowledge;
+pub mod models;
 pub mod openai;
 pub mod store;
 pub mod tenancy;
 pub mod time;
 pub mod usage;
 
+pub use context::CallContext;
 pub use error::{Error, Result};

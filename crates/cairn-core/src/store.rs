@@ -6,7 +6,7 @@ use async_trait::async_trait;
 use crate::jobs::JobStore;
 use crate::knowledge::KnowledgeStore;
 use crate::tenancy::{ApiKey, Tenant};
-use crate::usage::{UsageBucket, UsageQuery, UsageRecord};
+use crate::usage::{NanoUsd, Reservation, ReserveOutcome, UsageBucket, UsageQuery, UsageRecord};
 
 /// A storage failure, classified so services can map it to a client error or an internal one.
 #[derive(Debug, thiserror::Error)]
@@ -53,17 +53,28 @@ pub trait KeyStore: Send + Sync {
     async fn count_active_admin_keys(&self) -> StoreResult<u64>;
 }
 
-/// Accounting records.
+/// Accounting records and the budget reservations they settle.
 #[async_trait]
 pub trait UsageStore: Send + Sync {
-    /// Appends records in one transaction; a record whose id exists already is skipped.
+    /// Appends records in one transaction; a record whose id exists already is skipped. Each
+    /// new record settles its call: the reservation with its id is dropped and its cost added
+    /// to its key's settled spend for the month, in the same transaction.
     async fn insert_usage(&self, records: &[UsageRecord]) -> StoreResult<()>;
+    /// Holds `r.amount` against the key's budget if settled spend plus every live reservation
+    /// plus it fits, and the budget is not already used up (so a $0 budget admits nothing);
+    /// atomic across every process sharing the database.
+    async fn reserve_budget(&self, r: &Reservation) -> StoreResult<ReserveOutcome>;
+    /// The key's settled spend this month and what its live reservations hold (for tests and
+    /// support).
+    async fn budget_state(&self, key_id: &str, month_start_ms: i64, now_ms: i64) -> StoreResult<(NanoUsd, NanoUsd)>;
     /// Aggregates records by day, tenant, model and key.
     async fn usage_buckets(&self, query: &UsageQuery) -> StoreResult<Vec<UsageBucket>>;
     /// Sum of `cost_usd` for one key since `since_ms`.
     async fn key_spend_since(&self, key_id: &str, since_ms: i64) -> StoreResult<f64>;
-    /// Fetches one record by request id (for tests and support).
+    /// Fetches one record by call id (for tests and support).
     async fn get_usage(&self, id: &str) -> StoreResult<Option<UsageRecord>>;
+    /// Every call one request made, oldest first (for tests and support).
+    async fn usage_by_request(&self, request_id: &str) -> StoreResult<Vec<UsageRecord>>;
 }
 
 /// Everything Cairn stores, in one handle.

@@ -42,8 +42,10 @@ impl CallStatus {
 /// One model call, as accounted.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct UsageRecord {
-    /// The request id (also sent back in `x-request-id`).
+    /// The call's own id (UUID v7): one request may make many calls (RAG, retries, agents).
     pub id: String,
+    /// The request that caused the call (sent back in `x-request-id`).
+    pub request_id: String,
     /// When the call started, Unix milliseconds.
     pub ts_ms: i64,
     /// Tenant billed.
@@ -120,4 +122,59 @@ pub struct UsageBucket {
     pub output_tokens: u64,
     /// Cost in US dollars.
     pub cost_usd: f64,
+}
+
+/// US dollars in billionths. Budgets, reservations and settled spend are summed and compared
+/// as integers, so five calls of $0.01 fit a $0.05 budget exactly (in `f64` they do not).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct NanoUsd(pub i64);
+
+impl NanoUsd {
+    /// The nearest amount to `usd` (settled costs, budgets).
+    pub fn from_usd(usd: f64) -> Self {
+        NanoUsd((usd * 1e9).round().clamp(0.0, i64::MAX as f64) as i64)
+    }
+
+    /// The smallest amount not below `usd` (worst-case reservations), ignoring float noise.
+    pub fn ceil_usd(usd: f64) -> Self {
+        NanoUsd((usd * 1e9 - 1e-6).ceil().clamp(0.0, i64::MAX as f64) as i64)
+    }
+
+    /// The amount in US dollars.
+    pub fn usd(self) -> f64 {
+        self.0 as f64 / 1e9
+    }
+}
+
+/// A request to hold a call's worst-case cost against its key's monthly budget.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Reservation {
+    /// The call id; the call's usage record settles the reservation with the same id.
+    pub id: String,
+    /// Key whose budget is charged.
+    pub key_id: String,
+    /// Worst-case cost of the call.
+    pub amount: NanoUsd,
+    /// The key's monthly budget.
+    pub budget: NanoUsd,
+    /// First instant of the current UTC month, Unix milliseconds.
+    pub month_start_ms: i64,
+    /// Now, Unix milliseconds (expired reservations are dropped before counting).
+    pub now_ms: i64,
+    /// When the reservation lapses if never settled (its node crashed).
+    pub expires_at_ms: i64,
+}
+
+/// What storage answered to a reservation.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ReserveOutcome {
+    /// Held; settle it with the call's usage record.
+    Reserved,
+    /// It does not fit: `settled` is this month's settled spend, `held` what other calls hold.
+    Refused {
+        /// Spend of finished calls this month.
+        settled: NanoUsd,
+        /// Reservations of calls still running.
+        held: NanoUsd,
+    },
 }

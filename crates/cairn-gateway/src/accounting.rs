@@ -1,13 +1,15 @@
-//! Accounting: every model call becomes a `UsageRecord`, counted in the metrics at once and
-//! written to storage in batches by a background task (one transaction per batch, so the
-//! request path never waits on the database). `flush` forces a write; shutdown calls it.
-//! A write that fails is kept and retried with the next batch; inserts are idempotent by
-//! request id, so a retried batch never double-counts.
+//! Accounting: every model call becomes a `UsageRecord` keyed by its own call id, counted in
+//! the metrics at once and written to storage by a background task. The writer commits as soon
+//! as records arrive, taking everything queued meanwhile into the same transaction (group
+//! commit), so the request path never waits on the database and a finished call is on disk
+//! within one transaction's time. Writing a record settles the call's budget reservation.
+//! A write that fails is kept and retried every `usage_flush_ms`; inserts are idempotent by
+//! call id, so a retried batch never double-counts.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use cairn_access::Limiter;
+use cairn_access::{Admission, Limiter};
 use cairn_core::store::Store;
 use cairn_core::tenancy::Principal;
 use cairn_core::usage::{CallStatus, UsageRecord};
@@ -78,29 +80,41 @@ impl UsageRecorder {
 
 async fn writer(store: Arc<dyn Store>, metrics: Arc<Metrics>, mut rx: mpsc::UnboundedReceiver<Msg>, every: Duration) {
     let mut buf: Vec<UsageRecord> = Vec::new();
-    let mut tick = tokio::time::interval(every);
-    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut waiting: Vec<oneshot::Sender<()>> = Vec::new();
+    let mut retry = tokio::time::interval(every);
+    retry.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
-        tokio::select! {
-            msg = rx.recv() => match msg {
-                Some(Msg::Record(r)) => {
-                    buf.push(*r);
-                    if buf.len() >= BATCH {
-                        write(&*store, &metrics, &mut buf).await;
-                    }
-                }
-                Some(Msg::Flush(done)) => {
-                    write(&*store, &metrics, &mut buf).await;
-                    let _ = done.send(());
-                }
-                None => {
-                    write(&*store, &metrics, &mut buf).await;
-                    return;
-                }
-            },
-            _ = tick.tick() => write(&*store, &metrics, &mut buf).await,
+        let open = tokio::select! {
+            msg = rx.recv() => take(msg, &mut buf, &mut waiting),
+            _ = retry.tick(), if !buf.is_empty() => true,
+        };
+        // Everything that queued up while the last transaction ran joins this one.
+        let mut open = open;
+        while open && buf.len() < BATCH {
+            match rx.try_recv() {
+                Ok(msg) => open = take(Some(msg), &mut buf, &mut waiting),
+                Err(mpsc::error::TryRecvError::Empty) => break,
+                Err(mpsc::error::TryRecvError::Disconnected) => open = false,
+            }
+        }
+        write(&*store, &metrics, &mut buf).await;
+        for done in waiting.drain(..) {
+            let _ = done.send(());
+        }
+        if !open {
+            return;
         }
     }
+}
+
+/// Adds one message to the batch; false once the channel has closed.
+fn take(msg: Option<Msg>, buf: &mut Vec<UsageRecord>, waiting: &mut Vec<oneshot::Sender<()>>) -> bool {
+    match msg {
+        Some(Msg::Record(r)) => buf.push(*r),
+        Some(Msg::Flush(done)) => waiting.push(done),
+        None => return false,
+    }
+    true
 }
 
 async fn write(store: &dyn Store, metrics: &Metrics, buf: &mut Vec<UsageRecord>) {
@@ -126,16 +140,39 @@ async fn write(store: &dyn Store, metrics: &Metrics, buf: &mut Vec<UsageRecord>)
 
 /// What is being called, for the usage record.
 pub(crate) struct CallMeta<'a> {
-    /// Request id (the record's id).
+    /// The call's own id (the record's id, and its budget reservation's).
+    pub call_id: String,
+    /// The request that caused the call.
     pub request_id: &'a str,
-    /// `chat` or `embeddings`.
-    pub endpoint: &'a str,
+    /// Which API the call serves.
+    pub endpoint: Endpoint,
     /// Model alias requested.
     pub alias: &'a str,
     /// Whether the response is streamed.
     pub streamed: bool,
     /// Prompt token estimate, used when the upstream reports no usage.
     pub prompt_estimate: u64,
+    /// What admission holds for the call, given back when it ends.
+    pub admission: Admission,
+}
+
+/// The API a model call serves.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Endpoint {
+    /// `/v1/chat/completions` (and RAG generation).
+    Chat,
+    /// `/v1/embeddings` (and ingestion and search embeddings).
+    Embeddings,
+}
+
+impl Endpoint {
+    /// The name in usage records and metrics.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Endpoint::Chat => "chat",
+            Endpoint::Embeddings => "embeddings",
+        }
+    }
 }
 
 /// A model call being accounted. Finishing it records the call; dropping it unfinished
@@ -144,12 +181,15 @@ pub(crate) struct PendingCall {
     recorder: UsageRecorder,
     limiter: Arc<Limiter>,
     principal: Principal,
+    admission: Admission,
     record: Option<UsageRecord>,
     started: Instant,
     /// When the first chunk arrived (streams).
     pub first_token_at: Option<Instant>,
     /// Output estimate in characters, used when the upstream reports no usage.
     pub output_chars: usize,
+    /// Chunks that carried output (streams): at least one token each.
+    pub output_chunks: u64,
     /// Prompt token estimate, used when the upstream reports no usage.
     pub prompt_estimate: u64,
     /// Usage the upstream reported.
@@ -165,11 +205,12 @@ impl PendingCall {
         meta: CallMeta<'_>,
     ) -> Self {
         let record = UsageRecord {
-            id: meta.request_id.into(),
+            id: meta.call_id,
+            request_id: meta.request_id.into(),
             ts_ms: cairn_core::time::now_ms(),
             tenant_id: principal.tenant_id.clone(),
             key_id: principal.key_id.clone(),
-            endpoint: meta.endpoint.into(),
+            endpoint: meta.endpoint.as_str().into(),
             model_alias: meta.alias.into(),
             provider: String::new(),
             upstream_model: String::new(),
@@ -190,10 +231,12 @@ impl PendingCall {
             recorder,
             limiter,
             principal: principal.clone(),
+            admission: meta.admission,
             record: Some(record),
             started: Instant::now(),
             first_token_at: None,
             output_chars: 0,
+            output_chunks: 0,
             prompt_estimate: meta.prompt_estimate,
             reported: None,
         }
@@ -219,9 +262,10 @@ impl PendingCall {
         let now = Instant::now();
         let (input, output, estimated) = match self.reported {
             Some((i, o)) => (i, o, false),
-            // Nothing reported (cut stream, or an upstream that sends no usage): estimate.
+            // Nothing reported (cut stream, or an upstream that sends no usage): estimate, never
+            // below one token per chunk that carried output.
             None if status != CallStatus::Error || self.output_chars > 0 => {
-                (self.prompt_estimate, (self.output_chars as u64).div_ceil(4), true)
+                (self.prompt_estimate, (self.output_chars as u64).div_ceil(4).max(self.output_chunks), true)
             }
             None => (0, 0, false),
         };
@@ -235,7 +279,7 @@ impl PendingCall {
         r.output_tokens_per_s = (output > 0 && gen_secs > 0.0).then(|| output as f64 / gen_secs);
         r.status = status;
         r.error = error;
-        self.limiter.charge(&self.principal, input + output, r.cost_usd);
+        self.limiter.settle(&self.principal, &self.admission, input + output);
         self.recorder.record(r);
     }
 

@@ -5,8 +5,10 @@
 #![warn(missing_docs)]
 
 mod accounting;
+pub mod adapters;
 mod backoff;
 mod breaker;
+mod pipeline;
 pub mod provider;
 mod router;
 mod service;

@@ -1,17 +1,18 @@
-//! The gateway service: what the HTTP layer calls for chat, embeddings, models and usage.
-//! It checks the caller's role and limits, routes the call, and accounts it.
+//! The gateway service: what the HTTP layer and the knowledge layer call for chat, embeddings,
+//! models and usage. Every call passes the stages in `pipeline`: admit, route, account.
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use cairn_access::Limiter;
-use cairn_core::config::{Config, ModelKind};
+use cairn_core::config::{Config, GatewayConfig, ModelKind};
 use cairn_core::openai::{
     ChatCompletion, ChatRequest, EmbeddingRequest, EmbeddingResponse, EmbeddingVector, EncodingFormat, Model,
     ModelInfo, ModelList,
 };
 use cairn_core::store::Store;
 use cairn_core::tenancy::{Principal, Role};
+use cairn_core::CallContext;
 use cairn_core::usage::{UsageBucket, UsageQuery};
 use cairn_core::{Error, Result};
 use cairn_telemetry::Metrics;
@@ -19,7 +20,8 @@ use futures::StreamExt;
 use serde::{Deserialize, Serialize};
 use tokio_util::sync::CancellationToken;
 
-use crate::accounting::{CallGuard, CallMeta, PendingCall, UsageRecorder};
+use crate::accounting::{Endpoint, UsageRecorder};
+use crate::pipeline::CallSpec;
 use crate::provider::TokenCount;
 use crate::router::Routed;
 use crate::router::{Deadline, ModelRoute, RouteError, RouteTrace, Router};
@@ -79,10 +81,11 @@ pub struct UsageTotals {
 /// The model gateway.
 pub struct GatewayService {
     router: Router,
-    limiter: Arc<Limiter>,
-    recorder: UsageRecorder,
+    pub(crate) limiter: Arc<Limiter>,
+    pub(crate) recorder: UsageRecorder,
+    pub(crate) gateway_config: GatewayConfig,
     store: Arc<dyn Store>,
-    metrics: Arc<Metrics>,
+    pub(crate) metrics: Arc<Metrics>,
     started_secs: i64,
 }
 
@@ -100,6 +103,7 @@ impl GatewayService {
             router,
             limiter: Arc::new(Limiter::new(store.clone())),
             recorder,
+            gateway_config: cfg.gateway.clone(),
             store,
             metrics,
             started_secs: cairn_core::time::now_secs(),
@@ -118,36 +122,21 @@ impl GatewayService {
         Ok(route)
     }
 
-    async fn admit(&self, p: &Principal) -> Result<()> {
-        p.require(Role::Member)?;
-        let admitted = self.limiter.admit(p).await;
-        if let Err(e) = &admitted {
-            let kind = if matches!(e, Error::BudgetExceeded(_)) { "budget" } else { "rate" };
-            self.metrics.limited.get_or_create(&vec![("limit", kind.into())]).inc();
+    fn chat_spec(&self, req: &ChatRequest, streamed: bool) -> CallSpec {
+        CallSpec {
+            endpoint: Endpoint::Chat,
+            streamed,
+            prompt_bound: req.prompt_token_bound(),
+            prompt_estimate: req.estimated_prompt_tokens(),
+            output_cap: u64::from(req.output_cap().unwrap_or(self.gateway_config.reserve_output_tokens)),
         }
-        admitted
-    }
-
-    fn pending(
-        &self,
-        p: &Principal,
-        request_id: &str,
-        endpoint: &str,
-        alias: &str,
-        stream: bool,
-        prompt: u64,
-    ) -> CallGuard {
-        let meta = CallMeta { request_id, endpoint, alias, streamed: stream, prompt_estimate: prompt };
-        let call = PendingCall::start(self.recorder.clone(), self.limiter.clone(), p, meta);
-        CallGuard { call, trace: RouteTrace::default() }
     }
 
     /// A non-streaming chat completion.
-    pub async fn chat(&self, p: &Principal, req: ChatRequest, request_id: &str) -> Result<(ChatCompletion, Routed)> {
+    pub async fn chat(&self, ctx: &CallContext, req: ChatRequest) -> Result<(ChatCompletion, Routed)> {
         req.validate()?;
         let route = self.route(&req.model, ModelKind::Chat)?;
-        self.admit(p).await?;
-        let mut guard = self.pending(p, request_id, "chat", &req.model, false, req.estimated_prompt_tokens());
+        let mut guard = self.open(ctx, route, self.chat_spec(&req, false)).await?;
         let result = self
             .router
             .call(route, Deadline::Total, |t, _permit| {
@@ -170,15 +159,13 @@ impl GatewayService {
     /// retry and fallback happens before the client has seen a byte; from then on, no retry.
     pub async fn chat_stream(
         &self,
-        p: &Principal,
+        ctx: &CallContext,
         req: ChatRequest,
-        request_id: &str,
         shutdown: CancellationToken,
     ) -> Result<(ChatStream, Routed)> {
         req.validate()?;
         let route = self.route(&req.model, ModelKind::Chat)?;
-        self.admit(p).await?;
-        let mut guard = self.pending(p, request_id, "chat", &req.model, true, req.estimated_prompt_tokens());
+        let mut guard = self.open(ctx, route, self.chat_spec(&req, true)).await?;
         let started = tokio::time::Instant::now();
         let result = self
             .router
@@ -223,12 +210,7 @@ impl GatewayService {
     }
 
     /// Embeddings, re-encoded as base64 when the client asks (the official SDKs do by default).
-    pub async fn embeddings(
-        &self,
-        p: &Principal,
-        req: EmbeddingRequest,
-        request_id: &str,
-    ) -> Result<(EmbeddingResponse, Routed)> {
+    pub async fn embeddings(&self, ctx: &CallContext, req: EmbeddingRequest) -> Result<(EmbeddingResponse, Routed)> {
         if req.input.is_empty() {
             return Err(Error::invalid_param("input", "input must not be empty"));
         }
@@ -239,8 +221,14 @@ impl GatewayService {
             return Err(Error::invalid_param("dimensions", "dimensions must be at least 1"));
         }
         let route = self.route(&req.model, ModelKind::Embedding)?;
-        self.admit(p).await?;
-        let mut guard = self.pending(p, request_id, "embeddings", &req.model, false, req.input.estimated_tokens());
+        let spec = CallSpec {
+            endpoint: Endpoint::Embeddings,
+            streamed: false,
+            prompt_bound: req.input.token_bound(),
+            prompt_estimate: req.input.estimated_tokens(),
+            output_cap: 0,
+        };
+        let mut guard = self.open(ctx, route, spec).await?;
         let result = self
             .router
             .call(route, Deadline::Total, |t, _permit| {

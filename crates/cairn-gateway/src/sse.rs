@@ -123,4 +123,38 @@ mod tests {
         assert_eq!(out.len(), 2);
         assert_eq!(out[1].as_ref().unwrap().data, "b");
     }
+
+    proptest::proptest! {
+        /// Any bytes, split anywhere, decode without a panic; well-formed events split anywhere
+        /// decode to the same events as unsplit.
+        #[test]
+        fn any_split_of_any_bytes_decodes(
+            bytes in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..600),
+            cuts in proptest::collection::vec(0usize..600, 0..8),
+        ) {
+            let mut cuts: Vec<usize> = cuts.into_iter().map(|c| c.min(bytes.len())).collect();
+            cuts.sort_unstable();
+            let mut pieces = Vec::new();
+            let mut from = 0;
+            for c in cuts.into_iter().chain([bytes.len()]) {
+                pieces.push(Ok::<_, String>(bytes::Bytes::copy_from_slice(&bytes[from..c])));
+                from = c;
+            }
+            let _ = futures::executor::block_on(decode(futures::stream::iter(pieces)).collect::<Vec<_>>());
+        }
+
+        #[test]
+        fn splitting_does_not_change_events(data in "[a-zé {}\":,]{0,40}", at in 0usize..64) {
+            let text = format!("data: {data}\n\nevent: e\ndata: {data}\n\n");
+            let whole = futures::executor::block_on(
+                decode(futures::stream::iter([Ok::<_, String>(bytes::Bytes::from(text.clone()))])).collect::<Vec<_>>(),
+            );
+            let at = at.min(text.len());
+            let (a, b) = text.as_bytes().split_at(at);
+            let parts = [Ok::<_, String>(bytes::Bytes::copy_from_slice(a)), Ok(bytes::Bytes::copy_from_slice(b))];
+            let split = futures::executor::block_on(decode(futures::stream::iter(parts)).collect::<Vec<_>>());
+            let ok = |v: Vec<Result<SseEvent, ProviderError>>| v.into_iter().map(|e| e.map_err(|e| e.to_string())).collect::<Vec<_>>();
+            proptest::prop_assert_eq!(ok(whole), ok(split));
+        }
+    }
 }

@@ -68,10 +68,12 @@ impl State {
     fn push_chunk(&mut self, mut chunk: ChatChunk) {
         let call = &mut self.relay.guard.call;
         for choice in &chunk.choices {
+            let before = call.output_chars;
             call.output_chars += choice.delta.content.as_deref().map_or(0, str::len);
             for tc in choice.delta.tool_calls.iter().flatten() {
                 call.output_chars += tc.function.as_ref().and_then(|f| f.arguments.as_deref()).map_or(0, str::len);
             }
+            call.output_chunks += u64::from(call.output_chars > before);
         }
         if let Some(u) = chunk.usage.as_ref() {
             call.reported = Some((u.prompt_tokens, u.completion_tokens));

@@ -10,8 +10,8 @@ use std::sync::Arc;
 
 use cairn_core::config::KnowledgeConfig;
 use cairn_core::openai::{ChatMessage, ChatRequest, ChatRole, Routed, StreamEvent, StreamOptions, Usage, UsageField};
-use cairn_core::tenancy::Principal;
-use cairn_core::{Error, Result};
+
+use cairn_core::{CallContext, Error, Result};
 use cairn_guard::InjectionScreen;
 use futures::{Stream, StreamExt};
 use serde::{Deserialize, Serialize};
@@ -181,7 +181,7 @@ impl AnswerService {
     /// Retrieves the relevant sources for `question` and builds the prompt over them.
     pub async fn ground(
         &self,
-        caller: &Principal,
+        ctx: &CallContext,
         collection_id: &str,
         question: &str,
         r: Retrieval,
@@ -201,7 +201,7 @@ impl AnswerService {
             filter: r.filter,
             also: r.also,
         };
-        let hits = self.knowledge.search(caller, collection_id, search).await?;
+        let hits = self.knowledge.search(ctx, collection_id, search).await?;
         let relevant: Vec<_> = hits.into_iter().filter(|h| h.similarity.is_none_or(|s| s >= min)).collect();
         let rag_sources: Vec<Source> = relevant
             .iter()
@@ -270,15 +270,14 @@ impl AnswerService {
     /// Answers `req` from `collection_id` (and `req.retrieval.also`) in one response.
     pub async fn answer(
         &self,
-        caller: &Principal,
+        ctx: &CallContext,
         collection_id: &str,
         req: AnswerRequest,
-        request_id: &str,
     ) -> Result<(Answer, Option<Routed>)> {
         Self::check(&req)?;
-        let grounded = self.ground(caller, collection_id, &req.question, req.retrieval()).await?;
+        let grounded = self.ground(ctx, collection_id, &req.question, req.retrieval()).await?;
         let Some(prompt) = &grounded.prompt else { return Ok((not_found(grounded.sources), None)) };
-        let (completion, routed) = self.chat.complete(caller, self.request(&req, prompt, false), request_id).await?;
+        let (completion, routed) = self.chat.complete(ctx, self.request(&req, prompt, false)).await?;
         let text = completion.choices.first().map(|c| c.message.text_content()).unwrap_or_default();
         let answer = finish(text, grounded.sources, Some(completion.model), completion.usage);
         Ok((answer, Some(routed)))
@@ -287,20 +286,19 @@ impl AnswerService {
     /// Answers `req` as a stream: the sources, the text as it is generated, then the citations.
     pub async fn answer_stream(
         &self,
-        caller: &Principal,
+        ctx: &CallContext,
         collection_id: &str,
         req: AnswerRequest,
-        request_id: &str,
     ) -> Result<(AnswerStream, Option<Routed>)> {
         Self::check(&req)?;
-        let grounded = self.ground(caller, collection_id, &req.question, req.retrieval()).await?;
+        let grounded = self.ground(ctx, collection_id, &req.question, req.retrieval()).await?;
         let head = AnswerEvent::Sources(grounded.sources.clone());
         let Some(prompt) = &grounded.prompt else {
             let done = not_found(grounded.sources);
             let events = [head, AnswerEvent::Delta(done.answer.clone()), AnswerEvent::Done(Box::new(done))];
             return Ok((Box::pin(futures::stream::iter(events)), None));
         };
-        let (chunks, routed) = self.chat.stream(caller, self.request(&req, prompt, true), request_id).await?;
+        let (chunks, routed) = self.chat.stream(ctx, self.request(&req, prompt, true)).await?;
         let sources = grounded.sources;
         let mut text = String::new();
         let mut usage = None;

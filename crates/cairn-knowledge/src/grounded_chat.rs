@@ -10,9 +10,9 @@ use cairn_core::openai::{
     ChatChunk, ChatCompletion, ChatMessage, ChatRequest, ChatRole, ChatStream, Choice, ChunkChoice, Delta, Extra,
     Routed, StreamEvent, UsageField,
 };
-use cairn_core::tenancy::Principal;
+
 use cairn_core::time::now_ms;
-use cairn_core::{Error, Result};
+use cairn_core::{CallContext, Error, Result};
 use futures::StreamExt;
 use serde::Deserialize;
 use serde_json::{json, Value};
@@ -65,13 +65,7 @@ pub fn take_options(req: &mut ChatRequest) -> Result<Option<CairnOptions>> {
 
 impl AnswerService {
     /// Answers a chat request from the collections `k` names (see the module docs).
-    pub async fn chat(
-        &self,
-        caller: &Principal,
-        mut req: ChatRequest,
-        k: KnowledgeOption,
-        request_id: &str,
-    ) -> Result<ChatReply> {
+    pub async fn chat(&self, ctx: &CallContext, mut req: ChatRequest, k: KnowledgeOption) -> Result<ChatReply> {
         if k.collections.is_empty() || k.collections.len() > 10 {
             return Err(Error::invalid_param("cairn.knowledge.collections", "name between 1 and 10 collections"));
         }
@@ -90,7 +84,7 @@ impl AnswerService {
             also: k.collections[1..].to_vec(),
             min_similarity: k.min_similarity,
         };
-        let grounded = self.ground(caller, &k.collections[0], &question, retrieval).await?;
+        let grounded = self.ground(ctx, &k.collections[0], &question, retrieval).await?;
         let stream = req.is_stream();
         let Some(prompt) = grounded.prompt else {
             return Ok(synthesised(&req.model, not_found(grounded.sources), stream));
@@ -98,13 +92,13 @@ impl AnswerService {
         req.messages.insert(0, ChatMessage::text(ChatRole::System, prompt.system));
         let sources = grounded.sources;
         if !stream {
-            let (mut completion, routed) = self.chat_model().complete(caller, req, request_id).await?;
+            let (mut completion, routed) = self.chat_model().complete(ctx, req).await?;
             let text = completion.choices.first().map(|c| c.message.text_content()).unwrap_or_default();
             let answer = finish(text, sources, None, None);
             completion.extra.insert("cairn".into(), cairn_field(&answer));
             return Ok(ChatReply::Completion(Box::new(completion), Some(routed)));
         }
-        let (chunks, routed) = self.chat_model().stream(caller, req, request_id).await?;
+        let (chunks, routed) = self.chat_model().stream(ctx, req).await?;
         let mut text = String::new();
         let mut template: Option<ChatChunk> = None;
         let body = chunks.flat_map(move |ev| {

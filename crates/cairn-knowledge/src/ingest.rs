@@ -9,7 +9,9 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use cairn_core::knowledge::{ChunkRecord, DocumentState};
 use cairn_core::store::Store;
+use cairn_core::tenancy::{KeyLimits, Principal, Role};
 use cairn_core::time::now_ms;
+use cairn_core::CallContext;
 use cairn_jobs::{JobContext, JobError, JobHandler};
 use serde::Deserialize;
 use serde_json::{json, Map, Value};
@@ -32,6 +34,10 @@ struct Payload {
     text: String,
     #[serde(default)]
     title: Option<String>,
+    /// The key that added the document: its embeddings are charged to it. Jobs queued before
+    /// keys were recorded have none and run as the tenant's system caller.
+    #[serde(default)]
+    key_id: Option<String>,
 }
 
 /// Runs `knowledge.ingest` jobs (see the module docs).
@@ -52,6 +58,29 @@ impl IngestHandler {
         hash_key: Vec<u8>,
     ) -> Self {
         Self { store, embedder, index, hash_key }
+    }
+
+    /// Who the job's model calls are charged to: the key that added the document, whose
+    /// request (the enqueue) already counted against its request rate.
+    async fn caller(&self, ctx: &JobContext, key_id: Option<&str>) -> Result<CallContext, JobError> {
+        let principal = match key_id {
+            // Cairn's own callers (the evaluation) carry no key and no limits.
+            Some(id) if !id.starts_with("system:") => match self.store.get_key(id).await.map_err(storage)? {
+                Some(k) if k.revoked_at_ms.is_none() && k.tenant_id == ctx.job.tenant_id => {
+                    Principal { key_id: k.id, tenant_id: k.tenant_id, role: k.role, limits: k.limits }
+                }
+                _ => return Err(JobError::Permanent("the key that added this document was revoked".into())),
+            },
+            _ => Principal {
+                key_id: key_id.unwrap_or("system:knowledge").into(),
+                tenant_id: ctx.job.tenant_id.clone(),
+                role: Role::Member,
+                limits: KeyLimits::default(),
+            },
+        };
+        let mut call = CallContext::new(principal, ctx.job.id.clone());
+        call.request_admitted = true;
+        Ok(call)
     }
 
     /// Records a failure that retrying cannot fix, and says so to the queue.
@@ -84,6 +113,7 @@ impl JobHandler for IngestHandler {
         let Some(col) = self.store.get_collection(&doc.collection_id).await.map_err(storage)? else {
             return Ok(Some(json!({ "skipped": "the collection was deleted" })));
         };
+        let call = self.caller(&ctx, p.key_id.as_deref()).await?;
         let tokens = self.embedder.tokenizer(&col.embedding_model).await;
         // Synchronous work, scoped so nothing it borrows is held across an await.
         let prepared = {
@@ -116,7 +146,7 @@ impl JobHandler for IngestHandler {
             if ctx.is_cancelled() {
                 return Err(JobError::Cancelled);
             }
-            match self.embedder.embed(&col.tenant_id, &col.embedding_model, batch).await {
+            match self.embedder.embed(&call, &col.embedding_model, batch).await {
                 Ok(v) if v.len() == batch.len() => vectors.extend(v),
                 Ok(v) => {
                     return Err(JobError::Retry(format!(
@@ -125,7 +155,9 @@ impl JobHandler for IngestHandler {
                         batch.len()
                     )))
                 }
-                Err(EmbedFailure::Transient(m)) => return Err(JobError::Retry(m)),
+                Err(EmbedFailure::Transient(m) | EmbedFailure::Limited { message: m, .. }) => {
+                    return Err(JobError::Retry(m))
+                }
                 Err(EmbedFailure::Permanent(m)) => return Err(self.fail(&doc.id, m).await),
             }
             ctx.progress(

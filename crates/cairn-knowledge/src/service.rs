@@ -9,7 +9,7 @@ use cairn_core::knowledge::{Collection, Document, DocumentState, PiiMode};
 use cairn_core::store::Store;
 use cairn_core::tenancy::{Principal, Role};
 use cairn_core::time::now_ms;
-use cairn_core::{Error, Result};
+use cairn_core::{CallContext, Error, Result};
 use cairn_jobs::{EnqueueRequest, JobService};
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
@@ -150,9 +150,20 @@ pub struct KnowledgeService {
     jobs: Arc<JobService>,
     embedder: Arc<dyn TextEmbedder>,
     index: Arc<LiveIndex>,
-    analyzer: Analyzer,
+    analyzer: Arc<Analyzer>,
     pii_key: Vec<u8>,
     max_document_bytes: usize,
+}
+
+/// Most collections one search covers (the path's and `also`, duplicates counted once).
+pub const MAX_SEARCH_COLLECTIONS: usize = 10;
+/// Longest query, in bytes.
+pub const MAX_QUERY_BYTES: usize = 4096;
+/// Most results one search returns.
+pub const MAX_TOP_K: usize = 100;
+
+fn past_deadline() -> Error {
+    Error::Unavailable { message: "the search ran past the request's deadline".into(), retry_after: None }
 }
 
 fn slug_ok(s: &str) -> bool {
@@ -165,6 +176,8 @@ fn embed_error(e: EmbedFailure) -> Error {
     match e {
         EmbedFailure::Transient(message) => Error::Unavailable { message, retry_after: None },
         EmbedFailure::Permanent(m) => Error::invalid_param("embedding_model", m),
+        EmbedFailure::Limited { message, retry_after, budget: true } => Error::BudgetExceeded { message, retry_after },
+        EmbedFailure::Limited { message, retry_after, budget: false } => Error::RateLimited { message, retry_after },
     }
 }
 
@@ -181,7 +194,7 @@ impl KnowledgeService {
             jobs,
             embedder,
             index,
-            analyzer: Analyzer::english(),
+            analyzer: Arc::new(Analyzer::english()),
             pii_key: Vec::new(),
             max_document_bytes: 900 * 1024,
         }
@@ -205,7 +218,8 @@ impl KnowledgeService {
     }
 
     /// Creates a collection; the model's vector size is measured once, here.
-    pub async fn create_collection(&self, caller: &Principal, req: CreateCollection) -> Result<Collection> {
+    pub async fn create_collection(&self, ctx: &CallContext, req: CreateCollection) -> Result<Collection> {
+        let caller = &ctx.principal;
         caller.require(Role::Member)?;
         let tenant_id = match req.tenant_id {
             Some(t) if t != caller.tenant_id => {
@@ -228,7 +242,7 @@ impl KnowledgeService {
         if req.pii == Some(PiiMode::Hash) && self.pii_key.is_empty() {
             return Err(Error::invalid_param("pii", "the hash policy needs a key: set CAIRN_PII_KEY on the server"));
         }
-        let probe = self.embedder.embed(&tenant_id, &req.embedding_model, &["dimension probe".to_owned()]).await;
+        let probe = self.embedder.embed(ctx, &req.embedding_model, &["dimension probe".to_owned()]).await;
         let dimensions = probe.map_err(embed_error)?.first().map_or(0, Vec::len);
         if dimensions == 0 {
             return Err(Error::invalid_param("embedding_model", "the model returned no vector"));
@@ -277,10 +291,11 @@ impl KnowledgeService {
     /// anything is written, so a bad document leaves nothing behind.
     pub async fn add_documents(
         &self,
-        caller: &Principal,
+        ctx: &CallContext,
         collection_id: &str,
         docs: Vec<NewDocument>,
     ) -> Result<Vec<Accepted>> {
+        let caller = &ctx.principal;
         caller.require(Role::Member)?;
         let col = self.collection(caller, collection_id).await?;
         if docs.is_empty() || docs.len() > 1000 {
@@ -318,7 +333,7 @@ impl KnowledgeService {
             let title = d.title.map(|t| pii.redact(&t).text);
             jobs.push(EnqueueRequest {
                 kind: INGEST_JOB.into(),
-                payload: json!({ "document_id": id, "text": d.text, "title": title }),
+                payload: json!({ "document_id": id, "text": d.text, "title": title, "key_id": caller.key_id }),
                 tenant_id: Some(col.tenant_id.clone()),
                 ..Default::default()
             });
@@ -378,8 +393,10 @@ impl KnowledgeService {
         Ok(())
     }
 
-    /// Searches `collection_id` (and `req.also`), best first.
-    pub async fn search(&self, caller: &Principal, collection_id: &str, req: SearchRequest) -> Result<Vec<SearchHit>> {
+    /// Searches `collection_id` (and `req.also`), best first. The scoring runs on a blocking
+    /// thread, bounded by the request's deadline.
+    pub async fn search(&self, ctx: &CallContext, collection_id: &str, req: SearchRequest) -> Result<Vec<SearchHit>> {
+        let caller = &ctx.principal;
         let mode = match req.mode.as_deref().unwrap_or("hybrid") {
             "keyword" => SearchMode::Keyword,
             "vector" => SearchMode::Vector,
@@ -389,11 +406,26 @@ impl KnowledgeService {
             }
         };
         let k = req.top_k.unwrap_or(10);
-        if !(1..=100).contains(&k) {
-            return Err(Error::invalid_param("top_k", "top_k must be between 1 and 100"));
+        if !(1..=MAX_TOP_K).contains(&k) {
+            return Err(Error::invalid_param("top_k", format!("top_k must be between 1 and {MAX_TOP_K}")));
         }
         if req.query.trim().is_empty() {
             return Err(Error::invalid_param("query", "the query is empty"));
+        }
+        if req.query.len() > MAX_QUERY_BYTES {
+            return Err(Error::invalid_param("query", format!("the query is longer than {MAX_QUERY_BYTES} bytes")));
+        }
+        let mut ids = vec![collection_id.to_owned()];
+        for id in &req.also {
+            if !ids.contains(id) {
+                ids.push(id.clone());
+            }
+        }
+        if ids.len() > MAX_SEARCH_COLLECTIONS {
+            return Err(Error::invalid_param(
+                "also",
+                format!("one search covers at most {MAX_SEARCH_COLLECTIONS} collections"),
+            ));
         }
         let filter = req
             .filter
@@ -401,50 +433,60 @@ impl KnowledgeService {
             .map(Filter::parse)
             .transpose()
             .map_err(|e| Error::invalid_param("filter", e.to_string()))?;
-        let mut cols = vec![self.collection(caller, collection_id).await?];
-        for id in &req.also {
+        let mut cols = Vec::with_capacity(ids.len());
+        for id in &ids {
             cols.push(self.collection(caller, id).await?);
         }
         self.index.catch_up(&*self.store).await?;
         let mut vectors: HashMap<String, Vec<f32>> = HashMap::new();
-        let mut hits = Vec::new();
-        for c in &cols {
-            let vector = if mode == SearchMode::Keyword {
-                None
-            } else {
+        if mode != SearchMode::Keyword {
+            for c in &cols {
                 if !vectors.contains_key(&c.embedding_model) {
                     let v = self
                         .embedder
-                        .embed(&c.tenant_id, &c.embedding_model, std::slice::from_ref(&req.query))
+                        .embed(ctx, &c.embedding_model, std::slice::from_ref(&req.query))
                         .await
                         .map_err(embed_error)?;
                     vectors.insert(c.embedding_model.clone(), v.into_iter().next().unwrap_or_default());
                 }
-                vectors.get(&c.embedding_model).map(Vec::as_slice)
-            };
-            let found = self
-                .index
-                .search(&c.id, &req.query, vector, mode, k, filter.as_ref())
-                .map_err(|e| Error::invalid_param("query", e.to_string()))?;
-            hits.extend(found);
+            }
         }
-        hits.sort_by(|a, b| b.score.total_cmp(&a.score));
-        hits.truncate(k);
-        let marks = Highlighter::new(&self.analyzer, &req.query);
-        Ok(hits
-            .into_iter()
-            .map(|h| SearchHit {
-                chunk_id: h.chunk_id,
-                collection_id: h.collection_id,
-                document_id: h.chunk.document_id,
-                title: h.document.title,
-                metadata: h.document.metadata,
-                score: h.score,
-                similarity: h.similarity,
-                snippet: marks.snippet(&h.chunk.text),
-                text: h.chunk.text,
-                headings: h.chunk.headings,
-            })
-            .collect())
+        let (index, analyzer, deadline) = (self.index.clone(), self.analyzer.clone(), ctx.deadline);
+        let work = tokio::task::spawn_blocking(move || {
+            let mut hits = Vec::new();
+            for c in &cols {
+                if deadline.is_some_and(|d| std::time::Instant::now() >= d) {
+                    return Err(past_deadline());
+                }
+                let vector = vectors.get(&c.embedding_model).map(Vec::as_slice);
+                let found = index
+                    .search(&c.id, &req.query, vector, mode, k, filter.as_ref())
+                    .map_err(|e| Error::invalid_param("query", e.to_string()))?;
+                hits.extend(found);
+            }
+            hits.sort_by(|a, b| b.score.total_cmp(&a.score));
+            hits.truncate(k);
+            let marks = Highlighter::new(&analyzer, &req.query);
+            Ok(hits
+                .into_iter()
+                .map(|h| SearchHit {
+                    chunk_id: h.chunk_id,
+                    collection_id: h.collection_id,
+                    document_id: h.chunk.document_id,
+                    title: h.document.title,
+                    metadata: h.document.metadata,
+                    score: h.score,
+                    similarity: h.similarity,
+                    snippet: marks.snippet(&h.chunk.text),
+                    text: h.chunk.text,
+                    headings: h.chunk.headings,
+                })
+                .collect())
+        });
+        let joined = match ctx.remaining() {
+            Some(left) => tokio::time::timeout(left, work).await.map_err(|_| past_deadline())?,
+            None => work.await,
+        };
+        joined.map_err(|e| Error::Internal(format!("search task failed: {e}")))?
     }
 }

@@ -5,8 +5,8 @@
 //! (pending document, `knowledge.ingest` job). Document ids default to the file name, so
 //! uploading the same file again replaces (or, unchanged, keeps) the same document.
 
-use cairn_core::tenancy::{Principal, Role};
-use cairn_core::{Error, Result};
+use cairn_core::tenancy::Role;
+use cairn_core::{CallContext, Error, Result};
 use serde_json::{Map, Value};
 
 use crate::parse::{parse, Format, ParseError, TextField};
@@ -51,13 +51,13 @@ impl KnowledgeService {
     /// Parses `files` and queues their documents (see the module docs).
     pub async fn add_files(
         &self,
-        caller: &Principal,
+        ctx: &CallContext,
         collection_id: &str,
         files: Vec<UploadedFile>,
         opts: UploadOptions,
     ) -> Result<Vec<Accepted>> {
-        caller.require(Role::Member)?;
-        self.collection(caller, collection_id).await?;
+        ctx.principal.require(Role::Member)?;
+        self.collection(&ctx.principal, collection_id).await?;
         if files.is_empty() {
             return Err(Error::invalid_param("file", "send at least one file (a multipart field named 'file')"));
         }
@@ -123,7 +123,7 @@ impl KnowledgeService {
                 });
             }
         }
-        self.add_documents(caller, collection_id, docs).await
+        self.add_documents(ctx, collection_id, docs).await
     }
 }
 

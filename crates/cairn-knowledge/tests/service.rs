@@ -9,7 +9,7 @@ use cairn_core::Error;
 use cairn_knowledge::ingest::INGEST_JOB;
 use cairn_knowledge::service::{CreateCollection, NewDocument, SearchRequest};
 use serde_json::json;
-use support::{member, setup};
+use support::{ctx, member, setup};
 
 fn create(name: &str) -> CreateCollection {
     CreateCollection {
@@ -50,19 +50,19 @@ fn param(e: Error) -> String {
 #[tokio::test]
 async fn collections_are_created_with_the_model_s_size_and_checked() {
     let s = setup().await;
-    let c = s.service.create_collection(&member(), create("papers")).await.unwrap();
+    let c = s.service.create_collection(&ctx(member()), create("papers")).await.unwrap();
     assert_eq!((c.dimensions, c.chunk_max_tokens, c.chunk_overlap_tokens, c.tenant_id.as_str()), (16, 200, 30, "acme"));
-    assert!(matches!(s.service.create_collection(&member(), create("papers")).await, Err(Error::Conflict(_))));
-    assert_eq!(param(s.service.create_collection(&member(), create("Bad Name")).await.unwrap_err()), "name");
+    assert!(matches!(s.service.create_collection(&ctx(member()), create("papers")).await, Err(Error::Conflict(_))));
+    assert_eq!(param(s.service.create_collection(&ctx(member()), create("Bad Name")).await.unwrap_err()), "name");
     let small = CreateCollection { chunk_max_tokens: Some(20), chunk_overlap_tokens: Some(10), ..create("x") };
-    assert_eq!(param(s.service.create_collection(&member(), small).await.unwrap_err()), "chunk_overlap_tokens");
+    assert_eq!(param(s.service.create_collection(&ctx(member()), small).await.unwrap_err()), "chunk_overlap_tokens");
     *s.embedder.fault.lock() = Some("unknown");
-    assert_eq!(param(s.service.create_collection(&member(), create("y")).await.unwrap_err()), "embedding_model");
+    assert_eq!(param(s.service.create_collection(&ctx(member()), create("y")).await.unwrap_err()), "embedding_model");
     *s.embedder.fault.lock() = Some("down");
-    assert!(matches!(s.service.create_collection(&member(), create("y")).await, Err(Error::Unavailable { .. })));
+    assert!(matches!(s.service.create_collection(&ctx(member()), create("y")).await, Err(Error::Unavailable { .. })));
     *s.embedder.fault.lock() = None;
     let reader = Principal { role: Role::Reader, ..member() };
-    assert!(matches!(s.service.create_collection(&reader, create("z")).await, Err(Error::Forbidden(_))));
+    assert!(matches!(s.service.create_collection(&ctx(reader.clone()), create("z")).await, Err(Error::Forbidden(_))));
     let mine: Vec<String> = s.service.collections(&member()).await.unwrap().into_iter().map(|c| c.name).collect();
     assert_eq!(mine, ["docs", "papers"]);
 }
@@ -70,11 +70,11 @@ async fn collections_are_created_with_the_model_s_size_and_checked() {
 #[tokio::test]
 async fn documents_are_ingested_and_searched_with_filters() {
     let s = setup().await;
-    let c = s.service.create_collection(&member(), create("papers")).await.unwrap();
+    let c = s.service.create_collection(&ctx(member()), create("papers")).await.unwrap();
     let accepted = s
         .service
         .add_documents(
-            &member(),
+            &ctx(member()),
             &c.id,
             vec![
                 doc("a", "Aspirin reduces fever.", json!({"year": 2019, "kind": "trial"})),
@@ -88,11 +88,11 @@ async fn documents_are_ingested_and_searched_with_filters() {
     s.worker.run_due(INGEST_JOB).await;
     assert_eq!(s.service.document(&member(), &c.id, "a").await.unwrap().state, DocumentState::Ready);
 
-    let hits = s.service.search(&member(), &c.id, search("aspirin")).await.unwrap();
+    let hits = s.service.search(&ctx(member()), &c.id, search("aspirin")).await.unwrap();
     assert_eq!(hits.len(), 2);
     assert!(hits[0].title.starts_with("Title "));
     let recent = SearchRequest { filter: Some(json!({"field": "year", "gte": 2020})), ..search("aspirin") };
-    let hits = s.service.search(&member(), &c.id, recent).await.unwrap();
+    let hits = s.service.search(&ctx(member()), &c.id, recent).await.unwrap();
     assert_eq!(hits.iter().map(|h| h.document_id.as_str()).collect::<Vec<_>>(), ["b"]);
     assert_eq!(hits[0].metadata["kind"], "review");
     for (req, field) in [
@@ -101,7 +101,7 @@ async fn documents_are_ingested_and_searched_with_filters() {
         (SearchRequest { top_k: Some(0), ..search("x") }, "top_k"),
         (search("  "), "query"),
     ] {
-        assert_eq!(param(s.service.search(&member(), &c.id, req).await.unwrap_err()), field);
+        assert_eq!(param(s.service.search(&ctx(member()), &c.id, req).await.unwrap_err()), field);
     }
 
     s.service.delete_document(&member(), &c.id, "a").await.unwrap();
@@ -118,32 +118,32 @@ async fn documents_are_ingested_and_searched_with_filters() {
 #[tokio::test]
 async fn a_bad_document_leaves_nothing_behind() {
     let s = setup().await;
-    let c = s.service.create_collection(&member(), create("papers")).await.unwrap();
+    let c = s.service.create_collection(&ctx(member()), create("papers")).await.unwrap();
     let bad = vec![doc("ok", "Fine text.", json!({})), doc("empty", "   ", json!({}))];
-    assert_eq!(param(s.service.add_documents(&member(), &c.id, bad).await.unwrap_err()), "documents[1].text");
+    assert_eq!(param(s.service.add_documents(&ctx(member()), &c.id, bad).await.unwrap_err()), "documents[1].text");
     let bad = vec![doc("m", "Text.", json!([1, 2]))];
-    assert_eq!(param(s.service.add_documents(&member(), &c.id, bad).await.unwrap_err()), "documents[0].metadata");
+    assert_eq!(param(s.service.add_documents(&ctx(member()), &c.id, bad).await.unwrap_err()), "documents[0].metadata");
     let huge = vec![doc("h", &"word ".repeat(300_000), json!({}))];
-    assert!(matches!(s.service.add_documents(&member(), &c.id, huge).await, Err(Error::TooLarge(_))));
+    assert!(matches!(s.service.add_documents(&ctx(member()), &c.id, huge).await, Err(Error::TooLarge(_))));
     assert!(s.store.list_documents(&c.id, None, 10).await.unwrap().is_empty(), "nothing was written");
 }
 
 #[tokio::test]
 async fn tenants_never_see_each_other() {
     let s = setup().await;
-    let c = s.service.create_collection(&member(), create("papers")).await.unwrap();
-    s.service.add_documents(&member(), &c.id, vec![doc("a", "Aspirin reduces fever.", json!({}))]).await.unwrap();
+    let c = s.service.create_collection(&ctx(member()), create("papers")).await.unwrap();
+    s.service.add_documents(&ctx(member()), &c.id, vec![doc("a", "Aspirin reduces fever.", json!({}))]).await.unwrap();
     s.worker.run_due(INGEST_JOB).await;
     let them = other_tenant();
     assert!(matches!(s.service.collection(&them, &c.id).await, Err(Error::NotFound(_))));
-    assert!(matches!(s.service.search(&them, &c.id, search("aspirin")).await, Err(Error::NotFound(_))));
+    assert!(matches!(s.service.search(&ctx(them.clone()), &c.id, search("aspirin")).await, Err(Error::NotFound(_))));
     assert!(matches!(
-        s.service.add_documents(&them, &c.id, vec![doc("x", "t", json!({}))]).await,
+        s.service.add_documents(&ctx(them.clone()), &c.id, vec![doc("x", "t", json!({}))]).await,
         Err(Error::NotFound(_))
     ));
     assert!(matches!(s.service.document(&them, &c.id, "a").await, Err(Error::NotFound(_))));
     assert!(s.service.collections(&them).await.unwrap().is_empty());
-    let theirs = s.service.create_collection(&them, create("papers")).await.unwrap();
+    let theirs = s.service.create_collection(&ctx(them.clone()), create("papers")).await.unwrap();
     let also = SearchRequest { also: vec![c.id.clone()], ..search("aspirin") };
-    assert!(matches!(s.service.search(&them, &theirs.id, also).await, Err(Error::NotFound(_))), "not even alongside");
+    assert!(matches!(s.service.search(&ctx(them.clone()), &theirs.id, also).await, Err(Error::NotFound(_))), "not even alongside");
 }

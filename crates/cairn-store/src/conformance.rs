@@ -6,7 +6,7 @@ use std::sync::Arc;
 use cairn_core::knowledge::{ChangeKind, ChunkRecord, Collection, Document, DocumentState, PiiMode};
 use cairn_core::store::{Store, StoreError};
 use cairn_core::tenancy::{ApiKey, KeyLimits, Role, Tenant};
-use cairn_core::usage::{CallStatus, UsageQuery, UsageRecord};
+use cairn_core::usage::{CallStatus, NanoUsd, Reservation, ReserveOutcome, UsageQuery, UsageRecord};
 
 /// Environment variable naming the PostgreSQL server tests use (a superuser URL).
 pub const PG_URL_ENV: &str = "CAIRN_TEST_POSTGRES_URL";
@@ -49,6 +49,7 @@ fn key(id: &str, tenant: &str, role: Role) -> ApiKey {
 pub fn usage(id: &str, ts_ms: i64, tenant: &str, key: &str, model: &str, cost: f64) -> UsageRecord {
     UsageRecord {
         id: id.into(),
+        request_id: format!("req-{id}"),
         ts_ms,
         tenant_id: tenant.into(),
         key_id: key.into(),
@@ -76,6 +77,7 @@ pub async fn run_all(store: Arc<dyn Store>) {
     tenants(&*store).await;
     keys(&*store).await;
     usage_records(&*store).await;
+    budgets(store.clone()).await;
     knowledge(&*store).await;
     store.ping().await.expect("ping");
 }
@@ -147,6 +149,59 @@ async fn usage_records(s: &dyn Store) {
     assert!((s.key_spend_since("k1", 0).await.unwrap() - 1.75).abs() < 1e-9);
     assert!((s.key_spend_since("k1", 11 * day).await.unwrap() - 1.0).abs() < 1e-9);
     assert_eq!(s.key_spend_since("nobody", 0).await.unwrap(), 0.0);
+}
+
+fn reservation(id: &str, key: &str, usd: f64, budget: f64, now_ms: i64) -> Reservation {
+    Reservation {
+        id: id.into(),
+        key_id: key.into(),
+        amount: NanoUsd::ceil_usd(usd),
+        budget: NanoUsd::from_usd(budget),
+        month_start_ms: cairn_core::time::month_start_ms(now_ms),
+        now_ms,
+        expires_at_ms: now_ms + 60_000,
+    }
+}
+
+async fn budgets(s: Arc<dyn Store>) {
+    let now = cairn_core::time::now_ms();
+    let month = cairn_core::time::month_start_ms(now);
+    // Spend recorded before the key's first reservation counts.
+    s.insert_usage(&[usage("b0", now - 1, "acme", "kb", "fast", 1.0)]).await.unwrap();
+    let r = |id: &str, usd: f64| reservation(id, "kb", usd, 5.0, now);
+    assert_eq!(s.reserve_budget(&r("b1", 2.0)).await.unwrap(), ReserveOutcome::Reserved);
+    assert_eq!(s.reserve_budget(&r("b2", 2.0)).await.unwrap(), ReserveOutcome::Reserved);
+    let refused = s.reserve_budget(&r("b3", 0.5)).await.unwrap();
+    let held = NanoUsd::from_usd(4.0);
+    assert_eq!(refused, ReserveOutcome::Refused { settled: NanoUsd::from_usd(1.0), held });
+    // Settling b1 at its real cost frees the rest of its reservation, in the same transaction.
+    s.insert_usage(&[usage("b1", now, "acme", "kb", "fast", 0.25)]).await.unwrap();
+    assert_eq!(s.budget_state("kb", month, now).await.unwrap(), (NanoUsd::from_usd(1.25), NanoUsd::from_usd(2.0)));
+    // A retried batch settles nothing twice.
+    s.insert_usage(&[usage("b1", now, "acme", "kb", "fast", 0.25)]).await.unwrap();
+    // Decimal amounts add up exactly: 1.25 + 2 + 1.75 is the whole budget.
+    assert_eq!(s.reserve_budget(&r("b4", 1.75)).await.unwrap(), ReserveOutcome::Reserved);
+    assert!(matches!(s.reserve_budget(&r("b5", 0.01)).await.unwrap(), ReserveOutcome::Refused { .. }));
+    // Reservations of calls that never settle lapse.
+    let later = now + 61_000;
+    let late = Reservation { now_ms: later, expires_at_ms: later + 60_000, ..r("b6", 3.0) };
+    assert_eq!(s.reserve_budget(&late).await.unwrap(), ReserveOutcome::Reserved);
+    assert_eq!(s.budget_state("kb", month, later).await.unwrap().1, NanoUsd::from_usd(3.0));
+
+    // Forty concurrent reservations of $0.01 against $0.05: exactly five fit.
+    let tasks: Vec<_> = (0..40)
+        .map(|i| {
+            let s = s.clone();
+            tokio::spawn(async move { s.reserve_budget(&reservation(&format!("c{i}"), "kc", 0.01, 0.05, now)).await })
+        })
+        .collect();
+    let mut reserved = 0;
+    for t in tasks {
+        if t.await.unwrap().unwrap() == ReserveOutcome::Reserved {
+            reserved += 1;
+        }
+    }
+    assert_eq!(reserved, 5);
 }
 
 fn collection(id: &str, tenant: &str, name: &str) -> Collection {

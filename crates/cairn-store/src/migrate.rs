@@ -8,6 +8,7 @@ pub(crate) const MIGRATIONS: &[(i64, &str, &str)] = &[
     (1, "tenancy_and_usage", include_str!("migrations/0001_tenancy_and_usage.sql")),
     (2, "jobs", include_str!("migrations/0002_jobs.sql")),
     (3, "knowledge", include_str!("migrations/0003_knowledge.sql")),
+    (4, "budgets", include_str!("migrations/0004_budgets.sql")),
 ];
 
 /// How one backend spells the types the shared SQL leaves as placeholders.

@@ -6,7 +6,7 @@ pub(crate) const KEY_COLUMNS: &str = "id, tenant_id, name, role, prefix, hash, r
     monthly_budget_usd, created_at_ms, revoked_at_ms";
 
 /// Selected columns of `usage_records`.
-pub(crate) const USAGE_COLUMNS: &str = "id, ts_ms, tenant_id, key_id, endpoint, model_alias, \
+pub(crate) const USAGE_COLUMNS: &str = "id, request_id, ts_ms, tenant_id, key_id, endpoint, model_alias, \
     provider, upstream_model, input_tokens, output_tokens, tokens_estimated, cost_usd, latency_ms, \
     ttft_ms, output_tps, retries, fallbacks, streamed, status, error";
 
@@ -16,7 +16,7 @@ macro_rules! impl_store {
         use async_trait::async_trait;
         use cairn_core::store::{KeyStore, Store, StoreError, TenantStore, UsageStore};
         use cairn_core::tenancy::{ApiKey, KeyLimits, Tenant};
-        use cairn_core::usage::{CallStatus, UsageBucket, UsageQuery, UsageRecord};
+        use cairn_core::usage::{CallStatus, NanoUsd, Reservation, ReserveOutcome, UsageBucket, UsageQuery, UsageRecord};
         use sqlx::Row;
 
         type DbRow = <$db as sqlx::Database>::Row;
@@ -44,6 +44,7 @@ macro_rules! impl_store {
             let status: String = r.try_get("status")?;
             Ok(UsageRecord {
                 id: r.try_get("id")?,
+                request_id: r.try_get::<Option<String>, _>("request_id")?.unwrap_or_default(),
                 ts_ms: r.try_get("ts_ms")?,
                 tenant_id: r.try_get("tenant_id")?,
                 key_id: r.try_get("key_id")?,
@@ -64,6 +65,31 @@ macro_rules! impl_store {
                 status: CallStatus::parse(&status),
                 error: r.try_get("error")?,
             })
+        }
+
+        /// The key's settled spend for the month (0 without a row) and what its live reservations hold.
+        async fn budget_totals(
+            conn: &mut <$db as sqlx::Database>::Connection,
+            key_id: &str,
+            month_start_ms: i64,
+            now_ms: i64,
+        ) -> cairn_core::store::StoreResult<(NanoUsd, NanoUsd)> {
+            let row = sqlx::query(
+                "SELECT \
+                 CAST(COALESCE((SELECT settled_nusd FROM key_spend WHERE key_id = $1 AND month_start_ms = $2), 0) \
+                 AS BIGINT) AS settled, \
+                 CAST(COALESCE((SELECT SUM(amount_nusd) FROM budget_reservations \
+                 WHERE key_id = $1 AND expires_at_ms > $3), 0) AS BIGINT) AS held",
+            )
+            .bind(key_id)
+            .bind(month_start_ms)
+            .bind(now_ms)
+            .fetch_one(&mut *conn)
+            .await
+            .map_err($crate::db_err)?;
+            let settled: i64 = row.try_get("settled").map_err($crate::db_err)?;
+            let held: i64 = row.try_get("held").map_err($crate::db_err)?;
+            Ok((NanoUsd(settled), NanoUsd(held)))
         }
 
         #[async_trait]
@@ -193,14 +219,15 @@ macro_rules! impl_store {
             async fn insert_usage(&self, records: &[UsageRecord]) -> cairn_core::store::StoreResult<()> {
                 let mut tx = self.writer.begin().await.map_err($crate::db_err)?;
                 for u in records {
-                    sqlx::query(
-                        "INSERT INTO usage_records (id, ts_ms, tenant_id, key_id, endpoint, model_alias, provider, \
-                         upstream_model, input_tokens, output_tokens, tokens_estimated, cost_usd, latency_ms, ttft_ms, \
-                         output_tps, retries, fallbacks, streamed, status, error) VALUES \
-                         ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20) \
+                    let inserted = sqlx::query(
+                        "INSERT INTO usage_records (id, request_id, ts_ms, tenant_id, key_id, endpoint, model_alias, \
+                         provider, upstream_model, input_tokens, output_tokens, tokens_estimated, cost_usd, latency_ms, \
+                         ttft_ms, output_tps, retries, fallbacks, streamed, status, error) VALUES \
+                         ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21) \
                          ON CONFLICT (id) DO NOTHING",
                     )
                     .bind(&u.id)
+                    .bind(&u.request_id)
                     .bind(u.ts_ms)
                     .bind(&u.tenant_id)
                     .bind(&u.key_id)
@@ -222,9 +249,100 @@ macro_rules! impl_store {
                     .bind(&u.error)
                     .execute(&mut *tx)
                     .await
+                    .map_err($crate::db_err)?
+                    .rows_affected();
+                    if inserted == 0 {
+                        // Already settled by an earlier (retried) batch.
+                        continue;
+                    }
+                    sqlx::query("DELETE FROM budget_reservations WHERE id = $1")
+                        .bind(&u.id)
+                        .execute(&mut *tx)
+                        .await
+                        .map_err($crate::db_err)?;
+                    // Only budgeted keys have a row; others keep the plain insert.
+                    sqlx::query(
+                        "UPDATE key_spend SET settled_nusd = settled_nusd + $3 \
+                         WHERE key_id = $1 AND month_start_ms = $2",
+                    )
+                    .bind(&u.key_id)
+                    .bind(cairn_core::time::month_start_ms(u.ts_ms))
+                    .bind(NanoUsd::from_usd(u.cost_usd).0)
+                    .execute(&mut *tx)
+                    .await
                     .map_err($crate::db_err)?;
                 }
                 tx.commit().await.map_err($crate::db_err)
+            }
+
+            async fn reserve_budget(&self, r: &Reservation) -> cairn_core::store::StoreResult<ReserveOutcome> {
+                let mut tx = self.writer.begin().await.map_err($crate::db_err)?;
+                // Lock the key's spend row first (a write: SQLite takes its write lock, PostgreSQL
+                // the row lock), so concurrent reservations of one key run one after another.
+                let lock = "UPDATE key_spend SET settled_nusd = settled_nusd WHERE key_id = $1 AND month_start_ms = $2";
+                let locked = sqlx::query(lock)
+                    .bind(&r.key_id)
+                    .bind(r.month_start_ms)
+                    .execute(&mut *tx)
+                    .await
+                    .map_err($crate::db_err)?
+                    .rows_affected();
+                if locked == 0 {
+                    // First reservation this month: start from the usage already recorded.
+                    sqlx::query(
+                        "INSERT INTO key_spend (key_id, month_start_ms, settled_nusd) \
+                         SELECT $1, $2, CAST(COALESCE(ROUND(SUM(cost_usd) * 1000000000), 0) AS BIGINT) \
+                         FROM usage_records WHERE key_id = $1 AND ts_ms >= $2 \
+                         ON CONFLICT (key_id, month_start_ms) DO NOTHING",
+                    )
+                    .bind(&r.key_id)
+                    .bind(r.month_start_ms)
+                    .execute(&mut *tx)
+                    .await
+                    .map_err($crate::db_err)?;
+                    sqlx::query(lock)
+                        .bind(&r.key_id)
+                        .bind(r.month_start_ms)
+                        .execute(&mut *tx)
+                        .await
+                        .map_err($crate::db_err)?;
+                }
+                sqlx::query("DELETE FROM budget_reservations WHERE key_id = $1 AND expires_at_ms <= $2")
+                    .bind(&r.key_id)
+                    .bind(r.now_ms)
+                    .execute(&mut *tx)
+                    .await
+                    .map_err($crate::db_err)?;
+                let (settled, held) = budget_totals(&mut *tx, &r.key_id, r.month_start_ms, r.now_ms).await?;
+                // A budget fully spent or held admits nothing, not even a free call (a $0 budget
+                // means no calls); otherwise the worst case must fit in what is left.
+                let committed = settled.0.saturating_add(held.0);
+                let fits = committed < r.budget.0 && committed.saturating_add(r.amount.0) <= r.budget.0;
+                if fits {
+                    sqlx::query(
+                        "INSERT INTO budget_reservations (id, key_id, amount_nusd, expires_at_ms) \
+                         VALUES ($1, $2, $3, $4)",
+                    )
+                    .bind(&r.id)
+                    .bind(&r.key_id)
+                    .bind(r.amount.0)
+                    .bind(r.expires_at_ms)
+                    .execute(&mut *tx)
+                    .await
+                    .map_err($crate::db_err)?;
+                }
+                tx.commit().await.map_err($crate::db_err)?;
+                Ok(if fits { ReserveOutcome::Reserved } else { ReserveOutcome::Refused { settled, held } })
+            }
+
+            async fn budget_state(
+                &self,
+                key_id: &str,
+                month_start_ms: i64,
+                now_ms: i64,
+            ) -> cairn_core::store::StoreResult<(NanoUsd, NanoUsd)> {
+                let mut conn = self.pool.acquire().await.map_err($crate::db_err)?;
+                budget_totals(&mut *conn, key_id, month_start_ms, now_ms).await
             }
 
             async fn usage_buckets(&self, q: &UsageQuery) -> cairn_core::store::StoreResult<Vec<UsageBucket>> {
@@ -278,6 +396,15 @@ macro_rules! impl_store {
                 .await
                 .and_then(|r| r.try_get("spend"))
                 .map_err($crate::db_err)
+            }
+
+            async fn usage_by_request(&self, request_id: &str) -> cairn_core::store::StoreResult<Vec<UsageRecord>> {
+                let sql = format!(
+                    "SELECT {} FROM usage_records WHERE request_id = $1 ORDER BY id",
+                    $crate::sql::USAGE_COLUMNS
+                );
+                let rows = sqlx::query(&sql).bind(request_id).fetch_all(&self.pool).await.map_err($crate::db_err)?;
+                rows.iter().map(usage_from_row).collect::<Result<_, _>>().map_err($crate::db_err)
             }
 
             async fn get_usage(&self, id: &str) -> cairn_core::store::StoreResult<Option<UsageRecord>> {

@@ -20,6 +20,8 @@ pub struct TestServer {
     pub shutdown: CancellationToken,
     /// The gateway service, to flush usage records before asserting on them.
     pub gateway: std::sync::Arc<cairn_gateway::GatewayService>,
+    /// The server's storage URL (SQLite file or PostgreSQL database).
+    pub database_url: String,
     /// Resolves when the server has shut down.
     pub handle: tokio::task::JoinHandle<std::io::Result<()>>,
     _dir: tempfile::TempDir,
@@ -41,6 +43,7 @@ impl TestServer {
         if let Some(url) = database_url {
             config.storage.url = url;
         }
+        let database_url = config.storage.database_url();
         let app = App::build(config, None).await.expect("app builds");
         let admin_key = app.bootstrap_secret.clone().expect("first start creates an admin key");
         let gateway = app.state.gateway.clone();
@@ -50,7 +53,7 @@ impl TestServer {
         let signal = shutdown.clone();
         let handle = tokio::spawn(cairn_api::serve(listener, app, async move { signal.cancelled().await }));
         let client = reqwest::Client::builder().timeout(Duration::from_secs(30)).build().expect("client");
-        TestServer { base, admin_key, client, shutdown, gateway, handle, _dir: dir }
+        TestServer { base, admin_key, client, shutdown, gateway, database_url, handle, _dir: dir }
     }
 
     /// Writes every usage record queued so far.

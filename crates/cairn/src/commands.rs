@@ -42,8 +42,7 @@ async fn serve(config: Config) -> Result<()> {
         println!("\nCreated the first admin key (tenant 'default'). Store it now; it will not be shown again:\n\n    {secret}\n");
     }
     let listener = tokio::net::TcpListener::bind(&bind).await.with_context(|| format!("binding {bind}"))?;
-    let storage = app.config.storage.database_url();
-    let storage = storage.split('@').next_back().unwrap_or(&storage).to_owned();
+    let storage = app.config.storage.redacted_url();
     tracing::info!(addr = %listener.local_addr()?, storage = %storage, models = app.config.models.len(), "cairn is listening");
     cairn_api::serve(listener, app, shutdown_signal()).await?;
     Ok(())

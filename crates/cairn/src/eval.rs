@@ -15,6 +15,8 @@ use cairn_core::config::Config;
 use cairn_core::jobs::JobState;
 use cairn_core::knowledge::PiiMode;
 use cairn_core::tenancy::{KeyLimits, Principal, Role};
+use cairn_core::CallContext;
+use cairn_gateway::adapters::GatewayEmbedder;
 use cairn_guard::{PiiPolicy, Redactor};
 use cairn_jobs::Worker;
 use cairn_knowledge::beir::BeirDataset;
@@ -64,7 +66,7 @@ async fn run(config: Config, args: &EvalRetrievalArgs, data: &BeirDataset) -> Re
     let state = cairn_api::App::services(&config).await.map_err(|e| anyhow!(e))?;
     // The baseline embeds with as many calls in flight as ingestion jobs ran at once.
     let concurrency = config.jobs.concurrency.get(INGEST_JOB).copied().unwrap_or(config.jobs.default_concurrency);
-    let me = operator();
+    let me = CallContext::new(operator(), "eval");
     let create = CreateCollection {
         name: "eval".into(),
         embedding_model: args.embedding_model.clone(),
@@ -97,7 +99,7 @@ async fn run(config: Config, args: &EvalRetrievalArgs, data: &BeirDataset) -> Re
         let accepted = state.knowledge.add_documents(&me, &col.id, docs).await.map_err(|e| anyhow!("{e}"))?;
         jobs.extend(accepted.into_iter().map(|a| a.job_id));
     }
-    let chunks = wait_for(&state.jobs, &me, &jobs).await?;
+    let chunks = wait_for(&state.jobs, &me.principal, &jobs).await?;
     let ingest_secs = started.elapsed().as_secs_f64();
     worker.shutdown(Duration::from_secs(5)).await;
     eprintln!("ingested {chunks} chunks in {ingest_secs:.1} s");
@@ -204,7 +206,7 @@ async fn embed_alone(
     docs: usize,
     concurrency: usize,
 ) -> Result<(usize, f64)> {
-    let embedder: Arc<dyn TextEmbedder> = Arc::new(cairn_api::GatewayEmbedder(state.gateway.clone()));
+    let embedder: Arc<dyn TextEmbedder> = Arc::new(GatewayEmbedder(state.gateway.clone()));
     let redactor = Redactor::new(PiiPolicy::Off);
     let tokens = embedder.tokenizer(&col.embedding_model).await;
     let counter = |t: &str| tokens(t);
@@ -223,8 +225,9 @@ async fn embed_alone(
     let mut calls = futures::stream::iter(batches)
         .map(|b| {
             let e = embedder.clone();
-            let (tenant, model) = (col.tenant_id.clone(), col.embedding_model.clone());
-            async move { e.embed(&tenant, &model, &b).await }
+            let model = col.embedding_model.clone();
+            let ctx = CallContext::new(operator(), "eval-baseline");
+            async move { e.embed(&ctx, &model, &b).await }
         })
         .buffer_unordered(concurrency);
     while let Some(r) = calls.next().await {

@@ -4,17 +4,15 @@
 
 use axum::extract::{Path, State};
 use axum::response::{IntoResponse, Response};
-use axum::Extension;
 use cairn_core::openai::ErrorBody;
 use cairn_knowledge::answer::{Answer, AnswerEvent, AnswerRequest, AnswerStream};
 use futures::StreamExt;
 use serde_json::json;
 
 use super::{event_stream, interrupted, routed_opt};
-use crate::auth::Auth;
+use crate::auth::Work;
 use crate::error::ApiError;
 use crate::json::Json;
-use crate::middleware::RequestId;
 use crate::state::AppState;
 
 /// Answers a question from the collection (and `also`) with numbered citations. With
@@ -32,16 +30,15 @@ use crate::state::AppState;
 )]
 pub async fn answer(
     State(s): State<AppState>,
-    Auth(p): Auth,
-    Extension(rid): Extension<RequestId>,
+    Work(ctx): Work,
     Path(id): Path<String>,
     Json(req): Json<AnswerRequest>,
 ) -> Result<Response, ApiError> {
     let (resp, routed) = if req.stream == Some(true) {
-        let (events, routed) = s.answers.answer_stream(&p, &id, req, &rid.0).await?;
+        let (events, routed) = s.answers.answer_stream(&ctx, &id, req).await?;
         (sse(events), routed)
     } else {
-        let (answer, routed) = s.answers.answer(&p, &id, req, &rid.0).await?;
+        let (answer, routed) = s.answers.answer(&ctx, &id, req).await?;
         (axum::Json(answer).into_response(), routed)
     };
     Ok(routed_opt(resp, routed))

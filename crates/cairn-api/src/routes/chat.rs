@@ -2,17 +2,15 @@
 
 use axum::extract::State;
 use axum::response::{IntoResponse, Response};
-use axum::Extension;
 use cairn_core::openai::{ChatCompletion, ChatRequest, ErrorBody};
 use cairn_gateway::{ChatStream, StreamEvent};
 use cairn_knowledge::grounded_chat::{take_options, ChatReply};
 use futures::StreamExt;
 
 use super::{event_stream, interrupted, routed_opt, with_routed};
-use crate::auth::Auth;
+use crate::auth::Caller;
 use crate::error::ApiError;
 use crate::json::Json;
-use crate::middleware::RequestId;
 use crate::state::AppState;
 
 /// Creates a chat completion (OpenAI-compatible). With `stream: true` the response is
@@ -38,21 +36,22 @@ use crate::state::AppState;
 )]
 pub async fn chat_completions(
     State(s): State<AppState>,
-    Auth(p): Auth,
-    Extension(id): Extension<RequestId>,
+    Caller(mut ctx): Caller,
     Json(mut req): Json<ChatRequest>,
 ) -> Result<Response, ApiError> {
     if let Some(knowledge) = take_options(&mut req)?.and_then(|o| o.knowledge) {
-        return Ok(match s.answers.chat(&p, req, knowledge, &id.0).await? {
+        // A search and a generation: one request against the key's rate, like the answer route.
+        s.gateway.admit_request(&mut ctx)?;
+        return Ok(match s.answers.chat(&ctx, req, knowledge).await? {
             ChatReply::Completion(c, routed) => routed_opt(axum::Json(c).into_response(), routed),
             ChatReply::Stream(stream, routed) => routed_opt(sse(stream), routed),
         });
     }
     if req.is_stream() {
-        let (stream, routed) = s.gateway.chat_stream(&p, req, &id.0, s.streams_cut.clone()).await?;
+        let (stream, routed) = s.gateway.chat_stream(&ctx, req, s.streams_cut.clone()).await?;
         Ok(with_routed(sse(stream), &routed))
     } else {
-        let (completion, routed) = s.gateway.chat(&p, req, &id.0).await?;
+        let (completion, routed) = s.gateway.chat(&ctx, req).await?;
         Ok(with_routed(axum::Json(completion).into_response(), &routed))
     }
 }

@@ -2,14 +2,12 @@
 
 use axum::extract::State;
 use axum::response::{IntoResponse, Response};
-use axum::Extension;
 use cairn_core::openai::{EmbeddingRequest, EmbeddingResponse, ErrorBody};
 
 use super::with_routed;
-use crate::auth::Auth;
+use crate::auth::Caller;
 use crate::error::ApiError;
 use crate::json::Json;
-use crate::middleware::RequestId;
 use crate::state::AppState;
 
 /// Creates embeddings (OpenAI-compatible; `encoding_format` float or base64).
@@ -28,10 +26,9 @@ use crate::state::AppState;
 )]
 pub async fn embeddings(
     State(s): State<AppState>,
-    Auth(p): Auth,
-    Extension(id): Extension<RequestId>,
+    Caller(ctx): Caller,
     Json(req): Json<EmbeddingRequest>,
 ) -> Result<Response, ApiError> {
-    let (resp, routed) = s.gateway.embeddings(&p, req, &id.0).await?;
+    let (resp, routed) = s.gateway.embeddings(&ctx, req).await?;
     Ok(with_routed(axum::Json(resp).into_response(), &routed))
 }

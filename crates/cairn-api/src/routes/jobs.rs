@@ -18,7 +18,7 @@ use futures::StreamExt;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
-use crate::auth::Auth;
+use crate::auth::{Auth, Work};
 use crate::error::ApiError;
 use crate::json::Json;
 use crate::routes::admin::List;
@@ -56,10 +56,10 @@ pub struct Enqueued {
 )]
 pub async fn enqueue(
     State(s): State<AppState>,
-    Auth(p): Auth,
+    Work(ctx): Work,
     Json(req): Json<EnqueueRequest>,
 ) -> Result<(StatusCode, JsonOut<Job>), ApiError> {
-    let (job, created) = s.jobs.enqueue(&p, req).await?;
+    let (job, created) = s.jobs.enqueue(&ctx.principal, req).await?;
     Ok((if created { StatusCode::CREATED } else { StatusCode::OK }, JsonOut(job)))
 }
 
@@ -74,10 +74,10 @@ pub async fn enqueue(
 )]
 pub async fn enqueue_batch(
     State(s): State<AppState>,
-    Auth(p): Auth,
+    Work(ctx): Work,
     Json(req): Json<EnqueueBatch>,
 ) -> Result<(StatusCode, JsonOut<List<Enqueued>>), ApiError> {
-    let out = s.jobs.enqueue_batch(&p, req.jobs).await?;
+    let out = s.jobs.enqueue_batch(&ctx.principal, req.jobs).await?;
     let data = out.into_iter().map(|(job, created)| Enqueued { job, created }).collect();
     Ok((StatusCode::CREATED, JsonOut(List { object: "list", data })))
 }

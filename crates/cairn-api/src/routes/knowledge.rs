@@ -16,7 +16,7 @@ use cairn_knowledge::upload::{UploadOptions, UploadedFile};
 use serde::Deserialize;
 use utoipa::ToSchema;
 
-use crate::auth::Auth;
+use crate::auth::{Auth, Work};
 use crate::error::ApiError;
 use crate::json::Json;
 use crate::routes::admin::List;
@@ -38,10 +38,10 @@ pub struct AddDocuments {
 )]
 pub async fn create(
     State(s): State<AppState>,
-    Auth(p): Auth,
+    Work(ctx): Work,
     Json(req): Json<CreateCollection>,
 ) -> Result<(StatusCode, JsonOut<Collection>), ApiError> {
-    Ok((StatusCode::CREATED, JsonOut(s.knowledge.create_collection(&p, req).await?)))
+    Ok((StatusCode::CREATED, JsonOut(s.knowledge.create_collection(&ctx, req).await?)))
 }
 
 /// The caller's collections.
@@ -82,11 +82,11 @@ pub async fn delete(State(s): State<AppState>, Auth(p): Auth, Path(id): Path<Str
 )]
 pub async fn add_documents(
     State(s): State<AppState>,
-    Auth(p): Auth,
+    Work(ctx): Work,
     Path(id): Path<String>,
     Json(req): Json<AddDocuments>,
 ) -> Result<(StatusCode, JsonOut<List<Accepted>>), ApiError> {
-    let data = s.knowledge.add_documents(&p, &id, req.documents).await?;
+    let data = s.knowledge.add_documents(&ctx, &id, req.documents).await?;
     Ok((StatusCode::ACCEPTED, JsonOut(List { object: "list", data })))
 }
 
@@ -145,11 +145,11 @@ pub async fn delete_document(
 )]
 pub async fn search(
     State(s): State<AppState>,
-    Auth(p): Auth,
+    Work(ctx): Work,
     Path(id): Path<String>,
     Json(req): Json<SearchRequest>,
 ) -> Result<JsonOut<List<SearchHit>>, ApiError> {
-    Ok(JsonOut(List { object: "list", data: s.knowledge.search(&p, &id, req).await? }))
+    Ok(JsonOut(List { object: "list", data: s.knowledge.search(&ctx, &id, req).await? }))
 }
 
 /// Uploads files as documents: multipart fields `file` (one or more; .txt, .md, .html, .pdf,
@@ -168,13 +168,13 @@ pub async fn search(
 )]
 pub async fn upload_files(
     State(s): State<AppState>,
-    Auth(p): Auth,
+    Work(ctx): Work,
     Path(id): Path<String>,
     multipart: Result<Multipart, MultipartRejection>,
 ) -> Result<(StatusCode, JsonOut<List<Accepted>>), ApiError> {
     let multipart = multipart.map_err(|e| Error::invalid_param("content-type", e.body_text()))?;
     let (files, opts) = read_upload(multipart).await?;
-    let data = s.knowledge.add_files(&p, &id, files, opts).await?;
+    let data = s.knowledge.add_files(&ctx, &id, files, opts).await?;
     Ok((StatusCode::ACCEPTED, JsonOut(List { object: "list", data })))
 }
 

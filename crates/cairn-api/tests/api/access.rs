@@ -101,10 +101,14 @@ async fn tokens_per_minute_limit() {
 #[tokio::test]
 async fn monthly_budget() {
     let (s, _, _) = setup().await;
-    // Each call costs $0.19: two fit under $0.30 (the second overdraws), the third is refused.
-    let key = s.key("acme", "member", json!({"monthly_budget_usd": 0.3})).await;
-    assert_eq!(s.post("/v1/chat/completions", &key, &chat("fast")).await.0, 200);
-    assert_eq!(s.post("/v1/chat/completions", &key, &chat("fast")).await.0, 200);
-    let (status, body) = s.post("/v1/chat/completions", &key, &chat("fast")).await;
+    // Each call costs $0.19 and reserves up to $0.33 (its prompt's byte bound and 4 output
+    // tokens): two fit under $0.60 one after the other, the third's worst case does not.
+    let key = s.key("acme", "member", json!({"monthly_budget_usd": 0.6})).await;
+    let capped = json!({"model": "fast", "max_tokens": 4, "messages": [{"role": "user", "content": "Say hello"}]});
+    assert_eq!(s.post("/v1/chat/completions", &key, &capped).await.0, 200);
+    assert_eq!(s.post("/v1/chat/completions", &key, &capped).await.0, 200);
+    let (status, body) = s.post("/v1/chat/completions", &key, &capped).await;
     assert_eq!((status, body["error"]["code"].as_str()), (429, Some("budget_exceeded")), "{body}");
+    let message = body["error"]["message"].as_str().unwrap();
+    assert!(message.contains("$0.3800 spent"), "{message}");
 }

@@ -3,6 +3,7 @@
 
 mod access;
 mod bad_input;
+mod budgets;
 mod filters;
 mod gateway;
 mod jobs;

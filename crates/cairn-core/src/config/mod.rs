@@ -8,9 +8,11 @@ use std::path::{Path, PathBuf};
 
 mod jobs;
 mod knowledge;
+mod storage;
 
 pub use jobs::JobsConfig;
 pub use knowledge::KnowledgeConfig;
+pub use storage::{redact_url_password, StorageConfig};
 
 use figment::providers::{Env, Format, Serialized, Toml};
 use figment::Figment;
@@ -86,6 +88,10 @@ pub struct ServerConfig {
     pub shutdown_grace_secs: u64,
     /// Origins allowed by CORS; empty disables CORS headers, `["*"]` allows any.
     pub cors_allowed_origins: Vec<String>,
+    /// A connection that has not sent a request's headers within this many seconds is closed.
+    pub header_read_timeout_secs: u64,
+    /// Most connections served at once; further clients wait in the listen backlog.
+    pub max_connections: usize,
 }
 
 impl Default for ServerConfig {
@@ -96,35 +102,8 @@ impl Default for ServerConfig {
             request_timeout_secs: 600,
             shutdown_grace_secs: 30,
             cors_allowed_origins: Vec::new(),
-        }
-    }
-}
-
-/// Storage settings.
-#[derive(Clone, Debug, Serialize, Deserialize)]
-#[serde(default, deny_unknown_fields)]
-pub struct StorageConfig {
-    /// Folder for embedded state (SQLite database, later indexes and models).
-    pub data_dir: PathBuf,
-    /// `sqlite://PATH` or `postgres://...`; empty means SQLite in `data_dir`.
-    pub url: String,
-    /// Connection pool size.
-    pub max_connections: u32,
-}
-
-impl Default for StorageConfig {
-    fn default() -> Self {
-        Self { data_dir: PathBuf::from("cairn-data"), url: String::new(), max_connections: 16 }
-    }
-}
-
-impl StorageConfig {
-    /// The effective database URL.
-    pub fn database_url(&self) -> String {
-        if self.url.is_empty() {
-            format!("sqlite://{}", self.data_dir.join("cairn.db").display())
-        } else {
-            self.url.clone()
+            header_read_timeout_secs: 10,
+            max_connections: 1024,
         }
     }
 }
@@ -145,8 +124,12 @@ pub struct GatewayConfig {
     pub breaker_failure_threshold: u32,
     /// How long an open breaker rejects calls before letting one probe through.
     pub breaker_open_ms: u64,
-    /// How often buffered usage records are written to storage.
+    /// How long a failed usage write waits before it is retried (records are otherwise written
+    /// as soon as they arrive).
     pub usage_flush_ms: u64,
+    /// Output tokens a chat call that sets no `max_tokens` is assumed to need at most, when its
+    /// worst-case cost is reserved against a budget.
+    pub reserve_output_tokens: u32,
     /// How long authenticated keys are cached (a revocation on another node takes this long).
     pub key_cache_ttl_ms: u64,
 }
@@ -161,6 +144,7 @@ impl Default for GatewayConfig {
             breaker_failure_threshold: 5,
             breaker_open_ms: 30_000,
             usage_flush_ms: 250,
+            reserve_output_tokens: 4_096,
             key_cache_ttl_ms: 5_000,
         }
     }

@@ -455,6 +455,23 @@ impl ChatRequest {
         (chars as u64).div_ceil(4).max(1)
     }
 
+    /// An upper bound on the prompt's tokens without a tokenizer: every token of a byte-level
+    /// BPE covers at least one byte, plus a few framing tokens per message. Budget
+    /// reservations use it, so a call never costs more than it reserved.
+    pub fn prompt_token_bound(&self) -> u64 {
+        let messages: usize = self
+            .messages
+            .iter()
+            .map(|m| {
+                m.text_content().len()
+                    + m.tool_calls.iter().flatten().map(|c| c.function.name.len() + c.function.arguments.len()).sum::<usize>()
+                    + 8
+            })
+            .sum();
+        let tools = self.tools.as_ref().map_or(0, |t| serde_json::to_string(t).map_or(0, |s| s.len()));
+        (messages + tools) as u64 + 8
+    }
+
     /// Checks ranges and combinations the type system cannot express.
     pub fn validate(&self) -> crate::Result<()> {
         if self.model.trim().is_empty() {

@@ -68,6 +68,19 @@ impl EmbeddingInput {
     }
 }
 
+impl EmbeddingInput {
+    /// An upper bound on the input's tokens (a byte each for text, plus the model's two
+    /// framing tokens per input), for budget reservations.
+    pub fn token_bound(&self) -> u64 {
+        match self {
+            EmbeddingInput::Text(s) => s.len() as u64 + 2,
+            EmbeddingInput::Texts(v) => v.iter().map(|s| s.len() as u64 + 2).sum(),
+            EmbeddingInput::Tokens(t) => t.len() as u64,
+            EmbeddingInput::TokenBatches(v) => v.iter().map(|t| t.len() as u64).sum(),
+        }
+    }
+}
+
 /// Estimates a token count from text length: about four characters a token, at least one.
 pub fn estimate_tokens(text: &str) -> u64 {
     (text.chars().count() as u64).div_ceil(4).max(1)

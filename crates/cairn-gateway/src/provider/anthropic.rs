@@ -49,7 +49,7 @@ impl Provider for AnthropicProvider {
     async fn chat_stream(&self, request: &ChatRequest, model: &str) -> Result<ChunkStream, ProviderError> {
         let body = to_anthropic(request, model, true)?;
         let resp = send(self.post(&body)).await?;
-        let events = Box::pin(sse::decode(resp.bytes_stream()));
+        let events = Box::pin(sse::decode(resp.bytes_stream().map(|r| r.map_err(reqwest::Error::without_url))));
         let state = (events, StreamTranslator::new(model), std::collections::VecDeque::new(), false);
         let chunks = futures::stream::unfold(state, |(mut events, mut translator, mut queue, mut over)| async move {
             loop {

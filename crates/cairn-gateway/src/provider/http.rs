@@ -40,17 +40,34 @@ pub(crate) fn client(name: &str, cfg: &ProviderConfig, connect_timeout: Duration
         .map_err(|e| format!("provider {name}: {e}"))
 }
 
-/// Maps a transport error.
+/// Maps a transport error. The client's copy names no URL (provider hosts are often internal);
+/// the full text, URL included, goes to the log.
 pub(crate) fn transport(e: reqwest::Error) -> ProviderError {
-    if e.is_connect() {
-        ProviderError::Connect(e.to_string())
-    } else if e.is_timeout() {
+    tracing::warn!(error = %e, "upstream request failed");
+    let (connect, timeout, decode) = (e.is_connect(), e.is_timeout(), e.is_decode());
+    let message = without_url(e);
+    if connect {
+        ProviderError::Connect(message)
+    } else if timeout {
         ProviderError::Timeout("connect")
-    } else if e.is_decode() {
-        ProviderError::Protocol(e.to_string())
+    } else if decode {
+        ProviderError::Protocol(message)
     } else {
-        ProviderError::Connect(e.to_string())
+        ProviderError::Connect(message)
     }
+}
+
+/// The error and its causes, without the request's URL.
+fn without_url(e: reqwest::Error) -> String {
+    let e = e.without_url();
+    let mut message = e.to_string();
+    let mut source = std::error::Error::source(&e);
+    while let Some(cause) = source {
+        message.push_str(": ");
+        message.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    message
 }
 
 /// Sends `req` and returns the response if its status is 2xx; otherwise reads the error body

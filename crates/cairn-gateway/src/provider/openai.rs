@@ -43,7 +43,7 @@ impl Provider for OpenAiProvider {
             ..request.clone()
         };
         let resp = send(self.client.post(&self.chat_url).json(&body)).await?;
-        let events = Box::pin(sse::decode(resp.bytes_stream()));
+        let events = Box::pin(sse::decode(resp.bytes_stream().map(|r| r.map_err(reqwest::Error::without_url))));
         // A stream that ends without `[DONE]` was cut: say so instead of ending quietly.
         let chunks = futures::stream::unfold((events, false), |(mut events, over)| async move {
             if over {

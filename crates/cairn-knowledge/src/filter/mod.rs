@@ -86,11 +86,15 @@ pub struct FilterError {
 
 /// Deepest nesting accepted (keeps evaluation and parsing bounded).
 const MAX_DEPTH: usize = 16;
+/// Most clauses and list values in one filter: it is evaluated against every candidate, so its
+/// size multiplies the cost of a search.
+pub const MAX_NODES: usize = 256;
 
 impl Filter {
     /// Checks and compiles `v`.
     pub fn parse(v: &Value) -> Result<Filter, FilterError> {
-        parse_at(v, "", 0)
+        let mut nodes = 0;
+        parse_at(v, "", 0, &mut nodes)
     }
 
     /// True when the document with `metadata` passes.
@@ -111,9 +115,13 @@ fn err(path: &str, message: impl Into<String>) -> FilterError {
     FilterError { path: path.to_owned(), message: message.into() }
 }
 
-fn parse_at(v: &Value, path: &str, depth: usize) -> Result<Filter, FilterError> {
+fn parse_at(v: &Value, path: &str, depth: usize, nodes: &mut usize) -> Result<Filter, FilterError> {
     if depth > MAX_DEPTH {
         return Err(err(path, format!("nested deeper than {MAX_DEPTH} levels")));
+    }
+    *nodes += 1 + v.get("in").and_then(Value::as_array).map_or(0, Vec::len);
+    if *nodes > MAX_NODES {
+        return Err(err(path, format!("more than {MAX_NODES} clauses and list values in one filter")));
     }
     let Value::Object(obj) = v else { return Err(err(path, "expected an object")) };
     let join = |key: &str| if path.is_empty() { key.to_owned() } else { format!("{path}.{key}") };
@@ -123,7 +131,7 @@ fn parse_at(v: &Value, path: &str, depth: usize) -> Result<Filter, FilterError> 
         }
         let here = join(key);
         if key == "not" {
-            return Ok(Filter::Not(Box::new(parse_at(inner, &here, depth + 1)?)));
+            return Ok(Filter::Not(Box::new(parse_at(inner, &here, depth + 1, nodes)?)));
         }
         let Value::Array(items) = inner else { return Err(err(&here, "expected a list of filters")) };
         if items.is_empty() {
@@ -132,7 +140,7 @@ fn parse_at(v: &Value, path: &str, depth: usize) -> Result<Filter, FilterError> 
         let parsed = items
             .iter()
             .enumerate()
-            .map(|(i, item)| parse_at(item, &format!("{here}[{i}]"), depth + 1))
+            .map(|(i, item)| parse_at(item, &format!("{here}[{i}]"), depth + 1, &mut *nodes))
             .collect::<Result<Vec<_>, _>>()?;
         return Ok(if key == "and" { Filter::And(parsed) } else { Filter::Or(parsed) });
     }
@@ -249,8 +257,12 @@ pub fn instant(s: &str) -> Option<i64> {
         return Some(day);
     }
     let rest = rest.strip_prefix('T').or_else(|| rest.strip_prefix(' '))?;
-    let num = |a: usize, b: usize| rest.get(a..b)?.parse::<i64>().ok();
-    let (h, m, sec) = (num(0, 2)?, num(3, 5)?, num(6, 8)?);
+    // Two ASCII digits (no sign, no multi-byte character) at `a..a + 2` of `t`.
+    fn two_digits(t: &str, a: usize) -> Option<i64> {
+        let d = t.get(a..a + 2)?;
+        d.bytes().all(|b| b.is_ascii_digit()).then(|| d.parse().ok()).flatten()
+    }
+    let (h, m, sec) = (two_digits(rest, 0)?, two_digits(rest, 3)?, two_digits(rest, 6)?);
     if rest.get(2..3)? != ":" || rest.get(5..6)? != ":" || h > 23 || m > 59 || sec > 60 {
         return None;
     }
@@ -266,8 +278,8 @@ pub fn instant(s: &str) -> Option<i64> {
     }
     let offset_min = match tail {
         "Z" | "z" => 0,
-        t if t.len() == 6 && (t.starts_with('+') || t.starts_with('-')) && &t[3..4] == ":" => {
-            let (oh, om): (i64, i64) = (t[1..3].parse().ok()?, t[4..6].parse().ok()?);
+        t if t.len() == 6 && (t.starts_with('+') || t.starts_with('-')) && t.get(3..4) == Some(":") => {
+            let (oh, om) = (two_digits(t, 1)?, two_digits(t, 4)?);
             (oh * 60 + om) * if t.starts_with('-') { -1 } else { 1 }
         }
         _ => return None,

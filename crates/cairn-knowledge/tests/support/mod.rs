@@ -10,6 +10,7 @@ use cairn_core::config::JobsConfig;
 use cairn_core::knowledge::{Collection, Document, DocumentState, PiiMode};
 use cairn_core::store::Store;
 use cairn_core::tenancy::{KeyLimits, Principal, Role};
+use cairn_core::CallContext;
 use cairn_jobs::{EnqueueRequest, JobService, ManualClock, Registry, Worker};
 use cairn_knowledge::embed::{EmbedFailure, TextEmbedder};
 use cairn_knowledge::ingest::{IngestHandler, INGEST_JOB};
@@ -28,7 +29,7 @@ pub struct StandInEmbedder {
 
 #[async_trait]
 impl TextEmbedder for StandInEmbedder {
-    async fn embed(&self, _tenant: &str, _model: &str, texts: &[String]) -> Result<Vec<Vec<f32>>, EmbedFailure> {
+    async fn embed(&self, _ctx: &CallContext, _model: &str, texts: &[String]) -> Result<Vec<Vec<f32>>, EmbedFailure> {
         match *self.fault.lock() {
             Some("down") => return Err(EmbedFailure::Transient("the model is unavailable".into())),
             Some("unknown") => return Err(EmbedFailure::Permanent("the model 'm' does not exist".into())),
@@ -131,4 +132,9 @@ impl Setup {
             .map(|h| h.chunk.text)
             .collect()
     }
+}
+
+/// A call context for `p` (tests make every call as one request).
+pub fn ctx(p: Principal) -> CallContext {
+    CallContext::new(p, "req_test")
 }

@@ -1,0 +1,114 @@
+//! Budgets under concurrency: each call holds its worst case before it runs, so however many
+//! calls race, streamed or not, on one node or two sharing PostgreSQL, what is admitted never
+//! costs more than the budget covers.
+
+use cairn_testkit::TestServer;
+use futures::future::join_all;
+use serde_json::{json, Value};
+
+use crate::{config, usage};
+use cairn_testkit::StandIn;
+
+/// One stand-in call costs exactly $0.19 (see `PRICES`); this budget covers five of them.
+const BUDGET: f64 = 0.95;
+
+fn call(stream: bool) -> Value {
+    json!({
+        "model": "fast", "max_tokens": 4, "stream": stream, "stream_options": {"include_usage": true},
+        "messages": [{"role": "user", "content": "Say hello"}]
+    })
+}
+
+/// Fires 40 calls at once across `servers` with one key; returns how many were admitted.
+async fn race(servers: &[&TestServer], key: &str, stream: bool) -> usize {
+    let calls = (0..40).map(|i| {
+        let s = servers[i % servers.len()];
+        async move {
+            let resp = s.send_chat(key, &call(stream)).await;
+            let status = resp.status().as_u16();
+            let retry_after = resp.headers().get("retry-after").is_some();
+            let body = resp.text().await.unwrap_or_default();
+            if status == 429 {
+                assert!(retry_after, "a refusal says when to retry");
+                assert!(body.contains("budget_exceeded"), "{body}");
+            } else {
+                assert_eq!(status, 200, "{body}");
+            }
+            status == 200
+        }
+    });
+    join_all(calls).await.into_iter().filter(|ok| *ok).count()
+}
+
+async fn spent(s: &TestServer, key: &str) -> f64 {
+    let (_, report) = usage(s, key, "").await;
+    report["totals"]["cost_usd"].as_f64().unwrap()
+}
+
+async fn budget_holds(stream: bool) {
+    let (up, backup) = (StandIn::start().await, StandIn::start().await);
+    let s = TestServer::start(&config(&up, &backup)).await;
+    let key = s.key("acme", "member", json!({"monthly_budget_usd": BUDGET})).await;
+    let admitted = race(&[&s], &key, stream).await;
+    assert!((1..=5).contains(&admitted), "{admitted} calls admitted");
+    let cost = spent(&s, &key).await;
+    assert!(cost <= BUDGET + 1e-9, "spent ${cost} of ${BUDGET}");
+    assert!((cost - 0.19 * admitted as f64).abs() < 1e-9, "every admitted call settled at its real cost");
+    assert_eq!(up.request_count(), admitted, "refused calls never reach the provider");
+}
+
+#[tokio::test]
+async fn concurrent_calls_never_overspend() {
+    budget_holds(false).await;
+}
+
+#[tokio::test]
+async fn concurrent_streams_never_overspend() {
+    budget_holds(true).await;
+}
+
+#[tokio::test]
+async fn two_nodes_sharing_postgres_never_overspend() {
+    let (up, backup) = (StandIn::start().await, StandIn::start().await);
+    let url = cairn_store::conformance::fresh_pg_database().await;
+    let a = TestServer::start_with(&config(&up, &backup), Some(url.clone())).await;
+    let b = TestServer::start_with(&config(&up, &backup), Some(url)).await;
+    let key = a.key("acme", "member", json!({"monthly_budget_usd": BUDGET})).await;
+    let admitted = race(&[&a, &b], &key, false).await;
+    assert!((1..=5).contains(&admitted), "{admitted} calls admitted");
+    b.flush().await;
+    let cost = spent(&a, &key).await;
+    assert!(cost <= BUDGET + 1e-9, "spent ${cost} of ${BUDGET}");
+}
+
+#[tokio::test]
+async fn a_call_whose_worst_case_does_not_fit_is_refused_before_it_runs() {
+    let (up, backup) = (StandIn::start().await, StandIn::start().await);
+    let s = TestServer::start(&config(&up, &backup)).await;
+    let key = s.key("acme", "member", json!({"monthly_budget_usd": BUDGET})).await;
+    // Without max_tokens the call may write `gateway.reserve_output_tokens` tokens: far more
+    // than the budget covers at these prices.
+    let (status, body) = s.post("/v1/chat/completions", &key, &crate::chat("fast")).await;
+    assert_eq!((status, body["error"]["code"].as_str()), (429, Some("budget_exceeded")), "{body}");
+    assert_eq!(up.request_count(), 0);
+    // A free model is not blocked by a budget with room left, and a budget of $0 admits nothing.
+    let zero = s.key("acme", "member", json!({"monthly_budget_usd": 0.0})).await;
+    let embed = json!({"model": "embed", "input": "hello"});
+    assert_eq!(s.post("/v1/embeddings", &key, &embed).await.0, 200);
+    assert_eq!(s.post("/v1/embeddings", &zero, &embed).await.0, 429);
+}
+
+#[tokio::test]
+async fn every_call_has_its_own_id_and_the_request_id_as_a_column() {
+    let (up, backup) = (StandIn::start().await, StandIn::start().await);
+    let s = TestServer::start(&config(&up, &backup)).await;
+    let resp = s.send_chat(&s.admin_key, &crate::chat("fast")).await;
+    let request_id = resp.headers()["x-request-id"].to_str().unwrap().to_owned();
+    assert_eq!(resp.status(), 200);
+    s.flush().await;
+    let store = cairn_store::open(&s.database_url, 1).await.unwrap();
+    let records = store.usage_by_request(&request_id).await.unwrap();
+    assert_eq!(records.len(), 1);
+    assert_ne!(records[0].id, request_id);
+    assert!(uuid::Uuid::parse_str(&records[0].id).is_ok_and(|u| u.get_version_num() == 7), "{}", records[0].id);
+}

@@ -1,0 +1,65 @@
+//! The call context: what travels with one request's work through every service, so a model
+//! call made deep inside ingestion or RAG is still charged to the key that caused it, carries
+//! the request's id, and stops when the request's deadline passes or its client goes away.
+
+use std::time::{Duration, Instant};
+
+use tokio_util::sync::CancellationToken;
+
+use crate::tenancy::Principal;
+
+/// Who asked, which request, by when, and whether the work is still wanted.
+#[derive(Clone, Debug)]
+pub struct CallContext {
+    /// The caller; every model call made for this work is charged to its key.
+    pub principal: Principal,
+    /// The request (or job) that caused the work; usage records carry it.
+    pub request_id: String,
+    /// When the work must be done by, if bounded.
+    pub deadline: Option<Instant>,
+    /// Cancelled when the work is no longer wanted (client gone, shutdown).
+    pub cancel: CancellationToken,
+    /// True when the request already took its place in the key's request-rate limit (routes
+    /// that cost work, and the jobs they enqueue): its model calls take no second one.
+    pub request_admitted: bool,
+}
+
+impl CallContext {
+    /// A context for `principal` and `request_id`, unbounded and not cancelled.
+    pub fn new(principal: Principal, request_id: impl Into<String>) -> Self {
+        Self {
+            principal,
+            request_id: request_id.into(),
+            deadline: None,
+            cancel: CancellationToken::new(),
+            request_admitted: false,
+        }
+    }
+
+    /// The same context with a deadline `within` from now (kept if an earlier one is set).
+    pub fn within(mut self, within: Duration) -> Self {
+        let at = Instant::now() + within;
+        self.deadline = Some(self.deadline.map_or(at, |d| d.min(at)));
+        self
+    }
+
+    /// Time left before the deadline (`None` when unbounded).
+    pub fn remaining(&self) -> Option<Duration> {
+        self.deadline.map(|d| d.saturating_duration_since(Instant::now()))
+    }
+
+    /// Fails with `Unavailable` when the deadline has passed or the work was cancelled: long
+    /// loops call this between steps so they end when the request does.
+    pub fn check(&self) -> crate::Result<()> {
+        if self.cancel.is_cancelled() {
+            return Err(crate::Error::Unavailable { message: "the request was cancelled".into(), retry_after: None });
+        }
+        if self.remaining() == Some(Duration::ZERO) {
+            return Err(crate::Error::Unavailable {
+                message: "the request ran past its deadline".into(),
+                retry_after: None,
+            });
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,97 @@
+//! The stages every model call passes, written once for chat, streaming chat and embeddings
+//! (and so for RAG generation and knowledge embeddings, which go through those):
+//!
+//! 1. **admit**: the caller's role, its rate limits, and the call's worst-case cost reserved
+//!    against its budget (`Limiter::admit`); a refusal holds nothing;
+//! 2. **route**: the caller runs the router with retries and fallbacks;
+//! 3. **settle and account**: the returned `CallGuard` records the call however it ends (done,
+//!    failed, cut, or dropped because the client left), which gives back the unused part of
+//!    its admission and, once stored, settles its reservation to the real cost.
+
+use std::time::Duration;
+
+use cairn_access::WorstCase;
+use cairn_core::config::GatewayConfig;
+use cairn_core::tenancy::Role;
+use cairn_core::usage::NanoUsd;
+use cairn_core::{CallContext, Error, Result};
+
+use crate::accounting::{CallGuard, CallMeta, Endpoint, PendingCall};
+use crate::router::{ModelRoute, RouteTrace};
+use crate::service::GatewayService;
+
+/// Slack added to a call's longest possible run before its reservation lapses.
+const RESERVATION_SLACK: Duration = Duration::from_secs(60);
+
+/// What admission needs to know about a call before it runs.
+pub(crate) struct CallSpec {
+    /// Which API the call serves.
+    pub endpoint: Endpoint,
+    /// Whether the response is streamed.
+    pub streamed: bool,
+    /// Prompt tokens, an upper bound (for the reservation).
+    pub prompt_bound: u64,
+    /// Prompt tokens, a likely count (for accounting when the upstream reports none).
+    pub prompt_estimate: u64,
+    /// Output tokens at most: the request's cap, or the configured default for chat.
+    pub output_cap: u64,
+}
+
+/// The most a call may cost and take: its token bound at the dearest target's prices, and its
+/// longest possible run (every target, every retry, every backoff, plus slack).
+pub(crate) fn worst_case(route: &ModelRoute, cfg: &GatewayConfig, spec: &CallSpec) -> WorstCase {
+    let cost = route.targets.iter().map(|t| t.cost(spec.prompt_bound, spec.output_cap)).fold(0.0, f64::max);
+    let attempts = u64::from(cfg.max_retries) + 1;
+    let longest: u64 =
+        route.targets.iter().map(|t| attempts * (t.timeouts.total_ms + cfg.backoff_max_ms)).fold(0, u64::saturating_add);
+    WorstCase {
+        tokens: spec.prompt_bound.saturating_add(spec.output_cap),
+        cost: NanoUsd::ceil_usd(cost),
+        max_duration: Duration::from_millis(longest) + RESERVATION_SLACK,
+    }
+}
+
+impl GatewayService {
+    /// Admits a call for `ctx`'s caller on `route`; the guard accounts it from here on.
+    pub(crate) async fn open(&self, ctx: &CallContext, route: &ModelRoute, spec: CallSpec) -> Result<CallGuard> {
+        let p = &ctx.principal;
+        p.require(Role::Member)?;
+        ctx.check()?;
+        let worst = worst_case(route, &self.gateway_config, &spec);
+        let call_id = uuid::Uuid::now_v7().to_string();
+        let admission = match self.limiter.admit(p, &call_id, &worst, !ctx.request_admitted).await {
+            Ok(a) => a,
+            Err(e) => {
+                let kind = if matches!(e, Error::BudgetExceeded { .. }) { "budget" } else { "rate" };
+                self.metrics.limited.get_or_create(&vec![("limit", kind.into())]).inc();
+                return Err(e);
+            }
+        };
+        let meta = CallMeta {
+            call_id,
+            request_id: &ctx.request_id,
+            endpoint: spec.endpoint,
+            alias: &route.alias,
+            streamed: spec.streamed,
+            prompt_estimate: spec.prompt_estimate,
+            admission,
+        };
+        let call = PendingCall::start(self.recorder.clone(), self.limiter.clone(), p, meta);
+        Ok(CallGuard { call, trace: RouteTrace::default() })
+    }
+}
+
+impl GatewayService {
+    /// Admits a request that costs work (search, upload, job) against the caller's request
+    /// rate; the context then says so, and model calls made for it take no second request.
+    pub fn admit_request(&self, ctx: &mut CallContext) -> Result<()> {
+        if !ctx.request_admitted {
+            if let Err(e) = self.limiter.admit_request(&ctx.principal) {
+                self.metrics.limited.get_or_create(&vec![("limit", "rate".into())]).inc();
+                return Err(e);
+            }
+            ctx.request_admitted = true;
+        }
+        Ok(())
+    }
+}
