@@ -50,7 +50,7 @@ impl AccessService {
         Principal {
             key_id: "operator".into(),
             tenant_id: DEFAULT_TENANT.into(),
-            role: Role::Admin,
+            role: Role::Owner,
             limits: KeyLimits::default(),
         }
     }
@@ -84,13 +84,13 @@ impl AccessService {
         Ok(Principal { key_id: key.id, tenant_id: key.tenant_id, role: key.role, limits: key.limits })
     }
 
-    /// On first start (no active admin key), creates the `default` tenant and an admin key.
+    /// On first start (no active owner key), creates the `default` tenant and an owner key.
     /// Uses `preset` as the secret when given (e.g. from `CAIRN_ADMIN_KEY`); returns the secret
     /// only when it generated one, so the caller can show it exactly once.
     pub async fn bootstrap(&self, preset: Option<&str>) -> Result<Option<String>> {
         if let Some(p) = preset {
             let known = self.store.find_key_by_hash(&hash_secret(p)).await?;
-            if known.as_ref().is_some_and(|k| k.role == Role::Admin && k.revoked_at_ms.is_none()) {
+            if known.as_ref().is_some_and(|k| k.role == Role::Owner && k.revoked_at_ms.is_none()) {
                 return Ok(None);
             }
             if !p.starts_with(KEY_PREFIX) || p.len() < KEY_PREFIX.len() + 32 {
@@ -98,7 +98,7 @@ impl AccessService {
                     "CAIRN_ADMIN_KEY must start with '{KEY_PREFIX}' and have at least 32 more characters"
                 )));
             }
-        } else if self.store.count_active_admin_keys().await? > 0 {
+        } else if self.store.count_active_owner_keys().await? > 0 {
             return Ok(None);
         }
         if self.store.get_tenant(DEFAULT_TENANT).await?.is_none() {
@@ -111,8 +111,8 @@ impl AccessService {
         }
         let new = NewKey {
             tenant_id: DEFAULT_TENANT.into(),
-            name: "bootstrap admin".into(),
-            role: Role::Admin,
+            name: "bootstrap owner".into(),
+            role: Role::Owner,
             limits: KeyLimits::default(),
         };
         let secret = preset.map(str::to_owned).unwrap_or_else(generate_secret);
@@ -120,9 +120,9 @@ impl AccessService {
         Ok(preset.is_none().then_some(secret))
     }
 
-    /// Creates a tenant (admins only).
+    /// Creates a tenant (owners only).
     pub async fn create_tenant(&self, caller: &Principal, id: &str, name: Option<&str>) -> Result<Tenant> {
-        caller.require(Role::Admin)?;
+        caller.require(Role::Owner)?;
         validate_tenant_id(id)?;
         let t = Tenant { id: id.into(), name: name.unwrap_or(id).into(), created_at_ms: now_ms() };
         self.store.create_tenant(&t).await?;
@@ -130,18 +130,23 @@ impl AccessService {
         Ok(t)
     }
 
-    /// Lists tenants: all for admins, only their own for others.
+    /// Lists tenants: all for owners, only their own for others.
     pub async fn list_tenants(&self, caller: &Principal) -> Result<Vec<Tenant>> {
         let all = self.store.list_tenants().await?;
-        Ok(match caller.role {
-            Role::Admin => all,
-            _ => all.into_iter().filter(|t| t.id == caller.tenant_id).collect(),
-        })
+        Ok(all.into_iter().filter(|t| caller.sees(&t.id)).collect())
     }
 
-    /// Creates a key (admins only) and returns it with its secret, which is never shown again.
+    /// Creates a key and returns it with its secret, which is never shown again. Admins create
+    /// keys for their own tenant, up to their own role; owners for any tenant.
     pub async fn create_key(&self, caller: &Principal, new: NewKey) -> Result<(ApiKey, String)> {
-        caller.require(Role::Admin)?;
+        caller.administers(&new.tenant_id)?;
+        if new.role > caller.role {
+            return Err(Error::Forbidden(format!(
+                "a '{}' key cannot create a '{}' key",
+                caller.role.as_str(),
+                new.role.as_str()
+            )));
+        }
         if new.name.chars().count() > 200 {
             return Err(Error::invalid_param("name", "name must be at most 200 characters"));
         }
@@ -173,16 +178,26 @@ impl AccessService {
         Ok(key)
     }
 
-    /// Lists keys (admins only), of one tenant or all.
+    /// Lists keys: of the admin's own tenant, or of one tenant or all for owners.
     pub async fn list_keys(&self, caller: &Principal, tenant_id: Option<&str>) -> Result<Vec<ApiKey>> {
         caller.require(Role::Admin)?;
-        Ok(self.store.list_keys(tenant_id).await?)
+        let tenant = caller.readable_tenant(tenant_id)?;
+        Ok(self.store.list_keys(tenant.as_deref()).await?)
     }
 
     /// Revokes a key (admins only); it stops working on this node at once, and on other nodes
     /// within the key cache TTL.
     pub async fn revoke_key(&self, caller: &Principal, id: &str) -> Result<ApiKey> {
         caller.require(Role::Admin)?;
+        // Another tenant's key is as good as missing to a tenant admin.
+        let not_found = || Error::NotFound(format!("key '{id}' does not exist"));
+        let existing = self.store.get_key(id).await?.ok_or_else(not_found)?;
+        if !caller.sees(&existing.tenant_id) {
+            return Err(not_found());
+        }
+        if existing.role > caller.role {
+            return Err(Error::Forbidden("an admin key cannot revoke an owner key".into()));
+        }
         let key = self.store.revoke_key(id, now_ms()).await?;
         self.cache.lock().remove(&key.hash);
         tracing::info!(key = %key.id, by = %caller.key_id, "key revoked");

@@ -49,8 +49,8 @@ pub trait KeyStore: Send + Sync {
     async fn list_keys(&self, tenant_id: Option<&str>) -> StoreResult<Vec<ApiKey>>;
     /// Marks a key revoked at `at_ms` (idempotent: keeps the first revocation time).
     async fn revoke_key(&self, id: &str, at_ms: i64) -> StoreResult<ApiKey>;
-    /// Counts active (not revoked) admin keys.
-    async fn count_active_admin_keys(&self) -> StoreResult<u64>;
+    /// Counts active (not revoked) owner keys.
+    async fn count_active_owner_keys(&self) -> StoreResult<u64>;
 }
 
 /// Accounting records and the budget reservations they settle.

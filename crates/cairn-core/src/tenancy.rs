@@ -22,8 +22,10 @@ pub enum Role {
     Reader,
     /// Calls models (chat, embeddings) and reads its tenant's usage.
     Member,
-    /// Manages tenants and keys, and reads every tenant's usage.
+    /// Manages its own tenant: its keys, collections and jobs. Sees nothing of other tenants.
     Admin,
+    /// Manages the instance: creates tenants, and administers every tenant.
+    Owner,
 }
 
 impl Role {
@@ -33,6 +35,7 @@ impl Role {
             Role::Reader => "reader",
             Role::Member => "member",
             Role::Admin => "admin",
+            Role::Owner => "owner",
         }
     }
 }
@@ -44,7 +47,8 @@ impl std::str::FromStr for Role {
             "reader" => Ok(Role::Reader),
             "member" => Ok(Role::Member),
             "admin" => Ok(Role::Admin),
-            other => Err(format!("unknown role '{other}' (expected admin, member or reader)")),
+            "owner" => Ok(Role::Owner),
+            other => Err(format!("unknown role '{other}' (expected owner, admin, member or reader)")),
         }
     }
 }
@@ -116,13 +120,42 @@ impl Principal {
         }
     }
 
-    /// The tenant whose data the caller may read: its own, or any tenant for admins.
+    /// The tenant whose data the caller may read: its own, or any (`None`: all) for owners.
     pub fn readable_tenant(&self, requested: Option<&str>) -> crate::Result<Option<String>> {
         match (self.role, requested) {
-            (Role::Admin, requested) => Ok(requested.map(str::to_owned)),
+            (Role::Owner, requested) => Ok(requested.map(str::to_owned)),
             (_, None) => Ok(Some(self.tenant_id.clone())),
             (_, Some(t)) if t == self.tenant_id => Ok(Some(t.to_owned())),
-            (_, Some(_)) => Err(crate::Error::Forbidden("only admin keys may read another tenant's data".into())),
+            (_, Some(_)) => Err(crate::Error::Forbidden("only owner keys may read another tenant's data".into())),
+        }
+    }
+
+    /// True when the caller may see data of `tenant_id`: its own tenant's, or any for owners.
+    /// Services answer "not found" otherwise, so no response reveals another tenant's ids.
+    pub fn sees(&self, tenant_id: &str) -> bool {
+        self.role == Role::Owner || self.tenant_id == tenant_id
+    }
+
+    /// The tenant an action is for: the caller's own unless `requested` names another, which
+    /// only owners may act for.
+    pub fn acting_tenant(&self, requested: Option<String>) -> crate::Result<String> {
+        match requested {
+            Some(t) if t != self.tenant_id => {
+                self.require(Role::Owner)
+                    .map_err(|_| crate::Error::Forbidden("only owner keys may act for another tenant".into()))?;
+                Ok(t)
+            }
+            _ => Ok(self.tenant_id.clone()),
+        }
+    }
+
+    /// Fails unless the caller administers `tenant_id`: an admin of that tenant, or an owner.
+    pub fn administers(&self, tenant_id: &str) -> crate::Result<()> {
+        self.require(Role::Admin)?;
+        if self.sees(tenant_id) {
+            Ok(())
+        } else {
+            Err(crate::Error::Forbidden("admin keys manage their own tenant only".into()))
         }
     }
 }
@@ -162,8 +195,23 @@ mod tests {
         let m = principal(Role::Member);
         assert_eq!(m.readable_tenant(None).unwrap().as_deref(), Some("a"));
         assert!(m.readable_tenant(Some("b")).is_err());
-        assert_eq!(principal(Role::Admin).readable_tenant(Some("b")).unwrap().as_deref(), Some("b"));
-        assert_eq!(principal(Role::Admin).readable_tenant(None).unwrap(), None);
+        // A tenant admin is as confined to its tenant as a member.
+        assert!(principal(Role::Admin).readable_tenant(Some("b")).is_err());
+        assert_eq!(principal(Role::Admin).readable_tenant(None).unwrap().as_deref(), Some("a"));
+        assert_eq!(principal(Role::Owner).readable_tenant(Some("b")).unwrap().as_deref(), Some("b"));
+        assert_eq!(principal(Role::Owner).readable_tenant(None).unwrap(), None);
+    }
+
+    #[test]
+    fn only_owners_act_across_tenants() {
+        let admin = principal(Role::Admin);
+        assert!(admin.administers("a").is_ok());
+        assert!(admin.administers("b").is_err());
+        assert!(principal(Role::Member).administers("a").is_err());
+        assert!(principal(Role::Owner).administers("b").is_ok());
+        assert!(admin.acting_tenant(Some("b".into())).is_err());
+        assert_eq!(principal(Role::Owner).acting_tenant(Some("b".into())).unwrap(), "b");
+        assert!(!admin.sees("b") && admin.sees("a") && principal(Role::Owner).sees("b"));
     }
 
     #[test]

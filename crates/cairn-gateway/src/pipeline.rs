@@ -42,8 +42,11 @@ pub(crate) struct CallSpec {
 pub(crate) fn worst_case(route: &ModelRoute, cfg: &GatewayConfig, spec: &CallSpec) -> WorstCase {
     let cost = route.targets.iter().map(|t| t.cost(spec.prompt_bound, spec.output_cap)).fold(0.0, f64::max);
     let attempts = u64::from(cfg.max_retries) + 1;
-    let longest: u64 =
-        route.targets.iter().map(|t| attempts * (t.timeouts.total_ms + cfg.backoff_max_ms)).fold(0, u64::saturating_add);
+    let longest: u64 = route
+        .targets
+        .iter()
+        .map(|t| attempts * (t.timeouts.total_ms + cfg.backoff_max_ms))
+        .fold(0, u64::saturating_add);
     WorstCase {
         tokens: spec.prompt_bound.saturating_add(spec.output_cap),
         cost: NanoUsd::ceil_usd(cost),

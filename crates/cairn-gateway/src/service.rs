@@ -12,8 +12,8 @@ use cairn_core::openai::{
 };
 use cairn_core::store::Store;
 use cairn_core::tenancy::{Principal, Role};
-use cairn_core::CallContext;
 use cairn_core::usage::{UsageBucket, UsageQuery};
+use cairn_core::CallContext;
 use cairn_core::{Error, Result};
 use cairn_telemetry::Metrics;
 use futures::StreamExt;
@@ -24,7 +24,7 @@ use crate::accounting::{Endpoint, UsageRecorder};
 use crate::pipeline::CallSpec;
 use crate::provider::TokenCount;
 use crate::router::Routed;
-use crate::router::{Deadline, ModelRoute, RouteError, RouteTrace, Router};
+use crate::router::{Deadline, ModelRoute, RouteError, Router};
 use crate::stream::{relay, Relay};
 pub use crate::stream::{ChatStream, StreamEvent};
 

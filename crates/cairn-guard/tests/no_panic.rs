@@ -6,10 +6,7 @@ use proptest::prelude::*;
 
 /// Text dense in the characters detectors look at: digits, separators, `@`, dots, keys.
 fn pii_like() -> impl Strategy<Value = String> {
-    prop_oneof![
-        "(?s).{0,300}",
-        "([0-9]{1,5}|[ .+()@-]|[a-zé]{1,8}|sk-[A-Za-z0-9]{0,30}|IBAN|DE[0-9]{2}|\\n){0,60}",
-    ]
+    prop_oneof!["(?s).{0,300}", "([0-9]{1,5}|[ .+()@-]|[a-zé]{1,8}|sk-[A-Za-z0-9]{0,30}|IBAN|DE[0-9]{2}|\\n){0,60}",]
 }
 
 proptest! {

@@ -207,15 +207,7 @@ impl JobService {
                 ));
             }
         }
-        let tenant_id = match r.tenant_id {
-            Some(t) if t != caller.tenant_id => {
-                caller
-                    .require(Role::Admin)
-                    .map_err(|_| Error::Forbidden("only admin keys may enqueue jobs for another tenant".into()))?;
-                t
-            }
-            _ => caller.tenant_id.clone(),
-        };
+        let tenant_id = caller.acting_tenant(r.tenant_id)?;
         Ok(NewJob {
             id: format!("job_{}", uuid::Uuid::now_v7().simple()),
             tenant_id,
@@ -233,7 +225,7 @@ impl JobService {
     /// One job, if the caller may see it.
     async fn visible(&self, caller: &Principal, id: &str) -> Result<Job> {
         match self.store.get_job(id).await? {
-            Some(job) if caller.role == Role::Admin || job.tenant_id == caller.tenant_id => Ok(job),
+            Some(job) if caller.sees(&job.tenant_id) => Ok(job),
             _ => Err(Error::NotFound(format!("job '{id}' does not exist"))),
         }
     }
@@ -324,11 +316,12 @@ impl JobService {
         Ok(BulkResult { count })
     }
 
-    /// Deletes finished jobs older than the given age (admins only).
+    /// Deletes finished jobs older than the given age: an admin's own tenant's, or (owners) one
+    /// tenant's or every tenant's.
     pub async fn purge(&self, caller: &Principal, req: PurgeRequest) -> Result<BulkResult> {
         caller.require(Role::Admin)?;
         let age_ms = i64::try_from(req.older_than_secs.saturating_mul(1000)).unwrap_or(i64::MAX);
-        let filter = BulkFilter { tenant_id: req.tenant_id, kind: req.kind };
+        let filter = BulkFilter { tenant_id: caller.readable_tenant(req.tenant_id.as_deref())?, kind: req.kind };
         let count = self.store.purge_jobs(&filter, self.clock.now_ms().saturating_sub(age_ms)).await?;
         Ok(BulkResult { count })
     }

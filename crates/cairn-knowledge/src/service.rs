@@ -221,13 +221,7 @@ impl KnowledgeService {
     pub async fn create_collection(&self, ctx: &CallContext, req: CreateCollection) -> Result<Collection> {
         let caller = &ctx.principal;
         caller.require(Role::Member)?;
-        let tenant_id = match req.tenant_id {
-            Some(t) if t != caller.tenant_id => {
-                caller.require(Role::Admin)?;
-                t
-            }
-            _ => caller.tenant_id.clone(),
-        };
+        let tenant_id = caller.acting_tenant(req.tenant_id)?;
         if !slug_ok(&req.name) {
             return Err(Error::invalid_param("name", "use 1-64 characters of a-z, 0-9, '-' and '_'"));
         }
@@ -266,12 +260,12 @@ impl KnowledgeService {
     pub async fn collection(&self, caller: &Principal, id: &str) -> Result<Collection> {
         caller.require(Role::Reader)?;
         match self.store.get_collection(id).await? {
-            Some(c) if caller.role == Role::Admin || c.tenant_id == caller.tenant_id => Ok(c),
+            Some(c) if caller.sees(&c.tenant_id) => Ok(c),
             _ => Err(Error::NotFound(format!("collection '{id}' does not exist"))),
         }
     }
 
-    /// The caller's collections (admins: every tenant's).
+    /// The caller's collections (owners: every tenant's).
     pub async fn collections(&self, caller: &Principal) -> Result<Vec<Collection>> {
         caller.require(Role::Reader)?;
         let tenant = caller.readable_tenant(None)?;

@@ -107,7 +107,7 @@ async fn documents_are_ingested_and_searched_with_filters() {
     s.service.delete_document(&member(), &c.id, "a").await.unwrap();
     let hits = s
         .service
-        .search(&member(), &c.id, SearchRequest { mode: Some("keyword".into()), ..search("fever") })
+        .search(&ctx(member()), &c.id, SearchRequest { mode: Some("keyword".into()), ..search("fever") })
         .await
         .unwrap();
     assert!(hits.is_empty(), "no stale hit after a delete");
@@ -145,5 +145,8 @@ async fn tenants_never_see_each_other() {
     assert!(s.service.collections(&them).await.unwrap().is_empty());
     let theirs = s.service.create_collection(&ctx(them.clone()), create("papers")).await.unwrap();
     let also = SearchRequest { also: vec![c.id.clone()], ..search("aspirin") };
-    assert!(matches!(s.service.search(&ctx(them.clone()), &theirs.id, also).await, Err(Error::NotFound(_))), "not even alongside");
+    assert!(
+        matches!(s.service.search(&ctx(them.clone()), &theirs.id, also).await, Err(Error::NotFound(_))),
+        "not even alongside"
+    );
 }

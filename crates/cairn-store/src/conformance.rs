@@ -93,7 +93,7 @@ async fn tenants(s: &dyn Store) {
 }
 
 async fn keys(s: &dyn Store) {
-    let k1 = key("k1", "acme", Role::Admin);
+    let k1 = key("k1", "acme", Role::Owner);
     s.insert_key(&k1).await.unwrap();
     s.insert_key(&key("k2", "globex", Role::Member)).await.unwrap();
     assert!(matches!(s.insert_key(&key("k3", "ghost", Role::Member)).await, Err(StoreError::NotFound(_))));
@@ -103,13 +103,13 @@ async fn keys(s: &dyn Store) {
     assert_eq!(s.find_key_by_hash("hash-none").await.unwrap(), None);
     assert_eq!(s.list_keys(Some("globex")).await.unwrap().len(), 1);
     assert_eq!(s.list_keys(None).await.unwrap().len(), 2);
-    assert_eq!(s.count_active_admin_keys().await.unwrap(), 1);
+    assert_eq!(s.count_active_owner_keys().await.unwrap(), 1);
 
     let revoked = s.revoke_key("k1", 5_000).await.unwrap();
     assert_eq!(revoked.revoked_at_ms, Some(5_000));
     // Revoking twice keeps the first time.
     assert_eq!(s.revoke_key("k1", 9_000).await.unwrap().revoked_at_ms, Some(5_000));
-    assert_eq!(s.count_active_admin_keys().await.unwrap(), 0);
+    assert_eq!(s.count_active_owner_keys().await.unwrap(), 0);
     assert!(matches!(s.revoke_key("ghost", 1).await, Err(StoreError::NotFound(_))));
     assert_eq!(s.get_key("k2").await.unwrap().unwrap().limits.monthly_budget_usd, Some(12.5));
 }

@@ -9,6 +9,7 @@ pub(crate) const MIGRATIONS: &[(i64, &str, &str)] = &[
     (2, "jobs", include_str!("migrations/0002_jobs.sql")),
     (3, "knowledge", include_str!("migrations/0003_knowledge.sql")),
     (4, "budgets", include_str!("migrations/0004_budgets.sql")),
+    (5, "tenant_roles", include_str!("migrations/0005_tenant_roles.sql")),
 ];
 
 /// How one backend spells the types the shared SQL leaves as placeholders.

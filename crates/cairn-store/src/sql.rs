@@ -202,9 +202,9 @@ macro_rules! impl_store {
                 self.get_key(id).await?.ok_or_else(|| StoreError::NotFound(format!("key '{id}' does not exist")))
             }
 
-            async fn count_active_admin_keys(&self) -> cairn_core::store::StoreResult<u64> {
+            async fn count_active_owner_keys(&self) -> cairn_core::store::StoreResult<u64> {
                 let n: i64 = sqlx::query(
-                    "SELECT COUNT(*) AS n FROM api_keys WHERE role = 'admin' AND revoked_at_ms IS NULL",
+                    "SELECT COUNT(*) AS n FROM api_keys WHERE role = 'owner' AND revoked_at_ms IS NULL",
                 )
                 .fetch_one(&self.pool)
                 .await

@@ -26,10 +26,7 @@ pub struct SqliteStore {
 impl SqliteStore {
     /// Opens (creating if needed) the database at `path` and migrates it.
     pub async fn open(path: &Path, max_connections: u32) -> StoreResult<Self> {
-        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-            std::fs::create_dir_all(dir)
-                .map_err(|e| StoreError::Backend(format!("cannot create {}: {e}", dir.display())))?;
-        }
+        private_files(path).map_err(|e| StoreError::Backend(format!("cannot prepare {}: {e}", path.display())))?;
         let opts = SqliteConnectOptions::from_str(&format!("sqlite://{}", path.display()))
             .map_err(db_err)?
             .create_if_missing(true)
@@ -50,6 +47,44 @@ impl SqliteStore {
             .map_err(db_err)?;
         Ok(Self { pool, writer })
     }
+}
+
+/// Makes the database owner-only: its folder 0700 (created so, or tightened unless it is a
+/// shared sticky folder such as `/tmp`, the root or the home folder), the database file 0600
+/// before SQLite opens it. SQLite gives its `-wal` and `-shm` files the
+/// database file's mode; existing ones are tightened too.
+fn private_files(path: &Path) -> std::io::Result<()> {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
+        let owner_only = |p: &Path, mode: u32| std::fs::set_permissions(p, std::fs::Permissions::from_mode(mode));
+        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+            if dir.exists() {
+                let sticky = std::fs::metadata(dir)?.permissions().mode() & 0o1000 != 0;
+                let canonical = dir.canonicalize()?;
+                let home = std::env::var_os("HOME").map(std::path::PathBuf::from);
+                let shared = sticky || canonical.parent().is_none() || home.is_some_and(|h| h == canonical);
+                if !shared {
+                    owner_only(dir, 0o700)?;
+                }
+            } else {
+                std::fs::DirBuilder::new().recursive(true).mode(0o700).create(dir)?;
+            }
+        }
+        std::fs::OpenOptions::new().create(true).append(true).mode(0o600).open(path)?;
+        owner_only(path, 0o600)?;
+        for suffix in ["-wal", "-shm", "-journal"] {
+            let side = std::path::PathBuf::from(format!("{}{suffix}", path.display()));
+            if side.exists() {
+                owner_only(&side, 0o600)?;
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        std::fs::create_dir_all(dir)?;
+    }
+    Ok(())
 }
 
 /// The storage ports, implemented with the shared SQL.

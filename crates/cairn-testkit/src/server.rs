@@ -6,6 +6,7 @@ use std::time::Duration;
 use cairn_api::App;
 use cairn_core::config::Config;
 use serde_json::Value;
+use sha2::Digest;
 use tokio_util::sync::CancellationToken;
 
 /// A running Cairn server.
@@ -44,8 +45,11 @@ impl TestServer {
             config.storage.url = url;
         }
         let database_url = config.storage.database_url();
-        let app = App::build(config, None).await.expect("app builds");
-        let admin_key = app.bootstrap_secret.clone().expect("first start creates an admin key");
+        // The owner key is derived from the database, so a second node on the same database
+        // (scale-out tests) shares it.
+        let digest = sha2::Sha256::digest(database_url.as_bytes());
+        let admin_key = format!("sk-cairn-test{}", hex::encode(&digest[..20]));
+        let app = App::build(config, Some(&admin_key)).await.expect("app builds");
         let gateway = app.state.gateway.clone();
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
         let base = format!("http://{}", listener.local_addr().expect("addr"));

@@ -40,7 +40,7 @@ fn operator() -> Principal {
     Principal {
         key_id: "system:eval".into(),
         tenant_id: "eval".into(),
-        role: Role::Admin,
+        role: Role::Owner,
         limits: KeyLimits::default(),
     }
 }

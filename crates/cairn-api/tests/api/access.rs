@@ -112,3 +112,47 @@ async fn monthly_budget() {
     let message = body["error"]["message"].as_str().unwrap();
     assert!(message.contains("$0.3800 spent"), "{message}");
 }
+
+#[tokio::test]
+async fn a_tenant_admin_cannot_touch_another_tenant() {
+    let (s, _, _) = setup().await;
+    let admin_a = s.key("tenant-a", "admin", json!({})).await;
+    let member_b = s.key("tenant-b", "member", json!({})).await;
+    let (status, col) =
+        s.post("/v1/collections", &member_b, &json!({"name": "docs", "embedding_model": "embed"})).await;
+    assert_eq!(status, 201, "{col}");
+    let col_id = col["id"].as_str().unwrap();
+    let (status, job) = s.post("/v1/jobs", &member_b, &json!({"type": "noop", "payload": {}})).await;
+    assert_eq!(status, 201, "{job}");
+    let job_id = job["id"].as_str().unwrap();
+
+    // What belongs to tenant B is invisible: not found, never "forbidden", so ids leak nothing.
+    let (_, listed) = s.get("/v1/collections", &admin_a).await;
+    assert!(listed["data"].as_array().unwrap().iter().all(|c| c["tenant_id"] == "tenant-a"), "{listed}");
+    assert_eq!(s.get(&format!("/v1/collections/{col_id}"), &admin_a).await.0, 404);
+    let deleted = s.client.delete(format!("{}/v1/collections/{col_id}", s.base)).bearer_auth(&admin_a).send().await;
+    assert_eq!(deleted.unwrap().status(), 404);
+    assert_eq!(s.get(&format!("/v1/jobs/{job_id}"), &admin_a).await.0, 404);
+    assert_eq!(s.post(&format!("/v1/jobs/{job_id}/cancel"), &admin_a, &json!({})).await.0, 404);
+    // Acting for tenant B, or on the instance, is refused.
+    for (path, body) in [
+        ("/v1/admin/keys", json!({"tenant_id": "tenant-b", "role": "admin"})),
+        ("/v1/admin/tenants", json!({"id": "tenant-c"})),
+        ("/v1/collections", json!({"name": "x", "embedding_model": "embed", "tenant_id": "tenant-b"})),
+        ("/v1/jobs", json!({"type": "noop", "payload": {}, "tenant_id": "tenant-b"})),
+        ("/v1/jobs/purge", json!({"older_than_secs": 0, "tenant_id": "tenant-b"})),
+    ] {
+        let (status, body) = s.post(path, &admin_a, &body).await;
+        assert_eq!(status, 403, "{path}: {body}");
+    }
+    for path in ["/v1/admin/keys?tenant_id=tenant-b", "/v1/usage?tenant=tenant-b", "/v1/jobs?tenant_id=tenant-b"] {
+        assert_eq!(s.get(path, &admin_a).await.0, 403, "{path}");
+    }
+    // Its own tenant it manages: keys up to admin, not owner.
+    let (status, _) = s.post("/v1/admin/keys", &admin_a, &json!({"tenant_id": "tenant-a", "role": "member"})).await;
+    assert_eq!(status, 201);
+    let (status, _) = s.post("/v1/admin/keys", &admin_a, &json!({"tenant_id": "tenant-a", "role": "owner"})).await;
+    assert_eq!(status, 403);
+    // Tenant B's collection is still there.
+    assert_eq!(s.get(&format!("/v1/collections/{col_id}"), &member_b).await.0, 200);
+}

@@ -13,10 +13,12 @@ use cairn_testkit::StandIn;
 const BUDGET: f64 = 0.95;
 
 fn call(stream: bool) -> Value {
-    json!({
-        "model": "fast", "max_tokens": 4, "stream": stream, "stream_options": {"include_usage": true},
-        "messages": [{"role": "user", "content": "Say hello"}]
-    })
+    let mut body = json!({"model": "fast", "max_tokens": 4, "messages": [{"role": "user", "content": "Say hello"}]});
+    if stream {
+        body["stream"] = json!(true);
+        body["stream_options"] = json!({"include_usage": true});
+    }
+    body
 }
 
 /// Fires 40 calls at once across `servers` with one key; returns how many were admitted.

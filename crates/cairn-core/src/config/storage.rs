@@ -74,7 +74,10 @@ mod tests {
     #[test]
     fn passwords_never_show() {
         let cases = [
-            ("postgres://cairn:s3cr%40t@db:5432/cairn?sslmode=require", "postgres://cairn:***@db:5432/cairn?sslmode=require"),
+            (
+                "postgres://cairn:s3cr%40t@db:5432/cairn?sslmode=require",
+                "postgres://cairn:***@db:5432/cairn?sslmode=require",
+            ),
             ("postgresql://u:p:q@h/db", "postgresql://u:***@h/db"),
             ("postgres://user@host/db", "postgres://user@host/db"),
             ("postgres://host/db?user=u&password=x@y&a=b", "postgres://host/db?user=u&password=***&a=b"),

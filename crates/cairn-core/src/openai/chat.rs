@@ -464,7 +464,11 @@ impl ChatRequest {
             .iter()
             .map(|m| {
                 m.text_content().len()
-                    + m.tool_calls.iter().flatten().map(|c| c.function.name.len() + c.function.arguments.len()).sum::<usize>()
+                    + m.tool_calls
+                        .iter()
+                        .flatten()
+                        .map(|c| c.function.name.len() + c.function.arguments.len())
+                        .sum::<usize>()
                     + 8
             })
             .sum();

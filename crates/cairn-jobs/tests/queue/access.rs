@@ -6,7 +6,7 @@ use cairn_core::Error;
 use cairn_jobs::{EnqueueRequest, ListRequest, PurgeRequest};
 use serde_json::json;
 
-use crate::{admin, alice, bob, on_both, principal, Harness};
+use crate::{admin, alice, bob, on_both, principal, tenant_admin, Harness};
 
 on_both!(
     tenants_see_only_their_own_jobs,
@@ -27,7 +27,10 @@ async fn tenants_see_only_their_own_jobs(h: Harness) {
         h.svc.list(&bob(), ListRequest { tenant_id: Some("a".into()), ..Default::default() }).await,
         Err(Error::Forbidden(_))
     ));
-    // Admins see every tenant, and may enqueue for one.
+    // A tenant's admin sees its own tenant only; owners see every tenant, and may enqueue for one.
+    let own = h.svc.list(&tenant_admin("b"), ListRequest::default()).await.unwrap();
+    assert_eq!(own.data.iter().map(|j| j.id.as_str()).collect::<Vec<_>>(), [theirs.id.as_str()]);
+    assert!(matches!(h.svc.get(&tenant_admin("b"), &mine.id).await, Err(Error::NotFound(_))));
     assert_eq!(h.svc.list(&admin(), ListRequest::default()).await.unwrap().data.len(), 2);
     assert!(h.svc.get(&admin(), &theirs.id).await.is_ok());
     let req =

@@ -131,7 +131,11 @@ pub fn bob() -> Principal {
 }
 
 pub fn admin() -> Principal {
-    principal("a", Role::Admin)
+    principal("a", Role::Owner)
+}
+
+pub fn tenant_admin(tenant: &str) -> Principal {
+    principal(tenant, Role::Admin)
 }
 
 struct Record(Arc<Mutex<Vec<String>>>);

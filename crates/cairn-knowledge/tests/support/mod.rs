@@ -75,6 +75,21 @@ pub async fn setup() -> Setup {
         created_at_ms: 1,
     };
     store.create_collection(&collection).await.unwrap();
+    // The member's key: ingestion charges its embeddings to the key that added the document.
+    let tenant = cairn_core::tenancy::Tenant { id: "acme".into(), name: "Acme".into(), created_at_ms: 1 };
+    store.create_tenant(&tenant).await.unwrap();
+    let key = cairn_core::tenancy::ApiKey {
+        id: member().key_id,
+        tenant_id: "acme".into(),
+        name: "member".into(),
+        role: Role::Member,
+        prefix: "sk-cairn-test".into(),
+        hash: "test-hash".into(),
+        limits: KeyLimits::default(),
+        created_at_ms: 1,
+        revoked_at_ms: None,
+    };
+    store.insert_key(&key).await.unwrap();
     let index = Arc::new(LiveIndex::open(&*store).await.unwrap());
     let embedder = Arc::new(StandInEmbedder::default());
     let mut registry = Registry::new();
