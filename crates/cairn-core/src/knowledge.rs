@@ -7,6 +7,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use utoipa::ToSchema;
 
+use crate::jobs::{Job, NewJob};
 use crate::store::StoreResult;
 
 /// What a collection does with personal data before anything is embedded or stored.
@@ -61,6 +62,10 @@ pub struct Collection {
     pub chunk_overlap_tokens: u32,
     /// Personal-data policy.
     pub pii: PiiMode,
+    /// Top-level metadata fields kept as they are (every other string value in metadata is
+    /// redacted like the text).
+    #[serde(default)]
+    pub pii_exempt: Vec<String>,
     /// Creation time, Unix ms.
     pub created_at_ms: i64,
 }
@@ -123,6 +128,9 @@ pub struct Document {
     pub error: Option<String>,
     /// Chunks of the searchable version.
     pub chunk_count: u32,
+    /// Bumped by every upload; an ingestion job commits only the version it was made for, so
+    /// an older upload finishing late never replaces a newer one.
+    pub version: i64,
     /// Creation time, Unix ms.
     pub created_at_ms: i64,
     /// Last change, Unix ms.
@@ -194,6 +202,17 @@ pub struct Change {
     pub kind: ChangeKind,
 }
 
+/// One version of one document: what an ingestion job works on.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct DocumentKey<'a> {
+    /// The collection.
+    pub collection_id: &'a str,
+    /// The document, within the collection.
+    pub id: &'a str,
+    /// The version the work was made for.
+    pub version: i64,
+}
+
 /// The knowledge layer's storage.
 #[async_trait]
 pub trait KnowledgeStore: Send + Sync {
@@ -205,11 +224,15 @@ pub trait KnowledgeStore: Send + Sync {
     async fn list_collections(&self, tenant_id: Option<&str>) -> StoreResult<Vec<Collection>>;
     /// Deletes a collection with its documents and chunks, and logs it; false if absent.
     async fn delete_collection(&self, id: &str, at_ms: i64) -> StoreResult<bool>;
-    /// Inserts a document, or updates an existing one's title, source, metadata and state
-    /// (its searchable chunks stay until replaced). `NotFound` if the collection is missing.
+    /// Inserts a document, or updates an existing one's title, source, metadata, state and
+    /// version (its searchable chunks stay until replaced), if it is still at `d.version - 1`;
+    /// `Conflict` if another upload moved it on meanwhile, `NotFound` if the collection is gone.
     async fn put_document(&self, d: &Document) -> StoreResult<()>;
-    /// Fetches one document.
-    async fn get_document(&self, id: &str) -> StoreResult<Option<Document>>;
+    /// In one transaction: every document as `put_document` does, and their ingestion jobs
+    /// (all or nothing, so no document is left pending without a job).
+    async fn put_documents_with_jobs(&self, docs: &[Document], jobs: &[NewJob]) -> StoreResult<Vec<(Job, bool)>>;
+    /// Fetches one document of a collection.
+    async fn get_document(&self, collection_id: &str, id: &str) -> StoreResult<Option<Document>>;
     /// Lists a collection's documents by id, after `after_id`.
     async fn list_documents(
         &self,
@@ -217,25 +240,27 @@ pub trait KnowledgeStore: Send + Sync {
         after_id: Option<&str>,
         limit: u32,
     ) -> StoreResult<Vec<Document>>;
-    /// In one transaction: replaces a document's chunks with `chunks`, marks it ready with
-    /// `fingerprint`, and logs the change. Returns the new chunks' ids. `NotFound` if the
-    /// document is gone.
+    /// In one transaction, if the document is still at `version`: replaces its chunks with
+    /// `chunks`, marks it ready with `fingerprint`, and logs the change. Returns the new chunks'
+    /// ids. `NotFound` if the document is gone, `Conflict` if a newer version superseded it.
     async fn replace_chunks(
         &self,
-        document_id: &str,
+        doc: &DocumentKey<'_>,
         fingerprint: &str,
         chunks: &[ChunkRecord],
         at_ms: i64,
     ) -> StoreResult<Vec<i64>>;
-    /// Marks a document ready with the chunks it has (its content was unchanged) and logs the
-    /// change, so indexes pick up its new title and metadata. `NotFound` if it is gone.
-    async fn mark_ready(&self, document_id: &str, at_ms: i64) -> StoreResult<()>;
-    /// Marks a document failed with `error` (its searchable chunks stay).
-    async fn fail_document(&self, document_id: &str, error: &str, at_ms: i64) -> StoreResult<()>;
+    /// Marks a document at `version` ready with the chunks it has (its content was unchanged)
+    /// and logs the change, so indexes pick up its new title and metadata. `NotFound` if it is
+    /// gone, `Conflict` if superseded.
+    async fn mark_ready(&self, doc: &DocumentKey<'_>, at_ms: i64) -> StoreResult<()>;
+    /// Marks a document at `version` failed with `error` (its searchable chunks stay); a
+    /// superseded version changes nothing.
+    async fn fail_document(&self, doc: &DocumentKey<'_>, error: &str, at_ms: i64) -> StoreResult<()>;
     /// Deletes a document and its chunks, and logs it; false if absent.
-    async fn delete_document(&self, document_id: &str, at_ms: i64) -> StoreResult<bool>;
+    async fn delete_document(&self, collection_id: &str, id: &str, at_ms: i64) -> StoreResult<bool>;
     /// A document's chunks, in order.
-    async fn document_chunks(&self, document_id: &str) -> StoreResult<Vec<ChunkRecord>>;
+    async fn document_chunks(&self, collection_id: &str, id: &str) -> StoreResult<Vec<ChunkRecord>>;
     /// A collection's chunks with ids above `after_id`, by id (to build an index in pages).
     async fn collection_chunks(&self, collection_id: &str, after_id: i64, limit: u32) -> StoreResult<Vec<ChunkRecord>>;
     /// Log entries after `seq`, oldest first.

@@ -95,11 +95,29 @@ impl JobService {
         self.store_batch(caller, reqs, true).await
     }
 
-    /// Checks a batch exactly as `enqueue_internal` would, writing nothing: a subsystem that
-    /// must write something else first (and only if the jobs will be accepted) checks, writes,
-    /// then enqueues.
-    pub fn check_internal(&self, caller: &Principal, reqs: &[EnqueueRequest]) -> Result<()> {
-        self.new_jobs(caller, reqs.to_vec(), self.clock.now_ms(), true).map(|_| ())
+    /// Checks a batch exactly as `enqueue_internal` would and returns the jobs to store: a
+    /// subsystem that writes its own rows in the same transaction as its jobs (documents and
+    /// their ingestion) stores them itself, then calls `announce`.
+    pub fn prepare_internal(&self, caller: &Principal, reqs: Vec<EnqueueRequest>) -> Result<Vec<NewJob>> {
+        self.new_jobs(caller, reqs, self.clock.now_ms(), true)
+    }
+
+    /// Counts and wakes workers for jobs stored outside `enqueue` (see `prepare_internal`).
+    pub fn announce(&self, stored: &[(Job, bool)]) {
+        let now = self.clock.now_ms();
+        // Counted and woken once per type, however large the batch.
+        let mut due: std::collections::BTreeMap<&str, (u64, bool)> = std::collections::BTreeMap::new();
+        for (job, _) in stored.iter().filter(|(_, created)| *created) {
+            let entry = due.entry(job.kind.as_str()).or_default();
+            entry.0 += 1;
+            entry.1 |= job.run_at_ms <= now;
+        }
+        for (kind, (count, wake)) in due {
+            self.metrics.jobs_enqueued.get_or_create(&vec![("type", kind.to_owned())]).inc_by(count);
+            if wake {
+                self.events.wake(kind);
+            }
+        }
     }
 
     /// Validates and stores a batch; `internal` admits internal types.
@@ -117,19 +135,7 @@ impl JobService {
             }
         }
         let out = self.combiner.enqueue(jobs).await?;
-        // Counted and woken once per type, however large the batch.
-        let mut due: std::collections::BTreeMap<&str, (u64, bool)> = std::collections::BTreeMap::new();
-        for (job, _) in out.iter().filter(|(_, created)| *created) {
-            let entry = due.entry(job.kind.as_str()).or_default();
-            entry.0 += 1;
-            entry.1 |= job.run_at_ms <= now;
-        }
-        for (kind, (count, wake)) in due {
-            self.metrics.jobs_enqueued.get_or_create(&vec![("type", kind.to_owned())]).inc_by(count);
-            if wake {
-                self.events.wake(kind);
-            }
-        }
+        self.announce(&out);
         Ok(out)
     }
 

@@ -1,14 +1,17 @@
 //! The `knowledge.ingest` job: makes one document version searchable. It prepares the text
-//! with the collection's settings (redaction, chunking), skips the work when the fingerprint
-//! matches what is already indexed, embeds the chunks in batches, checks the vectors' size,
-//! and replaces the document's chunks in one transaction, so a crash anywhere before that
-//! leaves the previous version searchable and the retried job starts over.
+//! with the collection's settings (chunking; the text was redacted when it was accepted),
+//! skips the work when the fingerprint matches what is already indexed, embeds the chunks in
+//! batches, checks the vectors' size, and replaces the document's chunks in one transaction,
+//! so a crash anywhere before that leaves the previous version searchable and the retried job
+//! starts over. Every write names the version the job was made for: once a newer upload
+//! superseded it (a slow large version finishing after a quick small one, a replayed dead
+//! job), the job changes nothing.
 
 use std::sync::Arc;
 
 use async_trait::async_trait;
-use cairn_core::knowledge::{ChunkRecord, DocumentState};
-use cairn_core::store::Store;
+use cairn_core::knowledge::{ChunkRecord, Document, DocumentKey, DocumentState, PiiMode};
+use cairn_core::store::{Store, StoreError};
 use cairn_core::tenancy::{KeyLimits, Principal, Role};
 use cairn_core::time::now_ms;
 use cairn_core::CallContext;
@@ -30,7 +33,13 @@ const EMBED_BATCH: usize = 32;
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct Payload {
+    /// The collection (jobs queued before ids were per collection have none).
+    #[serde(default)]
+    collection_id: Option<String>,
     document_id: String,
+    /// The document version this job was made for (absent on older jobs: the current one).
+    #[serde(default)]
+    version: Option<i64>,
     text: String,
     #[serde(default)]
     title: Option<String>,
@@ -38,6 +47,10 @@ struct Payload {
     /// keys were recorded have none and run as the tenant's system caller.
     #[serde(default)]
     key_id: Option<String>,
+    /// Values redacted when the document was accepted, by kind; present when `text` and
+    /// `title` are already redacted (older jobs hold raw text and are redacted here).
+    #[serde(default)]
+    redacted: Option<Map<String, Value>>,
 }
 
 /// Runs `knowledge.ingest` jobs (see the module docs).
@@ -83,10 +96,21 @@ impl IngestHandler {
         Ok(call)
     }
 
+    /// The document of a job queued before ids were per collection: found by id among the
+    /// tenant's collections.
+    async fn legacy_document(&self, ctx: &JobContext, id: &str) -> Result<Option<Document>, JobError> {
+        for col in self.store.list_collections(Some(&ctx.job.tenant_id)).await.map_err(storage)? {
+            if let Some(d) = self.store.get_document(&col.id, id).await.map_err(storage)? {
+                return Ok(Some(d));
+            }
+        }
+        Ok(None)
+    }
+
     /// Records a failure that retrying cannot fix, and says so to the queue.
-    async fn fail(&self, document_id: &str, message: String) -> JobError {
-        if let Err(e) = self.store.fail_document(document_id, &message, now_ms()).await {
-            tracing::warn!(document = document_id, error = %e, "could not mark the document failed");
+    async fn fail(&self, doc: &DocumentKey<'_>, message: String) -> JobError {
+        if let Err(e) = self.store.fail_document(doc, &message, now_ms()).await {
+            tracing::warn!(document = doc.id, error = %e, "could not mark the document failed");
         }
         JobError::Permanent(message)
     }
@@ -105,19 +129,34 @@ impl JobHandler for IngestHandler {
     async fn run(&self, ctx: JobContext) -> Result<Option<Value>, JobError> {
         let p: Payload =
             serde_json::from_value(ctx.payload().clone()).map_err(|e| JobError::Permanent(e.to_string()))?;
+        let skipped = |why: &str| Ok(Some(json!({ "skipped": why })));
         // A document of another tenant is as good as missing: the job's tenant is who asked.
-        let doc = self.store.get_document(&p.document_id).await.map_err(storage)?;
+        let doc = match &p.collection_id {
+            Some(c) => self.store.get_document(c, &p.document_id).await.map_err(storage)?,
+            None => self.legacy_document(&ctx, &p.document_id).await?,
+        };
         let Some(doc) = doc.filter(|d| d.tenant_id == ctx.job.tenant_id) else {
-            return Ok(Some(json!({ "skipped": "the document was deleted" })));
+            return skipped("the document was deleted");
         };
+        let version = p.version.unwrap_or(doc.version);
+        if doc.version != version {
+            return skipped("a newer version of the document superseded this one");
+        }
+        let key = DocumentKey { collection_id: &doc.collection_id, id: &doc.id, version };
         let Some(col) = self.store.get_collection(&doc.collection_id).await.map_err(storage)? else {
-            return Ok(Some(json!({ "skipped": "the collection was deleted" })));
+            return skipped("the collection was deleted");
         };
+        if col.pii == PiiMode::Hash && self.hash_key.is_empty() {
+            return Err(self
+                .fail(&key, "the collection hashes personal data, but CAIRN_PII_KEY is not set".into())
+                .await);
+        }
         let call = self.caller(&ctx, p.key_id.as_deref()).await?;
         let tokens = self.embedder.tokenizer(&col.embedding_model).await;
         // Synchronous work, scoped so nothing it borrows is held across an await.
         let prepared = {
-            let redactor = redactor(col.pii, &self.hash_key);
+            let policy = if p.redacted.is_some() { PiiMode::Off } else { col.pii };
+            let redactor = redactor(policy, &self.hash_key);
             let counter = |t: &str| tokens(t);
             let prep = Preparation { chunking: ChunkOptions::of(&col), redactor: &redactor, counter: &counter };
             prepare_text(p.text, p.title, Map::new(), &prep)
@@ -127,10 +166,11 @@ impl JobHandler for IngestHandler {
         // document pending (and may have changed its metadata), so it is marked ready again.
         if doc.fingerprint.as_deref() == Some(prepared.fingerprint.as_str()) {
             if doc.state != DocumentState::Ready {
-                match self.store.mark_ready(&doc.id, now_ms()).await {
+                match self.store.mark_ready(&key, now_ms()).await {
                     Ok(()) => self.index.catch_up(&*self.store).await.map_err(storage)?,
-                    Err(cairn_core::store::StoreError::NotFound(_)) => {
-                        return Ok(Some(json!({ "skipped": "the document was deleted" })))
+                    Err(StoreError::NotFound(_)) => return skipped("the document was deleted"),
+                    Err(StoreError::Conflict(_)) => {
+                        return skipped("a newer version of the document superseded this one")
                     }
                     Err(e) => return Err(storage(e)),
                 };
@@ -138,7 +178,7 @@ impl JobHandler for IngestHandler {
             return Ok(Some(json!({ "unchanged": true, "chunks": doc.chunk_count })));
         }
         if prepared.chunks.is_empty() {
-            return Err(self.fail(&doc.id, "the document has no text".into()).await);
+            return Err(self.fail(&key, "the document has no text".into()).await);
         }
         let texts: Vec<String> = prepared.chunks.iter().map(|c| index_text(&c.headings, &c.text)).collect();
         let mut vectors = Vec::with_capacity(texts.len());
@@ -158,7 +198,7 @@ impl JobHandler for IngestHandler {
                 Err(EmbedFailure::Transient(m) | EmbedFailure::Limited { message: m, .. }) => {
                     return Err(JobError::Retry(m))
                 }
-                Err(EmbedFailure::Permanent(m)) => return Err(self.fail(&doc.id, m).await),
+                Err(EmbedFailure::Permanent(m)) => return Err(self.fail(&key, m).await),
             }
             ctx.progress(
                 json!({ "embedded": (i * EMBED_BATCH + batch.len()).min(texts.len()), "chunks": texts.len() }),
@@ -171,7 +211,7 @@ impl JobHandler for IngestHandler {
                 bad.len(),
                 col.dimensions
             );
-            return Err(self.fail(&doc.id, message).await);
+            return Err(self.fail(&key, message).await);
         }
         let records: Vec<ChunkRecord> = prepared
             .chunks
@@ -191,17 +231,18 @@ impl JobHandler for IngestHandler {
             })
             .collect();
         let n = records.len();
-        match self.store.replace_chunks(&doc.id, &prepared.fingerprint, &records, now_ms()).await {
+        match self.store.replace_chunks(&key, &prepared.fingerprint, &records, now_ms()).await {
             Ok(_) => {}
-            // Deleted while we worked: nothing to index.
-            Err(cairn_core::store::StoreError::NotFound(_)) => {
-                return Ok(Some(json!({ "skipped": "the document was deleted" })));
-            }
+            // Deleted, or superseded by a newer upload, while we worked: nothing to index.
+            Err(StoreError::NotFound(_)) => return skipped("the document was deleted"),
+            Err(StoreError::Conflict(_)) => return skipped("a newer version of the document superseded this one"),
             Err(e) => return Err(storage(e)),
         }
         self.index.catch_up(&*self.store).await.map_err(storage)?;
-        let redacted: Map<String, Value> =
-            prepared.redacted.iter().map(|(k, n)| (k.label().to_lowercase(), json!(n))).collect();
+        let redacted: Map<String, Value> = match p.redacted {
+            Some(at_upload) => at_upload,
+            None => prepared.redacted.iter().map(|(k, n)| (k.label().to_lowercase(), json!(n))).collect(),
+        };
         Ok(Some(json!({ "chunks": n, "redacted": redacted })))
     }
 }

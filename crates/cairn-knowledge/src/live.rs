@@ -177,8 +177,8 @@ impl LiveIndex {
                     }
                     ChangeKind::Document => {
                         // Loaded before taking the lock: searches go on meanwhile.
-                        let chunks = store.document_chunks(doc).await?;
-                        let document = store.get_document(doc).await?;
+                        let chunks = store.document_chunks(&change.collection_id, doc).await?;
+                        let document = store.get_document(&change.collection_id, doc).await?;
                         let mut all = self.collections.write();
                         let ix = all.entry(change.collection_id.clone()).or_insert_with(CollectionIndex::new);
                         ix.remove_document(doc);

@@ -22,6 +22,75 @@ pub fn redactor(mode: PiiMode, key: &[u8]) -> Redactor {
     })
 }
 
+/// A document as it is accepted, before anything about it is written: text, title and
+/// metadata redacted per the collection's policy, so neither the job queue nor the document
+/// row ever holds the raw values. Returns what was redacted, by kind.
+pub struct Redacted {
+    /// The normalised, redacted text.
+    pub text: String,
+    /// The redacted title.
+    pub title: Option<String>,
+    /// The metadata with every string value redacted, but in top-level fields `exempt`.
+    pub metadata: Value,
+    /// Values redacted, by kind.
+    pub counts: Vec<(PiiKind, usize)>,
+}
+
+/// Redacts an incoming document (see `Redacted`).
+pub fn redact_upload(
+    text: &str,
+    title: Option<&str>,
+    metadata: Value,
+    redactor: &Redactor,
+    exempt: &[String],
+) -> Redacted {
+    let mut counts: Vec<(PiiKind, usize)> = Vec::new();
+    let mut count = |findings: &[cairn_guard::Finding]| {
+        for f in findings {
+            match counts.iter_mut().find(|(k, _)| *k == f.kind) {
+                Some((_, n)) => *n += 1,
+                None => counts.push((f.kind, 1)),
+            }
+        }
+    };
+    let body = redactor.redact(&crate::parse::normalise(text));
+    count(&body.findings);
+    let title = title.map(|t| {
+        let r = redactor.redact(t);
+        count(&r.findings);
+        r.text
+    });
+    let metadata = match metadata {
+        Value::Object(fields) => Value::Object(
+            fields
+                .into_iter()
+                .map(|(k, v)| {
+                    let v = if exempt.contains(&k) { v } else { redact_value(v, redactor, &mut count) };
+                    (k, v)
+                })
+                .collect(),
+        ),
+        other => other,
+    };
+    Redacted { text: body.text, title, metadata, counts }
+}
+
+/// Every string inside `v` redacted (keys are field names, kept).
+fn redact_value(v: Value, redactor: &Redactor, count: &mut dyn FnMut(&[cairn_guard::Finding])) -> Value {
+    match v {
+        Value::String(s) => {
+            let r = redactor.redact(&s);
+            count(&r.findings);
+            Value::String(r.text)
+        }
+        Value::Array(items) => Value::Array(items.into_iter().map(|i| redact_value(i, redactor, count)).collect()),
+        Value::Object(fields) => {
+            Value::Object(fields.into_iter().map(|(k, i)| (k, redact_value(i, redactor, count))).collect())
+        }
+        other => other,
+    }
+}
+
 /// How a collection prepares its documents.
 pub struct Preparation<'a> {
     /// Chunk budget and overlap.

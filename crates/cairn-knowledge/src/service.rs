@@ -21,7 +21,7 @@ use crate::filter::Filter;
 use crate::highlight::Highlighter;
 use crate::ingest::INGEST_JOB;
 use crate::live::{LiveIndex, SearchMode};
-use crate::prepare::redactor;
+use crate::prepare::{redact_upload, redactor};
 
 /// Body of a collection creation.
 #[derive(Clone, Debug, Deserialize, ToSchema)]
@@ -40,7 +40,11 @@ pub struct CreateCollection {
     /// Personal-data policy (default `mask`).
     #[serde(default)]
     pub pii: Option<PiiMode>,
-    /// Tenant to create it for (admins only).
+    /// Top-level metadata fields kept as they are; every other string in metadata is redacted
+    /// like the text (at most 64 names).
+    #[serde(default)]
+    pub pii_exempt_fields: Vec<String>,
+    /// Tenant to create it for (owners only).
     #[serde(default)]
     pub tenant_id: Option<String>,
 }
@@ -162,6 +166,14 @@ pub const MAX_QUERY_BYTES: usize = 4096;
 /// Most results one search returns.
 pub const MAX_TOP_K: usize = 100;
 
+/// The `hash` policy needs a key; without one nothing is hashed (or stored) at all.
+pub(crate) fn missing_pii_key() -> Error {
+    Error::Unavailable {
+        message: "this collection hashes personal data, but the server has no key: set CAIRN_PII_KEY".into(),
+        retry_after: None,
+    }
+}
+
 fn past_deadline() -> Error {
     Error::Unavailable { message: "the search ran past the request's deadline".into(), retry_after: None }
 }
@@ -233,6 +245,14 @@ impl KnowledgeService {
         if overlap * 2 >= max {
             return Err(Error::invalid_param("chunk_overlap_tokens", "the overlap must be less than half the budget"));
         }
+        if req.pii_exempt_fields.len() > 64
+            || req.pii_exempt_fields.iter().any(|f| f.is_empty() || f.len() > 128 || f.chars().any(char::is_control))
+        {
+            return Err(Error::invalid_param(
+                "pii_exempt_fields",
+                "name at most 64 fields of 1-128 characters without control characters",
+            ));
+        }
         if req.pii == Some(PiiMode::Hash) && self.pii_key.is_empty() {
             return Err(Error::invalid_param("pii", "the hash policy needs a key: set CAIRN_PII_KEY on the server"));
         }
@@ -250,6 +270,7 @@ impl KnowledgeService {
             chunk_max_tokens: max,
             chunk_overlap_tokens: overlap,
             pii: req.pii.unwrap_or(PiiMode::Mask),
+            pii_exempt: req.pii_exempt_fields,
             created_at_ms: now_ms(),
         };
         self.store.create_collection(&c).await?;
@@ -295,15 +316,22 @@ impl KnowledgeService {
         if docs.is_empty() || docs.len() > 1000 {
             return Err(Error::invalid_param("documents", "send between 1 and 1000 documents"));
         }
+        if col.pii == PiiMode::Hash && self.pii_key.is_empty() {
+            return Err(missing_pii_key());
+        }
         let now = now_ms();
         let pii = redactor(col.pii, &self.pii_key);
         let mut rows = Vec::with_capacity(docs.len());
         let mut jobs = Vec::with_capacity(docs.len());
+        let mut seen = std::collections::HashSet::with_capacity(docs.len());
         for (i, d) in docs.into_iter().enumerate() {
             let at = |f: &str| format!("documents[{i}].{f}");
             let id = d.id.unwrap_or_else(|| format!("doc_{}", uuid::Uuid::now_v7().simple()));
             if id.is_empty() || id.len() > 128 || id.chars().any(char::is_control) {
                 return Err(Error::invalid_param(at("id"), "ids are 1-128 characters without control characters"));
+            }
+            if !seen.insert(id.clone()) {
+                return Err(Error::invalid_param(at("id"), format!("document '{id}' appears twice in this request")));
             }
             if d.text.trim().is_empty() {
                 return Err(Error::invalid_param(at("text"), "the document has no text"));
@@ -319,15 +347,20 @@ impl KnowledgeService {
             if !metadata.is_object() {
                 return Err(Error::invalid_param(at("metadata"), "metadata must be a JSON object"));
             }
-            let existing = self.store.get_document(&id).await?;
-            if existing.as_ref().is_some_and(|e| e.collection_id != col.id) {
-                return Err(Error::Conflict(format!("document '{id}' belongs to another collection")));
-            }
-            // Titles are stored and shown as they are: redact them here, as the job does the text.
-            let title = d.title.map(|t| pii.redact(&t).text);
+            // Ids are the collection's own: another collection's (or tenant's) document of the
+            // same id is a different document.
+            let existing = self.store.get_document(&col.id, &id).await?;
+            let version = existing.as_ref().map_or(1, |e| e.version + 1);
+            // Nothing raw is written anywhere, the job queue included.
+            let clean = redact_upload(&d.text, d.title.as_deref(), metadata, &pii, &col.pii_exempt);
+            let redacted: serde_json::Map<String, Value> =
+                clean.counts.iter().map(|(k, n)| (k.label().to_lowercase(), json!(n))).collect();
             jobs.push(EnqueueRequest {
                 kind: INGEST_JOB.into(),
-                payload: json!({ "document_id": id, "text": d.text, "title": title, "key_id": caller.key_id }),
+                payload: json!({
+                    "collection_id": col.id, "document_id": id, "version": version, "text": clean.text,
+                    "title": clean.title, "key_id": caller.key_id, "redacted": redacted,
+                }),
                 tenant_id: Some(col.tenant_id.clone()),
                 ..Default::default()
             });
@@ -335,31 +368,32 @@ impl KnowledgeService {
                 id,
                 collection_id: col.id.clone(),
                 tenant_id: col.tenant_id.clone(),
-                title: title.unwrap_or_default(),
+                title: clean.title.unwrap_or_default(),
                 source: d.source,
-                metadata,
+                metadata: clean.metadata,
                 fingerprint: existing.as_ref().and_then(|e| e.fingerprint.clone()),
                 state: DocumentState::Pending,
                 error: None,
                 chunk_count: existing.as_ref().map_or(0, |e| e.chunk_count),
+                version,
                 created_at_ms: existing.as_ref().map_or(now, |e| e.created_at_ms),
                 updated_at_ms: now,
             });
         }
-        self.jobs.check_internal(caller, &jobs)?;
-        for row in &rows {
-            self.store.put_document(row).await?;
-        }
-        let queued = self.jobs.enqueue_internal(caller, jobs).await?;
+        // The documents and their jobs in one transaction: no document is left pending with
+        // no job to finish it.
+        let jobs = self.jobs.prepare_internal(caller, jobs)?;
+        let queued = self.store.put_documents_with_jobs(&rows, &jobs).await?;
+        self.jobs.announce(&queued);
         Ok(rows.into_iter().zip(queued).map(|(document, (job, _))| Accepted { document, job_id: job.id }).collect())
     }
 
     /// A document, if the caller may see its collection.
     pub async fn document(&self, caller: &Principal, collection_id: &str, id: &str) -> Result<Document> {
         self.collection(caller, collection_id).await?;
-        match self.store.get_document(id).await? {
-            Some(d) if d.collection_id == collection_id => Ok(d),
-            _ => Err(Error::NotFound(format!("document '{id}' does not exist"))),
+        match self.store.get_document(collection_id, id).await? {
+            Some(d) => Ok(d),
+            None => Err(Error::NotFound(format!("document '{id}' does not exist"))),
         }
     }
 
@@ -382,7 +416,7 @@ impl KnowledgeService {
     pub async fn delete_document(&self, caller: &Principal, collection_id: &str, id: &str) -> Result<()> {
         caller.require(Role::Member)?;
         self.document(caller, collection_id, id).await?;
-        self.store.delete_document(id, now_ms()).await?;
+        self.store.delete_document(collection_id, id, now_ms()).await?;
         self.index.catch_up(&*self.store).await?;
         Ok(())
     }

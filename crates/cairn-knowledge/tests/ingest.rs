@@ -23,11 +23,11 @@ async fn a_document_becomes_searchable_redacted_and_chunked() {
     assert_eq!(job.state, JobState::Succeeded, "{job:?}");
     let result = job.result.unwrap();
     assert_eq!(result["redacted"], json!({ "email": 1 }));
-    let doc = s.store.get_document("d1").await.unwrap().unwrap();
+    let doc = s.store.get_document("col", "d1").await.unwrap().unwrap();
     assert_eq!(doc.state, DocumentState::Ready);
     assert_eq!(doc.chunk_count as u64, result["chunks"].as_u64().unwrap());
     assert!(doc.chunk_count >= 2, "a 20-token budget splits it");
-    let chunks = s.store.document_chunks("d1").await.unwrap();
+    let chunks = s.store.document_chunks("col", "d1").await.unwrap();
     assert!(chunks.iter().all(|c| !c.text.contains("jane") && c.embedding.len() == DIM));
     assert!(chunks[0].text.contains("[EMAIL]"));
     assert_eq!(s.find("aspirin fever").len(), 1);
@@ -57,7 +57,7 @@ async fn failures_keep_the_previous_version_searchable() {
     *s.embedder.fault.lock() = Some("wrong_size");
     let job = s.ingest("d1", "A new version about statins.").await;
     assert_eq!(job.state, JobState::Dead);
-    let doc = s.store.get_document("d1").await.unwrap().unwrap();
+    let doc = s.store.get_document("col", "d1").await.unwrap().unwrap();
     assert_eq!(doc.state, DocumentState::Failed);
     assert!(doc.error.unwrap().contains("17-dimension"));
     assert_eq!(s.find("aspirin").len(), 1);
@@ -68,7 +68,7 @@ async fn failures_keep_the_previous_version_searchable() {
     assert_eq!(job.last_error.as_deref(), Some("the model is unavailable"));
     *s.embedder.fault.lock() = None;
     // Deleted before its job ran: the job succeeds with nothing to do.
-    s.store.delete_document("d2", 5).await.unwrap();
+    s.store.delete_document("col", "d2", 5).await.unwrap();
     s.clock.advance(10); // past the 1 ms backoff
     s.worker.run_due(INGEST_JOB).await;
     let done = s.store.list_jobs(&cairn_core::jobs::JobFilter { limit: 10, ..Default::default() }).await.unwrap();

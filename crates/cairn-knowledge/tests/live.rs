@@ -20,6 +20,7 @@ fn chunk(seq: u32, text: &str, v: [f32; 3]) -> ChunkRecord {
 }
 
 async fn put(store: &dyn KnowledgeStore, id: &str, year: i64, chunks: &[ChunkRecord]) {
+    let version = store.get_document("col", id).await.unwrap().map_or(1, |d| d.version + 1);
     let doc = Document {
         id: id.into(),
         collection_id: "col".into(),
@@ -31,11 +32,13 @@ async fn put(store: &dyn KnowledgeStore, id: &str, year: i64, chunks: &[ChunkRec
         state: DocumentState::Pending,
         error: None,
         chunk_count: 0,
+        version,
         created_at_ms: 1,
         updated_at_ms: 1,
     };
     store.put_document(&doc).await.unwrap();
-    store.replace_chunks(id, "fp", chunks, 2).await.unwrap();
+    let key = cairn_core::knowledge::DocumentKey { collection_id: "col", id, version };
+    store.replace_chunks(&key, "fp", chunks, 2).await.unwrap();
 }
 
 fn ids(hits: &[cairn_knowledge::live::Hit]) -> Vec<(String, u32)> {
@@ -55,6 +58,7 @@ async fn builds_searches_and_follows_changes() {
         chunk_max_tokens: 100,
         chunk_overlap_tokens: 0,
         pii: PiiMode::Off,
+        pii_exempt: Vec::new(),
         created_at_ms: 1,
     };
     store.create_collection(&collection).await.unwrap();
@@ -95,7 +99,7 @@ async fn builds_searches_and_follows_changes() {
     // The document's new metadata took effect too.
     assert!(index.search("col", "blood", None, SearchMode::Keyword, 5, Some(&before_2020)).unwrap().is_empty());
 
-    store.delete_document("statins", 3).await.unwrap();
+    store.delete_document("col", "statins", 3).await.unwrap();
     index.catch_up(&*store).await.unwrap();
     assert_eq!(index.len("col"), 1);
     assert!(index.search("col", "cholesterol", None, SearchMode::Keyword, 5, any).unwrap().is_empty());

@@ -19,6 +19,7 @@ fn create(name: &str) -> CreateCollection {
         chunk_overlap_tokens: None,
         pii: None,
         tenant_id: None,
+        pii_exempt_fields: Vec::new(),
     }
 }
 

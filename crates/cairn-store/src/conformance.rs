@@ -3,7 +3,7 @@
 
 use std::sync::Arc;
 
-use cairn_core::knowledge::{ChangeKind, ChunkRecord, Collection, Document, DocumentState, PiiMode};
+use cairn_core::knowledge::{ChangeKind, ChunkRecord, Collection, Document, DocumentKey, DocumentState, PiiMode};
 use cairn_core::store::{Store, StoreError};
 use cairn_core::tenancy::{ApiKey, KeyLimits, Role, Tenant};
 use cairn_core::usage::{CallStatus, NanoUsd, Reservation, ReserveOutcome, UsageQuery, UsageRecord};
@@ -214,6 +214,7 @@ fn collection(id: &str, tenant: &str, name: &str) -> Collection {
         chunk_max_tokens: 200,
         chunk_overlap_tokens: 30,
         pii: PiiMode::Mask,
+        pii_exempt: vec!["year".into()],
         created_at_ms: 1,
     }
 }
@@ -230,9 +231,14 @@ fn document(id: &str, collection: &str, title: &str) -> Document {
         state: DocumentState::Pending,
         error: None,
         chunk_count: 0,
+        version: 1,
         created_at_ms: 10,
         updated_at_ms: 10,
     }
+}
+
+fn doc_key<'a>(collection_id: &'a str, id: &'a str, version: i64) -> DocumentKey<'a> {
+    DocumentKey { collection_id, id, version }
 }
 
 fn chunk(seq: u32, text: &str) -> ChunkRecord {
@@ -261,55 +267,78 @@ async fn knowledge(s: &dyn Store) {
     assert!(matches!(s.put_document(&document("d0", "col_missing", "x")).await, Err(StoreError::NotFound(_))));
     s.put_document(&document("d1", "col_1", "First")).await.unwrap();
     s.put_document(&document("d2", "col_1", "Second")).await.unwrap();
-    assert_eq!(s.get_document("d1").await.unwrap(), Some(document("d1", "col_1", "First")));
+    assert_eq!(s.get_document("col_1", "d1").await.unwrap(), Some(document("d1", "col_1", "First")));
     let page = s.list_documents("col_1", Some("d1"), 10).await.unwrap();
     assert_eq!(page.iter().map(|d| d.id.as_str()).collect::<Vec<_>>(), ["d2"]);
+    // Ids are per collection: another collection (here another tenant's) has its own "d1".
+    let theirs = Document { tenant_id: "globex".into(), ..document("d1", "col_3", "Theirs") };
+    s.put_document(&theirs).await.unwrap();
+    assert_eq!(s.get_document("col_3", "d1").await.unwrap().unwrap().title, "Theirs");
+    assert_eq!(s.get_document("col_1", "d1").await.unwrap().unwrap().title, "First");
+    // A second upload of version 1 (a race) is refused: the first moved the document on.
+    assert!(matches!(s.put_document(&document("d1", "col_1", "Racer")).await, Err(StoreError::Conflict(_))));
 
     // Replacing chunks is atomic and leaves no stale chunk behind.
-    let ids = s.replace_chunks("d1", "fp1", &[chunk(0, "a"), chunk(1, "b"), chunk(2, "c")], 20).await.unwrap();
+    let v1 = doc_key("col_1", "d1", 1);
+    let ids = s.replace_chunks(&v1, "fp1", &[chunk(0, "a"), chunk(1, "b"), chunk(2, "c")], 20).await.unwrap();
     assert_eq!(ids.len(), 3);
-    let d1 = s.get_document("d1").await.unwrap().unwrap();
+    let d1 = s.get_document("col_1", "d1").await.unwrap().unwrap();
     assert_eq!((d1.state, d1.fingerprint.as_deref(), d1.chunk_count), (DocumentState::Ready, Some("fp1"), 3));
-    let stored = s.document_chunks("d1").await.unwrap();
+    let stored = s.document_chunks("col_1", "d1").await.unwrap();
     assert_eq!(stored.iter().map(|c| c.id).collect::<Vec<_>>(), ids);
     assert_eq!(
         (stored[1].text.as_str(), stored[1].headings.clone(), stored[1].embedding.clone()),
         ("b", vec!["Guide".to_owned(), "Part 1".to_owned()], vec![1.0, 0.5, -1.0])
     );
     assert_eq!((stored[2].collection_id.as_str(), stored[2].start, stored[2].end), ("col_1", 20, 29));
-    s.replace_chunks("d1", "fp2", &[chunk(0, "new a"), chunk(1, "new b")], 30).await.unwrap();
+    s.replace_chunks(&v1, "fp2", &[chunk(0, "new a"), chunk(1, "new b")], 30).await.unwrap();
     assert_eq!(
-        s.document_chunks("d1").await.unwrap().iter().map(|c| c.text.as_str()).collect::<Vec<_>>(),
+        s.document_chunks("col_1", "d1").await.unwrap().iter().map(|c| c.text.as_str()).collect::<Vec<_>>(),
         ["new a", "new b"]
     );
+    assert!(s.document_chunks("col_3", "d1").await.unwrap().is_empty(), "the other collection's d1 is untouched");
     let first = s.collection_chunks("col_1", 0, 1).await.unwrap();
     let rest = s.collection_chunks("col_1", first[0].id, 10).await.unwrap();
     assert_eq!(first.len() + rest.len(), 2);
 
-    // Updating metadata keeps the searchable chunks; a failure too.
-    s.put_document(&Document { title: "First v2".into(), ..document("d1", "col_1", "x") }).await.unwrap();
-    let d1 = s.get_document("d1").await.unwrap().unwrap();
-    assert_eq!((d1.title.as_str(), d1.chunk_count, d1.fingerprint.as_deref()), ("First v2", 2, Some("fp2")));
-    s.fail_document("d1", "embedding failed", 40).await.unwrap();
-    let d1 = s.get_document("d1").await.unwrap().unwrap();
+    // A new upload (version 2) keeps the searchable chunks; version 1's job finishing late
+    // changes nothing, whether it would replace, mark ready or fail.
+    s.put_document(&Document { title: "First v2".into(), version: 2, ..document("d1", "col_1", "x") }).await.unwrap();
+    let d1 = s.get_document("col_1", "d1").await.unwrap().unwrap();
+    assert_eq!(
+        (d1.title.as_str(), d1.chunk_count, d1.fingerprint.as_deref(), d1.version),
+        ("First v2", 2, Some("fp2"), 2)
+    );
+    assert!(matches!(s.replace_chunks(&v1, "old", &[chunk(0, "old")], 35).await, Err(StoreError::Conflict(_))));
+    assert!(matches!(s.mark_ready(&v1, 35).await, Err(StoreError::Conflict(_))));
+    s.fail_document(&v1, "late failure", 35).await.unwrap();
+    let d1 = s.get_document("col_1", "d1").await.unwrap().unwrap();
+    assert_eq!((d1.state, d1.error.as_deref()), (DocumentState::Pending, None));
+    assert_eq!(s.document_chunks("col_1", "d1").await.unwrap()[0].text, "new a");
+    let v2 = doc_key("col_1", "d1", 2);
+    s.fail_document(&v2, "embedding failed", 40).await.unwrap();
+    let d1 = s.get_document("col_1", "d1").await.unwrap().unwrap();
     assert_eq!((d1.state, d1.error.as_deref()), (DocumentState::Failed, Some("embedding failed")));
-    assert_eq!(s.document_chunks("d1").await.unwrap().len(), 2);
-    assert!(matches!(s.fail_document("ghost", "x", 1).await, Err(StoreError::NotFound(_))));
-    assert!(matches!(s.replace_chunks("ghost", "fp", &[], 1).await, Err(StoreError::NotFound(_))));
+    assert_eq!(s.document_chunks("col_1", "d1").await.unwrap().len(), 2);
+    assert!(matches!(
+        s.replace_chunks(&doc_key("col_1", "ghost", 1), "fp", &[], 1).await,
+        Err(StoreError::NotFound(_))
+    ));
     let logged = s.latest_change().await.unwrap();
-    s.mark_ready("d1", 45).await.unwrap();
-    let d1 = s.get_document("d1").await.unwrap().unwrap();
+    s.mark_ready(&v2, 45).await.unwrap();
+    let d1 = s.get_document("col_1", "d1").await.unwrap().unwrap();
     assert_eq!((d1.state, d1.error.as_deref(), d1.chunk_count), (DocumentState::Ready, None, 2));
     assert!(s.latest_change().await.unwrap() > logged, "marking ready is logged for the indexes");
-    assert!(matches!(s.mark_ready("ghost", 1).await, Err(StoreError::NotFound(_))));
+    assert!(matches!(s.mark_ready(&doc_key("col_1", "ghost", 1), 1).await, Err(StoreError::NotFound(_))));
 
-    assert!(s.delete_document("d1", 50).await.unwrap());
-    assert!(!s.delete_document("d1", 51).await.unwrap());
-    assert!(s.document_chunks("d1").await.unwrap().is_empty());
-    s.replace_chunks("d2", "fp", &[chunk(0, "z")], 60).await.unwrap();
+    assert!(s.delete_document("col_1", "d1", 50).await.unwrap());
+    assert!(!s.delete_document("col_1", "d1", 51).await.unwrap());
+    assert!(s.document_chunks("col_1", "d1").await.unwrap().is_empty());
+    assert!(s.get_document("col_3", "d1").await.unwrap().is_some(), "deleting one collection's d1 spares the other");
+    s.replace_chunks(&doc_key("col_1", "d2", 1), "fp", &[chunk(0, "z")], 60).await.unwrap();
     assert!(s.delete_collection("col_1", 70).await.unwrap());
     assert!(s.get_collection("col_1").await.unwrap().is_none());
-    assert!(s.get_document("d2").await.unwrap().is_none());
+    assert!(s.get_document("col_1", "d2").await.unwrap().is_none());
     assert!(s.collection_chunks("col_1", 0, 10).await.unwrap().is_empty());
 
     let log = s.changes_since(0, 100).await.unwrap();

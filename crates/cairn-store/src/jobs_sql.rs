@@ -157,58 +157,68 @@ macro_rules! impl_job_store {
             Ok(n == 1)
         }
 
+        /// Inserts `jobs` inside `tx` (the knowledge store writes documents and their jobs in one
+        /// transaction); a job whose idempotency key exists returns the existing job instead.
+        pub(super) async fn insert_jobs(
+            tx: &mut sqlx::Transaction<'_, $db>,
+            jobs: &[NewJob],
+        ) -> StoreResult<Vec<(Job, bool)>> {
+            // One multi-row INSERT per chunk; RETURNING says which rows went in (the others
+            // hit an existing idempotency key).
+            let mut inserted = std::collections::HashSet::new();
+            for chunk in jobs.chunks($crate::jobs_sql::ROWS_PER_STATEMENT) {
+                let sql = format!(
+                    "INSERT INTO jobs (id, tenant_id, kind, payload, state, priority, idempotency_key, attempts, \
+                     max_attempts, timeout_ms, run_at_ms, created_at_ms, updated_at_ms, cancel_requested) VALUES {} \
+                     ON CONFLICT (tenant_id, idempotency_key) WHERE idempotency_key IS NOT NULL \
+                     DO NOTHING RETURNING id",
+                    $crate::jobs_sql::numbered("(?, ?, ?, ?, 'queued', ?, ?, 0, ?, ?, ?, ?, ?, FALSE)", chunk.len())
+                );
+                let mut q = sqlx::query(&sql);
+                for j in chunk {
+                    q = q
+                        .bind(&j.id)
+                        .bind(&j.tenant_id)
+                        .bind(&j.kind)
+                        .bind(j.payload.to_string())
+                        .bind(j.priority)
+                        .bind(&j.idempotency_key)
+                        .bind(j.max_attempts as i32)
+                        .bind(j.timeout_ms as i64)
+                        .bind(j.run_at_ms)
+                        .bind(j.created_at_ms)
+                        .bind(j.created_at_ms);
+                }
+                for r in q.fetch_all(&mut **tx).await.map_err($crate::db_err)? {
+                    inserted.insert(r.try_get::<String, _>("id").map_err($crate::db_err)?);
+                }
+            }
+            let mut out = Vec::with_capacity(jobs.len());
+            for j in jobs {
+                if inserted.contains(&j.id) {
+                    out.push((j.clone().into_job(), true));
+                    continue;
+                }
+                let sql = format!(
+                    "SELECT {} FROM jobs WHERE tenant_id = $1 AND idempotency_key = $2",
+                    $crate::jobs_sql::JOB_COLUMNS
+                );
+                let row = sqlx::query(&sql)
+                    .bind(&j.tenant_id)
+                    .bind(&j.idempotency_key)
+                    .fetch_one(&mut **tx)
+                    .await
+                    .map_err($crate::db_err)?;
+                out.push((job_from_row(&row).map_err($crate::db_err)?, false));
+            }
+            Ok(out)
+        }
+
         #[async_trait::async_trait]
         impl JobStore for $store {
             async fn enqueue_jobs(&self, jobs: &[NewJob]) -> StoreResult<Vec<(Job, bool)>> {
                 let mut tx = self.writer.begin().await.map_err($crate::db_err)?;
-                // One multi-row INSERT per chunk; RETURNING says which rows went in (the others
-                // hit an existing idempotency key).
-                let mut inserted = std::collections::HashSet::new();
-                for chunk in jobs.chunks($crate::jobs_sql::ROWS_PER_STATEMENT) {
-                    let sql = format!(
-                        "INSERT INTO jobs (id, tenant_id, kind, payload, state, priority, idempotency_key, attempts, \
-                         max_attempts, timeout_ms, run_at_ms, created_at_ms, updated_at_ms, cancel_requested) VALUES {} \
-                         ON CONFLICT (tenant_id, idempotency_key) WHERE idempotency_key IS NOT NULL \
-                         DO NOTHING RETURNING id",
-                        $crate::jobs_sql::numbered("(?, ?, ?, ?, 'queued', ?, ?, 0, ?, ?, ?, ?, ?, FALSE)", chunk.len())
-                    );
-                    let mut q = sqlx::query(&sql);
-                    for j in chunk {
-                        q = q
-                            .bind(&j.id)
-                            .bind(&j.tenant_id)
-                            .bind(&j.kind)
-                            .bind(j.payload.to_string())
-                            .bind(j.priority)
-                            .bind(&j.idempotency_key)
-                            .bind(j.max_attempts as i32)
-                            .bind(j.timeout_ms as i64)
-                            .bind(j.run_at_ms)
-                            .bind(j.created_at_ms)
-                            .bind(j.created_at_ms);
-                    }
-                    for r in q.fetch_all(&mut *tx).await.map_err($crate::db_err)? {
-                        inserted.insert(r.try_get::<String, _>("id").map_err($crate::db_err)?);
-                    }
-                }
-                let mut out = Vec::with_capacity(jobs.len());
-                for j in jobs {
-                    if inserted.contains(&j.id) {
-                        out.push((j.clone().into_job(), true));
-                        continue;
-                    }
-                    let sql = format!(
-                        "SELECT {} FROM jobs WHERE tenant_id = $1 AND idempotency_key = $2",
-                        $crate::jobs_sql::JOB_COLUMNS
-                    );
-                    let row = sqlx::query(&sql)
-                        .bind(&j.tenant_id)
-                        .bind(&j.idempotency_key)
-                        .fetch_one(&mut *tx)
-                        .await
-                        .map_err($crate::db_err)?;
-                    out.push((job_from_row(&row).map_err($crate::db_err)?, false));
-                }
+                let out = insert_jobs(&mut tx, jobs).await?;
                 tx.commit().await.map_err($crate::db_err)?;
                 Ok(out)
             }

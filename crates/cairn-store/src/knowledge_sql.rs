@@ -1,18 +1,22 @@
 //! The knowledge layer's queries, written once for SQLite and PostgreSQL. Replacing a
 //! document's chunks is one transaction (old chunks out, new ones in, the document marked
 //! ready, the change logged), so a reader sees the old version or the new one, never a mix.
+//! Documents are keyed by collection and id; every write made for an ingestion job names the
+//! version it was made for and changes nothing once a newer upload superseded it.
 
 /// Selected columns of `collections`.
 pub(crate) const COLLECTION_COLUMNS: &str =
-    "id, tenant_id, name, embedding_model, dimensions, chunk_max_tokens, chunk_overlap_tokens, pii, created_at_ms";
+    "id, tenant_id, name, embedding_model, dimensions, chunk_max_tokens, chunk_overlap_tokens, pii, created_at_ms, \
+    pii_exempt";
 /// Selected columns of `documents`.
 pub(crate) const DOCUMENT_COLUMNS: &str = "id, collection_id, tenant_id, title, source, metadata, fingerprint, state, \
-    error, chunk_count, created_at_ms, updated_at_ms";
+    error, chunk_count, created_at_ms, updated_at_ms, version";
 /// Selected columns of `chunks`.
 pub(crate) const CHUNK_COLUMNS: &str =
     "id, document_id, collection_id, seq, text, start_byte, end_byte, headings, embedding";
 
-/// Implements `KnowledgeStore` for `$store` (with `pool` and `writer` fields) on `$db`.
+/// Implements `KnowledgeStore` for `$store` (with `pool` and `writer` fields) on `$db`, beside
+/// the job store (whose `insert_jobs` it uses to write documents and their jobs together).
 /// `$serialise` runs first in every transaction that appends to the change log: followers read
 /// the log by sequence number, so entries must commit in that order. PostgreSQL draws
 /// sequence numbers at insert time, so concurrent writers take a transaction-scoped advisory
@@ -21,8 +25,9 @@ macro_rules! impl_knowledge_store {
     ($store:ty, $db:ty, $serialise:literal) => {
         use cairn_core::knowledge::{
             embedding_from_bytes, embedding_to_bytes, Change, ChangeKind, ChunkRecord, Collection, Document,
-            DocumentState, KnowledgeStore, PiiMode,
+            DocumentKey, DocumentState, KnowledgeStore, PiiMode,
         };
+        use cairn_core::jobs::{Job, NewJob};
         use cairn_core::store::{StoreError, StoreResult};
         use sqlx::Row;
 
@@ -38,6 +43,8 @@ macro_rules! impl_knowledge_store {
                 chunk_max_tokens: r.try_get::<i32, _>("chunk_max_tokens")?.max(0) as u32,
                 chunk_overlap_tokens: r.try_get::<i32, _>("chunk_overlap_tokens")?.max(0) as u32,
                 pii: PiiMode::parse(&r.try_get::<String, _>("pii")?),
+                pii_exempt: serde_json::from_str(&r.try_get::<String, _>("pii_exempt")?)
+                    .map_err(|e| sqlx::Error::Decode(e.into()))?,
                 created_at_ms: r.try_get("created_at_ms")?,
             })
         }
@@ -55,6 +62,7 @@ macro_rules! impl_knowledge_store {
                 state: DocumentState::parse(&r.try_get::<String, _>("state")?),
                 error: r.try_get("error")?,
                 chunk_count: r.try_get::<i32, _>("chunk_count")?.max(0) as u32,
+                version: r.try_get("version")?,
                 created_at_ms: r.try_get("created_at_ms")?,
                 updated_at_ms: r.try_get("updated_at_ms")?,
             })
@@ -77,6 +85,66 @@ macro_rules! impl_knowledge_store {
 
         fn all<T>(rows: &[KRow], f: fn(&KRow) -> Result<T, sqlx::Error>) -> StoreResult<Vec<T>> {
             rows.iter().map(f).collect::<Result<_, _>>().map_err($crate::db_err)
+        }
+
+        /// Writes `d` inside `tx` if the stored document is at `d.version - 1` (or absent).
+        async fn upsert_document(tx: &mut sqlx::Transaction<'_, $db>, d: &Document) -> StoreResult<()> {
+            let sql = format!(
+                "INSERT INTO documents ({}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13) \
+                 ON CONFLICT (collection_id, id) DO UPDATE SET title = excluded.title, source = excluded.source, \
+                 metadata = excluded.metadata, state = excluded.state, error = excluded.error, \
+                 updated_at_ms = excluded.updated_at_ms, version = excluded.version \
+                 WHERE documents.version = excluded.version - 1",
+                $crate::knowledge_sql::DOCUMENT_COLUMNS
+            );
+            let n = sqlx::query(&sql)
+                .bind(&d.id)
+                .bind(&d.collection_id)
+                .bind(&d.tenant_id)
+                .bind(&d.title)
+                .bind(&d.source)
+                .bind(d.metadata.to_string())
+                .bind(&d.fingerprint)
+                .bind(d.state.as_str())
+                .bind(&d.error)
+                .bind(d.chunk_count as i32)
+                .bind(d.created_at_ms)
+                .bind(d.updated_at_ms)
+                .bind(d.version)
+                .execute(&mut **tx)
+                .await
+                .map_err(|e| match $crate::db_err(e) {
+                    StoreError::NotFound(_) => {
+                        StoreError::NotFound(format!("collection '{}' does not exist", d.collection_id))
+                    }
+                    other => other,
+                })?
+                .rows_affected();
+            if n == 0 {
+                return Err(StoreError::Conflict(format!(
+                    "document '{}' was changed by another upload meanwhile; send it again",
+                    d.id
+                )));
+            }
+            Ok(())
+        }
+
+        /// Why a versioned write matched no row: the document is gone, or a newer upload
+        /// superseded the version.
+        async fn missing_or_superseded(tx: &mut sqlx::Transaction<'_, $db>, doc: &DocumentKey<'_>) -> StoreError {
+            let exists = sqlx::query("SELECT version FROM documents WHERE collection_id = $1 AND id = $2")
+                .bind(doc.collection_id)
+                .bind(doc.id)
+                .fetch_optional(&mut **tx)
+                .await;
+            match exists {
+                Ok(Some(_)) => StoreError::Conflict(format!(
+                    "version {} of document '{}' was superseded by a newer upload",
+                    doc.version, doc.id
+                )),
+                Ok(None) => StoreError::NotFound(format!("document '{}' does not exist", doc.id)),
+                Err(e) => $crate::db_err(e),
+            }
         }
 
         /// Starts a transaction that may append to the change log.
@@ -110,7 +178,7 @@ macro_rules! impl_knowledge_store {
         impl KnowledgeStore for $store {
             async fn create_collection(&self, c: &Collection) -> StoreResult<()> {
                 let sql = format!(
-                    "INSERT INTO collections ({}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+                    "INSERT INTO collections ({}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
                     $crate::knowledge_sql::COLLECTION_COLUMNS
                 );
                 sqlx::query(&sql)
@@ -123,6 +191,7 @@ macro_rules! impl_knowledge_store {
                     .bind(c.chunk_overlap_tokens as i32)
                     .bind(c.pii.as_str())
                     .bind(c.created_at_ms)
+                    .bind(serde_json::to_string(&c.pii_exempt).unwrap_or_else(|_| "[]".into()))
                     .execute(&self.writer)
                     .await
                     .map_err(|e| match $crate::db_err(e) {
@@ -169,40 +238,36 @@ macro_rules! impl_knowledge_store {
             }
 
             async fn put_document(&self, d: &Document) -> StoreResult<()> {
-                let sql = format!(
-                    "INSERT INTO documents ({}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12) \
-                     ON CONFLICT (id) DO UPDATE SET title = excluded.title, source = excluded.source, \
-                     metadata = excluded.metadata, state = excluded.state, error = excluded.error, \
-                     updated_at_ms = excluded.updated_at_ms",
-                    $crate::knowledge_sql::DOCUMENT_COLUMNS
-                );
-                sqlx::query(&sql)
-                    .bind(&d.id)
-                    .bind(&d.collection_id)
-                    .bind(&d.tenant_id)
-                    .bind(&d.title)
-                    .bind(&d.source)
-                    .bind(d.metadata.to_string())
-                    .bind(&d.fingerprint)
-                    .bind(d.state.as_str())
-                    .bind(&d.error)
-                    .bind(d.chunk_count as i32)
-                    .bind(d.created_at_ms)
-                    .bind(d.updated_at_ms)
-                    .execute(&self.writer)
-                    .await
-                    .map_err(|e| match $crate::db_err(e) {
-                        StoreError::NotFound(_) => {
-                            StoreError::NotFound(format!("collection '{}' does not exist", d.collection_id))
-                        }
-                        other => other,
-                    })?;
-                Ok(())
+                let mut tx = self.writer.begin().await.map_err($crate::db_err)?;
+                upsert_document(&mut tx, d).await?;
+                tx.commit().await.map_err($crate::db_err)
             }
 
-            async fn get_document(&self, id: &str) -> StoreResult<Option<Document>> {
-                let sql = format!("SELECT {} FROM documents WHERE id = $1", $crate::knowledge_sql::DOCUMENT_COLUMNS);
-                let row = sqlx::query(&sql).bind(id).fetch_optional(&self.pool).await.map_err($crate::db_err)?;
+            async fn put_documents_with_jobs(
+                &self,
+                docs: &[Document],
+                jobs: &[NewJob],
+            ) -> StoreResult<Vec<(Job, bool)>> {
+                let mut tx = self.writer.begin().await.map_err($crate::db_err)?;
+                for d in docs {
+                    upsert_document(&mut tx, d).await?;
+                }
+                let out = super::job_ports::insert_jobs(&mut tx, jobs).await?;
+                tx.commit().await.map_err($crate::db_err)?;
+                Ok(out)
+            }
+
+            async fn get_document(&self, collection_id: &str, id: &str) -> StoreResult<Option<Document>> {
+                let sql = format!(
+                    "SELECT {} FROM documents WHERE collection_id = $1 AND id = $2",
+                    $crate::knowledge_sql::DOCUMENT_COLUMNS
+                );
+                let row = sqlx::query(&sql)
+                    .bind(collection_id)
+                    .bind(id)
+                    .fetch_optional(&self.pool)
+                    .await
+                    .map_err($crate::db_err)?;
                 row.as_ref().map(document_from_row).transpose().map_err($crate::db_err)
             }
 
@@ -223,23 +288,34 @@ macro_rules! impl_knowledge_store {
 
             async fn replace_chunks(
                 &self,
-                document_id: &str,
+                doc: &DocumentKey<'_>,
                 fingerprint: &str,
                 chunks: &[ChunkRecord],
                 at_ms: i64,
             ) -> StoreResult<Vec<i64>> {
                 let mut tx = begin_logged(&self.writer).await?;
-                let row = sqlx::query("SELECT collection_id FROM documents WHERE id = $1")
-                    .bind(document_id)
-                    .fetch_optional(&mut *tx)
-                    .await
-                    .map_err($crate::db_err)?;
-                let Some(row) = row else {
-                    return Err(StoreError::NotFound(format!("document '{document_id}' does not exist")));
-                };
-                let collection_id: String = row.try_get("collection_id").map_err($crate::db_err)?;
-                sqlx::query("DELETE FROM chunks WHERE document_id = $1")
-                    .bind(document_id)
+                // The document row first: it locks the row (so an upload bumping the version waits
+                // for this commit) and checks the version in the same statement.
+                let n = sqlx::query(
+                    "UPDATE documents SET state = 'ready', error = NULL, fingerprint = $4, chunk_count = $5, \
+                     updated_at_ms = $6 WHERE collection_id = $1 AND id = $2 AND version = $3",
+                )
+                .bind(doc.collection_id)
+                .bind(doc.id)
+                .bind(doc.version)
+                .bind(fingerprint)
+                .bind(chunks.len() as i32)
+                .bind(at_ms)
+                .execute(&mut *tx)
+                .await
+                .map_err($crate::db_err)?
+                .rows_affected();
+                if n == 0 {
+                    return Err(missing_or_superseded(&mut tx, doc).await);
+                }
+                sqlx::query("DELETE FROM chunks WHERE collection_id = $1 AND document_id = $2")
+                    .bind(doc.collection_id)
+                    .bind(doc.id)
                     .execute(&mut *tx)
                     .await
                     .map_err($crate::db_err)?;
@@ -253,8 +329,8 @@ macro_rules! impl_knowledge_store {
                     let mut q = sqlx::query(&sql);
                     for c in part {
                         q = q
-                            .bind(document_id)
-                            .bind(&collection_id)
+                            .bind(doc.id)
+                            .bind(doc.collection_id)
                             .bind(c.seq as i32)
                             .bind(&c.text)
                             .bind(c.start as i32)
@@ -268,93 +344,88 @@ macro_rules! impl_knowledge_store {
                     }
                 }
                 ids.sort_unstable();
-                sqlx::query(
-                    "UPDATE documents SET state = 'ready', error = NULL, fingerprint = $2, chunk_count = $3, \
-                     updated_at_ms = $4 WHERE id = $1",
-                )
-                .bind(document_id)
-                .bind(fingerprint)
-                .bind(chunks.len() as i32)
-                .bind(at_ms)
-                .execute(&mut *tx)
-                .await
-                .map_err($crate::db_err)?;
-                log_change(&mut tx, &collection_id, Some(document_id), ChangeKind::Document, at_ms)
+                log_change(&mut tx, doc.collection_id, Some(doc.id), ChangeKind::Document, at_ms)
                     .await
                     .map_err($crate::db_err)?;
                 tx.commit().await.map_err($crate::db_err)?;
                 Ok(ids)
             }
 
-            async fn mark_ready(&self, document_id: &str, at_ms: i64) -> StoreResult<()> {
+            async fn mark_ready(&self, doc: &DocumentKey<'_>, at_ms: i64) -> StoreResult<()> {
                 let mut tx = begin_logged(&self.writer).await?;
-                let row = sqlx::query(
-                    "UPDATE documents SET state = 'ready', error = NULL, updated_at_ms = $2 WHERE id = $1 \
-                     RETURNING collection_id",
+                let n = sqlx::query(
+                    "UPDATE documents SET state = 'ready', error = NULL, updated_at_ms = $4 \
+                     WHERE collection_id = $1 AND id = $2 AND version = $3",
                 )
-                .bind(document_id)
+                .bind(doc.collection_id)
+                .bind(doc.id)
+                .bind(doc.version)
                 .bind(at_ms)
-                .fetch_optional(&mut *tx)
+                .execute(&mut *tx)
                 .await
-                .map_err($crate::db_err)?;
-                let Some(row) = row else {
-                    return Err(StoreError::NotFound(format!("document '{document_id}' does not exist")));
-                };
-                let collection_id: String = row.try_get("collection_id").map_err($crate::db_err)?;
-                log_change(&mut tx, &collection_id, Some(document_id), ChangeKind::Document, at_ms)
+                .map_err($crate::db_err)?
+                .rows_affected();
+                if n == 0 {
+                    return Err(missing_or_superseded(&mut tx, doc).await);
+                }
+                log_change(&mut tx, doc.collection_id, Some(doc.id), ChangeKind::Document, at_ms)
                     .await
                     .map_err($crate::db_err)?;
                 tx.commit().await.map_err($crate::db_err)?;
                 Ok(())
             }
 
-            async fn fail_document(&self, document_id: &str, error: &str, at_ms: i64) -> StoreResult<()> {
-                let n = sqlx::query("UPDATE documents SET state = 'failed', error = $2, updated_at_ms = $3 WHERE id = $1")
-                    .bind(document_id)
-                    .bind(error)
-                    .bind(at_ms)
-                    .execute(&self.writer)
-                    .await
-                    .map_err($crate::db_err)?
-                    .rows_affected();
-                if n == 0 {
-                    return Err(StoreError::NotFound(format!("document '{document_id}' does not exist")));
-                }
+            async fn fail_document(&self, doc: &DocumentKey<'_>, error: &str, at_ms: i64) -> StoreResult<()> {
+                sqlx::query(
+                    "UPDATE documents SET state = 'failed', error = $4, updated_at_ms = $5 \
+                     WHERE collection_id = $1 AND id = $2 AND version = $3",
+                )
+                .bind(doc.collection_id)
+                .bind(doc.id)
+                .bind(doc.version)
+                .bind(error)
+                .bind(at_ms)
+                .execute(&self.writer)
+                .await
+                .map_err($crate::db_err)?;
                 Ok(())
             }
 
-            async fn delete_document(&self, document_id: &str, at_ms: i64) -> StoreResult<bool> {
+            async fn delete_document(&self, collection_id: &str, id: &str, at_ms: i64) -> StoreResult<bool> {
                 let mut tx = begin_logged(&self.writer).await?;
-                sqlx::query("DELETE FROM chunks WHERE document_id = $1")
-                    .bind(document_id)
+                sqlx::query("DELETE FROM chunks WHERE collection_id = $1 AND document_id = $2")
+                    .bind(collection_id)
+                    .bind(id)
                     .execute(&mut *tx)
                     .await
                     .map_err($crate::db_err)?;
-                let row = sqlx::query("DELETE FROM documents WHERE id = $1 RETURNING collection_id")
-                    .bind(document_id)
-                    .fetch_optional(&mut *tx)
+                let n = sqlx::query("DELETE FROM documents WHERE collection_id = $1 AND id = $2")
+                    .bind(collection_id)
+                    .bind(id)
+                    .execute(&mut *tx)
                     .await
-                    .map_err($crate::db_err)?;
-                let deleted = match row {
-                    Some(r) => {
-                        let collection_id: String = r.try_get("collection_id").map_err($crate::db_err)?;
-                        log_change(&mut tx, &collection_id, Some(document_id), ChangeKind::DocumentDeleted, at_ms)
-                            .await
-                            .map_err($crate::db_err)?;
-                        true
-                    }
-                    None => false,
-                };
+                    .map_err($crate::db_err)?
+                    .rows_affected();
+                if n == 1 {
+                    log_change(&mut tx, collection_id, Some(id), ChangeKind::DocumentDeleted, at_ms)
+                        .await
+                        .map_err($crate::db_err)?;
+                }
                 tx.commit().await.map_err($crate::db_err)?;
-                Ok(deleted)
+                Ok(n == 1)
             }
 
-            async fn document_chunks(&self, document_id: &str) -> StoreResult<Vec<ChunkRecord>> {
+            async fn document_chunks(&self, collection_id: &str, id: &str) -> StoreResult<Vec<ChunkRecord>> {
                 let sql = format!(
-                    "SELECT {} FROM chunks WHERE document_id = $1 ORDER BY seq",
+                    "SELECT {} FROM chunks WHERE collection_id = $1 AND document_id = $2 ORDER BY seq",
                     $crate::knowledge_sql::CHUNK_COLUMNS
                 );
-                let rows = sqlx::query(&sql).bind(document_id).fetch_all(&self.pool).await.map_err($crate::db_err)?;
+                let rows = sqlx::query(&sql)
+                    .bind(collection_id)
+                    .bind(id)
+                    .fetch_all(&self.pool)
+                    .await
+                    .map_err($crate::db_err)?;
                 all(&rows, chunk_from_row)
             }
 

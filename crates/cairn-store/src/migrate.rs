@@ -1,7 +1,9 @@
 //! Schema migrations: an ordered list of SQL scripts, each applied once inside a transaction
-//! and recorded in `schema_migrations`. The SQL is shared by SQLite and PostgreSQL; the two
-//! types they spell differently are written as placeholders, `{BYTES}` (a binary column) and
-//! `{SERIAL}` (an auto-increasing 64-bit primary key), and filled in per backend (`Dialect`).
+//! and recorded in `schema_migrations`. The SQL is shared by SQLite and PostgreSQL; what they
+//! spell differently is written as placeholders, `{BYTES}` (a binary column), `{SERIAL}` (an
+//! auto-increasing 64-bit primary key) and `{RESET_SERIAL:table}` (after rows were copied
+//! into a rebuilt table with their ids: continue its counter after the largest id), and
+//! filled in per backend (`Dialect`).
 
 /// Every migration, in order: (version, name, SQL).
 pub(crate) const MIGRATIONS: &[(i64, &str, &str)] = &[
@@ -10,6 +12,7 @@ pub(crate) const MIGRATIONS: &[(i64, &str, &str)] = &[
     (3, "knowledge", include_str!("migrations/0003_knowledge.sql")),
     (4, "budgets", include_str!("migrations/0004_budgets.sql")),
     (5, "tenant_roles", include_str!("migrations/0005_tenant_roles.sql")),
+    (6, "document_versions", include_str!("migrations/0006_document_versions.sql")),
 ];
 
 /// How one backend spells the types the shared SQL leaves as placeholders.
@@ -18,17 +21,35 @@ pub(crate) struct Dialect {
     pub(crate) bytes: &'static str,
     /// An auto-increasing 64-bit primary key.
     pub(crate) serial: &'static str,
+    /// Statement continuing table `{T}`'s `id` counter after its largest id (empty: the
+    /// backend does so by itself).
+    pub(crate) reset_serial: &'static str,
 }
 
 /// SQLite's spelling.
-pub(crate) const SQLITE: Dialect = Dialect { bytes: "BLOB", serial: "INTEGER PRIMARY KEY AUTOINCREMENT" };
+/// SQLite's AUTOINCREMENT keeps its counter at the largest id inserted, explicit ones included.
+pub(crate) const SQLITE: Dialect =
+    Dialect { bytes: "BLOB", serial: "INTEGER PRIMARY KEY AUTOINCREMENT", reset_serial: "" };
 /// PostgreSQL's spelling.
-pub(crate) const POSTGRES: Dialect = Dialect { bytes: "BYTEA", serial: "BIGSERIAL PRIMARY KEY" };
+/// PostgreSQL's sequences ignore explicit ids; a rebuilt table's sequence is named after the
+/// table it was created as, so it is found through the column.
+pub(crate) const POSTGRES: Dialect = Dialect {
+    bytes: "BYTEA",
+    serial: "BIGSERIAL PRIMARY KEY",
+    reset_serial:
+        "SELECT setval(pg_get_serial_sequence('{T}', 'id'), COALESCE((SELECT MAX(id) FROM {T}), 0) + 1, false);",
+};
 
 impl Dialect {
     /// `sql` with the placeholders filled in.
     pub(crate) fn render(&self, sql: &str) -> String {
-        sql.replace("{BYTES}", self.bytes).replace("{SERIAL}", self.serial)
+        let mut out = sql.replace("{BYTES}", self.bytes).replace("{SERIAL}", self.serial);
+        while let Some(at) = out.find("{RESET_SERIAL:") {
+            let Some(len) = out[at..].find('}') else { break };
+            let table = out[at + "{RESET_SERIAL:".len()..at + len].to_owned();
+            out.replace_range(at..=at + len, &self.reset_serial.replace("{T}", &table));
+        }
+        out
     }
 }
 

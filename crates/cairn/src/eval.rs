@@ -74,6 +74,7 @@ async fn run(config: Config, args: &EvalRetrievalArgs, data: &BeirDataset) -> Re
         chunk_overlap_tokens: Some(args.chunk_overlap),
         pii: Some(PiiMode::Off),
         tenant_id: None,
+        pii_exempt_fields: Vec::new(),
     };
     let col = state.knowledge.create_collection(&me, create).await.map_err(|e| anyhow!("{e}"))?;
     let name = args.dataset.file_name().and_then(|n| n.to_str()).unwrap_or("dataset").to_owned();

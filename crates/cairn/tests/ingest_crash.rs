@@ -78,9 +78,9 @@ fn text(doc: &str, version: u32) -> String {
 }
 
 /// Markers found in a document's stored chunks, with how often each appears.
-async fn stored_markers(store: &dyn Store, doc: &str) -> BTreeMap<String, usize> {
+async fn stored_markers(store: &dyn Store, col: &str, doc: &str) -> BTreeMap<String, usize> {
     let mut out = BTreeMap::new();
-    for c in store.document_chunks(doc).await.unwrap() {
+    for c in store.document_chunks(col, doc).await.unwrap() {
         for w in c.text.split_whitespace().filter(|w| w.starts_with(&format!("{doc}v"))) {
             *out.entry(w.to_owned()).or_default() += 1;
         }
@@ -134,11 +134,11 @@ async fn a_server_killed_mid_ingestion_loses_nothing(url: String) {
 
     // Whole or nothing: the manual is still exactly version 1; the others have no chunks yet.
     let store = cairn_store::open(&url, 2).await.unwrap();
-    assert_eq!(stored_markers(&*store, "manual").await, expected("manual", 1), "old version intact, no mix");
+    assert_eq!(stored_markers(&*store, &col, "manual").await, expected("manual", 1), "old version intact, no mix");
     let mut unfinished = 0;
     for d in 0..DOCS {
         let doc = format!("d{d}");
-        let found = stored_markers(&*store, &doc).await;
+        let found = stored_markers(&*store, &col, &doc).await;
         assert!(found.is_empty() || found == expected(&doc, 1), "{doc} half written: {} markers", found.len());
         unfinished += usize::from(found.is_empty());
     }
@@ -153,7 +153,7 @@ async fn a_server_killed_mid_ingestion_loses_nothing(url: String) {
     }
     for d in 0..DOCS {
         let doc = format!("d{d}");
-        assert_eq!(stored_markers(&*store, &doc).await, expected(&doc, 1), "{doc}: every sentence exactly once");
+        assert_eq!(stored_markers(&*store, &col, &doc).await, expected(&doc, 1), "{doc}: every sentence exactly once");
         let got: Value = client
             .get(format!("{base}/v1/collections/{col}/documents/{doc}"))
             .bearer_auth(ADMIN_KEY)
@@ -165,7 +165,7 @@ async fn a_server_killed_mid_ingestion_loses_nothing(url: String) {
             .unwrap();
         assert_eq!(got["state"], "ready", "{got}");
     }
-    assert_eq!(stored_markers(&*store, "manual").await, expected("manual", 2), "only the new version");
+    assert_eq!(stored_markers(&*store, &col, "manual").await, expected("manual", 2), "only the new version");
     let hits = post(
         &client,
         format!("{base}/v1/collections/{col}/search"),

@@ -13,6 +13,7 @@ mod local_chat;
 mod rag;
 mod resilience;
 mod sdk;
+mod tenancy;
 
 use cairn_testkit::{StandIn, TestServer};
 use serde_json::{json, Value};

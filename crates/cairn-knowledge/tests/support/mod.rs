@@ -72,6 +72,7 @@ pub async fn setup() -> Setup {
         chunk_max_tokens: 20,
         chunk_overlap_tokens: 0,
         pii: PiiMode::Mask,
+        pii_exempt: Vec::new(),
         created_at_ms: 1,
     };
     store.create_collection(&collection).await.unwrap();
@@ -112,7 +113,7 @@ pub fn member() -> Principal {
 
 impl Setup {
     pub async fn ingest(&self, doc: &str, text: &str) -> cairn_core::jobs::Job {
-        if self.store.get_document(doc).await.unwrap().is_none() {
+        if self.store.get_document("col", doc).await.unwrap().is_none() {
             let d = Document {
                 id: doc.into(),
                 collection_id: "col".into(),
@@ -124,6 +125,7 @@ impl Setup {
                 state: DocumentState::Pending,
                 error: None,
                 chunk_count: 0,
+                version: 1,
                 created_at_ms: 1,
                 updated_at_ms: 1,
             };
