@@ -26,7 +26,7 @@ use utoipa_swagger_ui::SwaggerUi;
 use crate::error::error_response;
 use crate::middleware::observe;
 use crate::openapi::ApiDoc;
-use crate::routes::{admin, answer, chat, embeddings, jobs, knowledge, models, ops, usage};
+use crate::routes::{admin, answer, chat, embeddings, jobs, knowledge, models, ops, usage, webhooks};
 use crate::state::AppState;
 
 /// A built Cairn application, ready to serve.
@@ -65,7 +65,7 @@ impl App {
         let embedder: Arc<dyn TextEmbedder> = Arc::new(GatewayEmbedder(gateway.clone()));
         // Keys the `hash` PII policy; from the environment only, like every secret.
         let pii_key = std::env::var("CAIRN_PII_KEY").unwrap_or_default().into_bytes();
-        let mut registry = cairn_jobs::builtin::registry(&config.jobs);
+        let mut registry = cairn_jobs::builtin::registry(&config.jobs, store.clone());
         registry.register_internal(
             INGEST_JOB,
             IngestHandler::new(store.clone(), embedder.clone(), index.clone(), pii_key.clone()),
@@ -117,6 +117,7 @@ impl App {
             .route("/v1/jobs/{id}/events", get(jobs::events))
             .route("/v1/jobs/{id}/cancel", post(jobs::cancel))
             .route("/v1/jobs/{id}/retry", post(jobs::retry))
+            .route("/v1/webhooks/secret", get(webhooks::get).post(webhooks::rotate))
             .route("/v1/collections", post(knowledge::create).get(knowledge::list))
             .route("/v1/collections/{id}", get(knowledge::get).delete(knowledge::delete))
             .route("/v1/collections/{id}/documents", post(knowledge::add_documents).get(knowledge::list_documents))

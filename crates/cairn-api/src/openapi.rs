@@ -12,7 +12,7 @@ use cairn_jobs::{
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
-use crate::routes::{admin, answer, chat, embeddings, jobs, knowledge, models, ops, usage};
+use crate::routes::{admin, answer, chat, embeddings, jobs, knowledge, models, ops, usage, webhooks};
 
 /// The API description.
 #[derive(OpenApi)]
@@ -22,7 +22,7 @@ use crate::routes::{admin, answer, chat, embeddings, jobs, knowledge, models, op
         chat::chat_completions, embeddings::embeddings, models::list_models, usage::usage,
         admin::create_tenant, admin::list_tenants, admin::create_key, admin::list_keys, admin::revoke_key,
         jobs::enqueue, jobs::enqueue_batch, jobs::list, jobs::types, jobs::get, jobs::events, jobs::cancel,
-        jobs::retry, jobs::retry_dead, jobs::purge,
+        jobs::retry, jobs::retry_dead, jobs::purge, webhooks::get, webhooks::rotate,
         knowledge::create, knowledge::list, knowledge::get, knowledge::delete, knowledge::add_documents,
         knowledge::get_document, knowledge::delete_document, knowledge::search, knowledge::upload_files, knowledge::list_documents,
         answer::answer,
@@ -36,6 +36,7 @@ use crate::routes::{admin, answer, chat, embeddings, jobs, knowledge, models, op
         KeyLimits, Role, UsageBucket, UsageReport, UsageRequest, admin::CreateTenant, admin::CreateKey,
         admin::CreatedKey, Job, JobState, Attempt, AttemptOutcome, EnqueueRequest, ListRequest, JobPage, JobDetail,
         JobType, RetryDeadRequest, PurgeRequest, BulkResult, jobs::EnqueueBatch, jobs::Enqueued,
+        cairn_jobs::WebhookSecret, cairn_jobs::SecretQuery,
         cairn_core::knowledge::Collection, cairn_core::knowledge::Document, cairn_core::knowledge::DocumentState,
         cairn_core::knowledge::PiiMode, cairn_knowledge::service::CreateCollection, cairn_knowledge::service::NewDocument,
         cairn_knowledge::service::Accepted, cairn_knowledge::service::SearchRequest, cairn_knowledge::service::SearchHit,

@@ -30,7 +30,7 @@ struct Probe {
 
 #[async_trait]
 impl JobHandler for Probe {
-    fn validate(&self, _: &Value) -> Result<(), String> {
+    fn validate(&self, _: &str, _: &Value) -> Result<(), String> {
         Ok(())
     }
 
@@ -56,7 +56,7 @@ impl Bench {
         let config = JobsConfig::default();
         let store = cairn_store::open(url, 16).await.map_err(|e| anyhow!("{e}"))?;
         let started = Arc::new(Mutex::new(HashMap::new()));
-        let mut registry = cairn_jobs::builtin::registry(&config);
+        let mut registry = cairn_jobs::builtin::registry(&config, store.clone());
         registry.register("probe", Probe { started: started.clone() });
         let metrics = Arc::new(cairn_telemetry::Metrics::new());
         let svc = Arc::new(JobService::new(store, registry, config, Arc::new(SystemClock), metrics.clone()));

@@ -34,6 +34,11 @@ pub trait TenantStore: Send + Sync {
     async fn get_tenant(&self, id: &str) -> StoreResult<Option<Tenant>>;
     /// Lists all tenants, oldest first.
     async fn list_tenants(&self) -> StoreResult<Vec<Tenant>>;
+    /// The tenant's secret for `purpose`, storing `candidate` first if it has none (so
+    /// concurrent first uses on several nodes agree on one).
+    async fn tenant_secret(&self, tenant_id: &str, purpose: &str, candidate: &str) -> StoreResult<String>;
+    /// Replaces the tenant's secret for `purpose` with `secret`.
+    async fn set_tenant_secret(&self, tenant_id: &str, purpose: &str, secret: &str) -> StoreResult<()>;
 }
 
 /// API keys (hashes only).

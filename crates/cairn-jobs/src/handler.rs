@@ -39,9 +39,9 @@ pub enum JobError {
 /// The code that runs one type of job.
 #[async_trait]
 pub trait JobHandler: Send + Sync + 'static {
-    /// Checks a payload when the job is enqueued, so bad input is refused with a clear 400
-    /// instead of failing later in a worker.
-    fn validate(&self, payload: &Value) -> Result<(), String>;
+    /// Checks a payload when the job is enqueued for `tenant_id`, so bad input is refused with
+    /// a clear 400 instead of failing later in a worker.
+    fn validate(&self, tenant_id: &str, payload: &Value) -> Result<(), String>;
 
     /// Runs one attempt. Returns the job's result (stored on the job), or how it failed.
     /// Long work should watch `ctx.cancelled()` and report progress.

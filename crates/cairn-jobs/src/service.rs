@@ -180,8 +180,9 @@ impl JobService {
                 ),
             ));
         }
+        let tenant_id = caller.acting_tenant(r.tenant_id.clone())?;
         handler
-            .validate(&r.payload)
+            .validate(&tenant_id, &r.payload)
             .map_err(|m| Error::invalid_param(at("payload"), format!("invalid payload for '{}': {m}", r.kind)))?;
         if !(-1000..=1000).contains(&r.priority) {
             return Err(Error::invalid_param(at("priority"), "priority must be between -1000 and 1000"));
@@ -213,7 +214,6 @@ impl JobService {
                 ));
             }
         }
-        let tenant_id = caller.acting_tenant(r.tenant_id)?;
         Ok(NewJob {
             id: format!("job_{}", uuid::Uuid::now_v7().simple()),
             tenant_id,

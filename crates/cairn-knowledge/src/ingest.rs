@@ -122,7 +122,7 @@ fn storage(e: impl std::fmt::Display) -> JobError {
 
 #[async_trait]
 impl JobHandler for IngestHandler {
-    fn validate(&self, payload: &Value) -> Result<(), String> {
+    fn validate(&self, _tenant_id: &str, payload: &Value) -> Result<(), String> {
         serde_json::from_value::<Payload>(payload.clone()).map(|_| ()).map_err(|e| e.to_string())
     }
 

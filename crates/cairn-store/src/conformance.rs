@@ -90,6 +90,12 @@ async fn tenants(s: &dyn Store) {
     assert_eq!(s.get_tenant("nope").await.unwrap(), None);
     let ids: Vec<_> = s.list_tenants().await.unwrap().into_iter().map(|t| t.id).collect();
     assert_eq!(ids, ["acme", "globex"]);
+    // The first candidate stored wins; rotation replaces it; tenants do not share.
+    assert_eq!(s.tenant_secret("acme", "webhook", "one").await.unwrap(), "one");
+    assert_eq!(s.tenant_secret("acme", "webhook", "two").await.unwrap(), "one");
+    assert_eq!(s.tenant_secret("globex", "webhook", "three").await.unwrap(), "three");
+    s.set_tenant_secret("acme", "webhook", "four").await.unwrap();
+    assert_eq!(s.tenant_secret("acme", "webhook", "five").await.unwrap(), "four");
 }
 
 async fn keys(s: &dyn Store) {

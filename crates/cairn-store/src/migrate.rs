@@ -13,6 +13,7 @@ pub(crate) const MIGRATIONS: &[(i64, &str, &str)] = &[
     (4, "budgets", include_str!("migrations/0004_budgets.sql")),
     (5, "tenant_roles", include_str!("migrations/0005_tenant_roles.sql")),
     (6, "document_versions", include_str!("migrations/0006_document_versions.sql")),
+    (7, "tenant_secrets", include_str!("migrations/0007_tenant_secrets.sql")),
 ];
 
 /// How one backend spells the types the shared SQL leaves as placeholders.

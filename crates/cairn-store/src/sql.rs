@@ -108,6 +108,53 @@ macro_rules! impl_store {
                 Ok(())
             }
 
+            async fn tenant_secret(
+                &self,
+                tenant_id: &str,
+                purpose: &str,
+                candidate: &str,
+            ) -> cairn_core::store::StoreResult<String> {
+                sqlx::query(
+                    "INSERT INTO tenant_secrets (tenant_id, purpose, secret, created_at_ms) VALUES ($1, $2, $3, $4) \
+                     ON CONFLICT (tenant_id, purpose) DO NOTHING",
+                )
+                .bind(tenant_id)
+                .bind(purpose)
+                .bind(candidate)
+                .bind(cairn_core::time::now_ms())
+                .execute(&self.writer)
+                .await
+                .map_err($crate::db_err)?;
+                sqlx::query("SELECT secret FROM tenant_secrets WHERE tenant_id = $1 AND purpose = $2")
+                    .bind(tenant_id)
+                    .bind(purpose)
+                    .fetch_one(&self.writer)
+                    .await
+                    .and_then(|r| r.try_get("secret"))
+                    .map_err($crate::db_err)
+            }
+
+            async fn set_tenant_secret(
+                &self,
+                tenant_id: &str,
+                purpose: &str,
+                secret: &str,
+            ) -> cairn_core::store::StoreResult<()> {
+                sqlx::query(
+                    "INSERT INTO tenant_secrets (tenant_id, purpose, secret, created_at_ms) VALUES ($1, $2, $3, $4) \
+                     ON CONFLICT (tenant_id, purpose) DO UPDATE SET secret = excluded.secret, \
+                     created_at_ms = excluded.created_at_ms",
+                )
+                .bind(tenant_id)
+                .bind(purpose)
+                .bind(secret)
+                .bind(cairn_core::time::now_ms())
+                .execute(&self.writer)
+                .await
+                .map_err($crate::db_err)?;
+                Ok(())
+            }
+
             async fn get_tenant(&self, id: &str) -> cairn_core::store::StoreResult<Option<Tenant>> {
                 let row = sqlx::query("SELECT id, name, created_at_ms FROM tenants WHERE id = $1")
                     .bind(id)

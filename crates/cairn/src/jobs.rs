@@ -20,7 +20,7 @@ async fn service(config: &Config, metrics: Arc<Metrics>) -> Result<Arc<JobServic
     let store = cairn_store::open(&config.storage.database_url(), config.storage.max_connections)
         .await
         .map_err(|e| anyhow!("opening storage: {e}"))?;
-    let registry = cairn_jobs::builtin::registry(&config.jobs);
+    let registry = cairn_jobs::builtin::registry(&config.jobs, store.clone());
     Ok(Arc::new(JobService::new(store, registry, config.jobs.clone(), Arc::new(SystemClock), metrics)))
 }
 

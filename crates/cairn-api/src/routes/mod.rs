@@ -9,6 +9,7 @@ pub mod knowledge;
 pub mod models;
 pub mod ops;
 pub mod usage;
+pub mod webhooks;
 
 use std::convert::Infallible;
 

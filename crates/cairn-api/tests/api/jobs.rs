@@ -195,3 +195,82 @@ async fn bad_job_requests_get_clear_errors_and_tenants_stay_apart() {
     let (status, all) = server.get("/v1/jobs?tenant_id=acme", &server.admin_key).await;
     assert_eq!((status, all["data"].as_array().map(Vec::len)), (200, Some(1)));
 }
+
+/// The receiver written from the docs, in Python, and its verdicts, one line per delivery.
+struct PythonReceiver {
+    child: tokio::process::Child,
+    lines: tokio::io::Lines<tokio::io::BufReader<tokio::process::ChildStdout>>,
+    url: String,
+}
+
+impl PythonReceiver {
+    async fn start(secret: &str) -> PythonReceiver {
+        let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+        let python = std::env::var("CAIRN_TEST_PYTHON").unwrap_or_else(|_| "python3".into());
+        let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/api/webhook_receiver.py");
+        let mut child = tokio::process::Command::new(python)
+            .args([script, &port.to_string(), secret])
+            .stdout(std::process::Stdio::piped())
+            .kill_on_drop(true)
+            .spawn()
+            .expect("python receiver starts");
+        let stdout = child.stdout.take().unwrap();
+        let lines = tokio::io::AsyncBufReadExt::lines(tokio::io::BufReader::new(stdout));
+        let mut receiver = PythonReceiver { child, lines, url: format!("http://127.0.0.1:{port}/hook") };
+        assert_eq!(receiver.verdict().await, "ready");
+        receiver
+    }
+
+    /// The receiver's verdict on the next delivery.
+    async fn verdict(&mut self) -> String {
+        let next = tokio::time::timeout(Duration::from_secs(20), self.lines.next_line()).await;
+        next.expect("a delivery within 20 s").unwrap().unwrap_or_default()
+    }
+}
+
+#[tokio::test]
+async fn webhooks_are_signed_per_tenant_and_verified_by_a_receiver_written_from_the_docs() {
+    let config = "[jobs]\npoll_ms = 20\nmax_attempts = 1\nwebhook_tenant_hosts = { acme = [\"127.0.0.1\"] }\n";
+    let server = TestServer::start(config).await;
+    let admin = server.key("acme", "admin", json!({})).await;
+    let member = server.key("acme", "member", json!({})).await;
+    let other = server.key("globex", "admin", json!({})).await;
+    let (status, secret) = server.get("/v1/webhooks/secret", &admin).await;
+    assert_eq!(status, 200, "{secret}");
+    let secret = secret["secret"].as_str().unwrap().to_owned();
+    assert!(secret.starts_with("whsec_"));
+    let (_, theirs) = server.get("/v1/webhooks/secret", &other).await;
+    assert_ne!(theirs["secret"], json!(secret), "each tenant signs with its own secret");
+    assert_eq!(server.get("/v1/webhooks/secret", &member).await.0, 403, "members cannot read it");
+    assert_eq!(server.get("/v1/webhooks/secret?tenant_id=acme", &other).await.0, 403);
+
+    let mut receiver = PythonReceiver::start(&secret).await;
+    let url = receiver.url.clone();
+    let hook =
+        |headers: Value| json!({"type": "webhook", "payload": {"url": url, "body": {"order": 8}, "headers": headers}});
+    // Delivered, signed, and verified by the receiver.
+    let (status, job) = server.post("/v1/jobs", &member, &hook(json!({"x-team": "ops"}))).await;
+    assert_eq!(status, 201, "{job}");
+    let id = job["id"].as_str().unwrap();
+    assert_eq!(receiver.verdict().await, format!("valid {id} acme"));
+    wait_state(&server, &member, id, "succeeded").await;
+    // Nobody may set Cairn's own headers, nor call a host on another tenant's list.
+    for forged in
+        [json!({"webhook-signature": "v1,forged"}), json!({"X-Cairn-Tenant": "globex"}), json!({"webhook-id": "x"})]
+    {
+        let (status, body) = server.post("/v1/jobs", &member, &hook(forged.clone())).await;
+        assert_eq!(status, 400, "{forged}: {body}");
+    }
+    let (status, body) = server.post("/v1/jobs", &other, &hook(json!({}))).await;
+    assert_eq!(status, 400, "globex may not call acme's hosts: {body}");
+    // After a rotation the receiver's old secret no longer verifies: signatures are real.
+    let (status, rotated) = server.post("/v1/webhooks/secret", &admin, &json!({})).await;
+    assert_eq!(status, 200);
+    assert_ne!(rotated["secret"], json!(secret));
+    let (_, job) = server.post("/v1/jobs", &member, &hook(json!({}))).await;
+    let id = job["id"].as_str().unwrap();
+    assert_eq!(receiver.verdict().await, format!("invalid {id} acme"));
+    let dead = wait_state(&server, &member, id, "dead").await;
+    assert!(dead["attempts_history"][0]["error"].as_str().unwrap().contains("401"), "{dead}");
+    let _ = receiver.child.kill().await;
+}

@@ -32,8 +32,13 @@ pub struct JobsConfig {
     pub retention_hours: u64,
     /// Largest job payload, in bytes of JSON.
     pub max_payload_bytes: usize,
-    /// Hosts (`host` or `host:port`) that `webhook` jobs may call; empty disables the type.
+    /// Hosts (`host` or `host:port`) that `webhook` jobs of every tenant may call.
     pub webhook_allowed_hosts: Vec<String>,
+    /// More hosts per tenant, e.g. `{ acme = ["hooks.acme.com"] }`: a tenant's webhooks may call
+    /// the instance's hosts and its own, never another tenant's.
+    pub webhook_tenant_hosts: BTreeMap<String, Vec<String>>,
+    /// Longest one webhook delivery may take, connecting and reading the answer included.
+    pub webhook_timeout_secs: u64,
 }
 
 impl Default for JobsConfig {
@@ -51,6 +56,8 @@ impl Default for JobsConfig {
             retention_hours: 24 * 7,
             max_payload_bytes: 1024 * 1024,
             webhook_allowed_hosts: Vec::new(),
+            webhook_tenant_hosts: BTreeMap::new(),
+            webhook_timeout_secs: 30,
         }
     }
 }

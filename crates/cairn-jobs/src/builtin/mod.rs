@@ -4,16 +4,20 @@ mod noop;
 mod webhook;
 
 pub use noop::Noop;
-pub use webhook::Webhook;
+pub use webhook::{new_secret, sign, Webhook, SECRET_PURPOSE};
+
+use std::sync::Arc;
 
 use cairn_core::config::JobsConfig;
+use cairn_core::store::TenantStore;
 
 use crate::registry::Registry;
 
-/// A registry with the built-in types: `noop`, and `webhook` (calls only allow-listed hosts).
-pub fn registry(config: &JobsConfig) -> Registry {
+/// A registry with the built-in types: `noop`, and `webhook` (calls only allow-listed hosts,
+/// signed with the tenants' secrets kept in `secrets`).
+pub fn registry(config: &JobsConfig, secrets: Arc<dyn TenantStore>) -> Registry {
     let mut r = Registry::new();
     r.register("noop", Noop);
-    r.register("webhook", Webhook::new(config.webhook_allowed_hosts.clone()));
+    r.register("webhook", Webhook::new(config, secrets));
     r
 }

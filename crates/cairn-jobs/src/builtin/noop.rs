@@ -10,7 +10,7 @@ pub struct Noop;
 
 #[async_trait]
 impl JobHandler for Noop {
-    fn validate(&self, payload: &Value) -> Result<(), String> {
+    fn validate(&self, _tenant_id: &str, payload: &Value) -> Result<(), String> {
         match payload {
             Value::Null | Value::Object(_) => Ok(()),
             _ => Err("expected a JSON object".into()),
