@@ -80,7 +80,7 @@ impl App {
         let knowledge = Arc::new(
             KnowledgeService::new(store, jobs.clone(), embedder, index)
                 .with_pii_key(pii_key)
-                .with_max_document_bytes(config.knowledge.max_document_bytes),
+                .with_limits(&config.knowledge),
         );
         let streams_cut = CancellationToken::new();
         let chat = Arc::new(GatewayChat { gateway: gateway.clone(), shutdown: streams_cut.clone() });

@@ -306,9 +306,12 @@ impl JobService {
                 job.state.as_str()
             )));
         }
+        // Read back before waking the workers: the answer is the job as replayed ("queued"),
+        // not whatever state a worker has moved it to by the time it is read.
+        let requeued = self.visible(caller, id).await?;
         self.events.wake(&job.kind);
         self.events.changed(id);
-        self.visible(caller, id).await
+        Ok(requeued)
     }
 
     /// Replays every dead job of the caller's tenant (admins: of `tenant_id`, or all tenants).

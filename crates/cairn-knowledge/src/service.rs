@@ -22,6 +22,7 @@ use crate::highlight::Highlighter;
 use crate::ingest::INGEST_JOB;
 use crate::live::{LiveIndex, SearchMode};
 use crate::prepare::{redact_upload, redactor};
+use crate::upload::UploadLimits;
 
 /// Body of a collection creation.
 #[derive(Clone, Debug, Deserialize, ToSchema)]
@@ -157,6 +158,7 @@ pub struct KnowledgeService {
     analyzer: Arc<Analyzer>,
     pii_key: Vec<u8>,
     max_document_bytes: usize,
+    pub(crate) uploads: UploadLimits,
 }
 
 /// Most collections one search covers (the path's and `also`, duplicates counted once).
@@ -209,6 +211,7 @@ impl KnowledgeService {
             analyzer: Arc::new(Analyzer::english()),
             pii_key: Vec::new(),
             max_document_bytes: 900 * 1024,
+            uploads: UploadLimits::from(&cairn_core::config::KnowledgeConfig::default()),
         }
     }
 
@@ -219,9 +222,11 @@ impl KnowledgeService {
         self
     }
 
-    /// Caps a document's text (`knowledge.max_document_bytes`); longer texts get 413.
-    pub fn with_max_document_bytes(mut self, max: usize) -> Self {
-        self.max_document_bytes = max;
+    /// Caps a document's text (`knowledge.max_document_bytes`, longer texts get 413) and
+    /// bounds uploads (documents, PDF pages and inflated bytes, parse time, concurrency).
+    pub fn with_limits(mut self, config: &cairn_core::config::KnowledgeConfig) -> Self {
+        self.max_document_bytes = config.max_document_bytes;
+        self.uploads = UploadLimits::from(config);
         self
     }
 

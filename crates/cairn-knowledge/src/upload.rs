@@ -5,12 +5,42 @@
 //! (pending document, `knowledge.ingest` job). Document ids default to the file name, so
 //! uploading the same file again replaces (or, unchanged, keeps) the same document.
 
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use cairn_core::config::KnowledgeConfig;
 use cairn_core::tenancy::Role;
 use cairn_core::{CallContext, Error, Result};
 use serde_json::{Map, Value};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
-use crate::parse::{parse, Format, ParseError, TextField};
+use crate::parse::{parse_within, Format, Limits, ParseError, TextField};
 use crate::service::{Accepted, KnowledgeService, NewDocument};
+
+/// How much one upload may cost, and how many run at once.
+#[derive(Clone)]
+pub(crate) struct UploadLimits {
+    slots: Arc<Semaphore>,
+    max_documents: usize,
+    max_pdf_pages: usize,
+    max_pdf_inflated_bytes: usize,
+    parse_timeout: Duration,
+}
+
+impl From<&KnowledgeConfig> for UploadLimits {
+    fn from(c: &KnowledgeConfig) -> Self {
+        UploadLimits {
+            slots: Arc::new(Semaphore::new(c.max_concurrent_uploads.max(1))),
+            max_documents: c.max_documents_per_upload,
+            max_pdf_pages: c.max_pdf_pages,
+            max_pdf_inflated_bytes: c.max_pdf_inflated_bytes,
+            parse_timeout: Duration::from_secs(c.parse_timeout_secs),
+        }
+    }
+}
+
+/// A place among the uploads being read at once; released when dropped.
+pub struct UploadSlot(#[allow(dead_code)] OwnedSemaphorePermit);
 
 /// One uploaded file.
 #[derive(Clone, Debug)]
@@ -48,6 +78,15 @@ fn format_of(file: &UploadedFile, forced: Option<Format>) -> Option<Format> {
 }
 
 impl KnowledgeService {
+    /// A place among the uploads this process reads at once (`knowledge.max_concurrent_uploads`):
+    /// taken before the body is read, so a flood of large uploads waits at the door with 429.
+    pub fn upload_slot(&self) -> Result<UploadSlot> {
+        self.uploads.slots.clone().try_acquire_owned().map(UploadSlot).map_err(|_| Error::RateLimited {
+            message: "too many uploads are being read right now; retry in a moment".into(),
+            retry_after: Duration::from_secs(1),
+        })
+    }
+
     /// Parses `files` and queues their documents (see the module docs).
     pub async fn add_files(
         &self,
@@ -77,6 +116,13 @@ impl KnowledgeService {
             title: Some(opts.title_field.unwrap_or_else(|| "title".into())),
         };
         let max = self.max_document_bytes();
+        let limits = Limits {
+            max_pdf_pages: self.uploads.max_pdf_pages,
+            max_inflated_bytes: self.uploads.max_pdf_inflated_bytes,
+            max_documents: self.uploads.max_documents,
+            max_document_bytes: max,
+            deadline: Instant::now() + self.uploads.parse_timeout,
+        };
         let mut docs = Vec::new();
         for (i, file) in files.into_iter().enumerate() {
             let param = format!("file[{i}]");
@@ -95,14 +141,26 @@ impl KnowledgeService {
             };
             let bytes = file.bytes;
             let field = field.clone();
-            // PDFs can take a while: keep the parse off the async workers.
-            let parsed = tokio::task::spawn_blocking(move || parse(&bytes, format, &field))
+            // Parsing is CPU work: off the async workers, bounded by `limits` (the parser
+            // checks them as it goes; the timeout is the backstop).
+            let left = limits.deadline.saturating_duration_since(Instant::now()) + Duration::from_secs(1);
+            let task = tokio::task::spawn_blocking(move || parse_within(&bytes, format, &field, &limits));
+            let parsed = tokio::time::timeout(left, task)
                 .await
+                .map_err(|_| too_slow(&name, self.uploads.parse_timeout))?
                 .map_err(|e| Error::Internal(format!("parser task: {e}")))?;
             let parsed = parsed.map_err(|e| match e {
                 ParseError::Empty => Error::invalid_param(param.clone(), format!("'{name}' has no text")),
+                ParseError::TooLarge(m) => Error::TooLarge(format!("'{name}': {m}")),
+                ParseError::TooSlow => too_slow(&name, self.uploads.parse_timeout),
                 e => Error::invalid_param(param.clone(), format!("'{name}': {e}")),
             })?;
+            if docs.len() + parsed.len() > limits.max_documents {
+                return Err(Error::TooLarge(format!(
+                    "the upload holds more than {} documents (knowledge.max_documents_per_upload)",
+                    limits.max_documents
+                )));
+            }
             let many = parsed.len() > 1 || format == Format::Jsonl;
             for (line, p) in parsed.into_iter().enumerate() {
                 if p.text.len() > max {
@@ -125,6 +183,13 @@ impl KnowledgeService {
         }
         self.add_documents(ctx, collection_id, docs).await
     }
+}
+
+fn too_slow(name: &str, limit: Duration) -> Error {
+    Error::TooLarge(format!(
+        "reading '{name}' took longer than {}s (knowledge.parse_timeout_secs); split it into smaller files",
+        limit.as_secs()
+    ))
 }
 
 /// The file name without folders or extension, as a fallback title.

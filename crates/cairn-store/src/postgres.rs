@@ -22,7 +22,13 @@ pub struct PgStore {
 impl PgStore {
     /// Connects to `url` and migrates the schema (one node at a time).
     pub async fn connect(url: &str, max_connections: u32) -> StoreResult<Self> {
-        let pool = PgPoolOptions::new().max_connections(max_connections.max(1)).connect(url).await.map_err(db_err)?;
+        // Ten seconds to reach the server: an unreachable database fails the start quickly.
+        let pool = PgPoolOptions::new()
+            .max_connections(max_connections.max(1))
+            .acquire_timeout(std::time::Duration::from_secs(10))
+            .connect(url)
+            .await
+            .map_err(db_err)?;
         let mut tx = pool.begin().await.map_err(db_err)?;
         sqlx::query("SELECT pg_advisory_xact_lock($1)").bind(MIGRATION_LOCK).execute(&mut *tx).await.map_err(db_err)?;
         run_migrations!(tx, crate::migrate::POSTGRES)?;

@@ -173,6 +173,8 @@ pub async fn upload_files(
     multipart: Result<Multipart, MultipartRejection>,
 ) -> Result<(StatusCode, JsonOut<List<Accepted>>), ApiError> {
     let multipart = multipart.map_err(|e| Error::invalid_param("content-type", e.body_text()))?;
+    // Taken before the body is read: the uploads read at once are bounded.
+    let _slot = s.knowledge.upload_slot()?;
     let (files, opts) = read_upload(multipart).await?;
     let data = s.knowledge.add_files(&ctx, &id, files, opts).await?;
     Ok((StatusCode::ACCEPTED, JsonOut(List { object: "list", data })))

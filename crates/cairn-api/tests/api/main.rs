@@ -6,6 +6,7 @@ mod bad_input;
 mod budgets;
 mod filters;
 mod gateway;
+mod hostile;
 mod jobs;
 mod knowledge;
 mod local;

@@ -19,6 +19,16 @@ pub struct KnowledgeConfig {
     pub max_upload_bytes: usize,
     /// Largest document text after parsing, in bytes.
     pub max_document_bytes: usize,
+    /// Most documents one upload may hold (files and JSON Lines lines together).
+    pub max_documents_per_upload: usize,
+    /// Most pages read from one PDF.
+    pub max_pdf_pages: usize,
+    /// Most bytes one PDF's streams may inflate to, all together.
+    pub max_pdf_inflated_bytes: usize,
+    /// Longest time reading one upload's files may take, in seconds.
+    pub parse_timeout_secs: u64,
+    /// Uploads read and parsed at once by this process; more are refused with 429.
+    pub max_concurrent_uploads: usize,
 }
 
 impl Default for KnowledgeConfig {
@@ -30,6 +40,11 @@ impl Default for KnowledgeConfig {
             answer_max_tokens: 400,
             max_upload_bytes: 32 * 1024 * 1024,
             max_document_bytes: 900 * 1024,
+            max_documents_per_upload: 1000,
+            max_pdf_pages: 2000,
+            max_pdf_inflated_bytes: 64 * 1024 * 1024,
+            parse_timeout_secs: 30,
+            max_concurrent_uploads: 4,
         }
     }
 }
@@ -52,6 +67,15 @@ impl KnowledgeConfig {
         }
         if self.max_document_bytes < 1024 {
             out.push("knowledge.max_document_bytes must be at least 1024".into());
+        }
+        if !(1..=1000).contains(&self.max_documents_per_upload) {
+            out.push("knowledge.max_documents_per_upload must be between 1 and 1000".into());
+        }
+        if self.max_pdf_pages == 0 || self.max_pdf_inflated_bytes < 1024 || self.parse_timeout_secs == 0 {
+            out.push("knowledge.max_pdf_pages, max_pdf_inflated_bytes and parse_timeout_secs must be positive".into());
+        }
+        if self.max_concurrent_uploads == 0 {
+            out.push("knowledge.max_concurrent_uploads must be at least 1".into());
         }
         out
     }

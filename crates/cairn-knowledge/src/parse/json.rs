@@ -51,16 +51,30 @@ pub(super) fn document(text: &str, field: &TextField) -> Result<Parsed, ParseErr
     from_value(v, field, "document")
 }
 
-/// One JSON object per non-empty line.
-pub(super) fn lines(text: &str, field: &TextField) -> Result<Vec<Parsed>, ParseError> {
-    text.lines()
-        .enumerate()
-        .filter(|(_, l)| !l.trim().is_empty())
-        .map(|(n, l)| {
-            let place = format!("line {}", n + 1);
-            let v: Value =
-                serde_json::from_str(l).map_err(|e| ParseError::Json(format!("{place}: invalid JSON: {e}")))?;
-            from_value(v, field, &place)
-        })
-        .collect()
+/// One JSON object per non-empty line, read a line at a time: a file with too many
+/// documents, or a line too long, is refused when that line is reached.
+pub(super) fn lines(text: &str, field: &TextField, limits: &super::Limits) -> Result<Vec<Parsed>, ParseError> {
+    let mut out = Vec::new();
+    for (n, l) in text.lines().enumerate().filter(|(_, l)| !l.trim().is_empty()) {
+        let place = format!("line {}", n + 1);
+        if out.len() == limits.max_documents {
+            return Err(ParseError::TooLarge(format!(
+                "{place}: more than {} documents in one file",
+                limits.max_documents
+            )));
+        }
+        if l.len() > limits.max_document_bytes {
+            return Err(ParseError::TooLarge(format!(
+                "{place}: {} bytes; the limit per document is {}",
+                l.len(),
+                limits.max_document_bytes
+            )));
+        }
+        if n % 256 == 0 {
+            limits.check_time()?;
+        }
+        let v: Value = serde_json::from_str(l).map_err(|e| ParseError::Json(format!("{place}: invalid JSON: {e}")))?;
+        out.push(from_value(v, field, &place)?);
+    }
+    Ok(out)
 }

@@ -7,9 +7,49 @@ mod html;
 mod json;
 mod pdf;
 
+use std::time::{Duration, Instant};
+
 use serde_json::{Map, Value};
 
 pub use json::TextField;
+
+/// What one parse may cost: hostile files (a decompression bomb in a small PDF, a JSON Lines
+/// file of millions of lines) are refused as soon as they pass a bound, not after.
+#[derive(Clone, Copy, Debug)]
+pub struct Limits {
+    /// Most pages read from one PDF.
+    pub max_pdf_pages: usize,
+    /// Most bytes a PDF's streams may inflate to, all together.
+    pub max_inflated_bytes: usize,
+    /// Most documents one file may hold (JSON Lines).
+    pub max_documents: usize,
+    /// Most bytes of text one document may have.
+    pub max_document_bytes: usize,
+    /// When to give up.
+    pub deadline: Instant,
+}
+
+impl Limits {
+    /// Generous bounds for trusted input (tests, the evaluation corpus), `within` from now.
+    pub fn generous(within: Duration) -> Limits {
+        Limits {
+            max_pdf_pages: 10_000,
+            max_inflated_bytes: 1 << 30,
+            max_documents: usize::MAX,
+            max_document_bytes: usize::MAX,
+            deadline: Instant::now() + within,
+        }
+    }
+
+    /// Fails once the deadline has passed.
+    pub(crate) fn check_time(&self) -> Result<(), ParseError> {
+        if Instant::now() >= self.deadline {
+            Err(ParseError::TooSlow)
+        } else {
+            Ok(())
+        }
+    }
+}
 
 /// A format Cairn reads.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -73,6 +113,12 @@ pub enum ParseError {
     /// Nothing to index.
     #[error("the document has no text")]
     Empty,
+    /// The file passes a size bound (`Limits`).
+    #[error("{0}")]
+    TooLarge(String),
+    /// Reading the file took longer than allowed.
+    #[error("reading the file took too long")]
+    TooSlow,
 }
 
 /// One parsed document.
@@ -86,9 +132,20 @@ pub struct Parsed {
     pub metadata: Map<String, Value>,
 }
 
-/// Parses `bytes` as `format`; JSON formats take their text from `field`. JSON Lines yields
-/// one document per non-empty line; every other format yields one.
+/// Parses `bytes` as `format` within generous bounds (see `parse_within`).
 pub fn parse(bytes: &[u8], format: Format, field: &TextField) -> Result<Vec<Parsed>, ParseError> {
+    parse_within(bytes, format, field, &Limits::generous(Duration::from_secs(600)))
+}
+
+/// Parses `bytes` as `format`, refusing it as soon as it passes one of `limits`; JSON formats
+/// take their text from `field`. JSON Lines yields one document per non-empty line; every
+/// other format yields one.
+pub fn parse_within(
+    bytes: &[u8],
+    format: Format,
+    field: &TextField,
+    limits: &Limits,
+) -> Result<Vec<Parsed>, ParseError> {
     let docs = match format {
         Format::Text => vec![plain(utf8(bytes)?, None)],
         Format::Markdown => {
@@ -100,9 +157,9 @@ pub fn parse(bytes: &[u8], format: Format, field: &TextField) -> Result<Vec<Pars
             let (text, title) = html::to_text(utf8(bytes)?);
             vec![plain(&text, title)]
         }
-        Format::Pdf => vec![plain(&pdf::text(bytes)?, None)],
+        Format::Pdf => vec![plain(&pdf::text(bytes, limits)?, None)],
         Format::Json => vec![json::document(utf8(bytes)?, field)?],
-        Format::Jsonl => json::lines(utf8(bytes)?, field)?,
+        Format::Jsonl => json::lines(utf8(bytes)?, field, limits)?,
     };
     if docs.iter().all(|d| d.text.is_empty()) {
         return Err(ParseError::Empty);

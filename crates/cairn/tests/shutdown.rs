@@ -1,0 +1,114 @@
+//! The process as an operator sees it: SIGTERM ends `cairn serve` within its grace period
+//! whatever requests are running (here a search waiting on a hung embedding provider), the
+//! data folder and its files are readable by their owner only, and a database password never
+//! reaches the output.
+
+mod common;
+
+use std::os::unix::fs::PermissionsExt;
+use std::time::{Duration, Instant};
+
+use cairn_testkit::{Fault, StandIn};
+use common::{free_port, ready, spawn, ADMIN_KEY};
+use serde_json::json;
+
+fn write_config(dir: &std::path::Path, extra: &str) -> std::path::PathBuf {
+    let path = dir.join("cairn.toml");
+    std::fs::write(&path, format!("[server]\nshutdown_grace_secs = 2\n[log]\nlevel = \"warn\"\n{extra}")).unwrap();
+    path
+}
+
+#[tokio::test]
+async fn sigterm_ends_the_process_within_the_grace_period_during_a_long_search() {
+    let dir = tempfile::tempdir().unwrap();
+    let up = StandIn::start().await;
+    let extra = format!(
+        "[providers.up]\nkind = \"openai\"\nbase_url = \"{}\"\n[models.emb]\nkind = \"embedding\"\n\
+         targets = [{{ provider = \"up\", model = \"e\", timeouts = {{ first_token_ms = 600000, total_ms = 600000 }} }}]\n",
+        up.openai_url()
+    );
+    let config = write_config(dir.path(), &extra);
+    let port = free_port();
+    let mut server = spawn(dir.path(), "serve", &config, &["serve"], port);
+    let client = reqwest::Client::new();
+    let base = ready(&client, port).await;
+    let resp = client
+        .post(format!("{base}/v1/collections"))
+        .bearer_auth(ADMIN_KEY)
+        .json(&json!({"name": "docs", "embedding_model": "emb"}))
+        .send()
+        .await
+        .unwrap();
+    let col: serde_json::Value = resp.json().await.unwrap();
+    let col = col["id"].as_str().unwrap().to_owned();
+
+    // The query's embedding never comes back: the search runs until something ends it.
+    up.push([Fault::Hang]);
+    let search = client
+        .post(format!("{base}/v1/collections/{col}/search"))
+        .bearer_auth(ADMIN_KEY)
+        .json(&json!({"query": "kettle", "mode": "hybrid"}))
+        .send();
+    let search = tokio::spawn(search);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while up.request_count() < 2 {
+        assert!(Instant::now() < deadline, "the search never reached the provider");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+
+    let asked = Instant::now();
+    let status = std::process::Command::new("kill").args(["-TERM", &server.id().to_string()]).status().unwrap();
+    assert!(status.success());
+    // Grace (2 s), the stream drain (5 s) and the runtime's last second, with room to spare.
+    let exit = loop {
+        if let Some(exit) = server.try_wait().unwrap() {
+            break exit;
+        }
+        assert!(asked.elapsed() < Duration::from_secs(15), "still running {:?} after SIGTERM", asked.elapsed());
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    assert!(exit.success(), "{exit:?}");
+    search.abort();
+}
+
+#[tokio::test]
+async fn the_data_folder_is_private_and_passwords_never_print() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let config = write_config(dir.path(), "");
+    let port = free_port();
+    let mut server = std::process::Command::new(env!("CARGO_BIN_EXE_cairn"))
+        .args(["serve", "--config"])
+        .arg(&config)
+        .env("CAIRN_ADMIN_KEY", ADMIN_KEY)
+        .env("CAIRN_SERVER__BIND", format!("127.0.0.1:{port}"))
+        .env("CAIRN_DATA_DIR", &data)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    ready(&reqwest::Client::new(), port).await;
+    let mode = |p: &std::path::Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode(&data), 0o700);
+    for entry in std::fs::read_dir(&data).unwrap() {
+        let path = entry.unwrap().path();
+        if path.is_file() {
+            assert_eq!(mode(&path), 0o600, "{}", path.display());
+        }
+    }
+    server.kill().unwrap();
+    server.wait().unwrap();
+
+    // An unreachable database: the error names the server, never the password.
+    let config = write_config(dir.path(), "[storage]\nurl = \"postgres://cairn:hunter2-secret@127.0.0.1:1/cairn\"\n");
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_cairn"))
+        .args(["serve", "--config"])
+        .arg(&config)
+        .env("CAIRN_SERVER__BIND", format!("127.0.0.1:{}", free_port()))
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let printed = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    assert!(!printed.contains("hunter2"), "{printed}");
+    assert!(printed.contains("127.0.0.1:1"), "{printed}");
+}
