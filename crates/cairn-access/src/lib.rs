@@ -8,5 +8,5 @@ mod limits;
 mod service;
 
 pub use keys::{generate_secret, hash_secret, KEY_PREFIX};
-pub use limits::{Admission, Limiter, WorstCase};
+pub use limits::{Admission, Limiter, StreamSlot, WorstCase};
 pub use service::{AccessService, NewKey};

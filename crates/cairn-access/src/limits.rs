@@ -80,12 +80,52 @@ pub struct Admission {
 pub struct Limiter {
     store: Arc<dyn Store>,
     keys: Mutex<HashMap<String, KeyState>>,
+    /// Open streams (model streams, SSE watchers) per key, and the most one key may hold.
+    streams: Arc<Mutex<HashMap<String, usize>>>,
+    max_streams: usize,
+}
+
+/// A place among a key's open streams; given back when dropped (the stream ended).
+pub struct StreamSlot {
+    streams: Arc<Mutex<HashMap<String, usize>>>,
+    key_id: String,
+}
+
+impl Drop for StreamSlot {
+    fn drop(&mut self) {
+        let mut streams = self.streams.lock();
+        if let Some(n) = streams.get_mut(&self.key_id) {
+            *n -= 1;
+            if *n == 0 {
+                streams.remove(&self.key_id);
+            }
+        }
+    }
 }
 
 impl Limiter {
-    /// A limiter holding budget reservations in `store`.
-    pub fn new(store: Arc<dyn Store>) -> Self {
-        Self { store, keys: Mutex::new(HashMap::new()) }
+    /// A limiter holding budget reservations in `store`, with at most `max_streams` streams
+    /// open per key.
+    pub fn new(store: Arc<dyn Store>, max_streams: usize) -> Self {
+        Self { store, keys: Mutex::new(HashMap::new()), streams: Arc::default(), max_streams: max_streams.max(1) }
+    }
+
+    /// Takes a place among `p`'s open streams (model streams, SSE watchers of jobs and
+    /// answers), or fails with `RateLimited` when the key holds as many as it may.
+    pub fn open_stream(&self, p: &Principal) -> Result<StreamSlot> {
+        let mut streams = self.streams.lock();
+        let open = streams.entry(p.key_id.clone()).or_default();
+        if *open >= self.max_streams {
+            return Err(Error::RateLimited {
+                message: format!(
+                    "this key already has {} streams open (gateway.max_streams_per_key)",
+                    self.max_streams
+                ),
+                retry_after: Duration::from_secs(1),
+            });
+        }
+        *open += 1;
+        Ok(StreamSlot { streams: self.streams.clone(), key_id: p.key_id.clone() })
     }
 
     /// Admits one request that costs work (a search, an upload, a job): takes one request from
@@ -239,7 +279,7 @@ mod tests {
     async fn limiter() -> (Limiter, tempfile::TempDir) {
         let dir = tempfile::tempdir().unwrap();
         let url = format!("sqlite://{}", dir.path().join("c.db").display());
-        (Limiter::new(cairn_store::open(&url, 1).await.unwrap()), dir)
+        (Limiter::new(cairn_store::open(&url, 1).await.unwrap(), 2), dir)
     }
 
     #[tokio::test]
@@ -280,6 +320,18 @@ mod tests {
         };
         // Held by calls in progress, not spent: worth retrying soon.
         assert_eq!(retry_after, HELD_RETRY);
+    }
+
+    #[tokio::test]
+    async fn streams_per_key_are_bounded_and_given_back() {
+        let (l, _d) = limiter().await;
+        let p = principal(KeyLimits::default());
+        let other = Principal { key_id: "other".into(), ..p.clone() };
+        let (a, _b) = (l.open_stream(&p).unwrap(), l.open_stream(&p).unwrap());
+        assert!(matches!(l.open_stream(&p), Err(Error::RateLimited { .. })));
+        assert!(l.open_stream(&other).is_ok(), "another key has its own");
+        drop(a);
+        assert!(l.open_stream(&p).is_ok());
     }
 
     #[tokio::test]

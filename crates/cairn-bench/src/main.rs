@@ -208,6 +208,18 @@ async fn gateway(cairn: PathBuf, seconds: u64, rates: Vec<u32>, workers: usize) 
     let pid = server.0.id();
     let client = load::client();
     wait_ready(&client, &format!("http://127.0.0.1:{port}/readyz")).await?;
+    // Calls go through a member key with a monthly budget, so every one is admitted by a
+    // budget reservation in storage and settled by its usage record: the full accounting path.
+    let created = Command::new(&cairn)
+        .args(["keys", "create", "--tenant", "default", "--role", "member", "--budget-usd", "1000000", "--config"])
+        .arg(&config)
+        .stderr(Stdio::null())
+        .output()
+        .context("creating the benchmark's budgeted key")?;
+    let member_key = String::from_utf8(created.stdout)?.trim().to_owned();
+    if !member_key.starts_with("sk-cairn-") {
+        bail!("cairn keys create printed no key");
+    }
     tokio::time::sleep(Duration::from_secs(1)).await;
     let idle_rss = rss_mb(pid);
 
@@ -220,7 +232,7 @@ async fn gateway(cairn: PathBuf, seconds: u64, rates: Vec<u32>, workers: usize) 
         |stream| Target { url: format!("http://{upstream}/v1/chat/completions"), key: None, body: body(stream) };
     let cairn_t = |stream| Target {
         url: format!("http://127.0.0.1:{port}/v1/chat/completions"),
-        key: Some(BENCH_KEY.into()),
+        key: Some(member_key.clone()),
         body: body(stream),
     };
     // Warm up connection pools on both paths.

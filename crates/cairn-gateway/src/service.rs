@@ -101,7 +101,7 @@ impl GatewayService {
         );
         Ok(Self {
             router,
-            limiter: Arc::new(Limiter::new(store.clone())),
+            limiter: Arc::new(Limiter::new(store.clone(), cfg.gateway.max_streams_per_key)),
             recorder,
             gateway_config: cfg.gateway.clone(),
             store,
@@ -165,6 +165,7 @@ impl GatewayService {
     ) -> Result<(ChatStream, Routed)> {
         req.validate()?;
         let route = self.route(&req.model, ModelKind::Chat)?;
+        let slot = self.stream_slot(&ctx.principal)?;
         let mut guard = self.open(ctx, route, self.chat_spec(&req, true)).await?;
         let started = tokio::time::Instant::now();
         let result = self
@@ -193,12 +194,21 @@ impl GatewayService {
                     deadline: started + Duration::from_millis(total),
                     shutdown,
                     permit,
+                    slot,
                     metrics: self.metrics.clone(),
                 });
                 Ok((stream, routed))
             }
             Err(e) => Err(guard.fail(e)),
         }
+    }
+
+    /// A place among the caller's open streams (`gateway.max_streams_per_key`): streamed calls
+    /// hold one, and so do SSE watchers (job events), which take it here.
+    pub fn stream_slot(&self, p: &Principal) -> Result<cairn_access::StreamSlot> {
+        self.limiter.open_stream(p).inspect_err(|_| {
+            self.metrics.limited.get_or_create(&vec![("limit", "streams".into())]).inc();
+        })
     }
 
     /// The tokenizer of the embedding model `alias` (its first target's), when Cairn runs that

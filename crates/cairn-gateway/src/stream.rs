@@ -51,6 +51,9 @@ pub(crate) struct Relay {
     /// The provider's concurrency slot: never read, held so it is released when the stream ends.
     #[allow(dead_code)]
     pub permit: OwnedSemaphorePermit,
+    /// The caller's stream slot: held, like the permit, until the stream ends.
+    #[allow(dead_code)]
+    pub slot: cairn_access::StreamSlot,
     /// Metrics registry.
     pub metrics: Arc<Metrics>,
 }

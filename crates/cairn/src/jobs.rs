@@ -55,6 +55,9 @@ pub async fn worker(mut config: Config, args: WorkerArgs, signal: impl Future<Ou
     stop.cancel();
     tracing::info!("shutting down: finishing running jobs");
     worker.shutdown(Duration::from_secs(config.server.shutdown_grace_secs)).await;
+    // The usage of the model calls the last jobs made (ingestion embeddings) is on disk before
+    // the process ends.
+    state.gateway.flush_usage().await;
     Ok(())
 }
 

@@ -134,9 +134,14 @@ pub async fn get(
     security(("bearer" = []))
 )]
 pub async fn events(State(s): State<AppState>, Auth(p): Auth, Path(id): Path<String>) -> Result<Response, ApiError> {
+    let slot = s.gateway.stream_slot(&p)?;
     let stream = s.jobs.watch(&p, &id).await?;
     let events = stream
-        .map(|job| Ok::<_, Infallible>(Event::default().event("job").json_data(&job).unwrap_or_default()))
+        .map(move |job| {
+            // The watcher holds its key's stream slot until the stream ends.
+            let _held = &slot;
+            Ok::<_, Infallible>(Event::default().event("job").json_data(&job).unwrap_or_default())
+        })
         .take_until(s.streams_cut.clone().cancelled_owned());
     Ok(Sse::new(events).keep_alive(KeepAlive::new().interval(Duration::from_secs(15))).into_response())
 }

@@ -156,3 +156,33 @@ async fn a_tenant_admin_cannot_touch_another_tenant() {
     // Tenant B's collection is still there.
     assert_eq!(s.get(&format!("/v1/collections/{col_id}"), &member_b).await.0, 200);
 }
+
+#[tokio::test]
+async fn open_streams_per_key_are_bounded() {
+    let up = cairn_testkit::StandIn::start().await;
+    let config = format!(
+        "[gateway]\nmax_streams_per_key = 1\n[providers.up]\nkind = \"openai\"\nbase_url = \"{}\"\n\
+         [models.fast]\ntargets = [{{ provider = \"up\", model = \"m\" }}]\n",
+        up.openai_url()
+    );
+    let s = cairn_testkit::TestServer::start(&config).await;
+    let key = s.key("acme", "member", json!({})).await;
+    let other = s.key("acme", "member", json!({})).await;
+    let (_, job) = s.post("/v1/jobs", &key, &json!({"type": "noop", "payload": {}, "delay_ms": 3_600_000})).await;
+    let events = format!("{}/v1/jobs/{}/events", s.base, job["id"].as_str().unwrap());
+    let watcher = s.client.get(&events).bearer_auth(&key).send().await.unwrap();
+    assert_eq!(watcher.status(), 200);
+    // The key's one stream is taken: another watcher and a streamed chat wait their turn.
+    let second = s.client.get(&events).bearer_auth(&key).send().await.unwrap();
+    assert_eq!(second.status(), 429);
+    let stream = json!({"model": "fast", "stream": true, "messages": [{"role": "user", "content": "hi"}]});
+    assert_eq!(s.send_chat(&key, &stream).await.status(), 429);
+    // Another key has its own; closing the watcher gives the slot back.
+    assert_eq!(s.send_chat(&other, &stream).await.status(), 200);
+    drop(watcher);
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(10);
+    while s.client.get(&events).bearer_auth(&key).send().await.unwrap().status() != 200 {
+        assert!(tokio::time::Instant::now() < deadline, "the slot never came back");
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+}

@@ -130,6 +130,9 @@ pub struct GatewayConfig {
     /// Output tokens a chat call that sets no `max_tokens` is assumed to need at most, when its
     /// worst-case cost is reserved against a budget.
     pub reserve_output_tokens: u32,
+    /// Streams one key may hold open at once on one node: streamed chat and answers, and SSE
+    /// watchers of jobs.
+    pub max_streams_per_key: usize,
     /// How long authenticated keys are cached (a revocation on another node takes this long).
     pub key_cache_ttl_ms: u64,
 }
@@ -145,6 +148,7 @@ impl Default for GatewayConfig {
             breaker_open_ms: 30_000,
             usage_flush_ms: 250,
             reserve_output_tokens: 4_096,
+            max_streams_per_key: 64,
             key_cache_ttl_ms: 5_000,
         }
     }
