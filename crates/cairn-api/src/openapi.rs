@@ -45,7 +45,7 @@ use crate::routes::{admin, answer, chat, embeddings, jobs, knowledge, models, op
         cairn_knowledge::answer::AnswerSource, cairn_knowledge::rag::Citation,
         cairn_knowledge::grounded_chat::CairnOptions, cairn_knowledge::grounded_chat::KnowledgeOption,
     )),
-    modifiers(&BearerAuth),
+    modifiers(&BearerAuth, &StandardErrors),
     tags(
         (name = "gateway", description = "OpenAI-compatible model endpoints"),
         (name = "accounting", description = "Usage and cost"),
@@ -56,6 +56,55 @@ use crate::routes::{admin, answer, chat, embeddings, jobs, knowledge, models, op
     )
 )]
 pub struct ApiDoc;
+
+/// Documents, on every operation, the errors every route can return besides its own: 400 (a
+/// malformed parameter or body), 401 and 403 (routes that take a key), 404 (routes naming a
+/// resource), 413 (a body over the limit), 429 (a rate limit), 500 and 503. All carry the
+/// OpenAI error body.
+struct StandardErrors;
+
+impl Modify for StandardErrors {
+    fn modify(&self, doc: &mut utoipa::openapi::OpenApi) {
+        use utoipa::openapi::{ContentBuilder, Ref, ResponseBuilder};
+        let error = |what: &str| {
+            ResponseBuilder::new()
+                .description(what)
+                .content(
+                    "application/json",
+                    ContentBuilder::new().schema(Some(Ref::from_schema_name("ErrorBody"))).build(),
+                )
+                .build()
+        };
+        for (path, item) in doc.paths.paths.iter_mut() {
+            let named = path.contains('{');
+            for op in
+                [&mut item.get, &mut item.post, &mut item.delete, &mut item.put, &mut item.patch].into_iter().flatten()
+            {
+                let secured = op.security.as_ref().is_some_and(|s| !s.is_empty());
+                let has_body = op.request_body.is_some();
+                let mut add = |code: &str, what: &str| {
+                    op.responses.responses.entry(code.to_owned()).or_insert_with(|| error(what).into());
+                };
+                if path.starts_with("/v1/") {
+                    add("400", "Invalid parameter or body");
+                    add("429", "Rate limit, budget or capacity reached (see retry-after)");
+                    add("500", "A fault inside Cairn");
+                    add("503", "Temporarily unavailable (see retry-after)");
+                }
+                if secured {
+                    add("401", "Missing, invalid or revoked key");
+                    add("403", "The key's role does not allow this");
+                }
+                if named || path.starts_with("/v1/") {
+                    add("404", "No such resource (or model, or tenant), or not the caller's");
+                }
+                if has_body {
+                    add("413", "Body too large");
+                }
+            }
+        }
+    }
+}
 
 /// Declares the `Authorization: Bearer <key>` scheme.
 struct BearerAuth;

@@ -329,6 +329,9 @@ impl JobService {
     /// tenant's or every tenant's.
     pub async fn purge(&self, caller: &Principal, req: PurgeRequest) -> Result<BulkResult> {
         caller.require(Role::Admin)?;
+        if req.older_than_secs > (1 << 53) - 1 {
+            return Err(Error::invalid_param("older_than_secs", "older_than_secs must be at most 2^53 - 1"));
+        }
         let age_ms = i64::try_from(req.older_than_secs.saturating_mul(1000)).unwrap_or(i64::MAX);
         let filter = BulkFilter { tenant_id: caller.readable_tenant(req.tenant_id.as_deref())?, kind: req.kind };
         let count = self.store.purge_jobs(&filter, self.clock.now_ms().saturating_sub(age_ms)).await?;

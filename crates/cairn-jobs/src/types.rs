@@ -100,6 +100,7 @@ pub struct RetryDeadRequest {
 #[serde(deny_unknown_fields)]
 pub struct PurgeRequest {
     /// Delete succeeded, cancelled and dead jobs that finished more than this many seconds ago.
+    #[schema(maximum = 9007199254740991_u64)]
     pub older_than_secs: u64,
     /// Only this type.
     #[serde(rename = "type", default)]

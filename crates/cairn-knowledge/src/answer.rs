@@ -27,7 +27,8 @@ use crate::service::{KnowledgeService, SearchRequest};
 #[derive(Clone, Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct AnswerRequest {
-    /// The question.
+    /// The question (at most 8,192 characters).
+    #[schema(min_length = 1, max_length = 8192, pattern = "\\S")]
     pub question: String,
     /// Chat model that writes the answer (default `knowledge.answer_model`).
     #[serde(default)]
@@ -37,25 +38,32 @@ pub struct AnswerRequest {
     pub stream: Option<bool>,
     /// Output-token cap (default `knowledge.answer_max_tokens`).
     #[serde(default)]
+    #[schema(minimum = 1)]
     pub max_tokens: Option<u32>,
     /// Sampling temperature, 0-2 (default 0: the most likely answer).
     #[serde(default)]
+    #[schema(minimum = 0, maximum = 2)]
     pub temperature: Option<f64>,
     /// Sources to give the model, 1-20 (default `knowledge.answer_top_k`).
     #[serde(default)]
+    #[schema(minimum = 1, maximum = 20)]
     pub top_k: Option<usize>,
     /// Retrieval mode: `keyword`, `vector` or `hybrid` (default).
     #[serde(default)]
+    #[schema(pattern = "^(keyword|vector|hybrid)$")]
     pub mode: Option<String>,
     /// A metadata filter (see the filter language).
     #[serde(default)]
+    #[schema(value_type = Option<Object>)]
     pub filter: Option<Value>,
-    /// More collections to draw on.
+    /// More collections to draw on (at most 9).
     #[serde(default)]
+    #[schema(max_items = 9)]
     pub also: Vec<String>,
     /// Least cosine similarity for a chunk to count as relevant (default
     /// `knowledge.min_similarity`).
     #[serde(default)]
+    #[schema(minimum = -1, maximum = 1)]
     pub min_similarity: Option<f32>,
 }
 
@@ -77,19 +85,24 @@ impl AnswerRequest {
 pub struct Retrieval {
     /// Sources to give the model, 1-20 (default `knowledge.answer_top_k`).
     #[serde(default)]
+    #[schema(minimum = 1, maximum = 20)]
     pub top_k: Option<usize>,
     /// `keyword`, `vector` or `hybrid` (default).
     #[serde(default)]
+    #[schema(pattern = "^(keyword|vector|hybrid)$")]
     pub mode: Option<String>,
     /// A metadata filter (see the filter language).
     #[serde(default)]
+    #[schema(value_type = Option<Object>)]
     pub filter: Option<Value>,
-    /// More collections to draw on.
+    /// More collections to draw on (at most 9).
     #[serde(default)]
+    #[schema(max_items = 9)]
     pub also: Vec<String>,
     /// Least cosine similarity for a chunk to count as relevant (default
     /// `knowledge.min_similarity`); keyword mode has no similarity and keeps every match.
     #[serde(default)]
+    #[schema(minimum = -1, maximum = 1)]
     pub min_similarity: Option<f32>,
 }
 
@@ -258,8 +271,8 @@ impl AnswerService {
         if req.question.trim().is_empty() {
             return Err(Error::invalid_param("question", "the question is empty"));
         }
-        if req.question.len() > 8192 {
-            return Err(Error::invalid_param("question", "the question is longer than 8192 bytes"));
+        if req.question.chars().count() > 8192 {
+            return Err(Error::invalid_param("question", "the question is longer than 8192 characters"));
         }
         if req.max_tokens == Some(0) {
             return Err(Error::invalid_param("max_tokens", "max_tokens must be positive"));

@@ -29,11 +29,14 @@ use crate::upload::UploadLimits;
 #[serde(deny_unknown_fields)]
 pub struct CreateCollection {
     /// Name, unique within the tenant: 1-64 characters of a-z, 0-9, '-' and '_'.
+    #[schema(pattern = "^[a-z0-9_-]{1,64}$")]
     pub name: String,
     /// The embedding model, a gateway model name (e.g. `local/minilm`).
+    #[schema(min_length = 1)]
     pub embedding_model: String,
     /// Chunk budget in the model's tokens (16-2048, default 200).
     #[serde(default)]
+    #[schema(minimum = 16, maximum = 2048)]
     pub chunk_max_tokens: Option<u32>,
     /// Overlap between chunks in tokens (less than half the budget, default 30).
     #[serde(default)]
@@ -42,11 +45,13 @@ pub struct CreateCollection {
     #[serde(default)]
     pub pii: Option<PiiMode>,
     /// Top-level metadata fields kept as they are; every other string in metadata is redacted
-    /// like the text (at most 64 names).
+    /// like the text (at most 64 names; a name no field has changes nothing).
     #[serde(default)]
+    #[schema(max_items = 64)]
     pub pii_exempt_fields: Vec<String>,
     /// Tenant to create it for (owners only).
     #[serde(default)]
+    #[schema(pattern = "^[a-z0-9][a-z0-9_-]{0,63}$")]
     pub tenant_id: Option<String>,
 }
 
@@ -65,6 +70,7 @@ pub struct NewDocument {
     #[serde(default)]
     pub source: Option<String>,
     /// The text (Markdown headings guide chunking).
+    #[schema(min_length = 1, pattern = "\\S")]
     pub text: String,
     /// User metadata: a JSON object of strings, numbers, booleans, dates and lists.
     #[serde(default)]
@@ -84,19 +90,24 @@ pub struct Accepted {
 #[derive(Clone, Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct SearchRequest {
-    /// The query text.
+    /// The query text (at most 4,096 characters).
+    #[schema(min_length = 1, max_length = 4096, pattern = "\\S")]
     pub query: String,
     /// `keyword`, `vector` or `hybrid` (default).
     #[serde(default)]
+    #[schema(pattern = "^(keyword|vector|hybrid)$")]
     pub mode: Option<String>,
     /// Results wanted, 1-100 (default 10).
     #[serde(default)]
+    #[schema(minimum = 1, maximum = 100)]
     pub top_k: Option<usize>,
     /// A metadata filter (see the filter language).
     #[serde(default)]
+    #[schema(value_type = Option<Object>)]
     pub filter: Option<Value>,
-    /// More collections to search with the one in the path.
+    /// More collections to search with the one in the path (10 in all, at most).
     #[serde(default)]
+    #[schema(max_items = 9)]
     pub also: Vec<String>,
 }
 
@@ -163,8 +174,8 @@ pub struct KnowledgeService {
 
 /// Most collections one search covers (the path's and `also`, duplicates counted once).
 pub const MAX_SEARCH_COLLECTIONS: usize = 10;
-/// Longest query, in bytes.
-pub const MAX_QUERY_BYTES: usize = 4096;
+/// Longest query, in characters.
+pub const MAX_QUERY_CHARS: usize = 4096;
 /// Most results one search returns.
 pub const MAX_TOP_K: usize = 100;
 
@@ -189,6 +200,7 @@ fn slug_ok(s: &str) -> bool {
 fn embed_error(e: EmbedFailure) -> Error {
     match e {
         EmbedFailure::Transient(message) => Error::Unavailable { message, retry_after: None },
+        EmbedFailure::Permanent(m) if m.contains("does not exist") => Error::NotFound(m),
         EmbedFailure::Permanent(m) => Error::invalid_param("embedding_model", m),
         EmbedFailure::Limited { message, retry_after, budget: true } => Error::BudgetExceeded { message, retry_after },
         EmbedFailure::Limited { message, retry_after, budget: false } => Error::RateLimited { message, retry_after },
@@ -250,13 +262,8 @@ impl KnowledgeService {
         if overlap * 2 >= max {
             return Err(Error::invalid_param("chunk_overlap_tokens", "the overlap must be less than half the budget"));
         }
-        if req.pii_exempt_fields.len() > 64
-            || req.pii_exempt_fields.iter().any(|f| f.is_empty() || f.len() > 128 || f.chars().any(char::is_control))
-        {
-            return Err(Error::invalid_param(
-                "pii_exempt_fields",
-                "name at most 64 fields of 1-128 characters without control characters",
-            ));
+        if req.pii_exempt_fields.len() > 64 {
+            return Err(Error::invalid_param("pii_exempt_fields", "name at most 64 fields"));
         }
         if req.pii == Some(PiiMode::Hash) && self.pii_key.is_empty() {
             return Err(Error::invalid_param("pii", "the hash policy needs a key: set CAIRN_PII_KEY on the server"));
@@ -445,8 +452,20 @@ impl KnowledgeService {
         if req.query.trim().is_empty() {
             return Err(Error::invalid_param("query", "the query is empty"));
         }
-        if req.query.len() > MAX_QUERY_BYTES {
-            return Err(Error::invalid_param("query", format!("the query is longer than {MAX_QUERY_BYTES} bytes")));
+        if req.query.chars().count() > MAX_QUERY_CHARS {
+            return Err(Error::invalid_param(
+                "query",
+                format!("the query is longer than {MAX_QUERY_CHARS} characters"),
+            ));
+        }
+        if req.also.len() >= MAX_SEARCH_COLLECTIONS {
+            return Err(Error::invalid_param(
+                "also",
+                format!(
+                    "one search covers at most {MAX_SEARCH_COLLECTIONS} collections (`also` names at most {})",
+                    MAX_SEARCH_COLLECTIONS - 1
+                ),
+            ));
         }
         let mut ids = vec![collection_id.to_owned()];
         for id in &req.also {

@@ -19,6 +19,7 @@ use crate::state::AppState;
 #[serde(deny_unknown_fields)]
 pub struct CreateTenant {
     /// Slug: 1-64 chars of a-z, 0-9, '-' and '_'.
+    #[schema(pattern = "^[a-z0-9][a-z0-9_-]{0,63}$")]
     pub id: String,
     /// Display name (defaults to the id).
     pub name: Option<String>,
@@ -38,9 +39,11 @@ pub struct List<T> {
 #[serde(deny_unknown_fields)]
 pub struct CreateKey {
     /// Owning tenant.
+    #[schema(pattern = "^[a-z0-9][a-z0-9_-]{0,63}$")]
     pub tenant_id: String,
     /// Label.
     #[serde(default)]
+    #[schema(max_length = 200)]
     pub name: String,
     /// `admin`, `member` (default) or `reader`.
     #[serde(default = "default_role")]

@@ -29,6 +29,7 @@ use crate::state::AppState;
 #[serde(deny_unknown_fields)]
 pub struct EnqueueBatch {
     /// Up to 1000 jobs, accepted all together or not at all.
+    #[schema(min_items = 1, max_items = 1000)]
     pub jobs: Vec<EnqueueRequest>,
 }
 

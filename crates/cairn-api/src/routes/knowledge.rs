@@ -27,6 +27,7 @@ use crate::state::AppState;
 #[serde(deny_unknown_fields)]
 pub struct AddDocuments {
     /// Up to 1000 documents; all are checked before any is stored.
+    #[schema(min_items = 1, max_items = 1000)]
     pub documents: Vec<NewDocument>,
 }
 

@@ -1,6 +1,7 @@
 //! `/v1/webhooks/secret`: the key a tenant's webhook receivers verify signatures with. Tenant
 //! admins read and rotate their own tenant's; owners any tenant's.
 
+use axum::extract::rejection::QueryRejection;
 use axum::extract::{Query, State};
 use axum::Json as JsonOut;
 use cairn_core::openai::ErrorBody;
@@ -22,9 +23,9 @@ use crate::state::AppState;
 pub async fn get(
     State(s): State<AppState>,
     Auth(p): Auth,
-    Query(q): Query<SecretQuery>,
+    q: Result<Query<SecretQuery>, QueryRejection>,
 ) -> Result<JsonOut<WebhookSecret>, ApiError> {
-    Ok(JsonOut(s.jobs.webhook_secret(&p, q).await?))
+    Ok(JsonOut(s.jobs.webhook_secret(&p, query(q)?).await?))
 }
 
 /// Replaces the tenant's webhook signing secret; deliveries are signed with the new one at once.
@@ -39,7 +40,12 @@ pub async fn get(
 pub async fn rotate(
     State(s): State<AppState>,
     Auth(p): Auth,
-    Query(q): Query<SecretQuery>,
+    q: Result<Query<SecretQuery>, QueryRejection>,
 ) -> Result<JsonOut<WebhookSecret>, ApiError> {
-    Ok(JsonOut(s.jobs.rotate_webhook_secret(&p, q).await?))
+    Ok(JsonOut(s.jobs.rotate_webhook_secret(&p, query(q)?).await?))
+}
+
+/// A malformed query string is a 400 in the usual error body.
+fn query(q: Result<Query<SecretQuery>, QueryRejection>) -> Result<SecretQuery, cairn_core::Error> {
+    q.map(|Query(q)| q).map_err(|e| cairn_core::Error::invalid(e.body_text()))
 }

@@ -159,8 +159,8 @@ async fn hostile_searches_are_refused_before_any_work() {
         let (status, e) = search(body).await;
         assert_eq!((status, e["error"]["param"].as_str()), (400, Some(param)), "{e}");
     }
-    // The same collection named many times is searched once.
-    let (status, _) = search(json!({"query": "kettle", "also": vec![col.clone(); 50]})).await;
+    // The same collection named more than once is searched once.
+    let (status, _) = search(json!({"query": "kettle", "also": vec![col.clone(); 5]})).await;
     assert_eq!(status, 200);
 }
 

@@ -12,8 +12,10 @@ use crate::Error;
 #[derive(Clone, Debug, Default, Serialize, Deserialize, ToSchema)]
 pub struct ChatRequest {
     /// Model name (an alias from Cairn's config).
+    #[schema(min_length = 1, pattern = "\\S")]
     pub model: String,
     /// The conversation.
+    #[schema(min_items = 1)]
     pub messages: Vec<ChatMessage>,
     /// Stream the answer as server-sent events.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -23,18 +25,23 @@ pub struct ChatRequest {
     pub stream_options: Option<StreamOptions>,
     /// Legacy output-token cap.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(minimum = 1)]
     pub max_tokens: Option<u32>,
     /// Output-token cap (preferred).
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(minimum = 1)]
     pub max_completion_tokens: Option<u32>,
     /// Sampling temperature, 0-2.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(minimum = 0, maximum = 2)]
     pub temperature: Option<f64>,
     /// Nucleus sampling, 0-1.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(minimum = 0, maximum = 1)]
     pub top_p: Option<f64>,
     /// Number of choices; only 1 is supported.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(minimum = 1, maximum = 1)]
     pub n: Option<u32>,
     /// Up to four stop sequences.
     #[serde(default, skip_serializing_if = "Option::is_none")]

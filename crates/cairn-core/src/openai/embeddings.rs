@@ -10,6 +10,7 @@ use super::Extra;
 #[derive(Clone, Debug, Serialize, Deserialize, ToSchema)]
 pub struct EmbeddingRequest {
     /// Model name.
+    #[schema(min_length = 1, pattern = "\\S")]
     pub model: String,
     /// Text(s) or token array(s) to embed.
     pub input: EmbeddingInput,
@@ -18,6 +19,7 @@ pub struct EmbeddingRequest {
     pub encoding_format: Option<EncodingFormat>,
     /// Output dimensions, for models that support shortening.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(minimum = 1)]
     pub dimensions: Option<u32>,
     /// End-user id, passed through.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -104,6 +106,7 @@ pub struct EmbeddingResponse {
     /// One entry per input, in input order.
     pub data: Vec<Embedding>,
     /// Model that produced the vectors.
+    #[schema(min_length = 1, pattern = "\\S")]
     pub model: String,
     /// Token usage.
     pub usage: EmbeddingUsage,

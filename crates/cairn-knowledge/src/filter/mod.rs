@@ -91,8 +91,11 @@ const MAX_DEPTH: usize = 16;
 pub const MAX_NODES: usize = 256;
 
 impl Filter {
-    /// Checks and compiles `v`.
+    /// Checks and compiles `v`; the empty object is the filter that passes everything.
     pub fn parse(v: &Value) -> Result<Filter, FilterError> {
+        if v.as_object().is_some_and(|o| o.is_empty()) {
+            return Ok(Filter::And(Vec::new()));
+        }
         let mut nodes = 0;
         parse_at(v, "", 0, &mut nodes)
     }
