@@ -1,24 +1,14 @@
-//! The composition root: builds storage, services and the HTTP router from a `Config`.
+//! The HTTP application: the services (built by the composition root, `cairn::compose`)
+//! behind the router with every route and layer.
 
-use std::sync::Arc;
 use std::time::Duration;
 
 use axum::extract::DefaultBodyLimit;
 use axum::http::{HeaderName, HeaderValue, Method, StatusCode};
 use axum::routing::{delete, get, post};
 use axum::Router;
-use cairn_access::AccessService;
 use cairn_core::config::Config;
-use cairn_gateway::adapters::{GatewayChat, GatewayEmbedder};
-use cairn_gateway::GatewayService;
-use cairn_jobs::{JobService, SystemClock, Worker};
-use cairn_knowledge::answer::AnswerService;
-use cairn_knowledge::embed::TextEmbedder;
-use cairn_knowledge::ingest::{IngestHandler, INGEST_JOB};
-use cairn_knowledge::live::LiveIndex;
-use cairn_knowledge::service::KnowledgeService;
-use cairn_telemetry::Metrics;
-use tokio_util::sync::CancellationToken;
+use cairn_jobs::Worker;
 use tower_http::cors::{AllowOrigin, CorsLayer};
 use utoipa::OpenApi;
 use utoipa_swagger_ui::SwaggerUi;
@@ -42,62 +32,6 @@ pub struct App {
 }
 
 impl App {
-    /// Opens storage (migrating it), builds the services, and bootstraps the first admin key
-    /// (`admin_key` when given, e.g. from `CAIRN_ADMIN_KEY`).
-    pub async fn build(config: Config, admin_key: Option<&str>) -> Result<App, String> {
-        let state = Self::services(&config).await?;
-        let bootstrap_secret = state.access.bootstrap(admin_key).await.map_err(|e| e.to_string())?;
-        let worker = config.jobs.workers_in_serve.then(|| Worker::new(state.jobs.clone(), Worker::default_id(), None));
-        Ok(App { state, config, bootstrap_secret, worker })
-    }
-
-    /// Opens storage (migrating it) and builds every service, with nothing else: what a
-    /// process without the API (`cairn worker`) runs on. Creates no key.
-    pub async fn services(config: &Config) -> Result<AppState, String> {
-        let store = cairn_store::open(&config.storage.database_url(), config.storage.max_connections)
-            .await
-            .map_err(|e| format!("opening storage {}: {e}", config.storage.redacted_url()))?;
-        let metrics = Arc::new(Metrics::new());
-        let access =
-            Arc::new(AccessService::new(store.clone(), Duration::from_millis(config.gateway.key_cache_ttl_ms)));
-        let gateway = Arc::new(GatewayService::new(config, store.clone(), metrics.clone())?);
-        let index = Arc::new(LiveIndex::open(&*store).await.map_err(|e| format!("building the search index: {e}"))?);
-        let embedder: Arc<dyn TextEmbedder> = Arc::new(GatewayEmbedder(gateway.clone()));
-        // Keys the `hash` PII policy; from the environment only, like every secret.
-        let pii_key = std::env::var("CAIRN_PII_KEY").unwrap_or_default().into_bytes();
-        let mut registry = cairn_jobs::builtin::registry(&config.jobs, store.clone());
-        registry.register_internal(
-            INGEST_JOB,
-            IngestHandler::new(store.clone(), embedder.clone(), index.clone(), pii_key.clone()),
-        );
-        let jobs = Arc::new(JobService::new(
-            store.clone(),
-            registry,
-            config.jobs.clone(),
-            Arc::new(SystemClock),
-            metrics.clone(),
-        ));
-        let knowledge = Arc::new(
-            KnowledgeService::new(store, jobs.clone(), embedder, index)
-                .with_pii_key(pii_key)
-                .with_limits(&config.knowledge),
-        );
-        let streams_cut = CancellationToken::new();
-        let chat = Arc::new(GatewayChat { gateway: gateway.clone(), shutdown: streams_cut.clone() });
-        let answers = Arc::new(AnswerService::new(knowledge.clone(), chat, config.knowledge.clone()));
-        Ok(AppState {
-            gateway,
-            access,
-            jobs,
-            knowledge,
-            answers,
-            knowledge_config: config.knowledge.clone(),
-            metrics,
-            streams_cut,
-            request_timeout: Duration::from_secs(config.server.request_timeout_secs),
-        })
-    }
-
     /// The HTTP router with every route and layer.
     pub fn router(&self) -> Router {
         let router = Router::new()

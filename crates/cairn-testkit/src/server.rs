@@ -3,7 +3,6 @@
 
 use std::time::Duration;
 
-use cairn_api::App;
 use cairn_core::config::Config;
 use serde_json::Value;
 use sha2::Digest;
@@ -49,7 +48,7 @@ impl TestServer {
         // (scale-out tests) shares it.
         let digest = sha2::Sha256::digest(database_url.as_bytes());
         let admin_key = format!("sk-cairn-test{}", hex::encode(&digest[..20]));
-        let app = App::build(config, Some(&admin_key)).await.expect("app builds");
+        let app = cairn::compose::app(config, Some(&admin_key)).await.expect("app builds");
         let gateway = app.state.gateway.clone();
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
         let base = format!("http://{}", listener.local_addr().expect("addr"));

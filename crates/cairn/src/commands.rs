@@ -2,7 +2,6 @@
 //! management commands just storage and the access service (as the local operator).
 
 use std::sync::Arc;
-use std::time::Duration;
 
 use anyhow::{anyhow, Context, Result};
 use cairn_access::{AccessService, NewKey};
@@ -36,7 +35,7 @@ async fn serve(config: Config) -> Result<()> {
     }
     let admin_key = std::env::var("CAIRN_ADMIN_KEY").ok();
     let bind = config.server.bind.clone();
-    let app = cairn_api::App::build(config, admin_key.as_deref()).await.map_err(|e| anyhow!(e))?;
+    let app = cairn::compose::app(config, admin_key.as_deref()).await.map_err(|e| anyhow!(e))?;
     if let Some(secret) = &app.bootstrap_secret {
         // Printed once, to the terminal only: it is never logged and cannot be shown again.
         println!("\nCreated the first admin key (tenant 'default'). Store it now; it will not be shown again:\n\n    {secret}\n");
@@ -68,9 +67,7 @@ pub(crate) async fn shutdown_signal() {
 }
 
 async fn access(config: &Config) -> Result<AccessService> {
-    let store =
-        cairn_store::open(&config.storage.database_url(), 2).await.map_err(|e| anyhow!("opening storage: {e}"))?;
-    Ok(AccessService::new(store, Duration::from_secs(0)))
+    Ok(cairn::compose::access(cairn::compose::store(config, 2).await.map_err(|e| anyhow!(e))?))
 }
 
 async fn keys(config: &Config, cmd: KeysCommand) -> Result<()> {

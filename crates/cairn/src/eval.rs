@@ -63,7 +63,7 @@ fn scratch_dir() -> Result<PathBuf> {
 }
 
 async fn run(config: Config, args: &EvalRetrievalArgs, data: &BeirDataset) -> Result<()> {
-    let state = cairn_api::App::services(&config).await.map_err(|e| anyhow!(e))?;
+    let state = cairn::compose::services(&config).await.map_err(|e| anyhow!(e))?;
     // The baseline embeds with as many calls in flight as ingestion jobs ran at once.
     let concurrency = config.jobs.concurrency.get(INGEST_JOB).copied().unwrap_or(config.jobs.default_concurrency);
     let me = CallContext::new(operator(), "eval");

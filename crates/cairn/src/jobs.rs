@@ -9,7 +9,7 @@ use anyhow::{anyhow, bail, Context, Result};
 use cairn_access::AccessService;
 use cairn_core::config::Config;
 use cairn_core::time::{iso_datetime, now_ms};
-use cairn_jobs::{EnqueueRequest, JobService, ListRequest, PurgeRequest, RetryDeadRequest, SystemClock, Worker};
+use cairn_jobs::{EnqueueRequest, JobService, ListRequest, PurgeRequest, RetryDeadRequest, Worker};
 use cairn_telemetry::Metrics;
 use futures::StreamExt;
 
@@ -17,11 +17,8 @@ use crate::cli::{JobsCommand, WorkerArgs};
 
 /// Builds the job service over the configured storage.
 async fn service(config: &Config, metrics: Arc<Metrics>) -> Result<Arc<JobService>> {
-    let store = cairn_store::open(&config.storage.database_url(), config.storage.max_connections)
-        .await
-        .map_err(|e| anyhow!("opening storage: {e}"))?;
-    let registry = cairn_jobs::builtin::registry(&config.jobs, store.clone());
-    Ok(Arc::new(JobService::new(store, registry, config.jobs.clone(), Arc::new(SystemClock), metrics)))
+    let store = cairn::compose::store(config, config.storage.max_connections).await.map_err(|e| anyhow!(e))?;
+    Ok(cairn::compose::jobs_only(config, store, metrics))
 }
 
 /// Runs workers until `signal`, then stops them gracefully.
@@ -35,7 +32,7 @@ pub async fn worker(mut config: Config, args: WorkerArgs, signal: impl Future<Ou
         config.jobs.concurrency.clear();
     }
     // The same services as `cairn serve` (every job type, knowledge ingestion included).
-    let state = cairn_api::App::services(&config).await.map_err(|e| anyhow!(e))?;
+    let state = cairn::compose::services(&config).await.map_err(|e| anyhow!(e))?;
     let (svc, metrics) = (state.jobs.clone(), state.metrics.clone());
     let known: Vec<String> = svc.types().into_iter().map(|t| t.kind).collect();
     if let Some(bad) = args.types.iter().find(|t| !known.contains(t)) {

@@ -1,0 +1,89 @@
+//! The composition root: the one place that turns a `Config` into running services. `cairn
+//! serve`, `cairn worker`, the CLI commands and the tests all build what they run here, so a
+//! second storage adapter or a new service is one line in one file.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use cairn_access::AccessService;
+use cairn_api::{App, AppState};
+use cairn_core::config::Config;
+use cairn_core::models::TextEmbedder;
+use cairn_core::store::Store;
+use cairn_gateway::adapters::{GatewayChat, GatewayEmbedder};
+use cairn_gateway::GatewayService;
+use cairn_jobs::{JobService, SystemClock, Worker};
+use cairn_knowledge::answer::AnswerService;
+use cairn_knowledge::ingest::{IngestHandler, INGEST_JOB};
+use cairn_knowledge::live::LiveIndex;
+use cairn_knowledge::service::KnowledgeService;
+use cairn_telemetry::Metrics;
+use tokio_util::sync::CancellationToken;
+
+/// Opens storage (migrating it), builds the services, and bootstraps the first owner key
+/// (`admin_key` when given, e.g. from `CAIRN_ADMIN_KEY`): what `cairn serve` runs.
+pub async fn app(config: Config, admin_key: Option<&str>) -> Result<App, String> {
+    let state = services(&config).await?;
+    let bootstrap_secret = state.access.bootstrap(admin_key).await.map_err(|e| e.to_string())?;
+    let worker = config.jobs.workers_in_serve.then(|| Worker::new(state.jobs.clone(), Worker::default_id(), None));
+    Ok(App { state, config, bootstrap_secret, worker })
+}
+
+/// Opens the configured storage and migrates it; the password never reaches an error.
+pub async fn store(config: &Config, max_connections: u32) -> Result<Arc<dyn Store>, String> {
+    cairn_store::open(&config.storage.database_url(), max_connections)
+        .await
+        .map_err(|e| format!("opening storage {}: {e}", config.storage.redacted_url()))
+}
+
+/// Keys and tenants over `store`, for the operator's commands (no key cache: each command is
+/// one process).
+pub fn access(store: Arc<dyn Store>) -> AccessService {
+    AccessService::new(store, Duration::from_secs(0))
+}
+
+/// The job service with the built-in types only: what `cairn jobs` needs to list, cancel and
+/// replay jobs without loading models or indexes.
+pub fn jobs_only(config: &Config, store: Arc<dyn Store>, metrics: Arc<Metrics>) -> Arc<JobService> {
+    let registry = cairn_jobs::builtin::registry(&config.jobs, store.clone());
+    Arc::new(JobService::new(store, registry, config.jobs.clone(), Arc::new(SystemClock), metrics))
+}
+
+/// Opens storage (migrating it) and builds every service, with nothing else: what a
+/// process without the API (`cairn worker`, `cairn eval`) runs on. Creates no key.
+pub async fn services(config: &Config) -> Result<AppState, String> {
+    let store = store(config, config.storage.max_connections).await?;
+    let metrics = Arc::new(Metrics::new());
+    let access = Arc::new(AccessService::new(store.clone(), Duration::from_millis(config.gateway.key_cache_ttl_ms)));
+    let gateway = Arc::new(GatewayService::new(config, store.clone(), metrics.clone())?);
+    let index = Arc::new(LiveIndex::open(&*store).await.map_err(|e| format!("building the search index: {e}"))?);
+    let embedder: Arc<dyn TextEmbedder> = Arc::new(GatewayEmbedder(gateway.clone()));
+    // Keys the `hash` PII policy; from the environment only, like every secret.
+    let pii_key = std::env::var("CAIRN_PII_KEY").unwrap_or_default().into_bytes();
+    let mut registry = cairn_jobs::builtin::registry(&config.jobs, store.clone());
+    registry.register_internal(
+        INGEST_JOB,
+        IngestHandler::new(store.clone(), embedder.clone(), index.clone(), pii_key.clone()),
+    );
+    let jobs =
+        Arc::new(JobService::new(store.clone(), registry, config.jobs.clone(), Arc::new(SystemClock), metrics.clone()));
+    let knowledge = Arc::new(
+        KnowledgeService::new(store, jobs.clone(), embedder, index)
+            .with_pii_key(pii_key)
+            .with_limits(&config.knowledge),
+    );
+    let streams_cut = CancellationToken::new();
+    let chat = Arc::new(GatewayChat { gateway: gateway.clone(), shutdown: streams_cut.clone() });
+    let answers = Arc::new(AnswerService::new(knowledge.clone(), chat, config.knowledge.clone()));
+    Ok(AppState {
+        gateway,
+        access,
+        jobs,
+        knowledge,
+        answers,
+        knowledge_config: config.knowledge.clone(),
+        metrics,
+        streams_cut,
+        request_timeout: Duration::from_secs(config.server.request_timeout_secs),
+    })
+}

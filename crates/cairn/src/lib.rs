@@ -1,0 +1,4 @@
+//! Cairn as a library: the composition root (`compose`), which the binary, its process tests
+//! and the other crates' tests build their services with.
+
+pub mod compose;
