@@ -24,7 +24,8 @@ const MAX_BUFFER: usize = 100_000;
 const BATCH: usize = 1_000;
 
 enum Msg {
-    Record(Box<UsageRecord>),
+    /// A record, and who waits for its transaction to end.
+    Record(Box<UsageRecord>, oneshot::Sender<()>),
     Flush(oneshot::Sender<()>),
 }
 
@@ -43,8 +44,9 @@ impl UsageRecorder {
         Self { tx, metrics }
     }
 
-    /// Counts a record in the metrics and queues it for storage.
-    pub fn record(&self, r: UsageRecord) {
+    /// Counts a record in the metrics and queues it for storage; the receiver resolves once
+    /// the transaction holding it has ended.
+    pub fn record(&self, r: UsageRecord) -> oneshot::Receiver<()> {
         let m = &self.metrics;
         let model = r.model_alias.clone();
         m.model_calls
@@ -64,9 +66,11 @@ impl UsageRecorder {
         m.tokens.get_or_create(&vec![("model", model.clone()), ("direction", "input".into())]).inc_by(r.input_tokens);
         m.tokens.get_or_create(&vec![("model", model.clone()), ("direction", "output".into())]).inc_by(r.output_tokens);
         m.cost_usd.get_or_create(&vec![("model", model)]).inc_by(r.cost_usd);
-        if self.tx.send(Msg::Record(Box::new(r))).is_err() {
+        let (done, committed) = oneshot::channel();
+        if self.tx.send(Msg::Record(Box::new(r), done)).is_err() {
             tracing::error!("usage writer has stopped; a usage record was not stored");
         }
+        committed
     }
 
     /// Waits until every record queued so far has been written (or the write failed).
@@ -110,7 +114,10 @@ async fn writer(store: Arc<dyn Store>, metrics: Arc<Metrics>, mut rx: mpsc::Unbo
 /// Adds one message to the batch; false once the channel has closed.
 fn take(msg: Option<Msg>, buf: &mut Vec<UsageRecord>, waiting: &mut Vec<oneshot::Sender<()>>) -> bool {
     match msg {
-        Some(Msg::Record(r)) => buf.push(*r),
+        Some(Msg::Record(r, done)) => {
+            buf.push(*r);
+            waiting.push(done);
+        }
         Some(Msg::Flush(done)) => waiting.push(done),
         None => return false,
     }
@@ -194,6 +201,8 @@ pub(crate) struct PendingCall {
     pub prompt_estimate: u64,
     /// Usage the upstream reported.
     pub reported: Option<(u64, u64)>,
+    /// Resolves once the finished call's record is written.
+    committed: Option<oneshot::Receiver<()>>,
 }
 
 impl PendingCall {
@@ -239,6 +248,7 @@ impl PendingCall {
             output_chunks: 0,
             prompt_estimate: meta.prompt_estimate,
             reported: None,
+            committed: None,
         }
     }
 
@@ -280,7 +290,7 @@ impl PendingCall {
         r.status = status;
         r.error = error;
         self.limiter.settle(&self.principal, &self.admission, input + output);
-        self.recorder.record(r);
+        self.committed = Some(self.recorder.record(r));
     }
 
     /// Records the call as cancelled if it was not finished.
@@ -307,6 +317,14 @@ impl Drop for CallGuard {
 }
 
 impl CallGuard {
+    /// Waits until the finished call's usage record is written: a response sent after this
+    /// leaves no call unaccounted if the process dies next.
+    pub(crate) async fn durable(&mut self) {
+        if let Some(committed) = self.call.committed.take() {
+            let _ = committed.await;
+        }
+    }
+
     /// Records a completed call with the usage the upstream reported (or `None` to estimate
     /// from `output_chars`); returns where it was served.
     pub(crate) fn succeed(&mut self, trace: RouteTrace, reported: Option<(u64, u64)>, output_chars: usize) -> Routed {

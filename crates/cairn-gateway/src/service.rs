@@ -149,6 +149,7 @@ impl GatewayService {
                 let reported = completion.usage.as_ref().map(|u| (u.prompt_tokens, u.completion_tokens));
                 let chars = completion.choices.iter().map(|c| c.message.text_content().len()).sum();
                 let routed = guard.succeed(trace, reported, chars);
+                guard.durable().await;
                 Ok((completion, routed))
             }
             Err(e) => Err(guard.fail(e)),
@@ -260,6 +261,7 @@ impl GatewayService {
                     }
                 }
                 let routed = guard.succeed(trace, Some((resp.usage.prompt_tokens, 0)), 0);
+                guard.durable().await;
                 Ok((resp, routed))
             }
             Err(e) => Err(guard.fail(e)),

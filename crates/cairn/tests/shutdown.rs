@@ -112,3 +112,40 @@ async fn the_data_folder_is_private_and_passwords_never_print() {
     assert!(!printed.contains("hunter2"), "{printed}");
     assert!(printed.contains("127.0.0.1:1"), "{printed}");
 }
+
+#[tokio::test]
+async fn the_usage_of_a_finished_call_survives_a_kill_right_after_its_response() {
+    let dir = tempfile::tempdir().unwrap();
+    let up = StandIn::start().await;
+    let extra = format!(
+        "[providers.up]\nkind = \"openai\"\nbase_url = \"{}\"\n[models.fast]\n\
+         targets = [{{ provider = \"up\", model = \"m\", input_usd_per_mtok = 1.0, output_usd_per_mtok = 2.0 }}]\n\
+         [models.emb]\nkind = \"embedding\"\ntargets = [{{ provider = \"up\", model = \"e\" }}]\n",
+        up.openai_url()
+    );
+    let config = write_config(dir.path(), &extra);
+    let port = free_port();
+    let mut server = spawn(dir.path(), "serve", &config, &["serve"], port);
+    let client = reqwest::Client::new();
+    let base = ready(&client, port).await;
+    let mut ids = Vec::new();
+    for kind in ["chat/completions", "embeddings"] {
+        let body = if kind == "embeddings" {
+            json!({"model": "emb", "input": "hello"})
+        } else {
+            json!({"model": "fast", "messages": [{"role": "user", "content": "hi"}]})
+        };
+        let resp = client.post(format!("{base}/v1/{kind}")).bearer_auth(ADMIN_KEY).json(&body).send().await.unwrap();
+        assert_eq!(resp.status(), 200, "{kind}");
+        ids.push(resp.headers()["x-request-id"].to_str().unwrap().to_owned());
+        let _ = resp.bytes().await;
+    }
+    // Killed the moment the answers are in: no shutdown, no flush.
+    server.kill().unwrap();
+    server.wait().unwrap();
+    let store = cairn_store::open(&format!("sqlite://{}", dir.path().join("cairn.db").display()), 1).await.unwrap();
+    for id in &ids {
+        let records = store.usage_by_request(id).await.unwrap();
+        assert_eq!(records.len(), 1, "request {id}: {records:?}");
+    }
+}
