@@ -5,6 +5,7 @@
 
 mod keys;
 mod limits;
+mod reserve;
 mod service;
 
 pub use keys::{generate_secret, hash_secret, KEY_PREFIX};

@@ -19,6 +19,8 @@ use cairn_core::usage::{NanoUsd, Reservation, ReserveOutcome};
 use cairn_core::{Error, Result};
 use parking_lot::Mutex;
 
+use crate::reserve::Reserver;
+
 /// How long a refused call should wait when the budget is held by calls still running.
 const HELD_RETRY: Duration = Duration::from_secs(1);
 
@@ -78,7 +80,7 @@ pub struct Admission {
 
 /// Checks and holds per-key limits.
 pub struct Limiter {
-    store: Arc<dyn Store>,
+    reserver: Reserver,
     keys: Mutex<HashMap<String, KeyState>>,
     /// Open streams (model streams, SSE watchers) per key, and the most one key may hold.
     streams: Arc<Mutex<HashMap<String, usize>>>,
@@ -107,7 +109,12 @@ impl Limiter {
     /// A limiter holding budget reservations in `store`, with at most `max_streams` streams
     /// open per key.
     pub fn new(store: Arc<dyn Store>, max_streams: usize) -> Self {
-        Self { store, keys: Mutex::new(HashMap::new()), streams: Arc::default(), max_streams: max_streams.max(1) }
+        Self {
+            reserver: Reserver::start(store),
+            keys: Mutex::new(HashMap::new()),
+            streams: Arc::default(),
+            max_streams: max_streams.max(1),
+        }
     }
 
     /// Takes a place among `p`'s open streams (model streams, SSE watchers of jobs and
@@ -173,7 +180,7 @@ impl Limiter {
             now_ms: now,
             expires_at_ms: now.saturating_add(worst.max_duration.as_millis() as i64),
         };
-        match self.store.reserve_budget(&reservation).await? {
+        match self.reserver.reserve(reservation).await? {
             ReserveOutcome::Reserved => Ok(()),
             ReserveOutcome::Refused { settled, held } => {
                 // Only the month's end frees budget that finished calls spent.

@@ -65,10 +65,11 @@ pub trait UsageStore: Send + Sync {
     /// new record settles its call: the reservation with its id is dropped and its cost added
     /// to its key's settled spend for the month, in the same transaction.
     async fn insert_usage(&self, records: &[UsageRecord]) -> StoreResult<()>;
-    /// Holds `r.amount` against the key's budget if settled spend plus every live reservation
-    /// plus it fits, and the budget is not already used up (so a $0 budget admits nothing);
-    /// atomic across every process sharing the database.
-    async fn reserve_budget(&self, r: &Reservation) -> StoreResult<ReserveOutcome>;
+    /// Decides each reservation in order, in one transaction: holds `r.amount` against its
+    /// key's budget if settled spend plus every live reservation (those decided before it in
+    /// the batch included) plus it fits, and the budget is not already used up (so a $0 budget
+    /// admits nothing). Atomic across every process sharing the database.
+    async fn reserve_budgets(&self, batch: &[Reservation]) -> StoreResult<Vec<ReserveOutcome>>;
     /// The key's settled spend this month and what its live reservations hold (for tests and
     /// support).
     async fn budget_state(&self, key_id: &str, month_start_ms: i64, now_ms: i64) -> StoreResult<(NanoUsd, NanoUsd)>;

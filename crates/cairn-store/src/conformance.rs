@@ -4,7 +4,7 @@
 use std::sync::Arc;
 
 use cairn_core::knowledge::{ChangeKind, ChunkRecord, Collection, Document, DocumentKey, DocumentState, PiiMode};
-use cairn_core::store::{Store, StoreError};
+use cairn_core::store::{Store, StoreError, StoreResult};
 use cairn_core::tenancy::{ApiKey, KeyLimits, Role, Tenant};
 use cairn_core::usage::{CallStatus, NanoUsd, Reservation, ReserveOutcome, UsageQuery, UsageRecord};
 
@@ -169,15 +169,19 @@ fn reservation(id: &str, key: &str, usd: f64, budget: f64, now_ms: i64) -> Reser
     }
 }
 
+async fn reserve_one(s: &dyn Store, r: &Reservation) -> StoreResult<ReserveOutcome> {
+    Ok(s.reserve_budgets(std::slice::from_ref(r)).await?.remove(0))
+}
+
 async fn budgets(s: Arc<dyn Store>) {
     let now = cairn_core::time::now_ms();
     let month = cairn_core::time::month_start_ms(now);
     // Spend recorded before the key's first reservation counts.
     s.insert_usage(&[usage("b0", now - 1, "acme", "kb", "fast", 1.0)]).await.unwrap();
     let r = |id: &str, usd: f64| reservation(id, "kb", usd, 5.0, now);
-    assert_eq!(s.reserve_budget(&r("b1", 2.0)).await.unwrap(), ReserveOutcome::Reserved);
-    assert_eq!(s.reserve_budget(&r("b2", 2.0)).await.unwrap(), ReserveOutcome::Reserved);
-    let refused = s.reserve_budget(&r("b3", 0.5)).await.unwrap();
+    assert_eq!(reserve_one(&*s, &r("b1", 2.0)).await.unwrap(), ReserveOutcome::Reserved);
+    assert_eq!(reserve_one(&*s, &r("b2", 2.0)).await.unwrap(), ReserveOutcome::Reserved);
+    let refused = reserve_one(&*s, &r("b3", 0.5)).await.unwrap();
     let held = NanoUsd::from_usd(4.0);
     assert_eq!(refused, ReserveOutcome::Refused { settled: NanoUsd::from_usd(1.0), held });
     // Settling b1 at its real cost frees the rest of its reservation, in the same transaction.
@@ -186,19 +190,19 @@ async fn budgets(s: Arc<dyn Store>) {
     // A retried batch settles nothing twice.
     s.insert_usage(&[usage("b1", now, "acme", "kb", "fast", 0.25)]).await.unwrap();
     // Decimal amounts add up exactly: 1.25 + 2 + 1.75 is the whole budget.
-    assert_eq!(s.reserve_budget(&r("b4", 1.75)).await.unwrap(), ReserveOutcome::Reserved);
-    assert!(matches!(s.reserve_budget(&r("b5", 0.01)).await.unwrap(), ReserveOutcome::Refused { .. }));
+    assert_eq!(reserve_one(&*s, &r("b4", 1.75)).await.unwrap(), ReserveOutcome::Reserved);
+    assert!(matches!(reserve_one(&*s, &r("b5", 0.01)).await.unwrap(), ReserveOutcome::Refused { .. }));
     // Reservations of calls that never settle lapse.
     let later = now + 61_000;
     let late = Reservation { now_ms: later, expires_at_ms: later + 60_000, ..r("b6", 3.0) };
-    assert_eq!(s.reserve_budget(&late).await.unwrap(), ReserveOutcome::Reserved);
+    assert_eq!(reserve_one(&*s, &late).await.unwrap(), ReserveOutcome::Reserved);
     assert_eq!(s.budget_state("kb", month, later).await.unwrap().1, NanoUsd::from_usd(3.0));
 
     // Forty concurrent reservations of $0.01 against $0.05: exactly five fit.
     let tasks: Vec<_> = (0..40)
         .map(|i| {
             let s = s.clone();
-            tokio::spawn(async move { s.reserve_budget(&reservation(&format!("c{i}"), "kc", 0.01, 0.05, now)).await })
+            tokio::spawn(async move { reserve_one(&*s, &reservation(&format!("c{i}"), "kc", 0.01, 0.05, now)).await })
         })
         .collect();
     let mut reserved = 0;
@@ -208,6 +212,13 @@ async fn budgets(s: Arc<dyn Store>) {
         }
     }
     assert_eq!(reserved, 5);
+
+    // One batch is decided in order, each reservation against those before it; keys apart.
+    let batch: Vec<Reservation> =
+        (0..7).map(|i| reservation(&format!("d{i}"), if i % 2 == 0 { "kd" } else { "ke" }, 0.01, 0.02, now)).collect();
+    let outcomes = s.reserve_budgets(&batch).await.unwrap();
+    let admitted: Vec<bool> = outcomes.iter().map(|o| *o == ReserveOutcome::Reserved).collect();
+    assert_eq!(admitted, [true, true, true, true, false, false, false]);
 }
 
 fn collection(id: &str, tenant: &str, name: &str) -> Collection {

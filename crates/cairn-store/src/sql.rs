@@ -322,64 +322,86 @@ macro_rules! impl_store {
                 tx.commit().await.map_err($crate::db_err)
             }
 
-            async fn reserve_budget(&self, r: &Reservation) -> cairn_core::store::StoreResult<ReserveOutcome> {
+            async fn reserve_budgets(
+                &self,
+                batch: &[Reservation],
+            ) -> cairn_core::store::StoreResult<Vec<ReserveOutcome>> {
                 let mut tx = self.writer.begin().await.map_err($crate::db_err)?;
-                // Lock the key's spend row first (a write: SQLite takes its write lock, PostgreSQL
-                // the row lock), so concurrent reservations of one key run one after another.
-                let lock = "UPDATE key_spend SET settled_nusd = settled_nusd WHERE key_id = $1 AND month_start_ms = $2";
-                let locked = sqlx::query(lock)
-                    .bind(&r.key_id)
-                    .bind(r.month_start_ms)
-                    .execute(&mut *tx)
-                    .await
-                    .map_err($crate::db_err)?
-                    .rows_affected();
-                if locked == 0 {
-                    // First reservation this month: start from the usage already recorded.
-                    sqlx::query(
-                        "INSERT INTO key_spend (key_id, month_start_ms, settled_nusd) \
-                         SELECT $1, $2, CAST(COALESCE(ROUND(SUM(cost_usd) * 1000000000), 0) AS BIGINT) \
-                         FROM usage_records WHERE key_id = $1 AND ts_ms >= $2 \
-                         ON CONFLICT (key_id, month_start_ms) DO NOTHING",
-                    )
-                    .bind(&r.key_id)
-                    .bind(r.month_start_ms)
-                    .execute(&mut *tx)
-                    .await
-                    .map_err($crate::db_err)?;
-                    sqlx::query(lock)
+                // Per key, in the order keys first appear: lock its spend row (a write, so SQLite
+                // takes its write lock and PostgreSQL the row lock: reservations of one key run one
+                // after another across processes), read its totals once, then decide its
+                // reservations in order.
+                let mut totals: std::collections::HashMap<&str, (NanoUsd, NanoUsd)> = std::collections::HashMap::new();
+                let mut out = Vec::with_capacity(batch.len());
+                for r in batch {
+                    if !totals.contains_key(r.key_id.as_str()) {
+                        let lock = "UPDATE key_spend SET settled_nusd = settled_nusd \
+                                    WHERE key_id = $1 AND month_start_ms = $2";
+                        let locked = sqlx::query(lock)
+                            .bind(&r.key_id)
+                            .bind(r.month_start_ms)
+                            .execute(&mut *tx)
+                            .await
+                            .map_err($crate::db_err)?
+                            .rows_affected();
+                        if locked == 0 {
+                            // First reservation this month: start from the usage already recorded.
+                            sqlx::query(
+                                "INSERT INTO key_spend (key_id, month_start_ms, settled_nusd) \
+                                 SELECT $1, $2, CAST(COALESCE(ROUND(SUM(cost_usd) * 1000000000), 0) AS BIGINT) \
+                                 FROM usage_records WHERE key_id = $1 AND ts_ms >= $2 \
+                                 ON CONFLICT (key_id, month_start_ms) DO NOTHING",
+                            )
+                            .bind(&r.key_id)
+                            .bind(r.month_start_ms)
+                            .execute(&mut *tx)
+                            .await
+                            .map_err($crate::db_err)?;
+                            sqlx::query(lock)
+                                .bind(&r.key_id)
+                                .bind(r.month_start_ms)
+                                .execute(&mut *tx)
+                                .await
+                                .map_err($crate::db_err)?;
+                        }
+                        let t = budget_totals(&mut *tx, &r.key_id, r.month_start_ms, r.now_ms).await?;
+                        totals.insert(r.key_id.as_str(), t);
+                    }
+                    let (settled, held) = totals[r.key_id.as_str()];
+                    // A budget fully spent or held admits nothing, not even a free call (a $0
+                    // budget means no calls); otherwise the worst case must fit in what is left.
+                    let committed = settled.0.saturating_add(held.0);
+                    let fits = committed < r.budget.0 && committed.saturating_add(r.amount.0) <= r.budget.0;
+                    if fits {
+                        sqlx::query(
+                            "INSERT INTO budget_reservations (id, key_id, amount_nusd, expires_at_ms) \
+                             VALUES ($1, $2, $3, $4)",
+                        )
+                        .bind(&r.id)
                         .bind(&r.key_id)
-                        .bind(r.month_start_ms)
+                        .bind(r.amount.0)
+                        .bind(r.expires_at_ms)
+                        .execute(&mut *tx)
+                        .await
+                        .map_err($crate::db_err)?;
+                        totals.insert(r.key_id.as_str(), (settled, NanoUsd(held.0.saturating_add(r.amount.0))));
+                        out.push(ReserveOutcome::Reserved);
+                    } else {
+                        out.push(ReserveOutcome::Refused { settled, held });
+                    }
+                }
+                // Lapsed reservations (their node crashed) are only counted out by the totals
+                // above; they are deleted here, off the decision, now and then.
+                if let Some(r) = batch.first() {
+                    sqlx::query("DELETE FROM budget_reservations WHERE key_id = $1 AND expires_at_ms <= $2")
+                        .bind(&r.key_id)
+                        .bind(r.now_ms)
                         .execute(&mut *tx)
                         .await
                         .map_err($crate::db_err)?;
                 }
-                sqlx::query("DELETE FROM budget_reservations WHERE key_id = $1 AND expires_at_ms <= $2")
-                    .bind(&r.key_id)
-                    .bind(r.now_ms)
-                    .execute(&mut *tx)
-                    .await
-                    .map_err($crate::db_err)?;
-                let (settled, held) = budget_totals(&mut *tx, &r.key_id, r.month_start_ms, r.now_ms).await?;
-                // A budget fully spent or held admits nothing, not even a free call (a $0 budget
-                // means no calls); otherwise the worst case must fit in what is left.
-                let committed = settled.0.saturating_add(held.0);
-                let fits = committed < r.budget.0 && committed.saturating_add(r.amount.0) <= r.budget.0;
-                if fits {
-                    sqlx::query(
-                        "INSERT INTO budget_reservations (id, key_id, amount_nusd, expires_at_ms) \
-                         VALUES ($1, $2, $3, $4)",
-                    )
-                    .bind(&r.id)
-                    .bind(&r.key_id)
-                    .bind(r.amount.0)
-                    .bind(r.expires_at_ms)
-                    .execute(&mut *tx)
-                    .await
-                    .map_err($crate::db_err)?;
-                }
                 tx.commit().await.map_err($crate::db_err)?;
-                Ok(if fits { ReserveOutcome::Reserved } else { ReserveOutcome::Refused { settled, held } })
+                Ok(out)
             }
 
             async fn budget_state(

@@ -36,7 +36,11 @@ impl SqliteStore {
             .synchronous(SqliteSynchronous::Normal)
             .busy_timeout(Duration::from_secs(10))
             .foreign_keys(true);
-        let writer = SqlitePoolOptions::new().max_connections(1).connect_with(opts.clone()).await.map_err(db_err)?;
+        // The writer never checkpoints the WAL itself (a checkpoint's fsync would stall the
+        // request that happened to commit past the threshold); a background task does, in
+        // PASSIVE mode, which runs beside writers without blocking them.
+        let writer_opts = opts.clone().pragma("wal_autocheckpoint", "0");
+        let writer = SqlitePoolOptions::new().max_connections(1).connect_with(writer_opts).await.map_err(db_err)?;
         let mut tx = writer.begin().await.map_err(db_err)?;
         run_migrations!(tx, crate::migrate::SQLITE)?;
         tx.commit().await.map_err(db_err)?;
@@ -45,7 +49,20 @@ impl SqliteStore {
             .connect_with(opts)
             .await
             .map_err(db_err)?;
+        tokio::spawn(checkpoints(pool.clone()));
         Ok(Self { pool, writer })
+    }
+}
+
+/// Checkpoints the WAL every second until the pool closes.
+async fn checkpoints(pool: SqlitePool) {
+    let mut every = tokio::time::interval(Duration::from_secs(1));
+    every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    while !pool.is_closed() {
+        every.tick().await;
+        if let Err(e) = sqlx::query("PRAGMA wal_checkpoint(PASSIVE)").execute(&pool).await {
+            tracing::debug!(error = %e, "WAL checkpoint skipped");
+        }
     }
 }
 
