@@ -75,8 +75,6 @@ pub trait UsageStore: Send + Sync {
     async fn budget_state(&self, key_id: &str, month_start_ms: i64, now_ms: i64) -> StoreResult<(NanoUsd, NanoUsd)>;
     /// Aggregates records by day, tenant, model and key.
     async fn usage_buckets(&self, query: &UsageQuery) -> StoreResult<Vec<UsageBucket>>;
-    /// Sum of `cost_usd` for one key since `since_ms`.
-    async fn key_spend_since(&self, key_id: &str, since_ms: i64) -> StoreResult<f64>;
     /// Fetches one record by call id (for tests and support).
     async fn get_usage(&self, id: &str) -> StoreResult<Option<UsageRecord>>;
     /// Every call one request made, oldest first (for tests and support).

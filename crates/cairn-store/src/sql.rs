@@ -454,19 +454,6 @@ macro_rules! impl_store {
                     .map_err($crate::db_err)
             }
 
-            async fn key_spend_since(&self, key_id: &str, since_ms: i64) -> cairn_core::store::StoreResult<f64> {
-                sqlx::query(
-                    "SELECT CAST(COALESCE(SUM(cost_usd), 0) AS DOUBLE PRECISION) AS spend \
-                     FROM usage_records WHERE key_id = $1 AND ts_ms >= $2",
-                )
-                .bind(key_id)
-                .bind(since_ms)
-                .fetch_one(&self.pool)
-                .await
-                .and_then(|r| r.try_get("spend"))
-                .map_err($crate::db_err)
-            }
-
             async fn usage_by_request(&self, request_id: &str) -> cairn_core::store::StoreResult<Vec<UsageRecord>> {
                 let sql = format!(
                     "SELECT {} FROM usage_records WHERE request_id = $1 ORDER BY id",
