@@ -147,6 +147,10 @@ pub(crate) fn relay(relay: Relay) -> ChatStream {
                 }
                 Err(why) => s.end(CallStatus::Cut, Some(why.into())),
             }
+            if s.ended {
+                // The last event goes out once the call's usage record is written.
+                s.relay.guard.durable().await;
+            }
         }
     }))
 }

@@ -129,12 +129,11 @@ async fn the_usage_of_a_finished_call_survives_a_kill_right_after_its_response()
     let client = reqwest::Client::new();
     let base = ready(&client, port).await;
     let mut ids = Vec::new();
-    for kind in ["chat/completions", "embeddings"] {
-        let body = if kind == "embeddings" {
-            json!({"model": "emb", "input": "hello"})
-        } else {
-            json!({"model": "fast", "messages": [{"role": "user", "content": "hi"}]})
-        };
+    for (kind, body) in [
+        ("chat/completions", json!({"model": "fast", "messages": [{"role": "user", "content": "hi"}]})),
+        ("chat/completions", json!({"model": "fast", "stream": true, "messages": [{"role": "user", "content": "hi"}]})),
+        ("embeddings", json!({"model": "emb", "input": "hello"})),
+    ] {
         let resp = client.post(format!("{base}/v1/{kind}")).bearer_auth(ADMIN_KEY).json(&body).send().await.unwrap();
         assert_eq!(resp.status(), 200, "{kind}");
         ids.push(resp.headers()["x-request-id"].to_str().unwrap().to_owned());
