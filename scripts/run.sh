@@ -5,7 +5,7 @@
 # (`cairn ingest`) and a question is answered with citations by the local chat model
 # (`cairn ask`). Cairn keeps serving until Ctrl-C. Extra arguments go to `cairn serve`
 # (e.g. `--config cairn.toml`); set CAIRN_DEMO=0 to skip the demonstration.
-# The first start prints an admin key once.
+# The first start prints an owner key once.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 BIN="${CARGO_TARGET_DIR:-target}/release"

@@ -38,7 +38,7 @@ async fn serve(config: Config) -> Result<()> {
     let app = cairn::compose::app(config, admin_key.as_deref()).await.map_err(|e| anyhow!(e))?;
     if let Some(secret) = &app.bootstrap_secret {
         // Printed once, to the terminal only: it is never logged and cannot be shown again.
-        println!("\nCreated the first admin key (tenant 'default'). Store it now; it will not be shown again:\n\n    {secret}\n");
+        println!("\nCreated the first owner key (tenant 'default', administers the instance). Store it now; it will not be shown again:\n\n    {secret}\n");
     }
     let listener = tokio::net::TcpListener::bind(&bind).await.with_context(|| format!("binding {bind}"))?;
     let storage = app.config.storage.redacted_url();
