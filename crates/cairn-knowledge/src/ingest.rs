@@ -154,13 +154,17 @@ impl JobHandler for IngestHandler {
         let call = self.caller(&ctx, p.key_id.as_deref()).await?;
         let tokens = self.embedder.tokenizer(&col.embedding_model).await;
         // Synchronous work, scoped so nothing it borrows is held across an await.
-        let prepared = {
-            let policy = if p.redacted.is_some() { PiiMode::Off } else { col.pii };
-            let redactor = redactor(policy, &self.hash_key);
+        // Chunking (and redacting older jobs' text) is CPU work: off the async workers.
+        let policy = if p.redacted.is_some() { PiiMode::Off } else { col.pii };
+        let (hash_key, chunking, text, title) = (self.hash_key.clone(), ChunkOptions::of(&col), p.text, p.title);
+        let prepared = tokio::task::spawn_blocking(move || {
+            let redactor = redactor(policy, &hash_key);
             let counter = |t: &str| tokens(t);
-            let prep = Preparation { chunking: ChunkOptions::of(&col), redactor: &redactor, counter: &counter };
-            prepare_text(p.text, p.title, Map::new(), &prep)
-        };
+            let prep = Preparation { chunking, redactor: &redactor, counter: &counter };
+            prepare_text(text, title, Map::new(), &prep)
+        })
+        .await
+        .map_err(|e| JobError::Retry(format!("preparing the document: {e}")))?;
         // The fingerprint is only stored with the chunks it describes, so a match means the
         // index already holds this content: nothing to embed or rewrite. A re-upload marked the
         // document pending (and may have changed its metadata), so it is marked ready again.
