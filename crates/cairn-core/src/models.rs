@@ -16,9 +16,12 @@ pub enum EmbedFailure {
     /// Worth retrying later (upstream down, overloaded, rate-limited).
     #[error("{0}")]
     Transient(String),
-    /// Retrying cannot help (unknown model, input refused).
+    /// Retrying cannot help (input refused, a malformed answer).
     #[error("{0}")]
     Permanent(String),
+    /// No model of that name is configured.
+    #[error("{0}")]
+    UnknownModel(String),
     /// The caller's key is over a rate limit or its budget: the caller's own limits apply to
     /// the model calls made for it.
     #[error("{message}")]

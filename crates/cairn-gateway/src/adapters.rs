@@ -54,12 +54,10 @@ impl TextEmbedder for GatewayEmbedder {
             Err(Error::BudgetExceeded { message, retry_after }) => {
                 Err(EmbedFailure::Limited { message, retry_after, budget: true })
             }
-            Err(
-                e @ (Error::ModelNotFound(_)
-                | Error::InvalidRequest { .. }
-                | Error::UpstreamRejected { .. }
-                | Error::Forbidden(_)),
-            ) => Err(EmbedFailure::Permanent(e.to_string())),
+            Err(e @ Error::ModelNotFound(_)) => Err(EmbedFailure::UnknownModel(e.to_string())),
+            Err(e @ (Error::InvalidRequest { .. } | Error::UpstreamRejected { .. } | Error::Forbidden(_))) => {
+                Err(EmbedFailure::Permanent(e.to_string()))
+            }
             Err(e) => Err(EmbedFailure::Transient(e.to_string())),
         }
     }

@@ -202,7 +202,9 @@ impl JobHandler for IngestHandler {
                 Err(EmbedFailure::Transient(m) | EmbedFailure::Limited { message: m, .. }) => {
                     return Err(JobError::Retry(m))
                 }
-                Err(EmbedFailure::Permanent(m)) => return Err(self.fail(&key, m).await),
+                Err(EmbedFailure::Permanent(m) | EmbedFailure::UnknownModel(m)) => {
+                    return Err(self.fail(&key, m).await)
+                }
             }
             ctx.progress(
                 json!({ "embedded": (i * EMBED_BATCH + batch.len()).min(texts.len()), "chunks": texts.len() }),

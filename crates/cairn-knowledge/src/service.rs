@@ -200,7 +200,7 @@ fn slug_ok(s: &str) -> bool {
 fn embed_error(e: EmbedFailure) -> Error {
     match e {
         EmbedFailure::Transient(message) => Error::Unavailable { message, retry_after: None },
-        EmbedFailure::Permanent(m) if m.contains("does not exist") => Error::NotFound(m),
+        EmbedFailure::UnknownModel(m) => Error::NotFound(m),
         EmbedFailure::Permanent(m) => Error::invalid_param("embedding_model", m),
         EmbedFailure::Limited { message, retry_after, budget: true } => Error::BudgetExceeded { message, retry_after },
         EmbedFailure::Limited { message, retry_after, budget: false } => Error::RateLimited { message, retry_after },

@@ -18,20 +18,25 @@ fn write_config(dir: &std::path::Path, extra: &str) -> std::path::PathBuf {
     path
 }
 
+/// Starts `cairn serve` in `dir` with the stand-in `up` as provider `up` and the `models`
+/// TOML; returns the process and its base URL.
+async fn serve_with(dir: &std::path::Path, up: &StandIn, models: &str) -> (std::process::Child, String) {
+    let extra = format!("[providers.up]\nkind = \"openai\"\nbase_url = \"{}\"\n{models}", up.openai_url());
+    let config = write_config(dir, &extra);
+    let port = free_port();
+    let server = spawn(dir, "serve", &config, &["serve"], port);
+    let base = ready(&reqwest::Client::new(), port).await;
+    (server, base)
+}
+
 #[tokio::test]
 async fn sigterm_ends_the_process_within_the_grace_period_during_a_long_search() {
     let dir = tempfile::tempdir().unwrap();
     let up = StandIn::start().await;
-    let extra = format!(
-        "[providers.up]\nkind = \"openai\"\nbase_url = \"{}\"\n[models.emb]\nkind = \"embedding\"\n\
-         targets = [{{ provider = \"up\", model = \"e\", timeouts = {{ first_token_ms = 600000, total_ms = 600000 }} }}]\n",
-        up.openai_url()
-    );
-    let config = write_config(dir.path(), &extra);
-    let port = free_port();
-    let mut server = spawn(dir.path(), "serve", &config, &["serve"], port);
+    let models = "[models.emb]\nkind = \"embedding\"\n\
+         targets = [{ provider = \"up\", model = \"e\", timeouts = { first_token_ms = 600000, total_ms = 600000 } }]\n";
+    let (mut server, base) = serve_with(dir.path(), &up, models).await;
     let client = reqwest::Client::new();
-    let base = ready(&client, port).await;
     let resp = client
         .post(format!("{base}/v1/collections"))
         .bearer_auth(ADMIN_KEY)
@@ -117,17 +122,11 @@ async fn the_data_folder_is_private_and_passwords_never_print() {
 async fn the_usage_of_a_finished_call_survives_a_kill_right_after_its_response() {
     let dir = tempfile::tempdir().unwrap();
     let up = StandIn::start().await;
-    let extra = format!(
-        "[providers.up]\nkind = \"openai\"\nbase_url = \"{}\"\n[models.fast]\n\
-         targets = [{{ provider = \"up\", model = \"m\", input_usd_per_mtok = 1.0, output_usd_per_mtok = 2.0 }}]\n\
-         [models.emb]\nkind = \"embedding\"\ntargets = [{{ provider = \"up\", model = \"e\" }}]\n",
-        up.openai_url()
-    );
-    let config = write_config(dir.path(), &extra);
-    let port = free_port();
-    let mut server = spawn(dir.path(), "serve", &config, &["serve"], port);
+    let models = "[models.fast]\n\
+         targets = [{ provider = \"up\", model = \"m\", input_usd_per_mtok = 1.0, output_usd_per_mtok = 2.0 }]\n\
+         [models.emb]\nkind = \"embedding\"\ntargets = [{ provider = \"up\", model = \"e\" }]\n";
+    let (mut server, base) = serve_with(dir.path(), &up, models).await;
     let client = reqwest::Client::new();
-    let base = ready(&client, port).await;
     let mut ids = Vec::new();
     for (kind, body) in [
         ("chat/completions", json!({"model": "fast", "messages": [{"role": "user", "content": "hi"}]})),

@@ -32,7 +32,7 @@ impl TextEmbedder for StandInEmbedder {
     async fn embed(&self, _ctx: &CallContext, _model: &str, texts: &[String]) -> Result<Vec<Vec<f32>>, EmbedFailure> {
         match *self.fault.lock() {
             Some("down") => return Err(EmbedFailure::Transient("the model is unavailable".into())),
-            Some("unknown") => return Err(EmbedFailure::Permanent("the model 'm' does not exist".into())),
+            Some("unknown") => return Err(EmbedFailure::UnknownModel("the model 'm' does not exist".into())),
             Some("wrong_size") => return Ok(texts.iter().map(|_| vec![1.0; DIM + 1]).collect()),
             _ => {}
         }
