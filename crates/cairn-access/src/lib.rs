@@ -3,11 +3,13 @@
 
 #![warn(missing_docs)]
 
+mod credit;
 mod keys;
 mod limits;
 mod reserve;
 mod service;
 
+pub use credit::BudgetHold;
 pub use keys::{generate_secret, hash_secret, KEY_PREFIX};
 pub use limits::{Admission, Limiter, StreamSlot, WorstCase};
 pub use service::{AccessService, NewKey};

@@ -4,9 +4,10 @@
 //!   adapter shares them across nodes). A call takes one request and its worst-case tokens at
 //!   admission; when it ends, the tokens it did not use go back. A call is admitted while the
 //!   token bucket is not in debt, so one call larger than the limit still runs, alone.
-//! - Monthly spend is a reservation in storage: the call's worst-case cost is held against
-//!   the budget atomically across every process sharing the database, and the call's usage
-//!   record settles it to the real cost. Keys without a budget never touch storage here.
+//! - Monthly spend: the call's worst-case cost is held against the budget from this node's
+//!   credit, a reservation in storage grown atomically across every process sharing the
+//!   database (see `credit`); the call's usage record settles it to the real cost. Keys
+//!   without a budget never touch storage here.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -14,15 +15,11 @@ use std::time::{Duration, Instant};
 
 use cairn_core::store::Store;
 use cairn_core::tenancy::Principal;
-use cairn_core::time::{month_start_ms, now_ms};
-use cairn_core::usage::{NanoUsd, Reservation, ReserveOutcome};
+use cairn_core::usage::NanoUsd;
 use cairn_core::{Error, Result};
 use parking_lot::Mutex;
 
-use crate::reserve::Reserver;
-
-/// How long a refused call should wait when the budget is held by calls still running.
-const HELD_RETRY: Duration = Duration::from_secs(1);
+use crate::credit::{BudgetHold, Credits};
 
 /// A classic token bucket refilled continuously at `capacity` per minute.
 #[derive(Debug)]
@@ -70,17 +67,17 @@ pub struct WorstCase {
 }
 
 /// What admission took from the key's limits; `Limiter::settle` gives back what was not used.
-#[derive(Clone, Copy, Debug, Default, PartialEq)]
+#[derive(Clone, Debug, Default, PartialEq)]
 pub struct Admission {
     /// Tokens taken from the key's tokens-per-minute bucket.
     pub tokens: u64,
-    /// Whether a budget reservation (with the call's id) is held in storage.
-    pub reserved: bool,
+    /// The call's hold on its key's budget credit (keys with a budget).
+    pub budget: Option<BudgetHold>,
 }
 
 /// Checks and holds per-key limits.
 pub struct Limiter {
-    reserver: Reserver,
+    credits: Credits,
     keys: Mutex<HashMap<String, KeyState>>,
     /// Open streams (model streams, SSE watchers) per key, and the most one key may hold.
     streams: Arc<Mutex<HashMap<String, usize>>>,
@@ -110,7 +107,7 @@ impl Limiter {
     /// open per key.
     pub fn new(store: Arc<dyn Store>, max_streams: usize) -> Self {
         Self {
-            reserver: Reserver::start(store),
+            credits: Credits::start(store),
             keys: Mutex::new(HashMap::new()),
             streams: Arc::default(),
             max_streams: max_streams.max(1),
@@ -141,15 +138,15 @@ impl Limiter {
         self.take_rate(p, 0, true, Instant::now()).map(|_| ())
     }
 
-    /// Admits model call `call_id` for `p`, holding its worst case, and one request unless its
-    /// request was admitted already; fails with `RateLimited` or `BudgetExceeded` and then
-    /// holds nothing.
-    pub async fn admit(&self, p: &Principal, call_id: &str, worst: &WorstCase, request: bool) -> Result<Admission> {
+    /// Admits a model call for `p`, holding its worst case, and one request unless its request
+    /// was admitted already; fails with `RateLimited` or `BudgetExceeded` and then holds
+    /// nothing.
+    pub async fn admit(&self, p: &Principal, worst: &WorstCase, request: bool) -> Result<Admission> {
         let tokens = self.take_rate(p, worst.tokens, request, Instant::now())?;
-        let mut admission = Admission { tokens, reserved: false };
+        let mut admission = Admission { tokens, budget: None };
         if let Some(budget) = p.limits.monthly_budget_usd {
-            match self.reserve(p, call_id, worst, NanoUsd::from_usd(budget)).await {
-                Ok(()) => admission.reserved = true,
+            match self.credits.hold(p, worst, NanoUsd::from_usd(budget)).await {
+                Ok(hold) => admission.budget = Some(hold),
                 Err(e) => {
                     self.give_back(p, tokens, request);
                     return Err(e);
@@ -159,50 +156,22 @@ impl Limiter {
         Ok(admission)
     }
 
-    /// Gives back what a finished call did not use of its admission (`used` tokens).
-    pub fn settle(&self, p: &Principal, admission: &Admission, used: u64) {
+    /// Gives back what a finished call did not use of its admission: it used `used` tokens
+    /// and cost `cost`.
+    pub fn settle(&self, p: &Principal, admission: &Admission, used: u64, cost: NanoUsd) {
         if admission.tokens > used {
             self.give_back(p, admission.tokens - used, false);
         } else if used > admission.tokens {
             self.charge_tokens(p, used - admission.tokens);
         }
+        if let Some(hold) = &admission.budget {
+            self.credits.settle(&p.key_id, hold, cost);
+        }
     }
 
-    async fn reserve(&self, p: &Principal, call_id: &str, worst: &WorstCase, budget: NanoUsd) -> Result<()> {
-        let now = now_ms();
-        let month = month_start_ms(now);
-        let reservation = Reservation {
-            id: call_id.into(),
-            key_id: p.key_id.clone(),
-            amount: worst.cost,
-            budget,
-            month_start_ms: month,
-            now_ms: now,
-            expires_at_ms: now.saturating_add(worst.max_duration.as_millis() as i64),
-        };
-        match self.reserver.reserve(reservation).await? {
-            ReserveOutcome::Reserved => Ok(()),
-            ReserveOutcome::Refused { settled, held } => {
-                // Only the month's end frees budget that finished calls spent.
-                let retry_after = if settled.0.saturating_add(worst.cost.0) > budget.0 {
-                    let next_month = month_start_ms(month + 32 * cairn_core::time::DAY_MS);
-                    Duration::from_millis((next_month - now).max(1) as u64)
-                } else {
-                    HELD_RETRY
-                };
-                Err(Error::BudgetExceeded {
-                    message: format!(
-                        "this key's monthly budget of ${:.4} cannot cover this call: ${:.4} spent, ${:.4} held \
-                         by calls in progress, up to ${:.4} needed (lower max_tokens to need less)",
-                        budget.usd(),
-                        settled.usd(),
-                        held.usd(),
-                        worst.cost.usd()
-                    ),
-                    retry_after,
-                })
-            }
-        }
+    /// Gives idle budget credit back to storage, for other nodes (at shutdown).
+    pub async fn release_credit(&self) {
+        self.credits.release_idle().await;
     }
 
     /// Takes `tokens` (and one request, if `request`) from the key's buckets; returns the
@@ -273,6 +242,7 @@ impl Limiter {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::credit::HELD_RETRY;
     use cairn_core::tenancy::{KeyLimits, Role};
 
     fn principal(limits: KeyLimits) -> Principal {
@@ -307,22 +277,22 @@ mod tests {
     async fn worst_case_tokens_are_held_until_the_call_settles() {
         let (l, _d) = limiter().await;
         let p = principal(KeyLimits { tokens_per_minute: Some(100), ..Default::default() });
-        let first = l.admit(&p, "c1", &worst(150, 0.0), true).await.unwrap();
+        let first = l.admit(&p, &worst(150, 0.0), true).await.unwrap();
         // The first call's worst case overdraws the bucket: a concurrent call waits.
-        assert!(matches!(l.admit(&p, "c2", &worst(10, 0.0), true).await, Err(Error::RateLimited { .. })));
+        assert!(matches!(l.admit(&p, &worst(10, 0.0), true).await, Err(Error::RateLimited { .. })));
         // It used 20 tokens: the rest comes back and the next call runs.
-        l.settle(&p, &first, 20);
-        assert!(l.admit(&p, "c3", &worst(10, 0.0), true).await.is_ok());
+        l.settle(&p, &first, 20, NanoUsd(0));
+        assert!(l.admit(&p, &worst(10, 0.0), true).await.is_ok());
     }
 
     #[tokio::test]
     async fn budget_reservations_hold_concurrent_calls() {
         let (l, _d) = limiter().await;
         let p = principal(KeyLimits { monthly_budget_usd: Some(0.05), ..Default::default() });
-        for i in 0..5 {
-            assert!(l.admit(&p, &format!("c{i}"), &worst(10, 0.01), true).await.unwrap().reserved);
+        for _ in 0..5 {
+            assert!(l.admit(&p, &worst(10, 0.01), true).await.unwrap().budget.is_some());
         }
-        let Err(Error::BudgetExceeded { retry_after, .. }) = l.admit(&p, "c5", &worst(10, 0.01), true).await else {
+        let Err(Error::BudgetExceeded { retry_after, .. }) = l.admit(&p, &worst(10, 0.01), true).await else {
             panic!("expected 429")
         };
         // Held by calls in progress, not spent: worth retrying soon.
@@ -345,7 +315,7 @@ mod tests {
     async fn a_zero_budget_admits_no_call_even_a_free_one() {
         let (l, _d) = limiter().await;
         let p = principal(KeyLimits { monthly_budget_usd: Some(0.0), ..Default::default() });
-        assert!(matches!(l.admit(&p, "c1", &worst(1, 0.0), true).await, Err(Error::BudgetExceeded { .. })));
+        assert!(matches!(l.admit(&p, &worst(1, 0.0), true).await, Err(Error::BudgetExceeded { .. })));
     }
 
     #[tokio::test]
@@ -353,11 +323,11 @@ mod tests {
         let (l, _d) = limiter().await;
         let limits = KeyLimits { requests_per_minute: Some(1), monthly_budget_usd: Some(0.05), ..Default::default() };
         let p = principal(limits);
-        let Err(Error::BudgetExceeded { retry_after, .. }) = l.admit(&p, "c1", &worst(1, 0.06), true).await else {
+        let Err(Error::BudgetExceeded { retry_after, .. }) = l.admit(&p, &worst(1, 0.06), true).await else {
             panic!("expected 429")
         };
         // Nothing is held that could free up: only the next month helps.
         assert!(retry_after > HELD_RETRY);
-        assert!(l.admit(&p, "c2", &worst(1, 0.05), true).await.is_ok());
+        assert!(l.admit(&p, &worst(1, 0.05), true).await.is_ok());
     }
 }

@@ -6,7 +6,7 @@ use async_trait::async_trait;
 use crate::jobs::JobStore;
 use crate::knowledge::KnowledgeStore;
 use crate::tenancy::{ApiKey, Tenant};
-use crate::usage::{NanoUsd, Reservation, ReserveOutcome, UsageBucket, UsageQuery, UsageRecord};
+use crate::usage::{NanoUsd, Reservation, ReserveOutcome, Settlement, UsageBucket, UsageQuery, UsageRecord};
 
 /// A storage failure, classified so services can map it to a client error or an internal one.
 #[derive(Debug, thiserror::Error)]
@@ -62,14 +62,17 @@ pub trait KeyStore: Send + Sync {
 #[async_trait]
 pub trait UsageStore: Send + Sync {
     /// Appends records in one transaction; a record whose id exists already is skipped. Each
-    /// new record settles its call: the reservation with its id is dropped and its cost added
-    /// to its key's settled spend for the month, in the same transaction.
-    async fn insert_usage(&self, records: &[UsageRecord]) -> StoreResult<()>;
-    /// Decides each reservation in order, in one transaction: holds `r.amount` against its
-    /// key's budget if settled spend plus every live reservation (those decided before it in
-    /// the batch included) plus it fits, and the budget is not already used up (so a $0 budget
-    /// admits nothing). Atomic across every process sharing the database.
+    /// new record with a reservation settles its call in the same transaction: its cost moves
+    /// from the reservation (never below zero) to its key's settled spend for the month.
+    async fn insert_usage(&self, records: &[Settlement]) -> StoreResult<()>;
+    /// Decides each request in order, in one transaction: grows reservation `r.id` (created if
+    /// absent or lapsed) by `r.amount` plus what fits of `r.extra`, if settled spend plus every
+    /// live reservation (those decided before it in the batch included) plus `r.amount` fits
+    /// the budget. Atomic across every process sharing the database.
     async fn reserve_budgets(&self, batch: &[Reservation]) -> StoreResult<Vec<ReserveOutcome>>;
+    /// Drops reservations (a node gives back credit it no longer needs); calls still settling
+    /// against them then only add to settled spend.
+    async fn release_reservations(&self, ids: &[String]) -> StoreResult<()>;
     /// The key's settled spend this month and what its live reservations hold (for tests and
     /// support).
     async fn budget_state(&self, key_id: &str, month_start_ms: i64, now_ms: i64) -> StoreResult<(NanoUsd, NanoUsd)>;

@@ -146,35 +146,54 @@ impl NanoUsd {
     }
 }
 
-/// A request to hold a call's worst-case cost against its key's monthly budget.
+/// A request to grow a budget reservation: a node's credit for one key, from which it admits
+/// calls without asking storage each time (see `cairn-access`).
 #[derive(Clone, Debug, PartialEq)]
 pub struct Reservation {
-    /// The call id; the call's usage record settles the reservation with the same id.
+    /// The reservation (credit) id; usage records settle against it.
     pub id: String,
     /// Key whose budget is charged.
     pub key_id: String,
-    /// Worst-case cost of the call.
+    /// What must fit now (the waiting call's worst case, less credit left); may be zero when
+    /// only the expiry is extended.
     pub amount: NanoUsd,
+    /// Headroom wanted beyond `amount`, so later calls need no trip to storage; granted only
+    /// up to half of what the budget has left after `amount`, so other nodes keep a share.
+    pub extra: NanoUsd,
     /// The key's monthly budget.
     pub budget: NanoUsd,
     /// First instant of the current UTC month, Unix milliseconds.
     pub month_start_ms: i64,
     /// Now, Unix milliseconds (expired reservations are dropped before counting).
     pub now_ms: i64,
-    /// When the reservation lapses if never settled (its node crashed).
+    /// When the reservation lapses if never settled or released (its node crashed); never
+    /// moved earlier by a later request.
     pub expires_at_ms: i64,
 }
 
 /// What storage answered to a reservation.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum ReserveOutcome {
-    /// Held; settle it with the call's usage record.
-    Reserved,
-    /// It does not fit: `settled` is this month's settled spend, `held` what other calls hold.
+    /// The reservation grew by `granted` (`amount` plus the headroom that fit).
+    Reserved {
+        /// How much the reservation grew.
+        granted: NanoUsd,
+    },
+    /// It does not fit: `settled` is this month's settled spend, `held` what reservations hold.
     Refused {
         /// Spend of finished calls this month.
         settled: NanoUsd,
-        /// Reservations of calls still running.
+        /// Live reservations (calls in progress and nodes' unspent credit).
         held: NanoUsd,
     },
+}
+
+/// A finished call to store: its usage record and the budget reservation its cost is settled
+/// against (none for keys without a budget).
+#[derive(Clone, Debug, PartialEq)]
+pub struct Settlement {
+    /// The call's usage record.
+    pub record: UsageRecord,
+    /// The reservation that held the call's worst case.
+    pub reservation_id: Option<String>,
 }

@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 use cairn_access::{Admission, Limiter};
 use cairn_core::store::Store;
 use cairn_core::tenancy::Principal;
-use cairn_core::usage::{CallStatus, UsageRecord};
+use cairn_core::usage::{CallStatus, NanoUsd, Settlement, UsageRecord};
 use cairn_telemetry::Metrics;
 use tokio::sync::{mpsc, oneshot};
 
@@ -24,8 +24,8 @@ const MAX_BUFFER: usize = 100_000;
 const BATCH: usize = 1_000;
 
 enum Msg {
-    /// A record, and who waits for its transaction to end.
-    Record(Box<UsageRecord>, oneshot::Sender<()>),
+    /// A record to settle, and who waits for its transaction to end.
+    Record(Box<Settlement>, oneshot::Sender<()>),
     Flush(oneshot::Sender<()>),
 }
 
@@ -44,9 +44,9 @@ impl UsageRecorder {
         Self { tx, metrics }
     }
 
-    /// Counts a record in the metrics and queues it for storage; the receiver resolves once
-    /// the transaction holding it has ended.
-    pub fn record(&self, r: UsageRecord) -> oneshot::Receiver<()> {
+    /// Counts a record in the metrics and queues it for storage, settled against
+    /// `reservation_id`; the receiver resolves once the transaction holding it has ended.
+    pub fn record(&self, r: UsageRecord, reservation_id: Option<String>) -> oneshot::Receiver<()> {
         let m = &self.metrics;
         let model = r.model_alias.clone();
         m.model_calls
@@ -67,7 +67,7 @@ impl UsageRecorder {
         m.tokens.get_or_create(&vec![("model", model.clone()), ("direction", "output".into())]).inc_by(r.output_tokens);
         m.cost_usd.get_or_create(&vec![("model", model)]).inc_by(r.cost_usd);
         let (done, committed) = oneshot::channel();
-        if self.tx.send(Msg::Record(Box::new(r), done)).is_err() {
+        if self.tx.send(Msg::Record(Box::new(Settlement { record: r, reservation_id }), done)).is_err() {
             tracing::error!("usage writer has stopped; a usage record was not stored");
         }
         committed
@@ -83,7 +83,7 @@ impl UsageRecorder {
 }
 
 async fn writer(store: Arc<dyn Store>, metrics: Arc<Metrics>, mut rx: mpsc::UnboundedReceiver<Msg>, every: Duration) {
-    let mut buf: Vec<UsageRecord> = Vec::new();
+    let mut buf: Vec<Settlement> = Vec::new();
     let mut waiting: Vec<oneshot::Sender<()>> = Vec::new();
     let mut retry = tokio::time::interval(every);
     retry.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -112,7 +112,7 @@ async fn writer(store: Arc<dyn Store>, metrics: Arc<Metrics>, mut rx: mpsc::Unbo
 }
 
 /// Adds one message to the batch; false once the channel has closed.
-fn take(msg: Option<Msg>, buf: &mut Vec<UsageRecord>, waiting: &mut Vec<oneshot::Sender<()>>) -> bool {
+fn take(msg: Option<Msg>, buf: &mut Vec<Settlement>, waiting: &mut Vec<oneshot::Sender<()>>) -> bool {
     match msg {
         Some(Msg::Record(r, done)) => {
             buf.push(*r);
@@ -124,7 +124,7 @@ fn take(msg: Option<Msg>, buf: &mut Vec<UsageRecord>, waiting: &mut Vec<oneshot:
     true
 }
 
-async fn write(store: &dyn Store, metrics: &Metrics, buf: &mut Vec<UsageRecord>) {
+async fn write(store: &dyn Store, metrics: &Metrics, buf: &mut Vec<Settlement>) {
     while !buf.is_empty() {
         let n = buf.len().min(BATCH);
         match store.insert_usage(&buf[..n]).await {
@@ -147,7 +147,7 @@ async fn write(store: &dyn Store, metrics: &Metrics, buf: &mut Vec<UsageRecord>)
 
 /// What is being called, for the usage record.
 pub(crate) struct CallMeta<'a> {
-    /// The call's own id (the record's id, and its budget reservation's).
+    /// The call's own id (its usage record's).
     pub call_id: String,
     /// The request that caused the call.
     pub request_id: &'a str,
@@ -289,8 +289,9 @@ impl PendingCall {
         r.output_tokens_per_s = (output > 0 && gen_secs > 0.0).then(|| output as f64 / gen_secs);
         r.status = status;
         r.error = error;
-        self.limiter.settle(&self.principal, &self.admission, input + output);
-        self.committed = Some(self.recorder.record(r));
+        self.limiter.settle(&self.principal, &self.admission, input + output, NanoUsd::from_usd(r.cost_usd));
+        let reservation_id = self.admission.budget.as_ref().map(|h| h.reservation_id.clone());
+        self.committed = Some(self.recorder.record(r, reservation_id));
     }
 
     /// Records the call as cancelled if it was not finished.

@@ -61,8 +61,7 @@ impl GatewayService {
         p.require(Role::Member)?;
         ctx.check()?;
         let worst = worst_case(route, &self.gateway_config, &spec);
-        let call_id = uuid::Uuid::now_v7().to_string();
-        let admission = match self.limiter.admit(p, &call_id, &worst, !ctx.request_admitted).await {
+        let admission = match self.limiter.admit(p, &worst, !ctx.request_admitted).await {
             Ok(a) => a,
             Err(e) => {
                 let kind = if matches!(e, Error::BudgetExceeded { .. }) { "budget" } else { "rate" };
@@ -71,7 +70,7 @@ impl GatewayService {
             }
         };
         let meta = CallMeta {
-            call_id,
+            call_id: uuid::Uuid::now_v7().to_string(),
             request_id: &ctx.request_id,
             endpoint: spec.endpoint,
             alias: &route.alias,

@@ -326,9 +326,11 @@ impl GatewayService {
         Ok(UsageReport { object: "list".into(), from: iso_day(from), to: iso_day(to), data, totals })
     }
 
-    /// Writes every queued usage record (tests and shutdown).
+    /// Writes every queued usage record, then gives idle budget credit back to storage for
+    /// other nodes (tests and shutdown).
     pub async fn flush_usage(&self) {
         self.recorder.flush().await;
+        self.limiter.release_credit().await;
     }
 
     /// Checks storage answers (for `/readyz`).

@@ -6,7 +6,7 @@ use std::sync::Arc;
 use cairn_core::knowledge::{ChangeKind, ChunkRecord, Collection, Document, DocumentKey, DocumentState, PiiMode};
 use cairn_core::store::{Store, StoreError, StoreResult};
 use cairn_core::tenancy::{ApiKey, KeyLimits, Role, Tenant};
-use cairn_core::usage::{CallStatus, NanoUsd, Reservation, ReserveOutcome, UsageQuery, UsageRecord};
+use cairn_core::usage::{CallStatus, NanoUsd, Reservation, ReserveOutcome, Settlement, UsageQuery, UsageRecord};
 
 /// Environment variable naming the PostgreSQL server tests use (a superuser URL).
 pub const PG_URL_ENV: &str = "CAIRN_TEST_POSTGRES_URL";
@@ -122,16 +122,17 @@ async fn keys(s: &dyn Store) {
 
 async fn usage_records(s: &dyn Store) {
     let day = cairn_core::time::DAY_MS;
-    let recs = vec![
+    let recs = [
         usage("r1", 10 * day + 5, "acme", "k1", "fast", 0.25),
         usage("r2", 10 * day + 9, "acme", "k1", "fast", 0.5),
         usage("r3", 11 * day, "acme", "k1", "fast", 1.0),
         usage("r4", 10 * day, "globex", "k2", "fast", 2.0),
         UsageRecord { status: CallStatus::Cut, ttft_ms: None, ..usage("r5", 10 * day + 1, "acme", "k1", "big", 0.0) },
     ];
-    s.insert_usage(&recs).await.unwrap();
+    let plain: Vec<Settlement> = recs.iter().map(|r| unsettled(r.clone())).collect();
+    s.insert_usage(&plain).await.unwrap();
     // Re-inserting the same ids is a no-op, so a retried flush never double-counts.
-    s.insert_usage(&recs[..2]).await.unwrap();
+    s.insert_usage(&plain[..2]).await.unwrap();
     assert_eq!(s.get_usage("r5").await.unwrap(), Some(recs[4].clone()));
 
     let all = UsageQuery { from_ms: 0, to_ms: 100 * day, ..Default::default() };
@@ -153,11 +154,22 @@ async fn usage_records(s: &dyn Store) {
     assert_eq!(s.usage_buckets(&window).await.unwrap().len(), 1);
 }
 
+/// A record for a key without a budget.
+fn unsettled(record: UsageRecord) -> Settlement {
+    Settlement { record, reservation_id: None }
+}
+
+/// A record settled against reservation `reservation`.
+fn settles(record: UsageRecord, reservation: &str) -> Settlement {
+    Settlement { record, reservation_id: Some(reservation.into()) }
+}
+
 fn reservation(id: &str, key: &str, usd: f64, budget: f64, now_ms: i64) -> Reservation {
     Reservation {
         id: id.into(),
         key_id: key.into(),
         amount: NanoUsd::ceil_usd(usd),
+        extra: NanoUsd(0),
         budget: NanoUsd::from_usd(budget),
         month_start_ms: cairn_core::time::month_start_ms(now_ms),
         now_ms,
@@ -169,30 +181,54 @@ async fn reserve_one(s: &dyn Store, r: &Reservation) -> StoreResult<ReserveOutco
     Ok(s.reserve_budgets(std::slice::from_ref(r)).await?.remove(0))
 }
 
+fn reserved(usd: f64) -> ReserveOutcome {
+    ReserveOutcome::Reserved { granted: NanoUsd::ceil_usd(usd) }
+}
+
 async fn budgets(s: Arc<dyn Store>) {
     let now = cairn_core::time::now_ms();
     let month = cairn_core::time::month_start_ms(now);
     // Spend recorded before the key's first reservation counts.
-    s.insert_usage(&[usage("b0", now - 1, "acme", "kb", "fast", 1.0)]).await.unwrap();
+    s.insert_usage(&[unsettled(usage("b0", now - 1, "acme", "kb", "fast", 1.0))]).await.unwrap();
     let r = |id: &str, usd: f64| reservation(id, "kb", usd, 5.0, now);
-    assert_eq!(reserve_one(&*s, &r("b1", 2.0)).await.unwrap(), ReserveOutcome::Reserved);
-    assert_eq!(reserve_one(&*s, &r("b2", 2.0)).await.unwrap(), ReserveOutcome::Reserved);
+    assert_eq!(reserve_one(&*s, &r("b1", 2.0)).await.unwrap(), reserved(2.0));
+    assert_eq!(reserve_one(&*s, &r("b2", 2.0)).await.unwrap(), reserved(2.0));
     let refused = reserve_one(&*s, &r("b3", 0.5)).await.unwrap();
     let held = NanoUsd::from_usd(4.0);
     assert_eq!(refused, ReserveOutcome::Refused { settled: NanoUsd::from_usd(1.0), held });
-    // Settling b1 at its real cost frees the rest of its reservation, in the same transaction.
-    s.insert_usage(&[usage("b1", now, "acme", "kb", "fast", 0.25)]).await.unwrap();
-    assert_eq!(s.budget_state("kb", month, now).await.unwrap(), (NanoUsd::from_usd(1.25), NanoUsd::from_usd(2.0)));
+    // Settling a call against b1 moves its real cost from the reservation to the spend, in
+    // the same transaction; releasing b1 then frees the rest.
+    s.insert_usage(&[settles(usage("c-b1", now, "acme", "kb", "fast", 0.25), "b1")]).await.unwrap();
+    assert_eq!(s.budget_state("kb", month, now).await.unwrap(), (NanoUsd::from_usd(1.25), NanoUsd::from_usd(3.75)));
     // A retried batch settles nothing twice.
-    s.insert_usage(&[usage("b1", now, "acme", "kb", "fast", 0.25)]).await.unwrap();
-    // Decimal amounts add up exactly: 1.25 + 2 + 1.75 is the whole budget.
-    assert_eq!(reserve_one(&*s, &r("b4", 1.75)).await.unwrap(), ReserveOutcome::Reserved);
+    s.insert_usage(&[settles(usage("c-b1", now, "acme", "kb", "fast", 0.25), "b1")]).await.unwrap();
+    s.release_reservations(&["b1".into()]).await.unwrap();
+    assert_eq!(s.budget_state("kb", month, now).await.unwrap(), (NanoUsd::from_usd(1.25), NanoUsd::from_usd(2.0)));
+    // A call settling against a released reservation still counts as spend.
+    s.insert_usage(&[settles(usage("c2-b1", now, "acme", "kb", "fast", 0.25), "b1")]).await.unwrap();
+    assert_eq!(s.budget_state("kb", month, now).await.unwrap(), (NanoUsd::from_usd(1.5), NanoUsd::from_usd(2.0)));
+    // Decimal amounts add up exactly: 1.5 + 2 + 1.5 is the whole budget.
+    assert_eq!(reserve_one(&*s, &r("b4", 1.5)).await.unwrap(), reserved(1.5));
     assert!(matches!(reserve_one(&*s, &r("b5", 0.01)).await.unwrap(), ReserveOutcome::Refused { .. }));
-    // Reservations of calls that never settle lapse.
+    // Growing by nothing (renewing the expiry) fits even when the budget is fully held.
+    assert_eq!(reserve_one(&*s, &r("b4", 0.0)).await.unwrap(), reserved(0.0));
+    // Reservations that are never settled or renewed lapse.
     let later = now + 61_000;
     let late = Reservation { now_ms: later, expires_at_ms: later + 60_000, ..r("b6", 3.0) };
-    assert_eq!(reserve_one(&*s, &late).await.unwrap(), ReserveOutcome::Reserved);
+    assert_eq!(reserve_one(&*s, &late).await.unwrap(), reserved(3.0));
     assert_eq!(s.budget_state("kb", month, later).await.unwrap().1, NanoUsd::from_usd(3.0));
+    // A lapsed reservation grown again starts from nothing.
+    let again = Reservation { now_ms: later, expires_at_ms: later + 60_000, ..r("b2", 0.5) };
+    assert_eq!(reserve_one(&*s, &again).await.unwrap(), reserved(0.5));
+    assert_eq!(s.budget_state("kb", month, later).await.unwrap().1, NanoUsd::from_usd(3.5));
+
+    // Headroom is granted up to half of what is left after the amount: $5 budget, $1 needed,
+    // $4 left, so at most $2 of the $10 asked for.
+    let greedy = Reservation { extra: NanoUsd::from_usd(10.0), ..reservation("g1", "kg", 1.0, 5.0, now) };
+    assert_eq!(reserve_one(&*s, &greedy).await.unwrap(), reserved(3.0));
+    let modest = Reservation { extra: NanoUsd::from_usd(0.5), ..reservation("g1", "kg", 0.0, 5.0, now) };
+    assert_eq!(reserve_one(&*s, &modest).await.unwrap(), reserved(0.5));
+    assert_eq!(s.budget_state("kg", month, now).await.unwrap().1, NanoUsd::from_usd(3.5));
 
     // Forty concurrent reservations of $0.01 against $0.05: exactly five fit.
     let tasks: Vec<_> = (0..40)
@@ -201,19 +237,19 @@ async fn budgets(s: Arc<dyn Store>) {
             tokio::spawn(async move { reserve_one(&*s, &reservation(&format!("c{i}"), "kc", 0.01, 0.05, now)).await })
         })
         .collect();
-    let mut reserved = 0;
+    let mut admitted = 0;
     for t in tasks {
-        if t.await.unwrap().unwrap() == ReserveOutcome::Reserved {
-            reserved += 1;
+        if matches!(t.await.unwrap().unwrap(), ReserveOutcome::Reserved { .. }) {
+            admitted += 1;
         }
     }
-    assert_eq!(reserved, 5);
+    assert_eq!(admitted, 5);
 
     // One batch is decided in order, each reservation against those before it; keys apart.
     let batch: Vec<Reservation> =
         (0..7).map(|i| reservation(&format!("d{i}"), if i % 2 == 0 { "kd" } else { "ke" }, 0.01, 0.02, now)).collect();
     let outcomes = s.reserve_budgets(&batch).await.unwrap();
-    let admitted: Vec<bool> = outcomes.iter().map(|o| *o == ReserveOutcome::Reserved).collect();
+    let admitted: Vec<bool> = outcomes.iter().map(|o| matches!(o, ReserveOutcome::Reserved { .. })).collect();
     assert_eq!(admitted, [true, true, true, true, false, false, false]);
 }
 

@@ -16,7 +16,9 @@ macro_rules! impl_store {
         use async_trait::async_trait;
         use cairn_core::store::{KeyStore, Store, StoreError, TenantStore, UsageStore};
         use cairn_core::tenancy::{ApiKey, KeyLimits, Tenant};
-        use cairn_core::usage::{CallStatus, NanoUsd, Reservation, ReserveOutcome, UsageBucket, UsageQuery, UsageRecord};
+        use cairn_core::usage::{
+            CallStatus, NanoUsd, Reservation, ReserveOutcome, Settlement, UsageBucket, UsageQuery, UsageRecord,
+        };
         use sqlx::Row;
 
         type DbRow = <$db as sqlx::Database>::Row;
@@ -263,9 +265,9 @@ macro_rules! impl_store {
 
         #[async_trait]
         impl UsageStore for $store {
-            async fn insert_usage(&self, records: &[UsageRecord]) -> cairn_core::store::StoreResult<()> {
+            async fn insert_usage(&self, records: &[Settlement]) -> cairn_core::store::StoreResult<()> {
                 let mut tx = self.writer.begin().await.map_err($crate::db_err)?;
-                for u in records {
+                for Settlement { record: u, reservation_id } in records {
                     let inserted = sqlx::query(
                         "INSERT INTO usage_records (id, request_id, ts_ms, tenant_id, key_id, endpoint, model_alias, \
                          provider, upstream_model, input_tokens, output_tokens, tokens_estimated, cost_usd, latency_ms, \
@@ -298,23 +300,27 @@ macro_rules! impl_store {
                     .await
                     .map_err($crate::db_err)?
                     .rows_affected();
-                    if inserted == 0 {
-                        // Already settled by an earlier (retried) batch.
+                    // Already settled by an earlier (retried) batch, or nothing to settle.
+                    let Some(reservation_id) = reservation_id.as_ref().filter(|_| inserted > 0) else {
                         continue;
-                    }
-                    sqlx::query("DELETE FROM budget_reservations WHERE id = $1")
-                        .bind(&u.id)
-                        .execute(&mut *tx)
-                        .await
-                        .map_err($crate::db_err)?;
-                    // Only budgeted keys have a row; others keep the plain insert.
+                    };
+                    let cost = NanoUsd::from_usd(u.cost_usd).0;
+                    sqlx::query(
+                        "UPDATE budget_reservations SET amount_nusd = \
+                         CASE WHEN amount_nusd > $2 THEN amount_nusd - $2 ELSE 0 END WHERE id = $1",
+                    )
+                    .bind(reservation_id)
+                    .bind(cost)
+                    .execute(&mut *tx)
+                    .await
+                    .map_err($crate::db_err)?;
                     sqlx::query(
                         "UPDATE key_spend SET settled_nusd = settled_nusd + $3 \
                          WHERE key_id = $1 AND month_start_ms = $2",
                     )
                     .bind(&u.key_id)
                     .bind(cairn_core::time::month_start_ms(u.ts_ms))
-                    .bind(NanoUsd::from_usd(u.cost_usd).0)
+                    .bind(cost)
                     .execute(&mut *tx)
                     .await
                     .map_err($crate::db_err)?;
@@ -368,27 +374,34 @@ macro_rules! impl_store {
                         totals.insert(r.key_id.as_str(), t);
                     }
                     let (settled, held) = totals[r.key_id.as_str()];
-                    // A budget fully spent or held admits nothing, not even a free call (a $0
-                    // budget means no calls); otherwise the worst case must fit in what is left.
                     let committed = settled.0.saturating_add(held.0);
-                    let fits = committed < r.budget.0 && committed.saturating_add(r.amount.0) <= r.budget.0;
-                    if fits {
-                        sqlx::query(
-                            "INSERT INTO budget_reservations (id, key_id, amount_nusd, expires_at_ms) \
-                             VALUES ($1, $2, $3, $4)",
-                        )
-                        .bind(&r.id)
-                        .bind(&r.key_id)
-                        .bind(r.amount.0)
-                        .bind(r.expires_at_ms)
-                        .execute(&mut *tx)
-                        .await
-                        .map_err($crate::db_err)?;
-                        totals.insert(r.key_id.as_str(), (settled, NanoUsd(held.0.saturating_add(r.amount.0))));
-                        out.push(ReserveOutcome::Reserved);
-                    } else {
+                    let left = r.budget.0.saturating_sub(committed.saturating_add(r.amount.0));
+                    if left < 0 {
                         out.push(ReserveOutcome::Refused { settled, held });
+                        continue;
                     }
+                    // Headroom: at most half of what is left, so other nodes keep a share.
+                    let granted = r.amount.0.saturating_add(r.extra.0.min(left / 2));
+                    // A lapsed row (its node stopped renewing it) starts again from nothing.
+                    sqlx::query(
+                        "INSERT INTO budget_reservations (id, key_id, amount_nusd, expires_at_ms) \
+                         VALUES ($1, $2, $3, $4) \
+                         ON CONFLICT (id) DO UPDATE SET \
+                         amount_nusd = CASE WHEN budget_reservations.expires_at_ms > $5 \
+                         THEN budget_reservations.amount_nusd + excluded.amount_nusd ELSE excluded.amount_nusd END, \
+                         expires_at_ms = CASE WHEN budget_reservations.expires_at_ms > excluded.expires_at_ms \
+                         THEN budget_reservations.expires_at_ms ELSE excluded.expires_at_ms END",
+                    )
+                    .bind(&r.id)
+                    .bind(&r.key_id)
+                    .bind(granted)
+                    .bind(r.expires_at_ms)
+                    .bind(r.now_ms)
+                    .execute(&mut *tx)
+                    .await
+                    .map_err($crate::db_err)?;
+                    totals.insert(r.key_id.as_str(), (settled, NanoUsd(held.0.saturating_add(granted))));
+                    out.push(ReserveOutcome::Reserved { granted: NanoUsd(granted) });
                 }
                 // Lapsed reservations (their node crashed) are only counted out by the totals
                 // above; they are deleted here, off the decision, now and then.
@@ -402,6 +415,18 @@ macro_rules! impl_store {
                 }
                 tx.commit().await.map_err($crate::db_err)?;
                 Ok(out)
+            }
+
+            async fn release_reservations(&self, ids: &[String]) -> cairn_core::store::StoreResult<()> {
+                let mut tx = self.writer.begin().await.map_err($crate::db_err)?;
+                for id in ids {
+                    sqlx::query("DELETE FROM budget_reservations WHERE id = $1")
+                        .bind(id)
+                        .execute(&mut *tx)
+                        .await
+                        .map_err($crate::db_err)?;
+                }
+                tx.commit().await.map_err($crate::db_err)
             }
 
             async fn budget_state(
