@@ -1,8 +1,9 @@
 //! Schema migrations: an ordered list of SQL scripts, each applied once inside a transaction
 //! and recorded in `schema_migrations`. The SQL is shared by SQLite and PostgreSQL; what they
 //! spell differently is written as placeholders, `{BYTES}` (a binary column), `{SERIAL}` (an
-//! auto-increasing 64-bit primary key) and `{RESET_SERIAL:table}` (after rows were copied
-//! into a rebuilt table with their ids: continue its counter after the largest id), and
+//! auto-increasing 64-bit primary key), `{RESET_SERIAL:table}` (after rows were copied
+//! into a rebuilt table with their ids: continue its counter after the largest id) and
+//! `{SETTLE_TRIGGER}` (the trigger by which a usage record settles its call's budget), and
 //! filled in per backend (`Dialect`).
 
 /// Every migration, in order: (version, name, SQL).
@@ -14,6 +15,7 @@ pub(crate) const MIGRATIONS: &[(i64, &str, &str)] = &[
     (5, "tenant_roles", include_str!("migrations/0005_tenant_roles.sql")),
     (6, "document_versions", include_str!("migrations/0006_document_versions.sql")),
     (7, "tenant_secrets", include_str!("migrations/0007_tenant_secrets.sql")),
+    (8, "usage_settles", include_str!("migrations/0008_usage_settles.sql")),
 ];
 
 /// How one backend spells the types the shared SQL leaves as placeholders.
@@ -25,12 +27,27 @@ pub(crate) struct Dialect {
     /// Statement continuing table `{T}`'s `id` counter after its largest id (empty: the
     /// backend does so by itself).
     pub(crate) reset_serial: &'static str,
+    /// The trigger settling a new usage record's cost (see migration 0008).
+    pub(crate) settle_trigger: &'static str,
 }
 
 /// SQLite's spelling.
 /// SQLite's AUTOINCREMENT keeps its counter at the largest id inserted, explicit ones included.
-pub(crate) const SQLITE: Dialect =
-    Dialect { bytes: "BLOB", serial: "INTEGER PRIMARY KEY AUTOINCREMENT", reset_serial: "" };
+pub(crate) const SQLITE: Dialect = Dialect {
+    bytes: "BLOB",
+    serial: "INTEGER PRIMARY KEY AUTOINCREMENT",
+    reset_serial: "",
+    settle_trigger: "CREATE TRIGGER usage_settles AFTER INSERT ON usage_records
+WHEN NEW.reservation_id IS NOT NULL
+BEGIN
+    UPDATE key_spend SET settled_nusd = settled_nusd + NEW.cost_nusd
+    WHERE key_id = NEW.key_id
+      AND month_start_ms = CAST(strftime('%s', NEW.ts_ms / 1000, 'unixepoch', 'start of month') AS INTEGER) * 1000;
+    UPDATE budget_reservations
+    SET amount_nusd = CASE WHEN amount_nusd > NEW.cost_nusd THEN amount_nusd - NEW.cost_nusd ELSE 0 END
+    WHERE id = NEW.reservation_id;
+END;",
+};
 /// PostgreSQL's spelling.
 /// PostgreSQL's sequences ignore explicit ids; a rebuilt table's sequence is named after the
 /// table it was created as, so it is found through the column.
@@ -39,12 +56,27 @@ pub(crate) const POSTGRES: Dialect = Dialect {
     serial: "BIGSERIAL PRIMARY KEY",
     reset_serial:
         "SELECT setval(pg_get_serial_sequence('{T}', 'id'), COALESCE((SELECT MAX(id) FROM {T}), 0) + 1, false);",
+    settle_trigger: "CREATE OR REPLACE FUNCTION usage_settles() RETURNS trigger LANGUAGE plpgsql AS $fn$
+BEGIN
+    UPDATE key_spend SET settled_nusd = settled_nusd + NEW.cost_nusd
+    WHERE key_id = NEW.key_id
+      AND month_start_ms = (EXTRACT(EPOCH FROM date_trunc('month', to_timestamp(NEW.ts_ms / 1000) AT TIME ZONE 'UTC')) * 1000)::BIGINT;
+    UPDATE budget_reservations SET amount_nusd = GREATEST(amount_nusd - NEW.cost_nusd, 0)
+    WHERE id = NEW.reservation_id;
+    RETURN NULL;
+END
+$fn$;
+CREATE TRIGGER usage_settles AFTER INSERT ON usage_records
+FOR EACH ROW WHEN (NEW.reservation_id IS NOT NULL) EXECUTE FUNCTION usage_settles();",
 };
 
 impl Dialect {
     /// `sql` with the placeholders filled in.
     pub(crate) fn render(&self, sql: &str) -> String {
-        let mut out = sql.replace("{BYTES}", self.bytes).replace("{SERIAL}", self.serial);
+        let mut out = sql
+            .replace("{BYTES}", self.bytes)
+            .replace("{SERIAL}", self.serial)
+            .replace("{SETTLE_TRIGGER}", self.settle_trigger);
         while let Some(at) = out.find("{RESET_SERIAL:") {
             let Some(len) = out[at..].find('}') else { break };
             let table = out[at + "{RESET_SERIAL:".len()..at + len].to_owned();

@@ -42,6 +42,41 @@ macro_rules! impl_store {
             })
         }
 
+        /// One statement inserting `records`, skipping ids already stored.
+        fn usage_insert(records: &[Settlement]) -> sqlx::QueryBuilder<'_, $db> {
+            let mut q = sqlx::QueryBuilder::new(format!(
+                "INSERT INTO usage_records ({}, reservation_id, cost_nusd) ",
+                $crate::sql::USAGE_COLUMNS
+            ));
+            q.push_values(records, |mut row, Settlement { record: u, reservation_id }| {
+                row.push_bind(&u.id)
+                    .push_bind(&u.request_id)
+                    .push_bind(u.ts_ms)
+                    .push_bind(&u.tenant_id)
+                    .push_bind(&u.key_id)
+                    .push_bind(&u.endpoint)
+                    .push_bind(&u.model_alias)
+                    .push_bind(&u.provider)
+                    .push_bind(&u.upstream_model)
+                    .push_bind(u.input_tokens as i64)
+                    .push_bind(u.output_tokens as i64)
+                    .push_bind(u.tokens_estimated)
+                    .push_bind(u.cost_usd)
+                    .push_bind(u.latency_ms as i64)
+                    .push_bind(u.ttft_ms.map(|v| v as i64))
+                    .push_bind(u.output_tokens_per_s)
+                    .push_bind(i64::from(u.retries))
+                    .push_bind(i64::from(u.fallbacks))
+                    .push_bind(u.streamed)
+                    .push_bind(u.status.as_str())
+                    .push_bind(&u.error)
+                    .push_bind(reservation_id)
+                    .push_bind(NanoUsd::from_usd(u.cost_usd).0);
+            });
+            q.push(" ON CONFLICT (id) DO NOTHING");
+            q
+        }
+
         fn usage_from_row(r: &DbRow) -> Result<UsageRecord, sqlx::Error> {
             let status: String = r.try_get("status")?;
             Ok(UsageRecord {
@@ -266,64 +301,16 @@ macro_rules! impl_store {
         #[async_trait]
         impl UsageStore for $store {
             async fn insert_usage(&self, records: &[Settlement]) -> cairn_core::store::StoreResult<()> {
+                // Multi-row inserts; one statement (the usual case) commits on its own, in one
+                // round trip. The `usage_settles` trigger settles each new record's budget.
+                const ROWS: usize = 400;
+                if records.len() <= ROWS {
+                    usage_insert(records).build().execute(&self.writer).await.map_err($crate::db_err)?;
+                    return Ok(());
+                }
                 let mut tx = self.writer.begin().await.map_err($crate::db_err)?;
-                for Settlement { record: u, reservation_id } in records {
-                    let inserted = sqlx::query(
-                        "INSERT INTO usage_records (id, request_id, ts_ms, tenant_id, key_id, endpoint, model_alias, \
-                         provider, upstream_model, input_tokens, output_tokens, tokens_estimated, cost_usd, latency_ms, \
-                         ttft_ms, output_tps, retries, fallbacks, streamed, status, error) VALUES \
-                         ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21) \
-                         ON CONFLICT (id) DO NOTHING",
-                    )
-                    .bind(&u.id)
-                    .bind(&u.request_id)
-                    .bind(u.ts_ms)
-                    .bind(&u.tenant_id)
-                    .bind(&u.key_id)
-                    .bind(&u.endpoint)
-                    .bind(&u.model_alias)
-                    .bind(&u.provider)
-                    .bind(&u.upstream_model)
-                    .bind(u.input_tokens as i64)
-                    .bind(u.output_tokens as i64)
-                    .bind(u.tokens_estimated)
-                    .bind(u.cost_usd)
-                    .bind(u.latency_ms as i64)
-                    .bind(u.ttft_ms.map(|v| v as i64))
-                    .bind(u.output_tokens_per_s)
-                    .bind(i64::from(u.retries))
-                    .bind(i64::from(u.fallbacks))
-                    .bind(u.streamed)
-                    .bind(u.status.as_str())
-                    .bind(&u.error)
-                    .execute(&mut *tx)
-                    .await
-                    .map_err($crate::db_err)?
-                    .rows_affected();
-                    // Already settled by an earlier (retried) batch, or nothing to settle.
-                    let Some(reservation_id) = reservation_id.as_ref().filter(|_| inserted > 0) else {
-                        continue;
-                    };
-                    let cost = NanoUsd::from_usd(u.cost_usd).0;
-                    sqlx::query(
-                        "UPDATE budget_reservations SET amount_nusd = \
-                         CASE WHEN amount_nusd > $2 THEN amount_nusd - $2 ELSE 0 END WHERE id = $1",
-                    )
-                    .bind(reservation_id)
-                    .bind(cost)
-                    .execute(&mut *tx)
-                    .await
-                    .map_err($crate::db_err)?;
-                    sqlx::query(
-                        "UPDATE key_spend SET settled_nusd = settled_nusd + $3 \
-                         WHERE key_id = $1 AND month_start_ms = $2",
-                    )
-                    .bind(&u.key_id)
-                    .bind(cairn_core::time::month_start_ms(u.ts_ms))
-                    .bind(cost)
-                    .execute(&mut *tx)
-                    .await
-                    .map_err($crate::db_err)?;
+                for chunk in records.chunks(ROWS) {
+                    usage_insert(chunk).build().execute(&mut *tx).await.map_err($crate::db_err)?;
                 }
                 tx.commit().await.map_err($crate::db_err)
             }
@@ -354,7 +341,7 @@ macro_rules! impl_store {
                             // First reservation this month: start from the usage already recorded.
                             sqlx::query(
                                 "INSERT INTO key_spend (key_id, month_start_ms, settled_nusd) \
-                                 SELECT $1, $2, CAST(COALESCE(ROUND(SUM(cost_usd) * 1000000000), 0) AS BIGINT) \
+                                 SELECT $1, $2, CAST(COALESCE(SUM(cost_nusd), 0) AS BIGINT) \
                                  FROM usage_records WHERE key_id = $1 AND ts_ms >= $2 \
                                  ON CONFLICT (key_id, month_start_ms) DO NOTHING",
                             )
