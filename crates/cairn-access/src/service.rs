@@ -7,7 +7,10 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use cairn_core::store::Store;
-use cairn_core::tenancy::{validate_tenant_id, ApiKey, KeyLimits, Principal, Role, Tenant};
+use cairn_core::tenancy::{
+    validate_tenant_id, ApiKey, KeyLimits, Principal, Role, Tenant, MAX_MONTHLY_BUDGET_USD, MAX_REQUESTS_PER_MINUTE,
+    MAX_TOKENS_PER_MINUTE,
+};
 use cairn_core::time::now_ms;
 use cairn_core::{Error, Result};
 use parking_lot::Mutex;
@@ -150,8 +153,23 @@ impl AccessService {
         if new.name.chars().count() > 200 {
             return Err(Error::invalid_param("name", "name must be at most 200 characters"));
         }
-        if new.limits.monthly_budget_usd.is_some_and(|b| !b.is_finite() || b < 0.0) {
-            return Err(Error::invalid_param("limits.monthly_budget_usd", "budget must be a non-negative number"));
+        if new.limits.monthly_budget_usd.is_some_and(|b| !(0.0..=MAX_MONTHLY_BUDGET_USD).contains(&b)) {
+            return Err(Error::invalid_param(
+                "limits.monthly_budget_usd",
+                format!("budget must be a number from 0 to {MAX_MONTHLY_BUDGET_USD}"),
+            ));
+        }
+        if new.limits.requests_per_minute.is_some_and(|r| r > MAX_REQUESTS_PER_MINUTE) {
+            return Err(Error::invalid_param(
+                "limits.requests_per_minute",
+                format!("requests_per_minute must be at most {MAX_REQUESTS_PER_MINUTE}"),
+            ));
+        }
+        if new.limits.tokens_per_minute.is_some_and(|t| t > MAX_TOKENS_PER_MINUTE) {
+            return Err(Error::invalid_param(
+                "limits.tokens_per_minute",
+                format!("tokens_per_minute must be at most {MAX_TOKENS_PER_MINUTE}"),
+            ));
         }
         if self.store.get_tenant(&new.tenant_id).await?.is_none() {
             return Err(Error::NotFound(format!("tenant '{}' does not exist", new.tenant_id)));

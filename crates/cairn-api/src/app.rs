@@ -10,12 +10,10 @@ use axum::Router;
 use cairn_core::config::Config;
 use cairn_jobs::Worker;
 use tower_http::cors::{AllowOrigin, CorsLayer};
-use utoipa::OpenApi;
 use utoipa_swagger_ui::SwaggerUi;
 
 use crate::error::error_response;
 use crate::middleware::observe;
-use crate::openapi::ApiDoc;
 use crate::routes::{admin, answer, chat, embeddings, jobs, knowledge, models, ops, usage, webhooks};
 use crate::state::AppState;
 
@@ -68,7 +66,7 @@ impl App {
             .route("/healthz", get(ops::healthz))
             .route("/readyz", get(ops::readyz))
             .route("/metrics", get(ops::metrics))
-            .merge(SwaggerUi::new("/docs").url("/openapi.json", ApiDoc::openapi()))
+            .merge(SwaggerUi::new("/docs").url("/openapi.json", crate::openapi::document(&self.state.jobs.types())))
             .fallback(|| async {
                 error_response(
                     StatusCode::NOT_FOUND,

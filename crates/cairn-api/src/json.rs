@@ -61,7 +61,7 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for Json<T> {
                 message,
             ));
         }
-        serde_path_to_error::deserialize(value).map(Json).map_err(|e| {
+        serde_path_to_error::deserialize(crate::strict::Strict(value)).map(Json).map_err(|e| {
             let path = e.path().to_string();
             let inner = e.into_inner();
             let (param, message) = if inner.is_syntax() || inner.is_eof() || path == "." {

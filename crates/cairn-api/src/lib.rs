@@ -5,6 +5,7 @@
 
 mod app;
 mod auth;
+mod contract;
 mod error;
 mod json;
 mod middleware;
@@ -12,6 +13,7 @@ mod openapi;
 mod routes;
 mod server;
 mod state;
+mod strict;
 
 pub use app::App;
 pub use error::ApiError;

@@ -57,6 +57,14 @@ use crate::routes::{admin, answer, chat, embeddings, jobs, knowledge, models, op
 )]
 pub struct ApiDoc;
 
+/// The document as served: the generated one with the rules between fields, the filter
+/// language and the event shapes added (`contract`).
+pub(crate) fn document(job_types: &[JobType]) -> utoipa::openapi::OpenApi {
+    let mut doc = ApiDoc::openapi();
+    crate::contract::apply(&mut doc, job_types);
+    doc
+}
+
 /// Documents, on every operation, the errors every route can return besides its own: 400 (a
 /// malformed parameter or body), 401 and 403 (routes that take a key), 404 (routes naming a
 /// resource), 413 (a body over the limit), 429 (a rate limit), 500 and 503. All carry the

@@ -30,7 +30,7 @@ struct Probe {
 
 #[async_trait]
 impl JobHandler for Probe {
-    fn validate(&self, _: &str, _: &Value) -> Result<(), String> {
+    fn validate(&self, _: &str, _: &Value) -> Result<(), cairn_jobs::Refusal> {
         Ok(())
     }
 

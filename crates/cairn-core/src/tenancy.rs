@@ -53,17 +53,27 @@ impl std::str::FromStr for Role {
     }
 }
 
+/// Largest requests-per-minute limit.
+pub const MAX_REQUESTS_PER_MINUTE: u32 = 1_000_000_000;
+/// Largest tokens-per-minute limit (stored as a signed 64-bit integer).
+pub const MAX_TOKENS_PER_MINUTE: u64 = 1_000_000_000_000;
+/// Largest monthly budget in US dollars (budgets are summed in billionths in 64 bits).
+pub const MAX_MONTHLY_BUDGET_USD: f64 = 1e9;
+
 /// Per-key limits; `None` means unlimited.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, ToSchema)]
 pub struct KeyLimits {
-    /// Requests per minute.
+    /// Requests per minute, at most 10^9.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(maximum = 1_000_000_000)]
     pub requests_per_minute: Option<u32>,
-    /// Model tokens (input + output) per minute.
+    /// Model tokens (input + output) per minute, at most 10^12.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(maximum = 1_000_000_000_000_u64)]
     pub tokens_per_minute: Option<u64>,
-    /// Spend per calendar month (UTC), in US dollars.
+    /// Spend per calendar month (UTC), in US dollars, at most 10^9.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(minimum = 0, maximum = 1_000_000_000)]
     pub monthly_budget_usd: Option<f64>,
 }
 

@@ -56,6 +56,12 @@ pub fn iso_datetime(ms: i64) -> String {
 
 /// Parses `YYYY-MM-DD` into the Unix milliseconds of that day's UTC midnight.
 pub fn parse_iso_day(s: &str) -> Option<i64> {
+    // Exactly `YYYY-MM-DD`: no sign, no short or long fields.
+    let b = s.as_bytes();
+    let digits = |r: std::ops::Range<usize>| b[r].iter().all(u8::is_ascii_digit);
+    if b.len() != 10 || b[4] != b'-' || b[7] != b'-' || !digits(0..4) || !digits(5..7) || !digits(8..10) {
+        return None;
+    }
     let mut parts = s.splitn(3, '-');
     let y: i64 = parts.next()?.parse().ok()?;
     let m: u32 = parts.next()?.parse().ok()?;
@@ -95,6 +101,8 @@ mod tests {
         assert_eq!(parse_iso_day("2026-02-31"), None);
         assert_eq!(parse_iso_day("2026-13-01"), None);
         assert_eq!(parse_iso_day("yesterday"), None);
+        assert_eq!(parse_iso_day("+2026-01-01"), None);
+        assert_eq!(parse_iso_day("2026-1-01"), None);
     }
 
     #[test]

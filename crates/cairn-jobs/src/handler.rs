@@ -36,12 +36,39 @@ pub enum JobError {
     Cancelled,
 }
 
+/// Why a payload was refused at enqueue.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Refusal {
+    /// It breaks the type's payload schema (a 400).
+    Invalid(String),
+    /// Well-formed, but not allowed for this tenant, e.g. a host off its allow-list (a 403).
+    Forbidden(String),
+}
+
+impl From<String> for Refusal {
+    fn from(message: String) -> Self {
+        Refusal::Invalid(message)
+    }
+}
+
+impl From<&str> for Refusal {
+    fn from(message: &str) -> Self {
+        Refusal::Invalid(message.to_owned())
+    }
+}
+
 /// The code that runs one type of job.
 #[async_trait]
 pub trait JobHandler: Send + Sync + 'static {
     /// Checks a payload when the job is enqueued for `tenant_id`, so bad input is refused with
-    /// a clear 400 instead of failing later in a worker.
-    fn validate(&self, tenant_id: &str, payload: &Value) -> Result<(), String>;
+    /// a clear 4xx instead of failing later in a worker.
+    fn validate(&self, tenant_id: &str, payload: &Value) -> Result<(), Refusal>;
+
+    /// The payload's JSON Schema, published in the API document and `GET /v1/jobs/types`;
+    /// `validate` refuses as `Invalid` exactly what it does not admit (default: anything).
+    fn payload_schema(&self) -> Value {
+        Value::Object(serde_json::Map::new())
+    }
 
     /// Runs one attempt. Returns the job's result (stored on the job), or how it failed.
     /// Long work should watch `ctx.cancelled()` and report progress.

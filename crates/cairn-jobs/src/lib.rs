@@ -27,7 +27,7 @@ mod worker;
 pub use backoff::Backoff;
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use events::{EventHub, JobEvent};
-pub use handler::{JobContext, JobError, JobHandler};
+pub use handler::{JobContext, JobError, JobHandler, Refusal};
 pub use registry::Registry;
 pub use secrets::{SecretQuery, WebhookSecret};
 pub use service::{JobService, MAX_BATCH};

@@ -20,6 +20,7 @@ pub struct WebhookSecret {
 
 /// Which tenant's secret (owners only; default the caller's own).
 #[derive(Clone, Debug, Default, Deserialize, ToSchema, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct SecretQuery {
     /// Tenant (owners only).

@@ -19,6 +19,7 @@ use crate::backoff::Backoff;
 use crate::clock::Clock;
 use crate::combiner::Combiner;
 use crate::events::{EventHub, JobEvent};
+use crate::handler::Refusal;
 use crate::registry::Registry;
 use crate::types::{
     BulkResult, EnqueueRequest, JobDetail, JobPage, JobType, ListRequest, PurgeRequest, RetryDeadRequest,
@@ -28,8 +29,11 @@ use crate::types::{
 pub const MAX_BATCH: usize = 1000;
 /// Longest per-attempt timeout a job may ask for.
 const MAX_TIMEOUT_MS: u64 = 24 * 3_600_000;
-/// Furthest in the future a job may be scheduled.
-const MAX_SCHEDULE_AHEAD_MS: i64 = 366 * cairn_core::time::DAY_MS;
+/// Latest time a job may be scheduled at: 2100-01-01T00:00:00Z (a fixed bound, so the API
+/// document can state it).
+pub const MAX_RUN_AT_MS: i64 = 4_102_444_800_000;
+/// Longest delay a job may ask for: a year.
+pub const MAX_DELAY_MS: u64 = 365 * 86_400_000;
 
 /// The job queue's front door (see the module docs).
 pub struct JobService {
@@ -75,7 +79,11 @@ impl JobService {
     pub fn types(&self) -> Vec<JobType> {
         self.registry
             .public_kinds()
-            .map(|k| JobType { kind: k.to_owned(), concurrency: self.config.concurrency_of(k) })
+            .filter_map(|k| {
+                let handler = self.registry.get(k)?;
+                let schema = handler.payload_schema();
+                Some(JobType { kind: k.to_owned(), concurrency: self.config.concurrency_of(k), payload_schema: schema })
+            })
             .collect()
     }
 
@@ -181,9 +189,12 @@ impl JobService {
             ));
         }
         let tenant_id = caller.acting_tenant(r.tenant_id.clone())?;
-        handler
-            .validate(&tenant_id, &r.payload)
-            .map_err(|m| Error::invalid_param(at("payload"), format!("invalid payload for '{}': {m}", r.kind)))?;
+        handler.validate(&tenant_id, &r.payload).map_err(|refusal| match refusal {
+            Refusal::Invalid(m) => {
+                Error::invalid_param(at("payload"), format!("invalid payload for '{}': {m}", r.kind))
+            }
+            Refusal::Forbidden(m) => Error::Forbidden(format!("payload for '{}': {m}", r.kind)),
+        })?;
         if !(-1000..=1000).contains(&r.priority) {
             return Err(Error::invalid_param(at("priority"), "priority must be between -1000 and 1000"));
         }
@@ -199,15 +210,18 @@ impl JobService {
             (Some(_), Some(_)) => {
                 return Err(Error::invalid_param(at("delay_ms"), "give run_at_ms or delay_ms, not both"));
             }
+            (Some(t), None) if t > MAX_RUN_AT_MS => {
+                return Err(Error::invalid_param(at("run_at_ms"), "run_at_ms must be before the year 2100"));
+            }
+            (None, Some(d)) if d > MAX_DELAY_MS => {
+                return Err(Error::invalid_param(at("delay_ms"), "delay_ms must be at most a year"));
+            }
             (Some(t), None) => t.max(now),
-            (None, Some(d)) => now.saturating_add(i64::try_from(d).unwrap_or(i64::MAX)),
+            (None, Some(d)) => now.saturating_add(d as i64),
             (None, None) => now,
         };
-        if run_at_ms - now > MAX_SCHEDULE_AHEAD_MS {
-            return Err(Error::invalid_param(at("run_at_ms"), "jobs can be scheduled at most a year ahead"));
-        }
         if let Some(k) = &r.idempotency_key {
-            if k.is_empty() || k.len() > 255 || k.chars().any(char::is_control) {
+            if k.is_empty() || k.chars().count() > 255 || k.chars().any(char::is_control) {
                 return Err(Error::invalid_param(
                     at("idempotency_key"),
                     "idempotency_key must be 1-255 characters without control characters",

@@ -12,27 +12,35 @@ use utoipa::{IntoParams, ToSchema};
 pub struct EnqueueRequest {
     /// Job type (see `GET /v1/jobs/types`).
     #[serde(rename = "type")]
+    #[schema(min_length = 1)]
     pub kind: String,
     /// The handler's input; checked by the type's handler before the job is accepted.
     #[serde(default)]
     pub payload: Value,
     /// Higher runs first among due jobs of the same type (-1000..=1000, default 0).
     #[serde(default)]
+    #[schema(minimum = -1000, maximum = 1000)]
     pub priority: i32,
-    /// Not before this time (Unix ms). Exclusive with `delay_ms`.
+    /// Not before this time (Unix ms; before 2100). Exclusive with `delay_ms`.
     #[serde(default)]
+    #[schema(maximum = 4_102_444_800_000_i64)]
     pub run_at_ms: Option<i64>,
-    /// Not before this many ms from now. Exclusive with `run_at_ms`.
+    /// Not before this many ms from now (at most a year). Exclusive with `run_at_ms`.
     #[serde(default)]
+    #[schema(maximum = 31_536_000_000_u64)]
     pub delay_ms: Option<u64>,
     /// Attempts before dead-lettering (1..=100; default `jobs.max_attempts`).
     #[serde(default)]
+    #[schema(minimum = 1, maximum = 100)]
     pub max_attempts: Option<u32>,
     /// Per-attempt timeout in ms (default `jobs.timeout_ms`; at most 24 hours).
     #[serde(default)]
+    #[schema(minimum = 1, maximum = 86_400_000)]
     pub timeout_ms: Option<u64>,
-    /// Deduplication key (1-255 chars): enqueueing the same key again returns the first job.
+    /// Deduplication key (1-255 chars, no control characters): enqueueing the same key again
+    /// returns the first job.
     #[serde(default)]
+    #[schema(min_length = 1, max_length = 255, pattern = "^[^\\u0000-\\u001f\\u007f-\\u009f]*$")]
     pub idempotency_key: Option<String>,
     /// Tenant to enqueue for (admins only; default the caller's).
     #[serde(default)]
@@ -41,6 +49,7 @@ pub struct EnqueueRequest {
 
 /// Which jobs to list.
 #[derive(Clone, Debug, Default, Deserialize, Serialize, IntoParams, ToSchema)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct ListRequest {
     /// Only this type.
@@ -56,6 +65,8 @@ pub struct ListRequest {
     /// Created before (Unix ms).
     pub created_to_ms: Option<i64>,
     /// Page size, 1-500 (default 50).
+    #[param(minimum = 1, maximum = 500)]
+    #[schema(minimum = 1, maximum = 500)]
     pub limit: Option<u32>,
     /// `next_cursor` from the previous page.
     pub cursor: Option<String>,
@@ -125,4 +136,7 @@ pub struct JobType {
     pub kind: String,
     /// Jobs of this type one process runs at once.
     pub concurrency: usize,
+    /// The JSON Schema its payload must meet.
+    #[schema(value_type = Object)]
+    pub payload_schema: Value,
 }

@@ -28,7 +28,7 @@ use crate::service::{KnowledgeService, SearchRequest};
 #[serde(deny_unknown_fields)]
 pub struct AnswerRequest {
     /// The question (at most 8,192 characters).
-    #[schema(min_length = 1, max_length = 8192, pattern = "\\S")]
+    #[schema(min_length = 1, max_length = 8192, pattern = "[^\\s\\u0085]")]
     pub question: String,
     /// Chat model that writes the answer (default `knowledge.answer_model`).
     #[serde(default)]
@@ -276,6 +276,11 @@ impl AnswerService {
         }
         if req.max_tokens == Some(0) {
             return Err(Error::invalid_param("max_tokens", "max_tokens must be positive"));
+        }
+        // Checked here, before retrieval, so a request is refused the same whether or not
+        // any source is found (without sources no model is called).
+        if req.temperature.is_some_and(|t| !(0.0..=2.0).contains(&t)) {
+            return Err(Error::invalid_param("temperature", "temperature must be between 0 and 2"));
         }
         Ok(())
     }

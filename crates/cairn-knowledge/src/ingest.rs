@@ -122,8 +122,8 @@ fn storage(e: impl std::fmt::Display) -> JobError {
 
 #[async_trait]
 impl JobHandler for IngestHandler {
-    fn validate(&self, _tenant_id: &str, payload: &Value) -> Result<(), String> {
-        serde_json::from_value::<Payload>(payload.clone()).map(|_| ()).map_err(|e| e.to_string())
+    fn validate(&self, _tenant_id: &str, payload: &Value) -> Result<(), cairn_jobs::Refusal> {
+        serde_json::from_value::<Payload>(payload.clone()).map(|_| ()).map_err(|e| e.to_string().into())
     }
 
     async fn run(&self, ctx: JobContext) -> Result<Option<Value>, JobError> {

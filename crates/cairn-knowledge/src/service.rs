@@ -38,8 +38,11 @@ pub struct CreateCollection {
     #[serde(default)]
     #[schema(minimum = 16, maximum = 2048)]
     pub chunk_max_tokens: Option<u32>,
-    /// Overlap between chunks in tokens (less than half the budget, default 30).
+    /// Overlap between chunks in tokens (default 30, or a quarter of a smaller budget). An
+    /// overlap of half the budget or more is lowered to just under half (the collection shows
+    /// the overlap it uses).
     #[serde(default)]
+    #[schema(maximum = 2048)]
     pub chunk_overlap_tokens: Option<u32>,
     /// Personal-data policy (default `mask`).
     #[serde(default)]
@@ -62,6 +65,7 @@ pub struct NewDocument {
     /// Id (1-128 characters, no control characters); generated when absent. An existing id
     /// is replaced.
     #[serde(default)]
+    #[schema(min_length = 1, max_length = 128, pattern = "^[^\\u0000-\\u001f\\u007f-\\u009f]*$")]
     pub id: Option<String>,
     /// Title.
     #[serde(default)]
@@ -70,7 +74,7 @@ pub struct NewDocument {
     #[serde(default)]
     pub source: Option<String>,
     /// The text (Markdown headings guide chunking).
-    #[schema(min_length = 1, pattern = "\\S")]
+    #[schema(min_length = 1, pattern = "[^\\s\\u0085]")]
     pub text: String,
     /// User metadata: a JSON object of strings, numbers, booleans, dates and lists.
     #[serde(default)]
@@ -91,7 +95,7 @@ pub struct Accepted {
 #[serde(deny_unknown_fields)]
 pub struct SearchRequest {
     /// The query text (at most 4,096 characters).
-    #[schema(min_length = 1, max_length = 4096, pattern = "\\S")]
+    #[schema(min_length = 1, max_length = 4096, pattern = "[^\\s\\u0085]")]
     pub query: String,
     /// `keyword`, `vector` or `hybrid` (default).
     #[serde(default)]
@@ -140,9 +144,12 @@ pub struct SearchHit {
 
 /// Which documents of a collection to list.
 #[derive(Clone, Debug, Default, Deserialize, IntoParams, ToSchema)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct DocumentQuery {
     /// Page size, 1-1000 (default 100).
+    #[param(minimum = 1, maximum = 1000)]
+    #[schema(minimum = 1, maximum = 1000)]
     pub limit: Option<u32>,
     /// `next_cursor` from the previous page.
     pub cursor: Option<String>,
@@ -258,15 +265,20 @@ impl KnowledgeService {
         if !(16..=2048).contains(&max) {
             return Err(Error::invalid_param("chunk_max_tokens", "chunk_max_tokens must be between 16 and 2048"));
         }
-        let overlap = req.chunk_overlap_tokens.unwrap_or(30.min(max / 4));
-        if overlap * 2 >= max {
-            return Err(Error::invalid_param("chunk_overlap_tokens", "the overlap must be less than half the budget"));
+        // At most just under half the budget (a rule between two fields the API document
+        // cannot state, so it lowers rather than refuses).
+        let overlap = req.chunk_overlap_tokens.unwrap_or(30.min(max / 4)).min(max.div_ceil(2) - 1);
+        if req.chunk_overlap_tokens.is_some_and(|o| o > 2048) {
+            return Err(Error::invalid_param("chunk_overlap_tokens", "chunk_overlap_tokens must be at most 2048"));
         }
         if req.pii_exempt_fields.len() > 64 {
             return Err(Error::invalid_param("pii_exempt_fields", "name at most 64 fields"));
         }
         if req.pii == Some(PiiMode::Hash) && self.pii_key.is_empty() {
-            return Err(Error::invalid_param("pii", "the hash policy needs a key: set CAIRN_PII_KEY on the server"));
+            // The request is sound; the server is not set up for it.
+            return Err(Error::Conflict(
+                "the hash policy needs a key, and this server has none: set CAIRN_PII_KEY".into(),
+            ));
         }
         let probe = self.embedder.embed(ctx, &req.embedding_model, &["dimension probe".to_owned()]).await;
         let dimensions = probe.map_err(embed_error)?.first().map_or(0, Vec::len);
@@ -339,7 +351,7 @@ impl KnowledgeService {
         for (i, d) in docs.into_iter().enumerate() {
             let at = |f: &str| format!("documents[{i}].{f}");
             let id = d.id.unwrap_or_else(|| format!("doc_{}", uuid::Uuid::now_v7().simple()));
-            if id.is_empty() || id.len() > 128 || id.chars().any(char::is_control) {
+            if id.is_empty() || id.chars().count() > 128 || id.chars().any(char::is_control) {
                 return Err(Error::invalid_param(at("id"), "ids are 1-128 characters without control characters"));
             }
             if !seen.insert(id.clone()) {

@@ -2,7 +2,8 @@
 //! are parsed here, at upload, so a corrupt PDF or an unsupported type is refused at once with
 //! a 4xx naming the file, and nothing of the upload is stored: every file is parsed and checked
 //! before any document is written. The parsed text then takes the same path as JSON uploads
-//! (pending document, `knowledge.ingest` job). Document ids default to the file name, so
+//! (pending document, `knowledge.ingest` job). Document ids default to the file name (a part
+//! without one gets new ids), so
 //! uploading the same file again replaces (or, unchanged, keeps) the same document.
 
 use std::sync::Arc;
@@ -126,10 +127,9 @@ impl KnowledgeService {
         let mut docs = Vec::new();
         for (i, file) in files.into_iter().enumerate() {
             let param = format!("file[{i}]");
-            let name = file.name.trim().to_owned();
-            if name.is_empty() {
-                return Err(Error::invalid_param(param, "every file needs a name"));
-            }
+            // A part without a file name is named by its place; its documents get new ids.
+            let named = !file.name.trim().is_empty();
+            let name = if named { file.name.trim().to_owned() } else { param.clone() };
             let Some(format) = format_of(&file, forced) else {
                 return Err(Error::invalid_param(
                     param,
@@ -171,11 +171,15 @@ impl KnowledgeService {
                 }
                 let mut metadata = p.metadata;
                 metadata.extend(extra.clone());
-                let id = if many { format!("{name}#{}", line + 1) } else { name.clone() };
+                let id = match (named, many) {
+                    (true, true) => Some(format!("{name}#{}", line + 1)),
+                    (true, false) => Some(name.clone()),
+                    (false, _) => None,
+                };
                 docs.push(NewDocument {
-                    id: Some(id),
-                    title: p.title.or_else(|| Some(file_stem(&name))),
-                    source: Some(name.clone()),
+                    id,
+                    title: p.title.or_else(|| named.then(|| file_stem(&name))),
+                    source: named.then(|| name.clone()),
                     text: p.text,
                     metadata: Some(Value::Object(metadata)),
                 });

@@ -9,7 +9,7 @@ use cairn_knowledge::Bm25Index;
 
 #[test]
 fn bm25_on_scifact() {
-    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../shared/data/scifact");
+    let dir = PathBuf::from("../../../shared/data/scifact");
     let data = BeirDataset::load(&dir).expect("SciFact in ../shared/data/scifact");
     let mut index = Bm25Index::default();
     for (n, d) in data.corpus.iter().enumerate() {

@@ -55,8 +55,11 @@ async fn collections_are_created_with_the_model_s_size_and_checked() {
     assert_eq!((c.dimensions, c.chunk_max_tokens, c.chunk_overlap_tokens, c.tenant_id.as_str()), (16, 200, 30, "acme"));
     assert!(matches!(s.service.create_collection(&ctx(member()), create("papers")).await, Err(Error::Conflict(_))));
     assert_eq!(param(s.service.create_collection(&ctx(member()), create("Bad Name")).await.unwrap_err()), "name");
+    // An overlap of half the budget or more is lowered to just under half.
     let small = CreateCollection { chunk_max_tokens: Some(20), chunk_overlap_tokens: Some(10), ..create("x") };
-    assert_eq!(param(s.service.create_collection(&ctx(member()), small).await.unwrap_err()), "chunk_overlap_tokens");
+    assert_eq!(s.service.create_collection(&ctx(member()), small).await.unwrap().chunk_overlap_tokens, 9);
+    let huge = CreateCollection { chunk_overlap_tokens: Some(5000), ..create("x2") };
+    assert_eq!(param(s.service.create_collection(&ctx(member()), huge).await.unwrap_err()), "chunk_overlap_tokens");
     *s.embedder.fault.lock() = Some("unknown");
     assert!(matches!(s.service.create_collection(&ctx(member()), create("y")).await, Err(Error::NotFound(_))));
     *s.embedder.fault.lock() = Some("down");
@@ -65,7 +68,7 @@ async fn collections_are_created_with_the_model_s_size_and_checked() {
     let reader = Principal { role: Role::Reader, ..member() };
     assert!(matches!(s.service.create_collection(&ctx(reader.clone()), create("z")).await, Err(Error::Forbidden(_))));
     let mine: Vec<String> = s.service.collections(&member()).await.unwrap().into_iter().map(|c| c.name).collect();
-    assert_eq!(mine, ["docs", "papers"]);
+    assert_eq!(mine, ["docs", "papers", "x"]);
 }
 
 #[tokio::test]

@@ -17,9 +17,11 @@ fn model_dir() -> PathBuf {
 }
 
 fn reference() -> Vec<(String, Vec<f32>)> {
-    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../../../shared/data/reference-embeddings.jsonl");
+    // Relative to the package folder, where the test runs: a path fixed at compile time would
+    // name the checkout that built the binary, which a shared target folder may not be.
+    let path = "../../../shared/data/reference-embeddings.jsonl";
     std::fs::read_to_string(path)
-        .expect("reference embeddings (../shared/data)")
+        .unwrap_or_else(|e| panic!("reference embeddings at {path}: {e}"))
         .lines()
         .map(|l| {
             let v: serde_json::Value = serde_json::from_str(l).unwrap();

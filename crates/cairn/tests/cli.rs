@@ -13,7 +13,7 @@ fn cairn(data: &std::path::Path, args: &[&str]) -> std::process::Output {
 
 #[test]
 fn the_example_config_is_valid() {
-    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../../cairn.example.toml");
+    let path = "../../cairn.example.toml";
     let dir = tempfile::tempdir().unwrap();
     let out = cairn(dir.path(), &["config", "check", "--config", path]);
     let stdout = String::from_utf8_lossy(&out.stdout);

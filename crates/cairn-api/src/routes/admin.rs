@@ -69,6 +69,7 @@ pub struct CreatedKey {
 
 /// Filter for `GET /v1/admin/keys`.
 #[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct KeyFilter {
     /// Only keys of this tenant.
     pub tenant_id: Option<String>,

@@ -15,7 +15,9 @@ fn config(models_dir: Option<&str>) -> String {
 }
 
 fn first_reference() -> (String, Vec<f64>) {
-    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../../../shared/data/reference-embeddings.jsonl");
+    // Relative to the package folder, where the test runs: a path fixed at compile time would
+    // name the checkout that built the binary, which a shared target folder may not be.
+    let path = "../../../shared/data/reference-embeddings.jsonl";
     let text = std::fs::read_to_string(path).expect("reference embeddings");
     let line = text.lines().find(|l| l.contains("\"text\": \"The")).unwrap_or_else(|| text.lines().nth(5).unwrap());
     let v: Value = serde_json::from_str(line).unwrap();

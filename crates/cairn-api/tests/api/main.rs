@@ -1,5 +1,6 @@
 //! End-to-end tests of the HTTP API: the real server over loopback, talking to stand-in
 //! providers started by each test (see `cairn-testkit`).
+//! Test files are named relative to this package folder, where cargo and nextest run tests.
 
 mod access;
 mod bad_input;

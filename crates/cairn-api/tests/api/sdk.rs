@@ -11,7 +11,7 @@ async fn the_official_openai_python_sdk_works_unchanged() {
         panic!("{PYTHON_ENV} is not set: run the suite with scripts/test.sh, which installs the SDK")
     });
     let (s, _, _) = setup().await;
-    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/sdk/openai_sdk_check.py");
+    let script = "tests/sdk/openai_sdk_check.py";
     let out = tokio::process::Command::new(python).arg(script).arg(&s.base).arg(&s.admin_key).output().await.unwrap();
     assert!(
         out.status.success(),

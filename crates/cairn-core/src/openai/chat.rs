@@ -12,7 +12,7 @@ use crate::Error;
 #[derive(Clone, Debug, Default, Serialize, Deserialize, ToSchema)]
 pub struct ChatRequest {
     /// Model name (an alias from Cairn's config).
-    #[schema(min_length = 1, pattern = "\\S")]
+    #[schema(min_length = 1, pattern = "[^\\s\\u0085]")]
     pub model: String,
     /// The conversation.
     #[schema(min_items = 1)]
@@ -191,6 +191,7 @@ pub struct ContentPart {
 pub struct Tool {
     /// Always `function`.
     #[serde(rename = "type")]
+    #[schema(pattern = "^function$")]
     pub kind: String,
     /// The function.
     pub function: FunctionDef,
@@ -200,6 +201,7 @@ pub struct Tool {
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize, ToSchema)]
 pub struct FunctionDef {
     /// Function name.
+    #[schema(min_length = 1)]
     pub name: String,
     /// What it does.
     #[serde(default, skip_serializing_if = "Option::is_none")]

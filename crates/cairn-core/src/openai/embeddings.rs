@@ -10,7 +10,7 @@ use super::Extra;
 #[derive(Clone, Debug, Serialize, Deserialize, ToSchema)]
 pub struct EmbeddingRequest {
     /// Model name.
-    #[schema(min_length = 1, pattern = "\\S")]
+    #[schema(min_length = 1, pattern = "[^\\s\\u0085]")]
     pub model: String,
     /// Text(s) or token array(s) to embed.
     pub input: EmbeddingInput,
@@ -106,7 +106,7 @@ pub struct EmbeddingResponse {
     /// One entry per input, in input order.
     pub data: Vec<Embedding>,
     /// Model that produced the vectors.
-    #[schema(min_length = 1, pattern = "\\S")]
+    #[schema(min_length = 1, pattern = "[^\\s\\u0085]")]
     pub model: String,
     /// Token usage.
     pub usage: EmbeddingUsage,

@@ -31,7 +31,7 @@ use serde::Deserialize;
 use serde_json::{json, Value};
 use sha2::Sha256;
 
-use crate::handler::{JobContext, JobError, JobHandler};
+use crate::handler::{JobContext, JobError, JobHandler, Refusal};
 
 /// Headers a payload may not set, besides every `webhook-*` and `x-cairn-*` header.
 const RESERVED: &[&str] = &["host", "content-length", "content-type", "idempotency-key", "transfer-encoding"];
@@ -52,6 +52,59 @@ struct Payload {
     /// Extra request headers.
     #[serde(default)]
     headers: BTreeMap<String, String>,
+}
+
+/// The payload's JSON Schema: what `Webhook::parse` checks before the allow-list.
+fn payload_schema() -> Value {
+    // Header names are HTTP tokens; the reserved ones, in any letter case, are refused.
+    let any_case = |s: &str| -> String {
+        s.chars()
+            .map(|c| {
+                if c.is_ascii_alphabetic() {
+                    format!("[{}{}]", c.to_ascii_lowercase(), c.to_ascii_uppercase())
+                } else {
+                    regex_escape(c)
+                }
+            })
+            .collect()
+    };
+    let reserved: Vec<String> = RESERVED
+        .iter()
+        .map(|h| format!("{}$", any_case(h)))
+        .chain(["webhook-", "x-cairn-"].iter().map(|p| any_case(p)))
+        .collect();
+    json!({
+        "type": "object",
+        "required": ["url"],
+        "additionalProperties": false,
+        "properties": {
+            "url": {
+                "type": "string",
+                "format": "uri",
+                "pattern": "^[Hh][Tt][Tt][Pp][Ss]?://[^/?#@\\s]+",
+                "description": "http(s) URL on a host allowed for the tenant (jobs.webhook_allowed_hosts, jobs.webhook_tenant_hosts).",
+            },
+            "body": {"description": "JSON body to send (default `{}`)."},
+            "headers": {
+                "type": "object",
+                "description": "Extra request headers; Cairn's own (webhook-*, x-cairn-*) and host, content-length, content-type, idempotency-key, transfer-encoding cannot be set.",
+                "propertyNames": {
+                    "pattern": "^[!#$%&'*+.^_`|~0-9A-Za-z-]+$",
+                    "not": {"pattern": format!("^({})", reserved.join("|"))},
+                },
+                "additionalProperties": {"type": "string", "pattern": "^[\\t\\u0020-\\u007e]*$"},
+            },
+        },
+    })
+}
+
+/// `c` as a regular expression matching itself.
+fn regex_escape(c: char) -> String {
+    if "\\^$.|?*+()[]{}-".contains(c) {
+        format!("\\{c}")
+    } else {
+        c.to_string()
+    }
 }
 
 /// A fresh signing secret: `whsec_` and 32 random bytes in base64.
@@ -103,11 +156,21 @@ impl Webhook {
         self.instance.iter().chain(self.tenants.get(tenant_id).into_iter().flatten())
     }
 
-    fn parse(&self, tenant_id: &str, payload: &Value) -> Result<(Payload, Url), String> {
+    fn parse(&self, tenant_id: &str, payload: &Value) -> Result<(Payload, Url), Refusal> {
         let p: Payload = serde_json::from_value(payload.clone()).map_err(|e| e.to_string())?;
         let url = Url::parse(&p.url).map_err(|e| format!("url: {e}"))?;
         if !matches!(url.scheme(), "http" | "https") {
             return Err("url must be http:// or https://".into());
+        }
+        for (name, value) in &p.headers {
+            let lower = name.to_ascii_lowercase();
+            let cairns = lower.starts_with("webhook-") || lower.starts_with("x-cairn-");
+            if cairns || RESERVED.contains(&lower.as_str()) || HeaderName::try_from(name.as_str()).is_err() {
+                return Err(format!("header '{name}' cannot be set").into());
+            }
+            if HeaderValue::try_from(value.as_str()).is_err() {
+                return Err(format!("header '{name}' has an invalid value").into());
+            }
         }
         let host = url.host_str().unwrap_or_default().to_ascii_lowercase();
         let port = url.port_or_known_default().unwrap_or(0);
@@ -115,24 +178,14 @@ impl Webhook {
         if !self.allowed(tenant_id).any(|a| *a == host || *a == with_port) {
             // The message names no other tenant's hosts: only whether this tenant has any.
             let any = self.allowed(tenant_id).next().is_some();
-            return Err(format!(
+            return Err(Refusal::Forbidden(format!(
                 "host '{with_port}' is not allowed for this tenant ({})",
                 if any {
                     "see jobs.webhook_allowed_hosts and jobs.webhook_tenant_hosts"
                 } else {
                     "no host is allowed, so webhooks are off"
                 }
-            ));
-        }
-        for (name, value) in &p.headers {
-            let lower = name.to_ascii_lowercase();
-            let cairns = lower.starts_with("webhook-") || lower.starts_with("x-cairn-");
-            if cairns || RESERVED.contains(&lower.as_str()) || HeaderName::try_from(name.as_str()).is_err() {
-                return Err(format!("header '{name}' cannot be set"));
-            }
-            if HeaderValue::try_from(value.as_str()).is_err() {
-                return Err(format!("header '{name}' has an invalid value"));
-            }
+            )));
         }
         Ok((p, url))
     }
@@ -140,14 +193,20 @@ impl Webhook {
 
 #[async_trait]
 impl JobHandler for Webhook {
-    fn validate(&self, tenant_id: &str, payload: &Value) -> Result<(), String> {
+    fn validate(&self, tenant_id: &str, payload: &Value) -> Result<(), Refusal> {
         self.parse(tenant_id, payload).map(|_| ())
+    }
+
+    fn payload_schema(&self) -> Value {
+        payload_schema()
     }
 
     async fn run(&self, ctx: JobContext) -> Result<Option<Value>, JobError> {
         let tenant = &ctx.job.tenant_id;
         // Validated at enqueue; checked again in case the allow-list changed since.
-        let (p, url) = self.parse(tenant, ctx.payload()).map_err(JobError::Permanent)?;
+        let (p, url) = self.parse(tenant, ctx.payload()).map_err(|r| match r {
+            Refusal::Invalid(m) | Refusal::Forbidden(m) => JobError::Permanent(m),
+        })?;
         let secret = self
             .secrets
             .tenant_secret(tenant, SECRET_PURPOSE, &new_secret())

@@ -142,7 +142,7 @@ struct Record(Arc<Mutex<Vec<String>>>);
 
 #[async_trait]
 impl JobHandler for Record {
-    fn validate(&self, _tenant_id: &str, payload: &Value) -> Result<(), String> {
+    fn validate(&self, _tenant_id: &str, payload: &Value) -> Result<(), cairn_jobs::Refusal> {
         payload.is_object().then_some(()).ok_or_else(|| "expected an object".into())
     }
 
@@ -175,7 +175,7 @@ struct GateHandler(Arc<Gate>);
 
 #[async_trait]
 impl JobHandler for GateHandler {
-    fn validate(&self, _: &str, _: &Value) -> Result<(), String> {
+    fn validate(&self, _: &str, _: &Value) -> Result<(), cairn_jobs::Refusal> {
         Ok(())
     }
 
@@ -192,7 +192,7 @@ struct Stall;
 
 #[async_trait]
 impl JobHandler for Stall {
-    fn validate(&self, _: &str, _: &Value) -> Result<(), String> {
+    fn validate(&self, _: &str, _: &Value) -> Result<(), cairn_jobs::Refusal> {
         Ok(())
     }
 

@@ -259,7 +259,7 @@ pub fn instant(s: &str) -> Option<i64> {
     if rest.is_empty() {
         return Some(day);
     }
-    let rest = rest.strip_prefix('T').or_else(|| rest.strip_prefix(' '))?;
+    let rest = rest.strip_prefix(['T', 't', ' '])?;
     // Two ASCII digits (no sign, no multi-byte character) at `a..a + 2` of `t`.
     fn two_digits(t: &str, a: usize) -> Option<i64> {
         let d = t.get(a..a + 2)?;
