@@ -41,8 +41,8 @@ async fn once(engine: &ChatEngine, prompt: &str, max_tokens: u32) -> Result<Run>
                 started = Some(start.elapsed());
                 prompt_tokens = n;
             }
-            Event::Text(_) if first.is_none() => first = Some(start.elapsed()),
-            Event::Text(_) => {}
+            Event::Text { .. } if first.is_none() => first = Some(start.elapsed()),
+            Event::Text { .. } => {}
             Event::Failed(m) => return Err(anyhow!(m)),
             Event::Done { completion_tokens, .. } => {
                 let total = start.elapsed();

@@ -10,6 +10,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use cairn_access::{Admission, Limiter};
+use cairn_core::openai::ChatRequest;
 use cairn_core::store::Store;
 use cairn_core::tenancy::Principal;
 use cairn_core::usage::{CallStatus, NanoUsd, Settlement, UsageRecord};
@@ -201,6 +202,13 @@ pub(crate) struct PendingCall {
     pub prompt_estimate: u64,
     /// Usage the upstream reported.
     pub reported: Option<(u64, u64)>,
+    /// The served model's tokenizer, when known (streams): then what was relayed is kept in
+    /// `output_text` and counted, not estimated, if the upstream reports nothing.
+    pub counter: Option<crate::provider::TokenCount>,
+    /// The relayed output (text and tool arguments), kept only with a `counter`.
+    pub output_text: String,
+    /// The prompt counted with `counter` (message texts plus framing).
+    pub prompt_counted: Option<u64>,
     /// Resolves once the finished call's record is written.
     committed: Option<oneshot::Receiver<()>>,
 }
@@ -248,6 +256,9 @@ impl PendingCall {
             output_chunks: 0,
             prompt_estimate: meta.prompt_estimate,
             reported: None,
+            counter: None,
+            output_text: String::new(),
+            prompt_counted: None,
             committed: None,
         }
     }
@@ -274,9 +285,7 @@ impl PendingCall {
             Some((i, o)) => (i, o, false),
             // Nothing reported (cut stream, or an upstream that sends no usage): estimate, never
             // below one token per chunk that carried output.
-            None if status != CallStatus::Error || self.output_chars > 0 => {
-                (self.prompt_estimate, (self.output_chars as u64).div_ceil(4).max(self.output_chunks), true)
-            }
+            None if status != CallStatus::Error || self.output_chars > 0 => self.unreported_usage(),
             None => (0, 0, false),
         };
         r.input_tokens = input;
@@ -292,6 +301,31 @@ impl PendingCall {
         self.limiter.settle(&self.principal, &self.admission, input + output, NanoUsd::from_usd(r.cost_usd));
         let reservation_id = self.admission.budget.as_ref().map(|h| h.reservation_id.clone());
         self.committed = Some(self.recorder.record(r, reservation_id));
+    }
+
+    /// Usage when the upstream reported none: (prompt, output, estimated). Counted with the
+    /// model's tokenizer when it is known; else the prompt estimate and a quarter of the
+    /// output characters, never below one token per chunk that carried output.
+    pub(crate) fn unreported_usage(&self) -> (u64, u64, bool) {
+        match (&self.counter, self.prompt_counted) {
+            (Some(count), Some(prompt)) => (prompt, count(&self.output_text) as u64, false),
+            _ => (self.prompt_estimate, (self.output_chars as u64).div_ceil(4).max(self.output_chunks), true),
+        }
+    }
+
+    /// Sets the served model's tokenizer and counts `request`'s prompt with it: each message's
+    /// text and tool-call arguments, plus OpenAI's framing (3 tokens a message, 3 to prime the
+    /// reply).
+    pub(crate) fn count_with(&mut self, counter: crate::provider::TokenCount, request: &ChatRequest) {
+        let mut prompt = 3u64;
+        for m in &request.messages {
+            prompt += 3 + counter(&m.text_content()) as u64;
+            for tc in m.tool_calls.iter().flatten() {
+                prompt += counter(&tc.function.arguments) as u64 + counter(&tc.function.name) as u64;
+            }
+        }
+        self.prompt_counted = Some(prompt);
+        self.counter = Some(counter);
     }
 
     /// Records the call as cancelled if it was not finished.

@@ -179,7 +179,7 @@ impl GatewayService {
                 async move {
                     let mut upstream = t.provider.chat_stream(req, &t.model).await?;
                     match upstream.next().await {
-                        Some(Ok(first)) => Ok((first, upstream, permit)),
+                        Some(Ok(first)) => Ok((first, upstream, permit, t.provider.token_count(&t.model).await)),
                         Some(Err(e)) => Err(e),
                         None => Err(crate::ProviderError::Protocol("stream ended before any chunk".into())),
                     }
@@ -187,7 +187,10 @@ impl GatewayService {
             })
             .await;
         match result {
-            Ok(((first, upstream, permit), trace)) => {
+            Ok(((first, upstream, permit, counter), trace)) => {
+                if let Some(counter) = counter {
+                    guard.call.count_with(counter, &req);
+                }
                 let total = trace.target.as_ref().map(|t| t.timeouts.total_ms).unwrap_or(600_000);
                 let routed = guard.started(trace);
                 let stream = relay(Relay {

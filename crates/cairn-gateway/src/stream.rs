@@ -2,6 +2,10 @@
 //! format, shapes `usage` the way the client asked (`null` on every chunk and a final usage
 //! chunk, or no usage at all), enforces the total deadline, ends cleanly on server shutdown,
 //! and accounts the call however it ends: complete, cut upstream, or dropped by the client.
+//!
+//! Usage an upstream reports on any chunk is kept (in-process models report the tokens so far
+//! on every chunk, as do upstreams streaming usage continuously): a call cut mid-stream is
+//! charged what it counted, and only a call whose upstream reported nothing is estimated.
 
 use std::collections::VecDeque;
 use std::time::Instant;
@@ -62,6 +66,8 @@ struct State {
     relay: Relay,
     out: VecDeque<StreamEvent>,
     ended: bool,
+    /// A usage-only chunk went to the client.
+    usage_sent: bool,
     template: ChatChunk,
     _inflight: InflightGuard,
 }
@@ -70,26 +76,38 @@ impl State {
     /// Tracks a chunk and queues it for the client in the shape it asked for.
     fn push_chunk(&mut self, mut chunk: ChatChunk) {
         let call = &mut self.relay.guard.call;
+        let keep = call.counter.is_some();
         for choice in &chunk.choices {
             let before = call.output_chars;
-            call.output_chars += choice.delta.content.as_deref().map_or(0, str::len);
+            let text = choice.delta.content.as_deref().unwrap_or_default();
+            call.output_chars += text.len();
+            if keep {
+                call.output_text.push_str(text);
+            }
             for tc in choice.delta.tool_calls.iter().flatten() {
-                call.output_chars += tc.function.as_ref().and_then(|f| f.arguments.as_deref()).map_or(0, str::len);
+                let args = tc.function.as_ref().and_then(|f| f.arguments.as_deref()).unwrap_or_default();
+                call.output_chars += args.len();
+                if keep {
+                    call.output_text.push_str(args);
+                }
             }
             call.output_chunks += u64::from(call.output_chars > before);
         }
         if let Some(u) = chunk.usage.as_ref() {
             call.reported = Some((u.prompt_tokens, u.completion_tokens));
         }
-        if self.relay.wants_usage {
-            if chunk.usage.is_absent() {
-                chunk.usage = UsageField::Null;
-            }
-        } else {
-            chunk.usage = UsageField::Absent;
-            if chunk.choices.is_empty() {
+        let usage_only = chunk.choices.is_empty() && chunk.usage.as_ref().is_some();
+        if usage_only {
+            if !self.relay.wants_usage {
                 return; // a usage-only chunk the client did not ask for
             }
+            if let UsageField::Some(u) = &mut chunk.usage {
+                u.total_tokens = u.total_tokens.max(u.prompt_tokens + u.completion_tokens);
+            }
+            self.usage_sent = true;
+        } else {
+            // Usage so far on a content chunk is for accounting; clients see it once, last.
+            chunk.usage = if self.relay.wants_usage { UsageField::Null } else { UsageField::Absent };
         }
         self.out.push_back(StreamEvent::Chunk(Box::new(chunk)));
     }
@@ -98,10 +116,15 @@ impl State {
         self.ended = true;
         let trace = std::mem::take(&mut self.relay.guard.trace);
         let call = &mut self.relay.guard.call;
-        if status == CallStatus::Ok && self.relay.wants_usage && call.reported.is_none() {
-            // The upstream sent no usage: the client still gets the chunk it asked for.
-            let estimate = Usage::new(call.prompt_estimate, (call.output_chars as u64).div_ceil(4));
-            let mut last = ChatChunk { choices: vec![], usage: UsageField::Some(estimate), ..self.template.clone() };
+        if status == CallStatus::Ok && self.relay.wants_usage && !self.usage_sent {
+            // No usage-only chunk came: the client still gets the one it asked for, with the
+            // last usage reported, or an estimate.
+            let (prompt, completion) = call.reported.unwrap_or_else(|| {
+                let (prompt, output, _) = call.unreported_usage();
+                (prompt, output)
+            });
+            let usage = Usage::new(prompt, completion);
+            let mut last = ChatChunk { choices: vec![], usage: UsageField::Some(usage), ..self.template.clone() };
             last.extra = Extra::new();
             self.out.push_back(StreamEvent::Chunk(Box::new(last)));
         }
@@ -121,7 +144,8 @@ pub(crate) fn relay(relay: Relay) -> ChatStream {
     template.usage = UsageField::Absent;
     let inflight = InflightGuard::new(relay.metrics.clone());
     let first = relay.first.clone();
-    let mut state = State { relay, out: VecDeque::new(), ended: false, template, _inflight: inflight };
+    let mut state =
+        State { relay, out: VecDeque::new(), ended: false, usage_sent: false, template, _inflight: inflight };
     state.relay.guard.call.first_token_at = Some(Instant::now());
     state.push_chunk(first);
     Box::pin(futures::stream::unfold(state, |mut s| async move {

@@ -93,7 +93,12 @@ pub enum Event {
         prompt_tokens: u32,
     },
     /// Generated text (whole UTF-8 characters; stop sequences held back and removed).
-    Text(String),
+    Text {
+        /// The text.
+        text: String,
+        /// Tokens generated so far, this text's included: what a call cut here has cost.
+        generated: u32,
+    },
     /// Generation ended.
     Done {
         /// Why.
@@ -275,7 +280,7 @@ fn serve(
         generated += 1;
         bytes.extend(vocab.token_to_piece(token, false, None));
         let (out, hit) = stops.push(&take_utf8(&mut bytes));
-        if !out.is_empty() && job.events.blocking_send(Event::Text(out)).is_err() {
+        if !out.is_empty() && job.events.blocking_send(Event::Text { text: out, generated }).is_err() {
             return Ok(()); // cancelled mid-stream
         }
         if hit {
@@ -292,7 +297,7 @@ fn serve(
     let mut rest = if finish == Finish::Stop && stops.hit() { String::new() } else { stops.finish() };
     rest.push_str(&String::from_utf8_lossy(&bytes));
     if !rest.is_empty() {
-        let _ = job.events.blocking_send(Event::Text(rest));
+        let _ = job.events.blocking_send(Event::Text { text: rest, generated });
     }
     let _ = job.events.blocking_send(Event::Done { finish, prompt_tokens: n_prompt, completion_tokens: generated });
     Ok(())

@@ -48,6 +48,7 @@ struct Shared {
     changed: tokio::sync::Notify,
     reply: Mutex<Option<Vec<String>>>,
     embed_dims: AtomicUsize,
+    usage_every_chunk: std::sync::atomic::AtomicBool,
 }
 
 /// A running stand-in provider.
@@ -113,6 +114,12 @@ impl StandIn {
     /// provider whose model was swapped would.
     pub fn embed_with_dimensions(&self, dims: usize) {
         self.shared.embed_dims.store(dims, Ordering::SeqCst);
+    }
+
+    /// Puts the usage so far on every streamed content chunk, as in-process engines and
+    /// upstreams streaming usage continuously do: ten completion tokens a word.
+    pub fn stream_usage_on_every_chunk(&self) {
+        self.shared.usage_every_chunk.store(true, Ordering::SeqCst);
     }
 
     /// Makes OpenAI-style chat answers these pieces (one per stream chunk) instead of `WORDS`.
@@ -295,7 +302,17 @@ async fn openai_chat(State(shared): State<Arc<Shared>>, headers: HeaderMap, Json
             events.push(chunk(json!({}), json!("tool_calls")));
         }
         None => {
-            events.extend(words.iter().map(|w| chunk(json!({"content": w}), Value::Null)));
+            let every = shared.usage_every_chunk.load(Ordering::SeqCst);
+            events.extend(words.iter().enumerate().map(|(i, w)| {
+                let c = chunk(json!({"content": w}), Value::Null);
+                if !every {
+                    return c;
+                }
+                let so_far = json!({"prompt_tokens": PROMPT_TOKENS, "completion_tokens": 10 * (i + 1)});
+                let mut v: Value = serde_json::from_str(c.trim().trim_start_matches("data: ")).unwrap_or_default();
+                v["usage"] = so_far;
+                format!("data: {v}\n\n")
+            }));
             events.push(chunk(json!({}), json!("stop")));
         }
     }

@@ -88,6 +88,9 @@ targets = [{{ provider = "narrow", model = "up-model", timeouts = {{ first_token
 [models.resilient]
 targets = [{{ provider = "gone", model = "m" }}, {{ provider = "backup", model = "backup-model" }}]
 
+[models.gpt]
+targets = [{{ provider = "up", model = "gpt-4o-mini", {PRICES} }}]
+
 [models.quick]
 targets = [{{ provider = "up", model = "up-model", timeouts = {{ first_token_ms = 300, total_ms = 600 }} }}]
 "#,

@@ -125,6 +125,44 @@ async fn a_cut_stream_is_never_retried_and_is_accounted() {
 }
 
 #[tokio::test]
+async fn a_cut_stream_is_charged_the_tokens_counted_so_far() {
+    let (s, up, _) = setup().await;
+    up.stream_usage_on_every_chunk();
+    // Delivered: the role chunk and two words (ten tokens each, as the upstream counts them).
+    up.push([Fault::CutAfter(3)]);
+    let mut body = chat("chain");
+    body["stream"] = json!(true);
+    let (status, _) = s.stream(&s.admin_key, &body).await;
+    assert_eq!(status, 200);
+    let (_, u) = usage(&s, &s.admin_key, "").await;
+    assert_eq!(u["totals"]["output_tokens"], 20, "counted, not estimated from characters: {u}");
+
+    // A whole stream shows clients the usage once, on its last chunk, as OpenAI does.
+    body["stream_options"] = json!({"include_usage": true});
+    let (status, events) = s.stream(&s.admin_key, &body).await;
+    assert_eq!(status, 200);
+    let chunks: Vec<Value> = events.iter().filter_map(|e| serde_json::from_str(e).ok()).collect();
+    let with_usage: Vec<&Value> = chunks.iter().filter(|c| !c["usage"].is_null()).collect();
+    assert_eq!(with_usage.len(), 1, "{events:?}");
+    assert_eq!(with_usage[0]["choices"], json!([]));
+    assert!(chunks.iter().all(|c| c.get("usage").is_some()), "usage: null on the others");
+}
+
+#[tokio::test]
+async fn a_cut_stream_to_an_openai_model_is_counted_with_its_tokenizer() {
+    let (s, up, _) = setup().await;
+    // Delivered: the role chunk, "Hello" and " from"; the upstream reports no usage.
+    up.push([Fault::CutAfter(3)]);
+    let mut body = chat("gpt");
+    body["stream"] = json!(true);
+    assert_eq!(s.stream(&s.admin_key, &body).await.0, 200);
+    let (_, u) = usage(&s, &s.admin_key, "").await;
+    // o200k_base: "Hello from" is 2 tokens (a character estimate says 3); the prompt "Say
+    // hello" is 2, plus 3 for its message and 3 to prime the reply.
+    assert_eq!((&u["totals"]["output_tokens"], &u["totals"]["input_tokens"]), (&json!(2), &json!(8)), "{u}");
+}
+
+#[tokio::test]
 async fn client_disconnect_cancels_the_upstream_request() {
     let (s, up, _) = setup().await;
     // Streaming: read one chunk, then hang up.

@@ -283,7 +283,8 @@ pub struct Usage {
     pub prompt_tokens: u64,
     /// Output tokens.
     pub completion_tokens: u64,
-    /// Sum of both.
+    /// Sum of both (some upstreams leave it out).
+    #[serde(default)]
     pub total_tokens: u64,
     /// Details (cached tokens, reasoning tokens), passed through.
     #[serde(flatten)]

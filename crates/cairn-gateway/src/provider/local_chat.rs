@@ -72,7 +72,7 @@ pub(crate) async fn complete(mut events: Receiver<Event>, model: &str) -> Result
     while let Some(ev) = events.recv().await {
         match ev {
             Event::Started { .. } => {}
-            Event::Text(t) => text.push_str(&t),
+            Event::Text { text: t, .. } => text.push_str(&t),
             Event::Failed(m) => return Err(client_error(&m)),
             Event::Done { finish, prompt_tokens, completion_tokens } => {
                 return Ok(ChatCompletion {
@@ -117,18 +117,28 @@ pub(crate) fn stream(events: Receiver<Event>, model: &str) -> ChunkStream {
         }],
         ..template.clone()
     };
-    Box::pin(futures::stream::unfold((events, Vec::<ChatChunk>::new()), move |(mut events, mut queued)| {
+    // Every text chunk carries the usage so far, so a stream cut anywhere is charged the
+    // tokens it generated (the gateway shows clients usage only on the last chunk).
+    let start = (events, Vec::<ChatChunk>::new(), 0u32);
+    Box::pin(futures::stream::unfold(start, move |(mut events, mut queued, mut prompt)| {
         let chunk = chunk.clone();
         async move {
             if let Some(c) = queued.pop() {
-                return Some((Ok(c), (events, queued)));
+                return Some((Ok(c), (events, queued, prompt)));
             }
             let item = match events.recv().await? {
-                Event::Started { .. } => Ok(chunk(
-                    Delta { role: Some(ChatRole::Assistant), content: Some(String::new()), ..Default::default() },
-                    None,
-                )),
-                Event::Text(t) => Ok(chunk(Delta { content: Some(t), ..Default::default() }, None)),
+                Event::Started { prompt_tokens } => {
+                    prompt = prompt_tokens;
+                    Ok(chunk(
+                        Delta { role: Some(ChatRole::Assistant), content: Some(String::new()), ..Default::default() },
+                        None,
+                    ))
+                }
+                Event::Text { text, generated } => {
+                    let mut c = chunk(Delta { content: Some(text), ..Default::default() }, None);
+                    c.usage = UsageField::Some(Usage::new(prompt.into(), generated.into()));
+                    Ok(c)
+                }
                 Event::Failed(m) => Err(client_error(&m)),
                 Event::Done { finish, prompt_tokens, completion_tokens } => {
                     let mut last = chunk(Delta::default(), None);
@@ -138,7 +148,7 @@ pub(crate) fn stream(events: Receiver<Event>, model: &str) -> ChunkStream {
                     Ok(chunk(Delta::default(), Some(finish)))
                 }
             };
-            Some((item, (events, queued)))
+            Some((item, (events, queued, prompt)))
         }
     }))
 }

@@ -7,6 +7,7 @@ mod http;
 mod local;
 mod local_chat;
 mod openai;
+mod tiktoken;
 
 use std::pin::Pin;
 use std::sync::Arc;
@@ -120,8 +121,8 @@ pub trait Provider: Send + Sync {
         Ok(())
     }
 
-    /// The tokenizer of `model`, when this provider has it at hand (in-process models); remote
-    /// providers tokenize upstream, so callers estimate.
+    /// The tokenizer of `model`, when this provider has it at hand (in-process embedding
+    /// models; OpenAI's models, whose tokenizers are public); otherwise callers estimate.
     async fn token_count(&self, _model: &str) -> Option<TokenCount> {
         None
     }

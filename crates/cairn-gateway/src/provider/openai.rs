@@ -35,6 +35,10 @@ impl Provider for OpenAiProvider {
         json(resp).await
     }
 
+    async fn token_count(&self, model: &str) -> Option<super::TokenCount> {
+        super::tiktoken::counter(model)
+    }
+
     async fn chat_stream(&self, request: &ChatRequest, model: &str) -> Result<ChunkStream, ProviderError> {
         let body = ChatRequest {
             model: model.into(),
