@@ -10,7 +10,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use cairn_access::{Admission, Limiter};
-use cairn_core::openai::ChatRequest;
+use cairn_core::openai::ChatMessage;
 use cairn_core::store::Store;
 use cairn_core::tenancy::Principal;
 use cairn_core::usage::{CallStatus, NanoUsd, Settlement, UsageRecord};
@@ -207,8 +207,8 @@ pub(crate) struct PendingCall {
     pub counter: Option<crate::provider::TokenCount>,
     /// The relayed output (text and tool arguments), kept only with a `counter`.
     pub output_text: String,
-    /// The prompt counted with `counter` (message texts plus framing).
-    pub prompt_counted: Option<u64>,
+    /// The prompt's messages, counted with `counter` only if the upstream reports nothing.
+    pub prompt_messages: Vec<ChatMessage>,
     /// Resolves once the finished call's record is written.
     committed: Option<oneshot::Receiver<()>>,
 }
@@ -258,7 +258,7 @@ impl PendingCall {
             reported: None,
             counter: None,
             output_text: String::new(),
-            prompt_counted: None,
+            prompt_messages: Vec::new(),
             committed: None,
         }
     }
@@ -307,24 +307,27 @@ impl PendingCall {
     /// model's tokenizer when it is known; else the prompt estimate and a quarter of the
     /// output characters, never below one token per chunk that carried output.
     pub(crate) fn unreported_usage(&self) -> (u64, u64, bool) {
-        match (&self.counter, self.prompt_counted) {
-            (Some(count), Some(prompt)) => (prompt, count(&self.output_text) as u64, false),
-            _ => (self.prompt_estimate, (self.output_chars as u64).div_ceil(4).max(self.output_chunks), true),
+        match &self.counter {
+            Some(count) => {
+                // Each message's text and tool-call arguments, plus OpenAI's framing (3 tokens
+                // a message, 3 to prime the reply).
+                let mut prompt = 3u64;
+                for m in &self.prompt_messages {
+                    prompt += 3 + count(&m.text_content()) as u64;
+                    for tc in m.tool_calls.iter().flatten() {
+                        prompt += (count(&tc.function.arguments) + count(&tc.function.name)) as u64;
+                    }
+                }
+                (prompt, count(&self.output_text) as u64, false)
+            }
+            None => (self.prompt_estimate, (self.output_chars as u64).div_ceil(4).max(self.output_chunks), true),
         }
     }
 
-    /// Sets the served model's tokenizer and counts `request`'s prompt with it: each message's
-    /// text and tool-call arguments, plus OpenAI's framing (3 tokens a message, 3 to prime the
-    /// reply).
-    pub(crate) fn count_with(&mut self, counter: crate::provider::TokenCount, request: &ChatRequest) {
-        let mut prompt = 3u64;
-        for m in &request.messages {
-            prompt += 3 + counter(&m.text_content()) as u64;
-            for tc in m.tool_calls.iter().flatten() {
-                prompt += counter(&tc.function.arguments) as u64 + counter(&tc.function.name) as u64;
-            }
-        }
-        self.prompt_counted = Some(prompt);
+    /// Counts with the served model's tokenizer if the upstream reports no usage; keeps the
+    /// prompt's `messages` for that (counted only then, off the way of every call).
+    pub(crate) fn count_with(&mut self, counter: crate::provider::TokenCount, messages: Vec<ChatMessage>) {
+        self.prompt_messages = messages;
         self.counter = Some(counter);
     }
 

@@ -164,7 +164,7 @@ impl GatewayService {
     pub async fn chat_stream(
         &self,
         ctx: &CallContext,
-        req: ChatRequest,
+        mut req: ChatRequest,
         shutdown: CancellationToken,
     ) -> Result<(ChatStream, Routed)> {
         req.validate()?;
@@ -188,8 +188,9 @@ impl GatewayService {
             .await;
         match result {
             Ok(((first, upstream, permit, counter), trace)) => {
+                let wants_usage = req.wants_stream_usage();
                 if let Some(counter) = counter {
-                    guard.call.count_with(counter, &req);
+                    guard.call.count_with(counter, std::mem::take(&mut req.messages));
                 }
                 let total = trace.target.as_ref().map(|t| t.timeouts.total_ms).unwrap_or(600_000);
                 let routed = guard.started(trace);
@@ -197,7 +198,7 @@ impl GatewayService {
                     upstream,
                     first,
                     guard,
-                    wants_usage: req.wants_stream_usage(),
+                    wants_usage,
                     deadline: started + Duration::from_millis(total),
                     shutdown,
                     permit,
