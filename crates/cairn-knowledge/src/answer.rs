@@ -11,6 +11,7 @@ use std::sync::Arc;
 use cairn_core::config::KnowledgeConfig;
 use cairn_core::openai::{ChatMessage, ChatRequest, ChatRole, Routed, StreamEvent, StreamOptions, Usage, UsageField};
 
+use crate::live::SearchMode;
 use cairn_core::{CallContext, Error, Result};
 use cairn_guard::InjectionScreen;
 use futures::{Stream, StreamExt};
@@ -50,8 +51,7 @@ pub struct AnswerRequest {
     pub top_k: Option<usize>,
     /// Retrieval mode: `keyword`, `vector` or `hybrid` (default).
     #[serde(default)]
-    #[schema(pattern = "^(keyword|vector|hybrid)$")]
-    pub mode: Option<String>,
+    pub mode: Option<SearchMode>,
     /// A metadata filter (see the filter language).
     #[serde(default)]
     #[schema(value_type = Option<Object>)]
@@ -71,7 +71,7 @@ impl AnswerRequest {
     fn retrieval(&self) -> Retrieval {
         Retrieval {
             top_k: self.top_k,
-            mode: self.mode.clone(),
+            mode: self.mode,
             filter: self.filter.clone(),
             also: self.also.clone(),
             min_similarity: self.min_similarity,
@@ -89,8 +89,7 @@ pub struct Retrieval {
     pub top_k: Option<usize>,
     /// `keyword`, `vector` or `hybrid` (default).
     #[serde(default)]
-    #[schema(pattern = "^(keyword|vector|hybrid)$")]
-    pub mode: Option<String>,
+    pub mode: Option<SearchMode>,
     /// A metadata filter (see the filter language).
     #[serde(default)]
     #[schema(value_type = Option<Object>)]

@@ -39,7 +39,7 @@ pub struct KnowledgeOption {
     pub top_k: Option<usize>,
     /// `keyword`, `vector` or `hybrid` (default).
     #[serde(default)]
-    pub mode: Option<String>,
+    pub mode: Option<crate::live::SearchMode>,
     /// A metadata filter.
     #[serde(default)]
     pub filter: Option<Value>,

@@ -25,15 +25,31 @@ const FUSION_DEPTH: usize = 200;
 /// Chunks loaded per storage round trip.
 const PAGE: u32 = 2000;
 
-/// Which retrievers a search uses.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+/// Which retrievers a search uses (`keyword`, `vector` or `hybrid` on the API).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "lowercase")]
 pub enum SearchMode {
     /// BM25 only.
     Keyword,
     /// Vector similarity only.
     Vector,
     /// Both, fused.
+    #[default]
     Hybrid,
+}
+
+impl SearchMode {
+    /// Every mode, in the order reports list them.
+    pub const ALL: [SearchMode; 3] = [SearchMode::Keyword, SearchMode::Vector, SearchMode::Hybrid];
+
+    /// The mode's name on the API.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SearchMode::Keyword => "keyword",
+            SearchMode::Vector => "vector",
+            SearchMode::Hybrid => "hybrid",
+        }
+    }
 }
 
 /// What the index keeps of a chunk to answer with.

@@ -99,8 +99,7 @@ pub struct SearchRequest {
     pub query: String,
     /// `keyword`, `vector` or `hybrid` (default).
     #[serde(default)]
-    #[schema(pattern = "^(keyword|vector|hybrid)$")]
-    pub mode: Option<String>,
+    pub mode: Option<SearchMode>,
     /// Results wanted, 1-100 (default 10).
     #[serde(default)]
     #[schema(minimum = 1, maximum = 100)]
@@ -449,14 +448,7 @@ impl KnowledgeService {
     /// thread, bounded by the request's deadline.
     pub async fn search(&self, ctx: &CallContext, collection_id: &str, req: SearchRequest) -> Result<Vec<SearchHit>> {
         let caller = &ctx.principal;
-        let mode = match req.mode.as_deref().unwrap_or("hybrid") {
-            "keyword" => SearchMode::Keyword,
-            "vector" => SearchMode::Vector,
-            "hybrid" => SearchMode::Hybrid,
-            other => {
-                return Err(Error::invalid_param("mode", format!("unknown mode '{other}' (keyword, vector, hybrid)")))
-            }
-        };
+        let mode = req.mode.unwrap_or_default();
         let k = req.top_k.unwrap_or(10);
         if !(1..=MAX_TOP_K).contains(&k) {
             return Err(Error::invalid_param("top_k", format!("top_k must be between 1 and {MAX_TOP_K}")));

@@ -7,6 +7,7 @@ use cairn_core::knowledge::DocumentState;
 use cairn_core::tenancy::{KeyLimits, Principal, Role};
 use cairn_core::Error;
 use cairn_knowledge::ingest::INGEST_JOB;
+use cairn_knowledge::live::SearchMode;
 use cairn_knowledge::service::{CreateCollection, NewDocument, SearchRequest};
 use serde_json::json;
 use support::{ctx, member, setup};
@@ -101,7 +102,6 @@ async fn documents_are_ingested_and_searched_with_filters() {
     assert_eq!(hits[0].metadata["kind"], "review");
     for (req, field) in [
         (SearchRequest { filter: Some(json!({"field": "year", "like": 1})), ..search("x") }, "filter"),
-        (SearchRequest { mode: Some("fuzzy".into()), ..search("x") }, "mode"),
         (SearchRequest { top_k: Some(0), ..search("x") }, "top_k"),
         (search("  "), "query"),
     ] {
@@ -111,7 +111,7 @@ async fn documents_are_ingested_and_searched_with_filters() {
     s.service.delete_document(&member(), &c.id, "a").await.unwrap();
     let hits = s
         .service
-        .search(&ctx(member()), &c.id, SearchRequest { mode: Some("keyword".into()), ..search("fever") })
+        .search(&ctx(member()), &c.id, SearchRequest { mode: Some(SearchMode::Keyword), ..search("fever") })
         .await
         .unwrap();
     assert!(hits.is_empty(), "no stale hit after a delete");

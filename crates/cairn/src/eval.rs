@@ -24,6 +24,7 @@ use cairn_knowledge::chunk::{index_text, ChunkOptions};
 use cairn_knowledge::embed::TextEmbedder;
 use cairn_knowledge::eval::{mrr_at, ndcg_at, recall_at};
 use cairn_knowledge::ingest::INGEST_JOB;
+use cairn_knowledge::live::SearchMode;
 use cairn_knowledge::prepare::{prepare_text, Preparation};
 use cairn_knowledge::service::{CreateCollection, NewDocument, SearchRequest};
 use futures::StreamExt;
@@ -112,17 +113,12 @@ async fn run(config: Config, args: &EvalRetrievalArgs, data: &BeirDataset) -> Re
     };
 
     let mut rows = Vec::new();
-    for mode in ["keyword", "vector", "hybrid"] {
+    for mode in SearchMode::ALL {
         let mut latencies = Vec::with_capacity(data.queries.len());
         let (mut ndcg, mut recall, mut mrr) = (0.0, 0.0, 0.0);
         for (qid, text) in &data.queries {
-            let req = SearchRequest {
-                query: text.clone(),
-                mode: Some(mode.into()),
-                top_k: Some(100),
-                filter: None,
-                also: vec![],
-            };
+            let req =
+                SearchRequest { query: text.clone(), mode: Some(mode), top_k: Some(100), filter: None, also: vec![] };
             let t = Instant::now();
             let hits = state.knowledge.search(&me, &col.id, req).await.map_err(|e| anyhow!("{e}"))?;
             latencies.push(t.elapsed().as_secs_f64() * 1000.0);
@@ -140,7 +136,7 @@ async fn run(config: Config, args: &EvalRetrievalArgs, data: &BeirDataset) -> Re
         }
         let n = data.queries.len() as f64;
         latencies.sort_by(f64::total_cmp);
-        rows.push((mode, ndcg / n, recall / n, mrr / n, latencies));
+        rows.push((mode.as_str(), ndcg / n, recall / n, mrr / n, latencies));
     }
 
     println!(
