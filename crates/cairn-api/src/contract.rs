@@ -46,8 +46,8 @@ fn set_component(doc: &mut OpenApi, name: &str, schema: Value) {
     }
 }
 
-/// Sets the `text/event-stream` content of `path`'s 200 response (`method` one of get, post):
-/// one schema per event, as schemathesis and OpenAPI 3.1 tools read SSE.
+/// Sets the `text/event-stream` content of the 200 response of `path`'s POST (or GET): one
+/// schema per event, as schemathesis and OpenAPI 3.1 tools read SSE.
 fn set_event_stream(doc: &mut OpenApi, path: &str, post: bool, event: Value) {
     let item = doc.paths.paths.get_mut(path).unwrap_or_else(|| panic!("no path {path}"));
     let op = if post { item.post.as_mut() } else { item.get.as_mut() };
