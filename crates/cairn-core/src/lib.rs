@@ -3,6 +3,7 @@
 
 #![warn(missing_docs)]
 
+pub mod agents;
 pub mod config;
 pub mod context;
 pub mod error;

@@ -3,6 +3,7 @@
 
 use async_trait::async_trait;
 
+use crate::agents::AgentStore;
 use crate::jobs::JobStore;
 use crate::knowledge::KnowledgeStore;
 use crate::tenancy::{ApiKey, Tenant};
@@ -86,7 +87,7 @@ pub trait UsageStore: Send + Sync {
 
 /// Everything Cairn stores, in one handle.
 #[async_trait]
-pub trait Store: TenantStore + KeyStore + UsageStore + JobStore + KnowledgeStore {
+pub trait Store: TenantStore + KeyStore + UsageStore + JobStore + KnowledgeStore + AgentStore {
     /// Checks the database answers (for `/readyz`).
     async fn ping(&self) -> StoreResult<()>;
     /// `sqlite` or `postgres`.

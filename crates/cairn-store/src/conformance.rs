@@ -3,6 +3,9 @@
 
 use std::sync::Arc;
 
+#[path = "conformance_agents.rs"]
+mod agents;
+
 use cairn_core::knowledge::{ChangeKind, ChunkRecord, Collection, Document, DocumentKey, DocumentState, PiiMode};
 use cairn_core::store::{Store, StoreError, StoreResult};
 use cairn_core::tenancy::{ApiKey, KeyLimits, Role, Tenant};
@@ -79,6 +82,7 @@ pub async fn run_all(store: Arc<dyn Store>) {
     usage_records(&*store).await;
     budgets(store.clone()).await;
     knowledge(&*store).await;
+    agents::agents(store.clone()).await;
     store.ping().await.expect("ping");
 }
 

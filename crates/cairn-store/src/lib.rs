@@ -3,6 +3,7 @@
 
 #![warn(missing_docs)]
 
+mod agents_sql;
 mod jobs_sql;
 mod knowledge_sql;
 mod migrate;

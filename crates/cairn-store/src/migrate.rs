@@ -16,6 +16,7 @@ pub(crate) const MIGRATIONS: &[(i64, &str, &str)] = &[
     (6, "document_versions", include_str!("migrations/0006_document_versions.sql")),
     (7, "tenant_secrets", include_str!("migrations/0007_tenant_secrets.sql")),
     (8, "usage_settles", include_str!("migrations/0008_usage_settles.sql")),
+    (9, "agents", include_str!("migrations/0009_agents.sql")),
 ];
 
 /// How one backend spells the types the shared SQL leaves as placeholders.

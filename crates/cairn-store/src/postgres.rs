@@ -55,6 +55,12 @@ mod job_ports {
     crate::jobs_sql::impl_job_store!(PgStore, sqlx::Postgres, " FOR UPDATE SKIP LOCKED");
 }
 
+/// The agents port, implemented with the shared SQL.
+mod agent_ports {
+    use super::PgStore;
+    crate::agents_sql::impl_agent_store!(PgStore, sqlx::Postgres);
+}
+
 /// The knowledge port, implemented with the shared SQL.
 mod knowledge_ports {
     use super::PgStore;

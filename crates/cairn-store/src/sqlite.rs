@@ -117,6 +117,12 @@ mod job_ports {
     crate::jobs_sql::impl_job_store!(SqliteStore, sqlx::Sqlite, "");
 }
 
+/// The agents port, implemented with the shared SQL.
+mod agent_ports {
+    use super::SqliteStore;
+    crate::agents_sql::impl_agent_store!(SqliteStore, sqlx::Sqlite);
+}
+
 /// The knowledge port, implemented with the shared SQL.
 mod knowledge_ports {
     use super::SqliteStore;

@@ -1,0 +1,63 @@
+//! Agents as storage sees them: a tenant's named agent and the versions of its definition.
+//!
+//! Every update of an agent makes a new version; versions are never changed or removed, so a
+//! run pins the version it started with and replays it whatever happens to the agent later
+//! (deleting an agent hides it; its versions stay for the runs that used them). The definition
+//! itself (`spec`) is opaque JSON here: the agents service owns its typed form and checks it.
+
+use async_trait::async_trait;
+use serde_json::Value;
+
+use crate::store::StoreResult;
+
+/// An agent: its identity and latest version.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Agent {
+    /// `agt_...`.
+    pub id: String,
+    /// Owner.
+    pub tenant_id: String,
+    /// Unique among the tenant's agents that are not deleted.
+    pub name: String,
+    /// The latest version, from 1.
+    pub version: u32,
+    /// The latest version's definition.
+    pub spec: Value,
+    /// When the agent was created, Unix ms.
+    pub created_at_ms: i64,
+    /// When its latest version was made, Unix ms.
+    pub updated_at_ms: i64,
+}
+
+/// One version of an agent's definition, as a run pins it.
+#[derive(Clone, Debug, PartialEq)]
+pub struct AgentVersion {
+    /// The agent.
+    pub agent_id: String,
+    /// From 1.
+    pub version: u32,
+    /// The definition.
+    pub spec: Value,
+    /// When this version was made, Unix ms.
+    pub created_at_ms: i64,
+}
+
+/// Agents and their versions.
+#[async_trait]
+pub trait AgentStore: Send + Sync {
+    /// Inserts `agent` (its `version` must be 1) and its first version, in one transaction;
+    /// `Conflict` if the tenant has a live agent of that name.
+    async fn create_agent(&self, agent: &Agent) -> StoreResult<()>;
+    /// Makes version `expected + 1` of agent `id` with `spec`, if its latest version is still
+    /// `expected` (compare-and-set: of two concurrent updates one wins, the other gets `None`
+    /// and can re-read); `None` too when the agent is missing or deleted.
+    async fn update_agent(&self, id: &str, expected: u32, spec: &Value, now_ms: i64) -> StoreResult<Option<Agent>>;
+    /// One live agent.
+    async fn get_agent(&self, id: &str) -> StoreResult<Option<Agent>>;
+    /// One version of an agent, deleted or not (runs replay the version they pinned).
+    async fn get_agent_version(&self, id: &str, version: u32) -> StoreResult<Option<AgentVersion>>;
+    /// A tenant's live agents by id, after `after`, at most `limit`.
+    async fn list_agents(&self, tenant_id: &str, after: Option<&str>, limit: u32) -> StoreResult<Vec<Agent>>;
+    /// Hides agent `id` (its name becomes free); false when it was missing or deleted already.
+    async fn delete_agent(&self, id: &str, now_ms: i64) -> StoreResult<bool>;
+}
