@@ -11,6 +11,7 @@ pub mod jobs;
 pub mod knowledge;
 pub mod models;
 pub mod openai;
+pub mod runs;
 pub mod store;
 pub mod tenancy;
 pub mod time;

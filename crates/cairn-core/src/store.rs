@@ -6,6 +6,7 @@ use async_trait::async_trait;
 use crate::agents::AgentStore;
 use crate::jobs::JobStore;
 use crate::knowledge::KnowledgeStore;
+use crate::runs::RunStore;
 use crate::tenancy::{ApiKey, Tenant};
 use crate::usage::{NanoUsd, Reservation, ReserveOutcome, Settlement, UsageBucket, UsageQuery, UsageRecord};
 
@@ -87,7 +88,7 @@ pub trait UsageStore: Send + Sync {
 
 /// Everything Cairn stores, in one handle.
 #[async_trait]
-pub trait Store: TenantStore + KeyStore + UsageStore + JobStore + KnowledgeStore + AgentStore {
+pub trait Store: TenantStore + KeyStore + UsageStore + JobStore + KnowledgeStore + AgentStore + RunStore {
     /// Checks the database answers (for `/readyz`).
     async fn ping(&self) -> StoreResult<()>;
     /// `sqlite` or `postgres`.

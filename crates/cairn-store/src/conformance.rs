@@ -5,6 +5,8 @@ use std::sync::Arc;
 
 #[path = "conformance_agents.rs"]
 mod agents;
+#[path = "conformance_runs.rs"]
+mod runs;
 
 use cairn_core::knowledge::{ChangeKind, ChunkRecord, Collection, Document, DocumentKey, DocumentState, PiiMode};
 use cairn_core::store::{Store, StoreError, StoreResult};
@@ -83,6 +85,7 @@ pub async fn run_all(store: Arc<dyn Store>) {
     budgets(store.clone()).await;
     knowledge(&*store).await;
     agents::agents(store.clone()).await;
+    runs::runs(store.clone()).await;
     store.ping().await.expect("ping");
 }
 

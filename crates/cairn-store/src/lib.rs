@@ -8,6 +8,7 @@ mod jobs_sql;
 mod knowledge_sql;
 mod migrate;
 mod postgres;
+mod runs_sql;
 mod sql;
 mod sqlite;
 

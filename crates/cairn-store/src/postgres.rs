@@ -61,6 +61,12 @@ mod agent_ports {
     crate::agents_sql::impl_agent_store!(PgStore, sqlx::Postgres);
 }
 
+/// The runs port, implemented with the shared SQL.
+mod run_ports {
+    use super::PgStore;
+    crate::runs_sql::impl_run_store!(PgStore, sqlx::Postgres);
+}
+
 /// The knowledge port, implemented with the shared SQL.
 mod knowledge_ports {
     use super::PgStore;

@@ -123,6 +123,12 @@ mod agent_ports {
     crate::agents_sql::impl_agent_store!(SqliteStore, sqlx::Sqlite);
 }
 
+/// The runs port, implemented with the shared SQL.
+mod run_ports {
+    use super::SqliteStore;
+    crate::runs_sql::impl_run_store!(SqliteStore, sqlx::Sqlite);
+}
+
 /// The knowledge port, implemented with the shared SQL.
 mod knowledge_ports {
     use super::SqliteStore;

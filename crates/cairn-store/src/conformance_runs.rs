@@ -1,0 +1,108 @@
+//! The run store's part of the conformance suite (threads, runs, journals).
+
+use std::sync::Arc;
+
+use cairn_core::agents::Agent;
+use cairn_core::openai::{ChatMessage, ChatRole};
+use cairn_core::runs::{BusyThread, Run, RunState, StepKind, Thread};
+use cairn_core::store::{Store, StoreError};
+use serde_json::json;
+
+fn run(id: &str, thread: Option<&str>, at: i64) -> Run {
+    Run {
+        id: id.into(),
+        tenant_id: "acme".into(),
+        key_id: "k1".into(),
+        agent_id: "agt_r".into(),
+        agent_version: 1,
+        thread_id: thread.map(str::to_owned),
+        input: json!({"input": "hi"}),
+        state: RunState::Queued,
+        steps: 0,
+        error: None,
+        created_at_ms: at,
+        updated_at_ms: at,
+    }
+}
+
+/// Messages numbered without gaps, one open run per thread, journals that cannot fork.
+pub(crate) async fn runs(s: Arc<dyn Store>) {
+    let agent = Agent {
+        id: "agt_r".into(),
+        tenant_id: "acme".into(),
+        name: "runner".into(),
+        version: 1,
+        spec: json!({}),
+        created_at_ms: 1,
+        updated_at_ms: 1,
+    };
+    s.create_agent(&agent).await.unwrap();
+    let thread = Thread { id: "thr_1".into(), tenant_id: "acme".into(), metadata: json!({"a": 1}), created_at_ms: 1 };
+    s.create_thread(&thread).await.unwrap();
+    assert_eq!(s.get_thread("thr_1").await.unwrap(), Some(thread));
+
+    // Concurrent appenders get distinct, gapless numbers.
+    let appenders: Vec<_> = (0..6)
+        .map(|i| {
+            let s = s.clone();
+            tokio::spawn(async move {
+                let m = ChatMessage::text(ChatRole::User, format!("m{i}"));
+                s.append_messages("thr_1", &[m.clone(), m], None, 2).await.unwrap()
+            })
+        })
+        .collect();
+    for a in appenders {
+        a.await.unwrap();
+    }
+    let all = s.list_messages("thr_1", 0, 100).await.unwrap();
+    assert_eq!(all.iter().map(|m| m.seq).collect::<Vec<_>>(), (1..=12).collect::<Vec<_>>());
+    assert_eq!(s.list_messages("thr_1", 10, 100).await.unwrap().len(), 2);
+    let missing = s.append_messages("thr_none", &[ChatMessage::text(ChatRole::User, "x")], None, 2).await;
+    assert!(matches!(missing, Err(StoreError::NotFound(_))));
+
+    // One open run per thread when asked to refuse; queued behind it when asked to queue.
+    s.create_run(&run("run_1", Some("thr_1"), 10), BusyThread::Refuse).await.unwrap();
+    let busy = s.create_run(&run("run_2", Some("thr_1"), 11), BusyThread::Refuse).await;
+    assert!(matches!(busy, Err(StoreError::Conflict(_))), "{busy:?}");
+    s.create_run(&run("run_3", Some("thr_1"), 12), BusyThread::Queue).await.unwrap();
+    assert_eq!(s.thread_head("thr_1").await.unwrap().unwrap().id, "run_1");
+    let other_tenant = Run { tenant_id: "globex".into(), ..run("run_4", Some("thr_1"), 13) };
+    assert!(matches!(s.create_run(&other_tenant, BusyThread::Queue).await, Err(StoreError::NotFound(_))));
+
+    // State changes are compare-and-set.
+    let running = s.set_run_state("run_1", &[RunState::Queued], RunState::Running, None, 20).await.unwrap();
+    assert_eq!(running.unwrap().state, RunState::Running);
+    assert!(s.set_run_state("run_1", &[RunState::Queued], RunState::Running, None, 21).await.unwrap().is_none());
+
+    // The journal: of racing appenders at the same length exactly one wins.
+    let racers: Vec<_> = (0..5)
+        .map(|i| {
+            let s = s.clone();
+            tokio::spawn(async move {
+                s.append_step("run_1", 0, StepKind::ModelOutput, &json!({"racer": i}), 30).await.unwrap()
+            })
+        })
+        .collect();
+    let mut wins = 0;
+    for r in racers {
+        wins += usize::from(r.await.unwrap());
+    }
+    assert_eq!(wins, 1);
+    assert!(s.append_step("run_1", 1, StepKind::ToolStarted, &json!({"call": "c1"}), 31).await.unwrap());
+    assert!(!s.append_step("run_1", 1, StepKind::ToolResult, &json!({}), 32).await.unwrap(), "stale length");
+    let steps = s.list_steps("run_1", 0, 10).await.unwrap();
+    assert_eq!(
+        steps.iter().map(|st| (st.seq, st.kind)).collect::<Vec<_>>(),
+        [(1, StepKind::ModelOutput), (2, StepKind::ToolStarted)]
+    );
+    assert_eq!(s.get_run("run_1").await.unwrap().unwrap().steps, 2);
+
+    // An ended run takes no more steps, and the next run on the thread is at its head.
+    let ended = s.set_run_state("run_1", &[RunState::Running], RunState::Failed, Some("boom"), 40).await.unwrap();
+    assert_eq!(ended.unwrap().error.as_deref(), Some("boom"));
+    assert!(!s.append_step("run_1", 2, StepKind::Ended, &json!({}), 41).await.unwrap());
+    assert_eq!(s.thread_head("thr_1").await.unwrap().unwrap().id, "run_3");
+    // A one-off run needs no thread.
+    s.create_run(&run("run_5", None, 50), BusyThread::Refuse).await.unwrap();
+    assert_eq!(s.get_run("run_5").await.unwrap().unwrap().input["input"], "hi");
+}

@@ -1,0 +1,340 @@
+//! Threads, runs and run journals, written once for SQLite and PostgreSQL. Every append is a
+//! compare-and-set inside one transaction: a thread's messages are numbered from its counter
+//! row, a run's steps from its `steps` column, so concurrent writers never share a number and
+//! a stale worker's append fails instead of forking the journal.
+
+/// Selected columns of `runs`.
+pub(crate) const RUN_COLUMNS: &str = "id, tenant_id, key_id, agent_id, agent_version, thread_id, input, state, steps, \
+    error, created_at_ms, updated_at_ms";
+
+/// The final run states as an SQL list, for `state NOT IN ...`.
+pub(crate) fn final_states() -> String {
+    let names: Vec<String> = cairn_core::runs::RunState::ALL
+        .into_iter()
+        .filter(|s| s.is_final())
+        .map(|s| format!("'{}'", s.as_str()))
+        .collect();
+    format!("({})", names.join(", "))
+}
+
+/// Implements `RunStore` for `$store` (with `pool` and `writer` fields) on `$db`.
+macro_rules! impl_run_store {
+    ($store:ty, $db:ty) => {
+        use cairn_core::openai::ChatMessage;
+        use cairn_core::runs::{BusyThread, Run, RunState, RunStep, RunStore, StepKind, Thread, ThreadMessage};
+        use cairn_core::store::{StoreError, StoreResult};
+        use sqlx::Row;
+
+        type RRow = <$db as sqlx::Database>::Row;
+
+        fn json_from(text: &str) -> Result<serde_json::Value, sqlx::Error> {
+            serde_json::from_str(text).map_err(|e| sqlx::Error::Decode(e.into()))
+        }
+
+        fn run_from_row(r: &RRow) -> Result<Run, sqlx::Error> {
+            let state: String = r.try_get("state")?;
+            Ok(Run {
+                id: r.try_get("id")?,
+                tenant_id: r.try_get("tenant_id")?,
+                key_id: r.try_get("key_id")?,
+                agent_id: r.try_get("agent_id")?,
+                agent_version: r.try_get::<i64, _>("agent_version")? as u32,
+                thread_id: r.try_get("thread_id")?,
+                input: json_from(&r.try_get::<String, _>("input")?)?,
+                state: state.parse().map_err(|e: String| sqlx::Error::Decode(e.into()))?,
+                steps: r.try_get::<i64, _>("steps")? as u64,
+                error: r.try_get("error")?,
+                created_at_ms: r.try_get("created_at_ms")?,
+                updated_at_ms: r.try_get("updated_at_ms")?,
+            })
+        }
+
+        fn message_from_row(r: &RRow) -> Result<ThreadMessage, sqlx::Error> {
+            let message: ChatMessage = serde_json::from_str(&r.try_get::<String, _>("message")?)
+                .map_err(|e| sqlx::Error::Decode(e.into()))?;
+            Ok(ThreadMessage {
+                thread_id: r.try_get("thread_id")?,
+                seq: r.try_get::<i64, _>("seq")? as u64,
+                message,
+                run_id: r.try_get("run_id")?,
+                created_at_ms: r.try_get("created_at_ms")?,
+            })
+        }
+
+        #[async_trait::async_trait]
+        impl RunStore for $store {
+            async fn create_thread(&self, t: &Thread) -> StoreResult<()> {
+                sqlx::query("INSERT INTO threads (id, tenant_id, metadata, created_at_ms) VALUES ($1, $2, $3, $4)")
+                    .bind(&t.id)
+                    .bind(&t.tenant_id)
+                    .bind(t.metadata.to_string())
+                    .bind(t.created_at_ms)
+                    .execute(&self.writer)
+                    .await
+                    .map_err($crate::db_err)?;
+                Ok(())
+            }
+
+            async fn get_thread(&self, id: &str) -> StoreResult<Option<Thread>> {
+                let row = sqlx::query("SELECT id, tenant_id, metadata, created_at_ms FROM threads WHERE id = $1")
+                    .bind(id)
+                    .fetch_optional(&self.pool)
+                    .await
+                    .map_err($crate::db_err)?;
+                row.map(|r| -> Result<Thread, sqlx::Error> {
+                    Ok(Thread {
+                        id: r.try_get("id")?,
+                        tenant_id: r.try_get("tenant_id")?,
+                        metadata: json_from(&r.try_get::<String, _>("metadata")?)?,
+                        created_at_ms: r.try_get("created_at_ms")?,
+                    })
+                })
+                .transpose()
+                .map_err($crate::db_err)
+            }
+
+            async fn append_messages(
+                &self,
+                id: &str,
+                messages: &[ChatMessage],
+                run_id: Option<&str>,
+                now_ms: i64,
+            ) -> StoreResult<Vec<ThreadMessage>> {
+                let mut tx = self.writer.begin().await.map_err($crate::db_err)?;
+                // The counter row numbers the messages and serialises appenders.
+                let last: Option<i64> =
+                    sqlx::query("UPDATE threads SET last_seq = last_seq + $2 WHERE id = $1 RETURNING last_seq")
+                        .bind(id)
+                        .bind(messages.len() as i64)
+                        .fetch_optional(&mut *tx)
+                        .await
+                        .map_err($crate::db_err)?
+                        .map(|r| r.try_get("last_seq"))
+                        .transpose()
+                        .map_err($crate::db_err)?;
+                let Some(last) = last else {
+                    return Err(StoreError::NotFound(format!("thread '{id}' does not exist")));
+                };
+                let first = (last - messages.len() as i64 + 1) as u64;
+                let mut out = Vec::with_capacity(messages.len());
+                for (i, m) in messages.iter().enumerate() {
+                    let seq = first + i as u64;
+                    let text = serde_json::to_string(m).map_err(|e| StoreError::Backend(e.to_string()))?;
+                    sqlx::query(
+                        "INSERT INTO thread_messages (thread_id, seq, message, run_id, created_at_ms) \
+                         VALUES ($1, $2, $3, $4, $5)",
+                    )
+                    .bind(id)
+                    .bind(seq as i64)
+                    .bind(text)
+                    .bind(run_id)
+                    .bind(now_ms)
+                    .execute(&mut *tx)
+                    .await
+                    .map_err($crate::db_err)?;
+                    out.push(ThreadMessage {
+                        thread_id: id.to_owned(),
+                        seq,
+                        message: m.clone(),
+                        run_id: run_id.map(str::to_owned),
+                        created_at_ms: now_ms,
+                    });
+                }
+                tx.commit().await.map_err($crate::db_err)?;
+                Ok(out)
+            }
+
+            async fn list_messages(&self, id: &str, after_seq: u64, limit: u32) -> StoreResult<Vec<ThreadMessage>> {
+                let rows = sqlx::query(
+                    "SELECT thread_id, seq, message, run_id, created_at_ms FROM thread_messages \
+                     WHERE thread_id = $1 AND seq > $2 ORDER BY seq LIMIT $3",
+                )
+                .bind(id)
+                .bind(after_seq as i64)
+                .bind(i64::from(limit))
+                .fetch_all(&self.pool)
+                .await
+                .map_err($crate::db_err)?;
+                rows.iter().map(message_from_row).collect::<Result<_, _>>().map_err($crate::db_err)
+            }
+
+            async fn create_run(&self, run: &Run, busy: BusyThread) -> StoreResult<()> {
+                let mut tx = self.writer.begin().await.map_err($crate::db_err)?;
+                if let Some(thread) = &run.thread_id {
+                    // Lock the thread's row (PostgreSQL; SQLite's writer is alone anyway), so
+                    // two runs racing for a free thread are decided one after the other.
+                    let locked = sqlx::query("UPDATE threads SET last_seq = last_seq WHERE id = $1 AND tenant_id = $2")
+                        .bind(thread)
+                        .bind(&run.tenant_id)
+                        .execute(&mut *tx)
+                        .await
+                        .map_err($crate::db_err)?
+                        .rows_affected();
+                    if locked == 0 {
+                        return Err(StoreError::NotFound(format!("thread '{thread}' does not exist")));
+                    }
+                    if busy == BusyThread::Refuse {
+                        let open: i64 = sqlx::query(&format!(
+                            "SELECT COUNT(*) AS n FROM runs WHERE thread_id = $1 AND state NOT IN {}",
+                            $crate::runs_sql::final_states()
+                        ))
+                        .bind(thread)
+                        .fetch_one(&mut *tx)
+                        .await
+                        .map_err($crate::db_err)?
+                        .try_get("n")
+                        .map_err($crate::db_err)?;
+                        if open > 0 {
+                            return Err(StoreError::Conflict(format!("thread '{thread}' has a run in progress")));
+                        }
+                    }
+                }
+                sqlx::query(&format!(
+                    "INSERT INTO runs ({}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, 0, NULL, $9, $9)",
+                    $crate::runs_sql::RUN_COLUMNS
+                ))
+                .bind(&run.id)
+                .bind(&run.tenant_id)
+                .bind(&run.key_id)
+                .bind(&run.agent_id)
+                .bind(i64::from(run.agent_version))
+                .bind(&run.thread_id)
+                .bind(run.input.to_string())
+                .bind(RunState::Queued.as_str())
+                .bind(run.created_at_ms)
+                .execute(&mut *tx)
+                .await
+                .map_err($crate::db_err)?;
+                tx.commit().await.map_err($crate::db_err)
+            }
+
+            async fn get_run(&self, id: &str) -> StoreResult<Option<Run>> {
+                let row = sqlx::query(&format!("SELECT {} FROM runs WHERE id = $1", $crate::runs_sql::RUN_COLUMNS))
+                    .bind(id)
+                    .fetch_optional(&self.pool)
+                    .await
+                    .map_err($crate::db_err)?;
+                row.map(|r| run_from_row(&r)).transpose().map_err($crate::db_err)
+            }
+
+            async fn thread_head(&self, thread_id: &str) -> StoreResult<Option<Run>> {
+                let row = sqlx::query(&format!(
+                    "SELECT {} FROM runs WHERE thread_id = $1 AND state NOT IN {} ORDER BY created_at_ms, id LIMIT 1",
+                    $crate::runs_sql::RUN_COLUMNS,
+                    $crate::runs_sql::final_states()
+                ))
+                .bind(thread_id)
+                .fetch_optional(&self.pool)
+                .await
+                .map_err($crate::db_err)?;
+                row.map(|r| run_from_row(&r)).transpose().map_err($crate::db_err)
+            }
+
+            async fn set_run_state(
+                &self,
+                id: &str,
+                from: &[RunState],
+                to: RunState,
+                error: Option<&str>,
+                now_ms: i64,
+            ) -> StoreResult<Option<Run>> {
+                // The states are the enum's own names, never caller text.
+                let allowed: Vec<String> = from.iter().map(|s| format!("'{}'", s.as_str())).collect();
+                if allowed.is_empty() {
+                    return Ok(None);
+                }
+                let mut tx = self.writer.begin().await.map_err($crate::db_err)?;
+                let moved = sqlx::query(&format!(
+                    "UPDATE runs SET state = $2, error = COALESCE($3, error), updated_at_ms = $4 \
+                     WHERE id = $1 AND state IN ({})",
+                    allowed.join(", ")
+                ))
+                .bind(id)
+                .bind(to.as_str())
+                .bind(error)
+                .bind(now_ms)
+                .execute(&mut *tx)
+                .await
+                .map_err($crate::db_err)?
+                .rows_affected();
+                if moved == 0 {
+                    return Ok(None);
+                }
+                let row = sqlx::query(&format!("SELECT {} FROM runs WHERE id = $1", $crate::runs_sql::RUN_COLUMNS))
+                    .bind(id)
+                    .fetch_one(&mut *tx)
+                    .await
+                    .map_err($crate::db_err)?;
+                let run = run_from_row(&row).map_err($crate::db_err)?;
+                tx.commit().await.map_err($crate::db_err)?;
+                Ok(Some(run))
+            }
+
+            async fn append_step(
+                &self,
+                id: &str,
+                expected: u64,
+                kind: StepKind,
+                payload: &serde_json::Value,
+                now_ms: i64,
+            ) -> StoreResult<bool> {
+                let mut tx = self.writer.begin().await.map_err($crate::db_err)?;
+                let moved = sqlx::query(&format!(
+                    "UPDATE runs SET steps = steps + 1, updated_at_ms = $3 \
+                     WHERE id = $1 AND steps = $2 AND state NOT IN {}",
+                    $crate::runs_sql::final_states()
+                ))
+                .bind(id)
+                .bind(expected as i64)
+                .bind(now_ms)
+                .execute(&mut *tx)
+                .await
+                .map_err($crate::db_err)?
+                .rows_affected();
+                if moved == 0 {
+                    return Ok(false);
+                }
+                sqlx::query(
+                    "INSERT INTO run_steps (run_id, seq, kind, payload, created_at_ms) VALUES ($1, $2, $3, $4, $5)",
+                )
+                .bind(id)
+                .bind(expected as i64 + 1)
+                .bind(kind.as_str())
+                .bind(payload.to_string())
+                .bind(now_ms)
+                .execute(&mut *tx)
+                .await
+                .map_err($crate::db_err)?;
+                tx.commit().await.map_err($crate::db_err)?;
+                Ok(true)
+            }
+
+            async fn list_steps(&self, id: &str, after_seq: u64, limit: u32) -> StoreResult<Vec<RunStep>> {
+                let rows = sqlx::query(
+                    "SELECT run_id, seq, kind, payload, created_at_ms FROM run_steps \
+                     WHERE run_id = $1 AND seq > $2 ORDER BY seq LIMIT $3",
+                )
+                .bind(id)
+                .bind(after_seq as i64)
+                .bind(i64::from(limit))
+                .fetch_all(&self.pool)
+                .await
+                .map_err($crate::db_err)?;
+                rows.iter()
+                    .map(|r| -> Result<RunStep, sqlx::Error> {
+                        let kind: String = r.try_get("kind")?;
+                        Ok(RunStep {
+                            run_id: r.try_get("run_id")?,
+                            seq: r.try_get::<i64, _>("seq")? as u64,
+                            kind: kind.parse().map_err(|e: String| sqlx::Error::Decode(e.into()))?,
+                            payload: json_from(&r.try_get::<String, _>("payload")?)?,
+                            created_at_ms: r.try_get("created_at_ms")?,
+                        })
+                    })
+                    .collect::<Result<_, _>>()
+                    .map_err($crate::db_err)
+            }
+        }
+    };
+}
+pub(crate) use impl_run_store;
