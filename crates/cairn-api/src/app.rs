@@ -14,7 +14,7 @@ use utoipa_swagger_ui::SwaggerUi;
 
 use crate::error::error_response;
 use crate::middleware::observe;
-use crate::routes::{admin, answer, chat, embeddings, jobs, knowledge, models, ops, usage, webhooks};
+use crate::routes::{admin, agents, answer, chat, embeddings, jobs, knowledge, models, ops, usage, webhooks};
 use crate::state::AppState;
 
 /// A built Cairn application, ready to serve.
@@ -40,6 +40,9 @@ impl App {
             .route("/v1/admin/tenants", post(admin::create_tenant).get(admin::list_tenants))
             .route("/v1/admin/keys", post(admin::create_key).get(admin::list_keys))
             .route("/v1/admin/keys/{id}", delete(admin::revoke_key))
+            .route("/v1/agents", post(agents::create).get(agents::list))
+            .route("/v1/agents/{id}", get(agents::get).post(agents::update).delete(agents::delete))
+            .route("/v1/agents/{id}/versions/{version}", get(agents::version))
             .route("/v1/jobs", post(jobs::enqueue).get(jobs::list))
             .route("/v1/jobs/batch", post(jobs::enqueue_batch))
             .route("/v1/jobs/types", get(jobs::types))

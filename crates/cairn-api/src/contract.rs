@@ -92,6 +92,73 @@ pub(crate) fn apply(doc: &mut OpenApi, job_types: &[cairn_jobs::JobType]) {
     knowledge(doc);
     streams(doc);
     jobs(doc, job_types);
+    agents(doc);
+}
+
+/// Agents: tools keyed by name, each with exactly its own kind's settings; approval rules in
+/// the filter language; argument schemas that describe objects.
+fn agents(doc: &mut OpenApi) {
+    let object_schema = json!({
+        "type": "object",
+        "description": "A JSON Schema of an object.",
+        "properties": {"type": {"const": "object"}},
+    });
+    set_property(
+        doc,
+        &["AgentSpec"],
+        "tools",
+        &json!({
+            "type": "object",
+            "description": "Tools the model may call, by the name it calls them.",
+            "maxProperties": 64,
+            "propertyNames": {"pattern": "^[a-zA-Z0-9_-]{1,64}$"},
+            "additionalProperties": reference("ToolSpec"),
+        }),
+    );
+    set_property(
+        doc,
+        &["AgentSpec"],
+        "model",
+        &json!({"type": "string", "minLength": 1, "maxLength": 200, "pattern": "[^\\s\\u0085]"}),
+    );
+    set_property(doc, &["AgentSpec"], "output_schema", &json!({"anyOf": [{"type": "null"}, object_schema]}));
+    set_property(doc, &["WebhookTool", "ClientTool"], "parameters", &object_schema);
+    set_property(
+        doc,
+        &["HttpRequestTool"],
+        "hosts",
+        &json!({"type": "array", "maxItems": 64, "items": {"type": "string", "minLength": 1, "pattern": "^[^/]*$"}}),
+    );
+    set_property(doc, &["McpTool"], "server", &json!({"type": "string", "minLength": 1, "pattern": "[^\\s\\u0085]"}));
+    let with_settings = ["knowledge_search", "http_request", "webhook", "client", "mcp"];
+    let needs_settings = ["knowledge_search", "webhook", "client", "mcp"];
+    let mut rules: Vec<Value> = with_settings
+        .iter()
+        .map(|k| {
+            json!({
+                "if": {"required": [k], "properties": {*k: {"not": {"type": "null"}}}},
+                "then": {"required": ["type"], "properties": {"type": {"const": k}}},
+            })
+        })
+        .collect();
+    rules.extend(needs_settings.iter().map(|k| {
+        json!({
+            "if": {"required": ["type"], "properties": {"type": {"const": k}}},
+            "then": {"required": [k], "properties": {*k: {"not": {"type": "null"}}}},
+        })
+    }));
+    add_keywords(doc, "ToolSpec", json!({"allOf": rules}));
+    set_component(
+        doc,
+        "Approval",
+        json!({
+            "description": "`never` (default), `always`, or `{\"when\": filter}`: when the call's arguments match the filter (arguments that do not parse ask too).",
+            "oneOf": [
+                {"type": "string", "enum": ["never", "always"]},
+                {"type": "object", "required": ["when"], "additionalProperties": false, "properties": {"when": reference("MetadataFilter")}},
+            ],
+        }),
+    );
 }
 
 /// Jobs: the known types, each type's payload, and `run_at_ms` or `delay_ms`, not both.

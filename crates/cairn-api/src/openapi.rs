@@ -12,7 +12,7 @@ use cairn_jobs::{
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
-use crate::routes::{admin, answer, chat, embeddings, jobs, knowledge, models, ops, usage, webhooks};
+use crate::routes::{admin, agents, answer, chat, embeddings, jobs, knowledge, models, ops, usage, webhooks};
 
 /// The API description.
 #[derive(OpenApi)]
@@ -26,6 +26,7 @@ use crate::routes::{admin, answer, chat, embeddings, jobs, knowledge, models, op
         knowledge::create, knowledge::list, knowledge::get, knowledge::delete, knowledge::add_documents,
         knowledge::get_document, knowledge::delete_document, knowledge::search, knowledge::upload_files, knowledge::list_documents,
         answer::answer,
+        agents::create, agents::list, agents::get, agents::update, agents::delete, agents::version,
         ops::healthz, ops::readyz, ops::metrics,
     ),
     components(schemas(
@@ -44,6 +45,10 @@ use crate::routes::{admin, answer, chat, embeddings, jobs, knowledge, models, op
         knowledge::AddDocuments, cairn_knowledge::answer::AnswerRequest, cairn_knowledge::answer::Answer,
         cairn_knowledge::answer::AnswerSource, cairn_knowledge::rag::Citation,
         cairn_knowledge::grounded_chat::CairnOptions, cairn_knowledge::grounded_chat::KnowledgeOption,
+        cairn_agents::AgentSpec, cairn_agents::AgentView, cairn_agents::AgentPage, cairn_agents::spec::ToolSpec,
+        cairn_agents::spec::ToolKind, cairn_agents::spec::Approval, cairn_agents::spec::KnowledgeSearchTool,
+        cairn_agents::spec::HttpRequestTool, cairn_agents::spec::HttpMethod, cairn_agents::spec::WebhookTool,
+        cairn_agents::spec::ClientTool, cairn_agents::spec::McpTool, cairn_agents::spec::RunLimits,
     )),
     modifiers(&BearerAuth, &StandardErrors),
     tags(
@@ -52,6 +57,7 @@ use crate::routes::{admin, answer, chat, embeddings, jobs, knowledge, models, op
         (name = "admin", description = "Tenants and API keys"),
         (name = "jobs", description = "Durable jobs: enqueue, inspect, watch, cancel, replay"),
         (name = "knowledge", description = "Collections, documents and hybrid search"),
+        (name = "agents", description = "Agent definitions and their versions"),
         (name = "operations", description = "Health and metrics"),
     )
 )]

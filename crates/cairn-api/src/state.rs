@@ -24,6 +24,8 @@ pub struct AppState {
     pub knowledge: Arc<KnowledgeService>,
     /// RAG answers over the collections.
     pub answers: Arc<AnswerService>,
+    /// Agent definitions.
+    pub agents: Arc<cairn_agents::AgentService>,
     /// Knowledge settings (upload limits).
     pub knowledge_config: cairn_core::config::KnowledgeConfig,
     /// Metrics registry.

@@ -48,10 +48,18 @@ pub trait AgentStore: Send + Sync {
     /// Inserts `agent` (its `version` must be 1) and its first version, in one transaction;
     /// `Conflict` if the tenant has a live agent of that name.
     async fn create_agent(&self, agent: &Agent) -> StoreResult<()>;
-    /// Makes version `expected + 1` of agent `id` with `spec`, if its latest version is still
-    /// `expected` (compare-and-set: of two concurrent updates one wins, the other gets `None`
-    /// and can re-read); `None` too when the agent is missing or deleted.
-    async fn update_agent(&self, id: &str, expected: u32, spec: &Value, now_ms: i64) -> StoreResult<Option<Agent>>;
+    /// Makes version `expected + 1` of agent `id` with `name` and `spec`, if its latest version
+    /// is still `expected` (compare-and-set: of two concurrent updates one wins, the other gets
+    /// `None` and can re-read); `None` too when the agent is missing or deleted; `Conflict`
+    /// when another live agent of the tenant has `name`.
+    async fn update_agent(
+        &self,
+        id: &str,
+        expected: u32,
+        name: &str,
+        spec: &Value,
+        now_ms: i64,
+    ) -> StoreResult<Option<Agent>>;
     /// One live agent.
     async fn get_agent(&self, id: &str) -> StoreResult<Option<Agent>>;
     /// One version of an agent, deleted or not (runs replay the version they pinned).

@@ -65,4 +65,7 @@ pub trait ChatModel: Send + Sync {
 
     /// A streamed completion; returns once the first chunk arrived.
     async fn stream(&self, ctx: &CallContext, req: ChatRequest) -> Result<(ChatStream, Routed)>;
+
+    /// Whether chat model `model` can call tools; `ModelNotFound` for unknown names.
+    fn supports_tools(&self, model: &str) -> Result<bool>;
 }

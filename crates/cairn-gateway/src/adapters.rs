@@ -80,4 +80,8 @@ impl ChatModel for GatewayChat {
     async fn stream(&self, ctx: &CallContext, req: ChatRequest) -> Result<(ChatStream, Routed)> {
         self.gateway.chat_stream(ctx, req, self.shutdown.clone()).await
     }
+
+    fn supports_tools(&self, model: &str) -> Result<bool> {
+        self.gateway.supports_tools(model)
+    }
 }

@@ -125,6 +125,18 @@ impl GatewayService {
         Ok(route)
     }
 
+    /// Whether every target of chat model `alias` can call tools (a fallback that cannot
+    /// would break a tool-calling run); `ModelNotFound` for unknown names.
+    pub fn supports_tools(&self, alias: &str) -> Result<bool> {
+        // Not a chat model is, for a caller that needs one, no such model.
+        let route = self
+            .router
+            .route(alias)
+            .filter(|r| r.kind == ModelKind::Chat)
+            .ok_or_else(|| Error::ModelNotFound(alias.into()))?;
+        Ok(route.targets.iter().all(|t| t.provider.supports_tools(&t.model)))
+    }
+
     fn chat_spec(&self, req: &ChatRequest, streamed: bool) -> CallSpec {
         CallSpec {
             endpoint: Endpoint::Chat,

@@ -67,22 +67,27 @@ macro_rules! impl_agent_store {
                 &self,
                 id: &str,
                 expected: u32,
+                name: &str,
                 spec: &serde_json::Value,
                 now_ms: i64,
             ) -> StoreResult<Option<Agent>> {
                 let mut tx = self.writer.begin().await.map_err($crate::db_err)?;
                 let next = i64::from(expected) + 1;
                 let moved = sqlx::query(
-                    "UPDATE agents SET version = $2, updated_at_ms = $3 \
+                    "UPDATE agents SET version = $2, updated_at_ms = $3, name = $5 \
                      WHERE id = $1 AND version = $4 AND deleted_at_ms IS NULL",
                 )
                 .bind(id)
                 .bind(next)
                 .bind(now_ms)
                 .bind(i64::from(expected))
+                .bind(name)
                 .execute(&mut *tx)
                 .await
-                .map_err($crate::db_err)?
+                .map_err(|e| match $crate::db_err(e) {
+                    StoreError::Conflict(_) => StoreError::Conflict(format!("an agent named '{name}' exists")),
+                    other => other,
+                })?
                 .rows_affected();
                 if moved == 0 {
                     return Ok(None);

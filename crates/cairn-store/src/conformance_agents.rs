@@ -31,7 +31,9 @@ pub(crate) async fn agents(s: Arc<dyn Store>) {
     let racers: Vec<_> = (0..8)
         .map(|i| {
             let s = s.clone();
-            tokio::spawn(async move { s.update_agent("agt_1", 1, &json!({"racer": i}), 2_000).await.unwrap() })
+            tokio::spawn(
+                async move { s.update_agent("agt_1", 1, "helper", &json!({"racer": i}), 2_000).await.unwrap() },
+            )
         })
         .collect();
     let mut winners = 0;
@@ -39,11 +41,18 @@ pub(crate) async fn agents(s: Arc<dyn Store>) {
         winners += usize::from(r.await.unwrap().is_some());
     }
     assert_eq!(winners, 1, "one update per version");
-    let updated = s.update_agent("agt_1", 2, &v2, 3_000).await.unwrap().unwrap();
+    let updated = s.update_agent("agt_1", 2, "helper", &v2, 3_000).await.unwrap().unwrap();
     assert_eq!((updated.version, &updated.spec, updated.updated_at_ms), (3, &v2, 3_000));
     assert_eq!(updated.created_at_ms, 1_000);
-    assert!(s.update_agent("agt_1", 2, &v2, 3_000).await.unwrap().is_none(), "stale version");
-    assert!(s.update_agent("nope", 1, &v2, 3_000).await.unwrap().is_none());
+    assert!(s.update_agent("agt_1", 2, "helper", &v2, 3_000).await.unwrap().is_none(), "stale version");
+    assert!(s.update_agent("nope", 1, "helper", &v2, 3_000).await.unwrap().is_none());
+
+    // A rename cannot take another live agent's name.
+    s.create_agent(&agent("agt_7", "acme", "other")).await.unwrap();
+    let clash = s.update_agent("agt_7", 1, "helper", &v2, 3_500).await;
+    assert!(matches!(clash, Err(StoreError::Conflict(_))), "{clash:?}");
+    assert_eq!(s.update_agent("agt_7", 1, "renamed", &v2, 3_500).await.unwrap().unwrap().name, "renamed");
+    assert!(s.delete_agent("agt_7", 3_600).await.unwrap());
 
     // Every version stays as it was.
     let first = s.get_agent_version("agt_1", 1).await.unwrap().unwrap();
@@ -61,7 +70,7 @@ pub(crate) async fn agents(s: Arc<dyn Store>) {
     assert!(s.delete_agent("agt_1", 4_000).await.unwrap());
     assert!(!s.delete_agent("agt_1", 4_000).await.unwrap());
     assert!(s.get_agent("agt_1").await.unwrap().is_none());
-    assert!(s.update_agent("agt_1", 3, &v2, 5_000).await.unwrap().is_none());
+    assert!(s.update_agent("agt_1", 3, "helper", &v2, 5_000).await.unwrap().is_none());
     assert!(s.get_agent_version("agt_1", 2).await.unwrap().is_some());
     s.create_agent(&agent("agt_6", "acme", "helper")).await.unwrap();
     assert_eq!(ids(s.list_agents("acme", None, 10).await.unwrap()), ["agt_5", "agt_6"]);

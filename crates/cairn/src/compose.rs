@@ -68,19 +68,24 @@ pub async fn services(config: &Config) -> Result<AppState, String> {
     let jobs =
         Arc::new(JobService::new(store.clone(), registry, config.jobs.clone(), Arc::new(SystemClock), metrics.clone()));
     let knowledge = Arc::new(
-        KnowledgeService::new(store, jobs.clone(), embedder, index)
+        KnowledgeService::new(store.clone(), jobs.clone(), embedder, index)
             .with_pii_key(pii_key)
             .with_limits(&config.knowledge),
     );
     let streams_cut = CancellationToken::new();
     let chat = Arc::new(GatewayChat { gateway: gateway.clone(), shutdown: streams_cut.clone() });
-    let answers = Arc::new(AnswerService::new(knowledge.clone(), chat, config.knowledge.clone()));
+    let answers = Arc::new(AnswerService::new(knowledge.clone(), chat.clone(), config.knowledge.clone()));
+    // Approval rules are the metadata filter language, over a tool call's arguments.
+    let rules: cairn_agents::RuleCheck =
+        Arc::new(|rule| cairn_knowledge::filter::Filter::parse(rule).map(|_| ()).map_err(|e| e.to_string()));
+    let agents = Arc::new(cairn_agents::AgentService::new(store, chat, rules));
     Ok(AppState {
         gateway,
         access,
         jobs,
         knowledge,
         answers,
+        agents,
         knowledge_config: config.knowledge.clone(),
         metrics,
         streams_cut,

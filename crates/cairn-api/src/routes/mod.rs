@@ -1,6 +1,7 @@
 //! Route handlers, one module per API area.
 
 pub mod admin;
+pub mod agents;
 pub mod answer;
 pub mod chat;
 pub mod embeddings;

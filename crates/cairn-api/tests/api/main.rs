@@ -3,6 +3,7 @@
 //! Test files are named relative to this package folder, where cargo and nextest run tests.
 
 mod access;
+mod agents;
 mod bad_input;
 mod budgets;
 mod contract;

@@ -183,6 +183,11 @@ impl Provider for LocalProvider {
         })
     }
 
+    fn supports_tools(&self, _model: &str) -> bool {
+        // Tool calling needs grammar-constrained decoding, which the engine does not do yet.
+        false
+    }
+
     async fn token_count(&self, model: &str) -> Option<TokenCount> {
         let path = catalog::resolve(&self.models_dir, model).ok()?;
         if is_chat_model(&path) {

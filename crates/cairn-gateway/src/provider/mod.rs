@@ -121,6 +121,12 @@ pub trait Provider: Send + Sync {
         Ok(())
     }
 
+    /// Whether `model` can call tools (OpenAI-compatible and Anthropic APIs can; in-process
+    /// models cannot yet).
+    fn supports_tools(&self, _model: &str) -> bool {
+        true
+    }
+
     /// The tokenizer of `model`, when this provider has it at hand (in-process embedding
     /// models; OpenAI's models, whose tokenizers are public); otherwise callers estimate.
     async fn token_count(&self, _model: &str) -> Option<TokenCount> {

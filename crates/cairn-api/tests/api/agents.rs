@@ -1,0 +1,133 @@
+//! `/v1/agents` through the real HTTP API: versions that never change, compare-and-set updates,
+//! tenants that cannot see or drive each other's agents, roles, and bad definitions refused
+//! with the field at fault. On SQLite and PostgreSQL.
+
+use cairn_testkit::{StandIn, TestServer};
+use futures::future::join_all;
+use serde_json::{json, Value};
+
+fn definition(name: &str, instructions: &str) -> Value {
+    json!({
+        "name": name,
+        "model": "fast",
+        "instructions": instructions,
+        "tools": {
+            "search": {"type": "knowledge_search", "knowledge_search": {"collections": ["col_x"]}},
+            "refund": {"type": "webhook", "approval": {"when": {"field": "amount", "gt": 100}},
+                       "webhook": {"url": "https://hooks.example.com/refund", "parameters": {"type": "object"}}}
+        },
+        "limits": {"max_steps": 8}
+    })
+}
+
+async fn delete(s: &TestServer, path: &str, key: &str) -> u16 {
+    s.client.delete(format!("{}{path}", s.base)).bearer_auth(key).send().await.unwrap().status().as_u16()
+}
+
+async fn agents_are_versioned_and_tenant_scoped(s: TestServer) {
+    let acme = s.key("acme", "member", json!({})).await;
+    let reader = s.key("acme", "reader", json!({})).await;
+    let globex = s.key("globex", "admin", json!({})).await;
+
+    let (status, v1) = s.post("/v1/agents", &acme, &definition("helper", "Be brief.")).await;
+    assert_eq!(status, 201, "{v1}");
+    let id = v1["id"].as_str().unwrap().to_owned();
+    assert_eq!(
+        (v1["object"].as_str(), v1["version"].as_u64(), v1["tenant_id"].as_str()),
+        (Some("agent"), Some(1), Some("acme"))
+    );
+    assert_eq!(v1["limits"]["max_tool_calls"], 100, "unset limits shown with their defaults");
+    let (status, _) = s.post("/v1/agents", &acme, &definition("helper", "again")).await;
+    assert_eq!(status, 409, "a live name is unique in the tenant");
+
+    // An update is a new version; the old one stays as it was.
+    let (status, v2) = s.post(&format!("/v1/agents/{id}"), &acme, &definition("helper", "Be thorough.")).await;
+    assert_eq!((status, v2["version"].as_u64()), (200, Some(2)), "{v2}");
+    let (_, old) = s.get(&format!("/v1/agents/{id}/versions/1"), &reader).await;
+    assert_eq!(old["instructions"], "Be brief.");
+    assert_eq!(s.get(&format!("/v1/agents/{id}"), &reader).await.1["instructions"], "Be thorough.");
+    assert_eq!(s.get(&format!("/v1/agents/{id}/versions/3"), &acme).await.0, 404);
+    assert_eq!(s.get(&format!("/v1/agents/{id}/versions/x"), &acme).await.0, 400);
+
+    // Of racing updates that all expect version 2, exactly one wins.
+    let racers = (0..6).map(|i| {
+        let (s, acme, id) = (&s, &acme, &id);
+        async move {
+            s.post(&format!("/v1/agents/{id}?expected_version=2"), acme, &definition("helper", &format!("r{i}")))
+                .await
+                .0
+        }
+    });
+    let mut codes = join_all(racers).await;
+    codes.sort_unstable();
+    assert_eq!(codes, [200, 409, 409, 409, 409, 409]);
+
+    // Roles: readers read; another tenant sees nothing and can change nothing.
+    assert_eq!(s.post("/v1/agents", &reader, &definition("r", "x")).await.0, 403);
+    let (_, listed) = s.get("/v1/agents", &reader).await;
+    assert_eq!(listed["data"].as_array().map(Vec::len), Some(1));
+    assert_eq!(s.get(&format!("/v1/agents/{id}"), &globex).await.0, 404);
+    assert_eq!(s.post(&format!("/v1/agents/{id}"), &globex, &definition("helper", "mine")).await.0, 404);
+    assert_eq!(delete(&s, &format!("/v1/agents/{id}"), &globex).await, 404);
+    assert_eq!(s.get("/v1/agents", &globex).await.1["data"], json!([]));
+    let (status, theirs) = s.post("/v1/agents", &globex, &definition("helper", "ours")).await;
+    assert_eq!(status, 201, "names are per tenant: {theirs}");
+    assert_eq!(s.post("/v1/agents?tenant_id=acme", &globex, &definition("x", "y")).await.0, 403);
+
+    // Deleting hides the agent and frees its name.
+    assert_eq!(delete(&s, &format!("/v1/agents/{id}"), &acme).await, 204);
+    assert_eq!(s.get(&format!("/v1/agents/{id}"), &acme).await.0, 404);
+    assert_eq!(s.post("/v1/agents", &acme, &definition("helper", "new")).await.0, 201);
+}
+
+#[tokio::test]
+async fn agents_are_versioned_and_tenant_scoped_on_sqlite() {
+    let up = StandIn::start().await;
+    agents_are_versioned_and_tenant_scoped(TestServer::start(&crate::config(&up, &up)).await).await;
+}
+
+#[tokio::test]
+async fn agents_are_versioned_and_tenant_scoped_on_postgres() {
+    let up = StandIn::start().await;
+    let url = cairn_store::conformance::fresh_pg_database().await;
+    agents_are_versioned_and_tenant_scoped(TestServer::start_with(&crate::config(&up, &up), Some(url)).await).await;
+}
+
+#[tokio::test]
+async fn bad_definitions_are_refused_with_the_field_at_fault() {
+    let up = StandIn::start().await;
+    let s = TestServer::start(&crate::config(&up, &up)).await;
+    let key = s.key("acme", "member", json!({})).await;
+    let with = |k: &str, v: Value| {
+        let mut d = definition("bad", "x");
+        d[k] = v;
+        d
+    };
+    let cases = [
+        (with("name", json!("Has Spaces")), 400, "name"),
+        (with("tools", json!({"t": {"type": "client"}})), 400, "tools.t.client"),
+        (
+            with("tools", json!({"t": {"type": "memory", "approval": {"when": {"amount": 5}}}})),
+            400,
+            "tools.t.approval.when",
+        ),
+        (
+            with("tools", json!({"t": {"type": "client", "client": {"parameters": {}}, "mcp": {"server": "s"}}})),
+            400,
+            "tools.t.mcp",
+        ),
+        (with("limits", json!({"max_steps": 0})), 400, "limits.max_steps"),
+        (with("output_schema", json!({"type": "string"})), 400, "output_schema"),
+    ];
+    for (body, status, param) in cases {
+        let (got, err) = s.post("/v1/agents", &key, &body).await;
+        assert_eq!((got, err["error"]["param"].as_str()), (status, Some(param)), "{body}: {err}");
+    }
+    // Unknown fields, an unknown tool type and an unknown model.
+    assert_eq!(s.post("/v1/agents", &key, &with("colour", json!("red"))).await.0, 400);
+    assert_eq!(s.post("/v1/agents", &key, &with("tools", json!({"t": {"type": "teleport"}}))).await.0, 400);
+    let (status, err) = s.post("/v1/agents", &key, &with("model", json!("no-such-model"))).await;
+    assert_eq!(status, 404, "{err}");
+    // An embedding model is no chat model.
+    assert_eq!(s.post("/v1/agents", &key, &with("model", json!("embed"))).await.0, 404);
+}
