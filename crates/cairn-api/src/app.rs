@@ -14,7 +14,7 @@ use utoipa_swagger_ui::SwaggerUi;
 
 use crate::error::error_response;
 use crate::middleware::observe;
-use crate::routes::{admin, agents, answer, chat, embeddings, jobs, knowledge, models, ops, usage, webhooks};
+use crate::routes::{admin, agents, answer, chat, embeddings, jobs, knowledge, models, ops, threads, usage, webhooks};
 use crate::state::AppState;
 
 /// A built Cairn application, ready to serve.
@@ -43,6 +43,9 @@ impl App {
             .route("/v1/agents", post(agents::create).get(agents::list))
             .route("/v1/agents/{id}", get(agents::get).post(agents::update).delete(agents::delete))
             .route("/v1/agents/{id}/versions/{version}", get(agents::version))
+            .route("/v1/threads", post(threads::create))
+            .route("/v1/threads/{id}", get(threads::get))
+            .route("/v1/threads/{id}/messages", post(threads::add_messages).get(threads::messages))
             .route("/v1/jobs", post(jobs::enqueue).get(jobs::list))
             .route("/v1/jobs/batch", post(jobs::enqueue_batch))
             .route("/v1/jobs/types", get(jobs::types))

@@ -148,6 +148,12 @@ fn agents(doc: &mut OpenApi) {
         })
     }));
     add_keywords(doc, "ToolSpec", json!({"allOf": rules}));
+    set_property(
+        doc,
+        &["NewThread"],
+        "metadata",
+        &json!({"type": ["object", "null"], "description": "The caller's own data (a JSON object, at most 16 KiB)."}),
+    );
     set_component(
         doc,
         "Approval",

@@ -12,7 +12,7 @@ use cairn_jobs::{
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
-use crate::routes::{admin, agents, answer, chat, embeddings, jobs, knowledge, models, ops, usage, webhooks};
+use crate::routes::{admin, agents, answer, chat, embeddings, jobs, knowledge, models, ops, threads, usage, webhooks};
 
 /// The API description.
 #[derive(OpenApi)]
@@ -27,6 +27,7 @@ use crate::routes::{admin, agents, answer, chat, embeddings, jobs, knowledge, mo
         knowledge::get_document, knowledge::delete_document, knowledge::search, knowledge::upload_files, knowledge::list_documents,
         answer::answer,
         agents::create, agents::list, agents::get, agents::update, agents::delete, agents::version,
+        threads::create, threads::get, threads::add_messages, threads::messages,
         ops::healthz, ops::readyz, ops::metrics,
     ),
     components(schemas(
@@ -49,6 +50,9 @@ use crate::routes::{admin, agents, answer, chat, embeddings, jobs, knowledge, mo
         cairn_agents::spec::ToolKind, cairn_agents::spec::Approval, cairn_agents::spec::KnowledgeSearchTool,
         cairn_agents::spec::HttpRequestTool, cairn_agents::spec::HttpMethod, cairn_agents::spec::WebhookTool,
         cairn_agents::spec::ClientTool, cairn_agents::spec::McpTool, cairn_agents::spec::RunLimits,
+        cairn_agents::threads::NewThread, cairn_agents::threads::AddMessages, cairn_agents::threads::NewMessage,
+        cairn_agents::threads::Author, cairn_agents::threads::ThreadView, cairn_agents::threads::MessageView,
+        cairn_agents::threads::MessagePage,
     )),
     modifiers(&BearerAuth, &StandardErrors),
     tags(

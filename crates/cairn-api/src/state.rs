@@ -26,6 +26,8 @@ pub struct AppState {
     pub answers: Arc<AnswerService>,
     /// Agent definitions.
     pub agents: Arc<cairn_agents::AgentService>,
+    /// Threads and their messages.
+    pub threads: Arc<cairn_agents::ThreadService>,
     /// Knowledge settings (upload limits).
     pub knowledge_config: cairn_core::config::KnowledgeConfig,
     /// Metrics registry.

@@ -210,8 +210,8 @@ pub enum BusyThread {
 /// Threads, runs and run journals.
 #[async_trait]
 pub trait RunStore: Send + Sync {
-    /// Inserts a thread.
-    async fn create_thread(&self, thread: &Thread) -> StoreResult<()>;
+    /// Inserts a thread with its first `messages` (numbered from 1), in one transaction.
+    async fn create_thread(&self, thread: &Thread, messages: &[ChatMessage]) -> StoreResult<Vec<ThreadMessage>>;
     /// One thread.
     async fn get_thread(&self, id: &str) -> StoreResult<Option<Thread>>;
     /// Appends `messages` to thread `id` in one transaction, numbering them after its last;

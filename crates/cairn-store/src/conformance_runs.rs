@@ -38,7 +38,8 @@ pub(crate) async fn runs(s: Arc<dyn Store>) {
     };
     s.create_agent(&agent).await.unwrap();
     let thread = Thread { id: "thr_1".into(), tenant_id: "acme".into(), metadata: json!({"a": 1}), created_at_ms: 1 };
-    s.create_thread(&thread).await.unwrap();
+    let first = s.create_thread(&thread, &[ChatMessage::text(ChatRole::User, "first")]).await.unwrap();
+    assert_eq!(first[0].seq, 1, "a thread's first messages go in with it");
     assert_eq!(s.get_thread("thr_1").await.unwrap(), Some(thread));
 
     // Concurrent appenders get distinct, gapless numbers.
@@ -55,8 +56,8 @@ pub(crate) async fn runs(s: Arc<dyn Store>) {
         a.await.unwrap();
     }
     let all = s.list_messages("thr_1", 0, 100).await.unwrap();
-    assert_eq!(all.iter().map(|m| m.seq).collect::<Vec<_>>(), (1..=12).collect::<Vec<_>>());
-    assert_eq!(s.list_messages("thr_1", 10, 100).await.unwrap().len(), 2);
+    assert_eq!(all.iter().map(|m| m.seq).collect::<Vec<_>>(), (1..=13).collect::<Vec<_>>());
+    assert_eq!(s.list_messages("thr_1", 10, 100).await.unwrap().len(), 3);
     let missing = s.append_messages("thr_none", &[ChatMessage::text(ChatRole::User, "x")], None, 2).await;
     assert!(matches!(missing, Err(StoreError::NotFound(_))));
 

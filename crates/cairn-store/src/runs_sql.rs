@@ -61,18 +61,70 @@ macro_rules! impl_run_store {
             })
         }
 
+        /// Appends `messages` to thread `id` inside `tx`, numbering them from its counter row
+        /// (which also serialises appenders).
+        async fn append_in(
+            tx: &mut sqlx::Transaction<'_, $db>,
+            id: &str,
+            messages: &[ChatMessage],
+            run_id: Option<&str>,
+            now_ms: i64,
+        ) -> StoreResult<Vec<ThreadMessage>> {
+            let last: Option<i64> = sqlx::query("UPDATE threads SET last_seq = last_seq + $2 WHERE id = $1 RETURNING last_seq")
+                .bind(id)
+                .bind(messages.len() as i64)
+                .fetch_optional(&mut **tx)
+                .await
+                .map_err($crate::db_err)?
+                .map(|r| r.try_get("last_seq"))
+                .transpose()
+                .map_err($crate::db_err)?;
+            let Some(last) = last else {
+                return Err(StoreError::NotFound(format!("thread '{id}' does not exist")));
+            };
+            let first = (last - messages.len() as i64 + 1) as u64;
+            let mut out = Vec::with_capacity(messages.len());
+            for (i, m) in messages.iter().enumerate() {
+                let seq = first + i as u64;
+                let text = serde_json::to_string(m).map_err(|e| StoreError::Backend(e.to_string()))?;
+                sqlx::query(
+                    "INSERT INTO thread_messages (thread_id, seq, message, run_id, created_at_ms) \
+                     VALUES ($1, $2, $3, $4, $5)",
+                )
+                .bind(id)
+                .bind(seq as i64)
+                .bind(text)
+                .bind(run_id)
+                .bind(now_ms)
+                .execute(&mut **tx)
+                .await
+                .map_err($crate::db_err)?;
+                out.push(ThreadMessage {
+                    thread_id: id.to_owned(),
+                    seq,
+                    message: m.clone(),
+                    run_id: run_id.map(str::to_owned),
+                    created_at_ms: now_ms,
+                });
+            }
+            Ok(out)
+        }
+
         #[async_trait::async_trait]
         impl RunStore for $store {
-            async fn create_thread(&self, t: &Thread) -> StoreResult<()> {
+            async fn create_thread(&self, t: &Thread, messages: &[ChatMessage]) -> StoreResult<Vec<ThreadMessage>> {
+                let mut tx = self.writer.begin().await.map_err($crate::db_err)?;
                 sqlx::query("INSERT INTO threads (id, tenant_id, metadata, created_at_ms) VALUES ($1, $2, $3, $4)")
                     .bind(&t.id)
                     .bind(&t.tenant_id)
                     .bind(t.metadata.to_string())
                     .bind(t.created_at_ms)
-                    .execute(&self.writer)
+                    .execute(&mut *tx)
                     .await
                     .map_err($crate::db_err)?;
-                Ok(())
+                let added = append_in(&mut tx, &t.id, messages, None, t.created_at_ms).await?;
+                tx.commit().await.map_err($crate::db_err)?;
+                Ok(added)
             }
 
             async fn get_thread(&self, id: &str) -> StoreResult<Option<Thread>> {
@@ -101,47 +153,9 @@ macro_rules! impl_run_store {
                 now_ms: i64,
             ) -> StoreResult<Vec<ThreadMessage>> {
                 let mut tx = self.writer.begin().await.map_err($crate::db_err)?;
-                // The counter row numbers the messages and serialises appenders.
-                let last: Option<i64> =
-                    sqlx::query("UPDATE threads SET last_seq = last_seq + $2 WHERE id = $1 RETURNING last_seq")
-                        .bind(id)
-                        .bind(messages.len() as i64)
-                        .fetch_optional(&mut *tx)
-                        .await
-                        .map_err($crate::db_err)?
-                        .map(|r| r.try_get("last_seq"))
-                        .transpose()
-                        .map_err($crate::db_err)?;
-                let Some(last) = last else {
-                    return Err(StoreError::NotFound(format!("thread '{id}' does not exist")));
-                };
-                let first = (last - messages.len() as i64 + 1) as u64;
-                let mut out = Vec::with_capacity(messages.len());
-                for (i, m) in messages.iter().enumerate() {
-                    let seq = first + i as u64;
-                    let text = serde_json::to_string(m).map_err(|e| StoreError::Backend(e.to_string()))?;
-                    sqlx::query(
-                        "INSERT INTO thread_messages (thread_id, seq, message, run_id, created_at_ms) \
-                         VALUES ($1, $2, $3, $4, $5)",
-                    )
-                    .bind(id)
-                    .bind(seq as i64)
-                    .bind(text)
-                    .bind(run_id)
-                    .bind(now_ms)
-                    .execute(&mut *tx)
-                    .await
-                    .map_err($crate::db_err)?;
-                    out.push(ThreadMessage {
-                        thread_id: id.to_owned(),
-                        seq,
-                        message: m.clone(),
-                        run_id: run_id.map(str::to_owned),
-                        created_at_ms: now_ms,
-                    });
-                }
+                let added = append_in(&mut tx, id, messages, run_id, now_ms).await?;
                 tx.commit().await.map_err($crate::db_err)?;
-                Ok(out)
+                Ok(added)
             }
 
             async fn list_messages(&self, id: &str, after_seq: u64, limit: u32) -> StoreResult<Vec<ThreadMessage>> {

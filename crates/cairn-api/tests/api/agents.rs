@@ -131,3 +131,57 @@ async fn bad_definitions_are_refused_with_the_field_at_fault() {
     // An embedding model is no chat model.
     assert_eq!(s.post("/v1/agents", &key, &with("model", json!("embed"))).await.0, 404);
 }
+
+#[tokio::test]
+async fn threads_keep_their_messages_in_order_and_to_their_tenant() {
+    let up = StandIn::start().await;
+    let s = TestServer::start(&crate::config(&up, &up)).await;
+    let acme = s.key("acme", "member", json!({})).await;
+    let reader = s.key("acme", "reader", json!({})).await;
+    let globex = s.key("globex", "admin", json!({})).await;
+
+    let first = json!({"messages": [{"role": "user", "content": "Hi"}, {"role": "assistant", "content": "Hello!"}],
+                       "metadata": {"customer": "c-17"}});
+    let (status, thread) = s.post("/v1/threads", &acme, &first).await;
+    assert_eq!(status, 201, "{thread}");
+    let id = thread["id"].as_str().unwrap().to_owned();
+    assert_eq!(thread["metadata"]["customer"], "c-17");
+
+    // Concurrent additions are numbered without gaps.
+    let adds = (0..5).map(|i| {
+        let (s, acme, id) = (&s, &acme, &id);
+        async move {
+            let body = json!({"messages": [{"role": "user", "content": format!("q{i}")}]});
+            s.post(&format!("/v1/threads/{id}/messages"), acme, &body).await.0
+        }
+    });
+    assert!(join_all(adds).await.iter().all(|c| *c == 201));
+    let (_, page) = s.get(&format!("/v1/threads/{id}/messages?limit=4"), &reader).await;
+    let seqs: Vec<u64> = page["data"].as_array().unwrap().iter().map(|m| m["seq"].as_u64().unwrap()).collect();
+    assert_eq!(seqs, [1, 2, 3, 4]);
+    assert_eq!(page["data"][0]["message"], json!({"role": "user", "content": "Hi"}));
+    let (_, rest) = s.get(&format!("/v1/threads/{id}/messages?after={}", page["next_after"]), &reader).await;
+    assert_eq!(rest["data"].as_array().map(Vec::len), Some(3));
+    assert!(rest.get("next_after").is_none());
+
+    // Readers read, never write; another tenant sees nothing.
+    let one = json!({"messages": [{"role": "user", "content": "x"}]});
+    assert_eq!(s.post(&format!("/v1/threads/{id}/messages"), &reader, &one).await.0, 403);
+    assert_eq!(s.get(&format!("/v1/threads/{id}"), &globex).await.0, 404);
+    assert_eq!(s.get(&format!("/v1/threads/{id}/messages"), &globex).await.0, 404);
+    assert_eq!(s.post(&format!("/v1/threads/{id}/messages"), &globex, &one).await.0, 404);
+
+    // Bad input is refused and adds nothing.
+    let too_many: Vec<Value> = (0..101).map(|_| json!({"role": "user", "content": "x"})).collect();
+    for bad in [
+        json!({"messages": [{"role": "tool", "content": "x"}]}),
+        json!({"messages": [{"role": "user", "content": ""}]}),
+        json!({"messages": []}),
+        json!({"messages": too_many}),
+    ] {
+        assert_eq!(s.post(&format!("/v1/threads/{id}/messages"), &acme, &bad).await.0, 400, "{bad}");
+    }
+    assert_eq!(s.post("/v1/threads", &acme, &json!({"metadata": [1]})).await.0, 400);
+    let (_, all) = s.get(&format!("/v1/threads/{id}/messages"), &acme).await;
+    assert_eq!(all["data"].as_array().map(Vec::len), Some(7));
+}
