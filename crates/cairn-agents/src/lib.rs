@@ -5,6 +5,7 @@
 
 #![warn(missing_docs)]
 
+pub mod journal;
 pub mod service;
 pub mod spec;
 pub mod threads;
