@@ -10,4 +10,4 @@ mod standin;
 
 pub use receiver::{Delivery, Receiver};
 pub use server::TestServer;
-pub use standin::{Fault, StandIn};
+pub use standin::{Fault, Scripted, StandIn};

@@ -49,6 +49,16 @@ struct Shared {
     reply: Mutex<Option<Vec<String>>>,
     embed_dims: AtomicUsize,
     usage_every_chunk: std::sync::atomic::AtomicBool,
+    script: Mutex<VecDeque<Scripted>>,
+}
+
+/// One scripted chat answer (OpenAI-style chat), used in order before the default answers.
+#[derive(Clone, Debug)]
+pub enum Scripted {
+    /// Answer with this text.
+    Text(String),
+    /// Call these tools (name, arguments), in parallel, as one assistant message.
+    Calls(Vec<(String, Value)>),
 }
 
 /// A running stand-in provider.
@@ -114,6 +124,12 @@ impl StandIn {
     /// provider whose model was swapped would.
     pub fn embed_with_dimensions(&self, dims: usize) {
         self.shared.embed_dims.store(dims, Ordering::SeqCst);
+    }
+
+    /// Queues scripted chat answers: each chat request takes the next one (tool calls to make,
+    /// or a text), streamed or not; when the script runs out, the default answers resume.
+    pub fn script(&self, answers: impl IntoIterator<Item = Scripted>) {
+        self.shared.script.lock().extend(answers);
     }
 
     /// Puts the usage so far on every streamed content chunk, as in-process engines and
@@ -265,16 +281,33 @@ async fn openai_chat(State(shared): State<Arc<Shared>>, headers: HeaderMap, Json
             "{not json".into_response()
         };
     }
-    let words: Vec<String> =
-        shared.reply.lock().clone().unwrap_or_else(|| WORDS.iter().map(|w| (*w).to_owned()).collect());
+    let scripted = shared.script.lock().pop_front();
+    // Tool calls to make: scripted ones, or the first offered tool (the default answer).
+    let calls: Vec<(String, String, String)> = match &scripted {
+        Some(Scripted::Calls(calls)) => calls
+            .iter()
+            .enumerate()
+            .map(|(i, (name, args))| (format!("call_{}", i + 1), name.clone(), args.to_string()))
+            .collect(),
+        Some(Scripted::Text(_)) => Vec::new(),
+        None => tool.iter().map(|name| ("call_1".to_owned(), name.clone(), "{\"city\":\"Oslo\"}".to_owned())).collect(),
+    };
+    let words: Vec<String> = match &scripted {
+        Some(Scripted::Text(t)) => vec![t.clone()],
+        _ => shared.reply.lock().clone().unwrap_or_else(|| WORDS.iter().map(|w| (*w).to_owned()).collect()),
+    };
     let usage = json!({"prompt_tokens": PROMPT_TOKENS, "completion_tokens": words.len(), "total_tokens": PROMPT_TOKENS + words.len() as u64});
     if !stream {
-        let message = match &tool {
-            Some(name) => json!({"role": "assistant", "content": null, "tool_calls": [
-                {"id": "call_1", "type": "function", "function": {"name": name, "arguments": "{\"city\":\"Oslo\"}"}}]}),
-            None => json!({"role": "assistant", "content": words.concat()}),
+        let message = if calls.is_empty() {
+            json!({"role": "assistant", "content": words.concat()})
+        } else {
+            let tool_calls: Vec<Value> = calls
+                .iter()
+                .map(|(id, name, args)| json!({"id": id, "type": "function", "function": {"name": name, "arguments": args}}))
+                .collect();
+            json!({"role": "assistant", "content": null, "tool_calls": tool_calls})
         };
-        let finish = if tool.is_some() { "tool_calls" } else { "stop" };
+        let finish = if calls.is_empty() { "stop" } else { "tool_calls" };
         return Json(json!({
             "id": "chatcmpl-standin", "object": "chat.completion", "created": 1, "model": model,
             "choices": [{"index": 0, "message": message, "finish_reason": finish, "logprobs": null}],
@@ -288,20 +321,24 @@ async fn openai_chat(State(shared): State<Arc<Shared>>, headers: HeaderMap, Json
         format!("data: {c}\n\n")
     };
     let mut events = vec![chunk(json!({"role": "assistant", "content": ""}), Value::Null)];
-    match &tool {
-        Some(name) => {
-            events.push(chunk(json!({"tool_calls": [{"index": 0, "id": "call_1", "type": "function", "function": {"name": name, "arguments": ""}}]}), Value::Null));
-            events.push(chunk(
-                json!({"tool_calls": [{"index": 0, "function": {"arguments": "{\"city\":"}}]}),
-                Value::Null,
-            ));
-            events.push(chunk(
-                json!({"tool_calls": [{"index": 0, "function": {"arguments": "\"Oslo\"}"}}]}),
-                Value::Null,
-            ));
+    match calls.is_empty() {
+        false => {
+            // Each call: its id and name first, then its arguments in two pieces.
+            for (i, (id, name, args)) in calls.iter().enumerate() {
+                let head =
+                    json!({"index": i, "id": id, "type": "function", "function": {"name": name, "arguments": ""}});
+                events.push(chunk(json!({"tool_calls": [head]}), Value::Null));
+                let mid = args.char_indices().nth(args.chars().count() / 2).map_or(args.len(), |(at, _)| at);
+                for part in [&args[..mid], &args[mid..]] {
+                    events.push(chunk(
+                        json!({"tool_calls": [{"index": i, "function": {"arguments": part}}]}),
+                        Value::Null,
+                    ));
+                }
+            }
             events.push(chunk(json!({}), json!("tool_calls")));
         }
-        None => {
+        true => {
             let every = shared.usage_every_chunk.load(Ordering::SeqCst);
             events.extend(words.iter().enumerate().map(|(i, w)| {
                 let c = chunk(json!({"content": w}), Value::Null);

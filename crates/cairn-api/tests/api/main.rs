@@ -18,6 +18,7 @@ mod rag;
 mod resilience;
 mod sdk;
 mod tenancy;
+mod tools;
 
 use cairn_testkit::{StandIn, TestServer};
 use serde_json::{json, Value};
