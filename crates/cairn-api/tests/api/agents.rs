@@ -123,6 +123,17 @@ async fn bad_definitions_are_refused_with_the_field_at_fault() {
         let (got, err) = s.post("/v1/agents", &key, &body).await;
         assert_eq!((got, err["error"]["param"].as_str()), (status, Some(param)), "{body}: {err}");
     }
+    // The largest definition allowed, and one past it.
+    let tools = |n: usize| -> Value {
+        (0..n).map(|i| (format!("t{i}"), json!({"type": "memory"}))).collect::<serde_json::Map<_, _>>().into()
+    };
+    let mut most = with("tools", tools(64));
+    most["instructions"] = json!("x".repeat(32_768));
+    assert_eq!(s.post("/v1/agents", &key, &most).await.0, 201);
+    let (status, err) = s.post("/v1/agents", &key, &with("tools", tools(65))).await;
+    assert_eq!((status, err["error"]["param"].as_str()), (400, Some("tools")), "{err}");
+    let (status, _) = s.post("/v1/agents", &key, &with("instructions", json!("x".repeat(32_769)))).await;
+    assert_eq!(status, 400);
     // Unknown fields, an unknown tool type and an unknown model.
     assert_eq!(s.post("/v1/agents", &key, &with("colour", json!("red"))).await.0, 400);
     assert_eq!(s.post("/v1/agents", &key, &with("tools", json!({"t": {"type": "teleport"}}))).await.0, 400);
