@@ -5,6 +5,7 @@ use std::sync::Arc;
 
 use cairn_core::agents::{Agent, AgentStore};
 use cairn_core::models::ChatModel;
+use cairn_core::store::TenantStore;
 use cairn_core::tenancy::{Principal, Role};
 use cairn_core::time::now_ms;
 use cairn_core::{Error, Result};
@@ -55,15 +56,21 @@ pub struct AgentPage {
 /// Agents for the API and the CLI.
 pub struct AgentService {
     store: Arc<dyn AgentStore>,
+    tenants: Arc<dyn TenantStore>,
     models: Arc<dyn ChatModel>,
     rule_check: RuleCheck,
 }
 
 impl AgentService {
-    /// A service over `store`, checking models with `models` and approval rules with
-    /// `rule_check`.
-    pub fn new(store: Arc<dyn AgentStore>, models: Arc<dyn ChatModel>, rule_check: RuleCheck) -> Self {
-        Self { store, models, rule_check }
+    /// A service over `store` (and `tenants`, for owners acting for another tenant), checking
+    /// models with `models` and approval rules with `rule_check`.
+    pub fn new(
+        store: Arc<dyn AgentStore>,
+        tenants: Arc<dyn TenantStore>,
+        models: Arc<dyn ChatModel>,
+        rule_check: RuleCheck,
+    ) -> Self {
+        Self { store, tenants, models, rule_check }
     }
 
     /// Checks `spec` whole: its own rules, then that its model exists and, with tools, can
@@ -83,7 +90,7 @@ impl AgentService {
     /// Creates an agent for the caller's tenant (owners: `tenant_id`'s), version 1.
     pub async fn create(&self, caller: &Principal, tenant_id: Option<String>, spec: AgentSpec) -> Result<AgentView> {
         caller.require(Role::Member)?;
-        let tenant_id = caller.acting_tenant(tenant_id)?;
+        let tenant_id = caller.acting_tenant_in(tenant_id, &*self.tenants).await?;
         self.check(&spec)?;
         let now = now_ms();
         let agent = Agent {

@@ -5,6 +5,7 @@ use std::sync::Arc;
 
 use cairn_core::openai::{ChatMessage, ChatRole};
 use cairn_core::runs::{RunStore, Thread, ThreadMessage};
+use cairn_core::store::TenantStore;
 use cairn_core::tenancy::{Principal, Role};
 use cairn_core::time::now_ms;
 use cairn_core::{Error, Result};
@@ -112,18 +113,19 @@ pub struct MessagePage {
 /// Threads for the API.
 pub struct ThreadService {
     store: Arc<dyn RunStore>,
+    tenants: Arc<dyn TenantStore>,
 }
 
 impl ThreadService {
-    /// A service over `store`.
-    pub fn new(store: Arc<dyn RunStore>) -> Self {
-        Self { store }
+    /// A service over `store` (and `tenants`, for owners acting for another tenant).
+    pub fn new(store: Arc<dyn RunStore>, tenants: Arc<dyn TenantStore>) -> Self {
+        Self { store, tenants }
     }
 
     /// Creates a thread, with its first messages if any.
     pub async fn create(&self, caller: &Principal, req: NewThread) -> Result<(ThreadView, Vec<MessageView>)> {
         caller.require(Role::Member)?;
-        let tenant_id = caller.acting_tenant(req.tenant_id)?;
+        let tenant_id = caller.acting_tenant_in(req.tenant_id, &*self.tenants).await?;
         let messages = checked(req.messages, true)?;
         let metadata = req.metadata.unwrap_or_else(|| Value::Object(Default::default()));
         if !metadata.is_object() || metadata.to_string().len() > 16_384 {

@@ -159,6 +159,20 @@ impl Principal {
         }
     }
 
+    /// `acting_tenant`, checked to exist when it is not the caller's own: an owner's typo must
+    /// not create data for a tenant nobody has.
+    pub async fn acting_tenant_in(
+        &self,
+        requested: Option<String>,
+        tenants: &dyn crate::store::TenantStore,
+    ) -> crate::Result<String> {
+        let tenant = self.acting_tenant(requested)?;
+        if tenant != self.tenant_id && tenants.get_tenant(&tenant).await?.is_none() {
+            return Err(crate::Error::NotFound(format!("tenant '{tenant}' does not exist")));
+        }
+        Ok(tenant)
+    }
+
     /// Fails unless the caller administers `tenant_id`: an admin of that tenant, or an owner.
     pub fn administers(&self, tenant_id: &str) -> crate::Result<()> {
         self.require(Role::Admin)?;

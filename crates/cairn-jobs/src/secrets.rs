@@ -2,7 +2,7 @@
 //! deliveries, rotate it when it leaked. Each is created on first use.
 
 use cairn_core::tenancy::Principal;
-use cairn_core::{Error, Result};
+use cairn_core::Result;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
@@ -46,11 +46,8 @@ impl JobService {
 
     /// The tenant an administrator acts on: its own, or (owners) an existing one it names.
     async fn administered(&self, caller: &Principal, requested: Option<String>) -> Result<String> {
-        let tenant_id = caller.acting_tenant(requested)?;
+        let tenant_id = caller.acting_tenant_in(requested, &*self.store).await?;
         caller.administers(&tenant_id)?;
-        if self.store.get_tenant(&tenant_id).await?.is_none() {
-            return Err(Error::NotFound(format!("tenant '{tenant_id}' does not exist")));
-        }
         Ok(tenant_id)
     }
 }

@@ -256,7 +256,7 @@ impl KnowledgeService {
     pub async fn create_collection(&self, ctx: &CallContext, req: CreateCollection) -> Result<Collection> {
         let caller = &ctx.principal;
         caller.require(Role::Member)?;
-        let tenant_id = caller.acting_tenant(req.tenant_id)?;
+        let tenant_id = caller.acting_tenant_in(req.tenant_id, &*self.store).await?;
         if !slug_ok(&req.name) {
             return Err(Error::invalid_param("name", "use 1-64 characters of a-z, 0-9, '-' and '_'"));
         }

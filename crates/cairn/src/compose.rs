@@ -78,8 +78,8 @@ pub async fn services(config: &Config) -> Result<AppState, String> {
     // Approval rules are the metadata filter language, over a tool call's arguments.
     let rules: cairn_agents::RuleCheck =
         Arc::new(|rule| cairn_knowledge::filter::Filter::parse(rule).map(|_| ()).map_err(|e| e.to_string()));
-    let agents = Arc::new(cairn_agents::AgentService::new(store.clone(), chat, rules));
-    let threads = Arc::new(cairn_agents::ThreadService::new(store));
+    let agents = Arc::new(cairn_agents::AgentService::new(store.clone(), store.clone(), chat, rules));
+    let threads = Arc::new(cairn_agents::ThreadService::new(store.clone(), store));
     Ok(AppState {
         gateway,
         access,

@@ -73,6 +73,13 @@ async fn agents_are_versioned_and_tenant_scoped(s: TestServer) {
     let (status, theirs) = s.post("/v1/agents", &globex, &definition("helper", "ours")).await;
     assert_eq!(status, 201, "names are per tenant: {theirs}");
     assert_eq!(s.post("/v1/agents?tenant_id=acme", &globex, &definition("x", "y")).await.0, 403);
+    // The owner may act for another tenant, but only one that exists.
+    assert_eq!(s.post("/v1/agents?tenant_id=acme", &s.admin_key, &definition("owned", "y")).await.0, 201);
+    let (status, err) = s.post("/v1/agents?tenant_id=nobody", &s.admin_key, &definition("x", "y")).await;
+    assert_eq!(status, 404, "{err}");
+    assert_eq!(s.post("/v1/threads", &s.admin_key, &json!({"tenant_id": "nobody"})).await.0, 404);
+    let collection = json!({"name": "c", "embedding_model": "embed", "tenant_id": "nobody"});
+    assert_eq!(s.post("/v1/collections", &s.admin_key, &collection).await.0, 404);
 
     // Deleting hides the agent and frees its name.
     assert_eq!(delete(&s, &format!("/v1/agents/{id}"), &acme).await, 204);
