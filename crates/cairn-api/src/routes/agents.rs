@@ -14,6 +14,7 @@ use utoipa::IntoParams;
 use crate::auth::Auth;
 use crate::error::ApiError;
 use crate::json::Json;
+use crate::routes::query;
 use crate::state::AppState;
 
 /// Query of `POST /v1/agents`.
@@ -46,10 +47,6 @@ pub struct ListQuery {
     /// Page size, 1-100 (default 20).
     #[param(minimum = 1, maximum = 100)]
     pub limit: Option<u32>,
-}
-
-fn query<T>(q: Result<Query<T>, QueryRejection>) -> Result<T, Error> {
-    q.map(|Query(v)| v).map_err(|e| Error::invalid(e.body_text()))
 }
 
 /// Creates an agent (version 1).

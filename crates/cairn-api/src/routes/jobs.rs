@@ -94,7 +94,7 @@ pub async fn list(
     Auth(p): Auth,
     query: Result<Query<ListRequest>, axum::extract::rejection::QueryRejection>,
 ) -> Result<JsonOut<JobPage>, ApiError> {
-    let Query(q) = query.map_err(|e| cairn_core::Error::invalid(e.body_text()))?;
+    let q = crate::routes::query(query)?;
     Ok(JsonOut(s.jobs.list(&p, q).await?))
 }
 

@@ -104,7 +104,7 @@ pub async fn list_documents(
     Path(id): Path<String>,
     query: Result<Query<DocumentQuery>, QueryRejection>,
 ) -> Result<JsonOut<DocumentPage>, ApiError> {
-    let Query(q) = query.map_err(|e| Error::invalid(e.body_text()))?;
+    let q = crate::routes::query(query)?;
     Ok(JsonOut(s.knowledge.documents(&p, &id, q).await?))
 }
 

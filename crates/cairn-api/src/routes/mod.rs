@@ -22,6 +22,13 @@ use cairn_core::openai::{ErrorBody, ErrorDetail};
 use cairn_gateway::Routed;
 use futures::{Stream, StreamExt};
 
+/// A query string, or a 400 in the usual error body when it does not read.
+pub(crate) fn query<T>(
+    q: Result<axum::extract::Query<T>, axum::extract::rejection::QueryRejection>,
+) -> Result<T, cairn_core::Error> {
+    q.map(|axum::extract::Query(v)| v).map_err(|e| cairn_core::Error::invalid(e.body_text()))
+}
+
 /// Adds `x-cairn-*` headers saying which target served the call and how routing went.
 pub(crate) fn with_routed(mut resp: Response, routed: &Routed) -> Response {
     let h = resp.headers_mut();

@@ -88,7 +88,7 @@ pub async fn messages(
     Path(id): Path<String>,
     q: Result<Query<MessageQuery>, QueryRejection>,
 ) -> Result<JsonOut<MessagePage>, ApiError> {
-    let Query(q) = q.map_err(|e| Error::invalid(e.body_text()))?;
+    let q = crate::routes::query(q)?;
     let after =
         q.after.map(u64::try_from).transpose().map_err(|_| Error::invalid_param("after", "after is at least 0"))?;
     Ok(JsonOut(s.threads.messages(&p, &id, after, q.limit).await?))

@@ -21,6 +21,6 @@ pub async fn usage(
     Auth(p): Auth,
     query: Result<Query<UsageRequest>, axum::extract::rejection::QueryRejection>,
 ) -> Result<Json<UsageReport>, ApiError> {
-    let Query(q) = query.map_err(|e| cairn_core::Error::invalid(e.body_text()))?;
+    let q = crate::routes::query(query)?;
     Ok(Json(s.gateway.usage(&p, q).await?))
 }

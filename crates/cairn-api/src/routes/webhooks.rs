@@ -9,6 +9,7 @@ use cairn_jobs::{SecretQuery, WebhookSecret};
 
 use crate::auth::Auth;
 use crate::error::ApiError;
+use crate::routes::query;
 use crate::state::AppState;
 
 /// The tenant's webhook signing secret (created on first use).
@@ -43,9 +44,4 @@ pub async fn rotate(
     q: Result<Query<SecretQuery>, QueryRejection>,
 ) -> Result<JsonOut<WebhookSecret>, ApiError> {
     Ok(JsonOut(s.jobs.rotate_webhook_secret(&p, query(q)?).await?))
-}
-
-/// A malformed query string is a 400 in the usual error body.
-fn query(q: Result<Query<SecretQuery>, QueryRejection>) -> Result<SecretQuery, cairn_core::Error> {
-    q.map(|Query(q)| q).map_err(|e| cairn_core::Error::invalid(e.body_text()))
 }

@@ -189,6 +189,10 @@ impl Provider for LocalProvider {
     }
 
     async fn token_count(&self, model: &str) -> Option<TokenCount> {
+        // Asked at every stream's start: a loaded chat model answers without touching the disk.
+        if self.chats.lock().await.contains_key(model) {
+            return None;
+        }
         let path = catalog::resolve(&self.models_dir, model).ok()?;
         if is_chat_model(&path) {
             return None;
