@@ -16,6 +16,7 @@ use cairn_core::runs::{RunState, RunStep, StepKind};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
+use crate::actions::{ActionKind, ActionRequested, ActionTaken, PendingAction};
 use crate::spec::{AgentSpec, RunLimits};
 
 /// A model call's output: the assistant message (text and tool calls) and what it cost.
@@ -31,6 +32,17 @@ pub struct ModelOutput {
     pub cost_usd: f64,
     /// Whether the call was offered tools (a final call after a cap is not).
     pub tools_offered: bool,
+    /// The cap that made this the run's last call, if one did.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub final_for: Option<Cap>,
+}
+
+/// Where the run's input ends: the thread's messages up to `history_to` (the run's own input
+/// included) are what the model reads before the run's own steps.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Started {
+    /// The last thread message the run reads (0: none, or no thread).
+    pub history_to: u64,
 }
 
 /// A tool call about to be made.
@@ -58,12 +70,17 @@ pub struct ToolResult {
 pub struct Ended {
     /// The final state.
     pub state: RunState,
-    /// Why (a cap, an error, a cancellation), for the caller.
+    /// Why it stopped short (a cap, a budget, an error, a cancellation), for the caller.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub reason: Option<String>,
+    /// The final answer (when a cap stopped the run, it says so).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub answer: Option<String>,
 }
 
 /// A cap a run reached.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
 pub enum Cap {
     /// `max_steps` model calls.
     Steps,
@@ -77,6 +94,8 @@ pub enum Cap {
     Cost,
     /// The same call `max_repeats` times in a row.
     Loop,
+    /// `max_wall_secs` since the run was created.
+    WallTime,
 }
 
 impl Cap {
@@ -89,6 +108,7 @@ impl Cap {
             Cap::OutputTokens => "the run reached its output token limit",
             Cap::Cost => "the run reached its cost limit",
             Cap::Loop => "the run kept making the same tool call",
+            Cap::WallTime => "the run reached its time limit",
         }
     }
 }
@@ -136,11 +156,23 @@ pub struct Replay {
     open: BTreeMap<String, (ToolCall, bool, bool)>,
     /// Order of the open calls.
     order: Vec<String>,
-    /// The last model output's text, and whether it was a final call.
-    last_answer: Option<(Option<String>, bool)>,
+    /// The last model output's text, and the cap it was the final call for.
+    last_answer: Option<(Option<String>, Option<Cap>)>,
     /// The same call (name and arguments) in a row: how many times.
     repeats: (String, u32),
     ended: Option<RunState>,
+    /// Calls of the last model output the run paused on, by id.
+    requested: BTreeMap<String, PendingAction>,
+    /// Calls a person approved, with the arguments to use (`Some` when edited).
+    approved: BTreeMap<String, Option<Value>>,
+    /// When the last pause runs out (Unix ms).
+    pub wait_until: Option<i64>,
+    /// Set by the runner when the run is past its wall time: a cap like the others.
+    pub out_of_time: bool,
+    /// Where the run's thread history ends, once it started.
+    pub history_to: Option<u64>,
+    /// How it ended, once it did.
+    pub end: Option<Ended>,
 }
 
 /// A journal entry that does not read as its kind says.
@@ -184,6 +216,9 @@ impl Replay {
                 self.cost_usd += out.cost_usd;
                 self.open.clear();
                 self.order.clear();
+                self.requested.clear();
+                self.approved.clear();
+                self.wait_until = None;
                 for call in out.message.tool_calls.iter().flatten() {
                     self.order.push(call.id.clone());
                     self.open.insert(call.id.clone(), (call.clone(), false, false));
@@ -195,7 +230,7 @@ impl Replay {
                     }
                 }
                 let text = out.message.content.as_ref().map(|_| out.message.text_content());
-                self.last_answer = Some((text, !out.tools_offered));
+                self.last_answer = Some((text, out.final_for));
                 self.messages.push(out.message);
             }
             StepKind::ToolStarted => {
@@ -206,26 +241,77 @@ impl Replay {
             }
             StepKind::ToolResult => {
                 let res: ToolResult = read(step)?;
-                if let Some(entry) = self.open.get_mut(&res.call_id) {
-                    if !entry.2 {
-                        entry.2 = true;
-                        self.tool_calls += 1;
-                        self.messages.push(ChatMessage {
-                            tool_call_id: Some(res.call_id.clone()),
-                            ..ChatMessage::text(ChatRole::Tool, res.content)
-                        });
+                self.settle(&res.call_id, res.content);
+            }
+            StepKind::ActionRequested => {
+                let a: ActionRequested = read(step)?;
+                self.wait_until = Some(a.expires_at_ms);
+                for item in a.items {
+                    self.requested.insert(item.call_id.clone(), item);
+                }
+            }
+            StepKind::ActionTaken => {
+                let a: ActionTaken = read(step)?;
+                match a.result() {
+                    Some((content, _)) => self.settle(&a.call_id, content),
+                    None => {
+                        let args = match a.decision {
+                            crate::actions::Decision::Edit { arguments } => Some(arguments),
+                            _ => None,
+                        };
+                        self.approved.insert(a.call_id, args);
                     }
                 }
+            }
+            StepKind::Started => {
+                let s: Started = read(step)?;
+                self.history_to = Some(s.history_to);
             }
             StepKind::Ended => {
                 let e: Ended = read(step)?;
                 self.ended = Some(e.state);
+                self.end = Some(e);
             }
-            // Pauses and answers are for the approvals and client tools to read; summaries
-            // for the context window. Neither changes what is open.
-            StepKind::ActionRequested | StepKind::ActionTaken | StepKind::Summary => {}
+            // Summaries are for the context window: they change nothing that is open.
+            StepKind::Summary => {}
         }
         Ok(())
+    }
+
+    /// Gives open call `call_id` its result (once).
+    fn settle(&mut self, call_id: &str, content: String) {
+        if let Some(entry) = self.open.get_mut(call_id) {
+            if !entry.2 {
+                entry.2 = true;
+                self.tool_calls += 1;
+                self.messages.push(ChatMessage {
+                    tool_call_id: Some(call_id.to_owned()),
+                    ..ChatMessage::text(ChatRole::Tool, content)
+                });
+            }
+        }
+    }
+
+    /// Calls the run paused on that have no answer yet, in call order. An approval answers an
+    /// approval; a client tool's call, approved, still waits for its output.
+    pub fn waiting(&self) -> Vec<&PendingAction> {
+        self.order
+            .iter()
+            .filter(|id| self.open.get(*id).is_some_and(|(_, _, done)| !done))
+            .filter_map(|id| self.requested.get(id))
+            .filter(|item| item.kind == ActionKind::ClientOutput || !self.approved.contains_key(&item.call_id))
+            .collect()
+    }
+
+    /// Whether call `call_id` was approved, and with which arguments when they were edited.
+    pub fn approval(&self, call_id: &str) -> Option<Option<&Value>> {
+        self.approved.get(call_id).map(Option::as_ref)
+    }
+
+    /// Whether call `call_id` of the last model output is still open (no result, no answer
+    /// that settles it).
+    pub fn is_open(&self, call_id: &str) -> bool {
+        self.open.get(call_id).is_some_and(|(_, _, done)| !done)
     }
 
     /// The last model output's calls that have no result yet, in order (a final call after a
@@ -243,6 +329,8 @@ impl Replay {
     pub fn cap(&self, limits: &RunLimits) -> Option<Cap> {
         if self.repeats.1 >= limits.max_repeats {
             Some(Cap::Loop)
+        } else if self.out_of_time {
+            Some(Cap::WallTime)
         } else if self.steps >= limits.max_steps {
             Some(Cap::Steps)
         } else if self.tool_calls >= limits.max_tool_calls && !self.open.is_empty() {
@@ -263,12 +351,12 @@ impl Replay {
         if let Some(state) = self.ended {
             return Next::Ended(state);
         }
-        let Some((answer, was_final)) = &self.last_answer else {
+        let Some((answer, final_call)) = &self.last_answer else {
             return Next::CallModel { final_call: None };
         };
-        if *was_final {
+        if let Some(cap) = final_call {
             // The last call was the one a cap allowed: whatever it said is the answer.
-            return Next::Finish { answer: answer.clone(), cap: self.cap(&spec.limits) };
+            return Next::Finish { answer: answer.clone(), cap: Some(*cap) };
         }
         let unfinished: Vec<&(ToolCall, bool, bool)> =
             self.order.iter().filter_map(|id| self.open.get(id)).filter(|(_, _, done)| !done).collect();

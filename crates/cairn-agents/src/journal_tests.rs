@@ -32,7 +32,15 @@ impl Journal {
             tool_calls: (!calls.is_empty()).then_some(calls),
             ..ChatMessage::text(ChatRole::Assistant, "")
         };
-        let out = ModelOutput { message, input_tokens: 100, output_tokens: 10, cost_usd: cost, tools_offered: tools };
+        let final_for = (!tools).then_some(Cap::Steps);
+        let out = ModelOutput {
+            message,
+            input_tokens: 100,
+            output_tokens: 10,
+            cost_usd: cost,
+            tools_offered: tools,
+            final_for,
+        };
         self.push(StepKind::ModelOutput, payload(&out))
     }
 
@@ -125,7 +133,7 @@ fn an_ended_journal_stays_ended_and_a_corrupt_one_is_an_error() {
     let spec = agent(json!({}));
     let mut j = Journal::default();
     j.model(Some("hi"), vec![], 0.0, true);
-    j.push(StepKind::Ended, payload(&Ended { state: RunState::Cancelled, reason: Some("asked".into()) }));
+    j.push(StepKind::Ended, payload(&Ended { state: RunState::Cancelled, reason: Some("asked".into()), answer: None }));
     assert_eq!(j.next(&spec), Next::Ended(RunState::Cancelled));
     let mut bad = Journal::default();
     bad.push(StepKind::ToolResult, json!({"call": 1}));

@@ -5,11 +5,21 @@
 
 #![warn(missing_docs)]
 
+mod act;
+pub mod actions;
+pub mod events;
+pub mod feed;
+mod fold;
 pub mod journal;
+pub mod ports;
+pub mod runner;
+pub mod runs;
 pub mod service;
 pub mod spec;
+mod step;
 pub mod threads;
+pub mod tools;
 
-pub use service::{AgentPage, AgentService, AgentView, RuleCheck};
+pub use service::{AgentPage, AgentService, AgentView};
 pub use spec::AgentSpec;
 pub use threads::ThreadService;

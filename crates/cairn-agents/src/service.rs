@@ -13,13 +13,11 @@ use serde::Serialize;
 use serde_json::Value;
 use utoipa::ToSchema;
 
+use crate::ports::ApprovalRules;
 use crate::spec::AgentSpec;
 
 /// Most agents one page lists.
 pub const MAX_PAGE: u32 = 100;
-
-/// Checks an approval rule (the metadata filter language over a call's arguments).
-pub type RuleCheck = Arc<dyn Fn(&Value) -> std::result::Result<(), String> + Send + Sync>;
 
 /// An agent as the API shows it: its id and version, and its definition.
 #[derive(Clone, Debug, PartialEq, Serialize, ToSchema)]
@@ -58,25 +56,25 @@ pub struct AgentService {
     store: Arc<dyn AgentStore>,
     tenants: Arc<dyn TenantStore>,
     models: Arc<dyn ChatModel>,
-    rule_check: RuleCheck,
+    rules: Arc<dyn ApprovalRules>,
 }
 
 impl AgentService {
     /// A service over `store` (and `tenants`, for owners acting for another tenant), checking
-    /// models with `models` and approval rules with `rule_check`.
+    /// models with `models` and approval rules with `rules`.
     pub fn new(
         store: Arc<dyn AgentStore>,
         tenants: Arc<dyn TenantStore>,
         models: Arc<dyn ChatModel>,
-        rule_check: RuleCheck,
+        rules: Arc<dyn ApprovalRules>,
     ) -> Self {
-        Self { store, tenants, models, rule_check }
+        Self { store, tenants, models, rules }
     }
 
     /// Checks `spec` whole: its own rules, then that its model exists and, with tools, can
     /// call them.
     fn check(&self, spec: &AgentSpec) -> Result<()> {
-        spec.check(&*self.rule_check)?;
+        spec.check(&|rule| self.rules.check(rule))?;
         let tools = self.models.supports_tools(&spec.model)?;
         if !spec.tools.is_empty() && !tools {
             return Err(Error::invalid_param(

@@ -238,6 +238,11 @@ pub struct RunLimits {
     /// 2-100 (default 3).
     #[schema(minimum = 2, maximum = 100)]
     pub max_repeats: u32,
+    /// How long a run waits for approvals or client tool outputs, seconds, 1-2592000 (default
+    /// 86400): then unanswered approvals count as rejected, and a run still waiting for client
+    /// outputs ends `expired`.
+    #[schema(minimum = 1, maximum = 2_592_000)]
+    pub max_wait_secs: u32,
 }
 
 impl Default for RunLimits {
@@ -251,6 +256,7 @@ impl Default for RunLimits {
             max_cost_usd: None,
             max_wall_secs: 600,
             max_repeats: 3,
+            max_wait_secs: 86_400,
         }
     }
 }
@@ -316,6 +322,7 @@ impl RunLimits {
         range("max_parallel_tools", self.max_parallel_tools.into(), 1, 32)?;
         range("max_wall_secs", self.max_wall_secs.into(), 1, 86_400)?;
         range("max_repeats", self.max_repeats.into(), 2, 100)?;
+        range("max_wait_secs", self.max_wait_secs.into(), 1, 2_592_000)?;
         if self.max_input_tokens == Some(0) || self.max_output_tokens == Some(0) {
             return Err(invalid("limits", "token caps must be at least 1"));
         }

@@ -186,7 +186,7 @@ impl ThreadService {
 }
 
 /// The messages as chat messages, after checking their count and sizes.
-fn checked(messages: Vec<NewMessage>, may_be_empty: bool) -> Result<Vec<ChatMessage>> {
+pub(crate) fn checked(messages: Vec<NewMessage>, may_be_empty: bool) -> Result<Vec<ChatMessage>> {
     if messages.len() > MAX_MESSAGES || (!may_be_empty && messages.is_empty()) {
         return Err(Error::invalid_param("messages", format!("send 1 to {MAX_MESSAGES} messages")));
     }

@@ -14,7 +14,9 @@ use utoipa_swagger_ui::SwaggerUi;
 
 use crate::error::error_response;
 use crate::middleware::observe;
-use crate::routes::{admin, agents, answer, chat, embeddings, jobs, knowledge, models, ops, threads, usage, webhooks};
+use crate::routes::{
+    admin, agents, answer, chat, embeddings, jobs, knowledge, models, ops, runs, threads, usage, webhooks,
+};
 use crate::state::AppState;
 
 /// A built Cairn application, ready to serve.
@@ -46,6 +48,13 @@ impl App {
             .route("/v1/threads", post(threads::create))
             .route("/v1/threads/{id}", get(threads::get))
             .route("/v1/threads/{id}/messages", post(threads::add_messages).get(threads::messages))
+            .route("/v1/runs", post(runs::create))
+            .route("/v1/runs/{id}", get(runs::get))
+            .route("/v1/runs/{id}/cancel", post(runs::cancel))
+            .route("/v1/runs/{id}/steps", get(runs::steps))
+            .route("/v1/runs/{id}/events", get(runs::events))
+            .route("/v1/runs/{id}/approvals", post(runs::approvals))
+            .route("/v1/runs/{id}/tool_outputs", post(runs::tool_outputs))
             .route("/v1/jobs", post(jobs::enqueue).get(jobs::list))
             .route("/v1/jobs/batch", post(jobs::enqueue_batch))
             .route("/v1/jobs/types", get(jobs::types))

@@ -12,7 +12,9 @@ use cairn_jobs::{
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
-use crate::routes::{admin, agents, answer, chat, embeddings, jobs, knowledge, models, ops, threads, usage, webhooks};
+use crate::routes::{
+    admin, agents, answer, chat, embeddings, jobs, knowledge, models, ops, runs, threads, usage, webhooks,
+};
 
 /// The API description.
 #[derive(OpenApi)]
@@ -28,6 +30,7 @@ use crate::routes::{admin, agents, answer, chat, embeddings, jobs, knowledge, mo
         answer::answer,
         agents::create, agents::list, agents::get, agents::update, agents::delete, agents::version,
         threads::create, threads::get, threads::add_messages, threads::messages,
+        runs::create, runs::get, runs::cancel, runs::steps, runs::events, runs::approvals, runs::tool_outputs,
         ops::healthz, ops::readyz, ops::metrics,
     ),
     components(schemas(
@@ -53,6 +56,11 @@ use crate::routes::{admin, agents, answer, chat, embeddings, jobs, knowledge, mo
         cairn_agents::threads::NewThread, cairn_agents::threads::AddMessages, cairn_agents::threads::NewMessage,
         cairn_agents::threads::Author, cairn_agents::threads::ThreadView, cairn_agents::threads::MessageView,
         cairn_agents::threads::MessagePage,
+        cairn_agents::runs::CreateRun, cairn_agents::runs::IfBusy, cairn_agents::runs::RunView, cairn_agents::runs::RunUsage,
+        cairn_agents::runs::StepView, cairn_agents::runs::StepPage, cairn_agents::runs::Approvals, cairn_agents::runs::Answer,
+        cairn_agents::runs::DecisionKind, cairn_agents::runs::ToolOutputs, cairn_agents::runs::ToolOutput,
+        cairn_agents::actions::PendingAction, cairn_agents::actions::ActionKind, cairn_core::runs::RunState,
+        cairn_core::runs::StepKind,
     )),
     modifiers(&BearerAuth, &StandardErrors),
     tags(

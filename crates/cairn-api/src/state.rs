@@ -28,6 +28,8 @@ pub struct AppState {
     pub agents: Arc<cairn_agents::AgentService>,
     /// Threads and their messages.
     pub threads: Arc<cairn_agents::ThreadService>,
+    /// Agent runs.
+    pub runs: Arc<cairn_agents::runs::RunService>,
     /// Knowledge settings (upload limits).
     pub knowledge_config: cairn_core::config::KnowledgeConfig,
     /// Metrics registry.

@@ -68,4 +68,11 @@ pub trait ChatModel: Send + Sync {
 
     /// Whether chat model `model` can call tools; `ModelNotFound` for unknown names.
     fn supports_tools(&self, model: &str) -> Result<bool>;
+
+    /// What a call to `model` served as `routed` costs with these token counts, in US dollars,
+    /// at the serving target's configured prices (0 when unknown).
+    fn cost(&self, model: &str, routed: &Routed, input_tokens: u64, output_tokens: u64) -> f64 {
+        let _ = (model, routed, input_tokens, output_tokens);
+        0.0
+    }
 }

@@ -12,6 +12,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use utoipa::ToSchema;
 
+use crate::jobs::{Job, NewJob};
 use crate::openai::ChatMessage;
 use crate::store::StoreResult;
 
@@ -77,6 +78,8 @@ impl std::str::FromStr for RunState {
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum StepKind {
+    /// The run started: where its thread's history ends.
+    Started,
     /// A model call's output (text and tool calls), with its usage.
     ModelOutput,
     /// A tool call about to be made (its arguments and idempotency key).
@@ -95,7 +98,8 @@ pub enum StepKind {
 
 impl StepKind {
     /// Every kind.
-    pub const ALL: [StepKind; 7] = [
+    pub const ALL: [StepKind; 8] = [
+        StepKind::Started,
         StepKind::ModelOutput,
         StepKind::ToolStarted,
         StepKind::ToolResult,
@@ -108,6 +112,7 @@ impl StepKind {
     /// The name used in storage and the API.
     pub fn as_str(self) -> &'static str {
         match self {
+            StepKind::Started => "started",
             StepKind::ModelOutput => "model_output",
             StepKind::ToolStarted => "tool_started",
             StepKind::ToolResult => "tool_result",
@@ -225,10 +230,12 @@ pub trait RunStore: Send + Sync {
     ) -> StoreResult<Vec<ThreadMessage>>;
     /// A thread's messages after `after_seq`, oldest first, at most `limit`.
     async fn list_messages(&self, id: &str, after_seq: u64, limit: u32) -> StoreResult<Vec<ThreadMessage>>;
-    /// Inserts `run` (state `queued`). With a thread that has a run not yet ended, `busy`
-    /// decides: `Refuse` fails with `Conflict`, `Queue` stores it all the same. Decided in one
-    /// transaction, so two runs racing for a free thread cannot both pass `Refuse`.
-    async fn create_run(&self, run: &Run, busy: BusyThread) -> StoreResult<()>;
+    /// Inserts `run` (state `queued`) and, when it may start now, `job` (the job that steps
+    /// it), returning the job as stored. With a thread that has a run not yet ended, `busy`
+    /// decides: `Refuse` fails with `Conflict`, `Queue` stores the run without its job (it
+    /// starts when the runs before it end). Decided in one transaction, so two runs racing for
+    /// a free thread cannot both pass `Refuse`.
+    async fn create_run(&self, run: &Run, busy: BusyThread, job: &NewJob) -> StoreResult<Option<(Job, bool)>>;
     /// One run.
     async fn get_run(&self, id: &str) -> StoreResult<Option<Run>>;
     /// The oldest run on `thread_id` that has not ended, if any (the one that may go now).

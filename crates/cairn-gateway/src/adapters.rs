@@ -84,4 +84,8 @@ impl ChatModel for GatewayChat {
     fn supports_tools(&self, model: &str) -> Result<bool> {
         self.gateway.supports_tools(model)
     }
+
+    fn cost(&self, model: &str, routed: &Routed, input_tokens: u64, output_tokens: u64) -> f64 {
+        self.gateway.cost(model, routed, input_tokens, output_tokens)
+    }
 }

@@ -137,6 +137,15 @@ impl GatewayService {
         Ok(route.targets.iter().all(|t| t.provider.supports_tools(&t.model)))
     }
 
+    /// What a call to `alias` served as `routed` costs at its target's prices (0 when the
+    /// target is unknown), as the call's usage record counts it.
+    pub fn cost(&self, alias: &str, routed: &Routed, input_tokens: u64, output_tokens: u64) -> f64 {
+        self.router
+            .route(alias)
+            .and_then(|r| r.targets.iter().find(|t| t.provider_name == routed.provider && t.model == routed.model))
+            .map_or(0.0, |t| t.cost(input_tokens, output_tokens))
+    }
+
     fn chat_spec(&self, req: &ChatRequest, streamed: bool) -> CallSpec {
         CallSpec {
             endpoint: Endpoint::Chat,

@@ -97,6 +97,12 @@ impl JobContext {
         self.cancel.is_cancelled()
     }
 
+    /// A token cancelled when the handler should stop (see `is_cancelled`), for work that
+    /// outlives a borrow of the context.
+    pub fn cancel_token(&self) -> CancellationToken {
+        self.cancel.clone()
+    }
+
     /// Resolves when the handler should stop (see `is_cancelled`).
     pub async fn cancelled(&self) {
         self.cancel.cancelled().await

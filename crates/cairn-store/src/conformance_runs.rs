@@ -3,10 +3,26 @@
 use std::sync::Arc;
 
 use cairn_core::agents::Agent;
+use cairn_core::jobs::NewJob;
 use cairn_core::openai::{ChatMessage, ChatRole};
 use cairn_core::runs::{BusyThread, Run, RunState, StepKind, Thread};
 use cairn_core::store::{Store, StoreError};
 use serde_json::json;
+
+fn job(run_id: &str, at: i64) -> NewJob {
+    NewJob {
+        id: format!("job_{run_id}"),
+        tenant_id: "acme".into(),
+        kind: "agent.run".into(),
+        payload: json!({"run_id": run_id}),
+        priority: 0,
+        idempotency_key: Some(format!("run:{run_id}")),
+        max_attempts: 5,
+        timeout_ms: 60_000,
+        run_at_ms: at,
+        created_at_ms: at,
+    }
+}
 
 fn run(id: &str, thread: Option<&str>, at: i64) -> Run {
     Run {
@@ -62,13 +78,20 @@ pub(crate) async fn runs(s: Arc<dyn Store>) {
     assert!(matches!(missing, Err(StoreError::NotFound(_))));
 
     // One open run per thread when asked to refuse; queued behind it when asked to queue.
-    s.create_run(&run("run_1", Some("thr_1"), 10), BusyThread::Refuse).await.unwrap();
-    let busy = s.create_run(&run("run_2", Some("thr_1"), 11), BusyThread::Refuse).await;
+    // The run at the head gets its job in the same transaction; a queued one does not.
+    let first_job =
+        s.create_run(&run("run_1", Some("thr_1"), 10), BusyThread::Refuse, &job("run_1", 10)).await.unwrap();
+    assert_eq!(first_job.map(|(j, created)| (j.id, created)), Some(("job_run_1".to_owned(), true)));
+    assert!(s.get_job("job_run_1").await.unwrap().is_some());
+    let busy = s.create_run(&run("run_2", Some("thr_1"), 11), BusyThread::Refuse, &job("run_2", 11)).await;
     assert!(matches!(busy, Err(StoreError::Conflict(_))), "{busy:?}");
-    s.create_run(&run("run_3", Some("thr_1"), 12), BusyThread::Queue).await.unwrap();
+    assert!(s.get_job("job_run_2").await.unwrap().is_none(), "a refused run leaves no job");
+    let queued = s.create_run(&run("run_3", Some("thr_1"), 12), BusyThread::Queue, &job("run_3", 12)).await.unwrap();
+    assert!(queued.is_none(), "a run queued behind another waits for its job");
     assert_eq!(s.thread_head("thr_1").await.unwrap().unwrap().id, "run_1");
     let other_tenant = Run { tenant_id: "globex".into(), ..run("run_4", Some("thr_1"), 13) };
-    assert!(matches!(s.create_run(&other_tenant, BusyThread::Queue).await, Err(StoreError::NotFound(_))));
+    let refused = s.create_run(&other_tenant, BusyThread::Queue, &job("run_4", 13)).await;
+    assert!(matches!(refused, Err(StoreError::NotFound(_))));
 
     // State changes are compare-and-set.
     let running = s.set_run_state("run_1", &[RunState::Queued], RunState::Running, None, 20).await.unwrap();
@@ -104,6 +127,6 @@ pub(crate) async fn runs(s: Arc<dyn Store>) {
     assert!(!s.append_step("run_1", 2, StepKind::Ended, &json!({}), 41).await.unwrap());
     assert_eq!(s.thread_head("thr_1").await.unwrap().unwrap().id, "run_3");
     // A one-off run needs no thread.
-    s.create_run(&run("run_5", None, 50), BusyThread::Refuse).await.unwrap();
+    assert!(s.create_run(&run("run_5", None, 50), BusyThread::Refuse, &job("run_5", 50)).await.unwrap().is_some());
     assert_eq!(s.get_run("run_5").await.unwrap().unwrap().input["input"], "hi");
 }

@@ -20,6 +20,7 @@ pub(crate) fn final_states() -> String {
 /// Implements `RunStore` for `$store` (with `pool` and `writer` fields) on `$db`.
 macro_rules! impl_run_store {
     ($store:ty, $db:ty) => {
+        use cairn_core::jobs::{Job, NewJob};
         use cairn_core::openai::ChatMessage;
         use cairn_core::runs::{BusyThread, Run, RunState, RunStep, RunStore, StepKind, Thread, ThreadMessage};
         use cairn_core::store::{StoreError, StoreResult};
@@ -172,8 +173,9 @@ macro_rules! impl_run_store {
                 rows.iter().map(message_from_row).collect::<Result<_, _>>().map_err($crate::db_err)
             }
 
-            async fn create_run(&self, run: &Run, busy: BusyThread) -> StoreResult<()> {
+            async fn create_run(&self, run: &Run, busy: BusyThread, job: &NewJob) -> StoreResult<Option<(Job, bool)>> {
                 let mut tx = self.writer.begin().await.map_err($crate::db_err)?;
+                let mut head = true;
                 if let Some(thread) = &run.thread_id {
                     // Lock the thread's row (PostgreSQL; SQLite's writer is alone anyway), so
                     // two runs racing for a free thread are decided one after the other.
@@ -187,21 +189,20 @@ macro_rules! impl_run_store {
                     if locked == 0 {
                         return Err(StoreError::NotFound(format!("thread '{thread}' does not exist")));
                     }
-                    if busy == BusyThread::Refuse {
-                        let open: i64 = sqlx::query(&format!(
-                            "SELECT COUNT(*) AS n FROM runs WHERE thread_id = $1 AND state NOT IN {}",
-                            $crate::runs_sql::final_states()
-                        ))
-                        .bind(thread)
-                        .fetch_one(&mut *tx)
-                        .await
-                        .map_err($crate::db_err)?
-                        .try_get("n")
-                        .map_err($crate::db_err)?;
-                        if open > 0 {
-                            return Err(StoreError::Conflict(format!("thread '{thread}' has a run in progress")));
-                        }
+                    let open: i64 = sqlx::query(&format!(
+                        "SELECT COUNT(*) AS n FROM runs WHERE thread_id = $1 AND state NOT IN {}",
+                        $crate::runs_sql::final_states()
+                    ))
+                    .bind(thread)
+                    .fetch_one(&mut *tx)
+                    .await
+                    .map_err($crate::db_err)?
+                    .try_get("n")
+                    .map_err($crate::db_err)?;
+                    if open > 0 && busy == BusyThread::Refuse {
+                        return Err(StoreError::Conflict(format!("thread '{thread}' has a run in progress")));
                     }
+                    head = open == 0;
                 }
                 sqlx::query(&format!(
                     "INSERT INTO runs ({}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, 0, NULL, $9, $9)",
@@ -219,7 +220,16 @@ macro_rules! impl_run_store {
                 .execute(&mut *tx)
                 .await
                 .map_err($crate::db_err)?;
-                tx.commit().await.map_err($crate::db_err)
+                // The run and the job that steps it commit together: no run waits for a job
+                // that was never stored. A run queued behind another gets its job when that
+                // one ends.
+                let job = if head {
+                    super::job_ports::insert_jobs(&mut tx, std::slice::from_ref(job)).await?.pop()
+                } else {
+                    None
+                };
+                tx.commit().await.map_err($crate::db_err)?;
+                Ok(job)
             }
 
             async fn get_run(&self, id: &str) -> StoreResult<Option<Run>> {

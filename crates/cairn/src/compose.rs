@@ -6,12 +6,19 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use cairn_access::AccessService;
+use cairn_agents::events::RunHub;
+use cairn_agents::ports::ApprovalRules;
+use cairn_agents::runner::{RunHandler, Runtime, RUN_JOB};
+use cairn_agents::runs::RunService;
+use cairn_agents::spec::ToolKind;
+use cairn_agents::tools::{HttpRequest, KnowledgeSearchTool, Toolbox, WebhookTool};
 use cairn_api::{App, AppState};
 use cairn_core::config::Config;
 use cairn_core::models::TextEmbedder;
 use cairn_core::store::Store;
 use cairn_gateway::adapters::{GatewayChat, GatewayEmbedder};
 use cairn_gateway::GatewayService;
+use cairn_jobs::builtin::Webhook;
 use cairn_jobs::{JobService, SystemClock, Worker};
 use cairn_knowledge::answer::AnswerService;
 use cairn_knowledge::ingest::{IngestHandler, INGEST_JOB};
@@ -19,6 +26,8 @@ use cairn_knowledge::live::LiveIndex;
 use cairn_knowledge::service::KnowledgeService;
 use cairn_telemetry::Metrics;
 use tokio_util::sync::CancellationToken;
+
+use crate::agent_ports::{FilterRules, KnowledgeTool};
 
 /// Opens storage (migrating it), builds the services, and bootstraps the first owner key
 /// (`admin_key` when given, e.g. from `CAIRN_ADMIN_KEY`): what `cairn serve` runs.
@@ -65,6 +74,8 @@ pub async fn services(config: &Config) -> Result<AppState, String> {
         INGEST_JOB,
         IngestHandler::new(store.clone(), embedder.clone(), index.clone(), pii_key.clone()),
     );
+    let run_handler = RunHandler::default();
+    registry.register_internal(RUN_JOB, run_handler.clone());
     let jobs =
         Arc::new(JobService::new(store.clone(), registry, config.jobs.clone(), Arc::new(SystemClock), metrics.clone()));
     let knowledge = Arc::new(
@@ -76,10 +87,26 @@ pub async fn services(config: &Config) -> Result<AppState, String> {
     let chat = Arc::new(GatewayChat { gateway: gateway.clone(), shutdown: streams_cut.clone() });
     let answers = Arc::new(AnswerService::new(knowledge.clone(), chat.clone(), config.knowledge.clone()));
     // Approval rules are the metadata filter language, over a tool call's arguments.
-    let rules: cairn_agents::RuleCheck =
-        Arc::new(|rule| cairn_knowledge::filter::Filter::parse(rule).map(|_| ()).map_err(|e| e.to_string()));
-    let agents = Arc::new(cairn_agents::AgentService::new(store.clone(), store.clone(), chat, rules));
-    let threads = Arc::new(cairn_agents::ThreadService::new(store.clone(), store));
+    let rules: Arc<dyn ApprovalRules> = Arc::new(FilterRules);
+    let agents = Arc::new(cairn_agents::AgentService::new(store.clone(), store.clone(), chat.clone(), rules.clone()));
+    let threads = Arc::new(cairn_agents::ThreadService::new(store.clone(), store.clone()));
+    let webhook = Arc::new(Webhook::new(&config.jobs, store.clone()));
+    let tools = Toolbox::default()
+        .with(ToolKind::KnowledgeSearch, Arc::new(KnowledgeSearchTool(Arc::new(KnowledgeTool(knowledge.clone())))))
+        .with(ToolKind::HttpRequest, Arc::new(HttpRequest::new(webhook.clone())))
+        .with(ToolKind::Webhook, Arc::new(WebhookTool(webhook)));
+    let runtime = Arc::new(Runtime {
+        runs: store.clone(),
+        agents: store.clone(),
+        keys: store,
+        models: chat,
+        tools,
+        rules,
+        hub: RunHub::default(),
+        jobs: jobs.clone(),
+    });
+    run_handler.bind(runtime.clone());
+    let runs = Arc::new(RunService::new(runtime));
     Ok(AppState {
         gateway,
         access,
@@ -88,6 +115,7 @@ pub async fn services(config: &Config) -> Result<AppState, String> {
         answers,
         agents,
         threads,
+        runs,
         knowledge_config: config.knowledge.clone(),
         metrics,
         streams_cut,

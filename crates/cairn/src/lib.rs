@@ -1,4 +1,5 @@
 //! Cairn as a library: the composition root (`compose`), which the binary, its process tests
 //! and the other crates' tests build their services with.
 
+mod agent_ports;
 pub mod compose;

@@ -9,6 +9,7 @@ pub mod jobs;
 pub mod knowledge;
 pub mod models;
 pub mod ops;
+pub mod runs;
 pub mod threads;
 pub mod usage;
 pub mod webhooks;

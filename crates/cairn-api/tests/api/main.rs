@@ -16,6 +16,8 @@ mod local;
 mod local_chat;
 mod rag;
 mod resilience;
+mod runs;
+mod runs_loop;
 mod sdk;
 mod tenancy;
 mod tools;

@@ -4,7 +4,7 @@ mod noop;
 mod webhook;
 
 pub use noop::Noop;
-pub use webhook::{new_secret, sign, Webhook, SECRET_PURPOSE};
+pub use webhook::{new_secret, sign, Delivery, Webhook, SECRET_PURPOSE};
 
 use std::sync::Arc;
 

@@ -172,6 +172,12 @@ impl Webhook {
                 return Err(format!("header '{name}' has an invalid value").into());
             }
         }
+        self.allow(tenant_id, &url)?;
+        Ok((p, url))
+    }
+
+    /// Refuses (`Forbidden`) a URL whose host is not on `tenant_id`'s allow-list.
+    pub fn allow(&self, tenant_id: &str, url: &Url) -> Result<(), Refusal> {
         let host = url.host_str().unwrap_or_default().to_ascii_lowercase();
         let port = url.port_or_known_default().unwrap_or(0);
         let with_port = format!("{host}:{port}");
@@ -187,8 +193,52 @@ impl Webhook {
                 }
             )));
         }
-        Ok((p, url))
+        Ok(())
     }
+
+    /// Sends `delivery`, signed with its tenant's secret (see the module docs); the answer
+    /// whatever its status, or why none came.
+    pub async fn deliver(&self, delivery: Delivery<'_>) -> Result<reqwest::Response, String> {
+        let Delivery { tenant_id, url, body, headers, id, context } = delivery;
+        let secret = self
+            .secrets
+            .tenant_secret(tenant_id, SECRET_PURPOSE, &new_secret())
+            .await
+            .map_err(|e| format!("reading the signing secret: {e}"))?;
+        let timestamp = cairn_core::time::now_secs();
+        let signature = sign(&secret, id, timestamp, &body)?;
+        let mut req = self.client.post(url).header("content-type", "application/json");
+        for (name, value) in headers {
+            req = req.header(name, value);
+        }
+        // Set last, so nothing above can stand in for them.
+        req = req
+            .header("idempotency-key", id)
+            .header("webhook-id", id)
+            .header("webhook-timestamp", timestamp.to_string())
+            .header("webhook-signature", signature)
+            .header("x-cairn-tenant", tenant_id);
+        for (name, value) in context {
+            req = req.header(name, value);
+        }
+        req.body(body).send().await.map_err(|e| format!("calling the webhook: {}", e.without_url()))
+    }
+}
+
+/// One signed request: to whom, what, and under which message id (also the idempotency key).
+pub struct Delivery<'a> {
+    /// The sending tenant (whose secret signs).
+    pub tenant_id: &'a str,
+    /// An allowed URL (see `Webhook::allow`).
+    pub url: Url,
+    /// The JSON body, serialised.
+    pub body: Vec<u8>,
+    /// The caller's extra headers, already checked.
+    pub headers: &'a BTreeMap<String, String>,
+    /// The message id.
+    pub id: &'a str,
+    /// `x-cairn-*` headers that say what sent it.
+    pub context: Vec<(&'static str, String)>,
 }
 
 #[async_trait]
@@ -207,31 +257,21 @@ impl JobHandler for Webhook {
         let (p, url) = self.parse(tenant, ctx.payload()).map_err(|r| match r {
             Refusal::Invalid(m) | Refusal::Forbidden(m) => JobError::Permanent(m),
         })?;
-        let secret = self
-            .secrets
-            .tenant_secret(tenant, SECRET_PURPOSE, &new_secret())
-            .await
-            .map_err(|e| JobError::Retry(format!("reading the signing secret: {e}")))?;
         let body =
             serde_json::to_vec(&p.body.unwrap_or_else(|| json!({}))).map_err(|e| JobError::Permanent(e.to_string()))?;
-        let timestamp = cairn_core::time::now_secs();
-        let signature = sign(&secret, &ctx.job.id, timestamp, &body).map_err(JobError::Permanent)?;
-        let mut req = self.client.post(url).header("content-type", "application/json");
-        for (name, value) in &p.headers {
-            req = req.header(name, value);
-        }
-        // Set last, so nothing above can stand in for them.
-        let req = req
-            .header("idempotency-key", &ctx.job.id)
-            .header("webhook-id", &ctx.job.id)
-            .header("webhook-timestamp", timestamp.to_string())
-            .header("webhook-signature", signature)
-            .header("x-cairn-tenant", tenant)
-            .header("x-cairn-job-id", &ctx.job.id)
-            .header("x-cairn-job-attempt", ctx.job.attempts.to_string())
-            .body(body);
+        let delivery = Delivery {
+            tenant_id: tenant,
+            url,
+            body,
+            headers: &p.headers,
+            id: &ctx.job.id,
+            context: vec![
+                ("x-cairn-job-id", ctx.job.id.clone()),
+                ("x-cairn-job-attempt", ctx.job.attempts.to_string()),
+            ],
+        };
         let resp = tokio::select! {
-            r = req.send() => r.map_err(|e| JobError::Retry(format!("calling the webhook: {}", e.without_url())))?,
+            r = self.deliver(delivery) => r.map_err(JobError::Retry)?,
             _ = ctx.cancelled() => return Err(JobError::Cancelled),
         };
         let status = resp.status();

@@ -1,0 +1,535 @@
+//! One worker's turn at a run: load it, replay its journal, and step it until it ends, pauses
+//! or is lost to another worker (see `runner` for the lifecycle, `journal` for replay).
+
+use std::sync::Arc;
+
+use cairn_core::openai::{ChatMessage, ChatRequest, ChatRole, StreamEvent, StreamOptions};
+use cairn_core::runs::{Run, RunState, RunStep, StepKind};
+use cairn_core::tenancy::Principal;
+use cairn_core::time::now_ms;
+use cairn_core::{CallContext, Error};
+use cairn_jobs::{JobContext, JobError};
+use futures::StreamExt;
+use serde::Serialize;
+use serde_json::Value;
+use tokio::sync::Mutex;
+
+use crate::actions::{ActionKind, ActionRequested, ActionTaken, Decision, PendingAction};
+use crate::events::{RunNews, RunningGuard};
+use crate::fold::Folded;
+use crate::journal::{
+    idempotency_key, payload, Cap, Ended, ModelOutput, Next, Replay, Started, ToolResult, ToolStarted,
+};
+use crate::runner::Runtime;
+use crate::spec::{AgentSpec, Approval, ToolKind};
+use crate::tools::ToolCallCtx;
+
+/// Journal entries read per page when loading.
+const PAGE: u32 = 1000;
+
+/// Why a turn stops early.
+pub(crate) enum Halt {
+    /// The run is no longer this worker's: another appended, or it ended (a cancellation).
+    Lost,
+    /// The key's budget has no room: the run ends gracefully, saying so.
+    Stop(String),
+    /// The attempt failed; the queue decides what next.
+    Job(JobError),
+}
+
+impl From<JobError> for Halt {
+    fn from(e: JobError) -> Self {
+        Halt::Job(e)
+    }
+}
+
+fn storage(e: impl std::fmt::Display) -> Halt {
+    Halt::Job(JobError::Retry(format!("storage: {e}")))
+}
+
+/// The journal as this worker knows it: its length and what it says.
+struct Journal {
+    seq: u64,
+    replay: Replay,
+}
+
+/// A run being stepped.
+pub(crate) struct Stepper {
+    rt: Arc<Runtime>,
+    run: Run,
+    spec: AgentSpec,
+    call: CallContext,
+    journal: Mutex<Journal>,
+    history: Vec<ChatMessage>,
+    _guard: RunningGuard,
+}
+
+impl Stepper {
+    /// Loads run `run`: its agent version, its journal, and the key it acts as.
+    pub(crate) async fn load(rt: Arc<Runtime>, run: Run, ctx: &JobContext) -> Result<Stepper, JobError> {
+        let permanent = |m: String| JobError::Permanent(m);
+        let version = rt
+            .agents
+            .get_agent_version(&run.agent_id, run.agent_version)
+            .await
+            .map_err(|e| JobError::Retry(format!("storage: {e}")))?
+            .ok_or_else(|| {
+                permanent(format!("agent version {} of '{}' is missing", run.agent_version, run.agent_id))
+            })?;
+        let spec: AgentSpec = serde_json::from_value(version.spec).map_err(|e| permanent(e.to_string()))?;
+        let mut steps: Vec<RunStep> = Vec::new();
+        loop {
+            let page = rt
+                .runs
+                .list_steps(&run.id, steps.last().map_or(0, |s| s.seq), PAGE)
+                .await
+                .map_err(|e| JobError::Retry(format!("storage: {e}")))?;
+            let done = page.len() < PAGE as usize;
+            steps.extend(page);
+            if done {
+                break;
+            }
+        }
+        let replay = Replay::of(&steps).map_err(|e| permanent(e.to_string()))?;
+        let seq = steps.last().map_or(0, |s| s.seq);
+        let principal = match rt.keys.get_key(&run.key_id).await.map_err(|e| JobError::Retry(e.to_string()))? {
+            Some(k)
+                if k.revoked_at_ms.is_none()
+                    && (k.tenant_id == run.tenant_id || k.role == cairn_core::tenancy::Role::Owner) =>
+            {
+                Principal { key_id: k.id, tenant_id: k.tenant_id, role: k.role, limits: k.limits }
+            }
+            _ => return Err(permanent("the key that started this run was revoked".into())),
+        };
+        let cancel = ctx.cancel_token().child_token();
+        let guard = rt.hub.running(&run.id, cancel.clone());
+        let mut call = CallContext::new(principal, run.id.clone());
+        call.cancel = cancel;
+        Ok(Stepper {
+            rt,
+            spec,
+            call,
+            journal: Mutex::new(Journal { seq, replay }),
+            history: Vec::new(),
+            run,
+            _guard: guard,
+        })
+    }
+
+    /// Takes the run (queued, or running when a crash left it so) and steps it.
+    pub(crate) async fn start(mut self) -> Result<Option<RunState>, JobError> {
+        let now = now_ms();
+        let open = [RunState::Queued, RunState::Running];
+        match self.rt.runs.set_run_state(&self.run.id, &open, RunState::Running, None, now).await {
+            Ok(Some(run)) => self.run = run,
+            Ok(None) => return Ok(None),
+            Err(e) => return Err(JobError::Retry(format!("storage: {e}"))),
+        }
+        let r = self.go().await;
+        outcome(r)
+    }
+
+    /// Ends the run's pause if it ran out: unanswered approvals are rejected (the run goes on),
+    /// and a run still waiting for client outputs ends `expired`.
+    pub(crate) async fn expire(mut self) -> Result<Option<RunState>, JobError> {
+        let r = async {
+            let (waiting, due) = {
+                let j = self.journal.lock().await;
+                let waiting: Vec<PendingAction> = j.replay.waiting().into_iter().cloned().collect();
+                (waiting, j.replay.wait_until.is_some_and(|t| t <= now_ms()))
+            };
+            if waiting.is_empty() || !due {
+                return Err(Halt::Lost);
+            }
+            if waiting.iter().any(|w| w.kind == ActionKind::ClientOutput) {
+                let reason = "the client tool outputs did not come in time".to_owned();
+                return self.end(RunState::Expired, Some(reason), None).await;
+            }
+            for w in waiting {
+                let taken = ActionTaken {
+                    call_id: w.call_id,
+                    decision: Decision::Reject { message: Some("the approval expired".into()) },
+                    by: "system:expiry".into(),
+                };
+                self.append(StepKind::ActionTaken, &taken).await?;
+            }
+            let moved = self
+                .rt
+                .runs
+                .set_run_state(&self.run.id, &[RunState::RequiresAction], RunState::Running, None, now_ms())
+                .await
+                .map_err(storage)?;
+            self.run = moved.ok_or(Halt::Lost)?;
+            self.go().await
+        }
+        .await;
+        outcome(r)
+    }
+
+    /// Appends one journal entry; `Lost` when the journal moved on without this worker.
+    async fn append<T: Serialize>(&self, kind: StepKind, entry: &T) -> Result<(), Halt> {
+        let mut j = self.journal.lock().await;
+        let value = payload(entry);
+        let now = now_ms();
+        if !self.rt.runs.append_step(&self.run.id, j.seq, kind, &value, now).await.map_err(storage)? {
+            return Err(Halt::Lost);
+        }
+        j.seq += 1;
+        let step = RunStep { run_id: self.run.id.clone(), seq: j.seq, kind, payload: value, created_at_ms: now };
+        j.replay.apply(&step).map_err(|e| Halt::Job(JobError::Permanent(e.to_string())))?;
+        self.rt.hub.publish(&self.run.id, RunNews::Appended(j.seq));
+        Ok(())
+    }
+
+    /// Steps the run until it ends or pauses.
+    async fn go(&mut self) -> Result<RunState, Halt> {
+        self.prepare_history().await?;
+        loop {
+            if self.call.cancel.is_cancelled() {
+                return Err(Halt::Lost);
+            }
+            let next = {
+                let mut j = self.journal.lock().await;
+                let limit_ms = i64::from(self.spec.limits.max_wall_secs) * 1000;
+                j.replay.out_of_time = now_ms() - self.run.created_at_ms >= limit_ms;
+                j.replay.next(&self.spec)
+            };
+            match next {
+                Next::CallModel { final_call } => {
+                    if let Some(cap) = final_call {
+                        self.close_unfinished(cap).await?;
+                    }
+                    match self.call_model(final_call).await {
+                        Err(Halt::Stop(reason)) => {
+                            let answer = format!("The run stopped: {reason}.");
+                            return self.end(RunState::Succeeded, Some(reason), Some(answer)).await;
+                        }
+                        other => other?,
+                    }
+                }
+                Next::CallTools(calls) => {
+                    if let Some(state) = crate::act::tools(self, calls, false).await? {
+                        return Ok(state);
+                    }
+                }
+                Next::Resolve(calls) => {
+                    if let Some(state) = crate::act::tools(self, calls, true).await? {
+                        return Ok(state);
+                    }
+                }
+                Next::Finish { answer, cap } => return self.finish(answer, cap).await,
+                Next::Ended(state) => return self.settle(state).await,
+            }
+        }
+    }
+
+    /// Journals where the history ends (appending the run's input to its thread first), once,
+    /// then loads that history.
+    async fn prepare_history(&mut self) -> Result<(), Halt> {
+        let inputs: Vec<ChatMessage> = serde_json::from_value(self.run.input["messages"].clone()).unwrap_or_default();
+        let Some(thread) = self.run.thread_id.clone() else {
+            self.history = inputs;
+            if self.journal.lock().await.replay.history_to.is_none() {
+                self.append(StepKind::Started, &Started { history_to: 0 }).await?;
+            }
+            return Ok(());
+        };
+        let known = self.journal.lock().await.replay.history_to;
+        let mut messages = Vec::new();
+        loop {
+            let after = messages.last().map_or(0, |m: &cairn_core::runs::ThreadMessage| m.seq);
+            if known.is_some_and(|to| after >= to) {
+                break;
+            }
+            let page = self.rt.runs.list_messages(&thread, after, PAGE).await.map_err(storage)?;
+            let done = page.len() < PAGE as usize;
+            messages.extend(page);
+            if done {
+                break;
+            }
+        }
+        let history_to = match known {
+            Some(to) => to,
+            None => {
+                // A crash after the input went in and before `Started` must not add it twice.
+                let mine = messages.iter().any(|m| m.run_id.as_deref() == Some(self.run.id.as_str()));
+                if !inputs.is_empty() && !mine {
+                    let added = self
+                        .rt
+                        .runs
+                        .append_messages(&thread, &inputs, Some(&self.run.id), now_ms())
+                        .await
+                        .map_err(storage)?;
+                    messages.extend(added);
+                }
+                let to = messages.last().map_or(0, |m| m.seq);
+                self.append(StepKind::Started, &Started { history_to: to }).await?;
+                to
+            }
+        };
+        self.history = messages.into_iter().filter(|m| m.seq <= history_to).map(|m| m.message).collect();
+        Ok(())
+    }
+
+    /// Answers the last output's open calls as not run, before a final call without tools.
+    async fn close_unfinished(&self, cap: Cap) -> Result<(), Halt> {
+        let open = self.journal.lock().await.replay.unfinished();
+        for call in open {
+            let result =
+                ToolResult { call_id: call.id, content: format!("Not run: {}.", cap.reason()), is_error: true };
+            self.append(StepKind::ToolResult, &result).await?;
+        }
+        Ok(())
+    }
+
+    /// What the model reads: instructions, history, the run's own steps, and after a cap a
+    /// last word saying to answer now.
+    async fn messages(&self, final_call: Option<Cap>) -> Vec<ChatMessage> {
+        let mut out = Vec::new();
+        if !self.spec.instructions.is_empty() {
+            out.push(ChatMessage::text(ChatRole::System, self.spec.instructions.clone()));
+        }
+        out.extend(self.history.iter().cloned());
+        out.extend(self.journal.lock().await.replay.messages.iter().cloned());
+        if let Some(cap) = final_call {
+            out.push(ChatMessage::text(
+                ChatRole::System,
+                format!(
+                    "Stop here: {}. Write your final answer now from what you have; make no tool calls.",
+                    cap.reason()
+                ),
+            ));
+        }
+        out
+    }
+
+    /// One model call, streamed (its text goes out as news), journaled whole when it ends.
+    async fn call_model(&self, final_call: Option<Cap>) -> Result<(), Halt> {
+        let tools = if final_call.is_none() { self.rt.tools.definitions(&self.spec) } else { Vec::new() };
+        let with_tools = !tools.is_empty();
+        let response_format = self.spec.output_schema.as_ref().map(
+            |schema| serde_json::json!({"type": "json_schema", "json_schema": {"name": "answer", "schema": schema}}),
+        );
+        let req = ChatRequest {
+            model: self.spec.model.clone(),
+            messages: self.messages(final_call).await,
+            stream: Some(true),
+            stream_options: Some(StreamOptions { include_usage: true }),
+            tools: with_tools.then_some(tools),
+            response_format,
+            ..Default::default()
+        };
+        let step = self.journal.lock().await.replay.steps + 1;
+        let mut call = self.call.clone();
+        call.request_id = format!("{}:{step}", self.run.id);
+        let estimate = req.estimated_prompt_tokens();
+        let (mut stream, routed) = self.rt.models.stream(&call, req).await.map_err(|e| self.model_error(e))?;
+        let mut folded = Folded::default();
+        loop {
+            let event = tokio::select! {
+                e = stream.next() => e,
+                _ = self.call.cancel.cancelled() => return Err(Halt::Lost),
+            };
+            match event {
+                Some(StreamEvent::Chunk(chunk)) => {
+                    if let Some(text) = folded.add(&chunk) {
+                        self.rt.hub.publish(&self.run.id, RunNews::Delta(text));
+                    }
+                }
+                Some(StreamEvent::Error(message)) => {
+                    return Err(Halt::Job(JobError::Retry(format!("the model stream broke: {message}"))))
+                }
+                Some(StreamEvent::Done) | None => break,
+            }
+        }
+        let usage = folded.usage.clone();
+        let message = folded.message();
+        let (input, output) = match usage {
+            Some(u) => (u.prompt_tokens, u.completion_tokens),
+            None => (estimate, (message.text_content().chars().count() as u64).div_ceil(4)),
+        };
+        let cost_usd = self.rt.models.cost(&self.spec.model, &routed, input, output);
+        let out = ModelOutput {
+            message,
+            input_tokens: input,
+            output_tokens: output,
+            cost_usd,
+            tools_offered: with_tools,
+            final_for: final_call,
+        };
+        self.append(StepKind::ModelOutput, &out).await
+    }
+
+    /// What a failed model call means for the run.
+    fn model_error(&self, e: Error) -> Halt {
+        match e {
+            Error::RateLimited { message, retry_after }
+            | Error::Unavailable { message, retry_after: Some(retry_after) } => {
+                Halt::Job(JobError::RetryAfter { after: retry_after, message })
+            }
+            Error::Upstream { message, .. } | Error::Unavailable { message, .. } | Error::Internal(message) => {
+                Halt::Job(JobError::Retry(message))
+            }
+            // The key's budget: a graceful stop (see `finish`).
+            Error::BudgetExceeded { message, .. } => Halt::Stop(format!("the key's budget has no room: {message}")),
+            other => Halt::Job(JobError::Permanent(format!("the model call was refused: {other}"))),
+        }
+    }
+
+    /// Ends the run with its answer (or, after a cap without a final call, a message saying so).
+    async fn finish(&self, answer: Option<String>, cap: Option<Cap>) -> Result<RunState, Halt> {
+        let reason = cap.map(|c| c.reason().to_owned());
+        let answer = match (answer, &reason) {
+            (Some(a), _) if !a.is_empty() => a,
+            (_, Some(r)) => format!("The run stopped: {r}."),
+            (_, None) => String::new(),
+        };
+        if cap.is_none() {
+            if let Some(schema) = &self.spec.output_schema {
+                if let Err(why) = check_output(schema, &answer) {
+                    return self.end(RunState::Failed, Some(why), Some(answer)).await;
+                }
+            }
+        }
+        self.end(RunState::Succeeded, reason, Some(answer)).await
+    }
+
+    /// Journals the end, then makes storage agree (see `settle`).
+    pub(crate) async fn end(
+        &self,
+        state: RunState,
+        reason: Option<String>,
+        answer: Option<String>,
+    ) -> Result<RunState, Halt> {
+        self.append(StepKind::Ended, &Ended { state, reason, answer }).await?;
+        self.settle(state).await
+    }
+
+    /// After the journal says the run ended: its answer on its thread (once), its state, and the
+    /// next run on the thread started. Safe to repeat.
+    async fn settle(&self, state: RunState) -> Result<RunState, Halt> {
+        let end = self.journal.lock().await.replay.end.clone();
+        if let (Some(thread), Some(Ended { answer: Some(answer), .. })) = (&self.run.thread_id, end.as_ref()) {
+            let history_to = self.journal.lock().await.replay.history_to.unwrap_or(0);
+            let after = self.rt.runs.list_messages(thread, history_to, PAGE).await.map_err(storage)?;
+            let written = after
+                .iter()
+                .any(|m| m.run_id.as_deref() == Some(self.run.id.as_str()) && m.message.role == ChatRole::Assistant);
+            if !written && !answer.is_empty() {
+                let message = ChatMessage::text(ChatRole::Assistant, answer.clone());
+                self.rt
+                    .runs
+                    .append_messages(thread, &[message], Some(&self.run.id), now_ms())
+                    .await
+                    .map_err(storage)?;
+            }
+        }
+        let reason = end.and_then(|e| e.reason);
+        let open = [RunState::Queued, RunState::Running, RunState::RequiresAction];
+        let moved = self
+            .rt
+            .runs
+            .set_run_state(&self.run.id, &open, state, reason.as_deref(), now_ms())
+            .await
+            .map_err(storage)?;
+        let run = moved.unwrap_or_else(|| self.run.clone());
+        self.rt.next_on_thread(&run).await.map_err(storage)?;
+        Ok(state)
+    }
+
+    /// Pauses the run on `items` until they are answered or `max_wait_secs` runs out.
+    pub(crate) async fn pause(&self, items: Vec<PendingAction>) -> Result<RunState, Halt> {
+        let expires_at_ms = now_ms() + i64::from(self.spec.limits.max_wait_secs) * 1000;
+        if !items.is_empty() {
+            self.append(StepKind::ActionRequested, &ActionRequested { items, expires_at_ms }).await?;
+        }
+        let seq = self.journal.lock().await.seq;
+        let moved = self
+            .rt
+            .runs
+            .set_run_state(&self.run.id, &[RunState::Running], RunState::RequiresAction, None, now_ms())
+            .await
+            .map_err(storage)?;
+        let run = moved.ok_or(Halt::Lost)?;
+        let until = self.journal.lock().await.replay.wait_until.unwrap_or(expires_at_ms);
+        let job = self.rt.job_for(&run, &format!("expire:{seq}"), Some(until), true);
+        self.rt.enqueue(&run, job).await.map_err(storage)?;
+        Ok(RunState::RequiresAction)
+    }
+
+    /// The agent.
+    pub(crate) fn spec(&self) -> &AgentSpec {
+        &self.spec
+    }
+
+    /// The runtime.
+    pub(crate) fn rt(&self) -> &Runtime {
+        &self.rt
+    }
+
+    /// The replayed journal, briefly.
+    pub(crate) async fn replay<T>(&self, f: impl FnOnce(&Replay) -> T) -> T {
+        f(&self.journal.lock().await.replay)
+    }
+
+    /// Journals that call `call_id` is starting, makes it, and journals its result.
+    pub(crate) async fn make_call(&self, tool: &str, call_id: &str, arguments: Value) -> Result<(), Halt> {
+        let step = self.journal.lock().await.replay.steps;
+        let key = idempotency_key(&self.run.id, step, call_id);
+        self.append(StepKind::ToolStarted, &ToolStarted { call_id: call_id.into(), idempotency_key: key.clone() })
+            .await?;
+        let spec = self.spec.tools.get(tool).ok_or(Halt::Lost)?;
+        let ctx = ToolCallCtx { call: &self.call, run_id: &self.run.id, tool, idempotency_key: &key };
+        let outcome = self.rt.tools.call(&ctx, spec, arguments).await;
+        if self.call.cancel.is_cancelled() {
+            return Err(Halt::Lost);
+        }
+        let (content, is_error) = match outcome {
+            Ok(text) => (text, false),
+            Err(why) => (format!("Error: {why}"), true),
+        };
+        self.append(StepKind::ToolResult, &ToolResult { call_id: call_id.into(), content, is_error }).await
+    }
+
+    /// Journals a result for call `call_id` without making it (an error the model reads).
+    pub(crate) async fn answer(&self, call_id: &str, content: String) -> Result<(), Halt> {
+        self.append(StepKind::ToolResult, &ToolResult { call_id: call_id.into(), content, is_error: true }).await
+    }
+
+    /// Whether approval rules ask a person about a call of a tool with this policy.
+    pub(crate) fn needs_approval(&self, approval: &Approval, args: &Value) -> bool {
+        match approval {
+            Approval::Never => false,
+            Approval::Always => true,
+            Approval::When(rule) => self.rt.rules.matches(rule, args),
+        }
+    }
+
+    /// Whether tools of `kind` run here (client tools are the caller's).
+    pub(crate) fn is_client(kind: ToolKind) -> bool {
+        kind == ToolKind::Client
+    }
+}
+
+/// What a turn's end means for its job.
+fn outcome(r: Result<RunState, Halt>) -> Result<Option<RunState>, JobError> {
+    match r {
+        Ok(state) => Ok(Some(state)),
+        Err(Halt::Lost) => Ok(None),
+        Err(Halt::Stop(why)) => Err(JobError::Permanent(why)),
+        Err(Halt::Job(e)) => Err(e),
+    }
+}
+
+/// Checks a final answer against the agent's output schema.
+fn check_output(schema: &Value, answer: &str) -> Result<(), String> {
+    let value: Value = serde_json::from_str(answer)
+        .map_err(|e| format!("the final answer is not the JSON output_schema asks for: {e}"))?;
+    let validator = jsonschema::validator_for(schema).map_err(|e| format!("output_schema does not compile: {e}"))?;
+    let errors: Vec<String> = validator.iter_errors(&value).take(5).map(|e| e.to_string()).collect();
+    if errors.is_empty() {
+        Ok(())
+    } else {
+        Err(format!("the final answer does not match output_schema: {}", errors.join("; ")))
+    }
+}

@@ -1,0 +1,143 @@
+//! Tools, one module per kind behind one trait. The `Toolbox` holds the kinds this process can
+//! run, offers each agent tool to the model with its argument schema, checks the model's
+//! arguments against that schema before anything runs, and dispatches a checked call.
+//!
+//! A tool's failure is the model's to read, never the run's: `Tool::call` answers `Err` with
+//! a message that goes back as the call's result.
+
+mod http;
+mod knowledge;
+mod webhook;
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use cairn_core::openai::{FunctionDef, Tool as ToolDef};
+use cairn_core::CallContext;
+use serde_json::Value;
+
+use crate::spec::{AgentSpec, ToolKind, ToolSpec};
+
+pub use http::HttpRequest;
+pub use knowledge::KnowledgeSearchTool;
+pub use webhook::WebhookTool;
+
+/// Longest tool result the model reads, in bytes; longer ones are cut, saying so.
+pub const MAX_RESULT_BYTES: usize = 64 * 1024;
+
+/// What a tool call runs with.
+pub struct ToolCallCtx<'a> {
+    /// The run's caller (its key pays; its tenant bounds what the tool may reach), and the
+    /// run's cancellation.
+    pub call: &'a CallContext,
+    /// The run.
+    pub run_id: &'a str,
+    /// The tool's name in the agent.
+    pub tool: &'a str,
+    /// `run:step:call`, sent to side-effecting targets.
+    pub idempotency_key: &'a str,
+}
+
+/// One kind of tool.
+#[async_trait]
+pub trait Tool: Send + Sync {
+    /// The JSON Schema of a call's arguments for agent tool `spec`.
+    fn parameters(&self, spec: &ToolSpec) -> Value;
+
+    /// Makes a call with arguments already checked against `parameters`: the text the model
+    /// reads, or an error it reads instead.
+    async fn call(&self, ctx: &ToolCallCtx<'_>, spec: &ToolSpec, arguments: Value) -> Result<String, String>;
+}
+
+/// The tool kinds this process runs.
+#[derive(Clone, Default)]
+pub struct Toolbox {
+    kinds: HashMap<ToolKind, Arc<dyn Tool>>,
+}
+
+impl Toolbox {
+    /// Adds (or replaces) the tool that runs `kind`.
+    pub fn with(mut self, kind: ToolKind, tool: Arc<dyn Tool>) -> Self {
+        self.kinds.insert(kind, tool);
+        self
+    }
+
+    /// The first tool kind of `agent` this process cannot run, if any (client tools are run
+    /// by the caller, so always available).
+    pub fn missing(&self, agent: &AgentSpec) -> Option<ToolKind> {
+        agent.tools.values().map(|t| t.kind).find(|k| *k != ToolKind::Client && !self.kinds.contains_key(k))
+    }
+
+    /// The argument schema of tool `spec`.
+    pub fn parameters(&self, spec: &ToolSpec) -> Value {
+        match (&spec.client, self.kinds.get(&spec.kind)) {
+            (Some(client), _) => client.parameters.clone(),
+            (None, Some(tool)) => tool.parameters(spec),
+            (None, None) => serde_json::json!({"type": "object"}),
+        }
+    }
+
+    /// The agent's tools as the model is offered them.
+    pub fn definitions(&self, agent: &AgentSpec) -> Vec<ToolDef> {
+        agent
+            .tools
+            .iter()
+            .map(|(name, spec)| ToolDef {
+                kind: "function".into(),
+                function: FunctionDef {
+                    name: name.clone(),
+                    description: (!spec.description.is_empty()).then(|| spec.description.clone()),
+                    parameters: Some(self.parameters(spec)),
+                    strict: None,
+                },
+            })
+            .collect()
+    }
+
+    /// Reads `raw` (the model's argument string, or a person's edit) as arguments of tool
+    /// `spec`: a JSON object that its schema admits, or why not, for the model to read.
+    pub fn check_arguments(&self, spec: &ToolSpec, raw: &Value) -> Result<Value, String> {
+        let args = match raw {
+            Value::String(s) if s.trim().is_empty() => Value::Object(Default::default()),
+            Value::String(s) => {
+                serde_json::from_str::<Value>(s).map_err(|e| format!("the arguments are not valid JSON: {e}"))?
+            }
+            other => other.clone(),
+        };
+        if !args.is_object() {
+            return Err("the arguments must be a JSON object".into());
+        }
+        let schema = self.parameters(spec);
+        let validator = jsonschema::validator_for(&schema)
+            .map_err(|e| format!("the tool's parameter schema does not compile: {e}"))?;
+        let errors: Vec<String> =
+            validator.iter_errors(&args).take(5).map(|e| format!("{} at '{}'", e, e.instance_path)).collect();
+        if errors.is_empty() {
+            Ok(args)
+        } else {
+            Err(format!("the arguments do not match the tool's schema: {}", errors.join("; ")))
+        }
+    }
+
+    /// Makes a checked call of tool `spec`.
+    pub async fn call(&self, ctx: &ToolCallCtx<'_>, spec: &ToolSpec, arguments: Value) -> Result<String, String> {
+        let tool =
+            self.kinds.get(&spec.kind).ok_or_else(|| format!("'{}' tools cannot run here", spec.kind.as_str()))?;
+        tool.call(ctx, spec, arguments).await.map(|out| cut(out, MAX_RESULT_BYTES))
+    }
+}
+
+/// `text` cut to at most `max` bytes (on a character boundary), saying it was.
+pub(crate) fn cut(mut text: String, max: usize) -> String {
+    if text.len() <= max {
+        return text;
+    }
+    let mut at = max;
+    while !text.is_char_boundary(at) {
+        at -= 1;
+    }
+    text.truncate(at);
+    text.push_str("\n[cut: the result was longer]");
+    text
+}
