@@ -152,7 +152,7 @@ pub enum DecisionKind {
 /// One answer to a call a run waits on.
 #[derive(Clone, Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
-pub struct Answer {
+pub struct ActionAnswer {
     /// The call (`pending[].call_id`).
     #[schema(min_length = 1, max_length = 200)]
     pub call_id: String,
@@ -172,7 +172,7 @@ pub struct Answer {
     pub output: Option<String>,
 }
 
-impl Answer {
+impl ActionAnswer {
     /// The decision, when the fields fit it.
     fn decision(&self, at: &dyn Fn(&str) -> String) -> Result<Decision> {
         let extra = |field: &str, set: bool| {
@@ -220,7 +220,7 @@ impl Answer {
 pub struct Approvals {
     /// One answer per call (1-100).
     #[schema(min_items = 1, max_items = 100)]
-    pub answers: Vec<Answer>,
+    pub answers: Vec<ActionAnswer>,
 }
 
 /// A client tool's output.
@@ -266,7 +266,7 @@ impl RunService {
         caller.require(Role::Member)?;
         let agent = match self.rt.agents.get_agent(&req.agent_id).await? {
             Some(a) if caller.sees(&a.tenant_id) => a,
-            _ => return Err(Error::invalid_param("agent_id", format!("agent '{}' does not exist", req.agent_id))),
+            _ => return Err(Error::NotFound(format!("agent '{}' does not exist", req.agent_id))),
         };
         let spec: AgentSpec = serde_json::from_value(agent.spec.clone())
             .map_err(|e| Error::Internal(format!("stored definition of agent '{}': {e}", agent.id)))?;
@@ -279,7 +279,7 @@ impl RunService {
         if let Some(thread_id) = &req.thread_id {
             match self.rt.runs.get_thread(thread_id).await? {
                 Some(t) if t.tenant_id == agent.tenant_id && caller.sees(&t.tenant_id) => {}
-                _ => return Err(Error::invalid_param("thread_id", format!("thread '{thread_id}' does not exist"))),
+                _ => return Err(Error::NotFound(format!("thread '{thread_id}' does not exist"))),
             }
         } else if req.messages.is_empty() {
             return Err(Error::invalid_param("messages", "a run without a thread needs at least one message"));
@@ -384,7 +384,7 @@ impl RunService {
         let answers = req
             .outputs
             .into_iter()
-            .map(|o| Answer {
+            .map(|o| ActionAnswer {
                 call_id: o.call_id,
                 decision: DecisionKind::Respond,
                 message: None,
@@ -397,7 +397,7 @@ impl RunService {
 
     /// Journals `answers` (each for a call the run waits on, of the kind the route takes), and
     /// when nothing is left waiting, queues the run again.
-    async fn answer(&self, caller: &Principal, id: &str, answers: Vec<Answer>, client: bool) -> Result<RunView> {
+    async fn answer(&self, caller: &Principal, id: &str, answers: Vec<ActionAnswer>, client: bool) -> Result<RunView> {
         caller.require(Role::Member)?;
         let run = self.visible(caller, id).await?;
         if run.state != RunState::RequiresAction {

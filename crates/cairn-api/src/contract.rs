@@ -148,6 +148,15 @@ fn agents(doc: &mut OpenApi) {
         })
     }));
     add_keywords(doc, "ToolSpec", json!({"allOf": rules}));
+    // A one-off run needs its input; a run on a thread may bring none.
+    add_keywords(
+        doc,
+        "CreateRun",
+        json!({"anyOf": [
+            {"required": ["thread_id"]},
+            {"required": ["messages"], "properties": {"messages": {"minItems": 1}}},
+        ]}),
+    );
     set_property(
         doc,
         &["NewThread"],
@@ -352,6 +361,28 @@ fn streams(doc: &mut OpenApi) {
             json!({"type": "string", "description": "sources: the sources as JSON; delta: text; done: the Answer as JSON; error: an ErrorBody as JSON."}),
         ),
     );
+    let run_events = [
+        "run.started",
+        "step.done",
+        "tool.call",
+        "tool.result",
+        "approval.requested",
+        "approval.answered",
+        "summary",
+        "run.ended",
+        "model.delta",
+    ];
+    set_event_stream(
+        doc,
+        "/v1/runs/{id}/events",
+        false,
+        sse_event(
+            &run_events,
+            json_data(
+                json!({"description": "A StepView (numbered events), `{\"text\"}` (model.delta), or `{\"state\", \"reason\"}` (run.ended without a journal entry)."}),
+            ),
+        ),
+    );
 }
 
 #[cfg(test)]
@@ -382,6 +413,11 @@ mod tests {
         assert_eq!(search_filter["anyOf"][1]["$ref"], "#/components/schemas/MetadataFilter");
         let events = &doc["paths"]["/v1/jobs/{id}/events"]["get"]["responses"]["200"]["content"]["text/event-stream"];
         assert_eq!(events["schema"]["properties"]["event"]["enum"][0], "job");
+        let run_events = &doc["paths"]["/v1/runs/{id}/events"]["get"];
+        let last_id =
+            run_events["parameters"].as_array().unwrap().iter().find(|p| p["name"] == "Last-Event-ID").unwrap();
+        assert_eq!(last_id["schema"], serde_json::json!({"type": "string", "pattern": "^[0-9]{0,19}$"}), "{last_id}");
+        assert!(schemas["CreateRun"]["anyOf"].is_array());
         let enqueue = &schemas["EnqueueRequest"];
         assert_eq!(enqueue["properties"]["type"]["enum"], serde_json::json!(["noop", "webhook"]));
         assert_eq!(enqueue["allOf"][0]["then"]["required"], serde_json::json!([]), "noop takes no payload");

@@ -57,7 +57,7 @@ use crate::routes::{
         cairn_agents::threads::Author, cairn_agents::threads::ThreadView, cairn_agents::threads::MessageView,
         cairn_agents::threads::MessagePage,
         cairn_agents::runs::CreateRun, cairn_agents::runs::IfBusy, cairn_agents::runs::RunView, cairn_agents::runs::RunUsage,
-        cairn_agents::runs::StepView, cairn_agents::runs::StepPage, cairn_agents::runs::Approvals, cairn_agents::runs::Answer,
+        cairn_agents::runs::StepView, cairn_agents::runs::StepPage, cairn_agents::runs::Approvals, cairn_agents::runs::ActionAnswer,
         cairn_agents::runs::DecisionKind, cairn_agents::runs::ToolOutputs, cairn_agents::runs::ToolOutput,
         cairn_agents::actions::PendingAction, cairn_agents::actions::ActionKind, cairn_core::runs::RunState,
         cairn_core::runs::StepKind,

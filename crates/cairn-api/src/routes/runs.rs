@@ -55,7 +55,7 @@ pub struct EventQuery {
     post, path = "/v1/runs", tag = "agents", request_body = CreateRun,
     responses(
         (status = 202, body = RunView), (status = 400, body = ErrorBody), (status = 403, body = ErrorBody),
-        (status = 409, body = ErrorBody),
+        (status = 404, body = ErrorBody), (status = 409, body = ErrorBody),
     ),
     security(("bearer" = []))
 )]
@@ -121,7 +121,8 @@ pub async fn steps(
 #[utoipa::path(
     get, path = "/v1/runs/{id}/events", tag = "agents",
     params(("id" = String, Path, description = "Run id"), EventQuery,
-        ("Last-Event-ID" = Option<String>, Header, description = "The last event id seen: the stream resumes after it")),
+        ("Last-Event-ID" = Option<String>, Header, nullable = false, pattern = "^[0-9]{0,19}$",
+            description = "The last event id seen: the stream resumes after it (empty: from the start)")),
     responses(
         (status = 200, description = "text/event-stream of run events", content_type = "text/event-stream", body = String),
         (status = 400, body = ErrorBody), (status = 404, body = ErrorBody),
@@ -136,7 +137,9 @@ pub async fn events(
     q: Result<Query<EventQuery>, QueryRejection>,
 ) -> Result<Response, ApiError> {
     let q = query(q)?;
-    let from_header = match headers.get("last-event-id") {
+    // An empty id is no id (what an EventSource that saw no id would send).
+    let header = headers.get("last-event-id").filter(|v| !v.as_bytes().iter().all(u8::is_ascii_whitespace));
+    let from_header = match header {
         Some(v) => Some(
             v.to_str()
                 .ok()

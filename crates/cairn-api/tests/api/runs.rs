@@ -114,9 +114,9 @@ async fn searches_asks_and_answers(postgres: bool) {
     assert_eq!(s.post(&format!("/v1/runs/{run_id}/cancel"), &globex, &json!({})).await.0, 404);
     let (status, err) =
         s.post("/v1/runs", &globex, &json!({"agent_id": id, "messages": [{"role": "user", "content": "x"}]})).await;
-    assert_eq!(status, 400, "{err}");
+    assert_eq!(status, 404, "{err}");
     let (status, _) = s.post("/v1/runs", &globex, &json!({"agent_id": id, "thread_id": thread})).await;
-    assert_eq!(status, 400, "another tenant's agent and thread are as good as missing");
+    assert_eq!(status, 404, "another tenant's agent and thread are as good as missing");
 
     // The search ran without asking; the refund waits for a person.
     let waiting = wait_run(&s, &acme, &run_id, &["requires_action"]).await;

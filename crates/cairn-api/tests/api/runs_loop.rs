@@ -213,7 +213,10 @@ async fn busy_threads_refuse_or_queue_and_runs_cancel() {
     assert_eq!(s.post("/v1/runs", &key, &json!({"agent_id": id})).await.0, 400);
     assert_eq!(s.post("/v1/runs", &key, &json!({"agent_id": id, "colour": 1})).await.0, 400);
     let unknown = json!({"agent_id": "agt_nope", "messages": [{"role": "user", "content": "x"}]});
-    assert_eq!(s.post("/v1/runs", &key, &unknown).await.0, 400);
+    assert_eq!(s.post("/v1/runs", &key, &unknown).await.0, 404);
+    let (_, other_thread) = s.post("/v1/threads", &s.key("globex", "member", json!({})).await, &json!({})).await;
+    let theirs = json!({"agent_id": id, "thread_id": other_thread["id"]});
+    assert_eq!(s.post("/v1/runs", &key, &theirs).await.0, 404, "another tenant's thread is as good as missing");
     assert_eq!(s.get("/v1/runs/run_nope", &key).await.0, 404);
     assert_eq!(s.get(&format!("/v1/runs/{second}/steps?limit=0"), &key).await.0, 400);
 }
