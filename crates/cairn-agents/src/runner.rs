@@ -27,6 +27,9 @@ use crate::ports::ApprovalRules;
 use crate::step::Stepper;
 use crate::tools::Toolbox;
 
+/// Runs one process steps at once unless `jobs.concurrency` says otherwise: a run mostly waits
+/// on its model, so many share a core.
+pub const RUN_CONCURRENCY: usize = 256;
 /// The job type that steps runs (internal: only the runtime enqueues it).
 pub const RUN_JOB: &str = "agent.run";
 /// Attempts a run's job gets: transient failures (an upstream down) retry with backoff, and
@@ -122,6 +125,10 @@ impl RunHandler {
 
 #[async_trait]
 impl JobHandler for RunHandler {
+    fn default_concurrency(&self) -> Option<usize> {
+        Some(RUN_CONCURRENCY)
+    }
+
     fn validate(&self, _tenant_id: &str, payload: &Value) -> Result<(), Refusal> {
         serde_json::from_value::<RunJob>(payload.clone()).map(|_| ()).map_err(|e| Refusal::Invalid(e.to_string()))
     }

@@ -3,6 +3,7 @@
 //! latency at fixed rates (non-streaming total time, and time to first byte when streaming),
 //! the maximum throughput through Cairn, and Cairn's resident memory idle and after load.
 
+mod agents;
 mod embed;
 mod generate;
 mod jobs;
@@ -112,6 +113,23 @@ enum Cmd {
         #[arg(long, default_value_t = 384)]
         dim: usize,
     },
+    /// Runtime overhead per agent step (model and tool time excluded) over many concurrent
+    /// runs, and journal bytes per step at 10 and 100 steps.
+    #[command(after_help = "Example:\n  cairn-bench agents --cairn target/release/cairn --runs 200 --steps 10")]
+    Agents {
+        /// The cairn binary to run.
+        #[arg(long, default_value = "target/release/cairn")]
+        cairn: PathBuf,
+        /// Concurrent runs.
+        #[arg(long, default_value_t = 200)]
+        runs: usize,
+        /// Model calls per run (all but the last ask for one tool call).
+        #[arg(long, default_value_t = 10)]
+        steps: usize,
+        /// The stand-in model's latency per call, ms.
+        #[arg(long, default_value_t = 200)]
+        latency_ms: u64,
+    },
     /// Sentences per second of the in-process embedding model at batch 1 and 32.
     #[command(
         after_help = "Example:\n  scripts/bench-embed.sh\n  cairn-bench embed --model ~/.cache/cairn/models/minilm --threads 2"
@@ -173,6 +191,7 @@ fn free_port() -> Result<u16> {
 async fn main() -> Result<()> {
     match Cli::parse().command {
         Cmd::Gateway { cairn, seconds, rates, workers } => gateway(cairn, seconds, rates, workers).await,
+        Cmd::Agents { cairn, runs, steps, latency_ms } => agents::run(cairn, runs, steps, latency_ms).await,
         Cmd::Embed { model, corpus, threads, seconds } => embed::run(&model, &corpus, threads, seconds),
         Cmd::Generate { model, threads, runs, max_tokens } => generate::run(&model, &threads, runs, max_tokens).await,
         Cmd::Jobs { jobs, postgres } => jobs::run(jobs, postgres).await,

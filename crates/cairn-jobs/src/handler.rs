@@ -70,6 +70,13 @@ pub trait JobHandler: Send + Sync + 'static {
         Value::Object(serde_json::Map::new())
     }
 
+    /// Attempts of this type one process runs at once unless `jobs.concurrency` names the
+    /// type; `None`: `jobs.default_concurrency`. Types that mostly wait on others (agent runs
+    /// wait on models) want more than CPU-bound ones.
+    fn default_concurrency(&self) -> Option<usize> {
+        None
+    }
+
     /// Runs one attempt. Returns the job's result (stored on the job), or how it failed.
     /// Long work should watch `ctx.cancelled()` and report progress.
     async fn run(&self, ctx: JobContext) -> Result<Option<Value>, JobError>;

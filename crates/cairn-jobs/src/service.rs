@@ -75,6 +75,17 @@ impl JobService {
         Backoff { base_ms: self.config.backoff_base_ms, max_ms: self.config.backoff_max_ms }
     }
 
+    /// Attempts of `kind` one process runs at once: `jobs.concurrency`, else the handler's own
+    /// default, else `jobs.default_concurrency`.
+    pub fn concurrency_of(&self, kind: &str) -> usize {
+        match self.config.concurrency.get(kind) {
+            Some(n) => *n,
+            None => {
+                self.registry.get(kind).and_then(|h| h.default_concurrency()).unwrap_or(self.config.default_concurrency)
+            }
+        }
+    }
+
     /// The job types this server runs.
     pub fn types(&self) -> Vec<JobType> {
         self.registry
@@ -82,7 +93,7 @@ impl JobService {
             .filter_map(|k| {
                 let handler = self.registry.get(k)?;
                 let schema = handler.payload_schema();
-                Some(JobType { kind: k.to_owned(), concurrency: self.config.concurrency_of(k), payload_schema: schema })
+                Some(JobType { kind: k.to_owned(), concurrency: self.concurrency_of(k), payload_schema: schema })
             })
             .collect()
     }

@@ -122,7 +122,7 @@ impl Worker {
     /// end; returns how many ran. For tests and tools that drive time themselves.
     pub async fn run_due(&self, kind: &str) -> usize {
         let Some(handler) = self.inner.service.registry.get(kind).cloned() else { return 0 };
-        let n = self.inner.service.config.concurrency_of(kind).min(MAX_CLAIM);
+        let n = self.inner.service.concurrency_of(kind).min(MAX_CLAIM);
         let jobs = match self.inner.claim(kind, n).await {
             Ok(jobs) => jobs,
             Err(e) => {
@@ -181,7 +181,7 @@ impl Inner {
 
     /// Claims and runs jobs of one type until shutdown, within its concurrency.
     async fn claim_loop(self: Arc<Self>, kind: String, handler: Arc<dyn JobHandler>) {
-        let slots = Arc::new(Semaphore::new(self.service.config.concurrency_of(&kind)));
+        let slots = Arc::new(Semaphore::new(self.service.concurrency_of(&kind)));
         let waker = self.service.events.waker(&kind);
         let poll = Duration::from_millis(self.service.config.poll_ms);
         loop {

@@ -63,11 +63,6 @@ impl Default for JobsConfig {
 }
 
 impl JobsConfig {
-    /// Concurrency for one job type.
-    pub fn concurrency_of(&self, kind: &str) -> usize {
-        self.concurrency.get(kind).copied().unwrap_or(self.default_concurrency)
-    }
-
     /// Range checks; one line per problem.
     pub fn problems(&self) -> Vec<String> {
         let mut p = Vec::new();

@@ -1,0 +1,177 @@
+//! Crash safety of agent runs with a real process: `cairn serve` is killed with SIGKILL while
+//! runs are in a model stream, and while runs are in a webhook tool call. After a restart every
+//! run ends `succeeded`, no finished model call is made again, and the receiver applied each
+//! side effect exactly once: an interrupted call of an idempotent tool is made again with the
+//! same idempotency key, which the receiver deduplicates.
+
+mod common;
+
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::time::Duration;
+
+use cairn_testkit::{Fault, Receiver, StandIn};
+use common::{free_port, ready, spawn, ADMIN_KEY};
+use serde_json::{json, Value};
+
+const RUNS: usize = 4;
+
+fn write_config(dir: &Path, url: &str, up: &StandIn) -> std::path::PathBuf {
+    let path = dir.join("cairn.toml");
+    let text = format!(
+        r#"
+[server]
+shutdown_grace_secs = 1
+[storage]
+url = "{url}"
+[jobs]
+lease_ms = 1500
+poll_ms = 50
+backoff_base_ms = 50
+backoff_max_ms = 500
+webhook_allowed_hosts = ["127.0.0.1"]
+[log]
+level = "warn"
+format = "json"
+[providers.up]
+kind = "openai"
+base_url = "{}"
+[models.fast]
+targets = [{{ provider = "up", model = "up-model", timeouts = {{ first_token_ms = 20000, total_ms = 30000 }} }}]
+"#,
+        up.openai_url()
+    );
+    std::fs::write(&path, text).unwrap();
+    path
+}
+
+async fn post(client: &reqwest::Client, url: String, body: &Value) -> Value {
+    let resp = client.post(url).bearer_auth(ADMIN_KEY).json(body).send().await.unwrap();
+    assert!(resp.status().is_success(), "{}", resp.status());
+    resp.json().await.unwrap()
+}
+
+async fn get(client: &reqwest::Client, url: String) -> Value {
+    client.get(url).bearer_auth(ADMIN_KEY).send().await.unwrap().json().await.unwrap()
+}
+
+/// Where a crash lands.
+#[derive(Clone, Copy, Debug)]
+enum KillDuring {
+    /// The runs' first model calls are streaming.
+    ModelStream,
+    /// The runs' webhook calls are at the receiver.
+    WebhookCall,
+}
+
+async fn runs_survive_a_kill(url: String, during: KillDuring) {
+    let dir = tempfile::tempdir().unwrap();
+    let up = StandIn::start().await;
+    let receiver = Receiver::start().await;
+    let config = write_config(dir.path(), &url, &up);
+    let client = reqwest::Client::new();
+    let port = free_port();
+    let mut server = spawn(dir.path(), "serve-1", &config, &["serve"], port);
+    let base = ready(&client, port).await;
+
+    // Unscripted, the stand-in calls the first tool it is offered, always with the same
+    // arguments: the second call is a loop, so each run makes one webhook call and answers.
+    let agent = post(
+        &client,
+        format!("{base}/v1/agents"),
+        &json!({
+            "name": "notifier", "model": "fast",
+            "limits": {"max_repeats": 2},
+            "tools": {"notify": {"type": "webhook", "idempotent": true,
+                "webhook": {"url": receiver.url(), "parameters": {"type": "object"}}}},
+        }),
+    )
+    .await;
+    let agent = agent["id"].as_str().unwrap().to_owned();
+    match during {
+        // The streams start, then stall between chunks.
+        KillDuring::ModelStream => up.push((0..RUNS).map(|_| Fault::ChunkDelay(Duration::from_secs(20)))),
+        KillDuring::WebhookCall => receiver.hold(Duration::from_secs(20)),
+    }
+    let mut runs = Vec::new();
+    for i in 0..RUNS {
+        let body = json!({"agent_id": agent, "messages": [{"role": "user", "content": format!("notify {i}")}]});
+        runs.push(post(&client, format!("{base}/v1/runs"), &body).await["id"].as_str().unwrap().to_owned());
+    }
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+    match during {
+        KillDuring::ModelStream => {
+            while up.request_count() < RUNS {
+                assert!(tokio::time::Instant::now() < deadline, "the model calls did not start");
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
+        }
+        KillDuring::WebhookCall => receiver.wait_for_deliveries(RUNS, Duration::from_secs(60)).await,
+    }
+    server.kill().unwrap();
+    server.wait().unwrap();
+    let calls_before = up.request_count();
+    receiver.hold(Duration::ZERO);
+
+    // Restarted: every run ends `succeeded` once its lease runs out and a worker resumes it.
+    let port = free_port();
+    let mut restarted = spawn(dir.path(), "serve-2", &config, &["serve"], port);
+    let base = ready(&client, port).await;
+    for run in &runs {
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(120);
+        loop {
+            let r = get(&client, format!("{base}/v1/runs/{run}")).await;
+            if r["state"] == "succeeded" {
+                assert_eq!(r["usage"]["model_calls"], 3, "{during:?}: call, loop, final answer: {r}");
+                break;
+            }
+            assert!(!["failed", "cancelled", "expired"].contains(&r["state"].as_str().unwrap_or("")), "{r}");
+            assert!(tokio::time::Instant::now() < deadline, "{during:?}: {run} did not finish: {r}");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+    // Each run's side effect was applied once, under one key (run:step:call), however often
+    // the call was delivered.
+    let mut per_key: BTreeMap<String, usize> = BTreeMap::new();
+    for d in receiver.deliveries() {
+        *per_key.entry(d.key).or_default() += 1;
+    }
+    assert_eq!(per_key.len(), RUNS, "{during:?}: one side effect per run: {per_key:?}");
+    for run in &runs {
+        assert!(per_key.keys().any(|k| k.starts_with(&format!("{run}:1:"))), "{run}: {per_key:?}");
+    }
+    assert!(receiver.effects().values().all(|n| *n == 1));
+    let after_restart = up.request_count() - calls_before;
+    match during {
+        // The interrupted first calls are made again (they were never journaled), then the
+        // loop call and the final answer: three per run.
+        KillDuring::ModelStream => assert_eq!(after_restart, 3 * RUNS, "model calls after the restart"),
+        // The first calls were journaled: only the loop call and the final answer remain, and
+        // each interrupted webhook call was made again, with the same key.
+        KillDuring::WebhookCall => {
+            assert_eq!(after_restart, 2 * RUNS, "no journaled model call is made again");
+            assert!(per_key.values().all(|n| *n == 2), "{per_key:?}");
+        }
+    }
+    let _ = restarted.kill();
+    let _ = restarted.wait();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn killed_during_a_model_stream_sqlite() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}", dir.path().join("cairn.db").display());
+    runs_survive_a_kill(url, KillDuring::ModelStream).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn killed_during_a_webhook_call_sqlite() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}", dir.path().join("cairn.db").display());
+    runs_survive_a_kill(url, KillDuring::WebhookCall).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn killed_during_a_webhook_call_postgres() {
+    runs_survive_a_kill(cairn_store::conformance::fresh_pg_database().await, KillDuring::WebhookCall).await;
+}
