@@ -19,6 +19,7 @@ pub mod spec;
 mod step;
 pub mod threads;
 pub mod tools;
+pub mod writer;
 
 pub use service::{AgentPage, AgentService, AgentView};
 pub use spec::AgentSpec;

@@ -64,6 +64,8 @@ pub struct Runtime {
     pub hub: RunHub,
     /// The queue the run jobs go through.
     pub jobs: Arc<JobService>,
+    /// Journal appends, group-committed.
+    pub journal: crate::writer::JournalWriter,
 }
 
 impl Runtime {

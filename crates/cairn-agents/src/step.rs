@@ -4,7 +4,7 @@
 use std::sync::Arc;
 
 use cairn_core::openai::{ChatMessage, ChatRequest, ChatRole, StreamEvent, StreamOptions};
-use cairn_core::runs::{Run, RunState, RunStep, StepKind};
+use cairn_core::runs::{Append, Run, RunState, RunStep, StepKind};
 use cairn_core::tenancy::Principal;
 use cairn_core::time::now_ms;
 use cairn_core::{CallContext, Error};
@@ -49,8 +49,13 @@ fn storage(e: impl std::fmt::Display) -> Halt {
 
 /// The journal as this worker knows it: its length and what it says.
 struct Journal {
+    /// Entries stored.
     seq: u64,
+    /// What the stored and pending entries say.
     replay: Replay,
+    /// Entries read into `replay` but not yet stored: written with the next entry that must be
+    /// durable before Cairn acts (a tool call's start, a pause, the end), in one transaction.
+    pending: Vec<(StepKind, Value)>,
 }
 
 /// A run being stepped.
@@ -105,11 +110,13 @@ impl Stepper {
         let guard = rt.hub.running(&run.id, cancel.clone());
         let mut call = CallContext::new(principal, run.id.clone());
         call.cancel = cancel;
+        // The run reads its model's stream itself: no client connection is held open.
+        call.holds_connection = false;
         Ok(Stepper {
             rt,
             spec,
             call,
-            journal: Mutex::new(Journal { seq, replay }),
+            journal: Mutex::new(Journal { seq, replay, pending: Vec::new() }),
             history: Vec::new(),
             run,
             _guard: guard,
@@ -168,15 +175,34 @@ impl Stepper {
 
     /// Appends one journal entry; `Lost` when the journal moved on without this worker.
     async fn append<T: Serialize>(&self, kind: StepKind, entry: &T) -> Result<(), Halt> {
+        self.defer(kind, entry).await?;
+        self.flush().await
+    }
+
+    /// Adds one journal entry to what the run knows, to be stored with the next `flush`.
+    async fn defer<T: Serialize>(&self, kind: StepKind, entry: &T) -> Result<(), Halt> {
         let mut j = self.journal.lock().await;
         let value = payload(entry);
-        let now = now_ms();
-        if !self.rt.runs.append_step(&self.run.id, j.seq, kind, &value, now).await.map_err(storage)? {
+        let seq = j.seq + j.pending.len() as u64 + 1;
+        let step = RunStep { run_id: self.run.id.clone(), seq, kind, payload: value.clone(), created_at_ms: now_ms() };
+        j.replay.apply(&step).map_err(|e| Halt::Job(JobError::Permanent(e.to_string())))?;
+        j.pending.push((kind, value));
+        Ok(())
+    }
+
+    /// Stores the pending entries, all in one transaction.
+    async fn flush(&self) -> Result<(), Halt> {
+        let mut j = self.journal.lock().await;
+        if j.pending.is_empty() {
+            return Ok(());
+        }
+        let append =
+            Append { run_id: self.run.id.clone(), expected: j.seq, entries: j.pending.clone(), now_ms: now_ms() };
+        if !self.rt.journal.append(append).await.map_err(storage)? {
             return Err(Halt::Lost);
         }
-        j.seq += 1;
-        let step = RunStep { run_id: self.run.id.clone(), seq: j.seq, kind, payload: value, created_at_ms: now };
-        j.replay.apply(&step).map_err(|e| Halt::Job(JobError::Permanent(e.to_string())))?;
+        j.seq += j.pending.len() as u64;
+        j.pending.clear();
         self.rt.hub.publish(&self.run.id, RunNews::Appended(j.seq));
         Ok(())
     }
@@ -305,6 +331,8 @@ impl Stepper {
 
     /// One model call, streamed (its text goes out as news), journaled whole when it ends.
     async fn call_model(&self, final_call: Option<Cap>) -> Result<(), Halt> {
+        // What the model is about to read is stored first.
+        self.flush().await?;
         let tools = if final_call.is_none() { self.rt.tools.definitions(&self.spec) } else { Vec::new() };
         let with_tools = !tools.is_empty();
         let response_format = self.spec.output_schema.as_ref().map(
@@ -323,7 +351,19 @@ impl Stepper {
         let mut call = self.call.clone();
         call.request_id = format!("{}:{step}", self.run.id);
         let estimate = req.estimated_prompt_tokens();
-        let (mut stream, routed) = self.rt.models.stream(&call, req).await.map_err(|e| self.model_error(e))?;
+        // A key's rate limit makes the run wait in place: it is not a failed attempt.
+        let (mut stream, routed) = loop {
+            match self.rt.models.stream(&call, req.clone()).await {
+                Ok(ok) => break ok,
+                Err(Error::RateLimited { retry_after, .. }) => {
+                    tokio::select! {
+                        _ = tokio::time::sleep(retry_after.max(std::time::Duration::from_millis(10))) => {}
+                        _ = self.call.cancel.cancelled() => return Err(Halt::Lost),
+                    }
+                }
+                Err(e) => return Err(self.model_error(e)),
+            }
+        };
         let mut folded = Folded::default();
         loop {
             let event = tokio::select! {
@@ -357,7 +397,8 @@ impl Stepper {
             tools_offered: with_tools,
             final_for: final_call,
         };
-        self.append(StepKind::ModelOutput, &out).await
+        // Stored with the next entry that must be durable (the calls' start, the end).
+        self.defer(StepKind::ModelOutput, &out).await
     }
 
     /// What a failed model call means for the run.
@@ -441,8 +482,9 @@ impl Stepper {
     pub(crate) async fn pause(&self, items: Vec<PendingAction>) -> Result<RunState, Halt> {
         let expires_at_ms = now_ms() + i64::from(self.spec.limits.max_wait_secs) * 1000;
         if !items.is_empty() {
-            self.append(StepKind::ActionRequested, &ActionRequested { items, expires_at_ms }).await?;
+            self.defer(StepKind::ActionRequested, &ActionRequested { items, expires_at_ms }).await?;
         }
+        self.flush().await?;
         let seq = self.journal.lock().await.seq;
         let moved = self
             .rt

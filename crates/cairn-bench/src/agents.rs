@@ -137,7 +137,7 @@ async fn finish(client: &HttpClient, base: &str, id: &str) -> Result<()> {
             Some("succeeded") => return Ok(()),
             Some("failed" | "cancelled" | "expired") => bail!("run {id} ended {}: {}", run["state"], run["reason"]),
             _ if Instant::now() > deadline => bail!("run {id} did not end"),
-            _ => tokio::time::sleep(Duration::from_millis(50)).await,
+            _ => tokio::time::sleep(Duration::from_millis(20)).await,
         }
     }
 }
@@ -172,8 +172,15 @@ fn gaps(marks: &Marks, started: &[(String, Instant, String)], steps: usize) -> R
             ) else {
                 bail!("marks missing for {tag} step {k}");
             };
-            let gap = t.0.duration_since(m.1) + next.0.duration_since(t.1);
-            per_step.push(gap.as_secs_f64() * 1e3);
+            let (to_tool, to_model) = (t.0.duration_since(m.1), next.0.duration_since(t.1));
+            if std::env::var_os("CAIRN_BENCH_DETAIL").is_some() {
+                eprintln!(
+                    "{tag} {k} to_tool {:.2} to_model {:.2}",
+                    to_tool.as_secs_f64() * 1e3,
+                    to_model.as_secs_f64() * 1e3
+                );
+            }
+            per_step.push((to_tool + to_model).as_secs_f64() * 1e3);
         }
     }
     Ok((per_step, first_call))
@@ -231,9 +238,17 @@ pub async fn run(cairn: PathBuf, runs: usize, steps: usize, latency_ms: u64) -> 
         let at = Instant::now();
         started.push((tag.clone(), at, start_run(&client, &base, &agent, &tag).await?));
     }
-    let waits = started.iter().map(|(_, _, id)| finish(&client, &base, id));
-    for r in futures::future::join_all(waits).await {
-        r?;
+    // Waiting reads nothing from Cairn until every run made its last model call, so the
+    // measurement is not loaded by the benchmark's own polling.
+    let deadline = Instant::now() + Duration::from_secs(600);
+    while started.iter().any(|(tag, _, _)| !up.marks.lock().model.contains_key(&(tag.clone(), steps - 1))) {
+        if Instant::now() > deadline {
+            bail!("the runs did not reach their last step");
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    for (_, _, id) in &started {
+        finish(&client, &base, id).await?;
     }
     let wall = began.elapsed();
     let rss = rss_mb(server.0.id());

@@ -22,6 +22,10 @@ pub struct CallContext {
     /// True when the request already took its place in the key's request-rate limit (routes
     /// that cost work, and the jobs they enqueue): its model calls take no second one.
     pub request_admitted: bool,
+    /// True when a streamed call holds a client connection open, so it takes one of the key's
+    /// stream places (`gateway.max_streams_per_key`). Cairn's own streams (an agent run
+    /// reading its model) hold none; the job concurrency bounds them.
+    pub holds_connection: bool,
 }
 
 impl CallContext {
@@ -33,6 +37,7 @@ impl CallContext {
             deadline: None,
             cancel: CancellationToken::new(),
             request_admitted: false,
+            holds_connection: true,
         }
     }
 

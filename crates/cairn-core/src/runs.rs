@@ -203,6 +203,20 @@ pub struct RunStep {
     pub created_at_ms: i64,
 }
 
+/// Entries for one run's journal: they go in as steps `expected + 1`, `expected + 2`, ...,
+/// only if the journal holds exactly `expected` steps and the run has not ended.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Append {
+    /// The run.
+    pub run_id: String,
+    /// The journal's length the writer read.
+    pub expected: u64,
+    /// What each entry records, in order.
+    pub entries: Vec<(StepKind, Value)>,
+    /// Unix ms.
+    pub now_ms: i64,
+}
+
 /// What a new run does when its thread already has one that has not ended.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum BusyThread {
@@ -250,8 +264,23 @@ pub trait RunStore: Send + Sync {
         error: Option<&str>,
         now_ms: i64,
     ) -> StoreResult<Option<Run>>;
-    /// Appends step `expected + 1` to run `id`'s journal if it holds exactly `expected` steps
-    /// and has not ended; false otherwise (another worker appended, or the run ended).
+    /// Appends each of `appends` (see `Append`) in one transaction; for each, whether it went
+    /// in. One that does not (its run moved on or ended) leaves nothing and stops no other.
+    async fn append_many(&self, appends: &[Append]) -> StoreResult<Vec<bool>>;
+    /// Appends `entries` as steps `expected + 1`, `expected + 2`, ... to run `id`'s journal,
+    /// all or none, if it holds exactly `expected` steps and has not ended; false otherwise
+    /// (another worker appended, or the run ended).
+    async fn append_steps(
+        &self,
+        id: &str,
+        expected: u64,
+        entries: &[(StepKind, Value)],
+        now_ms: i64,
+    ) -> StoreResult<bool> {
+        let append = Append { run_id: id.to_owned(), expected, entries: entries.to_vec(), now_ms };
+        Ok(self.append_many(std::slice::from_ref(&append)).await?.first().copied().unwrap_or(false))
+    }
+    /// Appends one step (see `append_steps`).
     async fn append_step(
         &self,
         id: &str,
@@ -259,7 +288,9 @@ pub trait RunStore: Send + Sync {
         kind: StepKind,
         payload: &Value,
         now_ms: i64,
-    ) -> StoreResult<bool>;
+    ) -> StoreResult<bool> {
+        self.append_steps(id, expected, &[(kind, payload.clone())], now_ms).await
+    }
     /// A run's journal after `after_seq`, in order, at most `limit`.
     async fn list_steps(&self, id: &str, after_seq: u64, limit: u32) -> StoreResult<Vec<RunStep>>;
 }

@@ -190,7 +190,7 @@ impl GatewayService {
     ) -> Result<(ChatStream, Routed)> {
         req.validate()?;
         let route = self.route(&req.model, ModelKind::Chat)?;
-        let slot = self.stream_slot(&ctx.principal)?;
+        let slot = if ctx.holds_connection { Some(self.stream_slot(&ctx.principal)?) } else { None };
         let mut guard = self.open(ctx, route, self.chat_spec(&req, true)).await?;
         let started = tokio::time::Instant::now();
         let result = self

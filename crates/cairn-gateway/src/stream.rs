@@ -57,7 +57,7 @@ pub(crate) struct Relay {
     pub permit: OwnedSemaphorePermit,
     /// The caller's stream slot: held, like the permit, until the stream ends.
     #[allow(dead_code)]
-    pub slot: cairn_access::StreamSlot,
+    pub slot: Option<cairn_access::StreamSlot>,
     /// Metrics registry.
     pub metrics: Arc<Metrics>,
 }

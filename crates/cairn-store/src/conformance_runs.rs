@@ -120,11 +120,19 @@ pub(crate) async fn runs(s: Arc<dyn Store>) {
         [(1, StepKind::ModelOutput), (2, StepKind::ToolStarted)]
     );
     assert_eq!(s.get_run("run_1").await.unwrap().unwrap().steps, 2);
+    // Several entries go in together or not at all.
+    let batch = [(StepKind::ToolResult, json!({"n": 3})), (StepKind::ModelOutput, json!({"n": 4}))];
+    assert!(!s.append_steps("run_1", 1, &batch, 33).await.unwrap(), "stale length: nothing written");
+    assert_eq!(s.list_steps("run_1", 0, 10).await.unwrap().len(), 2);
+    assert!(s.append_steps("run_1", 2, &batch, 33).await.unwrap());
+    let stored = s.get_run("run_1").await.unwrap().unwrap();
+    assert_eq!((stored.steps, stored.updated_at_ms), (4, 33));
+    assert_eq!(s.list_steps("run_1", 2, 10).await.unwrap().iter().map(|st| st.seq).collect::<Vec<_>>(), [3, 4]);
 
     // An ended run takes no more steps, and the next run on the thread is at its head.
     let ended = s.set_run_state("run_1", &[RunState::Running], RunState::Failed, Some("boom"), 40).await.unwrap();
     assert_eq!(ended.unwrap().error.as_deref(), Some("boom"));
-    assert!(!s.append_step("run_1", 2, StepKind::Ended, &json!({}), 41).await.unwrap());
+    assert!(!s.append_step("run_1", 4, StepKind::Ended, &json!({}), 41).await.unwrap());
     assert_eq!(s.thread_head("thr_1").await.unwrap().unwrap().id, "run_3");
     // A one-off run needs no thread.
     assert!(s.create_run(&run("run_5", None, 50), BusyThread::Refuse, &job("run_5", 50)).await.unwrap().is_some());

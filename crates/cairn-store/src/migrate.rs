@@ -17,6 +17,7 @@ pub(crate) const MIGRATIONS: &[(i64, &str, &str)] = &[
     (7, "tenant_secrets", include_str!("migrations/0007_tenant_secrets.sql")),
     (8, "usage_settles", include_str!("migrations/0008_usage_settles.sql")),
     (9, "agents", include_str!("migrations/0009_agents.sql")),
+    (10, "run_steps_count", include_str!("migrations/0010_run_steps_count.sql")),
 ];
 
 /// How one backend spells the types the shared SQL leaves as placeholders.
@@ -30,6 +31,8 @@ pub(crate) struct Dialect {
     pub(crate) reset_serial: &'static str,
     /// The trigger settling a new usage record's cost (see migration 0008).
     pub(crate) settle_trigger: &'static str,
+    /// The trigger counting a run's journal entries (see migration 0010).
+    pub(crate) steps_trigger: &'static str,
 }
 
 /// SQLite's spelling.
@@ -47,6 +50,10 @@ BEGIN
     UPDATE budget_reservations
     SET amount_nusd = CASE WHEN amount_nusd > NEW.cost_nusd THEN amount_nusd - NEW.cost_nusd ELSE 0 END
     WHERE id = NEW.reservation_id;
+END;",
+    steps_trigger: "CREATE TRIGGER run_steps_count AFTER INSERT ON run_steps
+BEGIN
+    UPDATE runs SET steps = NEW.seq, updated_at_ms = NEW.created_at_ms WHERE id = NEW.run_id;
 END;",
 };
 /// PostgreSQL's spelling.
@@ -69,6 +76,14 @@ END
 $fn$;
 CREATE TRIGGER usage_settles AFTER INSERT ON usage_records
 FOR EACH ROW WHEN (NEW.reservation_id IS NOT NULL) EXECUTE FUNCTION usage_settles();",
+    steps_trigger: "CREATE OR REPLACE FUNCTION run_steps_count() RETURNS trigger LANGUAGE plpgsql AS $fn$
+BEGIN
+    UPDATE runs SET steps = NEW.seq, updated_at_ms = NEW.created_at_ms WHERE id = NEW.run_id;
+    RETURN NULL;
+END
+$fn$;
+CREATE TRIGGER run_steps_count AFTER INSERT ON run_steps
+FOR EACH ROW EXECUTE FUNCTION run_steps_count();",
 };
 
 impl Dialect {
@@ -77,7 +92,8 @@ impl Dialect {
         let mut out = sql
             .replace("{BYTES}", self.bytes)
             .replace("{SERIAL}", self.serial)
-            .replace("{SETTLE_TRIGGER}", self.settle_trigger);
+            .replace("{SETTLE_TRIGGER}", self.settle_trigger)
+            .replace("{STEPS_TRIGGER}", self.steps_trigger);
         while let Some(at) = out.find("{RESET_SERIAL:") {
             let Some(len) = out[at..].find('}') else { break };
             let table = out[at + "{RESET_SERIAL:".len()..at + len].to_owned();

@@ -22,7 +22,7 @@ macro_rules! impl_run_store {
     ($store:ty, $db:ty) => {
         use cairn_core::jobs::{Job, NewJob};
         use cairn_core::openai::ChatMessage;
-        use cairn_core::runs::{BusyThread, Run, RunState, RunStep, RunStore, StepKind, Thread, ThreadMessage};
+        use cairn_core::runs::{Append, BusyThread, Run, RunState, RunStep, RunStore, Thread, ThreadMessage};
         use cairn_core::store::{StoreError, StoreResult};
         use sqlx::Row;
 
@@ -294,43 +294,50 @@ macro_rules! impl_run_store {
                 Ok(Some(run))
             }
 
-            async fn append_step(
-                &self,
-                id: &str,
-                expected: u64,
-                kind: StepKind,
-                payload: &serde_json::Value,
-                now_ms: i64,
-            ) -> StoreResult<bool> {
-                let mut tx = self.writer.begin().await.map_err($crate::db_err)?;
-                let moved = sqlx::query(&format!(
-                    "UPDATE runs SET steps = steps + 1, updated_at_ms = $3 \
-                     WHERE id = $1 AND steps = $2 AND state NOT IN {}",
+            async fn append_many(&self, appends: &[Append]) -> StoreResult<Vec<bool>> {
+                // Each INSERT holds its compare-and-set; the trigger moves `runs.steps` on, so
+                // a run's next entry expects one more. Once a run's first entry is in, its row
+                // is this transaction's until commit, so the rest follow (a later one fails only
+                // if the run ended meanwhile, and an ended run's journal is history).
+                let sql = format!(
+                    "INSERT INTO run_steps (run_id, seq, kind, payload, created_at_ms) \
+                     SELECT $1, $2, $3, $4, $5 WHERE EXISTS (SELECT 1 FROM runs \
+                     WHERE id = $1 AND steps = $6 AND state NOT IN {}) \
+                     ON CONFLICT (run_id, seq) DO NOTHING",
                     $crate::runs_sql::final_states()
-                ))
-                .bind(id)
-                .bind(expected as i64)
-                .bind(now_ms)
-                .execute(&mut *tx)
-                .await
-                .map_err($crate::db_err)?
-                .rows_affected();
-                if moved == 0 {
-                    return Ok(false);
+                );
+                let insert = |a: &Append, i: usize| {
+                    let (kind, payload) = &a.entries[i];
+                    let at = a.expected as i64 + i as i64;
+                    sqlx::query(&sql)
+                        .bind(a.run_id.clone())
+                        .bind(at + 1)
+                        .bind(kind.as_str())
+                        .bind(payload.to_string())
+                        .bind(a.now_ms)
+                        .bind(at)
+                };
+                // One entry alone goes in by itself (autocommit: one round trip).
+                if let [a] = appends {
+                    if a.entries.len() == 1 {
+                        let n = insert(a, 0).execute(&self.writer).await.map_err($crate::db_err)?.rows_affected();
+                        return Ok(vec![n == 1]);
+                    }
                 }
-                sqlx::query(
-                    "INSERT INTO run_steps (run_id, seq, kind, payload, created_at_ms) VALUES ($1, $2, $3, $4, $5)",
-                )
-                .bind(id)
-                .bind(expected as i64 + 1)
-                .bind(kind.as_str())
-                .bind(payload.to_string())
-                .bind(now_ms)
-                .execute(&mut *tx)
-                .await
-                .map_err($crate::db_err)?;
+                let mut tx = self.writer.begin().await.map_err($crate::db_err)?;
+                let mut out = Vec::with_capacity(appends.len());
+                for a in appends {
+                    let mut ok = !a.entries.is_empty();
+                    for i in 0..a.entries.len() {
+                        if insert(a, i).execute(&mut *tx).await.map_err($crate::db_err)?.rows_affected() != 1 {
+                            ok = false;
+                            break;
+                        }
+                    }
+                    out.push(ok);
+                }
                 tx.commit().await.map_err($crate::db_err)?;
-                Ok(true)
+                Ok(out)
             }
 
             async fn list_steps(&self, id: &str, after_seq: u64, limit: u32) -> StoreResult<Vec<RunStep>> {

@@ -54,7 +54,7 @@ pub async fn ask(args: AskArgs) -> Result<()> {
 }
 
 /// The name and data of one server-sent event.
-fn parse_event(event: &str) -> (&str, &str) {
+pub(crate) fn parse_event(event: &str) -> (&str, &str) {
     let mut name = "message";
     let mut data = "";
     for line in event.lines() {

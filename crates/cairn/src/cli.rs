@@ -51,6 +51,15 @@ pub enum Command {
         after_help = "Examples:\n  cairn ask --collection handbook \"How many vacation days do we get?\"\n  cairn ask --collection papers --model fast --top-k 8 \"What lowers LDL?\""
     )]
     Ask(AskArgs),
+    /// Create, list and show agents of a running Cairn.
+    #[command(subcommand)]
+    Agents(AgentsCommand),
+    /// Run an agent of a running Cairn, streaming the run and asking for approvals and client
+    /// tool outputs on the terminal.
+    #[command(
+        after_help = "Examples:\n  cairn run support \"Refund order 7\"\n  cairn run support --thread thr_... \"And order 8?\"\n  echo a | cairn run support \"Refund order 7\"   # answers prompts from stdin"
+    )]
+    Run(RunArgs),
     /// Measure Cairn on benchmark datasets.
     #[command(subcommand)]
     Eval(EvalCommand),
@@ -352,4 +361,63 @@ pub struct AskArgs {
     /// API key.
     #[arg(long, env = "CAIRN_API_KEY", hide_env_values = true)]
     pub key: String,
+}
+
+/// Where a running Cairn is, and the key to use.
+#[derive(Args, Debug)]
+pub struct ServerArgs {
+    /// Cairn's address.
+    #[arg(long, env = "CAIRN_URL", default_value = "http://127.0.0.1:8080")]
+    pub url: String,
+    /// API key.
+    #[arg(long, env = "CAIRN_API_KEY", hide_env_values = true)]
+    pub key: String,
+}
+
+/// `cairn agents ...`
+#[derive(Subcommand, Debug)]
+pub enum AgentsCommand {
+    /// Create an agent from a JSON definition (a file, or `-` for stdin); a definition with the
+    /// name of an existing agent updates it (a new version).
+    #[command(
+        after_help = "Examples:\n  cairn agents create support.json\n  cat support.json | cairn agents create -"
+    )]
+    Create {
+        /// The definition (see POST /v1/agents).
+        file: PathBuf,
+        /// The server.
+        #[command(flatten)]
+        server: ServerArgs,
+    },
+    /// List the tenant's agents.
+    #[command(after_help = "Example:\n  cairn agents list")]
+    List {
+        /// The server.
+        #[command(flatten)]
+        server: ServerArgs,
+    },
+    /// Print an agent's definition (by name or id).
+    #[command(after_help = "Example:\n  cairn agents show support")]
+    Show {
+        /// Agent name or id.
+        agent: String,
+        /// The server.
+        #[command(flatten)]
+        server: ServerArgs,
+    },
+}
+
+/// Arguments of `cairn run`.
+#[derive(Args, Debug)]
+pub struct RunArgs {
+    /// Agent name or id.
+    pub agent: String,
+    /// The user's message.
+    pub input: String,
+    /// Run on this thread (default: a one-off run).
+    #[arg(long)]
+    pub thread: Option<String>,
+    /// The server.
+    #[command(flatten)]
+    pub server: ServerArgs,
 }

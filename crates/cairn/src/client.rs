@@ -54,6 +54,11 @@ impl Client {
         self.send(self.http.post(format!("{}{path}", self.base)).multipart(form)).await
     }
 
+    /// `GET path`, returning the open response (for event streams).
+    pub async fn open(&self, path: &str) -> Result<reqwest::Response> {
+        self.send_raw(self.http.get(format!("{}{path}", self.base))).await
+    }
+
     /// `POST path` with a JSON body, returning the open response (for event streams).
     pub async fn stream(&self, path: &str, body: &Value) -> Result<reqwest::Response> {
         self.send_raw(self.http.post(format!("{}{path}", self.base)).json(body)).await

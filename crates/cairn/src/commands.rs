@@ -9,7 +9,7 @@ use cairn_core::config::Config;
 use cairn_core::tenancy::{KeyLimits, Role};
 
 use crate::cli::{Cli, Command, ConfigCommand, CreateKeyArgs, EvalCommand, KeysCommand, ModelsCommand, TenantsCommand};
-use crate::{ask, eval, ingest, jobs};
+use crate::{agents, ask, eval, ingest, jobs};
 
 /// Runs the parsed command line.
 pub async fn run(cli: Cli) -> Result<()> {
@@ -24,6 +24,8 @@ pub async fn run(cli: Cli) -> Result<()> {
         Command::Models(cmd) => models(&config, cmd),
         Command::Ingest(args) => ingest::ingest(args).await,
         Command::Ask(args) => ask::ask(args).await,
+        Command::Agents(cmd) => agents::agents(cmd).await,
+        Command::Run(args) => agents::run(args).await,
         Command::Eval(EvalCommand::Retrieval(args)) => eval::retrieval(config, args).await,
     }
 }

@@ -12,6 +12,7 @@ use cairn_agents::runner::{RunHandler, Runtime, RUN_JOB};
 use cairn_agents::runs::RunService;
 use cairn_agents::spec::ToolKind;
 use cairn_agents::tools::{HttpRequest, KnowledgeSearchTool, Toolbox, WebhookTool};
+use cairn_agents::writer::JournalWriter;
 use cairn_api::{App, AppState};
 use cairn_core::config::Config;
 use cairn_core::models::TextEmbedder;
@@ -98,12 +99,13 @@ pub async fn services(config: &Config) -> Result<AppState, String> {
     let runtime = Arc::new(Runtime {
         runs: store.clone(),
         agents: store.clone(),
-        keys: store,
+        keys: store.clone(),
         models: chat,
         tools,
         rules,
         hub: RunHub::default(),
         jobs: jobs.clone(),
+        journal: JournalWriter::start(store),
     });
     run_handler.bind(runtime.clone());
     let runs = Arc::new(RunService::new(runtime));

@@ -1,6 +1,7 @@
 //! The `cairn` binary: serve the API, run job workers, manage jobs, keys and tenants, check the
 //! config, ingest files and ask questions of a running server, evaluate retrieval.
 
+mod agents;
 mod ask;
 mod cli;
 mod client;

@@ -153,6 +153,11 @@ async fn searches_asks_and_answers(postgres: bool) {
     assert_eq!(done["usage"]["model_calls"], 3);
     assert_eq!(done["usage"]["tool_calls"], 2);
     assert!(done["usage"]["cost_usd"].as_f64().unwrap() > 0.0, "{done}");
+    // Every model call of the run was charged to the key that started it, at the same cost.
+    let (_, usage) = crate::usage(&s, &acme, "?model=fast").await;
+    assert_eq!(usage["totals"]["requests"], 3, "{usage}");
+    let charged = usage["totals"]["cost_usd"].as_f64().unwrap();
+    assert!((charged - done["usage"]["cost_usd"].as_f64().unwrap()).abs() < 1e-9, "{usage} vs {done}");
     // The side effect happened once, keyed run:step:call, with the arguments as its body.
     let deliveries = receiver.deliveries();
     assert_eq!(deliveries.len(), 1);

@@ -282,3 +282,48 @@ async fn the_event_stream_resumes_after_the_last_event_id() {
     let other = s.key("globex", "admin", json!({})).await;
     assert_eq!(s.get(&format!("/v1/runs/{run}/events"), &other).await.0, 404);
 }
+
+#[tokio::test]
+async fn http_request_tools_keep_to_the_allow_list_and_their_limits() {
+    let up = StandIn::start().await;
+    let s = server(&up, false).await;
+    let receiver = cairn_testkit::Receiver::start().await;
+    let key = s.key("acme", "member", json!({})).await;
+    let fetch = json!({"type": "http_request", "http_request": {"methods": ["GET", "POST"], "max_body_bytes": 16}});
+    let id = agent(&s, &key, spec("fetcher", json!({"fetch": fetch}), json!({}))).await;
+    let json_header = json!({"content-type": "application/json"});
+    up.script([
+        Scripted::Calls(vec![
+            ("fetch".into(), json!({"url": "http://10.1.2.3/x"})),
+            ("fetch".into(), json!({"method": "DELETE", "url": receiver.url()})),
+            (
+                "fetch".into(),
+                json!({"method": "POST", "url": receiver.url(), "headers": json_header, "body": "{\"a\":1}"}),
+            ),
+            (
+                "fetch".into(),
+                json!({"method": "POST", "url": format!("{}/embeddings", up.openai_url()),
+                "headers": json_header, "body": "{\"model\":\"embed-model\",\"input\":\"hello\"}"}),
+            ),
+            ("fetch".into(), json!({"method": "POST", "url": receiver.url(), "headers": {"Idempotency-Key": "mine"}})),
+        ]),
+        Scripted::Text("Fetched.".into()),
+    ]);
+    let run = start(&s, &key, &id, "Fetch").await;
+    let done = wait_run(&s, &key, &run, &["succeeded", "failed"]).await;
+    assert_eq!(done["answer"], "Fetched.", "{done}");
+    let results = last_tool_results(&up);
+    let has = |needle: &str| results.iter().any(|r| r.contains(needle));
+    assert!(has("is not allowed for this tenant"), "an address off the allow-list: {results:?}");
+    assert!(has("\"DELETE\" is not one of"), "the schema offers only the tool's methods: {results:?}");
+    assert!(has("header 'Idempotency-Key' cannot be set"), "{results:?}");
+    let answered: Vec<Value> = results.iter().filter_map(|r| serde_json::from_str(r).ok()).collect();
+    assert!(answered.iter().any(|a| a["status"] == 200 && a["truncated"] == false), "{results:?}");
+    let cut = answered.iter().find(|a| a["truncated"] == true).expect("the long answer is cut");
+    assert_eq!(cut["body"].as_str().map(str::len), Some(16));
+    // The POST carried the call's idempotency key.
+    let deliveries = receiver.deliveries();
+    assert_eq!(deliveries.len(), 1);
+    assert!(deliveries[0].key.starts_with(&format!("{run}:1:")), "{}", deliveries[0].key);
+    assert_eq!(deliveries[0].body, json!({"a": 1}));
+}
