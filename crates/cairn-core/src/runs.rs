@@ -264,8 +264,9 @@ pub trait RunStore: Send + Sync {
         error: Option<&str>,
         now_ms: i64,
     ) -> StoreResult<Option<Run>>;
-    /// Appends each of `appends` (see `Append`) in one transaction; for each, whether it went
-    /// in. One that does not (its run moved on or ended) leaves nothing and stops no other.
+    /// Appends each of `appends` (see `Append`); for each, whether it went in. Each is judged
+    /// against the journals as they stood before the call, and goes in whole or not at all;
+    /// one that does not (its run moved on or ended) stops no other.
     async fn append_many(&self, appends: &[Append]) -> StoreResult<Vec<bool>>;
     /// Appends `entries` as steps `expected + 1`, `expected + 2`, ... to run `id`'s journal,
     /// all or none, if it holds exactly `expected` steps and has not ended; false otherwise

@@ -5,7 +5,7 @@ use std::sync::Arc;
 use cairn_core::agents::Agent;
 use cairn_core::jobs::NewJob;
 use cairn_core::openai::{ChatMessage, ChatRole};
-use cairn_core::runs::{BusyThread, Run, RunState, StepKind, Thread};
+use cairn_core::runs::{Append, BusyThread, Run, RunState, StepKind, Thread};
 use cairn_core::store::{Store, StoreError};
 use serde_json::json;
 
@@ -129,10 +129,39 @@ pub(crate) async fn runs(s: Arc<dyn Store>) {
     assert_eq!((stored.steps, stored.updated_at_ms), (4, 33));
     assert_eq!(s.list_steps("run_1", 2, 10).await.unwrap().iter().map(|st| st.seq).collect::<Vec<_>>(), [3, 4]);
 
+    // Appends of several runs in one call: each is judged against the journals as they stood
+    // before the call (so of two appends to one run, the later cannot follow the earlier).
+    assert!(s.create_run(&run("run_6", None, 34), BusyThread::Refuse, &job("run_6", 34)).await.unwrap().is_some());
+    let append = |id: &str, expected: u64, n: usize| Append {
+        run_id: id.into(),
+        expected,
+        entries: (0..n).map(|i| (StepKind::ToolResult, json!({"i": i}))).collect(),
+        now_ms: 35,
+    };
+    let group = [
+        append("run_1", 4, 2),
+        append("run_6", 3, 1),
+        append("run_6", 0, 2),
+        append("run_6", 2, 1),
+        append("run_x", 0, 1),
+    ];
+    assert_eq!(s.append_many(&group).await.unwrap(), [true, false, true, false, false]);
+    assert_eq!(s.get_run("run_1").await.unwrap().unwrap().steps, 6);
+    let six = s.list_steps("run_6", 0, 10).await.unwrap();
+    assert_eq!(
+        six.iter().map(|st| (st.seq, st.payload["i"].as_u64())).collect::<Vec<_>>(),
+        [(1, Some(0)), (2, Some(1))]
+    );
+    assert_eq!(s.get_run("run_6").await.unwrap().unwrap().steps, 2);
+    // Two writers that read the same length: one goes in, whole; the other leaves nothing.
+    assert_eq!(s.append_many(&[append("run_6", 2, 2), append("run_6", 2, 1)]).await.unwrap(), [true, false]);
+    assert_eq!(s.get_run("run_6").await.unwrap().unwrap().steps, 4);
+
     // An ended run takes no more steps, and the next run on the thread is at its head.
     let ended = s.set_run_state("run_1", &[RunState::Running], RunState::Failed, Some("boom"), 40).await.unwrap();
     assert_eq!(ended.unwrap().error.as_deref(), Some("boom"));
-    assert!(!s.append_step("run_1", 4, StepKind::Ended, &json!({}), 41).await.unwrap());
+    assert!(!s.append_step("run_1", 6, StepKind::Ended, &json!({}), 41).await.unwrap());
+    assert_eq!(s.append_many(&[append("run_1", 6, 1), append("run_6", 4, 1)]).await.unwrap(), [false, true]);
     assert_eq!(s.thread_head("thr_1").await.unwrap().unwrap().id, "run_3");
     // A one-off run needs no thread.
     assert!(s.create_run(&run("run_5", None, 50), BusyThread::Refuse, &job("run_5", 50)).await.unwrap().is_some());

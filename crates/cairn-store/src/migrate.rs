@@ -53,7 +53,7 @@ BEGIN
 END;",
     steps_trigger: "CREATE TRIGGER run_steps_count AFTER INSERT ON run_steps
 BEGIN
-    UPDATE runs SET steps = NEW.seq, updated_at_ms = NEW.created_at_ms WHERE id = NEW.run_id;
+    UPDATE runs SET steps = MAX(steps, NEW.seq), updated_at_ms = NEW.created_at_ms WHERE id = NEW.run_id;
 END;",
 };
 /// PostgreSQL's spelling.
@@ -78,7 +78,7 @@ CREATE TRIGGER usage_settles AFTER INSERT ON usage_records
 FOR EACH ROW WHEN (NEW.reservation_id IS NOT NULL) EXECUTE FUNCTION usage_settles();",
     steps_trigger: "CREATE OR REPLACE FUNCTION run_steps_count() RETURNS trigger LANGUAGE plpgsql AS $fn$
 BEGIN
-    UPDATE runs SET steps = NEW.seq, updated_at_ms = NEW.created_at_ms WHERE id = NEW.run_id;
+    UPDATE runs SET steps = GREATEST(steps, NEW.seq), updated_at_ms = NEW.created_at_ms WHERE id = NEW.run_id;
     RETURN NULL;
 END
 $fn$;

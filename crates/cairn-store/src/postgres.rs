@@ -64,7 +64,7 @@ mod agent_ports {
 /// The runs port, implemented with the shared SQL.
 mod run_ports {
     use super::PgStore;
-    crate::runs_sql::impl_run_store!(PgStore, sqlx::Postgres);
+    crate::runs_sql::impl_run_store!(PgStore, sqlx::Postgres, " FOR UPDATE");
 }
 
 /// The knowledge port, implemented with the shared SQL.

@@ -17,9 +17,14 @@ pub(crate) fn final_states() -> String {
     format!("({})", names.join(", "))
 }
 
-/// Implements `RunStore` for `$store` (with `pool` and `writer` fields) on `$db`.
+/// Rows per multi-row INSERT of journal entries (6 parameters each).
+pub(crate) const STEP_ROWS_PER_STATEMENT: usize = 1000;
+
+/// Implements `RunStore` for `$store` (with `pool` and `writer` fields) on `$db`; `$lock` is
+/// the clause that locks rows read for an update (PostgreSQL: ` FOR UPDATE`; SQLite's single
+/// writer needs none).
 macro_rules! impl_run_store {
-    ($store:ty, $db:ty) => {
+    ($store:ty, $db:ty, $lock:expr) => {
         use cairn_core::jobs::{Job, NewJob};
         use cairn_core::openai::ChatMessage;
         use cairn_core::runs::{Append, BusyThread, Run, RunState, RunStep, RunStore, Thread, ThreadMessage};
@@ -27,6 +32,64 @@ macro_rules! impl_run_store {
         use sqlx::Row;
 
         type RRow = <$db as sqlx::Database>::Row;
+
+        /// Whether `e` is a primary key or unique constraint violation.
+        fn is_unique_violation(e: &sqlx::Error) -> bool {
+            e.as_database_error().is_some_and(|d| d.is_unique_violation())
+        }
+
+        /// Inserts every entry of `appends` as one statement (one round trip), numbering each
+        /// run's entries after the length its writer read. The primary key is the
+        /// compare-and-set on that length: if any run has moved on, the statement fails whole
+        /// with a unique violation. Entries of runs that ended, or that are shorter than their
+        /// writer read (never, short of a bug: it would leave a gap), are left out by the join;
+        /// the trigger moves each run's count on. For each append, whether it went in.
+        async fn insert_steps(
+            writer: &sqlx::Pool<$db>,
+            appends: &[Append],
+        ) -> Result<Vec<bool>, sqlx::Error> {
+            let mut values = Vec::new();
+            let mut n = 0;
+            for a in appends {
+                for _ in &a.entries {
+                    values.push(format!("(${}, ${}, ${}, ${}, ${}, ${})", n + 1, n + 2, n + 3, n + 4, n + 5, n + 6));
+                    n += 6;
+                }
+            }
+            if values.is_empty() {
+                return Ok(vec![false; appends.len()]);
+            }
+            let sql = format!(
+                "INSERT INTO run_steps (run_id, seq, kind, payload, created_at_ms) \
+                 SELECT v.column1, v.column2, v.column3, v.column4, v.column5 FROM (VALUES {}) AS v \
+                 JOIN runs r ON r.id = v.column1 WHERE r.steps >= v.column6 AND r.state NOT IN {} \
+                 RETURNING run_id, seq",
+                values.join(", "),
+                $crate::runs_sql::final_states()
+            );
+            let mut q = sqlx::query(&sql);
+            for a in appends {
+                for (i, (kind, payload)) in a.entries.iter().enumerate() {
+                    q = q
+                        .bind(a.run_id.clone())
+                        .bind(a.expected as i64 + i as i64 + 1)
+                        .bind(kind.as_str())
+                        .bind(payload.to_string())
+                        .bind(a.now_ms)
+                        .bind(a.expected as i64);
+                }
+            }
+            let inserted: std::collections::HashSet<(String, i64)> = q
+                .fetch_all(writer)
+                .await?
+                .iter()
+                .map(|row| Ok((row.try_get::<String, _>("run_id")?, row.try_get::<i64, _>("seq")?)))
+                .collect::<Result<_, sqlx::Error>>()?;
+            Ok(appends
+                .iter()
+                .map(|a| !a.entries.is_empty() && inserted.contains(&(a.run_id.clone(), a.expected as i64 + 1)))
+                .collect())
+        }
 
         fn json_from(text: &str) -> Result<serde_json::Value, sqlx::Error> {
             serde_json::from_str(text).map_err(|e| sqlx::Error::Decode(e.into()))
@@ -295,48 +358,23 @@ macro_rules! impl_run_store {
             }
 
             async fn append_many(&self, appends: &[Append]) -> StoreResult<Vec<bool>> {
-                // Each INSERT holds its compare-and-set; the trigger moves `runs.steps` on, so
-                // a run's next entry expects one more. Once a run's first entry is in, its row
-                // is this transaction's until commit, so the rest follow (a later one fails only
-                // if the run ended meanwhile, and an ended run's journal is history).
-                let sql = format!(
-                    "INSERT INTO run_steps (run_id, seq, kind, payload, created_at_ms) \
-                     SELECT $1, $2, $3, $4, $5 WHERE EXISTS (SELECT 1 FROM runs \
-                     WHERE id = $1 AND steps = $6 AND state NOT IN {}) \
-                     ON CONFLICT (run_id, seq) DO NOTHING",
-                    $crate::runs_sql::final_states()
-                );
-                let insert = |a: &Append, i: usize| {
-                    let (kind, payload) = &a.entries[i];
-                    let at = a.expected as i64 + i as i64;
-                    sqlx::query(&sql)
-                        .bind(a.run_id.clone())
-                        .bind(at + 1)
-                        .bind(kind.as_str())
-                        .bind(payload.to_string())
-                        .bind(a.now_ms)
-                        .bind(at)
-                };
-                // One entry alone goes in by itself (autocommit: one round trip).
-                if let [a] = appends {
-                    if a.entries.len() == 1 {
-                        let n = insert(a, 0).execute(&self.writer).await.map_err($crate::db_err)?.rows_affected();
-                        return Ok(vec![n == 1]);
+                let rows: usize = appends.iter().map(|a| a.entries.len()).sum();
+                if rows <= $crate::runs_sql::STEP_ROWS_PER_STATEMENT {
+                    match insert_steps(&self.writer, appends).await {
+                        Ok(out) => return Ok(out),
+                        // One append's length was stale: nothing went in; try each alone.
+                        Err(e) if is_unique_violation(&e) => {}
+                        Err(e) => return Err($crate::db_err(e)),
                     }
                 }
-                let mut tx = self.writer.begin().await.map_err($crate::db_err)?;
                 let mut out = Vec::with_capacity(appends.len());
                 for a in appends {
-                    let mut ok = !a.entries.is_empty();
-                    for i in 0..a.entries.len() {
-                        if insert(a, i).execute(&mut *tx).await.map_err($crate::db_err)?.rows_affected() != 1 {
-                            ok = false;
-                            break;
-                        }
-                    }
-                    out.push(ok);
+                    out.push(match insert_steps(&self.writer, std::slice::from_ref(a)).await {
+                        Ok(done) => done.first().copied().unwrap_or(false),
+                        Err(e) if is_unique_violation(&e) => false,
+                        Err(e) => return Err($crate::db_err(e)),
+                    });
                 }
-                tx.commit().await.map_err($crate::db_err)?;
                 Ok(out)
             }
 

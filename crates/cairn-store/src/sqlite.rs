@@ -126,7 +126,7 @@ mod agent_ports {
 /// The runs port, implemented with the shared SQL.
 mod run_ports {
     use super::SqliteStore;
-    crate::runs_sql::impl_run_store!(SqliteStore, sqlx::Sqlite);
+    crate::runs_sql::impl_run_store!(SqliteStore, sqlx::Sqlite, "");
 }
 
 /// The knowledge port, implemented with the shared SQL.
