@@ -66,6 +66,8 @@ pub(crate) struct Stepper {
     call: CallContext,
     journal: Mutex<Journal>,
     history: Vec<ChatMessage>,
+    /// The agent's tools as the model is offered them.
+    tools: Vec<cairn_core::openai::Tool>,
     _guard: RunningGuard,
 }
 
@@ -112,8 +114,10 @@ impl Stepper {
         call.cancel = cancel;
         // The run reads its model's stream itself: no client connection is held open.
         call.holds_connection = false;
+        let tools = rt.tools.definitions(&spec);
         Ok(Stepper {
             rt,
+            tools,
             spec,
             call,
             journal: Mutex::new(Journal { seq, replay, pending: Vec::new() }),
@@ -333,7 +337,7 @@ impl Stepper {
     async fn call_model(&self, final_call: Option<Cap>) -> Result<(), Halt> {
         // What the model is about to read is stored first.
         self.flush().await?;
-        let tools = if final_call.is_none() { self.rt.tools.definitions(&self.spec) } else { Vec::new() };
+        let tools = if final_call.is_none() { self.tools.clone() } else { Vec::new() };
         let with_tools = !tools.is_empty();
         let response_format = self.spec.output_schema.as_ref().map(
             |schema| serde_json::json!({"type": "json_schema", "json_schema": {"name": "answer", "schema": schema}}),

@@ -283,8 +283,15 @@ pub async fn run(cairn: PathBuf, runs: usize, steps: usize, latency_ms: u64) -> 
         steps as f64 * latency_ms as f64 / 1e3
     );
     println!("| Cairn resident memory after the runs | {rss:.1} MB |");
-    println!("| journal: run of 10 steps | {n10} entries, {avg10:.0} bytes/entry (last 10 entries: {tail10:.0}) |");
-    println!("| journal: run of 100 steps | {n100} entries, {avg100:.0} bytes/entry (last 10 entries: {tail100:.0}) |");
+    let per_step = |n: usize, avg: f64, steps: f64| n as f64 * avg / steps;
+    println!(
+        "| journal: run of 10 steps | {n10} entries, {:.0} bytes per step, {avg10:.0} bytes/entry (last 10 entries: {tail10:.0}) |",
+        per_step(n10, avg10, 10.0)
+    );
+    println!(
+        "| journal: run of 100 steps | {n100} entries, {:.0} bytes per step, {avg100:.0} bytes/entry (last 10 entries: {tail100:.0}) |",
+        per_step(n100, avg100, 100.0)
+    );
     drop(server);
     Ok(())
 }

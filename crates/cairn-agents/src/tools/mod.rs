@@ -50,10 +50,15 @@ pub trait Tool: Send + Sync {
     async fn call(&self, ctx: &ToolCallCtx<'_>, spec: &ToolSpec, arguments: Value) -> Result<String, String>;
 }
 
+/// Compiled argument schemas kept at most (then the cache starts over).
+const MAX_VALIDATORS: usize = 1024;
+
 /// The tool kinds this process runs.
 #[derive(Clone, Default)]
 pub struct Toolbox {
     kinds: HashMap<ToolKind, Arc<dyn Tool>>,
+    /// Compiled argument schemas, by their JSON text: compiling costs more than checking.
+    validators: Arc<parking_lot::Mutex<HashMap<String, Arc<jsonschema::Validator>>>>,
 }
 
 impl Toolbox {
@@ -108,9 +113,7 @@ impl Toolbox {
         if !args.is_object() {
             return Err("the arguments must be a JSON object".into());
         }
-        let schema = self.parameters(spec);
-        let validator = jsonschema::validator_for(&schema)
-            .map_err(|e| format!("the tool's parameter schema does not compile: {e}"))?;
+        let validator = self.validator(&self.parameters(spec))?;
         let errors: Vec<String> =
             validator.iter_errors(&args).take(5).map(|e| format!("{} at '{}'", e, e.instance_path)).collect();
         if errors.is_empty() {
@@ -118,6 +121,24 @@ impl Toolbox {
         } else {
             Err(format!("the arguments do not match the tool's schema: {}", errors.join("; ")))
         }
+    }
+
+    /// `schema` compiled, from the cache when it was compiled before.
+    fn validator(&self, schema: &Value) -> Result<Arc<jsonschema::Validator>, String> {
+        let key = schema.to_string();
+        if let Some(v) = self.validators.lock().get(&key) {
+            return Ok(v.clone());
+        }
+        let compiled = Arc::new(
+            jsonschema::validator_for(schema)
+                .map_err(|e| format!("the tool's parameter schema does not compile: {e}"))?,
+        );
+        let mut cache = self.validators.lock();
+        if cache.len() >= MAX_VALIDATORS {
+            cache.clear();
+        }
+        cache.insert(key, compiled.clone());
+        Ok(compiled)
     }
 
     /// Makes a checked call of tool `spec`.
