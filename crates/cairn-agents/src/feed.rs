@@ -66,6 +66,18 @@ pub(crate) fn feed(
 impl Feed {
     /// Reads what the journal gained; if nothing, waits for news or the poll.
     async fn fill(&mut self) {
+        // Text that streamed before the entries now stored goes out before them.
+        loop {
+            match self.news.try_recv() {
+                Ok(e) if *e.run_id == *self.id => {
+                    if let RunNews::Delta(text) = e.news {
+                        self.queue.push_back(FeedItem::Delta(text));
+                    }
+                }
+                Ok(_) | Err(broadcast::error::TryRecvError::Lagged(_)) => {}
+                Err(_) => break,
+            }
+        }
         let Ok(steps) = self.runs.list_steps(&self.id, self.after, PAGE).await else {
             self.done = true;
             return;

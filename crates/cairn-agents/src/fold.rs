@@ -24,7 +24,9 @@ impl Folded {
             if let Some(text) = &choice.delta.content {
                 self.saw_text = true;
                 self.text.push_str(text);
-                added = Some(text.clone());
+                if !text.is_empty() {
+                    added = Some(text.clone());
+                }
             }
             for d in choice.delta.tool_calls.iter().flatten() {
                 let at = d.index as usize;

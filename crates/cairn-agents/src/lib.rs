@@ -1,7 +1,17 @@
-//! Cairn's agent runtime. Today: agent definitions (`spec`) and their versions (`service`),
-//! and threads (`threads`); the storage of threads, runs and run journals is in
-//! `cairn_core::runs`. The run loop, tools,
-//! memory and approvals grow here (issue 11).
+//! Cairn's agent runtime.
+//!
+//! - `spec`, `service`: agent definitions and their versions; `threads`: conversations.
+//! - `runs`: the API's side of runs (start, read, cancel, answer what a run waits on);
+//!   `feed`: a run's event stream, resumable by journal entry number.
+//! - `journal`: the typed journal entries and the replay that turns a journal back into where a
+//!   run stands; `actions`: what a run waits on and the answers it gets.
+//! - `runner`: the durable job that steps a run (`step` loads and steps one, `act` acts on a
+//!   model output's tool calls, `fold` reads a streamed answer); `writer`: group commit of
+//!   journal appends; `events`: live news of runs stepped in this process.
+//! - `tools`: one module per tool kind behind one trait; `ports`: what the runtime needs from
+//!   the rest of Cairn (approval rules, knowledge search).
+//!
+//! Storage of threads, runs and journals is the `cairn_core::runs::RunStore` port.
 
 #![warn(missing_docs)]
 

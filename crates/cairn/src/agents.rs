@@ -100,7 +100,7 @@ pub async fn run(args: RunArgs) -> Result<()> {
     let id = run["id"].as_str().ok_or_else(|| anyhow!("the server returned no run id"))?.to_owned();
     eprintln!("run {id}");
     let mut last_id: Option<String> = None;
-    let mut streamed = false;
+    let mut streamed = String::new();
     loop {
         let path = match &last_id {
             Some(l) => format!("/v1/runs/{id}/events?after={l}"),
@@ -128,23 +128,28 @@ pub async fn run(args: RunArgs) -> Result<()> {
 }
 
 /// Shows one event; answers pauses. `Some` once the run ended (how the command ends).
-async fn show(client: &Client, id: &str, name: &str, event: &Value, streamed: &mut bool) -> Result<Option<Result<()>>> {
+async fn show(
+    client: &Client,
+    id: &str,
+    name: &str,
+    event: &Value,
+    streamed: &mut String,
+) -> Result<Option<Result<()>>> {
     let data = &event["data"];
     let mut out = std::io::stdout();
     match name {
         "model.delta" => {
-            print!("{}", event["text"].as_str().unwrap_or_default());
+            let text = event["text"].as_str().unwrap_or_default();
+            print!("{text}");
             out.flush()?;
-            *streamed = true;
+            streamed.push_str(text);
         }
         "step.done" => {
             let message = &data["message"];
-            if !*streamed {
-                if let Some(text) = message["content"].as_str().filter(|t| !t.is_empty()) {
-                    print!("{text}");
-                }
-            }
-            *streamed = false;
+            // Whatever of the text did not stream here (a run stepped on another node).
+            let text = message["content"].as_str().unwrap_or_default();
+            print!("{}", text.strip_prefix(streamed.as_str()).unwrap_or(text));
+            streamed.clear();
             for call in message["tool_calls"].as_array().into_iter().flatten() {
                 println!(
                     "\n-> {}({})",

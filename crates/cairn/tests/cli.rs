@@ -76,6 +76,10 @@ fn every_command_has_help_with_an_example() {
         &["ingest", "--help"],
         &["ask", "--help"],
         &["eval", "retrieval", "--help"],
+        &["agents", "create", "--help"],
+        &["agents", "list", "--help"],
+        &["agents", "show", "--help"],
+        &["run", "--help"],
     ] {
         let out = cairn(dir.path(), args);
         assert!(out.status.success());

@@ -326,4 +326,20 @@ async fn http_request_tools_keep_to_the_allow_list_and_their_limits() {
     assert_eq!(deliveries.len(), 1);
     assert!(deliveries[0].key.starts_with(&format!("{run}:1:")), "{}", deliveries[0].key);
     assert_eq!(deliveries[0].body, json!({"a": 1}));
+
+    // A tool that takes longer than its time limit answers the model with a timeout.
+    receiver.hold(Duration::from_secs(5));
+    let slow = json!({"type": "http_request", "http_request": {"methods": ["POST"], "timeout_ms": 200}});
+    let id = agent(&s, &key, spec("slow", json!({"fetch": slow}), json!({}))).await;
+    up.script([
+        Scripted::Calls(vec![(
+            "fetch".into(),
+            json!({"method": "POST", "url": receiver.url(), "headers": json_header, "body": "{}"}),
+        )]),
+        Scripted::Text("Too slow.".into()),
+    ]);
+    let run = start(&s, &key, &id, "Fetch slowly").await;
+    assert_eq!(wait_run(&s, &key, &run, &["succeeded", "failed"]).await["answer"], "Too slow.");
+    let results = last_tool_results(&up);
+    assert!(results[0].contains("took longer than 200 ms") || results[0].contains("request failed"), "{results:?}");
 }
