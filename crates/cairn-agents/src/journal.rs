@@ -45,6 +45,21 @@ pub struct Started {
     pub history_to: u64,
 }
 
+/// Older thread history replaced by a summary.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Summary {
+    /// How many of the oldest history messages it stands for.
+    pub covers: usize,
+    /// The summary the model reads instead.
+    pub text: String,
+    /// Prompt tokens of the summarising call.
+    pub input_tokens: u64,
+    /// Completion tokens of the summarising call.
+    pub output_tokens: u64,
+    /// Its cost in US dollars.
+    pub cost_usd: f64,
+}
+
 /// A tool call about to be made.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct ToolStarted {
@@ -173,6 +188,8 @@ pub struct Replay {
     pub history_to: Option<u64>,
     /// How it ended, once it did.
     pub end: Option<Ended>,
+    /// The summary of older thread history, once written.
+    pub summary: Option<Summary>,
 }
 
 /// A journal entry that does not read as its kind says.
@@ -272,8 +289,14 @@ impl Replay {
                 self.ended = Some(e.state);
                 self.end = Some(e);
             }
-            // Summaries are for the context window: they change nothing that is open.
-            StepKind::Summary => {}
+            // A summary changes nothing that is open; its call counts toward the run's caps.
+            StepKind::Summary => {
+                let s: Summary = read(step)?;
+                self.input_tokens += s.input_tokens;
+                self.output_tokens += s.output_tokens;
+                self.cost_usd += s.cost_usd;
+                self.summary = Some(s);
+            }
         }
         Ok(())
     }

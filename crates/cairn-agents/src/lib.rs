@@ -6,7 +6,7 @@
 //! - `journal`: the typed journal entries and the replay that turns a journal back into where a
 //!   run stands; `actions`: what a run waits on and the answers it gets.
 //! - `runner`: the durable job that steps a run (`step` loads and steps one, `act` acts on a
-//!   model output's tool calls, `fold` reads a streamed answer); `writer`: group commit of
+//!   model output's tool calls, `fold` reads a streamed answer, `context` fits a long history); `writer`: group commit of
 //!   journal appends; `events`: live news of runs stepped in this process.
 //! - `tools`: one module per tool kind behind one trait; `ports`: what the runtime needs from
 //!   the rest of Cairn (approval rules, knowledge search).
@@ -17,6 +17,7 @@
 
 mod act;
 pub mod actions;
+mod context;
 pub mod events;
 pub mod feed;
 mod fold;

@@ -42,6 +42,25 @@ pub struct AgentSpec {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schema(value_type = Option<Object>)]
     pub output_schema: Option<Value>,
+    /// How a long thread history is fitted to the model's context.
+    #[serde(default)]
+    pub context: ContextSettings,
+}
+
+/// Short-term memory: a thread's history longer than `max_history_tokens` has its older
+/// turns summarised (by `summary_model`) when a run starts; the summary is journaled, so a
+/// resumed run reads the same one.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ContextSettings {
+    /// Most tokens (estimated) of thread history the model reads, 100-10,000,000 (none: all).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(minimum = 100, maximum = 10_000_000)]
+    pub max_history_tokens: Option<u32>,
+    /// The chat model alias that writes summaries (default: the agent's model).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(min_length = 1, max_length = 200)]
+    pub summary_model: Option<String>,
 }
 
 /// The kinds of tool.
@@ -295,6 +314,12 @@ impl AgentSpec {
             return Err(invalid("output_schema", "output_schema must be a JSON Schema of an object"));
         }
         self.limits.check()?;
+        if self.context.max_history_tokens.is_some_and(|n| !(100..=10_000_000).contains(&n)) {
+            return Err(invalid("context.max_history_tokens", "max_history_tokens must be between 100 and 10000000"));
+        }
+        if self.context.summary_model.as_ref().is_some_and(|m| m.trim().is_empty() || m.chars().count() > 200) {
+            return Err(invalid("context.summary_model", "summary_model must be a model alias"));
+        }
         for (name, t) in &self.tools {
             let at = format!("tools.{name}");
             let name_ok = (1..=64).contains(&name.len())

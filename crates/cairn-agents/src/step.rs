@@ -60,12 +60,12 @@ struct Journal {
 
 /// A run being stepped.
 pub(crate) struct Stepper {
-    rt: Arc<Runtime>,
-    run: Run,
-    spec: AgentSpec,
-    call: CallContext,
+    pub(crate) rt: Arc<Runtime>,
+    pub(crate) run: Run,
+    pub(crate) spec: AgentSpec,
+    pub(crate) call: CallContext,
     journal: Mutex<Journal>,
-    history: Vec<ChatMessage>,
+    pub(crate) history: Vec<ChatMessage>,
     /// The agent's tools as the model is offered them.
     tools: Vec<cairn_core::openai::Tool>,
     _guard: RunningGuard,
@@ -178,7 +178,7 @@ impl Stepper {
     }
 
     /// Appends one journal entry; `Lost` when the journal moved on without this worker.
-    async fn append<T: Serialize>(&self, kind: StepKind, entry: &T) -> Result<(), Halt> {
+    pub(crate) async fn append<T: Serialize>(&self, kind: StepKind, entry: &T) -> Result<(), Halt> {
         self.defer(kind, entry).await?;
         self.flush().await
     }
@@ -298,7 +298,7 @@ impl Stepper {
             }
         };
         self.history = messages.into_iter().filter(|m| m.seq <= history_to).map(|m| m.message).collect();
-        Ok(())
+        self.fit_history().await
     }
 
     /// Answers the last output's open calls as not run, before a final call without tools.

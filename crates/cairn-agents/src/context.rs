@@ -1,0 +1,99 @@
+//! Short-term memory: fitting a thread's history to the model. When the history a run starts
+//! with is longer than the agent's `context.max_history_tokens` (estimated), its older turns are
+//! summarised by `context.summary_model` (the agent's model by default, charged to the run's
+//! key) and the model reads the summary and the recent turns instead. The summary is journaled,
+//! so a resumed run reads the same one without calling again, and its cost counts toward the
+//! run's caps.
+
+use cairn_core::openai::{ChatMessage, ChatRequest, ChatRole};
+use cairn_core::runs::StepKind;
+use cairn_jobs::JobError;
+
+use crate::journal::Summary;
+use crate::step::{Halt, Stepper};
+
+/// What the summarising model is told.
+const SUMMARISE: &str = "Summarise the conversation below for an assistant that will continue it. \
+Keep every fact, name, number, decision and open question; drop pleasantries. Write plain prose, \
+at most a few paragraphs.";
+
+/// Estimated tokens of `messages` (the gateway's own estimate).
+fn tokens(messages: &[ChatMessage]) -> u64 {
+    ChatRequest { messages: messages.to_vec(), ..Default::default() }.estimated_prompt_tokens()
+}
+
+impl Stepper {
+    /// Replaces the older part of the history by its summary when the history is over budget
+    /// (see the module docs); uses the journaled summary when there is one.
+    pub(crate) async fn fit_history(&mut self) -> Result<(), Halt> {
+        let known = self.replay(|r| r.summary.clone()).await;
+        if let Some(s) = known {
+            self.apply_summary(&s);
+            return Ok(());
+        }
+        let Some(budget) = self.spec.context.max_history_tokens.map(u64::from) else { return Ok(()) };
+        if self.history.is_empty() || tokens(&self.history) <= budget {
+            return Ok(());
+        }
+        // Keep the most recent turns within half the budget; summarise the rest.
+        let mut kept = 0;
+        let mut used = 0;
+        for m in self.history.iter().rev() {
+            let t = tokens(std::slice::from_ref(m));
+            if used + t > budget / 2 {
+                break;
+            }
+            used += t;
+            kept += 1;
+        }
+        let covers = self.history.len() - kept;
+        if covers == 0 {
+            return Ok(());
+        }
+        let transcript: String =
+            self.history[..covers].iter().map(|m| format!("{}: {}\n", role_name(m.role), m.text_content())).collect();
+        let model = self.spec.context.summary_model.clone().unwrap_or_else(|| self.spec.model.clone());
+        let req = ChatRequest {
+            model: model.clone(),
+            messages: vec![
+                ChatMessage::text(ChatRole::System, SUMMARISE),
+                ChatMessage::text(ChatRole::User, transcript),
+            ],
+            ..Default::default()
+        };
+        let mut call = self.call.clone();
+        call.request_id = format!("{}:summary", self.run.id);
+        let (done, routed) = self.rt.models.complete(&call, req).await.map_err(|e| {
+            Halt::Job(match e {
+                cairn_core::Error::RateLimited { message, retry_after } => {
+                    JobError::RetryAfter { after: retry_after, message }
+                }
+                other => JobError::Retry(format!("summarising the history: {other}")),
+            })
+        })?;
+        let text = done.choices.first().map(|c| c.message.text_content()).unwrap_or_default();
+        let (input_tokens, output_tokens) =
+            done.usage.as_ref().map_or((0, 0), |u| (u.prompt_tokens, u.completion_tokens));
+        let cost_usd = self.rt.models.cost(&model, &routed, input_tokens, output_tokens);
+        let summary = Summary { covers, text, input_tokens, output_tokens, cost_usd };
+        self.append(StepKind::Summary, &summary).await?;
+        self.apply_summary(&summary);
+        Ok(())
+    }
+
+    /// The history as the model reads it after `summary`.
+    fn apply_summary(&mut self, summary: &Summary) {
+        let covers = summary.covers.min(self.history.len());
+        let note = format!("Summary of the earlier conversation:\n{}", summary.text);
+        self.history.splice(..covers, [ChatMessage::text(ChatRole::System, note)]);
+    }
+}
+
+fn role_name(role: ChatRole) -> &'static str {
+    match role {
+        ChatRole::User => "user",
+        ChatRole::Assistant => "assistant",
+        ChatRole::System | ChatRole::Developer => "system",
+        ChatRole::Tool => "tool",
+    }
+}
