@@ -81,6 +81,29 @@ impl Stepper {
         Ok(())
     }
 
+    /// Gives the model the memories most relevant to the run's latest user message, when the
+    /// agent recalls before each run. Not journaled: a resumed run recalls again.
+    pub(crate) async fn recall_before_run(&mut self) -> Result<(), Halt> {
+        let Some(scope) = self.memory.clone() else { return Ok(()) };
+        let top_k = scope.settings.recall_before_run;
+        let query = self.history.iter().rev().find(|m| m.role == ChatRole::User).map(|m| m.text_content());
+        let (true, Some(query)) = (top_k > 0, query) else { return Ok(()) };
+        let found = self
+            .rt
+            .memories
+            .recall(&self.call, &scope, &query, top_k)
+            .await
+            .map_err(|e| Halt::Job(JobError::Retry(format!("recalling memories: {e}"))))?;
+        if found.is_empty() {
+            return Ok(());
+        }
+        let list: String = found.iter().map(|m| format!("- {}\n", m.text)).collect();
+        let at = self.history.iter().rposition(|m| m.role == ChatRole::User).unwrap_or(0);
+        let note = format!("What you remember about this user (from earlier conversations):\n{list}");
+        self.history.insert(at, ChatMessage::text(ChatRole::System, note));
+        Ok(())
+    }
+
     /// The history as the model reads it after `summary`.
     fn apply_summary(&mut self, summary: &Summary) {
         let covers = summary.covers.min(self.history.len());

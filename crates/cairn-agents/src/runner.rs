@@ -66,6 +66,8 @@ pub struct Runtime {
     pub jobs: Arc<JobService>,
     /// Journal appends, group-committed.
     pub journal: crate::writer::JournalWriter,
+    /// Long-term memory, for agents that have it.
+    pub memories: Arc<dyn crate::ports::Memories>,
 }
 
 impl Runtime {

@@ -52,6 +52,11 @@ pub struct CreateRun {
     /// When the thread has a run that has not ended: refuse (default) or queue.
     #[serde(default)]
     pub if_busy: IfBusy,
+    /// Whom the run is for: scopes the agent's long-term memory (1-200 characters; default:
+    /// none, a memory of its own).
+    #[serde(default)]
+    #[schema(min_length = 1, max_length = 200)]
+    pub end_user: Option<String>,
 }
 
 /// What a run has used so far.
@@ -264,10 +269,7 @@ impl RunService {
     /// worker steps it.
     pub async fn create(&self, caller: &Principal, req: CreateRun) -> Result<RunView> {
         caller.require(Role::Member)?;
-        let agent = match self.rt.agents.get_agent(&req.agent_id).await? {
-            Some(a) if caller.sees(&a.tenant_id) => a,
-            _ => return Err(Error::NotFound(format!("agent '{}' does not exist", req.agent_id))),
-        };
+        let agent = self.agent(caller, &req.agent_id).await?;
         let spec: AgentSpec = serde_json::from_value(agent.spec.clone())
             .map_err(|e| Error::Internal(format!("stored definition of agent '{}': {e}", agent.id)))?;
         if let Some(kind) = self.rt.tools.missing(&spec) {
@@ -284,6 +286,12 @@ impl RunService {
         } else if req.messages.is_empty() {
             return Err(Error::invalid_param("messages", "a run without a thread needs at least one message"));
         }
+        if spec.memory.is_none() && spec.tools.values().any(|t| t.kind == crate::spec::ToolKind::Memory) {
+            return Err(Error::invalid_param("agent_id", "the agent has a memory tool but no memory settings"));
+        }
+        if req.end_user.as_ref().is_some_and(|u| u.is_empty() || u.chars().count() > 200) {
+            return Err(Error::invalid_param("end_user", "end_user has 1 to 200 characters"));
+        }
         let messages = checked(req.messages, true)?;
         let now = now_ms();
         let run = Run {
@@ -293,7 +301,7 @@ impl RunService {
             agent_id: agent.id.clone(),
             agent_version: agent.version,
             thread_id: req.thread_id,
-            input: json!({ "messages": messages }),
+            input: json!({ "messages": messages, "end_user": req.end_user }),
             state: RunState::Queued,
             steps: 0,
             error: None,
@@ -475,6 +483,33 @@ impl RunService {
             }
         }
         view(run, &replay)
+    }
+
+    /// Agent `agent_id`'s memories (of `end_user`, when given), newest first.
+    pub async fn memories(
+        &self,
+        caller: &Principal,
+        agent_id: &str,
+        end_user: Option<&str>,
+    ) -> Result<Vec<crate::ports::MemoryItem>> {
+        let agent = self.agent(caller, agent_id).await?;
+        self.rt.memories.list(caller, &agent.tenant_id, &agent.id, end_user).await
+    }
+
+    /// Deletes memory `id` of agent `agent_id`.
+    pub async fn forget(&self, caller: &Principal, agent_id: &str, id: &str) -> Result<()> {
+        caller.require(Role::Member)?;
+        let agent = self.agent(caller, agent_id).await?;
+        self.rt.memories.forget(caller, &agent.tenant_id, &agent.id, id).await
+    }
+
+    /// Agent `id` if the caller may see it.
+    async fn agent(&self, caller: &Principal, id: &str) -> Result<cairn_core::agents::Agent> {
+        caller.require(Role::Reader)?;
+        match self.rt.agents.get_agent(id).await? {
+            Some(a) if caller.sees(&a.tenant_id) => Ok(a),
+            _ => Err(Error::NotFound(format!("agent '{id}' does not exist"))),
+        }
     }
 
     async fn spec(&self, run: &Run) -> Result<AgentSpec> {

@@ -45,6 +45,27 @@ pub struct AgentSpec {
     /// How a long thread history is fitted to the model's context.
     #[serde(default)]
     pub context: ContextSettings,
+    /// Long-term memory (what `memory` tools write and read), per agent and end user.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub memory: Option<MemorySettings>,
+}
+
+/// Long-term memory: kept in a collection of the agent's tenant (`memory-<agent id>`), one
+/// document per memory, searched by meaning and scoped to the run's end user.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct MemorySettings {
+    /// The embedding model alias memories are searched with.
+    #[schema(min_length = 1, max_length = 200)]
+    pub embedding_model: String,
+    /// Before each run, the memories most relevant to its input (at most this many, 0-20;
+    /// default 0: none) are given to the model.
+    #[serde(default)]
+    #[schema(maximum = 20)]
+    pub recall_before_run: u32,
+    /// What happens to personal data in memories before they are stored (as for collections).
+    #[serde(default)]
+    pub pii: cairn_core::knowledge::PiiMode,
 }
 
 /// Short-term memory: a thread's history longer than `max_history_tokens` has its older
@@ -314,6 +335,14 @@ impl AgentSpec {
             return Err(invalid("output_schema", "output_schema must be a JSON Schema of an object"));
         }
         self.limits.check()?;
+        if let Some(m) = &self.memory {
+            if m.embedding_model.trim().is_empty() || m.embedding_model.chars().count() > 200 {
+                return Err(invalid("memory.embedding_model", "embedding_model must be a model alias"));
+            }
+            if m.recall_before_run > 20 {
+                return Err(invalid("memory.recall_before_run", "recall_before_run must be between 0 and 20"));
+            }
+        }
         if self.context.max_history_tokens.is_some_and(|n| !(100..=10_000_000).contains(&n)) {
             return Err(invalid("context.max_history_tokens", "max_history_tokens must be between 100 and 10000000"));
         }

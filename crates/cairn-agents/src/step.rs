@@ -68,6 +68,8 @@ pub(crate) struct Stepper {
     pub(crate) history: Vec<ChatMessage>,
     /// The agent's tools as the model is offered them.
     tools: Vec<cairn_core::openai::Tool>,
+    /// The run's memory scope, when the agent has memory.
+    pub(crate) memory: Option<crate::ports::MemoryScope>,
     _guard: RunningGuard,
 }
 
@@ -115,7 +117,14 @@ impl Stepper {
         // The run reads its model's stream itself: no client connection is held open.
         call.holds_connection = false;
         let tools = rt.tools.definitions(&spec);
+        let memory = spec.memory.clone().map(|settings| crate::ports::MemoryScope {
+            tenant_id: run.tenant_id.clone(),
+            agent_id: run.agent_id.clone(),
+            end_user: run.input["end_user"].as_str().unwrap_or_default().to_owned(),
+            settings,
+        });
         Ok(Stepper {
+            memory,
             rt,
             tools,
             spec,
@@ -262,7 +271,7 @@ impl Stepper {
             if self.journal.lock().await.replay.history_to.is_none() {
                 self.append(StepKind::Started, &Started { history_to: 0 }).await?;
             }
-            return Ok(());
+            return self.recall_before_run().await;
         };
         let known = self.journal.lock().await.replay.history_to;
         let mut messages = Vec::new();
@@ -298,7 +307,8 @@ impl Stepper {
             }
         };
         self.history = messages.into_iter().filter(|m| m.seq <= history_to).map(|m| m.message).collect();
-        self.fit_history().await
+        self.fit_history().await?;
+        self.recall_before_run().await
     }
 
     /// Answers the last output's open calls as not run, before a final call without tools.
@@ -525,7 +535,13 @@ impl Stepper {
         self.append(StepKind::ToolStarted, &ToolStarted { call_id: call_id.into(), idempotency_key: key.clone() })
             .await?;
         let spec = self.spec.tools.get(tool).ok_or(Halt::Lost)?;
-        let ctx = ToolCallCtx { call: &self.call, run_id: &self.run.id, tool, idempotency_key: &key };
+        let ctx = ToolCallCtx {
+            call: &self.call,
+            run_id: &self.run.id,
+            tool,
+            idempotency_key: &key,
+            memory: self.memory.as_ref(),
+        };
         let outcome = self.rt.tools.call(&ctx, spec, arguments).await;
         if self.call.cancel.is_cancelled() {
             return Err(Halt::Lost);

@@ -45,6 +45,8 @@ impl App {
             .route("/v1/agents", post(agents::create).get(agents::list))
             .route("/v1/agents/{id}", get(agents::get).post(agents::update).delete(agents::delete))
             .route("/v1/agents/{id}/versions/{version}", get(agents::version))
+            .route("/v1/agents/{id}/memories", get(agents::memories))
+            .route("/v1/agents/{id}/memories/{memory_id}", delete(agents::forget))
             .route("/v1/threads", post(threads::create))
             .route("/v1/threads/{id}", get(threads::get))
             .route("/v1/threads/{id}/messages", post(threads::add_messages).get(threads::messages))

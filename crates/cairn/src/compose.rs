@@ -7,11 +7,11 @@ use std::time::Duration;
 
 use cairn_access::AccessService;
 use cairn_agents::events::RunHub;
-use cairn_agents::ports::ApprovalRules;
+use cairn_agents::ports::{ApprovalRules, Memories};
 use cairn_agents::runner::{RunHandler, Runtime, RUN_JOB};
 use cairn_agents::runs::RunService;
 use cairn_agents::spec::ToolKind;
-use cairn_agents::tools::{HttpRequest, KnowledgeSearchTool, Toolbox, WebhookTool};
+use cairn_agents::tools::{HttpRequest, KnowledgeSearchTool, MemoryTool, Toolbox, WebhookTool};
 use cairn_agents::writer::JournalWriter;
 use cairn_api::{App, AppState};
 use cairn_core::config::Config;
@@ -28,7 +28,7 @@ use cairn_knowledge::service::KnowledgeService;
 use cairn_telemetry::Metrics;
 use tokio_util::sync::CancellationToken;
 
-use crate::agent_ports::{FilterRules, KnowledgeTool};
+use crate::agent_ports::{FilterRules, KnowledgeMemories, KnowledgeTool};
 
 /// Opens storage (migrating it), builds the services, and bootstraps the first owner key
 /// (`admin_key` when given, e.g. from `CAIRN_ADMIN_KEY`): what `cairn serve` runs.
@@ -92,10 +92,12 @@ pub async fn services(config: &Config) -> Result<AppState, String> {
     let agents = Arc::new(cairn_agents::AgentService::new(store.clone(), store.clone(), chat.clone(), rules.clone()));
     let threads = Arc::new(cairn_agents::ThreadService::new(store.clone(), store.clone()));
     let webhook = Arc::new(Webhook::new(&config.jobs, store.clone()));
+    let memories: Arc<dyn Memories> = Arc::new(KnowledgeMemories(knowledge.clone()));
     let tools = Toolbox::default()
         .with(ToolKind::KnowledgeSearch, Arc::new(KnowledgeSearchTool(Arc::new(KnowledgeTool(knowledge.clone())))))
         .with(ToolKind::HttpRequest, Arc::new(HttpRequest::new(webhook.clone())))
-        .with(ToolKind::Webhook, Arc::new(WebhookTool(webhook)));
+        .with(ToolKind::Webhook, Arc::new(WebhookTool(webhook)))
+        .with(ToolKind::Memory, Arc::new(MemoryTool(memories.clone())));
     let runtime = Arc::new(Runtime {
         runs: store.clone(),
         agents: store.clone(),
@@ -106,6 +108,7 @@ pub async fn services(config: &Config) -> Result<AppState, String> {
         hub: RunHub::default(),
         jobs: jobs.clone(),
         journal: JournalWriter::start(store),
+        memories,
     });
     run_handler.bind(runtime.clone());
     let runs = Arc::new(RunService::new(runtime));

@@ -7,6 +7,7 @@
 
 mod http;
 mod knowledge;
+mod memory;
 mod webhook;
 
 use std::collections::HashMap;
@@ -21,6 +22,7 @@ use crate::spec::{AgentSpec, ToolKind, ToolSpec};
 
 pub use http::HttpRequest;
 pub use knowledge::KnowledgeSearchTool;
+pub use memory::MemoryTool;
 pub use webhook::WebhookTool;
 
 /// Longest tool result the model reads, in bytes; longer ones are cut, saying so.
@@ -37,6 +39,8 @@ pub struct ToolCallCtx<'a> {
     pub tool: &'a str,
     /// `run:step:call`, sent to side-effecting targets.
     pub idempotency_key: &'a str,
+    /// The run's memory (agent, end user, settings), when the agent has memory.
+    pub memory: Option<&'a crate::ports::MemoryScope>,
 }
 
 /// One kind of tool.

@@ -5,6 +5,7 @@ use axum::extract::rejection::{PathRejection, QueryRejection};
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::Json as JsonOut;
+use cairn_agents::ports::MemoryItem;
 use cairn_agents::{AgentPage, AgentSpec, AgentView};
 use cairn_core::openai::ErrorBody;
 use cairn_core::Error;
@@ -14,6 +15,7 @@ use utoipa::IntoParams;
 use crate::auth::Auth;
 use crate::error::ApiError;
 use crate::json::Json;
+use crate::routes::admin::List;
 use crate::routes::query;
 use crate::state::AppState;
 
@@ -137,4 +139,48 @@ pub async fn version(
 ) -> Result<JsonOut<AgentView>, ApiError> {
     let Path((id, version)) = path.map_err(|e| Error::invalid_param("version", e.body_text()))?;
     Ok(JsonOut(s.agents.version(&p, &id, version).await?))
+}
+
+/// Query of `GET /v1/agents/{id}/memories`.
+#[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+#[serde(deny_unknown_fields)]
+pub struct MemoryQuery {
+    /// Only this end user's memories.
+    #[param(min_length = 1, max_length = 200)]
+    pub end_user: Option<String>,
+}
+
+/// An agent's long-term memories (of one end user, when given), newest first.
+#[utoipa::path(
+    get, path = "/v1/agents/{id}/memories", tag = "agents",
+    params(("id" = String, Path, description = "Agent id"), MemoryQuery),
+    responses((status = 200, body = List<MemoryItem>), (status = 400, body = ErrorBody), (status = 404, body = ErrorBody)),
+    security(("bearer" = []))
+)]
+pub async fn memories(
+    State(s): State<AppState>,
+    Auth(p): Auth,
+    Path(id): Path<String>,
+    q: Result<Query<MemoryQuery>, QueryRejection>,
+) -> Result<JsonOut<List<MemoryItem>>, ApiError> {
+    let q = query(q)?;
+    let data = s.runs.memories(&p, &id, q.end_user.as_deref()).await?;
+    Ok(JsonOut(List { object: "list", data }))
+}
+
+/// Deletes one of an agent's memories.
+#[utoipa::path(
+    delete, path = "/v1/agents/{id}/memories/{memory_id}", tag = "agents",
+    params(("id" = String, Path, description = "Agent id"), ("memory_id" = String, Path, description = "Memory id")),
+    responses((status = 204), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)),
+    security(("bearer" = []))
+)]
+pub async fn forget(
+    State(s): State<AppState>,
+    Auth(p): Auth,
+    Path((id, memory_id)): Path<(String, String)>,
+) -> Result<StatusCode, ApiError> {
+    s.runs.forget(&p, &id, &memory_id).await?;
+    Ok(StatusCode::NO_CONTENT)
 }

@@ -18,6 +18,7 @@ mod rag;
 mod resilience;
 mod runs;
 mod runs_loop;
+mod runs_memory;
 mod sdk;
 mod tenancy;
 mod tools;

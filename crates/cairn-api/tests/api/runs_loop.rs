@@ -20,12 +20,12 @@ fn weather(extra: Value) -> Value {
     tool
 }
 
-fn spec(name: &str, tools: Value, limits: Value) -> Value {
+pub fn spec(name: &str, tools: Value, limits: Value) -> Value {
     json!({"name": name, "model": "fast", "tools": tools, "limits": limits})
 }
 
 /// The tool results the model read in its last call.
-fn last_tool_results(up: &StandIn) -> Vec<String> {
+pub fn last_tool_results(up: &StandIn) -> Vec<String> {
     let chats: Vec<Value> = up.bodies().into_iter().filter(|b| b.get("messages").is_some()).collect();
     let last = chats.last().unwrap();
     last["messages"]
@@ -342,46 +342,4 @@ async fn http_request_tools_keep_to_the_allow_list_and_their_limits() {
     assert_eq!(wait_run(&s, &key, &run, &["succeeded", "failed"]).await["answer"], "Too slow.");
     let results = last_tool_results(&up);
     assert!(results[0].contains("took longer than 200 ms") || results[0].contains("request failed"), "{results:?}");
-}
-
-#[tokio::test]
-async fn a_long_history_is_summarised_once_and_the_summary_journaled() {
-    let up = StandIn::start().await;
-    let s = server(&up, false).await;
-    let key = s.key("acme", "member", json!({})).await;
-    let mut spec = spec("brief", json!({}), json!({}));
-    spec["context"] = json!({"max_history_tokens": 200});
-    let id = agent(&s, &key, spec).await;
-    // Twenty turns of about 60 tokens each: far over the budget.
-    let messages: Vec<Value> = (0..20)
-        .map(|i| {
-            let role = if i % 2 == 0 { "user" } else { "assistant" };
-            json!({"role": role, "content": format!("turn {i}: {}", "the parcel went to the depot again. ".repeat(7))})
-        })
-        .collect();
-    let (_, thread) = s.post("/v1/threads", &key, &json!({"messages": messages})).await;
-    let thread = thread["id"].as_str().unwrap().to_owned();
-    up.script([Scripted::Text("SUMMARY: parcels kept going to the depot.".into()), Scripted::Text("Noted.".into())]);
-    let body =
-        json!({"agent_id": id, "thread_id": thread, "messages": [{"role": "user", "content": "Where is it now?"}]});
-    let (status, run) = s.post("/v1/runs", &key, &body).await;
-    assert_eq!(status, 202, "{run}");
-    let run = run["id"].as_str().unwrap().to_owned();
-    let done = wait_run(&s, &key, &run, &["succeeded", "failed"]).await;
-    assert_eq!(done["answer"], "Noted.", "{done}");
-    // The model read the summary and the recent turns, not the oldest ones.
-    let chats: Vec<Value> = up.bodies().into_iter().filter(|b| b.get("messages").is_some()).collect();
-    assert_eq!(chats.len(), 2, "one summarising call, one answer");
-    assert!(chats[0].to_string().contains("turn 0:"), "the summariser read the old turns");
-    let read = chats[1].to_string();
-    assert!(read.contains("SUMMARY: parcels kept going to the depot."), "{read}");
-    assert!(!read.contains("turn 0:") && read.contains("turn 19:") && read.contains("Where is it now?"), "{read}");
-    assert_eq!(kinds(&s, &key, &run).await, ["started", "summary", "model_output", "ended"]);
-    // The summary's call counts in the run's usage.
-    assert_eq!(done["usage"]["model_calls"], 1);
-    assert!(done["usage"]["input_tokens"].as_u64().unwrap() >= 2 * 11, "{done}");
-    // A bad budget is refused when the agent is defined.
-    let mut bad = super::runs_loop::spec("tiny", json!({}), json!({}));
-    bad["context"] = json!({"max_history_tokens": 5});
-    assert_eq!(s.post("/v1/agents", &key, &bad).await.0, 400);
 }
