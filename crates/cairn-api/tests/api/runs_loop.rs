@@ -343,3 +343,30 @@ async fn http_request_tools_keep_to_the_allow_list_and_their_limits() {
     let results = last_tool_results(&up);
     assert!(results[0].contains("took longer than 200 ms") || results[0].contains("request failed"), "{results:?}");
 }
+
+#[tokio::test]
+async fn runs_call_tools_through_anthropic_too() {
+    let up = StandIn::start().await;
+    let s = server(&up, false).await;
+    let key = s.key("acme", "member", json!({})).await;
+    let mut def = spec("claude-agent", json!({"weather": weather(json!({}))}), json!({"max_repeats": 2}));
+    def["model"] = json!("claude");
+    let id = agent(&s, &key, def).await;
+    // The stand-in's Anthropic side always asks for the first tool: once for the output,
+    // once more (a loop, so the run's last call is offered no tools and answers).
+    let run = start(&s, &key, &id, "Weather in Oslo?").await;
+    let waiting = wait_run(&s, &key, &run, &["requires_action"]).await;
+    assert_eq!(waiting["pending"][0]["arguments"], "{\"city\":\"Oslo\"}", "{waiting}");
+    let call = waiting["pending"][0]["call_id"].as_str().unwrap().to_owned();
+    let outputs = json!({"outputs": [{"call_id": call, "output": "sunny, 21 C"}]});
+    assert_eq!(s.post(&format!("/v1/runs/{run}/tool_outputs"), &key, &outputs).await.0, 200);
+    let done = wait_run(&s, &key, &run, &["succeeded", "failed"]).await;
+    assert_eq!(done["state"], "succeeded", "{done}");
+    assert!(done["reason"].as_str().unwrap().contains("same tool call"), "{done}");
+    let sent: Vec<Value> = up.bodies().into_iter().filter(|b| b.get("messages").is_some()).collect();
+    let second = sent[1].to_string();
+    assert!(
+        second.contains("tool_result") && second.contains("sunny, 21 C"),
+        "the output went back as Anthropic's tool_result: {second}"
+    );
+}
