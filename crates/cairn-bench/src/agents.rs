@@ -14,7 +14,6 @@
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::path::PathBuf;
-use std::process::{Command, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -29,7 +28,7 @@ use parking_lot::Mutex;
 use serde_json::{json, Value};
 
 use crate::load::{percentile, HttpClient};
-use crate::{free_port, rss_mb, wait_ready, Server, BENCH_KEY};
+use crate::{rss_mb, BENCH_KEY};
 
 /// When each request of a run's step arrived and was answered.
 #[derive(Default)]
@@ -190,30 +189,10 @@ fn gaps(marks: &Marks, started: &[(String, Instant, String)], steps: usize) -> R
 pub async fn run(cairn: PathBuf, runs: usize, steps: usize, latency_ms: u64) -> Result<()> {
     let (addr, up) = start_upstream(Duration::from_millis(latency_ms)).await?;
     let dir = tempfile::tempdir()?;
-    let port = free_port()?;
-    let config = dir.path().join("bench.toml");
-    std::fs::write(
-        &config,
-        format!(
-            "[server]\nbind = \"127.0.0.1:{port}\"\n[log]\nlevel = \"warn\"\n[storage]\ndata_dir = \"{}\"\n\
-             [jobs]\nwebhook_allowed_hosts = [\"127.0.0.1\"]\n\
-             [providers.up]\nkind = \"openai\"\nbase_url = \"http://{addr}/v1\"\n\
-             [models.bench]\ntargets = [{{ provider = \"up\", model = \"bench\", input_usd_per_mtok = 0.15, output_usd_per_mtok = 0.6 }}]\n",
-            dir.path().join("data").display()
-        ),
-    )?;
-    let child = Command::new(&cairn)
-        .args(["serve", "--config"])
-        .arg(&config)
-        .env("CAIRN_ADMIN_KEY", BENCH_KEY)
-        .stdout(Stdio::null())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .with_context(|| format!("starting {} (build it with: cargo build --release -p cairn)", cairn.display()))?;
-    let server = Server(child);
+    let extra = "[jobs]\nwebhook_allowed_hosts = [\"127.0.0.1\"]";
+    let (server, port, _) = crate::start_cairn(&cairn, dir.path(), addr, extra).await?;
     let client = crate::load::client();
     let base = format!("http://127.0.0.1:{port}");
-    wait_ready(&client, &format!("{base}/readyz")).await?;
     let agent = call(
         &client,
         "POST",

@@ -200,22 +200,27 @@ async fn main() -> Result<()> {
     }
 }
 
-/// The gateway benchmark (see the module docs).
-async fn gateway(cairn: PathBuf, seconds: u64, rates: Vec<u32>, workers: usize) -> Result<()> {
-    let upstream = upstream::start().await?;
-    let dir = tempfile::tempdir()?;
+/// Starts `cairn serve` with `extra` config (TOML) and a `bench` model on the OpenAI-style
+/// upstream at `upstream`, on a free port with its data in `dir`, the admin key `BENCH_KEY`;
+/// returns the process, its port and its config file once it is ready.
+async fn start_cairn(
+    cairn: &std::path::Path,
+    dir: &std::path::Path,
+    upstream: std::net::SocketAddr,
+    extra: &str,
+) -> Result<(Server, u16, PathBuf)> {
     let port = free_port()?;
-    let config = dir.path().join("bench.toml");
+    let config = dir.join("bench.toml");
     std::fs::write(
         &config,
         format!(
-            "[server]\nbind = \"127.0.0.1:{port}\"\n[log]\nlevel = \"warn\"\n[storage]\ndata_dir = \"{}\"\n\
+            "[server]\nbind = \"127.0.0.1:{port}\"\n[log]\nlevel = \"warn\"\n[storage]\ndata_dir = \"{}\"\n{extra}\n\
              [providers.up]\nkind = \"openai\"\nbase_url = \"http://{upstream}/v1\"\n\
              [models.bench]\ntargets = [{{ provider = \"up\", model = \"bench\", input_usd_per_mtok = 0.15, output_usd_per_mtok = 0.6 }}]\n",
-            dir.path().join("data").display()
+            dir.join("data").display()
         ),
     )?;
-    let child = Command::new(&cairn)
+    let child = Command::new(cairn)
         .args(["serve", "--config"])
         .arg(&config)
         .env("CAIRN_ADMIN_KEY", BENCH_KEY)
@@ -224,9 +229,17 @@ async fn gateway(cairn: PathBuf, seconds: u64, rates: Vec<u32>, workers: usize) 
         .spawn()
         .with_context(|| format!("starting {} (build it with: cargo build --release -p cairn)", cairn.display()))?;
     let server = Server(child);
+    wait_ready(&load::client(), &format!("http://127.0.0.1:{port}/readyz")).await?;
+    Ok((server, port, config))
+}
+
+/// The gateway benchmark (see the module docs).
+async fn gateway(cairn: PathBuf, seconds: u64, rates: Vec<u32>, workers: usize) -> Result<()> {
+    let upstream = upstream::start().await?;
+    let dir = tempfile::tempdir()?;
+    let (server, port, config) = start_cairn(&cairn, dir.path(), upstream, "").await?;
     let pid = server.0.id();
     let client = load::client();
-    wait_ready(&client, &format!("http://127.0.0.1:{port}/readyz")).await?;
     // Calls go through a member key with a monthly budget, so every one is admitted by a
     // budget reservation in storage and settled by its usage record: the full accounting path.
     let created = Command::new(&cairn)
