@@ -9,7 +9,7 @@ use cairn_core::openai::{ChatMessage, ChatRequest, ChatRole};
 use cairn_core::runs::StepKind;
 use cairn_jobs::JobError;
 
-use crate::journal::Summary;
+use crate::journal::{Cap, Summary};
 use crate::step::{Halt, Stepper};
 
 /// What the summarising model is told.
@@ -102,6 +102,27 @@ impl Stepper {
         let note = format!("What you remember about this user (from earlier conversations):\n{list}");
         self.history.insert(at, ChatMessage::text(ChatRole::System, note));
         Ok(())
+    }
+
+    /// What the model reads: instructions, history, the run's own steps, and after a cap a
+    /// last word saying to answer now.
+    pub(crate) async fn messages(&self, final_call: Option<Cap>) -> Vec<ChatMessage> {
+        let mut out = Vec::new();
+        if !self.spec.instructions.is_empty() {
+            out.push(ChatMessage::text(ChatRole::System, self.spec.instructions.clone()));
+        }
+        out.extend(self.history.iter().cloned());
+        out.extend(self.journal.lock().await.replay.messages.iter().cloned());
+        if let Some(cap) = final_call {
+            out.push(ChatMessage::text(
+                ChatRole::System,
+                format!(
+                    "Stop here: {}. Write your final answer now from what you have; make no tool calls.",
+                    cap.reason()
+                ),
+            ));
+        }
+        out
     }
 
     /// The history as the model reads it after `summary`.

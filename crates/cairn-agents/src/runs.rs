@@ -408,16 +408,17 @@ impl RunService {
     async fn answer(&self, caller: &Principal, id: &str, answers: Vec<ActionAnswer>, client: bool) -> Result<RunView> {
         caller.require(Role::Member)?;
         let run = self.visible(caller, id).await?;
-        if run.state != RunState::RequiresAction {
-            return Err(Error::Conflict(format!(
-                "run '{id}' is not waiting for action (it is {})",
-                run.state.as_str()
-            )));
-        }
         if answers.is_empty() || answers.len() > 100 {
             return Err(Error::invalid_param("answers", "send 1 to 100 answers"));
         }
         let replay = self.replay(&run).await?;
+        // A pause's entry is journaled just before its state changes: a run still `running`
+        // with calls waiting is pausing, and takes answers (the runner picks them up).
+        let pausing = run.state == RunState::Running && !replay.waiting().is_empty();
+        if run.state != RunState::RequiresAction && !pausing {
+            let state = run.state.as_str();
+            return Err(Error::Conflict(format!("run '{id}' is not waiting for action (it is {state})")));
+        }
         let spec = self.spec(&run).await?;
         let waiting: Vec<PendingAction> = replay.waiting().into_iter().cloned().collect();
         let mut seen = std::collections::BTreeSet::new();

@@ -48,11 +48,11 @@ fn storage(e: impl std::fmt::Display) -> Halt {
 }
 
 /// The journal as this worker knows it: its length and what it says.
-struct Journal {
+pub(crate) struct Journal {
     /// Entries stored.
-    seq: u64,
+    pub(crate) seq: u64,
     /// What the stored and pending entries say.
-    replay: Replay,
+    pub(crate) replay: Replay,
     /// Entries read into `replay` but not yet stored: written with the next entry that must be
     /// durable before Cairn acts (a tool call's start, a pause, the end), in one transaction.
     pending: Vec<(StepKind, Value)>,
@@ -64,7 +64,7 @@ pub(crate) struct Stepper {
     pub(crate) run: Run,
     pub(crate) spec: AgentSpec,
     pub(crate) call: CallContext,
-    journal: Mutex<Journal>,
+    pub(crate) journal: Mutex<Journal>,
     pub(crate) history: Vec<ChatMessage>,
     /// The agent's tools as the model is offered them.
     tools: Vec<cairn_core::openai::Tool>,
@@ -322,27 +322,6 @@ impl Stepper {
         Ok(())
     }
 
-    /// What the model reads: instructions, history, the run's own steps, and after a cap a
-    /// last word saying to answer now.
-    async fn messages(&self, final_call: Option<Cap>) -> Vec<ChatMessage> {
-        let mut out = Vec::new();
-        if !self.spec.instructions.is_empty() {
-            out.push(ChatMessage::text(ChatRole::System, self.spec.instructions.clone()));
-        }
-        out.extend(self.history.iter().cloned());
-        out.extend(self.journal.lock().await.replay.messages.iter().cloned());
-        if let Some(cap) = final_call {
-            out.push(ChatMessage::text(
-                ChatRole::System,
-                format!(
-                    "Stop here: {}. Write your final answer now from what you have; make no tool calls.",
-                    cap.reason()
-                ),
-            ));
-        }
-        out
-    }
-
     /// One model call, streamed (its text goes out as news), journaled whole when it ends.
     async fn call_model(&self, final_call: Option<Cap>) -> Result<(), Halt> {
         // What the model is about to read is stored first.
@@ -441,7 +420,7 @@ impl Stepper {
         };
         if cap.is_none() {
             if let Some(schema) = &self.spec.output_schema {
-                if let Err(why) = check_output(schema, &answer) {
+                if let Err(why) = self.rt.tools.check_output(schema, &answer) {
                     return self.end(RunState::Failed, Some(why), Some(answer)).await;
                 }
             }
@@ -510,6 +489,31 @@ impl Stepper {
         let until = self.journal.lock().await.replay.wait_until.unwrap_or(expires_at_ms);
         let job = self.rt.job_for(&run, &format!("expire:{seq}"), Some(until), true);
         self.rt.enqueue(&run, job).await.map_err(storage)?;
+        // The pause's entry is visible before its state: answers may already be in. Nothing
+        // left waiting, the run goes on (the same resume job the answers' route would queue).
+        let late = self.rt.runs.list_steps(&self.run.id, seq, PAGE).await.map_err(storage)?;
+        let mut j = self.journal.lock().await;
+        for step in &late {
+            j.replay.apply(step).map_err(|e| Halt::Job(JobError::Permanent(e.to_string())))?;
+            j.seq = step.seq;
+        }
+        if !late.is_empty() && j.replay.waiting().is_empty() {
+            let seq = j.seq;
+            drop(j);
+            let to = RunState::Queued;
+            if let Some(run) = self
+                .rt
+                .runs
+                .set_run_state(&run.id, &[RunState::RequiresAction], to, None, now_ms())
+                .await
+                .map_err(storage)?
+            {
+                self.rt
+                    .enqueue(&run, self.rt.job_for(&run, &format!("resume:{seq}"), None, false))
+                    .await
+                    .map_err(storage)?;
+            }
+        }
         Ok(RunState::RequiresAction)
     }
 
@@ -580,18 +584,5 @@ fn outcome(r: Result<RunState, Halt>) -> Result<Option<RunState>, JobError> {
         Err(Halt::Lost) => Ok(None),
         Err(Halt::Stop(why)) => Err(JobError::Permanent(why)),
         Err(Halt::Job(e)) => Err(e),
-    }
-}
-
-/// Checks a final answer against the agent's output schema.
-fn check_output(schema: &Value, answer: &str) -> Result<(), String> {
-    let value: Value = serde_json::from_str(answer)
-        .map_err(|e| format!("the final answer is not the JSON output_schema asks for: {e}"))?;
-    let validator = jsonschema::validator_for(schema).map_err(|e| format!("output_schema does not compile: {e}"))?;
-    let errors: Vec<String> = validator.iter_errors(&value).take(5).map(|e| e.to_string()).collect();
-    if errors.is_empty() {
-        Ok(())
-    } else {
-        Err(format!("the final answer does not match output_schema: {}", errors.join("; ")))
     }
 }

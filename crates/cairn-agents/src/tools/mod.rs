@@ -127,6 +127,19 @@ impl Toolbox {
         }
     }
 
+    /// Checks a final answer against an agent's output schema: JSON the schema admits, or why not.
+    pub fn check_output(&self, schema: &Value, answer: &str) -> Result<(), String> {
+        let value: Value = serde_json::from_str(answer)
+            .map_err(|e| format!("the final answer is not the JSON output_schema asks for: {e}"))?;
+        let validator = self.validator(schema).map_err(|_| "output_schema does not compile".to_owned())?;
+        let errors: Vec<String> = validator.iter_errors(&value).take(5).map(|e| e.to_string()).collect();
+        if errors.is_empty() {
+            Ok(())
+        } else {
+            Err(format!("the final answer does not match output_schema: {}", errors.join("; ")))
+        }
+    }
+
     /// `schema` compiled, from the cache when it was compiled before.
     fn validator(&self, schema: &Value) -> Result<Arc<jsonschema::Validator>, String> {
         let key = schema.to_string();
