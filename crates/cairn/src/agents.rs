@@ -96,6 +96,9 @@ pub async fn run(args: RunArgs) -> Result<()> {
     if let Some(t) = &args.thread {
         body["thread_id"] = json!(t);
     }
+    if let Some(u) = &args.end_user {
+        body["end_user"] = json!(u);
+    }
     let run = client.post("/v1/runs", &body).await?;
     let id = run["id"].as_str().ok_or_else(|| anyhow!("the server returned no run id"))?.to_owned();
     eprintln!("run {id}");

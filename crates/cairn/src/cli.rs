@@ -417,6 +417,9 @@ pub struct RunArgs {
     /// Run on this thread (default: a one-off run).
     #[arg(long)]
     pub thread: Option<String>,
+    /// Whom the run is for (scopes the agent's long-term memory).
+    #[arg(long)]
+    pub end_user: Option<String>,
     /// The server.
     #[command(flatten)]
     pub server: ServerArgs,
