@@ -2,7 +2,8 @@
 //! runs are in a model stream, and while runs are in a webhook tool call. After a restart every
 //! run ends `succeeded`, no finished model call is made again, and the receiver applied each
 //! side effect exactly once: an interrupted call of an idempotent tool is made again with the
-//! same idempotency key, which the receiver deduplicates.
+//! same idempotency key, which the receiver deduplicates. A run waiting for an approval when
+//! the process dies still waits after the restart, and goes on once answered.
 
 mod common;
 
@@ -174,4 +175,63 @@ async fn killed_during_a_webhook_call_sqlite() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn killed_during_a_webhook_call_postgres() {
     runs_survive_a_kill(cairn_store::conformance::fresh_pg_database().await, KillDuring::WebhookCall).await;
+}
+
+/// A run waiting for a person survives the process: killed while it waits, restarted, the
+/// approval is answered on the new process and the run goes on to the end.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_approval_survives_a_restart_sqlite() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}", dir.path().join("cairn.db").display());
+    let up = StandIn::start().await;
+    let receiver = Receiver::start().await;
+    let config = write_config(dir.path(), &url, &up);
+    let client = reqwest::Client::new();
+    let port = free_port();
+    let mut server = spawn(dir.path(), "serve-1", &config, &["serve"], port);
+    let base = ready(&client, port).await;
+    let agent = post(
+        &client,
+        format!("{base}/v1/agents"),
+        &json!({
+            "name": "careful", "model": "fast", "limits": {"max_repeats": 2},
+            "tools": {"notify": {"type": "webhook", "approval": "always",
+                "webhook": {"url": receiver.url(), "parameters": {"type": "object"}}}},
+        }),
+    )
+    .await;
+    let body = json!({"agent_id": agent["id"], "messages": [{"role": "user", "content": "notify"}]});
+    let run = post(&client, format!("{base}/v1/runs"), &body).await["id"].as_str().unwrap().to_owned();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+    let waiting = loop {
+        let r = get(&client, format!("{base}/v1/runs/{run}")).await;
+        if r["state"] == "requires_action" {
+            break r;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "{r}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    server.kill().unwrap();
+    server.wait().unwrap();
+
+    let port = free_port();
+    let mut restarted = spawn(dir.path(), "serve-2", &config, &["serve"], port);
+    let base = ready(&client, port).await;
+    let again = get(&client, format!("{base}/v1/runs/{run}")).await;
+    assert_eq!((again["state"].as_str(), &again["pending"]), (Some("requires_action"), &waiting["pending"]));
+    let call = waiting["pending"][0]["call_id"].clone();
+    let approve = json!({"answers": [{"call_id": call, "decision": "approve"}]});
+    post(&client, format!("{base}/v1/runs/{run}/approvals"), &approve).await;
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+    loop {
+        let r = get(&client, format!("{base}/v1/runs/{run}")).await;
+        if r["state"] == "succeeded" {
+            break;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "{r}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!(receiver.deliveries().len(), 1, "approved after the restart, made once");
+    let _ = restarted.kill();
+    let _ = restarted.wait();
 }
