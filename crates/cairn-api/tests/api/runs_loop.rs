@@ -370,3 +370,56 @@ async fn runs_call_tools_through_anthropic_too() {
         "the output went back as Anthropic's tool_result: {second}"
     );
 }
+
+#[tokio::test]
+async fn racing_runs_and_hostile_callers_on_sqlite() {
+    racing_runs_on_a_free_thread_and_hostile_callers(false).await;
+}
+
+#[tokio::test]
+async fn racing_runs_and_hostile_callers_on_postgres() {
+    racing_runs_on_a_free_thread_and_hostile_callers(true).await;
+}
+
+async fn racing_runs_on_a_free_thread_and_hostile_callers(postgres: bool) {
+    let up = StandIn::start().await;
+    let s = server(&up, postgres).await;
+    let key = s.key("acme", "member", json!({})).await;
+    let reader = s.key("acme", "reader", json!({})).await;
+    let globex = s.key("globex", "admin", json!({})).await;
+    let id = agent(&s, &key, spec("w", json!({"weather": weather(json!({}))}), json!({}))).await;
+    let (_, thread) = s.post("/v1/threads", &key, &json!({})).await;
+    let body = json!({"agent_id": id, "thread_id": thread["id"], "messages": [{"role": "user", "content": "go"}]});
+
+    // Eight runs race for a free thread, each asking to refuse if busy: exactly one starts.
+    let racers = (0..8).map(|_| {
+        let (s, key, body) = (&s, &key, &body);
+        async move { s.post("/v1/runs", key, body).await.0 }
+    });
+    let mut codes = futures::future::join_all(racers).await;
+    codes.sort_unstable();
+    assert_eq!(codes, [202, 409, 409, 409, 409, 409, 409, 409]);
+
+    // A reader cannot start runs; the largest input passes, one more message does not.
+    assert_eq!(
+        s.post("/v1/runs", &reader, &json!({"agent_id": id, "messages": [{"role": "user", "content": "x"}]})).await.0,
+        403
+    );
+    let many = |n: usize| (0..n).map(|i| json!({"role": "user", "content": format!("m{i}")})).collect::<Vec<_>>();
+    let (status, err) = s.post("/v1/runs", &key, &json!({"agent_id": id, "messages": many(101)})).await;
+    assert_eq!(status, 400, "{err}");
+    let huge = "x".repeat(262_145);
+    let (status, _) =
+        s.post("/v1/runs", &key, &json!({"agent_id": id, "messages": [{"role": "user", "content": huge}]})).await;
+    assert!(status == 400 || status == 413, "{status}");
+    let (status, run) = s.post("/v1/runs", &key, &json!({"agent_id": id, "messages": many(100)})).await;
+    assert_eq!(status, 202, "{run}");
+    let run = run["id"].as_str().unwrap().to_owned();
+
+    // Another tenant's admin reads nothing of it; the instance owner reads it.
+    assert_eq!(s.get(&format!("/v1/runs/{run}/steps"), &globex).await.0, 404);
+    let outputs = json!({"outputs": [{"call_id": "call_1", "output": "x"}]});
+    assert_eq!(s.post(&format!("/v1/runs/{run}/tool_outputs"), &globex, &outputs).await.0, 404);
+    assert_eq!(s.get(&format!("/v1/runs/{run}"), &s.admin_key).await.0, 200);
+    assert_eq!(s.get(&format!("/v1/runs/{run}"), &reader).await.0, 200);
+}
