@@ -56,6 +56,21 @@ async fn get(client: &reqwest::Client, url: String) -> Value {
     client.get(url).bearer_auth(ADMIN_KEY).send().await.unwrap().json().await.unwrap()
 }
 
+/// Polls run `run` on `base` until it is in `state` (fails if it ends otherwise, or stalls).
+async fn wait_state(client: &reqwest::Client, base: &str, run: &str, state: &str) -> Value {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(120);
+    loop {
+        let r = get(client, format!("{base}/v1/runs/{run}")).await;
+        if r["state"] == state {
+            return r;
+        }
+        let ended = ["succeeded", "failed", "cancelled", "expired"].contains(&r["state"].as_str().unwrap_or(""));
+        assert!(!ended, "{run} ended otherwise: {r}");
+        assert!(tokio::time::Instant::now() < deadline, "{run} is not {state}: {r}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
 /// Where a crash lands.
 #[derive(Clone, Copy, Debug)]
 enum KillDuring {
@@ -119,17 +134,8 @@ async fn runs_survive_a_kill(url: String, during: KillDuring) {
     let mut restarted = spawn(dir.path(), "serve-2", &config, &["serve"], port);
     let base = ready(&client, port).await;
     for run in &runs {
-        let deadline = tokio::time::Instant::now() + Duration::from_secs(120);
-        loop {
-            let r = get(&client, format!("{base}/v1/runs/{run}")).await;
-            if r["state"] == "succeeded" {
-                assert_eq!(r["usage"]["model_calls"], 3, "{during:?}: call, loop, final answer: {r}");
-                break;
-            }
-            assert!(!["failed", "cancelled", "expired"].contains(&r["state"].as_str().unwrap_or("")), "{r}");
-            assert!(tokio::time::Instant::now() < deadline, "{during:?}: {run} did not finish: {r}");
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
+        let r = wait_state(&client, &base, run, "succeeded").await;
+        assert_eq!(r["usage"]["model_calls"], 3, "{during:?}: call, loop, final answer: {r}");
     }
     // Each run's side effect was applied once, under one key (run:step:call), however often
     // the call was delivered.
@@ -202,15 +208,7 @@ async fn an_approval_survives_a_restart_sqlite() {
     .await;
     let body = json!({"agent_id": agent["id"], "messages": [{"role": "user", "content": "notify"}]});
     let run = post(&client, format!("{base}/v1/runs"), &body).await["id"].as_str().unwrap().to_owned();
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
-    let waiting = loop {
-        let r = get(&client, format!("{base}/v1/runs/{run}")).await;
-        if r["state"] == "requires_action" {
-            break r;
-        }
-        assert!(tokio::time::Instant::now() < deadline, "{r}");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    };
+    let waiting = wait_state(&client, &base, &run, "requires_action").await;
     server.kill().unwrap();
     server.wait().unwrap();
 
@@ -222,15 +220,7 @@ async fn an_approval_survives_a_restart_sqlite() {
     let call = waiting["pending"][0]["call_id"].clone();
     let approve = json!({"answers": [{"call_id": call, "decision": "approve"}]});
     post(&client, format!("{base}/v1/runs/{run}/approvals"), &approve).await;
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
-    loop {
-        let r = get(&client, format!("{base}/v1/runs/{run}")).await;
-        if r["state"] == "succeeded" {
-            break;
-        }
-        assert!(tokio::time::Instant::now() < deadline, "{r}");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    wait_state(&client, &base, &run, "succeeded").await;
     assert_eq!(receiver.deliveries().len(), 1, "approved after the restart, made once");
     let _ = restarted.kill();
     let _ = restarted.wait();
