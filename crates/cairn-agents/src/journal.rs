@@ -12,7 +12,8 @@
 use std::collections::BTreeMap;
 
 use cairn_core::openai::{ChatMessage, ChatRole, ToolCall};
-use cairn_core::runs::{RunState, RunStep, StepKind};
+use cairn_core::runs::{RunState, RunStep, RunStore, StepKind};
+use cairn_core::store::StoreResult;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
@@ -404,6 +405,22 @@ impl Replay {
             return Next::CallModel { final_call: None };
         }
         Next::CallTools(unfinished.into_iter().map(|(c, _, _)| c.clone()).collect())
+    }
+}
+
+/// Journal entries read per page.
+const PAGE: u32 = 1000;
+
+/// Run `id`'s whole journal, in order, read page by page.
+pub async fn read_all(runs: &dyn RunStore, id: &str) -> StoreResult<Vec<RunStep>> {
+    let mut steps: Vec<RunStep> = Vec::new();
+    loop {
+        let page = runs.list_steps(id, steps.last().map_or(0, |s| s.seq), PAGE).await?;
+        let done = page.len() < PAGE as usize;
+        steps.extend(page);
+        if done {
+            return Ok(steps);
+        }
     }
 }
 

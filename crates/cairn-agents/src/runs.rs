@@ -524,18 +524,8 @@ impl RunService {
     }
 
     async fn replay(&self, run: &Run) -> Result<Replay> {
-        let mut replay = Replay::default();
-        let mut after = 0;
-        loop {
-            let page = self.rt.runs.list_steps(&run.id, after, MAX_STEPS_PAGE).await?;
-            for step in &page {
-                replay.apply(step).map_err(|e| Error::Internal(e.to_string()))?;
-            }
-            match page.last() {
-                Some(last) if page.len() == MAX_STEPS_PAGE as usize => after = last.seq,
-                _ => return Ok(replay),
-            }
-        }
+        let steps = crate::journal::read_all(&*self.rt.runs, &run.id).await?;
+        Replay::of(&steps).map_err(|e| Error::Internal(e.to_string()))
     }
 
     /// Run `id` if the caller may see it; another tenant's is as good as missing.

@@ -86,19 +86,8 @@ impl Stepper {
                 permanent(format!("agent version {} of '{}' is missing", run.agent_version, run.agent_id))
             })?;
         let spec: AgentSpec = serde_json::from_value(version.spec).map_err(|e| permanent(e.to_string()))?;
-        let mut steps: Vec<RunStep> = Vec::new();
-        loop {
-            let page = rt
-                .runs
-                .list_steps(&run.id, steps.last().map_or(0, |s| s.seq), PAGE)
-                .await
-                .map_err(|e| JobError::Retry(format!("storage: {e}")))?;
-            let done = page.len() < PAGE as usize;
-            steps.extend(page);
-            if done {
-                break;
-            }
-        }
+        let steps =
+            crate::journal::read_all(&*rt.runs, &run.id).await.map_err(|e| JobError::Retry(format!("storage: {e}")))?;
         let replay = Replay::of(&steps).map_err(|e| permanent(e.to_string()))?;
         let seq = steps.last().map_or(0, |s| s.seq);
         let principal = match rt.keys.get_key(&run.key_id).await.map_err(|e| JobError::Retry(e.to_string()))? {
