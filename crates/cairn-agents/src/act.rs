@@ -45,7 +45,7 @@ pub(crate) async fn tools(s: &Stepper, calls: Vec<ToolCall>, started: bool) -> R
             _ => Value::String(call.function.arguments.clone()),
         };
         // Arguments that do not read never run (fails closed): the model reads why.
-        let args = match s.rt().tools.check_arguments(tool, &raw) {
+        let args = match s.rt().tools.check_arguments(&s.run.tenant_id, tool, &raw).await {
             Ok(args) => args,
             Err(why) => {
                 s.answer(&call.id, format!("Error: {why}")).await?;

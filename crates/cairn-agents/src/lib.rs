@@ -22,6 +22,7 @@ pub mod events;
 pub mod feed;
 mod fold;
 pub mod journal;
+pub mod mcp;
 pub mod ports;
 pub mod runner;
 pub mod runs;

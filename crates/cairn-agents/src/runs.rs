@@ -451,7 +451,8 @@ impl RunService {
                         spec.tools.get(&item.tool).ok_or_else(|| Error::Internal("pending tool missing".into()))?;
                     self.rt
                         .tools
-                        .check_arguments(tool, arguments)
+                        .check_arguments(&run.tenant_id, tool, arguments)
+                        .await
                         .map_err(|e| Error::invalid_param(at("arguments"), e))?;
                 }
                 Decision::Reject { message: Some(m) } | Decision::Respond { output: m }

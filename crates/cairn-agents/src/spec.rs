@@ -237,16 +237,21 @@ pub struct ClientTool {
     pub parameters: Value,
 }
 
-/// Tools of an MCP server.
+/// One tool of an MCP server. The agent's `mcp` tools are its allow-list of the server's
+/// tools: a tool of the server that no agent tool names is never offered to the model.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct McpTool {
-    /// The tenant's MCP server, by name.
-    #[schema(min_length = 1)]
+    /// The tenant's MCP server, by name (`/v1/mcp_servers`).
+    #[schema(min_length = 1, max_length = 64, pattern = "^[A-Za-z0-9_-]{1,64}$")]
     pub server: String,
-    /// The server's tools the agent may call (empty: all).
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub tools: Vec<String>,
+    /// The server's tool this agent tool calls.
+    #[schema(min_length = 1, max_length = 256)]
+    pub tool: String,
+    /// Time limit per call, ms (default 30 s, at most 10 min).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(minimum = 1, maximum = 600_000)]
+    pub timeout_ms: Option<u32>,
 }
 
 /// Caps on one run; when one is reached the run ends gracefully with a final message.
@@ -454,8 +459,14 @@ impl ToolSpec {
             }
         }
         if let Some(m) = &self.mcp {
-            if m.server.trim().is_empty() {
-                return Err(invalid(here("server"), "name the tenant's MCP server"));
+            if !cairn_core::agents::is_mcp_server_name(&m.server) {
+                return Err(invalid(here("server"), "name the tenant's MCP server (1-64 letters, digits, '-' or '_')"));
+            }
+            if m.tool.is_empty() || m.tool.chars().count() > 256 {
+                return Err(invalid(here("tool"), "name one of the server's tools (1-256 characters)"));
+            }
+            if m.timeout_ms.is_some_and(|t| t == 0 || t > 600_000) {
+                return Err(invalid(here("timeout_ms"), "timeout_ms is 1-600000"));
             }
         }
         Ok(())

@@ -29,7 +29,7 @@ fn a_full_definition_reads_and_passes() {
             "refund": {"type": "webhook", "approval": {"when": {"field": "amount", "gt": 100}},
              "webhook": {"url": "https://hooks.example.com/refund", "parameters": {"type": "object"}}},
             "ask_user": {"type": "client", "approval": "always", "client": {"parameters": {}}},
-            "time": {"type": "mcp", "mcp": {"server": "clock", "tools": ["now"]}},
+            "time": {"type": "mcp", "mcp": {"server": "clock", "tool": "now"}},
             "memory": {"type": "memory"}
         },
         "limits": {"max_steps": 10, "max_cost_usd": 0.5}
@@ -60,7 +60,7 @@ fn each_rule_names_the_field_at_fault() {
     assert_eq!(param(with("tools", json!({"x y": {"type": "memory"}}))), "tools.x y");
     assert_eq!(param(tools(json!({"type": "client"}))), "tools.t.client");
     assert_eq!(
-        param(tools(json!({"type": "client", "client": {"parameters": {}}, "mcp": {"server": "s"}}))),
+        param(tools(json!({"type": "client", "client": {"parameters": {}}, "mcp": {"server": "s", "tool": "t"}}))),
         "tools.t.mcp"
     );
     assert_eq!(

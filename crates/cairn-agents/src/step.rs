@@ -105,7 +105,7 @@ impl Stepper {
         call.cancel = cancel;
         // The run reads its model's stream itself: no client connection is held open.
         call.holds_connection = false;
-        let tools = rt.tools.definitions(&spec);
+        let tools = rt.tools.definitions(&run.tenant_id, &spec).await;
         let memory = spec.memory.clone().map(|settings| crate::ports::MemoryScope {
             tenant_id: run.tenant_id.clone(),
             agent_id: run.agent_id.clone(),

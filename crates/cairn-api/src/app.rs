@@ -15,7 +15,7 @@ use utoipa_swagger_ui::SwaggerUi;
 use crate::error::error_response;
 use crate::middleware::observe;
 use crate::routes::{
-    admin, agents, answer, chat, embeddings, jobs, knowledge, models, ops, runs, threads, usage, webhooks,
+    admin, agents, answer, chat, embeddings, jobs, knowledge, mcp, models, ops, runs, threads, usage, webhooks,
 };
 use crate::state::AppState;
 
@@ -47,6 +47,9 @@ impl App {
             .route("/v1/agents/{id}/versions/{version}", get(agents::version))
             .route("/v1/agents/{id}/memories", get(agents::memories))
             .route("/v1/agents/{id}/memories/{memory_id}", delete(agents::forget))
+            .route("/v1/mcp_servers", post(mcp::create).get(mcp::list))
+            .route("/v1/mcp_servers/{name}", get(mcp::get).delete(mcp::delete))
+            .route("/v1/mcp_servers/{name}/tools", get(mcp::tools))
             .route("/v1/threads", post(threads::create))
             .route("/v1/threads/{id}", get(threads::get))
             .route("/v1/threads/{id}/messages", post(threads::add_messages).get(threads::messages))

@@ -129,7 +129,9 @@ fn agents(doc: &mut OpenApi) {
         "hosts",
         &json!({"type": "array", "maxItems": 64, "items": {"type": "string", "minLength": 1, "pattern": "^[^/]*$"}}),
     );
-    set_property(doc, &["McpTool"], "server", &json!({"type": "string", "minLength": 1, "pattern": "[^\\s\\u0085]"}));
+    set_property(doc, &["McpTool"], "server", &json!({"type": "string", "pattern": "^[A-Za-z0-9_-]{1,64}$"}));
+    set_property(doc, &["McpTool"], "tool", &json!({"type": "string", "minLength": 1, "maxLength": 256}));
+    mcp_servers(doc);
     let with_settings = ["knowledge_search", "http_request", "webhook", "client", "mcp"];
     let needs_settings = ["knowledge_search", "webhook", "client", "mcp"];
     let mut rules: Vec<Value> = with_settings
@@ -177,6 +179,29 @@ fn agents(doc: &mut OpenApi) {
 }
 
 /// Jobs: the known types, each type's payload, and `run_at_ms` or `delay_ms`, not both.
+/// `/v1/mcp_servers`: a URL with a host, and header names and values HTTP can carry, other
+/// than those the transport sets (any letter case).
+fn mcp_servers(doc: &mut OpenApi) {
+    let url = "^[Hh][Tt][Tt][Pp][Ss]?://[A-Za-z0-9][A-Za-z0-9.-]{0,252}(:[1-9][0-9]{0,3})?(/[!-~]*)?$";
+    set_property(doc, &["CreateMcpServer"], "url", &json!({"type": "string", "maxLength": 2048, "pattern": url}));
+    let any_case = |word: &str| -> String {
+        word.chars()
+            .map(|c| if c.is_ascii_alphabetic() { format!("[{}{}]", c.to_ascii_uppercase(), c) } else { c.to_string() })
+            .collect()
+    };
+    let reserved: Vec<String> = cairn_agents::mcp::RESERVED_HEADERS.iter().map(|h| any_case(h)).collect();
+    let headers = json!({
+        "type": "object",
+        "maxProperties": 16,
+        "propertyNames": {
+            "pattern": "^[!#$%&'*+.^_`|~0-9A-Za-z-]{1,128}$",
+            "not": {"pattern": format!("^({})$", reserved.join("|"))},
+        },
+        "additionalProperties": {"type": "string", "maxLength": 8192, "pattern": "^[\\t\\x20-\\x7e]*$"},
+    });
+    set_property(doc, &["CreateMcpServer"], "headers", &headers);
+}
+
 fn jobs(doc: &mut OpenApi, types: &[cairn_jobs::JobType]) {
     let kinds: Vec<&str> = types.iter().map(|t| t.kind.as_str()).collect();
     let description = "Job type (see `GET /v1/jobs/types`).";

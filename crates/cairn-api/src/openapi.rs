@@ -13,7 +13,7 @@ use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
 use crate::routes::{
-    admin, agents, answer, chat, embeddings, jobs, knowledge, models, ops, runs, threads, usage, webhooks,
+    admin, agents, answer, chat, embeddings, jobs, knowledge, mcp, models, ops, runs, threads, usage, webhooks,
 };
 
 /// The API description.
@@ -31,6 +31,7 @@ use crate::routes::{
         agents::create, agents::list, agents::get, agents::update, agents::delete, agents::version,
         threads::create, threads::get, threads::add_messages, threads::messages,
         agents::memories, agents::forget,
+        mcp::create, mcp::list, mcp::get, mcp::delete, mcp::tools,
         runs::create, runs::get, runs::cancel, runs::steps, runs::events, runs::approvals, runs::tool_outputs,
         ops::healthz, ops::readyz, ops::metrics,
     ),
@@ -55,6 +56,8 @@ use crate::routes::{
         cairn_agents::spec::HttpRequestTool, cairn_agents::spec::HttpMethod, cairn_agents::spec::WebhookTool,
         cairn_agents::spec::ClientTool, cairn_agents::spec::McpTool, cairn_agents::spec::RunLimits, cairn_agents::spec::ContextSettings,
         cairn_agents::spec::MemorySettings, cairn_agents::ports::MemoryItem,
+        cairn_agents::mcp::CreateMcpServer, cairn_agents::mcp::McpServerView, cairn_agents::mcp::McpToolView,
+        cairn_agents::mcp::McpTransport,
         cairn_agents::threads::NewThread, cairn_agents::threads::AddMessages, cairn_agents::threads::NewMessage,
         cairn_agents::threads::Author, cairn_agents::threads::ThreadView, cairn_agents::threads::MessageView,
         cairn_agents::threads::MessagePage,

@@ -30,6 +30,8 @@ pub struct AppState {
     pub threads: Arc<cairn_agents::ThreadService>,
     /// Agent runs.
     pub runs: Arc<cairn_agents::runs::RunService>,
+    /// Tenants' MCP servers.
+    pub mcp: Arc<cairn_agents::mcp::McpServers>,
     /// Knowledge settings (upload limits).
     pub knowledge_config: cairn_core::config::KnowledgeConfig,
     /// Metrics registry.

@@ -5,6 +5,8 @@
 //! (deleting an agent hides it; its versions stay for the runs that used them). The definition
 //! itself (`spec`) is opaque JSON here: the agents service owns its typed form and checks it.
 
+use std::collections::BTreeMap;
+
 use async_trait::async_trait;
 use serde_json::Value;
 
@@ -42,6 +44,26 @@ pub struct AgentVersion {
     pub created_at_ms: i64,
 }
 
+/// Whether `name` can name an MCP server: 1-64 ASCII letters, digits, `-` or `_`.
+pub fn is_mcp_server_name(name: &str) -> bool {
+    (1..=64).contains(&name.len()) && name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+}
+
+/// A tenant's MCP server, reached over Streamable HTTP.
+#[derive(Clone, Debug, PartialEq)]
+pub struct McpServerRecord {
+    /// Owner.
+    pub tenant_id: String,
+    /// Unique in the tenant; agents' `mcp` tools name it.
+    pub name: String,
+    /// The endpoint.
+    pub url: String,
+    /// Headers sent with every message (credentials): stored as they are, never shown.
+    pub headers: BTreeMap<String, String>,
+    /// When it was added, Unix ms.
+    pub created_at_ms: i64,
+}
+
 /// Agents and their versions.
 #[async_trait]
 pub trait AgentStore: Send + Sync {
@@ -68,4 +90,12 @@ pub trait AgentStore: Send + Sync {
     async fn list_agents(&self, tenant_id: &str, after: Option<&str>, limit: u32) -> StoreResult<Vec<Agent>>;
     /// Hides agent `id` (its name becomes free); false when it was missing or deleted already.
     async fn delete_agent(&self, id: &str, now_ms: i64) -> StoreResult<bool>;
+    /// Adds a tenant's MCP server; `Conflict` if the tenant has one of that name.
+    async fn create_mcp_server(&self, server: &McpServerRecord) -> StoreResult<()>;
+    /// One of a tenant's MCP servers.
+    async fn get_mcp_server(&self, tenant_id: &str, name: &str) -> StoreResult<Option<McpServerRecord>>;
+    /// A tenant's MCP servers by name (a tenant has few: at most a few hundred).
+    async fn list_mcp_servers(&self, tenant_id: &str) -> StoreResult<Vec<McpServerRecord>>;
+    /// Removes one; false when it did not exist.
+    async fn delete_mcp_server(&self, tenant_id: &str, name: &str) -> StoreResult<bool>;
 }

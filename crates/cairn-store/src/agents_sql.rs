@@ -164,6 +164,73 @@ macro_rules! impl_agent_store {
                     .rows_affected();
                 Ok(done > 0)
             }
+
+            async fn create_mcp_server(&self, m: &cairn_core::agents::McpServerRecord) -> StoreResult<()> {
+                let headers = serde_json::to_string(&m.headers).map_err(|e| StoreError::Backend(e.to_string()))?;
+                sqlx::query(
+                    "INSERT INTO mcp_servers (tenant_id, name, url, headers, created_at_ms) VALUES ($1, $2, $3, $4, $5)",
+                )
+                .bind(&m.tenant_id)
+                .bind(&m.name)
+                .bind(&m.url)
+                .bind(headers)
+                .bind(m.created_at_ms)
+                .execute(&self.writer)
+                .await
+                .map_err(|e| match $crate::db_err(e) {
+                    StoreError::Conflict(_) => StoreError::Conflict(format!("an MCP server named '{}' exists", m.name)),
+                    other => other,
+                })?;
+                Ok(())
+            }
+
+            async fn get_mcp_server(
+                &self,
+                tenant_id: &str,
+                name: &str,
+            ) -> StoreResult<Option<cairn_core::agents::McpServerRecord>> {
+                let row = sqlx::query(&format!("{MCP_SELECT} WHERE tenant_id = $1 AND name = $2"))
+                    .bind(tenant_id)
+                    .bind(name)
+                    .fetch_optional(&self.pool)
+                    .await
+                    .map_err($crate::db_err)?;
+                row.map(|r| mcp_from_row(&r)).transpose().map_err($crate::db_err)
+            }
+
+            async fn list_mcp_servers(&self, tenant_id: &str) -> StoreResult<Vec<cairn_core::agents::McpServerRecord>> {
+                let rows = sqlx::query(&format!("{MCP_SELECT} WHERE tenant_id = $1 ORDER BY name LIMIT 1000"))
+                    .bind(tenant_id)
+                    .fetch_all(&self.pool)
+                    .await
+                    .map_err($crate::db_err)?;
+                rows.iter().map(mcp_from_row).collect::<Result<_, _>>().map_err($crate::db_err)
+            }
+
+            async fn delete_mcp_server(&self, tenant_id: &str, name: &str) -> StoreResult<bool> {
+                let done = sqlx::query("DELETE FROM mcp_servers WHERE tenant_id = $1 AND name = $2")
+                    .bind(tenant_id)
+                    .bind(name)
+                    .execute(&self.writer)
+                    .await
+                    .map_err($crate::db_err)?
+                    .rows_affected();
+                Ok(done > 0)
+            }
+        }
+
+        /// Every column of an MCP server.
+        const MCP_SELECT: &str = "SELECT tenant_id, name, url, headers, created_at_ms FROM mcp_servers";
+
+        fn mcp_from_row(r: &ARow) -> Result<cairn_core::agents::McpServerRecord, sqlx::Error> {
+            Ok(cairn_core::agents::McpServerRecord {
+                tenant_id: r.try_get("tenant_id")?,
+                name: r.try_get("name")?,
+                url: r.try_get("url")?,
+                headers: serde_json::from_str(&r.try_get::<String, _>("headers")?)
+                    .map_err(|e| sqlx::Error::Decode(e.into()))?,
+                created_at_ms: r.try_get("created_at_ms")?,
+            })
         }
     };
 }

@@ -85,6 +85,7 @@ pub async fn run_all(store: Arc<dyn Store>) {
     budgets(store.clone()).await;
     knowledge(&*store).await;
     agents::agents(store.clone()).await;
+    agents::mcp_servers(store.clone()).await;
     runs::runs(store.clone()).await;
     store.ping().await.expect("ping");
 }

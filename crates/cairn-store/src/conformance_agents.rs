@@ -75,3 +75,27 @@ pub(crate) async fn agents(s: Arc<dyn Store>) {
     s.create_agent(&agent("agt_6", "acme", "helper")).await.unwrap();
     assert_eq!(ids(s.list_agents("acme", None, 10).await.unwrap()), ["agt_5", "agt_6"]);
 }
+
+/// MCP servers: one name per tenant, tenants apart, headers kept as they were given.
+pub(crate) async fn mcp_servers(s: Arc<dyn Store>) {
+    use cairn_core::agents::McpServerRecord;
+    let server = |tenant: &str, name: &str| McpServerRecord {
+        tenant_id: tenant.into(),
+        name: name.into(),
+        url: "http://127.0.0.1:9/mcp".into(),
+        headers: [("Authorization".to_owned(), "Bearer s3cret".to_owned())].into(),
+        created_at_ms: 1_000,
+    };
+    s.create_mcp_server(&server("acme", "tools")).await.unwrap();
+    s.create_mcp_server(&server("globex", "tools")).await.unwrap();
+    s.create_mcp_server(&server("acme", "more")).await.unwrap();
+    let taken = s.create_mcp_server(&server("acme", "tools")).await;
+    assert!(matches!(taken, Err(StoreError::Conflict(_))), "a name is unique per tenant: {taken:?}");
+    assert_eq!(s.get_mcp_server("acme", "tools").await.unwrap(), Some(server("acme", "tools")));
+    let names: Vec<String> = s.list_mcp_servers("acme").await.unwrap().into_iter().map(|m| m.name).collect();
+    assert_eq!(names, ["more", "tools"]);
+    assert!(s.delete_mcp_server("acme", "tools").await.unwrap());
+    assert!(!s.delete_mcp_server("acme", "tools").await.unwrap());
+    assert_eq!(s.get_mcp_server("acme", "tools").await.unwrap(), None);
+    assert!(s.get_mcp_server("globex", "tools").await.unwrap().is_some(), "another tenant's server stays");
+}

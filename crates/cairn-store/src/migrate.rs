@@ -18,6 +18,7 @@ pub(crate) const MIGRATIONS: &[(i64, &str, &str)] = &[
     (8, "usage_settles", include_str!("migrations/0008_usage_settles.sql")),
     (9, "agents", include_str!("migrations/0009_agents.sql")),
     (10, "run_steps_count", include_str!("migrations/0010_run_steps_count.sql")),
+    (11, "mcp_servers", include_str!("migrations/0011_mcp_servers.sql")),
 ];
 
 /// How one backend spells the types the shared SQL leaves as placeholders.

@@ -1,9 +1,10 @@
 //! Test support: a stand-in LLM provider (OpenAI-style and Anthropic-style) served over real
-//! HTTP with injectable faults, a webhook receiver for job tests, and a helper that runs a real
-//! Cairn server on loopback.
+//! HTTP with injectable faults, a webhook receiver for job tests, a real MCP server (Python,
+//! official SDK), and a helper that runs a real Cairn server on loopback.
 
 #![warn(missing_docs)]
 
+pub mod mcp;
 mod receiver;
 mod server;
 mod standin;

@@ -90,6 +90,12 @@ impl TestServer {
         (status, resp.json().await.unwrap_or(Value::Null))
     }
 
+    /// DELETEs with a bearer key; returns the status.
+    pub async fn delete(&self, path: &str, key: &str) -> u16 {
+        let resp = self.client.delete(format!("{}{path}", self.base)).bearer_auth(key).send().await.expect("request");
+        resp.status().as_u16()
+    }
+
     /// Creates a tenant (if needed) and a key in it; returns the secret.
     pub async fn key(&self, tenant: &str, role: &str, limits: Value) -> String {
         let _ = self.post("/v1/admin/tenants", &self.admin_key, &serde_json::json!({"id": tenant})).await;

@@ -7,11 +7,12 @@ use std::time::Duration;
 
 use cairn_access::AccessService;
 use cairn_agents::events::RunHub;
+use cairn_agents::mcp::McpServers;
 use cairn_agents::ports::{ApprovalRules, Memories};
 use cairn_agents::runner::{RunHandler, Runtime, RUN_JOB};
 use cairn_agents::runs::RunService;
 use cairn_agents::spec::ToolKind;
-use cairn_agents::tools::{HttpRequest, KnowledgeSearchTool, MemoryTool, Toolbox, WebhookTool};
+use cairn_agents::tools::{HttpRequest, KnowledgeSearchTool, McpServerTool, MemoryTool, Toolbox, WebhookTool};
 use cairn_agents::writer::JournalWriter;
 use cairn_api::{App, AppState};
 use cairn_core::config::Config;
@@ -93,11 +94,13 @@ pub async fn services(config: &Config) -> Result<AppState, String> {
     let threads = Arc::new(cairn_agents::ThreadService::new(store.clone(), store.clone()));
     let webhook = Arc::new(Webhook::new(&config.jobs, store.clone()));
     let memories: Arc<dyn Memories> = Arc::new(KnowledgeMemories(knowledge.clone()));
+    let mcp = Arc::new(McpServers::new(store.clone(), config.agents.mcp_servers.clone(), webhook.clone()));
     let tools = Toolbox::default()
         .with(ToolKind::KnowledgeSearch, Arc::new(KnowledgeSearchTool(Arc::new(KnowledgeTool(knowledge.clone())))))
         .with(ToolKind::HttpRequest, Arc::new(HttpRequest::new(webhook.clone())))
         .with(ToolKind::Webhook, Arc::new(WebhookTool(webhook)))
-        .with(ToolKind::Memory, Arc::new(MemoryTool(memories.clone())));
+        .with(ToolKind::Memory, Arc::new(MemoryTool(memories.clone())))
+        .with(ToolKind::Mcp, Arc::new(McpServerTool::new(mcp.clone())));
     let runtime = Arc::new(Runtime {
         runs: store.clone(),
         agents: store.clone(),
@@ -121,6 +124,7 @@ pub async fn services(config: &Config) -> Result<AppState, String> {
         agents,
         threads,
         runs,
+        mcp,
         knowledge_config: config.knowledge.clone(),
         metrics,
         streams_cut,

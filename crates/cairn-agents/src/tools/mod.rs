@@ -7,6 +7,7 @@
 
 mod http;
 mod knowledge;
+mod mcp;
 mod memory;
 mod webhook;
 
@@ -22,6 +23,7 @@ use crate::spec::{AgentSpec, ToolKind, ToolSpec};
 
 pub use http::HttpRequest;
 pub use knowledge::KnowledgeSearchTool;
+pub use mcp::McpServerTool;
 pub use memory::MemoryTool;
 pub use webhook::WebhookTool;
 
@@ -43,11 +45,25 @@ pub struct ToolCallCtx<'a> {
     pub memory: Option<&'a crate::ports::MemoryScope>,
 }
 
+/// How the model is offered a tool.
+pub struct Offer {
+    /// What it does, when the tool says (otherwise the agent's description stands).
+    pub description: Option<String>,
+    /// The JSON Schema of a call's arguments.
+    pub parameters: Value,
+}
+
 /// One kind of tool.
 #[async_trait]
 pub trait Tool: Send + Sync {
     /// The JSON Schema of a call's arguments for agent tool `spec`.
     fn parameters(&self, spec: &ToolSpec) -> Value;
+
+    /// How tool `spec` of tenant `tenant_id`'s agent is offered; tools whose schema lives
+    /// elsewhere (an MCP server) ask for it here.
+    async fn offer(&self, _tenant_id: &str, spec: &ToolSpec) -> Result<Offer, String> {
+        Ok(Offer { description: None, parameters: self.parameters(spec) })
+    }
 
     /// Makes a call with arguments already checked against `parameters`: the text the model
     /// reads, or an error it reads instead.
@@ -78,35 +94,50 @@ impl Toolbox {
         agent.tools.values().map(|t| t.kind).find(|k| *k != ToolKind::Client && !self.kinds.contains_key(k))
     }
 
-    /// The argument schema of tool `spec`.
-    pub fn parameters(&self, spec: &ToolSpec) -> Value {
+    /// How tool `spec` of tenant `tenant_id`'s agent is offered.
+    async fn offer(&self, tenant_id: &str, spec: &ToolSpec) -> Result<Offer, String> {
         match (&spec.client, self.kinds.get(&spec.kind)) {
-            (Some(client), _) => client.parameters.clone(),
-            (None, Some(tool)) => tool.parameters(spec),
-            (None, None) => serde_json::json!({"type": "object"}),
+            (Some(client), _) => Ok(Offer { description: None, parameters: client.parameters.clone() }),
+            (None, Some(tool)) => tool.offer(tenant_id, spec).await,
+            (None, None) => Err(format!("'{}' tools cannot run here", spec.kind.as_str())),
         }
     }
 
-    /// The agent's tools as the model is offered them.
-    pub fn definitions(&self, agent: &AgentSpec) -> Vec<ToolDef> {
+    /// The agent's tools as the model is offered them. A tool whose schema cannot be had
+    /// (its MCP server is down) is offered with any object for arguments and says why: the
+    /// call then tells the model what went wrong, and the run goes on.
+    pub async fn definitions(&self, tenant_id: &str, agent: &AgentSpec) -> Vec<ToolDef> {
+        let offers = futures::future::join_all(agent.tools.values().map(|spec| self.offer(tenant_id, spec))).await;
         agent
             .tools
             .iter()
-            .map(|(name, spec)| ToolDef {
-                kind: "function".into(),
-                function: FunctionDef {
-                    name: name.clone(),
-                    description: (!spec.description.is_empty()).then(|| spec.description.clone()),
-                    parameters: Some(self.parameters(spec)),
-                    strict: None,
-                },
+            .zip(offers)
+            .map(|((name, spec), offer)| {
+                let own = (!spec.description.is_empty()).then(|| spec.description.clone());
+                let (description, parameters) = match offer {
+                    Ok(o) => (own.or(o.description), o.parameters),
+                    Err(why) => (
+                        Some(format!("{} (unavailable now: {why})", own.unwrap_or_default()).trim().to_owned()),
+                        serde_json::json!({"type": "object"}),
+                    ),
+                };
+                ToolDef {
+                    kind: "function".into(),
+                    function: FunctionDef {
+                        name: name.clone(),
+                        description: description.filter(|d| !d.is_empty()),
+                        parameters: Some(parameters),
+                        strict: None,
+                    },
+                }
             })
             .collect()
     }
 
     /// Reads `raw` (the model's argument string, or a person's edit) as arguments of tool
-    /// `spec`: a JSON object that its schema admits, or why not, for the model to read.
-    pub fn check_arguments(&self, spec: &ToolSpec, raw: &Value) -> Result<Value, String> {
+    /// `spec` of tenant `tenant_id`'s agent: a JSON object that its schema admits, or why
+    /// not, for the model to read.
+    pub async fn check_arguments(&self, tenant_id: &str, spec: &ToolSpec, raw: &Value) -> Result<Value, String> {
         let args = match raw {
             Value::String(s) if s.trim().is_empty() => Value::Object(Default::default()),
             Value::String(s) => {
@@ -117,7 +148,7 @@ impl Toolbox {
         if !args.is_object() {
             return Err("the arguments must be a JSON object".into());
         }
-        let validator = self.validator(&self.parameters(spec))?;
+        let validator = self.validator(&self.offer(tenant_id, spec).await?.parameters)?;
         let errors: Vec<String> =
             validator.iter_errors(&args).take(5).map(|e| format!("{} at '{}'", e, e.instance_path)).collect();
         if errors.is_empty() {

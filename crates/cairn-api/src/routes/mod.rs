@@ -7,6 +7,7 @@ pub mod chat;
 pub mod embeddings;
 pub mod jobs;
 pub mod knowledge;
+pub mod mcp;
 pub mod models;
 pub mod ops;
 pub mod runs;

@@ -119,7 +119,10 @@ async fn bad_definitions_are_refused_with_the_field_at_fault() {
             "tools.t.approval.when",
         ),
         (
-            with("tools", json!({"t": {"type": "client", "client": {"parameters": {}}, "mcp": {"server": "s"}}})),
+            with(
+                "tools",
+                json!({"t": {"type": "client", "client": {"parameters": {}}, "mcp": {"server": "s", "tool": "t"}}}),
+            ),
             400,
             "tools.t.mcp",
         ),

@@ -14,6 +14,7 @@ mod jobs;
 mod knowledge;
 mod local;
 mod local_chat;
+mod mcp;
 mod rag;
 mod resilience;
 mod runs;

@@ -6,10 +6,12 @@ use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
+mod agents;
 mod jobs;
 mod knowledge;
 mod storage;
 
+pub use agents::{AgentsConfig, StdioServerConfig};
 pub use jobs::JobsConfig;
 pub use knowledge::KnowledgeConfig;
 pub use storage::{redact_url_password, StorageConfig};
@@ -20,7 +22,8 @@ use serde::{Deserialize, Serialize};
 
 /// Top-level sections; only `CAIRN_` variables under one of these are read as config overrides,
 /// so variables such as `CAIRN_ADMIN_KEY` or `CAIRN_CONFIG` never collide with config keys.
-const SECTIONS: &[&str] = &["server", "storage", "gateway", "providers", "models", "local", "jobs", "knowledge", "log"];
+const SECTIONS: &[&str] =
+    &["server", "storage", "gateway", "providers", "models", "local", "jobs", "knowledge", "agents", "log"];
 
 /// Models served when nothing is configured: (alias, kind, model in the cache).
 const DEFAULT_LOCAL_MODELS: &[(&str, ModelKind, &str)] =
@@ -46,6 +49,8 @@ pub struct Config {
     pub jobs: JobsConfig,
     /// Uploads and RAG answers.
     pub knowledge: KnowledgeConfig,
+    /// The agent runtime.
+    pub agents: AgentsConfig,
     /// Logging.
     pub log: LogConfig,
 }
@@ -408,6 +413,7 @@ impl Config {
         }
         problems.extend(self.jobs.problems());
         problems.extend(self.knowledge.problems());
+        problems.extend(self.agents.problems());
         if self.gateway.breaker_failure_threshold == 0 {
             problems.push("gateway.breaker_failure_threshold must be at least 1".into());
         }
