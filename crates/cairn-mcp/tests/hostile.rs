@@ -1,0 +1,65 @@
+//! The client against servers that misbehave (a Python script, one way per mode): every
+//! failure is an error in bounded time, never a hang or a panic, and the pool recovers.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use cairn_mcp::{McpError, Pool, ServerConfig};
+use serde_json::json;
+
+fn server(mode: &str) -> ServerConfig {
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/misbehaving_server.py");
+    ServerConfig::Stdio { command: "python3".into(), args: vec![script.into(), mode.into()], env: BTreeMap::new() }
+}
+
+const SHORT: Duration = Duration::from_secs(5);
+
+#[tokio::test]
+async fn pages_noise_pings_and_meta() {
+    for mode in ["ok", "noise"] {
+        let pool = Pool::new();
+        let tools = pool.tools(mode, &server(mode)).await.unwrap();
+        let names: Vec<&str> = tools.iter().map(|t| t.name.as_str()).collect();
+        assert_eq!(names, ["first", "echo"], "{mode}: both pages");
+        assert_eq!(tools[0].input_schema, json!({"type": "object"}), "a tool without a schema takes an object");
+        let out = pool.call(mode, &server(mode), "echo", json!({"text": "hi"}), json!({"k": "r:1:c"}), SHORT).await;
+        let out = out.unwrap();
+        assert_eq!(out.text, "hi\n{\"k\": \"r:1:c\"}", "{mode}");
+        assert!(!out.is_error);
+    }
+}
+
+#[tokio::test]
+async fn broken_servers_fail_in_bounded_time() {
+    let pool = Pool::new();
+    let version = pool.tools("v", &server("version")).await;
+    assert!(matches!(version, Err(McpError::Protocol(ref m)) if m.contains("1999-01-01")), "{version:?}");
+
+    let many = pool.tools("m", &server("many")).await;
+    assert!(matches!(many, Err(McpError::Protocol(ref m)) if m.contains("1000")), "{many:?}");
+
+    let silent = pool.call("s", &server("silent"), "echo", json!({}), json!(null), Duration::from_millis(300)).await;
+    assert!(matches!(silent, Err(McpError::Timeout(300))), "{silent:?}");
+
+    let huge = pool.call("h", &server("huge"), "echo", json!({}), json!(null), SHORT).await;
+    assert!(matches!(huge, Err(McpError::Unreachable(_))), "an over-long line closes the server: {huge:?}");
+
+    let exit = pool.call("e", &server("exit"), "echo", json!({}), json!(null), SHORT).await;
+    assert!(matches!(exit, Err(McpError::Unreachable(_))), "{exit:?}");
+}
+
+#[tokio::test]
+async fn a_dead_server_is_started_again() {
+    let dir = tempfile::tempdir().unwrap();
+    let marker = dir.path().join("died");
+    let mut config = server("exit_once");
+    if let ServerConfig::Stdio { args, .. } = &mut config {
+        args.push(marker.display().to_string());
+    }
+    let pool = Pool::new();
+    let first = pool.call("x", &config, "echo", json!({"text": "1"}), json!(null), SHORT).await;
+    assert!(matches!(first, Err(McpError::Unreachable(_))), "the process died mid-call: {first:?}");
+    // The next call starts a fresh process, which answers.
+    let again = pool.call("x", &config, "echo", json!({"text": "2"}), json!(null), SHORT).await.unwrap();
+    assert!(again.text.starts_with('2'), "{again:?}");
+}
