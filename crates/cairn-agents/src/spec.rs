@@ -35,6 +35,9 @@ pub struct AgentSpec {
     /// Tools the model may call, by the name it calls them (1-64 of a-z, A-Z, 0-9, `_`, `-`).
     #[serde(default)]
     pub tools: BTreeMap<String, ToolSpec>,
+    /// Whether the model must call a tool (default `auto`: it chooses).
+    #[serde(default, skip_serializing_if = "is_auto")]
+    pub tool_choice: ToolChoice,
     /// Caps on every run.
     #[serde(default)]
     pub limits: RunLimits,
@@ -48,6 +51,22 @@ pub struct AgentSpec {
     /// Long-term memory (what `memory` tools write and read), per agent and end user.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub memory: Option<MemorySettings>,
+}
+
+/// Whether the model must call a tool.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum ToolChoice {
+    /// The model chooses.
+    #[default]
+    Auto,
+    /// The model must call a tool until it has called one in the run; then it chooses (as
+    /// the OpenAI Agents SDK resets `tool_choice`), so `required` cannot loop a run.
+    Required,
+}
+
+fn is_auto(c: &ToolChoice) -> bool {
+    *c == ToolChoice::Auto
 }
 
 /// Long-term memory: kept in a collection of the agent's tenant (`memory-<agent id>`), one

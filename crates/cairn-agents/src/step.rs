@@ -320,12 +320,16 @@ impl Stepper {
         let response_format = self.spec.output_schema.as_ref().map(
             |schema| serde_json::json!({"type": "json_schema", "json_schema": {"name": "answer", "schema": schema}}),
         );
+        let must_call = with_tools
+            && self.spec.tool_choice == crate::spec::ToolChoice::Required
+            && self.journal.lock().await.replay.tool_calls == 0;
         let req = ChatRequest {
             model: self.spec.model.clone(),
             messages: self.messages(final_call).await,
             stream: Some(true),
             stream_options: Some(StreamOptions { include_usage: true }),
             tools: with_tools.then_some(tools),
+            tool_choice: must_call.then(|| serde_json::json!("required")),
             response_format,
             ..Default::default()
         };

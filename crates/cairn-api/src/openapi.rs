@@ -52,7 +52,7 @@ use crate::routes::{
         cairn_knowledge::answer::AnswerSource, cairn_knowledge::rag::Citation,
         cairn_knowledge::grounded_chat::CairnOptions, cairn_knowledge::grounded_chat::KnowledgeOption,
         cairn_agents::AgentSpec, cairn_agents::AgentView, cairn_agents::AgentPage, cairn_agents::spec::ToolSpec,
-        cairn_agents::spec::ToolKind, cairn_agents::spec::Approval, cairn_agents::spec::KnowledgeSearchTool,
+        cairn_agents::spec::ToolKind, cairn_agents::spec::ToolChoice, cairn_agents::spec::Approval, cairn_agents::spec::KnowledgeSearchTool,
         cairn_agents::spec::HttpRequestTool, cairn_agents::spec::HttpMethod, cairn_agents::spec::WebhookTool,
         cairn_agents::spec::ClientTool, cairn_agents::spec::McpTool, cairn_agents::spec::RunLimits, cairn_agents::spec::ContextSettings,
         cairn_agents::spec::MemorySettings, cairn_agents::ports::MemoryItem,

@@ -31,6 +31,7 @@ async fn once(engine: &ChatEngine, prompt: &str, max_tokens: u32) -> Result<Run>
         top_p: 1.0,
         seed: 1,
         stop: vec![],
+        grammar: None,
     };
     let start = Instant::now();
     let mut events = engine.generate(request)?;

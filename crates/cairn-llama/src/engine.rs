@@ -73,6 +73,8 @@ pub struct GenerateRequest {
     pub seed: u32,
     /// Stop sequences (not included in the output).
     pub stop: Vec<String>,
+    /// A GBNF grammar (root rule `root`) the output must follow, if any.
+    pub grammar: Option<String>,
 }
 
 /// Why generation ended.
@@ -258,15 +260,19 @@ fn serve(
     if job.events.blocking_send(Event::Started { prompt_tokens: n_prompt }).is_err() {
         return Ok(()); // cancelled
     }
-    let mut sampler = if req.temperature <= 0.0 {
-        LlamaSampler::greedy()
+    // A grammar goes first: it masks every token that would leave it, then the draw picks.
+    let mut chain = Vec::new();
+    if let Some(g) = &req.grammar {
+        chain.push(LlamaSampler::grammar(model, g, "root").map_err(|e| format!("the output grammar is invalid: {e}"))?);
+    }
+    if req.temperature <= 0.0 {
+        chain.push(LlamaSampler::greedy());
     } else {
-        LlamaSampler::chain_simple([
-            LlamaSampler::top_p(req.top_p.clamp(0.0, 1.0), 1),
-            LlamaSampler::temp(req.temperature),
-            LlamaSampler::dist(req.seed),
-        ])
-    };
+        chain.push(LlamaSampler::top_p(req.top_p.clamp(0.0, 1.0), 1));
+        chain.push(LlamaSampler::temp(req.temperature));
+        chain.push(LlamaSampler::dist(req.seed));
+    }
+    let mut sampler = LlamaSampler::chain_simple(chain);
     let mut stops = StopFilter::new(req.stop.clone());
     let mut bytes: Vec<u8> = Vec::new();
     let mut generated = 0u32;

@@ -154,11 +154,53 @@ async fn missing_and_corrupt_models_are_clear_errors() {
     assert!(body["error"]["message"].as_str().unwrap().contains("cannot be loaded"), "{body}");
 }
 
+fn weather_tools(choice: Value) -> Value {
+    json!({"model": "local/smollm2", "temperature": 0, "max_tokens": 60, "tool_choice": choice,
+           "messages": [{"role": "user", "content": "What is the weather in Paris?"}],
+           "tools": [{"type": "function", "function": {"name": "get_weather", "description": "The weather in a city.",
+                      "parameters": {"type": "object", "required": ["city", "days"],
+                                     "properties": {"city": {"type": "string"}, "days": {"type": "integer"},
+                                                    "unit": {"enum": ["C", "F"]}}}}},
+                     {"type": "function", "function": {"name": "noop", "parameters": {"type": "object"}}}]})
+}
+
 #[tokio::test]
-async fn tools_are_refused_clearly() {
+async fn a_required_call_follows_the_tools_schema_in_both_modes() {
     let s = TestServer::start(&config(None, 8)).await;
-    let mut body = ask(3);
-    body["tools"] = json!([{"type": "function", "function": {"name": "f"}}]);
+    let (status, resp) = s.post("/v1/chat/completions", &s.admin_key, &weather_tools(json!("required"))).await;
+    assert_eq!(status, 200, "{resp}");
+    let choice = &resp["choices"][0];
+    assert_eq!(choice["finish_reason"], "tool_calls", "{resp}");
+    let call = &choice["message"]["tool_calls"][0];
+    let name = call["function"]["name"].as_str().unwrap();
+    assert!(["get_weather", "noop"].contains(&name), "{resp}");
+    let args: Value = serde_json::from_str(call["function"]["arguments"].as_str().unwrap()).unwrap();
+    if name == "get_weather" {
+        assert!(args["city"].is_string() && args["days"].is_i64(), "the grammar keeps to the schema: {args}");
+    }
+
+    // Naming the function forces that one; streamed, the call comes as one tool-call delta.
+    let mut body = weather_tools(json!({"type": "function", "function": {"name": "get_weather"}}));
+    body["stream"] = json!(true);
+    let (status, events) = s.stream(&s.admin_key, &body).await;
+    assert_eq!(status, 200);
+    let chunks: Vec<Value> = events.iter().filter_map(|e| serde_json::from_str(e).ok()).collect();
+    let delta = chunks.iter().find_map(|c| c["choices"][0]["delta"]["tool_calls"].as_array().cloned()).unwrap();
+    assert_eq!(delta[0]["function"]["name"], "get_weather");
+    let args: Value = serde_json::from_str(delta[0]["function"]["arguments"].as_str().unwrap()).unwrap();
+    assert!(args["city"].is_string() && args["days"].is_i64(), "{args}");
+    assert!(chunks.iter().any(|c| c["choices"][0]["finish_reason"] == "tool_calls"));
+
+    // With the call's result in the conversation and no tool required, the model answers
+    // (or calls again); a function that is not offered is the client's error.
+    let mut body = weather_tools(json!("none"));
+    let messages = body["messages"].as_array_mut().unwrap();
+    messages.push(json!({"role": "assistant", "content": null, "tool_calls": [{"id": "c1", "type": "function",
+        "function": {"name": "get_weather", "arguments": "{\"city\": \"Paris\", \"days\": 1}"}}]}));
+    messages.push(json!({"role": "tool", "tool_call_id": "c1", "content": "Sunny, 21 C"}));
     let (status, resp) = s.post("/v1/chat/completions", &s.admin_key, &body).await;
-    assert_eq!(status, 400, "{resp}");
+    assert_eq!(status, 200, "{resp}");
+    assert!(resp["choices"][0]["message"]["content"].as_str().is_some_and(|t| !t.is_empty()), "{resp}");
+    let bad = weather_tools(json!({"type": "function", "function": {"name": "missing"}}));
+    assert_eq!(s.post("/v1/chat/completions", &s.admin_key, &bad).await.0, 400);
 }

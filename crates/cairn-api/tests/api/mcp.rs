@@ -138,7 +138,7 @@ async fn stdio_servers_serve_the_tenants_the_operator_names() {
     assert_eq!(status, 200, "{tools}");
 
     let tools = json!({"record": mcp_tool("local", "record"), "add": mcp_tool("local", "add")});
-    let spec = json!({"name": "local", "model": "fast", "tools": tools});
+    let spec = json!({"name": "local", "model": "fast", "tools": tools, "tool_choice": "required"});
     let id = agent(&s, &acme, spec.clone()).await;
     up.script([
         Scripted::Calls(vec![("record".into(), json!({"key": "s1"})), ("add".into(), json!({"a": 40, "b": 2}))]),
@@ -151,6 +151,10 @@ async fn stdio_servers_serve_the_tenants_the_operator_names() {
     results.sort();
     assert_eq!(results, ["42", "recorded s1"]);
     assert_eq!(records(&log), ["s1"]);
+    // `tool_choice: required` holds until the run has called a tool, then the model chooses.
+    let chats: Vec<Value> = up.bodies().into_iter().filter(|b| b.get("messages").is_some()).collect();
+    let choices: Vec<&Value> = chats.iter().map(|b| &b["tool_choice"]).collect();
+    assert_eq!(choices, [&json!("required"), &Value::Null], "{chats:?}");
 
     // Globex may define the same agent, but its runs cannot reach acme's server.
     let other = agent(&s, &globex, spec).await;

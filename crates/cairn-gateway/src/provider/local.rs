@@ -128,17 +128,17 @@ fn client_error(message: String) -> ProviderError {
 #[async_trait]
 impl Provider for LocalProvider {
     async fn chat(&self, request: &ChatRequest, model: &str) -> Result<ChatCompletion, ProviderError> {
-        let job = local_chat::to_engine(request)?;
+        let (job, tools) = local_chat::to_engine(request)?;
         let engine = self.chat_engine(model).await?;
         let events = engine.generate(job).map_err(local_chat::engine_error)?;
-        local_chat::complete(events, model).await
+        local_chat::complete(events, model, tools).await
     }
 
     async fn chat_stream(&self, request: &ChatRequest, model: &str) -> Result<ChunkStream, ProviderError> {
-        let job = local_chat::to_engine(request)?;
+        let (job, tools) = local_chat::to_engine(request)?;
         let engine = self.chat_engine(model).await?;
         let events = engine.generate(job).map_err(local_chat::engine_error)?;
-        Ok(local_chat::stream(events, model))
+        Ok(local_chat::stream(events, model, tools))
     }
 
     async fn embed(&self, request: &EmbeddingRequest, model: &str) -> Result<EmbeddingResponse, ProviderError> {
@@ -184,8 +184,8 @@ impl Provider for LocalProvider {
     }
 
     fn supports_tools(&self, _model: &str) -> bool {
-        // Tool calling needs grammar-constrained decoding, which the engine does not do yet.
-        false
+        // Calls are described in the prompt and, when required, grammar-constrained.
+        true
     }
 
     async fn token_count(&self, model: &str) -> Option<TokenCount> {

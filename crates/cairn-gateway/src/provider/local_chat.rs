@@ -1,39 +1,46 @@
 //! Chat on an in-process GGUF model: OpenAI requests become engine requests, and engine events
 //! become a chat completion or a stream of OpenAI chunks (role first, then text, then the
 //! finish reason, then usage). Dropping the stream drops the receiver, which stops generation.
+//! With tools (see `local_tools`) the output is held until it ends: only then is it known to
+//! be a call or an answer.
 
 use cairn_core::openai::{
-    ChatChunk, ChatCompletion, ChatMessage, ChatRequest, ChatRole, Choice, ChunkChoice, Delta, Extra, Usage, UsageField,
+    ChatChunk, ChatCompletion, ChatMessage, ChatRequest, ChatRole, Choice, ChunkChoice, Delta, Extra,
+    FunctionCallDelta, ToolCall, ToolCallDelta, Usage, UsageField,
 };
 use cairn_core::time::now_secs;
 use cairn_llama::{EngineError, Event, Finish, GenerateRequest, Message};
 use tokio::sync::mpsc::Receiver;
 
+use super::local_tools;
 use super::{ChunkStream, ProviderError};
+
+/// Names of the tools a generation may call (`None`: no tools, the output is the answer).
+pub(crate) type Callable = Option<Vec<String>>;
 
 /// Output cap when the request sets none.
 const DEFAULT_MAX_TOKENS: u32 = 1024;
 
-/// Translates an OpenAI request; tool use is refused (small local models do not call tools).
-pub(crate) fn to_engine(req: &ChatRequest) -> Result<GenerateRequest, ProviderError> {
-    if req.tools.as_ref().is_some_and(|t| !t.is_empty()) {
-        return Err(client_error("local chat models do not support tools; route tool calls to a remote model"));
-    }
-    let messages = req
+/// Translates an OpenAI request, with the tools it may call.
+pub(crate) fn to_engine(req: &ChatRequest) -> Result<(GenerateRequest, Callable), ProviderError> {
+    let plan = local_tools::plan(req.tools.as_deref().unwrap_or_default(), req.tool_choice.as_ref())
+        .map_err(|m| client_error(&m))?;
+    let calls: Vec<ToolCall> = req.messages.iter().flat_map(|m| m.tool_calls.iter().flatten().cloned()).collect();
+    let mut messages: Vec<Message> = req
         .messages
         .iter()
-        .map(|m| Message {
-            role: match m.role {
-                ChatRole::System | ChatRole::Developer => "system",
-                ChatRole::User => "user",
-                ChatRole::Assistant => "assistant",
-                ChatRole::Tool => "tool",
-            }
-            .into(),
-            content: m.text_content(),
+        .map(|m| {
+            let (role, content) = local_tools::render(m, &calls);
+            Message { role, content }
         })
         .collect();
-    Ok(GenerateRequest {
+    if let Some(p) = &plan {
+        match messages.first_mut().filter(|m| m.role == "system") {
+            Some(first) => first.content = format!("{}\n\n{}", first.content, p.system),
+            None => messages.insert(0, Message { role: "system".into(), content: p.system.clone() }),
+        }
+    }
+    let request = GenerateRequest {
         messages,
         max_tokens: req.output_cap().unwrap_or(DEFAULT_MAX_TOKENS),
         temperature: req.temperature.unwrap_or(1.0) as f32,
@@ -41,7 +48,22 @@ pub(crate) fn to_engine(req: &ChatRequest) -> Result<GenerateRequest, ProviderEr
         // Without a seed every call draws its own; with one, output is reproducible.
         seed: req.seed.map(|s| s as u32).unwrap_or_else(rand::random),
         stop: req.stop.as_ref().map(|s| s.to_vec()).unwrap_or_default(),
-    })
+        grammar: plan.as_ref().and_then(|p| p.grammar.clone()),
+    };
+    Ok((request, plan.map(|p| p.names)))
+}
+
+/// The finished output as a message: a call of one of `tools` when it reads as one.
+fn message(text: String, tools: &Callable) -> (ChatMessage, Option<ToolCall>) {
+    match tools.as_ref().and_then(|names| local_tools::parse_call(&text, names)) {
+        Some(call) => {
+            let mut m = ChatMessage::text(ChatRole::Assistant, String::new());
+            m.content = None;
+            m.tool_calls = Some(vec![call.clone()]);
+            (m, Some(call))
+        }
+        None => (ChatMessage::text(ChatRole::Assistant, text), None),
+    }
 }
 
 fn client_error(message: &str) -> ProviderError {
@@ -67,7 +89,11 @@ fn finish_reason(f: Finish) -> &'static str {
 }
 
 /// Collects a whole generation into a chat completion.
-pub(crate) async fn complete(mut events: Receiver<Event>, model: &str) -> Result<ChatCompletion, ProviderError> {
+pub(crate) async fn complete(
+    mut events: Receiver<Event>,
+    model: &str,
+    tools: Callable,
+) -> Result<ChatCompletion, ProviderError> {
     let mut text = String::new();
     while let Some(ev) = events.recv().await {
         match ev {
@@ -75,17 +101,14 @@ pub(crate) async fn complete(mut events: Receiver<Event>, model: &str) -> Result
             Event::Text { text: t, .. } => text.push_str(&t),
             Event::Failed(m) => return Err(client_error(&m)),
             Event::Done { finish, prompt_tokens, completion_tokens } => {
+                let (message, call) = message(std::mem::take(&mut text), &tools);
+                let finish = if call.is_some() { "tool_calls" } else { finish_reason(finish) };
                 return Ok(ChatCompletion {
                     id: format!("chatcmpl-{}", uuid::Uuid::new_v4().simple()),
                     object: "chat.completion".into(),
                     created: now_secs(),
                     model: model.into(),
-                    choices: vec![Choice {
-                        index: 0,
-                        message: ChatMessage::text(ChatRole::Assistant, text),
-                        finish_reason: Some(finish_reason(finish).into()),
-                        logprobs: None,
-                    }],
+                    choices: vec![Choice { index: 0, message, finish_reason: Some(finish.into()), logprobs: None }],
                     usage: Some(Usage::new(prompt_tokens.into(), completion_tokens.into())),
                     system_fingerprint: None,
                     extra: Extra::new(),
@@ -96,8 +119,9 @@ pub(crate) async fn complete(mut events: Receiver<Event>, model: &str) -> Result
     Err(ProviderError::Unavailable { message: "the chat engine stopped mid-request".into(), retry_after: None })
 }
 
-/// Streams a generation as OpenAI chunks.
-pub(crate) fn stream(events: Receiver<Event>, model: &str) -> ChunkStream {
+/// Streams a generation as OpenAI chunks; with `tools`, the output comes whole at the end
+/// (as text or as a call), and the chunks before it carry only the usage so far.
+pub(crate) fn stream(events: Receiver<Event>, model: &str, tools: Callable) -> ChunkStream {
     let template = ChatChunk {
         id: format!("chatcmpl-{}", uuid::Uuid::new_v4().simple()),
         object: "chat.completion.chunk".into(),
@@ -108,23 +132,19 @@ pub(crate) fn stream(events: Receiver<Event>, model: &str) -> ChunkStream {
         system_fingerprint: None,
         extra: Extra::new(),
     };
-    let chunk = move |delta: Delta, finish: Option<Finish>| ChatChunk {
-        choices: vec![ChunkChoice {
-            index: 0,
-            delta,
-            finish_reason: finish.map(|f| finish_reason(f).into()),
-            logprobs: None,
-        }],
+    let chunk = move |delta: Delta, finish: Option<&str>| ChatChunk {
+        choices: vec![ChunkChoice { index: 0, delta, finish_reason: finish.map(Into::into), logprobs: None }],
         ..template.clone()
     };
     // Every text chunk carries the usage so far, so a stream cut anywhere is charged the
     // tokens it generated (the gateway shows clients usage only on the last chunk).
-    let start = (events, Vec::<ChatChunk>::new(), 0u32);
-    Box::pin(futures::stream::unfold(start, move |(mut events, mut queued, mut prompt)| {
+    let start = (events, Vec::<ChatChunk>::new(), 0u32, String::new());
+    Box::pin(futures::stream::unfold(start, move |(mut events, mut queued, mut prompt, mut held)| {
         let chunk = chunk.clone();
+        let tools = tools.clone();
         async move {
             if let Some(c) = queued.pop() {
-                return Some((Ok(c), (events, queued, prompt)));
+                return Some((Ok(c), (events, queued, prompt, held)));
             }
             let item = match events.recv().await? {
                 Event::Started { prompt_tokens } => {
@@ -135,7 +155,13 @@ pub(crate) fn stream(events: Receiver<Event>, model: &str) -> ChunkStream {
                     ))
                 }
                 Event::Text { text, generated } => {
-                    let mut c = chunk(Delta { content: Some(text), ..Default::default() }, None);
+                    let delta = if tools.is_some() {
+                        held.push_str(&text);
+                        Delta::default()
+                    } else {
+                        Delta { content: Some(text), ..Default::default() }
+                    };
+                    let mut c = chunk(delta, None);
                     c.usage = UsageField::Some(Usage::new(prompt.into(), generated.into()));
                     Ok(c)
                 }
@@ -145,10 +171,29 @@ pub(crate) fn stream(events: Receiver<Event>, model: &str) -> ChunkStream {
                     last.choices.clear();
                     last.usage = UsageField::Some(Usage::new(prompt_tokens.into(), completion_tokens.into()));
                     queued.push(last);
-                    Ok(chunk(Delta::default(), Some(finish)))
+                    match tools.is_some().then(|| message(std::mem::take(&mut held), &tools)) {
+                        None => Ok(chunk(Delta::default(), Some(finish_reason(finish)))),
+                        Some((_, Some(call))) => {
+                            queued.push(chunk(Delta::default(), Some("tool_calls")));
+                            let delta = ToolCallDelta {
+                                index: 0,
+                                id: Some(call.id),
+                                kind: Some("function".into()),
+                                function: Some(FunctionCallDelta {
+                                    name: Some(call.function.name),
+                                    arguments: Some(call.function.arguments),
+                                }),
+                            };
+                            Ok(chunk(Delta { tool_calls: Some(vec![delta]), ..Default::default() }, None))
+                        }
+                        Some((m, None)) => {
+                            queued.push(chunk(Delta::default(), Some(finish_reason(finish))));
+                            Ok(chunk(Delta { content: Some(m.text_content()), ..Default::default() }, None))
+                        }
+                    }
                 }
             };
-            Some((item, (events, queued, prompt)))
+            Some((item, (events, queued, prompt, held)))
         }
     }))
 }

@@ -6,6 +6,7 @@ mod anthropic_stream;
 mod http;
 mod local;
 mod local_chat;
+mod local_tools;
 mod openai;
 mod tiktoken;
 
