@@ -32,6 +32,8 @@ pub struct Target {
     pub timeouts: Timeouts,
     input_usd_per_mtok: f64,
     output_usd_per_mtok: f64,
+    /// The operator says this model can call tools (`targets[].tools`).
+    pub tools: bool,
 }
 
 impl Target {
@@ -161,6 +163,7 @@ impl Router {
                     timeouts,
                     input_usd_per_mtok: t.input_usd_per_mtok,
                     output_usd_per_mtok: t.output_usd_per_mtok,
+                    tools: t.tools,
                 };
                 target.publish_breaker(&metrics);
                 targets.push(Arc::new(target));

@@ -134,7 +134,7 @@ impl GatewayService {
             .route(alias)
             .filter(|r| r.kind == ModelKind::Chat)
             .ok_or_else(|| Error::ModelNotFound(alias.into()))?;
-        Ok(route.targets.iter().all(|t| t.provider.supports_tools(&t.model)))
+        Ok(route.targets.iter().all(|t| t.tools && t.provider.supports_tools(&t.model)))
     }
 
     /// What a call to `alias` served as `routed` costs at its target's prices (0 when the

@@ -114,6 +114,15 @@ async fn bad_definitions_are_refused_with_the_field_at_fault() {
         (with("name", json!("Has Spaces")), 400, "name"),
         (with("tools", json!({"t": {"type": "client"}})), 400, "tools.t.client"),
         (
+            {
+                let mut d = with("tools", json!({"t": {"type": "memory"}}));
+                d["model"] = json!("notools");
+                d
+            },
+            400,
+            "model",
+        ),
+        (
             with("tools", json!({"t": {"type": "memory", "approval": {"when": {"amount": 5}}}})),
             400,
             "tools.t.approval.when",

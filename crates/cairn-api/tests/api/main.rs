@@ -97,6 +97,9 @@ targets = [{{ provider = "gone", model = "m" }}, {{ provider = "backup", model =
 [models.gpt]
 targets = [{{ provider = "up", model = "gpt-4o-mini", {PRICES} }}]
 
+[models.notools]
+targets = [{{ provider = "up", model = "up-model" }}, {{ provider = "backup", model = "backup-model", tools = false }}]
+
 [models.quick]
 targets = [{{ provider = "up", model = "up-model", timeouts = {{ first_token_ms = 300, total_ms = 600 }} }}]
 "#,

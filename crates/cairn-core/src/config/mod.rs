@@ -278,6 +278,14 @@ pub struct TargetConfig {
     /// Timeout overrides for this target.
     #[serde(default)]
     pub timeouts: TimeoutOverrides,
+    /// Whether this model can call tools (default true; say false for a model served without
+    /// tool support, and agents with tools refuse the alias).
+    #[serde(default = "yes")]
+    pub tools: bool,
+}
+
+fn yes() -> bool {
+    true
 }
 
 /// Log output format.
@@ -382,6 +390,7 @@ impl Config {
                 input_usd_per_mtok: 0.0,
                 output_usd_per_mtok: 0.0,
                 timeouts: TimeoutOverrides::default(),
+                tools: true,
             };
             self.models.insert(alias.into(), ModelConfig { kind, targets: vec![target] });
         }

@@ -122,8 +122,8 @@ pub trait Provider: Send + Sync {
         Ok(())
     }
 
-    /// Whether `model` can call tools (OpenAI-compatible and Anthropic APIs can; in-process
-    /// models cannot yet).
+    /// Whether `model` can call tools (every provider's API can; the operator can say a model
+    /// cannot with `targets[].tools = false`).
     fn supports_tools(&self, _model: &str) -> bool {
         true
     }
