@@ -2,8 +2,9 @@
 # Builds Cairn (release), fetches its in-process models if missing, and runs it on its
 # embedded default: one process, SQLite in ./cairn-data, listening on 127.0.0.1:8080. Then it
 # shows the main job end to end: the sample handbook in examples/handbook is ingested
-# (`cairn ingest`) and a question is answered with citations by the local chat model
-# (`cairn ask`). Cairn keeps serving until Ctrl-C. Extra arguments go to `cairn serve`
+# (`cairn ingest`), a question is answered with citations by the local chat model
+# (`cairn ask`), and an agent answers it again by searching the handbook with a tool call
+# that a person approves (`cairn agents create`, `cairn run`). Cairn keeps serving until Ctrl-C. Extra arguments go to `cairn serve`
 # (e.g. `--config cairn.toml`); set CAIRN_DEMO=0 to skip the demonstration.
 # The first start prints an owner key once.
 set -euo pipefail
@@ -41,7 +42,19 @@ QUESTION="What is the daily meal allowance within Europe?"
 echo
 echo "== cairn ask --collection handbook \"$QUESTION\""
 "$BIN"/cairn ask --collection handbook "$QUESTION"
+
+# An agent that answers from the same collection with a tool call a person approves
+# (examples/agents/handbook.json; the definition names the collection by id).
+COLLECTION="$(curl -sf "$URL/v1/collections" -H "Authorization: Bearer $CAIRN_API_KEY" | python3 -c \
+    'import json, sys; print(next(c["id"] for c in json.load(sys.stdin)["data"] if c["name"] == "handbook"))')"
+echo
+echo "== cairn agents create examples/agents/handbook.json"
+sed "s/COLLECTION_ID/$COLLECTION/" examples/agents/handbook.json | "$BIN"/cairn agents create -
+echo
+echo "== cairn run handbook \"$QUESTION\"    (the search waits for a person: 'a' approves it)"
+echo a | "$BIN"/cairn run handbook "$QUESTION"
 echo
 echo "Cairn is serving on $URL (Ctrl-C to stop). The demo key is in $DATA/demo.key; try:"
 echo "  CAIRN_API_KEY=\$(cat $DATA/demo.key) $BIN/cairn ask --collection handbook \"How soon must I submit an expense claim?\""
+echo "  CAIRN_API_KEY=\$(cat $DATA/demo.key) $BIN/cairn run handbook \"What does the travel policy say about flights?\""
 wait $SERVER

@@ -35,6 +35,10 @@ pub struct AgentSpec {
     /// Tools the model may call, by the name it calls them (1-64 of a-z, A-Z, 0-9, `_`, `-`).
     #[serde(default)]
     pub tools: BTreeMap<String, ToolSpec>,
+    /// Sampling temperature of the agent's model calls, 0-2 (default: the model's own).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(minimum = 0, maximum = 2)]
+    pub temperature: Option<f64>,
     /// Whether the model must call a tool (default `auto`: it chooses).
     #[serde(default, skip_serializing_if = "is_auto")]
     pub tool_choice: ToolChoice,
@@ -359,6 +363,9 @@ impl AgentSpec {
             return Err(invalid("output_schema", "output_schema must be a JSON Schema of an object"));
         }
         self.limits.check()?;
+        if self.temperature.is_some_and(|t| !(0.0..=2.0).contains(&t)) {
+            return Err(invalid("temperature", "temperature must be between 0 and 2"));
+        }
         if let Some(m) = &self.memory {
             if m.embedding_model.trim().is_empty() || m.embedding_model.chars().count() > 200 {
                 return Err(invalid("memory.embedding_model", "embedding_model must be a model alias"));

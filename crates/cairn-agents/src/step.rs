@@ -320,9 +320,18 @@ impl Stepper {
         let response_format = self.spec.output_schema.as_ref().map(
             |schema| serde_json::json!({"type": "json_schema", "json_schema": {"name": "answer", "schema": schema}}),
         );
-        let must_call = with_tools
-            && self.spec.tool_choice == crate::spec::ToolChoice::Required
-            && self.journal.lock().await.replay.tool_calls == 0;
+        let (tool_calls, output_tokens) = {
+            let j = self.journal.lock().await;
+            (j.replay.tool_calls, j.replay.output_tokens)
+        };
+        let must_call = with_tools && self.spec.tool_choice == crate::spec::ToolChoice::Required && tool_calls == 0;
+        // A call may use what is left of the run's output tokens; the final call after a cap
+        // gets a short answer's worth.
+        let max_tokens = match (final_call, self.spec.limits.max_output_tokens) {
+            (Some(_), Some(_)) => Some(FINAL_ANSWER_TOKENS),
+            (None, Some(cap)) => Some(cap.saturating_sub(output_tokens).clamp(1, u64::from(u32::MAX)) as u32),
+            (_, None) => None,
+        };
         let req = ChatRequest {
             model: self.spec.model.clone(),
             messages: self.messages(final_call).await,
@@ -330,6 +339,8 @@ impl Stepper {
             stream_options: Some(StreamOptions { include_usage: true }),
             tools: with_tools.then_some(tools),
             tool_choice: must_call.then(|| serde_json::json!("required")),
+            temperature: self.spec.temperature,
+            max_tokens,
             response_format,
             ..Default::default()
         };
@@ -569,6 +580,9 @@ impl Stepper {
         kind == ToolKind::Client
     }
 }
+
+/// Output tokens of the final answer after a cap on output tokens.
+const FINAL_ANSWER_TOKENS: u32 = 512;
 
 /// What a turn's end means for its job.
 fn outcome(r: Result<RunState, Halt>) -> Result<Option<RunState>, JobError> {

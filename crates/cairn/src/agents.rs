@@ -237,5 +237,9 @@ fn prompt(question: &str) -> Result<String> {
     if std::io::stdin().read_line(&mut line)? == 0 {
         bail!("stdin closed while the run waits for an answer");
     }
+    // Answers piped in are shown, so a transcript reads as a terminal session would.
+    if !std::io::IsTerminal::is_terminal(&std::io::stdin()) {
+        println!("{}", line.trim());
+    }
     Ok(line.trim().to_owned())
 }

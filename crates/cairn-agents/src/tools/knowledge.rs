@@ -34,6 +34,26 @@ impl Tool for KnowledgeSearchTool {
         let query = arguments["query"].as_str().unwrap_or_default();
         let top_k = settings.top_k.unwrap_or(DEFAULT_TOP_K);
         let hits = self.0.search(ctx.call, &settings.collections, query, top_k).await.map_err(|e| e.to_string())?;
-        Ok(hits.to_string())
+        Ok(render(&hits))
     }
+}
+
+/// Hits as numbered passages, each with its source: models of every size read prose better
+/// than JSON, and the source lets them cite.
+fn render(hits: &Value) -> String {
+    let hits = hits.as_array().map(Vec::as_slice).unwrap_or_default();
+    if hits.is_empty() {
+        return "No passage matches.".into();
+    }
+    let text = |h: &Value, k: &str| h[k].as_str().unwrap_or_default().to_owned();
+    hits.iter()
+        .enumerate()
+        .map(|(i, h)| {
+            let title = text(h, "title");
+            let source =
+                if title.is_empty() { text(h, "document_id") } else { format!("{title}, {}", text(h, "document_id")) };
+            format!("[{}] ({source}) {}", i + 1, text(h, "text"))
+        })
+        .collect::<Vec<_>>()
+        .join("\n")
 }

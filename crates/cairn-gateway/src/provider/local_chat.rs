@@ -25,15 +25,8 @@ const DEFAULT_MAX_TOKENS: u32 = 1024;
 pub(crate) fn to_engine(req: &ChatRequest) -> Result<(GenerateRequest, Callable), ProviderError> {
     let plan = local_tools::plan(req.tools.as_deref().unwrap_or_default(), req.tool_choice.as_ref())
         .map_err(|m| client_error(&m))?;
-    let calls: Vec<ToolCall> = req.messages.iter().flat_map(|m| m.tool_calls.iter().flatten().cloned()).collect();
-    let mut messages: Vec<Message> = req
-        .messages
-        .iter()
-        .map(|m| {
-            let (role, content) = local_tools::render(m, &calls);
-            Message { role, content }
-        })
-        .collect();
+    let mut messages: Vec<Message> =
+        local_tools::render(&req.messages).into_iter().map(|(role, content)| Message { role, content }).collect();
     if let Some(p) = &plan {
         match messages.first_mut().filter(|m| m.role == "system") {
             Some(first) => first.content = format!("{}\n\n{}", first.content, p.system),

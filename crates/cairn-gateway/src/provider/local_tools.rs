@@ -51,16 +51,34 @@ pub(crate) fn plan(tools: &[Tool], choice: Option<&Value>) -> Result<Option<Tool
     for t in &offered {
         let f = &t.function;
         let params = f.parameters.clone().unwrap_or(Value::Null);
-        system.push_str(&format!(
-            "- {}: {} Arguments (JSON Schema): {}\n",
-            f.name,
-            f.description.as_deref().unwrap_or(""),
-            params
-        ));
+        system.push_str(&format!("- {}({}): {}\n", f.name, signature(&params), f.description.as_deref().unwrap_or("")));
     }
     let required = forced.is_some() || mode == "required";
     let grammar = required.then(|| grammar(&offered));
     Ok(Some(ToolPlan { system, grammar, names: offered.iter().map(|t| t.function.name.clone()).collect() }))
+}
+
+/// A tool's arguments as a small model reads them best: `name: type` pairs, required ones
+/// first (a whole JSON Schema, descriptions and all, gets copied into the arguments).
+fn signature(schema: &Value) -> String {
+    let required: Vec<&str> =
+        schema.get("required").and_then(Value::as_array).into_iter().flatten().filter_map(Value::as_str).collect();
+    let Some(props) = schema.get("properties").and_then(Value::as_object) else {
+        return String::new();
+    };
+    let kind = |p: &Value| match p.get("enum").and_then(Value::as_array) {
+        Some(options) => options.iter().map(Value::to_string).collect::<Vec<_>>().join(" | "),
+        None => p.get("type").and_then(Value::as_str).unwrap_or("any").to_owned(),
+    };
+    let mut parts: Vec<String> = props
+        .iter()
+        .filter(|(k, _)| required.contains(&k.as_str()))
+        .map(|(k, p)| format!("{k}: {}", kind(p)))
+        .collect();
+    parts.extend(
+        props.iter().filter(|(k, _)| !required.contains(&k.as_str())).map(|(k, p)| format!("{k}?: {}", kind(p))),
+    );
+    parts.join(", ")
 }
 
 /// `text` as a call of one of `names`, if it reads as one.
@@ -89,37 +107,48 @@ pub(crate) fn parse_call(text: &str, names: &[String]) -> Option<ToolCall> {
     })
 }
 
-/// One message as text the model reads: an assistant's calls in the call format, a tool's
-/// result as a user turn naming the call it answers (small models know no `tool` role).
-pub(crate) fn render(m: &ChatMessage, calls: &[ToolCall]) -> (String, String) {
-    match m.role {
-        ChatRole::Assistant if m.tool_calls.as_ref().is_some_and(|c| !c.is_empty()) => {
-            let text: Vec<String> = m
-                .tool_calls
-                .iter()
-                .flatten()
-                .map(|c| {
-                    let args: Value = serde_json::from_str(&c.function.arguments).unwrap_or(Value::Null);
-                    serde_json::json!({"name": c.function.name, "arguments": args}).to_string()
-                })
-                .collect();
-            ("assistant".into(), text.join("\n"))
-        }
-        ChatRole::Tool => {
+/// The conversation as (role, text) turns a model without a tool format reads. An
+/// assistant's calls become a sentence saying what it called (a call written as JSON in the
+/// history gets copied, not answered); the results that follow become one user turn naming
+/// each call, and when they end the conversation, the user's last question is asked again
+/// after them, which small models need to answer from the results.
+pub(crate) fn render(messages: &[ChatMessage]) -> Vec<(String, String)> {
+    let calls: Vec<&ToolCall> = messages.iter().flat_map(|m| m.tool_calls.iter().flatten()).collect();
+    let question = messages.iter().rev().find(|m| m.role == ChatRole::User).map(ChatMessage::text_content);
+    let mut out: Vec<(String, String)> = Vec::with_capacity(messages.len());
+    let mut results: Vec<String> = Vec::new();
+    for (i, m) in messages.iter().enumerate() {
+        if m.role == ChatRole::Tool {
             let id = m.tool_call_id.as_deref().unwrap_or_default();
             let name = calls.iter().find(|c| c.id == id).map_or("the tool", |c| c.function.name.as_str());
-            ("user".into(), format!("Result of {name}:\n{}", m.text_content()))
-        }
-        _ => (
-            match m.role {
-                ChatRole::System | ChatRole::Developer => "system",
-                ChatRole::User | ChatRole::Tool => "user",
-                ChatRole::Assistant => "assistant",
+            results.push(format!("Result of {name}:\n{}", m.text_content()));
+            let last_of_run = messages.get(i + 1).is_none_or(|n| n.role != ChatRole::Tool);
+            if last_of_run {
+                let mut text = results.join("\n\n");
+                if let (true, Some(q)) = (i + 1 == messages.len(), &question) {
+                    text.push_str(&format!("\n\nUse these results to answer: {q}"));
+                }
+                out.push(("user".into(), text));
+                results.clear();
             }
-            .into(),
-            m.text_content(),
-        ),
+            continue;
+        }
+        let text = match m.tool_calls.as_deref() {
+            Some(called) if m.role == ChatRole::Assistant && !called.is_empty() => {
+                let said: Vec<String> =
+                    called.iter().map(|c| format!("I called {}({}).", c.function.name, c.function.arguments)).collect();
+                said.join("\n")
+            }
+            _ => m.text_content(),
+        };
+        let role = match m.role {
+            ChatRole::System | ChatRole::Developer => "system",
+            ChatRole::User | ChatRole::Tool => "user",
+            ChatRole::Assistant => "assistant",
+        };
+        out.push((role.into(), text));
     }
+    out
 }
 
 /// GBNF admitting exactly one call of one of `tools`, arguments following its schema.
@@ -142,7 +171,9 @@ fn grammar(tools: &[&Tool]) -> String {
 
 /// JSON's building blocks. Whitespace is bounded, so a model cannot pad forever.
 const BASE: &str = r#"ws ::= [ ]?
-string ::= "\"" ( [^"\\\x7F\x00-\x1F] | "\\" ( ["\\/bfnrt] | "u" [0-9a-fA-F] [0-9a-fA-F] [0-9a-fA-F] [0-9a-fA-F] ) )* "\""
+char ::= [^"\\\x7F\x00-\x1F] | "\\" ( ["\\/bfnrt] | "u" [0-9a-fA-F] [0-9a-fA-F] [0-9a-fA-F] [0-9a-fA-F] )
+string ::= "\"" char* "\""
+short-string ::= "\"" char{0,200} "\""
 integer ::= "-"? ( [0-9] | [1-9] [0-9] [0-9]? [0-9]? [0-9]? [0-9]? [0-9]? [0-9]? [0-9]? )
 number ::= integer ( "." [0-9]+ )? ( [eE] [-+]? [0-9]+ )?
 boolean ::= "true" | "false"
@@ -181,7 +212,8 @@ impl Grammar {
             }
         }
         match schema.get("type").and_then(Value::as_str) {
-            Some("string") => "string".into(),
+            // Argument strings are bounded: a small model can otherwise run one on forever.
+            Some("string") => "short-string".into(),
             Some("integer") => "integer".into(),
             Some("number") => "number".into(),
             Some("boolean") => "boolean".into(),
@@ -271,6 +303,28 @@ mod tests {
     }
 
     #[test]
+    fn calls_and_results_render_as_prose_and_the_question_comes_back() {
+        let messages: Vec<ChatMessage> = serde_json::from_value(json!([
+            {"role": "user", "content": "Meal allowance?"},
+            {"role": "assistant", "content": null, "tool_calls": [
+                {"id": "a", "type": "function", "function": {"name": "search", "arguments": "{\"query\":\"meals\"}"}},
+                {"id": "b", "type": "function", "function": {"name": "lookup", "arguments": "{}"}}]},
+            {"role": "tool", "tool_call_id": "b", "content": "nothing"},
+            {"role": "tool", "tool_call_id": "a", "content": "60 euros"},
+        ]))
+        .unwrap();
+        let turns = render(&messages);
+        assert_eq!(turns.len(), 3, "the two results are one turn: {turns:?}");
+        assert_eq!(
+            turns[1],
+            ("assistant".into(), "I called search({\"query\":\"meals\"}).\nI called lookup({}).".into())
+        );
+        assert_eq!(turns[2].0, "user");
+        assert!(turns[2].1.starts_with("Result of lookup:\nnothing\n\nResult of search:\n60 euros"), "{turns:?}");
+        assert!(turns[2].1.ends_with("Use these results to answer: Meal allowance?"), "{turns:?}");
+    }
+
+    #[test]
     fn required_calls_get_a_grammar_from_the_schema() {
         let t = tool(
             "search",
@@ -282,7 +336,7 @@ mod tests {
         assert!(g.starts_with("root ::= \"{\\\"name\\\": \" ( \"\\\"search\\\"\""), "{g}");
         assert!(
             g.contains(
-                "args0 ::= \"{\" ws \"\\\"query\\\"\" \":\" ws string \",\" ws \"\\\"k\\\"\" \":\" ws integer \"}\""
+                "args0 ::= \"{\" ws \"\\\"query\\\"\" \":\" ws short-string \",\" ws \"\\\"k\\\"\" \":\" ws integer \"}\""
             ),
             "{g}"
         );
