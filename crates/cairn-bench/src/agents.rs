@@ -155,6 +155,11 @@ async fn journal_bytes(client: &HttpClient, base: &str, id: &str) -> Result<(usi
     ))
 }
 
+/// Journal bytes per step of a run of `steps` steps with `n` entries of `avg` bytes.
+fn per_step_bytes(n: usize, avg: f64, steps: f64) -> f64 {
+    n as f64 * avg / steps
+}
+
 /// Per-step overheads and start-to-first-call times, in ms, from the upstream's marks.
 fn gaps(marks: &Marks, started: &[(String, Instant, String)], steps: usize) -> Result<(Vec<f64>, Vec<f64>)> {
     let mut per_step = Vec::new();
@@ -186,7 +191,7 @@ fn gaps(marks: &Marks, started: &[(String, Instant, String)], steps: usize) -> R
 }
 
 /// The agent benchmark (see the module docs).
-pub async fn run(cairn: PathBuf, runs: usize, steps: usize, latency_ms: u64) -> Result<()> {
+pub async fn run(cairn: PathBuf, runs: usize, steps: usize, latency_ms: u64, peer: Option<PathBuf>) -> Result<()> {
     let (addr, up) = start_upstream(Duration::from_millis(latency_ms)).await?;
     let dir = tempfile::tempdir()?;
     let extra = "[jobs]\nwebhook_allowed_hosts = [\"127.0.0.1\"]";
@@ -262,15 +267,93 @@ pub async fn run(cairn: PathBuf, runs: usize, steps: usize, latency_ms: u64) -> 
         steps as f64 * latency_ms as f64 / 1e3
     );
     println!("| Cairn resident memory after the runs | {rss:.1} MB |");
-    let per_step = |n: usize, avg: f64, steps: f64| n as f64 * avg / steps;
     println!(
         "| journal: run of 10 steps | {n10} entries, {:.0} bytes per step, {avg10:.0} bytes/entry (last 10 entries: {tail10:.0}) |",
-        per_step(n10, avg10, 10.0)
+        per_step_bytes(n10, avg10, 10.0)
     );
     println!(
         "| journal: run of 100 steps | {n100} entries, {:.0} bytes per step, {avg100:.0} bytes/entry (last 10 entries: {tail100:.0}) |",
-        per_step(n100, avg100, 100.0)
+        per_step_bytes(n100, avg100, 100.0)
     );
     drop(server);
+    if let Some(python) = peer {
+        let db = dir.path().join("langgraph.db");
+        let peer = run_peer(&python, addr, runs, steps, &db, &up).await?;
+        let cairn = Side {
+            p50: percentile(&per_step, 0.50),
+            p99: percentile(&per_step, 0.99),
+            wall: wall.as_secs_f64(),
+            bytes_10: per_step_bytes(n10, avg10, 10.0),
+            bytes_100: per_step_bytes(n100, avg100, 100.0),
+        };
+        println!("\n## Side by side: Cairn and LangGraph {LANGGRAPH} with its SQLite checkpointer (same workload, same stand-in)\n");
+        println!("| measure | Cairn | LangGraph + SQLite | LangGraph / Cairn |\n|---|---|---|---|");
+        let row = |name: &str, unit: &str, c: f64, p: f64| {
+            println!("| {name} | {c:.2} {unit} | {p:.2} {unit} | {:.1}x |", p / c);
+        };
+        row("runtime overhead per step, p50", "ms", cairn.p50, peer.p50);
+        row("runtime overhead per step, p99", "ms", cairn.p99, peer.p99);
+        row("wall time, all runs", "s", cairn.wall, peer.wall);
+        row("stored bytes per step, run of 10 steps", "B", cairn.bytes_10, peer.bytes_10);
+        row("stored bytes per step, run of 100 steps", "B", cairn.bytes_100, peer.bytes_100);
+    }
     Ok(())
+}
+
+/// The LangGraph version the peer script is pinned to (`scripts/bench-agents.sh`).
+const LANGGRAPH: &str = "1.2.24";
+
+/// One runtime's figures in the side-by-side table.
+struct Side {
+    p50: f64,
+    p99: f64,
+    wall: f64,
+    bytes_10: f64,
+    bytes_100: f64,
+}
+
+/// Runs `bench/langgraph_agents.py` against the same stand-in: its steps are marked by the
+/// same upstream, so its overhead per step is measured exactly as Cairn's.
+async fn run_peer(
+    python: &std::path::Path,
+    addr: SocketAddr,
+    runs: usize,
+    steps: usize,
+    db: &std::path::Path,
+    up: &Upstream,
+) -> Result<Side> {
+    let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../bench/langgraph_agents.py");
+    let began = Instant::now();
+    let out = tokio::process::Command::new(python)
+        .arg(script)
+        .args(["--upstream", &format!("http://{addr}"), "--runs", &runs.to_string(), "--steps", &steps.to_string()])
+        .arg("--db")
+        .arg(db)
+        .output()
+        .await
+        .context("running the LangGraph peer")?;
+    if !out.status.success() {
+        bail!("the LangGraph peer failed: {}", String::from_utf8_lossy(&out.stderr));
+    }
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let sizes: Value = serde_json::from_str(stdout.lines().last().unwrap_or_default()).context("the peer's sizes")?;
+    let tags: Vec<(String, Instant, String)> =
+        (0..runs).map(|i| (format!("peer-{i}-{steps}"), began, String::new())).collect();
+    let (mut per_step, _) = gaps(&up.marks.lock(), &tags, steps)?;
+    per_step.sort_by(f64::total_cmp);
+    // The peer's wall time: from its first run's first model call to its last run's last one.
+    let marks = up.marks.lock();
+    let first = tags.iter().filter_map(|(t, _, _)| marks.model.get(&(t.clone(), 0)).map(|m| m.0)).min();
+    let last = tags.iter().filter_map(|(t, _, _)| marks.model.get(&(t.clone(), steps - 1)).map(|m| m.1)).max();
+    let wall = match (first, last) {
+        (Some(a), Some(b)) => b.duration_since(a).as_secs_f64(),
+        _ => f64::NAN,
+    };
+    Ok(Side {
+        p50: percentile(&per_step, 0.50),
+        p99: percentile(&per_step, 0.99),
+        wall,
+        bytes_10: sizes["bytes_10"].as_f64().unwrap_or(f64::NAN),
+        bytes_100: sizes["bytes_100"].as_f64().unwrap_or(f64::NAN),
+    })
 }

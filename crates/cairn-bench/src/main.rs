@@ -129,6 +129,10 @@ enum Cmd {
         /// The stand-in model's latency per call, ms.
         #[arg(long, default_value_t = 200)]
         latency_ms: u64,
+        /// A Python with `langgraph` and `langgraph-checkpoint-sqlite`: runs the same workload
+        /// on LangGraph with its SQLite checkpointer, side by side.
+        #[arg(long)]
+        peer: Option<PathBuf>,
     },
     /// Sentences per second of the in-process embedding model at batch 1 and 32.
     #[command(
@@ -191,7 +195,9 @@ fn free_port() -> Result<u16> {
 async fn main() -> Result<()> {
     match Cli::parse().command {
         Cmd::Gateway { cairn, seconds, rates, workers } => gateway(cairn, seconds, rates, workers).await,
-        Cmd::Agents { cairn, runs, steps, latency_ms } => agents::run(cairn, runs, steps, latency_ms).await,
+        Cmd::Agents { cairn, runs, steps, latency_ms, peer } => {
+            agents::run(cairn, runs, steps, latency_ms, peer).await
+        }
         Cmd::Embed { model, corpus, threads, seconds } => embed::run(&model, &corpus, threads, seconds),
         Cmd::Generate { model, threads, runs, max_tokens } => generate::run(&model, &threads, runs, max_tokens).await,
         Cmd::Jobs { jobs, postgres } => jobs::run(jobs, postgres).await,
