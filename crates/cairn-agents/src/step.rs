@@ -439,6 +439,9 @@ impl Stepper {
         reason: Option<String>,
         answer: Option<String>,
     ) -> Result<RunState, Halt> {
+        // Its model calls' usage records are written behind their streams: all are in before
+        // anyone reads the run as ended.
+        self.rt.models.flush_usage().await;
         self.append(StepKind::Ended, &Ended { state, reason, answer }).await?;
         self.settle(state).await
     }

@@ -195,9 +195,7 @@ fn free_port() -> Result<u16> {
 async fn main() -> Result<()> {
     match Cli::parse().command {
         Cmd::Gateway { cairn, seconds, rates, workers } => gateway(cairn, seconds, rates, workers).await,
-        Cmd::Agents { cairn, runs, steps, latency_ms, peer } => {
-            agents::run(cairn, runs, steps, latency_ms, peer).await
-        }
+        Cmd::Agents { cairn, runs, steps, latency_ms, peer } => agents::run(cairn, runs, steps, latency_ms, peer).await,
         Cmd::Embed { model, corpus, threads, seconds } => embed::run(&model, &corpus, threads, seconds),
         Cmd::Generate { model, threads, runs, max_tokens } => generate::run(&model, &threads, runs, max_tokens).await,
         Cmd::Jobs { jobs, postgres } => jobs::run(jobs, postgres).await,

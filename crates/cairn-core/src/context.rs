@@ -23,8 +23,9 @@ pub struct CallContext {
     /// that cost work, and the jobs they enqueue): its model calls take no second one.
     pub request_admitted: bool,
     /// True when a streamed call holds a client connection open, so it takes one of the key's
-    /// stream places (`gateway.max_streams_per_key`). Cairn's own streams (an agent run
-    /// reading its model) hold none; the job concurrency bounds them.
+    /// stream places (`gateway.max_streams_per_key`) and its last event waits for its usage
+    /// record. Cairn's own streams (an agent run reading its model) hold none; the job
+    /// concurrency bounds them, and the run waits for its usage records before it ends.
     pub holds_connection: bool,
 }
 

@@ -69,6 +69,10 @@ pub trait ChatModel: Send + Sync {
     /// Whether chat model `model` can call tools; `ModelNotFound` for unknown names.
     fn supports_tools(&self, model: &str) -> Result<bool>;
 
+    /// Waits until the usage records of every call made so far are written (streams that
+    /// hold no client connection end before theirs are).
+    async fn flush_usage(&self) {}
+
     /// What a call to `model` served as `routed` costs with these token counts, in US dollars,
     /// at the serving target's configured prices (0 when unknown).
     fn cost(&self, model: &str, routed: &Routed, input_tokens: u64, output_tokens: u64) -> f64 {

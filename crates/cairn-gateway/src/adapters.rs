@@ -85,6 +85,10 @@ impl ChatModel for GatewayChat {
         self.gateway.supports_tools(model)
     }
 
+    async fn flush_usage(&self) {
+        self.gateway.flush_usage().await
+    }
+
     fn cost(&self, model: &str, routed: &Routed, input_tokens: u64, output_tokens: u64) -> f64 {
         self.gateway.cost(model, routed, input_tokens, output_tokens)
     }

@@ -220,6 +220,7 @@ impl GatewayService {
                     first,
                     guard,
                     wants_usage,
+                    durable: ctx.holds_connection,
                     deadline: started + Duration::from_millis(total),
                     shutdown,
                     permit,

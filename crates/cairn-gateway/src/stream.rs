@@ -48,6 +48,8 @@ pub(crate) struct Relay {
     pub guard: CallGuard,
     /// The client asked for `stream_options.include_usage`.
     pub wants_usage: bool,
+    /// The last event waits for the usage record (a client's stream; see `relay`).
+    pub durable: bool,
     /// When the whole call must be over.
     pub deadline: tokio::time::Instant,
     /// Cancelled when the server is shutting down and the grace period is over.
@@ -171,8 +173,10 @@ pub(crate) fn relay(relay: Relay) -> ChatStream {
                 }
                 Err(why) => s.end(CallStatus::Cut, Some(why.into())),
             }
-            if s.ended {
-                // The last event goes out once the call's usage record is written.
+            // A client's last event goes out once the call's usage record is written. Cairn's
+            // own streams (a run reading its model) read the end at once: the record is written
+            // behind them, and a run waits for its records before it ends.
+            if s.ended && s.relay.durable {
                 s.relay.guard.durable().await;
             }
         }
