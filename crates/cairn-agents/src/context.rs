@@ -9,7 +9,7 @@ use cairn_core::openai::{ChatMessage, ChatRequest, ChatRole};
 use cairn_core::runs::StepKind;
 use cairn_jobs::JobError;
 
-use crate::journal::{Cap, Summary};
+use crate::journal::{Cap, Recalled, Summary};
 use crate::step::{Halt, Stepper};
 
 /// What the summarising model is told.
@@ -88,16 +88,26 @@ impl Stepper {
         let top_k = scope.settings.recall_before_run;
         let query = self.history.iter().rev().find(|m| m.role == ChatRole::User).map(|m| m.text_content());
         let (true, Some(query)) = (top_k > 0, query) else { return Ok(()) };
-        let found = self
-            .rt
-            .memories
-            .recall(&self.call, &scope, &query, top_k)
-            .await
-            .map_err(|e| Halt::Job(JobError::Retry(format!("recalling memories: {e}"))))?;
-        if found.is_empty() {
+        let known = self.journal.lock().await.replay.recalled.clone();
+        let recalled = match known {
+            Some(r) => r,
+            None => {
+                let found = self
+                    .rt
+                    .memories
+                    .recall(&self.call, &scope, &query, top_k)
+                    .await
+                    .map_err(|e| Halt::Job(JobError::Retry(format!("recalling memories: {e}"))))?;
+                let r = Recalled { memories: found.into_iter().map(|m| m.text).collect() };
+                // Stored before the model reads it (the next model call flushes it first).
+                self.defer(StepKind::Recalled, &r).await?;
+                r
+            }
+        };
+        if recalled.memories.is_empty() {
             return Ok(());
         }
-        let list: String = found.iter().map(|m| format!("- {}\n", m.text)).collect();
+        let list: String = recalled.memories.iter().map(|m| format!("- {m}\n")).collect();
         let at = self.history.iter().rposition(|m| m.role == ChatRole::User).unwrap_or(0);
         let note = format!("What you remember about this user (from earlier conversations):\n{list}");
         self.history.insert(at, ChatMessage::text(ChatRole::System, note));

@@ -140,6 +140,7 @@ pub fn event_name(kind: cairn_core::runs::StepKind) -> &'static str {
         K::ActionRequested => "approval.requested",
         K::ActionTaken => "approval.answered",
         K::Summary => "summary",
+        K::Recalled => "memory.recalled",
         K::Ended => "run.ended",
     }
 }

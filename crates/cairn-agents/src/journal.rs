@@ -61,6 +61,14 @@ pub struct Summary {
     pub cost_usd: f64,
 }
 
+/// Long-term memories given to the model before the run's first call: journaled, so a run
+/// that resumes reads the same ones whatever was remembered since.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Recalled {
+    /// The memories' texts, most relevant first.
+    pub memories: Vec<String>,
+}
+
 /// A tool call about to be made.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct ToolStarted {
@@ -191,6 +199,8 @@ pub struct Replay {
     pub end: Option<Ended>,
     /// The summary of older thread history, once written.
     pub summary: Option<Summary>,
+    /// The memories recalled before the run, once recalled.
+    pub recalled: Option<Recalled>,
 }
 
 /// A journal entry that does not read as its kind says.
@@ -298,6 +308,7 @@ impl Replay {
                 self.cost_usd += s.cost_usd;
                 self.summary = Some(s);
             }
+            StepKind::Recalled => self.recalled = Some(read(step)?),
         }
         Ok(())
     }

@@ -182,7 +182,7 @@ impl Stepper {
     }
 
     /// Adds one journal entry to what the run knows, to be stored with the next `flush`.
-    async fn defer<T: Serialize>(&self, kind: StepKind, entry: &T) -> Result<(), Halt> {
+    pub(crate) async fn defer<T: Serialize>(&self, kind: StepKind, entry: &T) -> Result<(), Halt> {
         let mut j = self.journal.lock().await;
         let value = payload(entry);
         let seq = j.seq + j.pending.len() as u64 + 1;

@@ -394,6 +394,7 @@ fn streams(doc: &mut OpenApi) {
         "approval.requested",
         "approval.answered",
         "summary",
+        "memory.recalled",
         "run.ended",
         "model.delta",
     ];

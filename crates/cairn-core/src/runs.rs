@@ -92,13 +92,15 @@ pub enum StepKind {
     ActionTaken,
     /// Older turns summarised to fit the context window.
     Summary,
+    /// Long-term memories recalled before the run's first model call.
+    Recalled,
     /// The run ended: its final state and why.
     Ended,
 }
 
 impl StepKind {
     /// Every kind.
-    pub const ALL: [StepKind; 8] = [
+    pub const ALL: [StepKind; 9] = [
         StepKind::Started,
         StepKind::ModelOutput,
         StepKind::ToolStarted,
@@ -106,6 +108,7 @@ impl StepKind {
         StepKind::ActionRequested,
         StepKind::ActionTaken,
         StepKind::Summary,
+        StepKind::Recalled,
         StepKind::Ended,
     ];
 
@@ -119,6 +122,7 @@ impl StepKind {
             StepKind::ActionRequested => "action_requested",
             StepKind::ActionTaken => "action_taken",
             StepKind::Summary => "summary",
+            StepKind::Recalled => "recalled",
             StepKind::Ended => "ended",
         }
     }

@@ -110,7 +110,14 @@ async fn memories_written_in_one_thread_are_recalled_in_another_for_the_same_use
         Scripted::Text("A window seat, as always.".into()),
     ]);
     let before = up.bodies().iter().filter(|b| b.get("messages").is_some()).count();
-    assert_eq!(on_new_thread("ann", "Book me a window seats flight").await["answer"], "A window seat, as always.");
+    let run = on_new_thread("ann", "Book me a window seats flight").await;
+    assert_eq!(run["answer"], "A window seat, as always.");
+    // What was recalled is journaled before the model read it (a resumed run reads the same).
+    let (_, steps) = s.get(&format!("/v1/runs/{}/steps", run["id"].as_str().unwrap()), &key).await;
+    let entries = steps["data"].as_array().unwrap();
+    let recalled = entries.iter().position(|e| e["kind"] == "recalled").expect("a recalled entry");
+    assert!(recalled < entries.iter().position(|e| e["kind"] == "model_output").unwrap(), "{steps}");
+    assert!(entries[recalled].to_string().contains("Ann prefers window seats"), "{steps}");
     let chats: Vec<Value> = up.bodies().into_iter().filter(|b| b.get("messages").is_some()).skip(before).collect();
     assert!(chats[0].to_string().contains("What you remember about this user"), "{}", chats[0]);
     assert!(chats[0].to_string().contains("Ann prefers window seats"));
