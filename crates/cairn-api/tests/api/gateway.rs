@@ -179,7 +179,7 @@ async fn models_openapi_docs_and_metrics() {
     let (status, models) = s.get("/v1/models", &s.admin_key).await;
     assert_eq!(status, 200);
     let ids: Vec<&str> = models["data"].as_array().unwrap().iter().map(|m| m["id"].as_str().unwrap()).collect();
-    assert_eq!(ids, ["chain", "claude", "embed", "fast", "gpt", "narrow", "quick", "resilient"]);
+    assert_eq!(ids, ["chain", "claude", "embed", "fast", "gpt", "narrow", "notools", "quick", "resilient"]);
     assert_eq!(models["data"][0]["cairn"]["targets"], json!(["up/up-model", "backup/backup-model"]));
 
     let spec: Value = s.client.get(format!("{}/openapi.json", s.base)).send().await.unwrap().json().await.unwrap();
