@@ -19,6 +19,8 @@ use crate::runner::Runtime;
 use crate::spec::AgentSpec;
 use crate::threads::{checked, NewMessage};
 
+/// How long after a cancel the job that makes sure the thread's next run starts waits.
+const CANCEL_SWEEP_MS: i64 = 10_000;
 /// Most journal entries one page lists.
 pub const MAX_STEPS_PAGE: u32 = 1000;
 
@@ -372,6 +374,12 @@ impl RunService {
         let run = self.visible(caller, id).await?;
         let open = [RunState::Queued, RunState::Running, RunState::RequiresAction];
         let why = format!("cancelled by key {}", caller.key_id);
+        if run.thread_id.is_some() && !run.state.is_final() {
+            // The next run on the thread starts below; should this process die first, this job
+            // (enqueued before the state changes) finds the run ended and starts it.
+            let later = self.rt.job_for(&run, "cancel", Some(now_ms() + CANCEL_SWEEP_MS), false);
+            self.rt.enqueue(&run, later).await?;
+        }
         let Some(run) = self.rt.runs.set_run_state(id, &open, RunState::Cancelled, Some(&why), now_ms()).await? else {
             return Err(Error::Conflict(format!("run '{id}' already ended ({})", run.state.as_str())));
         };
