@@ -15,6 +15,9 @@ use crate::{CallOutcome, Client, Http, McpError, Stdio, ToolInfo};
 
 /// How long a server's tool list is reused.
 pub const TOOLS_TTL: Duration = Duration::from_secs(60);
+/// How long a server that could not be reached is not tried again: every run of every agent
+/// using a dead (or black-holed) server would otherwise wait out its own connection attempt.
+pub const RETRY_AFTER: Duration = Duration::from_secs(5);
 
 /// How to reach a server.
 #[derive(Clone, Debug, PartialEq)]
@@ -43,6 +46,16 @@ struct Slot {
     config: Option<ServerConfig>,
     client: Option<Arc<Client>>,
     tools: Option<(Instant, Arc<Vec<ToolInfo>>)>,
+    /// The last failed connection attempt, and why.
+    failed: Option<(Instant, String)>,
+}
+
+/// What `e` says, without the variant's own prefix (it is added again when reported).
+fn strip(e: &McpError) -> String {
+    match e {
+        McpError::Unreachable(m) | McpError::Protocol(m) => m.clone(),
+        other => other.to_string(),
+    }
 }
 
 /// Clients by server key (the caller's choice: tenant and name, say).
@@ -72,13 +85,29 @@ impl Pool {
         if let Some(client) = slot.client.as_ref().filter(|c| !c.is_closed()) {
             return Ok(client.clone());
         }
-        let transport: Box<dyn crate::Transport> = match config {
-            ServerConfig::Stdio { command, args, env } => Box::new(Stdio::spawn(command, args, env)?),
-            ServerConfig::Http { url, headers } => Box::new(Http::new(url.clone(), headers.clone())),
+        if let Some((at, why)) = slot.failed.as_ref().filter(|(at, _)| at.elapsed() < RETRY_AFTER) {
+            let wait = RETRY_AFTER.saturating_sub(at.elapsed()).as_secs_f32();
+            return Err(McpError::Unreachable(format!("{why} (not tried again for {wait:.1} s)")));
+        }
+        let connected = async {
+            let transport: Box<dyn crate::Transport> = match config {
+                ServerConfig::Stdio { command, args, env } => Box::new(Stdio::spawn(command, args, env)?),
+                ServerConfig::Http { url, headers } => Box::new(Http::new(url.clone(), headers.clone())),
+            };
+            Client::connect(transport).await
         };
-        let client = Arc::new(Client::connect(transport).await?);
-        slot.client = Some(client.clone());
-        Ok(client)
+        match connected.await {
+            Ok(client) => {
+                let client = Arc::new(client);
+                slot.client = Some(client.clone());
+                slot.failed = None;
+                Ok(client)
+            }
+            Err(e) => {
+                slot.failed = Some((Instant::now(), strip(&e)));
+                Err(e)
+            }
+        }
     }
 
     /// Drops server `key`'s client after `err`, if the error broke it.

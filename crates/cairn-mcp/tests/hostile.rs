@@ -49,6 +49,19 @@ async fn broken_servers_fail_in_bounded_time() {
 }
 
 #[tokio::test]
+async fn a_server_that_cannot_start_is_not_tried_again_at_once() {
+    let pool = Pool::new();
+    let missing = ServerConfig::Stdio { command: "/nonexistent/mcp".into(), args: vec![], env: BTreeMap::new() };
+    let first = pool.tools("m", &missing).await;
+    assert!(matches!(first, Err(McpError::Unreachable(ref m)) if !m.contains("not tried again")), "{first:?}");
+    let second = pool.call("m", &missing, "t", json!({}), json!(null), SHORT).await;
+    assert!(matches!(second, Err(McpError::Unreachable(ref m)) if m.contains("not tried again")), "{second:?}");
+    // A changed configuration is a new server: tried at once.
+    let fixed = server("ok");
+    assert!(pool.tools("m", &fixed).await.is_ok());
+}
+
+#[tokio::test]
 async fn a_dead_server_is_started_again() {
     let dir = tempfile::tempdir().unwrap();
     let marker = dir.path().join("died");
