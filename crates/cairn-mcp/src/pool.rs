@@ -15,6 +15,9 @@ use crate::{CallOutcome, Client, Http, McpError, Stdio, ToolInfo};
 
 /// How long a server's tool list is reused.
 pub const TOOLS_TTL: Duration = Duration::from_secs(60);
+/// How long a connection may sit unused before it is closed (a stdio server's process ends):
+/// a process per tenant and server must not outlive its use.
+pub const IDLE: Duration = Duration::from_secs(600);
 /// How long a server that could not be reached is not tried again: every run of every agent
 /// using a dead (or black-holed) server would otherwise wait out its own connection attempt.
 pub const RETRY_AFTER: Duration = Duration::from_secs(5);
@@ -48,6 +51,8 @@ struct Slot {
     tools: Option<(Instant, Arc<Vec<ToolInfo>>)>,
     /// The last failed connection attempt, and why.
     failed: Option<(Instant, String)>,
+    /// When the client was last handed out.
+    used: Option<Instant>,
 }
 
 /// What `e` says, without the variant's own prefix (it is added again when reported).
@@ -59,9 +64,18 @@ fn strip(e: &McpError) -> String {
 }
 
 /// Clients by server key (the caller's choice: tenant and name, say).
-#[derive(Default)]
 pub struct Pool {
     slots: parking_lot::Mutex<HashMap<String, Arc<tokio::sync::Mutex<Slot>>>>,
+    /// How long an unused connection stays open.
+    idle: Duration,
+    /// When idle connections were last looked for.
+    swept: parking_lot::Mutex<Option<Instant>>,
+}
+
+impl Default for Pool {
+    fn default() -> Self {
+        Self::with_idle(IDLE)
+    }
 }
 
 impl Pool {
@@ -70,8 +84,40 @@ impl Pool {
         Self::default()
     }
 
+    /// An empty pool closing connections unused for `idle`.
+    pub fn with_idle(idle: Duration) -> Self {
+        Self { slots: Default::default(), idle, swept: Default::default() }
+    }
+
     fn slot(&self, key: &str) -> Arc<tokio::sync::Mutex<Slot>> {
+        self.sweep();
         self.slots.lock().entry(key.to_owned()).or_default().clone()
+    }
+
+    /// Closes connections unused for `idle` (at most once per tenth of it): dropping a client
+    /// ends its process or session. Slots in use are skipped.
+    fn sweep(&self) {
+        {
+            let mut swept = self.swept.lock();
+            if swept.is_some_and(|at| at.elapsed() < self.idle / 10) {
+                return;
+            }
+            *swept = Some(Instant::now());
+        }
+        let mut slots = self.slots.lock();
+        slots.retain(|_, slot| {
+            let Ok(mut s) = slot.try_lock() else { return true };
+            if s.used.is_some_and(|at| at.elapsed() >= self.idle) {
+                s.client = None;
+                s.used = None;
+            }
+            s.client.is_some() || s.failed.as_ref().is_some_and(|(at, _)| at.elapsed() < RETRY_AFTER)
+        });
+    }
+
+    /// Live connections (for tests and metrics).
+    pub fn open_connections(&self) -> usize {
+        self.slots.lock().values().filter(|s| s.try_lock().map_or(true, |s| s.client.is_some())).count()
     }
 
     /// The live client of server `key`, connecting with `config` if there is none (or it was
@@ -82,8 +128,9 @@ impl Pool {
         if slot.config.as_ref() != Some(config) {
             *slot = Slot { config: Some(config.clone()), ..Slot::default() };
         }
-        if let Some(client) = slot.client.as_ref().filter(|c| !c.is_closed()) {
-            return Ok(client.clone());
+        if let Some(client) = slot.client.clone().filter(|c| !c.is_closed()) {
+            slot.used = Some(Instant::now());
+            return Ok(client);
         }
         if let Some((at, why)) = slot.failed.as_ref().filter(|(at, _)| at.elapsed() < RETRY_AFTER) {
             let wait = RETRY_AFTER.saturating_sub(at.elapsed()).as_secs_f32();
@@ -101,6 +148,7 @@ impl Pool {
                 let client = Arc::new(client);
                 slot.client = Some(client.clone());
                 slot.failed = None;
+                slot.used = Some(Instant::now());
                 Ok(client)
             }
             Err(e) => {

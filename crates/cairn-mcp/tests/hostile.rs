@@ -62,6 +62,24 @@ async fn a_server_that_cannot_start_is_not_tried_again_at_once() {
 }
 
 #[tokio::test]
+async fn idle_connections_are_closed() {
+    let pool = Pool::with_idle(Duration::from_millis(200));
+    pool.tools("a", &server("ok")).await.unwrap();
+    pool.tools("b", &server("ok")).await.unwrap();
+    assert_eq!(pool.open_connections(), 2);
+    // "b" stays in use and "a" does not: a use after the idle time closes "a" (its process
+    // ends with it). Polled, bounded.
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while pool.open_connections() > 1 {
+        assert!(std::time::Instant::now() < deadline, "the idle connection stayed open");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        pool.call("b", &server("ok"), "echo", json!({"text": "x"}), json!(null), SHORT).await.unwrap();
+    }
+    // "a" comes back on its next use.
+    pool.call("a", &server("ok"), "echo", json!({"text": "y"}), json!(null), SHORT).await.unwrap();
+}
+
+#[tokio::test]
 async fn a_dead_server_is_started_again() {
     let dir = tempfile::tempdir().unwrap();
     let marker = dir.path().join("died");
