@@ -10,6 +10,10 @@ use cairn_core::runs::StepKind;
 use cairn_jobs::JobError;
 
 use crate::journal::{Cap, Recalled, Summary};
+use crate::spec::ToolChoice;
+
+/// Output tokens of the final answer after a cap on output tokens.
+const FINAL_ANSWER_TOKENS: u32 = 512;
 use crate::step::{Halt, Stepper};
 
 /// What the summarising model is told.
@@ -112,6 +116,23 @@ impl Stepper {
         let note = format!("What you remember about this user (from earlier conversations):\n{list}");
         self.history.insert(at, ChatMessage::text(ChatRole::System, note));
         Ok(())
+    }
+
+    /// Whether the next model call must call a tool (`tool_choice: required` until the run
+    /// has made a call), and its output-token limit: what is left of the run's, or a short
+    /// answer's worth for the final call after a cap.
+    pub(crate) async fn call_settings(&self, final_call: Option<Cap>, with_tools: bool) -> (bool, Option<u32>) {
+        let (tool_calls, output_tokens) = {
+            let j = self.journal.lock().await;
+            (j.replay.tool_calls, j.replay.output_tokens)
+        };
+        let must_call = with_tools && self.spec.tool_choice == ToolChoice::Required && tool_calls == 0;
+        let max_tokens = match (final_call, self.spec.limits.max_output_tokens) {
+            (Some(_), Some(_)) => Some(FINAL_ANSWER_TOKENS),
+            (None, Some(cap)) => Some(cap.saturating_sub(output_tokens).clamp(1, u64::from(u32::MAX)) as u32),
+            (_, None) => None,
+        };
+        (must_call, max_tokens)
     }
 
     /// What the model reads: instructions, history, the run's own steps, and after a cap a

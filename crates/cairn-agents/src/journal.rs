@@ -118,7 +118,7 @@ pub enum Cap {
     Cost,
     /// The same call `max_repeats` times in a row.
     Loop,
-    /// `max_wall_secs` since the run was created.
+    /// `max_wall_secs` since the run started, pauses not counted.
     WallTime,
 }
 
@@ -193,6 +193,12 @@ pub struct Replay {
     pub wait_until: Option<i64>,
     /// Set by the runner when the run is past its wall time: a cap like the others.
     pub out_of_time: bool,
+    /// When the run started (its `Started` entry), Unix ms.
+    pub started_at_ms: Option<i64>,
+    /// Time spent waiting for people or clients, ms: not counted as the run's wall time.
+    pub waited_ms: i64,
+    /// When the open pause began, Unix ms.
+    paused_since: Option<i64>,
     /// Where the run's thread history ends, once it started.
     pub history_to: Option<u64>,
     /// How it ended, once it did.
@@ -274,6 +280,7 @@ impl Replay {
             StepKind::ActionRequested => {
                 let a: ActionRequested = read(step)?;
                 self.wait_until = Some(a.expires_at_ms);
+                self.paused_since.get_or_insert(step.created_at_ms);
                 for item in a.items {
                     self.requested.insert(item.call_id.clone(), item);
                 }
@@ -290,10 +297,16 @@ impl Replay {
                         self.approved.insert(a.call_id, args);
                     }
                 }
+                if self.waiting().is_empty() {
+                    if let Some(since) = self.paused_since.take() {
+                        self.waited_ms += (step.created_at_ms - since).max(0);
+                    }
+                }
             }
             StepKind::Started => {
                 let s: Started = read(step)?;
                 self.history_to = Some(s.history_to);
+                self.started_at_ms = Some(step.created_at_ms);
             }
             StepKind::Ended => {
                 let e: Ended = read(step)?;

@@ -299,7 +299,8 @@ pub struct RunLimits {
     /// Cost in US dollars over the run (none: no cap beyond the key's budget).
     #[schema(minimum = 0, maximum = 1_000_000)]
     pub max_cost_usd: Option<f64>,
-    /// Wall time, seconds, 1-86400 (default 600).
+    /// Wall time, seconds, 1-86400 (default 600), from the run's start; time spent waiting
+    /// for approvals or client outputs does not count (`max_wait_secs` bounds that).
     #[schema(minimum = 1, maximum = 86400)]
     pub max_wall_secs: u32,
     /// The same tool with the same arguments this many times in a row ends the run as a loop,

@@ -218,8 +218,10 @@ impl Stepper {
             }
             let next = {
                 let mut j = self.journal.lock().await;
+                // Wall time runs from the start, less the time spent waiting for people.
                 let limit_ms = i64::from(self.spec.limits.max_wall_secs) * 1000;
-                j.replay.out_of_time = now_ms() - self.run.created_at_ms >= limit_ms;
+                let since = j.replay.started_at_ms.unwrap_or(self.run.created_at_ms);
+                j.replay.out_of_time = now_ms() - since - j.replay.waited_ms >= limit_ms;
                 j.replay.next(&self.spec)
             };
             match next {
@@ -320,18 +322,7 @@ impl Stepper {
         let response_format = self.spec.output_schema.as_ref().map(
             |schema| serde_json::json!({"type": "json_schema", "json_schema": {"name": "answer", "schema": schema}}),
         );
-        let (tool_calls, output_tokens) = {
-            let j = self.journal.lock().await;
-            (j.replay.tool_calls, j.replay.output_tokens)
-        };
-        let must_call = with_tools && self.spec.tool_choice == crate::spec::ToolChoice::Required && tool_calls == 0;
-        // A call may use what is left of the run's output tokens; the final call after a cap
-        // gets a short answer's worth.
-        let max_tokens = match (final_call, self.spec.limits.max_output_tokens) {
-            (Some(_), Some(_)) => Some(FINAL_ANSWER_TOKENS),
-            (None, Some(cap)) => Some(cap.saturating_sub(output_tokens).clamp(1, u64::from(u32::MAX)) as u32),
-            (_, None) => None,
-        };
+        let (must_call, max_tokens) = self.call_settings(final_call, with_tools).await;
         let req = ChatRequest {
             model: self.spec.model.clone(),
             messages: self.messages(final_call).await,
@@ -583,9 +574,6 @@ impl Stepper {
         kind == ToolKind::Client
     }
 }
-
-/// Output tokens of the final answer after a cap on output tokens.
-const FINAL_ANSWER_TOKENS: u32 = 512;
 
 /// What a turn's end means for its job.
 fn outcome(r: Result<RunState, Halt>) -> Result<Option<RunState>, JobError> {

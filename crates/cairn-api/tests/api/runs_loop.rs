@@ -170,6 +170,21 @@ async fn approvals_reject_edit_and_expire() {
     let run = start(&s, &key, &id, "Pay 5").await;
     let done = wait_run(&s, &key, &run, &["expired"]).await;
     assert!(done["reason"].as_str().unwrap().contains("did not come in time"), "{done}");
+
+    // Time spent waiting for a person is not the run's wall time: a pause longer than
+    // max_wall_secs, then the run goes on and ends normally.
+    let limits = json!({"max_wall_secs": 1, "max_wait_secs": 60});
+    let id = agent(&s, &key, spec("slow-person", json!({"pay": pay}), limits)).await;
+    up.script([Scripted::Calls(vec![("pay".into(), json!({"amount": 5}))]), Scripted::Text("Paid.".into())]);
+    let run = start(&s, &key, &id, "Pay 5").await;
+    let waiting = wait_run(&s, &key, &run, &["requires_action"]).await;
+    // What is under test is time passing: the person answers after the run's wall time.
+    tokio::time::sleep(Duration::from_millis(1300)).await;
+    let call = waiting["pending"][0]["call_id"].as_str().unwrap().to_owned();
+    let outputs = json!({"outputs": [{"call_id": call, "output": "paid 5"}]});
+    assert_eq!(s.post(&format!("/v1/runs/{run}/tool_outputs"), &key, &outputs).await.0, 200);
+    let done = wait_run(&s, &key, &run, &["succeeded"]).await;
+    assert_eq!((done["answer"].as_str(), done["reason"].as_str()), (Some("Paid."), None), "{done}");
 }
 
 #[tokio::test]
