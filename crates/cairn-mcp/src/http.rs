@@ -98,8 +98,9 @@ fn pick(body: &[u8], id: u64) -> Result<Value, McpError> {
     found.ok_or_else(|| McpError::Protocol("the answer does not respond to the request".into()))
 }
 
-/// Reads an SSE stream until an event's data is the response to `id`.
-async fn from_events(resp: reqwest::Response, id: u64) -> Result<Value, McpError> {
+/// Reads an SSE stream until an event's data is the response to `id`; a request the server
+/// sends on the way (a `ping`, say) is answered, since the server may wait for it.
+async fn from_events(http: &Http, resp: reqwest::Response, id: u64) -> Result<Value, McpError> {
     let mut stream = resp.bytes_stream();
     let mut buf: Vec<u8> = Vec::new();
     let mut total = 0usize;
@@ -125,6 +126,9 @@ async fn from_events(resp: reqwest::Response, id: u64) -> Result<Value, McpError
                 if answers(&message, id) {
                     return Ok(message);
                 }
+                if let (Some(asked), Some(method)) = (message.get("id"), message.get("method")) {
+                    http.post(&reply(asked, method)).await?;
+                }
             }
         }
         if buf.len() > MAX_MESSAGE_BYTES {
@@ -132,6 +136,16 @@ async fn from_events(resp: reqwest::Response, id: u64) -> Result<Value, McpError
         }
     }
     Err(McpError::Unreachable("the event stream ended before the response".into()))
+}
+
+/// The client's answer to a server's request: `ping` is answered, anything else is not a
+/// method this client has (it offers no sampling, roots or elicitation).
+fn reply(id: &Value, method: &Value) -> Value {
+    if method == "ping" {
+        serde_json::json!({"jsonrpc": "2.0", "id": id, "result": {}})
+    } else {
+        serde_json::json!({"jsonrpc": "2.0", "id": id, "error": {"code": -32601, "message": "method not found"}})
+    }
 }
 
 /// Where the first event in `buf` ends, and the length of the blank line after it.
@@ -151,7 +165,7 @@ impl Transport for Http {
         let content_type =
             resp.headers().get(CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or_default().to_ascii_lowercase();
         if content_type.starts_with("text/event-stream") {
-            from_events(resp, id).await
+            from_events(self, resp, id).await
         } else {
             pick(&body(resp, MAX_MESSAGE_BYTES).await?, id)
         }

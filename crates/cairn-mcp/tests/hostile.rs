@@ -94,3 +94,20 @@ async fn a_dead_server_is_started_again() {
     let again = pool.call("x", &config, "echo", json!({"text": "2"}), json!(null), SHORT).await.unwrap();
     assert!(again.text.starts_with('2'), "{again:?}");
 }
+
+#[tokio::test]
+async fn a_servers_ping_mid_response_is_answered() {
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/sse_ping_server.py");
+    let _server =
+        tokio::process::Command::new("python3").arg(script).arg(port.to_string()).kill_on_drop(true).spawn().unwrap();
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    while tokio::net::TcpStream::connect(("127.0.0.1", port)).await.is_err() {
+        assert!(std::time::Instant::now() < deadline, "the server did not start");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let url = format!("http://127.0.0.1:{port}/mcp").parse().unwrap();
+    let config = ServerConfig::Http { url, headers: Default::default() };
+    let out = Pool::new().call("p", &config, "echo", json!({}), json!(null), Duration::from_secs(10)).await.unwrap();
+    assert_eq!(out.text, "pong received");
+}
