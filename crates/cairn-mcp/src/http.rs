@@ -158,6 +158,20 @@ fn event_end(buf: &[u8]) -> Option<(usize, usize)> {
     }
 }
 
+/// A closed connection ends its session on the server (a DELETE with the session id), so the
+/// server can free what it holds for it; best effort, in the background.
+impl Drop for Http {
+    fn drop(&mut self) {
+        let (Some(session), Ok(runtime)) = (self.session.lock().take(), tokio::runtime::Handle::try_current()) else {
+            return;
+        };
+        let req = self.client.delete(self.url.clone()).headers(self.headers.clone()).header(SESSION, session);
+        runtime.spawn(async move {
+            let _ = tokio::time::timeout(Duration::from_secs(5), req.send()).await;
+        });
+    }
+}
+
 #[async_trait]
 impl Transport for Http {
     async fn request(&self, id: u64, message: Value) -> Result<Value, McpError> {

@@ -108,6 +108,20 @@ async fn a_servers_ping_mid_response_is_answered() {
     }
     let url = format!("http://127.0.0.1:{port}/mcp").parse().unwrap();
     let config = ServerConfig::Http { url, headers: Default::default() };
-    let out = Pool::new().call("p", &config, "echo", json!({}), json!(null), Duration::from_secs(10)).await.unwrap();
+    let pool = Pool::new();
+    let out = pool.call("p", &config, "echo", json!({}), json!(null), Duration::from_secs(10)).await.unwrap();
     assert_eq!(out.text, "pong received");
+
+    // Forgetting the server ends its session there.
+    pool.forget("p");
+    let ended = format!("http://127.0.0.1:{port}/ended");
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let list: serde_json::Value = reqwest::get(&ended).await.unwrap().json().await.unwrap();
+        if list == json!(["s-1"]) {
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "the session was not ended: {list}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
 }

@@ -1,6 +1,7 @@
 """A Streamable HTTP MCP server (standard library only) that, while answering `tools/call`
 over SSE, first pings the client and answers the call only once the client's pong arrives as
-a POST: the client must answer a server's request in the middle of a response.
+a POST: the client must answer a server's request in the middle of a response. It records
+the sessions ended with DELETE (a GET lists them, for the test).
 
     python sse_ping_server.py PORT
 """
@@ -11,6 +12,7 @@ import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 pong = threading.Event()
+deleted = []
 
 
 class Handler(BaseHTTPRequestHandler):
@@ -22,6 +24,19 @@ class Handler(BaseHTTPRequestHandler):
         self.send_response(status)
         self.send_header("Content-Type", "application/json")
         self.send_header("Mcp-Session-Id", "s-1")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def do_DELETE(self):
+        deleted.append(self.headers.get("Mcp-Session-Id"))
+        self.send_response(200)
+        self.end_headers()
+
+    def do_GET(self):
+        # Not MCP: how the test asks which sessions were ended.
+        body = json.dumps(deleted).encode()
+        self.send_response(200)
         self.send_header("Content-Length", str(len(body)))
         self.end_headers()
         self.wfile.write(body)
