@@ -187,6 +187,31 @@ async fn bad_servers_are_refused_or_reported() {
         assert_eq!(status, 400, "{body}: {err}");
         assert!(err["error"]["message"].is_string(), "{err}");
     }
+    // The largest definition allowed, and one past each limit.
+    let headers = |n: usize| -> Value {
+        // (3 KB each: the test server takes bodies up to 64 KB; one value of 8 KB is tried below.)
+        (0..n).map(|i| (format!("X-H{i}"), json!("v".repeat(3000)))).collect::<serde_json::Map<_, _>>().into()
+    };
+    let name = "n".repeat(64);
+    let most = json!({"name": name, "url": mcp.url, "headers": headers(16)});
+    assert_eq!(s.post("/v1/mcp_servers", &admin, &most).await.0, 201);
+    assert_eq!(s.get(&format!("/v1/mcp_servers/{name}"), &admin).await.1["header_names"].as_array().unwrap().len(), 16);
+    let long = json!({"name": "long", "url": mcp.url, "headers": {"X-Big": "v".repeat(8192)}});
+    assert_eq!(s.post("/v1/mcp_servers", &admin, &long).await.0, 201);
+    for body in [
+        json!({"name": "n".repeat(65), "url": mcp.url}),
+        json!({"name": "x", "url": mcp.url, "headers": headers(17)}),
+        json!({"name": "x", "url": mcp.url, "headers": {"X-Big": "v".repeat(8193)}}),
+    ] {
+        assert_eq!(s.post("/v1/mcp_servers", &admin, &body).await.0, 400);
+    }
+    // Eight admins racing for one name: exactly one wins.
+    let race = json!({"name": "race", "url": mcp.url});
+    let racers = (0..8).map(|_| s.post("/v1/mcp_servers", &admin, &race));
+    let statuses: Vec<u16> = futures::future::join_all(racers).await.into_iter().map(|(st, _)| st).collect();
+    assert_eq!(statuses.iter().filter(|st| **st == 201).count(), 1, "{statuses:?}");
+    assert!(statuses.iter().all(|st| *st == 201 || *st == 409), "{statuses:?}");
+
     // A wrong credential and a server that is down: clear 502s, not 500s.
     let wrong = json!({"name": "wrong", "url": mcp.url, "headers": {"Authorization": "Bearer nope"}});
     assert_eq!(s.post("/v1/mcp_servers", &admin, &wrong).await.0, 201);
