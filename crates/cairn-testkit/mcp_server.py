@@ -4,7 +4,7 @@
     python mcp_server.py http PORT [--log PATH] [--token TOKEN]
 
 Tools: add, echo, record (appends its key to the log file: side effects are counted there),
-fail (reports an error) and sleep. Over HTTP, `--token` makes every request need
+slow (logs "start KEY", waits, then records), fail (reports an error) and sleep. Over HTTP, `--token` makes every request need
 `Authorization: Bearer TOKEN`.
 """
 
@@ -43,6 +43,16 @@ def record(key: str) -> str:
         with open(args.log, "a") as f:
             f.write(key + "\n")
     return "recorded " + key
+
+
+@server.tool()
+async def slow(key: str, seconds: float) -> str:
+    """Records that a side effect began, waits, then records it done."""
+    if args.log:
+        with open(args.log, "a") as f:
+            f.write("start " + key + "\n")
+    await asyncio.sleep(seconds)
+    return record(key)
 
 
 @server.tool()

@@ -3,7 +3,8 @@
 //! run ends `succeeded`, no finished model call is made again, and the receiver applied each
 //! side effect exactly once: an interrupted call of an idempotent tool is made again with the
 //! same idempotency key, which the receiver deduplicates. A run waiting for an approval when
-//! the process dies still waits after the restart, and goes on once answered.
+//! the process dies still waits after the restart, and goes on once answered. An MCP call cut
+//! by the crash (a tool not marked idempotent) asks a person before it is made again.
 
 mod common;
 
@@ -222,6 +223,55 @@ async fn an_approval_survives_a_restart_sqlite() {
     post(&client, format!("{base}/v1/runs/{run}/approvals"), &approve).await;
     wait_state(&client, &base, &run, "succeeded").await;
     assert_eq!(receiver.deliveries().len(), 1, "approved after the restart, made once");
+    let _ = restarted.kill();
+    let _ = restarted.wait();
+}
+
+/// An MCP tool call cut by the crash: the tool is not marked idempotent, so after the restart
+/// the run asks a person instead of calling it again; approved, it is made again and the run
+/// ends. (A real MCP server, the official Python SDK's, over Streamable HTTP.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_mcp_call_cut_by_a_crash_asks_a_person_sqlite() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}", dir.path().join("cairn.db").display());
+    let mcp = cairn_testkit::mcp::McpServer::http(None).await;
+    let up = StandIn::start().await;
+    let config = write_config(dir.path(), &url, &up);
+    let client = reqwest::Client::new();
+    let port = free_port();
+    let mut server = spawn(dir.path(), "serve-1", &config, &["serve"], port);
+    let base = ready(&client, port).await;
+    post(&client, format!("{base}/v1/mcp_servers"), &json!({"name": "effects", "url": mcp.url})).await;
+    let tools = json!({"slow": {"type": "mcp", "mcp": {"server": "effects", "tool": "slow", "timeout_ms": 60000}}});
+    let agent =
+        post(&client, format!("{base}/v1/agents"), &json!({"name": "m", "model": "fast", "tools": tools})).await;
+    up.script([
+        cairn_testkit::Scripted::Calls(vec![("slow".into(), json!({"key": "k1", "seconds": 30}))]),
+        cairn_testkit::Scripted::Text("Done.".into()),
+    ]);
+    let body = json!({"agent_id": agent["id"], "messages": [{"role": "user", "content": "do it"}]});
+    let run = post(&client, format!("{base}/v1/runs"), &body).await["id"].as_str().unwrap().to_owned();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+    while !mcp.records().contains(&"start k1".to_owned()) {
+        assert!(tokio::time::Instant::now() < deadline, "the MCP call did not start");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    server.kill().unwrap();
+    server.wait().unwrap();
+
+    let port = free_port();
+    let mut restarted = spawn(dir.path(), "serve-2", &config, &["serve"], port);
+    let base = ready(&client, port).await;
+    let waiting = wait_state(&client, &base, &run, "requires_action").await;
+    assert_eq!(waiting["pending"][0]["kind"], "unresolved", "{waiting}");
+    assert_eq!(mcp.records().iter().filter(|r| *r == "start k1").count(), 1, "not called again unasked");
+    // Approved: made again (quickly this time), and the run ends.
+    let call = waiting["pending"][0]["call_id"].clone();
+    let edit = json!({"answers": [{"call_id": call, "decision": "edit", "arguments": {"key": "k1", "seconds": 0}}]});
+    post(&client, format!("{base}/v1/runs/{run}/approvals"), &edit).await;
+    let done = wait_state(&client, &base, &run, "succeeded").await;
+    assert_eq!(done["answer"], "Done.", "{done}");
+    assert_eq!(mcp.records().iter().filter(|r| *r == "start k1").count(), 2, "{:?}", mcp.records());
     let _ = restarted.kill();
     let _ = restarted.wait();
 }
