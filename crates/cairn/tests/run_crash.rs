@@ -47,6 +47,14 @@ targets = [{{ provider = "up", model = "up-model", timeouts = {{ first_token_ms 
     path
 }
 
+/// Starts `cairn serve` with `config` on a free port (its log named `name`); the process and
+/// its base URL, once ready.
+async fn serve(dir: &Path, name: &str, config: &Path, client: &reqwest::Client) -> (std::process::Child, String) {
+    let port = free_port();
+    let child = spawn(dir, name, config, &["serve"], port);
+    (child, ready(client, port).await)
+}
+
 async fn post(client: &reqwest::Client, url: String, body: &Value) -> Value {
     let resp = client.post(url).bearer_auth(ADMIN_KEY).json(body).send().await.unwrap();
     assert!(resp.status().is_success(), "{}", resp.status());
@@ -87,9 +95,7 @@ async fn runs_survive_a_kill(url: String, during: KillDuring) {
     let receiver = Receiver::start().await;
     let config = write_config(dir.path(), &url, &up);
     let client = reqwest::Client::new();
-    let port = free_port();
-    let mut server = spawn(dir.path(), "serve-1", &config, &["serve"], port);
-    let base = ready(&client, port).await;
+    let (mut server, base) = serve(dir.path(), "serve-1", &config, &client).await;
 
     // Unscripted, the stand-in calls the first tool it is offered, always with the same
     // arguments: the second call is a loop, so each run makes one webhook call and answers.
@@ -131,9 +137,7 @@ async fn runs_survive_a_kill(url: String, during: KillDuring) {
     receiver.hold(Duration::ZERO);
 
     // Restarted: every run ends `succeeded` once its lease runs out and a worker resumes it.
-    let port = free_port();
-    let mut restarted = spawn(dir.path(), "serve-2", &config, &["serve"], port);
-    let base = ready(&client, port).await;
+    let (mut restarted, base) = serve(dir.path(), "serve-2", &config, &client).await;
     for run in &runs {
         let r = wait_state(&client, &base, run, "succeeded").await;
         assert_eq!(r["usage"]["model_calls"], 3, "{during:?}: call, loop, final answer: {r}");
@@ -194,9 +198,7 @@ async fn an_approval_survives_a_restart_sqlite() {
     let receiver = Receiver::start().await;
     let config = write_config(dir.path(), &url, &up);
     let client = reqwest::Client::new();
-    let port = free_port();
-    let mut server = spawn(dir.path(), "serve-1", &config, &["serve"], port);
-    let base = ready(&client, port).await;
+    let (mut server, base) = serve(dir.path(), "serve-1", &config, &client).await;
     let agent = post(
         &client,
         format!("{base}/v1/agents"),
@@ -213,9 +215,7 @@ async fn an_approval_survives_a_restart_sqlite() {
     server.kill().unwrap();
     server.wait().unwrap();
 
-    let port = free_port();
-    let mut restarted = spawn(dir.path(), "serve-2", &config, &["serve"], port);
-    let base = ready(&client, port).await;
+    let (mut restarted, base) = serve(dir.path(), "serve-2", &config, &client).await;
     let again = get(&client, format!("{base}/v1/runs/{run}")).await;
     assert_eq!((again["state"].as_str(), &again["pending"]), (Some("requires_action"), &waiting["pending"]));
     let call = waiting["pending"][0]["call_id"].clone();
@@ -238,9 +238,7 @@ async fn an_mcp_call_cut_by_a_crash_asks_a_person_sqlite() {
     let up = StandIn::start().await;
     let config = write_config(dir.path(), &url, &up);
     let client = reqwest::Client::new();
-    let port = free_port();
-    let mut server = spawn(dir.path(), "serve-1", &config, &["serve"], port);
-    let base = ready(&client, port).await;
+    let (mut server, base) = serve(dir.path(), "serve-1", &config, &client).await;
     post(&client, format!("{base}/v1/mcp_servers"), &json!({"name": "effects", "url": mcp.url})).await;
     let tools = json!({"slow": {"type": "mcp", "mcp": {"server": "effects", "tool": "slow", "timeout_ms": 60000}}});
     let agent =
@@ -259,9 +257,7 @@ async fn an_mcp_call_cut_by_a_crash_asks_a_person_sqlite() {
     server.kill().unwrap();
     server.wait().unwrap();
 
-    let port = free_port();
-    let mut restarted = spawn(dir.path(), "serve-2", &config, &["serve"], port);
-    let base = ready(&client, port).await;
+    let (mut restarted, base) = serve(dir.path(), "serve-2", &config, &client).await;
     let waiting = wait_state(&client, &base, &run, "requires_action").await;
     assert_eq!(waiting["pending"][0]["kind"], "unresolved", "{waiting}");
     assert_eq!(mcp.records().iter().filter(|r| *r == "start k1").count(), 1, "not called again unasked");
