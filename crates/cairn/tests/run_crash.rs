@@ -47,6 +47,13 @@ targets = [{{ provider = "up", model = "up-model", timeouts = {{ first_token_ms 
     path
 }
 
+/// A fresh folder and the URL of a SQLite database in it.
+fn sqlite() -> (tempfile::TempDir, String) {
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}", dir.path().join("cairn.db").display());
+    (dir, url)
+}
+
 /// Starts `cairn serve` with `config` on a free port (its log named `name`); the process and
 /// its base URL, once ready.
 async fn serve(dir: &Path, name: &str, config: &Path, client: &reqwest::Client) -> (std::process::Child, String) {
@@ -171,15 +178,15 @@ async fn runs_survive_a_kill(url: String, during: KillDuring) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn killed_during_a_model_stream_sqlite() {
-    let dir = tempfile::tempdir().unwrap();
-    let url = format!("sqlite://{}", dir.path().join("cairn.db").display());
+    // The folder lives as long as the test: it holds the database.
+    let (_dir, url) = sqlite();
     runs_survive_a_kill(url, KillDuring::ModelStream).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn killed_during_a_webhook_call_sqlite() {
-    let dir = tempfile::tempdir().unwrap();
-    let url = format!("sqlite://{}", dir.path().join("cairn.db").display());
+    // The folder lives as long as the test: it holds the database.
+    let (_dir, url) = sqlite();
     runs_survive_a_kill(url, KillDuring::WebhookCall).await;
 }
 
@@ -192,8 +199,7 @@ async fn killed_during_a_webhook_call_postgres() {
 /// approval is answered on the new process and the run goes on to the end.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_approval_survives_a_restart_sqlite() {
-    let dir = tempfile::tempdir().unwrap();
-    let url = format!("sqlite://{}", dir.path().join("cairn.db").display());
+    let (dir, url) = sqlite();
     let up = StandIn::start().await;
     let receiver = Receiver::start().await;
     let config = write_config(dir.path(), &url, &up);
@@ -232,8 +238,7 @@ async fn an_approval_survives_a_restart_sqlite() {
 /// ends. (A real MCP server, the official Python SDK's, over Streamable HTTP.)
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_mcp_call_cut_by_a_crash_asks_a_person_sqlite() {
-    let dir = tempfile::tempdir().unwrap();
-    let url = format!("sqlite://{}", dir.path().join("cairn.db").display());
+    let (dir, url) = sqlite();
     let mcp = cairn_testkit::mcp::McpServer::http(None).await;
     let up = StandIn::start().await;
     let config = write_config(dir.path(), &url, &up);
