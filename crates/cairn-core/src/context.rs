@@ -7,6 +7,7 @@ use std::time::{Duration, Instant};
 use tokio_util::sync::CancellationToken;
 
 use crate::tenancy::Principal;
+use crate::trace::{ActiveSpan, TraceContext};
 
 /// Who asked, which request, by when, and whether the work is still wanted.
 #[derive(Clone, Debug)]
@@ -27,6 +28,8 @@ pub struct CallContext {
     /// record. Cairn's own streams (an agent run reading its model) hold none; the job
     /// concurrency bounds them, and the run waits for its usage records before it ends.
     pub holds_connection: bool,
+    /// Where the work sits in its trace: spans it opens are children of `trace.parent`.
+    pub trace: TraceContext,
 }
 
 impl CallContext {
@@ -39,7 +42,23 @@ impl CallContext {
             cancel: CancellationToken::new(),
             request_admitted: false,
             holds_connection: true,
+            trace: TraceContext::fresh(),
         }
+    }
+
+    /// The same context for work done under `span` (its spans become `span`'s children).
+    pub fn under(&self, span: &ActiveSpan) -> Self {
+        Self { trace: span.context(), ..self.clone() }
+    }
+
+    /// Opens a span for this context's tenant at this context's place in its trace.
+    pub fn span(
+        &self,
+        tracer: &crate::trace::Tracer,
+        name: impl Into<std::borrow::Cow<'static, str>>,
+        kind: crate::trace::SpanKind,
+    ) -> ActiveSpan {
+        tracer.start(&self.trace, &self.principal.tenant_id, name, kind)
     }
 
     /// The same context with a deadline `within` from now (kept if an earlier one is set).

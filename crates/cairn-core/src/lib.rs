@@ -15,6 +15,7 @@ pub mod runs;
 pub mod store;
 pub mod tenancy;
 pub mod time;
+pub mod trace;
 pub mod usage;
 
 pub use context::CallContext;

@@ -8,6 +8,7 @@ use crate::jobs::JobStore;
 use crate::knowledge::KnowledgeStore;
 use crate::runs::RunStore;
 use crate::tenancy::{ApiKey, Tenant};
+use crate::trace::TraceStore;
 use crate::usage::{NanoUsd, Reservation, ReserveOutcome, Settlement, UsageBucket, UsageQuery, UsageRecord};
 
 /// A storage failure, classified so services can map it to a client error or an internal one.
@@ -88,7 +89,9 @@ pub trait UsageStore: Send + Sync {
 
 /// Everything Cairn stores, in one handle.
 #[async_trait]
-pub trait Store: TenantStore + KeyStore + UsageStore + JobStore + KnowledgeStore + AgentStore + RunStore {
+pub trait Store:
+    TenantStore + KeyStore + UsageStore + JobStore + KnowledgeStore + AgentStore + RunStore + TraceStore
+{
     /// Checks the database answers (for `/readyz`).
     async fn ping(&self) -> StoreResult<()>;
     /// `sqlite` or `postgres`.

@@ -7,6 +7,8 @@ use std::sync::Arc;
 mod agents;
 #[path = "conformance_runs.rs"]
 mod runs;
+#[path = "conformance_traces.rs"]
+mod traces;
 
 use cairn_core::knowledge::{ChangeKind, ChunkRecord, Collection, Document, DocumentKey, DocumentState, PiiMode};
 use cairn_core::store::{Store, StoreError, StoreResult};
@@ -87,6 +89,7 @@ pub async fn run_all(store: Arc<dyn Store>) {
     agents::agents(store.clone()).await;
     agents::mcp_servers(store.clone()).await;
     runs::runs(store.clone()).await;
+    traces::traces(store.clone()).await;
     store.ping().await.expect("ping");
 }
 

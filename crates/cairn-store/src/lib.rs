@@ -11,6 +11,7 @@ mod postgres;
 mod runs_sql;
 mod sql;
 mod sqlite;
+mod traces_sql;
 
 pub mod conformance;
 

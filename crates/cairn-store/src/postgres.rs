@@ -72,3 +72,9 @@ mod knowledge_ports {
     use super::PgStore;
     crate::knowledge_sql::impl_knowledge_store!(PgStore, sqlx::Postgres, "SELECT pg_advisory_xact_lock(202611211)");
 }
+
+/// The traces port, implemented with the shared SQL.
+mod trace_ports {
+    use super::PgStore;
+    crate::traces_sql::impl_trace_store!(PgStore, sqlx::Postgres);
+}

@@ -134,3 +134,9 @@ mod knowledge_ports {
     use super::SqliteStore;
     crate::knowledge_sql::impl_knowledge_store!(SqliteStore, sqlx::Sqlite, "");
 }
+
+/// The traces port, implemented with the shared SQL.
+mod trace_ports {
+    use super::SqliteStore;
+    crate::traces_sql::impl_trace_store!(SqliteStore, sqlx::Sqlite);
+}

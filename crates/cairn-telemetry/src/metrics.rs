@@ -66,6 +66,12 @@ pub struct Metrics {
     pub jobs_dead_lettered: Family<Labels, Counter>,
     /// Leases that ran out (a worker died or hung) and were taken back, by type.
     pub job_lease_expiries: Family<Labels, Counter>,
+    /// Spans dropped because the write queue was full (or the writer had stopped).
+    pub spans_dropped: Counter,
+    /// Spans written to storage.
+    pub spans_written: Counter,
+    /// Span batches whose write failed (dropped after the retries).
+    pub span_write_failures: Counter,
 }
 
 impl Metrics {
@@ -95,6 +101,9 @@ impl Metrics {
             job_attempts: Family::default(),
             jobs_dead_lettered: Family::default(),
             job_lease_expiries: Family::default(),
+            spans_dropped: Counter::default(),
+            spans_written: Counter::default(),
+            span_write_failures: Counter::default(),
             registry: Registry::default(),
         };
         registry.register("http_requests", "HTTP requests", m.http_requests.clone());
@@ -125,6 +134,13 @@ impl Metrics {
             "job_lease_expiries",
             "Job leases that ran out and were taken back",
             m.job_lease_expiries.clone(),
+        );
+        registry.register("spans_dropped", "Spans dropped because the write queue was full", m.spans_dropped.clone());
+        registry.register("spans_written", "Spans written to storage", m.spans_written.clone());
+        registry.register(
+            "span_write_failures",
+            "Span batches that could not be written",
+            m.span_write_failures.clone(),
         );
         Metrics { registry, ..m }
     }

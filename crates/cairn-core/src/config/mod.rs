@@ -10,11 +10,13 @@ mod agents;
 mod jobs;
 mod knowledge;
 mod storage;
+mod tracing;
 
 pub use agents::{AgentsConfig, StdioServerConfig};
 pub use jobs::JobsConfig;
 pub use knowledge::KnowledgeConfig;
 pub use storage::{redact_url_password, StorageConfig};
+pub use tracing::TracingConfig;
 
 use figment::providers::{Env, Format, Serialized, Toml};
 use figment::Figment;
@@ -23,7 +25,7 @@ use serde::{Deserialize, Serialize};
 /// Top-level sections; only `CAIRN_` variables under one of these are read as config overrides,
 /// so variables such as `CAIRN_ADMIN_KEY` or `CAIRN_CONFIG` never collide with config keys.
 const SECTIONS: &[&str] =
-    &["server", "storage", "gateway", "providers", "models", "local", "jobs", "knowledge", "agents", "log"];
+    &["server", "storage", "gateway", "providers", "models", "local", "jobs", "knowledge", "agents", "tracing", "log"];
 
 /// Models served when nothing is configured: (alias, kind, model in the cache).
 const DEFAULT_LOCAL_MODELS: &[(&str, ModelKind, &str)] =
@@ -51,6 +53,8 @@ pub struct Config {
     pub knowledge: KnowledgeConfig,
     /// The agent runtime.
     pub agents: AgentsConfig,
+    /// Traces: what spans keep, how long they live.
+    pub tracing: TracingConfig,
     /// Logging.
     pub log: LogConfig,
 }
@@ -423,6 +427,7 @@ impl Config {
         problems.extend(self.jobs.problems());
         problems.extend(self.knowledge.problems());
         problems.extend(self.agents.problems());
+        problems.extend(self.tracing.problems());
         if self.gateway.breaker_failure_threshold == 0 {
             problems.push("gateway.breaker_failure_threshold must be at least 1".into());
         }

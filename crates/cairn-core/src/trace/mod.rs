@@ -1,0 +1,12 @@
+//! Traces: every request is a tree of spans (the HTTP request, its model calls and their
+//! attempts, retrieval, agent steps, job attempts), recorded through a `Tracer` and stored
+//! per tenant through the `TraceStore` port.
+
+pub mod attrs;
+mod ids;
+mod span;
+mod store;
+
+pub use ids::{BadId, SpanId, TraceContext, TraceId};
+pub use span::{now_ns, ActiveSpan, AttrValue, Capture, Redact, SpanKind, SpanRecord, SpanSink, SpanStatus, Tracer};
+pub use store::{StoredSpan, TraceCursor, TraceDelta, TraceQuery, TraceStore, TraceSummary};

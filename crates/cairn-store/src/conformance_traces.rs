@@ -1,0 +1,146 @@
+//! The trace store's part of the conformance suite.
+
+use std::borrow::Cow;
+use std::sync::Arc;
+
+use cairn_core::store::Store;
+use cairn_core::trace::{attrs, AttrValue, SpanId, SpanKind, SpanRecord, SpanStatus, TraceCursor, TraceId, TraceQuery};
+use cairn_core::usage::NanoUsd;
+
+fn span(tenant: &str, trace: TraceId, parent: Option<SpanId>, name: &str, start_ns: i64, end_ns: i64) -> SpanRecord {
+    SpanRecord {
+        trace_id: trace,
+        span_id: SpanId::random(),
+        parent_id: parent,
+        root: parent.is_none(),
+        tenant_id: tenant.into(),
+        name: name.into(),
+        kind: SpanKind::Internal,
+        start_ns,
+        end_ns,
+        status: SpanStatus::Ok,
+        status_message: None,
+        attributes: Vec::new(),
+    }
+}
+
+fn with(mut s: SpanRecord, attributes: &[(&'static str, AttrValue)]) -> SpanRecord {
+    s.attributes.extend(attributes.iter().map(|(k, v)| (Cow::Borrowed(*k), v.clone())));
+    s
+}
+
+/// A model call's span: its usage and cost count towards its trace.
+fn call(tenant: &str, trace: TraceId, parent: SpanId, model: &str, at: i64, cost: f64) -> SpanRecord {
+    with(
+        span(tenant, trace, Some(parent), &format!("chat {model}"), at, at + 5_000_000),
+        &[
+            (attrs::CALL_ID, "call".into()),
+            (attrs::REQUEST_MODEL, model.into()),
+            (attrs::INPUT_TOKENS, 10i64.into()),
+            (attrs::OUTPUT_TOKENS, 4i64.into()),
+            (attrs::COST_USD, cost.into()),
+        ],
+    )
+}
+
+fn query(tenant: &str) -> TraceQuery {
+    TraceQuery { tenant_id: Some(tenant.into()), limit: 100, ..Default::default() }
+}
+
+/// Summaries folded across batches, duplicates skipped, filters, paging, tenants kept apart,
+/// retention.
+pub(crate) async fn traces(s: Arc<dyn Store>) {
+    let t1 = TraceId::random();
+    let root = with(
+        span("acme", t1, None, "POST /v1/chat/completions", 1_000_000_000, 1_050_000_000),
+        &[(attrs::KEY_ID, "key_a".into()), (attrs::END_USER, "u-7".into()), (attrs::SESSION, "s-1".into())],
+    );
+    let first = call("acme", t1, root.span_id, "fast", 1_001_000_000, 0.25);
+    let mut second = call("acme", t1, root.span_id, "smart", 1_010_000_000, 0.5);
+    second.status = SpanStatus::Error;
+    second.status_message = Some("upstream said 500".into());
+    // The calls arrive before their root, in two batches; the first batch is written twice.
+    s.insert_spans(&[first.clone()]).await.unwrap();
+    s.insert_spans(&[first.clone()]).await.unwrap();
+    s.insert_spans(&[second.clone(), root.clone()]).await.unwrap();
+
+    let (summary, spans) = s.get_trace(Some("acme"), &t1.to_string()).await.unwrap().expect("stored");
+    assert_eq!(summary.name, "POST /v1/chat/completions");
+    assert_eq!(summary.span_count, 3, "the duplicate is skipped");
+    assert_eq!(summary.error_count, 1);
+    assert_eq!(summary.status, SpanStatus::Error);
+    assert_eq!((summary.input_tokens, summary.output_tokens), (20, 8));
+    assert_eq!(NanoUsd::from_usd(summary.cost_usd), NanoUsd::from_usd(0.75));
+    assert_eq!(summary.model.as_deref(), Some("fast"));
+    assert_eq!((summary.key_id.as_deref(), summary.user.as_deref()), (Some("key_a"), Some("u-7")));
+    assert_eq!(summary.session_id.as_deref(), Some("s-1"));
+    assert_eq!(summary.start_ms, 1_000.0);
+    assert_eq!(summary.duration_ms, 50.0);
+    assert_eq!(spans.len(), 3);
+    assert_eq!(spans[0].name, "POST /v1/chat/completions");
+    assert_eq!(spans[1].parent_id.as_deref(), Some(root.span_id.to_string().as_str()));
+    assert_eq!(spans[2].status_message.as_deref(), Some("upstream said 500"));
+    assert_eq!(spans[1].attributes["gen_ai.request.model"], "fast");
+
+    // Another tenant using the same trace id gets a trace of its own.
+    let intruder = span("globex", t1, None, "GET /v1/models", 2_000_000_000, 2_000_100_000);
+    s.insert_spans(&[intruder]).await.unwrap();
+    let (theirs, their_spans) = s.get_trace(Some("globex"), &t1.to_string()).await.unwrap().unwrap();
+    assert_eq!((theirs.span_count, their_spans.len()), (1, 1));
+    assert_eq!(s.get_trace(Some("acme"), &t1.to_string()).await.unwrap().unwrap().0.span_count, 3);
+    assert!(s.get_trace(Some("initech"), &t1.to_string()).await.unwrap().is_none());
+
+    // More traces for the filters: a cheap quick one and an agent run's.
+    let t2 = TraceId::random();
+    let root2 = with(
+        span("acme", t2, None, "GET /v1/models", 3_000_000_000, 3_001_000_000),
+        &[(attrs::KEY_ID, "key_b".into())],
+    );
+    let t3 = TraceId::random();
+    let root3 =
+        with(span("acme", t3, None, "agent run", 4_000_000_000, 4_900_000_000), &[(attrs::RUN_ID, "run_1".into())]);
+    let call3 = call("acme", t3, root3.span_id, "fast", 4_100_000_000, 0.01);
+    s.insert_spans(&[root2, root3, call3]).await.unwrap();
+
+    let ids = |v: Vec<cairn_core::trace::TraceSummary>| v.into_iter().map(|t| t.trace_id).collect::<Vec<String>>();
+    let (t1s, t2s, t3s) = (t1.to_string(), t2.to_string(), t3.to_string());
+    assert_eq!(ids(s.list_traces(&query("acme")).await.unwrap()), [t3s.as_str(), &t2s, &t1s], "newest first");
+    assert_eq!(ids(s.list_traces(&query("globex")).await.unwrap()), [t1s.as_str()]);
+    let owner = TraceQuery { limit: 100, ..Default::default() };
+    assert_eq!(s.list_traces(&owner).await.unwrap().len(), 4, "the instance owner sees every tenant's");
+    let q = |f: fn(&mut TraceQuery)| {
+        let mut q = query("acme");
+        f(&mut q);
+        q
+    };
+    assert_eq!(ids(s.list_traces(&q(|q| q.model = Some("fast".into()))).await.unwrap()), [t3s.as_str(), &t1s]);
+    assert_eq!(ids(s.list_traces(&q(|q| q.model = Some("smart".into()))).await.unwrap()), [t1s.as_str()]);
+    assert_eq!(ids(s.list_traces(&q(|q| q.key_id = Some("key_b".into()))).await.unwrap()), [t2s.as_str()]);
+    assert_eq!(ids(s.list_traces(&q(|q| q.status = Some(SpanStatus::Error))).await.unwrap()), [t1s.as_str()]);
+    assert_eq!(ids(s.list_traces(&q(|q| q.status = Some(SpanStatus::Ok))).await.unwrap()), [t3s.as_str(), &t2s]);
+    assert_eq!(ids(s.list_traces(&q(|q| q.min_duration_ns = Some(50_000_000))).await.unwrap()), [t3s.as_str(), &t1s]);
+    assert_eq!(ids(s.list_traces(&q(|q| q.min_cost = Some(NanoUsd::from_usd(0.5)))).await.unwrap()), [t1s.as_str()]);
+    assert_eq!(ids(s.list_traces(&q(|q| q.run_id = Some("run_1".into()))).await.unwrap()), [t3s.as_str()]);
+    assert_eq!(ids(s.list_traces(&q(|q| q.session_id = Some("s-1".into()))).await.unwrap()), [t1s.as_str()]);
+    assert_eq!(ids(s.list_traces(&q(|q| q.user = Some("u-7".into()))).await.unwrap()), [t1s.as_str()]);
+    assert_eq!(ids(s.list_traces(&q(|q| q.from_ns = Some(2_000_000_000))).await.unwrap()), [t3s.as_str(), &t2s]);
+    assert_eq!(ids(s.list_traces(&q(|q| q.to_ns = Some(3_000_000_000))).await.unwrap()), [t1s.as_str()]);
+    // Paging: two at a time, the cursor after the last one seen.
+    let mut page = q(|q| q.limit = 2);
+    let first_page = s.list_traces(&page).await.unwrap();
+    assert_eq!(first_page.len(), 2);
+    let last = &first_page[1];
+    page.after = Some(TraceCursor { start_ns: (last.start_ms * 1e6).round() as i64, trace_id: last.trace_id.clone() });
+    assert_eq!(ids(s.list_traces(&page).await.unwrap()), [t1s.as_str()]);
+
+    // Retention: traces that started before the cut go, with their spans; others stay.
+    assert_eq!(s.delete_traces_before(Some("acme"), 3_500_000_000, 1_000).await.unwrap(), 2);
+    assert_eq!(ids(s.list_traces(&query("acme")).await.unwrap()), [t3s.as_str()]);
+    assert!(s.get_trace(Some("acme"), &t1s).await.unwrap().is_none());
+    assert!(s.get_trace(Some("globex"), &t1s).await.unwrap().is_some(), "another tenant's cut is its own");
+    // Late spans of a deleted trace start a new summary rather than failing.
+    s.insert_spans(&[span("acme", t1, Some(root.span_id), "late", 5_000_000_000, 5_000_000_001)]).await.unwrap();
+    assert_eq!(s.get_trace(Some("acme"), &t1s).await.unwrap().unwrap().1.len(), 1);
+    assert_eq!(s.delete_traces_before(None, i64::MAX, 1_000).await.unwrap(), 3);
+    assert!(s.list_traces(&owner).await.unwrap().is_empty());
+}
