@@ -15,7 +15,7 @@ use utoipa_swagger_ui::SwaggerUi;
 use crate::error::error_response;
 use crate::middleware::observe;
 use crate::routes::{
-    admin, agents, answer, chat, embeddings, jobs, knowledge, mcp, models, ops, runs, threads, usage, webhooks,
+    admin, agents, answer, chat, embeddings, jobs, knowledge, mcp, models, ops, runs, threads, traces, usage, webhooks,
 };
 use crate::state::AppState;
 
@@ -39,6 +39,8 @@ impl App {
             .route("/v1/embeddings", post(embeddings::embeddings))
             .route("/v1/models", get(models::list_models))
             .route("/v1/usage", get(usage::usage))
+            .route("/v1/traces", get(traces::list))
+            .route("/v1/traces/{id}", get(traces::get))
             .route("/v1/admin/tenants", post(admin::create_tenant).get(admin::list_tenants))
             .route("/v1/admin/keys", post(admin::create_key).get(admin::list_keys))
             .route("/v1/admin/keys/{id}", delete(admin::revoke_key))

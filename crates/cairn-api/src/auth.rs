@@ -8,7 +8,7 @@ use cairn_core::tenancy::Principal;
 use cairn_core::{CallContext, Error};
 
 use crate::error::ApiError;
-use crate::middleware::RequestId;
+use crate::middleware::{RequestId, RequestTrace};
 use crate::state::AppState;
 
 /// The authenticated caller.
@@ -28,7 +28,11 @@ impl FromRequestParts<AppState> for Auth {
             .or_else(|| value.strip_prefix("bearer "))
             .map(str::trim)
             .ok_or_else(|| Error::Unauthenticated("the Authorization header must be 'Bearer <key>'".into()))?;
-        Ok(Auth(state.access.authenticate(secret).await?))
+        let principal = state.access.authenticate(secret).await?;
+        if let Some(trace) = parts.extensions.get::<RequestTrace>() {
+            trace.identify(&principal.tenant_id, &principal.key_id);
+        }
+        Ok(Auth(principal))
     }
 }
 
@@ -41,7 +45,11 @@ impl FromRequestParts<AppState> for Caller {
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
         let Auth(principal) = Auth::from_request_parts(parts, state).await?;
         let request_id = parts.extensions.get::<RequestId>().map(|r| r.0.clone()).unwrap_or_default();
-        Ok(Caller(CallContext::new(principal, request_id)))
+        let mut ctx = CallContext::new(principal, request_id);
+        if let Some(trace) = parts.extensions.get::<RequestTrace>() {
+            ctx.trace = trace.at;
+        }
+        Ok(Caller(ctx))
     }
 }
 

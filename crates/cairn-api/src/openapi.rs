@@ -13,7 +13,7 @@ use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
 use crate::routes::{
-    admin, agents, answer, chat, embeddings, jobs, knowledge, mcp, models, ops, runs, threads, usage, webhooks,
+    admin, agents, answer, chat, embeddings, jobs, knowledge, mcp, models, ops, runs, threads, traces, usage, webhooks,
 };
 
 /// The API description.
@@ -33,6 +33,7 @@ use crate::routes::{
         agents::memories, agents::forget,
         mcp::create, mcp::list, mcp::get, mcp::delete, mcp::tools,
         runs::create, runs::get, runs::cancel, runs::steps, runs::events, runs::approvals, runs::tool_outputs,
+        traces::list, traces::get,
         ops::healthz, ops::readyz, ops::metrics,
     ),
     components(schemas(
@@ -66,6 +67,9 @@ use crate::routes::{
         cairn_agents::runs::DecisionKind, cairn_agents::runs::ToolOutputs, cairn_agents::runs::ToolOutput,
         cairn_agents::actions::PendingAction, cairn_agents::actions::ActionKind, cairn_core::runs::RunState,
         cairn_core::runs::StepKind,
+        cairn_core::trace::TraceSummary, cairn_core::trace::StoredSpan, cairn_core::trace::SpanKind,
+        cairn_core::trace::SpanStatus, cairn_telemetry::traces::TraceList, cairn_telemetry::traces::TraceDetail,
+        cairn_telemetry::traces::SpanNode, cairn_telemetry::traces::StatusFilter,
     )),
     modifiers(&BearerAuth, &StandardErrors),
     tags(
@@ -75,6 +79,7 @@ use crate::routes::{
         (name = "jobs", description = "Durable jobs: enqueue, inspect, watch, cancel, replay"),
         (name = "knowledge", description = "Collections, documents and hybrid search"),
         (name = "agents", description = "Agent definitions and their versions"),
+        (name = "observability", description = "Traces of every request"),
         (name = "operations", description = "Health and metrics"),
     )
 )]

@@ -75,6 +75,7 @@ pub async fn serve(
         let _ = worker.await;
     }
     app.state.gateway.flush_usage().await;
+    app.state.traces.flush().await;
     tracing::info!("shutdown complete");
     Ok(())
 }

@@ -34,6 +34,8 @@ pub struct AppState {
     pub mcp: Arc<cairn_agents::mcp::McpServers>,
     /// Knowledge settings (upload limits).
     pub knowledge_config: cairn_core::config::KnowledgeConfig,
+    /// Traces: the tracer, the span writer, reads.
+    pub traces: Arc<cairn_telemetry::TraceService>,
     /// Metrics registry.
     pub metrics: Arc<Metrics>,
     /// Cancelled when shutdown's grace period is over: open streams end cleanly.

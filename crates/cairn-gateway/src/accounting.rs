@@ -13,6 +13,7 @@ use cairn_access::{Admission, Limiter};
 use cairn_core::openai::ChatMessage;
 use cairn_core::store::Store;
 use cairn_core::tenancy::Principal;
+use cairn_core::trace::{attrs, ActiveSpan, Tracer};
 use cairn_core::usage::{CallStatus, NanoUsd, Settlement, UsageRecord};
 use cairn_telemetry::Metrics;
 use tokio::sync::{mpsc, oneshot};
@@ -162,6 +163,10 @@ pub(crate) struct CallMeta<'a> {
     pub prompt_estimate: u64,
     /// What admission holds for the call, given back when it ends.
     pub admission: Admission,
+    /// The call's span, ended with its usage when the call ends.
+    pub span: ActiveSpan,
+    /// Whether spans keep content (then streamed output is kept for the span).
+    pub capture: Option<Tracer>,
 }
 
 /// The API a model call serves.
@@ -211,6 +216,10 @@ pub(crate) struct PendingCall {
     pub prompt_messages: Vec<ChatMessage>,
     /// Resolves once the finished call's record is written.
     committed: Option<oneshot::Receiver<()>>,
+    /// The call's span (taken when it ends).
+    span: Option<ActiveSpan>,
+    /// Set under `full` capture: the output is kept in `output_text` for the span.
+    pub capture: Option<Tracer>,
 }
 
 impl PendingCall {
@@ -260,7 +269,14 @@ impl PendingCall {
             output_text: String::new(),
             prompt_messages: Vec::new(),
             committed: None,
+            span: Some(meta.span),
+            capture: meta.capture,
         }
+    }
+
+    /// Where work under this call sits in its trace (its attempts).
+    pub(crate) fn trace_context(&self) -> Option<cairn_core::trace::TraceContext> {
+        self.span.as_ref().map(ActiveSpan::context)
     }
 
     /// Notes which target served (or failed) and how routing went.
@@ -299,6 +315,12 @@ impl PendingCall {
         r.status = status;
         r.error = error;
         self.limiter.settle(&self.principal, &self.admission, input + output, NanoUsd::from_usd(r.cost_usd));
+        if let Some(mut span) = self.span.take() {
+            annotate(&mut span, &r);
+            if let Some(text) = self.capture.as_ref().and_then(|t| t.content(&self.output_text)) {
+                span.set(attrs::OUTPUT_MESSAGES, text);
+            }
+        }
         let reservation_id = self.admission.budget.as_ref().map(|h| h.reservation_id.clone());
         self.committed = Some(self.recorder.record(r, reservation_id));
     }
@@ -335,6 +357,35 @@ impl PendingCall {
     pub(crate) fn cancel(&mut self, trace: &RouteTrace) {
         if self.record.is_some() {
             self.finish(CallStatus::Cancelled, Some("client disconnected".into()), trace);
+        }
+    }
+}
+
+/// Ends a model call's span with what its usage record says.
+fn annotate(span: &mut ActiveSpan, r: &UsageRecord) {
+    if !span.recording() {
+        return;
+    }
+    if !r.provider.is_empty() {
+        span.set(attrs::PROVIDER, r.provider.clone());
+        span.set(attrs::RESPONSE_MODEL, r.upstream_model.clone());
+    }
+    span.set(attrs::INPUT_TOKENS, r.input_tokens);
+    span.set(attrs::OUTPUT_TOKENS, r.output_tokens);
+    span.set(attrs::COST_USD, r.cost_usd);
+    if let Some(ttft) = r.ttft_ms {
+        span.set(attrs::TTFT_MS, ttft);
+    }
+    if let Some(tps) = r.output_tokens_per_s {
+        span.set(attrs::TOKENS_PER_S, tps);
+    }
+    span.set(attrs::RETRIES, r.retries);
+    span.set(attrs::FALLBACKS, r.fallbacks);
+    match r.status {
+        CallStatus::Ok => span.ok(),
+        status => {
+            span.set(attrs::ERROR_TYPE, status.as_str());
+            span.fail(r.error.as_deref().unwrap_or(status.as_str()));
         }
     }
 }

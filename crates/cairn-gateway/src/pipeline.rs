@@ -13,6 +13,7 @@ use std::time::Duration;
 use cairn_access::WorstCase;
 use cairn_core::config::GatewayConfig;
 use cairn_core::tenancy::Role;
+use cairn_core::trace::{attrs, AttrValue, SpanKind};
 use cairn_core::usage::NanoUsd;
 use cairn_core::{CallContext, Error, Result};
 
@@ -35,6 +36,9 @@ pub(crate) struct CallSpec {
     pub prompt_estimate: u64,
     /// Output tokens at most: the request's cap, or the configured default for chat.
     pub output_cap: u64,
+    /// Attributes of the request for the call's span (sampling settings; content under
+    /// `full` capture).
+    pub attributes: Vec<(&'static str, AttrValue)>,
 }
 
 /// The most a call may cost and take: its token bound at the dearest target's prices, and its
@@ -61,22 +65,42 @@ impl GatewayService {
         p.require(Role::Member)?;
         ctx.check()?;
         let worst = worst_case(route, &self.gateway_config, &spec);
+        let operation = spec.endpoint.as_str();
+        let mut span = ctx.span(&self.tracer, format!("{operation} {}", route.alias), SpanKind::Internal);
+        let call_id = uuid::Uuid::now_v7().to_string();
+        if span.recording() {
+            span.set(attrs::OPERATION, operation);
+            span.set(attrs::REQUEST_MODEL, route.alias.clone());
+            span.set(attrs::CALL_ID, call_id.clone());
+            span.set(attrs::KEY_ID, p.key_id.clone());
+            span.set(attrs::REQUEST_ID, ctx.request_id.clone());
+            span.set(attrs::STREAMED, spec.streamed);
+            for (k, v) in spec.attributes {
+                span.set(k, v);
+            }
+        }
         let admission = match self.limiter.admit(p, &worst, !ctx.request_admitted).await {
             Ok(a) => a,
             Err(e) => {
                 let kind = if matches!(e, Error::BudgetExceeded { .. }) { "budget" } else { "rate" };
                 self.metrics.limited.get_or_create(&vec![("limit", kind.into())]).inc();
+                span.set(attrs::LIMIT_DECISION, kind);
+                span.set(attrs::ERROR_TYPE, "limited");
+                span.fail(&e);
                 return Err(e);
             }
         };
+        span.set(attrs::LIMIT_DECISION, "admitted");
         let meta = CallMeta {
-            call_id: uuid::Uuid::now_v7().to_string(),
+            call_id,
             request_id: &ctx.request_id,
             endpoint: spec.endpoint,
             alias: &route.alias,
             streamed: spec.streamed,
             prompt_estimate: spec.prompt_estimate,
             admission,
+            span,
+            capture: self.tracer.captures_content().then(|| self.tracer.clone()),
         };
         let call = PendingCall::start(self.recorder.clone(), self.limiter.clone(), p, meta);
         Ok(CallGuard { call, trace: RouteTrace::default() })

@@ -10,6 +10,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use cairn_core::config::{Config, ModelKind, Timeouts};
+use cairn_core::trace::{attrs, ActiveSpan, SpanKind, TraceContext, Tracer};
 use cairn_core::Error;
 use cairn_telemetry::Metrics;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
@@ -121,6 +122,37 @@ impl Drop for Attempt<'_> {
     }
 }
 
+/// Where a routed call's attempts are traced: one span per attempt (and per target a breaker
+/// refused), children of the call's span.
+pub struct Traced<'a> {
+    /// Records the spans.
+    pub tracer: &'a Tracer,
+    /// The call's span (`None`: the call is not traced).
+    pub at: Option<TraceContext>,
+    /// The tenant the call is for.
+    pub tenant: &'a str,
+    /// `chat` or `embeddings`.
+    pub operation: &'static str,
+}
+
+impl Traced<'_> {
+    fn attempt(&self, target: &Target, attempt: u32) -> ActiveSpan {
+        let at = self.at.unwrap_or_else(TraceContext::fresh);
+        let tracer = if self.at.is_some() { self.tracer } else { &OFF };
+        let mut span = tracer.start(&at, self.tenant, format!("{} {}", self.operation, target.model), SpanKind::Client);
+        if span.recording() {
+            span.set(attrs::OPERATION, self.operation);
+            span.set(attrs::PROVIDER, target.provider_name.clone());
+            span.set(attrs::REQUEST_MODEL, target.model.clone());
+            span.set(attrs::ATTEMPT, attempt);
+        }
+        span
+    }
+}
+
+/// The tracer of untraced calls.
+static OFF: std::sync::LazyLock<Tracer> = std::sync::LazyLock::new(Tracer::off);
+
 /// Routes model calls.
 pub struct Router {
     routes: BTreeMap<String, ModelRoute>,
@@ -210,6 +242,7 @@ impl Router {
         &self,
         route: &ModelRoute,
         deadline: Deadline,
+        traced: Traced<'_>,
         op: F,
     ) -> Result<(T, RouteTrace), RouteError>
     where
@@ -230,7 +263,10 @@ impl Router {
                 Deadline::FirstToken => target.timeouts.first_token_ms,
             });
             for attempt in 0..=self.max_retries {
+                let mut span = traced.attempt(target, attempt);
                 if !target.breaker.try_acquire() {
+                    span.set(attrs::ERROR_TYPE, "circuit_open");
+                    span.fail("circuit open: the target was not called");
                     last_err.get_or_insert(ProviderError::Connect(format!("circuit open for {}", target.label())));
                     break;
                 }
@@ -239,7 +275,12 @@ impl Router {
                 // One deadline per attempt covers both waiting for a slot and the call itself.
                 let until = tokio::time::Instant::now() + limit;
                 let result = match tokio::time::timeout_at(until, target.slots.clone().acquire_owned()).await {
-                    Ok(Ok(permit)) => match tokio::time::timeout_at(until, op(target.clone(), permit)).await {
+                    Ok(Ok(permit)) => match tokio::time::timeout_at(
+                        until,
+                        provider::TRACEPARENT.scope(span.context().traceparent(span.id()), op(target.clone(), permit)),
+                    )
+                    .await
+                    {
                         Ok(r) => r,
                         Err(_) => Err(ProviderError::Timeout(match deadline {
                             Deadline::Total => "the response",
@@ -250,6 +291,8 @@ impl Router {
                     _ => {
                         guard.settled = true;
                         target.breaker.on_abandoned();
+                        span.set(attrs::ERROR_TYPE, "no_free_slot");
+                        span.fail("no free connection slot in time");
                         last_err = Some(ProviderError::Timeout("a free connection slot"));
                         break;
                     }
@@ -257,11 +300,15 @@ impl Router {
                 guard.settled = true;
                 match result {
                     Ok(value) => {
+                        span.ok();
                         target.breaker.on_success();
                         target.publish_breaker(&self.metrics);
                         return Ok((value, trace));
                     }
                     Err(e) => {
+                        span.set(attrs::ERROR_TYPE, e.kind());
+                        span.fail(&e);
+                        drop(span);
                         self.metrics
                             .upstream_errors
                             .get_or_create(&vec![("provider", target.provider_name.clone()), ("kind", e.kind().into())])

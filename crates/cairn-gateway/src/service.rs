@@ -12,6 +12,7 @@ use cairn_core::openai::{
 };
 use cairn_core::store::Store;
 use cairn_core::tenancy::{Principal, Role};
+use cairn_core::trace::{attrs, AttrValue, Tracer};
 use cairn_core::usage::{UsageBucket, UsageQuery};
 use cairn_core::CallContext;
 use cairn_core::{Error, Result};
@@ -20,11 +21,11 @@ use futures::StreamExt;
 use serde::{Deserialize, Serialize};
 use tokio_util::sync::CancellationToken;
 
-use crate::accounting::{Endpoint, UsageRecorder};
+use crate::accounting::{CallGuard, Endpoint, UsageRecorder};
 use crate::pipeline::CallSpec;
 use crate::provider::TokenCount;
 use crate::router::Routed;
-use crate::router::{Deadline, ModelRoute, RouteError, Router};
+use crate::router::{Deadline, ModelRoute, RouteError, Router, Traced};
 use crate::stream::{relay, Relay};
 pub use crate::stream::{ChatStream, StreamEvent};
 
@@ -89,6 +90,7 @@ pub struct GatewayService {
     pub(crate) gateway_config: GatewayConfig,
     store: Arc<dyn Store>,
     pub(crate) metrics: Arc<Metrics>,
+    pub(crate) tracer: Tracer,
     started_secs: i64,
 }
 
@@ -109,8 +111,25 @@ impl GatewayService {
             gateway_config: cfg.gateway.clone(),
             store,
             metrics,
+            tracer: Tracer::off(),
             started_secs: cairn_core::time::now_secs(),
         })
+    }
+
+    /// The same gateway recording a span per call and per attempt through `tracer`.
+    pub fn with_tracer(mut self, tracer: Tracer) -> Self {
+        self.tracer = tracer;
+        self
+    }
+
+    /// Where `guard`'s attempts are traced.
+    fn traced<'a>(&'a self, ctx: &'a CallContext, guard: &CallGuard, operation: Endpoint) -> Traced<'a> {
+        Traced {
+            tracer: &self.tracer,
+            at: guard.call.trace_context(),
+            tenant: &ctx.principal.tenant_id,
+            operation: operation.as_str(),
+        }
     }
 
     fn route(&self, alias: &str, kind: ModelKind) -> Result<&ModelRoute> {
@@ -147,12 +166,31 @@ impl GatewayService {
     }
 
     fn chat_spec(&self, req: &ChatRequest, streamed: bool) -> CallSpec {
+        let mut attributes: Vec<(&'static str, AttrValue)> = Vec::new();
+        if self.tracer.enabled() {
+            if let Some(n) = req.output_cap() {
+                attributes.push((attrs::REQUEST_MAX_TOKENS, n.into()));
+            }
+            if let Some(t) = req.temperature {
+                attributes.push((attrs::REQUEST_TEMPERATURE, t.into()));
+            }
+            if let Some(u) = &req.user {
+                attributes.push((attrs::END_USER, u.clone().into()));
+            }
+            if self.tracer.captures_content() {
+                let prompt = serde_json::to_string(&req.messages).unwrap_or_default();
+                if let Some(text) = self.tracer.content(&prompt) {
+                    attributes.push((attrs::INPUT_MESSAGES, text.into()));
+                }
+            }
+        }
         CallSpec {
             endpoint: Endpoint::Chat,
             streamed,
             prompt_bound: req.prompt_token_bound(),
             prompt_estimate: req.estimated_prompt_tokens(),
             output_cap: u64::from(req.output_cap().unwrap_or(self.gateway_config.reserve_output_tokens)),
+            attributes,
         }
     }
 
@@ -163,7 +201,7 @@ impl GatewayService {
         let mut guard = self.open(ctx, route, self.chat_spec(&req, false)).await?;
         let result = self
             .router
-            .call(route, Deadline::Total, |t, _permit| {
+            .call(route, Deadline::Total, self.traced(ctx, &guard, Endpoint::Chat), |t, _permit| {
                 let req = &req;
                 async move { t.provider.chat(req, &t.model).await }
             })
@@ -172,6 +210,9 @@ impl GatewayService {
             Ok((completion, trace)) => {
                 let reported = completion.usage.as_ref().map(|u| (u.prompt_tokens, u.completion_tokens));
                 let chars = completion.choices.iter().map(|c| c.message.text_content().len()).sum();
+                if guard.call.capture.is_some() {
+                    guard.call.output_text = serde_json::to_string(&completion.choices).unwrap_or_default();
+                }
                 let routed = guard.succeed(trace, reported, chars);
                 guard.durable().await;
                 Ok((completion, routed))
@@ -195,7 +236,7 @@ impl GatewayService {
         let started = tokio::time::Instant::now();
         let result = self
             .router
-            .call(route, Deadline::FirstToken, |t, permit| {
+            .call(route, Deadline::FirstToken, self.traced(ctx, &guard, Endpoint::Chat), |t, permit| {
                 let req = &req;
                 async move {
                     let mut upstream = t.provider.chat_stream(req, &t.model).await?;
@@ -267,11 +308,12 @@ impl GatewayService {
             prompt_bound: req.input.token_bound(),
             prompt_estimate: req.input.estimated_tokens(),
             output_cap: 0,
+            attributes: Vec::new(),
         };
         let mut guard = self.open(ctx, route, spec).await?;
         let result = self
             .router
-            .call(route, Deadline::Total, |t, _permit| {
+            .call(route, Deadline::Total, self.traced(ctx, &guard, Endpoint::Embeddings), |t, _permit| {
                 let req = &req;
                 async move { t.provider.embed(req, &t.model).await }
             })

@@ -78,7 +78,7 @@ impl State {
     /// Tracks a chunk and queues it for the client in the shape it asked for.
     fn push_chunk(&mut self, mut chunk: ChatChunk) {
         let call = &mut self.relay.guard.call;
-        let keep = call.counter.is_some();
+        let keep = call.counter.is_some() || call.capture.is_some();
         for choice in &chunk.choices {
             let before = call.output_chars;
             let text = choice.delta.content.as_deref().unwrap_or_default();

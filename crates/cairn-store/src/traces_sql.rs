@@ -30,6 +30,7 @@ macro_rules! impl_trace_store {
                 tenant_id: r.try_get("tenant_id")?,
                 name: r.try_get("name")?,
                 start_ms: start as f64 / 1e6,
+                start_ns: start,
                 duration_ms: (end - start).max(0) as f64 / 1e6,
                 status: if errors > 0 { SpanStatus::Error } else { SpanStatus::Ok },
                 span_count: r.try_get("span_count")?,

@@ -7,7 +7,9 @@
 mod logging;
 mod metrics;
 mod spans;
+pub mod traces;
 
 pub use logging::init_logging;
 pub use metrics::{Labels, Metrics};
 pub use spans::{SpanQueue, SpanQueueSettings};
+pub use traces::TraceService;

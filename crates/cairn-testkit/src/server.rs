@@ -20,6 +20,8 @@ pub struct TestServer {
     pub shutdown: CancellationToken,
     /// The gateway service, to flush usage records before asserting on them.
     pub gateway: std::sync::Arc<cairn_gateway::GatewayService>,
+    /// The trace service, to write queued spans and run retention passes in tests.
+    pub traces: std::sync::Arc<cairn_telemetry::TraceService>,
     /// The server's storage URL (SQLite file or PostgreSQL database).
     pub database_url: String,
     /// Resolves when the server has shut down.
@@ -50,18 +52,34 @@ impl TestServer {
         let admin_key = format!("sk-cairn-test{}", hex::encode(&digest[..20]));
         let app = cairn::compose::app(config, Some(&admin_key)).await.expect("app builds");
         let gateway = app.state.gateway.clone();
+        let traces = app.state.traces.clone();
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
         let base = format!("http://{}", listener.local_addr().expect("addr"));
         let shutdown = CancellationToken::new();
         let signal = shutdown.clone();
         let handle = tokio::spawn(cairn_api::serve(listener, app, async move { signal.cancelled().await }));
         let client = reqwest::Client::builder().timeout(Duration::from_secs(30)).build().expect("client");
-        TestServer { base, admin_key, client, shutdown, gateway, database_url, handle, _dir: dir }
+        TestServer { base, admin_key, client, shutdown, gateway, traces, database_url, handle, _dir: dir }
     }
 
-    /// Writes every usage record queued so far.
+    /// Writes every usage record and span queued so far.
     pub async fn flush(&self) {
         self.gateway.flush_usage().await;
+        self.traces.flush().await;
+    }
+
+    /// Reads trace `id` as `key` once it holds at least `spans` spans (a streamed response's
+    /// root span is queued only after its body ends, which the client may see first).
+    pub async fn trace(&self, id: &str, key: &str, spans: i64) -> Value {
+        for _ in 0..500 {
+            self.flush().await;
+            let (status, body) = self.get(&format!("/v1/traces/{id}"), key).await;
+            if status == 200 && body["trace"]["span_count"].as_i64() >= Some(spans) {
+                return body;
+            }
+            tokio::task::yield_now().await;
+        }
+        panic!("trace {id} never held {spans} spans");
     }
 
     /// POSTs a chat request and returns the raw response (for headers and streams).

@@ -18,23 +18,38 @@ use cairn_api::{App, AppState};
 use cairn_core::config::Config;
 use cairn_core::models::TextEmbedder;
 use cairn_core::store::Store;
+use cairn_core::trace::Redact;
 use cairn_gateway::adapters::{GatewayChat, GatewayEmbedder};
 use cairn_gateway::GatewayService;
+use cairn_guard::{PiiPolicy, Redactor};
 use cairn_jobs::builtin::Webhook;
 use cairn_jobs::{JobService, SystemClock, Worker};
 use cairn_knowledge::answer::AnswerService;
 use cairn_knowledge::ingest::{IngestHandler, INGEST_JOB};
 use cairn_knowledge::live::LiveIndex;
 use cairn_knowledge::service::KnowledgeService;
-use cairn_telemetry::Metrics;
+use cairn_telemetry::{Metrics, TraceService};
 use tokio_util::sync::CancellationToken;
 
 use crate::agent_ports::{FilterRules, KnowledgeMemories, KnowledgeTool};
+
+/// How often `cairn serve` deletes traces past their retention.
+const RETENTION_EVERY: Duration = Duration::from_secs(3600);
+
+/// Masks personal data in span content with the guard's PII detectors.
+struct PiiMask(Redactor);
+
+impl Redact for PiiMask {
+    fn redact(&self, text: &str) -> String {
+        self.0.redact(text).text
+    }
+}
 
 /// Opens storage (migrating it), builds the services, and bootstraps the first owner key
 /// (`admin_key` when given, e.g. from `CAIRN_ADMIN_KEY`): what `cairn serve` runs.
 pub async fn app(config: Config, admin_key: Option<&str>) -> Result<App, String> {
     let state = services(&config).await?;
+    tokio::spawn(state.traces.clone().keep_retention(RETENTION_EVERY, state.streams_cut.clone()));
     let bootstrap_secret = state.access.bootstrap(admin_key).await.map_err(|e| e.to_string())?;
     let worker = config.jobs.workers_in_serve.then(|| Worker::new(state.jobs.clone(), Worker::default_id(), None));
     Ok(App { state, config, bootstrap_secret, worker })
@@ -66,7 +81,11 @@ pub async fn services(config: &Config) -> Result<AppState, String> {
     let store = store(config, config.storage.max_connections).await?;
     let metrics = Arc::new(Metrics::new());
     let access = Arc::new(AccessService::new(store.clone(), Duration::from_millis(config.gateway.key_cache_ttl_ms)));
-    let gateway = Arc::new(GatewayService::new(config, store.clone(), metrics.clone())?);
+    let redact: Arc<dyn Redact> = Arc::new(PiiMask(Redactor::new(PiiPolicy::Mask)));
+    let traces =
+        Arc::new(TraceService::start(store.clone(), store.clone(), metrics.clone(), &config.tracing, Some(redact)));
+    let tracer = traces.tracer();
+    let gateway = Arc::new(GatewayService::new(config, store.clone(), metrics.clone())?.with_tracer(tracer.clone()));
     let index = Arc::new(LiveIndex::open(&*store).await.map_err(|e| format!("building the search index: {e}"))?);
     let embedder: Arc<dyn TextEmbedder> = Arc::new(GatewayEmbedder(gateway.clone()));
     // Keys the `hash` PII policy; from the environment only, like every secret.
@@ -126,6 +145,7 @@ pub async fn services(config: &Config) -> Result<AppState, String> {
         runs,
         mcp,
         knowledge_config: config.knowledge.clone(),
+        traces,
         metrics,
         streams_cut,
         request_timeout: Duration::from_secs(config.server.request_timeout_secs),

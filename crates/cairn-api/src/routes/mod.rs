@@ -12,6 +12,7 @@ pub mod models;
 pub mod ops;
 pub mod runs;
 pub mod threads;
+pub mod traces;
 pub mod usage;
 pub mod webhooks;
 

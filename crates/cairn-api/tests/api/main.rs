@@ -23,6 +23,7 @@ mod runs_memory;
 mod sdk;
 mod tenancy;
 mod tools;
+mod traces;
 
 use cairn_testkit::{StandIn, TestServer};
 use serde_json::{json, Value};

@@ -274,6 +274,11 @@ impl Tracer {
         self.sink.is_some()
     }
 
+    /// Whether spans keep content (`full` capture with a redactor).
+    pub fn captures_content(&self) -> bool {
+        self.capture == Capture::Full && self.redact.is_some() && self.sink.is_some()
+    }
+
     /// `text` as a span may keep it: redacted under `full` capture, else nothing.
     pub fn content(&self, text: &str) -> Option<String> {
         match (self.capture, &self.redact) {
@@ -346,6 +351,18 @@ impl ActiveSpan {
         if let Some(r) = self.record.as_mut() {
             r.attributes.push((key.into(), value.into()));
         }
+    }
+
+    /// Sets the tenant the span is stored under (when it is known only later).
+    pub fn set_tenant(&mut self, tenant: impl Into<String>) {
+        if let Some(r) = self.record.as_mut() {
+            r.tenant_id = tenant.into();
+        }
+    }
+
+    /// Ends the span without recording it.
+    pub fn discard(mut self) {
+        self.record = None;
     }
 
     /// Renames the span (when its target is known only later).

@@ -103,6 +103,9 @@ pub struct TraceSummary {
     pub name: String,
     /// Start, Unix milliseconds.
     pub start_ms: f64,
+    /// Start, Unix nanoseconds (exact, for paging; JSON numbers cannot carry it).
+    #[serde(skip)]
+    pub start_ns: i64,
     /// From the first span's start to the last one's end, milliseconds.
     pub duration_ms: f64,
     /// `error` when any span failed, else `ok`.

@@ -8,6 +8,12 @@ use reqwest::header::{HeaderMap, HeaderName, HeaderValue};
 
 use super::ProviderError;
 
+tokio::task_local! {
+    /// The W3C `traceparent` of the attempt being made, sent with every upstream request the
+    /// attempt makes (set by the router around each attempt).
+    pub(crate) static TRACEPARENT: String;
+}
+
 /// A client for one provider: its key (read from the environment now, never logged) and its
 /// extra headers are default headers; the connect timeout is the target's.
 pub(crate) fn client(name: &str, cfg: &ProviderConfig, connect_timeout: Duration) -> Result<reqwest::Client, String> {
@@ -73,6 +79,11 @@ fn without_url(e: reqwest::Error) -> String {
 /// Sends `req` and returns the response if its status is 2xx; otherwise reads the error body
 /// into a `Status` error, keeping `retry-after` (seconds, or `retry-after-ms`).
 pub(crate) async fn send(req: reqwest::RequestBuilder) -> Result<reqwest::Response, ProviderError> {
+    // The router runs each attempt inside its span's scope: the upstream sees it as the parent.
+    let req = match TRACEPARENT.try_with(Clone::clone) {
+        Ok(tp) => req.header("traceparent", tp),
+        Err(_) => req,
+    };
     let resp = req.send().await.map_err(transport)?;
     if resp.status().is_success() {
         return Ok(resp);

@@ -20,6 +20,7 @@ use cairn_core::openai::{ChatChunk, ChatCompletion, ChatRequest, EmbeddingReques
 use futures::Stream;
 
 pub use anthropic::AnthropicProvider;
+pub(crate) use http::TRACEPARENT;
 pub use local::LocalProvider;
 pub use openai::OpenAiProvider;
 
