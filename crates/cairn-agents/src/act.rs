@@ -6,6 +6,7 @@
 
 use cairn_core::openai::ToolCall;
 use cairn_core::runs::RunState;
+use cairn_core::trace::{attrs, ActiveSpan, SpanKind};
 use futures::StreamExt;
 use serde_json::Value;
 
@@ -96,4 +97,33 @@ pub(crate) async fn tools(s: &Stepper, calls: Vec<ToolCall>, started: bool) -> R
         return s.pause(held).await.map(Some);
     }
     Ok(None)
+}
+
+/// Opens the span of one tool call, a child of the run's span.
+pub(crate) fn tool_span(s: &Stepper, tool: &str, call_id: &str) -> ActiveSpan {
+    let mut span = s.call.span(&s.rt().tracer, format!("execute_tool {tool}"), SpanKind::Internal);
+    if span.recording() {
+        span.set(attrs::OPERATION, "execute_tool");
+        span.set(attrs::TOOL_NAME, tool.to_owned());
+        span.set(attrs::TOOL_CALL_ID, call_id.to_owned());
+        span.set(attrs::RUN_ID, s.run.id.clone());
+    }
+    span
+}
+
+/// Ends a tool call's span with its outcome (the result itself only under `full` capture,
+/// redacted).
+pub(crate) fn end_tool_span(s: &Stepper, span: &mut ActiveSpan, content: &str, is_error: bool) {
+    let kept = s.rt().tracer.content(content);
+    if is_error {
+        span.set(attrs::ERROR_TYPE, "tool_error");
+        // The error text may quote the call's arguments: content, kept only under `full`.
+        span.fail(kept.as_deref().map_or("the tool call failed", |t| t).chars().take(500).collect::<String>());
+    }
+    if let Some(text) = kept {
+        span.set("cairn.tool.result", text);
+    }
+    if !is_error {
+        span.ok();
+    }
 }

@@ -9,6 +9,7 @@
 //! pauses (`requires_action`) ends its job; the answers to the pause enqueue the next one, and
 //! the pause's expiry has one of its own, scheduled for when it runs out.
 
+use cairn_core::trace::{attrs, SpanKind, Tracer};
 use std::sync::Arc;
 
 use async_trait::async_trait;
@@ -68,6 +69,8 @@ pub struct Runtime {
     pub journal: crate::writer::JournalWriter,
     /// Long-term memory, for agents that have it.
     pub memories: Arc<dyn crate::ports::Memories>,
+    /// Records a span per run attempt and per tool call.
+    pub tracer: Tracer,
 }
 
 impl Runtime {
@@ -137,7 +140,7 @@ impl JobHandler for RunHandler {
         serde_json::from_value::<RunJob>(payload.clone()).map(|_| ()).map_err(|e| Refusal::Invalid(e.to_string()))
     }
 
-    async fn run(&self, ctx: JobContext) -> Result<Option<Value>, JobError> {
+    async fn run(&self, mut ctx: JobContext) -> Result<Option<Value>, JobError> {
         let job: RunJob =
             serde_json::from_value(ctx.payload().clone()).map_err(|e| JobError::Permanent(e.to_string()))?;
         let rt = self.0.get().ok_or_else(|| JobError::Retry("the agent runtime is not ready".into()))?;
@@ -157,11 +160,24 @@ impl JobHandler for RunHandler {
             return Ok(None);
         }
         let last_attempt = ctx.job.attempts >= ctx.job.max_attempts;
+        let mut span = rt.tracer.start(&ctx.trace, &run.tenant_id, format!("invoke_agent {}", run.agent_id), SpanKind::Internal);
+        if span.recording() {
+            span.set(attrs::OPERATION, "invoke_agent");
+            span.set(attrs::AGENT_ID, run.agent_id.clone());
+            span.set(attrs::RUN_ID, run.id.clone());
+            span.set(attrs::KEY_ID, run.key_id.clone());
+        }
+        ctx.trace = span.context();
         let outcome = match Stepper::load(rt.clone(), run, &ctx).await {
             Ok(stepper) if job.expire => stepper.expire().await,
             Ok(stepper) => stepper.start().await,
             Err(e) => Err(e),
         };
+        match &outcome {
+            Ok(state) => span.set("cairn.run.state", state.map_or("running", |s| s.as_str())),
+            Err(e) => span.fail(e),
+        }
+        drop(span);
         match outcome {
             Ok(state) => Ok(state.map(|s| json!({"state": s}))),
             // A failure retrying cannot help, or the last attempt's: the run ends `failed`,

@@ -7,7 +7,8 @@ use std::sync::Arc;
 use cairn_core::runs::{BusyThread, Run, RunState, RunStep, StepKind};
 use cairn_core::tenancy::{Principal, Role};
 use cairn_core::time::now_ms;
-use cairn_core::{Error, Result};
+use cairn_core::{CallContext, Error, Result};
+use cairn_jobs::EnqueueRequest;
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 use utoipa::ToSchema;
@@ -268,8 +269,9 @@ impl RunService {
     }
 
     /// Starts agent `req.agent_id` on a thread or a one-off input; the run is queued and a
-    /// worker steps it.
-    pub async fn create(&self, caller: &Principal, req: CreateRun) -> Result<RunView> {
+    /// worker steps it, in the trace of `ctx`'s request.
+    pub async fn create(&self, ctx: &CallContext, req: CreateRun) -> Result<RunView> {
+        let caller = &ctx.principal;
         caller.require(Role::Member)?;
         let agent = self.agent(caller, &req.agent_id).await?;
         let spec: AgentSpec = serde_json::from_value(agent.spec.clone())
@@ -314,7 +316,7 @@ impl RunService {
             IfBusy::Refuse => BusyThread::Refuse,
             IfBusy::Queue => BusyThread::Queue,
         };
-        let job = self.rt.job_for(&run, "start", None, false);
+        let job = EnqueueRequest { trace: Some(ctx.trace), ..self.rt.job_for(&run, "start", None, false) };
         let new_job = self.rt.jobs.prepare_internal(caller, vec![job])?.pop();
         let new_job = new_job.ok_or_else(|| Error::Internal("no job prepared for the run".into()))?;
         let stored = self.rt.runs.create_run(&run, busy, &new_job).await.map_err(|e| match Error::from(e) {

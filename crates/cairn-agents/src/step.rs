@@ -102,6 +102,7 @@ impl Stepper {
         let cancel = ctx.cancel_token().child_token();
         let guard = rt.hub.running(&run.id, cancel.clone());
         let mut call = CallContext::new(principal, run.id.clone());
+        call.trace = ctx.trace;
         call.cancel = cancel;
         // The run reads its model's stream itself: no client connection is held open.
         call.holds_connection = false;
@@ -537,8 +538,9 @@ impl Stepper {
         self.append(StepKind::ToolStarted, &ToolStarted { call_id: call_id.into(), idempotency_key: key.clone() })
             .await?;
         let spec = self.spec.tools.get(tool).ok_or(Halt::Lost)?;
+        let mut span = crate::act::tool_span(self, tool, call_id);
         let ctx = ToolCallCtx {
-            call: &self.call,
+            call: &self.call.under(&span),
             run_id: &self.run.id,
             tool,
             idempotency_key: &key,
@@ -552,6 +554,7 @@ impl Stepper {
             Ok(text) => (text, false),
             Err(why) => (format!("Error: {why}"), true),
         };
+        crate::act::end_tool_span(self, &mut span, &content, is_error);
         self.append(StepKind::ToolResult, &ToolResult { call_id: call_id.into(), content, is_error }).await
     }
 

@@ -115,6 +115,11 @@ pub struct Job {
     #[serde(skip)]
     #[schema(ignore)]
     pub lease_id: Option<String>,
+    /// The W3C `traceparent` of the work that enqueued the job: its attempts' spans join
+    /// that trace.
+    #[serde(skip)]
+    #[schema(ignore)]
+    pub trace_parent: Option<String>,
 }
 
 /// How one attempt ended.
@@ -202,6 +207,8 @@ pub struct NewJob {
     pub run_at_ms: i64,
     /// Enqueue time, Unix ms.
     pub created_at_ms: i64,
+    /// The W3C `traceparent` of the work that enqueued it.
+    pub trace_parent: Option<String>,
 }
 
 impl NewJob {
@@ -230,6 +237,7 @@ impl NewJob {
             worker: None,
             lease_until_ms: None,
             lease_id: None,
+            trace_parent: self.trace_parent,
         }
     }
 }
@@ -446,6 +454,7 @@ mod tests {
             timeout_ms: 1000,
             run_at_ms: 5,
             created_at_ms: 5,
+            trace_parent: None,
         }
         .into_job();
         let v = serde_json::to_value(Job { lease_id: Some("secret".into()), ..job }).unwrap();

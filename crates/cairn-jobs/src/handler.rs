@@ -8,6 +8,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 use cairn_core::jobs::{Job, LeaseRef};
 use cairn_core::store::Store;
+use cairn_core::trace::TraceContext;
 use serde_json::Value;
 use tokio_util::sync::CancellationToken;
 
@@ -86,6 +87,8 @@ pub trait JobHandler: Send + Sync + 'static {
 pub struct JobContext {
     /// The job as claimed (its `attempts` counts this attempt).
     pub job: Job,
+    /// The attempt's place in its trace: work done for it runs under the attempt's span.
+    pub trace: TraceContext,
     pub(crate) lease: LeaseRef,
     pub(crate) cancel: CancellationToken,
     pub(crate) store: Arc<dyn Store>,

@@ -2,6 +2,7 @@
 //! caller's `Principal`; roles and tenant visibility are checked here, so the HTTP API, the CLI
 //! and later the agent runtime all get the same rules. A job of another tenant reads as missing.
 
+use cairn_core::trace::Tracer;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -43,6 +44,7 @@ pub struct JobService {
     pub(crate) config: JobsConfig,
     pub(crate) events: EventHub,
     pub(crate) metrics: Arc<Metrics>,
+    pub(crate) tracer: Tracer,
     combiner: Combiner,
 }
 
@@ -57,7 +59,14 @@ impl JobService {
         metrics: Arc<Metrics>,
     ) -> Self {
         let combiner = Combiner::start(store.clone());
-        Self { store, registry, clock, config, events: EventHub::new(), metrics, combiner }
+        Self { store, registry, clock, config, events: EventHub::new(), metrics, tracer: Tracer::off(), combiner }
+    }
+
+    /// The same service recording a span per attempt through `tracer`, in the trace of the
+    /// work that enqueued the job.
+    pub fn with_tracer(mut self, tracer: Tracer) -> Self {
+        self.tracer = tracer;
+        self
     }
 
     /// The process's job event bus (workers built on this service share it).
@@ -250,6 +259,7 @@ impl JobService {
             timeout_ms,
             run_at_ms,
             created_at_ms: now,
+            trace_parent: r.trace.and_then(|t| t.parent.map(|span| t.traceparent(span))),
         })
     }
 

@@ -45,6 +45,11 @@ pub struct EnqueueRequest {
     /// Tenant to enqueue for (admins only; default the caller's).
     #[serde(default)]
     pub tenant_id: Option<String>,
+    /// Where the enqueuing work sits in its trace (set by Cairn, never by clients): the
+    /// job's attempts become spans of that trace.
+    #[serde(skip)]
+    #[schema(ignore)]
+    pub trace: Option<cairn_core::trace::TraceContext>,
 }
 
 /// Which jobs to list.

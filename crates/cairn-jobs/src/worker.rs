@@ -3,6 +3,7 @@
 //! finisher writes attempt ends in batches (one transaction for many jobs); background loops
 //! renew leases, take back expired ones and keep the queue metrics fresh (see `upkeep`).
 
+use cairn_core::trace::{attrs, SpanKind, TraceContext};
 use std::collections::HashMap;
 use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
@@ -233,7 +234,14 @@ impl Inner {
         let type_label = vec![("type", job.kind.clone())];
         s.metrics.job_wait.get_or_create(&type_label).observe((started_at_ms - job.run_at_ms).max(0) as f64 / 1e3);
         s.events.changed(&job.id);
+        let at = job.trace_parent.as_deref().and_then(TraceContext::from_traceparent).unwrap_or_else(TraceContext::fresh);
+        let mut span = s.tracer.start(&at, &job.tenant_id, format!("job {}", job.kind), SpanKind::Consumer);
+        if span.recording() {
+            span.set(attrs::JOB_ID, job.id.clone());
+            span.set(attrs::ATTEMPT, job.attempts);
+        }
         let ctx = JobContext {
+            trace: span.context(),
             job: job.clone(),
             lease: lease.clone(),
             cancel: stop.clone(),
@@ -263,6 +271,13 @@ impl Inner {
             Outcome::Released => AttemptOutcome::Interrupted,
         };
         let dead = matches!(outcome, Outcome::Dead { .. });
+        span.set(attrs::JOB_OUTCOME, label.as_str());
+        match &outcome {
+            Outcome::Succeeded(_) => span.ok(),
+            Outcome::Retry { error, .. } | Outcome::Dead { error, .. } => span.fail(error),
+            Outcome::Cancelled | Outcome::Released => {}
+        }
+        drop(span);
         let finish = Finish {
             job_id: job.id.clone(),
             lease_id: lease.lease_id,

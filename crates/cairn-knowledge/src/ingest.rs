@@ -93,6 +93,7 @@ impl IngestHandler {
         };
         let mut call = CallContext::new(principal, ctx.job.id.clone());
         call.request_admitted = true;
+        call.trace = ctx.trace;
         Ok(call)
     }
 

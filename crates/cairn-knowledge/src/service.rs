@@ -385,6 +385,7 @@ impl KnowledgeService {
                     "title": clean.title, "key_id": caller.key_id, "redacted": redacted,
                 }),
                 tenant_id: Some(col.tenant_id.clone()),
+                trace: Some(ctx.trace),
                 ..Default::default()
             });
             rows.push(Document {

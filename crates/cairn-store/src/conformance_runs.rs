@@ -21,6 +21,7 @@ fn job(run_id: &str, at: i64) -> NewJob {
         timeout_ms: 60_000,
         run_at_ms: at,
         created_at_ms: at,
+        trace_parent: None,
     }
 }
 

@@ -11,7 +11,7 @@ use cairn_core::jobs::{AttemptOutcome, Finish, JobState, Outcome};
 /// Selected columns of `jobs`, in the order `job_from_row` reads them.
 pub(crate) const JOB_COLUMNS: &str = "id, tenant_id, kind, payload, state, priority, idempotency_key, \
     attempts, max_attempts, timeout_ms, run_at_ms, created_at_ms, updated_at_ms, started_at_ms, \
-    finished_at_ms, progress, result, last_error, cancel_requested, worker, lease_id, lease_until_ms";
+    finished_at_ms, progress, result, last_error, cancel_requested, worker, lease_id, lease_until_ms, trace_parent";
 
 /// Final states, as an SQL list.
 pub(crate) const FINAL_STATES: &str = "('succeeded', 'cancelled', 'dead')";
@@ -139,6 +139,7 @@ macro_rules! impl_job_store {
                 worker: r.try_get("worker")?,
                 lease_id: r.try_get("lease_id")?,
                 lease_until_ms: r.try_get("lease_until_ms")?,
+                trace_parent: r.try_get("trace_parent")?,
             })
         }
 
@@ -169,10 +170,10 @@ macro_rules! impl_job_store {
             for chunk in jobs.chunks($crate::jobs_sql::ROWS_PER_STATEMENT) {
                 let sql = format!(
                     "INSERT INTO jobs (id, tenant_id, kind, payload, state, priority, idempotency_key, attempts, \
-                     max_attempts, timeout_ms, run_at_ms, created_at_ms, updated_at_ms, cancel_requested) VALUES {} \
+                     max_attempts, timeout_ms, run_at_ms, created_at_ms, updated_at_ms, cancel_requested, trace_parent) VALUES {} \
                      ON CONFLICT (tenant_id, idempotency_key) WHERE idempotency_key IS NOT NULL \
                      DO NOTHING RETURNING id",
-                    $crate::jobs_sql::numbered("(?, ?, ?, ?, 'queued', ?, ?, 0, ?, ?, ?, ?, ?, FALSE)", chunk.len())
+                    $crate::jobs_sql::numbered("(?, ?, ?, ?, 'queued', ?, ?, 0, ?, ?, ?, ?, ?, FALSE, ?)", chunk.len())
                 );
                 let mut q = sqlx::query(&sql);
                 for j in chunk {
@@ -187,7 +188,8 @@ macro_rules! impl_job_store {
                         .bind(j.timeout_ms as i64)
                         .bind(j.run_at_ms)
                         .bind(j.created_at_ms)
-                        .bind(j.created_at_ms);
+                        .bind(j.created_at_ms)
+                        .bind(&j.trace_parent);
                 }
                 for r in q.fetch_all(&mut **tx).await.map_err($crate::db_err)? {
                     inserted.insert(r.try_get::<String, _>("id").map_err($crate::db_err)?);

@@ -20,6 +20,7 @@ pub(crate) const MIGRATIONS: &[(i64, &str, &str)] = &[
     (10, "run_steps_count", include_str!("migrations/0010_run_steps_count.sql")),
     (11, "mcp_servers", include_str!("migrations/0011_mcp_servers.sql")),
     (12, "traces", include_str!("migrations/0012_traces.sql")),
+    (13, "job_traces", include_str!("migrations/0013_job_traces.sql")),
 ];
 
 /// How one backend spells the types the shared SQL leaves as placeholders.

@@ -66,6 +66,7 @@ pub struct TraceListRequest {
     #[param(minimum = 1, maximum = 1000)]
     pub limit: Option<u32>,
     /// The `next` of the previous page.
+    #[param(pattern = "^[0-9]{1,19}_[0-9a-f]{32}$")]
     pub after: Option<String>,
     /// Tenant (instance owners only; default the caller's own, owners: every tenant).
     pub tenant: Option<String>,

@@ -97,8 +97,10 @@ pub async fn services(config: &Config) -> Result<AppState, String> {
     );
     let run_handler = RunHandler::default();
     registry.register_internal(RUN_JOB, run_handler.clone());
-    let jobs =
-        Arc::new(JobService::new(store.clone(), registry, config.jobs.clone(), Arc::new(SystemClock), metrics.clone()));
+    let jobs = Arc::new(
+        JobService::new(store.clone(), registry, config.jobs.clone(), Arc::new(SystemClock), metrics.clone())
+            .with_tracer(tracer.clone()),
+    );
     let knowledge = Arc::new(
         KnowledgeService::new(store.clone(), jobs.clone(), embedder, index)
             .with_pii_key(pii_key)
@@ -131,6 +133,7 @@ pub async fn services(config: &Config) -> Result<AppState, String> {
         jobs: jobs.clone(),
         journal: JournalWriter::start(store),
         memories,
+        tracer: tracer.clone(),
     });
     run_handler.bind(runtime.clone());
     let runs = Arc::new(RunService::new(runtime));

@@ -58,8 +58,9 @@ pub struct Enqueued {
 pub async fn enqueue(
     State(s): State<AppState>,
     Work(ctx): Work,
-    Json(req): Json<EnqueueRequest>,
+    Json(mut req): Json<EnqueueRequest>,
 ) -> Result<(StatusCode, JsonOut<Job>), ApiError> {
+    req.trace = Some(ctx.trace);
     let (job, created) = s.jobs.enqueue(&ctx.principal, req).await?;
     Ok((if created { StatusCode::CREATED } else { StatusCode::OK }, JsonOut(job)))
 }
@@ -78,7 +79,8 @@ pub async fn enqueue_batch(
     Work(ctx): Work,
     Json(req): Json<EnqueueBatch>,
 ) -> Result<(StatusCode, JsonOut<List<Enqueued>>), ApiError> {
-    let out = s.jobs.enqueue_batch(&ctx.principal, req.jobs).await?;
+    let jobs = req.jobs.into_iter().map(|j| EnqueueRequest { trace: Some(ctx.trace), ..j }).collect();
+    let out = s.jobs.enqueue_batch(&ctx.principal, jobs).await?;
     let data = out.into_iter().map(|(job, created)| Enqueued { job, created }).collect();
     Ok((StatusCode::CREATED, JsonOut(List { object: "list", data })))
 }

@@ -19,7 +19,7 @@ use futures::StreamExt;
 use serde::Deserialize;
 use utoipa::IntoParams;
 
-use crate::auth::Auth;
+use crate::auth::{Auth, Caller};
 use crate::error::ApiError;
 use crate::json::Json;
 use crate::routes::query;
@@ -61,10 +61,10 @@ pub struct EventQuery {
 )]
 pub async fn create(
     State(s): State<AppState>,
-    Auth(p): Auth,
+    Caller(ctx): Caller,
     Json(req): Json<CreateRun>,
 ) -> Result<(StatusCode, JsonOut<RunView>), ApiError> {
-    Ok((StatusCode::ACCEPTED, JsonOut(s.runs.create(&p, req).await?)))
+    Ok((StatusCode::ACCEPTED, JsonOut(s.runs.create(&ctx, req).await?)))
 }
 
 /// A run: its state, usage, what it waits on, and its answer once it ended.

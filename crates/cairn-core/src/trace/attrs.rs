@@ -70,5 +70,7 @@ pub const ATTEMPT: &str = "cairn.attempt";
 pub const RUN_ID: &str = "cairn.run.id";
 /// A job's id.
 pub const JOB_ID: &str = "cairn.job.id";
+/// How a job attempt ended (`succeeded`, `failed`, `timed_out`, ...).
+pub const JOB_OUTCOME: &str = "cairn.job.outcome";
 /// What a limit or budget decided (`admitted`, `rate`, `budget`, `streams`).
 pub const LIMIT_DECISION: &str = "cairn.limit.decision";
