@@ -160,7 +160,8 @@ impl JobHandler for RunHandler {
             return Ok(None);
         }
         let last_attempt = ctx.job.attempts >= ctx.job.max_attempts;
-        let mut span = rt.tracer.start(&ctx.trace, &run.tenant_id, format!("invoke_agent {}", run.agent_id), SpanKind::Internal);
+        let mut span =
+            rt.tracer.start(&ctx.trace, &run.tenant_id, format!("invoke_agent {}", run.agent_id), SpanKind::Internal);
         if span.recording() {
             span.set(attrs::OPERATION, "invoke_agent");
             span.set(attrs::AGENT_ID, run.agent_id.clone());

@@ -234,7 +234,8 @@ impl Inner {
         let type_label = vec![("type", job.kind.clone())];
         s.metrics.job_wait.get_or_create(&type_label).observe((started_at_ms - job.run_at_ms).max(0) as f64 / 1e3);
         s.events.changed(&job.id);
-        let at = job.trace_parent.as_deref().and_then(TraceContext::from_traceparent).unwrap_or_else(TraceContext::fresh);
+        let at =
+            job.trace_parent.as_deref().and_then(TraceContext::from_traceparent).unwrap_or_else(TraceContext::fresh);
         let mut span = s.tracer.start(&at, &job.tenant_id, format!("job {}", job.kind), SpanKind::Consumer);
         if span.recording() {
             span.set(attrs::JOB_ID, job.id.clone());

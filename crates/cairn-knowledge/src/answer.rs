@@ -23,6 +23,7 @@ use crate::analyze::Analyzer;
 use crate::generate::ChatModel;
 use crate::rag::{build_prompt, citations, infer_citations, Citation, RagPrompt, Source, NOT_FOUND};
 use crate::service::{KnowledgeService, SearchRequest};
+use crate::traced;
 
 /// A question for `POST /v1/collections/{id}/answer`.
 #[derive(Clone, Debug, Deserialize, ToSchema)]
@@ -292,11 +293,19 @@ impl AnswerService {
         req: AnswerRequest,
     ) -> Result<(Answer, Option<Routed>)> {
         Self::check(&req)?;
+        let tracer = &self.knowledge.tracer;
+        let mut span = traced::answer(tracer, ctx, collection_id);
+        let ctx = &ctx.under(&span);
         let grounded = self.ground(ctx, collection_id, &req.question, req.retrieval()).await?;
-        let Some(prompt) = &grounded.prompt else { return Ok((not_found(grounded.sources), None)) };
+        let Some(prompt) = &grounded.prompt else {
+            let answer = not_found(grounded.sources);
+            traced::answered(tracer, &mut span, &answer);
+            return Ok((answer, None));
+        };
         let (completion, routed) = self.chat.complete(ctx, self.request(&req, prompt, false)).await?;
         let text = completion.choices.first().map(|c| c.message.text_content()).unwrap_or_default();
         let answer = finish(text, grounded.sources, Some(completion.model), completion.usage);
+        traced::answered(tracer, &mut span, &answer);
         Ok((answer, Some(routed)))
     }
 
@@ -308,10 +317,14 @@ impl AnswerService {
         req: AnswerRequest,
     ) -> Result<(AnswerStream, Option<Routed>)> {
         Self::check(&req)?;
+        let tracer = self.knowledge.tracer.clone();
+        let mut span = traced::answer(&tracer, ctx, collection_id);
+        let ctx = &ctx.under(&span);
         let grounded = self.ground(ctx, collection_id, &req.question, req.retrieval()).await?;
         let head = AnswerEvent::Sources(grounded.sources.clone());
         let Some(prompt) = &grounded.prompt else {
             let done = not_found(grounded.sources);
+            traced::answered(&tracer, &mut span, &done);
             let events = [head, AnswerEvent::Delta(done.answer.clone()), AnswerEvent::Done(Box::new(done))];
             return Ok((Box::pin(futures::stream::iter(events)), None));
         };
@@ -331,13 +344,15 @@ impl AnswerService {
                     text.push_str(&delta);
                     (!delta.is_empty()).then_some(AnswerEvent::Delta(delta))
                 }
-                StreamEvent::Error(m) => Some(AnswerEvent::Error(m)),
-                StreamEvent::Done => Some(AnswerEvent::Done(Box::new(finish(
-                    std::mem::take(&mut text),
-                    sources.clone(),
-                    model.take(),
-                    usage.take(),
-                )))),
+                StreamEvent::Error(m) => {
+                    span.fail(&m);
+                    Some(AnswerEvent::Error(m))
+                }
+                StreamEvent::Done => {
+                    let done = finish(std::mem::take(&mut text), sources.clone(), model.take(), usage.take());
+                    traced::answered(&tracer, &mut span, &done);
+                    Some(AnswerEvent::Done(Box::new(done)))
+                }
             };
             futures::future::ready(out)
         });

@@ -31,6 +31,7 @@ pub mod parse;
 pub mod prepare;
 pub mod rag;
 pub mod service;
+mod traced;
 pub mod upload;
 pub mod vector;
 

@@ -8,6 +8,7 @@
 //! Each document's title and metadata are held beside its chunks, so metadata filters are
 //! evaluated inside the retrievers and results need no further lookups.
 
+use cairn_core::trace::now_ns;
 use std::collections::HashMap;
 
 use cairn_core::knowledge::{ChangeKind, ChunkRecord, KnowledgeStore};
@@ -227,6 +228,21 @@ impl LiveIndex {
         k: usize,
         filter: Option<&Filter>,
     ) -> Result<Vec<Hit>, VectorError> {
+        self.search_timed(collection_id, text, vector, mode, k, filter, &mut Phases::default())
+    }
+
+    /// `search`, noting when each phase (keyword, vector, fusion) ran and what it found.
+    #[allow(clippy::too_many_arguments)]
+    pub fn search_timed(
+        &self,
+        collection_id: &str,
+        text: &str,
+        vector: Option<&[f32]>,
+        mode: SearchMode,
+        k: usize,
+        filter: Option<&Filter>,
+        phases: &mut Phases,
+    ) -> Result<Vec<Hit>, VectorError> {
         let all = self.collections.read();
         let Some(ix) = all.get(collection_id) else { return Ok(Vec::new()) };
         let null = serde_json::Value::Null;
@@ -236,17 +252,31 @@ impl LiveIndex {
             })
         };
         let depth = if mode == SearchMode::Hybrid { FUSION_DEPTH.max(k) } else { k };
-        let keyword = || ix.keyword.search(text, depth, &allowed);
-        let vectors = || -> Result<Vec<(u64, f32)>, VectorError> {
-            match (&ix.vector, vector) {
-                (Some(v), Some(q)) => v.search(q, depth, &allowed),
-                _ => Ok(Vec::new()),
-            }
+        let keyword = |phases: &mut Phases| {
+            let start = now_ns();
+            let found = ix.keyword.search(text, depth, &allowed);
+            phases.keyword = Some(Phase { start_ns: start, end_ns: now_ns(), found: found.len() });
+            found
+        };
+        let vectors = |phases: &mut Phases| -> Result<Vec<(u64, f32)>, VectorError> {
+            let start = now_ns();
+            let found = match (&ix.vector, vector) {
+                (Some(v), Some(q)) => v.search(q, depth, &allowed)?,
+                _ => Vec::new(),
+            };
+            phases.vector = Some(Phase { start_ns: start, end_ns: now_ns(), found: found.len() });
+            Ok(found)
         };
         let ranked = match mode {
-            SearchMode::Keyword => keyword(),
-            SearchMode::Vector => vectors()?,
-            SearchMode::Hybrid => fuse(Fusion::Convex { keyword_weight: 0.5 }, &keyword(), &vectors()?, k),
+            SearchMode::Keyword => keyword(phases),
+            SearchMode::Vector => vectors(phases)?,
+            SearchMode::Hybrid => {
+                let (by_words, by_meaning) = (keyword(phases), vectors(phases)?);
+                let start = now_ns();
+                let fused = fuse(Fusion::Convex { keyword_weight: 0.5 }, &by_words, &by_meaning, k);
+                phases.fusion = Some(Phase { start_ns: start, end_ns: now_ns(), found: fused.len() });
+                fused
+            }
         };
         Ok(ranked
             .into_iter()
@@ -267,4 +297,26 @@ impl LiveIndex {
             })
             .collect())
     }
+}
+
+/// When one phase of a search ran and how many candidates it found.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Phase {
+    /// Start, Unix nanoseconds.
+    pub start_ns: i64,
+    /// End, Unix nanoseconds.
+    pub end_ns: i64,
+    /// Candidates found.
+    pub found: usize,
+}
+
+/// The phases of one collection's search (those that ran).
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Phases {
+    /// Keyword (BM25) retrieval.
+    pub keyword: Option<Phase>,
+    /// Vector retrieval.
+    pub vector: Option<Phase>,
+    /// Fusion of the two rankings.
+    pub fusion: Option<Phase>,
 }

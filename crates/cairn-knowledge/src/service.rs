@@ -9,6 +9,7 @@ use cairn_core::knowledge::{Collection, Document, DocumentState, PiiMode};
 use cairn_core::store::Store;
 use cairn_core::tenancy::{Principal, Role};
 use cairn_core::time::now_ms;
+use cairn_core::trace::Tracer;
 use cairn_core::{CallContext, Error, Result};
 use cairn_jobs::{EnqueueRequest, JobService};
 use serde::{Deserialize, Serialize};
@@ -20,8 +21,9 @@ use crate::embed::{EmbedFailure, TextEmbedder};
 use crate::filter::Filter;
 use crate::highlight::Highlighter;
 use crate::ingest::INGEST_JOB;
-use crate::live::{LiveIndex, SearchMode};
+use crate::live::{LiveIndex, Phases, SearchMode};
 use crate::prepare::{redact_upload, redactor};
+use crate::traced;
 use crate::upload::UploadLimits;
 
 /// Body of a collection creation.
@@ -176,6 +178,7 @@ pub struct KnowledgeService {
     pii_key: Vec<u8>,
     max_document_bytes: usize,
     pub(crate) uploads: UploadLimits,
+    pub(crate) tracer: Tracer,
 }
 
 /// Most collections one search covers (the path's and `also`, duplicates counted once).
@@ -230,6 +233,7 @@ impl KnowledgeService {
             pii_key: Vec::new(),
             max_document_bytes: 900 * 1024,
             uploads: UploadLimits::from(&cairn_core::config::KnowledgeConfig::default()),
+            tracer: Tracer::off(),
         }
     }
 
@@ -237,6 +241,12 @@ impl KnowledgeService {
     /// policy are refused: a hash under an empty key protects nothing.
     pub fn with_pii_key(mut self, key: Vec<u8>) -> Self {
         self.pii_key = key;
+        self
+    }
+
+    /// The same service recording a span per search (and its phases) through `tracer`.
+    pub fn with_tracer(mut self, tracer: Tracer) -> Self {
+        self.tracer = tracer;
         self
     }
 
@@ -494,6 +504,9 @@ impl KnowledgeService {
         for id in &ids {
             cols.push(self.collection(caller, id).await?);
         }
+        let mut span = traced::retrieval(&self.tracer, ctx, &ids, mode.as_str(), k);
+        let outer = ctx;
+        let ctx = &ctx.under(&span);
         self.index.catch_up(&*self.store).await?;
         let mut vectors: HashMap<String, Vec<f32>> = HashMap::new();
         if mode != SearchMode::Keyword {
@@ -511,20 +524,23 @@ impl KnowledgeService {
         let (index, analyzer, deadline) = (self.index.clone(), self.analyzer.clone(), ctx.deadline);
         let work = tokio::task::spawn_blocking(move || {
             let mut hits = Vec::new();
+            let mut phases = Vec::with_capacity(cols.len());
             for c in &cols {
                 if deadline.is_some_and(|d| std::time::Instant::now() >= d) {
                     return Err(past_deadline());
                 }
                 let vector = vectors.get(&c.embedding_model).map(Vec::as_slice);
+                let mut phase = Phases::default();
                 let found = index
-                    .search(&c.id, &req.query, vector, mode, k, filter.as_ref())
+                    .search_timed(&c.id, &req.query, vector, mode, k, filter.as_ref(), &mut phase)
                     .map_err(|e| Error::invalid_param("query", e.to_string()))?;
+                phases.push((c.id.clone(), phase));
                 hits.extend(found);
             }
             hits.sort_by(|a, b| b.score.total_cmp(&a.score));
             hits.truncate(k);
             let marks = Highlighter::new(&analyzer, &req.query);
-            Ok(hits
+            let hits = hits
                 .into_iter()
                 .map(|h| SearchHit {
                     chunk_id: h.chunk_id,
@@ -538,12 +554,16 @@ impl KnowledgeService {
                     text: h.chunk.text,
                     headings: h.chunk.headings,
                 })
-                .collect())
+                .collect::<Vec<_>>();
+            Ok((hits, phases))
         });
         let joined = match ctx.remaining() {
             Some(left) => tokio::time::timeout(left, work).await.map_err(|_| past_deadline())?,
             None => work.await,
         };
-        joined.map_err(|e| Error::Internal(format!("search task failed: {e}")))?
+        let (hits, phases) = joined.map_err(|e| Error::Internal(format!("search task failed: {e}")))??;
+        traced::phases(&self.tracer, outer, &span, &phases);
+        traced::returned(&self.tracer, &mut span, &hits);
+        Ok(hits)
     }
 }

@@ -103,6 +103,7 @@ pub async fn services(config: &Config) -> Result<AppState, String> {
     );
     let knowledge = Arc::new(
         KnowledgeService::new(store.clone(), jobs.clone(), embedder, index)
+            .with_tracer(tracer.clone())
             .with_pii_key(pii_key)
             .with_limits(&config.knowledge),
     );

@@ -24,6 +24,7 @@ mod sdk;
 mod tenancy;
 mod tools;
 mod traces;
+mod traces_flows;
 
 use cairn_testkit::{StandIn, TestServer};
 use serde_json::{json, Value};

@@ -8,7 +8,7 @@ use serde_json::{json, Value};
 use crate::{chat, config};
 
 /// Every span of a trace's tree, depth first, with its parent's id.
-fn flatten(nodes: &Value) -> Vec<Value> {
+pub fn flatten(nodes: &Value) -> Vec<Value> {
     let mut out = Vec::new();
     let mut stack: Vec<&Value> = nodes.as_array().map(|a| a.iter().rev().collect()).unwrap_or_default();
     while let Some(n) = stack.pop() {

@@ -312,7 +312,7 @@ impl Tracer {
                 attributes: Vec::new(),
             })
         });
-        ActiveSpan { record, sink: self.sink.clone(), started: Instant::now(), at: at.under(id) }
+        ActiveSpan { record, sink: self.sink.clone(), started: Instant::now(), at: at.under(id), end_ns: None }
     }
 }
 
@@ -327,6 +327,8 @@ pub struct ActiveSpan {
     sink: Option<Arc<dyn SpanSink>>,
     started: Instant,
     at: TraceContext,
+    /// Set for spans recorded after the fact (`set_times`).
+    end_ns: Option<i64>,
 }
 
 impl ActiveSpan {
@@ -350,6 +352,15 @@ impl ActiveSpan {
     pub fn set(&mut self, key: impl Into<Cow<'static, str>>, value: impl Into<AttrValue>) {
         if let Some(r) = self.record.as_mut() {
             r.attributes.push((key.into(), value.into()));
+        }
+    }
+
+    /// Sets when the span started and ended, for work timed elsewhere (a search phase run on
+    /// a blocking thread).
+    pub fn set_times(&mut self, start_ns: i64, end_ns: i64) {
+        if let Some(r) = self.record.as_mut() {
+            r.start_ns = start_ns;
+            self.end_ns = Some(end_ns.max(start_ns));
         }
     }
 
@@ -393,7 +404,8 @@ impl ActiveSpan {
 impl Drop for ActiveSpan {
     fn drop(&mut self) {
         if let (Some(mut r), Some(sink)) = (self.record.take(), self.sink.as_ref()) {
-            r.end_ns = r.start_ns.saturating_add(self.started.elapsed().as_nanos() as i64);
+            r.end_ns =
+                self.end_ns.unwrap_or_else(|| r.start_ns.saturating_add(self.started.elapsed().as_nanos() as i64));
             sink.submit(*r);
         }
     }

@@ -1,0 +1,89 @@
+//! The spans of retrieval and of RAG answers: a `retrieve` span per search (its query
+//! embedding nests under it as a model call), with one child span per phase that ran (keyword,
+//! vector, fusion) per collection, and the chunks returned; an `answer` span around a RAG
+//! answer with the sources it was given and the ones it cited.
+
+use cairn_core::trace::{attrs, ActiveSpan, SpanKind, Tracer};
+use cairn_core::CallContext;
+
+use crate::live::Phases;
+use crate::service::SearchHit;
+
+/// Opens the span of a search over `collections`.
+pub(crate) fn retrieval(
+    tracer: &Tracer,
+    ctx: &CallContext,
+    collections: &[String],
+    mode: &str,
+    k: usize,
+) -> ActiveSpan {
+    let first = collections.first().map_or("", String::as_str);
+    let mut span = ctx.span(tracer, format!("retrieve {first}"), SpanKind::Internal);
+    if span.recording() {
+        span.set(attrs::OPERATION, "retrieve");
+        span.set("cairn.search.collections", collections.join(","));
+        span.set("cairn.search.mode", mode.to_owned());
+        span.set("cairn.search.top_k", k);
+    }
+    span
+}
+
+/// Records the phases each collection's search ran, as children of `span`.
+pub(crate) fn phases(tracer: &Tracer, ctx: &CallContext, span: &ActiveSpan, done: &[(String, Phases)]) {
+    if !span.recording() {
+        return;
+    }
+    let at = span.context();
+    for (collection, p) in done {
+        for (name, phase) in [("keyword", p.keyword), ("vector", p.vector), ("fusion", p.fusion)] {
+            let Some(phase) = phase else { continue };
+            let mut s = tracer.start(&at, &ctx.principal.tenant_id, format!("{name} {collection}"), SpanKind::Internal);
+            s.set_times(phase.start_ns, phase.end_ns);
+            s.set("cairn.search.phase", name);
+            s.set("cairn.search.candidates", phase.found);
+            s.ok();
+        }
+    }
+}
+
+/// Ends a search's span with the chunks it returned (their text only under `full` capture).
+pub(crate) fn returned(tracer: &Tracer, span: &mut ActiveSpan, hits: &[SearchHit]) {
+    if !span.recording() {
+        return;
+    }
+    span.set("cairn.search.hits", hits.len());
+    let ids: Vec<String> = hits.iter().map(|h| format!("{}:{}", h.collection_id, h.chunk_id)).collect();
+    span.set("cairn.search.chunks", ids.join(","));
+    if tracer.captures_content() {
+        let texts: Vec<&str> = hits.iter().map(|h| h.text.as_str()).collect();
+        if let Some(text) = serde_json::to_string(&texts).ok().and_then(|t| tracer.content(&t)) {
+            span.set("cairn.search.texts", text);
+        }
+    }
+    span.ok();
+}
+
+/// Opens the span of a RAG answer from `collection`.
+pub(crate) fn answer(tracer: &Tracer, ctx: &CallContext, collection: &str) -> ActiveSpan {
+    let mut span = ctx.span(tracer, format!("answer {collection}"), SpanKind::Internal);
+    span.set(attrs::OPERATION, "rag");
+    span
+}
+
+/// Ends a RAG answer's span with its sources and citations (the answer's text only under
+/// `full` capture).
+pub(crate) fn answered(tracer: &Tracer, span: &mut ActiveSpan, a: &crate::answer::Answer) {
+    if !span.recording() {
+        return;
+    }
+    span.set("cairn.rag.found", a.found);
+    span.set("cairn.rag.sources", a.sources.len());
+    let cited: Vec<String> =
+        a.citations.iter().map(|c| format!("[{}] {}:{}", c.n, c.collection_id, c.chunk_id)).collect();
+    span.set("cairn.rag.citations", cited.join(","));
+    span.set("cairn.rag.inferred_citations", a.citations.iter().filter(|c| c.inferred).count());
+    if let Some(text) = tracer.content(&a.answer) {
+        span.set(attrs::OUTPUT_MESSAGES, text);
+    }
+    span.ok();
+}
