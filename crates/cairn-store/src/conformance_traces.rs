@@ -60,8 +60,8 @@ pub(crate) async fn traces(s: Arc<dyn Store>) {
     second.status = SpanStatus::Error;
     second.status_message = Some("upstream said 500".into());
     // The calls arrive before their root, in two batches; the first batch is written twice.
-    s.insert_spans(&[first.clone()]).await.unwrap();
-    s.insert_spans(&[first.clone()]).await.unwrap();
+    s.insert_spans(std::slice::from_ref(&first)).await.unwrap();
+    s.insert_spans(std::slice::from_ref(&first)).await.unwrap();
     s.insert_spans(&[second.clone(), root.clone()]).await.unwrap();
 
     let (summary, spans) = s.get_trace(Some("acme"), &t1.to_string()).await.unwrap().expect("stored");

@@ -53,7 +53,7 @@ async fn flows(postgres: bool) {
     }
     let trace = s.trace(&upload_trace, &acme, 4).await;
     let spans = flatten(&trace["spans"]);
-    let root = one(&spans, &format!("POST /v1/collections/{{id}}/documents"));
+    let root = one(&spans, "POST /v1/collections/{id}/documents");
     let attempt = one(&spans, "job knowledge.ingest");
     assert_eq!(attempt["parent_id"], root["span_id"], "the job joins the enqueuing request's trace");
     assert_eq!((attempt["kind"].as_str(), attempt["status"].as_str()), (Some("consumer"), Some("ok")));
