@@ -114,6 +114,8 @@ pub(crate) fn tool_span(s: &Stepper, tool: &str, call_id: &str) -> ActiveSpan {
 /// Ends a tool call's span with its outcome (the result itself only under `full` capture,
 /// redacted).
 pub(crate) fn end_tool_span(s: &Stepper, span: &mut ActiveSpan, content: &str, is_error: bool) {
+    let outcome = if is_error { "error" } else { "ok" };
+    s.rt().metrics.agent_tool_calls.get_or_create(&vec![("outcome", outcome.to_owned())]).inc();
     let kept = s.rt().tracer.content(content);
     if is_error {
         span.set(attrs::ERROR_TYPE, "tool_error");

@@ -71,6 +71,8 @@ pub struct Runtime {
     pub memories: Arc<dyn crate::ports::Memories>,
     /// Records a span per run attempt and per tool call.
     pub tracer: Tracer,
+    /// Counts ended runs and tool calls.
+    pub metrics: Arc<cairn_telemetry::Metrics>,
 }
 
 impl Runtime {
@@ -178,6 +180,11 @@ impl JobHandler for RunHandler {
             Ok(state) => span.set("cairn.run.state", state.map_or("running", |s| s.as_str())),
             Err(e) => span.fail(e),
         }
+        if let Ok(Some(state)) = &outcome {
+            if state.is_final() {
+                rt.metrics.agent_runs.get_or_create(&vec![("state", state.as_str().to_owned())]).inc();
+            }
+        }
         drop(span);
         match outcome {
             Ok(state) => Ok(state.map(|s| json!({"state": s}))),
@@ -206,6 +213,7 @@ async fn fail(rt: &Runtime, run_id: &str, message: &str, now: i64) {
     }
     let open = [RunState::Queued, RunState::Running, RunState::RequiresAction];
     if let Ok(Some(run)) = rt.runs.set_run_state(run_id, &open, RunState::Failed, Some(message), now).await {
+        rt.metrics.agent_runs.get_or_create(&vec![("state", RunState::Failed.as_str().to_owned())]).inc();
         if let Err(e) = rt.next_on_thread(&run).await {
             tracing::warn!(run = run_id, error = %e, "starting the next run on the thread");
         }

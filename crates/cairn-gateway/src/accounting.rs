@@ -67,6 +67,12 @@ impl UsageRecorder {
         }
         m.tokens.get_or_create(&vec![("model", model.clone()), ("direction", "input".into())]).inc_by(r.input_tokens);
         m.tokens.get_or_create(&vec![("model", model.clone()), ("direction", "output".into())]).inc_by(r.output_tokens);
+        if let Some(tps) = r.output_tokens_per_s {
+            m.output_tokens_per_second.get_or_create(&vec![("model", model.clone())]).observe(tps);
+        }
+        m.tenant_cost_usd
+            .get_or_create(&vec![("tenant", r.tenant_id.clone()), ("model", model.clone())])
+            .inc_by(r.cost_usd);
         m.cost_usd.get_or_create(&vec![("model", model)]).inc_by(r.cost_usd);
         let (done, committed) = oneshot::channel();
         if self.tx.send(Msg::Record(Box::new(Settlement { record: r, reservation_id }), done)).is_err() {

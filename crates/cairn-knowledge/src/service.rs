@@ -179,6 +179,7 @@ pub struct KnowledgeService {
     max_document_bytes: usize,
     pub(crate) uploads: UploadLimits,
     pub(crate) tracer: Tracer,
+    metrics: Option<Arc<cairn_telemetry::Metrics>>,
 }
 
 /// Most collections one search covers (the path's and `also`, duplicates counted once).
@@ -234,6 +235,7 @@ impl KnowledgeService {
             max_document_bytes: 900 * 1024,
             uploads: UploadLimits::from(&cairn_core::config::KnowledgeConfig::default()),
             tracer: Tracer::off(),
+            metrics: None,
         }
     }
 
@@ -244,9 +246,11 @@ impl KnowledgeService {
         self
     }
 
-    /// The same service recording a span per search (and its phases) through `tracer`.
-    pub fn with_tracer(mut self, tracer: Tracer) -> Self {
+    /// The same service recording a span per search (and its phases) through `tracer`, and
+    /// search latency in `metrics`.
+    pub fn with_telemetry(mut self, tracer: Tracer, metrics: Arc<cairn_telemetry::Metrics>) -> Self {
         self.tracer = tracer;
+        self.metrics = Some(metrics);
         self
     }
 
@@ -505,6 +509,7 @@ impl KnowledgeService {
             cols.push(self.collection(caller, id).await?);
         }
         let mut span = traced::retrieval(&self.tracer, ctx, &ids, mode.as_str(), k);
+        let started = std::time::Instant::now();
         let outer = ctx;
         let ctx = &ctx.under(&span);
         self.index.catch_up(&*self.store).await?;
@@ -562,6 +567,11 @@ impl KnowledgeService {
             None => work.await,
         };
         let (hits, phases) = joined.map_err(|e| Error::Internal(format!("search task failed: {e}")))??;
+        if let Some(m) = &self.metrics {
+            m.search_duration
+                .get_or_create(&vec![("mode", mode.as_str().to_owned())])
+                .observe(started.elapsed().as_secs_f64());
+        }
         traced::phases(&self.tracer, outer, &span, &phases);
         traced::returned(&self.tracer, &mut span, &hits);
         Ok(hits)

@@ -21,6 +21,11 @@ fn latency_histogram() -> Histogram {
     Histogram::new(exponential_buckets(0.0005, 2.0, 18))
 }
 
+fn rate_histogram() -> Histogram {
+    // 1 .. ~16k tokens per second.
+    Histogram::new(exponential_buckets(1.0, 2.0, 15))
+}
+
 /// Every metric Cairn exports.
 pub struct Metrics {
     registry: Registry,
@@ -66,6 +71,16 @@ pub struct Metrics {
     pub jobs_dead_lettered: Family<Labels, Counter>,
     /// Leases that ran out (a worker died or hung) and were taken back, by type.
     pub job_lease_expiries: Family<Labels, Counter>,
+    /// Output tokens per second after the first token, by model alias.
+    pub output_tokens_per_second: HistFamily,
+    /// Cost in US dollars by tenant and model alias.
+    pub tenant_cost_usd: Family<Labels, Counter<f64, AtomicU64>>,
+    /// Agent runs that ended, by final state.
+    pub agent_runs: Family<Labels, Counter>,
+    /// Tool calls agent runs made, by outcome (`ok`, `error`).
+    pub agent_tool_calls: Family<Labels, Counter>,
+    /// Knowledge search latency (retrieval only), by mode.
+    pub search_duration: HistFamily,
     /// Spans dropped because the write queue was full (or the writer had stopped).
     pub spans_dropped: Counter,
     /// Spans written to storage.
@@ -101,6 +116,11 @@ impl Metrics {
             job_attempts: Family::default(),
             jobs_dead_lettered: Family::default(),
             job_lease_expiries: Family::default(),
+            output_tokens_per_second: HistFamily::new_with_constructor(rate_histogram as fn() -> Histogram),
+            tenant_cost_usd: Family::default(),
+            agent_runs: Family::default(),
+            agent_tool_calls: Family::default(),
+            search_duration: hist(),
             spans_dropped: Counter::default(),
             spans_written: Counter::default(),
             span_write_failures: Counter::default(),
@@ -135,6 +155,15 @@ impl Metrics {
             "Job leases that ran out and were taken back",
             m.job_lease_expiries.clone(),
         );
+        registry.register(
+            "model_output_tokens_per_second",
+            "Output tokens per second after the first token",
+            m.output_tokens_per_second.clone(),
+        );
+        registry.register("tenant_cost_usd", "Model cost in US dollars by tenant and model", m.tenant_cost_usd.clone());
+        registry.register("agent_runs", "Agent runs that ended, by final state", m.agent_runs.clone());
+        registry.register("agent_tool_calls", "Tool calls made by agent runs, by outcome", m.agent_tool_calls.clone());
+        registry.register("knowledge_search_seconds", "Knowledge search latency by mode", m.search_duration.clone());
         registry.register("spans_dropped", "Spans dropped because the write queue was full", m.spans_dropped.clone());
         registry.register("spans_written", "Spans written to storage", m.spans_written.clone());
         registry.register(

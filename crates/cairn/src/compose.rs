@@ -103,7 +103,7 @@ pub async fn services(config: &Config) -> Result<AppState, String> {
     );
     let knowledge = Arc::new(
         KnowledgeService::new(store.clone(), jobs.clone(), embedder, index)
-            .with_tracer(tracer.clone())
+            .with_telemetry(tracer.clone(), metrics.clone())
             .with_pii_key(pii_key)
             .with_limits(&config.knowledge),
     );
@@ -135,6 +135,7 @@ pub async fn services(config: &Config) -> Result<AppState, String> {
         journal: JournalWriter::start(store),
         memories,
         tracer: tracer.clone(),
+        metrics: metrics.clone(),
     });
     run_handler.bind(runtime.clone());
     let runs = Arc::new(RunService::new(runtime));

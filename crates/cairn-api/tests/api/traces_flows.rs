@@ -135,6 +135,19 @@ async fn flows(postgres: bool) {
     // Found by its run.
     let (_, list) = s.get(&format!("/v1/traces?run_id={run_id}"), &acme).await;
     assert_eq!(list["data"][0]["trace_id"], run_trace.as_str(), "{list}");
+
+    // The metrics count what the traces show.
+    let metrics = s.client.get(format!("{}/metrics", s.base)).send().await.unwrap().text().await.unwrap();
+    for line in [
+        "cairn_agent_runs_total{state=\"succeeded\"} 1",
+        "cairn_agent_tool_calls_total{outcome=\"ok\"} 1",
+        "cairn_knowledge_search_seconds_count{mode=\"hybrid\"} 3",
+        "cairn_spans_dropped_total 0",
+    ] {
+        assert!(metrics.contains(line), "{line} in {metrics}");
+    }
+    assert!(metrics.contains("cairn_tenant_cost_usd_total{tenant=\"acme\",model=\"fast\"}"), "{metrics}");
+    assert!(metrics.contains("cairn_model_output_tokens_per_second_count{model=\"fast\"}"), "{metrics}");
 }
 
 #[tokio::test]
