@@ -10,6 +10,7 @@ mod jobs;
 mod load;
 mod retrieval;
 mod search;
+mod traces;
 mod upstream;
 
 use std::path::PathBuf;
@@ -34,6 +35,25 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Cmd {
+    /// What tracing adds to a gateway call (off vs metadata capture, one interleaved run), span
+    /// ingestion on SQLite, and trace reads with a million spans stored.
+    #[command(
+        after_help = "Example:\n  scripts/bench-traces.sh\n  cairn-bench traces --seconds 10 --rate 1000 --spans 1000000"
+    )]
+    Traces {
+        /// The cairn binary to run.
+        #[arg(long, default_value = "target/release/cairn")]
+        cairn: PathBuf,
+        /// Seconds per fixed-rate run.
+        #[arg(long, default_value_t = 10)]
+        seconds: u64,
+        /// Requests per second on each path.
+        #[arg(long, default_value_t = 1000)]
+        rate: u32,
+        /// Spans to store before the read queries.
+        #[arg(long, default_value_t = 1_000_000)]
+        spans: u64,
+    },
     /// Latency added by the gateway at fixed rates, and maximum throughput.
     #[command(
         after_help = "Example:\n  scripts/bench-gateway.sh\n  cairn-bench gateway --cairn target/release/cairn --seconds 10"
@@ -201,6 +221,7 @@ async fn main() -> Result<()> {
         Cmd::Jobs { jobs, postgres } => jobs::run(jobs, postgres).await,
         Cmd::Retrieval { dataset, model, threads, cache } => retrieval::run(&dataset, &model, threads, &cache),
         Cmd::Search { dataset, chunks, dim } => search::run(&dataset, chunks, dim),
+        Cmd::Traces { cairn, seconds, rate, spans } => traces::run(cairn, seconds, rate, spans).await,
     }
 }
 

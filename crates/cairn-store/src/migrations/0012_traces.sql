@@ -40,3 +40,5 @@ CREATE TABLE IF NOT EXISTS traces (
 CREATE INDEX IF NOT EXISTS traces_by_start ON traces (tenant_id, start_ns, trace_id);
 CREATE INDEX IF NOT EXISTS traces_all_by_start ON traces (start_ns, trace_id);
 CREATE INDEX IF NOT EXISTS traces_by_run ON traces (tenant_id, run_id);
+-- The instance owner reads a trace by its id alone.
+CREATE INDEX IF NOT EXISTS traces_by_id ON traces (trace_id);
