@@ -40,6 +40,7 @@ impl App {
             .route("/v1/models", get(models::list_models))
             .route("/v1/usage", get(usage::usage))
             .route("/v1/traces", get(traces::list))
+            .route("/v1/traces/stats", get(traces::stats))
             .route("/v1/traces/{id}", get(traces::get))
             .route("/v1/admin/tenants", post(admin::create_tenant).get(admin::list_tenants))
             .route("/v1/admin/keys", post(admin::create_key).get(admin::list_keys))

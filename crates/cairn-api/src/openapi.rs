@@ -33,7 +33,7 @@ use crate::routes::{
         agents::memories, agents::forget,
         mcp::create, mcp::list, mcp::get, mcp::delete, mcp::tools,
         runs::create, runs::get, runs::cancel, runs::steps, runs::events, runs::approvals, runs::tool_outputs,
-        traces::list, traces::get,
+        traces::list, traces::stats, traces::get,
         ops::healthz, ops::readyz, ops::metrics,
     ),
     components(schemas(
@@ -70,6 +70,8 @@ use crate::routes::{
         cairn_core::trace::TraceSummary, cairn_core::trace::StoredSpan, cairn_core::trace::SpanKind,
         cairn_core::trace::SpanStatus, cairn_telemetry::traces::TraceList, cairn_telemetry::traces::TraceDetail,
         cairn_telemetry::traces::SpanNode, cairn_telemetry::traces::StatusFilter,
+        cairn_telemetry::stats::Stats, cairn_telemetry::stats::StatsRow, cairn_telemetry::stats::Percentiles,
+        cairn_telemetry::stats::StatsBucket,
     )),
     modifiers(&BearerAuth, &StandardErrors),
     tags(

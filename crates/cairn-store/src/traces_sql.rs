@@ -7,8 +7,10 @@
 macro_rules! impl_trace_store {
     ($store:ty, $db:ty) => {
         use cairn_core::store::StoreResult;
+        use cairn_core::trace::rollup::BUCKETS;
         use cairn_core::trace::{
-            attrs, SpanKind, SpanRecord, SpanStatus, StoredSpan, TraceDelta, TraceQuery, TraceStore, TraceSummary,
+            attrs, Rollup, SpanKind, SpanRecord, SpanStatus, StoredSpan, TraceDelta, TraceQuery, TraceStore,
+            TraceSummary,
         };
         use cairn_core::usage::NanoUsd;
         use sqlx::Row;
@@ -59,6 +61,66 @@ macro_rules! impl_trace_store {
                 status_message: r.try_get("status_message")?,
                 attributes: serde_json::from_str(&attributes).map_err(|e| sqlx::Error::Decode(e.into()))?,
             })
+        }
+
+        /// The histogram columns, `l0..l39` (latency) then `t0..t39` (time to first token).
+        fn histogram_columns() -> Vec<String> {
+            (0..BUCKETS).map(|i| format!("l{i}")).chain((0..BUCKETS).map(|i| format!("t{i}"))).collect()
+        }
+
+        /// Adds `r` to its row, creating it if needed.
+        async fn add_rollup(tx: &mut sqlx::Transaction<'_, $db>, r: &Rollup) -> Result<(), sqlx::Error> {
+            let hist = histogram_columns();
+            let columns = format!(
+                "tenant_id, hour_ms, model, key_id, calls, errors, input_tokens, output_tokens, cost_nusd, {}",
+                hist.join(", ")
+            );
+            let params: Vec<String> = (1..=9 + hist.len()).map(|i| format!("${i}")).collect();
+            let sums: Vec<String> = ["calls", "errors", "input_tokens", "output_tokens", "cost_nusd"]
+                .iter()
+                .map(|c| c.to_string())
+                .chain(hist.iter().cloned())
+                .map(|c| format!("{c} = trace_rollups.{c} + excluded.{c}"))
+                .collect();
+            let sql = format!(
+                "INSERT INTO trace_rollups ({columns}) VALUES ({}) ON CONFLICT (tenant_id, hour_ms, model, key_id) \
+                 DO UPDATE SET {}",
+                params.join(", "),
+                sums.join(", ")
+            );
+            let mut q = sqlx::query(&sql)
+                .bind(&r.tenant_id)
+                .bind(r.hour_ms)
+                .bind(&r.model)
+                .bind(&r.key_id)
+                .bind(r.calls)
+                .bind(r.errors)
+                .bind(r.input_tokens)
+                .bind(r.output_tokens)
+                .bind(r.cost.0);
+            for n in r.latency.iter().chain(r.ttft.iter()) {
+                q = q.bind(*n);
+            }
+            q.execute(&mut **tx).await.map(|_| ())
+        }
+
+        fn rollup_from(r: &TRow) -> Result<Rollup, sqlx::Error> {
+            let mut out = Rollup::empty(
+                &r.try_get::<String, _>("tenant_id")?,
+                r.try_get("hour_ms")?,
+                &r.try_get::<String, _>("model")?,
+                &r.try_get::<String, _>("key_id")?,
+            );
+            out.calls = r.try_get("calls")?;
+            out.errors = r.try_get("errors")?;
+            out.input_tokens = r.try_get("input_tokens")?;
+            out.output_tokens = r.try_get("output_tokens")?;
+            out.cost = NanoUsd(r.try_get("cost_nusd")?);
+            for i in 0..BUCKETS {
+                out.latency[i] = r.try_get(format!("l{i}").as_str())?;
+                out.ttft[i] = r.try_get(format!("t{i}").as_str())?;
+            }
+            Ok(out)
         }
 
         /// A span's model column: the model a model call asked for.
@@ -145,7 +207,21 @@ macro_rules! impl_trace_store {
                     .await
                     .map_err($crate::db_err)?;
                 }
+                for r in Rollup::fold(&fresh) {
+                    add_rollup(&mut tx, &r).await.map_err($crate::db_err)?;
+                }
                 tx.commit().await.map_err($crate::db_err)
+            }
+
+            async fn rollups(&self, tenant: Option<&str>, from_ms: i64, to_ms: i64) -> StoreResult<Vec<Rollup>> {
+                let mut q = sqlx::QueryBuilder::<$db>::new("SELECT * FROM trace_rollups WHERE hour_ms >= ");
+                q.push_bind(from_ms).push(" AND hour_ms < ").push_bind(to_ms);
+                if let Some(t) = tenant {
+                    q.push(" AND tenant_id = ").push_bind(t.to_owned());
+                }
+                q.push(" ORDER BY hour_ms, model, key_id");
+                let rows = q.build().fetch_all(&self.pool).await.map_err($crate::db_err)?;
+                rows.iter().map(rollup_from).collect::<Result<_, _>>().map_err($crate::db_err)
             }
 
             async fn list_traces(&self, f: &TraceQuery) -> StoreResult<Vec<TraceSummary>> {
@@ -253,6 +329,13 @@ macro_rules! impl_trace_store {
                             .map_err($crate::db_err)?;
                     }
                 }
+                // Rollups go by the hour they count, once their whole hour is past the cut.
+                let mut q = sqlx::QueryBuilder::<$db>::new("DELETE FROM trace_rollups WHERE hour_ms + 3600000 <= ");
+                q.push_bind(before_ns / 1_000_000);
+                if let Some(t) = tenant {
+                    q.push(" AND tenant_id = ").push_bind(t.to_owned());
+                }
+                q.build().execute(&mut *tx).await.map_err($crate::db_err)?;
                 tx.commit().await.map_err($crate::db_err)?;
                 Ok(old.len() as u64)
             }

@@ -7,6 +7,7 @@
 mod logging;
 mod metrics;
 mod spans;
+pub mod stats;
 pub mod traces;
 
 pub use logging::init_logging;

@@ -209,6 +209,11 @@ impl TraceService {
         Ok(TraceList { object: "list".into(), data, next })
     }
 
+    /// The overview's aggregates over the caller's (or, for owners, any or every) tenant.
+    pub async fn stats(&self, p: &Principal, q: crate::stats::StatsRequest) -> Result<crate::stats::Stats> {
+        crate::stats::stats(&*self.store, p, q, cairn_core::time::now_ms()).await
+    }
+
     /// One trace with its span tree; another tenant's is "not found".
     pub async fn get(&self, p: &Principal, trace_id: &str) -> Result<TraceDetail> {
         p.require(Role::Reader)?;

@@ -5,6 +5,7 @@ use axum::extract::rejection::QueryRejection;
 use axum::extract::{Path, Query, State};
 use axum::Json;
 use cairn_core::openai::ErrorBody;
+use cairn_telemetry::stats::{Stats, StatsRequest};
 use cairn_telemetry::traces::{TraceDetail, TraceList, TraceListRequest};
 
 use crate::auth::Auth;
@@ -25,6 +26,23 @@ pub async fn list(
 ) -> Result<Json<TraceList>, ApiError> {
     let q = crate::routes::query(query)?;
     Ok(Json(s.traces.list(&p, q).await?))
+}
+
+/// The overview's aggregates: totals, a series per hour or day, and breakdowns by model and
+/// key, with latency and time-to-first-token percentiles.
+#[utoipa::path(
+    get, path = "/v1/traces/stats", tag = "observability",
+    params(StatsRequest),
+    responses((status = 200, body = Stats), (status = 400, body = ErrorBody), (status = 403, body = ErrorBody)),
+    security(("bearer" = []))
+)]
+pub async fn stats(
+    State(s): State<AppState>,
+    Auth(p): Auth,
+    query: Result<Query<StatsRequest>, QueryRejection>,
+) -> Result<Json<Stats>, ApiError> {
+    let q = crate::routes::query(query)?;
+    Ok(Json(s.traces.stats(&p, q).await?))
 }
 
 /// One trace: its summary and its spans as a tree.

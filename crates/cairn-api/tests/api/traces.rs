@@ -339,3 +339,65 @@ async fn a_full_span_queue_drops_spans_and_requests_still_succeed() {
     let (_, list) = s.get("/v1/traces?model=fast", &s.admin_key).await;
     assert!(!list["data"].as_array().unwrap().is_empty(), "{list}");
 }
+
+#[tokio::test]
+async fn stats_aggregate_model_calls_by_model_key_and_hour() {
+    let (s, _, _) = start("", false).await;
+    let a = s.key("acme", "member", json!({})).await;
+    let b = s.key("acme", "member", json!({})).await;
+    let other = s.key("globex", "admin", json!({})).await;
+    for _ in 0..3 {
+        assert_eq!(s.send_chat(&a, &chat("fast")).await.status(), 200);
+    }
+    let mut streamed = chat("chain");
+    streamed["stream"] = json!(true);
+    assert_eq!(s.stream(&b, &streamed).await.0, 200);
+    assert_eq!(s.send_chat(&other, &chat("fast")).await.status(), 200);
+    s.flush().await;
+
+    let (status, st) = s.get("/v1/traces/stats", &a).await;
+    assert_eq!(status, 200, "{st}");
+    assert_eq!(st["object"], "trace.stats");
+    assert_eq!(st["totals"]["calls"], 4, "only acme's calls: {st}");
+    assert_eq!(st["totals"]["errors"], 0);
+    assert_eq!(st["totals"]["cost_usd"], 0.76, "4 calls at $0.19: {st}");
+    assert_eq!(st["totals"]["input_tokens"], 44);
+    assert!(st["totals"]["latency_ms"]["p50"].as_f64().unwrap() > 0.0, "{st}");
+    let series = st["series"].as_array().unwrap();
+    assert_eq!(series.len(), 1, "one hour: {st}");
+    assert_eq!(series[0]["calls"], 4);
+    assert_eq!(series[0]["bucket_ms"].as_i64().unwrap() % 3_600_000, 0);
+    let models: Vec<(&str, i64)> = st["by_model"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| (m["model"].as_str().unwrap(), m["calls"].as_i64().unwrap()))
+        .collect();
+    assert_eq!(models, [("fast", 3), ("chain", 1)]);
+    assert!(st["by_model"][0]["ttft_ms"]["p50"].is_null(), "no streamed calls to fast: {st}");
+    assert!(st["by_model"][1]["ttft_ms"]["p50"].as_f64().is_some(), "{st}");
+    let keys = st["by_key"].as_array().unwrap();
+    assert_eq!(keys.len(), 2);
+    assert_eq!((keys[0]["calls"].as_i64(), keys[0]["cost_usd"].as_f64()), (Some(3), Some(0.57)), "dearest first");
+
+    // Daily buckets, the owner's view of every tenant, another tenant's own view.
+    let (_, daily) = s.get("/v1/traces/stats?bucket=day", &a).await;
+    assert_eq!(daily["series"][0]["bucket_ms"].as_i64().unwrap() % 86_400_000, 0, "{daily}");
+    let (_, all) = s.get("/v1/traces/stats", &s.admin_key).await;
+    assert_eq!(all["totals"]["calls"], 5, "{all}");
+    let (_, theirs) = s.get("/v1/traces/stats", &other).await;
+    assert_eq!(theirs["totals"]["calls"], 1, "{theirs}");
+    assert_eq!(s.get("/v1/traces/stats?tenant=acme", &other).await.0, 403);
+    // An empty window has no percentiles, not zeros.
+    let (_, empty) = s.get("/v1/traces/stats?from_ms=0&to_ms=3600000", &a).await;
+    assert_eq!(empty["totals"]["calls"], 0);
+    assert!(empty["totals"]["latency_ms"]["p50"].is_null(), "{empty}");
+
+    // A window that ends before it starts holds nothing.
+    let (status, backwards) = s.get("/v1/traces/stats?from_ms=10000000&to_ms=5", &a).await;
+    assert_eq!((status, &backwards["totals"]["calls"]), (200, &json!(0)), "{backwards}");
+    for q in ["bucket=week", "from_ms=-1", "to_ms=x", "x=1"] {
+        let (status, body) = s.get(&format!("/v1/traces/stats?{q}"), &a).await;
+        assert_eq!(status, 400, "{q}: {body}");
+    }
+}

@@ -4,9 +4,11 @@
 
 pub mod attrs;
 mod ids;
+pub mod rollup;
 mod span;
 mod store;
 
 pub use ids::{BadId, SpanId, TraceContext, TraceId};
+pub use rollup::Rollup;
 pub use span::{now_ns, ActiveSpan, AttrValue, Capture, Redact, SpanKind, SpanRecord, SpanSink, SpanStatus, Tracer};
 pub use store::{StoredSpan, TraceCursor, TraceDelta, TraceQuery, TraceStore, TraceSummary};
