@@ -21,7 +21,8 @@ pub const HOUR_MS: i64 = 3_600_000;
 
 /// The bucket a duration of `ms` falls in.
 pub fn bucket_of(ms: f64) -> usize {
-    if !(ms > FIRST_MS) {
+    // NaN and anything at or below the first bound land in the first bucket.
+    if ms.is_nan() || ms <= FIRST_MS {
         return 0;
     }
     ((ms / FIRST_MS).ln() / GROWTH.ln()).ceil().clamp(0.0, (BUCKETS - 1) as f64) as usize
