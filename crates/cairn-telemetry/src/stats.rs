@@ -157,7 +157,7 @@ pub(crate) async fn stats(store: &dyn TraceStore, p: &Principal, q: StatsRequest
     let series = series.into_values().map(|r| StatsRow { bucket_ms: Some(r.hour_ms), ..row(&r) }).collect();
     let mut by_model: Vec<StatsRow> =
         models.into_values().map(|r| StatsRow { model: Some(r.model.clone()), ..row(&r) }).collect();
-    by_model.sort_by(|a, b| b.calls.cmp(&a.calls));
+    by_model.sort_by_key(|m| std::cmp::Reverse(m.calls));
     let mut by_key: Vec<StatsRow> =
         keys.into_values().map(|r| StatsRow { key_id: Some(r.key_id.clone()), ..row(&r) }).collect();
     by_key.sort_by(|a, b| b.cost_usd.total_cmp(&a.cost_usd).then(b.calls.cmp(&a.calls)));
