@@ -19,6 +19,26 @@ macro_rules! impl_trace_store {
 
         /// Rows per multi-row insert (12 parameters each, under SQLite's limit).
         const SPAN_ROWS: usize = 500;
+        /// Trace summaries per upsert (15 parameters each).
+        const SUMMARY_ROWS: usize = 1_000;
+        /// Rollups per upsert (89 parameters each).
+        const ROLLUP_ROWS: usize = 300;
+
+        /// How a batch's share of a trace folds into its stored summary.
+        const SUMMARY_UPSERT: &str = " ON CONFLICT (tenant_id, trace_id) DO UPDATE SET \
+             name = CASE WHEN traces.name = '' THEN excluded.name ELSE traces.name END, \
+             start_ns = CASE WHEN excluded.start_ns < traces.start_ns THEN excluded.start_ns ELSE traces.start_ns END, \
+             end_ns = CASE WHEN excluded.end_ns > traces.end_ns THEN excluded.end_ns ELSE traces.end_ns END, \
+             span_count = traces.span_count + excluded.span_count, \
+             error_count = traces.error_count + excluded.error_count, \
+             key_id = COALESCE(traces.key_id, excluded.key_id), \
+             end_user = COALESCE(traces.end_user, excluded.end_user), \
+             session_id = COALESCE(traces.session_id, excluded.session_id), \
+             run_id = COALESCE(traces.run_id, excluded.run_id), \
+             model = COALESCE(traces.model, excluded.model), \
+             input_tokens = traces.input_tokens + excluded.input_tokens, \
+             output_tokens = traces.output_tokens + excluded.output_tokens, \
+             cost_nusd = traces.cost_nusd + excluded.cost_nusd";
 
         const SUMMARY_COLUMNS: &str = "tenant_id, trace_id, name, start_ns, end_ns, span_count, error_count, key_id, \
              end_user, session_id, run_id, model, input_tokens, output_tokens, cost_nusd";
@@ -68,40 +88,36 @@ macro_rules! impl_trace_store {
             (0..BUCKETS).map(|i| format!("l{i}")).chain((0..BUCKETS).map(|i| format!("t{i}"))).collect()
         }
 
-        /// Adds `r` to its row, creating it if needed.
-        async fn add_rollup(tx: &mut sqlx::Transaction<'_, $db>, r: &Rollup) -> Result<(), sqlx::Error> {
+        /// Adds each of `rows` to its row, creating it if needed (one statement).
+        async fn add_rollups(tx: &mut sqlx::Transaction<'_, $db>, rows: &[Rollup]) -> Result<(), sqlx::Error> {
             let hist = histogram_columns();
-            let columns = format!(
-                "tenant_id, hour_ms, model, key_id, calls, errors, input_tokens, output_tokens, cost_nusd, {}",
-                hist.join(", ")
-            );
-            let params: Vec<String> = (1..=9 + hist.len()).map(|i| format!("${i}")).collect();
             let sums: Vec<String> = ["calls", "errors", "input_tokens", "output_tokens", "cost_nusd"]
                 .iter()
                 .map(|c| c.to_string())
                 .chain(hist.iter().cloned())
                 .map(|c| format!("{c} = trace_rollups.{c} + excluded.{c}"))
                 .collect();
-            let sql = format!(
-                "INSERT INTO trace_rollups ({columns}) VALUES ({}) ON CONFLICT (tenant_id, hour_ms, model, key_id) \
-                 DO UPDATE SET {}",
-                params.join(", "),
-                sums.join(", ")
-            );
-            let mut q = sqlx::query(&sql)
-                .bind(&r.tenant_id)
-                .bind(r.hour_ms)
-                .bind(&r.model)
-                .bind(&r.key_id)
-                .bind(r.calls)
-                .bind(r.errors)
-                .bind(r.input_tokens)
-                .bind(r.output_tokens)
-                .bind(r.cost.0);
-            for n in r.latency.iter().chain(r.ttft.iter()) {
-                q = q.bind(*n);
-            }
-            q.execute(&mut **tx).await.map(|_| ())
+            let mut q = sqlx::QueryBuilder::<$db>::new(format!(
+                "INSERT INTO trace_rollups (tenant_id, hour_ms, model, key_id, calls, errors, input_tokens, \
+                 output_tokens, cost_nusd, {}) ",
+                hist.join(", ")
+            ));
+            q.push_values(rows, |mut row, r| {
+                row.push_bind(r.tenant_id.clone())
+                    .push_bind(r.hour_ms)
+                    .push_bind(r.model.clone())
+                    .push_bind(r.key_id.clone())
+                    .push_bind(r.calls)
+                    .push_bind(r.errors)
+                    .push_bind(r.input_tokens)
+                    .push_bind(r.output_tokens)
+                    .push_bind(r.cost.0);
+                for n in r.latency.iter().chain(r.ttft.iter()) {
+                    row.push_bind(*n);
+                }
+            });
+            q.push(format!(" ON CONFLICT (tenant_id, hour_ms, model, key_id) DO UPDATE SET {}", sums.join(", ")));
+            q.build().execute(&mut **tx).await.map(|_| ())
         }
 
         fn rollup_from(r: &TRow) -> Result<Rollup, sqlx::Error> {
@@ -168,47 +184,33 @@ macro_rules! impl_trace_store {
                             .cloned(),
                     );
                 }
-                for d in TraceDelta::fold(&fresh) {
-                    sqlx::query(&format!(
-                        "INSERT INTO traces ({SUMMARY_COLUMNS}) \
-                         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15) \
-                         ON CONFLICT (tenant_id, trace_id) DO UPDATE SET \
-                         name = CASE WHEN traces.name = '' THEN excluded.name ELSE traces.name END, \
-                         start_ns = CASE WHEN excluded.start_ns < traces.start_ns THEN excluded.start_ns \
-                                    ELSE traces.start_ns END, \
-                         end_ns = CASE WHEN excluded.end_ns > traces.end_ns THEN excluded.end_ns ELSE traces.end_ns END, \
-                         span_count = traces.span_count + excluded.span_count, \
-                         error_count = traces.error_count + excluded.error_count, \
-                         key_id = COALESCE(traces.key_id, excluded.key_id), \
-                         end_user = COALESCE(traces.end_user, excluded.end_user), \
-                         session_id = COALESCE(traces.session_id, excluded.session_id), \
-                         run_id = COALESCE(traces.run_id, excluded.run_id), \
-                         model = COALESCE(traces.model, excluded.model), \
-                         input_tokens = traces.input_tokens + excluded.input_tokens, \
-                         output_tokens = traces.output_tokens + excluded.output_tokens, \
-                         cost_nusd = traces.cost_nusd + excluded.cost_nusd"
-                    ))
-                    .bind(&d.tenant_id)
-                    .bind(&d.trace_id)
-                    .bind(d.name.as_deref().unwrap_or(""))
-                    .bind(d.start_ns)
-                    .bind(d.end_ns)
-                    .bind(d.spans)
-                    .bind(d.errors)
-                    .bind(&d.key_id)
-                    .bind(&d.user)
-                    .bind(&d.session)
-                    .bind(&d.run_id)
-                    .bind(&d.model)
-                    .bind(d.input_tokens)
-                    .bind(d.output_tokens)
-                    .bind(d.cost.0)
-                    .execute(&mut *tx)
-                    .await
-                    .map_err($crate::db_err)?;
+                // One multi-row upsert per chunk: each batch's traces and rollups are unique
+                // (folded), as PostgreSQL requires of a single upsert.
+                let deltas = TraceDelta::fold(&fresh);
+                for chunk in deltas.chunks(SUMMARY_ROWS) {
+                    let mut q = sqlx::QueryBuilder::<$db>::new(format!("INSERT INTO traces ({SUMMARY_COLUMNS}) "));
+                    q.push_values(chunk, |mut row, d| {
+                        row.push_bind(d.tenant_id.clone())
+                            .push_bind(d.trace_id.clone())
+                            .push_bind(d.name.clone().unwrap_or_default())
+                            .push_bind(d.start_ns)
+                            .push_bind(d.end_ns)
+                            .push_bind(d.spans)
+                            .push_bind(d.errors)
+                            .push_bind(d.key_id.clone())
+                            .push_bind(d.user.clone())
+                            .push_bind(d.session.clone())
+                            .push_bind(d.run_id.clone())
+                            .push_bind(d.model.clone())
+                            .push_bind(d.input_tokens)
+                            .push_bind(d.output_tokens)
+                            .push_bind(d.cost.0);
+                    });
+                    q.push(SUMMARY_UPSERT);
+                    q.build().execute(&mut *tx).await.map_err($crate::db_err)?;
                 }
-                for r in Rollup::fold(&fresh) {
-                    add_rollup(&mut tx, &r).await.map_err($crate::db_err)?;
+                for chunk in Rollup::fold(&fresh).chunks(ROLLUP_ROWS) {
+                    add_rollups(&mut tx, chunk).await.map_err($crate::db_err)?;
                 }
                 tx.commit().await.map_err($crate::db_err)
             }
@@ -290,7 +292,8 @@ macro_rules! impl_trace_store {
                 if let Some(t) = tenant {
                     q.push(" AND tenant_id = ").push_bind(t.to_owned());
                 }
-                q.push(" ORDER BY tenant_id LIMIT 1");
+                // No ORDER BY: it would lead SQLite to scan by a tenant index instead of the id one.
+                q.push(" LIMIT 1");
                 let Some(row) = q.build().fetch_optional(&self.pool).await.map_err($crate::db_err)? else {
                     return Ok(None);
                 };
