@@ -23,6 +23,10 @@ pub(crate) const MIGRATIONS: &[(i64, &str, &str)] = &[
     (13, "job_traces", include_str!("migrations/0013_job_traces.sql")),
 ];
 
+/// The trace tables' schema (migration 0012), which the SQLite store also applies to its
+/// separate traces file; every statement in it may run again harmlessly.
+pub(crate) const TRACES_SQL: &str = include_str!("migrations/0012_traces.sql");
+
 /// How one backend spells the types the shared SQL leaves as placeholders.
 pub(crate) struct Dialect {
     /// A binary column.

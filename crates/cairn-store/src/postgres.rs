@@ -76,5 +76,5 @@ mod knowledge_ports {
 /// The traces port, implemented with the shared SQL.
 mod trace_ports {
     use super::PgStore;
-    crate::traces_sql::impl_trace_store!(PgStore, sqlx::Postgres);
+    crate::traces_sql::impl_trace_store!(PgStore, sqlx::Postgres, writer, pool);
 }

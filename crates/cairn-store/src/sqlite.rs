@@ -17,10 +17,15 @@ use crate::migrate::run_migrations;
 /// writer at a time anyway, and writers of the same process contending for its lock would wait
 /// in SQLite's busy handler, which sleeps; queueing them on one connection instead costs nothing.
 /// Other processes sharing the file still wait in the busy handler (`busy_timeout`).
+///
+/// Traces live in a second file beside it (`NAME-traces.db`): span batches then never hold the
+/// main file's write lock, which usage records (that responses wait for) and run journals need.
 #[derive(Clone)]
 pub struct SqliteStore {
     pub(crate) pool: SqlitePool,
     pub(crate) writer: SqlitePool,
+    pub(crate) trace_pool: SqlitePool,
+    pub(crate) trace_writer: SqlitePool,
 }
 
 impl SqliteStore {
@@ -50,8 +55,43 @@ impl SqliteStore {
             .await
             .map_err(db_err)?;
         tokio::spawn(checkpoints(pool.clone()));
-        Ok(Self { pool, writer })
+        let (trace_pool, trace_writer) = open_traces(&traces_path(path), max_connections).await?;
+        Ok(Self { pool, writer, trace_pool, trace_writer })
     }
+}
+
+/// Where the traces of the database at `path` live: `NAME-traces.EXT` beside it.
+pub fn traces_path(path: &Path) -> std::path::PathBuf {
+    let stem = path.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_else(|| "cairn".into());
+    let name = match path.extension() {
+        Some(ext) => format!("{stem}-traces.{}", ext.to_string_lossy()),
+        None => format!("{stem}-traces"),
+    };
+    path.with_file_name(name)
+}
+
+/// Opens (creating) the traces file: its own writer and readers, its tables made if missing.
+/// Its schema is the traces migration alone, written to be applied again harmlessly.
+async fn open_traces(path: &Path, max_connections: u32) -> StoreResult<(SqlitePool, SqlitePool)> {
+    private_files(path).map_err(|e| StoreError::Backend(format!("cannot prepare {}: {e}", path.display())))?;
+    let opts = SqliteConnectOptions::from_str(&format!("sqlite://{}", path.display()))
+        .map_err(db_err)?
+        .create_if_missing(true)
+        .journal_mode(SqliteJournalMode::Wal)
+        .synchronous(SqliteSynchronous::Normal)
+        .busy_timeout(Duration::from_secs(10));
+    // Span batches land all over the indexes: a larger page cache for the writer (64 MiB)
+    // keeps them from rereading pages.
+    let writer_opts = opts.clone().pragma("wal_autocheckpoint", "0").pragma("cache_size", "-65536");
+    let writer = SqlitePoolOptions::new().max_connections(1).connect_with(writer_opts).await.map_err(db_err)?;
+    sqlx::raw_sql(crate::migrate::TRACES_SQL).execute(&writer).await.map_err(db_err)?;
+    let pool = SqlitePoolOptions::new()
+        .max_connections(max_connections.clamp(1, 4))
+        .connect_with(opts)
+        .await
+        .map_err(db_err)?;
+    tokio::spawn(checkpoints(pool.clone()));
+    Ok((pool, writer))
 }
 
 /// Checkpoints the WAL every second until the pool closes.
@@ -138,5 +178,5 @@ mod knowledge_ports {
 /// The traces port, implemented with the shared SQL.
 mod trace_ports {
     use super::SqliteStore;
-    crate::traces_sql::impl_trace_store!(SqliteStore, sqlx::Sqlite);
+    crate::traces_sql::impl_trace_store!(SqliteStore, sqlx::Sqlite, trace_writer, trace_pool);
 }

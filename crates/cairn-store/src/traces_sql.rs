@@ -3,9 +3,10 @@
 //! summary rows, so a batch written twice counts once. Lists build their SQL from the filters
 //! given, so each query can use the tenant-and-start index.
 
-/// Implements `TraceStore` for `$store` (with `pool` and `writer` fields) on `$db`.
+/// Implements `TraceStore` for `$store` on `$db`, writing through its `$writer` pool and
+/// reading through its `$pool` one.
 macro_rules! impl_trace_store {
-    ($store:ty, $db:ty) => {
+    ($store:ty, $db:ty, $writer:ident, $pool:ident) => {
         use cairn_core::store::StoreResult;
         use cairn_core::trace::rollup::BUCKETS;
         use cairn_core::trace::{
@@ -147,7 +148,7 @@ macro_rules! impl_trace_store {
         #[async_trait::async_trait]
         impl TraceStore for $store {
             async fn insert_spans(&self, spans: &[SpanRecord]) -> StoreResult<()> {
-                let mut tx = self.writer.begin().await.map_err($crate::db_err)?;
+                let mut tx = self.$writer.begin().await.map_err($crate::db_err)?;
                 let mut fresh: Vec<SpanRecord> = Vec::with_capacity(spans.len());
                 for chunk in spans.chunks(SPAN_ROWS) {
                     let mut q = sqlx::QueryBuilder::<$db>::new(
@@ -222,7 +223,7 @@ macro_rules! impl_trace_store {
                     q.push(" AND tenant_id = ").push_bind(t.to_owned());
                 }
                 q.push(" ORDER BY hour_ms, model, key_id");
-                let rows = q.build().fetch_all(&self.pool).await.map_err($crate::db_err)?;
+                let rows = q.build().fetch_all(&self.$pool).await.map_err($crate::db_err)?;
                 rows.iter().map(rollup_from).collect::<Result<_, _>>().map_err($crate::db_err)
             }
 
@@ -278,7 +279,7 @@ macro_rules! impl_trace_store {
                     .push(")");
                 }
                 q.push(" ORDER BY start_ns DESC, trace_id DESC LIMIT ").push_bind(i64::from(f.limit));
-                let rows = q.build().fetch_all(&self.pool).await.map_err($crate::db_err)?;
+                let rows = q.build().fetch_all(&self.$pool).await.map_err($crate::db_err)?;
                 rows.iter().map(summary_from).collect::<Result<_, _>>().map_err($crate::db_err)
             }
 
@@ -294,25 +295,29 @@ macro_rules! impl_trace_store {
                 }
                 // No ORDER BY: it would lead SQLite to scan by a tenant index instead of the id one.
                 q.push(" LIMIT 1");
-                let Some(row) = q.build().fetch_optional(&self.pool).await.map_err($crate::db_err)? else {
+                let Some(row) = q.build().fetch_optional(&self.$pool).await.map_err($crate::db_err)? else {
                     return Ok(None);
                 };
                 let summary = summary_from(&row).map_err($crate::db_err)?;
                 let spans = sqlx::query(
                     "SELECT span_id, parent_id, name, kind, start_ns, end_ns, status, status_message, attributes \
-                     FROM spans WHERE tenant_id = $1 AND trace_id = $2 ORDER BY start_ns, span_id",
+                     FROM spans WHERE tenant_id = $1 AND trace_id = $2",
                 )
                 .bind(&summary.tenant_id)
                 .bind(trace_id)
-                .fetch_all(&self.pool)
+                .fetch_all(&self.$pool)
                 .await
                 .map_err($crate::db_err)?;
-                let spans = spans.iter().map(span_from).collect::<Result<_, _>>().map_err($crate::db_err)?;
+                // Sorted here: an ORDER BY leads SQLite to walk the tenant's spans by start
+                // instead of looking the trace up by its key.
+                let mut spans: Vec<StoredSpan> =
+                    spans.iter().map(span_from).collect::<Result<_, _>>().map_err($crate::db_err)?;
+                spans.sort_by(|a, b| (a.start_ns, &a.span_id).cmp(&(b.start_ns, &b.span_id)));
                 Ok(Some((summary, spans)))
             }
 
             async fn delete_traces_before(&self, tenant: Option<&str>, before_ns: i64, limit: u32) -> StoreResult<u64> {
-                let mut tx = self.writer.begin().await.map_err($crate::db_err)?;
+                let mut tx = self.$writer.begin().await.map_err($crate::db_err)?;
                 let mut q = sqlx::QueryBuilder::<$db>::new("SELECT tenant_id, trace_id FROM traces WHERE start_ns < ");
                 q.push_bind(before_ns);
                 if let Some(t) = tenant {
