@@ -88,11 +88,11 @@ async fn reqwest_text(port: u16) -> Option<String> {
     String::from_utf8(body.to_vec()).ok()
 }
 
-/// One request's spans: the HTTP request, its model call and the call's attempt.
-fn request_spans(rng: &mut impl Rng, now: i64) -> [SpanRecord; 3] {
+/// One request's spans (the HTTP request, its model call and the call's attempt), starting
+/// at `start`.
+fn request_spans(rng: &mut impl Rng, start: i64) -> [SpanRecord; 3] {
     let tenant = TENANTS[rng.gen_range(0..TENANTS.len())];
     let model = MODELS[rng.gen_range(0..MODELS.len())];
-    let start = now - rng.gen_range(0..7 * DAY_NS);
     let took = rng.gen_range(50_000_000..2_000_000_000i64);
     let failed = rng.gen_ratio(1, 50);
     let trace = TraceId::random();
@@ -166,6 +166,10 @@ async fn storage(total: u64) -> Result<()> {
     let store: Arc<dyn Store> = Arc::new(cairn_store::SqliteStore::open(&dir.path().join("bench.db"), 4).await?);
     let mut rng = rand::thread_rng();
     let now = cairn_core::trace::now_ns();
+    // The store fills as it would over a week of traffic: requests in time order, the week
+    // ending now.
+    let step = 7 * DAY_NS / (total / 3).max(1) as i64;
+    let mut at = now - 7 * DAY_NS;
 
     // Batch inserts, as the span writer makes them.
     let batch = 500usize;
@@ -174,7 +178,8 @@ async fn storage(total: u64) -> Result<()> {
     while written < total {
         let mut spans = Vec::with_capacity(batch);
         while spans.len() < batch {
-            spans.extend(request_spans(&mut rng, now));
+            spans.extend(request_spans(&mut rng, at));
+            at += step;
         }
         store.insert_spans(&spans).await?;
         written += spans.len() as u64;
@@ -194,7 +199,7 @@ async fn storage(total: u64) -> Result<()> {
     for tick in 0..(secs * 100) {
         tokio::time::sleep_until(start + Duration::from_millis(tick * 10)).await;
         while sent < rate * (tick + 1) / 100 {
-            for s in request_spans(&mut rng, now) {
+            for s in request_spans(&mut rng, cairn_core::trace::now_ns()) {
                 queue.submit(s);
             }
             sent += 3;
@@ -249,7 +254,12 @@ async fn storage(total: u64) -> Result<()> {
             times[times.len() - 1]
         );
     }
-    let size = std::fs::metadata(dir.path().join("bench.db")).map(|m| m.len()).unwrap_or(0);
-    println!("| database size | {:.0} MB ({:.0} bytes per span) | |", size as f64 / 1e6, size as f64 / stored as f64);
+    let file = cairn_store::traces_path(&dir.path().join("bench.db"));
+    let size = std::fs::metadata(file).map(|m| m.len()).unwrap_or(0);
+    println!(
+        "| traces file size | {:.0} MB ({:.0} bytes per span) | |",
+        size as f64 / 1e6,
+        size as f64 / stored as f64
+    );
     Ok(())
 }

@@ -20,7 +20,7 @@ use std::sync::Arc;
 use cairn_core::store::{Store, StoreError, StoreResult};
 
 pub use postgres::PgStore;
-pub use sqlite::SqliteStore;
+pub use sqlite::{traces_path, SqliteStore};
 
 /// Opens the store named by `url` (`sqlite://PATH` or `postgres://...`), creating the SQLite
 /// file and its folder if needed, and applies pending migrations.
