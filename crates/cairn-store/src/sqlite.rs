@@ -31,16 +31,7 @@ pub struct SqliteStore {
 impl SqliteStore {
     /// Opens (creating if needed) the database at `path` and migrates it.
     pub async fn open(path: &Path, max_connections: u32) -> StoreResult<Self> {
-        private_files(path).map_err(|e| StoreError::Backend(format!("cannot prepare {}: {e}", path.display())))?;
-        let opts = SqliteConnectOptions::from_str(&format!("sqlite://{}", path.display()))
-            .map_err(db_err)?
-            .create_if_missing(true)
-            .journal_mode(SqliteJournalMode::Wal)
-            // NORMAL in WAL mode: committed transactions survive a process crash; only an OS
-            // crash can lose the last few, which is the usual trade for embedded servers.
-            .synchronous(SqliteSynchronous::Normal)
-            .busy_timeout(Duration::from_secs(10))
-            .foreign_keys(true);
+        let opts = options(path)?.foreign_keys(true);
         // The writer never checkpoints the WAL itself (a checkpoint's fsync would stall the
         // request that happened to commit past the threshold); a background task does, in
         // PASSIVE mode, which runs beside writers without blocking them.
@@ -60,6 +51,19 @@ impl SqliteStore {
     }
 }
 
+/// Makes the file at `path` owner-only and returns how Cairn connects to it: created if
+/// missing, WAL journal, NORMAL sync (committed transactions survive a process crash; only an
+/// OS crash can lose the last few, the usual trade for embedded servers), a 10 s busy wait.
+fn options(path: &Path) -> StoreResult<SqliteConnectOptions> {
+    private_files(path).map_err(|e| StoreError::Backend(format!("cannot prepare {}: {e}", path.display())))?;
+    Ok(SqliteConnectOptions::from_str(&format!("sqlite://{}", path.display()))
+        .map_err(db_err)?
+        .create_if_missing(true)
+        .journal_mode(SqliteJournalMode::Wal)
+        .synchronous(SqliteSynchronous::Normal)
+        .busy_timeout(Duration::from_secs(10)))
+}
+
 /// Where the traces of the database at `path` live: `NAME-traces.EXT` beside it.
 pub fn traces_path(path: &Path) -> std::path::PathBuf {
     let stem = path.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_else(|| "cairn".into());
@@ -73,13 +77,7 @@ pub fn traces_path(path: &Path) -> std::path::PathBuf {
 /// Opens (creating) the traces file: its own writer and readers, its tables made if missing.
 /// Its schema is the traces migration alone, written to be applied again harmlessly.
 async fn open_traces(path: &Path, max_connections: u32) -> StoreResult<(SqlitePool, SqlitePool)> {
-    private_files(path).map_err(|e| StoreError::Backend(format!("cannot prepare {}: {e}", path.display())))?;
-    let opts = SqliteConnectOptions::from_str(&format!("sqlite://{}", path.display()))
-        .map_err(db_err)?
-        .create_if_missing(true)
-        .journal_mode(SqliteJournalMode::Wal)
-        .synchronous(SqliteSynchronous::Normal)
-        .busy_timeout(Duration::from_secs(10));
+    let opts = options(path)?;
     // Span batches land all over the indexes: a larger page cache for the writer (64 MiB)
     // keeps them from rereading pages.
     let writer_opts = opts.clone().pragma("wal_autocheckpoint", "0").pragma("cache_size", "-65536");

@@ -37,6 +37,15 @@ pub async fn wait_run(s: &TestServer, key: &str, id: &str, states: &[&str]) -> V
     }
 }
 
+/// Polls job `id` until it succeeded (bounded).
+pub async fn wait_job(s: &TestServer, key: &str, id: &str) {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    while s.get(&format!("/v1/jobs/{id}"), key).await.1["state"] != "succeeded" {
+        assert!(tokio::time::Instant::now() < deadline, "job {id} stuck");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
 /// The kinds of run `id`'s journal, in order.
 pub async fn kinds(s: &TestServer, key: &str, id: &str) -> Vec<String> {
     let (status, page) = s.get(&format!("/v1/runs/{id}/steps?limit=1000"), key).await;
@@ -73,12 +82,7 @@ async fn searches_asks_and_answers(postgres: bool) {
     let docs = json!({"documents": [{"id": "refunds", "text": "Refunds are allowed within 30 days of delivery."}]});
     let (status, accepted) = s.post(&format!("/v1/collections/{col}/documents"), &acme, &docs).await;
     assert_eq!(status, 202, "{accepted}");
-    let job = accepted["data"][0]["job_id"].as_str().unwrap();
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
-    while s.get(&format!("/v1/jobs/{job}"), &acme).await.1["state"] != "succeeded" {
-        assert!(tokio::time::Instant::now() < deadline, "ingestion stuck");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    wait_job(&s, &acme, accepted["data"][0]["job_id"].as_str().unwrap()).await;
 
     let id = agent(
         &s,

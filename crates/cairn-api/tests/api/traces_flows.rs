@@ -3,12 +3,10 @@
 //! it returned, a RAG answer its retrieval, generation and citations, and an agent run its
 //! model calls and tool calls. On SQLite and PostgreSQL.
 
-use std::time::Duration;
-
 use cairn_testkit::{Scripted, StandIn, TestServer};
 use serde_json::{json, Value};
 
-use crate::runs::{agent, server, wait_run};
+use crate::runs::{agent, server, wait_job, wait_run};
 use crate::traces::flatten;
 
 /// POSTs `body` to `path` as `key`; returns the status, the body and the trace id.
@@ -46,11 +44,7 @@ async fn flows(postgres: bool) {
         post_traced(&s, &format!("/v1/collections/{col}/documents"), &acme, &docs).await;
     assert_eq!(status, 202, "{accepted}");
     let job = accepted["data"][0]["job_id"].as_str().unwrap();
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
-    while s.get(&format!("/v1/jobs/{job}"), &acme).await.1["state"] != "succeeded" {
-        assert!(tokio::time::Instant::now() < deadline, "ingestion stuck");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    wait_job(&s, &acme, job).await;
     let trace = s.trace(&upload_trace, &acme, 4).await;
     let spans = flatten(&trace["spans"]);
     let root = one(&spans, "POST /v1/collections/{id}/documents");
