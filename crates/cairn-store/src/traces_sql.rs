@@ -171,6 +171,11 @@ macro_rules! impl_trace_store {
                     });
                     q.push(" ON CONFLICT DO NOTHING RETURNING tenant_id, trace_id, span_id");
                     let stored = q.build().fetch_all(&mut *tx).await.map_err($crate::db_err)?;
+                    if stored.len() == chunk.len() {
+                        // The usual case: every span is new.
+                        fresh.extend(chunk.iter().cloned());
+                        continue;
+                    }
                     let stored: std::collections::HashSet<(String, String, String)> = stored
                         .iter()
                         .map(|r| Ok((r.try_get("tenant_id")?, r.try_get("trace_id")?, r.try_get("span_id")?)))

@@ -12,6 +12,8 @@ use serde::{Deserialize, Serialize};
 
 /// Longest window one query covers (a longer one is cut to its end).
 const MAX_WINDOW_MS: i64 = 400 * 24 * HOUR_MS;
+/// The latest time a query may name, Unix ms (the schema's bound, as for trace lists).
+const MAX_MS: i64 = 9_223_372_036_854;
 /// Keys listed in `by_key` at most (the dearest first).
 const TOP_KEYS: usize = 20;
 
@@ -128,8 +130,8 @@ pub(crate) async fn stats(store: &dyn TraceStore, p: &Principal, q: StatsRequest
     p.require(Role::Reader)?;
     let tenant = p.readable_tenant(q.tenant.as_deref())?;
     for (param, v) in [("from_ms", q.from_ms), ("to_ms", q.to_ms)] {
-        if v.is_some_and(|v| v < 0) {
-            return Err(Error::invalid_param(param, format!("{param} must not be negative")));
+        if v.is_some_and(|v| !(0..=MAX_MS).contains(&v)) {
+            return Err(Error::invalid_param(param, format!("{param} must be from 0 to {MAX_MS}")));
         }
     }
     let to = q.to_ms.unwrap_or(now_ms);

@@ -17,7 +17,6 @@ CREATE TABLE IF NOT EXISTS spans (
     attributes     TEXT NOT NULL,
     PRIMARY KEY (tenant_id, trace_id, span_id)
 );
-CREATE INDEX IF NOT EXISTS spans_by_start ON spans (tenant_id, start_ns);
 
 CREATE TABLE IF NOT EXISTS traces (
     tenant_id     TEXT NOT NULL,
