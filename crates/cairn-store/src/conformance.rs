@@ -90,6 +90,7 @@ pub async fn run_all(store: Arc<dyn Store>) {
     agents::mcp_servers(store.clone()).await;
     runs::runs(store.clone()).await;
     traces::traces(store.clone()).await;
+    traces::racing_writers(store.clone()).await;
     store.ping().await.expect("ping");
 }
 

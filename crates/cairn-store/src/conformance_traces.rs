@@ -157,3 +157,41 @@ pub(crate) async fn traces(s: Arc<dyn Store>) {
     assert!(s.list_traces(&owner).await.unwrap().is_empty());
     assert!(s.rollups(None, 0, i64::MAX).await.unwrap().is_empty());
 }
+
+/// Writers racing on the same traces (nodes sharing a database, batches holding the traces in
+/// opposite orders) lose no count and never deadlock.
+pub(crate) async fn racing_writers(s: Arc<dyn Store>) {
+    let (t1, t2) = (TraceId::random(), TraceId::random());
+    let root1 = span("acme", t1, None, "one", 1_000, 2_000);
+    let root2 = span("acme", t2, None, "two", 1_000, 2_000);
+    let writers: Vec<_> = (0..8)
+        .map(|w| {
+            let (s, p1, p2) = (s.clone(), root1.span_id, root2.span_id);
+            tokio::spawn(async move {
+                for _ in 0..5 {
+                    let mut batch = Vec::new();
+                    for _ in 0..20 {
+                        batch.push(call("acme", t1, p1, "fast", 1_500, 0.001));
+                        batch.push(call("acme", t2, p2, "fast", 1_500, 0.001));
+                    }
+                    if w % 2 == 1 {
+                        batch.reverse();
+                    }
+                    s.insert_spans(&batch).await.unwrap();
+                }
+            })
+        })
+        .collect();
+    for w in writers {
+        w.await.unwrap();
+    }
+    for t in [t1, t2] {
+        let (summary, _) = s.get_trace(Some("acme"), &t.to_string()).await.unwrap().unwrap();
+        assert_eq!(summary.span_count, 8 * 5 * 20);
+        assert_eq!(summary.input_tokens, 8 * 5 * 20 * 10);
+        assert_eq!(NanoUsd::from_usd(summary.cost_usd), NanoUsd(8 * 5 * 20 * NanoUsd::from_usd(0.001).0));
+    }
+    let calls: i64 = s.rollups(Some("acme"), 0, 3_600_000).await.unwrap().iter().map(|r| r.calls).sum();
+    assert_eq!(calls, 2 * 8 * 5 * 20);
+    assert_eq!(s.delete_traces_before(Some("acme"), i64::MAX, 1_000).await.unwrap(), 2);
+}

@@ -123,10 +123,13 @@ async fn runs_survive_a_kill(url: String, during: KillDuring) {
         KillDuring::ModelStream => up.push((0..RUNS).map(|_| Fault::ChunkDelay(Duration::from_secs(20)))),
         KillDuring::WebhookCall => receiver.hold(Duration::from_secs(20)),
     }
-    let mut runs = Vec::new();
+    let (mut runs, mut traces) = (Vec::new(), Vec::new());
     for i in 0..RUNS {
         let body = json!({"agent_id": agent, "messages": [{"role": "user", "content": format!("notify {i}")}]});
-        runs.push(post(&client, format!("{base}/v1/runs"), &body).await["id"].as_str().unwrap().to_owned());
+        let resp = client.post(format!("{base}/v1/runs")).bearer_auth(ADMIN_KEY).json(&body).send().await.unwrap();
+        assert!(resp.status().is_success(), "{}", resp.status());
+        traces.push(resp.headers()["x-cairn-trace-id"].to_str().unwrap().to_owned());
+        runs.push(resp.json::<Value>().await.unwrap()["id"].as_str().unwrap().to_owned());
     }
     let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
     match during {
@@ -171,6 +174,21 @@ async fn runs_survive_a_kill(url: String, during: KillDuring) {
             assert_eq!(after_restart, 2 * RUNS, "no journaled model call is made again");
             assert!(per_key.values().all(|n| *n == 2), "{per_key:?}");
         }
+    }
+    // The attempt that finished each run, made by the restarted process, is still a span of
+    // the trace of the request that started the run (the job row keeps its traceparent).
+    for (run, trace) in runs.iter().zip(&traces) {
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+        let found = loop {
+            let list = get(&client, format!("{base}/v1/traces?run_id={run}")).await;
+            if list["data"].as_array().is_some_and(|d| !d.is_empty()) {
+                break list;
+            }
+            assert!(tokio::time::Instant::now() < deadline, "{run}: no trace");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        };
+        let ids: Vec<&str> = found["data"].as_array().unwrap().iter().filter_map(|t| t["trace_id"].as_str()).collect();
+        assert_eq!(ids, [trace.as_str()], "{run}: one trace, the starting request's: {found}");
     }
     let _ = restarted.kill();
     let _ = restarted.wait();

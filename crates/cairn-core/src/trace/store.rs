@@ -48,7 +48,7 @@ pub struct TraceDelta {
 }
 
 impl TraceDelta {
-    /// Folds `spans` into one delta per (tenant, trace), in first-seen order.
+    /// Folds `spans` into one delta per (tenant, trace), ordered by tenant and trace.
     pub fn fold(spans: &[SpanRecord]) -> Vec<TraceDelta> {
         let mut at: HashMap<(&str, [u8; 16]), usize> = HashMap::new();
         let mut out: Vec<TraceDelta> = Vec::new();
@@ -88,6 +88,9 @@ impl TraceDelta {
                 d.cost = NanoUsd(d.cost.0 + NanoUsd::from_usd(s.attr_f64(attrs::COST_USD).unwrap_or(0.0)).0);
             }
         }
+        // In key order, so concurrent writers (nodes sharing PostgreSQL) lock summary rows in
+        // the same order and never deadlock.
+        out.sort_by(|a, b| (&a.tenant_id, &a.trace_id).cmp(&(&b.tenant_id, &b.trace_id)));
         out
     }
 }
