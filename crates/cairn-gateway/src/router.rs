@@ -127,8 +127,8 @@ impl Drop for Attempt<'_> {
 pub struct Traced<'a> {
     /// Records the spans.
     pub tracer: &'a Tracer,
-    /// The call's span (`None`: the call is not traced).
-    pub at: Option<TraceContext>,
+    /// The call's place in its trace: attempts are children of the call's span.
+    pub at: TraceContext,
     /// The tenant the call is for.
     pub tenant: &'a str,
     /// `chat` or `embeddings`.
@@ -137,9 +137,8 @@ pub struct Traced<'a> {
 
 impl Traced<'_> {
     fn attempt(&self, target: &Target, attempt: u32) -> ActiveSpan {
-        let at = self.at.unwrap_or_else(TraceContext::fresh);
-        let tracer = if self.at.is_some() { self.tracer } else { &OFF };
-        let mut span = tracer.start(&at, self.tenant, format!("{} {}", self.operation, target.model), SpanKind::Client);
+        let mut span =
+            self.tracer.start(&self.at, self.tenant, format!("{} {}", self.operation, target.model), SpanKind::Client);
         if span.recording() {
             span.set(attrs::OPERATION, self.operation);
             span.set(attrs::PROVIDER, target.provider_name.clone());
@@ -149,9 +148,6 @@ impl Traced<'_> {
         span
     }
 }
-
-/// The tracer of untraced calls.
-static OFF: std::sync::LazyLock<Tracer> = std::sync::LazyLock::new(Tracer::off);
 
 /// Routes model calls.
 pub struct Router {

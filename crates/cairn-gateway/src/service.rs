@@ -126,7 +126,8 @@ impl GatewayService {
     fn traced<'a>(&'a self, ctx: &'a CallContext, guard: &CallGuard, operation: Endpoint) -> Traced<'a> {
         Traced {
             tracer: &self.tracer,
-            at: guard.call.trace_context(),
+            // The call's span lives until the call ends, so it is there while routing.
+            at: guard.call.trace_context().unwrap_or(ctx.trace),
             tenant: &ctx.principal.tenant_id,
             operation: operation.as_str(),
         }
