@@ -179,10 +179,13 @@ fn agents(doc: &mut OpenApi) {
 }
 
 /// Jobs: the known types, each type's payload, and `run_at_ms` or `delay_ms`, not both.
-/// `/v1/mcp_servers`: a URL with a host, and header names and values HTTP can carry, other
-/// than those the transport sets (any letter case).
+/// `/v1/mcp_servers`: a URL with a host (a dotted IPv4 address, or names whose last label starts
+/// with a letter: URL parsers read `a.9` as a malformed address), and header names and values
+/// HTTP can carry, other than those the transport sets (any letter case).
 fn mcp_servers(doc: &mut OpenApi) {
-    let url = "^[Hh][Tt][Tt][Pp][Ss]?://[A-Za-z0-9][A-Za-z0-9.-]{0,252}(:[1-9][0-9]{0,3})?(/[!-~]*)?$";
+    let octet = "(25[0-5]|2[0-4][0-9]|1[0-9]{2}|[1-9]?[0-9])";
+    let host = format!("(({octet}\\.){{3}}{octet}|([A-Za-z0-9-]{{1,63}}\\.)*[A-Za-z][A-Za-z0-9-]{{0,62}})");
+    let url = format!("^[Hh][Tt][Tt][Pp][Ss]?://{host}(:[1-9][0-9]{{0,3}})?(/[!-~]*)?$");
     set_property(doc, &["CreateMcpServer"], "url", &json!({"type": "string", "maxLength": 2048, "pattern": url}));
     let any_case = |word: &str| -> String {
         word.chars()
