@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Runs Cairn's whole test suite: starts a local PostgreSQL with pgvector (installing it on
 # first use, see scripts/postgres.sh), prepares the official OpenAI Python SDK for the
-# compatibility test (scripts/python-env.sh) and schemathesis for the API contract test
+# compatibility test (scripts/python-env.sh), Arize Phoenix for the OTLP export test
+# (scripts/phoenix-env.sh) and schemathesis for the API contract test
 # (scripts/schemathesis-env.sh), pulls the in-process models into the model cache
 # (cairn models pull), then runs every test with nextest.
 #
@@ -21,6 +22,11 @@ fi
 if [ -z "${CAIRN_TEST_PYTHON:-}" ]; then
   CAIRN_TEST_PYTHON="$(scripts/python-env.sh)"
   export CAIRN_TEST_PYTHON
+fi
+
+if [ -z "${CAIRN_TEST_PHOENIX:-}" ]; then
+  CAIRN_TEST_PHOENIX="$(scripts/phoenix-env.sh)"
+  export CAIRN_TEST_PHOENIX
 fi
 
 if [ -z "${CAIRN_TEST_SCHEMATHESIS:-}" ]; then

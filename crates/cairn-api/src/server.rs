@@ -75,7 +75,11 @@ pub async fn serve(
         let _ = worker.await;
     }
     app.state.gateway.flush_usage().await;
-    app.state.traces.flush().await;
+    // Bounded: an unreachable OTLP collector must not hold the process (stored spans are
+    // flushed first and are quick).
+    if tokio::time::timeout(grace, app.state.traces.flush()).await.is_err() {
+        tracing::warn!("spans still waiting for export at shutdown; dropping them");
+    }
     tracing::info!("shutdown complete");
     Ok(())
 }

@@ -19,7 +19,7 @@ use bytes::Bytes;
 use cairn_core::store::Store;
 use cairn_core::trace::{attrs, AttrValue, SpanId, SpanKind, SpanRecord, SpanSink, SpanStatus, TraceId, TraceQuery};
 use cairn_core::usage::NanoUsd;
-use cairn_telemetry::{Metrics, SpanQueue, SpanQueueSettings};
+use cairn_telemetry::{Metrics, SpanQueue, SpanQueueSettings, StoreWriter};
 use rand::Rng;
 
 use crate::load::{self, Target};
@@ -192,7 +192,8 @@ async fn storage(total: u64) -> Result<()> {
     // A sustained stream through the bounded queue: 20,000 spans/s for 5 s, paced.
     let metrics = Arc::new(Metrics::new());
     let settings = SpanQueueSettings { capacity: 20_000, batch, flush: Duration::from_millis(200) };
-    let queue = SpanQueue::start(store.clone(), metrics.clone(), settings);
+    let writer = Arc::new(StoreWriter { store: store.clone(), metrics: metrics.clone() });
+    let queue = SpanQueue::start(writer, metrics.spans_dropped.clone(), settings);
     let (rate, secs) = (20_000u64, 5u64);
     let start = tokio::time::Instant::now();
     let mut sent = 0u64;

@@ -87,6 +87,12 @@ pub struct Metrics {
     pub spans_written: Counter,
     /// Span batches whose write failed (dropped after the retries).
     pub span_write_failures: Counter,
+    /// Spans sent to the OTLP collector.
+    pub otlp_spans_exported: Counter,
+    /// Spans not exported: the export queue was full, or their batch failed every try.
+    pub otlp_spans_dropped: Counter,
+    /// Export batches given up on.
+    pub otlp_export_failures: Counter,
 }
 
 impl Metrics {
@@ -124,6 +130,9 @@ impl Metrics {
             spans_dropped: Counter::default(),
             spans_written: Counter::default(),
             span_write_failures: Counter::default(),
+            otlp_spans_exported: Counter::default(),
+            otlp_spans_dropped: Counter::default(),
+            otlp_export_failures: Counter::default(),
             registry: Registry::default(),
         };
         registry.register("http_requests", "HTTP requests", m.http_requests.clone());
@@ -171,6 +180,13 @@ impl Metrics {
             "Span batches that could not be written",
             m.span_write_failures.clone(),
         );
+        registry.register("otlp_spans_exported", "Spans sent to the OTLP collector", m.otlp_spans_exported.clone());
+        registry.register(
+            "otlp_spans_dropped",
+            "Spans not exported (queue full or every try failed)",
+            m.otlp_spans_dropped.clone(),
+        );
+        registry.register("otlp_export_failures", "OTLP export batches given up on", m.otlp_export_failures.clone());
         Metrics { registry, ..m }
     }
 

@@ -9,13 +9,14 @@ use cairn_core::config::TracingConfig;
 use cairn_core::store::TenantStore;
 use cairn_core::tenancy::{Principal, Role};
 use cairn_core::trace::{
-    Redact, SpanStatus, StoredSpan, TraceCursor, TraceId, TraceQuery, TraceStore, TraceSummary, Tracer,
+    Redact, SpanSink, SpanStatus, StoredSpan, TraceCursor, TraceId, TraceQuery, TraceStore, TraceSummary, Tracer,
 };
 use cairn_core::usage::NanoUsd;
 use cairn_core::{Error, Result};
 use serde::{Deserialize, Serialize};
 
-use crate::spans::{SpanQueue, SpanQueueSettings};
+use crate::otlp::OtlpExporter;
+use crate::spans::{Fanout, SpanQueue, SpanQueueSettings, StoreWriter};
 use crate::Metrics;
 
 /// Most traces in one page.
@@ -109,7 +110,7 @@ pub struct TraceDetail {
 pub struct TraceService {
     store: Arc<dyn TraceStore>,
     tenants: Arc<dyn TenantStore>,
-    queue: Arc<SpanQueue>,
+    queues: Vec<Arc<SpanQueue>>,
     tracer: Tracer,
     config: TracingConfig,
 }
@@ -129,23 +130,37 @@ impl TraceService {
         }
     }
 
-    /// Starts the span writer over `store`; content is redacted by `redact` under `full`
-    /// capture.
+    /// Starts the span writer over `store` (and the OTLP exporter when `config.otlp` names an
+    /// endpoint); content is redacted by `redact` under `full` capture. Errors are
+    /// configuration problems.
     pub fn start(
         store: Arc<dyn TraceStore>,
         tenants: Arc<dyn TenantStore>,
         metrics: Arc<Metrics>,
         config: &TracingConfig,
         redact: Option<Arc<dyn Redact>>,
-    ) -> Self {
+    ) -> std::result::Result<Self, String> {
         let settings = SpanQueueSettings {
             capacity: config.queue,
             batch: config.batch,
             flush: Duration::from_millis(config.flush_ms.max(1)),
         };
-        let queue = SpanQueue::start(store.clone(), metrics, settings);
-        let tracer = Tracer::new(queue.clone(), config.capture, redact);
-        Self { store, tenants, queue, tracer, config: config.clone() }
+        let writer = Arc::new(StoreWriter { store: store.clone(), metrics: metrics.clone() });
+        let mut queues = vec![SpanQueue::start(writer, metrics.spans_dropped.clone(), settings)];
+        if let Some(exporter) = OtlpExporter::new(&config.otlp, metrics.clone())? {
+            let settings = SpanQueueSettings {
+                capacity: config.otlp.queue,
+                batch: config.otlp.batch,
+                flush: Duration::from_millis(config.otlp.flush_ms.max(1)),
+            };
+            queues.push(SpanQueue::start(Arc::new(exporter), metrics.otlp_spans_dropped.clone(), settings));
+        }
+        let sink: Arc<dyn SpanSink> = match queues.as_slice() {
+            [only] => only.clone(),
+            all => Arc::new(Fanout(all.iter().map(|q| q.clone() as Arc<dyn SpanSink>).collect())),
+        };
+        let tracer = Tracer::new(sink, config.capture, redact);
+        Ok(Self { store, tenants, queues, tracer, config: config.clone() })
     }
 
     /// The tracer services record spans through.
@@ -153,9 +168,12 @@ impl TraceService {
         self.tracer.clone()
     }
 
-    /// Waits until every span finished so far is stored (tests, shutdown).
+    /// Waits until every span finished so far is stored and exported (or given up on):
+    /// tests, shutdown.
     pub async fn flush(&self) {
-        self.queue.flush().await;
+        for q in &self.queues {
+            q.flush().await;
+        }
     }
 
     /// Traces matching `q` that the caller may read.

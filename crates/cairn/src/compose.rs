@@ -83,7 +83,7 @@ pub async fn services(config: &Config) -> Result<AppState, String> {
     let access = Arc::new(AccessService::new(store.clone(), Duration::from_millis(config.gateway.key_cache_ttl_ms)));
     let redact: Arc<dyn Redact> = Arc::new(PiiMask(Redactor::new(PiiPolicy::Mask)));
     let traces =
-        Arc::new(TraceService::start(store.clone(), store.clone(), metrics.clone(), &config.tracing, Some(redact)));
+        Arc::new(TraceService::start(store.clone(), store.clone(), metrics.clone(), &config.tracing, Some(redact))?);
     let tracer = traces.tracer();
     let gateway = Arc::new(GatewayService::new(config, store.clone(), metrics.clone())?.with_tracer(tracer.clone()));
     let index = Arc::new(LiveIndex::open(&*store).await.map_err(|e| format!("building the search index: {e}"))?);

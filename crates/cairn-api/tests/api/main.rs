@@ -15,6 +15,7 @@ mod knowledge;
 mod local;
 mod local_chat;
 mod mcp;
+mod otlp;
 mod rag;
 mod resilience;
 mod runs;

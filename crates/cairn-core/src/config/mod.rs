@@ -16,7 +16,7 @@ pub use agents::{AgentsConfig, StdioServerConfig};
 pub use jobs::JobsConfig;
 pub use knowledge::KnowledgeConfig;
 pub use storage::{redact_url_password, StorageConfig};
-pub use tracing::TracingConfig;
+pub use tracing::{OtlpConfig, TracingConfig};
 
 use figment::providers::{Env, Format, Serialized, Toml};
 use figment::Figment;

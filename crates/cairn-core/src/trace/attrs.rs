@@ -74,3 +74,5 @@ pub const JOB_ID: &str = "cairn.job.id";
 pub const JOB_OUTCOME: &str = "cairn.job.outcome";
 /// What a limit or budget decided (`admitted`, `rate`, `budget`, `streams`).
 pub const LIMIT_DECISION: &str = "cairn.limit.decision";
+/// The tenant whose work a span was (added on export; stored spans keep it in a column).
+pub const TENANT_ID: &str = "cairn.tenant.id";
