@@ -15,7 +15,8 @@ use utoipa_swagger_ui::SwaggerUi;
 use crate::error::error_response;
 use crate::middleware::observe;
 use crate::routes::{
-    admin, agents, answer, chat, embeddings, jobs, knowledge, mcp, models, ops, runs, threads, traces, usage, webhooks,
+    admin, agents, answer, chat, embeddings, feedback, jobs, knowledge, mcp, models, ops, runs, threads, traces, usage,
+    webhooks,
 };
 use crate::state::AppState;
 
@@ -42,6 +43,11 @@ impl App {
             .route("/v1/traces", get(traces::list))
             .route("/v1/traces/stats", get(traces::stats))
             .route("/v1/traces/{id}", get(traces::get))
+            .route("/v1/traces/{id}/feedback", post(feedback::trace_give).get(feedback::trace_list))
+            .route("/v1/answers/{id}/feedback", post(feedback::answer_give).get(feedback::answer_list))
+            .route("/v1/runs/{id}/feedback", post(feedback::run_give).get(feedback::run_list))
+            .route("/v1/evals", post(feedback::eval_create).get(feedback::eval_list))
+            .route("/v1/evals/{id}", get(feedback::eval_get))
             .route("/v1/admin/tenants", post(admin::create_tenant).get(admin::list_tenants))
             .route("/v1/admin/keys", post(admin::create_key).get(admin::list_keys))
             .route("/v1/admin/keys/{id}", delete(admin::revoke_key))

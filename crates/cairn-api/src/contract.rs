@@ -93,6 +93,20 @@ pub(crate) fn apply(doc: &mut OpenApi, job_types: &[cairn_jobs::JobType]) {
     streams(doc);
     jobs(doc, job_types);
     agents(doc);
+    feedback(doc);
+}
+
+/// Feedback: a score is a yes/no, a bounded number or a short non-empty label.
+fn feedback(doc: &mut OpenApi) {
+    set_component(
+        doc,
+        "Score",
+        json!({"oneOf": [
+            {"type": "boolean"},
+            {"type": "number", "minimum": -1e12, "maximum": 1e12},
+            {"type": "string", "minLength": 1, "maxLength": 128},
+        ]}),
+    );
 }
 
 /// Agents: tools keyed by name, each with exactly its own kind's settings; approval rules in

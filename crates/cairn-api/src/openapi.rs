@@ -13,7 +13,8 @@ use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
 use crate::routes::{
-    admin, agents, answer, chat, embeddings, jobs, knowledge, mcp, models, ops, runs, threads, traces, usage, webhooks,
+    admin, agents, answer, chat, embeddings, feedback, jobs, knowledge, mcp, models, ops, runs, threads, traces, usage,
+    webhooks,
 };
 
 /// The API description.
@@ -34,6 +35,8 @@ use crate::routes::{
         mcp::create, mcp::list, mcp::get, mcp::delete, mcp::tools,
         runs::create, runs::get, runs::cancel, runs::steps, runs::events, runs::approvals, runs::tool_outputs,
         traces::list, traces::stats, traces::get,
+        feedback::trace_give, feedback::trace_list, feedback::answer_give, feedback::answer_list,
+        feedback::run_give, feedback::run_list, feedback::eval_create, feedback::eval_list, feedback::eval_get,
         ops::healthz, ops::readyz, ops::metrics,
     ),
     components(schemas(
@@ -72,6 +75,9 @@ use crate::routes::{
         cairn_telemetry::traces::SpanNode, cairn_telemetry::traces::StatusFilter,
         cairn_telemetry::stats::Stats, cairn_telemetry::stats::StatsRow, cairn_telemetry::stats::Percentiles,
         cairn_telemetry::stats::StatsBucket,
+        cairn_core::trace::Feedback, cairn_core::trace::FeedbackTarget, cairn_core::trace::Score,
+        cairn_core::trace::EvalRun, cairn_core::trace::EvalItem, cairn_telemetry::feedback::FeedbackRequest,
+        cairn_telemetry::feedback::NewEval, feedback::FeedbackList, feedback::EvalList,
     )),
     modifiers(&BearerAuth, &StandardErrors),
     tags(
@@ -81,7 +87,7 @@ use crate::routes::{
         (name = "jobs", description = "Durable jobs: enqueue, inspect, watch, cancel, replay"),
         (name = "knowledge", description = "Collections, documents and hybrid search"),
         (name = "agents", description = "Agent definitions and their versions"),
-        (name = "observability", description = "Traces of every request"),
+        (name = "observability", description = "Traces of every request, feedback and evaluations"),
         (name = "operations", description = "Health and metrics"),
     )
 )]

@@ -36,6 +36,8 @@ pub struct AppState {
     pub knowledge_config: cairn_core::config::KnowledgeConfig,
     /// Traces: the tracer, the span writer, reads.
     pub traces: Arc<cairn_telemetry::TraceService>,
+    /// Feedback on traces, answers and runs; answer evaluations.
+    pub feedback: Arc<cairn_telemetry::FeedbackService>,
     /// Metrics registry.
     pub metrics: Arc<Metrics>,
     /// Cancelled when shutdown's grace period is over: open streams end cleanly.

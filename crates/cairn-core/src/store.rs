@@ -90,7 +90,15 @@ pub trait UsageStore: Send + Sync {
 /// Everything Cairn stores, in one handle.
 #[async_trait]
 pub trait Store:
-    TenantStore + KeyStore + UsageStore + JobStore + KnowledgeStore + AgentStore + RunStore + TraceStore
+    TenantStore
+    + KeyStore
+    + UsageStore
+    + JobStore
+    + KnowledgeStore
+    + AgentStore
+    + RunStore
+    + TraceStore
+    + crate::trace::FeedbackStore
 {
     /// Checks the database answers (for `/readyz`).
     async fn ping(&self) -> StoreResult<()>;

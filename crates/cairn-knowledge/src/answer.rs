@@ -132,6 +132,8 @@ pub struct AnswerSource {
 /// A finished answer.
 #[derive(Clone, Debug, Serialize, ToSchema)]
 pub struct Answer {
+    /// `ans_...`: send feedback on this answer to `/v1/answers/{id}/feedback`.
+    pub id: String,
     /// Always `knowledge.answer`.
     pub object: &'static str,
     /// The answer text, citing sources as [n].
@@ -298,14 +300,14 @@ impl AnswerService {
         let ctx = &ctx.under(&span);
         let grounded = self.ground(ctx, collection_id, &req.question, req.retrieval()).await?;
         let Some(prompt) = &grounded.prompt else {
-            let answer = not_found(grounded.sources);
-            traced::answered(tracer, &mut span, &answer);
+            let mut answer = not_found(grounded.sources);
+            traced::answered(tracer, &mut span, &mut answer);
             return Ok((answer, None));
         };
         let (completion, routed) = self.chat.complete(ctx, self.request(&req, prompt, false)).await?;
         let text = completion.choices.first().map(|c| c.message.text_content()).unwrap_or_default();
-        let answer = finish(text, grounded.sources, Some(completion.model), completion.usage);
-        traced::answered(tracer, &mut span, &answer);
+        let mut answer = finish(text, grounded.sources, Some(completion.model), completion.usage);
+        traced::answered(tracer, &mut span, &mut answer);
         Ok((answer, Some(routed)))
     }
 
@@ -323,8 +325,8 @@ impl AnswerService {
         let grounded = self.ground(ctx, collection_id, &req.question, req.retrieval()).await?;
         let head = AnswerEvent::Sources(grounded.sources.clone());
         let Some(prompt) = &grounded.prompt else {
-            let done = not_found(grounded.sources);
-            traced::answered(&tracer, &mut span, &done);
+            let mut done = not_found(grounded.sources);
+            traced::answered(&tracer, &mut span, &mut done);
             let events = [head, AnswerEvent::Delta(done.answer.clone()), AnswerEvent::Done(Box::new(done))];
             return Ok((Box::pin(futures::stream::iter(events)), None));
         };
@@ -349,8 +351,8 @@ impl AnswerService {
                     Some(AnswerEvent::Error(m))
                 }
                 StreamEvent::Done => {
-                    let done = finish(std::mem::take(&mut text), sources.clone(), model.take(), usage.take());
-                    traced::answered(&tracer, &mut span, &done);
+                    let mut done = finish(std::mem::take(&mut text), sources.clone(), model.take(), usage.take());
+                    traced::answered(&tracer, &mut span, &mut done);
                     Some(AnswerEvent::Done(Box::new(done)))
                 }
             };
@@ -363,6 +365,7 @@ impl AnswerService {
 /// The answer when nothing relevant was found.
 pub(crate) fn not_found(sources: Vec<AnswerSource>) -> Answer {
     Answer {
+        id: String::new(),
         object: "knowledge.answer",
         answer: NOT_FOUND.to_owned(),
         found: false,
@@ -387,5 +390,14 @@ pub(crate) fn finish(text: String, sources: Vec<AnswerSource>, model: Option<Str
         .collect();
     let mut cited = citations(&text, &rag);
     cited.extend(infer_citations(&text, &rag, &Analyzer::english(), &cited));
-    Answer { object: "knowledge.answer", citations: cited, answer: text, found: true, model, sources, usage }
+    Answer {
+        id: String::new(),
+        object: "knowledge.answer",
+        citations: cited,
+        answer: text,
+        found: true,
+        model,
+        sources,
+        usage,
+    }
 }

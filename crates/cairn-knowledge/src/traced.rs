@@ -71,8 +71,10 @@ pub(crate) fn answer(tracer: &Tracer, ctx: &CallContext, collection: &str) -> Ac
 }
 
 /// Ends a RAG answer's span with its sources and citations (the answer's text only under
-/// `full` capture).
-pub(crate) fn answered(tracer: &Tracer, span: &mut ActiveSpan, a: &crate::answer::Answer) {
+/// `full` capture), and names the answer after its span (`ans_` + trace id + span id), which is
+/// how feedback finds it.
+pub(crate) fn answered(tracer: &Tracer, span: &mut ActiveSpan, a: &mut crate::answer::Answer) {
+    a.id = format!("ans_{}{}", span.context().trace_id, span.id());
     if !span.recording() {
         return;
     }

@@ -91,6 +91,7 @@ pub async fn run_all(store: Arc<dyn Store>) {
     runs::runs(store.clone()).await;
     traces::traces(store.clone()).await;
     traces::racing_writers(store.clone()).await;
+    traces::feedback(store.clone()).await;
     store.ping().await.expect("ping");
 }
 

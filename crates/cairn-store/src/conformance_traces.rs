@@ -195,3 +195,74 @@ pub(crate) async fn racing_writers(s: Arc<dyn Store>) {
     assert_eq!(calls, 2 * 8 * 5 * 20);
     assert_eq!(s.delete_traces_before(Some("acme"), i64::MAX, 1_000).await.unwrap(), 2);
 }
+
+/// Feedback: every score kind round-trips, reads are per tenant, the per-target cap holds,
+/// old feedback goes; evaluations list without items and read back whole.
+pub(crate) async fn feedback(s: Arc<dyn Store>) {
+    use cairn_core::trace::{EvalItem, EvalRun, Feedback, FeedbackTarget, Score};
+    let fb = |id: &str, tenant: &str, target: FeedbackTarget, target_id: &str, score: Score, at: i64| Feedback {
+        id: id.into(),
+        tenant_id: tenant.into(),
+        target,
+        target_id: target_id.into(),
+        trace_id: Some("t1".into()),
+        name: "helpful".into(),
+        score,
+        comment: Some("fine".into()),
+        author: None,
+        key_id: "k".into(),
+        created_ms: at,
+    };
+    let scores = [Score::Boolean(false), Score::Numeric(-0.25), Score::Categorical("off-topic".into())];
+    for (i, score) in scores.iter().enumerate() {
+        let f = fb(&format!("fb_a{i}"), "acme", FeedbackTarget::Trace, "t1", score.clone(), 10 + i as i64);
+        assert!(s.insert_feedback(&f, 3).await.unwrap());
+    }
+    let over = fb("fb_a9", "acme", FeedbackTarget::Trace, "t1", Score::Boolean(true), 20);
+    assert!(!s.insert_feedback(&over, 3).await.unwrap(), "the cap holds");
+    let other = fb("fb_g1", "globex", FeedbackTarget::Answer, "ans", Score::Numeric(1.0), 5);
+    assert!(s.insert_feedback(&other, 3).await.unwrap(), "caps are per tenant and target");
+    let got = s.feedback_for_trace(Some("acme"), "t1").await.unwrap();
+    assert_eq!(got.iter().map(|f| f.score.clone()).collect::<Vec<_>>(), scores);
+    assert_eq!(got[0], fb("fb_a0", "acme", FeedbackTarget::Trace, "t1", Score::Boolean(false), 10));
+    assert_eq!(s.feedback_for_trace(None, "t1").await.unwrap().len(), 4);
+    assert_eq!(s.feedback_for("globex", FeedbackTarget::Answer, "ans").await.unwrap().len(), 1);
+    assert!(s.feedback_for("acme", FeedbackTarget::Answer, "ans").await.unwrap().is_empty());
+    assert_eq!(s.delete_feedback_before("acme", 12, 100).await.unwrap(), 2);
+    assert_eq!(s.feedback_for_trace(Some("acme"), "t1").await.unwrap().len(), 1);
+
+    let item = EvalItem {
+        question: "q".into(),
+        answer_id: Some("ans_x".into()),
+        expected: vec!["d1".into()],
+        cited: vec!["d1".into(), "d2".into()],
+        citation_precision: Some(0.5),
+        citation_recall: Some(1.0),
+        faithfulness: None,
+        error: None,
+    };
+    let run = |id: &str, tenant: &str, at: i64| EvalRun {
+        id: id.into(),
+        tenant_id: tenant.into(),
+        collection_id: "col".into(),
+        dataset: "qa.jsonl".into(),
+        model: None,
+        judge: Some("judge".into()),
+        questions: 1,
+        citation_precision: Some(0.5),
+        citation_recall: Some(1.0),
+        faithfulness: None,
+        items: vec![item.clone()],
+        key_id: "k".into(),
+        created_ms: at,
+    };
+    s.insert_eval(&run("eval_1", "acme", 1)).await.unwrap();
+    s.insert_eval(&run("eval_2", "acme", 2)).await.unwrap();
+    s.insert_eval(&run("eval_3", "globex", 3)).await.unwrap();
+    let listed = s.list_evals(Some("acme"), 10).await.unwrap();
+    assert_eq!(listed.iter().map(|e| e.id.as_str()).collect::<Vec<_>>(), ["eval_2", "eval_1"]);
+    assert!(listed[0].items.is_empty(), "lists leave items out");
+    assert_eq!(s.list_evals(None, 10).await.unwrap().len(), 3);
+    assert_eq!(s.get_eval(Some("acme"), "eval_1").await.unwrap(), Some(run("eval_1", "acme", 1)));
+    assert_eq!(s.get_eval(Some("acme"), "eval_3").await.unwrap(), None, "another tenant's is unknown");
+}

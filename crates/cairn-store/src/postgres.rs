@@ -78,3 +78,9 @@ mod trace_ports {
     use super::PgStore;
     crate::traces_sql::impl_trace_store!(PgStore, sqlx::Postgres, writer, pool);
 }
+
+/// The feedback port, implemented with the shared SQL.
+mod feedback_ports {
+    use super::PgStore;
+    crate::feedback_sql::impl_feedback_store!(PgStore, sqlx::Postgres);
+}

@@ -178,3 +178,9 @@ mod trace_ports {
     use super::SqliteStore;
     crate::traces_sql::impl_trace_store!(SqliteStore, sqlx::Sqlite, trace_writer, trace_pool);
 }
+
+/// The feedback port, implemented with the shared SQL.
+mod feedback_ports {
+    use super::SqliteStore;
+    crate::feedback_sql::impl_feedback_store!(SqliteStore, sqlx::Sqlite);
+}

@@ -4,6 +4,7 @@
 
 #![warn(missing_docs)]
 
+pub mod feedback;
 mod logging;
 mod metrics;
 mod otlp;
@@ -11,6 +12,7 @@ mod spans;
 pub mod stats;
 pub mod traces;
 
+pub use feedback::FeedbackService;
 pub use logging::init_logging;
 pub use metrics::{Labels, Metrics};
 pub use otlp::OtlpExporter;

@@ -1,5 +1,6 @@
 //! The trace service: what the HTTP layer calls to read traces (tenant checks here, not in
-//! handlers), the `Tracer` every other service records through, and retention.
+//! handlers), the `Tracer` every other service records through, and retention (of traces and
+//! the feedback on them).
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -9,7 +10,8 @@ use cairn_core::config::TracingConfig;
 use cairn_core::store::TenantStore;
 use cairn_core::tenancy::{Principal, Role};
 use cairn_core::trace::{
-    Redact, SpanSink, SpanStatus, StoredSpan, TraceCursor, TraceId, TraceQuery, TraceStore, TraceSummary, Tracer,
+    Feedback, FeedbackStore, Redact, SpanSink, SpanStatus, StoredSpan, TraceCursor, TraceId, TraceQuery, TraceStore,
+    TraceSummary, Tracer,
 };
 use cairn_core::usage::NanoUsd;
 use cairn_core::{Error, Result};
@@ -104,11 +106,14 @@ pub struct TraceDetail {
     pub trace: TraceSummary,
     /// Root spans (those whose parent is not in the trace), each with its subtree.
     pub spans: Vec<SpanNode>,
+    /// Feedback on the trace, its answers and its run, oldest first.
+    pub feedback: Vec<Feedback>,
 }
 
 /// Reads traces; owns the span writer and the tracer.
 pub struct TraceService {
     store: Arc<dyn TraceStore>,
+    feedback: Arc<dyn FeedbackStore>,
     tenants: Arc<dyn TenantStore>,
     queues: Vec<Arc<SpanQueue>>,
     tracer: Tracer,
@@ -135,6 +140,7 @@ impl TraceService {
     /// configuration problems.
     pub fn start(
         store: Arc<dyn TraceStore>,
+        feedback: Arc<dyn FeedbackStore>,
         tenants: Arc<dyn TenantStore>,
         metrics: Arc<Metrics>,
         config: &TracingConfig,
@@ -160,7 +166,7 @@ impl TraceService {
             all => Arc::new(Fanout(all.iter().map(|q| q.clone() as Arc<dyn SpanSink>).collect())),
         };
         let tracer = Tracer::new(sink, config.capture, redact);
-        Ok(Self { store, tenants, queues, tracer, config: config.clone() })
+        Ok(Self { store, feedback, tenants, queues, tracer, config: config.clone() })
     }
 
     /// The tracer services record spans through.
@@ -172,6 +178,13 @@ impl TraceService {
     /// tests, shutdown.
     pub async fn flush(&self) {
         for q in &self.queues {
+            q.flush().await;
+        }
+    }
+
+    /// Waits until every span finished so far is stored (not exported).
+    pub async fn flush_stored(&self) {
+        if let Some(q) = self.queues.first() {
             q.flush().await;
         }
     }
@@ -239,7 +252,8 @@ impl TraceService {
         trace_id.parse::<TraceId>().map_err(|_| not_found())?;
         let tenant = (p.role != Role::Owner).then_some(p.tenant_id.as_str());
         let (trace, spans) = self.store.get_trace(tenant, trace_id).await?.ok_or_else(not_found)?;
-        Ok(TraceDetail { object: "trace".into(), trace, spans: tree(spans) })
+        let feedback = self.feedback.feedback_for_trace(Some(&trace.tenant_id), trace_id).await?;
+        Ok(TraceDetail { object: "trace".into(), trace, spans: tree(spans), feedback })
     }
 
     /// Deletes traces past their tenant's retention as of `now_ns`; returns how many went.
@@ -249,6 +263,9 @@ impl TraceService {
         let cut = |days: u32| (days > 0).then(|| now_ns.saturating_sub(i64::from(days) * DAY_NS));
         for tenant in self.tenants.list_tenants().await? {
             if let Some(before) = cut(self.config.retention_for(&tenant.id)) {
+                while self.feedback.delete_feedback_before(&tenant.id, before / 1_000_000, SWEEP_BATCH).await?
+                    == u64::from(SWEEP_BATCH)
+                {}
                 loop {
                     let n = self.store.delete_traces_before(Some(&tenant.id), before, SWEEP_BATCH).await?;
                     removed += n;

@@ -316,6 +316,37 @@ pub enum EvalCommand {
     /// pipeline; report nDCG@10, recall@100, MRR@10, query latency and ingestion throughput.
     #[command(after_help = "Example:\n  cairn eval retrieval --dataset ../shared/data/scifact")]
     Retrieval(EvalRetrievalArgs),
+    /// Ask a collection of a running Cairn every question of a JSON Lines dataset
+    /// (`{"question": ..., "expected_documents": [...]}`); score citation precision and recall
+    /// and, with --judge, faithfulness; store the results (`GET /v1/evals`).
+    #[command(after_help = "Example:\n  cairn eval answers --dataset qa.jsonl --collection handbook --judge fast")]
+    Answers(EvalAnswersArgs),
+}
+
+/// Arguments of `cairn eval answers`.
+#[derive(Args, Debug)]
+pub struct EvalAnswersArgs {
+    /// The dataset: JSON Lines of {"question": "...", "expected_documents": ["doc-id", ...]}.
+    #[arg(long)]
+    pub dataset: PathBuf,
+    /// Collection name or id.
+    #[arg(long)]
+    pub collection: String,
+    /// Chat model that writes the answers (default: the server's `knowledge.answer_model`).
+    #[arg(long)]
+    pub model: Option<String>,
+    /// Chat model that grades faithfulness (none: no faithfulness scores).
+    #[arg(long)]
+    pub judge: Option<String>,
+    /// Questions asked at once (1-16).
+    #[arg(long, default_value_t = 4)]
+    pub concurrency: usize,
+    /// Cairn's address.
+    #[arg(long, env = "CAIRN_URL", default_value = "http://127.0.0.1:8080")]
+    pub url: String,
+    /// API key (a member key of the collection's tenant).
+    #[arg(long, env = "CAIRN_API_KEY", hide_env_values = true)]
+    pub key: String,
 }
 
 /// Arguments of `cairn eval retrieval`.

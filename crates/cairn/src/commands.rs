@@ -9,7 +9,7 @@ use cairn_core::config::Config;
 use cairn_core::tenancy::{KeyLimits, Role};
 
 use crate::cli::{Cli, Command, ConfigCommand, CreateKeyArgs, EvalCommand, KeysCommand, ModelsCommand, TenantsCommand};
-use crate::{agents, ask, eval, ingest, jobs};
+use crate::{agents, ask, eval, eval_answers, ingest, jobs};
 
 /// Runs the parsed command line.
 pub async fn run(cli: Cli) -> Result<()> {
@@ -27,6 +27,7 @@ pub async fn run(cli: Cli) -> Result<()> {
         Command::Agents(cmd) => agents::agents(cmd).await,
         Command::Run(args) => agents::run(args).await,
         Command::Eval(EvalCommand::Retrieval(args)) => eval::retrieval(config, args).await,
+        Command::Eval(EvalCommand::Answers(args)) => eval_answers::answers(args).await,
     }
 }
 

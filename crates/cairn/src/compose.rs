@@ -28,7 +28,7 @@ use cairn_knowledge::answer::AnswerService;
 use cairn_knowledge::ingest::{IngestHandler, INGEST_JOB};
 use cairn_knowledge::live::LiveIndex;
 use cairn_knowledge::service::KnowledgeService;
-use cairn_telemetry::{Metrics, TraceService};
+use cairn_telemetry::{FeedbackService, Metrics, TraceService};
 use tokio_util::sync::CancellationToken;
 
 use crate::agent_ports::{FilterRules, KnowledgeMemories, KnowledgeTool};
@@ -82,8 +82,15 @@ pub async fn services(config: &Config) -> Result<AppState, String> {
     let metrics = Arc::new(Metrics::new());
     let access = Arc::new(AccessService::new(store.clone(), Duration::from_millis(config.gateway.key_cache_ttl_ms)));
     let redact: Arc<dyn Redact> = Arc::new(PiiMask(Redactor::new(PiiPolicy::Mask)));
-    let traces =
-        Arc::new(TraceService::start(store.clone(), store.clone(), metrics.clone(), &config.tracing, Some(redact))?);
+    let traces = Arc::new(TraceService::start(
+        store.clone(),
+        store.clone(),
+        store.clone(),
+        metrics.clone(),
+        &config.tracing,
+        Some(redact),
+    )?);
+    let feedback = Arc::new(FeedbackService::new(store.clone(), store.clone(), store.clone(), traces.clone()));
     let tracer = traces.tracer();
     let gateway = Arc::new(GatewayService::new(config, store.clone(), metrics.clone())?.with_tracer(tracer.clone()));
     let index = Arc::new(LiveIndex::open(&*store).await.map_err(|e| format!("building the search index: {e}"))?);
@@ -151,6 +158,7 @@ pub async fn services(config: &Config) -> Result<AppState, String> {
         mcp,
         knowledge_config: config.knowledge.clone(),
         traces,
+        feedback,
         metrics,
         streams_cut,
         request_timeout: Duration::from_secs(config.server.request_timeout_secs),

@@ -7,6 +7,7 @@ mod cli;
 mod client;
 mod commands;
 mod eval;
+mod eval_answers;
 mod ingest;
 mod jobs;
 

@@ -5,6 +5,7 @@ pub mod agents;
 pub mod answer;
 pub mod chat;
 pub mod embeddings;
+pub mod feedback;
 pub mod jobs;
 pub mod knowledge;
 pub mod mcp;

@@ -7,6 +7,7 @@ mod agents;
 mod bad_input;
 mod budgets;
 mod contract;
+mod feedback;
 mod filters;
 mod gateway;
 mod hostile;

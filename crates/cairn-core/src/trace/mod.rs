@@ -3,11 +3,13 @@
 //! per tenant through the `TraceStore` port.
 
 pub mod attrs;
+mod feedback;
 mod ids;
 pub mod rollup;
 mod span;
 mod store;
 
+pub use feedback::{EvalItem, EvalRun, Feedback, FeedbackStore, FeedbackTarget, Score};
 pub use ids::{BadId, SpanId, TraceContext, TraceId};
 pub use rollup::Rollup;
 pub use span::{now_ns, ActiveSpan, AttrValue, Capture, Redact, SpanKind, SpanRecord, SpanSink, SpanStatus, Tracer};
