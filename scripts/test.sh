@@ -2,7 +2,8 @@
 # Runs Cairn's whole test suite: starts a local PostgreSQL with pgvector (installing it on
 # first use, see scripts/postgres.sh), prepares the official OpenAI Python SDK for the
 # compatibility test (scripts/python-env.sh), Arize Phoenix for the OTLP export test
-# (scripts/phoenix-env.sh) and schemathesis for the API contract test
+# (scripts/phoenix-env.sh), Chromium and Playwright for the dashboard's browser test
+# (scripts/browser-env.sh) and schemathesis for the API contract test
 # (scripts/schemathesis-env.sh), pulls the in-process models into the model cache
 # (cairn models pull), then runs every test with nextest.
 #
@@ -28,6 +29,12 @@ if [ -z "${CAIRN_TEST_PHOENIX:-}" ]; then
   CAIRN_TEST_PHOENIX="$(scripts/phoenix-env.sh)"
   export CAIRN_TEST_PHOENIX
 fi
+
+if [ -z "${CAIRN_TEST_BROWSER:-}" ]; then
+  CAIRN_TEST_BROWSER="$(scripts/browser-env.sh)"
+  export CAIRN_TEST_BROWSER
+fi
+export CAIRN_TEST_CHROMIUM="${CAIRN_TEST_CHROMIUM:-$(command -v chromium)}"
 
 if [ -z "${CAIRN_TEST_SCHEMATHESIS:-}" ]; then
   CAIRN_TEST_SCHEMATHESIS="$(scripts/schemathesis-env.sh)"

@@ -2,6 +2,8 @@
 //! read its journal, cancel it, and answer what it waits on. Tenant and role checks live here;
 //! the stepping itself is the runner's.
 
+mod list;
+
 use std::sync::Arc;
 
 use cairn_core::runs::{BusyThread, Run, RunState, RunStep, StepKind};
@@ -19,6 +21,8 @@ use crate::journal::{payload, Replay};
 use crate::runner::Runtime;
 use crate::spec::AgentSpec;
 use crate::threads::{checked, NewMessage};
+
+pub use list::{RunListRequest, RunPage};
 
 /// How long after a cancel the job that makes sure the thread's next run starts waits.
 const CANCEL_SWEEP_MS: i64 = 10_000;

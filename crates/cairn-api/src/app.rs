@@ -40,6 +40,7 @@ impl App {
             .route("/v1/embeddings", post(embeddings::embeddings))
             .route("/v1/models", get(models::list_models))
             .route("/v1/usage", get(usage::usage))
+            .route("/v1/me", get(admin::me))
             .route("/v1/traces", get(traces::list))
             .route("/v1/traces/stats", get(traces::stats))
             .route("/v1/traces/{id}", get(traces::get))
@@ -62,7 +63,7 @@ impl App {
             .route("/v1/threads", post(threads::create))
             .route("/v1/threads/{id}", get(threads::get))
             .route("/v1/threads/{id}/messages", post(threads::add_messages).get(threads::messages))
-            .route("/v1/runs", post(runs::create))
+            .route("/v1/runs", post(runs::create).get(runs::list))
             .route("/v1/runs/{id}", get(runs::get))
             .route("/v1/runs/{id}/cancel", post(runs::cancel))
             .route("/v1/runs/{id}/steps", get(runs::steps))
@@ -92,6 +93,9 @@ impl App {
                 "/v1/collections/{id}/files",
                 post(knowledge::upload_files).layer(DefaultBodyLimit::max(self.config.knowledge.max_upload_bytes)),
             )
+            .route("/ui", get(crate::ui::redirect))
+            .route("/ui/", get(crate::ui::index))
+            .route("/ui/{file}", get(crate::ui::asset))
             .route("/healthz", get(ops::healthz))
             .route("/readyz", get(ops::readyz))
             .route("/metrics", get(ops::metrics))

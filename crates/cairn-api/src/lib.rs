@@ -14,6 +14,7 @@ mod routes;
 mod server;
 mod state;
 mod strict;
+mod ui;
 
 pub use app::App;
 pub use error::ApiError;

@@ -233,10 +233,11 @@ pub trait KnowledgeStore: Send + Sync {
     async fn put_documents_with_jobs(&self, docs: &[Document], jobs: &[NewJob]) -> StoreResult<Vec<(Job, bool)>>;
     /// Fetches one document of a collection.
     async fn get_document(&self, collection_id: &str, id: &str) -> StoreResult<Option<Document>>;
-    /// Lists a collection's documents by id, after `after_id`.
+    /// Lists a collection's documents by id, after `after_id`, only those in `state` if given.
     async fn list_documents(
         &self,
         collection_id: &str,
+        state: Option<DocumentState>,
         after_id: Option<&str>,
         limit: u32,
     ) -> StoreResult<Vec<Document>>;

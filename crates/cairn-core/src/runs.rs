@@ -256,6 +256,15 @@ pub trait RunStore: Send + Sync {
     async fn create_run(&self, run: &Run, busy: BusyThread, job: &NewJob) -> StoreResult<Option<(Job, bool)>>;
     /// One run.
     async fn get_run(&self, id: &str) -> StoreResult<Option<Run>>;
+    /// Runs of `tenant` (`None`: every tenant's), newest first, in `state` when given, with
+    /// ids below `before` when given, at most `limit`.
+    async fn list_runs(
+        &self,
+        tenant: Option<&str>,
+        state: Option<RunState>,
+        before: Option<&str>,
+        limit: u32,
+    ) -> StoreResult<Vec<Run>>;
     /// The oldest run on `thread_id` that has not ended, if any (the one that may go now).
     async fn thread_head(&self, thread_id: &str) -> StoreResult<Option<Run>>;
     /// Moves run `id` to `to` if it is in one of `from` (compare-and-set); returns the run as

@@ -155,7 +155,7 @@ impl LiveIndex {
             let mut index = CollectionIndex::new();
             let mut last_doc: Option<String> = None;
             loop {
-                let docs = store.list_documents(&c.id, last_doc.as_deref(), PAGE).await?;
+                let docs = store.list_documents(&c.id, None, last_doc.as_deref(), PAGE).await?;
                 let Some(last) = docs.last() else { break };
                 last_doc = Some(last.id.clone());
                 index

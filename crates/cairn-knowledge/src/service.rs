@@ -154,6 +154,8 @@ pub struct DocumentQuery {
     pub limit: Option<u32>,
     /// `next_cursor` from the previous page.
     pub cursor: Option<String>,
+    /// Only documents in this state (`failed`: the ingestions that failed).
+    pub state: Option<cairn_core::knowledge::DocumentState>,
 }
 
 /// One page of documents, by id.
@@ -442,7 +444,7 @@ impl KnowledgeService {
         if !(1..=1000).contains(&limit) {
             return Err(Error::invalid_param("limit", "limit must be between 1 and 1000"));
         }
-        let mut data = self.store.list_documents(collection_id, q.cursor.as_deref(), limit + 1).await?;
+        let mut data = self.store.list_documents(collection_id, q.state, q.cursor.as_deref(), limit + 1).await?;
         let next_cursor = (data.len() > limit as usize).then(|| {
             data.truncate(limit as usize);
             data.last().map(|d| d.id.clone()).unwrap_or_default()

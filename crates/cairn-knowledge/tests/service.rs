@@ -129,7 +129,7 @@ async fn a_bad_document_leaves_nothing_behind() {
     assert_eq!(param(s.service.add_documents(&ctx(member()), &c.id, bad).await.unwrap_err()), "documents[0].metadata");
     let huge = vec![doc("h", &"word ".repeat(300_000), json!({}))];
     assert!(matches!(s.service.add_documents(&ctx(member()), &c.id, huge).await, Err(Error::TooLarge(_))));
-    assert!(s.store.list_documents(&c.id, None, 10).await.unwrap().is_empty(), "nothing was written");
+    assert!(s.store.list_documents(&c.id, None, None, 10).await.unwrap().is_empty(), "nothing was written");
 }
 
 #[tokio::test]

@@ -330,7 +330,7 @@ async fn knowledge(s: &dyn Store) {
     s.put_document(&document("d1", "col_1", "First")).await.unwrap();
     s.put_document(&document("d2", "col_1", "Second")).await.unwrap();
     assert_eq!(s.get_document("col_1", "d1").await.unwrap(), Some(document("d1", "col_1", "First")));
-    let page = s.list_documents("col_1", Some("d1"), 10).await.unwrap();
+    let page = s.list_documents("col_1", None, Some("d1"), 10).await.unwrap();
     assert_eq!(page.iter().map(|d| d.id.as_str()).collect::<Vec<_>>(), ["d2"]);
     // Ids are per collection: another collection (here another tenant's) has its own "d1".
     let theirs = Document { tenant_id: "globex".into(), ..document("d1", "col_3", "Theirs") };

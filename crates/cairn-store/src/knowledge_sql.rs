@@ -271,15 +271,23 @@ macro_rules! impl_knowledge_store {
                 row.as_ref().map(document_from_row).transpose().map_err($crate::db_err)
             }
 
-            async fn list_documents(&self, collection_id: &str, after_id: Option<&str>, limit: u32) -> StoreResult<Vec<Document>> {
+            async fn list_documents(
+                &self,
+                collection_id: &str,
+                state: Option<DocumentState>,
+                after_id: Option<&str>,
+                limit: u32,
+            ) -> StoreResult<Vec<Document>> {
                 let sql = format!(
-                    "SELECT {} FROM documents WHERE collection_id = $1 AND ($2 IS NULL OR id > $2) ORDER BY id LIMIT $3",
+                    "SELECT {} FROM documents WHERE collection_id = $1 AND ($2 IS NULL OR id > $2) \
+                     AND ($4 IS NULL OR state = $4) ORDER BY id LIMIT $3",
                     $crate::knowledge_sql::DOCUMENT_COLUMNS
                 );
                 let rows = sqlx::query(&sql)
                     .bind(collection_id)
                     .bind(after_id)
                     .bind(i64::from(limit))
+                    .bind(state.map(DocumentState::as_str))
                     .fetch_all(&self.pool)
                     .await
                     .map_err($crate::db_err)?;

@@ -304,6 +304,31 @@ macro_rules! impl_run_store {
                 row.map(|r| run_from_row(&r)).transpose().map_err($crate::db_err)
             }
 
+            async fn list_runs(
+                &self,
+                tenant: Option<&str>,
+                state: Option<RunState>,
+                before: Option<&str>,
+                limit: u32,
+            ) -> StoreResult<Vec<Run>> {
+                let mut q = sqlx::QueryBuilder::<$db>::new(format!(
+                    "SELECT {} FROM runs WHERE 1 = 1",
+                    $crate::runs_sql::RUN_COLUMNS
+                ));
+                if let Some(t) = tenant {
+                    q.push(" AND tenant_id = ").push_bind(t.to_owned());
+                }
+                if let Some(st) = state {
+                    q.push(" AND state = ").push_bind(st.as_str());
+                }
+                if let Some(b) = before {
+                    q.push(" AND id < ").push_bind(b.to_owned());
+                }
+                q.push(" ORDER BY id DESC LIMIT ").push_bind(i64::from(limit));
+                let rows = q.build().fetch_all(&self.pool).await.map_err($crate::db_err)?;
+                rows.iter().map(run_from_row).collect::<Result<_, _>>().map_err($crate::db_err)
+            }
+
             async fn thread_head(&self, thread_id: &str) -> StoreResult<Option<Run>> {
                 let row = sqlx::query(&format!(
                     "SELECT {} FROM runs WHERE thread_id = $1 AND state NOT IN {} ORDER BY created_at_ms, id LIMIT 1",

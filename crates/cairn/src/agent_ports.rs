@@ -167,7 +167,7 @@ impl Memories for KnowledgeMemories {
         let mut out = Vec::new();
         let mut cursor = None;
         loop {
-            let q = DocumentQuery { limit: Some(1000), cursor: cursor.take() };
+            let q = DocumentQuery { limit: Some(1000), cursor: cursor.take(), state: None };
             let page = self.0.documents(caller, &col.id, q).await?;
             out.extend(page.data.into_iter().map(item).filter(|m| end_user.is_none_or(|u| m.end_user == u)));
             match page.next_cursor {

@@ -14,6 +14,31 @@ use crate::error::ApiError;
 use crate::json::Json;
 use crate::state::AppState;
 
+/// The calling key: who it is, whose data it sees, and what it may do.
+#[derive(Serialize, ToSchema)]
+pub struct Me {
+    /// Always `key`.
+    pub object: &'static str,
+    /// The key's id.
+    pub key_id: String,
+    /// Its tenant.
+    pub tenant_id: String,
+    /// Its role (`owner` keys see every tenant).
+    pub role: Role,
+    /// Its limits.
+    pub limits: KeyLimits,
+}
+
+/// The calling key (what the dashboard shows after login).
+#[utoipa::path(
+    get, path = "/v1/me", tag = "admin",
+    responses((status = 200, body = Me)),
+    security(("bearer" = []))
+)]
+pub async fn me(Auth(p): Auth) -> JsonOut<Me> {
+    JsonOut(Me { object: "key", key_id: p.key_id, tenant_id: p.tenant_id, role: p.role, limits: p.limits })
+}
+
 /// Body of `POST /v1/admin/tenants`.
 #[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]

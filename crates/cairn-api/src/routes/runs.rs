@@ -12,7 +12,7 @@ use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
 use axum::Json as JsonOut;
 use cairn_agents::feed::{event_name, FeedItem};
-use cairn_agents::runs::{Approvals, CreateRun, RunView, StepPage, ToolOutputs};
+use cairn_agents::runs::{Approvals, CreateRun, RunListRequest, RunPage, RunView, StepPage, ToolOutputs};
 use cairn_core::openai::ErrorBody;
 use cairn_core::Error;
 use futures::StreamExt;
@@ -65,6 +65,21 @@ pub async fn create(
     Json(req): Json<CreateRun>,
 ) -> Result<(StatusCode, JsonOut<RunView>), ApiError> {
     Ok((StatusCode::ACCEPTED, JsonOut(s.runs.create(&ctx, req).await?)))
+}
+
+/// Runs of the caller's tenant, newest first, optionally in one state (`requires_action`:
+/// the runs waiting for a person).
+#[utoipa::path(
+    get, path = "/v1/runs", tag = "agents", params(RunListRequest),
+    responses((status = 200, body = RunPage), (status = 400, body = ErrorBody), (status = 403, body = ErrorBody)),
+    security(("bearer" = []))
+)]
+pub async fn list(
+    State(s): State<AppState>,
+    Auth(p): Auth,
+    q: Result<Query<RunListRequest>, QueryRejection>,
+) -> Result<JsonOut<RunPage>, ApiError> {
+    Ok(JsonOut(s.runs.list(&p, query(q)?).await?))
 }
 
 /// A run: its state, usage, what it waits on, and its answer once it ended.
