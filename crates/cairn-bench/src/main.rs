@@ -53,6 +53,12 @@ enum Cmd {
         /// Spans to store before the read queries.
         #[arg(long, default_value_t = 1_000_000)]
         spans: u64,
+        /// Spans per write transaction (the span writer's `tracing.batch`).
+        #[arg(long, default_value_t = 500)]
+        batch: usize,
+        /// Measure storage only (no `cairn serve` overhead runs).
+        #[arg(long)]
+        storage_only: bool,
     },
     /// Latency added by the gateway at fixed rates, and maximum throughput.
     #[command(
@@ -221,7 +227,9 @@ async fn main() -> Result<()> {
         Cmd::Jobs { jobs, postgres } => jobs::run(jobs, postgres).await,
         Cmd::Retrieval { dataset, model, threads, cache } => retrieval::run(&dataset, &model, threads, &cache),
         Cmd::Search { dataset, chunks, dim } => search::run(&dataset, chunks, dim),
-        Cmd::Traces { cairn, seconds, rate, spans } => traces::run(cairn, seconds, rate, spans).await,
+        Cmd::Traces { cairn, seconds, rate, spans, batch, storage_only } => {
+            traces::run(cairn, seconds, rate, spans, batch, storage_only).await
+        }
     }
 }
 

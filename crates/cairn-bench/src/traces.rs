@@ -16,10 +16,13 @@ use std::time::{Duration, Instant};
 
 use anyhow::Result;
 use bytes::Bytes;
+use cairn_core::config::TracingConfig;
 use cairn_core::store::Store;
+use cairn_core::tenancy::{KeyLimits, Principal, Role};
 use cairn_core::trace::{attrs, AttrValue, SpanId, SpanKind, SpanRecord, SpanSink, SpanStatus, TraceId, TraceQuery};
 use cairn_core::usage::NanoUsd;
-use cairn_telemetry::{Metrics, SpanQueue, SpanQueueSettings, StoreWriter};
+use cairn_telemetry::stats::{StatsBucket, StatsRequest};
+use cairn_telemetry::{Metrics, SpanQueue, SpanQueueSettings, StoreWriter, TraceService};
 use rand::Rng;
 
 use crate::load::{self, Target};
@@ -29,10 +32,12 @@ const TENANTS: [&str; 4] = ["acme", "globex", "initech", "umbrella"];
 const MODELS: [&str; 3] = ["fast", "smart", "embed"];
 const DAY_NS: i64 = 86_400_000_000_000;
 
-/// Runs all three parts.
-pub async fn run(cairn: PathBuf, seconds: u64, rate: u32, spans: u64) -> Result<()> {
-    overhead(&cairn, seconds, rate).await?;
-    storage(spans).await
+/// Runs all three parts (the last two only with `storage_only`).
+pub async fn run(cairn: PathBuf, seconds: u64, rate: u32, spans: u64, batch: usize, storage_only: bool) -> Result<()> {
+    if !storage_only {
+        overhead(&cairn, seconds, rate).await?;
+    }
+    storage(spans, batch.max(1)).await
 }
 
 async fn overhead(cairn: &std::path::Path, seconds: u64, rate: u32) -> Result<()> {
@@ -161,7 +166,7 @@ fn request_spans(rng: &mut impl Rng, start: i64) -> [SpanRecord; 3] {
     [root, call, attempt]
 }
 
-async fn storage(total: u64) -> Result<()> {
+async fn storage(total: u64, batch: usize) -> Result<()> {
     let dir = tempfile::tempdir()?;
     let store: Arc<dyn Store> = Arc::new(cairn_store::SqliteStore::open(&dir.path().join("bench.db"), 4).await?);
     let mut rng = rand::thread_rng();
@@ -172,7 +177,6 @@ async fn storage(total: u64) -> Result<()> {
     let mut at = now - 7 * DAY_NS;
 
     // Batch inserts, as the span writer makes them.
-    let batch = 500usize;
     let started = Instant::now();
     let mut written = 0u64;
     while written < total {
@@ -254,6 +258,41 @@ async fn storage(total: u64) -> Result<()> {
             load::percentile(&times, 0.5),
             times[times.len() - 1]
         );
+    }
+    // The overview's aggregates (what the dashboard's first page asks), over hourly rollups.
+    let traces = TraceService::start(
+        store.clone(),
+        store.clone(),
+        store.clone(),
+        Arc::new(Metrics::new()),
+        &TracingConfig::default(),
+        None,
+    )
+    .map_err(anyhow::Error::msg)?;
+    let owner =
+        Principal { key_id: "bench".into(), tenant_id: "acme".into(), role: Role::Owner, limits: KeyLimits::default() };
+    let now_ms = now / 1_000_000;
+    let windows: [(&str, i64, StatsBucket, Option<&str>); 4] = [
+        ("overview, last 24 h by hour, one tenant", 1, StatsBucket::Hour, Some("acme")),
+        ("overview, last 7 days by day, one tenant", 7, StatsBucket::Day, Some("acme")),
+        ("overview, last 7 days by hour, every tenant (owner)", 7, StatsBucket::Hour, None),
+        ("overview, last 30 days by day, every tenant (owner)", 30, StatsBucket::Day, None),
+    ];
+    for (name, days, bucket, tenant) in windows {
+        let mut times = Vec::new();
+        for _ in 0..20 {
+            let req = StatsRequest {
+                from_ms: Some(now_ms - days * 86_400_000),
+                to_ms: Some(now_ms + 1),
+                bucket: Some(bucket),
+                tenant: tenant.map(str::to_owned),
+            };
+            let t = Instant::now();
+            traces.stats(&owner, req).await?;
+            times.push(t.elapsed().as_secs_f64() * 1000.0);
+        }
+        times.sort_by(f64::total_cmp);
+        println!("| {name} | {:.2} ms | {:.2} ms |", load::percentile(&times, 0.5), times[times.len() - 1]);
     }
     let file = cairn_store::traces_path(&dir.path().join("bench.db"));
     let size = std::fs::metadata(file).map(|m| m.len()).unwrap_or(0);

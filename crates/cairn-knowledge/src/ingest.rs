@@ -59,6 +59,7 @@ pub struct IngestHandler {
     embedder: Arc<dyn TextEmbedder>,
     index: Arc<LiveIndex>,
     hash_key: Vec<u8>,
+    tracer: cairn_core::trace::Tracer,
 }
 
 impl IngestHandler {
@@ -70,7 +71,13 @@ impl IngestHandler {
         index: Arc<LiveIndex>,
         hash_key: Vec<u8>,
     ) -> Self {
-        Self { store, embedder, index, hash_key }
+        Self { store, embedder, index, hash_key, tracer: cairn_core::trace::Tracer::off() }
+    }
+
+    /// Records the PII guard's verdicts through `tracer`.
+    pub fn with_tracer(mut self, tracer: cairn_core::trace::Tracer) -> Self {
+        self.tracer = tracer;
+        self
     }
 
     /// Who the job's model calls are charged to: the key that added the document, whose
@@ -250,6 +257,9 @@ impl JobHandler for IngestHandler {
             Some(at_upload) => at_upload,
             None => prepared.redacted.iter().map(|(k, n)| (k.label().to_lowercase(), json!(n))).collect(),
         };
+        if col.pii != PiiMode::Off {
+            crate::traced::redactions(&self.tracer, &call, col.pii.as_str(), &redacted);
+        }
         Ok(Some(json!({ "chunks": n, "redacted": redacted })))
     }
 }

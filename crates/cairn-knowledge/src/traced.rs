@@ -84,8 +84,40 @@ pub(crate) fn answered(tracer: &Tracer, span: &mut ActiveSpan, a: &mut crate::an
         a.citations.iter().map(|c| format!("[{}] {}:{}", c.n, c.collection_id, c.chunk_id)).collect();
     span.set("cairn.rag.citations", cited.join(","));
     span.set("cairn.rag.inferred_citations", a.citations.iter().filter(|c| c.inferred).count());
+    // The injection screen's verdicts: sources that carried instructions (fenced, labelled).
+    let flagged: Vec<&crate::answer::AnswerSource> = a.sources.iter().filter(|s| !s.flagged.is_empty()).collect();
+    if !flagged.is_empty() {
+        let mut rules: Vec<&str> = flagged.iter().flat_map(|s| s.flagged.iter().map(String::as_str)).collect();
+        rules.sort_unstable();
+        rules.dedup();
+        span.set(attrs::GUARD_INJECTION_SOURCES, flagged.len());
+        span.set(attrs::GUARD_INJECTION_RULES, rules.join(","));
+    }
     if let Some(text) = tracer.content(&a.answer) {
         span.set(attrs::OUTPUT_MESSAGES, text);
+    }
+    span.ok();
+}
+
+/// Records the PII guard's verdict on an ingested document: a `guard pii` span under the
+/// ingestion job with the collection's policy and how many values of each kind it redacted.
+pub(crate) fn redactions(
+    tracer: &Tracer,
+    ctx: &CallContext,
+    policy: &str,
+    redacted: &serde_json::Map<String, serde_json::Value>,
+) {
+    let mut span = ctx.span(tracer, "guard pii", SpanKind::Internal);
+    if !span.recording() {
+        return;
+    }
+    span.set(attrs::GUARD_PII_POLICY, policy.to_owned());
+    let total: u64 = redacted.values().filter_map(serde_json::Value::as_u64).sum();
+    span.set(attrs::GUARD_REDACTIONS, total);
+    for (kind, n) in redacted {
+        if let Some(n) = n.as_u64() {
+            span.set(format!("{}.{kind}", attrs::GUARD_REDACTIONS), n);
+        }
     }
     span.ok();
 }

@@ -4,7 +4,9 @@ use std::borrow::Cow;
 use std::sync::Arc;
 
 use cairn_core::store::Store;
-use cairn_core::trace::{attrs, AttrValue, SpanId, SpanKind, SpanRecord, SpanStatus, TraceCursor, TraceId, TraceQuery};
+use cairn_core::trace::{
+    attrs, AttrValue, RollupGroup, SpanId, SpanKind, SpanRecord, SpanStatus, TraceCursor, TraceId, TraceQuery,
+};
 use cairn_core::usage::NanoUsd;
 
 fn span(tenant: &str, trace: TraceId, parent: Option<SpanId>, name: &str, start_ns: i64, end_ns: i64) -> SpanRecord {
@@ -65,15 +67,15 @@ pub(crate) async fn traces(s: Arc<dyn Store>) {
     s.insert_spans(&[second.clone(), root.clone()]).await.unwrap();
 
     // The hour's rollups count each model call once.
-    let rollups = s.rollups(Some("acme"), 0, 3_600_000).await.unwrap();
+    let rollups = s.rollups(Some("acme"), 0, 3_600_000, RollupGroup::Rows).await.unwrap();
     let by_model: Vec<(&str, i64, i64, i64, i64)> =
         rollups.iter().map(|r| (r.model.as_str(), r.calls, r.errors, r.input_tokens, r.output_tokens)).collect();
     assert_eq!(by_model, [("fast", 1, 0, 10, 4), ("smart", 1, 1, 10, 4)]);
     assert_eq!(rollups[0].cost, NanoUsd::from_usd(0.25));
     assert_eq!(rollups[0].latency.iter().sum::<i64>(), 1);
     assert_eq!(rollups[0].hour_ms, 0);
-    assert!(s.rollups(Some("acme"), 3_600_000, 7_200_000).await.unwrap().is_empty());
-    assert!(s.rollups(Some("globex"), 0, 3_600_000).await.unwrap().is_empty());
+    assert!(s.rollups(Some("acme"), 3_600_000, 7_200_000, RollupGroup::Rows).await.unwrap().is_empty());
+    assert!(s.rollups(Some("globex"), 0, 3_600_000, RollupGroup::Rows).await.unwrap().is_empty());
 
     let (summary, spans) = s.get_trace(Some("acme"), &t1.to_string()).await.unwrap().expect("stored");
     assert_eq!(summary.name, "POST /v1/chat/completions");
@@ -152,10 +154,14 @@ pub(crate) async fn traces(s: Arc<dyn Store>) {
     // Late spans of a deleted trace start a new summary rather than failing.
     s.insert_spans(&[span("acme", t1, Some(root.span_id), "late", 5_000_000_000, 5_000_000_001)]).await.unwrap();
     assert_eq!(s.get_trace(Some("acme"), &t1s).await.unwrap().unwrap().1.len(), 1);
-    assert_eq!(s.rollups(None, 0, i64::MAX).await.unwrap().len(), 2, "the hour is not past the cut yet");
+    assert_eq!(
+        s.rollups(None, 0, i64::MAX, RollupGroup::Rows).await.unwrap().len(),
+        2,
+        "the hour is not past the cut yet"
+    );
     assert_eq!(s.delete_traces_before(None, i64::MAX, 1_000).await.unwrap(), 3);
     assert!(s.list_traces(&owner).await.unwrap().is_empty());
-    assert!(s.rollups(None, 0, i64::MAX).await.unwrap().is_empty());
+    assert!(s.rollups(None, 0, i64::MAX, RollupGroup::Rows).await.unwrap().is_empty());
 }
 
 /// Writers racing on the same traces (nodes sharing a database, batches holding the traces in
@@ -191,7 +197,8 @@ pub(crate) async fn racing_writers(s: Arc<dyn Store>) {
         assert_eq!(summary.input_tokens, 8 * 5 * 20 * 10);
         assert_eq!(NanoUsd::from_usd(summary.cost_usd), NanoUsd(8 * 5 * 20 * NanoUsd::from_usd(0.001).0));
     }
-    let calls: i64 = s.rollups(Some("acme"), 0, 3_600_000).await.unwrap().iter().map(|r| r.calls).sum();
+    let calls: i64 =
+        s.rollups(Some("acme"), 0, 3_600_000, RollupGroup::Rows).await.unwrap().iter().map(|r| r.calls).sum();
     assert_eq!(calls, 2 * 8 * 5 * 20);
     assert_eq!(s.delete_traces_before(Some("acme"), i64::MAX, 1_000).await.unwrap(), 2);
 }

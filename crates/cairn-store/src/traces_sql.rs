@@ -10,7 +10,7 @@ macro_rules! impl_trace_store {
         use cairn_core::store::StoreResult;
         use cairn_core::trace::rollup::BUCKETS;
         use cairn_core::trace::{
-            attrs, Rollup, SpanKind, SpanRecord, SpanStatus, StoredSpan, TraceDelta, TraceQuery, TraceStore,
+            attrs, Rollup, RollupGroup, SpanKind, SpanRecord, SpanStatus, StoredSpan, TraceDelta, TraceQuery, TraceStore,
             TraceSummary,
         };
         use cairn_core::usage::NanoUsd;
@@ -133,9 +133,10 @@ macro_rules! impl_trace_store {
             out.input_tokens = r.try_get("input_tokens")?;
             out.output_tokens = r.try_get("output_tokens")?;
             out.cost = NanoUsd(r.try_get("cost_nusd")?);
+            // By position: the histogram columns follow the nine before them, in order.
             for i in 0..BUCKETS {
-                out.latency[i] = r.try_get(format!("l{i}").as_str())?;
-                out.ttft[i] = r.try_get(format!("t{i}").as_str())?;
+                out.latency[i] = r.try_get(9 + i)?;
+                out.ttft[i] = r.try_get(9 + BUCKETS + i)?;
             }
             Ok(out)
         }
@@ -221,15 +222,47 @@ macro_rules! impl_trace_store {
                 tx.commit().await.map_err($crate::db_err)
             }
 
-            async fn rollups(&self, tenant: Option<&str>, from_ms: i64, to_ms: i64) -> StoreResult<Vec<Rollup>> {
-                let mut q = sqlx::QueryBuilder::<$db>::new("SELECT * FROM trace_rollups WHERE hour_ms >= ");
+            async fn rollups(
+                &self,
+                tenant: Option<&str>,
+                from_ms: i64,
+                to_ms: i64,
+                by: RollupGroup,
+            ) -> StoreResult<Vec<Rollup>> {
+                // Sums as BIGINT: PostgreSQL's SUM of a BIGINT is NUMERIC.
+                let sums = ["calls", "errors", "input_tokens", "output_tokens", "cost_nusd"]
+                    .iter()
+                    .map(|c| c.to_string())
+                    .chain(histogram_columns())
+                    .map(|c| format!("CAST(COALESCE(SUM({c}), 0) AS BIGINT) AS {c}"))
+                    .collect::<Vec<_>>()
+                    .join(", ");
+                let (keys, group) = match by {
+                    RollupGroup::Rows => ("tenant_id, hour_ms, model, key_id".to_owned(), ""),
+                    RollupGroup::Total => ("'' AS tenant_id, CAST(0 AS BIGINT) AS hour_ms, '' AS model, '' AS key_id".to_owned(), ""),
+                    RollupGroup::Time(w) => {
+                        let w = w.max(1);
+                        (format!("'' AS tenant_id, (hour_ms / {w}) * {w} AS hour_ms, '' AS model, '' AS key_id"), " GROUP BY 2")
+                    }
+                    RollupGroup::Model => ("'' AS tenant_id, CAST(0 AS BIGINT) AS hour_ms, model, '' AS key_id".to_owned(), " GROUP BY model"),
+                    RollupGroup::Key => ("'' AS tenant_id, CAST(0 AS BIGINT) AS hour_ms, '' AS model, key_id".to_owned(), " GROUP BY key_id"),
+                };
+                let select = if by == RollupGroup::Rows { "*".to_owned() } else { format!("{keys}, {sums}") };
+                let mut q = sqlx::QueryBuilder::<$db>::new(format!("SELECT {select} FROM trace_rollups WHERE hour_ms >= "));
                 q.push_bind(from_ms).push(" AND hour_ms < ").push_bind(to_ms);
                 if let Some(t) = tenant {
                     q.push(" AND tenant_id = ").push_bind(t.to_owned());
                 }
-                q.push(" ORDER BY hour_ms, model, key_id");
+                q.push(group);
+                q.push(match by {
+                    RollupGroup::Rows => " ORDER BY hour_ms, model, key_id",
+                    RollupGroup::Time(_) => " ORDER BY 2",
+                    _ => "",
+                });
                 let rows = q.build().fetch_all(&self.$pool).await.map_err($crate::db_err)?;
-                rows.iter().map(rollup_from).collect::<Result<_, _>>().map_err($crate::db_err)
+                let rows: Vec<Rollup> = rows.iter().map(rollup_from).collect::<Result<_, _>>().map_err($crate::db_err)?;
+                // An empty window sums to one row of zeros; say so with no row.
+                Ok(rows.into_iter().filter(|r| by == RollupGroup::Rows || r.calls > 0).collect())
             }
 
             async fn list_traces(&self, f: &TraceQuery) -> StoreResult<Vec<TraceSummary>> {

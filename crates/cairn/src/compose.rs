@@ -100,7 +100,7 @@ pub async fn services(config: &Config) -> Result<AppState, String> {
     let mut registry = cairn_jobs::builtin::registry(&config.jobs, store.clone());
     registry.register_internal(
         INGEST_JOB,
-        IngestHandler::new(store.clone(), embedder.clone(), index.clone(), pii_key.clone()),
+        IngestHandler::new(store.clone(), embedder.clone(), index.clone(), pii_key.clone()).with_tracer(tracer.clone()),
     );
     let run_handler = RunHandler::default();
     registry.register_internal(RUN_JOB, run_handler.clone());

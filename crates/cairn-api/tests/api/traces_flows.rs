@@ -39,13 +39,14 @@ async fn flows(postgres: bool) {
     let col = col["id"].as_str().unwrap().to_owned();
 
     // Ingestion: the job's attempt is a child of the request that enqueued it.
-    let docs = json!({"documents": [{"id": "refunds", "text": "Refunds are allowed within 30 days of delivery."}]});
+    let docs = json!({"documents": [{"id": "refunds",
+        "text": "Refunds are allowed within 30 days of delivery. Write to help@example.com."}]});
     let (status, accepted, upload_trace) =
         post_traced(&s, &format!("/v1/collections/{col}/documents"), &acme, &docs).await;
     assert_eq!(status, 202, "{accepted}");
     let job = accepted["data"][0]["job_id"].as_str().unwrap();
     wait_job(&s, &acme, job).await;
-    let trace = s.trace(&upload_trace, &acme, 4).await;
+    let trace = s.trace(&upload_trace, &acme, 5).await;
     let spans = flatten(&trace["spans"]);
     let root = one(&spans, "POST /v1/collections/{id}/documents");
     let attempt = one(&spans, "job knowledge.ingest");
@@ -53,7 +54,15 @@ async fn flows(postgres: bool) {
     assert_eq!((attempt["kind"].as_str(), attempt["status"].as_str()), (Some("consumer"), Some("ok")));
     assert_eq!(attempt["attributes"]["cairn.job.id"], job);
     assert_eq!(attempt["attributes"]["cairn.job.outcome"], "succeeded");
-    assert_eq!(children(attempt), ["embeddings embed"], "the chunks' embeddings are the job's model call");
+    assert_eq!(
+        children(attempt),
+        ["embeddings embed", "guard pii"],
+        "the chunks' embeddings are the job's model call; the PII guard's verdict beside it"
+    );
+    let guard = one(&spans, "guard pii");
+    assert_eq!(guard["attributes"]["cairn.guard.pii_policy"], "mask");
+    assert_eq!(guard["attributes"]["cairn.guard.redactions"], 1, "{guard}");
+    assert_eq!(guard["attributes"]["cairn.guard.redactions.email"], 1, "{guard}");
     let embed = one(&spans, "embeddings embed");
     assert_eq!(embed["attributes"]["gen_ai.operation.name"], "embeddings");
     assert_eq!(children(embed), ["embeddings embed-model"]);

@@ -76,3 +76,11 @@ pub const JOB_OUTCOME: &str = "cairn.job.outcome";
 pub const LIMIT_DECISION: &str = "cairn.limit.decision";
 /// The tenant whose work a span was (added on export; stored spans keep it in a column).
 pub const TENANT_ID: &str = "cairn.tenant.id";
+/// Sources of a RAG answer the injection screen flagged (fenced and labelled as data).
+pub const GUARD_INJECTION_SOURCES: &str = "cairn.guard.injection_sources";
+/// The injection screen's rules those sources tripped.
+pub const GUARD_INJECTION_RULES: &str = "cairn.guard.injection_rules";
+/// The PII policy a document was ingested under (`mask`, `hash`, `drop`, ...).
+pub const GUARD_PII_POLICY: &str = "cairn.guard.pii_policy";
+/// Values the PII guard redacted (per kind under `cairn.guard.redactions.KIND`).
+pub const GUARD_REDACTIONS: &str = "cairn.guard.redactions";

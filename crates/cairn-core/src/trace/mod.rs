@@ -11,6 +11,6 @@ mod store;
 
 pub use feedback::{EvalItem, EvalRun, Feedback, FeedbackStore, FeedbackTarget, Score};
 pub use ids::{BadId, SpanId, TraceContext, TraceId};
-pub use rollup::Rollup;
+pub use rollup::{Rollup, RollupGroup};
 pub use span::{now_ns, ActiveSpan, AttrValue, Capture, Redact, SpanKind, SpanRecord, SpanSink, SpanStatus, Tracer};
 pub use store::{StoredSpan, TraceCursor, TraceDelta, TraceQuery, TraceStore, TraceSummary};

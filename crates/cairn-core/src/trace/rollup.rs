@@ -55,7 +55,23 @@ pub fn percentile(h: &[i64; BUCKETS], p: f64) -> Option<f64> {
     Some(bucket_value(BUCKETS - 1))
 }
 
-/// Model calls of one tenant, hour, model and key.
+/// How stored rollups are summed when read: the storage sums them (a week of a busy tenant
+/// is tens of thousands of rows; their sums are a handful).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum RollupGroup {
+    /// Every stored row as it is.
+    Rows,
+    /// One sum over the window (`hour_ms` 0, no model or key).
+    Total,
+    /// One sum per time bucket of this many milliseconds (`hour_ms`: the bucket's start).
+    Time(i64),
+    /// One sum per model.
+    Model,
+    /// One sum per key.
+    Key,
+}
+
+/// Model calls of one tenant, hour, model and key (or, read grouped, their sums).
 #[derive(Clone, Debug, PartialEq)]
 pub struct Rollup {
     /// The tenant.

@@ -215,8 +215,14 @@ pub trait TraceStore: Send + Sync {
         trace_id: &str,
     ) -> StoreResult<Option<(TraceSummary, Vec<StoredSpan>)>>;
     /// The hourly rollups of `tenant` (`None`: every tenant's) for hours starting in
-    /// `[from_ms, to_ms)`.
-    async fn rollups(&self, tenant: Option<&str>, from_ms: i64, to_ms: i64) -> StoreResult<Vec<super::Rollup>>;
+    /// `[from_ms, to_ms)`, summed as `by` says.
+    async fn rollups(
+        &self,
+        tenant: Option<&str>,
+        from_ms: i64,
+        to_ms: i64,
+        by: super::RollupGroup,
+    ) -> StoreResult<Vec<super::Rollup>>;
     /// Deletes up to `limit` traces of `tenant` (`None`: of every tenant) that started before
     /// `before_ns`, with their spans; returns how many went.
     async fn delete_traces_before(&self, tenant: Option<&str>, before_ns: i64, limit: u32) -> StoreResult<u64>;
