@@ -213,7 +213,7 @@ async fn answers_cite_their_sources(database_url: Option<String>) {
     let answer_id = a["id"].as_str().unwrap();
     let trace = s.trace(&answer_id[4..36], &key, 3).await;
     let spans = crate::traces::flatten(&trace["spans"]);
-    let span = spans.iter().find(|x| x["span_id"] == &answer_id[36..]).expect("the answer's span");
+    let span = spans.iter().find(|x| x["span_id"] == answer_id[36..]).expect("the answer's span");
     assert_eq!(span["attributes"]["cairn.guard.injection_sources"], 1, "{span}");
     assert_eq!(span["attributes"]["cairn.guard.injection_rules"], "override_instructions");
 
