@@ -239,13 +239,14 @@ macro_rules! impl_trace_store {
                     .join(", ");
                 let (keys, group) = match by {
                     RollupGroup::Rows => ("tenant_id, hour_ms, model, key_id".to_owned(), ""),
-                    RollupGroup::Total => ("'' AS tenant_id, CAST(0 AS BIGINT) AS hour_ms, '' AS model, '' AS key_id".to_owned(), ""),
                     RollupGroup::Time(w) => {
                         let w = w.max(1);
                         (format!("'' AS tenant_id, (hour_ms / {w}) * {w} AS hour_ms, '' AS model, '' AS key_id"), " GROUP BY 2")
                     }
-                    RollupGroup::Model => ("'' AS tenant_id, CAST(0 AS BIGINT) AS hour_ms, model, '' AS key_id".to_owned(), " GROUP BY model"),
-                    RollupGroup::Key => ("'' AS tenant_id, CAST(0 AS BIGINT) AS hour_ms, '' AS model, key_id".to_owned(), " GROUP BY key_id"),
+                    RollupGroup::ModelKey => (
+                        "'' AS tenant_id, CAST(0 AS BIGINT) AS hour_ms, model, key_id".to_owned(),
+                        " GROUP BY model, key_id",
+                    ),
                 };
                 let select = if by == RollupGroup::Rows { "*".to_owned() } else { format!("{keys}, {sums}") };
                 let mut q = sqlx::QueryBuilder::<$db>::new(format!("SELECT {select} FROM trace_rollups WHERE hour_ms >= "));

@@ -2,6 +2,8 @@
 //! model and by key, each with call and error counts, tokens, cost, and latency and
 //! time-to-first-token percentiles.
 
+use std::collections::BTreeMap;
+
 use cairn_core::tenancy::{Principal, Role};
 use cairn_core::trace::rollup::{percentile, BUCKETS, HOUR_MS};
 use cairn_core::trace::{Rollup, RollupGroup, TraceStore};
@@ -142,21 +144,26 @@ pub(crate) async fn stats(store: &dyn TraceStore, p: &Principal, q: StatsRequest
         StatsBucket::Hour => HOUR_MS,
         StatsBucket::Day => 24 * HOUR_MS,
     };
-    // Summed by the storage, four ways, at once.
+    // Summed by the storage two ways at once (per bucket; per model and key), folded here.
     let t = tenant.as_deref();
-    let (totals, series, models, keys) = futures::try_join!(
-        store.rollups(t, from, to, RollupGroup::Total),
+    let (series, pairs) = futures::try_join!(
         store.rollups(t, from, to, RollupGroup::Time(width)),
-        store.rollups(t, from, to, RollupGroup::Model),
-        store.rollups(t, from, to, RollupGroup::Key),
+        store.rollups(t, from, to, RollupGroup::ModelKey),
     )?;
-    let totals = totals.into_iter().next().unwrap_or_else(|| Rollup::empty("", from, "", ""));
+    let mut totals = Rollup::empty("", from, "", "");
+    series.iter().for_each(|r| totals.add(r));
+    let mut models: BTreeMap<&str, Rollup> = BTreeMap::new();
+    let mut keys: BTreeMap<&str, Rollup> = BTreeMap::new();
+    for r in &pairs {
+        models.entry(&r.model).or_insert_with(|| Rollup::empty("", from, &r.model, "")).add(r);
+        keys.entry(&r.key_id).or_insert_with(|| Rollup::empty("", from, "", &r.key_id)).add(r);
+    }
     let series = series.iter().map(|r| StatsRow { bucket_ms: Some(r.hour_ms), ..row(r) }).collect();
     let mut by_model: Vec<StatsRow> =
-        models.iter().map(|r| StatsRow { model: Some(r.model.clone()), ..row(r) }).collect();
+        models.into_values().map(|r| StatsRow { model: Some(r.model.clone()), ..row(&r) }).collect();
     by_model.sort_by(|a, b| b.calls.cmp(&a.calls).then(a.model.cmp(&b.model)));
     let mut by_key: Vec<StatsRow> =
-        keys.iter().map(|r| StatsRow { key_id: Some(r.key_id.clone()), ..row(r) }).collect();
+        keys.into_values().map(|r| StatsRow { key_id: Some(r.key_id.clone()), ..row(&r) }).collect();
     by_key.sort_by(|a, b| b.cost_usd.total_cmp(&a.cost_usd).then(b.calls.cmp(&a.calls)).then(a.key_id.cmp(&b.key_id)));
     by_key.truncate(TOP_KEYS);
     Ok(Stats {

@@ -61,14 +61,10 @@ pub fn percentile(h: &[i64; BUCKETS], p: f64) -> Option<f64> {
 pub enum RollupGroup {
     /// Every stored row as it is.
     Rows,
-    /// One sum over the window (`hour_ms` 0, no model or key).
-    Total,
     /// One sum per time bucket of this many milliseconds (`hour_ms`: the bucket's start).
     Time(i64),
-    /// One sum per model.
-    Model,
-    /// One sum per key.
-    Key,
+    /// One sum per model and key (`hour_ms` 0).
+    ModelKey,
 }
 
 /// Model calls of one tenant, hour, model and key (or, read grouped, their sums).
