@@ -396,13 +396,14 @@ impl RunService {
         view(run, &replay)
     }
 
-    /// Answers approvals (and unresolved calls) of run `id`.
-    pub async fn approve(&self, caller: &Principal, id: &str, req: Approvals) -> Result<RunView> {
-        self.answer(caller, id, req.answers, false).await
+    /// Answers approvals (and unresolved calls) of run `id`; the run's next steps join the
+    /// trace of `ctx` (the answering request).
+    pub async fn approve(&self, ctx: &CallContext, id: &str, req: Approvals) -> Result<RunView> {
+        self.answer(ctx, id, req.answers, false).await
     }
 
-    /// Posts client tool outputs to run `id`.
-    pub async fn tool_outputs(&self, caller: &Principal, id: &str, req: ToolOutputs) -> Result<RunView> {
+    /// Posts client tool outputs to run `id` (its next steps join the trace of `ctx`).
+    pub async fn tool_outputs(&self, ctx: &CallContext, id: &str, req: ToolOutputs) -> Result<RunView> {
         let answers = req
             .outputs
             .into_iter()
@@ -414,12 +415,13 @@ impl RunService {
                 output: Some(o.output),
             })
             .collect();
-        self.answer(caller, id, answers, true).await
+        self.answer(ctx, id, answers, true).await
     }
 
     /// Journals `answers` (each for a call the run waits on, of the kind the route takes), and
     /// when nothing is left waiting, queues the run again.
-    async fn answer(&self, caller: &Principal, id: &str, answers: Vec<ActionAnswer>, client: bool) -> Result<RunView> {
+    async fn answer(&self, ctx: &CallContext, id: &str, answers: Vec<ActionAnswer>, client: bool) -> Result<RunView> {
+        let caller = &ctx.principal;
         caller.require(Role::Member)?;
         let run = self.visible(caller, id).await?;
         if answers.is_empty() || answers.len() > 100 {
@@ -494,7 +496,8 @@ impl RunService {
             let moved =
                 self.rt.runs.set_run_state(id, &[RunState::RequiresAction], RunState::Queued, None, now).await?;
             if let Some(run) = moved {
-                self.rt.enqueue(&run, self.rt.job_for(&run, &format!("resume:{seq}"), None, false)).await?;
+                let job = self.rt.job_for(&run, &format!("resume:{seq}"), None, false);
+                self.rt.enqueue(&run, EnqueueRequest { trace: Some(ctx.trace), ..job }).await?;
                 return view(run, &replay);
             }
         }

@@ -205,11 +205,11 @@ pub async fn events(
 )]
 pub async fn approvals(
     State(s): State<AppState>,
-    Auth(p): Auth,
+    Caller(ctx): Caller,
     Path(id): Path<String>,
     Json(req): Json<Approvals>,
 ) -> Result<JsonOut<RunView>, ApiError> {
-    Ok(JsonOut(s.runs.approve(&p, &id, req).await?))
+    Ok(JsonOut(s.runs.approve(&ctx, &id, req).await?))
 }
 
 /// Posts the outputs of client tools a run waits on; when none is left the run goes on.
@@ -225,9 +225,9 @@ pub async fn approvals(
 )]
 pub async fn tool_outputs(
     State(s): State<AppState>,
-    Auth(p): Auth,
+    Caller(ctx): Caller,
     Path(id): Path<String>,
     Json(req): Json<ToolOutputs>,
 ) -> Result<JsonOut<RunView>, ApiError> {
-    Ok(JsonOut(s.runs.tool_outputs(&p, &id, req).await?))
+    Ok(JsonOut(s.runs.tool_outputs(&ctx, &id, req).await?))
 }

@@ -145,10 +145,23 @@ async fn searches_asks_and_answers(postgres: bool) {
     assert_eq!(s.post(&format!("/v1/runs/{run_id}/tool_outputs"), &acme, &outputs).await.0, 400, "not a client tool");
     let bad_edit = json!({"answers": [{"call_id": call_id, "decision": "edit", "arguments": {"order": "seven"}}]});
     assert_eq!(s.post(&format!("/v1/runs/{run_id}/approvals"), &acme, &bad_edit).await.0, 400);
-    let (status, after) = s.post(&format!("/v1/runs/{run_id}/approvals"), &acme, &approve).await;
-    assert_eq!(status, 200, "{after}");
+    let resp = s
+        .client
+        .post(format!("{}/v1/runs/{run_id}/approvals", s.base))
+        .bearer_auth(&acme)
+        .json(&approve)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+    let approval_trace = resp.headers()["x-cairn-trace-id"].to_str().unwrap().to_owned();
 
     let done = wait_run(&s, &acme, &run_id, &["succeeded", "failed"]).await;
+    // The steps after the approval (the tool call, the answer) are in the approval's trace.
+    let trace = s.trace(&approval_trace, &acme, 4).await;
+    let spans = crate::traces::flatten(&trace["spans"]);
+    let names: Vec<&str> = spans.iter().filter_map(|x| x["name"].as_str()).collect();
+    assert!(names.contains(&"job agent.run") && names.contains(&"execute_tool refund"), "{names:?}");
     assert_eq!(
         (done["state"].as_str(), done["answer"].as_str()),
         (Some("succeeded"), Some("Refunded order 7.")),
