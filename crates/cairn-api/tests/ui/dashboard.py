@@ -127,7 +127,9 @@ def tenant_b(page):
     expect(page.locator("[data-test=model-row]")).to_have_count(0)
     page.click("[data-test=nav-traces]")
     expect(page.locator("h1")).to_have_text("Traces")
-    expect(page.locator("[data-test=trace-row]")).to_have_count(0)
+    # Its own page loads are traced (every request is); none of the first tenant's are listed.
+    expect(page.locator(f"[data-test=trace-row][data-trace='{cfg['trace']}']")).to_have_count(0)
+    expect(page.locator("[data-test=trace-row]", has_text="POST /v1/chat/completions")).to_have_count(0)
     page.goto(BASE + "/ui/#/trace/" + cfg["trace"])
     expect(page.locator("[data-test=error]")).to_be_visible()
     shot(page, "other-tenant-trace")

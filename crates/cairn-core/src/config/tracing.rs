@@ -18,7 +18,9 @@ pub struct TracingConfig {
     pub queue: usize,
     /// Spans per write transaction at most.
     pub batch: usize,
-    /// Longest a finished span waits to be written with others, milliseconds.
+    /// Longest a finished span waits to be written with others, milliseconds. Short by
+    /// default: under light load writes stay small and spread out (long ones are CPU bursts
+    /// that show in other requests' tail latency); under heavy load batches fill anyway.
     pub flush_ms: u64,
     /// Days traces are kept (by start); 0 keeps them forever.
     pub retention_days: u32,
@@ -155,7 +157,7 @@ impl Default for TracingConfig {
             capture: Capture::Metadata,
             queue: 20_000,
             batch: 500,
-            flush_ms: 200,
+            flush_ms: 20,
             retention_days: 30,
             tenant_retention_days: BTreeMap::new(),
             otlp: OtlpConfig::default(),
