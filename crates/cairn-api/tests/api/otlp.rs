@@ -38,6 +38,7 @@ capture = "full"
 [tracing.otlp]
 endpoint = "{}"
 flush_ms = 50
+openinference = true
 resource = {{ "openinference.project.name" = "{PROJECT}" }}
 "#,
         phoenix.otlp_endpoint()
@@ -77,6 +78,7 @@ resource = {{ "openinference.project.name" = "{PROJECT}" }}
     let call = got.iter().find(|g| g["name"] == "chat chain").expect("the model call span");
     assert_eq!(call["parent_id"], root["context"]["span_id"]);
     assert_eq!(attr(call, "gen_ai.operation.name"), "chat");
+    assert_eq!(call["span_kind"], "LLM", "Phoenix reads the OpenInference kind");
     assert_eq!(attr(call, "gen_ai.request.model"), "chain");
     assert_eq!(attr(call, "gen_ai.provider.name"), "backup");
     assert_eq!(attr(call, "gen_ai.usage.input_tokens"), 11, "integers stay integers");

@@ -56,6 +56,9 @@ pub struct OtlpConfig {
     pub timeout_ms: u64,
     /// Tries per batch (transient failures: connection errors, 408, 429, 5xx) before it is dropped.
     pub tries: u32,
+    /// Also label spans with OpenInference's `openinference.span.kind` (LLM, EMBEDDING, TOOL,
+    /// AGENT, RETRIEVER, CHAIN), which Arize Phoenix reads to show them as such.
+    pub openinference: bool,
 }
 
 impl Default for OtlpConfig {
@@ -71,6 +74,7 @@ impl Default for OtlpConfig {
             flush_ms: 1_000,
             timeout_ms: 10_000,
             tries: 5,
+            openinference: false,
         }
     }
 }
@@ -89,6 +93,7 @@ impl std::fmt::Debug for OtlpConfig {
             .field("flush_ms", &self.flush_ms)
             .field("timeout_ms", &self.timeout_ms)
             .field("tries", &self.tries)
+            .field("openinference", &self.openinference)
             .finish()
     }
 }

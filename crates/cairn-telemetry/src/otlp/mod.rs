@@ -65,7 +65,11 @@ impl OtlpExporter {
             attributes.retain(|(have, _)| have != k);
             attributes.push((k.clone(), v.clone()));
         }
-        let resource = proto::Resource { attributes, scope: ("cairn", env!("CARGO_PKG_VERSION")) };
+        let resource = proto::Resource {
+            attributes,
+            scope: ("cairn", env!("CARGO_PKG_VERSION")),
+            openinference: config.openinference,
+        };
         Ok(Some(Self { client, endpoint, headers, resource, tries: config.tries.max(1), metrics }))
     }
 

@@ -16,6 +16,8 @@ pub struct Resource {
     pub attributes: Vec<(String, String)>,
     /// The instrumentation scope's name and version.
     pub scope: (&'static str, &'static str),
+    /// Whether spans also carry `openinference.span.kind`.
+    pub openinference: bool,
 }
 
 /// Encodes one export request carrying `spans`.
@@ -38,14 +40,14 @@ pub fn export_request(resource: &Resource, spans: &[SpanRecord]) -> Vec<u8> {
             });
             for span in spans {
                 // ScopeSpans.spans = 2
-                message(ss, 2, |s| encode_span(s, span));
+                message(ss, 2, |s| encode_span(s, span, resource.openinference));
             }
         });
     });
     out
 }
 
-fn encode_span(out: &mut Vec<u8>, span: &SpanRecord) {
+fn encode_span(out: &mut Vec<u8>, span: &SpanRecord, openinference: bool) {
     bytes(out, 1, &span.trace_id.0); // trace_id
     bytes(out, 2, &span.span_id.0); // span_id
     if let Some(parent) = span.parent_id {
@@ -60,6 +62,9 @@ fn encode_span(out: &mut Vec<u8>, span: &SpanRecord) {
     }
     if span.attr(attrs::TENANT_ID).is_none() {
         key_value(out, 9, attrs::TENANT_ID, &AttrValue::Str(span.tenant_id.clone()));
+    }
+    if let Some(kind) = openinference.then(|| span.attr_str(attrs::OPERATION).and_then(openinference_kind)).flatten() {
+        key_value(out, 9, "openinference.span.kind", &AttrValue::Str(kind.into()));
     }
     // status = 15; Status.message = 2, code = 3 (UNSET 0, OK 1, ERROR 2)
     if span.status != SpanStatus::Unset {
@@ -80,6 +85,19 @@ fn encode_span(out: &mut Vec<u8>, span: &SpanRecord) {
         key(out, 16, 5);
         out.extend_from_slice(&flags.to_le_bytes());
     }
+}
+
+/// OpenInference's span kind for a GenAI operation name.
+fn openinference_kind(operation: &str) -> Option<&'static str> {
+    Some(match operation {
+        "chat" | "text_completion" | "generate_content" => "LLM",
+        "embeddings" => "EMBEDDING",
+        "execute_tool" => "TOOL",
+        "invoke_agent" | "create_agent" => "AGENT",
+        "retrieve" => "RETRIEVER",
+        "rag" => "CHAIN",
+        _ => return None,
+    })
 }
 
 /// OTLP's `SpanKind` numbers.
@@ -211,7 +229,7 @@ mod tests {
             attributes: vec![(attrs::INPUT_TOKENS.into(), AttrValue::Int(-5))],
         };
         let mut out = Vec::new();
-        encode_span(&mut out, &span);
+        encode_span(&mut out, &span, true);
         assert_eq!(&out[..18], &[[0x0a, 16].as_slice(), &[1; 16]].concat()[..]);
         assert!(out.windows(9).any(|w| w == [0x22, 8, 3, 3, 3, 3, 3, 3, 3]));
         assert!(out.windows(attrs::INPUT_TOKENS.len()).any(|w| w == attrs::INPUT_TOKENS.as_bytes()));
