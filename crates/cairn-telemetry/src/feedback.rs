@@ -7,7 +7,7 @@ use std::sync::Arc;
 use cairn_core::runs::RunStore;
 use cairn_core::tenancy::{Principal, Role};
 use cairn_core::trace::{
-    EvalItem, EvalRun, Feedback, FeedbackStore, FeedbackTarget, Score, TraceId, TraceQuery, TraceStore,
+    EvalItem, EvalRun, Feedback, FeedbackStore, FeedbackTarget, Score, StoredSpan, TraceId, TraceQuery, TraceStore,
 };
 use cairn_core::{Error, Result};
 use serde::Deserialize;
@@ -126,7 +126,7 @@ impl FeedbackService {
             FeedbackTarget::Trace => {
                 let missing = || Error::NotFound(format!("no trace '{shown}'"));
                 id.parse::<TraceId>().map_err(|_| missing())?;
-                let (summary, _) = self.stored_trace(tenant, id).await?.ok_or_else(missing)?;
+                let (summary, _) = self.stored_trace(tenant, id, |_| true).await?.ok_or_else(missing)?;
                 Ok((summary, Some(id.to_owned())))
             }
             FeedbackTarget::Answer => {
@@ -134,9 +134,10 @@ impl FeedbackService {
                 let hex = id.strip_prefix("ans_").filter(|h| h.len() == 48).ok_or_else(missing)?;
                 let (trace, span) = hex.split_at(32);
                 trace.parse::<TraceId>().map_err(|_| missing())?;
-                let (tenant_id, spans) = self.stored_trace(tenant, trace).await?.ok_or_else(missing)?;
-                let answered = spans.iter().any(|s| s.span_id == span && s.name.starts_with("answer "));
-                if !answered {
+                let answered =
+                    |spans: &[StoredSpan]| spans.iter().any(|s| s.span_id == span && s.name.starts_with("answer "));
+                let (tenant_id, spans) = self.stored_trace(tenant, trace, answered).await?.ok_or_else(missing)?;
+                if !answered(&spans) {
                     return Err(missing());
                 }
                 Ok((tenant_id, Some(trace.to_owned())))
@@ -156,15 +157,19 @@ impl FeedbackService {
         }
     }
 
-    /// A stored trace's tenant and span ids and names; a trace still waiting in this node's
-    /// span queue (feedback sent right after the response) is written first.
+    /// A stored trace's tenant and spans. When it is missing, or `complete` says spans are
+    /// (feedback sent right after the response, its spans still in this node's queue or split
+    /// over two batches), the queue is written first and the trace read again.
     async fn stored_trace(
         &self,
         tenant: Option<&str>,
         trace_id: &str,
-    ) -> Result<Option<(String, Vec<cairn_core::trace::StoredSpan>)>> {
+        complete: impl Fn(&[StoredSpan]) -> bool,
+    ) -> Result<Option<(String, Vec<StoredSpan>)>> {
         if let Some((t, spans)) = self.spans.get_trace(tenant, trace_id).await? {
-            return Ok(Some((t.tenant_id, spans)));
+            if complete(&spans) {
+                return Ok(Some((t.tenant_id, spans)));
+            }
         }
         self.traces.flush_stored().await;
         Ok(self.spans.get_trace(tenant, trace_id).await?.map(|(t, spans)| (t.tenant_id, spans)))
