@@ -2,16 +2,11 @@
 //! API: every score kind, feedback sent the moment a response arrives, the trace showing what
 //! it was given, bad input, roles, and tenants kept apart. On SQLite and PostgreSQL.
 
-use cairn_testkit::{Scripted, StandIn, TestServer};
+use cairn_testkit::{Scripted, StandIn};
 use serde_json::{json, Value};
 
 use crate::runs::{agent, server, wait_job, wait_run};
-
-async fn post_traced(s: &TestServer, path: &str, key: &str, body: &Value) -> (u16, Value, String) {
-    let resp = s.client.post(format!("{}{path}", s.base)).bearer_auth(key).json(body).send().await.unwrap();
-    let trace = resp.headers()["x-cairn-trace-id"].to_str().unwrap().to_owned();
-    (resp.status().as_u16(), resp.json().await.unwrap_or(Value::Null), trace)
-}
+use crate::traces_flows::post_traced;
 
 async fn feedback_everywhere(postgres: bool) {
     let up = StandIn::start().await;

@@ -10,7 +10,7 @@ use crate::runs::{agent, server, wait_job, wait_run};
 use crate::traces::flatten;
 
 /// POSTs `body` to `path` as `key`; returns the status, the body and the trace id.
-async fn post_traced(s: &TestServer, path: &str, key: &str, body: &Value) -> (u16, Value, String) {
+pub async fn post_traced(s: &TestServer, path: &str, key: &str, body: &Value) -> (u16, Value, String) {
     let resp = s.client.post(format!("{}{path}", s.base)).bearer_auth(key).json(body).send().await.unwrap();
     let trace = resp.headers()["x-cairn-trace-id"].to_str().unwrap().to_owned();
     (resp.status().as_u16(), resp.json().await.unwrap_or(Value::Null), trace)
