@@ -115,7 +115,10 @@ pub struct TraceService {
     store: Arc<dyn TraceStore>,
     feedback: Arc<dyn FeedbackStore>,
     tenants: Arc<dyn TenantStore>,
-    queues: Vec<Arc<SpanQueue>>,
+    /// The storage writer's queue.
+    stored: Arc<SpanQueue>,
+    /// The OTLP exporter's queue, when an endpoint is set.
+    exported: Option<Arc<SpanQueue>>,
     tracer: Tracer,
     config: TracingConfig,
 }
@@ -152,21 +155,21 @@ impl TraceService {
             flush: Duration::from_millis(config.flush_ms.max(1)),
         };
         let writer = Arc::new(StoreWriter { store: store.clone(), metrics: metrics.clone() });
-        let mut queues = vec![SpanQueue::start(writer, metrics.spans_dropped.clone(), settings)];
-        if let Some(exporter) = OtlpExporter::new(&config.otlp, metrics.clone())? {
+        let stored = SpanQueue::start(writer, metrics.spans_dropped.clone(), settings);
+        let exported = OtlpExporter::new(&config.otlp, metrics.clone())?.map(|exporter| {
             let settings = SpanQueueSettings {
                 capacity: config.otlp.queue,
                 batch: config.otlp.batch,
                 flush: Duration::from_millis(config.otlp.flush_ms.max(1)),
             };
-            queues.push(SpanQueue::start(Arc::new(exporter), metrics.otlp_spans_dropped.clone(), settings));
-        }
-        let sink: Arc<dyn SpanSink> = match queues.as_slice() {
-            [only] => only.clone(),
-            all => Arc::new(Fanout(all.iter().map(|q| q.clone() as Arc<dyn SpanSink>).collect())),
+            SpanQueue::start(Arc::new(exporter), metrics.otlp_spans_dropped.clone(), settings)
+        });
+        let sink: Arc<dyn SpanSink> = match &exported {
+            None => stored.clone(),
+            Some(e) => Arc::new(Fanout(vec![stored.clone(), e.clone()])),
         };
         let tracer = Tracer::new(sink, config.capture, redact);
-        Ok(Self { store, feedback, tenants, queues, tracer, config: config.clone() })
+        Ok(Self { store, feedback, tenants, stored, exported, tracer, config: config.clone() })
     }
 
     /// The tracer services record spans through.
@@ -177,16 +180,15 @@ impl TraceService {
     /// Waits until every span finished so far is stored and exported (or given up on):
     /// tests, shutdown.
     pub async fn flush(&self) {
-        for q in &self.queues {
-            q.flush().await;
+        self.stored.flush().await;
+        if let Some(e) = &self.exported {
+            e.flush().await;
         }
     }
 
     /// Waits until every span finished so far is stored (not exported).
     pub async fn flush_stored(&self) {
-        if let Some(q) = self.queues.first() {
-            q.flush().await;
-        }
+        self.stored.flush().await;
     }
 
     /// Traces matching `q` that the caller may read.
