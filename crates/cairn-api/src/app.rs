@@ -15,7 +15,7 @@ use utoipa_swagger_ui::SwaggerUi;
 use crate::error::error_response;
 use crate::middleware::observe;
 use crate::routes::{
-    admin, agents, answer, chat, embeddings, feedback, jobs, knowledge, mcp, models, ops, runs, threads, traces, usage,
+    admin, agents, answer, cache, chat, embeddings, feedback, jobs, knowledge, mcp, models, ops, runs, threads, traces, usage,
     webhooks,
 };
 use crate::state::AppState;
@@ -40,6 +40,7 @@ impl App {
             .route("/v1/embeddings", post(embeddings::embeddings))
             .route("/v1/models", get(models::list_models))
             .route("/v1/usage", get(usage::usage))
+            .route("/v1/cache", delete(cache::purge))
             .route("/v1/me", get(admin::me))
             .route("/v1/traces", get(traces::list))
             .route("/v1/traces/stats", get(traces::stats))

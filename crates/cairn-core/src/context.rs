@@ -30,6 +30,8 @@ pub struct CallContext {
     pub holds_connection: bool,
     /// Where the work sits in its trace: spans it opens are children of `trace.parent`.
     pub trace: TraceContext,
+    /// What the request asked of the response cache (its `Cache-Control`, `cairn.cache`).
+    pub cache: crate::cache::CacheControl,
 }
 
 impl CallContext {
@@ -43,6 +45,7 @@ impl CallContext {
             request_admitted: false,
             holds_connection: true,
             trace: TraceContext::fresh(),
+            cache: Default::default(),
         }
     }
 

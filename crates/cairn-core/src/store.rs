@@ -99,6 +99,7 @@ pub trait Store:
     + RunStore
     + TraceStore
     + crate::trace::FeedbackStore
+    + crate::cache::ResponseCacheStore
 {
     /// Checks the database answers (for `/readyz`).
     async fn ping(&self) -> StoreResult<()>;

@@ -15,6 +15,8 @@ pub enum CallStatus {
     Cancelled,
     /// The upstream stream broke after it had started.
     Cut,
+    /// Answered from the response cache: no upstream call, no cost, no tokens.
+    Cached,
 }
 
 impl CallStatus {
@@ -25,7 +27,13 @@ impl CallStatus {
             CallStatus::Error => "error",
             CallStatus::Cancelled => "cancelled",
             CallStatus::Cut => "cut",
+            CallStatus::Cached => "cached",
         }
+    }
+
+    /// Whether the call failed (for error counts): cut, cancelled and failed calls did.
+    pub fn is_error(self) -> bool {
+        !matches!(self, CallStatus::Ok | CallStatus::Cached)
     }
 
     /// Parses the stored name; unknown names read as `Error`.
@@ -34,6 +42,7 @@ impl CallStatus {
             "ok" => CallStatus::Ok,
             "cancelled" => CallStatus::Cancelled,
             "cut" => CallStatus::Cut,
+            "cached" => CallStatus::Cached,
             _ => CallStatus::Error,
         }
     }

@@ -226,6 +226,8 @@ pub(crate) struct PendingCall {
     span: Option<ActiveSpan>,
     /// Set under `full` capture: the output is kept in `output_text` for the span.
     pub capture: Option<Tracer>,
+    /// What the finished call cost, in US dollars.
+    pub cost_usd: f64,
 }
 
 impl PendingCall {
@@ -277,6 +279,7 @@ impl PendingCall {
             committed: None,
             span: Some(meta.span),
             capture: meta.capture,
+            cost_usd: 0.0,
         }
     }
 
@@ -297,6 +300,14 @@ impl PendingCall {
         }
     }
 
+    /// Notes that the answer came from the cache, first served by `provider`'s `model`.
+    pub(crate) fn served_by(&mut self, provider: &str, model: &str) {
+        if let Some(r) = self.record.as_mut() {
+            provider.clone_into(&mut r.provider);
+            model.clone_into(&mut r.upstream_model);
+        }
+    }
+
     /// Sets the cost function's inputs and records the call with `status`.
     pub(crate) fn finish(&mut self, status: CallStatus, error: Option<String>, trace: &RouteTrace) {
         let Some(mut r) = self.record.take() else {
@@ -314,6 +325,7 @@ impl PendingCall {
         r.output_tokens = output;
         r.tokens_estimated = estimated;
         r.cost_usd = trace.target.as_ref().map(|t| t.cost(input, output)).unwrap_or(0.0);
+        self.cost_usd = r.cost_usd;
         r.latency_ms = now.duration_since(self.started).as_millis() as u64;
         r.ttft_ms = self.first_token_at.map(|t| t.duration_since(self.started).as_millis() as u64);
         let gen_secs = now.duration_since(self.first_token_at.unwrap_or(self.started)).as_secs_f64();
@@ -388,7 +400,7 @@ fn annotate(span: &mut ActiveSpan, r: &UsageRecord) {
     span.set(attrs::RETRIES, r.retries);
     span.set(attrs::FALLBACKS, r.fallbacks);
     match r.status {
-        CallStatus::Ok => span.ok(),
+        CallStatus::Ok | CallStatus::Cached => span.ok(),
         status => {
             span.set(attrs::ERROR_TYPE, status.as_str());
             span.fail(r.error.as_deref().unwrap_or(status.as_str()));

@@ -8,6 +8,7 @@ mod accounting;
 pub mod adapters;
 mod backoff;
 mod breaker;
+mod cache;
 mod pipeline;
 pub mod provider;
 mod router;
@@ -16,6 +17,7 @@ mod sse;
 mod stream;
 
 pub use accounting::UsageRecorder;
+pub use cache::{CachePurgeRequest, CachePurged};
 pub use provider::{ChunkStream, Provider, ProviderError, TokenCount};
 pub use router::{Routed, Router};
 pub use service::{ChatStream, GatewayService, StreamEvent, UsageReport, UsageRequest};

@@ -1,24 +1,31 @@
 //! The stages every model call passes, written once for chat, streaming chat and embeddings
 //! (and so for RAG generation and knowledge embeddings, which go through those):
 //!
-//! 1. **admit**: the caller's role, its rate limits, and the call's worst-case cost reserved
+//! 1. **cache** (`cached`): when the alias has a response cache and the request may use it,
+//!    the caller's role and request rate are checked and the cache is read; a hit answers the
+//!    call here, accounted as `cached` at no cost (it reserves no budget and takes no
+//!    provider slot);
+//! 2. **admit**: the caller's role, its rate limits, and the call's worst-case cost reserved
 //!    against its budget (`Limiter::admit`); a refusal holds nothing;
-//! 2. **route**: the caller runs the router with retries and fallbacks;
-//! 3. **settle and account**: the returned `CallGuard` records the call however it ends (done,
+//! 3. **route**: the caller runs the router with retries and fallbacks;
+//! 4. **settle and account**: the returned `CallGuard` records the call however it ends (done,
 //!    failed, cut, or dropped because the client left), which gives back the unused part of
-//!    its admission and, once stored, settles its reservation to the real cost.
+//!    its admission and, once stored, settles its reservation to the real cost; a complete
+//!    answer is then stored in the cache when the plan says so.
 
 use std::time::Duration;
 
-use cairn_access::WorstCase;
+use cairn_access::{Admission, WorstCase};
+use cairn_core::cache::{CacheEntry, CacheStatus};
 use cairn_core::config::GatewayConfig;
 use cairn_core::tenancy::Role;
-use cairn_core::trace::{attrs, AttrValue, SpanKind};
-use cairn_core::usage::NanoUsd;
+use cairn_core::trace::{attrs, ActiveSpan, AttrValue, SpanKind};
+use cairn_core::usage::{CallStatus, NanoUsd};
 use cairn_core::{CallContext, Error, Result};
 
 use crate::accounting::{CallGuard, CallMeta, Endpoint, PendingCall};
-use crate::router::{ModelRoute, RouteTrace};
+use crate::cache::CachePlan;
+use crate::router::{ModelRoute, RouteTrace, Routed};
 use crate::service::GatewayService;
 
 /// Slack added to a call's longest possible run before its reservation lapses.
@@ -39,6 +46,8 @@ pub(crate) struct CallSpec {
     /// Attributes of the request for the call's span (sampling settings; content under
     /// `full` capture).
     pub attributes: Vec<(&'static str, AttrValue)>,
+    /// The request's place in the key's request rate was taken already (by the cache stage).
+    pub request_taken: bool,
 }
 
 /// The most a call may cost and take: its token bound at the dearest target's prices, and its
@@ -59,27 +68,100 @@ pub(crate) fn worst_case(route: &ModelRoute, cfg: &GatewayConfig, spec: &CallSpe
 }
 
 impl GatewayService {
+    /// The cache stage: reads the cache when `plan` says so, after checking the caller's role
+    /// and taking its place in the key's request rate (noted in `spec`, so admission takes no
+    /// second one). Returns the entry found; the caller answers from it and calls `hit`.
+    pub(crate) async fn cached(
+        &self,
+        ctx: &CallContext,
+        plan: &mut CachePlan,
+        spec: &mut CallSpec,
+    ) -> Result<Option<CacheEntry>> {
+        if plan.reads() {
+            let p = &ctx.principal;
+            p.require(Role::Member)?;
+            ctx.check()?;
+            if !ctx.request_admitted {
+                self.limiter.admit_request(p).inspect_err(|_| {
+                    self.metrics.limited.get_or_create(&vec![("limit", "rate".into())]).inc();
+                })?;
+                spec.request_taken = true;
+            }
+        }
+        let found = self.cache.lookup(&ctx.principal.tenant_id, plan).await;
+        spec.attributes.push((attrs::CACHE_STATUS, plan.status.as_str().into()));
+        Ok(found)
+    }
+
+    /// Accounts a call answered from the cache: a usage record with status `cached`, no cost
+    /// and no tokens, and the call's span; returns where the entry was first served.
+    pub(crate) fn hit(&self, ctx: &CallContext, route: &ModelRoute, spec: CallSpec, entry: &CacheEntry) -> Routed {
+        let call_id = uuid::Uuid::now_v7().to_string();
+        let mut span = self.call_span(ctx, route, spec.endpoint, spec.streamed, spec.attributes, &call_id);
+        span.set(attrs::LIMIT_DECISION, "admitted");
+        let meta = CallMeta {
+            call_id,
+            request_id: &ctx.request_id,
+            endpoint: spec.endpoint,
+            alias: &route.alias,
+            streamed: spec.streamed,
+            prompt_estimate: 0,
+            admission: Admission::default(),
+            span,
+            capture: self.tracer.captures_content().then(|| self.tracer.clone()),
+        };
+        let mut call = PendingCall::start(self.recorder.clone(), self.limiter.clone(), &ctx.principal, meta);
+        call.served_by(&entry.provider, &entry.upstream_model);
+        call.reported = Some((0, 0));
+        if call.capture.is_some() {
+            call.output_text.clone_from(&entry.body);
+        }
+        call.finish(CallStatus::Cached, None, &RouteTrace::default());
+        Routed {
+            provider: entry.provider.clone(),
+            model: entry.upstream_model.clone(),
+            retries: 0,
+            fallbacks: 0,
+            cache: Some(CacheStatus::Hit),
+        }
+    }
+
+    /// A model call's span, with the attributes every call carries.
+    fn call_span(
+        &self,
+        ctx: &CallContext,
+        route: &ModelRoute,
+        endpoint: Endpoint,
+        streamed: bool,
+        attributes: Vec<(&'static str, AttrValue)>,
+        call_id: &str,
+    ) -> ActiveSpan {
+        let operation = endpoint.as_str();
+        let mut span = ctx.span(&self.tracer, format!("{operation} {}", route.alias), SpanKind::Internal);
+        if span.recording() {
+            span.set(attrs::OPERATION, operation);
+            span.set(attrs::REQUEST_MODEL, route.alias.clone());
+            span.set(attrs::CALL_ID, call_id.to_owned());
+            span.set(attrs::KEY_ID, ctx.principal.key_id.clone());
+            span.set(attrs::REQUEST_ID, ctx.request_id.clone());
+            span.set(attrs::STREAMED, streamed);
+            for (k, v) in attributes {
+                span.set(k, v);
+            }
+        }
+        span
+    }
+
     /// Admits a call for `ctx`'s caller on `route`; the guard accounts it from here on.
     pub(crate) async fn open(&self, ctx: &CallContext, route: &ModelRoute, spec: CallSpec) -> Result<CallGuard> {
         let p = &ctx.principal;
         p.require(Role::Member)?;
         ctx.check()?;
         let worst = worst_case(route, &self.gateway_config, &spec);
-        let operation = spec.endpoint.as_str();
-        let mut span = ctx.span(&self.tracer, format!("{operation} {}", route.alias), SpanKind::Internal);
         let call_id = uuid::Uuid::now_v7().to_string();
-        if span.recording() {
-            span.set(attrs::OPERATION, operation);
-            span.set(attrs::REQUEST_MODEL, route.alias.clone());
-            span.set(attrs::CALL_ID, call_id.clone());
-            span.set(attrs::KEY_ID, p.key_id.clone());
-            span.set(attrs::REQUEST_ID, ctx.request_id.clone());
-            span.set(attrs::STREAMED, spec.streamed);
-            for (k, v) in spec.attributes {
-                span.set(k, v);
-            }
-        }
-        let admission = match self.limiter.admit(p, &worst, !ctx.request_admitted).await {
+        let mut span = self.call_span(ctx, route, spec.endpoint, spec.streamed, spec.attributes, &call_id);
+        let take_request = !ctx.request_admitted && !spec.request_taken;
+        let admission = match self.limiter.admit(p, &worst, take_request).await {
             Ok(a) => a,
             Err(e) => {
                 let kind = if matches!(e, Error::BudgetExceeded { .. }) { "budget" } else { "rate" };

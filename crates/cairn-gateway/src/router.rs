@@ -64,6 +64,8 @@ pub struct ModelRoute {
     pub kind: ModelKind,
     /// Targets, preferred first.
     pub targets: Vec<Arc<Target>>,
+    /// The alias's response cache, if it has one.
+    pub cache: Option<cairn_core::config::ModelCacheConfig>,
 }
 
 /// Which deadline bounds one attempt.
@@ -96,6 +98,7 @@ impl From<&RouteTrace> for Routed {
             model: t.target.as_ref().map(|t| t.model.clone()).unwrap_or_default(),
             retries: t.retries,
             fallbacks: t.fallbacks,
+            cache: None,
         }
     }
 }
@@ -196,7 +199,7 @@ impl Router {
                 target.publish_breaker(&metrics);
                 targets.push(Arc::new(target));
             }
-            routes.insert(alias.clone(), ModelRoute { alias: alias.clone(), kind: m.kind, targets });
+            routes.insert(alias.clone(), ModelRoute { alias: alias.clone(), kind: m.kind, targets, cache: m.cache.clone() });
         }
         Ok(Self {
             routes,

@@ -22,6 +22,7 @@ use serde::{Deserialize, Serialize};
 use tokio_util::sync::CancellationToken;
 
 use crate::accounting::{CallGuard, Endpoint, UsageRecorder};
+use crate::cache::{CachePlan, ResponseCache};
 use crate::pipeline::CallSpec;
 use crate::provider::TokenCount;
 use crate::router::Routed;
@@ -91,6 +92,7 @@ pub struct GatewayService {
     store: Arc<dyn Store>,
     pub(crate) metrics: Arc<Metrics>,
     pub(crate) tracer: Tracer,
+    pub(crate) cache: ResponseCache,
     started_secs: i64,
 }
 
@@ -109,6 +111,7 @@ impl GatewayService {
             limiter: Arc::new(Limiter::new(store.clone(), cfg.gateway.max_streams_per_key)),
             recorder,
             gateway_config: cfg.gateway.clone(),
+            cache: ResponseCache::start(store.clone(), metrics.clone()),
             store,
             metrics,
             tracer: Tracer::off(),
@@ -192,6 +195,7 @@ impl GatewayService {
             prompt_estimate: req.estimated_prompt_tokens(),
             output_cap: u64::from(req.output_cap().unwrap_or(self.gateway_config.reserve_output_tokens)),
             attributes,
+            request_taken: false,
         }
     }
 
@@ -199,7 +203,14 @@ impl GatewayService {
     pub async fn chat(&self, ctx: &CallContext, req: ChatRequest) -> Result<(ChatCompletion, Routed)> {
         req.validate()?;
         let route = self.route(&req.model, ModelKind::Chat)?;
-        let mut guard = self.open(ctx, route, self.chat_spec(&req, false)).await?;
+        let mut plan = self.cache.plan_chat(route, &ctx.cache, &ctx.principal.tenant_id, &req)?;
+        let mut spec = self.chat_spec(&req, false);
+        if let Some(entry) = self.cached(ctx, &mut plan, &mut spec).await? {
+            if let Some(completion) = crate::cache::completion(&entry) {
+                return Ok((completion, self.hit(ctx, route, spec, &entry)));
+            }
+        }
+        let mut guard = self.open(ctx, route, spec).await?;
         let result = self
             .router
             .call(route, Deadline::Total, self.traced(ctx, &guard, Endpoint::Chat), |t, _permit| {
@@ -214,12 +225,33 @@ impl GatewayService {
                 if guard.call.capture.is_some() {
                     guard.call.output_text = serde_json::to_string(&completion.choices).unwrap_or_default();
                 }
-                let routed = guard.succeed(trace, reported, chars);
-                guard.durable().await;
+                let mut routed = guard.succeed(trace, reported, chars);
+                routed.cache = Some(plan.status);
+                self.keep(ctx, &plan, &routed, guard.call.cost_usd, &completion, &mut guard).await;
                 Ok((completion, routed))
             }
             Err(e) => Err(guard.fail(e)),
         }
+    }
+
+    /// Waits for a finished call's usage record and, when `plan` writes, stores its answer.
+    async fn keep<T: Serialize>(
+        &self,
+        ctx: &CallContext,
+        plan: &CachePlan,
+        routed: &Routed,
+        cost_usd: f64,
+        answer: &T,
+        guard: &mut CallGuard,
+    ) {
+        let store = async {
+            if plan.writes() {
+                if let Ok(body) = serde_json::to_string(answer) {
+                    self.cache.store(&ctx.principal.tenant_id, plan, routed, body, cost_usd).await;
+                }
+            }
+        };
+        tokio::join!(guard.durable(), store);
     }
 
     /// Starts a streamed chat completion. Returns once the first chunk has arrived, so every
@@ -232,8 +264,16 @@ impl GatewayService {
     ) -> Result<(ChatStream, Routed)> {
         req.validate()?;
         let route = self.route(&req.model, ModelKind::Chat)?;
+        let mut plan = self.cache.plan_chat(route, &ctx.cache, &ctx.principal.tenant_id, &req)?;
+        let mut spec = self.chat_spec(&req, true);
+        if let Some(entry) = self.cached(ctx, &mut plan, &mut spec).await? {
+            if let Some(completion) = crate::cache::completion(&entry) {
+                let routed = self.hit(ctx, route, spec, &entry);
+                return Ok((crate::cache::replay(completion, req.wants_stream_usage()), routed));
+            }
+        }
         let slot = if ctx.holds_connection { Some(self.stream_slot(&ctx.principal)?) } else { None };
-        let mut guard = self.open(ctx, route, self.chat_spec(&req, true)).await?;
+        let mut guard = self.open(ctx, route, spec).await?;
         let started = tokio::time::Instant::now();
         let result = self
             .router
@@ -256,7 +296,11 @@ impl GatewayService {
                     guard.call.count_with(counter, std::mem::take(&mut req.messages));
                 }
                 let total = trace.target.as_ref().map(|t| t.timeouts.total_ms).unwrap_or(600_000);
-                let routed = guard.started(trace);
+                let mut routed = guard.started(trace);
+                routed.cache = Some(plan.status);
+                let keep = plan.writes().then(|| {
+                    crate::cache::StreamKeep::new(&self.cache, &ctx.principal.tenant_id, plan, routed.clone())
+                });
                 let stream = relay(Relay {
                     upstream,
                     first,
@@ -268,6 +312,7 @@ impl GatewayService {
                     permit,
                     slot,
                     metrics: self.metrics.clone(),
+                    keep,
                 });
                 Ok((stream, routed))
             }
@@ -303,14 +348,22 @@ impl GatewayService {
             return Err(Error::invalid_param("dimensions", "dimensions must be at least 1"));
         }
         let route = self.route(&req.model, ModelKind::Embedding)?;
-        let spec = CallSpec {
+        let mut plan = self.cache.plan_embeddings(route, &ctx.cache, &ctx.principal.tenant_id, &req)?;
+        let mut spec = CallSpec {
             endpoint: Endpoint::Embeddings,
             streamed: false,
             prompt_bound: req.input.token_bound(),
             prompt_estimate: req.input.estimated_tokens(),
             output_cap: 0,
             attributes: Vec::new(),
+            request_taken: false,
         };
+        if let Some(entry) = self.cached(ctx, &mut plan, &mut spec).await? {
+            if let Some(resp) = crate::cache::embeddings(&entry).filter(|r| r.data.len() == req.input.len()) {
+                let routed = self.hit(ctx, route, spec, &entry);
+                return Ok((encoded(resp, req.encoding_format), routed));
+            }
+        }
         let mut guard = self.open(ctx, route, spec).await?;
         let result = self
             .router
@@ -327,14 +380,11 @@ impl GatewayService {
                     return Err(guard.fail(RouteError { error: Error::Upstream { message, timeout: false }, trace }));
                 }
                 resp.data.sort_by_key(|d| d.index);
-                if req.encoding_format == Some(EncodingFormat::Base64) {
-                    for d in &mut resp.data {
-                        d.embedding = std::mem::replace(&mut d.embedding, EmbeddingVector::Float(vec![])).into_base64();
-                    }
-                }
-                let routed = guard.succeed(trace, Some((resp.usage.prompt_tokens, 0)), 0);
-                guard.durable().await;
-                Ok((resp, routed))
+                let mut routed = guard.succeed(trace, Some((resp.usage.prompt_tokens, 0)), 0);
+                routed.cache = Some(plan.status);
+                // Kept as floats; the encoding a request asks for is applied after a hit.
+                self.keep(ctx, &plan, &routed, guard.call.cost_usd, &resp, &mut guard).await;
+                Ok((encoded(resp, req.encoding_format), routed))
             }
             Err(e) => Err(guard.fail(e)),
         }
@@ -405,4 +455,14 @@ impl GatewayService {
     pub async fn ready(&self) -> Result<()> {
         Ok(self.store.ping().await?)
     }
+}
+
+/// `resp` in the encoding the client asked for (upstreams always answer in floats).
+fn encoded(mut resp: EmbeddingResponse, format: Option<EncodingFormat>) -> EmbeddingResponse {
+    if format == Some(EncodingFormat::Base64) {
+        for d in &mut resp.data {
+            d.embedding = std::mem::replace(&mut d.embedding, EmbeddingVector::Float(vec![])).into_base64();
+        }
+    }
+    resp
 }

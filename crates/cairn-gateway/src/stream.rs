@@ -62,6 +62,8 @@ pub(crate) struct Relay {
     pub slot: Option<cairn_access::StreamSlot>,
     /// Metrics registry.
     pub metrics: Arc<Metrics>,
+    /// The answer being assembled for the response cache, when it is to be kept.
+    pub keep: Option<crate::cache::StreamKeep>,
 }
 
 struct State {
@@ -71,12 +73,17 @@ struct State {
     /// A usage-only chunk went to the client.
     usage_sent: bool,
     template: ChatChunk,
+    /// Storing the complete answer in the cache, awaited before the last event.
+    storing: Option<futures::future::BoxFuture<'static, ()>>,
     _inflight: InflightGuard,
 }
 
 impl State {
     /// Tracks a chunk and queues it for the client in the shape it asked for.
     fn push_chunk(&mut self, mut chunk: ChatChunk) {
+        if let Some(keep) = self.relay.keep.as_mut() {
+            keep.assembler.push(&chunk);
+        }
         let call = &mut self.relay.guard.call;
         let keep = call.counter.is_some() || call.capture.is_some();
         for choice in &chunk.choices {
@@ -118,19 +125,22 @@ impl State {
         self.ended = true;
         let trace = std::mem::take(&mut self.relay.guard.trace);
         let call = &mut self.relay.guard.call;
+        let (prompt, completion) = call.reported.unwrap_or_else(|| {
+            let (prompt, output, _) = call.unreported_usage();
+            (prompt, output)
+        });
         if status == CallStatus::Ok && self.relay.wants_usage && !self.usage_sent {
             // No usage-only chunk came: the client still gets the one it asked for, with the
             // last usage reported, or an estimate.
-            let (prompt, completion) = call.reported.unwrap_or_else(|| {
-                let (prompt, output, _) = call.unreported_usage();
-                (prompt, output)
-            });
             let usage = Usage::new(prompt, completion);
             let mut last = ChatChunk { choices: vec![], usage: UsageField::Some(usage), ..self.template.clone() };
             last.extra = Extra::new();
             self.out.push_back(StreamEvent::Chunk(Box::new(last)));
         }
         call.finish(status, error.clone(), &trace);
+        if let Some(keep) = self.relay.keep.take().filter(|_| status == CallStatus::Ok) {
+            self.storing = Some(Box::pin(keep.store(Usage::new(prompt, completion), call.cost_usd)));
+        }
         self.relay.guard.trace = trace;
         self.out.push_back(match error {
             Some(e) => StreamEvent::Error(e),
@@ -146,8 +156,15 @@ pub(crate) fn relay(relay: Relay) -> ChatStream {
     template.usage = UsageField::Absent;
     let inflight = InflightGuard::new(relay.metrics.clone());
     let first = relay.first.clone();
-    let mut state =
-        State { relay, out: VecDeque::new(), ended: false, usage_sent: false, template, _inflight: inflight };
+    let mut state = State {
+        relay,
+        out: VecDeque::new(),
+        ended: false,
+        usage_sent: false,
+        template,
+        storing: None,
+        _inflight: inflight,
+    };
     state.relay.guard.call.first_token_at = Some(Instant::now());
     state.push_chunk(first);
     Box::pin(futures::stream::unfold(state, |mut s| async move {
@@ -178,6 +195,11 @@ pub(crate) fn relay(relay: Relay) -> ChatStream {
             // behind them, and a run waits for its records before it ends.
             if s.ended && s.relay.durable {
                 s.relay.guard.durable().await;
+            }
+            // A complete answer is in the cache before the client reads the end, so the same
+            // request made next hits.
+            if let Some(storing) = s.storing.take() {
+                storing.await;
             }
         }
     }))

@@ -26,6 +26,8 @@ use crate::answer::{finish, not_found, Answer, AnswerService, Retrieval};
 pub struct CairnOptions {
     /// Answer from these collections.
     pub knowledge: Option<KnowledgeOption>,
+    /// What this request asks of the response cache (with the `Cache-Control` header).
+    pub cache: Option<cairn_core::cache::CacheControl>,
 }
 
 /// `cairn.knowledge`: which collections to answer from, and how to retrieve.

@@ -22,6 +22,7 @@ pub(crate) const MIGRATIONS: &[(i64, &str, &str)] = &[
     (12, "traces", include_str!("migrations/0012_traces.sql")),
     (13, "job_traces", include_str!("migrations/0013_job_traces.sql")),
     (14, "feedback", include_str!("migrations/0014_feedback.sql")),
+    (15, "response_cache", include_str!("migrations/0015_response_cache.sql")),
 ];
 
 /// The trace tables' schema (migration 0012), which the SQLite store also applies to its

@@ -84,3 +84,9 @@ mod feedback_ports {
     use super::PgStore;
     crate::feedback_sql::impl_feedback_store!(PgStore, sqlx::Postgres);
 }
+
+/// The response cache port, implemented with the shared SQL.
+mod cache_ports {
+    use super::PgStore;
+    crate::cache_sql::impl_cache_store!(PgStore, sqlx::Postgres);
+}

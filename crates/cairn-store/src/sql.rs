@@ -430,7 +430,7 @@ macro_rules! impl_store {
                 let rows = sqlx::query(
                     "SELECT ts_ms / 86400000 AS day, tenant_id, model_alias, key_id, \
                      CAST(COUNT(*) AS BIGINT) AS requests, \
-                     CAST(SUM(CASE WHEN status = 'ok' THEN 0 ELSE 1 END) AS BIGINT) AS errors, \
+                     CAST(SUM(CASE WHEN status IN ('ok', 'cached') THEN 0 ELSE 1 END) AS BIGINT) AS errors, \
                      CAST(SUM(input_tokens) AS BIGINT) AS input_tokens, \
                      CAST(SUM(output_tokens) AS BIGINT) AS output_tokens, \
                      CAST(SUM(cost_usd) AS DOUBLE PRECISION) AS cost_usd \

@@ -184,3 +184,9 @@ mod feedback_ports {
     use super::SqliteStore;
     crate::feedback_sql::impl_feedback_store!(SqliteStore, sqlx::Sqlite);
 }
+
+/// The response cache port, implemented with the shared SQL.
+mod cache_ports {
+    use super::SqliteStore;
+    crate::cache_sql::impl_cache_store!(SqliteStore, sqlx::Sqlite);
+}

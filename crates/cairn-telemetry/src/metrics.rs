@@ -93,6 +93,12 @@ pub struct Metrics {
     pub otlp_spans_dropped: Counter,
     /// Export batches given up on.
     pub otlp_export_failures: Counter,
+    /// Response cache outcomes by model alias, endpoint and result (`hit`, `miss`, `bypass`).
+    pub cache_lookups: Family<Labels, Counter>,
+    /// What cache hits would have cost had they gone upstream, by model alias.
+    pub cache_saved_usd: Family<Labels, Counter<f64, AtomicU64>>,
+    /// Cache reads and writes that failed (the call went on without the cache).
+    pub cache_failures: Counter,
 }
 
 impl Metrics {
@@ -133,6 +139,9 @@ impl Metrics {
             otlp_spans_exported: Counter::default(),
             otlp_spans_dropped: Counter::default(),
             otlp_export_failures: Counter::default(),
+            cache_lookups: Family::default(),
+            cache_saved_usd: Family::default(),
+            cache_failures: Counter::default(),
             registry: Registry::default(),
         };
         registry.register("http_requests", "HTTP requests", m.http_requests.clone());
@@ -187,6 +196,9 @@ impl Metrics {
             m.otlp_spans_dropped.clone(),
         );
         registry.register("otlp_export_failures", "OTLP export batches given up on", m.otlp_export_failures.clone());
+        registry.register("cache_lookups", "Response cache outcomes (hit, miss, bypass)", m.cache_lookups.clone());
+        registry.register("cache_saved_usd", "Upstream cost saved by cache hits, in US dollars", m.cache_saved_usd.clone());
+        registry.register("cache_failures", "Response cache reads and writes that failed", m.cache_failures.clone());
         Metrics { registry, ..m }
     }
 

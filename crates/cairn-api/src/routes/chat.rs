@@ -1,6 +1,7 @@
 //! `POST /v1/chat/completions`: JSON, or server-sent events when `stream` is true.
 
 use axum::extract::State;
+use axum::http::HeaderMap;
 use axum::response::{IntoResponse, Response};
 use cairn_core::openai::{ChatCompletion, ChatRequest, ErrorBody};
 use cairn_gateway::{ChatStream, StreamEvent};
@@ -17,6 +18,8 @@ use crate::state::AppState;
 /// `text/event-stream` of `chat.completion.chunk` objects ending with `data: [DONE]`. With
 /// `"cairn": {"knowledge": {"collections": [...]}}` it answers from those collections and adds
 /// `cairn.citations` and `cairn.sources` (on the completion, or on a last chunk without choices).
+/// Models with a response cache answer repeated requests from it: `x-cairn-cache` says `hit`,
+/// `miss` or `bypass`; `cairn.cache` and `Cache-Control` control it per request.
 #[utoipa::path(
     post, path = "/v1/chat/completions", tag = "gateway",
     request_body = ChatRequest,
@@ -37,9 +40,16 @@ use crate::state::AppState;
 pub async fn chat_completions(
     State(s): State<AppState>,
     Caller(mut ctx): Caller,
+    headers: HeaderMap,
     Json(mut req): Json<ChatRequest>,
 ) -> Result<Response, ApiError> {
-    if let Some(knowledge) = take_options(&mut req)?.and_then(|o| o.knowledge) {
+    let options = take_options(&mut req)?;
+    let (knowledge, asked) = options.map(|o| (o.knowledge, o.cache)).unwrap_or_default();
+    if let Some(asked) = &asked {
+        asked.validate("cairn.cache")?;
+    }
+    ctx.cache = asked.unwrap_or_default().merge(super::cache::requested(&headers)?);
+    if let Some(knowledge) = knowledge {
         // A search and a generation: one request against the key's rate, like the answer route.
         s.gateway.admit_request(&mut ctx)?;
         return Ok(match s.answers.chat(&ctx, req, knowledge).await? {

@@ -3,6 +3,7 @@
 pub mod admin;
 pub mod agents;
 pub mod answer;
+pub mod cache;
 pub mod chat;
 pub mod embeddings;
 pub mod feedback;
@@ -45,6 +46,9 @@ pub(crate) fn with_routed(mut resp: Response, routed: &Routed) -> Response {
         if let Ok(v) = HeaderValue::from_str(&value) {
             h.insert(name, v);
         }
+    }
+    if let Some(cache) = routed.cache {
+        h.insert("x-cairn-cache", HeaderValue::from_static(cache.as_str()));
     }
     resp
 }

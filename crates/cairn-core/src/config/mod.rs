@@ -7,12 +7,14 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
 mod agents;
+mod cache;
 mod jobs;
 mod knowledge;
 mod storage;
 mod tracing;
 
 pub use agents::{AgentsConfig, StdioServerConfig};
+pub use cache::ModelCacheConfig;
 pub use jobs::JobsConfig;
 pub use knowledge::KnowledgeConfig;
 pub use storage::{redact_url_password, StorageConfig};
@@ -263,6 +265,9 @@ pub struct ModelConfig {
     pub kind: ModelKind,
     /// Targets in fallback order.
     pub targets: Vec<TargetConfig>,
+    /// The exact response cache; absent: never cached.
+    #[serde(default)]
+    pub cache: Option<ModelCacheConfig>,
 }
 
 /// One provider + upstream model, with its prices and timeouts.
@@ -396,7 +401,7 @@ impl Config {
                 timeouts: TimeoutOverrides::default(),
                 tools: true,
             };
-            self.models.insert(alias.into(), ModelConfig { kind, targets: vec![target] });
+            self.models.insert(alias.into(), ModelConfig { kind, targets: vec![target], cache: None });
         }
         self
     }
@@ -443,6 +448,9 @@ impl Config {
         for (alias, m) in &self.models {
             if m.targets.is_empty() {
                 problems.push(format!("models.{alias} has no targets"));
+            }
+            if let Some(Err(problem)) = m.cache.as_ref().map(|c| c.check(alias)) {
+                problems.push(problem);
             }
             for (i, t) in m.targets.iter().enumerate() {
                 match self.providers.get(&t.provider) {

@@ -31,4 +31,6 @@ pub struct Routed {
     pub retries: u32,
     /// Fallbacks taken.
     pub fallbacks: u32,
+    /// What the response cache did (`None` where the call did not pass it).
+    pub cache: Option<crate::cache::CacheStatus>,
 }

@@ -1,0 +1,185 @@
+//! Cache keys: the SHA-256 of a request normalised so that requests the upstream would answer
+//! alike share one, and requests it could answer differently never do. In the key: the tenant,
+//! the namespace, the model alias, every message (a lone text part reads as plain text), tools
+//! and tool choice, the response format, every sampling setting (temperature, top_p, seed,
+//! stop, the output cap however spelled) and any other field passed upstream. Not in it:
+//! `stream` and `stream_options` (a hit is replayed in either shape), `user`, and Cairn's own
+//! `cairn` field. Object keys are sorted, so field order never matters.
+
+use cairn_core::cache::CacheKey;
+use cairn_core::openai::{ChatRequest, EmbeddingInput, EmbeddingRequest, MessageContent};
+use serde_json::{json, Map, Value};
+use sha2::{Digest, Sha256};
+
+/// Bumped when the normalisation changes, so old entries are never read with new meaning.
+const KEY_VERSION: u32 = 1;
+
+/// The key of chat request `req` for `tenant` in `namespace`.
+pub(crate) fn chat_key(tenant: &str, namespace: &str, req: &ChatRequest) -> CacheKey {
+    let messages: Vec<Value> = req
+        .messages
+        .iter()
+        .map(|m| {
+            let mut m = m.clone();
+            if let Some(MessageContent::Parts(parts)) = &m.content {
+                if let [only] = parts.as_slice() {
+                    if only.kind == "text" && only.extra.is_empty() {
+                        m.content = only.text.clone().map(MessageContent::Text);
+                    }
+                }
+            }
+            serde_json::to_value(m).unwrap_or(Value::Null)
+        })
+        .collect();
+    let mut passed = req.extra.clone();
+    passed.remove("cairn");
+    let normalised = json!({
+        "endpoint": "chat",
+        "model": req.model,
+        "messages": messages,
+        "tools": req.tools,
+        "tool_choice": req.tool_choice,
+        "response_format": req.response_format,
+        "temperature": req.temperature,
+        "top_p": req.top_p,
+        "n": req.n.unwrap_or(1),
+        "stop": req.stop.as_ref().map(|s| s.to_vec()),
+        "seed": req.seed,
+        "max_tokens": req.output_cap(),
+        "extra": passed,
+    });
+    hash(tenant, namespace, &normalised)
+}
+
+/// The key of embeddings request `req` for `tenant` in `namespace`. The response is stored as
+/// floats, so `encoding_format` is applied after a hit and stays out of the key.
+pub(crate) fn embeddings_key(tenant: &str, namespace: &str, req: &EmbeddingRequest) -> CacheKey {
+    let input = match &req.input {
+        EmbeddingInput::Text(t) => json!({"texts": [t]}),
+        EmbeddingInput::Texts(t) => json!({"texts": t}),
+        EmbeddingInput::Tokens(t) => json!({"tokens": [t]}),
+        EmbeddingInput::TokenBatches(t) => json!({"tokens": t}),
+    };
+    let mut passed = req.extra.clone();
+    passed.remove("cairn");
+    let normalised = json!({
+        "endpoint": "embeddings",
+        "model": req.model,
+        "input": input,
+        "dimensions": req.dimensions,
+        "extra": passed,
+    });
+    hash(tenant, namespace, &normalised)
+}
+
+fn hash(tenant: &str, namespace: &str, normalised: &Value) -> CacheKey {
+    let mut h = Sha256::new();
+    // Length-prefixed, so no tenant or namespace can be spelled to run into the next part.
+    for part in [KEY_VERSION.to_string().as_str(), tenant, namespace] {
+        h.update((part.len() as u64).to_le_bytes());
+        h.update(part.as_bytes());
+    }
+    h.update(canonical(normalised).to_string().as_bytes());
+    CacheKey(hex::encode(h.finalize()))
+}
+
+/// `v` with every object's keys in sorted order (the map keeps insertion order).
+fn canonical(v: &Value) -> Value {
+    match v {
+        Value::Object(m) => {
+            let mut keys: Vec<&String> = m.keys().collect();
+            keys.sort();
+            let sorted: Map<String, Value> = keys.into_iter().map(|k| (k.clone(), canonical(&m[k]))).collect();
+            Value::Object(sorted)
+        }
+        Value::Array(items) => Value::Array(items.iter().map(canonical).collect()),
+        other => other.clone(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn chat(body: Value) -> ChatRequest {
+        serde_json::from_value(body).expect("request")
+    }
+
+    fn key(body: Value) -> CacheKey {
+        chat_key("acme", "", &chat(body))
+    }
+
+    #[test]
+    fn requests_answered_alike_share_a_key() {
+        let base = key(json!({"model": "m", "messages": [{"role": "user", "content": "hi"}], "temperature": 0}));
+        let same = [
+            json!({"temperature": 0.0, "messages": [{"content": "hi", "role": "user"}], "model": "m"}),
+            json!({"model": "m", "messages": [{"role": "user", "content": [{"type": "text", "text": "hi"}]}], "temperature": 0, "stream": true}),
+            json!({"model": "m", "messages": [{"role": "user", "content": "hi"}], "temperature": 0, "user": "u1", "stream_options": {"include_usage": true}, "stream": true}),
+            json!({"model": "m", "messages": [{"role": "user", "content": "hi"}], "temperature": 0, "cairn": {"cache": {"ttl": 5}}}),
+        ];
+        for body in same {
+            assert_eq!(key(body.clone()), base, "{body}");
+        }
+    }
+
+    #[test]
+    fn anything_that_changes_the_answer_changes_the_key() {
+        let base = json!({"model": "m", "messages": [{"role": "user", "content": "hi"}], "temperature": 0});
+        let base_key = key(base.clone());
+        let changes = [
+            json!({"model": "n"}),
+            json!({"messages": [{"role": "user", "content": "hi "}]}),
+            json!({"messages": [{"role": "system", "content": "hi"}]}),
+            json!({"messages": [{"role": "system", "content": "Be terse."}, {"role": "user", "content": "hi"}]}),
+            json!({"temperature": 0.1}),
+            json!({"top_p": 0.5}),
+            json!({"seed": 7}),
+            json!({"max_tokens": 5}),
+            json!({"stop": "x"}),
+            json!({"response_format": {"type": "json_object"}}),
+            json!({"tools": [{"type": "function", "function": {"name": "f", "parameters": {}}}]}),
+            json!({"tool_choice": "none"}),
+            json!({"presence_penalty": 1}),
+        ];
+        for change in changes {
+            let mut body = base.clone();
+            for (k, v) in change.as_object().expect("object") {
+                body[k] = v.clone();
+            }
+            assert_ne!(key(body.clone()), base_key, "{change}");
+        }
+        // Output caps however spelled, and stop as one string or a list of it, are the same.
+        let capped = |field: &str| {
+            let mut body = base.clone();
+            body[field] = json!(5);
+            key(body)
+        };
+        assert_eq!(capped("max_tokens"), capped("max_completion_tokens"));
+        let mut one = base.clone();
+        one["stop"] = json!("x");
+        let mut list = base.clone();
+        list["stop"] = json!(["x"]);
+        assert_eq!(key(one), key(list));
+    }
+
+    #[test]
+    fn tenants_and_namespaces_never_share_keys() {
+        let req = chat(json!({"model": "m", "messages": [{"role": "user", "content": "hi"}]}));
+        let k = chat_key("acme", "", &req);
+        assert_ne!(k, chat_key("umbrella", "", &req));
+        assert_ne!(k, chat_key("acme", "v2", &req));
+        // A tenant name cannot be spelled to run into the namespace.
+        assert_ne!(chat_key("ab", "c", &req), chat_key("a", "bc", &req));
+    }
+
+    #[test]
+    fn embedding_inputs_normalise() {
+        let e = |body: Value| embeddings_key("acme", "", &serde_json::from_value(body).expect("request"));
+        let one = e(json!({"model": "e", "input": "hello"}));
+        assert_eq!(one, e(json!({"model": "e", "input": ["hello"], "encoding_format": "base64"})));
+        assert_ne!(one, e(json!({"model": "e", "input": ["hello", "world"]})));
+        assert_ne!(one, e(json!({"model": "e", "input": "hello", "dimensions": 8})));
+        assert_ne!(one, e(json!({"model": "e2", "input": "hello"})));
+    }
+}

@@ -1,0 +1,98 @@
+//! Response cache queries, written once for SQLite and PostgreSQL.
+
+/// Implements `ResponseCacheStore` for `$store` (with `pool` and `writer` fields) on `$db`.
+macro_rules! impl_cache_store {
+    ($store:ty, $db:ty) => {
+        use cairn_core::cache::{CacheEntry, CacheKey, CachePurge, ResponseCacheStore};
+        use cairn_core::store::StoreResult;
+        use sqlx::Row;
+
+        const CACHE_COLUMNS: &str =
+            "tenant_id, cache_key, namespace, model, provider, upstream_model, body, cost_usd, created_ms, expires_ms";
+
+        #[async_trait::async_trait]
+        impl ResponseCacheStore for $store {
+            async fn cache_get(&self, tenant: &str, key: &CacheKey, now_ms: i64) -> StoreResult<Option<CacheEntry>> {
+                let row = sqlx::query(&format!(
+                    "SELECT {CACHE_COLUMNS} FROM response_cache WHERE tenant_id = $1 AND cache_key = $2 AND expires_ms > $3"
+                ))
+                .bind(tenant)
+                .bind(&key.0)
+                .bind(now_ms)
+                .fetch_optional(&self.pool)
+                .await
+                .map_err($crate::db_err)?;
+                let Some(r) = row else { return Ok(None) };
+                let entry = (|| {
+                    Ok::<_, sqlx::Error>(CacheEntry {
+                        tenant_id: r.try_get("tenant_id")?,
+                        key: CacheKey(r.try_get("cache_key")?),
+                        namespace: r.try_get("namespace")?,
+                        model: r.try_get("model")?,
+                        provider: r.try_get("provider")?,
+                        upstream_model: r.try_get("upstream_model")?,
+                        body: r.try_get("body")?,
+                        cost_usd: r.try_get("cost_usd")?,
+                        created_ms: r.try_get("created_ms")?,
+                        expires_ms: r.try_get("expires_ms")?,
+                    })
+                })()
+                .map_err($crate::db_err)?;
+                Ok(Some(entry))
+            }
+
+            async fn cache_put(&self, e: &CacheEntry) -> StoreResult<()> {
+                sqlx::query(&format!(
+                    "INSERT INTO response_cache ({CACHE_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) \
+                     ON CONFLICT (tenant_id, cache_key) DO UPDATE SET namespace = excluded.namespace, \
+                     model = excluded.model, provider = excluded.provider, upstream_model = excluded.upstream_model, \
+                     body = excluded.body, cost_usd = excluded.cost_usd, created_ms = excluded.created_ms, \
+                     expires_ms = excluded.expires_ms"
+                ))
+                .bind(&e.tenant_id)
+                .bind(&e.key.0)
+                .bind(&e.namespace)
+                .bind(&e.model)
+                .bind(&e.provider)
+                .bind(&e.upstream_model)
+                .bind(&e.body)
+                .bind(e.cost_usd)
+                .bind(e.created_ms)
+                .bind(e.expires_ms)
+                .execute(&self.writer)
+                .await
+                .map_err($crate::db_err)?;
+                Ok(())
+            }
+
+            async fn cache_purge(&self, tenant: &str, what: &CachePurge) -> StoreResult<u64> {
+                let done = sqlx::query(
+                    "DELETE FROM response_cache WHERE tenant_id = $1 AND ($2 IS NULL OR namespace = $2) \
+                     AND ($3 IS NULL OR model = $3)",
+                )
+                .bind(tenant)
+                .bind(what.namespace.as_deref())
+                .bind(what.model.as_deref())
+                .execute(&self.writer)
+                .await
+                .map_err($crate::db_err)?;
+                Ok(done.rows_affected())
+            }
+
+            async fn cache_sweep(&self, now_ms: i64, limit: u32) -> StoreResult<u64> {
+                let done = sqlx::query(
+                    "DELETE FROM response_cache WHERE (tenant_id, cache_key) IN (SELECT tenant_id, cache_key \
+                     FROM response_cache WHERE expires_ms <= $1 ORDER BY expires_ms LIMIT $2)",
+                )
+                .bind(now_ms)
+                .bind(i64::from(limit))
+                .execute(&self.writer)
+                .await
+                .map_err($crate::db_err)?;
+                Ok(done.rows_affected())
+            }
+        }
+    };
+}
+
+pub(crate) use impl_cache_store;
