@@ -15,8 +15,8 @@ use utoipa_swagger_ui::SwaggerUi;
 use crate::error::error_response;
 use crate::middleware::observe;
 use crate::routes::{
-    admin, agents, answer, cache, chat, embeddings, feedback, jobs, knowledge, mcp, models, ops, runs, threads, traces, usage,
-    webhooks,
+    admin, agents, answer, cache, chat, embeddings, feedback, jobs, knowledge, mcp, models, ops, runs, threads, traces,
+    usage, webhooks,
 };
 use crate::state::AppState;
 

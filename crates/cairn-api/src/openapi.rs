@@ -13,8 +13,8 @@ use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
 use crate::routes::{
-    admin, agents, answer, cache, chat, embeddings, feedback, jobs, knowledge, mcp, models, ops, runs, threads, traces, usage,
-    webhooks,
+    admin, agents, answer, cache, chat, embeddings, feedback, jobs, knowledge, mcp, models, ops, runs, threads, traces,
+    usage, webhooks,
 };
 
 /// The API description.

@@ -186,7 +186,13 @@ mod tests {
         let c = CacheControl::from_header("No-Cache, max-age=30, ttl=\"600\", namespace=v2, private").expect("parse");
         assert_eq!(
             c,
-            CacheControl { no_cache: true, no_store: false, ttl: Some(600), max_age: Some(30), namespace: Some("v2".into()) }
+            CacheControl {
+                no_cache: true,
+                no_store: false,
+                ttl: Some(600),
+                max_age: Some(30),
+                namespace: Some("v2".into())
+            }
         );
         assert!(CacheControl::from_header("no-store").expect("parse").no_store);
         assert_eq!(CacheControl::from_header("").expect("empty"), CacheControl::default());
@@ -198,7 +204,8 @@ mod tests {
     #[test]
     fn merging_keeps_the_stricter_wish() {
         let body = CacheControl { ttl: Some(5), max_age: Some(100), namespace: Some("a".into()), ..Default::default() };
-        let header = CacheControl { no_store: true, max_age: Some(10), namespace: Some("b".into()), ..Default::default() };
+        let header =
+            CacheControl { no_store: true, max_age: Some(10), namespace: Some("b".into()), ..Default::default() };
         let m = body.merge(header);
         assert!(m.no_store && !m.no_cache);
         assert_eq!((m.ttl, m.max_age, m.namespace.as_deref()), (Some(5), Some(10), Some("a")));

@@ -199,7 +199,10 @@ impl Router {
                 target.publish_breaker(&metrics);
                 targets.push(Arc::new(target));
             }
-            routes.insert(alias.clone(), ModelRoute { alias: alias.clone(), kind: m.kind, targets, cache: m.cache.clone() });
+            routes.insert(
+                alias.clone(),
+                ModelRoute { alias: alias.clone(), kind: m.kind, targets, cache: m.cache.clone() },
+            );
         }
         Ok(Self {
             routes,

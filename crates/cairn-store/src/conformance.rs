@@ -5,6 +5,8 @@ use std::sync::Arc;
 
 #[path = "conformance_agents.rs"]
 mod agents;
+#[path = "conformance_cache.rs"]
+mod cache;
 #[path = "conformance_runs.rs"]
 mod runs;
 #[path = "conformance_traces.rs"]
@@ -92,6 +94,7 @@ pub async fn run_all(store: Arc<dyn Store>) {
     traces::traces(store.clone()).await;
     traces::racing_writers(store.clone()).await;
     traces::feedback(store.clone()).await;
+    cache::response_cache(store.clone()).await;
     store.ping().await.expect("ping");
 }
 

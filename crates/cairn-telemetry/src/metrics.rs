@@ -197,7 +197,11 @@ impl Metrics {
         );
         registry.register("otlp_export_failures", "OTLP export batches given up on", m.otlp_export_failures.clone());
         registry.register("cache_lookups", "Response cache outcomes (hit, miss, bypass)", m.cache_lookups.clone());
-        registry.register("cache_saved_usd", "Upstream cost saved by cache hits, in US dollars", m.cache_saved_usd.clone());
+        registry.register(
+            "cache_saved_usd",
+            "Upstream cost saved by cache hits, in US dollars",
+            m.cache_saved_usd.clone(),
+        );
         registry.register("cache_failures", "Response cache reads and writes that failed", m.cache_failures.clone());
         Metrics { registry, ..m }
     }

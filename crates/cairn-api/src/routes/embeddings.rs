@@ -2,8 +2,8 @@
 
 use axum::extract::State;
 use axum::http::HeaderMap;
-use cairn_core::cache::CacheControl;
 use axum::response::{IntoResponse, Response};
+use cairn_core::cache::CacheControl;
 use cairn_core::openai::{EmbeddingRequest, EmbeddingResponse, ErrorBody};
 
 use super::with_routed;

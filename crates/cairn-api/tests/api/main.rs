@@ -6,6 +6,7 @@ mod access;
 mod agents;
 mod bad_input;
 mod budgets;
+mod cache;
 mod contract;
 mod dashboard;
 mod feedback;

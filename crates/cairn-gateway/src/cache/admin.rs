@@ -3,7 +3,10 @@
 
 use cairn_core::cache::CachePurge;
 use cairn_core::tenancy::Principal;
-use cairn_core::Result;
+use cairn_core::{Error, Result};
+
+/// Longest model alias a purge may name.
+const MAX_MODEL_LEN: usize = 256;
 use serde::{Deserialize, Serialize};
 
 use crate::GatewayService;
@@ -20,7 +23,7 @@ pub struct CachePurgeRequest {
     #[param(max_length = 256)]
     pub model: Option<String>,
     /// Tenant (owners only; default the caller's own).
-    #[param(max_length = 64)]
+    #[param(pattern = "^[a-z0-9][a-z0-9_-]{0,63}$")]
     pub tenant: Option<String>,
 }
 
@@ -38,6 +41,12 @@ pub struct CachePurged {
 impl GatewayService {
     /// Removes cached responses of the caller's tenant (owners: any tenant's); admins only.
     pub async fn purge_cache(&self, p: &Principal, q: CachePurgeRequest) -> Result<CachePurged> {
+        if let Some(t) = &q.tenant {
+            cairn_core::tenancy::validate_tenant_id(t)?;
+        }
+        if q.model.as_ref().is_some_and(|m| m.len() > MAX_MODEL_LEN) {
+            return Err(Error::invalid_param("model", format!("model names are at most {MAX_MODEL_LEN} bytes")));
+        }
         let tenant = p.acting_tenant(q.tenant)?;
         p.administers(&tenant)?;
         if let Some(ns) = q.namespace.as_deref().filter(|ns| !ns.is_empty()) {

@@ -184,7 +184,10 @@ mod tests {
         let m = &c.choices[0].message;
         assert_eq!(m.text_content(), "Hello");
         let tc = &m.tool_calls.as_ref().expect("calls")[0];
-        assert_eq!((tc.id.as_str(), tc.function.name.as_str(), tc.function.arguments.as_str()), ("t1", "get_time", "{\"a\":1}"));
+        assert_eq!(
+            (tc.id.as_str(), tc.function.name.as_str(), tc.function.arguments.as_str()),
+            ("t1", "get_time", "{\"a\":1}")
+        );
         assert_eq!(c.choices[0].finish_reason.as_deref(), Some("tool_calls"));
         assert_eq!(c.usage.as_ref().map(|u| u.total_tokens), Some(7));
 
