@@ -137,6 +137,14 @@ pub async fn paired_rate(
     (sa, sb, percentile(&lags, 0.99))
 }
 
+/// The Prometheus text of the server on `port`.
+pub async fn metrics(port: u16) -> Option<String> {
+    let req = hyper::Request::get(format!("http://127.0.0.1:{port}/metrics")).body(Full::new(Bytes::new())).ok()?;
+    let resp = client().request(req).await.ok()?;
+    let body = resp.into_body().collect().await.ok()?.to_bytes();
+    String::from_utf8(body.to_vec()).ok()
+}
+
 /// `workers` concurrent request loops for `duration`: completed requests per second.
 pub async fn max_throughput(client: &HttpClient, t: &Target, workers: usize, duration: Duration) -> Summary {
     let done = Arc::new(AtomicU64::new(0));

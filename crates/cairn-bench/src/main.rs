@@ -4,6 +4,7 @@
 //! the maximum throughput through Cairn, and Cairn's resident memory idle and after load.
 
 mod agents;
+mod cache;
 mod embed;
 mod generate;
 mod jobs;
@@ -35,6 +36,19 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Cmd {
+    /// What an exact-cache hit costs: beside the upstream direct and Cairn uncached, in one run.
+    #[command(after_help = "Example:\n  scripts/bench-cache.sh\n  cairn-bench cache --seconds 10 --rate 1000")]
+    Cache {
+        /// The cairn binary to run.
+        #[arg(long, default_value = "target/release/cairn")]
+        cairn: PathBuf,
+        /// Seconds per fixed-rate run.
+        #[arg(long, default_value_t = 10)]
+        seconds: u64,
+        /// Requests per second on each path.
+        #[arg(long, default_value_t = 1000)]
+        rate: u32,
+    },
     /// What tracing adds to a gateway call (off vs metadata capture, one interleaved run), span
     /// ingestion on SQLite, and trace reads with a million spans stored.
     #[command(
@@ -227,6 +241,7 @@ async fn main() -> Result<()> {
         Cmd::Jobs { jobs, postgres } => jobs::run(jobs, postgres).await,
         Cmd::Retrieval { dataset, model, threads, cache } => retrieval::run(&dataset, &model, threads, &cache),
         Cmd::Search { dataset, chunks, dim } => search::run(&dataset, chunks, dim),
+        Cmd::Cache { cairn, seconds, rate } => cache::run(cairn, seconds, rate).await,
         Cmd::Traces { cairn, seconds, rate, spans, batch, storage_only } => {
             traces::run(cairn, seconds, rate, spans, batch, storage_only).await
         }

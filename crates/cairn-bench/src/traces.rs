@@ -71,7 +71,7 @@ async fn overhead(cairn: &std::path::Path, seconds: u64, rate: u32) -> Result<()
     row("direct vs Cairn, tracing on (metadata)", rate, &d, &c, lag);
     let (d, c, lag) = load::paired_rate(&client, &off, &on, rate, dur, false).await;
     row("tracing off vs tracing on", rate, &d, &c, lag);
-    let metrics = reqwest_text(port_on).await.unwrap_or_default();
+    let metrics = load::metrics(port_on).await.unwrap_or_default();
     let count = |name: &str| {
         metrics.lines().find_map(|l| l.strip_prefix(name)).map(|v| v.trim().to_owned()).unwrap_or_else(|| "?".into())
     };
@@ -81,16 +81,6 @@ async fn overhead(cairn: &std::path::Path, seconds: u64, rate: u32) -> Result<()
         count("cairn_spans_dropped_total ")
     );
     Ok(())
-}
-
-/// `/metrics` of the server on `port`.
-async fn reqwest_text(port: u16) -> Option<String> {
-    use http_body_util::{BodyExt, Full};
-    let client = load::client();
-    let req = hyper::Request::get(format!("http://127.0.0.1:{port}/metrics")).body(Full::new(Bytes::new())).ok()?;
-    let resp = client.request(req).await.ok()?;
-    let body = resp.into_body().collect().await.ok()?.to_bytes();
-    String::from_utf8(body.to_vec()).ok()
 }
 
 /// One request's spans (the HTTP request, its model call and the call's attempt), starting

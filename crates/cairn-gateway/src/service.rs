@@ -111,7 +111,7 @@ impl GatewayService {
             limiter: Arc::new(Limiter::new(store.clone(), cfg.gateway.max_streams_per_key)),
             recorder,
             gateway_config: cfg.gateway.clone(),
-            cache: ResponseCache::start(store.clone(), metrics.clone()),
+            cache: ResponseCache::start(store.clone(), &cfg.gateway, metrics.clone()),
             store,
             metrics,
             tracer: Tracer::off(),

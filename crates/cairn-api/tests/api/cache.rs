@@ -89,6 +89,16 @@ async fn a_repeated_request_is_answered_from_the_cache_at_no_cost() {
     );
     assert!(metrics.contains("cairn_cache_saved_usd_total{model=\"cached\"} 0.19"), "{metrics}");
 
+    // The hit's trace: the call span says so and has no upstream attempt under it.
+    let (status, _, trace_id) =
+        crate::traces_flows::post_traced(&s, "/v1/chat/completions", &key, &ask("cached")).await;
+    assert_eq!(status, 200);
+    let spans = crate::traces::flatten(&s.trace(&trace_id, &key, 2).await["spans"]);
+    let call = spans.iter().find(|s| s["name"] == "chat cached").expect("the call's span");
+    assert_eq!(call["attributes"]["cairn.cache.status"], "hit", "{call}");
+    assert_eq!(call["status"], "ok");
+    assert_eq!(call["children"], json!([]), "no attempt went upstream");
+
     // A model without a cache says so, and a different request misses.
     let (_, cache, _) = send(&s, &key, &ask("fast"), &[]).await;
     assert_eq!(cache, "bypass");

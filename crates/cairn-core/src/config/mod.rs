@@ -146,6 +146,11 @@ pub struct GatewayConfig {
     pub max_streams_per_key: usize,
     /// How long authenticated keys are cached (a revocation on another node takes this long).
     pub key_cache_ttl_ms: u64,
+    /// Memory for recently used response cache entries on each node, in MiB (0: none).
+    pub cache_memory_mb: usize,
+    /// How long a node serves a cache entry from memory before reading storage again (a purge
+    /// or refresh on another node reaches it within this time).
+    pub cache_memory_fresh_ms: u64,
 }
 
 impl Default for GatewayConfig {
@@ -161,6 +166,8 @@ impl Default for GatewayConfig {
             reserve_output_tokens: 4_096,
             max_streams_per_key: 64,
             key_cache_ttl_ms: 5_000,
+            cache_memory_mb: 64,
+            cache_memory_fresh_ms: 5_000,
         }
     }
 }

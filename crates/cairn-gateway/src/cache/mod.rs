@@ -8,6 +8,7 @@
 
 mod admin;
 mod key;
+mod memory;
 mod replay;
 
 pub use admin::{CachePurgeRequest, CachePurged};
@@ -16,7 +17,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use cairn_core::cache::{CacheControl, CacheEntry, CacheKey, CachePurge, CacheStatus, ResponseCacheStore};
-use cairn_core::config::ModelCacheConfig;
+use cairn_core::config::{GatewayConfig, ModelCacheConfig};
 use cairn_core::openai::{ChatCompletion, ChatRequest, EmbeddingRequest, EmbeddingResponse, Routed, Usage};
 use cairn_core::{Error, Result};
 use cairn_telemetry::Metrics;
@@ -78,14 +79,34 @@ impl CachePlan {
 #[derive(Clone)]
 pub(crate) struct ResponseCache {
     store: Arc<dyn ResponseCacheStore>,
+    memory: Option<Arc<memory::MemoryTier>>,
     metrics: Arc<Metrics>,
 }
 
 impl ResponseCache {
-    /// The cache over `store`; starts the sweep of expired entries on the current runtime.
-    pub(crate) fn start(store: Arc<dyn ResponseCacheStore>, metrics: Arc<Metrics>) -> Self {
+    /// The cache over `store`, with recently used entries in memory as `cfg` says; starts the
+    /// sweep of expired entries on the current runtime.
+    pub(crate) fn start(store: Arc<dyn ResponseCacheStore>, cfg: &GatewayConfig, metrics: Arc<Metrics>) -> Self {
         tokio::spawn(sweep(Arc::downgrade(&store)));
-        Self { store, metrics }
+        let memory = (cfg.cache_memory_mb > 0).then(|| {
+            let fresh_for = Duration::from_millis(cfg.cache_memory_fresh_ms);
+            Arc::new(memory::MemoryTier::new(cfg.cache_memory_mb.saturating_mul(1 << 20), fresh_for))
+        });
+        Self { store, memory, metrics }
+    }
+
+    /// The unexpired entry under `key`: from memory when this node saw it lately, else from
+    /// storage (then held in memory).
+    async fn read(&self, tenant: &str, key: &CacheKey) -> cairn_core::store::StoreResult<Option<CacheEntry>> {
+        let now = cairn_core::time::now_ms();
+        if let Some(found) = self.memory.as_ref().and_then(|m| m.get(tenant, key, now)) {
+            return Ok(Some(found));
+        }
+        let found = self.store.cache_get(tenant, key, now).await?;
+        if let (Some(memory), Some(e)) = (&self.memory, &found) {
+            memory.put(e.clone(), now);
+        }
+        Ok(found)
     }
 
     /// The plan for chat request `req` of `tenant` on `route`.
@@ -115,7 +136,7 @@ impl ResponseCache {
     /// Reads the entry the plan names, if the plan reads; sets the plan's status and counts it.
     pub(crate) async fn lookup(&self, tenant: &str, plan: &mut CachePlan) -> Option<CacheEntry> {
         let found = match (&plan.key, plan.read) {
-            (Some(key), true) => match self.store.cache_get(tenant, key, cairn_core::time::now_ms()).await {
+            (Some(key), true) => match self.read(tenant, key).await {
                 Ok(found) => found.filter(|e| plan.fresh_since_ms.is_none_or(|since| e.created_ms >= since)),
                 Err(e) => {
                     self.metrics.cache_failures.inc();
@@ -159,15 +180,26 @@ impl ResponseCache {
             created_ms: now,
             expires_ms: now.saturating_add(ttl.as_millis() as i64),
         };
-        if let Err(e) = self.store.cache_put(&entry).await {
-            self.metrics.cache_failures.inc();
-            tracing::warn!(error = %e, "response cache write failed; the answer was not kept");
+        match self.store.cache_put(&entry).await {
+            Ok(()) => {
+                if let Some(memory) = &self.memory {
+                    memory.put(entry, now);
+                }
+            }
+            Err(e) => {
+                self.metrics.cache_failures.inc();
+                tracing::warn!(error = %e, "response cache write failed; the answer was not kept");
+            }
         }
     }
 
     /// Removes `tenant`'s entries that `what` selects; returns how many.
     pub(crate) async fn purge(&self, tenant: &str, what: &CachePurge) -> Result<u64> {
-        Ok(self.store.cache_purge(tenant, what).await?)
+        let deleted = self.store.cache_purge(tenant, what).await?;
+        if let Some(memory) = &self.memory {
+            memory.purge(tenant, what);
+        }
+        Ok(deleted)
     }
 }
 
