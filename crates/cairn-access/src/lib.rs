@@ -3,6 +3,7 @@
 
 #![warn(missing_docs)]
 
+pub mod audit;
 mod credit;
 mod keys;
 mod limits;

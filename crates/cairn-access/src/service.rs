@@ -6,6 +6,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use cairn_core::audit::{self, AuditAction};
 use cairn_core::store::Store;
 use cairn_core::tenancy::{
     validate_tenant_id, ApiKey, KeyLimits, Principal, Role, Tenant, MAX_MONTHLY_BUDGET_USD, MAX_REQUESTS_PER_MINUTE,
@@ -37,7 +38,7 @@ pub struct NewKey {
 
 /// Authenticates keys and manages tenants and keys.
 pub struct AccessService {
-    store: Arc<dyn Store>,
+    pub(crate) store: Arc<dyn Store>,
     cache: Mutex<HashMap<String, (Instant, ApiKey)>>,
     ttl: Duration,
 }
@@ -130,6 +131,8 @@ impl AccessService {
         let t = Tenant { id: id.into(), name: name.unwrap_or(id).into(), created_at_ms: now_ms() };
         self.store.create_tenant(&t).await?;
         tracing::info!(tenant = %t.id, by = %caller.key_id, "tenant created");
+        let details = serde_json::json!({"name": t.name});
+        audit::record(&*self.store, caller, &t.id, AuditAction::TenantCreate, &t.id, details).await;
         Ok(t)
     }
 
@@ -177,6 +180,9 @@ impl AccessService {
         let secret = generate_secret();
         let key = self.insert_key(new, &secret).await?;
         tracing::info!(key = %key.id, tenant = %key.tenant_id, role = key.role.as_str(), by = %caller.key_id, "key created");
+        // Who got which powers and budget: never the secret or its hash.
+        let details = serde_json::json!({"name": key.name, "role": key.role.as_str(), "limits": key.limits});
+        audit::record(&*self.store, caller, &key.tenant_id, AuditAction::KeyCreate, &key.id, details).await;
         Ok((key, secret))
     }
 
@@ -219,6 +225,8 @@ impl AccessService {
         let key = self.store.revoke_key(id, now_ms()).await?;
         self.cache.lock().remove(&key.hash);
         tracing::info!(key = %key.id, by = %caller.key_id, "key revoked");
+        let details = serde_json::json!({"name": key.name, "role": key.role.as_str()});
+        audit::record(&*self.store, caller, &key.tenant_id, AuditAction::KeyRevoke, &key.id, details).await;
         Ok(key)
     }
 }

@@ -15,8 +15,8 @@ use utoipa_swagger_ui::SwaggerUi;
 use crate::error::error_response;
 use crate::middleware::observe;
 use crate::routes::{
-    admin, agents, answer, cache, chat, embeddings, feedback, jobs, knowledge, mcp, models, ops, runs, threads, traces,
-    usage, webhooks,
+    admin, agents, answer, audit, cache, chat, embeddings, feedback, jobs, knowledge, mcp, models, ops, runs, threads,
+    traces, usage, webhooks,
 };
 use crate::state::AppState;
 
@@ -41,6 +41,8 @@ impl App {
             .route("/v1/models", get(models::list_models))
             .route("/v1/usage", get(usage::usage))
             .route("/v1/cache", delete(cache::purge))
+            .route("/v1/audit", get(audit::list))
+            .route("/v1/audit/export", get(audit::export))
             .route("/v1/me", get(admin::me))
             .route("/v1/traces", get(traces::list))
             .route("/v1/traces/stats", get(traces::stats))

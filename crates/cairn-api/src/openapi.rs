@@ -13,8 +13,8 @@ use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
 use crate::routes::{
-    admin, agents, answer, cache, chat, embeddings, feedback, jobs, knowledge, mcp, models, ops, runs, threads, traces,
-    usage, webhooks,
+    admin, agents, answer, audit, cache, chat, embeddings, feedback, jobs, knowledge, mcp, models, ops, runs, threads,
+    traces, usage, webhooks,
 };
 
 /// The API description.
@@ -22,7 +22,7 @@ use crate::routes::{
 #[openapi(
     info(title = "Cairn", description = "The AI backend stack in one binary: an OpenAI-compatible model gateway and more."),
     paths(
-        chat::chat_completions, embeddings::embeddings, models::list_models, usage::usage, cache::purge,
+        chat::chat_completions, embeddings::embeddings, models::list_models, usage::usage, cache::purge, audit::list, audit::export,
         admin::me, admin::create_tenant, admin::list_tenants, admin::create_key, admin::list_keys, admin::revoke_key,
         jobs::enqueue, jobs::enqueue_batch, jobs::list, jobs::types, jobs::get, jobs::events, jobs::cancel,
         jobs::retry, jobs::retry_dead, jobs::purge, webhooks::get, webhooks::rotate,
@@ -56,6 +56,7 @@ use crate::routes::{
         cairn_knowledge::answer::AnswerSource, cairn_knowledge::rag::Citation,
         cairn_knowledge::grounded_chat::CairnOptions, cairn_knowledge::grounded_chat::KnowledgeOption,
         cairn_core::cache::CacheControl, cairn_gateway::CachePurged, cairn_gateway::CachePurgeRequest,
+        cairn_core::audit::AuditAction, cairn_access::audit::AuditView, cairn_access::audit::AuditPage, cairn_access::audit::AuditRequest,
         cairn_agents::AgentSpec, cairn_agents::AgentView, cairn_agents::AgentPage, cairn_agents::spec::ToolSpec,
         cairn_agents::spec::ToolKind, cairn_agents::spec::ToolChoice, cairn_agents::spec::Approval, cairn_agents::spec::KnowledgeSearchTool,
         cairn_agents::spec::HttpRequestTool, cairn_agents::spec::HttpMethod, cairn_agents::spec::WebhookTool,

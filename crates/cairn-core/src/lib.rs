@@ -4,6 +4,7 @@
 #![warn(missing_docs)]
 
 pub mod agents;
+pub mod audit;
 pub mod cache;
 pub mod config;
 pub mod context;

@@ -100,6 +100,7 @@ pub trait Store:
     + TraceStore
     + crate::trace::FeedbackStore
     + crate::cache::ResponseCacheStore
+    + crate::audit::AuditStore
 {
     /// Checks the database answers (for `/readyz`).
     async fn ping(&self) -> StoreResult<()>;

@@ -89,7 +89,7 @@ pub struct GatewayService {
     pub(crate) limiter: Arc<Limiter>,
     pub(crate) recorder: UsageRecorder,
     pub(crate) gateway_config: GatewayConfig,
-    store: Arc<dyn Store>,
+    pub(crate) store: Arc<dyn Store>,
     pub(crate) metrics: Arc<Metrics>,
     pub(crate) tracer: Tracer,
     pub(crate) cache: ResponseCache,

@@ -6,6 +6,7 @@ use cairn_core::trace::Tracer;
 use std::sync::Arc;
 use std::time::Duration;
 
+use cairn_core::audit::{self, AuditAction};
 use cairn_core::config::JobsConfig;
 use cairn_core::jobs::{BulkFilter, Job, JobFilter, JobState, NewJob};
 use cairn_core::store::Store;
@@ -346,6 +347,8 @@ impl JobService {
         let requeued = self.visible(caller, id).await?;
         self.events.wake(&job.kind);
         self.events.changed(id);
+        let details = serde_json::json!({"type": job.kind, "was": job.state.as_str()});
+        audit::record(&*self.store, caller, &job.tenant_id, AuditAction::JobRetry, id, details).await;
         Ok(requeued)
     }
 
@@ -357,6 +360,9 @@ impl JobService {
         for kind in self.registry.kinds() {
             self.events.wake(kind);
         }
+        let details = serde_json::json!({"type": filter.kind, "count": count});
+        let tenant = filter.tenant_id.as_deref().unwrap_or(audit::EVERY_TENANT);
+        audit::record(&*self.store, caller, tenant, AuditAction::JobsRetryDead, "dead jobs", details).await;
         Ok(BulkResult { count })
     }
 
@@ -370,6 +376,9 @@ impl JobService {
         let age_ms = i64::try_from(req.older_than_secs.saturating_mul(1000)).unwrap_or(i64::MAX);
         let filter = BulkFilter { tenant_id: caller.readable_tenant(req.tenant_id.as_deref())?, kind: req.kind };
         let count = self.store.purge_jobs(&filter, self.clock.now_ms().saturating_sub(age_ms)).await?;
+        let details = serde_json::json!({"type": filter.kind, "older_than_secs": req.older_than_secs, "count": count});
+        let tenant = filter.tenant_id.as_deref().unwrap_or(audit::EVERY_TENANT);
+        audit::record(&*self.store, caller, tenant, AuditAction::JobsPurge, "finished jobs", details).await;
         Ok(BulkResult { count })
     }
 

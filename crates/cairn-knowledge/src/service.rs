@@ -5,6 +5,7 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
+use cairn_core::audit::{self, AuditAction};
 use cairn_core::knowledge::{Collection, Document, DocumentState, PiiMode};
 use cairn_core::store::Store;
 use cairn_core::tenancy::{Principal, Role};
@@ -335,8 +336,10 @@ impl KnowledgeService {
     /// Deletes a collection and everything in it.
     pub async fn delete_collection(&self, caller: &Principal, id: &str) -> Result<()> {
         caller.require(Role::Member)?;
-        self.collection(caller, id).await?;
+        let col = self.collection(caller, id).await?;
         self.store.delete_collection(id, now_ms()).await?;
+        let details = serde_json::json!({"name": col.name});
+        audit::record(&*self.store, caller, &col.tenant_id, AuditAction::CollectionDelete, id, details).await;
         self.index.catch_up(&*self.store).await?;
         Ok(())
     }
@@ -455,8 +458,10 @@ impl KnowledgeService {
     /// Deletes a document from every index.
     pub async fn delete_document(&self, caller: &Principal, collection_id: &str, id: &str) -> Result<()> {
         caller.require(Role::Member)?;
-        self.document(caller, collection_id, id).await?;
+        let doc = self.document(caller, collection_id, id).await?;
         self.store.delete_document(collection_id, id, now_ms()).await?;
+        let details = serde_json::json!({"collection": collection_id});
+        audit::record(&*self.store, caller, &doc.tenant_id, AuditAction::DocumentDelete, id, details).await;
         self.index.catch_up(&*self.store).await?;
         Ok(())
     }

@@ -5,6 +5,8 @@ use std::sync::Arc;
 
 #[path = "conformance_agents.rs"]
 mod agents;
+#[path = "conformance_audit.rs"]
+mod audit;
 #[path = "conformance_cache.rs"]
 mod cache;
 #[path = "conformance_runs.rs"]
@@ -95,6 +97,7 @@ pub async fn run_all(store: Arc<dyn Store>) {
     traces::racing_writers(store.clone()).await;
     traces::feedback(store.clone()).await;
     cache::response_cache(store.clone()).await;
+    audit::audit_log(store.clone()).await;
     store.ping().await.expect("ping");
 }
 

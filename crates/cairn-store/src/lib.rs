@@ -4,6 +4,7 @@
 #![warn(missing_docs)]
 
 mod agents_sql;
+mod audit_sql;
 mod cache_sql;
 mod feedback_sql;
 mod jobs_sql;

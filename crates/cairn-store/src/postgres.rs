@@ -90,3 +90,9 @@ mod cache_ports {
     use super::PgStore;
     crate::cache_sql::impl_cache_store!(PgStore, sqlx::Postgres);
 }
+
+/// The audit log port, implemented with the shared SQL.
+mod audit_ports {
+    use super::PgStore;
+    crate::audit_sql::impl_audit_store!(PgStore, sqlx::Postgres, "SELECT pg_advisory_xact_lock(7365726247960167425)");
+}

@@ -190,3 +190,9 @@ mod cache_ports {
     use super::SqliteStore;
     crate::cache_sql::impl_cache_store!(SqliteStore, sqlx::Sqlite);
 }
+
+/// The audit log port, implemented with the shared SQL.
+mod audit_ports {
+    use super::SqliteStore;
+    crate::audit_sql::impl_audit_store!(SqliteStore, sqlx::Sqlite, "");
+}

@@ -63,6 +63,9 @@ pub enum Command {
     /// Measure Cairn on benchmark datasets.
     #[command(subcommand)]
     Eval(EvalCommand),
+    /// Check the audit log (works directly on the configured storage).
+    #[command(subcommand)]
+    Audit(AuditCommand),
     /// Fetch and list the models that run inside Cairn.
     #[command(subcommand)]
     Models(ModelsCommand),
@@ -259,6 +262,17 @@ pub struct CreateKeyArgs {
 }
 
 /// `cairn tenants ...`
+/// `cairn audit ...`
+#[derive(Subcommand, Debug)]
+pub enum AuditCommand {
+    /// Walk the hash chain; exits non-zero naming the first entry that was edited, removed or
+    /// inserted.
+    #[command(
+        after_help = "Example:\n  cairn audit verify\n  CAIRN_STORAGE__URL=postgres://db/cairn cairn audit verify"
+    )]
+    Verify,
+}
+
 #[derive(Subcommand, Debug)]
 pub enum TenantsCommand {
     /// Create a tenant.

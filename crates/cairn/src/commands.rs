@@ -8,8 +8,10 @@ use cairn_access::{AccessService, NewKey};
 use cairn_core::config::Config;
 use cairn_core::tenancy::{KeyLimits, Role};
 
-use crate::cli::{Cli, Command, ConfigCommand, CreateKeyArgs, EvalCommand, KeysCommand, ModelsCommand, TenantsCommand};
-use crate::{agents, ask, eval, eval_answers, ingest, jobs};
+use crate::cli::{
+    AuditCommand, Cli, Command, ConfigCommand, CreateKeyArgs, EvalCommand, KeysCommand, ModelsCommand, TenantsCommand,
+};
+use crate::{agents, ask, audit, eval, eval_answers, ingest, jobs};
 
 /// Runs the parsed command line.
 pub async fn run(cli: Cli) -> Result<()> {
@@ -28,6 +30,7 @@ pub async fn run(cli: Cli) -> Result<()> {
         Command::Run(args) => agents::run(args).await,
         Command::Eval(EvalCommand::Retrieval(args)) => eval::retrieval(config, args).await,
         Command::Eval(EvalCommand::Answers(args)) => eval_answers::answers(args).await,
+        Command::Audit(AuditCommand::Verify) => audit::verify_chain(&config).await,
     }
 }
 

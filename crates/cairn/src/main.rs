@@ -3,6 +3,7 @@
 
 mod agents;
 mod ask;
+mod audit;
 mod cli;
 mod client;
 mod commands;

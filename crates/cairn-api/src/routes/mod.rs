@@ -3,6 +3,7 @@
 pub mod admin;
 pub mod agents;
 pub mod answer;
+pub mod audit;
 pub mod cache;
 pub mod chat;
 pub mod embeddings;

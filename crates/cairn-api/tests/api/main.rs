@@ -4,6 +4,7 @@
 
 mod access;
 mod agents;
+mod audit;
 mod bad_input;
 mod budgets;
 mod cache;

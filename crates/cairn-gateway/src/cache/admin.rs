@@ -1,6 +1,7 @@
 //! Emptying the response cache: a tenant's admins purge its entries, all of them or one
 //! namespace's or one model's (after a prompt template or upstream model changed).
 
+use cairn_core::audit::{self, AuditAction};
 use cairn_core::cache::CachePurge;
 use cairn_core::tenancy::Principal;
 use cairn_core::{Error, Result};
@@ -53,7 +54,10 @@ impl GatewayService {
             let control = cairn_core::cache::CacheControl { namespace: Some(ns.to_owned()), ..Default::default() };
             control.validate("namespace")?;
         }
-        let deleted = self.cache.purge(&tenant, &CachePurge { namespace: q.namespace, model: q.model }).await?;
+        let what = CachePurge { namespace: q.namespace, model: q.model };
+        let deleted = self.cache.purge(&tenant, &what).await?;
+        let details = serde_json::json!({"namespace": what.namespace, "model": what.model, "deleted": deleted});
+        audit::record(&*self.store, p, &tenant, AuditAction::CachePurge, "response cache", details).await;
         Ok(CachePurged { object: "cache.purge".into(), tenant, deleted })
     }
 }

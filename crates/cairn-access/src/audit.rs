@@ -1,0 +1,114 @@
+//! Reading the audit log: a tenant's admins read their tenant's entries; owners any tenant's or
+//! all. Entries come in chain order, a page at a time (`after` the last one seen).
+
+use cairn_core::audit::{AuditAction, AuditEntry, AuditQuery};
+use cairn_core::tenancy::{Principal, Role};
+use cairn_core::{Error, Result};
+use serde::{Deserialize, Serialize};
+
+use crate::AccessService;
+
+/// Most entries in one page.
+pub const MAX_AUDIT_PAGE: u32 = 1_000;
+
+/// Which entries to read.
+#[derive(Clone, Debug, Default, Deserialize, utoipa::IntoParams, utoipa::ToSchema)]
+#[into_params(parameter_in = Query)]
+#[serde(deny_unknown_fields)]
+pub struct AuditRequest {
+    /// Tenant (owners: any, or all when absent; others: their own).
+    #[param(pattern = "^[a-z0-9*][a-z0-9_-]{0,63}$")]
+    pub tenant: Option<String>,
+    /// Only this action.
+    pub action: Option<AuditAction>,
+    /// Appended at or after this time, Unix ms.
+    #[param(minimum = 0)]
+    pub from_ms: Option<i64>,
+    /// Appended before this time, Unix ms.
+    #[param(minimum = 0)]
+    pub to_ms: Option<i64>,
+    /// Entries after this `seq` (the last of the previous page).
+    #[param(minimum = 0)]
+    pub after: Option<i64>,
+    /// Entries per page, 1-1000 (default 100).
+    #[param(minimum = 1, maximum = 1000)]
+    pub limit: Option<u32>,
+}
+
+/// One audit entry, with its details as JSON.
+#[derive(Clone, Debug, Serialize, utoipa::ToSchema)]
+pub struct AuditView {
+    /// Place in the chain.
+    pub seq: i64,
+    /// When, Unix ms.
+    pub ts_ms: i64,
+    /// The tenant the action concerns (`*`: an owner's action over every tenant).
+    pub tenant_id: String,
+    /// The key that acted.
+    pub actor: String,
+    /// What was done.
+    pub action: AuditAction,
+    /// To what.
+    pub target: String,
+    /// Particulars.
+    #[schema(value_type = Object)]
+    pub details: serde_json::Value,
+    /// The hash of the entry before.
+    pub prev_hash: String,
+    /// This entry's hash.
+    pub hash: String,
+}
+
+impl From<AuditEntry> for AuditView {
+    fn from(e: AuditEntry) -> Self {
+        AuditView {
+            details: serde_json::from_str(&e.details).unwrap_or(serde_json::Value::String(e.details)),
+            seq: e.seq,
+            ts_ms: e.ts_ms,
+            tenant_id: e.tenant_id,
+            actor: e.actor,
+            action: e.action,
+            target: e.target,
+            prev_hash: e.prev_hash,
+            hash: e.hash,
+        }
+    }
+}
+
+/// A page of entries.
+#[derive(Clone, Debug, Serialize, utoipa::ToSchema)]
+pub struct AuditPage {
+    /// Always `list`.
+    pub object: String,
+    /// The entries, in chain order.
+    pub data: Vec<AuditView>,
+    /// Pass as `after` for the next page; absent on the last.
+    pub next_after: Option<i64>,
+}
+
+impl AccessService {
+    /// A page of the audit log for `caller` (admins only).
+    pub async fn audit(&self, caller: &Principal, q: AuditRequest) -> Result<AuditPage> {
+        caller.require(Role::Admin)?;
+        let limit = q.limit.unwrap_or(100);
+        if !(1..=MAX_AUDIT_PAGE).contains(&limit) {
+            return Err(Error::invalid_param("limit", format!("limit must be 1 to {MAX_AUDIT_PAGE}")));
+        }
+        for (name, v) in [("from_ms", q.from_ms), ("to_ms", q.to_ms), ("after", q.after)] {
+            if v.is_some_and(|v| v < 0) {
+                return Err(Error::invalid_param(name, format!("{name} must not be negative")));
+            }
+        }
+        let query = AuditQuery {
+            tenant: caller.readable_tenant(q.tenant.as_deref())?,
+            action: q.action,
+            from_ms: q.from_ms,
+            to_ms: q.to_ms,
+            after_seq: q.after.unwrap_or(0),
+            limit,
+        };
+        let data: Vec<AuditView> = self.store.audit_list(&query).await?.into_iter().map(AuditView::from).collect();
+        let next_after = (data.len() == limit as usize).then(|| data.last().map(|e| e.seq)).flatten();
+        Ok(AuditPage { object: "list".into(), data, next_after })
+    }
+}
