@@ -1,7 +1,7 @@
 //! Reading the audit log: a tenant's admins read their tenant's entries; owners any tenant's or
 //! all. Entries come in chain order, a page at a time (`after` the last one seen).
 
-use cairn_core::audit::{AuditAction, AuditEntry, AuditQuery};
+use cairn_core::audit::{AuditAction, AuditEntry, AuditQuery, EVERY_TENANT};
 use cairn_core::tenancy::{Principal, Role};
 use cairn_core::{Error, Result};
 use serde::{Deserialize, Serialize};
@@ -16,8 +16,9 @@ pub const MAX_AUDIT_PAGE: u32 = 1_000;
 #[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct AuditRequest {
-    /// Tenant (owners: any, or all when absent; others: their own).
-    #[param(pattern = "^[a-z0-9*][a-z0-9_-]{0,63}$")]
+    /// Tenant (owners: any, `*` for their actions over every tenant, or all when absent;
+    /// others: their own).
+    #[param(pattern = "^([a-z0-9][a-z0-9_-]{0,63}|[*])$")]
     pub tenant: Option<String>,
     /// Only this action.
     pub action: Option<AuditAction>,
@@ -90,6 +91,9 @@ impl AccessService {
     /// A page of the audit log for `caller` (admins only).
     pub async fn audit(&self, caller: &Principal, q: AuditRequest) -> Result<AuditPage> {
         caller.require(Role::Admin)?;
+        if let Some(t) = q.tenant.as_deref().filter(|t| *t != EVERY_TENANT) {
+            cairn_core::tenancy::validate_tenant_id(t)?;
+        }
         let limit = q.limit.unwrap_or(100);
         if !(1..=MAX_AUDIT_PAGE).contains(&limit) {
             return Err(Error::invalid_param("limit", format!("limit must be 1 to {MAX_AUDIT_PAGE}")));
