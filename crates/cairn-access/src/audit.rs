@@ -36,53 +36,13 @@ pub struct AuditRequest {
     pub limit: Option<u32>,
 }
 
-/// One audit entry, with its details as JSON.
-#[derive(Clone, Debug, Serialize, utoipa::ToSchema)]
-pub struct AuditView {
-    /// Place in the chain.
-    pub seq: i64,
-    /// When, Unix ms.
-    pub ts_ms: i64,
-    /// The tenant the action concerns (`*`: an owner's action over every tenant).
-    pub tenant_id: String,
-    /// The key that acted.
-    pub actor: String,
-    /// What was done.
-    pub action: AuditAction,
-    /// To what.
-    pub target: String,
-    /// Particulars.
-    #[schema(value_type = Object)]
-    pub details: serde_json::Value,
-    /// The hash of the entry before.
-    pub prev_hash: String,
-    /// This entry's hash.
-    pub hash: String,
-}
-
-impl From<AuditEntry> for AuditView {
-    fn from(e: AuditEntry) -> Self {
-        AuditView {
-            details: serde_json::from_str(&e.details).unwrap_or(serde_json::Value::String(e.details)),
-            seq: e.seq,
-            ts_ms: e.ts_ms,
-            tenant_id: e.tenant_id,
-            actor: e.actor,
-            action: e.action,
-            target: e.target,
-            prev_hash: e.prev_hash,
-            hash: e.hash,
-        }
-    }
-}
-
 /// A page of entries.
 #[derive(Clone, Debug, Serialize, utoipa::ToSchema)]
 pub struct AuditPage {
     /// Always `list`.
     pub object: String,
     /// The entries, in chain order.
-    pub data: Vec<AuditView>,
+    pub data: Vec<AuditEntry>,
     /// Pass as `after` for the next page; absent on the last.
     pub next_after: Option<i64>,
 }
@@ -111,7 +71,7 @@ impl AccessService {
             after_seq: q.after.unwrap_or(0),
             limit,
         };
-        let data: Vec<AuditView> = self.store.audit_list(&query).await?.into_iter().map(AuditView::from).collect();
+        let data = self.store.audit_list(&query).await?;
         let next_after = (data.len() == limit as usize).then(|| data.last().map(|e| e.seq)).flatten();
         Ok(AuditPage { object: "list".into(), data, next_after })
     }

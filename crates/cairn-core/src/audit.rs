@@ -124,12 +124,22 @@ pub struct AuditEntry {
     pub action: AuditAction,
     /// To what.
     pub target: String,
-    /// Particulars: a JSON object, as text exactly as hashed.
+    /// Particulars: a JSON object, kept as text exactly as hashed (served as JSON).
+    #[serde(serialize_with = "as_json")]
+    #[schema(value_type = Object)]
     pub details: String,
     /// The hash of the entry before (`GENESIS` for the first).
     pub prev_hash: String,
     /// SHA-256 over this entry's fields and `prev_hash`, hex.
     pub hash: String,
+}
+
+/// Writes stored JSON text as JSON (as a string if it does not parse, so nothing is hidden).
+fn as_json<S: serde::Serializer>(text: &str, s: S) -> Result<S::Ok, S::Error> {
+    match serde_json::from_str::<serde_json::Value>(text) {
+        Ok(v) => v.serialize(s),
+        Err(_) => s.serialize_str(text),
+    }
 }
 
 impl AuditEntry {

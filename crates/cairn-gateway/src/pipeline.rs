@@ -96,21 +96,11 @@ impl GatewayService {
     /// Accounts a call answered from the cache: a usage record with status `cached`, no cost
     /// and no tokens, and the call's span; returns where the entry was first served.
     pub(crate) fn hit(&self, ctx: &CallContext, route: &ModelRoute, spec: CallSpec, entry: &CacheEntry) -> Routed {
+        let mut spec = CallSpec { prompt_estimate: 0, ..spec };
         let call_id = uuid::Uuid::now_v7().to_string();
-        let mut span = self.call_span(ctx, route, spec.endpoint, spec.streamed, spec.attributes, &call_id);
+        let mut span = self.call_span(ctx, route, &mut spec, &call_id);
         span.set(attrs::LIMIT_DECISION, "admitted");
-        let meta = CallMeta {
-            call_id,
-            request_id: &ctx.request_id,
-            endpoint: spec.endpoint,
-            alias: &route.alias,
-            streamed: spec.streamed,
-            prompt_estimate: 0,
-            admission: Admission::default(),
-            span,
-            capture: self.tracer.captures_content().then(|| self.tracer.clone()),
-        };
-        let mut call = PendingCall::start(self.recorder.clone(), self.limiter.clone(), &ctx.principal, meta);
+        let mut call = self.pending(ctx, route, &spec, Admission::default(), span, call_id);
         call.served_by(&entry.provider, &entry.upstream_model);
         call.reported = Some((0, 0));
         if call.capture.is_some() {
@@ -126,17 +116,9 @@ impl GatewayService {
         }
     }
 
-    /// A model call's span, with the attributes every call carries.
-    fn call_span(
-        &self,
-        ctx: &CallContext,
-        route: &ModelRoute,
-        endpoint: Endpoint,
-        streamed: bool,
-        attributes: Vec<(&'static str, AttrValue)>,
-        call_id: &str,
-    ) -> ActiveSpan {
-        let operation = endpoint.as_str();
+    /// A model call's span, with the attributes every call carries (taking `spec`'s).
+    fn call_span(&self, ctx: &CallContext, route: &ModelRoute, spec: &mut CallSpec, call_id: &str) -> ActiveSpan {
+        let operation = spec.endpoint.as_str();
         let mut span = ctx.span(&self.tracer, format!("{operation} {}", route.alias), SpanKind::Internal);
         if span.recording() {
             span.set(attrs::OPERATION, operation);
@@ -144,22 +126,46 @@ impl GatewayService {
             span.set(attrs::CALL_ID, call_id.to_owned());
             span.set(attrs::KEY_ID, ctx.principal.key_id.clone());
             span.set(attrs::REQUEST_ID, ctx.request_id.clone());
-            span.set(attrs::STREAMED, streamed);
-            for (k, v) in attributes {
+            span.set(attrs::STREAMED, spec.streamed);
+            for (k, v) in std::mem::take(&mut spec.attributes) {
                 span.set(k, v);
             }
         }
         span
     }
 
+    /// Starts accounting a call of `ctx`'s caller on `route` holding `admission`.
+    fn pending(
+        &self,
+        ctx: &CallContext,
+        route: &ModelRoute,
+        spec: &CallSpec,
+        admission: Admission,
+        span: ActiveSpan,
+        call_id: String,
+    ) -> PendingCall {
+        let meta = CallMeta {
+            call_id,
+            request_id: &ctx.request_id,
+            endpoint: spec.endpoint,
+            alias: &route.alias,
+            streamed: spec.streamed,
+            prompt_estimate: spec.prompt_estimate,
+            admission,
+            span,
+            capture: self.tracer.captures_content().then(|| self.tracer.clone()),
+        };
+        PendingCall::start(self.recorder.clone(), self.limiter.clone(), &ctx.principal, meta)
+    }
+
     /// Admits a call for `ctx`'s caller on `route`; the guard accounts it from here on.
-    pub(crate) async fn open(&self, ctx: &CallContext, route: &ModelRoute, spec: CallSpec) -> Result<CallGuard> {
+    pub(crate) async fn open(&self, ctx: &CallContext, route: &ModelRoute, mut spec: CallSpec) -> Result<CallGuard> {
         let p = &ctx.principal;
         p.require(Role::Member)?;
         ctx.check()?;
         let worst = worst_case(route, &self.gateway_config, &spec);
         let call_id = uuid::Uuid::now_v7().to_string();
-        let mut span = self.call_span(ctx, route, spec.endpoint, spec.streamed, spec.attributes, &call_id);
+        let mut span = self.call_span(ctx, route, &mut spec, &call_id);
         let take_request = !ctx.request_admitted && !spec.request_taken;
         let admission = match self.limiter.admit(p, &worst, take_request).await {
             Ok(a) => a,
@@ -173,18 +179,7 @@ impl GatewayService {
             }
         };
         span.set(attrs::LIMIT_DECISION, "admitted");
-        let meta = CallMeta {
-            call_id,
-            request_id: &ctx.request_id,
-            endpoint: spec.endpoint,
-            alias: &route.alias,
-            streamed: spec.streamed,
-            prompt_estimate: spec.prompt_estimate,
-            admission,
-            span,
-            capture: self.tracer.captures_content().then(|| self.tracer.clone()),
-        };
-        let call = PendingCall::start(self.recorder.clone(), self.limiter.clone(), p, meta);
+        let call = self.pending(ctx, route, &spec, admission, span, call_id);
         Ok(CallGuard { call, trace: RouteTrace::default() })
     }
 }

@@ -35,7 +35,7 @@ pub async fn list(
     get, path = "/v1/audit/export", tag = "accounting",
     params(AuditRequest),
     responses(
-        (status = 200, description = "One AuditView per line", content_type = "application/x-ndjson", body = String),
+        (status = 200, description = "One AuditEntry per line", content_type = "application/x-ndjson", body = String),
         (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody),
     ),
     security(("bearer" = []))
