@@ -73,6 +73,8 @@ pub struct Runtime {
     pub tracer: Tracer,
     /// Counts ended runs and tool calls.
     pub metrics: Arc<cairn_telemetry::Metrics>,
+    /// Where people's approvals are recorded.
+    pub audit: Arc<dyn cairn_core::audit::AuditStore>,
 }
 
 impl Runtime {

@@ -134,6 +134,7 @@ pub async fn services(config: &Config) -> Result<AppState, String> {
         runs: store.clone(),
         agents: store.clone(),
         keys: store.clone(),
+        audit: store.clone(),
         models: chat,
         tools,
         rules,

@@ -207,6 +207,16 @@ async fn searches_asks_and_answers(postgres: bool) {
         .map(|m| (m["message"]["role"].as_str().unwrap(), m["message"]["content"].as_str().unwrap()))
         .collect();
     assert_eq!(texts, [("user", "Refund order 7"), ("assistant", "Refunded order 7.")]);
+    // The approval is in the audit log, by the key that gave it; refused answers are not.
+    let (_, audit) = s.get("/v1/audit?tenant=acme&action=run.approval", &s.admin_key).await;
+    let entries = audit["data"].as_array().unwrap();
+    assert_eq!(entries.len(), 1, "{audit}");
+    assert_eq!(
+        (entries[0]["target"].as_str(), entries[0]["details"]["decision"].as_str()),
+        (Some(run_id.as_str()), Some("approve"))
+    );
+    assert_eq!(entries[0]["details"]["tool"], "refund");
+    assert_eq!(entries[0]["actor"], steps["data"][0]["data"]["by"]);
     // Answering a run that is not waiting is a conflict.
     assert_eq!(s.post(&format!("/v1/runs/{run_id}/approvals"), &acme, &approve).await.0, 409);
     assert_eq!(s.post(&format!("/v1/runs/{run_id}/cancel"), &acme, &json!({})).await.0, 409);
