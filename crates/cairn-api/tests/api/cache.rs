@@ -2,14 +2,16 @@
 //! hits and stored streams, tenants never sharing entries, hits accounted at no cost and
 //! counted against the request rate, and purging.
 
+use std::time::Duration;
+
 use cairn_testkit::{Fault, StandIn, TestServer};
 use serde_json::{json, Value};
 
 use crate::{config, usage};
 
 /// The shared test config plus cached aliases: `cached` (deterministic requests only),
-/// `sampled` (caches sampled requests too), `tiny` (entries up to 10 bytes: nothing fits) and
-/// `cached_embed` (embeddings).
+/// `sampled` (caches sampled requests too), `tiny` (entries up to 10 bytes: nothing fits),
+/// `narrow_cached` (a provider allowing one request at a time) and `cached_embed` (embeddings).
 async fn setup() -> (TestServer, StandIn) {
     let (up, backup) = (StandIn::start().await, StandIn::start().await);
     let prices = "input_usd_per_mtok = 10000.0, output_usd_per_mtok = 20000.0";
@@ -26,6 +28,10 @@ cache = {{ ttl_s = 600, sampled = true }}
 [models.tiny]
 targets = [{{ provider = "up", model = "up-model", {prices} }}]
 cache = {{ max_entry_bytes = 10 }}
+
+[models.narrow_cached]
+targets = [{{ provider = "narrow", model = "up-model", timeouts = {{ first_token_ms = 300 }} }}]
+cache = {{}}
 
 [models.cached_embed]
 kind = "embedding"
@@ -308,5 +314,25 @@ async fn two_nodes_sharing_postgres_share_the_cache() {
     assert_eq!(send(&a, &key, &ask("cached"), &[]).await.1, "miss");
     assert_eq!(send(&b, &key, &ask("cached"), &[]).await.1, "hit", "an entry written by one node answers on the other");
     assert_eq!(send(&b, &other, &ask("cached"), &[]).await.1, "miss");
+    assert_eq!(up.request_count(), 2);
+}
+
+#[tokio::test]
+async fn a_hit_takes_no_provider_slot() {
+    let (s, up) = setup().await;
+    let key = s.key("acme", "member", json!({})).await;
+    assert_eq!(send(&s, &key, &ask("narrow_cached"), &[]).await.1, "miss");
+    // A slow stream holds the provider's only slot...
+    up.push([Fault::ChunkDelay(Duration::from_millis(200))]);
+    let mut body = json!({"model": "narrow", "stream": true, "messages": [{"role": "user", "content": "Go slowly"}]});
+    let mut slow = s.send_chat(&key, &body).await;
+    assert!(slow.chunk().await.unwrap().is_some());
+    // ...so an uncached call cannot get one, while the cached answer needs none.
+    let (status, cache, c) = send(&s, &key, &ask("narrow_cached"), &[]).await;
+    assert_eq!((status, cache.as_str(), text(&c)), (200, "hit", "Hello from the stand-in."));
+    body["messages"] = json!([{"role": "user", "content": "Me too"}]);
+    let (status, _) = s.post("/v1/chat/completions", &key, &body).await;
+    assert_eq!(status, 504, "the slot was held all along");
+    while slow.chunk().await.unwrap().is_some() {}
     assert_eq!(up.request_count(), 2);
 }
