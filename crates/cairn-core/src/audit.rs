@@ -55,11 +55,14 @@ pub enum AuditAction {
     /// A person approved or denied an agent's action.
     #[serde(rename = "run.approval")]
     RunApproval,
+    /// A model answered from a collection (model, prompt and output hashes, citations).
+    #[serde(rename = "ai.decision")]
+    AiDecision,
 }
 
 impl AuditAction {
     /// Every action, for parsing.
-    pub const ALL: [AuditAction; 10] = [
+    pub const ALL: [AuditAction; 11] = [
         AuditAction::TenantCreate,
         AuditAction::KeyCreate,
         AuditAction::KeyRevoke,
@@ -70,6 +73,7 @@ impl AuditAction {
         AuditAction::JobsPurge,
         AuditAction::CachePurge,
         AuditAction::RunApproval,
+        AuditAction::AiDecision,
     ];
 
     /// The stored name.
@@ -85,6 +89,7 @@ impl AuditAction {
             AuditAction::JobsPurge => "jobs.purge",
             AuditAction::CachePurge => "cache.purge",
             AuditAction::RunApproval => "run.approval",
+            AuditAction::AiDecision => "ai.decision",
         }
     }
 

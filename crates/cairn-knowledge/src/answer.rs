@@ -181,12 +181,19 @@ pub struct AnswerService {
     chat: Arc<dyn ChatModel>,
     screen: InjectionScreen,
     config: KnowledgeConfig,
+    pub(crate) decisions: crate::decisions::Decisions,
 }
 
 impl AnswerService {
     /// A service retrieving through `knowledge` and generating through `chat`.
     pub fn new(knowledge: Arc<KnowledgeService>, chat: Arc<dyn ChatModel>, config: KnowledgeConfig) -> Self {
-        Self { knowledge, chat, screen: InjectionScreen::new(), config }
+        Self { knowledge, chat, screen: InjectionScreen::new(), config, decisions: Default::default() }
+    }
+
+    /// The same service recording every answer a model gives in the audit log.
+    pub fn with_decisions(mut self, decisions: crate::decisions::Decisions) -> Self {
+        self.decisions = decisions;
+        self
     }
 
     pub(crate) fn chat_model(&self) -> &dyn ChatModel {
@@ -304,10 +311,14 @@ impl AnswerService {
             traced::answered(tracer, &mut span, &mut answer);
             return Ok((answer, None));
         };
-        let (completion, routed) = self.chat.complete(ctx, self.request(&req, prompt, false)).await?;
+        let request = self.request(&req, prompt, false);
+        let sent = serde_json::to_string(&request.messages).unwrap_or_default();
+        let (completion, routed) = self.chat.complete(ctx, request).await?;
         let text = completion.choices.first().map(|c| c.message.text_content()).unwrap_or_default();
+        let model = completion.model.clone();
         let mut answer = finish(text, grounded.sources, Some(completion.model), completion.usage);
         traced::answered(tracer, &mut span, &mut answer);
+        self.decisions.answered(&ctx.principal, collection_id, &model, &sent, &answer, &answer.id);
         Ok((answer, Some(routed)))
     }
 
@@ -330,8 +341,11 @@ impl AnswerService {
             let events = [head, AnswerEvent::Delta(done.answer.clone()), AnswerEvent::Done(Box::new(done))];
             return Ok((Box::pin(futures::stream::iter(events)), None));
         };
-        let (chunks, routed) = self.chat.stream(ctx, self.request(&req, prompt, true)).await?;
+        let request = self.request(&req, prompt, true);
+        let sent = serde_json::to_string(&request.messages).unwrap_or_default();
+        let (chunks, routed) = self.chat.stream(ctx, request).await?;
         let sources = grounded.sources;
+        let (decisions, caller, collection) = (self.decisions.clone(), ctx.principal.clone(), collection_id.to_owned());
         let mut text = String::new();
         let mut usage = None;
         let mut model = None;
@@ -353,6 +367,8 @@ impl AnswerService {
                 StreamEvent::Done => {
                     let mut done = finish(std::mem::take(&mut text), sources.clone(), model.take(), usage.take());
                     traced::answered(&tracer, &mut span, &mut done);
+                    let by = done.model.clone().unwrap_or_default();
+                    decisions.answered(&caller, &collection, &by, &sent, &done, &done.id);
                     Some(AnswerEvent::Done(Box::new(done)))
                 }
             };

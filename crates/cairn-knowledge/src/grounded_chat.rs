@@ -93,10 +93,13 @@ impl AnswerService {
         };
         req.messages.insert(0, ChatMessage::text(ChatRole::System, prompt.system));
         let sources = grounded.sources;
+        let sent = serde_json::to_string(&req.messages).unwrap_or_default();
+        let (decisions, caller, collection) = (self.decisions.clone(), ctx.principal.clone(), k.collections[0].clone());
         if !stream {
             let (mut completion, routed) = self.chat_model().complete(ctx, req).await?;
             let text = completion.choices.first().map(|c| c.message.text_content()).unwrap_or_default();
             let answer = finish(text, sources, None, None);
+            decisions.answered(&caller, &collection, &completion.model, &sent, &answer, &completion.id);
             completion.extra.insert("cairn".into(), cairn_field(&answer));
             return Ok(ChatReply::Completion(Box::new(completion), Some(routed)));
         }
@@ -113,6 +116,7 @@ impl AnswerService {
                 StreamEvent::Done => {
                     let answer = finish(std::mem::take(&mut text), sources.clone(), None, None);
                     let mut last = template.take().unwrap_or_else(|| empty_chunk("", ""));
+                    decisions.answered(&caller, &collection, &last.model, &sent, &answer, &last.id);
                     last.choices.clear();
                     last.usage = UsageField::Absent;
                     last.extra = Extra::from_iter([("cairn".to_owned(), cairn_field(&answer))]);

@@ -17,6 +17,7 @@ pub mod analyze;
 pub mod answer;
 pub mod beir;
 pub mod chunk;
+pub mod decisions;
 pub mod embed;
 pub mod eval;
 pub mod filter;

@@ -116,7 +116,10 @@ pub async fn services(config: &Config) -> Result<AppState, String> {
     );
     let streams_cut = CancellationToken::new();
     let chat = Arc::new(GatewayChat { gateway: gateway.clone(), shutdown: streams_cut.clone() });
-    let answers = Arc::new(AnswerService::new(knowledge.clone(), chat.clone(), config.knowledge.clone()));
+    let answers = Arc::new(
+        AnswerService::new(knowledge.clone(), chat.clone(), config.knowledge.clone())
+            .with_decisions(cairn_knowledge::decisions::Decisions::new(store.clone())),
+    );
     // Approval rules are the metadata filter language, over a tool call's arguments.
     let rules: Arc<dyn ApprovalRules> = Arc::new(FilterRules);
     let agents = Arc::new(cairn_agents::AgentService::new(store.clone(), store.clone(), chat.clone(), rules.clone()));

@@ -10,6 +10,7 @@ use std::time::Duration;
 use cairn_testkit::{StandIn, TestServer};
 use reqwest::multipart::{Form, Part};
 use serde_json::{json, Value};
+use sha2::Digest;
 
 const PDF: &[u8] = include_bytes!("../fixtures/warranty.pdf");
 const NOT_FOUND: &str = "I could not find an answer to that in the documents I have.";
@@ -253,6 +254,27 @@ async fn answers_cite_their_sources(database_url: Option<String>) {
     assert_eq!(done["answer"], "Copper, slate and white [1].");
     assert_eq!(done["citations"][0]["document_id"], "colours.txt", "{done}");
     assert_eq!(done["usage"]["completion_tokens"], 2);
+
+    // Every answer a model gave is an AI decision in the audit log (not the "nothing found").
+    let mut decisions = Value::Null;
+    for _ in 0..500 {
+        decisions = s.get("/v1/audit?tenant=acme&action=ai.decision", &s.admin_key).await.1;
+        if decisions["data"].as_array().is_some_and(|d| d.len() >= 3) {
+            break;
+        }
+        tokio::task::yield_now().await;
+    }
+    let entries = decisions["data"].as_array().unwrap();
+    assert_eq!(entries.len(), 3, "{decisions}");
+    let first = &entries[0]["details"];
+    assert_eq!(first["model"], "up-model");
+    assert_eq!(first["collection"], col.as_str());
+    let said = "The warranty lasts five years [1], with the receipt [1][9].";
+    assert_eq!(first["output_sha256"], hex::encode(sha2::Sha256::digest(said)), "{first}");
+    assert_eq!(first["citations"][0]["document"], "warranty.pdf");
+    assert_eq!(first["prompt_sha256"].as_str().map(str::len), Some(64));
+    assert_eq!(entries[1]["target"], answer_id, "the answer's id names its decision");
+    assert_eq!(entries[2]["details"]["citations"][0]["document"], "colours.txt");
 
     // Bad input.
     let (status, e) = answer(&s, &key, &col, json!({"question": " "})).await;
