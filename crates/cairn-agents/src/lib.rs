@@ -18,6 +18,7 @@
 mod act;
 pub mod actions;
 mod context;
+mod ending;
 pub mod events;
 pub mod feed;
 mod fold;

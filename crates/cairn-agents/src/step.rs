@@ -3,7 +3,7 @@
 
 use std::sync::Arc;
 
-use cairn_core::openai::{ChatMessage, ChatRequest, ChatRole, StreamEvent, StreamOptions};
+use cairn_core::openai::{ChatMessage, ChatRequest, StreamEvent, StreamOptions};
 use cairn_core::runs::{Append, Run, RunState, RunStep, StepKind};
 use cairn_core::tenancy::Principal;
 use cairn_core::time::now_ms;
@@ -17,15 +17,13 @@ use tokio::sync::Mutex;
 use crate::actions::{ActionKind, ActionRequested, ActionTaken, Decision, PendingAction};
 use crate::events::{RunNews, RunningGuard};
 use crate::fold::Folded;
-use crate::journal::{
-    idempotency_key, payload, Cap, Ended, ModelOutput, Next, Replay, Started, ToolResult, ToolStarted,
-};
+use crate::journal::{idempotency_key, payload, Cap, ModelOutput, Next, Replay, Started, ToolResult, ToolStarted};
 use crate::runner::Runtime;
 use crate::spec::{AgentSpec, Approval, ToolKind};
 use crate::tools::ToolCallCtx;
 
 /// Journal entries read per page when loading.
-const PAGE: u32 = 1000;
+pub(crate) const PAGE: u32 = 1000;
 
 /// Why a turn stops early.
 pub(crate) enum Halt {
@@ -43,7 +41,7 @@ impl From<JobError> for Halt {
     }
 }
 
-fn storage(e: impl std::fmt::Display) -> Halt {
+pub(crate) fn storage(e: impl std::fmt::Display) -> Halt {
     Halt::Job(JobError::Retry(format!("storage: {e}")))
 }
 
@@ -422,52 +420,6 @@ impl Stepper {
             }
         }
         self.end(RunState::Succeeded, reason, Some(answer)).await
-    }
-
-    /// Journals the end, then makes storage agree (see `settle`).
-    pub(crate) async fn end(
-        &self,
-        state: RunState,
-        reason: Option<String>,
-        answer: Option<String>,
-    ) -> Result<RunState, Halt> {
-        // Its model calls' usage records are written behind their streams: all are in before
-        // anyone reads the run as ended.
-        self.rt.models.flush_usage().await;
-        self.append(StepKind::Ended, &Ended { state, reason, answer }).await?;
-        self.settle(state).await
-    }
-
-    /// After the journal says the run ended: its answer on its thread (once), its state, and the
-    /// next run on the thread started. Safe to repeat.
-    async fn settle(&self, state: RunState) -> Result<RunState, Halt> {
-        let end = self.journal.lock().await.replay.end.clone();
-        if let (Some(thread), Some(Ended { answer: Some(answer), .. })) = (&self.run.thread_id, end.as_ref()) {
-            let history_to = self.journal.lock().await.replay.history_to.unwrap_or(0);
-            let after = self.rt.runs.list_messages(thread, history_to, PAGE).await.map_err(storage)?;
-            let written = after
-                .iter()
-                .any(|m| m.run_id.as_deref() == Some(self.run.id.as_str()) && m.message.role == ChatRole::Assistant);
-            if !written && !answer.is_empty() {
-                let message = ChatMessage::text(ChatRole::Assistant, answer.clone());
-                self.rt
-                    .runs
-                    .append_messages(thread, &[message], Some(&self.run.id), now_ms())
-                    .await
-                    .map_err(storage)?;
-            }
-        }
-        let reason = end.and_then(|e| e.reason);
-        let open = [RunState::Queued, RunState::Running, RunState::RequiresAction];
-        let moved = self
-            .rt
-            .runs
-            .set_run_state(&self.run.id, &open, state, reason.as_deref(), now_ms())
-            .await
-            .map_err(storage)?;
-        let run = moved.unwrap_or_else(|| self.run.clone());
-        self.rt.next_on_thread(&run).await.map_err(storage)?;
-        Ok(state)
     }
 
     /// Pauses the run on `items` until they are answered or `max_wait_secs` runs out.

@@ -262,6 +262,11 @@ pub async fn append(store: &dyn AuditStore, event: &AuditEvent) -> StoreResult<A
     }
 }
 
+/// The SHA-256 of `text` in hex: how entries refer to prompts and outputs without holding them.
+pub fn sha256_hex(text: &str) -> String {
+    hex::encode(Sha256::digest(text.as_bytes()))
+}
+
 /// Records that `caller` did `action` to `target` in `tenant`. The action has happened: a
 /// failure to record it is logged, never turned into a failure of the action.
 pub async fn record(

@@ -9,7 +9,6 @@ use std::sync::Arc;
 use cairn_core::audit::{self, AuditAction, AuditStore};
 use cairn_core::tenancy::Principal;
 use serde_json::json;
-use sha2::{Digest, Sha256};
 
 use crate::answer::Answer;
 
@@ -46,8 +45,8 @@ impl Decisions {
         let details = json!({
             "model": model,
             "collection": collection,
-            "prompt_sha256": sha256(prompt),
-            "output_sha256": sha256(&a.answer),
+            "prompt_sha256": audit::sha256_hex(prompt),
+            "output_sha256": audit::sha256_hex(&a.answer),
             "citations": cited,
             "sources": a.sources.len(),
         });
@@ -57,8 +56,4 @@ impl Decisions {
             audit::record(&*store, &caller, &tenant, AuditAction::AiDecision, &id, details).await;
         });
     }
-}
-
-fn sha256(text: &str) -> String {
-    hex::encode(Sha256::digest(text.as_bytes()))
 }

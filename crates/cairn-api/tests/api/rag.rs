@@ -10,7 +10,6 @@ use std::time::Duration;
 use cairn_testkit::{StandIn, TestServer};
 use reqwest::multipart::{Form, Part};
 use serde_json::{json, Value};
-use sha2::Digest;
 
 const PDF: &[u8] = include_bytes!("../fixtures/warranty.pdf");
 const NOT_FOUND: &str = "I could not find an answer to that in the documents I have.";
@@ -270,7 +269,7 @@ async fn answers_cite_their_sources(database_url: Option<String>) {
     assert_eq!(first["model"], "up-model");
     assert_eq!(first["collection"], col.as_str());
     let said = "The warranty lasts five years [1], with the receipt [1][9].";
-    assert_eq!(first["output_sha256"], hex::encode(sha2::Sha256::digest(said)), "{first}");
+    assert_eq!(first["output_sha256"], cairn_core::audit::sha256_hex(said), "{first}");
     assert_eq!(first["citations"][0]["document"], "warranty.pdf");
     assert_eq!(first["prompt_sha256"].as_str().map(str::len), Some(64));
     assert_eq!(entries[1]["target"], answer_id, "the answer's id names its decision");

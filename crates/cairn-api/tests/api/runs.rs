@@ -217,6 +217,13 @@ async fn searches_asks_and_answers(postgres: bool) {
     );
     assert_eq!(entries[0]["details"]["tool"], "refund");
     assert_eq!(entries[0]["actor"], steps["data"][0]["data"]["by"]);
+    // The run's answer is an AI decision: the model, the tools it used, the answer's hash.
+    let (_, decided) = s.get("/v1/audit?tenant=acme&action=ai.decision", &s.admin_key).await;
+    let run_entry = decided["data"].as_array().unwrap().iter().find(|e| e["target"] == run_id.as_str()).cloned();
+    let run_entry = run_entry.unwrap_or_else(|| panic!("no decision for the run: {decided}"));
+    assert_eq!(run_entry["details"]["state"], "succeeded");
+    assert!(run_entry["details"]["tools"].as_array().unwrap().contains(&json!("refund")), "{run_entry}");
+    assert_eq!(run_entry["details"]["output_sha256"], cairn_core::audit::sha256_hex("Refunded order 7."));
     // Answering a run that is not waiting is a conflict.
     assert_eq!(s.post(&format!("/v1/runs/{run_id}/approvals"), &acme, &approve).await.0, 409);
     assert_eq!(s.post(&format!("/v1/runs/{run_id}/cancel"), &acme, &json!({})).await.0, 409);
