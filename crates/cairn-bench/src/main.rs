@@ -34,20 +34,27 @@ struct Cli {
     command: Cmd,
 }
 
+/// A `cairn serve` process driven at a fixed rate (the cache and tracing benchmarks).
+#[derive(clap::Args)]
+struct RateRun {
+    /// The cairn binary to run.
+    #[arg(long, default_value = "target/release/cairn")]
+    cairn: PathBuf,
+    /// Seconds per fixed-rate run.
+    #[arg(long, default_value_t = 10)]
+    seconds: u64,
+    /// Requests per second on each path.
+    #[arg(long, default_value_t = 1000)]
+    rate: u32,
+}
+
 #[derive(Subcommand)]
 enum Cmd {
     /// What an exact-cache hit costs: beside the upstream direct and Cairn uncached, in one run.
     #[command(after_help = "Example:\n  scripts/bench-cache.sh\n  cairn-bench cache --seconds 10 --rate 1000")]
     Cache {
-        /// The cairn binary to run.
-        #[arg(long, default_value = "target/release/cairn")]
-        cairn: PathBuf,
-        /// Seconds per fixed-rate run.
-        #[arg(long, default_value_t = 10)]
-        seconds: u64,
-        /// Requests per second on each path.
-        #[arg(long, default_value_t = 1000)]
-        rate: u32,
+        #[command(flatten)]
+        run: RateRun,
     },
     /// What tracing adds to a gateway call (off vs metadata capture, one interleaved run), span
     /// ingestion on SQLite, and trace reads with a million spans stored.
@@ -55,15 +62,8 @@ enum Cmd {
         after_help = "Example:\n  scripts/bench-traces.sh\n  cairn-bench traces --seconds 10 --rate 1000 --spans 1000000"
     )]
     Traces {
-        /// The cairn binary to run.
-        #[arg(long, default_value = "target/release/cairn")]
-        cairn: PathBuf,
-        /// Seconds per fixed-rate run.
-        #[arg(long, default_value_t = 10)]
-        seconds: u64,
-        /// Requests per second on each path.
-        #[arg(long, default_value_t = 1000)]
-        rate: u32,
+        #[command(flatten)]
+        run: RateRun,
         /// Spans to store before the read queries.
         #[arg(long, default_value_t = 1_000_000)]
         spans: u64,
@@ -241,9 +241,9 @@ async fn main() -> Result<()> {
         Cmd::Jobs { jobs, postgres } => jobs::run(jobs, postgres).await,
         Cmd::Retrieval { dataset, model, threads, cache } => retrieval::run(&dataset, &model, threads, &cache),
         Cmd::Search { dataset, chunks, dim } => search::run(&dataset, chunks, dim),
-        Cmd::Cache { cairn, seconds, rate } => cache::run(cairn, seconds, rate).await,
-        Cmd::Traces { cairn, seconds, rate, spans, batch, storage_only } => {
-            traces::run(cairn, seconds, rate, spans, batch, storage_only).await
+        Cmd::Cache { run } => cache::run(run.cairn, run.seconds, run.rate).await,
+        Cmd::Traces { run, spans, batch, storage_only } => {
+            traces::run(run.cairn, run.seconds, run.rate, spans, batch, storage_only).await
         }
     }
 }

@@ -31,8 +31,6 @@ pub(crate) fn chat_key(tenant: &str, namespace: &str, req: &ChatRequest) -> Cach
             serde_json::to_value(m).unwrap_or(Value::Null)
         })
         .collect();
-    let mut passed = req.extra.clone();
-    passed.remove("cairn");
     let normalised = json!({
         "endpoint": "chat",
         "model": req.model,
@@ -46,7 +44,7 @@ pub(crate) fn chat_key(tenant: &str, namespace: &str, req: &ChatRequest) -> Cach
         "stop": req.stop.as_ref().map(|s| s.to_vec()),
         "seed": req.seed,
         "max_tokens": req.output_cap(),
-        "extra": passed,
+        "extra": passed_upstream(&req.extra),
     });
     hash(tenant, namespace, &normalised)
 }
@@ -60,16 +58,21 @@ pub(crate) fn embeddings_key(tenant: &str, namespace: &str, req: &EmbeddingReque
         EmbeddingInput::Tokens(t) => json!({"tokens": [t]}),
         EmbeddingInput::TokenBatches(t) => json!({"tokens": t}),
     };
-    let mut passed = req.extra.clone();
-    passed.remove("cairn");
     let normalised = json!({
         "endpoint": "embeddings",
         "model": req.model,
         "input": input,
         "dimensions": req.dimensions,
-        "extra": passed,
+        "extra": passed_upstream(&req.extra),
     });
     hash(tenant, namespace, &normalised)
+}
+
+/// The request's other fields, as the upstream gets them (without Cairn's own `cairn`).
+fn passed_upstream(extra: &Map<String, Value>) -> Map<String, Value> {
+    let mut passed = extra.clone();
+    passed.remove("cairn");
+    passed
 }
 
 fn hash(tenant: &str, namespace: &str, normalised: &Value) -> CacheKey {
