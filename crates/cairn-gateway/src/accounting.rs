@@ -228,6 +228,8 @@ pub(crate) struct PendingCall {
     pub capture: Option<Tracer>,
     /// What the finished call cost, in US dollars.
     pub cost_usd: f64,
+    /// The finished call's (input, output) tokens, as accounted.
+    pub tokens: (u64, u64),
 }
 
 impl PendingCall {
@@ -280,6 +282,7 @@ impl PendingCall {
             span: Some(meta.span),
             capture: meta.capture,
             cost_usd: 0.0,
+            tokens: (0, 0),
         }
     }
 
@@ -326,6 +329,7 @@ impl PendingCall {
         r.tokens_estimated = estimated;
         r.cost_usd = trace.target.as_ref().map(|t| t.cost(input, output)).unwrap_or(0.0);
         self.cost_usd = r.cost_usd;
+        self.tokens = (input, output);
         r.latency_ms = now.duration_since(self.started).as_millis() as u64;
         r.ttft_ms = self.first_token_at.map(|t| t.duration_since(self.started).as_millis() as u64);
         let gen_secs = now.duration_since(self.first_token_at.unwrap_or(self.started)).as_secs_f64();

@@ -89,7 +89,9 @@ impl GatewayService {
             }
         }
         let found = self.cache.lookup(&ctx.principal.tenant_id, plan).await;
-        spec.attributes.push((attrs::CACHE_STATUS, plan.status.as_str().into()));
+        if self.tracer.enabled() {
+            spec.attributes.push((attrs::CACHE_STATUS, plan.status.as_str().into()));
+        }
         Ok(found)
     }
 

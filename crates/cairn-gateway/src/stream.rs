@@ -125,10 +125,9 @@ impl State {
         self.ended = true;
         let trace = std::mem::take(&mut self.relay.guard.trace);
         let call = &mut self.relay.guard.call;
-        let (prompt, completion) = call.reported.unwrap_or_else(|| {
-            let (prompt, output, _) = call.unreported_usage();
-            (prompt, output)
-        });
+        call.finish(status, error.clone(), &trace);
+        // The usage as accounted: reported by the upstream, or counted once by `finish`.
+        let ((prompt, completion), cost) = (call.tokens, call.cost_usd);
         if status == CallStatus::Ok && self.relay.wants_usage && !self.usage_sent {
             // No usage-only chunk came: the client still gets the one it asked for, with the
             // last usage reported, or an estimate.
@@ -137,9 +136,8 @@ impl State {
             last.extra = Extra::new();
             self.out.push_back(StreamEvent::Chunk(Box::new(last)));
         }
-        call.finish(status, error.clone(), &trace);
         if let Some(keep) = self.relay.keep.take().filter(|_| status == CallStatus::Ok) {
-            self.storing = Some(Box::pin(keep.store(Usage::new(prompt, completion), call.cost_usd)));
+            self.storing = Some(Box::pin(keep.store(Usage::new(prompt, completion), cost)));
         }
         self.relay.guard.trace = trace;
         self.out.push_back(match error {
