@@ -174,6 +174,7 @@ impl AccessService {
                 format!("tokens_per_minute must be at most {MAX_TOKENS_PER_MINUTE}"),
             ));
         }
+        new.limits.guards.check("limits.guards").map_err(|e| Error::invalid_param("limits.guards", e))?;
         if self.store.get_tenant(&new.tenant_id).await?.is_none() {
             return Err(Error::NotFound(format!("tenant '{}' does not exist", new.tenant_id)));
         }

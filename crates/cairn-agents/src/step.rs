@@ -366,6 +366,8 @@ impl Stepper {
                 Some(StreamEvent::Error(message)) => {
                     return Err(Halt::Job(JobError::Retry(format!("the model stream broke: {message}"))))
                 }
+                // The same conversation would be refused again: the run ends, saying why.
+                Some(StreamEvent::Refused { message, .. }) => return Err(Halt::Stop(message)),
                 Some(StreamEvent::Done) | None => break,
             }
         }
@@ -400,6 +402,8 @@ impl Stepper {
             }
             // The key's budget: a graceful stop (see `finish`).
             Error::BudgetExceeded { message, .. } => Halt::Stop(format!("the key's budget has no room: {message}")),
+            // A guard would refuse the same conversation again: the run ends, saying why.
+            blocked @ Error::GuardBlocked { .. } => Halt::Stop(blocked.to_string()),
             other => Halt::Job(JobError::Permanent(format!("the model call was refused: {other}"))),
         }
     }

@@ -41,6 +41,10 @@ impl IntoResponse for ApiError {
             }
             Error::NotFound(_) => (S::NOT_FOUND, "invalid_request_error", Some("not_found"), None),
             Error::Conflict(_) => (S::CONFLICT, "invalid_request_error", Some("conflict"), None),
+            Error::GuardBlocked { guard, param, .. } => {
+                let status = if guard.on_output() { S::UNPROCESSABLE_ENTITY } else { S::BAD_REQUEST };
+                (status, "guard_error", Some(guard.error_code()), param.clone())
+            }
             Error::TooLarge(_) => (S::PAYLOAD_TOO_LARGE, "invalid_request_error", Some("too_large"), None),
             Error::RateLimited { retry_after: ra, .. } => {
                 retry_after = Some(*ra);

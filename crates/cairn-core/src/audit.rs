@@ -58,11 +58,14 @@ pub enum AuditAction {
     /// A model answered from a collection (model, prompt and output hashes, citations).
     #[serde(rename = "ai.decision")]
     AiDecision,
+    /// A guard refused a model call (the guard, its finding, the call's id and prompt hash).
+    #[serde(rename = "guard.block")]
+    GuardBlock,
 }
 
 impl AuditAction {
     /// Every action, for parsing.
-    pub const ALL: [AuditAction; 11] = [
+    pub const ALL: [AuditAction; 12] = [
         AuditAction::TenantCreate,
         AuditAction::KeyCreate,
         AuditAction::KeyRevoke,
@@ -74,6 +77,7 @@ impl AuditAction {
         AuditAction::CachePurge,
         AuditAction::RunApproval,
         AuditAction::AiDecision,
+        AuditAction::GuardBlock,
     ];
 
     /// The stored name.
@@ -90,6 +94,7 @@ impl AuditAction {
             AuditAction::CachePurge => "cache.purge",
             AuditAction::RunApproval => "run.approval",
             AuditAction::AiDecision => "ai.decision",
+            AuditAction::GuardBlock => "guard.block",
         }
     }
 

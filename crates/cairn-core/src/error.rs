@@ -73,6 +73,17 @@ pub enum Error {
         /// Suggested wait before retrying.
         retry_after: Option<Duration>,
     },
+    /// A guard refused the call (HTTP 400 for input guards, 422 for output guards; type
+    /// `guard_error`, code `guard_<name>`).
+    #[error("blocked by the '{}' guard: {message}", guard.as_str())]
+    GuardBlocked {
+        /// Which guard.
+        guard: crate::guard::GuardKind,
+        /// What it found (never the personal data itself).
+        message: String,
+        /// The request field at fault, if known (`messages[2]`).
+        param: Option<String>,
+    },
     /// The input is larger than allowed (HTTP 413).
     #[error("{0}")]
     TooLarge(String),

@@ -9,6 +9,7 @@ pub mod cache;
 pub mod config;
 pub mod context;
 pub mod error;
+pub mod guard;
 pub mod jobs;
 pub mod knowledge;
 pub mod models;

@@ -75,6 +75,10 @@ pub struct KeyLimits {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schema(minimum = 0, maximum = 1_000_000_000)]
     pub monthly_budget_usd: Option<f64>,
+    /// Guards for calls made with this key: each tightens its model alias's own (the stricter
+    /// mode applies), so a key can add screening but never remove what an alias requires.
+    #[serde(default, skip_serializing_if = "crate::guard::GuardSettings::is_default")]
+    pub guards: crate::guard::GuardSettings,
 }
 
 /// A stored API key. The secret itself is never stored, only its SHA-256 hash.

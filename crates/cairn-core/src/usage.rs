@@ -17,6 +17,8 @@ pub enum CallStatus {
     Cut,
     /// Answered from the response cache: no upstream call, no cost, no tokens.
     Cached,
+    /// Refused by a guard: before any upstream call (no cost), or after it (its cost stands).
+    Blocked,
 }
 
 impl CallStatus {
@@ -28,6 +30,7 @@ impl CallStatus {
             CallStatus::Cancelled => "cancelled",
             CallStatus::Cut => "cut",
             CallStatus::Cached => "cached",
+            CallStatus::Blocked => "blocked",
         }
     }
 
@@ -43,6 +46,7 @@ impl CallStatus {
             "cancelled" => CallStatus::Cancelled,
             "cut" => CallStatus::Cut,
             "cached" => CallStatus::Cached,
+            "blocked" => CallStatus::Blocked,
             _ => CallStatus::Error,
         }
     }

@@ -303,6 +303,11 @@ impl PendingCall {
         }
     }
 
+    /// The call's own id (empty once it is recorded).
+    pub(crate) fn call_id(&self) -> String {
+        self.record.as_ref().map(|r| r.id.clone()).unwrap_or_default()
+    }
+
     /// Notes that the answer came from the cache, first served by `provider`'s `model`.
     pub(crate) fn served_by(&mut self, provider: &str, model: &str) {
         if let Some(r) = self.record.as_mut() {
@@ -439,10 +444,23 @@ impl CallGuard {
     /// Records a completed call with the usage the upstream reported (or `None` to estimate
     /// from `output_chars`); returns where it was served.
     pub(crate) fn succeed(&mut self, trace: RouteTrace, reported: Option<(u64, u64)>, output_chars: usize) -> Routed {
+        self.settle(trace, reported, output_chars, CallStatus::Ok, None)
+    }
+
+    /// Records a call whose upstream answered, with `status` (`blocked` when a guard refused
+    /// the answer: its cost stands).
+    pub(crate) fn settle(
+        &mut self,
+        trace: RouteTrace,
+        reported: Option<(u64, u64)>,
+        output_chars: usize,
+        status: CallStatus,
+        error: Option<String>,
+    ) -> Routed {
         self.call.routed(&trace);
         self.call.reported = reported;
         self.call.output_chars = output_chars;
-        self.call.finish(CallStatus::Ok, None, &trace);
+        self.call.finish(status, error, &trace);
         let routed = Routed::from(&trace);
         self.trace = trace;
         routed

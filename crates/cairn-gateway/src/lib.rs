@@ -9,6 +9,8 @@ pub mod adapters;
 mod backoff;
 mod breaker;
 mod cache;
+mod chat;
+pub mod guard;
 mod pipeline;
 pub mod provider;
 mod router;
@@ -21,3 +23,12 @@ pub use cache::{CachePurgeRequest, CachePurged};
 pub use provider::{ChunkStream, Provider, ProviderError, TokenCount};
 pub use router::{Routed, Router};
 pub use service::{ChatStream, GatewayService, StreamEvent, UsageReport, UsageRequest};
+
+/// The folder in-process models are read from: `local.models_dir`, else the default cache.
+pub fn models_dir(cfg: &cairn_core::config::LocalConfig) -> std::path::PathBuf {
+    if cfg.models_dir.as_os_str().is_empty() {
+        cairn_models::catalog::default_models_dir()
+    } else {
+        cfg.models_dir.clone()
+    }
+}

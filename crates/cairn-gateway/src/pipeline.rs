@@ -25,6 +25,7 @@ use cairn_core::{CallContext, Error, Result};
 
 use crate::accounting::{CallGuard, CallMeta, Endpoint, PendingCall};
 use crate::cache::CachePlan;
+use crate::guard::Blocked;
 use crate::router::{ModelRoute, RouteTrace, Routed};
 use crate::service::GatewayService;
 
@@ -115,7 +116,31 @@ impl GatewayService {
             retries: 0,
             fallbacks: 0,
             cache: Some(CacheStatus::Hit),
+            guards: Default::default(),
         }
+    }
+
+    /// Accounts a call a guard refused before any upstream call: the caller's role and request
+    /// rate are checked as for any call (a refused call is still a request), then a usage
+    /// record with status `blocked`, no cost and no tokens, and the call's span. Returns the
+    /// call's id.
+    pub(crate) fn blocked(&self, ctx: &CallContext, route: &ModelRoute, spec: CallSpec, b: &Blocked) -> Result<String> {
+        let p = &ctx.principal;
+        p.require(Role::Member)?;
+        ctx.check()?;
+        if !ctx.request_admitted && !spec.request_taken {
+            self.limiter.admit_request(p).inspect_err(|_| {
+                self.metrics.limited.get_or_create(&vec![("limit", "rate".into())]).inc();
+            })?;
+        }
+        let mut spec = CallSpec { prompt_estimate: 0, ..spec };
+        let call_id = uuid::Uuid::now_v7().to_string();
+        let mut span = self.call_span(ctx, route, &mut spec, &call_id);
+        span.set(attrs::LIMIT_DECISION, "admitted");
+        let mut call = self.pending(ctx, route, &spec, Admission::default(), span, call_id.clone());
+        call.reported = Some((0, 0));
+        call.finish(CallStatus::Blocked, Some(b.error().to_string()), &RouteTrace::default());
+        Ok(call_id)
     }
 
     /// A model call's span, with the attributes every call carries (taking `spec`'s).

@@ -35,6 +35,9 @@ pub struct Target {
     output_usd_per_mtok: f64,
     /// The operator says this model can call tools (`targets[].tools`).
     pub tools: bool,
+    /// Its provider may see personal data (`providers.NAME.trusted`): the `pii_input` guard
+    /// leaves prompts to it as they are.
+    pub trusted: bool,
 }
 
 impl Target {
@@ -66,6 +69,8 @@ pub struct ModelRoute {
     pub targets: Vec<Arc<Target>>,
     /// The alias's response cache, if it has one.
     pub cache: Option<cairn_core::config::ModelCacheConfig>,
+    /// The alias's guards.
+    pub guards: cairn_core::guard::GuardSettings,
 }
 
 /// Which deadline bounds one attempt.
@@ -99,6 +104,7 @@ impl From<&RouteTrace> for Routed {
             retries: t.retries,
             fallbacks: t.fallbacks,
             cache: None,
+            guards: Default::default(),
         }
     }
 }
@@ -195,13 +201,14 @@ impl Router {
                     input_usd_per_mtok: t.input_usd_per_mtok,
                     output_usd_per_mtok: t.output_usd_per_mtok,
                     tools: t.tools,
+                    trusted: p.is_trusted(),
                 };
                 target.publish_breaker(&metrics);
                 targets.push(Arc::new(target));
             }
             routes.insert(
                 alias.clone(),
-                ModelRoute { alias: alias.clone(), kind: m.kind, targets, cache: m.cache.clone() },
+                ModelRoute { alias: alias.clone(), kind: m.kind, targets, cache: m.cache.clone(), guards: m.guards },
             );
         }
         Ok(Self {

@@ -1,5 +1,6 @@
-//! The gateway service: what the HTTP layer and the knowledge layer call for chat, embeddings,
-//! models and usage. Every call passes the stages in `pipeline`: admit, route, account.
+//! The gateway service: what the HTTP layer and the knowledge layer call for chat (in `chat`),
+//! embeddings, models and usage. Every call passes the stages in `pipeline`: cache, guards,
+//! admit, route, account.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -7,8 +8,7 @@ use std::time::Duration;
 use cairn_access::Limiter;
 use cairn_core::config::{Config, GatewayConfig, ModelKind};
 use cairn_core::openai::{
-    ChatCompletion, ChatRequest, EmbeddingRequest, EmbeddingResponse, EmbeddingVector, EncodingFormat, Model,
-    ModelInfo, ModelList,
+    ChatRequest, EmbeddingRequest, EmbeddingResponse, EmbeddingVector, EncodingFormat, Model, ModelInfo, ModelList,
 };
 use cairn_core::store::Store;
 use cairn_core::tenancy::{Principal, Role};
@@ -17,17 +17,15 @@ use cairn_core::usage::{UsageBucket, UsageQuery};
 use cairn_core::CallContext;
 use cairn_core::{Error, Result};
 use cairn_telemetry::Metrics;
-use futures::StreamExt;
 use serde::{Deserialize, Serialize};
-use tokio_util::sync::CancellationToken;
 
 use crate::accounting::{CallGuard, Endpoint, UsageRecorder};
-use crate::cache::{CachePlan, ResponseCache};
+use crate::cache::ResponseCache;
+use crate::guard::Guards;
 use crate::pipeline::CallSpec;
 use crate::provider::TokenCount;
 use crate::router::Routed;
 use crate::router::{Deadline, ModelRoute, RouteError, Router, Traced};
-use crate::stream::{relay, Relay};
 pub use crate::stream::{ChatStream, StreamEvent};
 
 /// Most inputs in one embeddings request (OpenAI's limit).
@@ -85,7 +83,7 @@ pub struct UsageTotals {
 
 /// The model gateway.
 pub struct GatewayService {
-    router: Router,
+    pub(crate) router: Router,
     pub(crate) limiter: Arc<Limiter>,
     pub(crate) recorder: UsageRecorder,
     pub(crate) gateway_config: GatewayConfig,
@@ -93,6 +91,7 @@ pub struct GatewayService {
     pub(crate) metrics: Arc<Metrics>,
     pub(crate) tracer: Tracer,
     pub(crate) cache: ResponseCache,
+    pub(crate) guards: Guards,
     started_secs: i64,
 }
 
@@ -112,6 +111,7 @@ impl GatewayService {
             recorder,
             gateway_config: cfg.gateway.clone(),
             cache: ResponseCache::start(store.clone(), &cfg.gateway, metrics.clone()),
+            guards: Guards::new(cfg, metrics.clone())?,
             store,
             metrics,
             tracer: Tracer::off(),
@@ -126,7 +126,7 @@ impl GatewayService {
     }
 
     /// Where `guard`'s attempts are traced.
-    fn traced<'a>(&'a self, ctx: &'a CallContext, guard: &CallGuard, operation: Endpoint) -> Traced<'a> {
+    pub(crate) fn traced<'a>(&'a self, ctx: &'a CallContext, guard: &CallGuard, operation: Endpoint) -> Traced<'a> {
         Traced {
             tracer: &self.tracer,
             // The call's span lives until the call ends, so it is there while routing.
@@ -136,7 +136,7 @@ impl GatewayService {
         }
     }
 
-    fn route(&self, alias: &str, kind: ModelKind) -> Result<&ModelRoute> {
+    pub(crate) fn route(&self, alias: &str, kind: ModelKind) -> Result<&ModelRoute> {
         let route = self.router.route(alias).ok_or_else(|| Error::ModelNotFound(alias.into()))?;
         if route.kind != kind {
             let hint = match route.kind {
@@ -169,7 +169,7 @@ impl GatewayService {
             .map_or(0.0, |t| t.cost(input_tokens, output_tokens))
     }
 
-    fn chat_spec(&self, req: &ChatRequest, streamed: bool) -> CallSpec {
+    pub(crate) fn chat_spec(&self, req: &ChatRequest, streamed: bool) -> CallSpec {
         let mut attributes: Vec<(&'static str, AttrValue)> = Vec::new();
         if self.tracer.enabled() {
             if let Some(n) = req.output_cap() {
@@ -196,127 +196,6 @@ impl GatewayService {
             output_cap: u64::from(req.output_cap().unwrap_or(self.gateway_config.reserve_output_tokens)),
             attributes,
             request_taken: false,
-        }
-    }
-
-    /// A non-streaming chat completion.
-    pub async fn chat(&self, ctx: &CallContext, req: ChatRequest) -> Result<(ChatCompletion, Routed)> {
-        req.validate()?;
-        let route = self.route(&req.model, ModelKind::Chat)?;
-        let mut plan = self.cache.plan_chat(route, &ctx.cache, &ctx.principal.tenant_id, &req)?;
-        let mut spec = self.chat_spec(&req, false);
-        if let Some(entry) = self.cached(ctx, &mut plan, &mut spec).await? {
-            if let Some(completion) = crate::cache::completion(&entry) {
-                return Ok((completion, self.hit(ctx, route, spec, &entry)));
-            }
-        }
-        let mut guard = self.open(ctx, route, spec).await?;
-        let result = self
-            .router
-            .call(route, Deadline::Total, self.traced(ctx, &guard, Endpoint::Chat), |t, _permit| {
-                let req = &req;
-                async move { t.provider.chat(req, &t.model).await }
-            })
-            .await;
-        match result {
-            Ok((completion, trace)) => {
-                let reported = completion.usage.as_ref().map(|u| (u.prompt_tokens, u.completion_tokens));
-                let chars = completion.choices.iter().map(|c| c.message.text_content().len()).sum();
-                if guard.call.capture.is_some() {
-                    guard.call.output_text = serde_json::to_string(&completion.choices).unwrap_or_default();
-                }
-                let mut routed = guard.succeed(trace, reported, chars);
-                routed.cache = Some(plan.status);
-                self.keep(ctx, &plan, &routed, guard.call.cost_usd, &completion, &mut guard).await;
-                Ok((completion, routed))
-            }
-            Err(e) => Err(guard.fail(e)),
-        }
-    }
-
-    /// Waits for a finished call's usage record and, when `plan` writes, stores its answer.
-    async fn keep<T: Serialize>(
-        &self,
-        ctx: &CallContext,
-        plan: &CachePlan,
-        routed: &Routed,
-        cost_usd: f64,
-        answer: &T,
-        guard: &mut CallGuard,
-    ) {
-        let store = async {
-            if plan.writes() {
-                if let Ok(body) = serde_json::to_string(answer) {
-                    self.cache.store(&ctx.principal.tenant_id, plan, routed, body, cost_usd).await;
-                }
-            }
-        };
-        tokio::join!(guard.durable(), store);
-    }
-
-    /// Starts a streamed chat completion. Returns once the first chunk has arrived, so every
-    /// retry and fallback happens before the client has seen a byte; from then on, no retry.
-    pub async fn chat_stream(
-        &self,
-        ctx: &CallContext,
-        mut req: ChatRequest,
-        shutdown: CancellationToken,
-    ) -> Result<(ChatStream, Routed)> {
-        req.validate()?;
-        let route = self.route(&req.model, ModelKind::Chat)?;
-        let mut plan = self.cache.plan_chat(route, &ctx.cache, &ctx.principal.tenant_id, &req)?;
-        let mut spec = self.chat_spec(&req, true);
-        if let Some(entry) = self.cached(ctx, &mut plan, &mut spec).await? {
-            if let Some(completion) = crate::cache::completion(&entry) {
-                let routed = self.hit(ctx, route, spec, &entry);
-                return Ok((crate::cache::replay(completion, req.wants_stream_usage()), routed));
-            }
-        }
-        let slot = if ctx.holds_connection { Some(self.stream_slot(&ctx.principal)?) } else { None };
-        let mut guard = self.open(ctx, route, spec).await?;
-        let started = tokio::time::Instant::now();
-        let result = self
-            .router
-            .call(route, Deadline::FirstToken, self.traced(ctx, &guard, Endpoint::Chat), |t, permit| {
-                let req = &req;
-                async move {
-                    let mut upstream = t.provider.chat_stream(req, &t.model).await?;
-                    match upstream.next().await {
-                        Some(Ok(first)) => Ok((first, upstream, permit, t.provider.token_count(&t.model).await)),
-                        Some(Err(e)) => Err(e),
-                        None => Err(crate::ProviderError::Protocol("stream ended before any chunk".into())),
-                    }
-                }
-            })
-            .await;
-        match result {
-            Ok(((first, upstream, permit, counter), trace)) => {
-                let wants_usage = req.wants_stream_usage();
-                if let Some(counter) = counter {
-                    guard.call.count_with(counter, std::mem::take(&mut req.messages));
-                }
-                let total = trace.target.as_ref().map(|t| t.timeouts.total_ms).unwrap_or(600_000);
-                let mut routed = guard.started(trace);
-                routed.cache = Some(plan.status);
-                let keep = plan.writes().then(|| {
-                    crate::cache::StreamKeep::new(&self.cache, &ctx.principal.tenant_id, plan, routed.clone())
-                });
-                let stream = relay(Relay {
-                    upstream,
-                    first,
-                    guard,
-                    wants_usage,
-                    durable: ctx.holds_connection,
-                    deadline: started + Duration::from_millis(total),
-                    shutdown,
-                    permit,
-                    slot,
-                    metrics: self.metrics.clone(),
-                    keep,
-                });
-                Ok((stream, routed))
-            }
-            Err(e) => Err(guard.fail(e)),
         }
     }
 

@@ -64,6 +64,10 @@ pub(crate) struct Relay {
     pub metrics: Arc<Metrics>,
     /// The answer being assembled for the response cache, when it is to be kept.
     pub keep: Option<crate::cache::StreamKeep>,
+    /// The PII output guard, when it is on: it sees every chunk before anything else does.
+    pub pii: Option<crate::guard::StreamPii>,
+    /// Where a guard's refusal is audited.
+    pub audit: Option<crate::guard::BlockAudit>,
 }
 
 struct State {
@@ -73,12 +77,50 @@ struct State {
     /// A usage-only chunk went to the client.
     usage_sent: bool,
     template: ChatChunk,
-    /// Storing the complete answer in the cache, awaited before the last event.
+    /// Storing the complete answer in the cache (or auditing a refusal), awaited before the
+    /// last event.
     storing: Option<futures::future::BoxFuture<'static, ()>>,
+    /// Why a guard stopped the stream.
+    blocked: Option<crate::guard::Blocked>,
     _inflight: InflightGuard,
 }
 
 impl State {
+    /// Passes a chunk through the PII guard, then on to `push_chunk`; a refusal ends the stream.
+    fn guarded_chunk(&mut self, mut chunk: ChatChunk) {
+        let checked = self.relay.pii.as_mut().map_or(Ok(()), |pii| pii.chunk(&mut chunk));
+        match checked {
+            Ok(()) => self.push_chunk(chunk),
+            Err(b) => self.refuse(b),
+        }
+    }
+
+    /// The upstream ended: what the PII guard still holds goes out, then the call ends.
+    fn upstream_done(&mut self) {
+        let rest = self.relay.pii.as_mut().map_or(Ok(None), |pii| pii.finish(&self.template));
+        match rest {
+            Ok(last) => {
+                if let Some(chunk) = last {
+                    self.push_chunk(chunk);
+                }
+                self.end(CallStatus::Ok, None);
+            }
+            Err(b) => self.refuse(b),
+        }
+    }
+
+    /// Ends the stream refused by a guard: accounted as `blocked` and audited.
+    fn refuse(&mut self, b: crate::guard::Blocked) {
+        let message = b.error().to_string();
+        let call_id = self.relay.guard.call.call_id();
+        if let Some(audit) = self.relay.audit.take() {
+            let b = b.clone();
+            self.storing = Some(Box::pin(async move { audit.record(&b, &call_id).await }));
+        }
+        self.blocked = Some(b);
+        self.end(CallStatus::Blocked, Some(message));
+    }
+
     /// Tracks a chunk and queues it for the client in the shape it asked for.
     fn push_chunk(&mut self, mut chunk: ChatChunk) {
         if let Some(keep) = self.relay.keep.as_mut() {
@@ -139,10 +181,14 @@ impl State {
         if let Some(keep) = self.relay.keep.take().filter(|_| status == CallStatus::Ok) {
             self.storing = Some(Box::pin(keep.store(Usage::new(prompt, completion), cost)));
         }
+        if let Some(pii) = &self.relay.pii {
+            pii.settle();
+        }
         self.relay.guard.trace = trace;
-        self.out.push_back(match error {
-            Some(e) => StreamEvent::Error(e),
-            None => StreamEvent::Done,
+        self.out.push_back(match (self.blocked.take(), error) {
+            (Some(b), _) => StreamEvent::Refused { guard: b.guard, message: b.error().to_string() },
+            (None, Some(e)) => StreamEvent::Error(e),
+            (None, None) => StreamEvent::Done,
         });
     }
 }
@@ -161,10 +207,11 @@ pub(crate) fn relay(relay: Relay) -> ChatStream {
         usage_sent: false,
         template,
         storing: None,
+        blocked: None,
         _inflight: inflight,
     };
     state.relay.guard.call.first_token_at = Some(Instant::now());
-    state.push_chunk(first);
+    state.guarded_chunk(first);
     Box::pin(futures::stream::unfold(state, |mut s| async move {
         loop {
             if let Some(ev) = s.out.pop_front() {
@@ -180,8 +227,8 @@ pub(crate) fn relay(relay: Relay) -> ChatStream {
                 n = s.relay.upstream.next() => Ok(n),
             };
             match next {
-                Ok(Some(Ok(chunk))) => s.push_chunk(chunk),
-                Ok(None) => s.end(CallStatus::Ok, None),
+                Ok(Some(Ok(chunk))) => s.guarded_chunk(chunk),
+                Ok(None) => s.upstream_done(),
                 Ok(Some(Err(e))) => {
                     tracing::warn!(error = %e, "upstream stream broke after it started");
                     s.end(CallStatus::Cut, Some(format!("upstream stream failed: {e}")));

@@ -360,7 +360,7 @@ impl AnswerService {
                     text.push_str(&delta);
                     (!delta.is_empty()).then_some(AnswerEvent::Delta(delta))
                 }
-                StreamEvent::Error(m) => {
+                StreamEvent::Error(m) | StreamEvent::Refused { message: m, .. } => {
                     span.fail(&m);
                     Some(AnswerEvent::Error(m))
                 }

@@ -104,6 +104,28 @@ impl Weights<'_> {
     }
 }
 
+/// The word-embedding table of the model in `dir` and its width (`[vocab × hidden]`), without
+/// the encoder: what static word vectors need.
+pub(crate) fn word_embeddings(dir: &Path) -> Result<(Vec<f32>, usize), ModelError> {
+    let config_text = crate::read(&dir.join("config.json"))?;
+    let config: BertConfig =
+        serde_json::from_str(&config_text).map_err(|e| ModelError::Invalid(format!("config.json: {e}")))?;
+    let path = dir.join("model.safetensors");
+    let file = std::fs::File::open(&path).map_err(|e| ModelError::io(&path, e))?;
+    // SAFETY: as in `Bert::load`: read-only, copied out, dropped before returning.
+    let map = unsafe { memmap2::Mmap::map(&file) }.map_err(|e| ModelError::io(&path, e))?;
+    let st = safetensors::SafeTensors::deserialize(&map)
+        .map_err(|e| ModelError::Invalid(format!("model.safetensors is corrupt: {e}")))?;
+    let w = Weights { st };
+    let h = config.hidden_size;
+    let vocab =
+        w.st.tensor("embeddings.word_embeddings.weight")
+            .or_else(|_| w.st.tensor("bert.embeddings.word_embeddings.weight"))
+            .map(|t| t.shape()[0])
+            .map_err(|_| ModelError::Invalid("model.safetensors lacks word embeddings".into()))?;
+    Ok((w.get("embeddings.word_embeddings.weight", vocab * h)?, h))
+}
+
 impl Bert {
     /// Loads `config.json` and `model.safetensors` from `dir`.
     pub fn load(dir: &Path) -> Result<Self, ModelError> {

@@ -8,6 +8,7 @@ mod bert;
 pub mod catalog;
 mod embedder;
 mod ops;
+mod word_vectors;
 mod wordpiece;
 
 use std::path::Path;
@@ -15,6 +16,7 @@ use std::path::Path;
 pub use batcher::{BatchOptions, BatchStats, EmbedError, Embedded, EmbeddingService};
 pub use bert::{Bert, BertConfig};
 pub use embedder::{Embedder, EmbedderOptions};
+pub use word_vectors::WordVectors;
 pub use wordpiece::WordPiece;
 
 /// Why a model could not be loaded or run.

@@ -50,7 +50,15 @@ fn key(id: &str, tenant: &str, role: Role) -> ApiKey {
         role,
         prefix: "sk-cairn-abcd".into(),
         hash: format!("hash-{id}"),
-        limits: KeyLimits { requests_per_minute: Some(60), tokens_per_minute: None, monthly_budget_usd: Some(12.5) },
+        limits: KeyLimits {
+            requests_per_minute: Some(60),
+            tokens_per_minute: None,
+            monthly_budget_usd: Some(12.5),
+            guards: cairn_core::guard::GuardSettings {
+                injection: cairn_core::guard::ScreenMode::Block,
+                ..Default::default()
+            },
+        },
         created_at_ms: 2_000,
         revoked_at_ms: None,
     }

@@ -24,6 +24,7 @@ pub(crate) const MIGRATIONS: &[(i64, &str, &str)] = &[
     (14, "feedback", include_str!("migrations/0014_feedback.sql")),
     (15, "response_cache", include_str!("migrations/0015_response_cache.sql")),
     (16, "audit_log", include_str!("migrations/0016_audit_log.sql")),
+    (17, "key_guards", include_str!("migrations/0017_key_guards.sql")),
 ];
 
 /// The trace tables' schema (migration 0012), which the SQLite store also applies to its

@@ -3,7 +3,7 @@
 
 /// Selected columns of `api_keys`, in the order `key_from_row` reads them.
 pub(crate) const KEY_COLUMNS: &str = "id, tenant_id, name, role, prefix, hash, rpm, tpm, \
-    monthly_budget_usd, created_at_ms, revoked_at_ms";
+    monthly_budget_usd, created_at_ms, revoked_at_ms, guards";
 
 /// Selected columns of `usage_records`.
 pub(crate) const USAGE_COLUMNS: &str = "id, request_id, ts_ms, tenant_id, key_id, endpoint, model_alias, \
@@ -36,6 +36,10 @@ macro_rules! impl_store {
                     requests_per_minute: r.try_get::<Option<i64>, _>("rpm")?.map(|v| v as u32),
                     tokens_per_minute: r.try_get::<Option<i64>, _>("tpm")?.map(|v| v as u64),
                     monthly_budget_usd: r.try_get("monthly_budget_usd")?,
+                    guards: match r.try_get::<Option<String>, _>("guards")? {
+                        Some(json) => serde_json::from_str(&json).map_err(|e| sqlx::Error::Decode(e.into()))?,
+                        None => Default::default(),
+                    },
                 },
                 created_at_ms: r.try_get("created_at_ms")?,
                 revoked_at_ms: r.try_get("revoked_at_ms")?,
@@ -232,8 +236,8 @@ macro_rules! impl_store {
             async fn insert_key(&self, k: &ApiKey) -> cairn_core::store::StoreResult<()> {
                 sqlx::query(
                     "INSERT INTO api_keys (id, tenant_id, name, role, prefix, hash, rpm, tpm, \
-                     monthly_budget_usd, created_at_ms, revoked_at_ms) \
-                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
+                     monthly_budget_usd, created_at_ms, revoked_at_ms, guards) \
+                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)",
                 )
                 .bind(&k.id)
                 .bind(&k.tenant_id)
@@ -246,6 +250,7 @@ macro_rules! impl_store {
                 .bind(k.limits.monthly_budget_usd)
                 .bind(k.created_at_ms)
                 .bind(k.revoked_at_ms)
+                .bind((!k.limits.guards.is_default()).then(|| serde_json::to_string(&k.limits.guards).unwrap_or_default()))
                 .execute(&self.writer)
                 .await
                 .map_err(|e| match $crate::db_err(e) {

@@ -99,6 +99,9 @@ pub struct Metrics {
     pub cache_saved_usd: Family<Labels, Counter<f64, AtomicU64>>,
     /// Cache reads and writes that failed (the call went on without the cache).
     pub cache_failures: Counter,
+    /// Guard decisions by guard (`injection`, `pii_input`, ...) and outcome (`pass`, `flag`,
+    /// `redact`, `block`).
+    pub guard_decisions: Family<Labels, Counter>,
 }
 
 impl Metrics {
@@ -142,6 +145,7 @@ impl Metrics {
             cache_lookups: Family::default(),
             cache_saved_usd: Family::default(),
             cache_failures: Counter::default(),
+            guard_decisions: Family::default(),
             registry: Registry::default(),
         };
         registry.register("http_requests", "HTTP requests", m.http_requests.clone());
@@ -203,6 +207,7 @@ impl Metrics {
             m.cache_saved_usd.clone(),
         );
         registry.register("cache_failures", "Response cache reads and writes that failed", m.cache_failures.clone());
+        registry.register("guard_decisions", "Guard decisions by guard and outcome", m.guard_decisions.clone());
         Metrics { registry, ..m }
     }
 

@@ -69,6 +69,56 @@ pub enum Command {
     /// Fetch and list the models that run inside Cairn.
     #[command(subcommand)]
     Models(ModelsCommand),
+    /// Train and measure the prompt-injection classifier.
+    #[command(subcommand)]
+    Guard(GuardCommand),
+}
+
+/// `cairn guard ...`
+#[derive(Subcommand, Debug)]
+pub enum GuardCommand {
+    /// Train the injection classifier on the labelled set's `train` split and write the model
+    /// (the one built into Cairn lives at crates/cairn-guard/data/injection-model.json).
+    #[command(
+        after_help = "Example:\n  cairn guard train\n  cairn guard train --set my-set.jsonl --out my-model.json --model /models/minilm"
+    )]
+    Train {
+        /// The labelled set (JSON lines: text, label, source, split, payload).
+        #[arg(long, default_value = "crates/cairn-guard/data/injection-set.jsonl")]
+        set: std::path::PathBuf,
+        /// Where to write the model.
+        #[arg(long, default_value = "crates/cairn-guard/data/injection-model.json")]
+        out: std::path::PathBuf,
+        /// Embedding model whose word vectors to use: a name in the model cache or a folder.
+        #[arg(long, default_value = "minilm")]
+        model: String,
+        /// L2 penalty on the weights.
+        #[arg(long, default_value_t = 1e-4)]
+        l2: f32,
+        /// Passes over the training windows.
+        #[arg(long, default_value_t = 400)]
+        epochs: usize,
+        /// Hash buckets for words and word pairs.
+        #[arg(long, default_value_t = 4096)]
+        buckets: usize,
+    },
+    /// Report detection and false-positive rates on the `test` split, direct and indirect,
+    /// at the model's thresholds and across a sweep of thresholds.
+    #[command(after_help = "Example:\n  cairn guard eval\n  cairn guard eval --set held-out.jsonl --split train")]
+    Eval {
+        /// The labelled set.
+        #[arg(long, default_value = "crates/cairn-guard/data/injection-set.jsonl")]
+        set: std::path::PathBuf,
+        /// The model to measure; default: the one built in.
+        #[arg(long)]
+        classifier: Option<std::path::PathBuf>,
+        /// Embedding model whose word vectors to use.
+        #[arg(long, default_value = "minilm")]
+        model: String,
+        /// Which split to measure.
+        #[arg(long, default_value = "test")]
+        split: String,
+    },
 }
 
 /// `cairn models ...`

@@ -9,9 +9,10 @@ use cairn_core::config::Config;
 use cairn_core::tenancy::{KeyLimits, Role};
 
 use crate::cli::{
-    AuditCommand, Cli, Command, ConfigCommand, CreateKeyArgs, EvalCommand, KeysCommand, ModelsCommand, TenantsCommand,
+    AuditCommand, Cli, Command, ConfigCommand, CreateKeyArgs, EvalCommand, GuardCommand, KeysCommand, ModelsCommand,
+    TenantsCommand,
 };
-use crate::{agents, ask, audit, eval, eval_answers, ingest, jobs};
+use crate::{agents, ask, audit, eval, eval_answers, guard, ingest, jobs};
 
 /// Runs the parsed command line.
 pub async fn run(cli: Cli) -> Result<()> {
@@ -31,6 +32,13 @@ pub async fn run(cli: Cli) -> Result<()> {
         Command::Eval(EvalCommand::Retrieval(args)) => eval::retrieval(config, args).await,
         Command::Eval(EvalCommand::Answers(args)) => eval_answers::answers(args).await,
         Command::Audit(AuditCommand::Verify) => audit::verify_chain(&config).await,
+        Command::Guard(GuardCommand::Train { set, out, model, l2, epochs, buckets }) => {
+            let options = cairn_guard::train::TrainOptions { l2, epochs, buckets, ..Default::default() };
+            guard::train(&config, &set, &out, &model, &options)
+        }
+        Command::Guard(GuardCommand::Eval { set, classifier, model, split }) => {
+            guard::eval(&config, &set, classifier.as_deref(), &model, &split)
+        }
     }
 }
 
@@ -117,7 +125,12 @@ async fn create_key(access: &AccessService, a: CreateKeyArgs) -> Result<()> {
         access.create_tenant(&op, &a.tenant, None).await?;
         eprintln!("created tenant '{}'", a.tenant);
     }
-    let limits = KeyLimits { requests_per_minute: a.rpm, tokens_per_minute: a.tpm, monthly_budget_usd: a.budget_usd };
+    let limits = KeyLimits {
+        requests_per_minute: a.rpm,
+        tokens_per_minute: a.tpm,
+        monthly_budget_usd: a.budget_usd,
+        ..Default::default()
+    };
     let (key, secret) = access.create_key(&op, NewKey { tenant_id: a.tenant, name: a.name, role, limits }).await?;
     eprintln!(
         "created {} ({} in tenant '{}'); the secret is shown only once:",

@@ -8,7 +8,7 @@ use cairn_gateway::{ChatStream, StreamEvent};
 use cairn_knowledge::grounded_chat::{take_options, ChatReply};
 use futures::StreamExt;
 
-use super::{event_stream, interrupted, routed_opt, with_routed};
+use super::{event_stream, interrupted, refused, routed_opt, with_routed};
 use crate::auth::Caller;
 use crate::error::ApiError;
 use crate::json::Json;
@@ -73,6 +73,9 @@ fn sse(stream: ChatStream) -> Response {
             StreamEvent::Chunk(chunk) => serde_json::to_string(&chunk).map(|j| format!("data: {j}\n\n")),
             StreamEvent::Error(message) => {
                 serde_json::to_string(&interrupted(message)).map(|j| format!("data: {j}\n\n"))
+            }
+            StreamEvent::Refused { guard, message } => {
+                serde_json::to_string(&refused(guard, message)).map(|j| format!("data: {j}\n\n"))
             }
             StreamEvent::Done => Ok("data: [DONE]\n\n".to_string()),
         };

@@ -51,6 +51,11 @@ pub(crate) fn with_routed(mut resp: Response, routed: &Routed) -> Response {
     if let Some(cache) = routed.cache {
         h.insert("x-cairn-cache", HeaderValue::from_static(cache.as_str()));
     }
+    if let Ok(v) = HeaderValue::from_str(&routed.guards.header()) {
+        if !v.is_empty() {
+            h.insert("x-cairn-guards", v);
+        }
+    }
     resp
 }
 
@@ -71,6 +76,13 @@ pub(crate) fn event_stream(events: impl Stream<Item = String> + Send + 'static) 
         .header("x-accel-buffering", "no")
         .body(Body::from_stream(body))
         .unwrap_or_else(|_| Response::new(Body::empty()))
+}
+
+/// The in-band error event of a stream a guard stopped.
+pub(crate) fn refused(guard: cairn_core::guard::GuardKind, message: String) -> ErrorBody {
+    ErrorBody {
+        error: ErrorDetail { message, kind: "guard_error".into(), param: None, code: Some(guard.error_code().into()) },
+    }
 }
 
 /// The in-band error event of a stream that broke after it started.

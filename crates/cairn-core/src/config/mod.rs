@@ -8,6 +8,7 @@ use std::path::{Path, PathBuf};
 
 mod agents;
 mod cache;
+mod guards;
 mod jobs;
 mod knowledge;
 mod storage;
@@ -15,6 +16,7 @@ mod tracing;
 
 pub use agents::{AgentsConfig, StdioServerConfig};
 pub use cache::ModelCacheConfig;
+pub use guards::GuardsConfig;
 pub use jobs::JobsConfig;
 pub use knowledge::KnowledgeConfig;
 pub use storage::{redact_url_password, StorageConfig};
@@ -26,8 +28,20 @@ use serde::{Deserialize, Serialize};
 
 /// Top-level sections; only `CAIRN_` variables under one of these are read as config overrides,
 /// so variables such as `CAIRN_ADMIN_KEY` or `CAIRN_CONFIG` never collide with config keys.
-const SECTIONS: &[&str] =
-    &["server", "storage", "gateway", "providers", "models", "local", "jobs", "knowledge", "agents", "tracing", "log"];
+const SECTIONS: &[&str] = &[
+    "server",
+    "storage",
+    "gateway",
+    "providers",
+    "models",
+    "local",
+    "jobs",
+    "knowledge",
+    "agents",
+    "tracing",
+    "log",
+    "guards",
+];
 
 /// Models served when nothing is configured: (alias, kind, model in the cache).
 const DEFAULT_LOCAL_MODELS: &[(&str, ModelKind, &str)] =
@@ -59,6 +73,8 @@ pub struct Config {
     pub tracing: TracingConfig,
     /// Logging.
     pub log: LogConfig,
+    /// What every alias's guards share (the injection classifier's model and thresholds).
+    pub guards: GuardsConfig,
 }
 
 /// Settings of the models that run inside Cairn (provider kind `local`).
@@ -246,6 +262,10 @@ pub struct ProviderConfig {
     /// Timeout overrides for every target on this provider.
     #[serde(default)]
     pub timeouts: TimeoutOverrides,
+    /// Prompts may reach it with personal data (the `pii_input` guard skips it); default: true
+    /// for `local` (nothing leaves the process), false for every remote provider.
+    #[serde(default)]
+    pub trusted: Option<bool>,
 }
 
 fn default_concurrency() -> usize {
@@ -275,6 +295,9 @@ pub struct ModelConfig {
     /// The exact response cache; absent: never cached.
     #[serde(default)]
     pub cache: Option<ModelCacheConfig>,
+    /// The guards every call to this alias passes; absent: none.
+    #[serde(default)]
+    pub guards: crate::guard::GuardSettings,
 }
 
 /// One provider + upstream model, with its prices and timeouts.
@@ -397,6 +420,7 @@ impl Config {
                 headers: BTreeMap::new(),
                 max_concurrency: default_concurrency(),
                 timeouts: TimeoutOverrides::default(),
+                trusted: None,
             },
         );
         for &(alias, kind, model) in DEFAULT_LOCAL_MODELS {
@@ -408,7 +432,10 @@ impl Config {
                 timeouts: TimeoutOverrides::default(),
                 tools: true,
             };
-            self.models.insert(alias.into(), ModelConfig { kind, targets: vec![target], cache: None });
+            self.models.insert(
+                alias.into(),
+                ModelConfig { kind, targets: vec![target], cache: None, guards: Default::default() },
+            );
         }
         self
     }
@@ -440,6 +467,7 @@ impl Config {
         problems.extend(self.knowledge.problems());
         problems.extend(self.agents.problems());
         problems.extend(self.tracing.problems());
+        problems.extend(self.guards.problems());
         if self.gateway.breaker_failure_threshold == 0 {
             problems.push("gateway.breaker_failure_threshold must be at least 1".into());
         }
@@ -459,6 +487,7 @@ impl Config {
             if let Some(Err(problem)) = m.cache.as_ref().map(|c| c.check(alias)) {
                 problems.push(problem);
             }
+            problems.extend(m.guards.check(&format!("models.{alias}.guards")).err());
             for (i, t) in m.targets.iter().enumerate() {
                 match self.providers.get(&t.provider) {
                     None => problems.push(format!(

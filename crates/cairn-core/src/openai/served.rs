@@ -13,6 +13,14 @@ pub enum StreamEvent {
     Chunk(Box<ChatChunk>),
     /// The stream broke after it started: an in-band error event, after which the stream ends.
     Error(String),
+    /// A guard stopped the stream (before what it found was sent): an in-band error event
+    /// naming the guard, after which the stream ends.
+    Refused {
+        /// Which guard.
+        guard: crate::guard::GuardKind,
+        /// What it found.
+        message: String,
+    },
     /// The end (`data: [DONE]`).
     Done,
 }
@@ -33,4 +41,6 @@ pub struct Routed {
     pub fallbacks: u32,
     /// What the response cache did (`None` where the call did not pass it).
     pub cache: Option<crate::cache::CacheStatus>,
+    /// What the call's guards did (`x-cairn-guards`).
+    pub guards: crate::guard::GuardReport,
 }

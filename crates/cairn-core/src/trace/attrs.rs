@@ -84,5 +84,7 @@ pub const GUARD_INJECTION_RULES: &str = "cairn.guard.injection_rules";
 pub const GUARD_PII_POLICY: &str = "cairn.guard.pii_policy";
 /// Values the PII guard redacted (per kind under `cairn.guard.redactions.KIND`).
 pub const GUARD_REDACTIONS: &str = "cairn.guard.redactions";
+/// What the call's guards did, as in `x-cairn-guards` (`injection=pass, pii_output=redacted`).
+pub const GUARDS: &str = "cairn.guards";
 /// What the response cache did for the call: `hit`, `miss` or `bypass`.
 pub const CACHE_STATUS: &str = "cairn.cache.status";

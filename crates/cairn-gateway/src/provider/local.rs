@@ -39,8 +39,7 @@ pub struct LocalProvider {
 impl LocalProvider {
     /// A provider reading models from the configured cache.
     pub fn new(cfg: &LocalConfig) -> Self {
-        let models_dir =
-            if cfg.models_dir.as_os_str().is_empty() { catalog::default_models_dir() } else { cfg.models_dir.clone() };
+        let models_dir = crate::models_dir(cfg);
         let threads =
             if cfg.threads == 0 { std::thread::available_parallelism().map_or(1, |n| n.get()) } else { cfg.threads };
         let batch = BatchOptions {

@@ -10,6 +10,9 @@
 //! that fails Luhn, an invalid IBAN or a date that looks like a phone number stays as it is.
 
 mod checks;
+mod stream;
+
+pub use stream::{Released, StreamRedactor};
 
 use hmac::{Hmac, Mac};
 use regex::Regex;
