@@ -13,6 +13,8 @@ mod dashboard;
 mod feedback;
 mod filters;
 mod gateway;
+mod guards;
+mod guards_output;
 mod hostile;
 mod jobs;
 mod knowledge;

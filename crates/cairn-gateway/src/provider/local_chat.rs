@@ -41,9 +41,21 @@ pub(crate) fn to_engine(req: &ChatRequest) -> Result<(GenerateRequest, Callable)
         // Without a seed every call draws its own; with one, output is reproducible.
         seed: req.seed.map(|s| s as u32).unwrap_or_else(rand::random),
         stop: req.stop.as_ref().map(|s| s.to_vec()).unwrap_or_default(),
-        grammar: plan.as_ref().and_then(|p| p.grammar.clone()),
+        // A required call's grammar, else the response format's: the output is then only
+        // JSON of the asked shape.
+        grammar: plan.as_ref().and_then(|p| p.grammar.clone()).or_else(|| response_grammar(req)),
     };
     Ok((request, plan.map(|p| p.names)))
+}
+
+/// The grammar of `req`'s response format: a document of its schema, or any object.
+fn response_grammar(req: &ChatRequest) -> Option<String> {
+    let rf = req.response_format.as_ref()?;
+    match rf.get("type").and_then(serde_json::Value::as_str)? {
+        "json_schema" => rf.pointer("/json_schema/schema").map(super::grammar::json_schema),
+        "json_object" => Some(super::grammar::json_object()),
+        _ => None,
+    }
 }
 
 /// The finished output as a message: a call of one of `tools` when it reads as one.

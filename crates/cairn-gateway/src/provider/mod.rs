@@ -3,6 +3,7 @@
 
 mod anthropic;
 mod anthropic_stream;
+mod grammar;
 mod http;
 mod local;
 mod local_chat;
