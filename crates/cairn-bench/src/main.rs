@@ -7,6 +7,7 @@ mod agents;
 mod cache;
 mod embed;
 mod generate;
+mod guards;
 mod jobs;
 mod load;
 mod retrieval;
@@ -55,6 +56,18 @@ enum Cmd {
     Cache {
         #[command(flatten)]
         run: RateRun,
+    },
+    /// What the guards cost: the classifier and redaction in process, then a guarded alias
+    /// beside an unguarded one through the gateway, in one run.
+    #[command(
+        after_help = "Example:\n  scripts/bench-guards.sh\n  cairn-bench guards --seconds 10 --rate 200 --model ~/.cache/cairn/models/minilm"
+    )]
+    Guards {
+        #[command(flatten)]
+        run: RateRun,
+        /// The embedding model folder whose word vectors the classifier reads.
+        #[arg(long)]
+        model: PathBuf,
     },
     /// What tracing adds to a gateway call (off vs metadata capture, one interleaved run), span
     /// ingestion on SQLite, and trace reads with a million spans stored.
@@ -242,6 +255,7 @@ async fn main() -> Result<()> {
         Cmd::Retrieval { dataset, model, threads, cache } => retrieval::run(&dataset, &model, threads, &cache),
         Cmd::Search { dataset, chunks, dim } => search::run(&dataset, chunks, dim),
         Cmd::Cache { run } => cache::run(run.cairn, run.seconds, run.rate).await,
+        Cmd::Guards { run, model } => guards::run(run.cairn, run.seconds, run.rate, model).await,
         Cmd::Traces { run, spans, batch, storage_only } => {
             traces::run(run.cairn, run.seconds, run.rate, spans, batch, storage_only).await
         }

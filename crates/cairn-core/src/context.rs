@@ -32,6 +32,9 @@ pub struct CallContext {
     pub trace: TraceContext,
     /// What the request asked of the response cache (its `Cache-Control`, `cairn.cache`).
     pub cache: crate::cache::CacheControl,
+    /// The model a routed alias must use, when the request says (`x-cairn-route`,
+    /// `cairn.route`); `None`: the router decides.
+    pub route: Option<crate::config::ModelSize>,
 }
 
 impl CallContext {
@@ -46,6 +49,7 @@ impl CallContext {
             holds_connection: true,
             trace: TraceContext::fresh(),
             cache: Default::default(),
+            route: None,
         }
     }
 

@@ -6,7 +6,8 @@
 use std::time::Duration;
 
 use cairn_core::config::ModelKind;
-use cairn_core::openai::{ChatCompletion, ChatRequest};
+use cairn_core::guard::GuardSettings;
+use cairn_core::openai::{ChatCompletion, ChatRequest, RouteDecision};
 use cairn_core::usage::CallStatus;
 use cairn_core::{CallContext, Result};
 use futures::StreamExt;
@@ -30,12 +31,27 @@ enum Try {
 
 impl GatewayService {
     /// A non-streaming chat completion.
-    pub async fn chat(&self, ctx: &CallContext, req: ChatRequest) -> Result<(ChatCompletion, Routed)> {
+    pub async fn chat(&self, ctx: &CallContext, mut req: ChatRequest) -> Result<(ChatCompletion, Routed)> {
         req.validate()?;
+        let (decision, routed_guards) = self.pick(ctx, &mut req).await;
         let route = self.route(&req.model, ModelKind::Chat)?;
-        let mut plan = self.guards.plan(route, &ctx.principal);
+        let mut plan = self.guards.plan(route, &ctx.principal, &routed_guards);
         let redacted = self.guard_input(ctx, route, &req, &mut plan, || self.chat_spec(&req, false)).await?;
-        self.chat_guarded(ctx, route, req, redacted, plan).await
+        let (completion, mut routed) = self.chat_guarded(ctx, route, req, redacted, plan).await?;
+        routed.route = decision;
+        Ok((completion, routed))
+    }
+
+    /// The cost-routing stage: when `req` names a routed alias, decides which of its models
+    /// answers and names that one in `req` (usage is recorded under it); returns the decision
+    /// and the routed alias's own guards.
+    async fn pick(&self, ctx: &CallContext, req: &mut ChatRequest) -> (Option<RouteDecision>, GuardSettings) {
+        let Some((route, guards)) = self.cost_router.get(&req.model) else {
+            return (None, GuardSettings::default());
+        };
+        let decision = self.cost_router.decide(&req.model, route, req, ctx.route).await;
+        req.model.clone_from(&decision.alias);
+        (Some(decision), *guards)
     }
 
     /// Tries until an answer passes the output guards, re-asking after schema failures.
@@ -157,12 +173,14 @@ impl GatewayService {
         shutdown: CancellationToken,
     ) -> Result<(ChatStream, Routed)> {
         req.validate()?;
+        let (decision, routed_guards) = self.pick(ctx, &mut req).await;
         let route = self.route(&req.model, ModelKind::Chat)?;
-        let mut plan = self.guards.plan(route, &ctx.principal);
+        let mut plan = self.guards.plan(route, &ctx.principal, &routed_guards);
         let redacted = self.guard_input(ctx, route, &req, &mut plan, || self.chat_spec(&req, true)).await?;
         let wants_usage = req.wants_stream_usage();
         if self.guards.validates(&plan, &req) {
-            let (completion, routed) = self.chat_guarded(ctx, route, req, redacted, plan).await?;
+            let (completion, mut routed) = self.chat_guarded(ctx, route, req, redacted, plan).await?;
+            routed.route = decision;
             return Ok((crate::cache::replay(completion, wants_usage), routed));
         }
         let mut cache = self.cache.plan_chat(route, &ctx.cache, &ctx.principal.tenant_id, &req)?;
@@ -173,6 +191,7 @@ impl GatewayService {
                 if let Verdict::Pass = self.guards.check_output(&mut trial, &req, &mut completion) {
                     let mut routed = self.hit(ctx, route, spec, &entry);
                     routed.guards = trial.report;
+                    routed.route = decision;
                     return Ok((crate::cache::replay(completion, wants_usage), routed));
                 }
             }
@@ -204,6 +223,7 @@ impl GatewayService {
         let mut routed = guard.started(trace);
         routed.cache = Some(cache.status);
         routed.guards = plan.report;
+        routed.route = decision;
         let keep = cache
             .writes()
             .then(|| crate::cache::StreamKeep::new(&self.cache, &ctx.principal.tenant_id, cache, routed.clone()));

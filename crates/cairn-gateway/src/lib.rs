@@ -14,6 +14,7 @@ pub mod guard;
 mod pipeline;
 pub mod provider;
 mod router;
+pub mod routing;
 mod service;
 mod sse;
 mod stream;

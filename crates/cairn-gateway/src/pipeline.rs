@@ -117,6 +117,7 @@ impl GatewayService {
             fallbacks: 0,
             cache: Some(CacheStatus::Hit),
             guards: Default::default(),
+            route: None,
         }
     }
 

@@ -105,6 +105,7 @@ impl From<&RouteTrace> for Routed {
             fallbacks: t.fallbacks,
             cache: None,
             guards: Default::default(),
+            route: None,
         }
     }
 }
@@ -177,7 +178,8 @@ impl Router {
         // One client per (provider, connect timeout): targets share connection pools.
         let mut clients: HashMap<(String, u64), Arc<dyn Provider>> = HashMap::new();
         let mut routes = BTreeMap::new();
-        for (alias, m) in &cfg.models {
+        // Routed aliases have no targets: the cost router sends their calls to other aliases.
+        for (alias, m) in cfg.models.iter().filter(|(_, m)| m.route.is_none()) {
             let mut targets = Vec::new();
             for t in &m.targets {
                 let p = cfg.providers.get(&t.provider).ok_or_else(|| format!("unknown provider {}", t.provider))?;

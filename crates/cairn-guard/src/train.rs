@@ -48,7 +48,7 @@ pub struct TrainOptions {
 
 impl Default for TrainOptions {
     fn default() -> Self {
-        Self { buckets: 4096, epochs: 400, l2: 1e-4, direct_fp: 0.03, indirect_fp: 0.02 }
+        Self { buckets: 4096, epochs: 400, l2: 1e-4, direct_fp: 0.01, indirect_fp: 0.02 }
     }
 }
 
@@ -70,8 +70,9 @@ fn training_windows(e: &Example) -> Vec<(String, bool)> {
     }
 }
 
-/// Fits weights to `(features, label)` rows.
-fn fit(rows: &[(Vec<f32>, bool)], width: usize, o: &TrainOptions) -> (Vec<f32>, f32) {
+/// Fits a logistic regression to `(features, label)` rows of `width` features (full batch,
+/// Adam, L2, classes weighted to balance); returns the weights and the bias.
+pub fn fit(rows: &[(Vec<f32>, bool)], width: usize, o: &TrainOptions) -> (Vec<f32>, f32) {
     let pos = rows.iter().filter(|r| r.1).count().max(1) as f32;
     let neg = rows.iter().filter(|r| !r.1).count().max(1) as f32;
     let n = rows.len().max(1) as f32;

@@ -28,6 +28,8 @@ pub struct CairnOptions {
     pub knowledge: Option<KnowledgeOption>,
     /// What this request asks of the response cache (with the `Cache-Control` header).
     pub cache: Option<cairn_core::cache::CacheControl>,
+    /// For a routed model: which of its models must answer (else the router decides).
+    pub route: Option<cairn_core::config::ModelSize>,
 }
 
 /// `cairn.knowledge`: which collections to answer from, and how to retrieve.

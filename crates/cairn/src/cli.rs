@@ -72,6 +72,46 @@ pub enum Command {
     /// Train and measure the prompt-injection classifier.
     #[command(subcommand)]
     Guard(GuardCommand),
+    /// Train and measure the cost router.
+    #[command(subcommand)]
+    Route(RouteCommand),
+}
+
+/// `cairn route ...`
+#[derive(Subcommand, Debug)]
+pub enum RouteCommand {
+    /// Fit the cost router's weights on the labelled set's `train` split and write them (the
+    /// built-in ones live at crates/cairn-gateway/data/routing-model.json).
+    #[command(
+        after_help = "Example:\n  cairn route train\n  cairn route train --set my-requests.jsonl --out my-router.json"
+    )]
+    Train {
+        /// The labelled set (JSON lines: text, label small|large, split).
+        #[arg(long, default_value = "crates/cairn-gateway/data/routing-set.jsonl")]
+        set: std::path::PathBuf,
+        /// Where to write the weights.
+        #[arg(long, default_value = "crates/cairn-gateway/data/routing-model.json")]
+        out: std::path::PathBuf,
+        /// Embedding model whose word vectors compare requests by meaning.
+        #[arg(long, default_value = "minilm")]
+        model: String,
+    },
+    /// Report accuracy, the share sent to the large model per threshold, and decision time.
+    #[command(after_help = "Example:\n  cairn route eval\n  cairn route eval --set held-out.jsonl")]
+    Eval {
+        /// The labelled set.
+        #[arg(long, default_value = "crates/cairn-gateway/data/routing-set.jsonl")]
+        set: std::path::PathBuf,
+        /// Weights to measure; default: the built-in ones.
+        #[arg(long)]
+        weights: Option<std::path::PathBuf>,
+        /// Embedding model whose word vectors compare requests by meaning.
+        #[arg(long, default_value = "minilm")]
+        model: String,
+        /// Which split to measure.
+        #[arg(long, default_value = "test")]
+        split: String,
+    },
 }
 
 /// `cairn guard ...`

@@ -10,9 +10,9 @@ use cairn_core::tenancy::{KeyLimits, Role};
 
 use crate::cli::{
     AuditCommand, Cli, Command, ConfigCommand, CreateKeyArgs, EvalCommand, GuardCommand, KeysCommand, ModelsCommand,
-    TenantsCommand,
+    RouteCommand, TenantsCommand,
 };
-use crate::{agents, ask, audit, eval, eval_answers, guard, ingest, jobs};
+use crate::{agents, ask, audit, eval, eval_answers, guard, ingest, jobs, route};
 
 /// Runs the parsed command line.
 pub async fn run(cli: Cli) -> Result<()> {
@@ -35,6 +35,10 @@ pub async fn run(cli: Cli) -> Result<()> {
         Command::Guard(GuardCommand::Train { set, out, model, l2, epochs, buckets }) => {
             let options = cairn_guard::train::TrainOptions { l2, epochs, buckets, ..Default::default() };
             guard::train(&config, &set, &out, &model, &options)
+        }
+        Command::Route(RouteCommand::Train { set, out, model }) => route::train(&config, &set, &out, &model),
+        Command::Route(RouteCommand::Eval { set, weights, model, split }) => {
+            route::eval(&config, &set, weights.as_deref(), &model, &split)
         }
         Command::Guard(GuardCommand::Eval { set, classifier, model, split }) => {
             guard::eval(&config, &set, classifier.as_deref(), &model, &split)

@@ -12,6 +12,7 @@ mod eval_answers;
 mod guard;
 mod ingest;
 mod jobs;
+mod route;
 
 use clap::Parser;
 

@@ -19,7 +19,11 @@ use crate::state::AppState;
 /// `"cairn": {"knowledge": {"collections": [...]}}` it answers from those collections and adds
 /// `cairn.citations` and `cairn.sources` (on the completion, or on a last chunk without choices).
 /// Models with a response cache answer repeated requests from it: `x-cairn-cache` says `hit`,
-/// `miss` or `bypass`; `cairn.cache` and `Cache-Control` control it per request.
+/// `miss` or `bypass`; `cairn.cache` and `Cache-Control` control it per request. The alias's and
+/// the key's guards run on every call (`x-cairn-guards` says what they did); a blocked call is
+/// a 400 (input) or 422 (output) of type `guard_error` with code `guard_<name>`. A routed model
+/// picks its small or large model per request (`x-cairn-route` in the response says which and
+/// why; the request's `x-cairn-route` header or `cairn.route` may choose).
 #[utoipa::path(
     post, path = "/v1/chat/completions", tag = "gateway",
     request_body = ChatRequest,
@@ -30,6 +34,7 @@ use crate::state::AppState;
         (status = 403, description = "Role does not allow model calls", body = ErrorBody),
         (status = 404, description = "Unknown model", body = ErrorBody),
         (status = 413, description = "Body too large", body = ErrorBody),
+        (status = 422, description = "A guard refused the answer (personal data, or no answer matching the schema)", body = ErrorBody),
         (status = 429, description = "Rate limit or budget exhausted", body = ErrorBody),
         (status = 502, description = "Every upstream target failed", body = ErrorBody),
         (status = 503, description = "Every target's circuit is open", body = ErrorBody),
@@ -44,11 +49,15 @@ pub async fn chat_completions(
     Json(mut req): Json<ChatRequest>,
 ) -> Result<Response, ApiError> {
     let options = take_options(&mut req)?;
-    let (knowledge, asked) = options.map(|o| (o.knowledge, o.cache)).unwrap_or_default();
+    let (knowledge, asked, route) = options.map(|o| (o.knowledge, o.cache, o.route)).unwrap_or_default();
     if let Some(asked) = &asked {
         asked.validate("cairn.cache")?;
     }
     ctx.cache = asked.unwrap_or_default().merge(super::cache::requested(&headers)?);
+    ctx.route = match route {
+        Some(size) => Some(size),
+        None => requested_route(&headers)?,
+    };
     if let Some(knowledge) = knowledge {
         // A search and a generation: one request against the key's rate, like the answer route.
         s.gateway.admit_request(&mut ctx)?;
@@ -63,6 +72,21 @@ pub async fn chat_completions(
     } else {
         let (completion, routed) = s.gateway.chat(&ctx, req).await?;
         Ok(with_routed(axum::Json(completion).into_response(), &routed))
+    }
+}
+
+/// The model size a request's `x-cairn-route` header asks for (`small`, `large`; `auto` or
+/// none: the router decides).
+fn requested_route(headers: &HeaderMap) -> Result<Option<cairn_core::config::ModelSize>, ApiError> {
+    use cairn_core::config::ModelSize;
+    let Some(v) = headers.get("x-cairn-route") else { return Ok(None) };
+    match v.to_str().map(str::trim) {
+        Ok("small") => Ok(Some(ModelSize::Small)),
+        Ok("large") => Ok(Some(ModelSize::Large)),
+        Ok("auto") => Ok(None),
+        _ => {
+            Err(cairn_core::Error::invalid_param("x-cairn-route", "x-cairn-route must be small, large or auto").into())
+        }
     }
 }
 

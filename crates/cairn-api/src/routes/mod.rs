@@ -51,6 +51,9 @@ pub(crate) fn with_routed(mut resp: Response, routed: &Routed) -> Response {
     if let Some(cache) = routed.cache {
         h.insert("x-cairn-cache", HeaderValue::from_static(cache.as_str()));
     }
+    if let Some(Ok(v)) = routed.route.as_ref().map(|d| HeaderValue::from_str(&d.header())) {
+        h.insert("x-cairn-route", v);
+    }
     if let Ok(v) = HeaderValue::from_str(&routed.guards.header()) {
         if !v.is_empty() {
             h.insert("x-cairn-guards", v);

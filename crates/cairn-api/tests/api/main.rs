@@ -25,6 +25,7 @@ mod mcp;
 mod otlp;
 mod rag;
 mod resilience;
+mod routing;
 mod runs;
 mod runs_loop;
 mod runs_memory;

@@ -11,6 +11,8 @@ mod cache;
 mod guards;
 mod jobs;
 mod knowledge;
+mod models;
+mod routing;
 mod storage;
 mod tracing;
 
@@ -19,6 +21,8 @@ pub use cache::ModelCacheConfig;
 pub use guards::GuardsConfig;
 pub use jobs::JobsConfig;
 pub use knowledge::KnowledgeConfig;
+pub use models::{ModelConfig, ModelKind, TargetConfig};
+pub use routing::{ModelSize, RouteConfig, RouteExample};
 pub use storage::{redact_url_password, StorageConfig};
 pub use tracing::{OtlpConfig, TracingConfig};
 
@@ -272,61 +276,6 @@ fn default_concurrency() -> usize {
     512
 }
 
-/// What a model is for.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum ModelKind {
-    /// `/v1/chat/completions`.
-    #[default]
-    Chat,
-    /// `/v1/embeddings`.
-    Embedding,
-}
-
-/// A model name clients use, routed to an ordered list of targets (the first is preferred).
-#[derive(Clone, Debug, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct ModelConfig {
-    /// Chat or embedding.
-    #[serde(default)]
-    pub kind: ModelKind,
-    /// Targets in fallback order.
-    pub targets: Vec<TargetConfig>,
-    /// The exact response cache; absent: never cached.
-    #[serde(default)]
-    pub cache: Option<ModelCacheConfig>,
-    /// The guards every call to this alias passes; absent: none.
-    #[serde(default)]
-    pub guards: crate::guard::GuardSettings,
-}
-
-/// One provider + upstream model, with its prices and timeouts.
-#[derive(Clone, Debug, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct TargetConfig {
-    /// Provider name (a key of `[providers]`).
-    pub provider: String,
-    /// Model name at the provider.
-    pub model: String,
-    /// US dollars per million input tokens.
-    #[serde(default)]
-    pub input_usd_per_mtok: f64,
-    /// US dollars per million output tokens.
-    #[serde(default)]
-    pub output_usd_per_mtok: f64,
-    /// Timeout overrides for this target.
-    #[serde(default)]
-    pub timeouts: TimeoutOverrides,
-    /// Whether this model can call tools (default true; say false for a model served without
-    /// tool support, and agents with tools refuse the alias).
-    #[serde(default = "yes")]
-    pub tools: bool,
-}
-
-fn yes() -> bool {
-    true
-}
-
 /// Log output format.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -434,7 +383,7 @@ impl Config {
             };
             self.models.insert(
                 alias.into(),
-                ModelConfig { kind, targets: vec![target], cache: None, guards: Default::default() },
+                ModelConfig { kind, targets: vec![target], cache: None, guards: Default::default(), route: None },
             );
         }
         self
@@ -481,8 +430,16 @@ impl Config {
             }
         }
         for (alias, m) in &self.models {
-            if m.targets.is_empty() {
-                problems.push(format!("models.{alias} has no targets"));
+            match &m.route {
+                Some(r) => {
+                    let lookup = |n: &str| self.models.get(n).map(|t| (t.kind == ModelKind::Chat, t.route.is_some()));
+                    problems.extend(r.problems(alias, lookup));
+                    if !m.targets.is_empty() || m.kind != ModelKind::Chat {
+                        problems.push(format!("models.{alias}: a routed chat alias has no targets of its own"));
+                    }
+                }
+                None if m.targets.is_empty() => problems.push(format!("models.{alias} has no targets")),
+                None => {}
             }
             if let Some(Err(problem)) = m.cache.as_ref().map(|c| c.check(alias)) {
                 problems.push(problem);

@@ -43,4 +43,27 @@ pub struct Routed {
     pub cache: Option<crate::cache::CacheStatus>,
     /// What the call's guards did (`x-cairn-guards`).
     pub guards: crate::guard::GuardReport,
+    /// How a routed alias chose the model (`x-cairn-route`); `None` for other aliases.
+    pub route: Option<RouteDecision>,
+}
+
+/// How a routed alias chose the model that answered.
+#[derive(Clone, Debug, PartialEq)]
+pub struct RouteDecision {
+    /// Small or large.
+    pub size: crate::config::ModelSize,
+    /// The alias that answered (usage is recorded under it).
+    pub alias: String,
+    /// The request's difficulty, 0 to 1.
+    pub score: f32,
+    /// The request chose the size itself.
+    pub forced: bool,
+}
+
+impl RouteDecision {
+    /// The `x-cairn-route` header: `large; alias=smart; score=0.73` (`; forced` when asked).
+    pub fn header(&self) -> String {
+        let forced = if self.forced { "; forced" } else { "" };
+        format!("{}; alias={}; score={:.2}{forced}", self.size.as_str(), self.alias, self.score)
+    }
 }

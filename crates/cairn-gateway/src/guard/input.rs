@@ -69,7 +69,7 @@ impl Guards {
         if mode == ScreenMode::Off {
             return Ok(());
         }
-        let vectors = self.vectors().await;
+        let vectors = self.vectors.get().await;
         let vectors = vectors.as_deref().map(|v| v as &dyn TextVectors);
         let mut found: Option<Blocked> = None;
         'messages: for (i, m) in messages.iter().enumerate() {

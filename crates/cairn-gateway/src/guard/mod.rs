@@ -25,7 +25,6 @@ mod stages;
 mod stream;
 mod vectors;
 
-use std::path::PathBuf;
 use std::sync::Arc;
 
 use cairn_core::config::Config;
@@ -33,11 +32,11 @@ use cairn_core::guard::{GuardKind, GuardOutcome, GuardReport, GuardSettings};
 use cairn_core::tenancy::Principal;
 use cairn_guard::{InjectionModel, InjectionScreen, PiiPolicy, Redactor, Schemas};
 use cairn_telemetry::Metrics;
-use tokio::sync::OnceCell;
 
 pub(crate) use output::Verdict;
 pub(crate) use stages::BlockAudit;
 pub(crate) use stream::StreamPii;
+pub(crate) use vectors::SharedVectors;
 pub use vectors::StaticVectors;
 
 use crate::router::ModelRoute;
@@ -48,11 +47,8 @@ pub(crate) struct Guards {
     model: InjectionModel,
     direct_threshold: f32,
     indirect_threshold: f32,
-    /// The classifier's word vectors, loaded on first use (a key may turn screening on at any
-    /// time); `None` when the model cannot be loaded, and then rules and word features decide.
-    vectors: OnceCell<Option<Arc<StaticVectors>>>,
-    models_dir: PathBuf,
-    vectors_model: String,
+    /// The classifier's word vectors (shared with the cost router).
+    vectors: SharedVectors,
     redactor: Arc<Redactor>,
     schemas: Schemas,
     metrics: Arc<Metrics>,
@@ -87,25 +83,23 @@ impl Blocked {
 
 impl Guards {
     /// The guards as configured; fails only if the built-in classifier is unreadable.
-    pub fn new(cfg: &Config, metrics: Arc<Metrics>) -> Result<Self, String> {
+    pub fn new(cfg: &Config, vectors: SharedVectors, metrics: Arc<Metrics>) -> Result<Self, String> {
         let model = InjectionModel::builtin()?;
         Ok(Self {
             screen: InjectionScreen::new(),
             direct_threshold: cfg.guards.injection_threshold.unwrap_or(model.direct_threshold),
             indirect_threshold: cfg.guards.indirect_threshold.unwrap_or(model.indirect_threshold),
             model,
-            vectors: OnceCell::new(),
-            models_dir: crate::models_dir(&cfg.local),
-            vectors_model: cfg.guards.injection_model.clone(),
+            vectors,
             redactor: Arc::new(Redactor::new(PiiPolicy::Mask)),
             schemas: Schemas::default(),
             metrics,
         })
     }
 
-    /// The guards of a call by `p` to `route`.
-    pub fn plan(&self, route: &ModelRoute, p: &Principal) -> GuardPlan {
-        GuardPlan { settings: route.guards.with(&p.limits.guards), report: GuardReport::default() }
+    /// The guards of a call by `p` to `route`, tightened by `also` (a routed alias's own).
+    pub fn plan(&self, route: &ModelRoute, p: &Principal, also: &GuardSettings) -> GuardPlan {
+        GuardPlan { settings: route.guards.with(also).with(&p.limits.guards), report: GuardReport::default() }
     }
 
     /// Notes what `guard` did on a call, in its report and the metrics.
@@ -115,27 +109,5 @@ impl Guards {
             .guard_decisions
             .get_or_create(&vec![("guard", guard.as_str().into()), ("outcome", outcome.as_str().into())])
             .inc();
-    }
-
-    /// The classifier's word vectors, loading them the first time.
-    async fn vectors(&self) -> Option<Arc<StaticVectors>> {
-        self.vectors
-            .get_or_init(|| async {
-                let (dir, name) = (self.models_dir.clone(), self.vectors_model.clone());
-                let loaded = tokio::task::spawn_blocking(move || StaticVectors::load(&dir, &name)).await;
-                match loaded {
-                    Ok(Ok(v)) => Some(Arc::new(v)),
-                    Ok(Err(e)) => {
-                        tracing::error!(model = %self.vectors_model, error = %e, "injection classifier runs without word vectors");
-                        None
-                    }
-                    Err(e) => {
-                        tracing::error!(error = %e, "loading the injection classifier's word vectors failed");
-                        None
-                    }
-                }
-            })
-            .await
-            .clone()
     }
 }

@@ -26,3 +26,44 @@ impl TextVectors for StaticVectors {
         self.0.mean(text)
     }
 }
+
+/// The word vectors the guards and the cost router share, loaded on first use (a key may turn
+/// screening on at any time); `None` when they cannot be loaded (logged once), and then the
+/// other features decide.
+#[derive(Clone)]
+pub(crate) struct SharedVectors(std::sync::Arc<Lazy>);
+
+struct Lazy {
+    cell: tokio::sync::OnceCell<Option<std::sync::Arc<StaticVectors>>>,
+    models_dir: std::path::PathBuf,
+    model: String,
+}
+
+impl SharedVectors {
+    /// Vectors of `model` (in `models_dir`, or a path), not loaded yet.
+    pub fn new(models_dir: std::path::PathBuf, model: String) -> Self {
+        Self(std::sync::Arc::new(Lazy { cell: tokio::sync::OnceCell::new(), models_dir, model }))
+    }
+
+    /// The vectors, loading them the first time.
+    pub async fn get(&self) -> Option<std::sync::Arc<StaticVectors>> {
+        let lazy = &self.0;
+        lazy.cell
+            .get_or_init(|| async {
+                let (dir, name) = (lazy.models_dir.clone(), lazy.model.clone());
+                match tokio::task::spawn_blocking(move || StaticVectors::load(&dir, &name)).await {
+                    Ok(Ok(v)) => Some(std::sync::Arc::new(v)),
+                    Ok(Err(e)) => {
+                        tracing::error!(model = %lazy.model, error = %e, "guards and routing run without word vectors");
+                        None
+                    }
+                    Err(e) => {
+                        tracing::error!(error = %e, "loading word vectors failed");
+                        None
+                    }
+                }
+            })
+            .await
+            .clone()
+    }
+}
