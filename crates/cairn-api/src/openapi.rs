@@ -57,6 +57,7 @@ use crate::routes::{
         cairn_knowledge::grounded_chat::CairnOptions, cairn_knowledge::grounded_chat::KnowledgeOption,
         cairn_core::cache::CacheControl, cairn_gateway::CachePurged, cairn_gateway::CachePurgeRequest,
         cairn_core::guard::GuardSettings, cairn_core::guard::GuardMode, cairn_core::guard::ScreenMode,
+        cairn_core::config::ModelSize,
         cairn_core::audit::AuditAction, cairn_core::audit::AuditEntry, cairn_access::audit::AuditPage, cairn_access::audit::AuditRequest,
         cairn_agents::AgentSpec, cairn_agents::AgentView, cairn_agents::AgentPage, cairn_agents::spec::ToolSpec,
         cairn_agents::spec::ToolKind, cairn_agents::spec::ToolChoice, cairn_agents::spec::Approval, cairn_agents::spec::KnowledgeSearchTool,

@@ -104,54 +104,63 @@ impl Weights<'_> {
     }
 }
 
+/// `dir`'s `config.json`.
+fn read_config(dir: &Path) -> Result<BertConfig, ModelError> {
+    let text = crate::read(&dir.join("config.json"))?;
+    serde_json::from_str(&text).map_err(|e| ModelError::Invalid(format!("config.json: {e}")))
+}
+
+/// `dir`'s `model.safetensors`, mapped.
+fn map_weights(dir: &Path) -> Result<memmap2::Mmap, ModelError> {
+    let path = dir.join("model.safetensors");
+    let file = std::fs::File::open(&path).map_err(|e| ModelError::io(&path, e))?;
+    // SAFETY: callers only read the map and copy the weights out before dropping it, so later
+    // changes to the file cannot affect a loaded model.
+    unsafe { memmap2::Mmap::map(&file) }.map_err(|e| ModelError::io(&path, e))
+}
+
+impl<'a> Weights<'a> {
+    /// The tensors in a mapped `model.safetensors`.
+    fn parse(map: &'a [u8]) -> Result<Self, ModelError> {
+        let st = safetensors::SafeTensors::deserialize(map)
+            .map_err(|e| ModelError::Invalid(format!("model.safetensors is corrupt: {e}")))?;
+        Ok(Weights { st })
+    }
+
+    /// Rows of the word-embedding table (the vocabulary size).
+    fn vocab(&self) -> Result<usize, ModelError> {
+        self.st
+            .tensor("embeddings.word_embeddings.weight")
+            .or_else(|_| self.st.tensor("bert.embeddings.word_embeddings.weight"))
+            .map(|t| t.shape()[0])
+            .map_err(|_| ModelError::Invalid("model.safetensors lacks word embeddings".into()))
+    }
+}
+
 /// The word-embedding table of the model in `dir` and its width (`[vocab × hidden]`), without
 /// the encoder: what static word vectors need.
 pub(crate) fn word_embeddings(dir: &Path) -> Result<(Vec<f32>, usize), ModelError> {
-    let config_text = crate::read(&dir.join("config.json"))?;
-    let config: BertConfig =
-        serde_json::from_str(&config_text).map_err(|e| ModelError::Invalid(format!("config.json: {e}")))?;
-    let path = dir.join("model.safetensors");
-    let file = std::fs::File::open(&path).map_err(|e| ModelError::io(&path, e))?;
-    // SAFETY: as in `Bert::load`: read-only, copied out, dropped before returning.
-    let map = unsafe { memmap2::Mmap::map(&file) }.map_err(|e| ModelError::io(&path, e))?;
-    let st = safetensors::SafeTensors::deserialize(&map)
-        .map_err(|e| ModelError::Invalid(format!("model.safetensors is corrupt: {e}")))?;
-    let w = Weights { st };
+    let config = read_config(dir)?;
+    let map = map_weights(dir)?;
+    let w = Weights::parse(&map)?;
     let h = config.hidden_size;
-    let vocab =
-        w.st.tensor("embeddings.word_embeddings.weight")
-            .or_else(|_| w.st.tensor("bert.embeddings.word_embeddings.weight"))
-            .map(|t| t.shape()[0])
-            .map_err(|_| ModelError::Invalid("model.safetensors lacks word embeddings".into()))?;
-    Ok((w.get("embeddings.word_embeddings.weight", vocab * h)?, h))
+    Ok((w.get("embeddings.word_embeddings.weight", w.vocab()? * h)?, h))
 }
 
 impl Bert {
     /// Loads `config.json` and `model.safetensors` from `dir`.
     pub fn load(dir: &Path) -> Result<Self, ModelError> {
-        let config_text = crate::read(&dir.join("config.json"))?;
-        let config: BertConfig =
-            serde_json::from_str(&config_text).map_err(|e| ModelError::Invalid(format!("config.json: {e}")))?;
+        let config = read_config(dir)?;
         if config.hidden_act != "gelu" {
             return Err(ModelError::Invalid(format!("activation {} is not supported", config.hidden_act)));
         }
         if config.num_attention_heads == 0 || !config.hidden_size.is_multiple_of(config.num_attention_heads) {
             return Err(ModelError::Invalid("hidden_size must be a multiple of num_attention_heads".into()));
         }
-        let path = dir.join("model.safetensors");
-        let file = std::fs::File::open(&path).map_err(|e| ModelError::io(&path, e))?;
-        // SAFETY: the map is read-only and dropped before this function returns; the weights
-        // are copied out, so later changes to the file cannot affect the model.
-        let map = unsafe { memmap2::Mmap::map(&file) }.map_err(|e| ModelError::io(&path, e))?;
-        let st = safetensors::SafeTensors::deserialize(&map)
-            .map_err(|e| ModelError::Invalid(format!("model.safetensors is corrupt: {e}")))?;
-        let w = Weights { st };
+        let map = map_weights(dir)?;
+        let w = Weights::parse(&map)?;
         let (h, i) = (config.hidden_size, config.intermediate_size);
-        let vocab =
-            w.st.tensor("embeddings.word_embeddings.weight")
-                .or_else(|_| w.st.tensor("bert.embeddings.word_embeddings.weight"))
-                .map(|t| t.shape()[0])
-                .map_err(|_| ModelError::Invalid("model.safetensors lacks word embeddings".into()))?;
+        let vocab = w.vocab()?;
         let mut layers = Vec::with_capacity(config.num_hidden_layers);
         for l in 0..config.num_hidden_layers {
             let p = format!("encoder.layer.{l}");

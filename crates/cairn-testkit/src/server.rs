@@ -84,13 +84,16 @@ impl TestServer {
 
     /// POSTs a chat request and returns the raw response (for headers and streams).
     pub async fn send_chat(&self, key: &str, body: &Value) -> reqwest::Response {
-        self.client
-            .post(format!("{}/v1/chat/completions", self.base))
-            .bearer_auth(key)
-            .json(body)
-            .send()
-            .await
-            .expect("request")
+        self.send_chat_with(key, body, &[]).await
+    }
+
+    /// `send_chat` with extra request headers.
+    pub async fn send_chat_with(&self, key: &str, body: &Value, headers: &[(&str, &str)]) -> reqwest::Response {
+        let mut req = self.client.post(format!("{}/v1/chat/completions", self.base)).bearer_auth(key).json(body);
+        for (k, v) in headers {
+            req = req.header(*k, *v);
+        }
+        req.send().await.expect("request")
     }
 
     /// POSTs JSON with a bearer key; returns status and parsed body (Null if not JSON).

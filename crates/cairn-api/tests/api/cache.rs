@@ -49,11 +49,7 @@ fn ask(model: &str) -> Value {
 
 /// Sends a chat request with extra headers; returns status, `x-cairn-cache` and the body.
 async fn send(s: &TestServer, key: &str, body: &Value, headers: &[(&str, &str)]) -> (u16, String, Value) {
-    let mut req = s.client.post(format!("{}/v1/chat/completions", s.base)).bearer_auth(key).json(body);
-    for (k, v) in headers {
-        req = req.header(*k, *v);
-    }
-    let resp = req.send().await.expect("request");
+    let resp = s.send_chat_with(key, body, headers).await;
     let status = resp.status().as_u16();
     let cache = resp.headers().get("x-cairn-cache").and_then(|v| v.to_str().ok()).unwrap_or("").to_owned();
     (status, cache, resp.json().await.unwrap_or(Value::Null))

@@ -36,11 +36,7 @@ fn ask(text: &str) -> Value {
 
 /// Sends `body` with extra headers; returns status, `x-cairn-route` and the body.
 async fn send(s: &TestServer, key: &str, body: &Value, headers: &[(&str, &str)]) -> (u16, String, Value) {
-    let mut req = s.client.post(format!("{}/v1/chat/completions", s.base)).bearer_auth(key).json(body);
-    for (k, v) in headers {
-        req = req.header(*k, *v);
-    }
-    let resp = req.send().await.expect("request");
+    let resp = s.send_chat_with(key, body, headers).await;
     let status = resp.status().as_u16();
     let route = resp.headers().get("x-cairn-route").and_then(|v| v.to_str().ok()).unwrap_or("").to_owned();
     (status, route, resp.json().await.unwrap_or(Value::Null))
