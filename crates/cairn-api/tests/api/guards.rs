@@ -40,6 +40,10 @@ guards = {{ pii_input = "redact" }}
 targets = [{{ provider = "up", model = "up-model" }}]
 guards = {{ pii_input = "block" }}
 
+[models.pii_flagging]
+targets = [{{ provider = "up", model = "up-model" }}]
+guards = {{ pii_input = "flag" }}
+
 [models.trusting]
 targets = [{{ provider = "vault", model = "up-model" }}]
 guards = {{ pii_input = "redact" }}
@@ -207,6 +211,13 @@ async fn pii_in_prompts_is_redacted_for_untrusted_providers_only() {
     assert_eq!(first_try["messages"][0]["content"], prompt);
     let fallback = backup.bodies().last().cloned().unwrap_or_default();
     assert_eq!(fallback["messages"][0]["content"], "Email [EMAIL] about card [CARD], thanks.");
+
+    // Flag mode reports and sends the prompt as written.
+    let (status, guards, _) = send(&s, &key, &ask("pii_flagging", user(prompt))).await;
+    assert_eq!((status, guards.as_str()), (200, "pii_input=flagged"));
+    assert_eq!(up.bodies().last().cloned().unwrap_or_default()["messages"][0]["content"], prompt);
+    let (_, guards, _) = send(&s, &key, &ask("pii_flagging", user("No personal data here."))).await;
+    assert_eq!(guards, "pii_input=pass");
 
     // Block mode refuses before any provider sees it.
     let before = up.request_count();

@@ -23,6 +23,10 @@ guards = { pii_output = "redact" }
 targets = [{ provider = "up", model = "up-model" }]
 guards = { pii_output = "block" }
 
+[models.flag_out]
+targets = [{ provider = "up", model = "up-model" }]
+guards = { pii_output = "flag" }
+
 [models.cached_out]
 targets = [{ provider = "up", model = "up-model" }]
 cache = {}
@@ -93,6 +97,15 @@ async fn pii_in_answers_is_redacted_whole_and_streamed() {
         assert!(!raw.contains(leaked), "{leaked} left in a chunk: {raw}");
     }
     assert_eq!(events.last().map(String::as_str), Some("[DONE]"));
+
+    // Flag mode reports and changes nothing, streamed or not.
+    let (status, guards, body) = send(&s, &key, &hello("flag_out")).await;
+    assert_eq!((status, guards.as_str()), (200, "pii_output=flagged"), "{body}");
+    assert_eq!(body["choices"][0]["message"]["content"], PIECES.concat());
+    let mut req = hello("flag_out");
+    req["stream"] = json!(true);
+    let (_, events) = s.stream(&key, &req).await;
+    assert_eq!(streamed(&events), (PIECES.concat(), None));
 }
 
 #[tokio::test]
