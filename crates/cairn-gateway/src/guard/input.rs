@@ -3,7 +3,7 @@
 
 use cairn_core::guard::{GuardKind, GuardMode, GuardOutcome, ScreenMode};
 use cairn_core::openai::{ChatMessage, ChatRequest, ChatRole, MessageContent};
-use cairn_guard::{Source, TextVectors};
+use cairn_guard::{InjectionModel, InjectionScreen, Source, TextVectors};
 
 use super::{Blocked, GuardPlan, Guards};
 use crate::router::ModelRoute;
@@ -61,6 +61,52 @@ fn excerpt(text: &str, max: usize) -> String {
     }
 }
 
+/// Text screened inline; more moves to a blocking thread (about 0.3 µs a byte), so a huge
+/// tool result cannot stall the runtime's workers.
+const INLINE_BYTES: usize = 16 * 1024;
+
+/// What the injection screen needs, shared with blocking threads.
+pub(crate) struct Screener {
+    /// The rules.
+    pub screen: InjectionScreen,
+    /// The classifier.
+    pub model: InjectionModel,
+    /// Threshold for direct input.
+    pub direct_threshold: f32,
+    /// Threshold for indirect text.
+    pub indirect_threshold: f32,
+}
+
+impl Screener {
+    /// The first part (message index, source, text) that trips the screen, as a refusal.
+    fn find(&self, parts: &[(usize, Source, String)], vectors: Option<&dyn TextVectors>) -> Option<Blocked> {
+        parts.iter().find_map(|(i, source, text)| {
+            let (score, window) = self.model.score(&self.screen, vectors, text, *source);
+            let threshold = match source {
+                Source::Direct => self.direct_threshold,
+                Source::Indirect => self.indirect_threshold,
+            };
+            if score < threshold {
+                return None;
+            }
+            let rules: Vec<&str> = self.screen.screen(window).into_iter().map(|f| f.rule).collect();
+            let how = if rules.is_empty() { String::new() } else { format!(", rules: {}", rules.join(", ")) };
+            let kind = match source {
+                Source::Direct => "input",
+                Source::Indirect => "data (tool output or a fenced document)",
+            };
+            Some(Blocked {
+                guard: GuardKind::Injection,
+                reason: format!(
+                    "messages[{i}] {kind} looks like a prompt injection (score {score:.2}{how}): \"{}\"",
+                    excerpt(window, 80)
+                ),
+                param: Some(format!("messages[{i}]")),
+            })
+        })
+    }
+}
+
 impl Guards {
     /// The injection stage: screens `messages`; in `block` mode, the first message that trips
     /// the screen refuses the call.
@@ -70,34 +116,25 @@ impl Guards {
             return Ok(());
         }
         let vectors = self.vectors.get().await;
-        let vectors = vectors.as_deref().map(|v| v as &dyn TextVectors);
-        let mut found: Option<Blocked> = None;
-        'messages: for (i, m) in messages.iter().enumerate() {
-            for (source, text) in screened_parts(m) {
-                let (score, window) = self.model.score(&self.screen, vectors, &text, source);
-                let threshold = match source {
-                    Source::Direct => self.direct_threshold,
-                    Source::Indirect => self.indirect_threshold,
-                };
-                if score >= threshold {
-                    let rules: Vec<&str> = self.screen.screen(window).into_iter().map(|f| f.rule).collect();
-                    let how = if rules.is_empty() { String::new() } else { format!(", rules: {}", rules.join(", ")) };
-                    let kind = match source {
-                        Source::Direct => "input",
-                        Source::Indirect => "data (tool output or a fenced document)",
-                    };
-                    found = Some(Blocked {
-                        guard: GuardKind::Injection,
-                        reason: format!(
-                            "messages[{i}] {kind} looks like a prompt injection (score {score:.2}{how}): \"{}\"",
-                            excerpt(window, 80)
-                        ),
-                        param: Some(format!("messages[{i}]")),
-                    });
-                    break 'messages;
-                }
-            }
-        }
+        let parts: Vec<(usize, Source, String)> = messages
+            .iter()
+            .enumerate()
+            .flat_map(|(i, m)| screened_parts(m).into_iter().map(move |(source, text)| (i, source, text)))
+            .collect();
+        let found = if parts.iter().map(|p| p.2.len()).sum::<usize>() <= INLINE_BYTES {
+            self.screener.find(&parts, vectors.as_deref().map(|v| v as &dyn TextVectors))
+        } else {
+            let screener = self.screener.clone();
+            tokio::task::spawn_blocking(move || {
+                screener.find(&parts, vectors.as_deref().map(|v| v as &dyn TextVectors))
+            })
+            .await
+            .unwrap_or_else(|e| {
+                // A panic in the screen is a bug; the call is refused rather than let through.
+                tracing::error!(error = %e, "injection screening failed");
+                Some(Blocked { guard: GuardKind::Injection, reason: "screening failed".into(), param: None })
+            })
+        };
         match (found, mode) {
             (None, _) => {
                 self.note(plan, GuardKind::Injection, GuardOutcome::Pass);

@@ -43,10 +43,8 @@ use crate::router::ModelRoute;
 
 /// What the guard stages share: compiled rules, the classifier, the redactor, schemas.
 pub(crate) struct Guards {
-    screen: InjectionScreen,
-    model: InjectionModel,
-    direct_threshold: f32,
-    indirect_threshold: f32,
+    /// The injection screen (rules, classifier, thresholds).
+    screener: Arc<input::Screener>,
     /// The classifier's word vectors (shared with the cost router).
     vectors: SharedVectors,
     redactor: Arc<Redactor>,
@@ -86,10 +84,12 @@ impl Guards {
     pub fn new(cfg: &Config, vectors: SharedVectors, metrics: Arc<Metrics>) -> Result<Self, String> {
         let model = InjectionModel::builtin()?;
         Ok(Self {
-            screen: InjectionScreen::new(),
-            direct_threshold: cfg.guards.injection_threshold.unwrap_or(model.direct_threshold),
-            indirect_threshold: cfg.guards.indirect_threshold.unwrap_or(model.indirect_threshold),
-            model,
+            screener: Arc::new(input::Screener {
+                screen: InjectionScreen::new(),
+                direct_threshold: cfg.guards.injection_threshold.unwrap_or(model.direct_threshold),
+                indirect_threshold: cfg.guards.indirect_threshold.unwrap_or(model.indirect_threshold),
+                model,
+            }),
             vectors,
             redactor: Arc::new(Redactor::new(PiiPolicy::Mask)),
             schemas: Schemas::default(),
