@@ -291,6 +291,13 @@ impl PendingCall {
         self.span.as_ref().map(ActiveSpan::context)
     }
 
+    /// Sets an attribute on the call's span, while it is open and recording.
+    pub(crate) fn annotate(&mut self, key: &'static str, value: impl Into<cairn_core::trace::AttrValue>) {
+        if let Some(span) = self.span.as_mut().filter(|s| s.recording()) {
+            span.set(key, value);
+        }
+    }
+
     /// Notes which target served (or failed) and how routing went.
     pub(crate) fn routed(&mut self, trace: &RouteTrace) {
         if let Some(r) = self.record.as_mut() {

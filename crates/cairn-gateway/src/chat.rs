@@ -8,6 +8,7 @@ use std::time::Duration;
 use cairn_core::config::ModelKind;
 use cairn_core::guard::GuardSettings;
 use cairn_core::openai::{ChatCompletion, ChatRequest, RouteDecision};
+use cairn_core::trace::attrs;
 use cairn_core::usage::CallStatus;
 use cairn_core::{CallContext, Result};
 use futures::StreamExt;
@@ -20,6 +21,17 @@ use crate::guard::{output::reask, GuardPlan, Verdict};
 use crate::router::{Deadline, ModelRoute, Routed};
 use crate::service::GatewayService;
 use crate::stream::{relay, ChatStream, Relay};
+
+/// Puts what the guards did so far, and the routing decision, on the call's span.
+fn annotate(guard: &mut CallGuard, plan: &GuardPlan, decision: Option<&RouteDecision>) {
+    let report = plan.report.header();
+    if !report.is_empty() {
+        guard.call.annotate(attrs::GUARDS, report);
+    }
+    if let Some(d) = decision {
+        guard.call.annotate(attrs::ROUTE, d.header());
+    }
+}
 
 /// How one try of a chat call ended.
 enum Try {
@@ -37,7 +49,7 @@ impl GatewayService {
         let route = self.route(&req.model, ModelKind::Chat)?;
         let mut plan = self.guards.plan(route, &ctx.principal, &routed_guards);
         let redacted = self.guard_input(ctx, route, &req, &mut plan, || self.chat_spec(&req, false)).await?;
-        let (completion, mut routed) = self.chat_guarded(ctx, route, req, redacted, plan).await?;
+        let (completion, mut routed) = self.chat_guarded(ctx, route, req, redacted, plan, decision.as_ref()).await?;
         routed.route = decision;
         Ok((completion, routed))
     }
@@ -55,6 +67,7 @@ impl GatewayService {
     }
 
     /// Tries until an answer passes the output guards, re-asking after schema failures.
+    #[allow(clippy::too_many_arguments)] // the call's own state, passed on to each try
     async fn chat_guarded(
         &self,
         ctx: &CallContext,
@@ -62,10 +75,11 @@ impl GatewayService {
         mut req: ChatRequest,
         mut redacted: Option<ChatRequest>,
         mut plan: GuardPlan,
+        decision: Option<&RouteDecision>,
     ) -> Result<(ChatCompletion, Routed)> {
         let mut asked = 0u8;
         loop {
-            match self.chat_once(ctx, route, &req, redacted.as_ref(), &mut plan, asked).await? {
+            match self.chat_once(ctx, route, &req, redacted.as_ref(), &mut plan, asked, decision).await? {
                 Try::Done(completion, mut routed) => {
                     routed.guards = plan.report;
                     return Ok((completion, routed));
@@ -80,6 +94,7 @@ impl GatewayService {
     }
 
     /// One try: cache, admission, routing, output guards, accounting.
+    #[allow(clippy::too_many_arguments)] // the try's own state, each used once
     async fn chat_once(
         &self,
         ctx: &CallContext,
@@ -88,6 +103,7 @@ impl GatewayService {
         redacted: Option<&ChatRequest>,
         plan: &mut GuardPlan,
         asked: u8,
+        decision: Option<&RouteDecision>,
     ) -> Result<Try> {
         let mut cache = self.cache.plan_chat(route, &ctx.cache, &ctx.principal.tenant_id, req)?;
         let mut spec = self.chat_spec(req, false);
@@ -121,6 +137,7 @@ impl GatewayService {
         if guard.call.capture.is_some() {
             guard.call.output_text = serde_json::to_string(&completion.choices).unwrap_or_default();
         }
+        annotate(&mut guard, plan, decision);
         match verdict {
             Verdict::Pass => {
                 let mut routed = guard.succeed(trace, reported, chars);
@@ -179,7 +196,8 @@ impl GatewayService {
         let redacted = self.guard_input(ctx, route, &req, &mut plan, || self.chat_spec(&req, true)).await?;
         let wants_usage = req.wants_stream_usage();
         if self.guards.validates(&plan, &req) {
-            let (completion, mut routed) = self.chat_guarded(ctx, route, req, redacted, plan).await?;
+            let (completion, mut routed) =
+                self.chat_guarded(ctx, route, req, redacted, plan, decision.as_ref()).await?;
             routed.route = decision;
             return Ok((crate::cache::replay(completion, wants_usage), routed));
         }
@@ -214,6 +232,7 @@ impl GatewayService {
             })
             .await;
         let ((first, upstream, permit, counter), trace) = result.map_err(|e| guard.fail(e))?;
+        annotate(&mut guard, &plan, decision.as_ref());
         let pii = self.guards.stream_pii(&plan);
         let audit = pii.is_some().then(|| self.block_audit(ctx, &req));
         if let Some(counter) = counter {

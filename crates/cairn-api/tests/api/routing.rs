@@ -55,6 +55,13 @@ async fn easy_requests_go_small_and_hard_ones_large() {
     assert_eq!(status, 200);
     assert!(route.starts_with("large; alias=large_m; score="), "{route}");
     assert_eq!(backup.request_count(), 1);
+    let (_, _, trace_id) = crate::traces_flows::post_traced(&s, "/v1/chat/completions", &key, &ask(HARD)).await;
+    let spans = crate::traces::flatten(&s.trace(&trace_id, &key, 2).await["spans"]);
+    let call = spans.iter().find(|s| s["name"] == "chat large_m").expect("the call's span");
+    assert!(
+        call["attributes"]["cairn.route"].as_str().unwrap_or_default().starts_with("large; alias=large_m"),
+        "{call}"
+    );
 
     // Streamed too.
     let mut body = ask(HARD);
@@ -66,7 +73,7 @@ async fn easy_requests_go_small_and_hard_ones_large() {
     // Usage is recorded under the alias that answered.
     let (_, small) = crate::usage(&s, &key, "?model=small_m").await;
     let (_, large) = crate::usage(&s, &key, "?model=large_m").await;
-    assert_eq!((small["totals"]["requests"].clone(), large["totals"]["requests"].clone()), (json!(1), json!(2)));
+    assert_eq!((small["totals"]["requests"].clone(), large["totals"]["requests"].clone()), (json!(1), json!(3)));
 
     // Listed, with the aliases it routes to.
     let (_, models) = s.get("/v1/models", &key).await;

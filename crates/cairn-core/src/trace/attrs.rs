@@ -86,5 +86,7 @@ pub const GUARD_PII_POLICY: &str = "cairn.guard.pii_policy";
 pub const GUARD_REDACTIONS: &str = "cairn.guard.redactions";
 /// What the call's guards did, as in `x-cairn-guards` (`injection=pass, pii_output=redacted`).
 pub const GUARDS: &str = "cairn.guards";
+/// Which model a routed alias chose, as in `x-cairn-route` (`large; alias=smart; score=0.73`).
+pub const ROUTE: &str = "cairn.route";
 /// What the response cache did for the call: `hit`, `miss` or `bypass`.
 pub const CACHE_STATUS: &str = "cairn.cache.status";
