@@ -183,12 +183,38 @@ fn check(config: &Config) -> Result<()> {
     println!("models: {}", config.models.len());
     for (alias, m) in &config.models {
         let targets: Vec<String> = m.targets.iter().map(|t| format!("{}/{}", t.provider, t.model)).collect();
-        println!("  {alias} ({:?}): {}", m.kind, targets.join(" -> "));
+        let how = match &m.route {
+            Some(r) => format!("routes: {} below {:.2}, {} from it", r.small, r.threshold, r.large),
+            None => targets.join(" -> "),
+        };
+        let guards = if m.guards.any() { format!(" [guards: {}]", guard_summary(&m.guards)) } else { String::new() };
+        println!("  {alias} ({:?}): {how}{guards}", m.kind);
     }
     for w in config.warnings() {
         println!("warning: {w}");
     }
+    // Screening and routing read an embedding model's word vectors: say when they are missing
+    // (they then run on their other features, less accurately).
+    let needs_vectors = config.models.values().any(|m| m.route.is_some() || m.guards.injection != Default::default());
+    if needs_vectors {
+        if let Err(e) = cairn_models::catalog::resolve(&models_dir(config), &config.guards.injection_model) {
+            println!(
+                "warning: guards.injection_model: {e} (injection screening and cost routing run without word vectors)"
+            );
+        }
+    }
     Ok(())
+}
+
+/// The guards an alias turns on, e.g. `injection=block, pii_output=redact`.
+fn guard_summary(g: &cairn_core::guard::GuardSettings) -> String {
+    use cairn_core::guard::GuardKind;
+    [GuardKind::Injection, GuardKind::PiiInput, GuardKind::PiiOutput, GuardKind::OutputSchema]
+        .into_iter()
+        .filter(|k| g.mode(*k) != cairn_core::guard::GuardMode::Off)
+        .map(|k| format!("{}={}", k.as_str(), g.mode(k).as_str()))
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 fn models(config: &Config, cmd: ModelsCommand) -> Result<()> {
