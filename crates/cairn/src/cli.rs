@@ -425,6 +425,19 @@ pub enum EvalCommand {
     /// and, with --judge, faithfulness; store the results (`GET /v1/evals`).
     #[command(after_help = "Example:\n  cairn eval answers --dataset qa.jsonl --collection handbook --judge fast")]
     Answers(EvalAnswersArgs),
+    /// Measure a semantic cache on labelled question pairs (paraphrases and near-misses): per
+    /// similarity threshold, the hit rate and the share of hits that would be wrong.
+    #[command(
+        after_help = "Example:\n  cairn eval semantic-cache\n  cairn eval semantic-cache --pairs my-pairs.jsonl --model /models/bge-small"
+    )]
+    SemanticCache {
+        /// The pairs: JSON Lines of {"a": ..., "b": ..., "same": true|false}.
+        #[arg(long, default_value = "crates/cairn-gateway/data/semantic-pairs.jsonl")]
+        pairs: PathBuf,
+        /// The embedding model: a name in the model cache or a folder.
+        #[arg(long, default_value = "minilm")]
+        model: String,
+    },
 }
 
 /// Arguments of `cairn eval answers`.

@@ -12,7 +12,7 @@ use crate::cli::{
     AuditCommand, Cli, Command, ConfigCommand, CreateKeyArgs, EvalCommand, GuardCommand, KeysCommand, ModelsCommand,
     RouteCommand, TenantsCommand,
 };
-use crate::{agents, ask, audit, eval, eval_answers, guard, ingest, jobs, route};
+use crate::{agents, ask, audit, eval, eval_answers, eval_semantic, guard, ingest, jobs, route};
 
 /// Runs the parsed command line.
 pub async fn run(cli: Cli) -> Result<()> {
@@ -31,6 +31,9 @@ pub async fn run(cli: Cli) -> Result<()> {
         Command::Run(args) => agents::run(args).await,
         Command::Eval(EvalCommand::Retrieval(args)) => eval::retrieval(config, args).await,
         Command::Eval(EvalCommand::Answers(args)) => eval_answers::answers(args).await,
+        Command::Eval(EvalCommand::SemanticCache { pairs, model }) => {
+            eval_semantic::semantic_cache(&config, &pairs, &model)
+        }
         Command::Audit(AuditCommand::Verify) => audit::verify_chain(&config).await,
         Command::Guard(GuardCommand::Train { set, out, model, l2, epochs, buckets }) => {
             let options = cairn_guard::train::TrainOptions { l2, epochs, buckets, ..Default::default() };

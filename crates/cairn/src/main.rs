@@ -9,6 +9,7 @@ mod client;
 mod commands;
 mod eval;
 mod eval_answers;
+mod eval_semantic;
 mod guard;
 mod ingest;
 mod jobs;

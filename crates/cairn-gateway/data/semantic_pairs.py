@@ -1,0 +1,123 @@
+"""Question pairs for measuring a semantic cache: paraphrases (the same question, so one answer
+serves both: a hit is right) and near-misses (close in wording, different questions: a hit
+would serve a wrong answer). Run `python3 semantic_pairs.py` to write semantic-pairs.jsonl.
+"""
+
+import json
+from pathlib import Path
+
+SAME = [
+    ("What is the capital of France?", "Which city is France's capital?"),
+    ("How do I delete a local git branch?", "What's the command to remove a branch in git locally?"),
+    ("How many days are in a leap year?", "A leap year has how many days?"),
+    ("Who wrote Pride and Prejudice?", "Who is the author of Pride and Prejudice?"),
+    ("Convert 10 miles to kilometres.", "How many kilometres is 10 miles?"),
+    ("What's the boiling point of water at sea level?", "At sea level, at what temperature does water boil?"),
+    ("How do I reverse a list in Python?", "What's the way to reverse a Python list?"),
+    ("What does HTTP stand for?", "What is HTTP short for?"),
+    ("How can I reset my router?", "What are the steps to reset a router?"),
+    ("What are the symptoms of the flu?", "Which symptoms does influenza cause?"),
+    ("How do I center a div in CSS?", "What's the CSS to center a div?"),
+    ("What is the speed of light?", "How fast does light travel?"),
+    ("How long should I boil an egg for a soft yolk?", "For a runny yolk, how many minutes do I boil an egg?"),
+    ("What is the tallest mountain in the world?", "Which mountain is the highest on Earth?"),
+    ("How do I undo the last git commit?", "How can I revert my most recent commit in git?"),
+    ("What is photosynthesis?", "Can you explain what photosynthesis is?"),
+    ("How do I make a cup of green tea?", "What's the right way to brew green tea?"),
+    ("What's the difference between TCP and UDP?", "How do TCP and UDP differ?"),
+    ("When did World War II end?", "In what year did the Second World War end?"),
+    ("How do I install Node.js on Ubuntu?", "What's the way to set up Node.js on an Ubuntu machine?"),
+    ("What is the population of Tokyo?", "How many people live in Tokyo?"),
+    ("How can I improve my sleep?", "What can I do to sleep better?"),
+    ("What is a prime number?", "Can you define a prime number?"),
+    ("How do I create a virtual environment in Python?", "What's the command to make a Python venv?"),
+    ("What currency does Japan use?", "What is Japan's currency?"),
+    ("How do I cancel my subscription?", "What are the steps to cancel my subscription?"),
+    ("What is the refund policy?", "How does your refund policy work?"),
+    ("How do I change my password?", "Where can I update my password?"),
+    ("What time does the store open on Sundays?", "When do you open on Sunday?"),
+    ("Can I return an item without a receipt?", "Is it possible to return something if I lost the receipt?"),
+    ("How do I track my order?", "Where can I see the status of my order?"),
+    ("What is the square root of 144?", "What's the square root of 144?"),
+    ("Translate 'good morning' into Spanish.", "How do you say 'good morning' in Spanish?"),
+    ("What's the best way to learn to code?", "How should a beginner start learning programming?"),
+    ("What are the health benefits of walking?", "Why is walking good for your health?"),
+    ("How do I export a table to CSV in PostgreSQL?", "What's the way to dump a Postgres table as CSV?"),
+    ("What is machine learning?", "Explain what machine learning means."),
+    ("How do I split a string in JavaScript?", "How can a JavaScript string be split into parts?"),
+    ("Who painted the Mona Lisa?", "The Mona Lisa was painted by whom?"),
+    ("What is the freezing point of water in Fahrenheit?", "At how many degrees Fahrenheit does water freeze?"),
+    ("How many continents are there?", "What's the number of continents on Earth?"),
+    ("How do I update my shipping address?", "How can I change the address my order ships to?"),
+    ("What is the capital of Australia?", "Which city is the capital of Australia?"),
+    ("How do I list files in a directory in Linux?", "What command shows the files in a Linux folder?"),
+    ("What's the chemical symbol for gold?", "Which element symbol stands for gold?"),
+    ("What causes the seasons on Earth?", "Why does Earth have seasons?"),
+    ("How do I remove a docker container?", "What's the command to delete a Docker container?"),
+    ("How many ounces are in a pound?", "A pound equals how many ounces?"),
+    ("What are your opening hours?", "When are you open?"),
+    ("Do you ship internationally?", "Can you deliver to other countries?"),
+]
+
+DIFFERENT = [
+    ("What is the capital of France?", "What is the capital of Germany?"),
+    ("How do I delete a local git branch?", "How do I delete a remote git branch?"),
+    ("How do I delete a local git branch?", "How do I rename a local git branch?"),
+    ("How many days are in a leap year?", "How many days are in a normal year?"),
+    ("Who wrote Pride and Prejudice?", "Who wrote Sense and Sensibility?"),
+    ("Convert 10 miles to kilometres.", "Convert 10 kilometres to miles."),
+    ("What's the boiling point of water at sea level?", "What's the freezing point of water at sea level?"),
+    ("How do I reverse a list in Python?", "How do I sort a list in Python?"),
+    ("What does HTTP stand for?", "What does HTTPS stand for?"),
+    ("What are the symptoms of the flu?", "What are the symptoms of a cold?"),
+    ("How do I center a div in CSS?", "How do I center text in CSS?"),
+    ("How long should I boil an egg for a soft yolk?", "How long should I boil an egg for a hard yolk?"),
+    ("What is the tallest mountain in the world?", "What is the tallest mountain in Europe?"),
+    ("How do I undo the last git commit?", "How do I undo the last git push?"),
+    ("How do I make a cup of green tea?", "How do I make a cup of black tea?"),
+    ("When did World War II end?", "When did World War I end?"),
+    ("How do I install Node.js on Ubuntu?", "How do I install Node.js on Windows?"),
+    ("What is the population of Tokyo?", "What is the population of Osaka?"),
+    ("What is a prime number?", "What is a composite number?"),
+    ("What currency does Japan use?", "What currency does China use?"),
+    ("How do I cancel my subscription?", "How do I pause my subscription?"),
+    ("How do I change my password?", "How do I change my username?"),
+    ("What time does the store open on Sundays?", "What time does the store close on Sundays?"),
+    ("Can I return an item without a receipt?", "Can I exchange an item without a receipt?"),
+    ("How do I track my order?", "How do I cancel my order?"),
+    ("What is the square root of 144?", "What is the square root of 169?"),
+    ("Translate 'good morning' into Spanish.", "Translate 'good morning' into French."),
+    ("What are the health benefits of walking?", "What are the health benefits of running?"),
+    ("How do I export a table to CSV in PostgreSQL?", "How do I import a CSV into a table in PostgreSQL?"),
+    ("How do I split a string in JavaScript?", "How do I join an array into a string in JavaScript?"),
+    ("Who painted the Mona Lisa?", "Who painted The Starry Night?"),
+    ("How many continents are there?", "How many oceans are there?"),
+    ("What is the capital of Australia?", "What is the largest city in Australia?"),
+    ("How do I list files in a directory in Linux?", "How do I delete files in a directory in Linux?"),
+    ("What's the chemical symbol for gold?", "What's the chemical symbol for silver?"),
+    ("How do I remove a docker container?", "How do I remove a docker image?"),
+    ("How many ounces are in a pound?", "How many grams are in a pound?"),
+    ("Do you ship internationally?", "Do you offer free shipping?"),
+    ("Is the museum open on Monday?", "Is the museum free on Monday?"),
+    ("What's the weather in London today?", "What's the weather in London tomorrow?"),
+    ("How do I add a user to a group in Linux?", "How do I remove a user from a group in Linux?"),
+    ("What is 15% of 200?", "What is 20% of 150?"),
+    ("Summarize chapter 1 of the report.", "Summarize chapter 2 of the report."),
+    ("How do I open a savings account?", "How do I close a savings account?"),
+    ("What is the minimum wage in California?", "What is the minimum wage in Texas?"),
+    ("Is coffee bad for pregnant women?", "Is coffee bad for children?"),
+    ("How do I convert a string to an integer in Rust?", "How do I convert an integer to a string in Rust?"),
+    ("What year was the iPhone released?", "What year was the iPad released?"),
+    ("What's the best laptop under $1000?", "What's the best laptop under $500?"),
+    ("Who won the 2018 World Cup?", "Who won the 2022 World Cup?"),
+]
+
+
+def main():
+    rows = [{"a": a, "b": b, "same": True} for a, b in SAME] + [{"a": a, "b": b, "same": False} for a, b in DIFFERENT]
+    Path(__file__).with_name("semantic-pairs.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
+    print(len(SAME), "paraphrase pairs,", len(DIFFERENT), "near-miss pairs")
+
+
+if __name__ == "__main__":
+    main()
