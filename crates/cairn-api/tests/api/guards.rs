@@ -250,3 +250,23 @@ async fn a_long_tool_result_is_screened_to_its_end() {
     assert_eq!((status, guards.as_str()), (200, "injection=pass"), "{body}");
     assert_eq!(up.request_count(), 1);
 }
+
+#[tokio::test]
+async fn refusals_need_the_role_and_count_against_the_rate() {
+    let (s, up, _) = setup().await;
+    // A reader may not call models: refused for its role, never audited as a block.
+    let reader = s.key("acme", "reader", json!({})).await;
+    let (status, _, body) = send(&s, &reader, &ask("screened", user(ATTACK))).await;
+    assert_eq!(status, 403, "{body}");
+    let (_, log) = s.get("/v1/audit?tenant=acme&action=guard.block", &s.admin_key).await;
+    assert_eq!(log["data"].as_array().map(Vec::len), Some(0), "{log}");
+    // A refused call is still a request: with one a minute, the next is rate limited.
+    let key = s.key("acme", "member", json!({"requests_per_minute": 1})).await;
+    assert_eq!(send(&s, &key, &ask("screened", user(ATTACK))).await.0, 400);
+    let (status, _, body) = send(&s, &key, &ask("screened", user("What is the capital of Peru?"))).await;
+    assert_eq!(status, 429, "{body}");
+    assert_eq!(up.request_count(), 0);
+    // Another tenant's admin does not see this tenant's blocks.
+    let other = s.key("globex", "admin", json!({})).await;
+    assert_eq!(s.get("/v1/audit?tenant=acme&action=guard.block", &other).await.0, 403);
+}
