@@ -105,9 +105,25 @@ impl Guards {
     /// Notes what `guard` did on a call, in its report and the metrics.
     fn note(&self, plan: &mut GuardPlan, guard: GuardKind, outcome: GuardOutcome) {
         plan.report.note(guard, outcome);
-        self.metrics
-            .guard_decisions
-            .get_or_create(&vec![("guard", guard.as_str().into()), ("outcome", outcome.as_str().into())])
-            .inc();
+        count(&self.metrics, guard, outcome);
+    }
+}
+
+/// Counts one guard decision in `cairn_guard_decisions_total`.
+fn count(metrics: &Metrics, guard: GuardKind, outcome: GuardOutcome) {
+    metrics
+        .guard_decisions
+        .get_or_create(&vec![("guard", guard.as_str().into()), ("outcome", outcome.as_str().into())])
+        .inc();
+}
+
+/// What a PII guard in `mode` did, given whether it found anything.
+fn pii_outcome(found: bool, mode: cairn_core::guard::GuardMode) -> GuardOutcome {
+    use cairn_core::guard::GuardMode;
+    match (found, mode) {
+        (false, _) => GuardOutcome::Pass,
+        (true, GuardMode::Block) => GuardOutcome::Blocked,
+        (true, GuardMode::Redact) => GuardOutcome::Redacted,
+        (true, _) => GuardOutcome::Flagged,
     }
 }

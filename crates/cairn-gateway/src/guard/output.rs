@@ -78,12 +78,7 @@ impl Guards {
                 None => {}
             }
         }
-        let outcome = match (kinds.is_empty(), mode) {
-            (true, _) => GuardOutcome::Pass,
-            (false, GuardMode::Block) => GuardOutcome::Blocked,
-            (false, GuardMode::Redact) => GuardOutcome::Redacted,
-            (false, _) => GuardOutcome::Flagged,
-        };
+        let outcome = super::pii_outcome(!kinds.is_empty(), mode);
         self.note(plan, GuardKind::PiiOutput, outcome);
         if outcome == GuardOutcome::Blocked {
             let what = kinds.into_iter().collect::<Vec<_>>().join(", ");

@@ -103,16 +103,8 @@ impl StreamPii {
 
     /// Counts what the guard did over the whole stream (once, when the stream ends).
     pub fn settle(&self) -> GuardOutcome {
-        let outcome = match (self.kinds.is_empty(), self.mode) {
-            (true, _) => GuardOutcome::Pass,
-            (false, GuardMode::Block) => GuardOutcome::Blocked,
-            (false, GuardMode::Redact) => GuardOutcome::Redacted,
-            (false, _) => GuardOutcome::Flagged,
-        };
-        self.metrics
-            .guard_decisions
-            .get_or_create(&vec![("guard", "pii_output".into()), ("outcome", outcome.as_str().into())])
-            .inc();
+        let outcome = super::pii_outcome(!self.kinds.is_empty(), self.mode);
+        super::count(&self.metrics, GuardKind::PiiOutput, outcome);
         outcome
     }
 }

@@ -83,7 +83,9 @@ pub(crate) struct CostRouter {
     routes: HashMap<String, (RouteConfig, GuardSettings)>,
     model: RoutingModel,
     vectors: SharedVectors,
-    /// Each alias's examples as vectors, built on first use.
+    /// The built-in set's training half, parsed once.
+    builtin: Vec<Labelled>,
+    /// Each alias's examples (built-in and its own) as vectors, built on first use.
     examples: Mutex<HashMap<String, Arc<Examples>>>,
 }
 
@@ -92,7 +94,8 @@ impl CostRouter {
     pub fn new(cfg: &Config, vectors: SharedVectors) -> Result<Self, String> {
         let routes =
             cfg.models.iter().filter_map(|(a, m)| m.route.clone().map(|r| (a.clone(), (r, m.guards)))).collect();
-        Ok(Self { routes, model: RoutingModel::builtin()?, vectors, examples: Mutex::new(HashMap::new()) })
+        let builtin = parse_set(BUILTIN_SET)?.into_iter().filter(|e| e.split == "train").collect();
+        Ok(Self { routes, model: RoutingModel::builtin()?, vectors, builtin, examples: Mutex::new(HashMap::new()) })
     }
 
     /// The router of `alias` and its guards, if it routes.
@@ -110,9 +113,7 @@ impl CostRouter {
         if let Some(e) = self.examples.lock().get(alias) {
             return e.clone();
         }
-        let builtin = parse_set(BUILTIN_SET).unwrap_or_default();
-        let mut all: Vec<(Vec<f32>, ModelSize)> =
-            builtin.iter().filter(|e| e.split == "train").map(|e| (v.mean(&e.text), e.label)).collect();
+        let mut all: Vec<(Vec<f32>, ModelSize)> = self.builtin.iter().map(|e| (v.mean(&e.text), e.label)).collect();
         all.extend(route.examples.iter().map(|e| (v.mean(&e.text), e.size)));
         let built = Arc::new(Examples(all));
         self.examples.lock().insert(alias.to_owned(), built.clone());
