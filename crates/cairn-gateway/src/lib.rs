@@ -20,6 +20,7 @@ mod sse;
 mod stream;
 
 pub use accounting::UsageRecorder;
+pub use cache::semantic::{agree, Disagreement};
 pub use cache::{CachePurgeRequest, CachePurged};
 pub use provider::{ChunkStream, Provider, ProviderError, TokenCount};
 pub use router::{Routed, Router};

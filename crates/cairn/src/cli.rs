@@ -437,6 +437,9 @@ pub enum EvalCommand {
         /// The embedding model: a name in the model cache or a folder.
         #[arg(long, default_value = "minilm")]
         model: String,
+        /// Also list the pairs decided wrongly at the default threshold, with the reason.
+        #[arg(long)]
+        show: bool,
     },
 }
 

@@ -31,8 +31,8 @@ pub async fn run(cli: Cli) -> Result<()> {
         Command::Run(args) => agents::run(args).await,
         Command::Eval(EvalCommand::Retrieval(args)) => eval::retrieval(config, args).await,
         Command::Eval(EvalCommand::Answers(args)) => eval_answers::answers(args).await,
-        Command::Eval(EvalCommand::SemanticCache { pairs, model }) => {
-            eval_semantic::semantic_cache(&config, &pairs, &model)
+        Command::Eval(EvalCommand::SemanticCache { pairs, model, show }) => {
+            eval_semantic::semantic_cache(&config, &pairs, &model, show)
         }
         Command::Audit(AuditCommand::Verify) => audit::verify_chain(&config).await,
         Command::Guard(GuardCommand::Train { set, out, model, l2, epochs, buckets }) => {

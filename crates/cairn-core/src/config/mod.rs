@@ -17,7 +17,7 @@ mod storage;
 mod tracing;
 
 pub use agents::{AgentsConfig, StdioServerConfig};
-pub use cache::ModelCacheConfig;
+pub use cache::{ModelCacheConfig, SemanticCacheConfig};
 pub use guards::GuardsConfig;
 pub use jobs::JobsConfig;
 pub use knowledge::KnowledgeConfig;

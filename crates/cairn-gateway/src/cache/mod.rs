@@ -10,6 +10,7 @@ mod admin;
 mod key;
 mod memory;
 mod replay;
+pub mod semantic;
 
 pub use admin::{CachePurgeRequest, CachePurged};
 
