@@ -155,6 +155,40 @@ pub struct CacheEntry {
     pub expires_ms: i64,
 }
 
+/// How a stored entry can be found besides its exact key, and what it was built on.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct EntryIndex {
+    /// Found by meaning too (the semantic cache), when its alias has one.
+    pub semantic: Option<SemanticIndex>,
+    /// Knowledge collections the answer was built from: a change to any deletes the entry.
+    pub collections: Vec<String>,
+}
+
+/// What the semantic cache finds an entry by.
+#[derive(Clone, Debug, PartialEq)]
+pub struct SemanticIndex {
+    /// The hash of everything a semantic hit must share exactly: tenant, namespace, alias,
+    /// system prompt, tools, parameters and earlier turns (all but the last user turn).
+    pub key: CacheKey,
+    /// The last user turn, as asked.
+    pub question: String,
+    /// Its embedding.
+    pub vector: Vec<f32>,
+}
+
+/// An entry the semantic cache may answer from: one with the same semantic key.
+#[derive(Clone, Debug, PartialEq)]
+pub struct SemanticCandidate {
+    /// The entry's exact key.
+    pub key: CacheKey,
+    /// The question it answered.
+    pub question: String,
+    /// That question's embedding.
+    pub vector: Vec<f32>,
+    /// When it was stored, Unix ms.
+    pub created_ms: i64,
+}
+
 /// What to remove from a tenant's cache.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct CachePurge {
@@ -169,8 +203,16 @@ pub struct CachePurge {
 pub trait ResponseCacheStore: Send + Sync {
     /// The tenant's unexpired entry under `key`, if any.
     async fn cache_get(&self, tenant: &str, key: &CacheKey, now_ms: i64) -> StoreResult<Option<CacheEntry>>;
-    /// Stores `entry`, replacing one under the same key.
-    async fn cache_put(&self, entry: &CacheEntry) -> StoreResult<()>;
+    /// Stores `entry`, replacing one under the same key, findable as `index` says.
+    async fn cache_put(&self, entry: &CacheEntry, index: &EntryIndex) -> StoreResult<()>;
+    /// The tenant's unexpired entries under semantic key `key`, newest first, at most `limit`.
+    async fn cache_similar(
+        &self,
+        tenant: &str,
+        key: &CacheKey,
+        now_ms: i64,
+        limit: u32,
+    ) -> StoreResult<Vec<SemanticCandidate>>;
     /// Removes the tenant's entries that `what` selects; returns how many.
     async fn cache_purge(&self, tenant: &str, what: &CachePurge) -> StoreResult<u64>;
     /// Removes up to `limit` entries expired before `now_ms`; returns how many.

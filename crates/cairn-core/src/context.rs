@@ -35,6 +35,9 @@ pub struct CallContext {
     /// The model a routed alias must use, when the request says (`x-cairn-route`,
     /// `cairn.route`); `None`: the router decides.
     pub route: Option<crate::config::ModelSize>,
+    /// The knowledge collections the answer is built from (grounded chat sets them): cached
+    /// answers are tied to them and deleted when any of them changes.
+    pub knowledge: Vec<String>,
 }
 
 impl CallContext {
@@ -50,6 +53,7 @@ impl CallContext {
             trace: TraceContext::fresh(),
             cache: Default::default(),
             route: None,
+            knowledge: Vec::new(),
         }
     }
 

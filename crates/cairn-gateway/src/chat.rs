@@ -105,7 +105,7 @@ impl GatewayService {
         asked: u8,
         decision: Option<&RouteDecision>,
     ) -> Result<Try> {
-        let mut cache = self.cache.plan_chat(route, &ctx.cache, &ctx.principal.tenant_id, req)?;
+        let mut cache = self.cache.plan_chat(route, ctx, req)?;
         let mut spec = self.chat_spec(req, false);
         if let Some(entry) = self.cached(ctx, &mut cache, &mut spec).await? {
             if let Some(mut completion) = crate::cache::completion(&entry) {
@@ -113,7 +113,7 @@ impl GatewayService {
                 let mut trial = plan.clone();
                 if let Verdict::Pass = self.guards.check_output(&mut trial, req, &mut completion) {
                     *plan = trial;
-                    return Ok(Try::Done(completion, self.hit(ctx, route, spec, &entry)));
+                    return Ok(Try::Done(completion, self.hit(ctx, route, spec, &entry, &cache)));
                 }
             }
         }
@@ -201,13 +201,13 @@ impl GatewayService {
             routed.route = decision;
             return Ok((crate::cache::replay(completion, wants_usage), routed));
         }
-        let mut cache = self.cache.plan_chat(route, &ctx.cache, &ctx.principal.tenant_id, &req)?;
+        let mut cache = self.cache.plan_chat(route, ctx, &req)?;
         let mut spec = self.chat_spec(&req, true);
         if let Some(entry) = self.cached(ctx, &mut cache, &mut spec).await? {
             if let Some(mut completion) = crate::cache::completion(&entry) {
                 let mut trial = plan.clone();
                 if let Verdict::Pass = self.guards.check_output(&mut trial, &req, &mut completion) {
-                    let mut routed = self.hit(ctx, route, spec, &entry);
+                    let mut routed = self.hit(ctx, route, spec, &entry, &cache);
                     routed.guards = trial.report;
                     routed.route = decision;
                     return Ok((crate::cache::replay(completion, wants_usage), routed));

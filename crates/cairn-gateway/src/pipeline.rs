@@ -18,6 +18,7 @@ use std::time::Duration;
 use cairn_access::{Admission, WorstCase};
 use cairn_core::cache::{CacheEntry, CacheStatus};
 use cairn_core::config::GatewayConfig;
+use cairn_core::openai::{EmbeddingInput, EmbeddingRequest, EmbeddingVector};
 use cairn_core::tenancy::Role;
 use cairn_core::trace::{attrs, ActiveSpan, AttrValue, SpanKind};
 use cairn_core::usage::{CallStatus, NanoUsd};
@@ -71,14 +72,16 @@ pub(crate) fn worst_case(route: &ModelRoute, cfg: &GatewayConfig, spec: &CallSpe
 impl GatewayService {
     /// The cache stage: reads the cache when `plan` says so, after checking the caller's role
     /// and taking its place in the key's request rate (noted in `spec`, so admission takes no
-    /// second one). Returns the entry found; the caller answers from it and calls `hit`.
+    /// second one). With a semantic tier, a miss embeds the question (a model call on the
+    /// caller's key; the answer is stored with it) and looks for an earlier one like it.
+    /// Returns the entry found; the caller answers from it and calls `hit`.
     pub(crate) async fn cached(
         &self,
         ctx: &CallContext,
         plan: &mut CachePlan,
         spec: &mut CallSpec,
     ) -> Result<Option<CacheEntry>> {
-        if plan.reads() {
+        if plan.reads() || plan.semantic.is_some() {
             let p = &ctx.principal;
             p.require(Role::Member)?;
             ctx.check()?;
@@ -89,16 +92,61 @@ impl GatewayService {
                 spec.request_taken = true;
             }
         }
-        let found = self.cache.lookup(&ctx.principal.tenant_id, plan).await;
+        let tenant = &ctx.principal.tenant_id;
+        let mut found = self.cache.lookup(tenant, plan).await;
+        if found.is_none() && plan.semantic.is_some() {
+            self.embed_question(ctx, plan).await;
+            found = self.cache.lookup_similar(tenant, plan).await;
+        }
+        self.cache.count(plan, found.as_ref());
         if self.tracer.enabled() {
             spec.attributes.push((attrs::CACHE_STATUS, plan.status.as_str().into()));
+            if let Some(s) = plan.similarity {
+                spec.attributes.push((attrs::CACHE_SIMILARITY, format!("{s:.4}").into()));
+            }
         }
         Ok(found)
     }
 
+    /// Embeds the plan's question with its semantic tier's model, on the caller's key (the
+    /// request already holds its place in the request rate). On failure the call goes on
+    /// without the semantic tier.
+    async fn embed_question(&self, ctx: &CallContext, plan: &mut CachePlan) {
+        let Some(s) = plan.semantic.as_mut() else { return };
+        let mut inner = ctx.clone();
+        inner.request_admitted = true;
+        inner.cache = Default::default();
+        inner.knowledge = Vec::new();
+        let req = EmbeddingRequest {
+            model: s.config.embedding.clone(),
+            input: EmbeddingInput::Text(s.question.clone()),
+            encoding_format: None,
+            dimensions: None,
+            user: None,
+            extra: Default::default(),
+        };
+        match Box::pin(self.embeddings(&inner, req)).await {
+            Ok((resp, _)) => match resp.data.into_iter().next().map(|d| d.embedding) {
+                Some(EmbeddingVector::Float(v)) => s.vector = Some(v),
+                _ => plan.semantic = None,
+            },
+            Err(e) => {
+                tracing::warn!(error = %e, model = %s.config.embedding, "embedding a question for the semantic cache failed");
+                plan.semantic = None;
+            }
+        }
+    }
+
     /// Accounts a call answered from the cache: a usage record with status `cached`, no cost
     /// and no tokens, and the call's span; returns where the entry was first served.
-    pub(crate) fn hit(&self, ctx: &CallContext, route: &ModelRoute, spec: CallSpec, entry: &CacheEntry) -> Routed {
+    pub(crate) fn hit(
+        &self,
+        ctx: &CallContext,
+        route: &ModelRoute,
+        spec: CallSpec,
+        entry: &CacheEntry,
+        plan: &CachePlan,
+    ) -> Routed {
         let mut spec = CallSpec { prompt_estimate: 0, ..spec };
         let call_id = uuid::Uuid::now_v7().to_string();
         let mut span = self.call_span(ctx, route, &mut spec, &call_id);
@@ -116,6 +164,7 @@ impl GatewayService {
             retries: 0,
             fallbacks: 0,
             cache: Some(CacheStatus::Hit),
+            cache_similarity: plan.similarity,
             guards: Default::default(),
             route: None,
         }

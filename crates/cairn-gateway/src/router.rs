@@ -104,6 +104,7 @@ impl From<&RouteTrace> for Routed {
             retries: t.retries,
             fallbacks: t.fallbacks,
             cache: None,
+            cache_similarity: None,
             guards: Default::default(),
             route: None,
         }

@@ -251,7 +251,7 @@ impl GatewayService {
         };
         if let Some(entry) = self.cached(ctx, &mut plan, &mut spec).await? {
             if let Some(resp) = crate::cache::embeddings(&entry).filter(|r| r.data.len() == req.input.len()) {
-                let routed = self.hit(ctx, route, spec, &entry);
+                let routed = self.hit(ctx, route, spec, &entry, &plan);
                 return Ok((encoded(resp, req.encoding_format), routed));
             }
         }

@@ -97,6 +97,10 @@ impl AnswerService {
         let sources = grounded.sources;
         let sent = serde_json::to_string(&req.messages).unwrap_or_default();
         let (decisions, caller, collection) = (self.decisions.clone(), ctx.principal.clone(), k.collections[0].clone());
+        // The answer is built on these collections: a cached copy goes when any of them changes.
+        let mut grounded_ctx = ctx.clone();
+        grounded_ctx.knowledge.clone_from(&k.collections);
+        let ctx = &grounded_ctx;
         if !stream {
             let (mut completion, routed) = self.chat_model().complete(ctx, req).await?;
             let text = completion.choices.first().map(|c| c.message.text_content()).unwrap_or_default();

@@ -3,7 +3,10 @@
 /// Implements `ResponseCacheStore` for `$store` (with `pool` and `writer` fields) on `$db`.
 macro_rules! impl_cache_store {
     ($store:ty, $db:ty) => {
-        use cairn_core::cache::{CacheEntry, CacheKey, CachePurge, ResponseCacheStore};
+        use cairn_core::cache::{
+            CacheEntry, CacheKey, CachePurge, EntryIndex, ResponseCacheStore, SemanticCandidate,
+        };
+        use cairn_core::knowledge::{embedding_from_bytes, embedding_to_bytes};
         use cairn_core::store::StoreResult;
         use sqlx::Row;
 
@@ -41,13 +44,17 @@ macro_rules! impl_cache_store {
                 Ok(Some(entry))
             }
 
-            async fn cache_put(&self, e: &CacheEntry) -> StoreResult<()> {
+            async fn cache_put(&self, e: &CacheEntry, index: &EntryIndex) -> StoreResult<()> {
+                let semantic = index.semantic.as_ref();
+                let mut tx = self.writer.begin().await.map_err($crate::db_err)?;
                 sqlx::query(&format!(
-                    "INSERT INTO response_cache ({CACHE_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) \
+                    "INSERT INTO response_cache ({CACHE_COLUMNS}, semantic_key, question, embedding) \
+                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13) \
                      ON CONFLICT (tenant_id, cache_key) DO UPDATE SET namespace = excluded.namespace, \
                      model = excluded.model, provider = excluded.provider, upstream_model = excluded.upstream_model, \
                      body = excluded.body, cost_usd = excluded.cost_usd, created_ms = excluded.created_ms, \
-                     expires_ms = excluded.expires_ms"
+                     expires_ms = excluded.expires_ms, semantic_key = excluded.semantic_key, \
+                     question = excluded.question, embedding = excluded.embedding"
                 ))
                 .bind(&e.tenant_id)
                 .bind(&e.key.0)
@@ -59,10 +66,64 @@ macro_rules! impl_cache_store {
                 .bind(e.cost_usd)
                 .bind(e.created_ms)
                 .bind(e.expires_ms)
-                .execute(&self.writer)
+                .bind(semantic.map(|s| s.key.0.as_str()))
+                .bind(semantic.map(|s| s.question.as_str()))
+                .bind(semantic.map(|s| embedding_to_bytes(&s.vector)))
+                .execute(&mut *tx)
                 .await
                 .map_err($crate::db_err)?;
+                sqlx::query("DELETE FROM response_cache_collections WHERE tenant_id = $1 AND cache_key = $2")
+                    .bind(&e.tenant_id)
+                    .bind(&e.key.0)
+                    .execute(&mut *tx)
+                    .await
+                    .map_err($crate::db_err)?;
+                for collection in &index.collections {
+                    sqlx::query(
+                        "INSERT INTO response_cache_collections (collection_id, tenant_id, cache_key) \
+                         VALUES ($1, $2, $3) ON CONFLICT DO NOTHING",
+                    )
+                    .bind(collection)
+                    .bind(&e.tenant_id)
+                    .bind(&e.key.0)
+                    .execute(&mut *tx)
+                    .await
+                    .map_err($crate::db_err)?;
+                }
+                tx.commit().await.map_err($crate::db_err)?;
                 Ok(())
+            }
+
+            async fn cache_similar(
+                &self,
+                tenant: &str,
+                key: &CacheKey,
+                now_ms: i64,
+                limit: u32,
+            ) -> StoreResult<Vec<SemanticCandidate>> {
+                let rows = sqlx::query(
+                    "SELECT cache_key, question, embedding, created_ms FROM response_cache \
+                     WHERE tenant_id = $1 AND semantic_key = $2 AND expires_ms > $3 \
+                     ORDER BY created_ms DESC LIMIT $4",
+                )
+                .bind(tenant)
+                .bind(&key.0)
+                .bind(now_ms)
+                .bind(i64::from(limit))
+                .fetch_all(&self.pool)
+                .await
+                .map_err($crate::db_err)?;
+                rows.iter()
+                    .map(|r| {
+                        Ok(SemanticCandidate {
+                            key: CacheKey(r.try_get("cache_key")?),
+                            question: r.try_get::<Option<String>, _>("question")?.unwrap_or_default(),
+                            vector: embedding_from_bytes(&r.try_get::<Option<Vec<u8>>, _>("embedding")?.unwrap_or_default()),
+                            created_ms: r.try_get("created_ms")?,
+                        })
+                    })
+                    .collect::<Result<_, sqlx::Error>>()
+                    .map_err($crate::db_err)
             }
 
             async fn cache_purge(&self, tenant: &str, what: &CachePurge) -> StoreResult<u64> {
@@ -76,6 +137,7 @@ macro_rules! impl_cache_store {
                 .execute(&self.writer)
                 .await
                 .map_err($crate::db_err)?;
+                forget_orphans(&self.writer, Some(tenant)).await?;
                 Ok(done.rows_affected())
             }
 
@@ -89,8 +151,23 @@ macro_rules! impl_cache_store {
                 .execute(&self.writer)
                 .await
                 .map_err($crate::db_err)?;
+                forget_orphans(&self.writer, None).await?;
                 Ok(done.rows_affected())
             }
+        }
+
+        /// Drops the collection links of entries no longer stored (of `tenant`, or everyone's).
+        async fn forget_orphans(writer: &sqlx::Pool<$db>, tenant: Option<&str>) -> StoreResult<()> {
+            sqlx::query(
+                "DELETE FROM response_cache_collections WHERE ($1 IS NULL OR tenant_id = $1) AND NOT EXISTS \
+                 (SELECT 1 FROM response_cache r WHERE r.tenant_id = response_cache_collections.tenant_id \
+                 AND r.cache_key = response_cache_collections.cache_key)",
+            )
+            .bind(tenant)
+            .execute(writer)
+            .await
+            .map_err($crate::db_err)?;
+            Ok(())
         }
     };
 }

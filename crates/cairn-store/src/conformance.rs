@@ -105,6 +105,7 @@ pub async fn run_all(store: Arc<dyn Store>) {
     traces::racing_writers(store.clone()).await;
     traces::feedback(store.clone()).await;
     cache::response_cache(store.clone()).await;
+    cache::semantic_cache(store.clone()).await;
     audit::audit_log(store.clone()).await;
     store.ping().await.expect("ping");
 }

@@ -156,7 +156,8 @@ macro_rules! impl_knowledge_store {
             Ok(tx)
         }
 
-        /// Appends one entry to the change log inside `tx`.
+        /// Appends one entry to the change log inside `tx`, and deletes the cached answers built
+        /// on the collection: they may no longer be what it says.
         async fn log_change(
             tx: &mut sqlx::Transaction<'_, $db>,
             collection_id: &str,
@@ -169,6 +170,17 @@ macro_rules! impl_knowledge_store {
                 .bind(document_id)
                 .bind(kind.as_str())
                 .bind(at_ms)
+                .execute(&mut **tx)
+                .await?;
+            sqlx::query(
+                "DELETE FROM response_cache WHERE (tenant_id, cache_key) IN \
+                 (SELECT tenant_id, cache_key FROM response_cache_collections WHERE collection_id = $1)",
+            )
+            .bind(collection_id)
+            .execute(&mut **tx)
+            .await?;
+            sqlx::query("DELETE FROM response_cache_collections WHERE collection_id = $1")
+                .bind(collection_id)
                 .execute(&mut **tx)
                 .await?;
             Ok(())

@@ -25,6 +25,7 @@ pub(crate) const MIGRATIONS: &[(i64, &str, &str)] = &[
     (15, "response_cache", include_str!("migrations/0015_response_cache.sql")),
     (16, "audit_log", include_str!("migrations/0016_audit_log.sql")),
     (17, "key_guards", include_str!("migrations/0017_key_guards.sql")),
+    (18, "semantic_cache", include_str!("migrations/0018_semantic_cache.sql")),
 ];
 
 /// The trace tables' schema (migration 0012), which the SQLite store also applies to its

@@ -95,6 +95,8 @@ pub struct Metrics {
     pub otlp_export_failures: Counter,
     /// Response cache outcomes by model alias, endpoint and result (`hit`, `miss`, `bypass`).
     pub cache_lookups: Family<Labels, Counter>,
+    /// Cache hits found by meaning (the semantic cache), by model alias.
+    pub cache_semantic_hits: Family<Labels, Counter>,
     /// What cache hits would have cost had they gone upstream, by model alias.
     pub cache_saved_usd: Family<Labels, Counter<f64, AtomicU64>>,
     /// Cache reads and writes that failed (the call went on without the cache).
@@ -143,6 +145,7 @@ impl Metrics {
             otlp_spans_dropped: Counter::default(),
             otlp_export_failures: Counter::default(),
             cache_lookups: Family::default(),
+            cache_semantic_hits: Family::default(),
             cache_saved_usd: Family::default(),
             cache_failures: Counter::default(),
             guard_decisions: Family::default(),
@@ -201,6 +204,11 @@ impl Metrics {
         );
         registry.register("otlp_export_failures", "OTLP export batches given up on", m.otlp_export_failures.clone());
         registry.register("cache_lookups", "Response cache outcomes (hit, miss, bypass)", m.cache_lookups.clone());
+        registry.register(
+            "cache_semantic_hits",
+            "Response cache hits found by meaning (the semantic cache)",
+            m.cache_semantic_hits.clone(),
+        );
         registry.register(
             "cache_saved_usd",
             "Upstream cost saved by cache hits, in US dollars",

@@ -19,7 +19,9 @@ use crate::state::AppState;
 /// `"cairn": {"knowledge": {"collections": [...]}}` it answers from those collections and adds
 /// `cairn.citations` and `cairn.sources` (on the completion, or on a last chunk without choices).
 /// Models with a response cache answer repeated requests from it: `x-cairn-cache` says `hit`,
-/// `miss` or `bypass`; `cairn.cache` and `Cache-Control` control it per request. The alias's and
+/// `miss` or `bypass`; `cairn.cache` and `Cache-Control` control it per request. A model with a
+/// semantic cache also answers a question asked in other words (`x-cairn-cache: hit` with
+/// `x-cairn-cache-similarity`); answers from knowledge are dropped when a collection changes. The alias's and
 /// the key's guards run on every call (`x-cairn-guards` says what they did); a blocked call is
 /// a 400 (input) or 422 (output) of type `guard_error` with code `guard_<name>`. A routed model
 /// picks its small or large model per request (`x-cairn-route` in the response says which and

@@ -51,6 +51,9 @@ pub(crate) fn with_routed(mut resp: Response, routed: &Routed) -> Response {
     if let Some(cache) = routed.cache {
         h.insert("x-cairn-cache", HeaderValue::from_static(cache.as_str()));
     }
+    if let Some(Ok(v)) = routed.cache_similarity.map(|s| HeaderValue::from_str(&format!("{s:.4}"))) {
+        h.insert("x-cairn-cache-similarity", v);
+    }
     if let Some(Ok(v)) = routed.route.as_ref().map(|d| HeaderValue::from_str(&d.header())) {
         h.insert("x-cairn-route", v);
     }

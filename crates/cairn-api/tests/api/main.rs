@@ -30,6 +30,7 @@ mod runs;
 mod runs_loop;
 mod runs_memory;
 mod sdk;
+mod semantic_cache;
 mod tenancy;
 mod tools;
 mod traces;

@@ -24,11 +24,11 @@ fn config(up: &StandIn) -> String {
     )
 }
 
-fn file(name: &str, bytes: &[u8]) -> Part {
+pub(crate) fn file(name: &str, bytes: &[u8]) -> Part {
     Part::bytes(bytes.to_vec()).file_name(name.to_owned())
 }
 
-async fn upload(s: &TestServer, key: &str, col: &str, form: Form) -> (u16, Value) {
+pub(crate) async fn upload(s: &TestServer, key: &str, col: &str, form: Form) -> (u16, Value) {
     let resp = s
         .client
         .post(format!("{}/v1/collections/{col}/files", s.base))
@@ -42,7 +42,7 @@ async fn upload(s: &TestServer, key: &str, col: &str, form: Form) -> (u16, Value
 }
 
 /// Waits until every ingestion job of an upload ended; returns the documents.
-async fn settle(s: &TestServer, key: &str, col: &str, accepted: &Value) -> Vec<Value> {
+pub(crate) async fn settle(s: &TestServer, key: &str, col: &str, accepted: &Value) -> Vec<Value> {
     let mut out = Vec::new();
     for a in accepted["data"].as_array().expect("accepted list") {
         let job = a["job_id"].as_str().unwrap();
@@ -73,7 +73,7 @@ fn urlencode(s: &str) -> String {
         .collect()
 }
 
-async fn collection(s: &TestServer, key: &str, name: &str) -> String {
+pub(crate) async fn collection(s: &TestServer, key: &str, name: &str) -> String {
     let (status, col) = s.post("/v1/collections", key, &json!({"name": name, "embedding_model": "local/minilm"})).await;
     assert_eq!(status, 201, "{col}");
     col["id"].as_str().unwrap().to_owned()

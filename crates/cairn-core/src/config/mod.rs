@@ -444,6 +444,15 @@ impl Config {
             if let Some(Err(problem)) = m.cache.as_ref().map(|c| c.check(alias)) {
                 problems.push(problem);
             }
+            if let Some(s) = m.cache.as_ref().and_then(|c| c.semantic.as_ref()) {
+                let kind = self.models.get(&s.embedding).map(|e| e.kind);
+                if m.kind != ModelKind::Chat || kind != Some(ModelKind::Embedding) {
+                    problems.push(format!(
+                        "models.{alias}.cache.semantic: needs a chat alias and an embedding alias (embedding = \"{}\")",
+                        s.embedding
+                    ));
+                }
+            }
             problems.extend(m.guards.check(&format!("models.{alias}.guards")).err());
             for (i, t) in m.targets.iter().enumerate() {
                 match self.providers.get(&t.provider) {

@@ -41,6 +41,9 @@ pub struct Routed {
     pub fallbacks: u32,
     /// What the response cache did (`None` where the call did not pass it).
     pub cache: Option<crate::cache::CacheStatus>,
+    /// For a hit found by meaning (the semantic cache), how similar the questions were
+    /// (`x-cairn-cache-similarity`).
+    pub cache_similarity: Option<f32>,
     /// What the call's guards did (`x-cairn-guards`).
     pub guards: crate::guard::GuardReport,
     /// How a routed alias chose the model (`x-cairn-route`); `None` for other aliases.

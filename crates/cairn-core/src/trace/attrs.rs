@@ -90,3 +90,5 @@ pub const GUARDS: &str = "cairn.guards";
 pub const ROUTE: &str = "cairn.route";
 /// What the response cache did for the call: `hit`, `miss` or `bypass`.
 pub const CACHE_STATUS: &str = "cairn.cache.status";
+/// For a semantic cache hit, how similar the cached question was.
+pub const CACHE_SIMILARITY: &str = "cairn.cache.similarity";

@@ -7,7 +7,7 @@
 //! `cairn` field. Object keys are sorted, so field order never matters.
 
 use cairn_core::cache::CacheKey;
-use cairn_core::openai::{ChatRequest, EmbeddingInput, EmbeddingRequest, MessageContent};
+use cairn_core::openai::{ChatMessage, ChatRequest, ChatRole, EmbeddingInput, EmbeddingRequest, MessageContent};
 use serde_json::{json, Map, Value};
 use sha2::{Digest, Sha256};
 
@@ -16,8 +16,45 @@ const KEY_VERSION: u32 = 1;
 
 /// The key of chat request `req` for `tenant` in `namespace`.
 pub(crate) fn chat_key(tenant: &str, namespace: &str, req: &ChatRequest) -> CacheKey {
-    let messages: Vec<Value> = req
-        .messages
+    hash(tenant, namespace, &normalised_chat(req, &req.messages, "chat"))
+}
+
+/// The semantic cache's key of chat request `req` and the question it is found by: the last
+/// message, a user turn of plain text, is left out of the key; everything else (system prompt,
+/// tools, parameters, the earlier turns) is in it. `None` when the request cannot be matched
+/// by meaning: it does not end in a user text turn, or it has more than `context` earlier
+/// messages besides system and developer ones.
+pub(crate) fn semantic_key(
+    tenant: &str,
+    namespace: &str,
+    req: &ChatRequest,
+    context: usize,
+) -> Option<(CacheKey, String)> {
+    let (last, earlier) = req.messages.split_last()?;
+    if last.role != ChatRole::User || last.tool_calls.is_some() {
+        return None;
+    }
+    let question = match &last.content {
+        Some(MessageContent::Text(t)) => t.clone(),
+        Some(MessageContent::Parts(parts)) if parts.iter().all(|p| p.kind == "text" && p.extra.is_empty()) => {
+            parts.iter().filter_map(|p| p.text.as_deref()).collect::<Vec<_>>().join("\n")
+        }
+        _ => return None,
+    };
+    let turns = earlier.iter().filter(|m| !matches!(m.role, ChatRole::System | ChatRole::Developer)).count();
+    if question.trim().is_empty() || turns > context {
+        return None;
+    }
+    // The last turn's other fields (a name, say) stay in the key: only its words may differ.
+    let mut shell = last.clone();
+    shell.content = None;
+    let messages: Vec<ChatMessage> = earlier.iter().cloned().chain([shell]).collect();
+    Some((hash(tenant, namespace, &normalised_chat(req, &messages, "chat-semantic")), question))
+}
+
+/// `req` normalised for a key, with `messages` in place of its own.
+fn normalised_chat(req: &ChatRequest, messages: &[ChatMessage], endpoint: &str) -> Value {
+    let messages: Vec<Value> = messages
         .iter()
         .map(|m| {
             let mut m = m.clone();
@@ -31,8 +68,8 @@ pub(crate) fn chat_key(tenant: &str, namespace: &str, req: &ChatRequest) -> Cach
             serde_json::to_value(m).unwrap_or(Value::Null)
         })
         .collect();
-    let normalised = json!({
-        "endpoint": "chat",
+    json!({
+        "endpoint": endpoint,
         "model": req.model,
         "messages": messages,
         "tools": req.tools,
@@ -45,8 +82,7 @@ pub(crate) fn chat_key(tenant: &str, namespace: &str, req: &ChatRequest) -> Cach
         "seed": req.seed,
         "max_tokens": req.output_cap(),
         "extra": passed_upstream(&req.extra),
-    });
-    hash(tenant, namespace, &normalised)
+    })
 }
 
 /// The key of embeddings request `req` for `tenant` in `namespace`. The response is stored as

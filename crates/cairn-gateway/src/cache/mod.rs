@@ -5,6 +5,9 @@
 //! `cached`, at no cost, taking no provider slot); otherwise the call runs and its complete,
 //! successful answer is stored before the response ends, so the next identical request hits.
 //! Cache trouble never fails a call: a failed read is a miss, a failed write is counted.
+//! An alias with `[models.NAME.cache.semantic]` also answers questions asked in other words
+//! (`semantic`). Answers built from knowledge collections are tied to them: storage deletes
+//! them when a collection changes, and they are never held in this node's memory tier.
 
 mod admin;
 mod key;
@@ -17,10 +20,12 @@ pub use admin::{CachePurgeRequest, CachePurged};
 use std::sync::Arc;
 use std::time::Duration;
 
-use cairn_core::cache::{CacheControl, CacheEntry, CacheKey, CachePurge, CacheStatus, ResponseCacheStore};
+use cairn_core::cache::{
+    CacheControl, CacheEntry, CacheKey, CachePurge, CacheStatus, EntryIndex, ResponseCacheStore, SemanticIndex,
+};
 use cairn_core::config::{GatewayConfig, ModelCacheConfig};
 use cairn_core::openai::{ChatCompletion, ChatRequest, EmbeddingRequest, EmbeddingResponse, Routed, Usage};
-use cairn_core::{Error, Result};
+use cairn_core::{CallContext, Error, Result};
 use cairn_telemetry::Metrics;
 
 pub(crate) use replay::{replay, Assembler};
@@ -48,6 +53,12 @@ pub(crate) struct CachePlan {
     namespace: String,
     alias: String,
     endpoint: Endpoint,
+    /// The semantic tier's part, when the alias has one and the request can be matched.
+    pub semantic: Option<semantic::SemanticPlan>,
+    /// The knowledge collections the answer is built from.
+    collections: Vec<String>,
+    /// For a semantic hit, how similar the questions were.
+    pub similarity: Option<f32>,
 }
 
 impl CachePlan {
@@ -62,6 +73,9 @@ impl CachePlan {
             namespace: String::new(),
             alias: route.alias.clone(),
             endpoint,
+            semantic: None,
+            collections: Vec::new(),
+            similarity: None,
         }
     }
 
@@ -97,30 +111,38 @@ impl ResponseCache {
     }
 
     /// The unexpired entry under `key`: from memory when this node saw it lately, else from
-    /// storage (then held in memory).
-    async fn read(&self, tenant: &str, key: &CacheKey) -> cairn_core::store::StoreResult<Option<CacheEntry>> {
+    /// storage (then held in memory if `hold`).
+    async fn read(
+        &self,
+        tenant: &str,
+        key: &CacheKey,
+        hold: bool,
+    ) -> cairn_core::store::StoreResult<Option<CacheEntry>> {
         let now = cairn_core::time::now_ms();
         if let Some(found) = self.memory.as_ref().and_then(|m| m.get(tenant, key, now)) {
             return Ok(Some(found));
         }
         let found = self.store.cache_get(tenant, key, now).await?;
-        if let (Some(memory), Some(e)) = (&self.memory, &found) {
+        if let (Some(memory), Some(e), true) = (&self.memory, &found, hold) {
             memory.put(e.clone(), now);
         }
         Ok(found)
     }
 
-    /// The plan for chat request `req` of `tenant` on `route`.
-    pub(crate) fn plan_chat(
-        &self,
-        route: &ModelRoute,
-        control: &CacheControl,
-        tenant: &str,
-        req: &ChatRequest,
-    ) -> Result<CachePlan> {
+    /// The plan for chat request `req` made in `ctx` on `route`.
+    pub(crate) fn plan_chat(&self, route: &ModelRoute, ctx: &CallContext, req: &ChatRequest) -> Result<CachePlan> {
         // A request without a temperature samples at the provider's default (1).
         let sampled = req.temperature.is_none_or(|t| t > 0.0);
-        plan(route, Endpoint::Chat, control, sampled, |ns| key::chat_key(tenant, ns, req))
+        let tenant = &ctx.principal.tenant_id;
+        let mut p = plan(route, Endpoint::Chat, &ctx.cache, sampled, |ns| key::chat_key(tenant, ns, req))?;
+        p.collections.clone_from(&ctx.knowledge);
+        let semantic = route.cache.as_ref().and_then(|c| c.semantic.as_ref());
+        if let (Some(config), Some(_)) = (semantic, &p.key) {
+            p.semantic = key::semantic_key(tenant, &p.namespace, req, config.context_messages)
+                .filter(|(_, question)| question.len() <= semantic::MAX_QUESTION_BYTES)
+                .map(|(key, question)| semantic::SemanticPlan { key, question, config: config.clone(), vector: None });
+        }
+        Ok(p)
     }
 
     /// The plan for embeddings request `req` of `tenant` on `route`.
@@ -134,32 +156,66 @@ impl ResponseCache {
         plan(route, Endpoint::Embeddings, control, false, |ns| key::embeddings_key(tenant, ns, req))
     }
 
-    /// Reads the entry the plan names, if the plan reads; sets the plan's status and counts it.
+    /// Reads the entry the plan names, if the plan reads; sets the plan's status.
     pub(crate) async fn lookup(&self, tenant: &str, plan: &mut CachePlan) -> Option<CacheEntry> {
         let found = match (&plan.key, plan.read) {
-            (Some(key), true) => match self.read(tenant, key).await {
-                Ok(found) => found.filter(|e| plan.fresh_since_ms.is_none_or(|since| e.created_ms >= since)),
-                Err(e) => {
-                    self.metrics.cache_failures.inc();
-                    tracing::warn!(error = %e, "response cache read failed; calling upstream");
-                    None
-                }
-            },
+            (Some(key), true) => self.read_or_miss(tenant, key, plan.collections.is_empty()).await,
             _ => None,
         };
+        let found = found.filter(|e| plan.fresh_since_ms.is_none_or(|since| e.created_ms >= since));
         if plan.read {
             plan.status = if found.is_some() { CacheStatus::Hit } else { CacheStatus::Miss };
         }
+        found
+    }
+
+    /// Reads the entry whose question is most like the plan's and agrees with it, if the plan
+    /// reads and its question is embedded; sets the plan's status and similarity on a hit.
+    pub(crate) async fn lookup_similar(&self, tenant: &str, plan: &mut CachePlan) -> Option<CacheEntry> {
+        let s = plan.semantic.as_ref().filter(|_| plan.read)?;
+        let limit = u32::try_from(s.config.max_candidates).unwrap_or(u32::MAX);
+        let now = cairn_core::time::now_ms();
+        let candidates = match self.store.cache_similar(tenant, &s.key, now, limit).await {
+            Ok(c) => c,
+            Err(e) => {
+                self.metrics.cache_failures.inc();
+                tracing::warn!(error = %e, "semantic cache read failed; calling upstream");
+                return None;
+            }
+        };
+        let (key, similarity) = semantic::best(s, &candidates, plan.fresh_since_ms)?;
+        let found = self.read_or_miss(tenant, &key, plan.collections.is_empty()).await?;
+        plan.status = CacheStatus::Hit;
+        plan.similarity = Some(similarity);
+        Some(found)
+    }
+
+    /// The entry under `key` (held in memory if `hold`); a failed read counts and is a miss.
+    async fn read_or_miss(&self, tenant: &str, key: &CacheKey, hold: bool) -> Option<CacheEntry> {
+        self.read(tenant, key, hold)
+            .await
+            .inspect_err(|e| {
+                self.metrics.cache_failures.inc();
+                tracing::warn!(error = %e, "response cache read failed; calling upstream");
+            })
+            .ok()
+            .flatten()
+    }
+
+    /// Counts what the cache did for a planned call (`found`: the entry that answered).
+    pub(crate) fn count(&self, plan: &CachePlan, found: Option<&CacheEntry>) {
         let labels = vec![
             ("model", plan.alias.clone()),
             ("endpoint", plan.endpoint.as_str().into()),
             ("result", plan.status.as_str().into()),
         ];
         self.metrics.cache_lookups.get_or_create(&labels).inc();
-        if let Some(e) = &found {
+        if plan.similarity.is_some() {
+            self.metrics.cache_semantic_hits.get_or_create(&vec![("model", plan.alias.clone())]).inc();
+        }
+        if let Some(e) = found {
             self.metrics.cache_saved_usd.get_or_create(&vec![("model", plan.alias.clone())]).inc_by(e.cost_usd);
         }
-        found
     }
 
     /// Stores a call's complete answer `body` if the plan writes (and it is small enough).
@@ -181,9 +237,17 @@ impl ResponseCache {
             created_ms: now,
             expires_ms: now.saturating_add(ttl.as_millis() as i64),
         };
-        match self.store.cache_put(&entry).await {
+        let index = EntryIndex {
+            semantic: plan.semantic.as_ref().and_then(|s| {
+                let vector = s.vector.clone()?;
+                Some(SemanticIndex { key: s.key.clone(), question: s.question.clone(), vector })
+            }),
+            collections: plan.collections.clone(),
+        };
+        match self.store.cache_put(&entry, &index).await {
             Ok(()) => {
-                if let Some(memory) = &self.memory {
+                // Storage deletes answers built on knowledge when it changes; a copy here would outlive that.
+                if let (Some(memory), true) = (&self.memory, plan.collections.is_empty()) {
                     memory.put(entry, now);
                 }
             }
