@@ -93,6 +93,11 @@ impl GatewayService {
             }
         }
         let tenant = &ctx.principal.tenant_id;
+        // A question holding personal data is neither stored in the clear nor matched by meaning
+        // (two questions about different people's orders would agree).
+        if plan.semantic.as_ref().is_some_and(|s| self.guards.has_pii(&s.question)) {
+            plan.semantic = None;
+        }
         let mut found = self.cache.lookup(tenant, plan).await;
         if found.is_none() && plan.semantic.is_some() {
             self.embed_question(ctx, plan).await;

@@ -148,6 +148,14 @@ async fn hits_need_the_same_prompt_tools_parameters_turns_tenant_and_enough_simi
     let (_, cache, _, _) = send(&s, &key, &question("strict", "what's the capital of france")).await;
     assert_eq!(cache, "miss", "similar, but under the alias's 0.999");
     assert_eq!(send(&s, &key, &question("strict", "What is the capital of France?")).await.1, "hit");
+
+    // A question with personal data is matched exactly or not at all (and its words are not
+    // stored): reworded, it goes upstream even though it would agree.
+    let pii = "Where is the order for jane.doe@example.com?";
+    assert_eq!(send(&s, &key, &question("faq", pii)).await.1, "miss");
+    assert_eq!(send(&s, &key, &question("faq", pii)).await.1, "hit");
+    let (_, cache, _, _) = send(&s, &key, &question("faq", "where's the order for jane.doe@example.com")).await;
+    assert_eq!(cache, "miss");
 }
 
 #[tokio::test]

@@ -97,6 +97,11 @@ impl Guards {
         })
     }
 
+    /// Whether `text` holds personal data or a secret the redactor finds.
+    pub(crate) fn has_pii(&self, text: &str) -> bool {
+        !self.redactor.find(text).is_empty()
+    }
+
     /// The guards of a call by `p` to `route`, tightened by `also` (a routed alias's own).
     pub fn plan(&self, route: &ModelRoute, p: &Principal, also: &GuardSettings) -> GuardPlan {
         GuardPlan { settings: route.guards.with(also).with(&p.limits.guards), report: GuardReport::default() }

@@ -28,7 +28,13 @@ pub enum Disagreement {
     Degree,
     /// One has no content word at all ("what is it?"): nothing to compare, so never a hit.
     Vague,
+    /// One has more than `MAX_CONTENT_WORDS` content words: not a question the check compares
+    /// (its cost grows with the product of the two lengths).
+    TooLong,
 }
+
+/// Most content words a question may have to be compared.
+pub const MAX_CONTENT_WORDS: usize = 64;
 
 /// Words that frame a question without choosing what it asks.
 const FRAMING: &[&str] = &[
@@ -247,8 +253,12 @@ struct Question {
 /// Whether questions `a` and `b` ask the same thing, or the first reason they do not.
 pub fn agree(a: &str, b: &str) -> Result<(), Disagreement> {
     let (qa, qb) = (Question::parse(a), Question::parse(b));
-    if qa.contents().is_empty() || qb.contents().is_empty() {
+    let (ca, cb) = (qa.contents().len(), qb.contents().len());
+    if ca == 0 || cb == 0 {
         return Err(Disagreement::Vague);
+    }
+    if ca > MAX_CONTENT_WORDS || cb > MAX_CONTENT_WORDS {
+        return Err(Disagreement::TooLong);
     }
     if qa.numbers != qb.numbers {
         return Err(Disagreement::Numbers);
@@ -434,6 +444,7 @@ mod tests {
 
     #[test]
     fn near_misses_do_not() {
+        let long = "word ".repeat(MAX_CONTENT_WORDS + 1);
         for (a, b, why) in [
             ("What is the capital of France?", "What is the capital of Germany?", "unmatched"),
             ("What does HTTP stand for?", "What does HTTPS stand for?", "unmatched"),
@@ -446,6 +457,7 @@ mod tests {
             ("How do I make tea?", "How do I make green tea?", "unmatched"),
             ("What is the largest city in Australia?", "What is a large city in Australia?", "degree"),
             ("What is this?", "How is this?", "vague"),
+            (long.as_str(), long.as_str(), "toolong"),
             ("Did Google acquire YouTube?", "Did YouTube acquire Google?", "swapped"),
             ("Is Python faster than Java?", "Is Java faster than Python?", "swapped"),
             ("What is your name?", "What is my name?", "opposite"),
