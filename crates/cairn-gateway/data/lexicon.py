@@ -41,8 +41,11 @@ def main(wordnet: Path, tokenizer: Path, out: Path) -> None:
         if re.fullmatch(r"[a-z][a-z]+", w)
     }
     words = collections.defaultdict(set)  # word -> synsets
-    members = {}  # synset -> words
+    members = {}  # synset -> single words
+    all_members = {}  # synset -> every lemma, in order (pointers number them)
+    antonym_refs = []
     pointers = collections.defaultdict(set)  # synset -> (symbol, synset)
+    antonyms = set()  # (word, word): opposites in some sense are never linked (come/go)
     for name, pos in POS.items():
         for line in open(wordnet / f"data.{name}", encoding="latin-1"):
             if line.startswith("  "):
@@ -51,13 +54,16 @@ def main(wordnet: Path, tokenizer: Path, out: Path) -> None:
             synset = pos + fields[0]
             count = int(fields[3], 16)
             lemmas = [fields[4 + 2 * i].lower().split("(")[0] for i in range(count)]
+            all_members[synset] = lemmas
             members[synset] = [w for w in lemmas if "_" not in w and "-" not in w]
             for w in members[synset]:
                 words[w].add(synset)
             i = 4 + 2 * count
             for _ in range(int(fields[i])):
-                symbol, offset, target_pos = fields[i + 1], fields[i + 2], fields[i + 3]
+                symbol, offset, target_pos, words_hex = fields[i + 1], fields[i + 2], fields[i + 3], fields[i + 4]
                 i += 4
+                if symbol == "!":
+                    antonym_refs.append((synset, {"s": "a"}.get(target_pos, target_pos) + offset, words_hex))
                 pointers[synset].add((symbol, {"s": "a"}.get(target_pos, target_pos) + offset))
     rank = {}  # (word, synset) -> sense number, most frequent first
     for name, pos in POS.items():
@@ -71,6 +77,12 @@ def main(wordnet: Path, tokenizer: Path, out: Path) -> None:
 
     def senses(w):
         return {s for s in words[w] if rank.get((w, s), SENSES) < SENSES}
+
+    for source, target, words_hex in antonym_refs:
+        a, b = int(words_hex[:2], 16), int(words_hex[2:], 16)
+        sw = all_members[source][a - 1:a] if a else all_members[source]
+        tw = all_members[target][b - 1:b] if b else all_members[target]
+        antonyms.update((min(x, y), max(x, y)) for x in sw for y in tw)
 
     exceptions = collections.defaultdict(set)
     for name in ("noun", "verb", "adj", "adv"):
@@ -116,7 +128,8 @@ def main(wordnet: Path, tokenizer: Path, out: Path) -> None:
             for target in related:
                 for other in members.get(target, ()):
                     # The relation must hold in a main sense of both words.
-                    if other != w and other in known and target in senses(other):
+                    opposite = (min(w, other), max(w, other)) in antonyms
+                    if other != w and other in known and target in senses(other) and not opposite:
                         links[min(w, other)].add(max(w, other))
         ancestors, frontier = set(), {s for s in senses(w) if s[0] == "n"}
         for _ in range(HYPERNYM_DEPTH):

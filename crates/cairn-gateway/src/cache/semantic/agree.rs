@@ -206,6 +206,19 @@ const OPPOSITES: &[(&str, &str)] = &[
     ("may", "should"),
     ("could", "must"),
     ("could", "should"),
+    // How many: "are all birds" / "are some birds".
+    ("all", "some"),
+    ("all", "any"),
+    ("every", "some"),
+    ("every", "any"),
+    // When: "who is the president" / "who was the president".
+    ("is", "was"),
+    ("are", "were"),
+    ("do", "did"),
+    ("does", "did"),
+    ("did", "will"),
+    ("was", "will"),
+    ("were", "will"),
     ("minimum", "maximum"),
 ];
 
@@ -462,6 +475,9 @@ mod tests {
             ("Is Python faster than Java?", "Is Java faster than Python?", "swapped"),
             ("What is your name?", "What is my name?", "opposite"),
             ("Can I take ibuprofen with alcohol?", "Must I take ibuprofen with alcohol?", "opposite"),
+            ("Who is the president of France?", "Who was the president of France?", "opposite"),
+            ("Can all birds fly?", "Can some birds fly?", "opposite"),
+            ("When does the bus come?", "When does the bus go?", "unmatched"),
             ("What time does the store open?", "What time does the store close?", "unmatched"),
         ] {
             let got = agree(a, b).expect_err(&format!("{a} / {b}"));
