@@ -191,7 +191,14 @@ fn check(config: &Config) -> Result<()> {
             None => targets.join(" -> "),
         };
         let guards = if m.guards.any() { format!(" [guards: {}]", guard_summary(&m.guards)) } else { String::new() };
-        println!("  {alias} ({:?}): {how}{guards}", m.kind);
+        let cache = match &m.cache {
+            Some(c) => match &c.semantic {
+                Some(s) => format!(" [cache: {}s, semantic by {} at {:.2}]", c.ttl_s, s.embedding, s.threshold),
+                None => format!(" [cache: {}s]", c.ttl_s),
+            },
+            None => String::new(),
+        };
+        println!("  {alias} ({:?}): {how}{guards}{cache}", m.kind);
     }
     for w in config.warnings() {
         println!("warning: {w}");
