@@ -90,7 +90,7 @@ fn request_spans(rng: &mut impl Rng, start: i64) -> [SpanRecord; 3] {
     let model = MODELS[rng.gen_range(0..MODELS.len())];
     let took = rng.gen_range(50_000_000..2_000_000_000i64);
     let failed = rng.gen_ratio(1, 50);
-    let trace = TraceId::random();
+    let trace = TraceId::fresh();
     let span =
         |parent: Option<SpanId>, name: String, kind, at: i64, end: i64, attributes: Vec<(&'static str, AttrValue)>| {
             SpanRecord {
