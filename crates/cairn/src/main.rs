@@ -1,7 +1,6 @@
 //! The `cairn` binary: serve the API, run job workers, manage jobs, keys and tenants, check the
 //! config, ingest files and ask questions of a running server, evaluate retrieval.
 
-
 /// mimalloc instead of glibc's allocator: a request allocates and frees many small buffers on
 /// several threads at once, and glibc's arenas showed as a fifth of a busy server's profile
 /// (malloc, free, consolidation); see `docs/BENCHMARKS.md`.

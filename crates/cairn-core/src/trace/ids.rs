@@ -35,10 +35,15 @@ macro_rules! hex_id {
 
         impl fmt::Display for $ty {
             fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                for x in self.0 {
-                    write!(f, "{x:02x}")?;
+                // Written once per span and id on every request: one `write_str`, not one
+                // formatted write per byte.
+                const HEX: &[u8; 16] = b"0123456789abcdef";
+                let mut out = [0u8; $n * 2];
+                for (i, x) in self.0.iter().enumerate() {
+                    out[i * 2] = HEX[usize::from(x >> 4)];
+                    out[i * 2 + 1] = HEX[usize::from(x & 0xf)];
                 }
-                Ok(())
+                f.write_str(std::str::from_utf8(&out).map_err(|_| fmt::Error)?)
             }
         }
 
