@@ -11,6 +11,8 @@ Lines of lexicon.txt:
                        sense), derivations (differ/difference), a verb's direct generalisation
                        (delete/remove), similar adjectives (big/huge), attributes (fast/speed)
     ^lemma word...     a noun's categories: hypernyms up to three levels (tokyo: city, capital)
+    *lemma             a word used at least as often as a verb as otherwise (WordNet's tagged
+                       sense counts; a tie counts as a verb)
 Relations are listed once; the reader makes `~` symmetric.
 """
 
@@ -65,6 +67,7 @@ def main(wordnet: Path, tokenizer: Path, out: Path) -> None:
                 if symbol == "!":
                     antonym_refs.append((synset, {"s": "a"}.get(target_pos, target_pos) + offset, words_hex))
                 pointers[synset].add((symbol, {"s": "a"}.get(target_pos, target_pos) + offset))
+    tagged = collections.defaultdict(dict)  # word -> pos -> tagged sense count
     rank = {}  # (word, synset) -> sense number, most frequent first
     for name, pos in POS.items():
         for line in open(wordnet / f"index.{name}", encoding="latin-1"):
@@ -72,6 +75,7 @@ def main(wordnet: Path, tokenizer: Path, out: Path) -> None:
                 continue
             fields = line.split()
             lemma, synsets = fields[0], int(fields[2])
+            tagged[lemma][pos] = int(fields[len(fields) - synsets - 1])
             for n, offset in enumerate(fields[len(fields) - synsets:]):
                 rank[(lemma, pos + offset)] = n
 
@@ -148,6 +152,11 @@ def main(wordnet: Path, tokenizer: Path, out: Path) -> None:
             f.write(f"~{w} {' '.join(sorted(links[w]))}\n")
         for w, ancestors in categories.items():
             f.write(f"^{w} {' '.join(ancestors)}\n")
+        for w in sorted(known):
+            counts = tagged.get(w, {})
+            verb = counts.get("v", 0)
+            if "v" in counts and all(verb >= n for n in counts.values()):
+                f.write(f"*{w}\n")
 
 
 if __name__ == "__main__":

@@ -295,6 +295,9 @@ DIFFERENT = [
     ("Give me a recipe for vegan lasagna", "Give me a recipe for vegetarian lasagna"),
     ("Write a haiku about the ocean", "Write a limerick about the ocean"),
     ("Explain recursion in simple terms", "Explain iteration in simple terms"),
+    # Who does what to whom.
+    ("Does the dog chase the cat?", "Does the cat chase the dog?"),
+    ("Can a cat eat a mouse?", "Can a mouse eat a cat?"),
 ]
 
 

@@ -303,6 +303,9 @@ pub fn agree(a: &str, b: &str) -> Result<(), Disagreement> {
             }
         }
     }
+    if roles_swapped(&qa, &qb) {
+        return Err(Disagreement::Swapped);
+    }
     for anchor in ANCHORS {
         if let (Some((a_before, a_after)), Some((b_before, b_after))) = (qa.around(anchor), qb.around(anchor)) {
             let moved = |from: &[&Token], to: &[&Token], stays: &[&Token]| {
@@ -314,6 +317,34 @@ pub fn agree(a: &str, b: &str) -> Result<(), Disagreement> {
         }
     }
     Ok(())
+}
+
+/// Whether two words trade places around a verb that stays between them ("does the dog chase
+/// the cat" / "does the cat chase the dog"): who does what to whom changed. Only a verb in the
+/// middle counts: a noun phrase said backwards ("local git branch" / "branch in git locally")
+/// keeps its meaning.
+fn roles_swapped(qa: &Question, qb: &Question) -> bool {
+    let (a, b) = (qa.contents(), qb.contents());
+    // Where each word of `a` has its counterpart in `b`: the same word first (a related one
+    // may be another word of the sentence: "dog" is also a verb meaning "chase").
+    let at: Vec<Option<usize>> = a
+        .iter()
+        .map(|x| {
+            let same_word = b.iter().position(|y| x.iter().any(|l| y.contains(l)));
+            same_word.or_else(|| b.iter().position(|y| related(x, y)))
+        })
+        .collect();
+    for i in 0..a.len() {
+        for j in i + 1..a.len() {
+            let (Some(pi), Some(pj)) = (at[i], at[j]) else { continue };
+            let verb_between =
+                |k: usize| at[k].is_some_and(|pk| pj < pk && pk < pi) && a[k].iter().any(|l| LEXICON.is_verb(l));
+            if pj < pi && (i + 1..j).any(verb_between) {
+                return true;
+            }
+        }
+    }
+    false
 }
 
 /// The first content word of `q` that `other` has no counterpart for.
@@ -472,6 +503,7 @@ mod tests {
             ("What is this?", "How is this?", "vague"),
             (long.as_str(), long.as_str(), "toolong"),
             ("Did Google acquire YouTube?", "Did YouTube acquire Google?", "swapped"),
+            ("Does the dog chase the cat?", "Does the cat chase the dog?", "swapped"),
             ("Is Python faster than Java?", "Is Java faster than Python?", "swapped"),
             ("What is your name?", "What is my name?", "opposite"),
             ("Can I take ibuprofen with alcohol?", "Must I take ibuprofen with alcohol?", "opposite"),

@@ -16,11 +16,13 @@ pub(super) struct Lexicon {
     /// Each link once, as (smaller, larger).
     links: HashSet<(&'static str, &'static str)>,
     categories: HashMap<&'static str, Vec<&'static str>>,
+    verbs: HashSet<&'static str>,
 }
 
 impl Lexicon {
     fn parse(text: &'static str) -> Self {
-        let mut lexicon = Lexicon { forms: HashMap::new(), links: HashSet::new(), categories: HashMap::new() };
+        let mut lexicon =
+            Lexicon { forms: HashMap::new(), links: HashSet::new(), categories: HashMap::new(), verbs: HashSet::new() };
         for line in text.lines() {
             let Some(kind) = line.chars().next() else { continue };
             let mut words = line[kind.len_utf8()..].split(' ');
@@ -32,6 +34,9 @@ impl Lexicon {
                 '~' => lexicon.links.extend(words.map(|w| (head.min(w), head.max(w)))),
                 '^' => {
                     lexicon.categories.insert(head, words.collect());
+                }
+                '*' => {
+                    lexicon.verbs.insert(head);
                 }
                 _ => {}
             }
@@ -51,6 +56,11 @@ impl Lexicon {
     /// Whether one lemma may stand for the other in a question.
     pub(super) fn linked(&self, a: &str, b: &str) -> bool {
         a == b || self.links.contains(&(a.min(b), a.max(b)))
+    }
+
+    /// Whether `lemma` is used at least as often as a verb as otherwise.
+    pub(super) fn is_verb(&self, lemma: &str) -> bool {
+        self.verbs.contains(lemma)
     }
 
     /// Whether `category` names a kind `word` is (tokyo: city).
@@ -74,5 +84,6 @@ mod tests {
         assert!(!l.linked("import", "export"));
         assert!(l.is_category("city", "tokyo"));
         assert!(!l.is_category("tea", "green"));
+        assert!(l.is_verb("chase") && l.is_verb("delete") && !l.is_verb("branch"));
     }
 }
