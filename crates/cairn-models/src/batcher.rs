@@ -1,5 +1,6 @@
 //! Dynamic batching for the embedding model: requests from many callers are queued to one
-//! batcher thread, which gathers them for up to `max_wait` (or until `max_batch` texts), runs
+//! batcher thread, which gathers them for up to `max_wait` (or until `max_batch` texts; with no
+//! wait, whatever queued while the last pass ran), runs
 //! them as one packed forward pass on the model's own thread pool, and hands each caller its
 //! vectors. The queue is bounded: when full, callers get `Overloaded` at once. A caller that
 //! goes away before its turn is skipped.
@@ -27,7 +28,7 @@ pub struct BatchOptions {
 
 impl Default for BatchOptions {
     fn default() -> Self {
-        Self { max_batch: 32, max_wait: Duration::from_millis(5), queue: 1024 }
+        Self { max_batch: 32, max_wait: Duration::ZERO, queue: 1024 }
     }
 }
 

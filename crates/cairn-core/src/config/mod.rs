@@ -91,7 +91,9 @@ pub struct LocalConfig {
     pub threads: usize,
     /// Most texts in one embedding forward pass.
     pub max_batch: usize,
-    /// Longest an embedding request waits to be batched with others.
+    /// Longest an embedding request waits to be batched with others. 0 (the default): a
+    /// request runs at once when the model is idle, and the requests that arrive while it is
+    /// busy run together next, so batching comes from load and a lone request never waits.
     pub max_wait_ms: u64,
     /// Most requests queued per model before new ones get 503.
     pub queue: usize,
@@ -101,7 +103,7 @@ pub struct LocalConfig {
 
 impl Default for LocalConfig {
     fn default() -> Self {
-        Self { models_dir: PathBuf::new(), threads: 0, max_batch: 32, max_wait_ms: 5, queue: 1024, chat_context: 4096 }
+        Self { models_dir: PathBuf::new(), threads: 0, max_batch: 32, max_wait_ms: 0, queue: 1024, chat_context: 4096 }
     }
 }
 
