@@ -27,14 +27,7 @@ impl TextEmbedder for GatewayEmbedder {
     }
 
     async fn embed(&self, ctx: &CallContext, model: &str, texts: &[String]) -> Result<Vec<Vec<f32>>, EmbedFailure> {
-        let req = EmbeddingRequest {
-            model: model.into(),
-            input: EmbeddingInput::Texts(texts.to_vec()),
-            encoding_format: None,
-            dimensions: None,
-            user: None,
-            extra: Default::default(),
-        };
+        let req = EmbeddingRequest::new(model, EmbeddingInput::Texts(texts.to_vec()));
         match self.0.embeddings(ctx, req).await {
             Ok((mut resp, _)) => {
                 resp.data.sort_by_key(|e| e.index);

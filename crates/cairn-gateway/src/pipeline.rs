@@ -122,14 +122,7 @@ impl GatewayService {
         inner.request_admitted = true;
         inner.cache = Default::default();
         inner.knowledge = Vec::new();
-        let req = EmbeddingRequest {
-            model: s.config.embedding.clone(),
-            input: EmbeddingInput::Text(s.question.clone()),
-            encoding_format: None,
-            dimensions: None,
-            user: None,
-            extra: Default::default(),
-        };
+        let req = EmbeddingRequest::new(&s.config.embedding, EmbeddingInput::Text(s.question.clone()));
         match Box::pin(self.embeddings(&inner, req)).await {
             Ok((resp, _)) => match resp.data.into_iter().next().map(|d| d.embedding) {
                 Some(EmbeddingVector::Float(v)) => s.vector = Some(v),

@@ -4,7 +4,7 @@
 use std::sync::atomic::Ordering;
 
 use cairn_core::config::LocalConfig;
-use cairn_core::openai::{EmbeddingInput, EmbeddingRequest, EmbeddingVector, Extra};
+use cairn_core::openai::{EmbeddingInput, EmbeddingRequest, EmbeddingVector};
 use cairn_gateway::provider::{LocalProvider, Provider};
 use cairn_gateway::ProviderError;
 
@@ -13,14 +13,7 @@ fn config(max_batch: usize, queue: usize) -> LocalConfig {
 }
 
 fn request(input: EmbeddingInput) -> EmbeddingRequest {
-    EmbeddingRequest {
-        model: "x".into(),
-        input,
-        encoding_format: None,
-        dimensions: None,
-        user: None,
-        extra: Extra::new(),
-    }
+    EmbeddingRequest::new("x", input)
 }
 
 fn floats(v: &EmbeddingVector) -> &[f32] {

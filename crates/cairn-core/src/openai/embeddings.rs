@@ -30,6 +30,20 @@ pub struct EmbeddingRequest {
     pub extra: Extra,
 }
 
+impl EmbeddingRequest {
+    /// A request for `input` from `model`, every option at its default (floats, full width).
+    pub fn new(model: impl Into<String>, input: EmbeddingInput) -> Self {
+        Self {
+            model: model.into(),
+            input,
+            encoding_format: None,
+            dimensions: None,
+            user: None,
+            extra: Extra::default(),
+        }
+    }
+}
+
 /// What to embed: one string, several, or pre-tokenised input.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize, ToSchema)]
 #[serde(untagged)]
