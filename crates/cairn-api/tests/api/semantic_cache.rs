@@ -187,3 +187,38 @@ async fn answers_from_knowledge_are_dropped_when_the_collection_changes() {
     let bodies = up.bodies();
     assert_eq!(bodies[0]["messages"], bodies[1]["messages"], "the same sources were sent");
 }
+
+#[tokio::test]
+async fn readers_huge_questions_and_concurrent_callers_are_handled() {
+    let (s, up) = setup().await;
+    // A reader may not call models: refused before any embedding or upstream call.
+    let reader = s.key("acme", "reader", json!({})).await;
+    let (status, _, _, body) = send(&s, &reader, &question("faq", "How do I delete a local git branch?")).await;
+    assert_eq!(status, 403, "{body}");
+    assert_eq!(up.request_count(), 0);
+    let (_, u) = crate::usage(&s, &reader, "").await;
+    assert_eq!(u["totals"]["requests"].as_u64().unwrap_or(0), 0, "nothing charged: {u}");
+
+    // A question past the semantic tier's size is served and cached exactly, never by meaning.
+    let key = s.key("acme", "member", json!({})).await;
+    let huge = format!("How do I delete a local git branch? {}", "Please explain it in detail. ".repeat(4_000));
+    let (status, cache, _, _) = send(&s, &key, &question("faq", &huge)).await;
+    assert_eq!((status, cache.as_str()), (200, "miss"));
+    let reworded = huge.replace("How do I delete", "How can I remove");
+    let (status, cache, similarity, _) = send(&s, &key, &question("faq", &reworded)).await;
+    assert_eq!((status, cache.as_str(), similarity), (200, "miss", None));
+
+    // Concurrent askers of one question in other words: all answered from the one entry.
+    assert_eq!(send(&s, &key, &question("faq", "What is the capital of France?")).await.1, "miss");
+    let asks = (0..16).map(|i| {
+        let (s, key) = (&s, &key);
+        async move {
+            let text = if i % 2 == 0 { "what's the capital of france" } else { "What is France's capital?" };
+            send(s, key, &question("faq", text)).await
+        }
+    });
+    for (status, cache, _, body) in futures::future::join_all(asks).await {
+        assert_eq!((status, cache.as_str()), (200, "hit"), "{body}");
+    }
+    assert_eq!(up.request_count(), 3, "the two misses above and the first question only");
+}
