@@ -213,6 +213,9 @@ impl Stepper {
         self.prepare_history().await?;
         loop {
             if self.call.cancel.is_cancelled() {
+                // Results not stored yet are kept if the journal still takes them (a shutdown;
+                // a cancelled run refuses them): a finished call is then not made again.
+                let _ = self.flush().await;
                 return Err(Halt::Lost);
             }
             let next = {
@@ -312,17 +315,15 @@ impl Stepper {
         Ok(())
     }
 
-    /// One model call, streamed (its text goes out as news), journaled whole when it ends.
-    async fn call_model(&self, final_call: Option<Cap>) -> Result<(), Halt> {
-        // What the model is about to read is stored first.
-        self.flush().await?;
+    /// The request of the run's next model call.
+    async fn model_request(&self, final_call: Option<Cap>) -> ChatRequest {
         let tools = if final_call.is_none() { self.tools.clone() } else { Vec::new() };
         let with_tools = !tools.is_empty();
         let response_format = self.spec.output_schema.as_ref().map(
             |schema| serde_json::json!({"type": "json_schema", "json_schema": {"name": "answer", "schema": schema}}),
         );
         let (must_call, max_tokens) = self.call_settings(final_call, with_tools).await;
-        let req = ChatRequest {
+        ChatRequest {
             model: self.spec.model.clone(),
             messages: self.messages(final_call).await,
             stream: Some(true),
@@ -333,24 +334,42 @@ impl Stepper {
             max_tokens,
             response_format,
             ..Default::default()
-        };
+        }
+    }
+
+    /// One model call, streamed (its text goes out as news), journaled whole when it ends.
+    async fn call_model(&self, final_call: Option<Cap>) -> Result<(), Halt> {
+        let req = self.model_request(final_call).await;
+        let with_tools = req.tools.is_some();
+        let estimate = req.estimated_prompt_tokens();
         let step = self.journal.lock().await.replay.steps + 1;
         let mut call = self.call.clone();
         call.request_id = format!("{}:{step}", self.run.id);
-        let estimate = req.estimated_prompt_tokens();
-        // A key's rate limit makes the run wait in place: it is not a failed attempt.
-        let (mut stream, routed) = loop {
-            match self.rt.models.stream(&call, req.clone()).await {
-                Ok(ok) => break ok,
-                Err(Error::RateLimited { retry_after, .. }) => {
-                    tokio::select! {
-                        _ = tokio::time::sleep(retry_after.max(std::time::Duration::from_millis(10))) => {}
-                        _ = self.call.cancel.cancelled() => return Err(Halt::Lost),
+        // A key's rate limit makes the run wait in place: it is not a failed attempt (the
+        // request is built again then, rather than copied for every call).
+        let open = async {
+            let mut first = Some(req);
+            loop {
+                let req = match first.take() {
+                    Some(req) => req,
+                    None => self.model_request(final_call).await,
+                };
+                match self.rt.models.stream(&call, req).await {
+                    Ok(ok) => break Ok(ok),
+                    Err(Error::RateLimited { retry_after, .. }) => {
+                        tokio::select! {
+                            _ = tokio::time::sleep(retry_after.max(std::time::Duration::from_millis(10))) => {}
+                            _ = self.call.cancel.cancelled() => break Err(Halt::Lost),
+                        }
                     }
+                    Err(e) => break Err(self.model_error(e)),
                 }
-                Err(e) => return Err(self.model_error(e)),
             }
         };
+        // What the model is about to read (the last tool results) is stored while its call
+        // starts: its answer is journaled only after that store, and a crash before the store
+        // ends leaves those results unjournaled, as a crash during the tool calls would.
+        let ((), (mut stream, routed)) = tokio::try_join!(self.flush(), open)?;
         let mut folded = Folded::default();
         loop {
             let event = tokio::select! {
@@ -511,7 +530,8 @@ impl Stepper {
             Err(why) => (format!("Error: {why}"), true),
         };
         crate::act::end_tool_span(self, &mut span, &content, is_error);
-        self.append(StepKind::ToolResult, &ToolResult { call_id: call_id.into(), content, is_error }).await
+        // Stored with what comes next (the next model call stores it while it starts).
+        self.defer(StepKind::ToolResult, &ToolResult { call_id: call_id.into(), content, is_error }).await
     }
 
     /// Journals a result for call `call_id` without making it (an error the model reads).

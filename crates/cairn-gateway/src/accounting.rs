@@ -1,8 +1,11 @@
 //! Accounting: every model call becomes a `UsageRecord` keyed by its own call id, counted in
 //! the metrics at once and written to storage by a background task. The writer commits as soon
-//! as records arrive, taking everything queued meanwhile into the same transaction (group
-//! commit), so the request path never waits on the database and a finished call is on disk
-//! within one transaction's time. Writing a record settles the call's budget reservation.
+//! as records a client waits for arrive, taking everything queued meanwhile into the same
+//! transaction (group commit), so a finished call is on disk within one transaction's time.
+//! Records nobody waits for (an agent run's own model calls) linger up to `LINGER` to share a
+//! transaction with others: they would otherwise take the single writer connection just
+//! before the run's journal entry, which the run does wait for. Writing a record settles the
+//! call's budget reservation.
 //! A write that fails is kept and retried every `usage_flush_ms`; inserts are idempotent by
 //! call id, so a retried batch never double-counts.
 
@@ -24,10 +27,21 @@ use crate::router::{RouteError, RouteTrace, Routed};
 const MAX_BUFFER: usize = 100_000;
 /// Records per transaction.
 const BATCH: usize = 1_000;
+/// How long a record nobody waits for may wait for company before it is written.
+const LINGER: Duration = Duration::from_millis(20);
+
+/// Whether a client waits for a record's transaction (its response is held until then).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Urgency {
+    /// A response waits: written at once.
+    Awaited,
+    /// Nobody waits (an agent run's own call): may linger to share a transaction.
+    Behind,
+}
 
 enum Msg {
-    /// A record to settle, and who waits for its transaction to end.
-    Record(Box<Settlement>, oneshot::Sender<()>),
+    /// A record to settle, how urgent it is, and who learns when its transaction ended.
+    Record(Box<Settlement>, Urgency, oneshot::Sender<()>),
     Flush(oneshot::Sender<()>),
 }
 
@@ -48,7 +62,12 @@ impl UsageRecorder {
 
     /// Counts a record in the metrics and queues it for storage, settled against
     /// `reservation_id`; the receiver resolves once the transaction holding it has ended.
-    pub fn record(&self, r: UsageRecord, reservation_id: Option<String>) -> oneshot::Receiver<()> {
+    pub(crate) fn record(
+        &self,
+        r: UsageRecord,
+        reservation_id: Option<String>,
+        urgency: Urgency,
+    ) -> oneshot::Receiver<()> {
         let m = &self.metrics;
         let model = r.model_alias.clone();
         m.model_calls
@@ -75,7 +94,7 @@ impl UsageRecorder {
             .inc_by(r.cost_usd);
         m.cost_usd.get_or_create(&vec![("model", model)]).inc_by(r.cost_usd);
         let (done, committed) = oneshot::channel();
-        if self.tx.send(Msg::Record(Box::new(Settlement { record: r, reservation_id }), done)).is_err() {
+        if self.tx.send(Msg::Record(Box::new(Settlement { record: r, reservation_id }), urgency, done)).is_err() {
             tracing::error!("usage writer has stopped; a usage record was not stored");
         }
         committed
@@ -96,40 +115,66 @@ async fn writer(store: Arc<dyn Store>, metrics: Arc<Metrics>, mut rx: mpsc::Unbo
     let mut retry = tokio::time::interval(every);
     retry.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
-        let open = tokio::select! {
-            msg = rx.recv() => take(msg, &mut buf, &mut waiting),
-            _ = retry.tick(), if !buf.is_empty() => true,
+        let mut batch = Batch::Open { urgent: false };
+        tokio::select! {
+            msg = rx.recv() => batch = batch.take(msg, &mut buf, &mut waiting),
+            _ = retry.tick(), if !buf.is_empty() => {}
         };
-        // Everything that queued up while the last transaction ran joins this one.
-        let mut open = open;
-        while open && buf.len() < BATCH {
+        // Everything that queued up while the last transaction ran joins this one; records
+        // nobody waits for also wait up to `LINGER` for more.
+        let linger_until = tokio::time::Instant::now() + LINGER;
+        while let Batch::Open { urgent } = batch {
+            if buf.len() >= BATCH {
+                break;
+            }
             match rx.try_recv() {
-                Ok(msg) => open = take(Some(msg), &mut buf, &mut waiting),
-                Err(mpsc::error::TryRecvError::Empty) => break,
-                Err(mpsc::error::TryRecvError::Disconnected) => open = false,
+                Ok(msg) => batch = batch.take(Some(msg), &mut buf, &mut waiting),
+                Err(mpsc::error::TryRecvError::Disconnected) => batch = Batch::Closed,
+                Err(mpsc::error::TryRecvError::Empty) if urgent || buf.is_empty() => break,
+                Err(mpsc::error::TryRecvError::Empty) => tokio::select! {
+                    msg = rx.recv() => batch = batch.take(msg, &mut buf, &mut waiting),
+                    _ = tokio::time::sleep_until(linger_until) => break,
+                },
             }
         }
         write(&*store, &metrics, &mut buf).await;
         for done in waiting.drain(..) {
             let _ = done.send(());
         }
-        if !open {
+        if batch == Batch::Closed {
             return;
         }
     }
 }
 
-/// Adds one message to the batch; false once the channel has closed.
-fn take(msg: Option<Msg>, buf: &mut Vec<Settlement>, waiting: &mut Vec<oneshot::Sender<()>>) -> bool {
-    match msg {
-        Some(Msg::Record(r, done)) => {
-            buf.push(*r);
-            waiting.push(done);
+/// The batch the writer is gathering.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Batch {
+    /// Taking more; `urgent` once something in it is awaited (then it takes only what queued).
+    Open { urgent: bool },
+    /// Every sender is gone: write what is held, then stop.
+    Closed,
+}
+
+impl Batch {
+    /// Adds one message to the batch.
+    fn take(self, msg: Option<Msg>, buf: &mut Vec<Settlement>, waiting: &mut Vec<oneshot::Sender<()>>) -> Batch {
+        let Batch::Open { urgent } = self else {
+            return self;
+        };
+        match msg {
+            Some(Msg::Record(r, urgency, done)) => {
+                buf.push(*r);
+                waiting.push(done);
+                Batch::Open { urgent: urgent || urgency == Urgency::Awaited }
+            }
+            Some(Msg::Flush(done)) => {
+                waiting.push(done);
+                Batch::Open { urgent: true }
+            }
+            None => Batch::Closed,
         }
-        Some(Msg::Flush(done)) => waiting.push(done),
-        None => return false,
     }
-    true
 }
 
 async fn write(store: &dyn Store, metrics: &Metrics, buf: &mut Vec<Settlement>) {
@@ -173,6 +218,8 @@ pub(crate) struct CallMeta<'a> {
     pub span: ActiveSpan,
     /// Whether spans keep content (then streamed output is kept for the span).
     pub capture: Option<Tracer>,
+    /// Whether a client waits for the call's usage record.
+    pub urgency: Urgency,
 }
 
 /// The API a model call serves.
@@ -226,6 +273,8 @@ pub(crate) struct PendingCall {
     span: Option<ActiveSpan>,
     /// Set under `full` capture: the output is kept in `output_text` for the span.
     pub capture: Option<Tracer>,
+    /// Whether a client waits for the record.
+    urgency: Urgency,
     /// What the finished call cost, in US dollars.
     pub cost_usd: f64,
     /// The finished call's (input, output) tokens, as accounted.
@@ -281,6 +330,7 @@ impl PendingCall {
             committed: None,
             span: Some(meta.span),
             capture: meta.capture,
+            urgency: meta.urgency,
             cost_usd: 0.0,
             tokens: (0, 0),
         }
@@ -356,7 +406,7 @@ impl PendingCall {
             }
         }
         let reservation_id = self.admission.budget.as_ref().map(|h| h.reservation_id.clone());
-        self.committed = Some(self.recorder.record(r, reservation_id));
+        self.committed = Some(self.recorder.record(r, reservation_id, self.urgency));
     }
 
     /// Usage when the upstream reported none: (prompt, output, estimated). Counted with the

@@ -24,7 +24,7 @@ use cairn_core::trace::{attrs, ActiveSpan, AttrValue, SpanKind};
 use cairn_core::usage::{CallStatus, NanoUsd};
 use cairn_core::{CallContext, Error, Result};
 
-use crate::accounting::{CallGuard, CallMeta, Endpoint, PendingCall};
+use crate::accounting::{CallGuard, CallMeta, Endpoint, PendingCall, Urgency};
 use crate::cache::CachePlan;
 use crate::guard::Blocked;
 use crate::router::{ModelRoute, RouteTrace, Routed};
@@ -229,6 +229,8 @@ impl GatewayService {
             admission,
             span,
             capture: self.tracer.captures_content().then(|| self.tracer.clone()),
+            // Cairn's own streams (agent runs) hold no client; their records can linger.
+            urgency: if ctx.holds_connection { Urgency::Awaited } else { Urgency::Behind },
         };
         PendingCall::start(self.recorder.clone(), self.limiter.clone(), &ctx.principal, meta)
     }

@@ -36,19 +36,22 @@ impl SqliteStore {
         // request that happened to commit past the threshold); a background task does, in
         // PASSIVE mode, which runs beside writers without blocking them.
         let writer_opts = opts.clone().pragma("wal_autocheckpoint", "0");
-        let writer = SqlitePoolOptions::new().max_connections(1).connect_with(writer_opts).await.map_err(db_err)?;
+        let writer = pool_options().max_connections(1).connect_with(writer_opts).await.map_err(db_err)?;
         let mut tx = writer.begin().await.map_err(db_err)?;
         run_migrations!(tx, crate::migrate::SQLITE)?;
         tx.commit().await.map_err(db_err)?;
-        let pool = SqlitePoolOptions::new()
-            .max_connections(max_connections.max(1))
-            .connect_with(opts)
-            .await
-            .map_err(db_err)?;
+        let pool = pool_options().max_connections(max_connections.max(1)).connect_with(opts).await.map_err(db_err)?;
         tokio::spawn(checkpoints(pool.clone()));
         let (trace_pool, trace_writer) = open_traces(&traces_path(path), max_connections).await?;
         Ok(Self { pool, writer, trace_pool, trace_writer })
     }
+}
+
+/// Pool settings for a local file: no ping before each use (a connection to a file does not
+/// go stale as a network one does, and the ping is a round trip to the connection's thread
+/// on every query).
+fn pool_options() -> SqlitePoolOptions {
+    SqlitePoolOptions::new().test_before_acquire(false)
 }
 
 /// Makes the file at `path` owner-only and returns how Cairn connects to it: created if
@@ -81,13 +84,9 @@ async fn open_traces(path: &Path, max_connections: u32) -> StoreResult<(SqlitePo
     // Span batches land all over the indexes: a larger page cache for the writer (64 MiB)
     // keeps them from rereading pages.
     let writer_opts = opts.clone().pragma("wal_autocheckpoint", "0").pragma("cache_size", "-65536");
-    let writer = SqlitePoolOptions::new().max_connections(1).connect_with(writer_opts).await.map_err(db_err)?;
+    let writer = pool_options().max_connections(1).connect_with(writer_opts).await.map_err(db_err)?;
     sqlx::raw_sql(crate::migrate::TRACES_SQL).execute(&writer).await.map_err(db_err)?;
-    let pool = SqlitePoolOptions::new()
-        .max_connections(max_connections.clamp(1, 4))
-        .connect_with(opts)
-        .await
-        .map_err(db_err)?;
+    let pool = pool_options().max_connections(max_connections.clamp(1, 4)).connect_with(opts).await.map_err(db_err)?;
     tokio::spawn(checkpoints(pool.clone()));
     Ok((pool, writer))
 }
