@@ -14,6 +14,7 @@ pub mod jobs;
 pub mod knowledge;
 pub mod models;
 pub mod openai;
+pub mod priority;
 pub mod runs;
 pub mod store;
 pub mod tenancy;

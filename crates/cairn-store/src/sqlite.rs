@@ -84,11 +84,33 @@ async fn open_traces(path: &Path, max_connections: u32) -> StoreResult<(SqlitePo
     // Span batches land all over the indexes: a larger page cache for the writer (64 MiB)
     // keeps them from rereading pages.
     let writer_opts = opts.clone().pragma("wal_autocheckpoint", "0").pragma("cache_size", "-65536");
-    let writer = pool_options().max_connections(1).connect_with(writer_opts).await.map_err(db_err)?;
+    let writer = background_writer(writer_opts).await?;
     sqlx::raw_sql(crate::migrate::TRACES_SQL).execute(&writer).await.map_err(db_err)?;
     let pool = pool_options().max_connections(max_connections.clamp(1, 4)).connect_with(opts).await.map_err(db_err)?;
-    tokio::spawn(checkpoints(pool.clone()));
+    // Checkpointed by the writer itself: its thread runs at background priority (above).
+    tokio::spawn(checkpoints(writer.clone()));
     Ok((pool, writer))
+}
+
+/// The traces writer: one connection, opened from a thread at background priority. SQLite
+/// runs each connection on a thread of its own, which inherits its creator's priority, so span
+/// batches yield the CPU to requests on a busy machine. The connection is never recycled (no
+/// idle timeout or lifetime), so it keeps that thread.
+async fn background_writer(opts: SqliteConnectOptions) -> StoreResult<SqlitePool> {
+    let (tx, rx) = tokio::sync::oneshot::channel();
+    std::thread::Builder::new()
+        .name("cairn-traces-open".into())
+        .spawn(move || {
+            cairn_core::priority::lower_this_thread();
+            let options = pool_options().max_connections(1).idle_timeout(None).max_lifetime(None);
+            let pool = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
+                Ok(rt) => rt.block_on(options.connect_with(opts)).map_err(db_err),
+                Err(e) => Err(StoreError::Backend(format!("cannot start the traces writer: {e}"))),
+            };
+            let _ = tx.send(pool);
+        })
+        .map_err(|e| StoreError::Backend(format!("cannot start the traces writer: {e}")))?;
+    rx.await.map_err(|_| StoreError::Backend("the traces writer did not open".into()))?
 }
 
 /// Checkpoints the WAL every second until the pool closes.

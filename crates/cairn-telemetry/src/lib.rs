@@ -4,6 +4,7 @@
 
 #![warn(missing_docs)]
 
+mod background;
 pub mod feedback;
 mod logging;
 mod metrics;

@@ -47,11 +47,11 @@ pub struct SpanQueueSettings {
 }
 
 impl SpanQueue {
-    /// Starts the queue's task on the current runtime; `dropped` counts spans refused by a
-    /// full queue.
+    /// Starts the queue's task on a background thread of its own (see `background`);
+    /// `dropped` counts spans refused by a full queue.
     pub fn start(target: Arc<dyn Deliver>, dropped: Counter, settings: SpanQueueSettings) -> Arc<Self> {
         let (tx, rx) = mpsc::channel(settings.capacity.max(1));
-        tokio::spawn(run(target, rx, settings));
+        crate::background::spawn("cairn-spans", run(target, rx, settings));
         Arc::new(Self { tx, dropped })
     }
 
