@@ -539,3 +539,7 @@ impl CallGuard {
         e.error
     }
 }
+
+#[cfg(test)]
+#[path = "accounting_tests.rs"]
+mod tests;
