@@ -98,18 +98,11 @@ async fn open_traces(path: &Path, max_connections: u32) -> StoreResult<(SqlitePo
 /// idle timeout or lifetime), so it keeps that thread.
 async fn background_writer(opts: SqliteConnectOptions) -> StoreResult<SqlitePool> {
     let (tx, rx) = tokio::sync::oneshot::channel();
-    std::thread::Builder::new()
-        .name("cairn-traces-open".into())
-        .spawn(move || {
-            cairn_core::priority::lower_this_thread();
-            let options = pool_options().max_connections(1).idle_timeout(None).max_lifetime(None);
-            let pool = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
-                Ok(rt) => rt.block_on(options.connect_with(opts)).map_err(db_err),
-                Err(e) => Err(StoreError::Backend(format!("cannot start the traces writer: {e}"))),
-            };
-            let _ = tx.send(pool);
-        })
-        .map_err(|e| StoreError::Backend(format!("cannot start the traces writer: {e}")))?;
+    let options = pool_options().max_connections(1).idle_timeout(None).max_lifetime(None);
+    cairn_core::priority::spawn_background("cairn-traces-open", async move {
+        let _ = tx.send(options.connect_with(opts).await.map_err(db_err));
+    })
+    .map_err(|e| StoreError::Backend(format!("cannot start the traces writer: {e}")))?;
     rx.await.map_err(|_| StoreError::Backend("the traces writer did not open".into()))?
 }
 

@@ -4,7 +4,6 @@
 
 #![warn(missing_docs)]
 
-mod background;
 pub mod feedback;
 mod logging;
 mod metrics;

@@ -47,11 +47,14 @@ pub struct SpanQueueSettings {
 }
 
 impl SpanQueue {
-    /// Starts the queue's task on a background thread of its own (see `background`);
+    /// Starts the queue's task on a background thread of its own (`cairn_core::priority`);
     /// `dropped` counts spans refused by a full queue.
     pub fn start(target: Arc<dyn Deliver>, dropped: Counter, settings: SpanQueueSettings) -> Arc<Self> {
         let (tx, rx) = mpsc::channel(settings.capacity.max(1));
-        crate::background::spawn("cairn-spans", run(target, rx, settings));
+        if let Err(e) = cairn_core::priority::spawn_background("cairn-spans", run(target, rx, settings)) {
+            // The receiver went with it: submits count as drops, flushes end at once.
+            tracing::error!(error = %e, "cannot start the span writer's thread; spans are dropped");
+        }
         Arc::new(Self { tx, dropped })
     }
 
