@@ -158,6 +158,10 @@ pub struct ChunkRecord {
     pub headings: Vec<String>,
     /// The embedding.
     pub embedding: Vec<f32>,
+    /// Its keyword-index terms (analysed headings and text, repeats kept), given on writes for
+    /// stores that search in the database; empty when read back (the in-memory index analyses
+    /// the text itself).
+    pub terms: Vec<String>,
 }
 
 /// What changed.

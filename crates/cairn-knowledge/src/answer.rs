@@ -11,7 +11,7 @@ use std::sync::Arc;
 use cairn_core::config::KnowledgeConfig;
 use cairn_core::openai::{ChatMessage, ChatRequest, ChatRole, Routed, StreamEvent, StreamOptions, Usage, UsageField};
 
-use crate::live::SearchMode;
+use crate::retrieve::SearchMode;
 use cairn_core::{CallContext, Error, Result};
 use cairn_guard::InjectionScreen;
 use futures::{Stream, StreamExt};

@@ -43,7 +43,7 @@ pub struct KnowledgeOption {
     pub top_k: Option<usize>,
     /// `keyword`, `vector` or `hybrid` (default).
     #[serde(default)]
-    pub mode: Option<crate::live::SearchMode>,
+    pub mode: Option<crate::retrieve::SearchMode>,
     /// A metadata filter.
     #[serde(default)]
     pub filter: Option<Value>,

@@ -19,10 +19,11 @@ use cairn_jobs::{JobContext, JobError, JobHandler};
 use serde::Deserialize;
 use serde_json::{json, Map, Value};
 
+use crate::analyze::Analyzer;
 use crate::chunk::{index_text, ChunkOptions};
 use crate::embed::{EmbedFailure, TextEmbedder};
-use crate::live::LiveIndex;
 use crate::prepare::{prepare_text, redactor, Preparation};
+use crate::retrieve::Retriever;
 
 /// The job type.
 pub const INGEST_JOB: &str = "knowledge.ingest";
@@ -57,21 +58,24 @@ struct Payload {
 pub struct IngestHandler {
     store: Arc<dyn Store>,
     embedder: Arc<dyn TextEmbedder>,
-    index: Arc<LiveIndex>,
+    retriever: Arc<dyn Retriever>,
+    analyzer: Analyzer,
     hash_key: Vec<u8>,
     tracer: cairn_core::trace::Tracer,
 }
 
 impl IngestHandler {
-    /// A handler writing to `store`, embedding with `embedder`, updating `index`; `hash_key`
-    /// keys the `hash` PII policy.
+    /// A handler writing to `store`, embedding with `embedder`, then bringing `retriever` up to
+    /// date (so a search after the job ends finds the document); `hash_key` keys the `hash`
+    /// PII policy.
     pub fn new(
         store: Arc<dyn Store>,
         embedder: Arc<dyn TextEmbedder>,
-        index: Arc<LiveIndex>,
+        retriever: Arc<dyn Retriever>,
         hash_key: Vec<u8>,
     ) -> Self {
-        Self { store, embedder, index, hash_key, tracer: cairn_core::trace::Tracer::off() }
+        let (analyzer, tracer) = (Analyzer::english(), cairn_core::trace::Tracer::off());
+        Self { store, embedder, retriever, analyzer, hash_key, tracer }
     }
 
     /// Records the PII guard's verdicts through `tracer`.
@@ -179,7 +183,7 @@ impl JobHandler for IngestHandler {
         if doc.fingerprint.as_deref() == Some(prepared.fingerprint.as_str()) {
             if doc.state != DocumentState::Ready {
                 match self.store.mark_ready(&key, now_ms()).await {
-                    Ok(()) => self.index.catch_up(&*self.store).await.map_err(storage)?,
+                    Ok(()) => self.retriever.catch_up().await.map_err(storage)?,
                     Err(StoreError::NotFound(_)) => return skipped("the document was deleted"),
                     Err(StoreError::Conflict(_)) => {
                         return skipped("a newer version of the document superseded this one")
@@ -219,6 +223,9 @@ impl JobHandler for IngestHandler {
             )
             .await?;
         }
+        if vectors.iter().flatten().any(|x| !x.is_finite()) {
+            return Err(self.fail(&key, "the model returned a vector with non-finite components".into()).await);
+        }
         if let Some(bad) = vectors.iter().find(|v| v.len() != col.dimensions as usize) {
             let message = format!(
                 "the model returned {}-dimension vectors; the collection holds {} dimensions",
@@ -231,8 +238,9 @@ impl JobHandler for IngestHandler {
             .chunks
             .iter()
             .zip(vectors)
+            .zip(&texts)
             .enumerate()
-            .map(|(seq, (c, embedding))| ChunkRecord {
+            .map(|(seq, ((c, embedding), indexed))| ChunkRecord {
                 id: 0,
                 document_id: doc.id.clone(),
                 collection_id: col.id.clone(),
@@ -242,6 +250,7 @@ impl JobHandler for IngestHandler {
                 end: c.end as u32,
                 headings: c.headings.clone(),
                 embedding,
+                terms: self.analyzer.terms(indexed),
             })
             .collect();
         let n = records.len();
@@ -252,7 +261,7 @@ impl JobHandler for IngestHandler {
             Err(StoreError::Conflict(_)) => return skipped("a newer version of the document superseded this one"),
             Err(e) => return Err(storage(e)),
         }
-        self.index.catch_up(&*self.store).await.map_err(storage)?;
+        self.retriever.catch_up().await.map_err(storage)?;
         let redacted: Map<String, Value> = match p.redacted {
             Some(at_upload) => at_upload,
             None => prepared.redacted.iter().map(|(k, n)| (k.label().to_lowercase(), json!(n))).collect(),

@@ -10,21 +10,7 @@ use std::collections::{BinaryHeap, HashMap};
 
 use crate::analyze::Analyzer;
 
-/// BM25's two knobs.
-#[derive(Clone, Copy, Debug, PartialEq)]
-pub struct Bm25Params {
-    /// Term-frequency saturation.
-    pub k1: f32,
-    /// Length normalisation (0: none, 1: full).
-    pub b: f32,
-}
-
-impl Default for Bm25Params {
-    /// Anserini's BEIR settings (k1 0.9, b 0.4), which score best on short scientific texts.
-    fn default() -> Self {
-        Self { k1: 0.9, b: 0.4 }
-    }
-}
+pub use cairn_core::search::Bm25Params;
 
 /// One document's occurrences of a term.
 #[derive(Clone, Copy, Debug)]

@@ -2,9 +2,10 @@
 //!
 //! - Preparation: parsers (`parse`), PII redaction and structure-aware chunking (`prepare`,
 //!   `chunk`), run by the durable `knowledge.ingest` job (`ingest`).
-//! - Retrieval: the analyzer, BM25 and exact vector indexes, fusion, metadata filters, and the
-//!   live index that follows storage's change log on every node (`live`); snippets
-//!   (`highlight`).
+//! - Retrieval: the port the services search through (`retrieve`), with two implementations:
+//!   the live index that follows storage's change log on every node (`live`: the analyzer,
+//!   BM25 and exact vector indexes, fusion, metadata filters) and search inside the database
+//!   (`retrieve::DatabaseRetriever`); snippets (`highlight`).
 //! - Services: collections, documents, uploads and search (`service`, `upload`); RAG answers
 //!   with citations (`answer`, `rag`), also inside chat completions (`grounded_chat`).
 //! - Ports to the rest of Cairn: `embed::TextEmbedder` and `generate::ChatModel`, filled by the
@@ -20,7 +21,6 @@ pub mod chunk;
 pub mod decisions;
 pub mod embed;
 pub mod eval;
-pub mod filter;
 pub mod fusion;
 pub mod generate;
 pub mod grounded_chat;
@@ -31,12 +31,14 @@ pub mod live;
 pub mod parse;
 pub mod prepare;
 pub mod rag;
+pub mod retrieve;
 pub mod service;
 mod traced;
 pub mod upload;
 pub mod vector;
 
 pub use analyze::Analyzer;
+pub use cairn_core::filter;
 pub use chunk::{chunk_text, Chunk, ChunkOptions, TokenCounter};
 pub use fusion::{fuse, Fusion};
 pub use keyword::{Bm25Index, Bm25Params};

@@ -8,90 +8,26 @@
 //! Each document's title and metadata are held beside its chunks, so metadata filters are
 //! evaluated inside the retrievers and results need no further lookups.
 
-use cairn_core::trace::now_ns;
 use std::collections::HashMap;
+use std::sync::Arc;
 
+use async_trait::async_trait;
+use cairn_core::config::Retrieval;
+use cairn_core::filter::Filter;
 use cairn_core::knowledge::{ChangeKind, ChunkRecord, KnowledgeStore};
 use cairn_core::store::StoreResult;
+use cairn_core::trace::now_ns;
 use parking_lot::{Mutex, RwLock};
 
 use crate::chunk::index_text;
-use crate::filter::Filter;
 use crate::fusion::{fuse, Fusion};
 use crate::keyword::Bm25Index;
+use crate::retrieve::{wrong_dimensions, Found, Retriever, SearchQuery, KEYWORD_WEIGHT};
+pub use crate::retrieve::{ChunkInfo, DocInfo, Hit, Phase, Phases, SearchMode};
 use crate::vector::{VectorError, VectorIndex};
 
-/// How many candidates each retriever hands to fusion.
-const FUSION_DEPTH: usize = 200;
 /// Chunks loaded per storage round trip.
 const PAGE: u32 = 2000;
-
-/// Which retrievers a search uses (`keyword`, `vector` or `hybrid` on the API).
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize, utoipa::ToSchema)]
-#[serde(rename_all = "lowercase")]
-pub enum SearchMode {
-    /// BM25 only.
-    Keyword,
-    /// Vector similarity only.
-    Vector,
-    /// Both, fused.
-    #[default]
-    Hybrid,
-}
-
-impl SearchMode {
-    /// Every mode, in the order reports list them.
-    pub const ALL: [SearchMode; 3] = [SearchMode::Keyword, SearchMode::Vector, SearchMode::Hybrid];
-
-    /// The mode's name on the API.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            SearchMode::Keyword => "keyword",
-            SearchMode::Vector => "vector",
-            SearchMode::Hybrid => "hybrid",
-        }
-    }
-}
-
-/// What the index keeps of a chunk to answer with.
-#[derive(Clone, Debug, PartialEq)]
-pub struct ChunkInfo {
-    /// Its document.
-    pub document_id: String,
-    /// Position in the document.
-    pub seq: u32,
-    /// The text (for snippets and prompts).
-    pub text: String,
-    /// Headings above it.
-    pub headings: Vec<String>,
-}
-
-/// What the index keeps of a document: what results show and filters test.
-#[derive(Clone, Debug, PartialEq)]
-pub struct DocInfo {
-    /// Title.
-    pub title: String,
-    /// User metadata.
-    pub metadata: serde_json::Value,
-}
-
-/// One search result.
-#[derive(Clone, Debug, PartialEq)]
-pub struct Hit {
-    /// The chunk.
-    pub chunk_id: u64,
-    /// The collection it was found in.
-    pub collection_id: String,
-    /// The score (BM25, cosine, or the fused score, per mode).
-    pub score: f32,
-    /// Cosine similarity of the chunk to the query vector, when one was given (whatever the
-    /// mode): an absolute measure of relevance, unlike fused scores.
-    pub similarity: Option<f32>,
-    /// What the index knows of the chunk.
-    pub chunk: ChunkInfo,
-    /// What the index knows of its document.
-    pub document: DocInfo,
-}
 
 /// One collection's indexes.
 struct CollectionIndex {
@@ -142,13 +78,14 @@ impl CollectionIndex {
 
 /// Every collection's indexes (see the module docs).
 pub struct LiveIndex {
-    collections: RwLock<HashMap<String, CollectionIndex>>,
+    store: Arc<dyn KnowledgeStore>,
+    collections: Arc<RwLock<HashMap<String, CollectionIndex>>>,
     cursor: Mutex<i64>,
 }
 
 impl LiveIndex {
     /// Builds the indexes of every collection from `store`.
-    pub async fn open(store: &dyn KnowledgeStore) -> StoreResult<Self> {
+    pub async fn open(store: Arc<dyn KnowledgeStore>) -> StoreResult<Self> {
         let cursor = store.latest_change().await?;
         let mut collections = HashMap::new();
         for c in store.list_collections(None).await? {
@@ -171,11 +108,12 @@ impl LiveIndex {
             }
             collections.insert(c.id, index);
         }
-        Ok(Self { collections: RwLock::new(collections), cursor: Mutex::new(cursor) })
+        Ok(Self { store, collections: Arc::new(RwLock::new(collections)), cursor: Mutex::new(cursor) })
     }
 
     /// Applies every change logged since the last call; returns how many.
-    pub async fn catch_up(&self, store: &dyn KnowledgeStore) -> StoreResult<usize> {
+    pub async fn apply_changes(&self) -> StoreResult<usize> {
+        let store = &*self.store;
         let mut applied = 0;
         loop {
             let from = *self.cursor.lock();
@@ -228,95 +166,111 @@ impl LiveIndex {
         k: usize,
         filter: Option<&Filter>,
     ) -> Result<Vec<Hit>, VectorError> {
-        self.search_timed(collection_id, text, vector, mode, k, filter, &mut Phases::default())
+        search_in(&self.collections.read(), collection_id, text, vector, mode, k, filter, &mut Phases::default())
+    }
+}
+
+/// `LiveIndex::search` on the locked map, noting when each phase (keyword, vector, fusion) ran
+/// and what it found.
+#[allow(clippy::too_many_arguments)]
+fn search_in(
+    all: &HashMap<String, CollectionIndex>,
+    collection_id: &str,
+    text: &str,
+    vector: Option<&[f32]>,
+    mode: SearchMode,
+    k: usize,
+    filter: Option<&Filter>,
+    phases: &mut Phases,
+) -> Result<Vec<Hit>, VectorError> {
+    let Some(ix) = all.get(collection_id) else { return Ok(Vec::new()) };
+    let null = serde_json::Value::Null;
+    let allowed = |id: u64| {
+        ix.chunks.get(&id).is_some_and(|c| {
+            filter.is_none_or(|f| f.matches(ix.documents.get(&c.document_id).map_or(&null, |d| &d.metadata)))
+        })
+    };
+    let depth = mode.depth(k);
+    let keyword = |phases: &mut Phases| {
+        let start = now_ns();
+        let found = ix.keyword.search(text, depth, &allowed);
+        phases.keyword = Some(Phase::since(start, found.len()));
+        found
+    };
+    let vectors = |phases: &mut Phases| -> Result<Vec<(u64, f32)>, VectorError> {
+        let start = now_ns();
+        let found = match (&ix.vector, vector) {
+            (Some(v), Some(q)) => v.search(q, depth, &allowed)?,
+            _ => Vec::new(),
+        };
+        phases.vector = Some(Phase::since(start, found.len()));
+        Ok(found)
+    };
+    let ranked = match mode {
+        SearchMode::Keyword => keyword(phases),
+        SearchMode::Vector => vectors(phases)?,
+        SearchMode::Hybrid => {
+            let (by_words, by_meaning) = (keyword(phases), vectors(phases)?);
+            let start = now_ns();
+            let fused = fuse(Fusion::Convex { keyword_weight: KEYWORD_WEIGHT }, &by_words, &by_meaning, k);
+            phases.fusion = Some(Phase::since(start, fused.len()));
+            fused
+        }
+    };
+    Ok(ranked
+        .into_iter()
+        .take(k)
+        .filter_map(|(id, score)| {
+            ix.chunks.get(&id).map(|c| Hit {
+                chunk_id: id,
+                collection_id: collection_id.to_owned(),
+                score,
+                similarity: ix.vector.as_ref().zip(vector).and_then(|(v, q)| v.similarity(id, q)),
+                chunk: c.clone(),
+                document: ix
+                    .documents
+                    .get(&c.document_id)
+                    .cloned()
+                    .unwrap_or_else(|| DocInfo { title: String::new(), metadata: serde_json::json!({}) }),
+            })
+        })
+        .collect())
+}
+
+#[async_trait]
+impl Retriever for LiveIndex {
+    async fn catch_up(&self) -> StoreResult<usize> {
+        self.apply_changes().await
     }
 
-    /// `search`, noting when each phase (keyword, vector, fusion) ran and what it found.
-    #[allow(clippy::too_many_arguments)]
-    pub fn search_timed(
-        &self,
-        collection_id: &str,
-        text: &str,
-        vector: Option<&[f32]>,
-        mode: SearchMode,
-        k: usize,
-        filter: Option<&Filter>,
-        phases: &mut Phases,
-    ) -> Result<Vec<Hit>, VectorError> {
-        let all = self.collections.read();
-        let Some(ix) = all.get(collection_id) else { return Ok(Vec::new()) };
-        let null = serde_json::Value::Null;
-        let allowed = |id: u64| {
-            ix.chunks.get(&id).is_some_and(|c| {
-                filter.is_none_or(|f| f.matches(ix.documents.get(&c.document_id).map_or(&null, |d| &d.metadata)))
-            })
-        };
-        let depth = if mode == SearchMode::Hybrid { FUSION_DEPTH.max(k) } else { k };
-        let keyword = |phases: &mut Phases| {
-            let start = now_ns();
-            let found = ix.keyword.search(text, depth, &allowed);
-            phases.keyword = Some(Phase { start_ns: start, end_ns: now_ns(), found: found.len() });
-            found
-        };
-        let vectors = |phases: &mut Phases| -> Result<Vec<(u64, f32)>, VectorError> {
-            let start = now_ns();
-            let found = match (&ix.vector, vector) {
-                (Some(v), Some(q)) => v.search(q, depth, &allowed)?,
-                _ => Vec::new(),
-            };
-            phases.vector = Some(Phase { start_ns: start, end_ns: now_ns(), found: found.len() });
-            Ok(found)
-        };
-        let ranked = match mode {
-            SearchMode::Keyword => keyword(phases),
-            SearchMode::Vector => vectors(phases)?,
-            SearchMode::Hybrid => {
-                let (by_words, by_meaning) = (keyword(phases), vectors(phases)?);
-                let start = now_ns();
-                let fused = fuse(Fusion::Convex { keyword_weight: 0.5 }, &by_words, &by_meaning, k);
-                phases.fusion = Some(Phase { start_ns: start, end_ns: now_ns(), found: fused.len() });
-                fused
+    async fn search(&self, q: SearchQuery) -> cairn_core::Result<Found> {
+        let collections = self.collections.clone();
+        // Scoring is CPU work proportional to the collection: off the async threads.
+        let work = tokio::task::spawn_blocking(move || {
+            let all = collections.read();
+            if let (Some(ix), Some(v)) = (all.get(&q.collection_id), q.vector.as_deref()) {
+                if let Some(want) = ix.vector.as_ref().map(VectorIndex::dim).filter(|d| *d != v.len()) {
+                    return Err(wrong_dimensions(v.len(), want));
+                }
             }
-        };
-        Ok(ranked
-            .into_iter()
-            .take(k)
-            .filter_map(|(id, score)| {
-                ix.chunks.get(&id).map(|c| Hit {
-                    chunk_id: id,
-                    collection_id: collection_id.to_owned(),
-                    score,
-                    similarity: ix.vector.as_ref().zip(vector).and_then(|(v, q)| v.similarity(id, q)),
-                    chunk: c.clone(),
-                    document: ix
-                        .documents
-                        .get(&c.document_id)
-                        .cloned()
-                        .unwrap_or_else(|| DocInfo { title: String::new(), metadata: serde_json::json!({}) }),
-                })
-            })
-            .collect())
+            let mut phases = Phases::default();
+            let hits = search_in(
+                &all,
+                &q.collection_id,
+                &q.text,
+                q.vector.as_deref(),
+                q.mode,
+                q.k,
+                q.filter.as_deref(),
+                &mut phases,
+            )
+            .map_err(|e| cairn_core::Error::invalid_param("query", e.to_string()))?;
+            Ok(Found { hits, phases })
+        });
+        work.await.map_err(|e| cairn_core::Error::Internal(format!("search task failed: {e}")))?
     }
-}
 
-/// When one phase of a search ran and how many candidates it found.
-#[derive(Clone, Copy, Debug, Default)]
-pub struct Phase {
-    /// Start, Unix nanoseconds.
-    pub start_ns: i64,
-    /// End, Unix nanoseconds.
-    pub end_ns: i64,
-    /// Candidates found.
-    pub found: usize,
-}
-
-/// The phases of one collection's search (those that ran).
-#[derive(Clone, Copy, Debug, Default)]
-pub struct Phases {
-    /// Keyword (BM25) retrieval.
-    pub keyword: Option<Phase>,
-    /// Vector retrieval.
-    pub vector: Option<Phase>,
-    /// Fusion of the two rankings.
-    pub fusion: Option<Phase>,
+    fn kind(&self) -> Retrieval {
+        Retrieval::Memory
+    }
 }

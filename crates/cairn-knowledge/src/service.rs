@@ -22,8 +22,8 @@ use crate::embed::{EmbedFailure, TextEmbedder};
 use crate::filter::Filter;
 use crate::highlight::Highlighter;
 use crate::ingest::INGEST_JOB;
-use crate::live::{LiveIndex, Phases, SearchMode};
 use crate::prepare::{redact_upload, redactor};
+use crate::retrieve::{wrong_dimensions, Retriever, SearchMode, SearchQuery};
 use crate::traced;
 use crate::upload::UploadLimits;
 
@@ -176,7 +176,7 @@ pub struct KnowledgeService {
     store: Arc<dyn Store>,
     jobs: Arc<JobService>,
     embedder: Arc<dyn TextEmbedder>,
-    index: Arc<LiveIndex>,
+    retriever: Arc<dyn Retriever>,
     analyzer: Arc<Analyzer>,
     pii_key: Vec<u8>,
     max_document_bytes: usize,
@@ -226,13 +226,13 @@ impl KnowledgeService {
         store: Arc<dyn Store>,
         jobs: Arc<JobService>,
         embedder: Arc<dyn TextEmbedder>,
-        index: Arc<LiveIndex>,
+        retriever: Arc<dyn Retriever>,
     ) -> Self {
         Self {
             store,
             jobs,
             embedder,
-            index,
+            retriever,
             analyzer: Arc::new(Analyzer::english()),
             pii_key: Vec::new(),
             max_document_bytes: 900 * 1024,
@@ -340,7 +340,7 @@ impl KnowledgeService {
         self.store.delete_collection(id, now_ms()).await?;
         let details = serde_json::json!({"name": col.name});
         audit::record(&*self.store, caller, &col.tenant_id, AuditAction::CollectionDelete, id, details).await;
-        self.index.catch_up(&*self.store).await?;
+        self.retriever.catch_up().await?;
         Ok(())
     }
 
@@ -462,7 +462,7 @@ impl KnowledgeService {
         self.store.delete_document(collection_id, id, now_ms()).await?;
         let details = serde_json::json!({"collection": collection_id});
         audit::record(&*self.store, caller, &doc.tenant_id, AuditAction::DocumentDelete, id, details).await;
-        self.index.catch_up(&*self.store).await?;
+        self.retriever.catch_up().await?;
         Ok(())
     }
 
@@ -519,7 +519,7 @@ impl KnowledgeService {
         let started = std::time::Instant::now();
         let outer = ctx;
         let ctx = &ctx.under(&span);
-        self.index.catch_up(&*self.store).await?;
+        self.retriever.catch_up().await?;
         let mut vectors: HashMap<String, Vec<f32>> = HashMap::new();
         if mode != SearchMode::Keyword {
             for c in &cols {
@@ -533,47 +533,55 @@ impl KnowledgeService {
                 }
             }
         }
-        let (index, analyzer, deadline) = (self.index.clone(), self.analyzer.clone(), ctx.deadline);
-        let work = tokio::task::spawn_blocking(move || {
-            let mut hits = Vec::new();
-            let mut phases = Vec::with_capacity(cols.len());
-            for c in &cols {
-                if deadline.is_some_and(|d| std::time::Instant::now() >= d) {
-                    return Err(past_deadline());
+        let filter = filter.map(Arc::new);
+        let vectors: HashMap<String, Arc<[f32]>> = vectors.into_iter().map(|(m, v)| (m, Arc::from(v))).collect();
+        let searches = cols.iter().map(|c| {
+            let vector = vectors.get(&c.embedding_model).cloned();
+            let query = SearchQuery {
+                collection_id: c.id.clone(),
+                text: req.query.clone(),
+                vector: vector.clone(),
+                mode,
+                k,
+                filter: filter.clone(),
+            };
+            async move {
+                if let Some(v) = vector.as_deref().filter(|v| v.len() != c.dimensions as usize) {
+                    return Err(wrong_dimensions(v.len(), c.dimensions as usize));
                 }
-                let vector = vectors.get(&c.embedding_model).map(Vec::as_slice);
-                let mut phase = Phases::default();
-                let found = index
-                    .search_timed(&c.id, &req.query, vector, mode, k, filter.as_ref(), &mut phase)
-                    .map_err(|e| Error::invalid_param("query", e.to_string()))?;
-                phases.push((c.id.clone(), phase));
-                hits.extend(found);
+                let found = self.retriever.search(query).await?;
+                Ok((c.id.clone(), found))
             }
-            hits.sort_by(|a, b| b.score.total_cmp(&a.score));
-            hits.truncate(k);
-            let marks = Highlighter::new(&analyzer, &req.query);
-            let hits = hits
-                .into_iter()
-                .map(|h| SearchHit {
-                    chunk_id: h.chunk_id,
-                    collection_id: h.collection_id,
-                    document_id: h.chunk.document_id,
-                    title: h.document.title,
-                    metadata: h.document.metadata,
-                    score: h.score,
-                    similarity: h.similarity,
-                    snippet: marks.snippet(&h.chunk.text),
-                    text: h.chunk.text,
-                    headings: h.chunk.headings,
-                })
-                .collect::<Vec<_>>();
-            Ok((hits, phases))
         });
-        let joined = match ctx.remaining() {
-            Some(left) => tokio::time::timeout(left, work).await.map_err(|_| past_deadline())?,
-            None => work.await,
+        let all = futures::future::try_join_all(searches);
+        let found = match ctx.remaining() {
+            Some(left) => tokio::time::timeout(left, all).await.map_err(|_| past_deadline())??,
+            None => all.await?,
         };
-        let (hits, phases) = joined.map_err(|e| Error::Internal(format!("search task failed: {e}")))??;
+        let mut hits = Vec::new();
+        let mut phases = Vec::with_capacity(found.len());
+        for (id, f) in found {
+            phases.push((id, f.phases));
+            hits.extend(f.hits);
+        }
+        hits.sort_by(|a, b| b.score.total_cmp(&a.score));
+        hits.truncate(k);
+        let marks = Highlighter::new(&self.analyzer, &req.query);
+        let hits = hits
+            .into_iter()
+            .map(|h| SearchHit {
+                chunk_id: h.chunk_id,
+                collection_id: h.collection_id,
+                document_id: h.chunk.document_id,
+                title: h.document.title,
+                metadata: h.document.metadata,
+                score: h.score,
+                similarity: h.similarity,
+                snippet: marks.snippet(&h.chunk.text),
+                text: h.chunk.text,
+                headings: h.chunk.headings,
+            })
+            .collect::<Vec<_>>();
         if let Some(m) = &self.metrics {
             m.search_duration
                 .get_or_create(&vec![("mode", mode.as_str().to_owned())])

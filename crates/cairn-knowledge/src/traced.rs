@@ -6,7 +6,7 @@
 use cairn_core::trace::{attrs, ActiveSpan, SpanKind, Tracer};
 use cairn_core::CallContext;
 
-use crate::live::Phases;
+use crate::retrieve::Phases;
 use crate::service::SearchHit;
 
 /// Opens the span of a search over `collections`.

@@ -7,7 +7,7 @@ use cairn_core::knowledge::DocumentState;
 use cairn_core::tenancy::{KeyLimits, Principal, Role};
 use cairn_core::Error;
 use cairn_knowledge::ingest::INGEST_JOB;
-use cairn_knowledge::live::SearchMode;
+use cairn_knowledge::retrieve::SearchMode;
 use cairn_knowledge::service::{CreateCollection, NewDocument, SearchRequest};
 use serde_json::json;
 use support::{ctx, member, setup};

@@ -329,6 +329,7 @@ fn chunk(seq: u32, text: &str) -> ChunkRecord {
         end: seq * 10 + 9,
         headings: vec!["Guide".into(), format!("Part {seq}")],
         embedding: vec![seq as f32, 0.5, -1.0],
+        terms: Vec::new(),
     }
 }
 

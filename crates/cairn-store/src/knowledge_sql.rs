@@ -22,7 +22,8 @@ pub(crate) const CHUNK_COLUMNS: &str =
 /// sequence numbers at insert time, so concurrent writers take a transaction-scoped advisory
 /// lock; SQLite has one writer and needs nothing.
 macro_rules! impl_knowledge_store {
-    ($store:ty, $db:ty, $serialise:literal) => {
+    ($store:ty, $db:ty, $serialise:literal, $search:path) => {
+        use $search as search_index;
         use cairn_core::knowledge::{
             embedding_from_bytes, embedding_to_bytes, Change, ChangeKind, ChunkRecord, Collection, Document,
             DocumentKey, DocumentState, KnowledgeStore, PiiMode,
@@ -80,6 +81,7 @@ macro_rules! impl_knowledge_store {
                 end: r.try_get::<i32, _>("end_byte")?.max(0) as u32,
                 headings: serde_json::from_str(&headings).map_err(|e| sqlx::Error::Decode(e.into()))?,
                 embedding: embedding_from_bytes(&r.try_get::<Vec<u8>, _>("embedding")?),
+                terms: Vec::new(),
             })
         }
 
@@ -193,6 +195,7 @@ macro_rules! impl_knowledge_store {
                     "INSERT INTO collections ({}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
                     $crate::knowledge_sql::COLLECTION_COLUMNS
                 );
+                let mut tx = self.writer.begin().await.map_err($crate::db_err)?;
                 sqlx::query(&sql)
                     .bind(&c.id)
                     .bind(&c.tenant_id)
@@ -204,12 +207,14 @@ macro_rules! impl_knowledge_store {
                     .bind(c.pii.as_str())
                     .bind(c.created_at_ms)
                     .bind(serde_json::to_string(&c.pii_exempt).unwrap_or_else(|_| "[]".into()))
-                    .execute(&self.writer)
+                    .execute(&mut *tx)
                     .await
                     .map_err(|e| match $crate::db_err(e) {
                         StoreError::Conflict(_) => StoreError::Conflict(format!("a collection named '{}' exists", c.name)),
                         other => other,
                     })?;
+                search_index::collection_created(&mut tx, c).await.map_err($crate::db_err)?;
+                tx.commit().await.map_err($crate::db_err)?;
                 Ok(())
             }
 
@@ -243,6 +248,7 @@ macro_rules! impl_knowledge_store {
                     .map_err($crate::db_err)?
                     .rows_affected();
                 if n == 1 {
+                    search_index::collection_deleted(&mut tx, id).await.map_err($crate::db_err)?;
                     log_change(&mut tx, id, None, ChangeKind::CollectionDeleted, at_ms).await.map_err($crate::db_err)?;
                 }
                 tx.commit().await.map_err($crate::db_err)?;
@@ -343,7 +349,7 @@ macro_rules! impl_knowledge_store {
                 for part in chunks.chunks(200) {
                     let sql = format!(
                         "INSERT INTO chunks (document_id, collection_id, seq, text, start_byte, end_byte, headings, embedding) \
-                         VALUES {} RETURNING id",
+                         VALUES {} RETURNING id, seq",
                         $crate::jobs_sql::numbered("(?, ?, ?, ?, ?, ?, ?, ?)", part.len())
                     );
                     let mut q = sqlx::query(&sql);
@@ -360,9 +366,17 @@ macro_rules! impl_knowledge_store {
                     }
                     let rows = q.fetch_all(&mut *tx).await.map_err($crate::db_err)?;
                     for r in rows {
-                        ids.push(r.try_get::<i64, _>("id").map_err($crate::db_err)?);
+                        let seq = r.try_get::<i32, _>("seq").map_err($crate::db_err)?;
+                        ids.push((seq.max(0) as u32, r.try_get::<i64, _>("id").map_err($crate::db_err)?));
                     }
                 }
+                // Each chunk's id, in `chunks`' order (matched by position in the document).
+                let id_of: std::collections::HashMap<u32, i64> = ids.iter().copied().collect();
+                let by_chunk: Vec<i64> = chunks.iter().map(|c| id_of.get(&c.seq).copied().unwrap_or(0)).collect();
+                search_index::chunks_replaced(&mut tx, doc.collection_id, doc.id, &by_chunk, chunks)
+                    .await
+                    .map_err($crate::db_err)?;
+                let mut ids: Vec<i64> = ids.into_iter().map(|(_, id)| id).collect();
                 ids.sort_unstable();
                 log_change(&mut tx, doc.collection_id, Some(doc.id), ChangeKind::Document, at_ms)
                     .await
@@ -427,6 +441,7 @@ macro_rules! impl_knowledge_store {
                     .map_err($crate::db_err)?
                     .rows_affected();
                 if n == 1 {
+                    search_index::document_removed(&mut tx, collection_id, id).await.map_err($crate::db_err)?;
                     log_change(&mut tx, collection_id, Some(id), ChangeKind::DocumentDeleted, at_ms)
                         .await
                         .map_err($crate::db_err)?;

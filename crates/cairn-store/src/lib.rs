@@ -7,11 +7,13 @@ mod agents_sql;
 mod audit_sql;
 mod cache_sql;
 mod feedback_sql;
+mod filter_sql;
 mod jobs_sql;
 mod knowledge_sql;
 mod migrate;
 mod postgres;
 mod runs_sql;
+mod search_pg;
 mod sql;
 mod sqlite;
 mod traces_sql;
@@ -20,6 +22,7 @@ pub mod conformance;
 
 use std::sync::Arc;
 
+use cairn_core::search::SearchStore;
 use cairn_core::store::{Store, StoreError, StoreResult};
 
 pub use postgres::PgStore;
@@ -28,10 +31,19 @@ pub use sqlite::{traces_path, SqliteStore};
 /// Opens the store named by `url` (`sqlite://PATH` or `postgres://...`), creating the SQLite
 /// file and its folder if needed, and applies pending migrations.
 pub async fn open(url: &str, max_connections: u32) -> StoreResult<Arc<dyn Store>> {
+    Ok(open_with_search(url, max_connections).await?.0)
+}
+
+/// `open`, with retrieval inside the database when the backend offers it (PostgreSQL).
+pub async fn open_with_search(
+    url: &str,
+    max_connections: u32,
+) -> StoreResult<(Arc<dyn Store>, Option<Arc<dyn SearchStore>>)> {
     if url.starts_with("postgres://") || url.starts_with("postgresql://") {
-        Ok(Arc::new(PgStore::connect(url, max_connections).await?))
+        let pg = PgStore::connect(url, max_connections).await?;
+        Ok((Arc::new(pg.clone()), Some(Arc::new(pg))))
     } else if let Some(path) = url.strip_prefix("sqlite://").or_else(|| url.strip_prefix("sqlite:")) {
-        Ok(Arc::new(SqliteStore::open(std::path::Path::new(path), max_connections).await?))
+        Ok((Arc::new(SqliteStore::open(std::path::Path::new(path), max_connections).await?), None))
     } else {
         Err(StoreError::Backend(format!("unsupported storage URL '{url}'")))
     }

@@ -3,8 +3,9 @@
 //! spell differently is written as placeholders, `{BYTES}` (a binary column), `{SERIAL}` (an
 //! auto-increasing 64-bit primary key), `{RESET_SERIAL:table}` (after rows were copied
 //! into a rebuilt table with their ids: continue its counter after the largest id) and
-//! `{SETTLE_TRIGGER}` (the trigger by which a usage record settles its call's budget), and
-//! filled in per backend (`Dialect`).
+//! `{SETTLE_TRIGGER}` (the trigger by which a usage record settles its call's budget),
+//! `{SEARCH_SCHEMA}` (search inside the database, PostgreSQL's alone), and filled in per
+//! backend (`Dialect`).
 
 /// Every migration, in order: (version, name, SQL).
 pub(crate) const MIGRATIONS: &[(i64, &str, &str)] = &[
@@ -26,6 +27,7 @@ pub(crate) const MIGRATIONS: &[(i64, &str, &str)] = &[
     (16, "audit_log", include_str!("migrations/0016_audit_log.sql")),
     (17, "key_guards", include_str!("migrations/0017_key_guards.sql")),
     (18, "semantic_cache", include_str!("migrations/0018_semantic_cache.sql")),
+    (19, "database_search", include_str!("migrations/0019_database_search.sql")),
 ];
 
 /// The trace tables' schema (migration 0012), which the SQLite store also applies to its
@@ -45,6 +47,8 @@ pub(crate) struct Dialect {
     pub(crate) settle_trigger: &'static str,
     /// The trigger counting a run's journal entries (see migration 0010).
     pub(crate) steps_trigger: &'static str,
+    /// The schema of search inside the database (migration 0019; empty: none).
+    pub(crate) search_schema: &'static str,
 }
 
 /// SQLite's spelling.
@@ -67,6 +71,7 @@ END;",
 BEGIN
     UPDATE runs SET steps = MAX(steps, NEW.seq), updated_at_ms = NEW.created_at_ms WHERE id = NEW.run_id;
 END;",
+    search_schema: "",
 };
 /// PostgreSQL's spelling.
 /// PostgreSQL's sequences ignore explicit ids; a rebuilt table's sequence is named after the
@@ -96,6 +101,7 @@ END
 $fn$;
 CREATE TRIGGER run_steps_count AFTER INSERT ON run_steps
 FOR EACH ROW EXECUTE FUNCTION run_steps_count();",
+    search_schema: include_str!("search_schema.sql"),
 };
 
 impl Dialect {
@@ -105,7 +111,8 @@ impl Dialect {
             .replace("{BYTES}", self.bytes)
             .replace("{SERIAL}", self.serial)
             .replace("{SETTLE_TRIGGER}", self.settle_trigger)
-            .replace("{STEPS_TRIGGER}", self.steps_trigger);
+            .replace("{STEPS_TRIGGER}", self.steps_trigger)
+            .replace("{SEARCH_SCHEMA}", self.search_schema);
         while let Some(at) = out.find("{RESET_SERIAL:") {
             let Some(len) = out[at..].find('}') else { break };
             let table = out[at + "{RESET_SERIAL:".len()..at + len].to_owned();

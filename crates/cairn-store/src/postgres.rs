@@ -1,5 +1,8 @@
 //! The scale-out store: PostgreSQL, shared by any number of stateless Cairn nodes.
 
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
 use cairn_core::store::StoreResult;
 use sqlx::postgres::PgPoolOptions;
 use sqlx::PgPool;
@@ -17,6 +20,8 @@ pub struct PgStore {
     /// The same pool: PostgreSQL runs concurrent writers itself (the shared SQL names the
     /// writer apart for SQLite's sake).
     pub(crate) writer: PgPool,
+    /// Each collection's search key and dimension, once read (they never change).
+    pub(crate) search_keys: Arc<Mutex<HashMap<String, crate::search_pg::SearchKey>>>,
 }
 
 impl PgStore {
@@ -33,7 +38,7 @@ impl PgStore {
         sqlx::query("SELECT pg_advisory_xact_lock($1)").bind(MIGRATION_LOCK).execute(&mut *tx).await.map_err(db_err)?;
         run_migrations!(tx, crate::migrate::POSTGRES)?;
         tx.commit().await.map_err(db_err)?;
-        Ok(Self { writer: pool.clone(), pool })
+        Ok(Self { writer: pool.clone(), pool, search_keys: Arc::default() })
     }
 
     /// The underlying pool (tests use it to create isolated schemas).
@@ -70,7 +75,12 @@ mod run_ports {
 /// The knowledge port, implemented with the shared SQL.
 mod knowledge_ports {
     use super::PgStore;
-    crate::knowledge_sql::impl_knowledge_store!(PgStore, sqlx::Postgres, "SELECT pg_advisory_xact_lock(202611211)");
+    crate::knowledge_sql::impl_knowledge_store!(
+        PgStore,
+        sqlx::Postgres,
+        "SELECT pg_advisory_xact_lock(202611211)",
+        crate::search_pg
+    );
 }
 
 /// The traces port, implemented with the shared SQL.

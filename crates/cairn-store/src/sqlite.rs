@@ -184,7 +184,7 @@ mod run_ports {
 /// The knowledge port, implemented with the shared SQL.
 mod knowledge_ports {
     use super::SqliteStore;
-    crate::knowledge_sql::impl_knowledge_store!(SqliteStore, sqlx::Sqlite, "");
+    crate::knowledge_sql::impl_knowledge_store!(SqliteStore, sqlx::Sqlite, "", super::no_search);
 }
 
 /// The traces port, implemented with the shared SQL.
@@ -209,4 +209,32 @@ mod cache_ports {
 mod audit_ports {
     use super::SqliteStore;
     crate::audit_sql::impl_audit_store!(SqliteStore, sqlx::Sqlite, "");
+}
+
+/// SQLite searches in memory (`cairn_knowledge::live`): its writes keep no search tables.
+mod no_search {
+    use cairn_core::knowledge::{ChunkRecord, Collection};
+    use sqlx::{Sqlite, Transaction};
+
+    pub(crate) async fn collection_created(_: &mut Transaction<'_, Sqlite>, _: &Collection) -> Result<(), sqlx::Error> {
+        Ok(())
+    }
+
+    pub(crate) async fn collection_deleted(_: &mut Transaction<'_, Sqlite>, _: &str) -> Result<(), sqlx::Error> {
+        Ok(())
+    }
+
+    pub(crate) async fn document_removed(_: &mut Transaction<'_, Sqlite>, _: &str, _: &str) -> Result<(), sqlx::Error> {
+        Ok(())
+    }
+
+    pub(crate) async fn chunks_replaced(
+        _: &mut Transaction<'_, Sqlite>,
+        _: &str,
+        _: &str,
+        _: &[i64],
+        _: &[ChunkRecord],
+    ) -> Result<(), sqlx::Error> {
+        Ok(())
+    }
 }

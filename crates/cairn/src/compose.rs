@@ -15,8 +15,9 @@ use cairn_agents::spec::ToolKind;
 use cairn_agents::tools::{HttpRequest, KnowledgeSearchTool, McpServerTool, MemoryTool, Toolbox, WebhookTool};
 use cairn_agents::writer::JournalWriter;
 use cairn_api::{App, AppState};
-use cairn_core::config::Config;
+use cairn_core::config::{Config, Retrieval};
 use cairn_core::models::TextEmbedder;
+use cairn_core::search::SearchStore;
 use cairn_core::store::Store;
 use cairn_core::trace::Redact;
 use cairn_gateway::adapters::{GatewayChat, GatewayEmbedder};
@@ -27,6 +28,7 @@ use cairn_jobs::{JobService, SystemClock, Worker};
 use cairn_knowledge::answer::AnswerService;
 use cairn_knowledge::ingest::{IngestHandler, INGEST_JOB};
 use cairn_knowledge::live::LiveIndex;
+use cairn_knowledge::retrieve::{DatabaseRetriever, Retriever};
 use cairn_knowledge::service::KnowledgeService;
 use cairn_telemetry::{FeedbackService, Metrics, TraceService};
 use tokio_util::sync::CancellationToken;
@@ -75,10 +77,31 @@ pub fn jobs_only(config: &Config, store: Arc<dyn Store>, metrics: Arc<Metrics>) 
     Arc::new(JobService::new(store, registry, config.jobs.clone(), Arc::new(SystemClock), metrics))
 }
 
+/// The retriever `setting` asks for: in memory (built from every chunk now), or inside the
+/// database when the store offers search (`auto` takes it whenever it does).
+async fn retriever(
+    setting: Retrieval,
+    store: Arc<dyn Store>,
+    search: Option<Arc<dyn SearchStore>>,
+) -> Result<Arc<dyn Retriever>, String> {
+    match (setting, search) {
+        (Retrieval::Database | Retrieval::Auto, Some(search)) => Ok(Arc::new(DatabaseRetriever::new(search))),
+        (Retrieval::Database, None) => {
+            Err("knowledge.retrieval = \"database\" needs PostgreSQL storage (with pgvector)".into())
+        }
+        (Retrieval::Memory | Retrieval::Auto, _) => {
+            let index = LiveIndex::open(store).await.map_err(|e| format!("building the search index: {e}"))?;
+            Ok(Arc::new(index))
+        }
+    }
+}
+
 /// Opens storage (migrating it) and builds every service, with nothing else: what a
 /// process without the API (`cairn worker`, `cairn eval`) runs on. Creates no key.
 pub async fn services(config: &Config) -> Result<AppState, String> {
-    let store = store(config, config.storage.max_connections).await?;
+    let (store, search) = cairn_store::open_with_search(&config.storage.database_url(), config.storage.max_connections)
+        .await
+        .map_err(|e| format!("opening storage {}: {e}", config.storage.redacted_url()))?;
     let metrics = Arc::new(Metrics::new());
     let access = Arc::new(AccessService::new(store.clone(), Duration::from_millis(config.gateway.key_cache_ttl_ms)));
     let redact: Arc<dyn Redact> = Arc::new(PiiMask(Redactor::new(PiiPolicy::Mask)));
@@ -93,7 +116,7 @@ pub async fn services(config: &Config) -> Result<AppState, String> {
     let feedback = Arc::new(FeedbackService::new(store.clone(), store.clone(), store.clone(), traces.clone()));
     let tracer = traces.tracer();
     let gateway = Arc::new(GatewayService::new(config, store.clone(), metrics.clone())?.with_tracer(tracer.clone()));
-    let index = Arc::new(LiveIndex::open(&*store).await.map_err(|e| format!("building the search index: {e}"))?);
+    let index = retriever(config.knowledge.retrieval, store.clone(), search).await?;
     let embedder: Arc<dyn TextEmbedder> = Arc::new(GatewayEmbedder(gateway.clone()));
     // Keys the `hash` PII policy; from the environment only, like every secret.
     let pii_key = std::env::var("CAIRN_PII_KEY").unwrap_or_default().into_bytes();

@@ -1,11 +1,39 @@
-//! The `[knowledge]` section: file uploads and RAG answers.
+//! The `[knowledge]` section: retrieval, file uploads and RAG answers.
 
 use serde::{Deserialize, Serialize};
+
+/// Where searches run (`knowledge.retrieval`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Retrieval {
+    /// `memory` on SQLite, `database` on PostgreSQL.
+    #[default]
+    Auto,
+    /// Every collection's indexes in each node's memory, built at start and kept current by
+    /// following the change log: the embedded default.
+    Memory,
+    /// Keyword and vector search inside PostgreSQL (pgvector): no node holds the corpus, and a
+    /// node starts in constant time whatever its size. Needs PostgreSQL.
+    Database,
+}
+
+impl Retrieval {
+    /// Its name in the configuration.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Retrieval::Auto => "auto",
+            Retrieval::Memory => "memory",
+            Retrieval::Database => "database",
+        }
+    }
+}
 
 /// Knowledge-layer settings.
 #[derive(Clone, Debug, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct KnowledgeConfig {
+    /// Where searches run: `auto` (default), `memory` or `database`.
+    pub retrieval: Retrieval,
     /// The chat model that writes answers unless the request names one.
     pub answer_model: String,
     /// Sources given to the model unless the request says otherwise.
@@ -34,6 +62,7 @@ pub struct KnowledgeConfig {
 impl Default for KnowledgeConfig {
     fn default() -> Self {
         Self {
+            retrieval: Retrieval::Auto,
             answer_model: "local/smollm2".into(),
             answer_top_k: 5,
             min_similarity: 0.3,

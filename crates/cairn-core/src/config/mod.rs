@@ -20,7 +20,7 @@ pub use agents::{AgentsConfig, StdioServerConfig};
 pub use cache::{ModelCacheConfig, SemanticCacheConfig};
 pub use guards::GuardsConfig;
 pub use jobs::JobsConfig;
-pub use knowledge::KnowledgeConfig;
+pub use knowledge::{KnowledgeConfig, Retrieval};
 pub use models::{ModelConfig, ModelKind, TargetConfig};
 pub use routing::{ModelSize, RouteConfig, RouteExample};
 pub use storage::{redact_url_password, StorageConfig};

@@ -91,7 +91,7 @@ pub async fn setup() -> Setup {
         revoked_at_ms: None,
     };
     store.insert_key(&key).await.unwrap();
-    let index = Arc::new(LiveIndex::open(&*store).await.unwrap());
+    let index = Arc::new(LiveIndex::open(store.clone()).await.unwrap());
     let embedder = Arc::new(StandInEmbedder::default());
     let mut registry = Registry::new();
     registry.register_internal(

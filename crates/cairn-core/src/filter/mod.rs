@@ -254,7 +254,7 @@ fn test(op: &Op, value: Option<&Value>) -> bool {
 /// Unix ms of `YYYY-MM-DD` (UTC midnight) or an RFC 3339 instant (`2024-07-01T12:30:00Z`,
 /// `...+02:00`, fractional seconds allowed).
 pub fn instant(s: &str) -> Option<i64> {
-    let day = cairn_core::time::parse_iso_day(s.get(..10)?)?;
+    let day = crate::time::parse_iso_day(s.get(..10)?)?;
     let rest = &s[10..];
     if rest.is_empty() {
         return Some(day);

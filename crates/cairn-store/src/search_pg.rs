@@ -1,0 +1,413 @@
+//! Search inside PostgreSQL (`cairn_core::search::SearchStore`): vectors in pgvector columns
+//! with an HNSW index per collection, BM25 over an inverted index in a table, and metadata
+//! filters compiled to JSONB predicates with bound parameters (`filter_sql`). The schema is in
+//! `search_schema.sql`; the knowledge store's writes keep it current in their own transactions
+//! through the hooks below, so a search never sees a half-indexed document.
+
+use std::collections::HashMap;
+
+use async_trait::async_trait;
+use cairn_core::filter::Filter;
+use cairn_core::knowledge::{ChunkRecord, Collection};
+use cairn_core::search::{Bm25Params, FoundChunk, SearchStore, VectorScan};
+use cairn_core::store::StoreResult;
+use sqlx::{Postgres, QueryBuilder, Row, Transaction};
+
+use crate::db_err;
+use crate::filter_sql::push_filter;
+use crate::postgres::PgStore;
+
+/// Largest dimension indexed as `vector` (pgvector's HNSW limit); up to `MAX_HALFVEC_DIMS` the
+/// index holds half-precision copies. Must match `cairn_search_partitions`.
+const MAX_VECTOR_DIMS: i32 = 2000;
+/// Largest dimension indexed at all; larger vectors are searched exactly.
+const MAX_HALFVEC_DIMS: i32 = 4000;
+/// Rows per insert statement (PostgreSQL takes at most 65,535 bound parameters).
+const ROWS_PER_INSERT: usize = 2000;
+
+/// A collection's number and dimension (fixed for its life).
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct SearchKey {
+    key: i64,
+    dims: i32,
+}
+
+impl SearchKey {
+    /// The expression an HNSW index was built on for this collection's vectors.
+    fn indexed(&self, column: &str) -> String {
+        // Two integers and a column name of ours: nothing here comes from a request.
+        match self.dims {
+            d if d <= MAX_VECTOR_DIMS => format!("({column}::vector({d}))"),
+            d if d <= MAX_HALFVEC_DIMS => format!("({column}::halfvec({d}))"),
+            _ => format!("({column})"),
+        }
+    }
+
+    /// What goes before and after the bound query vector to cast it like the indexed
+    /// expression.
+    fn query_cast(&self) -> (&'static str, String) {
+        match self.dims {
+            d if d <= MAX_VECTOR_DIMS => ("CAST(", format!(" AS vector({d}))")),
+            d if d <= MAX_HALFVEC_DIMS => ("CAST(", format!(" AS halfvec({d}))")),
+            _ => ("CAST(", " AS vector)".to_owned()),
+        }
+    }
+}
+
+/// pgvector's text form of a vector: `[x,y,...]`, each float printed to round-trip exactly.
+pub(crate) fn vector_text(v: &[f32]) -> String {
+    let mut out = String::with_capacity(v.len() * 12 + 2);
+    out.push('[');
+    for (i, x) in v.iter().enumerate() {
+        if i > 0 {
+            out.push(',');
+        }
+        out.push_str(&x.to_string());
+    }
+    out.push(']');
+    out
+}
+
+/// Registers a new collection and creates its partitions and index (inside `tx`).
+pub(crate) async fn collection_created(tx: &mut Transaction<'_, Postgres>, c: &Collection) -> Result<(), sqlx::Error> {
+    let key: i64 =
+        sqlx::query_scalar("INSERT INTO search_collections (collection_id, dimensions) VALUES ($1, $2) RETURNING key")
+            .bind(&c.id)
+            .bind(c.dimensions as i32)
+            .fetch_one(&mut **tx)
+            .await?;
+    sqlx::query("SELECT cairn_search_partitions($1, $2)")
+        .bind(key)
+        .bind(c.dimensions as i32)
+        .execute(&mut **tx)
+        .await?;
+    Ok(())
+}
+
+/// Drops a collection's partitions (its rows go with them) and its registration.
+pub(crate) async fn collection_deleted(
+    tx: &mut Transaction<'_, Postgres>,
+    collection_id: &str,
+) -> Result<(), sqlx::Error> {
+    let key: Option<i64> = sqlx::query_scalar("DELETE FROM search_collections WHERE collection_id = $1 RETURNING key")
+        .bind(collection_id)
+        .fetch_optional(&mut **tx)
+        .await?;
+    if let Some(k) = key {
+        sqlx::query("SELECT cairn_search_drop($1)").bind(k).execute(&mut **tx).await?;
+    }
+    Ok(())
+}
+
+/// Removes a document's chunks from the search tables and its statistics (inside `tx`).
+pub(crate) async fn document_removed(
+    tx: &mut Transaction<'_, Postgres>,
+    collection_id: &str,
+    document_id: &str,
+) -> Result<(), sqlx::Error> {
+    let Some(key) = key_in(tx, collection_id).await? else { return Ok(()) };
+    let gone = sqlx::query(
+        "DELETE FROM chunk_vectors WHERE collection_key = $1 AND document_id = $2 RETURNING chunk_id, terms",
+    )
+    .bind(key.key)
+    .bind(document_id)
+    .fetch_all(&mut **tx)
+    .await?;
+    if gone.is_empty() {
+        return Ok(());
+    }
+    let mut ids = Vec::with_capacity(gone.len());
+    let mut terms = 0i64;
+    for r in &gone {
+        ids.push(r.try_get::<i64, _>("chunk_id")?);
+        terms += i64::from(r.try_get::<i32, _>("terms")?);
+    }
+    sqlx::query("DELETE FROM chunk_terms WHERE collection_key = $1 AND chunk_id = ANY($2)")
+        .bind(key.key)
+        .bind(&ids)
+        .execute(&mut **tx)
+        .await?;
+    sqlx::query("UPDATE search_collections SET chunks = chunks - $2, total_terms = total_terms - $3 WHERE key = $1")
+        .bind(key.key)
+        .bind(ids.len() as i64)
+        .bind(terms)
+        .execute(&mut **tx)
+        .await?;
+    Ok(())
+}
+
+/// Indexes a document's new chunks (`ids` as storage assigned them, in `chunks`' order) after
+/// removing its old ones (inside `tx`).
+pub(crate) async fn chunks_replaced(
+    tx: &mut Transaction<'_, Postgres>,
+    collection_id: &str,
+    document_id: &str,
+    ids: &[i64],
+    chunks: &[ChunkRecord],
+) -> Result<(), sqlx::Error> {
+    document_removed(tx, collection_id, document_id).await?;
+    let Some(key) = key_in(tx, collection_id).await? else { return Ok(()) };
+    let mut postings: Vec<(String, i64, i32, i32)> = Vec::new();
+    let mut total = 0i64;
+    for (id, c) in ids.iter().zip(chunks) {
+        let mut tf: HashMap<&str, i32> = HashMap::new();
+        for t in &c.terms {
+            *tf.entry(t.as_str()).or_default() += 1;
+        }
+        let len = c.terms.len() as i32;
+        total += i64::from(len);
+        postings.extend(tf.into_iter().map(|(t, n)| (t.to_owned(), *id, n, len)));
+    }
+    let rows: Vec<(i64, &ChunkRecord)> = ids.iter().copied().zip(chunks).collect();
+    for part in rows.chunks(ROWS_PER_INSERT / 5) {
+        let mut q = QueryBuilder::<Postgres>::new(
+            "INSERT INTO chunk_vectors (collection_key, chunk_id, document_id, embedding, terms) ",
+        );
+        q.push_values(part, |mut row, (id, c)| {
+            row.push_bind(key.key)
+                .push_bind(*id)
+                .push_bind(document_id)
+                .push_bind(vector_text(&c.embedding))
+                .push_unseparated("::vector")
+                .push_bind(c.terms.len() as i32);
+        });
+        q.build().execute(&mut **tx).await?;
+    }
+    for part in postings.chunks(ROWS_PER_INSERT / 5) {
+        let mut q = QueryBuilder::<Postgres>::new("INSERT INTO chunk_terms (collection_key, term, chunk_id, tf, len) ");
+        q.push_values(part, |mut row, (term, id, tf, len)| {
+            row.push_bind(key.key).push_bind(term).push_bind(*id).push_bind(*tf).push_bind(*len);
+        });
+        q.build().execute(&mut **tx).await?;
+    }
+    sqlx::query("UPDATE search_collections SET chunks = chunks + $2, total_terms = total_terms + $3 WHERE key = $1")
+        .bind(key.key)
+        .bind(ids.len() as i64)
+        .bind(total)
+        .execute(&mut **tx)
+        .await?;
+    Ok(())
+}
+
+/// The collection's search key, read inside `tx`.
+async fn key_in(tx: &mut Transaction<'_, Postgres>, collection_id: &str) -> Result<Option<SearchKey>, sqlx::Error> {
+    let row = sqlx::query("SELECT key, dimensions FROM search_collections WHERE collection_id = $1")
+        .bind(collection_id)
+        .fetch_optional(&mut **tx)
+        .await?;
+    row.map(|r| Ok(SearchKey { key: r.try_get("key")?, dims: r.try_get("dimensions")? })).transpose()
+}
+
+impl PgStore {
+    /// The collection's search key, from this node's cache or the database; `None` when the
+    /// collection is not (or no longer) registered.
+    async fn search_key(&self, collection_id: &str) -> StoreResult<Option<SearchKey>> {
+        if let Some(k) = self.search_keys.lock().ok().and_then(|m| m.get(collection_id).copied()) {
+            return Ok(Some(k));
+        }
+        let row = sqlx::query("SELECT key, dimensions FROM search_collections WHERE collection_id = $1")
+            .bind(collection_id)
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(db_err)?;
+        let Some(r) = row else { return Ok(None) };
+        let k = SearchKey { key: r.try_get("key").map_err(db_err)?, dims: r.try_get("dimensions").map_err(db_err)? };
+        if let Ok(mut m) = self.search_keys.lock() {
+            // Keys never change or get reused; the map is bounded by the collections there are.
+            m.insert(collection_id.to_owned(), k);
+        }
+        Ok(Some(k))
+    }
+}
+
+/// Reads `(chunk_id, score)` rows.
+fn scored(rows: &[sqlx::postgres::PgRow]) -> StoreResult<Vec<(u64, f32)>> {
+    rows.iter()
+        .map(|r| {
+            let id: i64 = r.try_get("chunk_id")?;
+            let score: f64 = r.try_get("score")?;
+            Ok((id as u64, score as f32))
+        })
+        .collect::<Result<_, sqlx::Error>>()
+        .map_err(db_err)
+}
+
+#[async_trait]
+impl SearchStore for PgStore {
+    async fn keyword_search(
+        &self,
+        collection_id: &str,
+        terms: &[String],
+        params: Bm25Params,
+        depth: usize,
+        filter: Option<&Filter>,
+    ) -> StoreResult<Vec<(u64, f32)>> {
+        let Some(key) = self.search_key(collection_id).await? else { return Ok(Vec::new()) };
+        if terms.is_empty() || depth == 0 {
+            return Ok(Vec::new());
+        }
+        // Each distinct term once, with how often the query repeats it (each repeat adds its
+        // score again, as in the in-memory index).
+        let mut counts: Vec<(String, i32)> = Vec::new();
+        for t in terms {
+            match counts.iter_mut().find(|(u, _)| u == t) {
+                Some((_, n)) => *n += 1,
+                None => counts.push((t.clone(), 1)),
+            }
+        }
+        let (words, repeats): (Vec<String>, Vec<i32>) = counts.into_iter().unzip();
+        let mut q = QueryBuilder::<Postgres>::new("WITH q AS (SELECT * FROM unnest(");
+        q.push_bind(words).push("::text[], ").push_bind(repeats).push("::int[]) AS q(term, qtf)), ");
+        q.push("s AS (SELECT chunks::float8 AS n, total_terms::float8 / GREATEST(chunks, 1) AS avgdl FROM search_collections WHERE key = ")
+            .push(key.key)
+            .push("), df AS (SELECT t.term, count(*)::float8 AS df FROM chunk_terms t JOIN q ON q.term = t.term WHERE t.collection_key = ")
+            .push(key.key)
+            .push(" GROUP BY t.term), scored AS (SELECT t.chunk_id, SUM(q.qtf * ln(1 + (s.n - df.df + 0.5) / (df.df + 0.5)) * t.tf * (")
+            .push_bind(f64::from(params.k1))
+            .push(" + 1) / (t.tf + ")
+            .push_bind(f64::from(params.k1))
+            .push(" * (1 - ")
+            .push_bind(f64::from(params.b))
+            .push(" + ")
+            .push_bind(f64::from(params.b))
+            .push(" * t.len / GREATEST(s.avgdl, 1e-9))))::float8 AS score FROM chunk_terms t JOIN q ON q.term = t.term \
+                   JOIN df ON df.term = t.term CROSS JOIN s WHERE t.collection_key = ")
+            .push(key.key)
+            .push(" GROUP BY t.chunk_id) SELECT sc.chunk_id, sc.score FROM scored sc");
+        if let Some(f) = filter {
+            q.push(" JOIN chunk_vectors v ON v.collection_key = ")
+                .push(key.key)
+                .push(" AND v.chunk_id = sc.chunk_id JOIN documents d ON d.collection_id = ")
+                .push_bind(collection_id)
+                .push(" AND d.id = v.document_id WHERE ");
+            push_filter(&mut q, f, "d.meta");
+        }
+        q.push(" ORDER BY sc.score DESC, sc.chunk_id LIMIT ").push_bind(depth as i64);
+        let rows = q.build().fetch_all(&self.pool).await.map_err(db_err)?;
+        scored(&rows)
+    }
+
+    async fn vector_search(
+        &self,
+        collection_id: &str,
+        vector: &[f32],
+        depth: usize,
+        filter: Option<&Filter>,
+        scan: VectorScan,
+    ) -> StoreResult<Vec<(u64, f32)>> {
+        let Some(key) = self.search_key(collection_id).await? else { return Ok(Vec::new()) };
+        if depth == 0 || vector.len() != key.dims as usize {
+            return Ok(Vec::new());
+        }
+        let found = self.nearest(key, collection_id, vector, depth, filter, scan).await?;
+        // The index walk stops after a bounded number of candidates: under a selective filter
+        // it can come back short although more chunks pass. Then the exact scan decides (cheap
+        // exactly then: few chunks pass the filter).
+        if found.len() < depth && filter.is_some() && scan == VectorScan::Index {
+            return self.nearest(key, collection_id, vector, depth, filter, VectorScan::Exact).await;
+        }
+        Ok(found)
+    }
+
+    async fn found_chunks(
+        &self,
+        collection_id: &str,
+        ids: &[u64],
+        vector: Option<&[f32]>,
+    ) -> StoreResult<Vec<FoundChunk>> {
+        if ids.is_empty() {
+            return Ok(Vec::new());
+        }
+        let ids: Vec<i64> = ids.iter().map(|&i| i as i64).collect();
+        let key = self.search_key(collection_id).await?.map_or(-1, |k| k.key);
+        let rows = sqlx::query(
+            "SELECT c.id, c.document_id, c.seq, c.text, c.headings, d.title, d.metadata, \
+             CASE WHEN $3::text IS NULL THEN NULL ELSE (1 - (v.embedding <=> CAST($3 AS vector)))::float8 END AS similarity \
+             FROM chunks c JOIN documents d ON d.collection_id = c.collection_id AND d.id = c.document_id \
+             LEFT JOIN chunk_vectors v ON v.collection_key = $4 AND v.chunk_id = c.id \
+             WHERE c.collection_id = $1 AND c.id = ANY($2)",
+        )
+        .bind(collection_id)
+        .bind(&ids)
+        .bind(vector.map(vector_text))
+        .bind(key)
+        .fetch_all(&self.pool)
+        .await
+        .map_err(db_err)?;
+        rows.iter()
+            .map(|r| {
+                let headings: String = r.try_get("headings")?;
+                let metadata: String = r.try_get("metadata")?;
+                let similarity: Option<f64> = r.try_get("similarity")?;
+                Ok(FoundChunk {
+                    id: r.try_get::<i64, _>("id")? as u64,
+                    document_id: r.try_get("document_id")?,
+                    seq: r.try_get::<i32, _>("seq")?.max(0) as u32,
+                    text: r.try_get("text")?,
+                    headings: serde_json::from_str(&headings).unwrap_or_default(),
+                    title: r.try_get("title")?,
+                    metadata: serde_json::from_str(&metadata).unwrap_or_default(),
+                    // A zero vector has no direction: pgvector answers NaN.
+                    similarity: similarity.map(|s| s as f32).filter(|s| s.is_finite()),
+                })
+            })
+            .collect::<Result<_, sqlx::Error>>()
+            .map_err(db_err)
+    }
+}
+
+impl PgStore {
+    /// One vector search: through the HNSW index with iterative scans (so filtered searches
+    /// keep walking the graph until `depth` chunks pass), or exactly.
+    async fn nearest(
+        &self,
+        key: SearchKey,
+        collection_id: &str,
+        vector: &[f32],
+        depth: usize,
+        filter: Option<&Filter>,
+        scan: VectorScan,
+    ) -> StoreResult<Vec<(u64, f32)>> {
+        let mut tx = self.pool.begin().await.map_err(db_err)?;
+        let ef = depth.clamp(40, 1000).to_string();
+        sqlx::query(
+            "SELECT set_config('hnsw.ef_search', $1, true), set_config('hnsw.iterative_scan', 'relaxed_order', true)",
+        )
+        .bind(ef)
+        .execute(&mut *tx)
+        .await
+        .map_err(db_err)?;
+        let mut q =
+            QueryBuilder::<Postgres>::new("SELECT chunk_id, (1 - distance)::float8 AS score FROM (SELECT v.chunk_id, ");
+        match scan {
+            VectorScan::Index => {
+                let (open, close) = key.query_cast();
+                q.push(key.indexed("v.embedding")).push(" <=> ").push(open).push_bind(vector_text(vector)).push(close);
+            }
+            // No index matches the untyped column: the planner scans (after the filter).
+            VectorScan::Exact => {
+                q.push("v.embedding <=> CAST(").push_bind(vector_text(vector)).push(" AS vector)");
+            }
+        }
+        q.push(" AS distance FROM chunk_vectors v");
+        if filter.is_some() {
+            q.push(" JOIN documents d ON d.collection_id = ")
+                .push_bind(collection_id)
+                .push(" AND d.id = v.document_id");
+        }
+        // The key as a literal (an integer of ours), so the planner prunes to the collection's
+        // partition and its index when it plans the statement.
+        q.push(" WHERE v.collection_key = ").push(key.key);
+        if let Some(f) = filter {
+            q.push(" AND ");
+            push_filter(&mut q, f, "d.meta");
+        }
+        q.push(" ORDER BY distance LIMIT ").push_bind(depth as i64).push(") nearest");
+        let rows = q.build().fetch_all(&mut *tx).await.map_err(db_err)?;
+        tx.commit().await.map_err(db_err)?;
+        let mut found = scored(&rows)?;
+        // Relaxed order: the index may hand back near-ties out of order.
+        found.sort_by(|a, b| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0)));
+        Ok(found)
+    }
+}
