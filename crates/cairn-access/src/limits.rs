@@ -1,9 +1,11 @@
 //! Per-key limits, checked and held before a model call runs.
 //!
-//! - Requests and tokens per minute are token buckets held in this process (a later Redis
-//!   adapter shares them across nodes). A call takes one request and its worst-case tokens at
-//!   admission; when it ends, the tokens it did not use go back. A call is admitted while the
-//!   token bucket is not in debt, so one call larger than the limit still runs, alone.
+//! - Requests and tokens per minute are token buckets, held in this process or, when shared
+//!   (`gateway.shared_limits`, the default on PostgreSQL), in the database, where every node
+//!   takes from the same bucket in one atomic statement (`RateStore`). A call takes one request
+//!   and its worst-case tokens at admission; when it ends, the tokens it did not use go back. A
+//!   call is admitted while the token bucket is not in debt, so one call larger than the limit
+//!   still runs, alone.
 //! - Monthly spend: the call's worst-case cost is held against the budget from this node's
 //!   credit, a reservation in storage grown atomically across every process sharing the
 //!   database (see `credit`); the call's usage record settles it to the real cost. Keys
@@ -13,8 +15,9 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use cairn_core::store::Store;
+use cairn_core::store::{RateKind, RateStore, RateTake, Store};
 use cairn_core::tenancy::Principal;
+use cairn_core::time::now_ms;
 use cairn_core::usage::NanoUsd;
 use cairn_core::{Error, Result};
 use parking_lot::Mutex;
@@ -44,9 +47,22 @@ impl Bucket {
 
     /// How long until the level reaches `needed`.
     fn wait_for(&self, needed: f64) -> Duration {
-        let deficit = (needed - self.level).max(0.0);
-        Duration::from_secs_f64((deficit * 60.0 / self.capacity.max(1.0)).max(0.001))
+        wait_for(self.level, needed, self.capacity)
     }
+}
+
+/// How long a bucket at `level`, refilled at `per_minute`, takes to reach `needed`.
+fn wait_for(level: f64, needed: f64, per_minute: f64) -> Duration {
+    let deficit = (needed - level).max(0.0);
+    Duration::from_secs_f64((deficit * 60.0 / per_minute.max(1.0)).max(0.001))
+}
+
+fn tokens_limited(tpm: u64, retry_after: Duration) -> Error {
+    Error::RateLimited { message: format!("rate limit reached: {tpm} tokens per minute for this key"), retry_after }
+}
+
+fn requests_limited(rpm: u32, retry_after: Duration) -> Error {
+    Error::RateLimited { message: format!("rate limit reached: {rpm} requests per minute for this key"), retry_after }
 }
 
 #[derive(Debug, Default)]
@@ -79,6 +95,8 @@ pub struct Admission {
 pub struct Limiter {
     credits: Credits,
     keys: Mutex<HashMap<String, KeyState>>,
+    /// The database's buckets, when rate limits are shared across nodes.
+    shared: Option<Arc<dyn RateStore>>,
     /// Open streams (model streams, SSE watchers) per key, and the most one key may hold.
     streams: Arc<Mutex<HashMap<String, usize>>>,
     max_streams: usize,
@@ -104,9 +122,10 @@ impl Drop for StreamSlot {
 
 impl Limiter {
     /// A limiter holding budget reservations in `store`, with at most `max_streams` streams
-    /// open per key.
-    pub fn new(store: Arc<dyn Store>, max_streams: usize) -> Self {
+    /// open per key; rate buckets in `store` too when `shared_rates`, else in this process.
+    pub fn new(store: Arc<dyn Store>, max_streams: usize, shared_rates: bool) -> Self {
         Self {
+            shared: shared_rates.then(|| store.clone() as Arc<dyn RateStore>),
             credits: Credits::start(store),
             keys: Mutex::new(HashMap::new()),
             streams: Arc::default(),
@@ -134,21 +153,24 @@ impl Limiter {
 
     /// Admits one request that costs work (a search, an upload, a job): takes one request from
     /// the key's rate limit. Model calls made for it then take no second one.
-    pub fn admit_request(&self, p: &Principal) -> Result<()> {
-        self.take_rate(p, 0, true, Instant::now()).map(|_| ())
+    pub async fn admit_request(&self, p: &Principal) -> Result<()> {
+        self.take(p, 0, true).await.map(|_| ())
     }
 
     /// Admits a model call for `p`, holding its worst case, and one request unless its request
     /// was admitted already; fails with `RateLimited` or `BudgetExceeded` and then holds
     /// nothing.
     pub async fn admit(&self, p: &Principal, worst: &WorstCase, request: bool) -> Result<Admission> {
-        let tokens = self.take_rate(p, worst.tokens, request, Instant::now())?;
+        let tokens = self.take(p, worst.tokens, request).await?;
         let mut admission = Admission { tokens, budget: None };
         if let Some(budget) = p.limits.monthly_budget_usd {
             match self.credits.hold(p, worst, NanoUsd::from_usd(budget)).await {
                 Ok(hold) => admission.budget = Some(hold),
                 Err(e) => {
-                    self.give_back(p, tokens, request);
+                    match &self.shared {
+                        Some(rates) => give_back_shared(&**rates, p, tokens, request).await,
+                        None => self.give_back(p, tokens, request),
+                    }
                     return Err(e);
                 }
             }
@@ -159,10 +181,21 @@ impl Limiter {
     /// Gives back what a finished call did not use of its admission: it used `used` tokens
     /// and cost `cost`.
     pub fn settle(&self, p: &Principal, admission: &Admission, used: u64, cost: NanoUsd) {
-        if admission.tokens > used {
-            self.give_back(p, admission.tokens - used, false);
-        } else if used > admission.tokens {
-            self.charge_tokens(p, used - admission.tokens);
+        match (&self.shared, p.limits.tokens_per_minute) {
+            (Some(rates), Some(tpm)) if used != admission.tokens => {
+                // Off the caller's path: the difference reaches the shared bucket shortly.
+                let (rates, key) = (rates.clone(), p.key_id.clone());
+                let delta = admission.tokens as f64 - used as f64;
+                tokio::spawn(async move {
+                    if let Err(e) = rates.add_rate(&key, RateKind::Tokens, tpm as f64, delta, now_ms()).await {
+                        tracing::warn!(error = %e, "settling a shared token bucket failed");
+                    }
+                });
+            }
+            (Some(_), _) => {}
+            (None, _) if admission.tokens > used => self.give_back(p, admission.tokens - used, false),
+            (None, _) if used > admission.tokens => self.charge_tokens(p, used - admission.tokens),
+            (None, _) => {}
         }
         if let Some(hold) = &admission.budget {
             self.credits.settle(&p.key_id, hold, cost);
@@ -174,8 +207,17 @@ impl Limiter {
         self.credits.release_idle().await;
     }
 
-    /// Takes `tokens` (and one request, if `request`) from the key's buckets; returns the
-    /// tokens taken.
+    /// Takes `tokens` (and one request, if `request`) from the key's buckets, in this process
+    /// or the shared ones; returns the tokens taken.
+    async fn take(&self, p: &Principal, tokens: u64, request: bool) -> Result<u64> {
+        match &self.shared {
+            Some(rates) => take_shared(&**rates, p, tokens, request).await,
+            None => self.take_rate(p, tokens, request, Instant::now()),
+        }
+    }
+
+    /// Takes `tokens` (and one request, if `request`) from the key's buckets in this process;
+    /// returns the tokens taken.
     fn take_rate(&self, p: &Principal, tokens: u64, request: bool, now: Instant) -> Result<u64> {
         let (rpm, tpm) = (p.limits.requests_per_minute, p.limits.tokens_per_minute);
         if rpm.is_none() && tpm.is_none() {
@@ -187,20 +229,14 @@ impl Limiter {
             let b = state.tokens.get_or_insert_with(|| Bucket::new(tpm as f64, now));
             b.refill(tpm as f64, now);
             if b.level < 0.0 {
-                return Err(Error::RateLimited {
-                    message: format!("rate limit reached: {tpm} tokens per minute for this key"),
-                    retry_after: b.wait_for(0.0),
-                });
+                return Err(tokens_limited(tpm, b.wait_for(0.0)));
             }
         }
         if let Some(rpm) = rpm.filter(|_| request) {
             let b = state.requests.get_or_insert_with(|| Bucket::new(f64::from(rpm), now));
             b.refill(f64::from(rpm), now);
             if b.level < 1.0 {
-                return Err(Error::RateLimited {
-                    message: format!("rate limit reached: {rpm} requests per minute for this key"),
-                    retry_after: b.wait_for(1.0),
-                });
+                return Err(requests_limited(rpm, b.wait_for(1.0)));
             }
             b.level -= 1.0;
         }
@@ -239,6 +275,45 @@ impl Limiter {
     }
 }
 
+/// `Limiter::take` on the database's buckets: tokens first (admitted while not in debt), then
+/// the request; a refused request gives the tokens back.
+async fn take_shared(rates: &dyn RateStore, p: &Principal, tokens: u64, request: bool) -> Result<u64> {
+    let (rpm, tpm) = (p.limits.requests_per_minute, p.limits.tokens_per_minute);
+    let now = now_ms();
+    if let Some(tpm) = tpm {
+        let t = RateTake { per_minute: tpm as f64, need: 0.0, take: tokens as f64, now_ms: now };
+        if let Err(level) = rates.take_rate(&p.key_id, RateKind::Tokens, t).await? {
+            return Err(tokens_limited(tpm, wait_for(level, 0.0, tpm as f64)));
+        }
+    }
+    if let Some(rpm) = rpm.filter(|_| request) {
+        let t = RateTake { per_minute: f64::from(rpm), need: 1.0, take: 1.0, now_ms: now };
+        if let Err(level) = rates.take_rate(&p.key_id, RateKind::Requests, t).await? {
+            give_back_shared(rates, p, tokens, false).await;
+            return Err(requests_limited(rpm, wait_for(level, 1.0, f64::from(rpm))));
+        }
+    }
+    Ok(if tpm.is_some() { tokens } else { 0 })
+}
+
+/// Returns `tokens` (and a request) to the database's buckets; a failure is logged (the
+/// bucket refills by itself within the minute).
+async fn give_back_shared(rates: &dyn RateStore, p: &Principal, tokens: u64, request: bool) {
+    let now = now_ms();
+    let mut back = Vec::new();
+    if let Some(tpm) = p.limits.tokens_per_minute.filter(|_| tokens > 0) {
+        back.push((RateKind::Tokens, tpm as f64, tokens as f64));
+    }
+    if let Some(rpm) = p.limits.requests_per_minute.filter(|_| request) {
+        back.push((RateKind::Requests, f64::from(rpm), 1.0));
+    }
+    for (kind, per_minute, amount) in back {
+        if let Err(e) = rates.add_rate(&p.key_id, kind, per_minute, amount, now).await {
+            tracing::warn!(error = %e, "giving back to a shared rate bucket failed");
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -256,7 +331,7 @@ mod tests {
     async fn limiter() -> (Limiter, tempfile::TempDir) {
         let dir = tempfile::tempdir().unwrap();
         let url = format!("sqlite://{}", dir.path().join("c.db").display());
-        (Limiter::new(cairn_store::open(&url, 1).await.unwrap(), 2), dir)
+        (Limiter::new(cairn_store::open(&url, 1).await.unwrap(), 2, false), dir)
     }
 
     #[tokio::test]

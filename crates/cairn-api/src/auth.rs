@@ -62,7 +62,7 @@ impl FromRequestParts<AppState> for Work {
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
         let Caller(mut ctx) = Caller::from_request_parts(parts, state).await?;
-        state.gateway.admit_request(&mut ctx)?;
+        state.gateway.admit_request(&mut ctx).await?;
         Ok(Work(ctx.within(state.request_timeout)))
     }
 }

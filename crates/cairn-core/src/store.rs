@@ -61,6 +61,57 @@ pub trait KeyStore: Send + Sync {
     async fn count_active_owner_keys(&self) -> StoreResult<u64>;
 }
 
+/// Which of a key's rate buckets.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum RateKind {
+    /// Requests per minute.
+    Requests,
+    /// Tokens per minute.
+    Tokens,
+}
+
+impl RateKind {
+    /// The storage name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RateKind::Requests => "requests",
+            RateKind::Tokens => "tokens",
+        }
+    }
+}
+
+/// One take from a shared rate bucket.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct RateTake {
+    /// Capacity and refill rate, per minute (the key's limit).
+    pub per_minute: f64,
+    /// The least level (after refilling) at which the take is allowed.
+    pub need: f64,
+    /// How much to take when allowed (may leave the bucket in debt).
+    pub take: f64,
+    /// The caller's clock, Unix ms.
+    pub now_ms: i64,
+}
+
+/// Per-key token buckets kept in the database, so that every node sharing it enforces one
+/// limit: each take refills the bucket to `now_ms` and takes, or refuses, in one atomic
+/// statement.
+#[async_trait]
+pub trait RateStore: Send + Sync {
+    /// Refills the key's `kind` bucket, then takes `t.take` if its level is at least `t.need`:
+    /// `Ok(level)` after taking, or `Err(level)` when refused (nothing taken).
+    async fn take_rate(&self, key_id: &str, kind: RateKind, t: RateTake) -> StoreResult<Result<f64, f64>>;
+    /// Refills the bucket and adds `amount` (capped at capacity; negative charges it).
+    async fn add_rate(
+        &self,
+        key_id: &str,
+        kind: RateKind,
+        per_minute: f64,
+        amount: f64,
+        now_ms: i64,
+    ) -> StoreResult<()>;
+}
+
 /// Accounting records and the budget reservations they settle.
 #[async_trait]
 pub trait UsageStore: Send + Sync {
@@ -93,6 +144,7 @@ pub trait Store:
     TenantStore
     + KeyStore
     + UsageStore
+    + RateStore
     + JobStore
     + KnowledgeStore
     + AgentStore

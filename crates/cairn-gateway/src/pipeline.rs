@@ -86,7 +86,7 @@ impl GatewayService {
             p.require(Role::Member)?;
             ctx.check()?;
             if !ctx.request_admitted {
-                self.limiter.admit_request(p).inspect_err(|_| {
+                self.limiter.admit_request(p).await.inspect_err(|_| {
                     self.metrics.limited.get_or_create(&vec![("limit", "rate".into())]).inc();
                 })?;
                 spec.request_taken = true;
@@ -172,12 +172,18 @@ impl GatewayService {
     /// rate are checked as for any call (a refused call is still a request), then a usage
     /// record with status `blocked`, no cost and no tokens, and the call's span. Returns the
     /// call's id.
-    pub(crate) fn blocked(&self, ctx: &CallContext, route: &ModelRoute, spec: CallSpec, b: &Blocked) -> Result<String> {
+    pub(crate) async fn blocked(
+        &self,
+        ctx: &CallContext,
+        route: &ModelRoute,
+        spec: CallSpec,
+        b: &Blocked,
+    ) -> Result<String> {
         let p = &ctx.principal;
         p.require(Role::Member)?;
         ctx.check()?;
         if !ctx.request_admitted && !spec.request_taken {
-            self.limiter.admit_request(p).inspect_err(|_| {
+            self.limiter.admit_request(p).await.inspect_err(|_| {
                 self.metrics.limited.get_or_create(&vec![("limit", "rate".into())]).inc();
             })?;
         }
@@ -264,9 +270,9 @@ impl GatewayService {
 impl GatewayService {
     /// Admits a request that costs work (search, upload, job) against the caller's request
     /// rate; the context then says so, and model calls made for it take no second request.
-    pub fn admit_request(&self, ctx: &mut CallContext) -> Result<()> {
+    pub async fn admit_request(&self, ctx: &mut CallContext) -> Result<()> {
         if !ctx.request_admitted {
-            if let Err(e) = self.limiter.admit_request(&ctx.principal) {
+            if let Err(e) = self.limiter.admit_request(&ctx.principal).await {
                 self.metrics.limited.get_or_create(&vec![("limit", "rate".into())]).inc();
                 return Err(e);
             }

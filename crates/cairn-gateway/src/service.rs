@@ -110,7 +110,11 @@ impl GatewayService {
         );
         Ok(Self {
             router,
-            limiter: Arc::new(Limiter::new(store.clone(), cfg.gateway.max_streams_per_key)),
+            limiter: Arc::new(Limiter::new(
+                store.clone(),
+                cfg.gateway.max_streams_per_key,
+                cfg.gateway.shared_limits.in_database(store.backend()),
+            )),
             recorder,
             gateway_config: cfg.gateway.clone(),
             cache: ResponseCache::start(store.clone(), &cfg.gateway, metrics.clone()),

@@ -9,6 +9,8 @@ mod agents;
 mod audit;
 #[path = "conformance_cache.rs"]
 mod cache;
+#[path = "conformance_rates.rs"]
+mod rates;
 #[path = "conformance_runs.rs"]
 mod runs;
 #[path = "conformance_traces.rs"]
@@ -107,6 +109,7 @@ pub async fn run_all(store: Arc<dyn Store>) {
     cache::response_cache(store.clone()).await;
     cache::semantic_cache(store.clone()).await;
     audit::audit_log(store.clone()).await;
+    rates::rate_buckets(store.clone()).await;
     store.ping().await.expect("ping");
 }
 

@@ -12,6 +12,7 @@ mod jobs_sql;
 mod knowledge_sql;
 mod migrate;
 mod postgres;
+mod rates_sql;
 mod runs_sql;
 mod search_pg;
 mod sql;

@@ -72,6 +72,12 @@ mod run_ports {
     crate::runs_sql::impl_run_store!(PgStore, sqlx::Postgres, " FOR UPDATE");
 }
 
+/// The shared rate buckets, implemented with the shared SQL.
+mod rate_ports {
+    use super::PgStore;
+    crate::rates_sql::impl_rate_store!(PgStore, sqlx::Postgres);
+}
+
 /// The knowledge port, implemented with the shared SQL.
 mod knowledge_ports {
     use super::PgStore;

@@ -181,6 +181,12 @@ mod run_ports {
     crate::runs_sql::impl_run_store!(SqliteStore, sqlx::Sqlite, "");
 }
 
+/// The shared rate buckets, implemented with the shared SQL.
+mod rate_ports {
+    use super::SqliteStore;
+    crate::rates_sql::impl_rate_store!(SqliteStore, sqlx::Sqlite);
+}
+
 /// The knowledge port, implemented with the shared SQL.
 mod knowledge_ports {
     use super::SqliteStore;

@@ -62,7 +62,7 @@ pub async fn chat_completions(
     };
     if let Some(knowledge) = knowledge {
         // A search and a generation: one request against the key's rate, like the answer route.
-        s.gateway.admit_request(&mut ctx)?;
+        s.gateway.admit_request(&mut ctx).await?;
         return Ok(match s.answers.chat(&ctx, req, knowledge).await? {
             ChatReply::Completion(c, routed) => routed_opt(axum::Json(c).into_response(), routed),
             ChatReply::Stream(stream, routed) => routed_opt(sse(stream), routed),

@@ -114,3 +114,48 @@ async fn every_call_has_its_own_id_and_the_request_id_as_a_column() {
     assert_ne!(records[0].id, request_id);
     assert!(uuid::Uuid::parse_str(&records[0].id).is_ok_and(|u| u.get_version_num() == 7), "{}", records[0].id);
 }
+
+/// Fires 40 calls at once across `servers` with one key; returns how many were admitted, each
+/// refusal checked to be a rate limit.
+async fn race_rate(servers: &[&TestServer], key: &str) -> usize {
+    let calls = (0..40).map(|i| {
+        let s = servers[i % servers.len()];
+        async move {
+            let resp = s
+                .send_chat(
+                    key,
+                    &json!({"model": "fast", "max_tokens": 4, "messages": [{"role": "user", "content": "hi"}]}),
+                )
+                .await;
+            let status = resp.status().as_u16();
+            let body = resp.text().await.unwrap_or_default();
+            if status == 429 {
+                assert!(body.contains("rate_limit"), "{body}");
+            } else {
+                assert_eq!(status, 200, "{body}");
+            }
+            status == 200
+        }
+    });
+    join_all(calls).await.into_iter().filter(|ok| *ok).count()
+}
+
+#[tokio::test]
+async fn a_rate_limit_holds_across_two_nodes_sharing_postgres() {
+    let (up, backup) = (StandIn::start().await, StandIn::start().await);
+    let url = cairn_store::conformance::fresh_pg_database().await;
+    let a = TestServer::start_with(&config(&up, &backup), Some(url.clone())).await;
+    let b = TestServer::start_with(&config(&up, &backup), Some(url)).await;
+    let key = a.key("acme", "member", json!({"requests_per_minute": 6})).await;
+    let started = std::time::Instant::now();
+    let admitted = race_rate(&[&a, &b], &key).await;
+    // Six a minute: the bucket starts full and refills one every ten seconds.
+    let refilled = (started.elapsed().as_secs_f64() / 10.0).floor() as usize;
+    assert!(admitted >= 6 && admitted <= 6 + refilled, "{admitted} calls admitted at 6 per minute over two nodes");
+    assert_eq!(up.request_count(), admitted, "refused calls never reach the provider");
+    // Both nodes refuse the next call: one bucket.
+    for s in [&a, &b] {
+        let (status, body) = s.post("/v1/chat/completions", &key, &crate::chat("fast")).await;
+        assert_eq!(status, 429, "{body}");
+    }
+}

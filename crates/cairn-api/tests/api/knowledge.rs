@@ -1,6 +1,8 @@
 //! The knowledge layer through the real HTTP API with the in-process MiniLM: a collection,
 //! documents ingested by jobs, hybrid search with a metadata filter, tenants kept apart, bad
-//! input refused, deletes leaving no stale hit. Needs MiniLM in the model cache.
+//! input refused, deletes leaving no stale hit. Runs on both retrieval implementations: the
+//! in-memory index (on SQLite and on PostgreSQL) and search inside PostgreSQL. Needs MiniLM in
+//! the model cache.
 
 use std::time::Duration;
 
@@ -25,7 +27,24 @@ async fn wait_ready(s: &TestServer, key: &str, col: &str, doc: &str) -> Value {
 
 #[tokio::test]
 async fn ingest_and_search_through_http() {
-    let s = TestServer::start(CONFIG).await;
+    ingest_and_search(TestServer::start(CONFIG).await).await;
+}
+
+#[tokio::test]
+async fn ingest_and_search_inside_postgres() {
+    let url = cairn_store::conformance::fresh_pg_database().await;
+    let config = format!("{CONFIG}\n[knowledge]\nretrieval = \"database\"\n");
+    ingest_and_search(TestServer::start_with(&config, Some(url)).await).await;
+}
+
+#[tokio::test]
+async fn ingest_and_search_in_memory_on_postgres() {
+    let url = cairn_store::conformance::fresh_pg_database().await;
+    let config = format!("{CONFIG}\n[knowledge]\nretrieval = \"memory\"\n");
+    ingest_and_search(TestServer::start_with(&config, Some(url)).await).await;
+}
+
+async fn ingest_and_search(s: TestServer) {
     let key = s.key("acme", "member", json!({})).await;
     let other = s.key("globex", "member", json!({})).await;
     let (status, col) =
@@ -57,6 +76,14 @@ async fn ingest_and_search_through_http() {
         hits["data"].as_array().unwrap().iter().map(|h| h["document_id"].clone()).collect::<Vec<_>>(),
         [json!("statins")]
     );
+    for mode in ["keyword", "vector"] {
+        let (status, hits) = s
+            .post(&format!("/v1/collections/{id}/search"), &key, &json!({"query": "cholesterol statins", "mode": mode}))
+            .await;
+        assert_eq!(status, 200, "{hits}");
+        assert_eq!(hits["data"][0]["document_id"], "statins", "{mode}: {hits}");
+        assert!(hits["data"][0]["snippet"].as_str().unwrap().contains("<mark>Statins</mark>"), "{hits}");
+    }
 
     // Chunk budgets are measured in MiniLM's own word pieces: these long words are several
     // pieces each, so a 16-token budget holds far fewer of them than the 12 an estimate allows.

@@ -11,6 +11,7 @@ mod cache;
 mod guards;
 mod jobs;
 mod knowledge;
+mod limits;
 mod models;
 mod routing;
 mod storage;
@@ -21,6 +22,7 @@ pub use cache::{ModelCacheConfig, SemanticCacheConfig};
 pub use guards::GuardsConfig;
 pub use jobs::JobsConfig;
 pub use knowledge::{KnowledgeConfig, Retrieval};
+pub use limits::SharedLimits;
 pub use models::{ModelConfig, ModelKind, TargetConfig};
 pub use routing::{ModelSize, RouteConfig, RouteExample};
 pub use storage::{redact_url_password, StorageConfig};
@@ -168,6 +170,8 @@ pub struct GatewayConfig {
     pub max_streams_per_key: usize,
     /// How long authenticated keys are cached (a revocation on another node takes this long).
     pub key_cache_ttl_ms: u64,
+    /// Where rate-limit buckets live: `auto` (default), `process` or `database`.
+    pub shared_limits: SharedLimits,
     /// Memory for recently used response cache entries on each node, in MiB (0: none).
     pub cache_memory_mb: usize,
     /// How long a node serves a cache entry from memory before reading storage again (a purge
@@ -188,6 +192,7 @@ impl Default for GatewayConfig {
             reserve_output_tokens: 4_096,
             max_streams_per_key: 64,
             key_cache_ttl_ms: 5_000,
+            shared_limits: SharedLimits::Auto,
             cache_memory_mb: 64,
             cache_memory_fresh_ms: 5_000,
         }

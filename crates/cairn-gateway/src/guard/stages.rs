@@ -61,7 +61,7 @@ impl GatewayService {
         match checked {
             Ok(redacted) => Ok(redacted),
             Err(b) => {
-                let call_id = self.blocked(ctx, route, spec(), &b)?;
+                let call_id = self.blocked(ctx, route, spec(), &b).await?;
                 self.block_audit(ctx, req).record(&b, &call_id).await;
                 Err(b.error())
             }
