@@ -44,4 +44,6 @@ pub struct AppState {
     pub streams_cut: CancellationToken,
     /// Deadline for producing a response (`server.request_timeout_secs`).
     pub request_timeout: Duration,
+    /// What this node depends on and where its state lives (`/readyz`).
+    pub topology: cairn_core::topology::Topology,
 }

@@ -10,6 +10,7 @@ mod generate;
 mod guards;
 mod jobs;
 mod load;
+mod pgsearch;
 mod retrieval;
 mod search;
 mod traces;
@@ -152,6 +153,9 @@ enum Cmd {
         /// Where document embeddings are cached.
         #[arg(long, default_value = "cairn-data/eval-cache")]
         cache: PathBuf,
+        /// Also search the corpus inside PostgreSQL (a server URL; a fresh database is made).
+        #[arg(long)]
+        postgres: Option<String>,
     },
     /// Query latency of keyword, vector and hybrid search at 100,000 chunks.
     #[command(after_help = "Example:\n  cairn-bench search --chunks 100000")]
@@ -252,7 +256,9 @@ async fn main() -> Result<()> {
         Cmd::Embed { model, corpus, threads, seconds } => embed::run(&model, &corpus, threads, seconds),
         Cmd::Generate { model, threads, runs, max_tokens } => generate::run(&model, &threads, runs, max_tokens).await,
         Cmd::Jobs { jobs, postgres } => jobs::run(jobs, postgres).await,
-        Cmd::Retrieval { dataset, model, threads, cache } => retrieval::run(&dataset, &model, threads, &cache),
+        Cmd::Retrieval { dataset, model, threads, cache, postgres } => {
+            retrieval::run(&dataset, &model, threads, &cache, postgres).await
+        }
         Cmd::Search { dataset, chunks, dim } => search::run(&dataset, chunks, dim),
         Cmd::Cache { run } => cache::run(run.cairn, run.seconds, run.rate).await,
         Cmd::Guards { run, model } => guards::run(run.cairn, run.seconds, run.rate, model).await,

@@ -7,9 +7,12 @@ use std::time::Instant;
 
 use anyhow::{Context, Result};
 use cairn_core::knowledge::{embedding_from_bytes, embedding_to_bytes};
+use cairn_core::search::{Bm25Params, VectorScan};
 use cairn_knowledge::beir::BeirDataset;
 use cairn_knowledge::eval::{mrr_at, ndcg_at, recall_at};
-use cairn_knowledge::{fuse, Bm25Index, Fusion, VectorIndex};
+use cairn_knowledge::{fuse, Analyzer, Bm25Index, Fusion, VectorIndex};
+
+use crate::pgsearch::{self, Doc, COLLECTION};
 use cairn_models::{Embedder, EmbedderOptions};
 
 /// Candidates each retriever hands to fusion.
@@ -61,8 +64,15 @@ fn score(data: &BeirDataset, ranked: &[Vec<(u64, f32)>]) -> (f64, f64, f64) {
     (ndcg / n, recall / n, mrr / n)
 }
 
-/// Runs the evaluation and prints a Markdown table.
-pub fn run(dataset: &Path, model: &Path, threads: usize, cache_dir: &Path) -> Result<()> {
+/// Runs the evaluation and prints a Markdown table; with `postgres` (a server URL), the same
+/// corpus is also searched inside a fresh PostgreSQL database, side by side.
+pub async fn run(
+    dataset: &Path,
+    model: &Path,
+    threads: usize,
+    cache_dir: &Path,
+    postgres: Option<String>,
+) -> Result<()> {
     let data = BeirDataset::load(dataset).with_context(|| format!("loading {}", dataset.display()))?;
     let embedder =
         Embedder::load(model, &EmbedderOptions { threads }).with_context(|| format!("loading {}", model.display()))?;
@@ -95,6 +105,44 @@ pub fn run(dataset: &Path, model: &Path, threads: usize, cache_dir: &Path) -> Re
     row("hybrid: RRF k=60, equal weights", &fused(Fusion::Rrf { k: 60.0, keyword_weight: 0.5 }));
     for w in [0.3f32, 0.4, 0.5, 0.6] {
         row(&format!("hybrid: convex, keyword weight {w}"), &fused(Fusion::Convex { keyword_weight: w }));
+    }
+    if let Some(url) = postgres {
+        let docs = data
+            .corpus
+            .iter()
+            .zip(&vectors)
+            .enumerate()
+            .map(|(n, (d, v))| Doc {
+                id: n.to_string(),
+                metadata: serde_json::json!({}),
+                text: format!("{}\n{}", d.title, d.text),
+                vector: v.clone(),
+            })
+            .collect();
+        let (store, search) = pgsearch::fresh(&url).await?;
+        let start = Instant::now();
+        pgsearch::load(&store, vector.dim() as u32, docs).await?;
+        eprintln!("[retrieval] loaded PostgreSQL in {:.1} s", start.elapsed().as_secs_f64());
+        let doc_of = pgsearch::documents_of_chunks(&store).await?;
+        let number = |hits: Vec<(u64, f32)>| -> Vec<(u64, f32)> {
+            hits.into_iter()
+                .filter_map(|(id, s)| doc_of.get(&id).and_then(|d| d.parse().ok()).map(|n| (n, s)))
+                .collect()
+        };
+        let analyzer = Analyzer::english();
+        let (mut pkw, mut pvec, mut pexact) = (Vec::new(), Vec::new(), Vec::new());
+        for (q, qv) in queries.iter().zip(&query_vectors) {
+            let terms = analyzer.terms(q);
+            pkw.push(number(search.keyword_search(COLLECTION, &terms, Bm25Params::default(), DEPTH, None).await?));
+            pvec.push(number(search.vector_search(COLLECTION, qv, DEPTH, None, VectorScan::Index).await?));
+            pexact.push(number(search.vector_search(COLLECTION, qv, DEPTH, None, VectorScan::Exact).await?));
+        }
+        row("PostgreSQL keyword (BM25 over the chunk_terms table)", &pkw);
+        row("PostgreSQL vector (pgvector HNSW, m 16, ef_search 1000)", &pvec);
+        row("PostgreSQL vector (exact scan)", &pexact);
+        let hybrid: Vec<_> =
+            pkw.iter().zip(&pvec).map(|(a, b)| fuse(Fusion::Convex { keyword_weight: 0.5 }, a, b, DEPTH)).collect();
+        row("PostgreSQL hybrid: convex, keyword weight 0.5 (the service's)", &hybrid);
     }
     Ok(())
 }

@@ -21,6 +21,7 @@ pub mod search;
 pub mod store;
 pub mod tenancy;
 pub mod time;
+pub mod topology;
 pub mod trace;
 pub mod usage;
 

@@ -19,6 +19,7 @@ use cairn_core::config::{Config, Retrieval};
 use cairn_core::models::TextEmbedder;
 use cairn_core::search::SearchStore;
 use cairn_core::store::Store;
+use cairn_core::topology::{StateHome, Topology};
 use cairn_core::trace::Redact;
 use cairn_gateway::adapters::{GatewayChat, GatewayEmbedder};
 use cairn_gateway::GatewayService;
@@ -117,6 +118,17 @@ pub async fn services(config: &Config) -> Result<AppState, String> {
     let tracer = traces.tracer();
     let gateway = Arc::new(GatewayService::new(config, store.clone(), metrics.clone())?.with_tracer(tracer.clone()));
     let index = retriever(config.knowledge.retrieval, store.clone(), search).await?;
+    let home = |shared: bool| if shared { StateHome::Database } else { StateHome::Process };
+    let topology = Topology {
+        storage: store.backend(),
+        retrieval: index.kind(),
+        rate_limits: home(config.gateway.shared_limits.in_database(store.backend())),
+        budgets: StateHome::Database,
+        circuit_breakers: StateHome::Process,
+        provider_concurrency: StateHome::Process,
+        streams_per_key: StateHome::Process,
+        runs_jobs: config.jobs.workers_in_serve,
+    };
     let embedder: Arc<dyn TextEmbedder> = Arc::new(GatewayEmbedder(gateway.clone()));
     // Keys the `hash` PII policy; from the environment only, like every secret.
     let pii_key = std::env::var("CAIRN_PII_KEY").unwrap_or_default().into_bytes();
@@ -189,5 +201,6 @@ pub async fn services(config: &Config) -> Result<AppState, String> {
         metrics,
         streams_cut,
         request_timeout: Duration::from_secs(config.server.request_timeout_secs),
+        topology,
     })
 }

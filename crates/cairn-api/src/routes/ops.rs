@@ -14,18 +14,22 @@ pub async fn healthz() -> Json<serde_json::Value> {
     Json(json!({ "status": "ok" }))
 }
 
-/// Readiness: storage answers.
+/// Readiness: storage answers; the body says what this node depends on and where its
+/// shared state lives (`node`).
 #[utoipa::path(
     get, path = "/readyz", tag = "operations",
-    responses((status = 200, description = "Ready"), (status = 503, description = "Storage unreachable"))
+    responses(
+        (status = 200, description = "Ready: `{\"status\": \"ready\", \"node\": {...}}`", body = Object),
+        (status = 503, description = "Storage unreachable", body = Object)
+    )
 )]
 pub async fn readyz(State(s): State<AppState>) -> Response {
     match s.gateway.ready().await {
-        Ok(()) => Json(json!({ "status": "ready" })).into_response(),
+        Ok(()) => Json(json!({ "status": "ready", "node": s.topology })).into_response(),
         Err(e) => {
             tracing::warn!(error = %e, "readiness check failed");
-            (StatusCode::SERVICE_UNAVAILABLE, Json(json!({ "status": "unavailable", "reason": "storage unreachable" })))
-                .into_response()
+            let body = json!({ "status": "unavailable", "reason": "storage unreachable", "node": s.topology });
+            (StatusCode::SERVICE_UNAVAILABLE, Json(body)).into_response()
         }
     }
 }

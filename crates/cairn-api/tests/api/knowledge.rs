@@ -27,24 +27,31 @@ async fn wait_ready(s: &TestServer, key: &str, col: &str, doc: &str) -> Value {
 
 #[tokio::test]
 async fn ingest_and_search_through_http() {
-    ingest_and_search(TestServer::start(CONFIG).await).await;
+    ingest_and_search(TestServer::start(CONFIG).await, ("sqlite", "memory", "process")).await;
 }
 
 #[tokio::test]
 async fn ingest_and_search_inside_postgres() {
     let url = cairn_store::conformance::fresh_pg_database().await;
     let config = format!("{CONFIG}\n[knowledge]\nretrieval = \"database\"\n");
-    ingest_and_search(TestServer::start_with(&config, Some(url)).await).await;
+    ingest_and_search(TestServer::start_with(&config, Some(url)).await, ("postgres", "database", "database")).await;
 }
 
 #[tokio::test]
 async fn ingest_and_search_in_memory_on_postgres() {
     let url = cairn_store::conformance::fresh_pg_database().await;
     let config = format!("{CONFIG}\n[knowledge]\nretrieval = \"memory\"\n");
-    ingest_and_search(TestServer::start_with(&config, Some(url)).await).await;
+    ingest_and_search(TestServer::start_with(&config, Some(url)).await, ("postgres", "memory", "database")).await;
 }
 
-async fn ingest_and_search(s: TestServer) {
+/// The scenario, on a server whose `/readyz` says it runs on `storage`, searches in
+/// `retrieval` and keeps rate limits in `rates`.
+async fn ingest_and_search(s: TestServer, (storage, retrieval, rates): (&str, &str, &str)) {
+    let (status, ready) = s.get("/readyz", "").await;
+    assert_eq!(status, 200, "{ready}");
+    let node = &ready["node"];
+    assert_eq!((node["storage"].as_str(), node["retrieval"].as_str()), (Some(storage), Some(retrieval)), "{ready}");
+    assert_eq!((node["rate_limits"].as_str(), node["budgets"].as_str()), (Some(rates), Some("database")), "{ready}");
     let key = s.key("acme", "member", json!({})).await;
     let other = s.key("globex", "member", json!({})).await;
     let (status, col) =
