@@ -6,6 +6,7 @@
 use async_trait::async_trait;
 
 use crate::filter::Filter;
+use crate::knowledge::ChunkRecord;
 use crate::store::StoreResult;
 
 /// BM25's two knobs, as the keyword retriever scores with them.
@@ -89,4 +90,14 @@ pub trait SearchStore: Send + Sync {
         ids: &[u64],
         vector: Option<&[f32]>,
     ) -> StoreResult<Vec<FoundChunk>>;
+
+    /// Collections whose chunks were stored before the database indexed them.
+    async fn collections_to_backfill(&self) -> StoreResult<Vec<String>>;
+
+    /// Indexes stored chunks of `collection_id` given with their `terms` (those gone or
+    /// already indexed are skipped); returns how many were indexed.
+    async fn index_chunks(&self, collection_id: &str, chunks: &[ChunkRecord]) -> StoreResult<usize>;
+
+    /// Notes that every chunk of `collection_id` is indexed.
+    async fn mark_backfilled(&self, collection_id: &str) -> StoreResult<()>;
 }

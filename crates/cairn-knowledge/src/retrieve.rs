@@ -21,7 +21,10 @@ use cairn_core::store::StoreResult;
 use cairn_core::trace::now_ns;
 use cairn_core::{Error, Result};
 
+use cairn_core::knowledge::KnowledgeStore;
+
 use crate::analyze::Analyzer;
+use crate::chunk::index_text;
 use crate::fusion::{fuse, Fusion};
 
 /// How many candidates each retriever hands to fusion.
@@ -182,10 +185,35 @@ pub struct DatabaseRetriever {
     params: Bm25Params,
 }
 
+/// Chunks read and indexed per backfill step.
+const BACKFILL_PAGE: u32 = 500;
+
 impl DatabaseRetriever {
     /// Searches through `store` with the English analyzer and the default BM25 parameters.
     pub fn new(store: Arc<dyn SearchStore>) -> Self {
         Self { store, analyzer: Analyzer::english(), params: Bm25Params::default() }
+    }
+
+    /// Indexes the chunks of collections stored before the database searched them (an upgrade
+    /// from in-memory retrieval), page by page from `chunks`; several nodes may run it at once
+    /// (a chunk already indexed is skipped). Returns how many chunks it indexed.
+    pub async fn backfill(&self, chunks: &dyn KnowledgeStore) -> StoreResult<usize> {
+        let mut indexed = 0;
+        for collection_id in self.store.collections_to_backfill().await? {
+            let mut after = 0;
+            loop {
+                let mut page = chunks.collection_chunks(&collection_id, after, BACKFILL_PAGE).await?;
+                let Some(last) = page.last().map(|c| c.id) else { break };
+                after = last;
+                for c in &mut page {
+                    c.terms = self.analyzer.terms(&index_text(&c.headings, &c.text));
+                }
+                indexed += self.store.index_chunks(&collection_id, &page).await?;
+            }
+            self.store.mark_backfilled(&collection_id).await?;
+            tracing::info!(collection = %collection_id, "collection indexed in the database");
+        }
+        Ok(indexed)
     }
 }
 

@@ -118,8 +118,11 @@ async fn sqlite() -> (Arc<dyn Store>, tempfile::TempDir) {
 }
 
 async fn postgres() -> (Arc<dyn Store>, Arc<dyn SearchStore>) {
-    let url = cairn_store::conformance::fresh_pg_database().await;
-    let (store, search) = cairn_store::open_with_search(&url, 4).await.unwrap();
+    postgres_at(&cairn_store::conformance::fresh_pg_database().await).await
+}
+
+async fn postgres_at(url: &str) -> (Arc<dyn Store>, Arc<dyn SearchStore>) {
+    let (store, search) = cairn_store::open_with_search(url, 4).await.unwrap();
     (store, search.expect("PostgreSQL searches"))
 }
 
@@ -410,4 +413,41 @@ async fn database_search_matches_the_live_index() {
     let a = search(&index, query("big", "protein binding", Some(&q), SearchMode::Hybrid, 10, None)).await;
     let b = search(&db, query("big", "protein binding", Some(&q), SearchMode::Hybrid, 10, None)).await;
     assert_same_ranking(&a, &b, "hybrid");
+}
+
+/// A database upgraded from in-memory retrieval: its chunks are in storage but not in the
+/// search tables. The backfill indexes them, once, whichever node runs it.
+#[tokio::test]
+async fn chunks_stored_before_are_backfilled() {
+    use sqlx::Connection;
+    let url = cairn_store::conformance::fresh_pg_database().await;
+    let (store, db_store) = postgres_at(&url).await;
+    store.create_collection(&collection("old", 3)).await.unwrap();
+    put(&*store, "old", "aspirin", json!({"year": 2019}), &[chunk(0, "Aspirin reduces fever", &[1.0, 0.0, 0.0])]).await;
+    let statins =
+        [chunk(0, "Statins lower cholesterol", &[0.0, 1.0, 0.0]), chunk(1, "Statins and pain", &[0.0, 0.9, 0.1])];
+    put(&*store, "old", "statins", json!({"year": 2023}), &statins).await;
+    // What an earlier version left: chunks only.
+    let mut conn = sqlx::PgConnection::connect(&url).await.unwrap();
+    for sql in [
+        "DELETE FROM chunk_vectors",
+        "DELETE FROM chunk_terms",
+        "UPDATE search_collections SET chunks = 0, total_terms = 0, backfilled = FALSE",
+    ] {
+        sqlx::query(sql).execute(&mut conn).await.unwrap();
+    }
+    let db = DatabaseRetriever::new(db_store);
+    assert!(search(&db, query("old", "statins", None, SearchMode::Keyword, 5, None)).await.is_empty());
+
+    assert_eq!(db.backfill(&*store).await.unwrap(), 3);
+    assert_eq!(db.backfill(&*store).await.unwrap(), 0, "done once");
+    let index = LiveIndex::open(store.clone()).await.unwrap();
+    for text in ["statins", "pain fever", "cholesterol"] {
+        let a = search(&index, query("old", text, None, SearchMode::Keyword, 5, None)).await;
+        let b = search(&db, query("old", text, None, SearchMode::Keyword, 5, None)).await;
+        assert_same_ranking(&a, &b, text);
+        assert!(!b.is_empty(), "{text}");
+    }
+    let near = search(&db, query("old", "", Some(&[0.0, 1.0, 0.0]), SearchMode::Vector, 1, None)).await;
+    assert_eq!(ids(&near), [("statins".to_owned(), 0)]);
 }

@@ -84,6 +84,7 @@ mod knowledge_ports {
     crate::knowledge_sql::impl_knowledge_store!(
         PgStore,
         sqlx::Postgres,
+        // The same lock as `search_pg::KNOWLEDGE_LOCK` (the macro takes a literal).
         "SELECT pg_advisory_xact_lock(202611211)",
         crate::search_pg
     );

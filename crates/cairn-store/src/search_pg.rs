@@ -22,6 +22,8 @@ use crate::postgres::PgStore;
 const MAX_VECTOR_DIMS: i32 = 2000;
 /// Largest dimension indexed at all; larger vectors are searched exactly.
 const MAX_HALFVEC_DIMS: i32 = 4000;
+/// The knowledge store's transaction lock (see `postgres.rs`): taken by every write to chunks.
+pub(crate) const KNOWLEDGE_LOCK: &str = "SELECT pg_advisory_xact_lock(202611211)";
 /// Rows per insert statement (PostgreSQL takes at most 65,535 bound parameters).
 const ROWS_PER_INSERT: usize = 2000;
 
@@ -147,9 +149,20 @@ pub(crate) async fn chunks_replaced(
 ) -> Result<(), sqlx::Error> {
     document_removed(tx, collection_id, document_id).await?;
     let Some(key) = key_in(tx, collection_id).await? else { return Ok(()) };
+    let rows: Vec<(i64, &str, &ChunkRecord)> = ids.iter().zip(chunks).map(|(id, c)| (*id, document_id, c)).collect();
+    insert_rows(tx, key, &rows).await
+}
+
+/// Inserts chunks' vectors and postings (`(chunk id, document id, chunk with its terms)`) and
+/// adds them to the collection's statistics (inside `tx`).
+async fn insert_rows(
+    tx: &mut Transaction<'_, Postgres>,
+    key: SearchKey,
+    rows: &[(i64, &str, &ChunkRecord)],
+) -> Result<(), sqlx::Error> {
     let mut postings: Vec<(String, i64, i32, i32)> = Vec::new();
     let mut total = 0i64;
-    for (id, c) in ids.iter().zip(chunks) {
+    for (id, _, c) in rows {
         let mut tf: HashMap<&str, i32> = HashMap::new();
         for t in &c.terms {
             *tf.entry(t.as_str()).or_default() += 1;
@@ -158,15 +171,14 @@ pub(crate) async fn chunks_replaced(
         total += i64::from(len);
         postings.extend(tf.into_iter().map(|(t, n)| (t.to_owned(), *id, n, len)));
     }
-    let rows: Vec<(i64, &ChunkRecord)> = ids.iter().copied().zip(chunks).collect();
     for part in rows.chunks(ROWS_PER_INSERT / 5) {
         let mut q = QueryBuilder::<Postgres>::new(
             "INSERT INTO chunk_vectors (collection_key, chunk_id, document_id, embedding, terms) ",
         );
-        q.push_values(part, |mut row, (id, c)| {
+        q.push_values(part, |mut row, (id, document_id, c)| {
             row.push_bind(key.key)
                 .push_bind(*id)
-                .push_bind(document_id)
+                .push_bind(*document_id)
                 .push_bind(vector_text(&c.embedding))
                 .push_unseparated("::vector")
                 .push_bind(c.terms.len() as i32);
@@ -182,7 +194,7 @@ pub(crate) async fn chunks_replaced(
     }
     sqlx::query("UPDATE search_collections SET chunks = chunks + $2, total_terms = total_terms + $3 WHERE key = $1")
         .bind(key.key)
-        .bind(ids.len() as i64)
+        .bind(rows.len() as i64)
         .bind(total)
         .execute(&mut **tx)
         .await?;
@@ -234,6 +246,45 @@ fn scored(rows: &[sqlx::postgres::PgRow]) -> StoreResult<Vec<(u64, f32)>> {
 
 #[async_trait]
 impl SearchStore for PgStore {
+    async fn collections_to_backfill(&self) -> StoreResult<Vec<String>> {
+        sqlx::query_scalar("SELECT collection_id FROM search_collections WHERE NOT backfilled ORDER BY key")
+            .fetch_all(&self.pool)
+            .await
+            .map_err(db_err)
+    }
+
+    async fn index_chunks(&self, collection_id: &str, chunks: &[ChunkRecord]) -> StoreResult<usize> {
+        let mut tx = self.writer.begin().await.map_err(db_err)?;
+        // The knowledge store's lock: no upload or delete of these chunks runs meanwhile.
+        sqlx::query(KNOWLEDGE_LOCK).execute(&mut *tx).await.map_err(db_err)?;
+        let Some(key) = key_in(&mut tx, collection_id).await.map_err(db_err)? else { return Ok(0) };
+        let ids: Vec<i64> = chunks.iter().map(|c| c.id).collect();
+        let todo: Vec<i64> = sqlx::query_scalar(
+            "SELECT c.id FROM chunks c WHERE c.collection_id = $1 AND c.id = ANY($2) AND NOT EXISTS \
+             (SELECT 1 FROM chunk_vectors v WHERE v.collection_key = $3 AND v.chunk_id = c.id)",
+        )
+        .bind(collection_id)
+        .bind(&ids)
+        .bind(key.key)
+        .fetch_all(&mut *tx)
+        .await
+        .map_err(db_err)?;
+        let rows: Vec<(i64, &str, &ChunkRecord)> =
+            chunks.iter().filter(|c| todo.contains(&c.id)).map(|c| (c.id, c.document_id.as_str(), c)).collect();
+        insert_rows(&mut tx, key, &rows).await.map_err(db_err)?;
+        tx.commit().await.map_err(db_err)?;
+        Ok(rows.len())
+    }
+
+    async fn mark_backfilled(&self, collection_id: &str) -> StoreResult<()> {
+        sqlx::query("UPDATE search_collections SET backfilled = TRUE WHERE collection_id = $1")
+            .bind(collection_id)
+            .execute(&self.writer)
+            .await
+            .map_err(db_err)?;
+        Ok(())
+    }
+
     async fn keyword_search(
         &self,
         collection_id: &str,

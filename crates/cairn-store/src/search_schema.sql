@@ -13,7 +13,10 @@ CREATE TABLE IF NOT EXISTS search_collections (
     key           BIGINT GENERATED ALWAYS AS IDENTITY UNIQUE,
     dimensions    INTEGER NOT NULL,
     chunks        BIGINT NOT NULL DEFAULT 0,
-    total_terms   BIGINT NOT NULL DEFAULT 0
+    total_terms   BIGINT NOT NULL DEFAULT 0,
+    -- False for collections that held chunks before this schema: their chunks are indexed by
+    -- the first node that starts (`DatabaseRetriever::backfill`).
+    backfilled    BOOLEAN NOT NULL DEFAULT TRUE
 );
 
 -- One row per chunk: its vector (untyped: each collection's partition is indexed at its own
@@ -104,8 +107,8 @@ BEGIN
 END
 $fn$;
 
--- Collections that existed before get their partitions; their chunks enter the database
--- index when their documents are next ingested.
-INSERT INTO search_collections (collection_id, dimensions)
-SELECT id, dimensions FROM collections ON CONFLICT DO NOTHING;
+-- Collections that existed before get their partitions now and their chunks indexed by the
+-- first node that starts.
+INSERT INTO search_collections (collection_id, dimensions, backfilled)
+SELECT id, dimensions, FALSE FROM collections ON CONFLICT DO NOTHING;
 SELECT cairn_search_partitions(key, dimensions) FROM search_collections;

@@ -86,7 +86,20 @@ async fn retriever(
     search: Option<Arc<dyn SearchStore>>,
 ) -> Result<Arc<dyn Retriever>, String> {
     match (setting, search) {
-        (Retrieval::Database | Retrieval::Auto, Some(search)) => Ok(Arc::new(DatabaseRetriever::new(search))),
+        (Retrieval::Database | Retrieval::Auto, Some(search)) => {
+            let retriever = Arc::new(DatabaseRetriever::new(search));
+            // Chunks stored before the database searched them: indexed in the background, so
+            // the node starts at once (searches miss them until then).
+            let (backfill, chunks) = (retriever.clone(), store);
+            tokio::spawn(async move {
+                match backfill.backfill(&*chunks).await {
+                    Ok(0) => {}
+                    Ok(n) => tracing::info!(chunks = n, "indexed earlier chunks in the database"),
+                    Err(e) => tracing::warn!(error = %e, "indexing earlier chunks failed; the next start retries"),
+                }
+            });
+            Ok(retriever)
+        }
         (Retrieval::Database, None) => {
             Err("knowledge.retrieval = \"database\" needs PostgreSQL storage (with pgvector)".into())
         }
