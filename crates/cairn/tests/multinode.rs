@@ -1,0 +1,263 @@
+//! Scale-out with real processes on one PostgreSQL: two `cairn serve` (searching inside the
+//! database, rate limits in it) and two `cairn worker`. Documents are uploaded and searched
+//! through both servers; one server and one worker are killed with SIGKILL while embeddings
+//! are slow, mid-ingestion. Every document ends ingested exactly once (each sentence stored
+//! once) and is found from both servers (the killed one restarted); a key whose budget covers
+//! five calls admits at most five of forty concurrent calls split across the servers, and a
+//! rate limit of six a minute holds across both.
+
+mod common;
+
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::process::Child;
+use std::time::Duration;
+
+use cairn_core::store::Store;
+use cairn_testkit::{Fault, StandIn};
+use common::{free_port, ready, spawn, ADMIN_KEY};
+use futures::future::join_all;
+use serde_json::{json, Value};
+
+const DOCS: usize = 12;
+const SENTENCES: usize = 48;
+/// One stand-in call costs $0.19 at these prices (as in the API's budget tests).
+const PRICES: &str = "input_usd_per_mtok = 10000.0, output_usd_per_mtok = 20000.0";
+
+fn write_config(dir: &Path, url: &str, up: &StandIn) -> std::path::PathBuf {
+    let path = dir.join("cairn.toml");
+    let text = format!(
+        r#"
+[server]
+shutdown_grace_secs = 1
+[storage]
+url = "{url}"
+[jobs]
+workers_in_serve = false
+lease_ms = 1500
+poll_ms = 50
+backoff_base_ms = 50
+backoff_max_ms = 500
+[log]
+level = "warn"
+format = "json"
+[providers.up]
+kind = "openai"
+base_url = "{base}"
+[models.emb]
+kind = "embedding"
+targets = [{{ provider = "up", model = "up-embed", timeouts = {{ first_token_ms = 10000, total_ms = 20000 }} }}]
+[models.fast]
+targets = [{{ provider = "up", model = "up-model", {PRICES} }}]
+"#,
+        base = up.openai_url()
+    );
+    std::fs::write(&path, text).unwrap();
+    path
+}
+
+/// A server that runs no jobs (the workers do), or a worker.
+fn start(dir: &Path, name: &str, config: &Path, worker: bool) -> (Child, u16) {
+    let port = free_port();
+    let args: &[&str] = if worker { &["worker"] } else { &["serve"] };
+    (spawn(dir, name, config, args, port), port)
+}
+
+async fn call(client: &reqwest::Client, method: reqwest::Method, url: String, key: &str, body: &Value) -> (u16, Value) {
+    let resp = client.request(method, url).bearer_auth(key).json(body).send().await.unwrap();
+    let status = resp.status().as_u16();
+    (status, resp.json().await.unwrap_or(Value::Null))
+}
+
+async fn post(client: &reqwest::Client, url: String, key: &str, body: &Value) -> Value {
+    let (status, v) = call(client, reqwest::Method::POST, url, key, body).await;
+    assert!((200..300).contains(&status), "{status}: {v}");
+    v
+}
+
+/// A document whose every sentence carries a marker no other sentence has.
+fn text(doc: &str) -> String {
+    (0..SENTENCES)
+        .map(|i| format!("Marker {doc}s{i} belongs to one sentence of this document."))
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+/// Markers found in a document's stored chunks, with how often each appears.
+async fn stored_markers(store: &dyn Store, col: &str, doc: &str) -> BTreeMap<String, usize> {
+    let mut out = BTreeMap::new();
+    for c in store.document_chunks(col, doc).await.unwrap() {
+        for w in c.text.split_whitespace().filter(|w| w.starts_with(&format!("{doc}s"))) {
+            *out.entry(w.to_owned()).or_default() += 1;
+        }
+    }
+    out
+}
+
+/// Waits until every job succeeded (read through `base`).
+async fn all_succeeded(client: &reqwest::Client, base: &str, jobs: &[String]) {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(180);
+    for job in jobs {
+        loop {
+            let (_, j) =
+                call(client, reqwest::Method::GET, format!("{base}/v1/jobs/{job}"), ADMIN_KEY, &Value::Null).await;
+            if j["state"] == "succeeded" {
+                break;
+            }
+            assert_ne!(j["state"], "dead", "{j}");
+            assert!(tokio::time::Instant::now() < deadline, "{job} did not complete: {j}");
+            tokio::time::sleep(Duration::from_millis(25)).await;
+        }
+    }
+}
+
+/// Fires 40 chat calls at once, alternating between `bases`; returns how many were admitted.
+async fn race(client: &reqwest::Client, bases: &[&str], key: &str, refusal: &str) -> usize {
+    let body = json!({"model": "fast", "max_tokens": 4, "messages": [{"role": "user", "content": "Say hello"}]});
+    let calls = (0..40).map(|i| {
+        let (url, body) = (format!("{}/v1/chat/completions", bases[i % bases.len()]), body.clone());
+        async move {
+            let (status, v) = call(client, reqwest::Method::POST, url, key, &body).await;
+            if status == 429 {
+                assert!(v.to_string().contains(refusal), "{v}");
+            } else {
+                assert_eq!(status, 200, "{v}");
+            }
+            status == 200
+        }
+    });
+    join_all(calls).await.into_iter().filter(|ok| *ok).count()
+}
+
+async fn key(client: &reqwest::Client, base: &str, limits: Value) -> String {
+    let _ = call(client, reqwest::Method::POST, format!("{base}/v1/admin/tenants"), ADMIN_KEY, &json!({"id": "acme"}))
+        .await;
+    let body = json!({"tenant_id": "acme", "role": "member", "name": "k", "limits": limits});
+    post(client, format!("{base}/v1/admin/keys"), ADMIN_KEY, &body).await["secret"].as_str().unwrap().to_owned()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_servers_and_two_workers_on_postgres_survive_sigkill() {
+    let url = cairn_store::conformance::fresh_pg_database().await;
+    let dir = tempfile::tempdir().unwrap();
+    let up = StandIn::start().await;
+    let config = write_config(dir.path(), &url, &up);
+    let client = reqwest::Client::new();
+    let (mut a, a_port) = start(dir.path(), "serve-a", &config, false);
+    let a_base = ready(&client, a_port).await;
+    let (mut b, b_port) = start(dir.path(), "serve-b", &config, false);
+    let b_base = ready(&client, b_port).await;
+    let (mut w1, _) = start(dir.path(), "worker-1", &config, true);
+    let (mut w2, _) = start(dir.path(), "worker-2", &config, true);
+    let (_, node) = call(&client, reqwest::Method::GET, format!("{b_base}/readyz"), "", &Value::Null).await;
+    assert_eq!(
+        (node["node"]["retrieval"].as_str(), node["node"]["rate_limits"].as_str()),
+        (Some("database"), Some("database")),
+        "{node}"
+    );
+
+    let col = post(
+        &client,
+        format!("{a_base}/v1/collections"),
+        ADMIN_KEY,
+        &json!({"name": "spread", "embedding_model": "emb", "chunk_max_tokens": 16, "chunk_overlap_tokens": 0}),
+    )
+    .await["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    // Slow embeddings, so the kills land mid-document.
+    up.push((0..4000).map(|_| Fault::SlowFirstToken(Duration::from_millis(250))));
+    let before = up.request_count();
+    let mut jobs = Vec::new();
+    for d in 0..DOCS {
+        let base = if d % 2 == 0 { &a_base } else { &b_base };
+        let doc = format!("d{d}");
+        let accepted = post(
+            &client,
+            format!("{base}/v1/collections/{col}/documents"),
+            ADMIN_KEY,
+            &json!({"documents": [{"id": doc, "text": text(&doc)}]}),
+        )
+        .await;
+        jobs.push(accepted["data"][0]["job_id"].as_str().unwrap().to_owned());
+    }
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+    while up.request_count() < before + 4 {
+        assert!(tokio::time::Instant::now() < deadline, "ingestion did not start");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    // Searches meanwhile, through both servers: answered, whatever is indexed yet.
+    for base in [&a_base, &b_base] {
+        let (status, hits) = call(
+            &client,
+            reqwest::Method::POST,
+            format!("{base}/v1/collections/{col}/search"),
+            ADMIN_KEY,
+            &json!({"query": "d0s1"}),
+        )
+        .await;
+        assert_eq!(status, 200, "{hits}");
+    }
+    b.kill().unwrap();
+    b.wait().unwrap();
+    w1.kill().unwrap();
+    w1.wait().unwrap();
+
+    // The other worker takes over the killed one's jobs once their leases lapse.
+    let mut unfinished = 0;
+    for job in &jobs {
+        let (_, j) =
+            call(&client, reqwest::Method::GET, format!("{a_base}/v1/jobs/{job}"), ADMIN_KEY, &Value::Null).await;
+        unfinished += usize::from(j["state"] != "succeeded");
+    }
+    assert!(unfinished > 0, "the kills landed mid-work");
+    all_succeeded(&client, &a_base, &jobs).await;
+    let mut retried = 0;
+    for job in &jobs {
+        let (_, j) =
+            call(&client, reqwest::Method::GET, format!("{a_base}/v1/jobs/{job}"), ADMIN_KEY, &Value::Null).await;
+        retried += usize::from(j["attempts"].as_u64().unwrap_or(0) > 1);
+    }
+    assert!(retried > 0, "a job the killed worker held was run again by the other");
+    let store = cairn_store::open(&url, 2).await.unwrap();
+    for d in 0..DOCS {
+        let doc = format!("d{d}");
+        let want: BTreeMap<String, usize> = (0..SENTENCES).map(|i| (format!("{doc}s{i}"), 1)).collect();
+        assert_eq!(stored_markers(&*store, &col, &doc).await, want, "{doc}: every sentence exactly once");
+    }
+
+    // Searchable from both servers (the killed one restarted).
+    let (mut b2, b2_port) = start(dir.path(), "serve-b2", &config, false);
+    let b2_base = ready(&client, b2_port).await;
+    for d in 0..DOCS {
+        for base in [&a_base, &b2_base] {
+            let marker = format!("d{d}s7");
+            let hits = post(
+                &client,
+                format!("{base}/v1/collections/{col}/search"),
+                ADMIN_KEY,
+                &json!({"query": marker, "mode": "keyword", "top_k": 3}),
+            )
+            .await;
+            let found: Vec<&str> =
+                hits["data"].as_array().unwrap().iter().filter_map(|h| h["document_id"].as_str()).collect();
+            assert_eq!(found, [format!("d{d}")], "{marker} through {base}: {hits}");
+        }
+    }
+
+    // One budget and one rate limit across both servers.
+    let budget = key(&client, &a_base, json!({"monthly_budget_usd": 0.95})).await;
+    let admitted = race(&client, &[&a_base, &b2_base], &budget, "budget_exceeded").await;
+    assert!((1..=5).contains(&admitted), "{admitted} calls admitted on a budget of five");
+    let limited = key(&client, &a_base, json!({"requests_per_minute": 6})).await;
+    let started = std::time::Instant::now();
+    let admitted = race(&client, &[&a_base, &b2_base], &limited, "rate_limit").await;
+    let refilled = (started.elapsed().as_secs_f64() / 10.0).floor() as usize;
+    assert!(admitted >= 6 && admitted <= 6 + refilled, "{admitted} calls admitted at six a minute over two servers");
+
+    for p in [&mut a, &mut b2, &mut w2] {
+        let _ = p.kill();
+        let _ = p.wait();
+    }
+}
