@@ -169,6 +169,9 @@ enum Cmd {
         /// Vector dimensions.
         #[arg(long, default_value_t = 384)]
         dim: usize,
+        /// Also search the chunks inside PostgreSQL (a server URL; a fresh database is made).
+        #[arg(long)]
+        postgres: Option<String>,
     },
     /// Runtime overhead per agent step (model and tool time excluded) over many concurrent
     /// runs, and journal bytes per step at 10 and 100 steps.
@@ -259,7 +262,7 @@ async fn main() -> Result<()> {
         Cmd::Retrieval { dataset, model, threads, cache, postgres } => {
             retrieval::run(&dataset, &model, threads, &cache, postgres).await
         }
-        Cmd::Search { dataset, chunks, dim } => search::run(&dataset, chunks, dim),
+        Cmd::Search { dataset, chunks, dim, postgres } => search::run(&dataset, chunks, dim, postgres).await,
         Cmd::Cache { run } => cache::run(run.cairn, run.seconds, run.rate).await,
         Cmd::Guards { run, model } => guards::run(run.cairn, run.seconds, run.rate, model).await,
         Cmd::Traces { run, spans, batch, storage_only } => {

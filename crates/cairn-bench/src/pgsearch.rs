@@ -16,16 +16,14 @@ use sqlx::Connection;
 /// The collection every benchmark corpus goes into.
 pub const COLLECTION: &str = "col_bench";
 
-/// One document of one chunk.
+/// One document: its chunks' texts and embeddings.
 pub struct Doc {
     /// Its id.
     pub id: String,
     /// Its metadata.
     pub metadata: serde_json::Value,
-    /// Its text (title and body).
-    pub text: String,
-    /// Its embedding.
-    pub vector: Vec<f32>,
+    /// Each chunk's text and embedding.
+    pub chunks: Vec<(String, Vec<f32>)>,
 }
 
 /// A fresh database on the server `url` names, migrated, with its search port.
@@ -42,8 +40,8 @@ fn uuid_like() -> String {
     format!("{:x}", std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_nanos()))
 }
 
-/// Writes `docs` as documents of one chunk each into a new collection of `dims` dimensions,
-/// 16 at a time, each as ingestion writes it.
+/// Writes `docs` into a new collection of `dims` dimensions, 16 at a time, each as ingestion
+/// writes it.
 pub async fn load(store: &Arc<dyn Store>, dims: u32, docs: Vec<Doc>) -> Result<()> {
     let col = Collection {
         id: COLLECTION.into(),
@@ -79,20 +77,25 @@ pub async fn load(store: &Arc<dyn Store>, dims: u32, docs: Vec<Doc>) -> Result<(
                     updated_at_ms: 1,
                 };
                 store.put_document(&doc).await?;
-                let chunk = ChunkRecord {
-                    id: 0,
-                    document_id: d.id.clone(),
-                    collection_id: COLLECTION.into(),
-                    seq: 0,
-                    terms: analyzer.terms(&index_text(&[], &d.text)),
-                    start: 0,
-                    end: d.text.len() as u32,
-                    text: d.text,
-                    headings: Vec::new(),
-                    embedding: d.vector,
-                };
+                let chunks: Vec<ChunkRecord> = d
+                    .chunks
+                    .into_iter()
+                    .enumerate()
+                    .map(|(seq, (text, embedding))| ChunkRecord {
+                        id: 0,
+                        document_id: d.id.clone(),
+                        collection_id: COLLECTION.into(),
+                        seq: seq as u32,
+                        terms: analyzer.terms(&index_text(&[], &text)),
+                        start: 0,
+                        end: text.len() as u32,
+                        text,
+                        headings: Vec::new(),
+                        embedding,
+                    })
+                    .collect();
                 let key = DocumentKey { collection_id: COLLECTION, id: &d.id, version: 1 };
-                store.replace_chunks(&key, "fp", &[chunk], 1).await?;
+                store.replace_chunks(&key, "fp", &chunks, 1).await?;
                 anyhow::Ok(())
             }
         })

@@ -115,8 +115,7 @@ pub async fn run(
             .map(|(n, (d, v))| Doc {
                 id: n.to_string(),
                 metadata: serde_json::json!({}),
-                text: format!("{}\n{}", d.title, d.text),
-                vector: v.clone(),
+                chunks: vec![(format!("{}\n{}", d.title, d.text), v.clone())],
             })
             .collect();
         let (store, search) = pgsearch::fresh(&url).await?;

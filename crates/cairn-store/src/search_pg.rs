@@ -326,12 +326,14 @@ impl SearchStore for PgStore {
             .push(key.key)
             .push(" GROUP BY t.chunk_id) SELECT sc.chunk_id, sc.score FROM scored sc");
         if let Some(f) = filter {
+            // The filter is tested once per document, not once per matching chunk.
             q.push(" JOIN chunk_vectors v ON v.collection_key = ")
                 .push(key.key)
-                .push(" AND v.chunk_id = sc.chunk_id JOIN documents d ON d.collection_id = ")
+                .push(" AND v.chunk_id = sc.chunk_id WHERE v.document_id IN (SELECT d.id FROM documents d WHERE d.collection_id = ")
                 .push_bind(collection_id)
-                .push(" AND d.id = v.document_id WHERE ");
+                .push(" AND ");
             push_filter(&mut q, f, "d.meta");
+            q.push(")");
         }
         q.push(" ORDER BY sc.score DESC, sc.chunk_id LIMIT ").push_bind(depth as i64);
         let rows = q.build().fetch_all(&self.pool).await.map_err(db_err)?;
@@ -421,8 +423,11 @@ impl PgStore {
     ) -> StoreResult<Vec<(u64, f32)>> {
         let mut tx = self.pool.begin().await.map_err(db_err)?;
         let ef = depth.clamp(40, 1000).to_string();
+        // A custom plan per query: a generic one may not see that the index fits, and then
+        // scans and casts every vector.
         sqlx::query(
-            "SELECT set_config('hnsw.ef_search', $1, true), set_config('hnsw.iterative_scan', 'relaxed_order', true)",
+            "SELECT set_config('hnsw.ef_search', $1, true), set_config('hnsw.iterative_scan', 'relaxed_order', true), \
+             set_config('plan_cache_mode', 'force_custom_plan', true)",
         )
         .bind(ef)
         .execute(&mut *tx)
