@@ -76,7 +76,11 @@ pub async fn run(dataset: &Path, chunks: usize, dim: usize, postgres: Option<Str
         for (i, (text, vector)) in docs.into_iter().enumerate() {
             if i % 100 == 0 {
                 let n = grouped.len();
-                grouped.push(Doc { id: format!("{n:06}"), metadata: serde_json::json!({ "group": n % 10 }), chunks: Vec::new() });
+                grouped.push(Doc {
+                    id: format!("{n:06}"),
+                    metadata: serde_json::json!({ "group": n % 10 }),
+                    chunks: Vec::new(),
+                });
             }
             if let Some(d) = grouped.last_mut() {
                 d.chunks.push((text, vector));
@@ -94,7 +98,10 @@ async fn on_postgres(url: &str, dim: usize, docs: Vec<Doc>, queries: &[(&str, Ve
     let (store, search) = pgsearch::fresh(url).await?;
     let start = Instant::now();
     pgsearch::load(&store, dim as u32, docs).await?;
-    println!("\nPostgreSQL: {n} chunks written through the knowledge store in {:.1} s\n", start.elapsed().as_secs_f64());
+    println!(
+        "\nPostgreSQL: {n} chunks written through the knowledge store in {:.1} s\n",
+        start.elapsed().as_secs_f64()
+    );
     println!("| query (PostgreSQL) | filter | p50 | p99 |\n|---|---|---|---|");
     let retriever = DatabaseRetriever::new(search);
     let thirty = Arc::new(Filter::parse(&serde_json::json!({"field": "group", "lt": 3}))?);

@@ -24,6 +24,9 @@ const MAX_VECTOR_DIMS: i32 = 2000;
 const MAX_HALFVEC_DIMS: i32 = 4000;
 /// The knowledge store's transaction lock (see `postgres.rs`): taken by every write to chunks.
 pub(crate) const KNOWLEDGE_LOCK: &str = "SELECT pg_advisory_xact_lock(202611211)";
+/// Postings read per query term, best first by impact: bounds a query's work whatever the
+/// collection's size (a term in fewer chunks is read whole, so small collections score exactly).
+const POSTINGS_PER_TERM: i64 = 2000;
 /// Rows per insert statement (PostgreSQL takes at most 65,535 bound parameters).
 const ROWS_PER_INSERT: usize = 2000;
 
@@ -124,14 +127,32 @@ pub(crate) async fn document_removed(
         ids.push(r.try_get::<i64, _>("chunk_id")?);
         terms += i64::from(r.try_get::<i32, _>("terms")?);
     }
+    sqlx::query(
+        "UPDATE search_terms s SET df = s.df - x.n FROM (SELECT term, count(*) AS n FROM chunk_terms \
+         WHERE collection_key = $1 AND chunk_id = ANY($2) GROUP BY term) x WHERE s.collection_key = $1 AND s.term = x.term",
+    )
+    .bind(key.key)
+    .bind(&ids)
+    .execute(&mut **tx)
+    .await?;
     sqlx::query("DELETE FROM chunk_terms WHERE collection_key = $1 AND chunk_id = ANY($2)")
         .bind(key.key)
         .bind(&ids)
         .execute(&mut **tx)
         .await?;
-    sqlx::query("UPDATE search_collections SET chunks = chunks - $2, total_terms = total_terms - $3 WHERE key = $1")
+    add_statistics(tx, key, -(ids.len() as i64), -terms).await
+}
+
+/// Adds to the collection's BM25 statistics: its chunk count and total length in terms.
+async fn add_statistics(
+    tx: &mut Transaction<'_, Postgres>,
+    key: SearchKey,
+    chunks: i64,
+    terms: i64,
+) -> Result<(), sqlx::Error> {
+    sqlx::query("UPDATE search_collections SET chunks = chunks + $2, total_terms = total_terms + $3 WHERE key = $1")
         .bind(key.key)
-        .bind(ids.len() as i64)
+        .bind(chunks)
         .bind(terms)
         .execute(&mut **tx)
         .await?;
@@ -160,16 +181,30 @@ async fn insert_rows(
     key: SearchKey,
     rows: &[(i64, &str, &ChunkRecord)],
 ) -> Result<(), sqlx::Error> {
-    let mut postings: Vec<(String, i64, i32, i32)> = Vec::new();
-    let mut total = 0i64;
+    let total: i64 = rows.iter().map(|(_, _, c)| c.terms.len() as i64).sum();
+    // Impacts at the average length the collection will have with these chunks.
+    let (chunks, terms): (i64, i64) =
+        sqlx::query_as("SELECT chunks, total_terms FROM search_collections WHERE key = $1")
+            .bind(key.key)
+            .fetch_one(&mut **tx)
+            .await?;
+    let avgdl = (terms + total) as f64 / (chunks + rows.len() as i64).max(1) as f64;
+    let Bm25Params { k1, b } = Bm25Params::default();
+    let (k1, b) = (f64::from(k1), f64::from(b));
+    let mut postings: Vec<(String, i64, i32, i32, f32)> = Vec::new();
+    let mut df: HashMap<&str, i64> = HashMap::new();
     for (id, _, c) in rows {
         let mut tf: HashMap<&str, i32> = HashMap::new();
         for t in &c.terms {
             *tf.entry(t.as_str()).or_default() += 1;
         }
         let len = c.terms.len() as i32;
-        total += i64::from(len);
-        postings.extend(tf.into_iter().map(|(t, n)| (t.to_owned(), *id, n, len)));
+        for (t, n) in tf {
+            let f = f64::from(n);
+            let impact = f * (k1 + 1.0) / (f + k1 * (1.0 - b + b * f64::from(len) / avgdl.max(1e-9)));
+            postings.push((t.to_owned(), *id, n, len, impact as f32));
+            *df.entry(t).or_default() += 1;
+        }
     }
     for part in rows.chunks(ROWS_PER_INSERT / 5) {
         let mut q = QueryBuilder::<Postgres>::new(
@@ -186,19 +221,25 @@ async fn insert_rows(
         q.build().execute(&mut **tx).await?;
     }
     for part in postings.chunks(ROWS_PER_INSERT / 5) {
-        let mut q = QueryBuilder::<Postgres>::new("INSERT INTO chunk_terms (collection_key, term, chunk_id, tf, len) ");
-        q.push_values(part, |mut row, (term, id, tf, len)| {
-            row.push_bind(key.key).push_bind(term).push_bind(*id).push_bind(*tf).push_bind(*len);
+        let mut q =
+            QueryBuilder::<Postgres>::new("INSERT INTO chunk_terms (collection_key, term, chunk_id, tf, len, impact) ");
+        q.push_values(part, |mut row, (term, id, tf, len, impact)| {
+            row.push_bind(key.key).push_bind(term).push_bind(*id).push_bind(*tf).push_bind(*len).push_bind(*impact);
         });
         q.build().execute(&mut **tx).await?;
     }
-    sqlx::query("UPDATE search_collections SET chunks = chunks + $2, total_terms = total_terms + $3 WHERE key = $1")
-        .bind(key.key)
-        .bind(rows.len() as i64)
-        .bind(total)
-        .execute(&mut **tx)
-        .await?;
-    Ok(())
+    // In term order: concurrent writers (under the knowledge lock anyway) never deadlock.
+    let mut df: Vec<(&str, i64)> = df.into_iter().collect();
+    df.sort_unstable();
+    for part in df.chunks(ROWS_PER_INSERT / 3) {
+        let mut q = QueryBuilder::<Postgres>::new("INSERT INTO search_terms (collection_key, term, df) ");
+        q.push_values(part, |mut row, (term, n)| {
+            row.push_bind(key.key).push_bind(*term).push_bind(*n);
+        });
+        q.push(" ON CONFLICT (collection_key, term) DO UPDATE SET df = search_terms.df + excluded.df");
+        q.build().execute(&mut **tx).await?;
+    }
+    add_statistics(tx, key, rows.len() as i64, total).await
 }
 
 /// The collection's search key, read inside `tx`.
@@ -307,37 +348,13 @@ impl SearchStore for PgStore {
             }
         }
         let (words, repeats): (Vec<String>, Vec<i32>) = counts.into_iter().unzip();
-        let mut q = QueryBuilder::<Postgres>::new("WITH q AS (SELECT * FROM unnest(");
-        q.push_bind(words).push("::text[], ").push_bind(repeats).push("::int[]) AS q(term, qtf)), ");
-        q.push("s AS (SELECT chunks::float8 AS n, total_terms::float8 / GREATEST(chunks, 1) AS avgdl FROM search_collections WHERE key = ")
-            .push(key.key)
-            .push("), df AS (SELECT t.term, count(*)::float8 AS df FROM chunk_terms t JOIN q ON q.term = t.term WHERE t.collection_key = ")
-            .push(key.key)
-            .push(" GROUP BY t.term), scored AS (SELECT t.chunk_id, SUM(q.qtf * ln(1 + (s.n - df.df + 0.5) / (df.df + 0.5)) * t.tf * (")
-            .push_bind(f64::from(params.k1))
-            .push(" + 1) / (t.tf + ")
-            .push_bind(f64::from(params.k1))
-            .push(" * (1 - ")
-            .push_bind(f64::from(params.b))
-            .push(" + ")
-            .push_bind(f64::from(params.b))
-            .push(" * t.len / GREATEST(s.avgdl, 1e-9))))::float8 AS score FROM chunk_terms t JOIN q ON q.term = t.term \
-                   JOIN df ON df.term = t.term CROSS JOIN s WHERE t.collection_key = ")
-            .push(key.key)
-            .push(" GROUP BY t.chunk_id) SELECT sc.chunk_id, sc.score FROM scored sc");
-        if let Some(f) = filter {
-            // The filter is tested once per document, not once per matching chunk.
-            q.push(" JOIN chunk_vectors v ON v.collection_key = ")
-                .push(key.key)
-                .push(" AND v.chunk_id = sc.chunk_id WHERE v.document_id IN (SELECT d.id FROM documents d WHERE d.collection_id = ")
-                .push_bind(collection_id)
-                .push(" AND ");
-            push_filter(&mut q, f, "d.meta");
-            q.push(")");
+        let q = Bm25Query { key, collection_id, words: &words, repeats: &repeats, params, depth, filter };
+        let found = self.bm25(&q, Some(POSTINGS_PER_TERM)).await?;
+        // A filter may leave fewer than `depth` among the best postings: then every posting.
+        if found.len() < depth && filter.is_some() {
+            return self.bm25(&q, None).await;
         }
-        q.push(" ORDER BY sc.score DESC, sc.chunk_id LIMIT ").push_bind(depth as i64);
-        let rows = q.build().fetch_all(&self.pool).await.map_err(db_err)?;
-        scored(&rows)
+        Ok(found)
     }
 
     async fn vector_search(
@@ -409,7 +426,61 @@ impl SearchStore for PgStore {
     }
 }
 
+/// One keyword search's inputs.
+struct Bm25Query<'a> {
+    key: SearchKey,
+    collection_id: &'a str,
+    words: &'a [String],
+    repeats: &'a [i32],
+    params: Bm25Params,
+    depth: usize,
+    filter: Option<&'a Filter>,
+}
+
 impl PgStore {
+    /// BM25 over each query term's best `per_term` postings by impact (all of them when
+    /// `None`), each read posting scored exactly; best first.
+    async fn bm25(&self, b: &Bm25Query<'_>, per_term: Option<i64>) -> StoreResult<Vec<(u64, f32)>> {
+        let key = b.key.key;
+        let mut q = QueryBuilder::<Postgres>::new("WITH q AS (SELECT * FROM unnest(");
+        q.push_bind(b.words.to_vec())
+            .push("::text[], ")
+            .push_bind(b.repeats.to_vec())
+            .push("::int[]) AS q(term, qtf)), ");
+        q.push("s AS (SELECT chunks::float8 AS n, total_terms::float8 / GREATEST(chunks, 1) AS avgdl FROM search_collections WHERE key = ")
+            .push(key)
+            .push("), df AS (SELECT st.term, st.df::float8 AS df FROM search_terms st JOIN q ON q.term = st.term WHERE st.collection_key = ")
+            .push(key)
+            .push(" AND st.df > 0), best AS (SELECT q.term, q.qtf, t.chunk_id, t.tf, t.len FROM q CROSS JOIN LATERAL \
+                   (SELECT p.chunk_id, p.tf, p.len FROM chunk_terms p WHERE p.collection_key = ")
+            .push(key)
+            .push(" AND p.term = q.term ORDER BY p.impact DESC LIMIT ")
+            .push_bind(per_term)
+            .push(") t), scored AS (SELECT best.chunk_id, SUM(best.qtf * ln(1 + (s.n - df.df + 0.5) / (df.df + 0.5)) * best.tf * (")
+            .push_bind(f64::from(b.params.k1))
+            .push(" + 1) / (best.tf + ")
+            .push_bind(f64::from(b.params.k1))
+            .push(" * (1 - ")
+            .push_bind(f64::from(b.params.b))
+            .push(" + ")
+            .push_bind(f64::from(b.params.b))
+            .push(" * best.len / GREATEST(s.avgdl, 1e-9))))::float8 AS score FROM best JOIN df ON df.term = best.term \
+                   CROSS JOIN s GROUP BY best.chunk_id) SELECT sc.chunk_id, sc.score FROM scored sc");
+        if let Some(f) = b.filter {
+            // The filter is tested once per document, not once per matching chunk.
+            q.push(" JOIN chunk_vectors v ON v.collection_key = ")
+                .push(key)
+                .push(" AND v.chunk_id = sc.chunk_id WHERE v.document_id IN (SELECT d.id FROM documents d WHERE d.collection_id = ")
+                .push_bind(b.collection_id)
+                .push(" AND ");
+            push_filter(&mut q, f, "d.meta");
+            q.push(")");
+        }
+        q.push(" ORDER BY sc.score DESC, sc.chunk_id LIMIT ").push_bind(b.depth as i64);
+        let rows = q.build().fetch_all(&self.pool).await.map_err(db_err)?;
+        scored(&rows)
+    }
+
     /// One vector search: through the HNSW index with iterative scans (so filtered searches
     /// keep walking the graph until `depth` chunks pass), or exactly.
     async fn nearest(

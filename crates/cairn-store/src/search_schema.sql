@@ -32,17 +32,29 @@ CREATE TABLE IF NOT EXISTS chunk_vectors (
 ) PARTITION BY LIST (collection_key);
 CREATE INDEX IF NOT EXISTS chunk_vectors_document ON chunk_vectors (collection_key, document_id);
 
--- The inverted index: one row per (term, chunk) with the term's frequency and the chunk's
--- length, so BM25 reads postings alone.
+-- The inverted index: one row per (term, chunk) with the term's frequency, the chunk's length
+-- (so BM25 reads postings alone) and the posting's impact (its BM25 weight at the collection's
+-- average length when written), by which each term's postings are read best first: a query
+-- reads only each term's best postings, then scores them exactly.
 CREATE TABLE IF NOT EXISTS chunk_terms (
     collection_key BIGINT NOT NULL,
     term           TEXT NOT NULL,
     chunk_id       BIGINT NOT NULL,
     tf             INTEGER NOT NULL,
     len            INTEGER NOT NULL,
-    PRIMARY KEY (collection_key, term, chunk_id) INCLUDE (tf, len)
+    impact         REAL NOT NULL
 ) PARTITION BY LIST (collection_key);
+CREATE INDEX IF NOT EXISTS chunk_terms_best ON chunk_terms (collection_key, term, impact DESC) INCLUDE (chunk_id, tf, len);
 CREATE INDEX IF NOT EXISTS chunk_terms_chunk ON chunk_terms (collection_key, chunk_id);
+
+-- Each term's document frequency (chunks holding it), kept by the writes, so a query never
+-- counts postings.
+CREATE TABLE IF NOT EXISTS search_terms (
+    collection_key BIGINT NOT NULL,
+    term           TEXT NOT NULL,
+    df             BIGINT NOT NULL,
+    PRIMARY KEY (collection_key, term)
+) PARTITION BY LIST (collection_key);
 
 -- Unix ms of a `YYYY-MM-DD` day (UTC) or an RFC 3339 instant, NULL for anything else: exactly
 -- what `cairn_core::filter::instant` accepts, so date filters agree in both retrievers. Never
@@ -88,6 +100,7 @@ LANGUAGE plpgsql AS $fn$
 BEGIN
     EXECUTE format('CREATE TABLE IF NOT EXISTS chunk_vectors_%s PARTITION OF chunk_vectors FOR VALUES IN (%s)', k, k);
     EXECUTE format('CREATE TABLE IF NOT EXISTS chunk_terms_%s PARTITION OF chunk_terms FOR VALUES IN (%s)', k, k);
+    EXECUTE format('CREATE TABLE IF NOT EXISTS search_terms_%s PARTITION OF search_terms FOR VALUES IN (%s)', k, k);
     IF dims BETWEEN 1 AND 2000 THEN
         EXECUTE format('CREATE INDEX IF NOT EXISTS chunk_vectors_%s_hnsw ON chunk_vectors_%s USING hnsw '
             '((embedding::vector(%s)) vector_cosine_ops) WITH (m = 16, ef_construction = 64)', k, k, dims);
@@ -104,6 +117,7 @@ LANGUAGE plpgsql AS $fn$
 BEGIN
     EXECUTE format('DROP TABLE IF EXISTS chunk_vectors_%s', k);
     EXECUTE format('DROP TABLE IF EXISTS chunk_terms_%s', k);
+    EXECUTE format('DROP TABLE IF EXISTS search_terms_%s', k);
 END
 $fn$;
 

@@ -13,9 +13,8 @@ use std::path::Path;
 use std::process::Child;
 use std::time::Duration;
 
-use cairn_core::store::Store;
 use cairn_testkit::{Fault, StandIn};
-use common::{free_port, ready, spawn, ADMIN_KEY};
+use common::{free_port, ready, spawn, stored_markers, ADMIN_KEY};
 use futures::future::join_all;
 use serde_json::{json, Value};
 
@@ -81,17 +80,6 @@ fn text(doc: &str) -> String {
         .map(|i| format!("Marker {doc}s{i} belongs to one sentence of this document."))
         .collect::<Vec<_>>()
         .join(" ")
-}
-
-/// Markers found in a document's stored chunks, with how often each appears.
-async fn stored_markers(store: &dyn Store, col: &str, doc: &str) -> BTreeMap<String, usize> {
-    let mut out = BTreeMap::new();
-    for c in store.document_chunks(col, doc).await.unwrap() {
-        for w in c.text.split_whitespace().filter(|w| w.starts_with(&format!("{doc}s"))) {
-            *out.entry(w.to_owned()).or_default() += 1;
-        }
-    }
-    out
 }
 
 /// Waits until every job succeeded (read through `base`).
@@ -224,7 +212,11 @@ async fn two_servers_and_two_workers_on_postgres_survive_sigkill() {
     for d in 0..DOCS {
         let doc = format!("d{d}");
         let want: BTreeMap<String, usize> = (0..SENTENCES).map(|i| (format!("{doc}s{i}"), 1)).collect();
-        assert_eq!(stored_markers(&*store, &col, &doc).await, want, "{doc}: every sentence exactly once");
+        assert_eq!(
+            stored_markers(&*store, &col, &doc, &format!("{doc}s")).await,
+            want,
+            "{doc}: every sentence exactly once"
+        );
     }
 
     // Searchable from both servers (the killed one restarted).

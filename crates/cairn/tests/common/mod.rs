@@ -39,3 +39,21 @@ pub async fn ready(client: &reqwest::Client, port: u16) -> String {
     }
     base
 }
+
+#[allow(dead_code)] // not every test binary that shares this module uses it
+/// Words starting with `prefix` in a document's stored chunks, with how often each appears
+/// (the tests mark every sentence with a word no other sentence has).
+pub async fn stored_markers(
+    store: &dyn cairn_core::store::Store,
+    col: &str,
+    doc: &str,
+    prefix: &str,
+) -> std::collections::BTreeMap<String, usize> {
+    let mut out = std::collections::BTreeMap::new();
+    for c in store.document_chunks(col, doc).await.unwrap() {
+        for w in c.text.split_whitespace().filter(|w| w.starts_with(prefix)) {
+            *out.entry(w.to_owned()).or_default() += 1;
+        }
+    }
+    out
+}
