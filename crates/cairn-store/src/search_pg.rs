@@ -191,9 +191,9 @@ async fn insert_rows(
     let avgdl = (terms + total) as f64 / (chunks + rows.len() as i64).max(1) as f64;
     let Bm25Params { k1, b } = Bm25Params::default();
     let (k1, b) = (f64::from(k1), f64::from(b));
-    let mut postings: Vec<(String, i64, i32, i32, f32)> = Vec::new();
+    let mut postings: Vec<(String, i64, i32, i32, f32, &str)> = Vec::new();
     let mut df: HashMap<&str, i64> = HashMap::new();
-    for (id, _, c) in rows {
+    for (id, document_id, c) in rows {
         let mut tf: HashMap<&str, i32> = HashMap::new();
         for t in &c.terms {
             *tf.entry(t.as_str()).or_default() += 1;
@@ -202,7 +202,7 @@ async fn insert_rows(
         for (t, n) in tf {
             let f = f64::from(n);
             let impact = f * (k1 + 1.0) / (f + k1 * (1.0 - b + b * f64::from(len) / avgdl.max(1e-9)));
-            postings.push((t.to_owned(), *id, n, len, impact as f32));
+            postings.push((t.to_owned(), *id, n, len, impact as f32, document_id));
             *df.entry(t).or_default() += 1;
         }
     }
@@ -220,11 +220,13 @@ async fn insert_rows(
         });
         q.build().execute(&mut **tx).await?;
     }
-    for part in postings.chunks(ROWS_PER_INSERT / 5) {
-        let mut q =
-            QueryBuilder::<Postgres>::new("INSERT INTO chunk_terms (collection_key, term, chunk_id, tf, len, impact) ");
-        q.push_values(part, |mut row, (term, id, tf, len, impact)| {
-            row.push_bind(key.key).push_bind(term).push_bind(*id).push_bind(*tf).push_bind(*len).push_bind(*impact);
+    for part in postings.chunks(ROWS_PER_INSERT / 7) {
+        let mut q = QueryBuilder::<Postgres>::new(
+            "INSERT INTO chunk_terms (collection_key, term, chunk_id, tf, len, impact, document_id) ",
+        );
+        q.push_values(part, |mut row, (term, id, tf, len, impact, document_id)| {
+            row.push_bind(key.key).push_bind(term).push_bind(*id).push_bind(*tf).push_bind(*len);
+            row.push_bind(*impact).push_bind(*document_id);
         });
         q.build().execute(&mut **tx).await?;
     }
@@ -349,12 +351,7 @@ impl SearchStore for PgStore {
         }
         let (words, repeats): (Vec<String>, Vec<i32>) = counts.into_iter().unzip();
         let q = Bm25Query { key, collection_id, words: &words, repeats: &repeats, params, depth, filter };
-        let found = self.bm25(&q, Some(POSTINGS_PER_TERM)).await?;
-        // A filter may leave fewer than `depth` among the best postings: then every posting.
-        if found.len() < depth && filter.is_some() {
-            return self.bm25(&q, None).await;
-        }
-        Ok(found)
+        self.bm25(&q).await
     }
 
     async fn vector_search(
@@ -438,15 +435,25 @@ struct Bm25Query<'a> {
 }
 
 impl PgStore {
-    /// BM25 over each query term's best `per_term` postings by impact (all of them when
-    /// `None`), each read posting scored exactly; best first.
-    async fn bm25(&self, b: &Bm25Query<'_>, per_term: Option<i64>) -> StoreResult<Vec<(u64, f32)>> {
+    /// BM25 over each query term's best `POSTINGS_PER_TERM` postings by impact among the
+    /// documents the filter passes, each read posting scored exactly; best first. (Fewer than
+    /// `depth` results only when fewer chunks match: then every posting was read.)
+    async fn bm25(&self, b: &Bm25Query<'_>) -> StoreResult<Vec<(u64, f32)>> {
         let key = b.key.key;
         let mut q = QueryBuilder::<Postgres>::new("WITH q AS (SELECT * FROM unnest(");
         q.push_bind(b.words.to_vec())
             .push("::text[], ")
             .push_bind(b.repeats.to_vec())
             .push("::int[]) AS q(term, qtf)), ");
+        if let Some(f) = b.filter {
+            // The documents the filter passes, tested once each; postings of others are skipped
+            // while each term's postings are read.
+            q.push("allowed AS MATERIALIZED (SELECT d.id FROM documents d WHERE d.collection_id = ")
+                .push_bind(b.collection_id)
+                .push(" AND ");
+            push_filter(&mut q, f, "d.meta");
+            q.push("), ");
+        }
         q.push("s AS (SELECT chunks::float8 AS n, total_terms::float8 / GREATEST(chunks, 1) AS avgdl FROM search_collections WHERE key = ")
             .push(key)
             .push("), df AS (SELECT st.term, st.df::float8 AS df FROM search_terms st JOIN q ON q.term = st.term WHERE st.collection_key = ")
@@ -454,8 +461,10 @@ impl PgStore {
             .push(" AND st.df > 0), best AS (SELECT q.term, q.qtf, t.chunk_id, t.tf, t.len FROM q CROSS JOIN LATERAL \
                    (SELECT p.chunk_id, p.tf, p.len FROM chunk_terms p WHERE p.collection_key = ")
             .push(key)
-            .push(" AND p.term = q.term ORDER BY p.impact DESC LIMIT ")
-            .push_bind(per_term)
+            .push(" AND p.term = q.term")
+            .push(if b.filter.is_some() { " AND p.document_id IN (SELECT id FROM allowed)" } else { "" })
+            .push(" ORDER BY p.impact DESC LIMIT ")
+            .push(POSTINGS_PER_TERM)
             .push(") t), scored AS (SELECT best.chunk_id, SUM(best.qtf * ln(1 + (s.n - df.df + 0.5) / (df.df + 0.5)) * best.tf * (")
             .push_bind(f64::from(b.params.k1))
             .push(" + 1) / (best.tf + ")
@@ -466,16 +475,6 @@ impl PgStore {
             .push_bind(f64::from(b.params.b))
             .push(" * best.len / GREATEST(s.avgdl, 1e-9))))::float8 AS score FROM best JOIN df ON df.term = best.term \
                    CROSS JOIN s GROUP BY best.chunk_id) SELECT sc.chunk_id, sc.score FROM scored sc");
-        if let Some(f) = b.filter {
-            // The filter is tested once per document, not once per matching chunk.
-            q.push(" JOIN chunk_vectors v ON v.collection_key = ")
-                .push(key)
-                .push(" AND v.chunk_id = sc.chunk_id WHERE v.document_id IN (SELECT d.id FROM documents d WHERE d.collection_id = ")
-                .push_bind(b.collection_id)
-                .push(" AND ");
-            push_filter(&mut q, f, "d.meta");
-            q.push(")");
-        }
         q.push(" ORDER BY sc.score DESC, sc.chunk_id LIMIT ").push_bind(b.depth as i64);
         let rows = q.build().fetch_all(&self.pool).await.map_err(db_err)?;
         scored(&rows)

@@ -42,9 +42,12 @@ CREATE TABLE IF NOT EXISTS chunk_terms (
     chunk_id       BIGINT NOT NULL,
     tf             INTEGER NOT NULL,
     len            INTEGER NOT NULL,
-    impact         REAL NOT NULL
+    impact         REAL NOT NULL,
+    document_id    TEXT NOT NULL
 ) PARTITION BY LIST (collection_key);
-CREATE INDEX IF NOT EXISTS chunk_terms_best ON chunk_terms (collection_key, term, impact DESC) INCLUDE (chunk_id, tf, len);
+-- Read best first; the document id lets a filter skip postings during the read.
+CREATE INDEX IF NOT EXISTS chunk_terms_best ON chunk_terms (collection_key, term, impact DESC)
+    INCLUDE (chunk_id, tf, len, document_id);
 CREATE INDEX IF NOT EXISTS chunk_terms_chunk ON chunk_terms (collection_key, chunk_id);
 
 -- Each term's document frequency (chunks holding it), kept by the writes, so a query never
