@@ -466,3 +466,51 @@ async fn chunks_stored_before_are_backfilled() {
     let near = search(&db, query("old", "", Some(&[0.0, 1.0, 0.0]), SearchMode::Vector, 1, None)).await;
     assert_eq!(ids(&near), [("statins".to_owned(), 0)]);
 }
+
+/// The largest inputs a search accepts, inside PostgreSQL and at once: the longest query (4,096
+/// characters of distinct words), the deepest filter (15 of the 16 levels allowed) and the widest (255 of 256 clauses
+/// and values). Each is answered, never a database error.
+#[tokio::test]
+async fn the_largest_accepted_searches_are_answered_concurrently() {
+    let (store, db_store) = postgres().await;
+    store.create_collection(&collection("col", 3)).await.unwrap();
+    for i in 0..20 {
+        let text = format!("word{i} shared text number {i}");
+        put(
+            &*store,
+            "col",
+            &format!("d{i}"),
+            json!({"a": i, "tags": ["x", i]}),
+            &[chunk(0, &text, &[1.0, i as f32, 0.5])],
+        )
+        .await;
+    }
+    let db: Arc<dyn Retriever> = Arc::new(DatabaseRetriever::new(db_store));
+    let mut long = String::new();
+    let mut n = 0;
+    while long.len() + 12 < 4096 {
+        long.push_str(&format!("word{n} "));
+        n += 1;
+    }
+    let deep = (0..11).fold(json!({"field": "a", "gte": 0}), |f, i| match i % 3 {
+        0 => json!({"and": [f]}),
+        1 => json!({"or": [f, {"field": "missing", "exists": true}]}),
+        _ => json!({"not": {"not": f}}),
+    });
+    let wide = json!({"or": (0..127).map(|i| json!({"field": "tags", "in": [i]})).collect::<Vec<_>>()});
+    let mut searches = Vec::new();
+    for round in 0..8 {
+        for (text, filter) in [(long.as_str(), None), ("shared", Some(&deep)), ("shared text", Some(&wide))] {
+            let mode = SearchMode::ALL[round % 3];
+            let q = query("col", text, Some(&[1.0, 3.0, 0.5]), mode, 100, filter);
+            let db = db.clone();
+            searches.push(tokio::spawn(async move { db.search(q).await }));
+        }
+    }
+    for s in searches {
+        let found = s.await.unwrap().expect("answered");
+        assert!(found.hits.len() <= 100);
+    }
+    let all = search(&*db, query("col", &long, None, SearchMode::Keyword, 100, None)).await;
+    assert_eq!(all.len(), 20, "every document holds one of the query's words");
+}
