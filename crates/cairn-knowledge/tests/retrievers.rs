@@ -468,8 +468,8 @@ async fn chunks_stored_before_are_backfilled() {
 }
 
 /// The largest inputs a search accepts, inside PostgreSQL and at once: the longest query (4,096
-/// characters of distinct words), the deepest filter (15 of the 16 levels allowed) and the widest (255 of 256 clauses
-/// and values). Each is answered, never a database error.
+/// characters of distinct words), the deepest filter (15 of the 16 levels allowed) and the
+/// widest (255 of 256 clauses and values). Each is answered, never a database error.
 #[tokio::test]
 async fn the_largest_accepted_searches_are_answered_concurrently() {
     let (store, db_store) = postgres().await;

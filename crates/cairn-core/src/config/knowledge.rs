@@ -17,17 +17,6 @@ pub enum Retrieval {
     Database,
 }
 
-impl Retrieval {
-    /// Its name in the configuration.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Retrieval::Auto => "auto",
-            Retrieval::Memory => "memory",
-            Retrieval::Database => "database",
-        }
-    }
-}
-
 /// Knowledge-layer settings.
 #[derive(Clone, Debug, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
