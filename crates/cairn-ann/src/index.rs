@@ -1,0 +1,287 @@
+//! [`AnnIndex`]: vectors identified by `u64` keys, searched exactly while the set is small and
+//! through an HNSW graph ([`crate::graph`]) once it holds `Params::graph_from` vectors. Exact
+//! search scores every vector (perfect recall, cost linear in the set); the graph scores a few
+//! thousand whatever the size. A filtered graph search that has to score more than half the
+//! set's vectors without settling (a filter that passes few vectors) stops and scores the
+//! vectors the filter passes exactly instead, so selective filters cost at most an exact scan
+//! and a half, and always return `k` results when `k` pass.
+//!
+//! Removal marks a slot dead: the graph keeps it as a waypoint and results skip it. When more
+//! than half of the slots are dead, the graph is rebuilt from the live vectors.
+
+use std::cell::RefCell;
+use std::collections::{BinaryHeap, HashMap};
+
+use crate::distance::{dot, normalized};
+use crate::graph::{Graph, Near, Space, MAX_LEVEL};
+use crate::visited::Visited;
+
+/// How the index is built and searched.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Params {
+    /// Neighbours per node on the upper layers (twice as many on layer 0).
+    pub m: usize,
+    /// Candidates kept while linking a new node (more: better graph, slower inserts).
+    pub ef_construction: usize,
+    /// Candidates kept while searching, at least `k` (more: better recall, slower queries).
+    pub ef_search: usize,
+    /// The size from which a graph is kept; smaller sets are searched exactly.
+    pub graph_from: usize,
+}
+
+impl Default for Params {
+    fn default() -> Self {
+        Self { m: 16, ef_construction: 100, ef_search: 64, graph_from: 10_000 }
+    }
+}
+
+/// Why a vector was refused.
+#[derive(Debug, PartialEq, thiserror::Error)]
+pub enum VectorError {
+    /// The vector's length is not the index's dimension.
+    #[error("the vector has {got} dimensions; this index holds {want}")]
+    Dimension {
+        /// The index's dimension.
+        want: usize,
+        /// The vector's.
+        got: usize,
+    },
+    /// NaN or infinite components (or a norm too large for `f32`).
+    #[error("the vector has non-finite components")]
+    NotFinite,
+}
+
+/// Vectors of one dimension under `u64` keys (see the module docs).
+#[derive(Clone, Debug, PartialEq)]
+pub struct AnnIndex {
+    pub(crate) dim: usize,
+    pub(crate) params: Params,
+    /// Unit vectors, row-major by slot.
+    pub(crate) vectors: Vec<f32>,
+    /// Each slot's key.
+    pub(crate) keys: Vec<u64>,
+    /// Whether each slot is live (not removed).
+    pub(crate) alive: Vec<bool>,
+    pub(crate) slot_of: HashMap<u64, u32>,
+    pub(crate) graph: Option<Graph>,
+}
+
+thread_local! {
+    /// Each thread's visit marks, reused across searches.
+    static VISITED: RefCell<Visited> = RefCell::new(Visited::default());
+}
+
+impl AnnIndex {
+    /// An empty index of `dim`-dimensional vectors.
+    pub fn new(dim: usize, params: Params) -> Self {
+        let params = Params { m: params.m.clamp(2, 64), ef_construction: params.ef_construction.max(1), ..params };
+        Self {
+            dim,
+            params,
+            vectors: Vec::new(),
+            keys: Vec::new(),
+            alive: Vec::new(),
+            slot_of: HashMap::new(),
+            graph: None,
+        }
+    }
+
+    /// The dimension.
+    pub fn dim(&self) -> usize {
+        self.dim
+    }
+
+    /// The parameters.
+    pub fn params(&self) -> Params {
+        self.params
+    }
+
+    /// Live vectors held.
+    pub fn len(&self) -> usize {
+        self.slot_of.len()
+    }
+
+    /// True when no vector is live.
+    pub fn is_empty(&self) -> bool {
+        self.slot_of.is_empty()
+    }
+
+    /// True when searches walk a graph rather than scanning.
+    pub fn has_graph(&self) -> bool {
+        self.graph.is_some()
+    }
+
+    /// True when `key` is held with exactly `vector`'s direction (as `insert` would store it).
+    pub fn holds(&self, key: u64, vector: &[f32]) -> bool {
+        let Some(&slot) = self.slot_of.get(&key) else { return false };
+        vector.len() == self.dim && normalized(vector).is_some_and(|v| v == self.row(slot))
+    }
+
+    /// Stores `vector` (normalised here) as `key`, replacing any earlier one.
+    pub fn insert(&mut self, key: u64, vector: &[f32]) -> Result<(), VectorError> {
+        if vector.len() != self.dim {
+            return Err(VectorError::Dimension { want: self.dim, got: vector.len() });
+        }
+        let unit = normalized(vector).ok_or(VectorError::NotFinite)?;
+        self.remove(key);
+        let slot = self.keys.len() as u32;
+        self.keys.push(key);
+        self.alive.push(true);
+        self.vectors.extend_from_slice(&unit);
+        self.slot_of.insert(key, slot);
+        if let Some(graph) = &mut self.graph {
+            let level = level_for(key, self.params.m);
+            let space = Space { data: &self.vectors, dim: self.dim };
+            VISITED.with(|v| graph.insert(space, level, self.params.ef_construction, &mut v.borrow_mut()));
+        } else if self.len() >= self.params.graph_from {
+            self.rebuild();
+        }
+        Ok(())
+    }
+
+    /// Removes `key`; false if absent.
+    pub fn remove(&mut self, key: u64) -> bool {
+        let Some(slot) = self.slot_of.remove(&key) else { return false };
+        if self.graph.is_none() {
+            // No graph refers to slots: move the last vector into the hole.
+            let last = self.keys.len() - 1;
+            let s = slot as usize;
+            if s != last {
+                self.vectors.copy_within(last * self.dim..(last + 1) * self.dim, s * self.dim);
+                self.keys[s] = self.keys[last];
+                self.slot_of.insert(self.keys[s], slot);
+            }
+            self.keys.pop();
+            self.alive.pop();
+            self.vectors.truncate(last * self.dim);
+            return true;
+        }
+        self.alive[slot as usize] = false;
+        let dead = self.keys.len() - self.len();
+        if dead > self.len() {
+            self.rebuild();
+        }
+        true
+    }
+
+    /// Keeps only the keys `keep` accepts.
+    pub fn retain(&mut self, keep: impl Fn(u64) -> bool) {
+        let gone: Vec<u64> = self.slot_of.keys().copied().filter(|k| !keep(*k)).collect();
+        for key in gone {
+            self.remove(key);
+        }
+    }
+
+    /// Cosine similarity of the vector under `key` to `query`; `None` when `key` is absent,
+    /// the query's size is wrong or it is zero or not finite.
+    pub fn similarity(&self, key: u64, query: &[f32]) -> Option<f32> {
+        let slot = *self.slot_of.get(&key)?;
+        if query.len() != self.dim {
+            return None;
+        }
+        let norm = dot(query, query).sqrt();
+        (norm > 0.0 && norm.is_finite()).then(|| dot(query, self.row(slot)) / norm)
+    }
+
+    /// The `k` vectors most similar to `query` among the keys `allow` accepts, best first.
+    pub fn search(&self, query: &[f32], k: usize, allow: &dyn Fn(u64) -> bool) -> Result<Vec<(u64, f32)>, VectorError> {
+        if query.len() != self.dim {
+            return Err(VectorError::Dimension { want: self.dim, got: query.len() });
+        }
+        let q = normalized(query).ok_or(VectorError::NotFinite)?;
+        if k == 0 || self.is_empty() {
+            return Ok(Vec::new());
+        }
+        let found = match &self.graph {
+            Some(graph) => self.walk(graph, &q, k, allow).unwrap_or_else(|| self.exact(&q, k, allow)),
+            None => self.exact(&q, k, allow),
+        };
+        let mut out: Vec<(u64, f32)> = found.into_iter().map(|n| (self.keys[n.slot as usize], n.sim)).collect();
+        out.sort_by(|a, b| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0)));
+        out.truncate(k);
+        Ok(out)
+    }
+
+    /// The graph search; `None` when it gives up (see the module docs) or finds fewer than
+    /// `k`, which may mean fewer pass the filter.
+    fn walk(&self, graph: &Graph, q: &[f32], k: usize, allow: &dyn Fn(u64) -> bool) -> Option<Vec<Near>> {
+        let space = Space { data: &self.vectors, dim: self.dim };
+        let mut at = Near { sim: dot(q, space.row(graph.entry)), slot: graph.entry };
+        for level in (1..=graph.top).rev() {
+            at = graph.greedy(space, q, at, level);
+        }
+        let mut budget = (self.keys.len() as u64 / 2).max(1);
+        let mut accept = |slot: u32| self.alive[slot as usize] && allow(self.keys[slot as usize]);
+        let ef = self.params.ef_search.max(k);
+        let results = VISITED.with(|v| {
+            let mut visited = v.borrow_mut();
+            visited.reset(graph.len());
+            graph.walk(space, q, at, ef, 0, &mut accept, &mut budget, &mut visited)
+        })?;
+        (results.len() >= k).then(|| results.into_iter().map(|r| r.0).collect())
+    }
+
+    /// Scores every live vector `allow` accepts.
+    fn exact(&self, q: &[f32], k: usize, allow: &dyn Fn(u64) -> bool) -> Vec<Near> {
+        let mut heap: BinaryHeap<std::cmp::Reverse<Near>> = BinaryHeap::with_capacity(k + 1);
+        for (slot, row) in self.vectors.chunks_exact(self.dim.max(1)).enumerate() {
+            if !self.alive[slot] || !allow(self.keys[slot]) {
+                continue;
+            }
+            let sim = dot(q, row);
+            if heap.len() == k && heap.peek().is_some_and(|w| sim <= w.0.sim) {
+                continue;
+            }
+            heap.push(std::cmp::Reverse(Near { sim, slot: slot as u32 }));
+            if heap.len() > k {
+                heap.pop();
+            }
+        }
+        heap.into_iter().map(|r| r.0).collect()
+    }
+
+    fn row(&self, slot: u32) -> &[f32] {
+        let start = slot as usize * self.dim;
+        &self.vectors[start..start + self.dim]
+    }
+
+    /// Drops dead slots and, when the set is large enough, builds the graph over the rest.
+    fn rebuild(&mut self) {
+        let mut fresh = AnnIndex::new(self.dim, Params { graph_from: usize::MAX, ..self.params });
+        for (slot, &key) in self.keys.iter().enumerate() {
+            if self.alive[slot] {
+                fresh.keys.push(key);
+                fresh.alive.push(true);
+                fresh.vectors.extend_from_slice(self.row(slot as u32));
+                fresh.slot_of.insert(key, fresh.keys.len() as u32 - 1);
+            }
+        }
+        fresh.params.graph_from = self.params.graph_from;
+        if fresh.len() >= fresh.params.graph_from {
+            let mut graph = Graph::new(fresh.params.m);
+            let space = Space { data: &fresh.vectors, dim: fresh.dim };
+            VISITED.with(|v| {
+                let mut visited = v.borrow_mut();
+                for &key in &fresh.keys {
+                    graph.insert(space, level_for(key, fresh.params.m), fresh.params.ef_construction, &mut visited);
+                }
+            });
+            fresh.graph = Some(graph);
+        }
+        *self = fresh;
+    }
+}
+
+/// A node's top layer: geometric with ratio `1/m` (the paper's `mL = 1/ln m`), drawn from a
+/// hash of its key so the same vectors build the same graph.
+fn level_for(key: u64, m: usize) -> u8 {
+    // splitmix64: a well-mixed hash of the key.
+    let mut z = key.wrapping_add(0x9E37_79B9_7F4A_7C15);
+    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+    z ^= z >> 31;
+    // A uniform draw in (0, 1] from the top 53 bits.
+    let u = ((z >> 11) + 1) as f64 / (1u64 << 53) as f64;
+    let level = (-u.ln() / (m as f64).ln()).floor();
+    level.min(MAX_LEVEL as f64) as u8
+}
