@@ -106,6 +106,12 @@ impl AnnIndex {
         self.slot_of.is_empty()
     }
 
+    /// The same index searched with `ef_search` candidates.
+    pub fn with_ef_search(mut self, ef_search: usize) -> Self {
+        self.params.ef_search = ef_search;
+        self
+    }
+
     /// True when searches walk a graph rather than scanning.
     pub fn has_graph(&self) -> bool {
         self.graph.is_some()

@@ -4,6 +4,7 @@
 //! the maximum throughput through Cairn, and Cairn's resident memory idle and after load.
 
 mod agents;
+mod ann;
 mod cache;
 mod embed;
 mod generate;
@@ -157,6 +158,32 @@ enum Cmd {
         #[arg(long)]
         postgres: Option<String>,
     },
+    /// The embedded HNSW index's recall, queries per second, build time and memory (the peers,
+    /// FAISS and hnswlib, run on the files it leaves: `scripts/bench-ann.sh` runs both).
+    #[command(after_help = "Example:\n  cairn-bench ann --vectors 1000000 --out target/ann-bench")]
+    Ann {
+        /// Where the vectors, queries and ground truth are written.
+        #[arg(long, default_value = "target/ann-bench")]
+        out: PathBuf,
+        /// Vectors indexed.
+        #[arg(long, default_value_t = 1_000_000)]
+        vectors: usize,
+        /// Queries.
+        #[arg(long, default_value_t = 1000)]
+        queries: usize,
+        /// Vector dimensions.
+        #[arg(long, default_value_t = 384)]
+        dim: usize,
+        /// Neighbours per node (HNSW's M).
+        #[arg(long, default_value_t = 16)]
+        m: usize,
+        /// Candidates kept while building.
+        #[arg(long, default_value_t = 100)]
+        ef_construction: usize,
+        /// Candidates kept while searching, one row each (comma-separated).
+        #[arg(long, value_delimiter = ',', default_value = "16,32,64,128")]
+        ef_search: Vec<usize>,
+    },
     /// Query latency of keyword, vector and hybrid search at 100,000 chunks.
     #[command(after_help = "Example:\n  cairn-bench search --chunks 100000")]
     Search {
@@ -261,6 +288,10 @@ async fn main() -> Result<()> {
         Cmd::Jobs { jobs, postgres } => jobs::run(jobs, postgres).await,
         Cmd::Retrieval { dataset, model, threads, cache, postgres } => {
             retrieval::run(&dataset, &model, threads, &cache, postgres).await
+        }
+        Cmd::Ann { out, vectors, queries, dim, m, ef_construction, ef_search } => {
+            let params = cairn_ann::Params { m, ef_construction, ef_search: 64, graph_from: 0 };
+            ann::run(&out, vectors, queries, dim, params, &ef_search)
         }
         Cmd::Search { dataset, chunks, dim, postgres } => search::run(&dataset, chunks, dim, postgres).await,
         Cmd::Cache { run } => cache::run(run.cairn, run.seconds, run.rate).await,

@@ -1,0 +1,172 @@
+//! `cairn-bench ann`: the embedded HNSW index (`cairn-ann`) against FAISS's `IndexHNSWFlat` and
+//! hnswlib on the same vectors, same `m`, `ef_construction` and `ef_search`, one thread each.
+//!
+//! The vectors are generated, seeded: points spread widely around 100 cluster centres in a 32-dimensional latent
+//! space, projected to `dim` dimensions by a fixed random matrix, plus a little noise in every
+//! dimension, so that like sentence embeddings they have a low intrinsic dimension inside a high
+//! ambient one. Queries are drawn the same way. The exact top 10 of each query (the ground
+//! truth) is computed here by exact scan on every core. The vectors, queries and ground truth
+//! are written as raw little-endian files the peer script (`scripts/bench_ann_peers.py`) reads.
+
+use std::io::Write;
+use std::path::Path;
+use std::time::Instant;
+
+use anyhow::{Context, Result};
+use cairn_ann::{AnnIndex, Params};
+use rand::{Rng, SeedableRng};
+
+/// The latent space's dimension.
+const LATENT: usize = 32;
+/// Cluster centres in the latent space (each cluster as wide as the space between centres).
+const CLUSTERS: usize = 100;
+/// Results compared per query.
+const K: usize = 10;
+
+/// Generates the data, benchmarks `cairn-ann` and prints a Markdown table; the peers are run
+/// by the script on the files left in `dir`.
+pub fn run(dir: &Path, n: usize, queries: usize, dim: usize, p: Params, efs: &[usize]) -> Result<()> {
+    std::fs::create_dir_all(dir)?;
+    let start = Instant::now();
+    let (base, query) = generate(n, queries, dim);
+    let truth = ground_truth(&base, &query, dim);
+    eprintln!("[ann] generated {n} vectors and their ground truth in {:.1} s", start.elapsed().as_secs_f64());
+    write_f32(&dir.join("base.f32"), &base)?;
+    write_f32(&dir.join("queries.f32"), &query)?;
+    let flat: Vec<u32> = truth.iter().flatten().map(|&i| i as u32).collect();
+    std::fs::write(dir.join("truth.u32"), flat.iter().flat_map(|v| v.to_le_bytes()).collect::<Vec<u8>>())?;
+
+    let rss_before = rss_mb();
+    let start = Instant::now();
+    let mut index = AnnIndex::new(dim, p);
+    for (i, v) in base.chunks_exact(dim).enumerate() {
+        index.insert(i as u64, v)?;
+    }
+    let build_s = start.elapsed().as_secs_f64();
+    let memory = rss_mb() - rss_before;
+    let file = dir.join("cairn.ann");
+    let start = Instant::now();
+    index.save(&file)?;
+    let save_s = start.elapsed().as_secs_f64();
+    drop(index);
+    let start = Instant::now();
+    let mut index = AnnIndex::load(&file).context("loading the saved index")?;
+    let load_s = start.elapsed().as_secs_f64();
+    let size_mb = std::fs::metadata(&file)?.len() as f64 / 1e6;
+    std::fs::remove_file(&file)?;
+    println!("| library | build (1 thread) | memory | ef_search | recall@10 | QPS (1 thread) |");
+    println!("|---|---|---|---|---|---|");
+    let mut rows = Vec::new();
+    for &ef in efs {
+        index = index.with_ef_search(ef);
+        let (recall, qps) = measure(&index, &query, &truth, dim);
+        println!("| cairn-ann | {build_s:.1} s | {memory:.0} MB | {ef} | {recall:.4} | {qps:.0} |");
+        rows.push(serde_json::json!({"ef": ef, "recall": recall, "qps": qps}));
+    }
+    let summary = serde_json::json!({"build_s": build_s, "memory_mb": memory, "rows": rows});
+    std::fs::write(dir.join("cairn.json"), summary.to_string())?;
+    // The filtered walk: a filter passing 30% of the vectors, against the exact filtered top 10.
+    let allow = |k: u64| k % 10 < 3;
+    let filtered_truth: Vec<Vec<usize>> = query
+        .chunks_exact(dim)
+        .map(|q| exact_top(&base, q, dim, &|i| allow(i as u64)))
+        .collect();
+    for &ef in efs {
+        index = index.with_ef_search(ef);
+        let start = Instant::now();
+        let mut hit = 0;
+        for (q, want) in query.chunks_exact(dim).zip(&filtered_truth) {
+            let got = index.search(q, K, &allow)?;
+            hit += got.iter().filter(|(k, _)| want.contains(&(*k as usize))).count();
+        }
+        let qps = queries as f64 / start.elapsed().as_secs_f64();
+        let recall = hit as f64 / (queries * K) as f64;
+        println!("| cairn-ann, 30% filter | | | {ef} | {recall:.4} | {qps:.0} |");
+    }
+    println!("\nindex file: {size_mb:.0} MB, saved in {save_s:.1} s, loaded in {load_s:.2} s");
+    Ok(())
+}
+
+/// Recall@10 against the ground truth and queries per second, one query at a time.
+fn measure(index: &AnnIndex, query: &[f32], truth: &[Vec<usize>], dim: usize) -> (f64, f64) {
+    let start = Instant::now();
+    let mut hit = 0;
+    for (q, want) in query.chunks_exact(dim).zip(truth) {
+        let got = index.search(q, K, &|_| true).unwrap_or_default();
+        hit += got.iter().filter(|(k, _)| want.contains(&(*k as usize))).count();
+    }
+    let qps = truth.len() as f64 / start.elapsed().as_secs_f64();
+    (hit as f64 / (truth.len() * K) as f64, qps)
+}
+
+/// The base vectors and the queries (see the module docs), row-major.
+fn generate(n: usize, queries: usize, dim: usize) -> (Vec<f32>, Vec<f32>) {
+    let mut rng = rand::rngs::StdRng::seed_from_u64(14);
+    let projection: Vec<f32> = (0..LATENT * dim).map(|_| rng.gen_range(-1.0..1.0)).collect();
+    let centres: Vec<f32> = (0..CLUSTERS * LATENT).map(|_| rng.gen_range(-1.0..1.0)).collect();
+    let point = |rng: &mut rand::rngs::StdRng, out: &mut Vec<f32>| {
+        let c = rng.gen_range(0..CLUSTERS) * LATENT;
+        let z: Vec<f32> = (0..LATENT).map(|i| centres[c + i] + rng.gen_range(-1.0..1.0)).collect();
+        for d in 0..dim {
+            let x: f32 = (0..LATENT).map(|i| z[i] * projection[i * dim + d]).sum();
+            out.push(x + rng.gen_range(-0.3..0.3));
+        }
+    };
+    let mut base = Vec::with_capacity(n * dim);
+    for _ in 0..n {
+        point(&mut rng, &mut base);
+    }
+    let mut query = Vec::with_capacity(queries * dim);
+    for _ in 0..queries {
+        point(&mut rng, &mut query);
+    }
+    for v in base.chunks_exact_mut(dim).chain(query.chunks_exact_mut(dim)) {
+        let norm = cairn_ann::dot(v, v).sqrt();
+        v.iter_mut().for_each(|x| *x /= norm);
+    }
+    (base, query)
+}
+
+/// The exact top 10 of every query, the queries split over every core.
+fn ground_truth(base: &[f32], query: &[f32], dim: usize) -> Vec<Vec<usize>> {
+    let rows: Vec<&[f32]> = query.chunks_exact(dim).collect();
+    let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let per = rows.len().div_ceil(threads).max(1);
+    std::thread::scope(|s| {
+        let handles: Vec<_> = rows
+            .chunks(per)
+            .map(|part| s.spawn(move || part.iter().map(|q| exact_top(base, q, dim, &|_| true)).collect::<Vec<_>>()))
+            .collect();
+        handles.into_iter().flat_map(|h| h.join().unwrap_or_default()).collect()
+    })
+}
+
+/// The exact top 10 of `q` among the rows `allow` passes.
+fn exact_top(base: &[f32], q: &[f32], dim: usize, allow: &dyn Fn(usize) -> bool) -> Vec<usize> {
+    let mut best: Vec<(f32, usize)> = Vec::with_capacity(K + 1);
+    for (i, v) in base.chunks_exact(dim).enumerate() {
+        if !allow(i) {
+            continue;
+        }
+        let s = cairn_ann::dot(q, v);
+        if best.len() < K || s > best[K - 1].0 {
+            let at = best.partition_point(|b| b.0 >= s);
+            best.insert(at, (s, i));
+            best.truncate(K);
+        }
+    }
+    best.into_iter().map(|b| b.1).collect()
+}
+
+fn write_f32(path: &Path, values: &[f32]) -> Result<()> {
+    let mut f = std::io::BufWriter::new(std::fs::File::create(path)?);
+    for v in values {
+        f.write_all(&v.to_le_bytes())?;
+    }
+    Ok(f.flush()?)
+}
+
+/// This process's resident memory in MB.
+fn rss_mb() -> f64 {
+    crate::rss_mb(std::process::id())
+}
