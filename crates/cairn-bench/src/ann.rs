@@ -67,10 +67,8 @@ pub fn run(dir: &Path, n: usize, queries: usize, dim: usize, p: Params, efs: &[u
     std::fs::write(dir.join("cairn.json"), summary.to_string())?;
     // The filtered walk: a filter passing 30% of the vectors, against the exact filtered top 10.
     let allow = |k: u64| k % 10 < 3;
-    let filtered_truth: Vec<Vec<usize>> = query
-        .chunks_exact(dim)
-        .map(|q| exact_top(&base, q, dim, &|i| allow(i as u64)))
-        .collect();
+    let filtered_truth: Vec<Vec<usize>> =
+        query.chunks_exact(dim).map(|q| exact_top(&base, q, dim, &|i| allow(i as u64))).collect();
     for &ef in efs {
         index = index.with_ef_search(ef);
         let start = Instant::now();
@@ -99,8 +97,8 @@ fn measure(index: &AnnIndex, query: &[f32], truth: &[Vec<usize>], dim: usize) ->
     (hit as f64 / (truth.len() * K) as f64, qps)
 }
 
-/// The base vectors and the queries (see the module docs), row-major.
-fn generate(n: usize, queries: usize, dim: usize) -> (Vec<f32>, Vec<f32>) {
+/// `n` vectors and `queries` queries (see the module docs), row-major, unit length.
+pub(crate) fn generate(n: usize, queries: usize, dim: usize) -> (Vec<f32>, Vec<f32>) {
     let mut rng = rand::rngs::StdRng::seed_from_u64(14);
     let projection: Vec<f32> = (0..LATENT * dim).map(|_| rng.gen_range(-1.0..1.0)).collect();
     let centres: Vec<f32> = (0..CLUSTERS * LATENT).map(|_| rng.gen_range(-1.0..1.0)).collect();

@@ -14,6 +14,7 @@ mod load;
 mod pgsearch;
 mod retrieval;
 mod search;
+mod startup;
 mod traces;
 mod upstream;
 
@@ -184,8 +185,11 @@ enum Cmd {
         #[arg(long, value_delimiter = ',', default_value = "16,32,64,128")]
         ef_search: Vec<usize>,
     },
-    /// Query latency of keyword, vector and hybrid search at 100,000 chunks.
-    #[command(after_help = "Example:\n  cairn-bench search --chunks 100000")]
+    /// Query latency of keyword, vector and hybrid search (embedded, and inside PostgreSQL),
+    /// and a node's start-up time and memory over the same corpus.
+    #[command(
+        after_help = "Example:\n  cairn-bench search --chunks 1000000 --postgres URL --cairn target/release/cairn"
+    )]
     Search {
         /// A BEIR-format dataset folder (texts and queries).
         #[arg(long, default_value = "../shared/data/scifact")]
@@ -199,6 +203,9 @@ enum Cmd {
         /// Also search the chunks inside PostgreSQL (a server URL; a fresh database is made).
         #[arg(long)]
         postgres: Option<String>,
+        /// Also time the start-up of this `cairn` binary's `serve` over the corpus.
+        #[arg(long)]
+        cairn: Option<PathBuf>,
     },
     /// Runtime overhead per agent step (model and tool time excluded) over many concurrent
     /// runs, and journal bytes per step at 10 and 100 steps.
@@ -262,7 +269,12 @@ fn rss_mb(pid: u32) -> f64 {
 }
 
 async fn wait_ready(client: &load::HttpClient, url: &str) -> Result<()> {
-    let deadline = Instant::now() + Duration::from_secs(30);
+    wait_ready_within(client, url, Duration::from_secs(30)).await
+}
+
+/// Polls `url` until it answers a success, for at most `within`.
+async fn wait_ready_within(client: &load::HttpClient, url: &str, within: Duration) -> Result<()> {
+    let deadline = Instant::now() + within;
     while Instant::now() < deadline {
         if let Ok(resp) = client.get(url.parse()?).await {
             if resp.status().is_success() {
@@ -293,7 +305,9 @@ async fn main() -> Result<()> {
             let params = cairn_ann::Params { m, ef_construction, ef_search: 64, graph_from: 0 };
             ann::run(&out, vectors, queries, dim, params, &ef_search)
         }
-        Cmd::Search { dataset, chunks, dim, postgres } => search::run(&dataset, chunks, dim, postgres).await,
+        Cmd::Search { dataset, chunks, dim, postgres, cairn } => {
+            search::run(&dataset, chunks, dim, postgres, cairn.as_deref()).await
+        }
         Cmd::Cache { run } => cache::run(run.cairn, run.seconds, run.rate).await,
         Cmd::Guards { run, model } => guards::run(run.cairn, run.seconds, run.rate, model).await,
         Cmd::Traces { run, spans, batch, storage_only } => {

@@ -26,14 +26,15 @@ pub struct Doc {
     pub chunks: Vec<(String, Vec<f32>)>,
 }
 
-/// A fresh database on the server `url` names, migrated, with its search port.
-pub async fn fresh(url: &str) -> Result<(Arc<dyn Store>, Arc<dyn SearchStore>)> {
+/// A fresh database on the server `url` names, migrated, with its search port and its URL.
+pub async fn fresh(url: &str) -> Result<(Arc<dyn Store>, Arc<dyn SearchStore>, String)> {
     let name = format!("cairn_bench_{}", uuid_like());
     let mut conn = sqlx::PgConnection::connect(url).await.context("connecting to PostgreSQL")?;
     sqlx::query(&format!("CREATE DATABASE {name}")).execute(&mut conn).await?;
     let (prefix, _) = url.rsplit_once('/').context("the URL has no database path")?;
-    let (store, search) = cairn_store::open_with_search(&format!("{prefix}/{name}"), 16).await?;
-    Ok((store, search.context("PostgreSQL offers search")?))
+    let db_url = format!("{prefix}/{name}");
+    let (store, search) = cairn_store::open_with_search(&db_url, 16).await?;
+    Ok((store, search.context("PostgreSQL offers search")?, db_url))
 }
 
 fn uuid_like() -> String {
@@ -41,8 +42,10 @@ fn uuid_like() -> String {
 }
 
 /// Writes `docs` into a new collection of `dims` dimensions, 16 at a time, each as ingestion
-/// writes it.
-pub async fn load(store: &Arc<dyn Store>, dims: u32, docs: Vec<Doc>) -> Result<()> {
+/// writes it. With `index_after` (the PostgreSQL database's URL), the collection's HNSW index
+/// is dropped before the writes and built again after them by the same schema function that
+/// made it, as pgvector advises for bulk loads: the tables end exactly as ingestion leaves them.
+pub async fn load(store: &Arc<dyn Store>, dims: u32, docs: Vec<Doc>, index_after: Option<&str>) -> Result<()> {
     let col = Collection {
         id: COLLECTION.into(),
         tenant_id: "bench".into(),
@@ -56,6 +59,16 @@ pub async fn load(store: &Arc<dyn Store>, dims: u32, docs: Vec<Doc>) -> Result<(
         created_at_ms: 1,
     };
     store.create_collection(&col).await?;
+    let mut deferred = None;
+    if let Some(url) = index_after {
+        let mut conn = sqlx::PgConnection::connect(url).await?;
+        let (key,): (i64,) = sqlx::query_as("SELECT key FROM search_collections WHERE collection_id = $1")
+            .bind(COLLECTION)
+            .fetch_one(&mut conn)
+            .await?;
+        sqlx::query(&format!("DROP INDEX chunk_vectors_{key}_hnsw")).execute(&mut conn).await?;
+        deferred = Some((conn, key));
+    }
     let analyzer = Arc::new(Analyzer::english());
     stream::iter(docs)
         .map(|d| {
@@ -101,7 +114,12 @@ pub async fn load(store: &Arc<dyn Store>, dims: u32, docs: Vec<Doc>) -> Result<(
         })
         .buffer_unordered(16)
         .try_collect::<()>()
-        .await
+        .await?;
+    if let Some((mut conn, key)) = deferred {
+        sqlx::query("SET maintenance_work_mem = '2GB'").execute(&mut conn).await?;
+        sqlx::query("SELECT cairn_search_partitions($1, $2)").bind(key).bind(dims as i32).execute(&mut conn).await?;
+    }
+    Ok(())
 }
 
 /// Each chunk's document id, by chunk id.

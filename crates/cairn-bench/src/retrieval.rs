@@ -10,7 +10,7 @@ use cairn_core::knowledge::{embedding_from_bytes, embedding_to_bytes};
 use cairn_core::search::{Bm25Params, VectorScan};
 use cairn_knowledge::beir::BeirDataset;
 use cairn_knowledge::eval::{mrr_at, ndcg_at, recall_at};
-use cairn_knowledge::{fuse, Analyzer, Bm25Index, Fusion, VectorIndex};
+use cairn_knowledge::{fuse, Analyzer, AnnIndex, AnnParams, Bm25Index, Fusion};
 
 use crate::pgsearch::{self, Doc, COLLECTION};
 use cairn_models::{Embedder, EmbedderOptions};
@@ -82,7 +82,7 @@ pub async fn run(
     let vectors = corpus_vectors(&data, &embedder, &cache)?;
 
     let mut keyword = Bm25Index::default();
-    let mut vector = VectorIndex::new(vectors.first().map_or(384, Vec::len));
+    let mut vector = AnnIndex::new(vectors.first().map_or(384, Vec::len), AnnParams::default());
     for (n, (d, v)) in data.corpus.iter().zip(&vectors).enumerate() {
         keyword.insert(n as u64, &format!("{}\n{}", d.title, d.text));
         vector.insert(n as u64, v)?;
@@ -118,9 +118,9 @@ pub async fn run(
                 chunks: vec![(format!("{}\n{}", d.title, d.text), v.clone())],
             })
             .collect();
-        let (store, search) = pgsearch::fresh(&url).await?;
+        let (store, search, _) = pgsearch::fresh(&url).await?;
         let start = Instant::now();
-        pgsearch::load(&store, vector.dim() as u32, docs).await?;
+        pgsearch::load(&store, vector.dim() as u32, docs, None).await?;
         eprintln!("[retrieval] loaded PostgreSQL in {:.1} s", start.elapsed().as_secs_f64());
         let doc_of = pgsearch::documents_of_chunks(&store).await?;
         let number = |hits: Vec<(u64, f32)>| -> Vec<(u64, f32)> {

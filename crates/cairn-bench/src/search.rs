@@ -1,109 +1,119 @@
-//! `cairn-bench search`: query latency of the keyword, vector and hybrid retrievers at
-//! 100,000 chunks, excluding the query's embedding, with and without a metadata filter.
-//! Chunk texts are SciFact sentences (repeated with a suffix to reach the count); vectors are
-//! random unit vectors (latency does not depend on their content); queries are SciFact claims.
+//! `cairn-bench search`: query latency of keyword, vector and hybrid search at a given number
+//! of chunks (100,000 by default, 1,000,000 for the scale-out goals), excluding the query's
+//! embedding, with and without a metadata filter that keeps 30% of chunks; with `--cairn`,
+//! the start-up time and resident memory of a `cairn serve` node over the same corpus.
+//!
+//! The corpus is written through the knowledge store as ingestion writes it (documents of 100
+//! chunks in ten metadata groups; texts are SciFact sentences, repeated with a suffix to reach
+//! the count; vectors are generated with a low intrinsic dimension like embeddings, see
+//! `ann::generate`), then searched through the retrieval port as the service searches: the
+//! embedded default (SQLite, the live index with its HNSW graphs) and, with `--postgres`,
+//! inside PostgreSQL. Queries are the SciFact claims.
 
 use std::path::Path;
-use std::time::Instant;
-
 use std::sync::Arc;
+use std::time::Instant;
 
 use anyhow::Result;
 use cairn_core::filter::Filter;
 use cairn_knowledge::beir::BeirDataset;
+use cairn_knowledge::live::{LiveIndex, LiveOptions};
 use cairn_knowledge::retrieve::{DatabaseRetriever, Retriever, SearchMode, SearchQuery};
-use cairn_knowledge::{fuse, Bm25Index, Fusion, VectorIndex};
-use rand::{Rng, SeedableRng};
 
 use crate::load::percentile;
 use crate::pgsearch::{self, Doc};
+use crate::startup;
 
-/// Runs the benchmark and prints a Markdown table; with `postgres` (a server URL), the same
-/// chunks are also searched inside a fresh PostgreSQL database through the retrieval port.
-pub async fn run(dataset: &Path, chunks: usize, dim: usize, postgres: Option<String>) -> Result<()> {
+/// Chunks per document.
+const PER_DOC: usize = 100;
+
+/// Runs the benchmark and prints Markdown tables.
+pub async fn run(
+    dataset: &Path,
+    chunks: usize,
+    dim: usize,
+    postgres: Option<String>,
+    cairn: Option<&Path>,
+) -> Result<()> {
     let data = BeirDataset::load(dataset)?;
     let sentences: Vec<&str> =
         data.corpus.iter().flat_map(|d| d.text.split(". ")).filter(|s| s.split_whitespace().count() >= 5).collect();
-    let mut rng = rand::rngs::StdRng::seed_from_u64(7);
-    let mut keyword = Bm25Index::default();
-    let mut vector = VectorIndex::new(dim);
+    let (vectors, query_vectors) = crate::ann::generate(chunks, data.queries.len(), dim);
+    let corpus = || -> Vec<Doc> {
+        (0..chunks.div_ceil(PER_DOC))
+            .map(|d| Doc {
+                id: format!("{d:07}"),
+                metadata: serde_json::json!({ "group": d % 10 }),
+                chunks: (d * PER_DOC..((d + 1) * PER_DOC).min(chunks))
+                    .map(|i| {
+                        let text = format!("{} part {}", sentences[i % sentences.len()], i / sentences.len());
+                        (text, vectors[i * dim..(i + 1) * dim].to_vec())
+                    })
+                    .collect(),
+            })
+            .collect()
+    };
+    let queries: Vec<(&str, &[f32])> =
+        data.queries.iter().map(|(_, q)| q.as_str()).zip(query_vectors.chunks_exact(dim)).collect();
+    println!("## Search latency (cairn-bench search, {chunks} chunks, {dim} dimensions)\n");
+
+    let dir = tempfile::tempdir()?;
+    let data_dir = dir.path().join("data");
+    std::fs::create_dir_all(&data_dir)?;
+    let sqlite_url = format!("sqlite://{}", data_dir.join("cairn.db").display());
+    let store = cairn_store::open(&sqlite_url, 4).await?;
     let start = Instant::now();
-    let mut docs = Vec::new();
-    for i in 0..chunks {
-        let text = format!("{} part {}", sentences[i % sentences.len()], i / sentences.len());
-        keyword.insert(i as u64, &text);
-        let v: Vec<f32> = (0..dim).map(|_| rng.gen_range(-1.0..1.0)).collect();
-        vector.insert(i as u64, &v)?;
-        if postgres.is_some() {
-            docs.push((text, v));
+    pgsearch::load(&store, dim as u32, corpus(), None).await?;
+    println!("Embedded (SQLite): {chunks} chunks written in {:.1} s", start.elapsed().as_secs_f64());
+    let start = Instant::now();
+    let options = LiveOptions { dir: Some(data_dir.join("indexes")), ..LiveOptions::default() };
+    let live = LiveIndex::open_with(store.clone(), options).await?;
+    println!("live index built (BM25 and HNSW, one thread) in {:.1} s\n", start.elapsed().as_secs_f64());
+    measure("embedded", &live, &queries).await?;
+    drop((live, store));
+
+    let mut nodes = Vec::new();
+    if let Some(cairn) = cairn {
+        // Both starts load the graph saved above; then, without it, the node rebuilds it.
+        for run in ["first", "second"] {
+            let (secs, rss) = startup::node(cairn, dir.path(), &data_dir, &sqlite_url, "memory").await?;
+            nodes.push(format!("| SQLite, memory retrieval ({run} start) | {secs:.2} s | {rss:.0} MB |"));
         }
+        std::fs::remove_dir_all(data_dir.join("indexes"))?;
+        let (secs, rss) = startup::node(cairn, dir.path(), &data_dir, &sqlite_url, "memory").await?;
+        nodes.push(format!("| SQLite, memory retrieval (no saved index: graph rebuilt) | {secs:.2} s | {rss:.0} MB |"));
     }
-    println!("## Search latency (cairn-bench search, {chunks} chunks, {dim} dimensions, one thread)\n");
-    println!("index build: {:.1} s\n", start.elapsed().as_secs_f64());
-    println!("| query | filter | p50 | p99 |\n|---|---|---|---|");
-    let queries: Vec<(&str, Vec<f32>)> =
-        data.queries.iter().map(|(_, q)| (q.as_str(), (0..dim).map(|_| rng.gen_range(-1.0..1.0)).collect())).collect();
-    // A filter that keeps 30% of chunks, as a metadata condition on, say, a document source.
-    let filters: [(&str, &dyn Fn(u64) -> bool); 2] = [("none", &|_| true), ("30% of chunks", &|id| id % 10 < 3)];
-    for (fname, allow) in filters {
-        let mut kw = Vec::new();
-        let mut vec = Vec::new();
-        let mut hybrid = Vec::new();
-        for (text, qv) in &queries {
-            let t = Instant::now();
-            let a = keyword.search(text, 100, allow);
-            kw.push(t.elapsed().as_secs_f64() * 1e3);
-            let t = Instant::now();
-            let b = vector.search(qv, 100, allow)?;
-            vec.push(t.elapsed().as_secs_f64() * 1e3);
-            let t = Instant::now();
-            let a2 = keyword.search(text, 100, allow);
-            let b2 = vector.search(qv, 100, allow)?;
-            std::hint::black_box(fuse(Fusion::Convex { keyword_weight: 0.5 }, &a2, &b2, 10));
-            hybrid.push(t.elapsed().as_secs_f64() * 1e3);
-            std::hint::black_box((a, b));
-        }
-        for (label, mut v) in [("keyword", kw), ("vector (exact)", vec), ("hybrid", hybrid)] {
-            v.sort_by(f64::total_cmp);
-            println!("| {label} | {fname} | {:.2} ms | {:.2} ms |", percentile(&v, 0.5), percentile(&v, 0.99));
-        }
-    }
+
     if let Some(url) = postgres {
-        drop((keyword, vector));
-        // Documents of 100 chunks in ten groups: `group < 3` keeps 30% of chunks, like the
-        // in-memory filter above.
-        let mut grouped: Vec<Doc> = Vec::new();
-        for (i, (text, vector)) in docs.into_iter().enumerate() {
-            if i % 100 == 0 {
-                let n = grouped.len();
-                grouped.push(Doc {
-                    id: format!("{n:06}"),
-                    metadata: serde_json::json!({ "group": n % 10 }),
-                    chunks: Vec::new(),
-                });
-            }
-            if let Some(d) = grouped.last_mut() {
-                d.chunks.push((text, vector));
-            }
+        let (store, search, db_url) = pgsearch::fresh(&url).await?;
+        let start = Instant::now();
+        pgsearch::load(&store, dim as u32, corpus(), Some(&db_url)).await?;
+        println!(
+            "\nPostgreSQL: {chunks} chunks written through the knowledge store in {:.1} s \
+             (HNSW index built after the writes)\n",
+            start.elapsed().as_secs_f64()
+        );
+        measure("PostgreSQL", &DatabaseRetriever::new(search), &queries).await?;
+        drop(store);
+        if let Some(cairn) = cairn {
+            let pg_dir = dir.path().join("pg");
+            std::fs::create_dir_all(&pg_dir)?;
+            let (secs, rss) = startup::node(cairn, dir.path(), &pg_dir, &db_url, "database").await?;
+            nodes.push(format!("| PostgreSQL, database retrieval | {secs:.2} s | {rss:.0} MB |"));
         }
-        on_postgres(&url, dim, grouped, &queries).await?;
+    }
+    if !nodes.is_empty() {
+        println!("\n### `cairn serve` start-up at {chunks} chunks (until `/readyz` answers 200)\n");
+        println!("| storage and retrieval | start-up | resident memory when ready |\n|---|---|---|");
+        nodes.iter().for_each(|row| println!("{row}"));
     }
     Ok(())
 }
 
-/// The same searches inside PostgreSQL, through the retrieval port as the service runs them
-/// (top 10; hybrid fuses the best 200 of each retriever).
-async fn on_postgres(url: &str, dim: usize, docs: Vec<Doc>, queries: &[(&str, Vec<f32>)]) -> Result<()> {
-    let n: usize = docs.iter().map(|d| d.chunks.len()).sum();
-    let (store, search) = pgsearch::fresh(url).await?;
-    let start = Instant::now();
-    pgsearch::load(&store, dim as u32, docs).await?;
-    println!(
-        "\nPostgreSQL: {n} chunks written through the knowledge store in {:.1} s\n",
-        start.elapsed().as_secs_f64()
-    );
-    println!("| query (PostgreSQL) | filter | p50 | p99 |\n|---|---|---|---|");
-    let retriever = DatabaseRetriever::new(search);
+/// The searches through `retriever` as the service runs them (top 10; hybrid fuses the best
+/// 200 of each retriever), each query once per mode and filter; prints p50 and p99.
+async fn measure(label: &str, retriever: &dyn Retriever, queries: &[(&str, &[f32])]) -> Result<()> {
+    println!("| query ({label}) | filter | p50 | p99 |\n|---|---|---|---|");
     let thirty = Arc::new(Filter::parse(&serde_json::json!({"field": "group", "lt": 3}))?);
     for (fname, filter) in [("none", None), ("30% of chunks", Some(thirty))] {
         for mode in SearchMode::ALL {
@@ -112,7 +122,7 @@ async fn on_postgres(url: &str, dim: usize, docs: Vec<Doc>, queries: &[(&str, Ve
                 let q = SearchQuery {
                     collection_id: pgsearch::COLLECTION.into(),
                     text: (*text).to_owned(),
-                    vector: Some(Arc::from(qv.as_slice())),
+                    vector: Some(Arc::from(*qv)),
                     mode,
                     k: 10,
                     filter: filter.clone(),

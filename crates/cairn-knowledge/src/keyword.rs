@@ -5,6 +5,7 @@
 //! selective metadata filter still yields the best `k` matching documents, not the best `k`
 //! overall minus those filtered out.
 
+use std::cell::RefCell;
 use std::cmp::Ordering;
 use std::collections::{BinaryHeap, HashMap};
 
@@ -42,6 +43,28 @@ pub struct Bm25Index {
     live: u32,
     dead: u32,
     total_len: u64,
+}
+
+/// Whether a document passes the search's filter, asked once per document and search.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Verdict {
+    Unasked,
+    Allowed,
+    Refused,
+}
+
+/// Per-thread scoring buffers reused across searches: a score and a verdict per slot, and the
+/// slots a search touched, so that clearing costs what the search touched (not a map's
+/// hashing per posting, nor a sweep of every slot).
+#[derive(Default)]
+struct Scratch {
+    scores: Vec<f32>,
+    verdict: Vec<Verdict>,
+    touched: Vec<u32>,
+}
+
+thread_local! {
+    static SCRATCH: RefCell<Scratch> = RefCell::default();
 }
 
 /// A scored document in a result heap (min-heap by score, so the worst is popped first).
@@ -178,33 +201,54 @@ impl Bm25Index {
         let n = self.live as f32;
         let avg_len = self.total_len as f32 / n;
         let Bm25Params { k1, b } = self.params;
-        let mut scores: HashMap<u32, f32> = HashMap::new();
-        let mut allowed: HashMap<u32, bool> = HashMap::new();
-        for term in self.analyzer.terms(query) {
-            let Some(&t) = self.term_ids.get(&term) else { continue };
-            let df = self.df[t as usize] as f32;
-            if df == 0.0 {
-                continue;
+        let mut heap = BinaryHeap::with_capacity(k + 1);
+        SCRATCH.with(|scratch| {
+            let s = &mut *scratch.borrow_mut();
+            if s.scores.len() < self.docs.len() {
+                s.scores.resize(self.docs.len(), 0.0);
+                s.verdict.resize(self.docs.len(), Verdict::Unasked);
             }
-            let idf = (1.0 + (n - df + 0.5) / (df + 0.5)).ln();
-            for p in &self.postings[t as usize] {
-                let Some(doc) = self.docs[p.slot as usize] else { continue };
-                if !*allowed.entry(p.slot).or_insert_with(|| allow(doc.id)) {
+            for term in self.analyzer.terms(query) {
+                let Some(&t) = self.term_ids.get(&term) else { continue };
+                let df = self.df[t as usize] as f32;
+                if df == 0.0 {
                     continue;
                 }
-                let tf = p.tf as f32;
-                let norm = k1 * (1.0 - b + b * doc.len as f32 / avg_len);
-                *scores.entry(p.slot).or_default() += idf * tf * (k1 + 1.0) / (tf + norm);
+                let idf = (1.0 + (n - df + 0.5) / (df + 0.5)).ln();
+                for p in &self.postings[t as usize] {
+                    let slot = p.slot as usize;
+                    let Some(doc) = self.docs[slot] else { continue };
+                    match s.verdict[slot] {
+                        Verdict::Refused => continue,
+                        Verdict::Allowed => {}
+                        Verdict::Unasked => {
+                            s.touched.push(p.slot);
+                            if !allow(doc.id) {
+                                s.verdict[slot] = Verdict::Refused;
+                                continue;
+                            }
+                            s.verdict[slot] = Verdict::Allowed;
+                        }
+                    }
+                    let tf = p.tf as f32;
+                    let norm = k1 * (1.0 - b + b * doc.len as f32 / avg_len);
+                    s.scores[slot] += idf * tf * (k1 + 1.0) / (tf + norm);
+                }
             }
-        }
-        let mut heap = BinaryHeap::with_capacity(k + 1);
-        for (slot, score) in scores {
-            let id = self.docs[slot as usize].map_or(0, |d| d.id);
-            heap.push(Scored(score, id));
-            if heap.len() > k {
-                heap.pop();
+            for &slot in &s.touched {
+                let slot = slot as usize;
+                if s.verdict[slot] == Verdict::Allowed {
+                    let id = self.docs[slot].map_or(0, |d| d.id);
+                    heap.push(Scored(s.scores[slot], id));
+                    if heap.len() > k {
+                        heap.pop();
+                    }
+                }
+                s.scores[slot] = 0.0;
+                s.verdict[slot] = Verdict::Unasked;
             }
-        }
+            s.touched.clear();
+        });
         let mut out: Vec<(u64, f32)> = heap.into_iter().map(|Scored(s, id)| (id, s)).collect();
         out.sort_by(|a, b| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0)));
         out

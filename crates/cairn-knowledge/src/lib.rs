@@ -4,7 +4,8 @@
 //!   `chunk`), run by the durable `knowledge.ingest` job (`ingest`).
 //! - Retrieval: the port the services search through (`retrieve`), with two implementations:
 //!   the live index that follows storage's change log on every node (`live`: the analyzer,
-//!   BM25 and exact vector indexes, fusion, metadata filters) and search inside the database
+//!   BM25 and the `cairn-ann` vector index, saved and reloaded by `snapshot`, fusion, metadata
+//!   filters) and search inside the database
 //!   (`retrieve::DatabaseRetriever`); snippets (`highlight`).
 //! - Services: collections, documents, uploads and search (`service`, `upload`); RAG answers
 //!   with citations (`answer`, `rag`), also inside chat completions (`grounded_chat`).
@@ -33,13 +34,13 @@ pub mod prepare;
 pub mod rag;
 pub mod retrieve;
 pub mod service;
+mod snapshot;
 mod traced;
 pub mod upload;
-pub mod vector;
 
 pub use analyze::Analyzer;
+pub use cairn_ann::{AnnIndex, Params as AnnParams, VectorError};
 pub use cairn_core::filter;
 pub use chunk::{chunk_text, Chunk, ChunkOptions, TokenCounter};
 pub use fusion::{fuse, Fusion};
 pub use keyword::{Bm25Index, Bm25Params};
-pub use vector::{VectorError, VectorIndex};

@@ -3,12 +3,20 @@
 //! the source of truth; the indexes are caches any node can rebuild, so nodes stay stateless
 //! and see changes made by other processes once they `catch_up`.
 //!
+//! Vectors go into a `cairn-ann` index per collection: an exact scan while the collection is
+//! small, an HNSW graph from `Params::graph_from` vectors on. With a folder to save them in
+//! ([`LiveOptions::dir`]), each collection's vector index is saved (at start when it changed,
+//! then in the background once enough changes accumulate) and loaded at the next start, then
+//! reconciled with the chunks storage holds, so a restart does not rebuild the graphs.
+//!
 //! Opening reads the log's position before loading chunks, so a change made while loading is
 //! applied again afterwards (applying a change twice is harmless: it reloads the document).
 //! Each document's title and metadata are held beside its chunks, so metadata filters are
 //! evaluated inside the retrievers and results need no further lookups.
 
-use std::collections::HashMap;
+use std::cell::RefCell;
+use std::collections::{HashMap, HashSet};
+use std::path::PathBuf;
 use std::sync::Arc;
 
 use async_trait::async_trait;
@@ -24,15 +32,28 @@ use crate::fusion::{fuse, Fusion};
 use crate::keyword::Bm25Index;
 use crate::retrieve::{wrong_dimensions, Found, Retriever, SearchQuery, KEYWORD_WEIGHT};
 pub use crate::retrieve::{ChunkInfo, DocInfo, Hit, Phase, Phases, SearchMode};
-use crate::vector::{VectorError, VectorIndex};
+use crate::snapshot::Snapshots;
+use cairn_ann::{AnnIndex, Params as AnnParams, VectorError};
 
 /// Chunks loaded per storage round trip.
 const PAGE: u32 = 2000;
 
+/// How the live index keeps its vector indexes.
+#[derive(Clone, Debug, Default)]
+pub struct LiveOptions {
+    /// The vector indexes' parameters.
+    pub ann: AnnParams,
+    /// Where vector indexes are saved and loaded from; `None` rebuilds them at every start.
+    pub dir: Option<PathBuf>,
+}
+
 /// One collection's indexes.
 struct CollectionIndex {
     keyword: Bm25Index,
-    vector: Option<VectorIndex>,
+    ann: AnnParams,
+    vector: Option<AnnIndex>,
+    /// Vector changes since the vector index was last saved.
+    unsaved: usize,
     chunks: HashMap<u64, ChunkInfo>,
     by_document: HashMap<String, Vec<u64>>,
     /// Title and metadata of each document, for results and filters.
@@ -40,10 +61,12 @@ struct CollectionIndex {
 }
 
 impl CollectionIndex {
-    fn new() -> Self {
+    fn new(ann: AnnParams) -> Self {
         Self {
             keyword: Bm25Index::default(),
+            ann,
             vector: None,
+            unsaved: 0,
             chunks: HashMap::new(),
             by_document: HashMap::new(),
             documents: HashMap::new(),
@@ -55,7 +78,7 @@ impl CollectionIndex {
         for id in self.by_document.remove(document_id).unwrap_or_default() {
             self.keyword.remove(id);
             if let Some(v) = &mut self.vector {
-                v.remove(id);
+                self.unsaved += usize::from(v.remove(id));
             }
             self.chunks.remove(&id);
         }
@@ -64,11 +87,15 @@ impl CollectionIndex {
     fn add(&mut self, c: ChunkRecord) {
         let id = c.id as u64;
         self.keyword.insert(id, &index_text(&c.headings, &c.text));
-        let dim = c.embedding.len();
-        let vector = self.vector.get_or_insert_with(|| VectorIndex::new(dim));
-        if let Err(e) = vector.insert(id, &c.embedding) {
-            // Storage only holds vectors the ingestion checked; a bad one stays keyword-only.
-            tracing::warn!(chunk = id, error = %e, "chunk vector not indexed");
+        let (dim, ann) = (c.embedding.len(), self.ann);
+        let vector = self.vector.get_or_insert_with(|| AnnIndex::new(dim, ann));
+        // A loaded index may hold this very vector already: nothing to do.
+        if !vector.holds(id, &c.embedding) {
+            match vector.insert(id, &c.embedding) {
+                Ok(()) => self.unsaved += 1,
+                // Storage only holds vectors the ingestion checked; a bad one stays keyword-only.
+                Err(e) => tracing::warn!(chunk = id, error = %e, "chunk vector not indexed"),
+            }
         }
         self.by_document.entry(c.document_id.clone()).or_default().push(id);
         self.chunks
@@ -81,15 +108,35 @@ pub struct LiveIndex {
     store: Arc<dyn KnowledgeStore>,
     collections: Arc<RwLock<HashMap<String, CollectionIndex>>>,
     cursor: Mutex<i64>,
+    ann: AnnParams,
+    snapshots: Option<Arc<Snapshots>>,
+    /// Collections whose vector index is being saved now.
+    saving: Arc<Mutex<HashSet<String>>>,
 }
 
 impl LiveIndex {
-    /// Builds the indexes of every collection from `store`.
+    /// Builds the indexes of every collection from `store`, with default options (nothing
+    /// saved).
     pub async fn open(store: Arc<dyn KnowledgeStore>) -> StoreResult<Self> {
+        Self::open_with(store, LiveOptions::default()).await
+    }
+
+    /// Builds the indexes of every collection from `store`, loading saved vector indexes from
+    /// `options.dir` where they are usable and saving those that changed.
+    pub async fn open_with(store: Arc<dyn KnowledgeStore>, options: LiveOptions) -> StoreResult<Self> {
+        let snapshots = match options.dir.map(Snapshots::open).transpose() {
+            Ok(s) => s.map(Arc::new),
+            Err(e) => {
+                tracing::warn!(error = %e, "vector index folder unusable; indexes are rebuilt at each start");
+                None
+            }
+        };
         let cursor = store.latest_change().await?;
         let mut collections = HashMap::new();
         for c in store.list_collections(None).await? {
-            let mut index = CollectionIndex::new();
+            let mut index = CollectionIndex::new(options.ann);
+            index.vector = snapshots.as_ref().and_then(|s| s.load(&c.id, options.ann));
+            let mut seen = HashSet::new();
             let mut last_doc: Option<String> = None;
             loop {
                 let docs = store.list_documents(&c.id, None, last_doc.as_deref(), PAGE).await?;
@@ -104,11 +151,34 @@ impl LiveIndex {
                 let page = store.collection_chunks(&c.id, after, PAGE).await?;
                 let Some(last) = page.last() else { break };
                 after = last.id;
+                seen.extend(page.iter().map(|chunk| chunk.id as u64));
                 page.into_iter().for_each(|chunk| index.add(chunk));
+            }
+            if let Some(v) = &mut index.vector {
+                // Vectors the saved index holds that storage no longer does.
+                let before = v.len();
+                v.retain(|key| seen.contains(&key));
+                index.unsaved += before - v.len();
+            }
+            if let (Some(s), Some(v)) = (&snapshots, &index.vector) {
+                if index.unsaved > 0 {
+                    s.save(&c.id, v);
+                    index.unsaved = 0;
+                }
             }
             collections.insert(c.id, index);
         }
-        Ok(Self { store, collections: Arc::new(RwLock::new(collections)), cursor: Mutex::new(cursor) })
+        if let Some(s) = &snapshots {
+            s.remove_others(&collections.keys().map(String::as_str).collect());
+        }
+        Ok(Self {
+            store,
+            collections: Arc::new(RwLock::new(collections)),
+            cursor: Mutex::new(cursor),
+            ann: options.ann,
+            snapshots,
+            saving: Arc::default(),
+        })
     }
 
     /// Applies every change logged since the last call; returns how many.
@@ -124,6 +194,9 @@ impl LiveIndex {
                 match change.kind {
                     ChangeKind::CollectionDeleted => {
                         self.collections.write().remove(&change.collection_id);
+                        if let Some(s) = &self.snapshots {
+                            s.remove(&change.collection_id);
+                        }
                     }
                     ChangeKind::DocumentDeleted => {
                         if let Some(ix) = self.collections.write().get_mut(&change.collection_id) {
@@ -135,7 +208,8 @@ impl LiveIndex {
                         let chunks = store.document_chunks(&change.collection_id, doc).await?;
                         let document = store.get_document(&change.collection_id, doc).await?;
                         let mut all = self.collections.write();
-                        let ix = all.entry(change.collection_id.clone()).or_insert_with(CollectionIndex::new);
+                        let ix =
+                            all.entry(change.collection_id.clone()).or_insert_with(|| CollectionIndex::new(self.ann));
                         ix.remove_document(doc);
                         // Gone since (a later change deletes it): leave it out.
                         if let Some(d) = document {
@@ -147,6 +221,37 @@ impl LiveIndex {
                 applied += 1;
             }
             *self.cursor.lock() = last;
+            self.save_changed();
+        }
+    }
+
+    /// Saves, in the background, the vector index of each collection that changed by a tenth
+    /// of its size (and at least 1,000 vectors) since it was last saved. Searches go on while
+    /// a file is written; applying further changes waits for it.
+    fn save_changed(&self) {
+        let Some(snapshots) = &self.snapshots else { return };
+        let due: Vec<String> = self
+            .collections
+            .read()
+            .iter()
+            .filter(|(_, ix)| ix.unsaved >= 1000 && ix.unsaved >= ix.vector.as_ref().map_or(0, AnnIndex::len) / 10)
+            .map(|(id, _)| id.clone())
+            .collect();
+        for id in due {
+            if !self.saving.lock().insert(id.clone()) {
+                continue;
+            }
+            let (collections, saving, snapshots) = (self.collections.clone(), self.saving.clone(), snapshots.clone());
+            tokio::task::spawn_blocking(move || {
+                let mut all = collections.upgradable_read();
+                if let Some(ix) = all.get(&id) {
+                    if let Some(v) = &ix.vector {
+                        snapshots.save(&id, v);
+                    }
+                    all.with_upgraded(|all| all.get_mut(&id).map(|ix| ix.unsaved = 0));
+                }
+                saving.lock().remove(&id);
+            });
         }
     }
 
@@ -185,10 +290,18 @@ fn search_in(
 ) -> Result<Vec<Hit>, VectorError> {
     let Some(ix) = all.get(collection_id) else { return Ok(Vec::new()) };
     let null = serde_json::Value::Null;
+    // Each document's verdict, worked out once per query: retrievers ask chunk by chunk, and a
+    // document's chunks share its metadata.
+    let verdicts: RefCell<HashMap<&str, bool>> = RefCell::default();
     let allowed = |id: u64| {
-        ix.chunks.get(&id).is_some_and(|c| {
-            filter.is_none_or(|f| f.matches(ix.documents.get(&c.document_id).map_or(&null, |d| &d.metadata)))
-        })
+        let Some(f) = filter else { return true };
+        let Some(c) = ix.chunks.get(&id) else { return false };
+        if let Some(&verdict) = verdicts.borrow().get(c.document_id.as_str()) {
+            return verdict;
+        }
+        let verdict = f.matches(ix.documents.get(&c.document_id).map_or(&null, |d| &d.metadata));
+        verdicts.borrow_mut().insert(&c.document_id, verdict);
+        verdict
     };
     let depth = mode.depth(k);
     let keyword = |phases: &mut Phases| {
@@ -249,7 +362,7 @@ impl Retriever for LiveIndex {
         let work = tokio::task::spawn_blocking(move || {
             let all = collections.read();
             if let (Some(ix), Some(v)) = (all.get(&q.collection_id), q.vector.as_deref()) {
-                if let Some(want) = ix.vector.as_ref().map(VectorIndex::dim).filter(|d| *d != v.len()) {
+                if let Some(want) = ix.vector.as_ref().map(AnnIndex::dim).filter(|d| *d != v.len()) {
                     return Err(wrong_dimensions(v.len(), want));
                 }
             }

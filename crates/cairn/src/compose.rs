@@ -28,9 +28,10 @@ use cairn_jobs::builtin::Webhook;
 use cairn_jobs::{JobService, SystemClock, Worker};
 use cairn_knowledge::answer::AnswerService;
 use cairn_knowledge::ingest::{IngestHandler, INGEST_JOB};
-use cairn_knowledge::live::LiveIndex;
+use cairn_knowledge::live::{LiveIndex, LiveOptions};
 use cairn_knowledge::retrieve::{DatabaseRetriever, Retriever};
 use cairn_knowledge::service::KnowledgeService;
+use cairn_knowledge::AnnParams;
 use cairn_telemetry::{FeedbackService, Metrics, TraceService};
 use tokio_util::sync::CancellationToken;
 
@@ -81,11 +82,11 @@ pub fn jobs_only(config: &Config, store: Arc<dyn Store>, metrics: Arc<Metrics>) 
 /// The retriever `setting` asks for: in memory (built from every chunk now), or inside the
 /// database when the store offers search (`auto` takes it whenever it does).
 async fn retriever(
-    setting: Retrieval,
+    config: &Config,
     store: Arc<dyn Store>,
     search: Option<Arc<dyn SearchStore>>,
 ) -> Result<Arc<dyn Retriever>, String> {
-    match (setting, search) {
+    match (config.knowledge.retrieval, search) {
         (Retrieval::Database | Retrieval::Auto, Some(search)) => {
             let retriever = Arc::new(DatabaseRetriever::new(search));
             // Chunks stored before the database searched them: indexed in the background, so
@@ -104,7 +105,18 @@ async fn retriever(
             Err("knowledge.retrieval = \"database\" needs PostgreSQL storage (with pgvector)".into())
         }
         (Retrieval::Memory | Retrieval::Auto, _) => {
-            let index = LiveIndex::open(store).await.map_err(|e| format!("building the search index: {e}"))?;
+            let v = &config.knowledge.vector_index;
+            let options = LiveOptions {
+                ann: AnnParams {
+                    m: v.m,
+                    ef_construction: v.ef_construction,
+                    ef_search: v.ef_search,
+                    graph_from: v.graph_from,
+                },
+                dir: v.persist.then(|| config.storage.data_dir.join("indexes")),
+            };
+            let index =
+                LiveIndex::open_with(store, options).await.map_err(|e| format!("building the search index: {e}"))?;
             Ok(Arc::new(index))
         }
     }
@@ -130,7 +142,7 @@ pub async fn services(config: &Config) -> Result<AppState, String> {
     let feedback = Arc::new(FeedbackService::new(store.clone(), store.clone(), store.clone(), traces.clone()));
     let tracer = traces.tracer();
     let gateway = Arc::new(GatewayService::new(config, store.clone(), metrics.clone())?.with_tracer(tracer.clone()));
-    let index = retriever(config.knowledge.retrieval, store.clone(), search).await?;
+    let index = retriever(config, store.clone(), search).await?;
     let home = |shared: bool| if shared { StateHome::Database } else { StateHome::Process };
     let topology = Topology {
         storage: store.backend(),

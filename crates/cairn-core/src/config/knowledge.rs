@@ -17,12 +17,37 @@ pub enum Retrieval {
     Database,
 }
 
+/// The embedded vector index (`[knowledge.vector_index]`): an HNSW graph per collection in
+/// memory-mode retrieval, saved under `storage.data_dir` so a restart loads it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct VectorIndexConfig {
+    /// Neighbours per node (HNSW's M): more is better recall, more memory and slower inserts.
+    pub m: usize,
+    /// Candidates kept while linking a new vector.
+    pub ef_construction: usize,
+    /// Candidates kept while searching (at least the results a search asks for).
+    pub ef_search: usize,
+    /// Collections with fewer vectors are searched exactly (faster there, perfect recall).
+    pub graph_from: usize,
+    /// Save each collection's index under `storage.data_dir/indexes` and load it at start.
+    pub persist: bool,
+}
+
+impl Default for VectorIndexConfig {
+    fn default() -> Self {
+        Self { m: 16, ef_construction: 100, ef_search: 64, graph_from: 10_000, persist: true }
+    }
+}
+
 /// Knowledge-layer settings.
 #[derive(Clone, Debug, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct KnowledgeConfig {
     /// Where searches run: `auto` (default), `memory` or `database`.
     pub retrieval: Retrieval,
+    /// The in-memory vector index of `memory` retrieval.
+    pub vector_index: VectorIndexConfig,
     /// The chat model that writes answers unless the request names one.
     pub answer_model: String,
     /// Sources given to the model unless the request says otherwise.
@@ -52,6 +77,7 @@ impl Default for KnowledgeConfig {
     fn default() -> Self {
         Self {
             retrieval: Retrieval::Auto,
+            vector_index: VectorIndexConfig::default(),
             answer_model: "local/smollm2".into(),
             answer_top_k: 5,
             min_similarity: 0.3,
@@ -91,6 +117,13 @@ impl KnowledgeConfig {
         }
         if self.max_pdf_pages == 0 || self.max_pdf_inflated_bytes < 1024 || self.parse_timeout_secs == 0 {
             out.push("knowledge.max_pdf_pages, max_pdf_inflated_bytes and parse_timeout_secs must be positive".into());
+        }
+        let v = &self.vector_index;
+        if !(2..=64).contains(&v.m) || !(1..=2000).contains(&v.ef_construction) || !(1..=10_000).contains(&v.ef_search)
+        {
+            out.push(
+                "knowledge.vector_index: m must be 2 to 64, ef_construction 1 to 2000, ef_search 1 to 10000".into(),
+            );
         }
         if self.max_concurrent_uploads == 0 {
             out.push("knowledge.max_concurrent_uploads must be at least 1".into());

@@ -21,7 +21,7 @@ pub use agents::{AgentsConfig, StdioServerConfig};
 pub use cache::{ModelCacheConfig, SemanticCacheConfig};
 pub use guards::GuardsConfig;
 pub use jobs::JobsConfig;
-pub use knowledge::{KnowledgeConfig, Retrieval};
+pub use knowledge::{KnowledgeConfig, Retrieval, VectorIndexConfig};
 pub use limits::SharedLimits;
 pub use models::{ModelConfig, ModelKind, TargetConfig};
 pub use routing::{ModelSize, RouteConfig, RouteExample};

@@ -3,6 +3,8 @@
 
 #![allow(dead_code)]
 
+pub mod records;
+
 use std::sync::Arc;
 
 use async_trait::async_trait;
