@@ -7,7 +7,10 @@
 //! and a half, and always return `k` results when `k` pass.
 //!
 //! Removal marks a slot dead: the graph keeps it as a waypoint and results skip it. When more
-//! than half of the slots are dead, the graph is rebuilt from the live vectors.
+//! than half of the slots are dead the graph should be rebuilt from the live vectors
+//! ([`AnnIndex::needs_rebuild`]); the rebuild can run away from the index
+//! ([`AnnIndex::rebuild_plan`], [`Rebuild::build`]) while it keeps answering, and the result
+//! then catches up with what changed meanwhile ([`AnnIndex::catch_up_with`]).
 
 use std::cell::RefCell;
 use std::collections::{BinaryHeap, HashMap};
@@ -129,6 +132,12 @@ impl AnnIndex {
             return Err(VectorError::Dimension { want: self.dim, got: vector.len() });
         }
         let unit = normalized(vector).ok_or(VectorError::NotFinite)?;
+        self.insert_unit(key, unit);
+        Ok(())
+    }
+
+    /// Stores the unit vector `unit` as `key`, replacing any earlier one.
+    fn insert_unit(&mut self, key: u64, unit: Vec<f32>) {
         self.remove(key);
         let slot = self.keys.len() as u32;
         self.keys.push(key);
@@ -142,7 +151,6 @@ impl AnnIndex {
         } else if self.len() >= self.params.graph_from {
             self.rebuild();
         }
-        Ok(())
     }
 
     /// Removes `key`; false if absent.
@@ -163,16 +171,47 @@ impl AnnIndex {
             return true;
         }
         self.alive[slot as usize] = false;
-        let dead = self.keys.len() - self.len();
-        if dead > self.len() {
-            self.rebuild();
-        }
         true
     }
 
-    /// Keeps only the keys `keep` accepts.
+    /// Keeps only the keys `keep` accepts, rebuilding the graph if most of it is then dead.
     pub fn retain(&mut self, keep: impl Fn(u64) -> bool) {
         let gone: Vec<u64> = self.slot_of.keys().copied().filter(|k| !keep(*k)).collect();
+        for key in gone {
+            self.remove(key);
+        }
+        if self.needs_rebuild() {
+            self.rebuild();
+        }
+    }
+
+    /// True when more than half of the graph's nodes are removed ones.
+    pub fn needs_rebuild(&self) -> bool {
+        self.graph.is_some() && self.keys.len() - self.len() > self.len()
+    }
+
+    /// The live vectors, copied, to rebuild the index from without holding it.
+    pub fn rebuild_plan(&self) -> Rebuild {
+        let mut plan = Rebuild { dim: self.dim, params: self.params, keys: Vec::new(), vectors: Vec::new() };
+        for (slot, &key) in self.keys.iter().enumerate() {
+            if self.alive[slot] {
+                plan.keys.push(key);
+                plan.vectors.extend_from_slice(self.row(slot as u32));
+            }
+        }
+        plan
+    }
+
+    /// Brings this index (rebuilt from an earlier state of `current`) to `current`'s vectors:
+    /// inserts those it lacks or holds differently, removes those `current` no longer holds.
+    pub fn catch_up_with(&mut self, current: &AnnIndex) {
+        for (&key, &slot) in &current.slot_of {
+            let row = current.row(slot);
+            if self.slot_of.get(&key).is_none_or(|&mine| self.row(mine) != row) {
+                self.insert_unit(key, row.to_vec());
+            }
+        }
+        let gone: Vec<u64> = self.slot_of.keys().copied().filter(|k| !current.slot_of.contains_key(k)).collect();
         for key in gone {
             self.remove(key);
         }
@@ -253,16 +292,26 @@ impl AnnIndex {
 
     /// Drops dead slots and, when the set is large enough, builds the graph over the rest.
     fn rebuild(&mut self) {
-        let mut fresh = AnnIndex::new(self.dim, Params { graph_from: usize::MAX, ..self.params });
-        for (slot, &key) in self.keys.iter().enumerate() {
-            if self.alive[slot] {
-                fresh.keys.push(key);
-                fresh.alive.push(true);
-                fresh.vectors.extend_from_slice(self.row(slot as u32));
-                fresh.slot_of.insert(key, fresh.keys.len() as u32 - 1);
-            }
-        }
-        fresh.params.graph_from = self.params.graph_from;
+        *self = self.rebuild_plan().build();
+    }
+}
+
+/// The live vectors of an index, to rebuild it from (see [`AnnIndex::rebuild_plan`]).
+pub struct Rebuild {
+    dim: usize,
+    params: Params,
+    keys: Vec<u64>,
+    vectors: Vec<f32>,
+}
+
+impl Rebuild {
+    /// Builds the index: a graph over the vectors when there are enough of them.
+    pub fn build(self) -> AnnIndex {
+        let mut fresh = AnnIndex::new(self.dim, self.params);
+        fresh.slot_of = self.keys.iter().enumerate().map(|(slot, &key)| (key, slot as u32)).collect();
+        fresh.alive = vec![true; self.keys.len()];
+        fresh.keys = self.keys;
+        fresh.vectors = self.vectors;
         if fresh.len() >= fresh.params.graph_from {
             let mut graph = Graph::new(fresh.params.m);
             let space = Space { data: &fresh.vectors, dim: fresh.dim };
@@ -274,7 +323,7 @@ impl AnnIndex {
             });
             fresh.graph = Some(graph);
         }
-        *self = fresh;
+        fresh
     }
 }
 

@@ -17,5 +17,5 @@ mod persist;
 mod visited;
 
 pub use distance::{dot, normalized};
-pub use index::{AnnIndex, Params, VectorError};
+pub use index::{AnnIndex, Params, Rebuild, VectorError};
 pub use persist::PersistError;

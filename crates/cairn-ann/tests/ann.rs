@@ -168,3 +168,41 @@ fn the_index_file_round_trips_and_damage_is_refused() {
     empty.save(&path).unwrap();
     assert_eq!(AnnIndex::load(&path).unwrap(), empty);
 }
+
+#[test]
+fn a_rebuild_made_away_from_the_index_catches_up_with_changes_made_meanwhile() {
+    let (data, queries) = corpus(4000, 20, 32, 5);
+    let mut ix = build(&data[..3000], 500);
+    for k in 0..2000u64 {
+        ix.remove(k);
+    }
+    assert!(ix.needs_rebuild());
+    let plan = ix.rebuild_plan();
+    // Meanwhile: more removed, new ones, and one replaced.
+    for k in 2000..2100u64 {
+        ix.remove(k);
+    }
+    for (k, v) in data.iter().enumerate().skip(3000) {
+        ix.insert(k as u64, v).unwrap();
+    }
+    ix.insert(2500, &queries[0]).unwrap();
+    let mut rebuilt = plan.build();
+    assert!(rebuilt.has_graph() && !rebuilt.needs_rebuild());
+    rebuilt.catch_up_with(&ix);
+    assert_eq!(rebuilt.len(), ix.len());
+    assert_eq!(rebuilt.len(), 900 + 1000);
+    for k in (0..4000u64).filter(|k| *k != 2500) {
+        assert_eq!(rebuilt.holds(k, &data[k as usize]), ix.holds(k, &data[k as usize]), "key {k}");
+    }
+    assert!(rebuilt.holds(2500, &queries[0]));
+    let exact = {
+        let mut e = AnnIndex::new(32, params(usize::MAX));
+        for k in (2100..4000u64).filter(|k| *k != 2500) {
+            e.insert(k, &data[k as usize]).unwrap();
+        }
+        e.insert(2500, &queries[0]).unwrap();
+        e
+    };
+    assert!(recall(&rebuilt, &exact, &queries, &|_| true) >= 0.95);
+    assert_eq!(rebuilt.search(&queries[0], 1, &|_| true).unwrap()[0].0, 2500);
+}

@@ -110,8 +110,8 @@ pub struct LiveIndex {
     cursor: Mutex<i64>,
     ann: AnnParams,
     snapshots: Option<Arc<Snapshots>>,
-    /// Collections whose vector index is being saved now.
-    saving: Arc<Mutex<HashSet<String>>>,
+    /// Collections whose vector index is being rebuilt or saved now.
+    busy: Arc<Mutex<HashSet<String>>>,
 }
 
 impl LiveIndex {
@@ -177,7 +177,7 @@ impl LiveIndex {
             cursor: Mutex::new(cursor),
             ann: options.ann,
             snapshots,
-            saving: Arc::default(),
+            busy: Arc::default(),
         })
     }
 
@@ -221,36 +221,45 @@ impl LiveIndex {
                 applied += 1;
             }
             *self.cursor.lock() = last;
-            self.save_changed();
+            self.maintain();
         }
     }
 
-    /// Saves, in the background, the vector index of each collection that changed by a tenth
-    /// of its size (and at least 1,000 vectors) since it was last saved. Searches go on while
-    /// a file is written; applying further changes waits for it.
-    fn save_changed(&self) {
-        let Some(snapshots) = &self.snapshots else { return };
-        let due: Vec<String> = self
+    /// Background upkeep of the vector indexes after changes: a collection whose graph is
+    /// mostly removed nodes is rebuilt away from the lock (searches and changes go on; the new
+    /// graph catches up with changes made meanwhile before it is swapped in), and one that
+    /// changed by a tenth of its size (at least 1,000 vectors) since it was saved is saved
+    /// (searches go on while the file is written; applying changes waits for it).
+    fn maintain(&self) {
+        let saves = self.snapshots.is_some();
+        let due: Vec<(String, bool)> = self
             .collections
             .read()
             .iter()
-            .filter(|(_, ix)| ix.unsaved >= 1000 && ix.unsaved >= ix.vector.as_ref().map_or(0, AnnIndex::len) / 10)
-            .map(|(id, _)| id.clone())
+            .filter_map(|(id, ix)| {
+                let v = ix.vector.as_ref()?;
+                let rebuild = v.needs_rebuild();
+                let save = saves && ix.unsaved >= 1000 && ix.unsaved >= v.len() / 10;
+                (rebuild || save).then(|| (id.clone(), rebuild))
+            })
             .collect();
-        for id in due {
-            if !self.saving.lock().insert(id.clone()) {
+        for (id, rebuild) in due {
+            if !self.busy.lock().insert(id.clone()) {
                 continue;
             }
-            let (collections, saving, snapshots) = (self.collections.clone(), self.saving.clone(), snapshots.clone());
+            let (collections, busy, snapshots) = (self.collections.clone(), self.busy.clone(), self.snapshots.clone());
             tokio::task::spawn_blocking(move || {
-                let mut all = collections.upgradable_read();
-                if let Some(ix) = all.get(&id) {
-                    if let Some(v) = &ix.vector {
-                        snapshots.save(&id, v);
-                    }
-                    all.with_upgraded(|all| all.get_mut(&id).map(|ix| ix.unsaved = 0));
+                if rebuild {
+                    rebuild_vectors(&collections, &id);
                 }
-                saving.lock().remove(&id);
+                if let Some(snapshots) = snapshots {
+                    let mut all = collections.upgradable_read();
+                    if let Some(v) = all.get(&id).and_then(|ix| ix.vector.as_ref()) {
+                        snapshots.save(&id, v);
+                        all.with_upgraded(|all| all.get_mut(&id).map(|ix| ix.unsaved = 0));
+                    }
+                }
+                busy.lock().remove(&id);
             });
         }
     }
@@ -272,6 +281,21 @@ impl LiveIndex {
         filter: Option<&Filter>,
     ) -> Result<Vec<Hit>, VectorError> {
         search_in(&self.collections.read(), collection_id, text, vector, mode, k, filter, &mut Phases::default())
+    }
+}
+
+/// Rebuilds the vector index of collection `id` from a copy of its live vectors, without
+/// holding the lock meanwhile, then swaps it in once it has caught up with the current one.
+fn rebuild_vectors(collections: &RwLock<HashMap<String, CollectionIndex>>, id: &str) {
+    let plan = collections.read().get(id).and_then(|ix| ix.vector.as_ref()).map(AnnIndex::rebuild_plan);
+    let Some(plan) = plan else { return };
+    let mut fresh = plan.build();
+    let mut all = collections.write();
+    if let Some(ix) = all.get_mut(id) {
+        if let Some(current) = &ix.vector {
+            fresh.catch_up_with(current);
+            ix.vector = Some(fresh);
+        }
     }
 }
 

@@ -151,3 +151,34 @@ async fn an_unusable_index_folder_only_costs_the_saving() {
     let live = LiveIndex::open_with(store.clone(), options(&blocked, 8)).await.unwrap();
     assert_eq!(nearest(&live, "col_a", &vector(2, 2), None).await[0].chunk.document_id, "d2");
 }
+
+#[tokio::test]
+async fn a_graph_mostly_of_deleted_chunks_is_rebuilt_in_the_background_and_saved() {
+    let (store, dir) = sqlite().await;
+    let saved = dir.path().join("indexes");
+    store.create_collection(&collection("col_a", DIM as u32)).await.unwrap();
+    for d in 0..30 {
+        document(&*store, "col_a", d).await;
+    }
+    let live = LiveIndex::open_with(store.clone(), options(&saved, 8)).await.unwrap();
+    for d in 0..20 {
+        store.delete_document("col_a", &format!("d{d}"), 2).await.unwrap();
+    }
+    live.catch_up().await.unwrap();
+    // Searches meanwhile never see a deleted chunk.
+    let hits = nearest(&live, "col_a", &vector(3, 3), None).await;
+    assert!(hits.iter().all(|h| h.chunk.document_id.trim_start_matches('d').parse::<usize>().unwrap() >= 20));
+    // The rebuild runs on a blocking thread, then saves: poll the file until it shows it.
+    let file = saved.join("col_a.ann");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    loop {
+        let ix = cairn_knowledge::AnnIndex::load(&file).unwrap();
+        if ix.len() == 100 && !ix.needs_rebuild() {
+            assert!(ix.has_graph());
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "the graph was not rebuilt");
+        tokio::task::yield_now().await;
+    }
+    assert_eq!(nearest(&live, "col_a", &vector(25, 4), None).await[0].chunk.document_id, "d25");
+}
