@@ -20,7 +20,7 @@ M="${M:-16}"
 EFC="${EF_CONSTRUCTION:-100}"
 EFS="${EF_SEARCH:-16,32,64,128}"
 OUT="${CARGO_TARGET_DIR:-target}/ann-bench"
-cargo build --release -p cairn-bench
+cargo build --release -p cairn -p cairn-bench
 "${CARGO_TARGET_DIR:-target}/release/cairn-bench" ann --out "$OUT" --vectors "${VECTORS:-1000000}" \
   --m "$M" --ef-construction "$EFC" --ef-search "$EFS"
 "$VENV/bin/python" scripts/bench_ann_peers.py "$OUT" "$M" "$EFC" "$EFS"

@@ -6,7 +6,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 BIN="${CARGO_TARGET_DIR:-target}/release"
 scripts/system-deps.sh
-cargo build --release -p cairn-bench
+cargo build --release -p cairn -p cairn-bench
 PG="$(scripts/postgres.sh start)"
 DB="cairn_bench_jobs_$$"
 scripts/postgres.sh psql -c "CREATE DATABASE $DB" >/dev/null

@@ -73,6 +73,9 @@ pub(crate) struct Graph {
     pub top: u8,
 }
 
+/// The most neighbours per node and upper layer (`m`); layer 0 holds twice as many.
+pub(crate) const MAX_M: usize = 64;
+
 /// The highest layer a node may reach: bounds the per-node storage whatever the coin flips.
 pub(crate) const MAX_LEVEL: u8 = 16;
 
@@ -223,13 +226,18 @@ impl Graph {
             }
             let links = self.links(c.slot, level);
             *budget = budget.checked_sub(links.len() as u64)?;
-            for (i, &n) in links.iter().enumerate() {
-                if let Some(&next) = links.get(i + 1) {
-                    prefetch(space.row(next));
+            // The unvisited neighbours first, their vectors requested all at once, then scored:
+            // the memory loads overlap instead of waiting one after another.
+            let mut fresh = [0u32; 2 * MAX_M];
+            let mut count = 0;
+            for &n in links {
+                if visited.insert(n) {
+                    prefetch(space.row(n));
+                    fresh[count] = n;
+                    count += 1;
                 }
-                if !visited.insert(n) {
-                    continue;
-                }
+            }
+            for &n in &fresh[..count] {
                 let sim = space.sim(q, n);
                 let worst = results.peek().map_or(f32::NEG_INFINITY, |r| r.0.sim);
                 if results.len() < ef || sim > worst {

@@ -16,7 +16,7 @@ use std::cell::RefCell;
 use std::collections::{BinaryHeap, HashMap};
 
 use crate::distance::{dot, normalized};
-use crate::graph::{Graph, Near, Space, MAX_LEVEL};
+use crate::graph::{Graph, Near, Space, MAX_LEVEL, MAX_M};
 use crate::visited::Visited;
 
 /// How the index is built and searched.
@@ -77,7 +77,7 @@ thread_local! {
 impl AnnIndex {
     /// An empty index of `dim`-dimensional vectors.
     pub fn new(dim: usize, params: Params) -> Self {
-        let params = Params { m: params.m.clamp(2, 64), ef_construction: params.ef_construction.max(1), ..params };
+        let params = Params { m: params.m.clamp(2, MAX_M), ef_construction: params.ef_construction.max(1), ..params };
         Self {
             dim,
             params,

@@ -13,7 +13,7 @@ use std::fs::{File, OpenOptions};
 use std::io::{BufReader, BufWriter, Read, Write};
 use std::path::Path;
 
-use crate::graph::{Graph, MAX_LEVEL};
+use crate::graph::{Graph, MAX_LEVEL, MAX_M};
 use crate::index::{AnnIndex, Params};
 
 const MAGIC: &[u8; 8] = b"CAIRNANN";
@@ -168,7 +168,7 @@ fn read_body(r: &mut impl Read, size: u64) -> Result<AnnIndex, PersistError> {
     let mut flags = [0u8; 2];
     r.read_exact(&mut flags)?;
     let entry = read_u32(r)?;
-    if !(2..=64).contains(&m) || n > u32::MAX as u64 {
+    if !(2..=MAX_M).contains(&m) || n > u32::MAX as u64 {
         return Err(PersistError::Invalid("header out of range"));
     }
     let keys: Vec<u64> = read_le(r, n, size)?;
