@@ -25,6 +25,8 @@ struct Posting {
 struct Doc {
     id: u64,
     len: u32,
+    /// The caller's group of this entry (the live index: its source document).
+    owner: u32,
 }
 
 /// An inverted index over documents identified by `u64` ids (see the module docs).
@@ -122,6 +124,12 @@ impl Bm25Index {
 
     /// Indexes `text` as document `id`, replacing any earlier version of it.
     pub fn insert(&mut self, id: u64, text: &str) {
+        self.insert_owned(id, 0, text);
+    }
+
+    /// Indexes `text` as document `id` of group `owner` (for `search_owned`), replacing any
+    /// earlier version of it.
+    pub fn insert_owned(&mut self, id: u64, owner: u32, text: &str) {
         self.remove(id);
         let mut tf: HashMap<u32, u32> = HashMap::new();
         let mut len = 0u32;
@@ -142,7 +150,7 @@ impl Bm25Index {
             self.df[t as usize] += 1;
             terms.push(t);
         }
-        self.docs.push(Some(Doc { id, len }));
+        self.docs.push(Some(Doc { id, len, owner }));
         self.doc_terms.push(terms);
         self.slot_of.insert(id, slot);
         self.live += 1;
@@ -195,6 +203,16 @@ impl Bm25Index {
     /// The best `k` live documents for `query` among those `allow` accepts, best first, with
     /// their BM25 scores. Documents matching no query term are not returned.
     pub fn search(&self, query: &str, k: usize, allow: &dyn Fn(u64) -> bool) -> Vec<(u64, f32)> {
+        self.scored(query, k, &|d: Doc| allow(d.id))
+    }
+
+    /// Like `search`, with the filter asked by group (`insert_owned`'s `owner`): a caller whose
+    /// filter depends on the group answers from a table instead of looking each id up.
+    pub fn search_owned(&self, query: &str, k: usize, allow: &dyn Fn(u32) -> bool) -> Vec<(u64, f32)> {
+        self.scored(query, k, &|d: Doc| allow(d.owner))
+    }
+
+    fn scored(&self, query: &str, k: usize, allow: &dyn Fn(Doc) -> bool) -> Vec<(u64, f32)> {
         if k == 0 || self.live == 0 {
             return Vec::new();
         }
@@ -223,7 +241,7 @@ impl Bm25Index {
                         Verdict::Allowed => {}
                         Verdict::Unasked => {
                             s.touched.push(p.slot);
-                            if !allow(doc.id) {
+                            if !allow(doc) {
                                 s.verdict[slot] = Verdict::Refused;
                                 continue;
                             }

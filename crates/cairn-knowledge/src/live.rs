@@ -58,6 +58,11 @@ struct CollectionIndex {
     by_document: HashMap<String, Vec<u64>>,
     /// Title and metadata of each document, for results and filters.
     documents: HashMap<String, DocInfo>,
+    /// A number per document id ever indexed (the keyword index's owner of its chunks), so a
+    /// filter's verdicts are kept in a table by number during a search.
+    ordinals: HashMap<String, u32>,
+    /// The document id of each number.
+    owners: Vec<String>,
 }
 
 impl CollectionIndex {
@@ -70,7 +75,20 @@ impl CollectionIndex {
             chunks: HashMap::new(),
             by_document: HashMap::new(),
             documents: HashMap::new(),
+            ordinals: HashMap::new(),
+            owners: Vec::new(),
         }
+    }
+
+    /// The number of `document_id` (see `ordinals`).
+    fn ordinal(&mut self, document_id: &str) -> u32 {
+        if let Some(&n) = self.ordinals.get(document_id) {
+            return n;
+        }
+        let n = self.owners.len() as u32;
+        self.owners.push(document_id.to_owned());
+        self.ordinals.insert(document_id.to_owned(), n);
+        n
     }
 
     fn remove_document(&mut self, document_id: &str) {
@@ -86,7 +104,8 @@ impl CollectionIndex {
 
     fn add(&mut self, c: ChunkRecord) {
         let id = c.id as u64;
-        self.keyword.insert(id, &index_text(&c.headings, &c.text));
+        let owner = self.ordinal(&c.document_id);
+        self.keyword.insert_owned(id, owner, &index_text(&c.headings, &c.text));
         let (dim, ann) = (c.embedding.len(), self.ann);
         let vector = self.vector.get_or_insert_with(|| AnnIndex::new(dim, ann));
         // A loaded index may hold this very vector already: nothing to do.
@@ -314,23 +333,32 @@ fn search_in(
 ) -> Result<Vec<Hit>, VectorError> {
     let Some(ix) = all.get(collection_id) else { return Ok(Vec::new()) };
     let null = serde_json::Value::Null;
-    // Each document's verdict, worked out once per query: retrievers ask chunk by chunk, and a
-    // document's chunks share its metadata.
-    let verdicts: RefCell<HashMap<&str, bool>> = RefCell::default();
-    let allowed = |id: u64| {
+    // Each document's verdict, worked out once per query and kept by document number:
+    // retrievers ask chunk by chunk, and a document's chunks share its metadata.
+    let verdicts: RefCell<Vec<u8>> = RefCell::new(if filter.is_some() { vec![0; ix.owners.len()] } else { Vec::new() });
+    let owner_allowed = |owner: u32| {
         let Some(f) = filter else { return true };
-        let Some(c) = ix.chunks.get(&id) else { return false };
-        if let Some(&verdict) = verdicts.borrow().get(c.document_id.as_str()) {
-            return verdict;
+        let known = verdicts.borrow().get(owner as usize).copied().unwrap_or(2);
+        if known != 0 {
+            return known == 1;
         }
-        let verdict = f.matches(ix.documents.get(&c.document_id).map_or(&null, |d| &d.metadata));
-        verdicts.borrow_mut().insert(&c.document_id, verdict);
+        let doc = ix.owners.get(owner as usize).and_then(|id| ix.documents.get(id));
+        let verdict = f.matches(doc.map_or(&null, |d| &d.metadata));
+        verdicts.borrow_mut()[owner as usize] = if verdict { 1 } else { 2 };
         verdict
+    };
+    let allowed = |id: u64| {
+        filter.is_none()
+            || ix
+                .chunks
+                .get(&id)
+                .and_then(|c| ix.ordinals.get(&c.document_id))
+                .is_some_and(|&owner| owner_allowed(owner))
     };
     let depth = mode.depth(k);
     let keyword = |phases: &mut Phases| {
         let start = now_ns();
-        let found = ix.keyword.search(text, depth, &allowed);
+        let found = ix.keyword.search_owned(text, depth, &owner_allowed);
         phases.keyword = Some(Phase::since(start, found.len()));
         found
     };
