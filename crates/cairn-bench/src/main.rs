@@ -336,17 +336,22 @@ async fn start_cairn(
             dir.join("data").display()
         ),
     )?;
+    let server = spawn_serve(cairn, &config)?;
+    wait_ready(&load::client(), &format!("http://127.0.0.1:{port}/readyz")).await?;
+    Ok((server, port, config))
+}
+
+/// Spawns `cairn serve` with `config` and the admin key `BENCH_KEY` (stdout dropped).
+fn spawn_serve(cairn: &std::path::Path, config: &std::path::Path) -> Result<Server> {
     let child = Command::new(cairn)
         .args(["serve", "--config"])
-        .arg(&config)
+        .arg(config)
         .env("CAIRN_ADMIN_KEY", BENCH_KEY)
         .stdout(Stdio::null())
         .stderr(Stdio::inherit())
         .spawn()
         .with_context(|| format!("starting {} (build it with: cargo build --release -p cairn)", cairn.display()))?;
-    let server = Server(child);
-    wait_ready(&load::client(), &format!("http://127.0.0.1:{port}/readyz")).await?;
-    Ok((server, port, config))
+    Ok(Server(child))
 }
 
 /// The gateway benchmark (see the module docs).

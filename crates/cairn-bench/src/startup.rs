@@ -2,12 +2,11 @@
 //! to `/readyz` answering 200, and its resident memory then.
 
 use std::path::Path;
-use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use anyhow::{Context, Result};
+use anyhow::Result;
 
-use crate::{free_port, load, rss_mb, wait_ready_within, Server, BENCH_KEY};
+use crate::{free_port, load, rss_mb, spawn_serve, wait_ready_within};
 
 /// The longest a node may take to become ready (building a million-chunk index from scratch).
 const READY_WITHIN: Duration = Duration::from_secs(3600);
@@ -26,15 +25,7 @@ pub async fn node(cairn: &Path, dir: &Path, data_dir: &Path, storage_url: &str, 
         ),
     )?;
     let start = Instant::now();
-    let child = Command::new(cairn)
-        .args(["serve", "--config"])
-        .arg(&config)
-        .env("CAIRN_ADMIN_KEY", BENCH_KEY)
-        .stdout(Stdio::null())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .with_context(|| format!("starting {} (build it with: cargo build --release -p cairn)", cairn.display()))?;
-    let server = Server(child);
+    let server = spawn_serve(cairn, &config)?;
     wait_ready_within(&load::client(), &format!("http://127.0.0.1:{port}/readyz"), READY_WITHIN).await?;
     let secs = start.elapsed().as_secs_f64();
     Ok((secs, rss_mb(server.0.id())))
