@@ -136,7 +136,6 @@ async fn two_servers_and_two_workers_on_postgres_survive_sigkill() {
     let (mut b, b_port) = start(dir.path(), "serve-b", &config, false);
     let b_base = ready(&client, b_port).await;
     let (mut w1, _) = start(dir.path(), "worker-1", &config, true);
-    let (mut w2, _) = start(dir.path(), "worker-2", &config, true);
     let (_, node) = call(&client, reqwest::Method::GET, format!("{b_base}/readyz"), "", &Value::Null).await;
     assert_eq!(
         (node["node"]["retrieval"].as_str(), node["node"]["rate_limits"].as_str()),
@@ -175,6 +174,9 @@ async fn two_servers_and_two_workers_on_postgres_survive_sigkill() {
         assert!(tokio::time::Instant::now() < deadline, "ingestion did not start");
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
+    // The second worker joins once the first holds jobs (a worker starting late under load
+    // could otherwise find none left to hold when it is killed).
+    let (mut w2, _) = start(dir.path(), "worker-2", &config, true);
     // Searches meanwhile, through both servers: answered, whatever is indexed yet.
     for base in [&a_base, &b_base] {
         let (status, hits) = call(
