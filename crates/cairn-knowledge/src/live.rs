@@ -91,11 +91,14 @@ impl CollectionIndex {
         n
     }
 
-    fn remove_document(&mut self, document_id: &str) {
+    /// Drops `document_id`'s chunks, but the vectors of `readded` (chunks about to be added
+    /// again: `add` keeps a vector it already holds, so applying a change twice does not churn
+    /// the graph).
+    fn remove_document(&mut self, document_id: &str, readded: &HashSet<u64>) {
         self.documents.remove(document_id);
         for id in self.by_document.remove(document_id).unwrap_or_default() {
             self.keyword.remove(id);
-            if let Some(v) = &mut self.vector {
+            if let Some(v) = self.vector.as_mut().filter(|_| !readded.contains(&id)) {
                 self.unsaved += usize::from(v.remove(id));
             }
             self.chunks.remove(&id);
@@ -219,7 +222,7 @@ impl LiveIndex {
                     }
                     ChangeKind::DocumentDeleted => {
                         if let Some(ix) = self.collections.write().get_mut(&change.collection_id) {
-                            ix.remove_document(doc);
+                            ix.remove_document(doc, &HashSet::new());
                         }
                     }
                     ChangeKind::Document => {
@@ -229,7 +232,11 @@ impl LiveIndex {
                         let mut all = self.collections.write();
                         let ix =
                             all.entry(change.collection_id.clone()).or_insert_with(|| CollectionIndex::new(self.ann));
-                        ix.remove_document(doc);
+                        let readded: HashSet<u64> = match document {
+                            Some(_) => chunks.iter().map(|c| c.id as u64).collect(),
+                            None => HashSet::new(),
+                        };
+                        ix.remove_document(doc, &readded);
                         // Gone since (a later change deletes it): leave it out.
                         if let Some(d) = document {
                             ix.documents.insert(d.id, DocInfo { title: d.title, metadata: d.metadata });
