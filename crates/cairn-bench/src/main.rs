@@ -10,6 +10,7 @@ mod embed;
 mod generate;
 mod guards;
 mod jobs;
+mod keyword;
 mod load;
 mod pgsearch;
 mod retrieval;
@@ -207,6 +208,16 @@ enum Cmd {
         #[arg(long)]
         cairn: Option<PathBuf>,
     },
+    /// The embedded keyword index alone: pruned top-k search beside exhaustive scoring.
+    #[command(after_help = "Example:\n  cairn-bench keyword --chunks 1000000")]
+    Keyword {
+        /// A BEIR-format dataset folder (texts and queries).
+        #[arg(long, default_value = "../shared/data/scifact")]
+        dataset: PathBuf,
+        /// Chunks to index.
+        #[arg(long, default_value_t = 1_000_000)]
+        chunks: usize,
+    },
     /// Runtime overhead per agent step (model and tool time excluded) over many concurrent
     /// runs, and journal bytes per step at 10 and 100 steps.
     #[command(after_help = "Example:\n  cairn-bench agents --cairn target/release/cairn --runs 200 --steps 10")]
@@ -308,6 +319,7 @@ async fn main() -> Result<()> {
         Cmd::Search { dataset, chunks, dim, postgres, cairn } => {
             search::run(&dataset, chunks, dim, postgres, cairn.as_deref()).await
         }
+        Cmd::Keyword { dataset, chunks } => keyword::run(&dataset, chunks),
         Cmd::Cache { run } => cache::run(run.cairn, run.seconds, run.rate).await,
         Cmd::Guards { run, model } => guards::run(run.cairn, run.seconds, run.rate, model).await,
         Cmd::Traces { run, spans, batch, storage_only } => {

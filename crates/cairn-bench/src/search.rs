@@ -25,7 +25,17 @@ use crate::pgsearch::{self, Doc};
 use crate::startup;
 
 /// Chunks per document.
-const PER_DOC: usize = 100;
+pub(crate) const PER_DOC: usize = 100;
+
+/// The dataset's sentences of five words or more, the texts chunks are made of.
+pub(crate) fn sentences(data: &BeirDataset) -> Vec<&str> {
+    data.corpus.iter().flat_map(|d| d.text.split(". ")).filter(|s| s.split_whitespace().count() >= 5).collect()
+}
+
+/// The text of chunk `i`: a sentence, with a suffix telling its repetitions apart.
+pub(crate) fn chunk_text(sentences: &[&str], i: usize) -> String {
+    format!("{} part {}", sentences[i % sentences.len()], i / sentences.len())
+}
 
 /// Runs the benchmark and prints Markdown tables.
 pub async fn run(
@@ -36,8 +46,7 @@ pub async fn run(
     cairn: Option<&Path>,
 ) -> Result<()> {
     let data = BeirDataset::load(dataset)?;
-    let sentences: Vec<&str> =
-        data.corpus.iter().flat_map(|d| d.text.split(". ")).filter(|s| s.split_whitespace().count() >= 5).collect();
+    let sentences = sentences(&data);
     let (vectors, query_vectors) = crate::ann::generate(chunks, data.queries.len(), dim);
     let corpus = || -> Vec<Doc> {
         (0..chunks.div_ceil(PER_DOC))
@@ -45,10 +54,7 @@ pub async fn run(
                 id: format!("{d:07}"),
                 metadata: serde_json::json!({ "group": d % 10 }),
                 chunks: (d * PER_DOC..((d + 1) * PER_DOC).min(chunks))
-                    .map(|i| {
-                        let text = format!("{} part {}", sentences[i % sentences.len()], i / sentences.len());
-                        (text, vectors[i * dim..(i + 1) * dim].to_vec())
-                    })
+                    .map(|i| (chunk_text(&sentences, i), vectors[i * dim..(i + 1) * dim].to_vec()))
                     .collect(),
             })
             .collect()

@@ -3,13 +3,15 @@
 //! time; a removed document stops matching at once and its postings are dropped when enough
 //! have piled up. A search takes a filter that is applied inside the scoring loop, so a
 //! selective metadata filter still yields the best `k` matching documents, not the best `k`
-//! overall minus those filtered out.
+//! overall minus those filtered out. Postings are kept in document order with a score bound
+//! per block of them, so that a search skips what cannot reach the top `k` (see `topk`).
 
-use std::cell::RefCell;
-use std::cmp::Ordering;
-use std::collections::{BinaryHeap, HashMap};
+mod topk;
+
+use std::collections::HashMap;
 
 use crate::analyze::Analyzer;
+use topk::{Term, Weigh};
 
 pub use cairn_core::search::Bm25Params;
 
@@ -18,6 +20,25 @@ pub use cairn_core::search::Bm25Params;
 struct Posting {
     slot: u32,
     tf: u32,
+}
+
+/// Postings per score-bound block.
+const BLOCK: usize = 128;
+
+/// The largest term frequency and the shortest document among a block of a term's postings:
+/// with the average length at query time, the most any of them can score.
+#[derive(Clone, Copy, Debug)]
+struct Block {
+    max_tf: u32,
+    min_len: u32,
+}
+
+impl Block {
+    /// Widens the bound to cover `tf` in a document of `len` terms.
+    fn cover(&mut self, tf: u32, len: u32) {
+        self.max_tf = self.max_tf.max(tf);
+        self.min_len = self.min_len.min(len);
+    }
 }
 
 /// A live document.
@@ -34,58 +55,24 @@ pub struct Bm25Index {
     params: Bm25Params,
     analyzer: Analyzer,
     term_ids: HashMap<String, u32>,
+    /// Per term: postings in slot order (slots only grow, and compaction keeps the order).
     postings: Vec<Vec<Posting>>,
+    /// Per term: a score bound per `BLOCK` postings (removed documents' bounds stay until
+    /// compaction: a bound may be loose, never short).
+    blocks: Vec<Vec<Block>>,
     /// Document frequency of each term among live documents.
     df: Vec<u32>,
     /// Per slot: the document, or `None` once removed.
     docs: Vec<Option<Doc>>,
+    /// Per slot: the document's length (kept for removed ones until compaction), dense and
+    /// apart from `docs` so that scoring a posting reads 4 bytes near the last ones it read.
+    lens: Vec<u32>,
     /// Per slot: the term ids of the document, to undo its postings counts on removal.
     doc_terms: Vec<Vec<u32>>,
     slot_of: HashMap<u64, u32>,
     live: u32,
     dead: u32,
     total_len: u64,
-}
-
-/// Whether a document passes the search's filter, asked once per document and search.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum Verdict {
-    Unasked,
-    Allowed,
-    Refused,
-}
-
-/// Per-thread scoring buffers reused across searches: a score and a verdict per slot, and the
-/// slots a search touched, so that clearing costs what the search touched (not a map's
-/// hashing per posting, nor a sweep of every slot).
-#[derive(Default)]
-struct Scratch {
-    scores: Vec<f32>,
-    verdict: Vec<Verdict>,
-    touched: Vec<u32>,
-}
-
-thread_local! {
-    static SCRATCH: RefCell<Scratch> = RefCell::default();
-}
-
-/// A scored document in a result heap (min-heap by score, so the worst is popped first).
-#[derive(PartialEq)]
-pub(crate) struct Scored(pub(crate) f32, pub(crate) u64);
-
-impl Eq for Scored {}
-
-impl PartialOrd for Scored {
-    fn partial_cmp(&self, other: &Self) -> Option<Ordering> {
-        Some(self.cmp(other))
-    }
-}
-
-impl Ord for Scored {
-    fn cmp(&self, other: &Self) -> Ordering {
-        // Reversed: BinaryHeap is a max-heap and we keep the best k by popping the worst.
-        other.0.total_cmp(&self.0).then(self.1.cmp(&other.1))
-    }
 }
 
 impl Default for Bm25Index {
@@ -102,8 +89,10 @@ impl Bm25Index {
             analyzer: Analyzer::english(),
             term_ids: HashMap::new(),
             postings: Vec::new(),
+            blocks: Vec::new(),
             df: Vec::new(),
             docs: Vec::new(),
+            lens: Vec::new(),
             doc_terms: Vec::new(),
             slot_of: HashMap::new(),
             live: 0,
@@ -138,6 +127,7 @@ impl Bm25Index {
             let t = *self.term_ids.entry(term).or_insert(next);
             if t as usize == self.postings.len() {
                 self.postings.push(Vec::new());
+                self.blocks.push(Vec::new());
                 self.df.push(0);
             }
             *tf.entry(t).or_default() += 1;
@@ -146,15 +136,28 @@ impl Bm25Index {
         let slot = self.docs.len() as u32;
         let mut terms = Vec::with_capacity(tf.len());
         for (t, n) in tf {
-            self.postings[t as usize].push(Posting { slot, tf: n });
+            self.add_posting(t as usize, Posting { slot, tf: n }, len);
             self.df[t as usize] += 1;
             terms.push(t);
         }
         self.docs.push(Some(Doc { id, len, owner }));
+        self.lens.push(len);
         self.doc_terms.push(terms);
         self.slot_of.insert(id, slot);
         self.live += 1;
         self.total_len += u64::from(len);
+    }
+
+    /// Appends a posting to term `t`'s list and widens its last block's bound.
+    fn add_posting(&mut self, t: usize, posting: Posting, len: u32) {
+        let list = &mut self.postings[t];
+        let blocks = &mut self.blocks[t];
+        if list.len().is_multiple_of(BLOCK) {
+            blocks.push(Block { max_tf: posting.tf, min_len: len });
+        } else if let Some(last) = blocks.last_mut() {
+            last.cover(posting.tf, len);
+        }
+        list.push(posting);
     }
 
     /// Removes document `id`; false if it was not indexed.
@@ -195,6 +198,19 @@ impl Bm25Index {
                 p.slot != u32::MAX
             });
         }
+        for (list, blocks) in self.postings.iter().zip(&mut self.blocks) {
+            *blocks = list
+                .chunks(BLOCK)
+                .map(|ps| {
+                    let mut block = Block { max_tf: 0, min_len: u32::MAX };
+                    for p in ps {
+                        block.cover(p.tf, docs[p.slot as usize].map_or(0, |d: Doc| d.len));
+                    }
+                    block
+                })
+                .collect();
+        }
+        self.lens = docs.iter().map(|d| d.map_or(0, |d| d.len)).collect();
         self.docs = docs;
         self.doc_terms = doc_terms;
         self.dead = 0;
@@ -203,75 +219,52 @@ impl Bm25Index {
     /// The best `k` live documents for `query` among those `allow` accepts, best first, with
     /// their BM25 scores. Documents matching no query term are not returned.
     pub fn search(&self, query: &str, k: usize, allow: &dyn Fn(u64) -> bool) -> Vec<(u64, f32)> {
-        self.scored(query, k, &|d: Doc| allow(d.id))
+        self.scored(query, k, &|d: Doc| allow(d.id), topk::max_score)
     }
 
     /// Like `search`, with the filter asked by group (`insert_owned`'s `owner`): a caller whose
     /// filter depends on the group answers from a table instead of looking each id up.
     pub fn search_owned(&self, query: &str, k: usize, allow: &dyn Fn(u32) -> bool) -> Vec<(u64, f32)> {
-        self.scored(query, k, &|d: Doc| allow(d.owner))
+        self.scored(query, k, &|d: Doc| allow(d.owner), topk::max_score)
     }
 
-    fn scored(&self, query: &str, k: usize, allow: &dyn Fn(Doc) -> bool) -> Vec<(u64, f32)> {
+    /// `search_owned` scoring every posting of every query term: the reference the pruned
+    /// search is checked and benchmarked against.
+    #[doc(hidden)]
+    pub fn search_owned_exhaustive(&self, query: &str, k: usize, allow: &dyn Fn(u32) -> bool) -> Vec<(u64, f32)> {
+        self.scored(query, k, &|d: Doc| allow(d.owner), topk::exhaustive)
+    }
+
+    /// Resolves the query's terms (once per occurrence, as BM25 sums them) and ranks with `rank`.
+    fn scored(&self, query: &str, k: usize, allow: &dyn Fn(Doc) -> bool, rank: Ranker) -> Vec<(u64, f32)> {
         if k == 0 || self.live == 0 {
             return Vec::new();
         }
         let n = self.live as f32;
-        let avg_len = self.total_len as f32 / n;
-        let Bm25Params { k1, b } = self.params;
-        let mut heap = BinaryHeap::with_capacity(k + 1);
-        SCRATCH.with(|scratch| {
-            let s = &mut *scratch.borrow_mut();
-            if s.scores.len() < self.docs.len() {
-                s.scores.resize(self.docs.len(), 0.0);
-                s.verdict.resize(self.docs.len(), Verdict::Unasked);
-            }
-            for term in self.analyzer.terms(query) {
-                let Some(&t) = self.term_ids.get(&term) else { continue };
-                let df = self.df[t as usize] as f32;
-                if df == 0.0 {
-                    continue;
-                }
-                let idf = (1.0 + (n - df + 0.5) / (df + 0.5)).ln();
-                for p in &self.postings[t as usize] {
-                    let slot = p.slot as usize;
-                    let Some(doc) = self.docs[slot] else { continue };
-                    match s.verdict[slot] {
-                        Verdict::Refused => continue,
-                        Verdict::Allowed => {}
-                        Verdict::Unasked => {
-                            s.touched.push(p.slot);
-                            if !allow(doc) {
-                                s.verdict[slot] = Verdict::Refused;
-                                continue;
-                            }
-                            s.verdict[slot] = Verdict::Allowed;
-                        }
-                    }
-                    let tf = p.tf as f32;
-                    let norm = k1 * (1.0 - b + b * doc.len as f32 / avg_len);
-                    s.scores[slot] += idf * tf * (k1 + 1.0) / (tf + norm);
-                }
-            }
-            for &slot in &s.touched {
-                let slot = slot as usize;
-                if s.verdict[slot] == Verdict::Allowed {
-                    let id = self.docs[slot].map_or(0, |d| d.id);
-                    heap.push(Scored(s.scores[slot], id));
-                    if heap.len() > k {
-                        heap.pop();
-                    }
-                }
-                s.scores[slot] = 0.0;
-                s.verdict[slot] = Verdict::Unasked;
-            }
-            s.touched.clear();
-        });
-        let mut out: Vec<(u64, f32)> = heap.into_iter().map(|Scored(s, id)| (id, s)).collect();
-        out.sort_by(|a, b| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0)));
-        out
+        let weigh = Weigh { k1: self.params.k1, b: self.params.b, avg_len: self.total_len as f32 / n };
+        let terms: Vec<Term<'_>> = self
+            .analyzer
+            .terms(query)
+            .into_iter()
+            .filter_map(|term| {
+                let t = *self.term_ids.get(&term)? as usize;
+                let df = self.df[t] as f32;
+                (df > 0.0).then(|| Term {
+                    postings: &self.postings[t],
+                    blocks: &self.blocks[t],
+                    idf: (1.0 + (n - df + 0.5) / (df + 0.5)).ln(),
+                })
+            })
+            .collect();
+        if terms.is_empty() {
+            return Vec::new();
+        }
+        rank(self, &terms, weigh, k, allow)
     }
 }
+
+/// A top-k evaluation strategy (`topk`).
+type Ranker = fn(&Bm25Index, &[Term<'_>], Weigh, usize, &dyn Fn(Doc) -> bool) -> Vec<(u64, f32)>;
 
 #[cfg(test)]
 mod tests {
@@ -329,5 +322,49 @@ mod tests {
         let hits = ix.search("topic3", 1000, &|_| true);
         assert!(!hits.is_empty() && hits.iter().all(|h| h.0 >= 4000 && h.0 % 7 == 3));
         assert_eq!(ix.search("number 4321", 1, &|_| true)[0].0, 4321);
+    }
+
+    /// A small vocabulary with a skewed distribution, so that lists run from a handful of
+    /// postings to most documents, and many documents tie.
+    const WORDS: [&str; 12] =
+        ["cell", "cells", "protein", "tumor", "gene", "blood", "mouse", "insulin", "brain", "virus", "dose", "rare"];
+
+    fn text(picks: &[usize]) -> String {
+        picks.iter().map(|&i| WORDS[i % WORDS.len()]).collect::<Vec<_>>().join(" ")
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(200))]
+
+        /// The pruned search returns what scoring every posting returns, ids and scores alike,
+        /// with any filter, depth and history of removals (dead postings, compaction).
+        #[test]
+        fn pruned_search_equals_exhaustive(
+            docs in proptest::collection::vec(proptest::collection::vec(0usize..40, 1..12), 1..700),
+            removed in proptest::collection::vec(0usize..700, 0..400),
+            queries in proptest::collection::vec(proptest::collection::vec(0usize..12, 1..6), 1..8),
+            k in 1usize..60,
+            keep in 0u32..10,
+        ) {
+            let id = |i: usize| (i * 389 % 701) as u64;
+            let mut ix = Bm25Index::default();
+            for (i, words) in docs.iter().enumerate() {
+                // Skewed: low word numbers are common, so some lists hold most documents.
+                let picks: Vec<usize> = words.iter().map(|w| w * w / 130).collect();
+                // Ids out of slot order, so that ties at the k-th score are decided by id.
+                ix.insert_owned(id(i), (i % 10) as u32, &text(&picks));
+            }
+            for r in removed {
+                ix.remove(id(r));
+            }
+            for q in queries {
+                let query = text(&q);
+                for allow in [&(|_: u32| true) as &dyn Fn(u32) -> bool, &|owner: u32| owner < keep] {
+                    let fast = ix.search_owned(&query, k, allow);
+                    let slow = ix.search_owned_exhaustive(&query, k, allow);
+                    proptest::prop_assert_eq!(fast, slow, "query {:?} k {}", query, k);
+                }
+            }
+        }
     }
 }

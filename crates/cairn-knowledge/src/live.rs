@@ -38,13 +38,22 @@ use cairn_ann::{AnnIndex, Params as AnnParams, VectorError};
 /// Chunks loaded per storage round trip.
 const PAGE: u32 = 2000;
 
-/// How the live index keeps its vector indexes.
-#[derive(Clone, Debug, Default)]
+/// How the live index keeps its vector indexes and runs searches.
+#[derive(Clone, Debug)]
 pub struct LiveOptions {
     /// The vector indexes' parameters.
     pub ann: AnnParams,
     /// Where vector indexes are saved and loaded from; `None` rebuilds them at every start.
     pub dir: Option<PathBuf>,
+    /// Chunks in a collection from which a hybrid search runs its keyword and vector legs on
+    /// two threads (below it, a second thread costs more than it saves).
+    pub parallel_from: usize,
+}
+
+impl Default for LiveOptions {
+    fn default() -> Self {
+        Self { ann: AnnParams::default(), dir: None, parallel_from: 50_000 }
+    }
 }
 
 /// One collection's indexes.
@@ -131,6 +140,7 @@ pub struct LiveIndex {
     collections: Arc<RwLock<HashMap<String, CollectionIndex>>>,
     cursor: Mutex<i64>,
     ann: AnnParams,
+    parallel_from: usize,
     snapshots: Option<Arc<Snapshots>>,
     /// Collections whose vector index is being rebuilt or saved now.
     busy: Arc<Mutex<HashSet<String>>>,
@@ -198,6 +208,7 @@ impl LiveIndex {
             collections: Arc::new(RwLock::new(collections)),
             cursor: Mutex::new(cursor),
             ann: options.ann,
+            parallel_from: options.parallel_from,
             snapshots,
             busy: Arc::default(),
         })
@@ -306,7 +317,8 @@ impl LiveIndex {
         k: usize,
         filter: Option<&Filter>,
     ) -> Result<Vec<Hit>, VectorError> {
-        search_in(&self.collections.read(), collection_id, text, vector, mode, k, filter, &mut Phases::default())
+        let q = LiveQuery { collection_id, text, vector, mode, k, filter, parallel_from: self.parallel_from };
+        search_in(&self.collections.read(), &q, &mut Phases::default())
     }
 }
 
@@ -325,64 +337,106 @@ fn rebuild_vectors(collections: &RwLock<HashMap<String, CollectionIndex>>, id: &
     }
 }
 
-/// `LiveIndex::search` on the locked map, noting when each phase (keyword, vector, fusion) ran
-/// and what it found.
-#[allow(clippy::too_many_arguments)]
-fn search_in(
-    all: &HashMap<String, CollectionIndex>,
-    collection_id: &str,
-    text: &str,
-    vector: Option<&[f32]>,
-    mode: SearchMode,
-    k: usize,
-    filter: Option<&Filter>,
-    phases: &mut Phases,
-) -> Result<Vec<Hit>, VectorError> {
-    let Some(ix) = all.get(collection_id) else { return Ok(Vec::new()) };
-    let null = serde_json::Value::Null;
-    // Each document's verdict, worked out once per query and kept by document number:
-    // retrievers ask chunk by chunk, and a document's chunks share its metadata.
-    let verdicts: RefCell<Vec<u8>> = RefCell::new(if filter.is_some() { vec![0; ix.owners.len()] } else { Vec::new() });
-    let owner_allowed = |owner: u32| {
-        let Some(f) = filter else { return true };
-        let known = verdicts.borrow().get(owner as usize).copied().unwrap_or(2);
+/// One search leg's filter verdicts, worked out once per document and kept by document
+/// number: retrievers ask chunk by chunk, and a document's chunks share its metadata.
+struct Verdicts<'a> {
+    ix: &'a CollectionIndex,
+    filter: Option<&'a Filter>,
+    /// Per document number: 0 unasked, 1 allowed, 2 refused.
+    known: RefCell<Vec<u8>>,
+}
+
+impl<'a> Verdicts<'a> {
+    fn new(ix: &'a CollectionIndex, filter: Option<&'a Filter>) -> Self {
+        let known = RefCell::new(if filter.is_some() { vec![0; ix.owners.len()] } else { Vec::new() });
+        Self { ix, filter, known }
+    }
+
+    /// Whether the filter passes document number `owner` (unknown numbers do not pass).
+    fn allows(&self, owner: u32) -> bool {
+        let Some(f) = self.filter else { return true };
+        let known = self.known.borrow().get(owner as usize).copied().unwrap_or(2);
         if known != 0 {
             return known == 1;
         }
-        let doc = ix.owners.get(owner as usize).and_then(|id| ix.documents.get(id));
+        let null = serde_json::Value::Null;
+        let doc = self.ix.owners.get(owner as usize).and_then(|id| self.ix.documents.get(id));
         let verdict = f.matches(doc.map_or(&null, |d| &d.metadata));
-        verdicts.borrow_mut()[owner as usize] = if verdict { 1 } else { 2 };
+        self.known.borrow_mut()[owner as usize] = if verdict { 1 } else { 2 };
         verdict
-    };
-    let allowed = |id: u64| {
-        filter.is_none()
-            || ix
-                .chunks
-                .get(&id)
-                .and_then(|c| ix.ordinals.get(&c.document_id))
-                .is_some_and(|&owner| owner_allowed(owner))
-    };
+    }
+}
+
+/// One search's inputs, borrowed.
+struct LiveQuery<'a> {
+    collection_id: &'a str,
+    text: &'a str,
+    vector: Option<&'a [f32]>,
+    mode: SearchMode,
+    k: usize,
+    filter: Option<&'a Filter>,
+    /// `LiveOptions::parallel_from`.
+    parallel_from: usize,
+}
+
+/// `LiveIndex::search` on the locked map, noting when each phase (keyword, vector, fusion) ran
+/// and what it found.
+fn search_in(
+    all: &HashMap<String, CollectionIndex>,
+    q: &LiveQuery<'_>,
+    phases: &mut Phases,
+) -> Result<Vec<Hit>, VectorError> {
+    let LiveQuery { collection_id, text, vector, mode, k, filter, parallel_from } = *q;
+    let Some(ix) = all.get(collection_id) else { return Ok(Vec::new()) };
     let depth = mode.depth(k);
-    let keyword = |phases: &mut Phases| {
+    let keyword = || {
         let start = now_ns();
-        let found = ix.keyword.search_owned(text, depth, &owner_allowed);
-        phases.keyword = Some(Phase::since(start, found.len()));
-        found
+        let verdicts = Verdicts::new(ix, filter);
+        let found = ix.keyword.search_owned(text, depth, &|owner| verdicts.allows(owner));
+        (Phase::since(start, found.len()), found)
     };
-    let vectors = |phases: &mut Phases| -> Result<Vec<(u64, f32)>, VectorError> {
+    let vectors = || -> Result<_, VectorError> {
         let start = now_ns();
+        let verdicts = Verdicts::new(ix, filter);
+        let allowed = |id: u64| {
+            filter.is_none()
+                || ix
+                    .chunks
+                    .get(&id)
+                    .and_then(|c| ix.ordinals.get(&c.document_id))
+                    .is_some_and(|&owner| verdicts.allows(owner))
+        };
         let found = match (&ix.vector, vector) {
             (Some(v), Some(q)) => v.search(q, depth, &allowed)?,
             _ => Vec::new(),
         };
-        phases.vector = Some(Phase::since(start, found.len()));
-        Ok(found)
+        Ok((Phase::since(start, found.len()), found))
     };
     let ranked = match mode {
-        SearchMode::Keyword => keyword(phases),
-        SearchMode::Vector => vectors(phases)?,
+        SearchMode::Keyword => {
+            let (phase, found) = keyword();
+            phases.keyword = Some(phase);
+            found
+        }
+        SearchMode::Vector => {
+            let (phase, found) = vectors()?;
+            phases.vector = Some(phase);
+            found
+        }
         SearchMode::Hybrid => {
-            let (by_words, by_meaning) = (keyword(phases), vectors(phases)?);
+            // On a large collection each leg takes milliseconds: the keyword leg runs on a
+            // second thread meanwhile, so a query waits for the slower leg, not their sum.
+            let ((kp, by_words), vector_leg) = if ix.chunks.len() >= parallel_from {
+                std::thread::scope(|s| {
+                    let words = s.spawn(keyword);
+                    let meaning = vectors();
+                    (words.join().unwrap_or_else(|panic| std::panic::resume_unwind(panic)), meaning)
+                })
+            } else {
+                (keyword(), vectors())
+            };
+            let (vp, by_meaning) = vector_leg?;
+            (phases.keyword, phases.vector) = (Some(kp), Some(vp));
             let start = now_ns();
             let fused = fuse(Fusion::Convex { keyword_weight: KEYWORD_WEIGHT }, &by_words, &by_meaning, k);
             phases.fusion = Some(Phase::since(start, fused.len()));
@@ -416,7 +470,7 @@ impl Retriever for LiveIndex {
     }
 
     async fn search(&self, q: SearchQuery) -> cairn_core::Result<Found> {
-        let collections = self.collections.clone();
+        let (collections, parallel_from) = (self.collections.clone(), self.parallel_from);
         // Scoring is CPU work proportional to the collection: off the async threads.
         let work = tokio::task::spawn_blocking(move || {
             let all = collections.read();
@@ -426,17 +480,17 @@ impl Retriever for LiveIndex {
                 }
             }
             let mut phases = Phases::default();
-            let hits = search_in(
-                &all,
-                &q.collection_id,
-                &q.text,
-                q.vector.as_deref(),
-                q.mode,
-                q.k,
-                q.filter.as_deref(),
-                &mut phases,
-            )
-            .map_err(|e| cairn_core::Error::invalid_param("query", e.to_string()))?;
+            let leg = LiveQuery {
+                collection_id: &q.collection_id,
+                text: &q.text,
+                vector: q.vector.as_deref(),
+                mode: q.mode,
+                k: q.k,
+                filter: q.filter.as_deref(),
+                parallel_from,
+            };
+            let hits = search_in(&all, &leg, &mut phases)
+                .map_err(|e| cairn_core::Error::invalid_param("query", e.to_string()))?;
             Ok(Found { hits, phases })
         });
         work.await.map_err(|e| cairn_core::Error::Internal(format!("search task failed: {e}")))?

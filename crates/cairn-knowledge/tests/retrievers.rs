@@ -12,7 +12,7 @@ use cairn_core::filter::Filter;
 use cairn_core::knowledge::ChunkRecord;
 use cairn_core::search::{SearchStore, VectorScan};
 use cairn_core::store::Store;
-use cairn_knowledge::live::LiveIndex;
+use cairn_knowledge::live::{LiveIndex, LiveOptions};
 use cairn_knowledge::retrieve::{DatabaseRetriever, Hit, Retriever, SearchMode, SearchQuery};
 use serde_json::{json, Value};
 use support::records::{chunk, collection, put, sqlite};
@@ -92,7 +92,8 @@ async fn scenario(store: Arc<dyn Store>, kind: Kind) {
     ];
     put(&*store, "col", "statins", json!({"drug": "statins", "year": 2023}), &statins).await;
     let r: Arc<dyn Retriever> = match kind {
-        Kind::Live => Arc::new(LiveIndex::open(store.clone()).await.unwrap()),
+        // Hybrid searches run their legs on two threads whatever the size (`threaded`).
+        Kind::Live => Arc::new(threaded(&store).await),
         Kind::Database(search) => Arc::new(DatabaseRetriever::new(search)),
     };
     let r = &*r;
@@ -370,6 +371,21 @@ async fn database_search_matches_the_live_index() {
     let a = search(&index, query("big", "protein binding", Some(&q), SearchMode::Hybrid, 10, None)).await;
     let b = search(&db, query("big", "protein binding", Some(&q), SearchMode::Hybrid, 10, None)).await;
     assert_same_ranking(&a, &b, "hybrid");
+    // The legs on two threads find what they find on one, filter or not.
+    let two = threaded(&store).await;
+    for filter in [None, Some(json!({"field": "year", "gte": 2020}))] {
+        let q = || query("big", "protein binding cancer", Some(&q), SearchMode::Hybrid, 10, filter.as_ref());
+        let (a, b) = (search(&index, q()).await, search(&two, q()).await);
+        assert!(!a.is_empty());
+        assert_eq!(ids(&a), ids(&b));
+        assert_eq!(a.iter().map(|h| h.score).collect::<Vec<_>>(), b.iter().map(|h| h.score).collect::<Vec<_>>());
+    }
+}
+
+/// A live index whose hybrid searches run their two legs on two threads at any size.
+async fn threaded(store: &Arc<dyn Store>) -> LiveIndex {
+    let options = LiveOptions { parallel_from: 0, ..LiveOptions::default() };
+    LiveIndex::open_with(store.clone(), options).await.unwrap()
 }
 
 /// A database upgraded from in-memory retrieval: its chunks are in storage but not in the

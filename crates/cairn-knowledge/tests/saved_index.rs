@@ -36,6 +36,7 @@ fn options(dir: &Path, m: usize) -> LiveOptions {
     LiveOptions {
         ann: AnnParams { m, ef_construction: 64, ef_search: 64, graph_from: 50 },
         dir: Some(dir.to_path_buf()),
+        ..LiveOptions::default()
     }
 }
 
