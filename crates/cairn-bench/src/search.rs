@@ -18,7 +18,7 @@ use anyhow::Result;
 use cairn_core::filter::Filter;
 use cairn_knowledge::beir::BeirDataset;
 use cairn_knowledge::live::{LiveIndex, LiveOptions};
-use cairn_knowledge::retrieve::{DatabaseRetriever, Retriever, SearchMode, SearchQuery};
+use cairn_knowledge::retrieve::{DatabaseRetriever, Phase, Retriever, SearchMode, SearchQuery};
 
 use crate::load::percentile;
 use crate::pgsearch::{self, Doc};
@@ -44,6 +44,7 @@ pub async fn run(
     dim: usize,
     postgres: Option<String>,
     cairn: Option<&Path>,
+    embedded: bool,
 ) -> Result<()> {
     let data = BeirDataset::load(dataset)?;
     let sentences = sentences(&data);
@@ -64,31 +65,8 @@ pub async fn run(
     println!("## Search latency (cairn-bench search, {chunks} chunks, {dim} dimensions)\n");
 
     let dir = tempfile::tempdir()?;
-    let data_dir = dir.path().join("data");
-    std::fs::create_dir_all(&data_dir)?;
-    let sqlite_url = format!("sqlite://{}", data_dir.join("cairn.db").display());
-    let store = cairn_store::open(&sqlite_url, 4).await?;
-    let start = Instant::now();
-    pgsearch::load(&store, dim as u32, corpus(), None).await?;
-    println!("Embedded (SQLite): {chunks} chunks written in {:.1} s", start.elapsed().as_secs_f64());
-    let start = Instant::now();
-    let options = LiveOptions { dir: Some(data_dir.join("indexes")), ..LiveOptions::default() };
-    let live = LiveIndex::open_with(store.clone(), options).await?;
-    println!("live index built (BM25 and HNSW, one thread) in {:.1} s\n", start.elapsed().as_secs_f64());
-    measure("embedded", &live, &queries).await?;
-    drop((live, store));
-
-    let mut nodes = Vec::new();
-    if let Some(cairn) = cairn {
-        // Both starts load the graph saved above; then, without it, the node rebuilds it.
-        for run in ["first", "second"] {
-            let (secs, rss) = startup::node(cairn, dir.path(), &data_dir, &sqlite_url, "memory").await?;
-            nodes.push(format!("| SQLite, memory retrieval ({run} start) | {secs:.2} s | {rss:.0} MB |"));
-        }
-        std::fs::remove_dir_all(data_dir.join("indexes"))?;
-        let (secs, rss) = startup::node(cairn, dir.path(), &data_dir, &sqlite_url, "memory").await?;
-        nodes.push(format!("| SQLite, memory retrieval (no saved index: graph rebuilt) | {secs:.2} s | {rss:.0} MB |"));
-    }
+    let mut nodes =
+        if embedded { embedded_runs(dir.path(), dim, corpus(), &queries, cairn).await? } else { Vec::new() };
 
     if let Some(url) = postgres {
         let (store, search, db_url) = pgsearch::fresh(&url).await?;
@@ -116,14 +94,54 @@ pub async fn run(
     Ok(())
 }
 
+/// The embedded runs: the corpus written into SQLite in `dir`, searched through the live index,
+/// and with `cairn`, the node's start-ups over it (rows of the start-up table).
+async fn embedded_runs(
+    dir: &Path,
+    dim: usize,
+    docs: Vec<Doc>,
+    queries: &[(&str, &[f32])],
+    cairn: Option<&Path>,
+) -> Result<Vec<String>> {
+    let chunks: usize = docs.iter().map(|d| d.chunks.len()).sum();
+    let mut nodes = Vec::new();
+    let data_dir = dir.join("data");
+    std::fs::create_dir_all(&data_dir)?;
+    let sqlite_url = format!("sqlite://{}", data_dir.join("cairn.db").display());
+    let store = cairn_store::open(&sqlite_url, 4).await?;
+    let start = Instant::now();
+    pgsearch::load(&store, dim as u32, docs, None).await?;
+    println!("Embedded (SQLite): {chunks} chunks written in {:.1} s", start.elapsed().as_secs_f64());
+    let start = Instant::now();
+    let options = LiveOptions { dir: Some(data_dir.join("indexes")), ..LiveOptions::default() };
+    let live = LiveIndex::open_with(store.clone(), options).await?;
+    println!("live index built (BM25 and HNSW, one thread) in {:.1} s\n", start.elapsed().as_secs_f64());
+    measure("embedded", &live, queries).await?;
+    drop((live, store));
+
+    if let Some(cairn) = cairn {
+        // Both starts load the graph saved above; then, without it, the node rebuilds it.
+        for run in ["first", "second"] {
+            let (secs, rss) = startup::node(cairn, dir, &data_dir, &sqlite_url, "memory").await?;
+            nodes.push(format!("| SQLite, memory retrieval ({run} start) | {secs:.2} s | {rss:.0} MB |"));
+        }
+        std::fs::remove_dir_all(data_dir.join("indexes"))?;
+        let (secs, rss) = startup::node(cairn, dir, &data_dir, &sqlite_url, "memory").await?;
+        nodes.push(format!("| SQLite, memory retrieval (no saved index: graph rebuilt) | {secs:.2} s | {rss:.0} MB |"));
+    }
+    Ok(nodes)
+}
+
 /// The searches through `retriever` as the service runs them (top 10; hybrid fuses the best
-/// 200 of each retriever), each query once per mode and filter; prints p50 and p99.
+/// 200 of each retriever), each query once per mode and filter; prints p50 and p99, and for
+/// hybrid, those of each leg (its keyword and vector retrieval, which run concurrently).
 async fn measure(label: &str, retriever: &dyn Retriever, queries: &[(&str, &[f32])]) -> Result<()> {
-    println!("| query ({label}) | filter | p50 | p99 |\n|---|---|---|---|");
+    println!("| query ({label}) | filter | p50 | p99 | keyword leg p50 / p99 | vector leg p50 / p99 |");
+    println!("|---|---|---|---|---|---|");
     let thirty = Arc::new(Filter::parse(&serde_json::json!({"field": "group", "lt": 3}))?);
     for (fname, filter) in [("none", None), ("30% of chunks", Some(thirty))] {
         for mode in SearchMode::ALL {
-            let mut times = Vec::with_capacity(queries.len());
+            let (mut times, mut words, mut meaning) = (Vec::new(), Vec::new(), Vec::new());
             for (text, qv) in queries {
                 let q = SearchQuery {
                     collection_id: pgsearch::COLLECTION.into(),
@@ -136,11 +154,28 @@ async fn measure(label: &str, retriever: &dyn Retriever, queries: &[(&str, &[f32
                 let t = Instant::now();
                 let found = retriever.search(q).await?;
                 times.push(t.elapsed().as_secs_f64() * 1e3);
+                if mode == SearchMode::Hybrid {
+                    let ms = |p: Option<Phase>| p.map_or(0.0, |p| (p.end_ns - p.start_ns) as f64 / 1e6);
+                    words.push(ms(found.phases.keyword));
+                    meaning.push(ms(found.phases.vector));
+                }
                 std::hint::black_box(found);
             }
-            times.sort_by(f64::total_cmp);
-            let (p50, p99) = (percentile(&times, 0.5), percentile(&times, 0.99));
-            println!("| {} | {fname} | {p50:.2} ms | {p99:.2} ms |", mode.as_str());
+            let spread = |mut v: Vec<f64>| {
+                v.sort_by(f64::total_cmp);
+                (percentile(&v, 0.5), percentile(&v, 0.99))
+            };
+            let legs = |v: Vec<f64>| match spread(v) {
+                (p50, _) if p50.is_nan() => "-".to_owned(),
+                (p50, p99) => format!("{p50:.2} / {p99:.2} ms"),
+            };
+            let (p50, p99) = spread(times);
+            println!(
+                "| {} | {fname} | {p50:.2} ms | {p99:.2} ms | {} | {} |",
+                mode.as_str(),
+                legs(words),
+                legs(meaning)
+            );
         }
     }
     Ok(())

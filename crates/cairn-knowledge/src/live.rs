@@ -26,6 +26,7 @@ use cairn_core::knowledge::{ChangeKind, ChunkRecord, KnowledgeStore};
 use cairn_core::store::StoreResult;
 use cairn_core::trace::now_ns;
 use parking_lot::{Mutex, RwLock};
+use rustc_hash::FxHashMap;
 
 use crate::chunk::index_text;
 use crate::fusion::{fuse, Fusion};
@@ -65,13 +66,15 @@ struct CollectionIndex {
     unsaved: usize,
     chunks: HashMap<u64, ChunkInfo>,
     by_document: HashMap<String, Vec<u64>>,
-    /// Title and metadata of each document, for results and filters.
-    documents: HashMap<String, DocInfo>,
-    /// A number per document id ever indexed (the keyword index's owner of its chunks), so a
-    /// filter's verdicts are kept in a table by number during a search.
+    /// A number per document id ever indexed (the keyword index's owner of its chunks), so
+    /// that a search reaches a document's metadata, and keeps the filter's verdict on it, by
+    /// number instead of hashing its id.
     ordinals: HashMap<String, u32>,
-    /// The document id of each number.
-    owners: Vec<String>,
+    /// Title and metadata of each live document, by number, for results and filters.
+    documents: Vec<Option<DocInfo>>,
+    /// Each chunk's document number (chunk ids are storage's sequence numbers, not input: a
+    /// fast non-keyed hash is safe), asked for every chunk a filtered vector search meets.
+    owner_of: FxHashMap<u64, u32>,
 }
 
 impl CollectionIndex {
@@ -83,9 +86,9 @@ impl CollectionIndex {
             unsaved: 0,
             chunks: HashMap::new(),
             by_document: HashMap::new(),
-            documents: HashMap::new(),
             ordinals: HashMap::new(),
-            owners: Vec::new(),
+            documents: Vec::new(),
+            owner_of: FxHashMap::default(),
         }
     }
 
@@ -94,19 +97,34 @@ impl CollectionIndex {
         if let Some(&n) = self.ordinals.get(document_id) {
             return n;
         }
-        let n = self.owners.len() as u32;
-        self.owners.push(document_id.to_owned());
+        let n = self.documents.len() as u32;
+        self.documents.push(None);
         self.ordinals.insert(document_id.to_owned(), n);
         n
+    }
+
+    /// Sets the title and metadata of `document_id`.
+    fn set_document(&mut self, document_id: &str, info: DocInfo) {
+        let n = self.ordinal(document_id);
+        self.documents[n as usize] = Some(info);
+    }
+
+    /// The title and metadata of `document_id`, while it is indexed.
+    fn document(&self, document_id: &str) -> Option<&DocInfo> {
+        let n = *self.ordinals.get(document_id)?;
+        self.documents.get(n as usize)?.as_ref()
     }
 
     /// Drops `document_id`'s chunks, but the vectors of `readded` (chunks about to be added
     /// again: `add` keeps a vector it already holds, so applying a change twice does not churn
     /// the graph).
     fn remove_document(&mut self, document_id: &str, readded: &HashSet<u64>) {
-        self.documents.remove(document_id);
+        if let Some(&n) = self.ordinals.get(document_id) {
+            self.documents[n as usize] = None;
+        }
         for id in self.by_document.remove(document_id).unwrap_or_default() {
             self.keyword.remove(id);
+            self.owner_of.remove(&id);
             if let Some(v) = self.vector.as_mut().filter(|_| !readded.contains(&id)) {
                 self.unsaved += usize::from(v.remove(id));
             }
@@ -117,6 +135,7 @@ impl CollectionIndex {
     fn add(&mut self, c: ChunkRecord) {
         let id = c.id as u64;
         let owner = self.ordinal(&c.document_id);
+        self.owner_of.insert(id, owner);
         self.keyword.insert_owned(id, owner, &index_text(&c.headings, &c.text));
         let (dim, ann) = (c.embedding.len(), self.ann);
         let vector = self.vector.get_or_insert_with(|| AnnIndex::new(dim, ann));
@@ -174,9 +193,9 @@ impl LiveIndex {
                 let docs = store.list_documents(&c.id, None, last_doc.as_deref(), PAGE).await?;
                 let Some(last) = docs.last() else { break };
                 last_doc = Some(last.id.clone());
-                index
-                    .documents
-                    .extend(docs.into_iter().map(|d| (d.id, DocInfo { title: d.title, metadata: d.metadata })));
+                for d in docs {
+                    index.set_document(&d.id, DocInfo { title: d.title, metadata: d.metadata });
+                }
             }
             let mut after = 0;
             loop {
@@ -250,7 +269,7 @@ impl LiveIndex {
                         ix.remove_document(doc, &readded);
                         // Gone since (a later change deletes it): leave it out.
                         if let Some(d) = document {
-                            ix.documents.insert(d.id, DocInfo { title: d.title, metadata: d.metadata });
+                            ix.set_document(&d.id, DocInfo { title: d.title, metadata: d.metadata });
                             chunks.into_iter().for_each(|c| ix.add(c));
                         }
                     }
@@ -348,7 +367,7 @@ struct Verdicts<'a> {
 
 impl<'a> Verdicts<'a> {
     fn new(ix: &'a CollectionIndex, filter: Option<&'a Filter>) -> Self {
-        let known = RefCell::new(if filter.is_some() { vec![0; ix.owners.len()] } else { Vec::new() });
+        let known = RefCell::new(if filter.is_some() { vec![0; ix.documents.len()] } else { Vec::new() });
         Self { ix, filter, known }
     }
 
@@ -360,7 +379,7 @@ impl<'a> Verdicts<'a> {
             return known == 1;
         }
         let null = serde_json::Value::Null;
-        let doc = self.ix.owners.get(owner as usize).and_then(|id| self.ix.documents.get(id));
+        let doc = self.ix.documents.get(owner as usize).and_then(Option::as_ref);
         let verdict = f.matches(doc.map_or(&null, |d| &d.metadata));
         self.known.borrow_mut()[owner as usize] = if verdict { 1 } else { 2 };
         verdict
@@ -398,14 +417,7 @@ fn search_in(
     let vectors = || -> Result<_, VectorError> {
         let start = now_ns();
         let verdicts = Verdicts::new(ix, filter);
-        let allowed = |id: u64| {
-            filter.is_none()
-                || ix
-                    .chunks
-                    .get(&id)
-                    .and_then(|c| ix.ordinals.get(&c.document_id))
-                    .is_some_and(|&owner| verdicts.allows(owner))
-        };
+        let allowed = |id: u64| filter.is_none() || ix.owner_of.get(&id).is_some_and(|&owner| verdicts.allows(owner));
         let found = match (&ix.vector, vector) {
             (Some(v), Some(q)) => v.search(q, depth, &allowed)?,
             _ => Vec::new(),
@@ -454,8 +466,7 @@ fn search_in(
                 similarity: ix.vector.as_ref().zip(vector).and_then(|(v, q)| v.similarity(id, q)),
                 chunk: c.clone(),
                 document: ix
-                    .documents
-                    .get(&c.document_id)
+                    .document(&c.document_id)
                     .cloned()
                     .unwrap_or_else(|| DocInfo { title: String::new(), metadata: serde_json::json!({}) }),
             })

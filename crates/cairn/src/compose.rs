@@ -114,7 +114,7 @@ async fn retriever(
                     graph_from: v.graph_from,
                 },
                 dir: v.persist.then(|| config.storage.data_dir.join("indexes")),
-                ..LiveOptions::default()
+                parallel_from: config.knowledge.parallel_hybrid_from,
             };
             let index =
                 LiveIndex::open_with(store, options).await.map_err(|e| format!("building the search index: {e}"))?;

@@ -48,6 +48,10 @@ pub struct KnowledgeConfig {
     pub retrieval: Retrieval,
     /// The in-memory vector index of `memory` retrieval.
     pub vector_index: VectorIndexConfig,
+    /// In `memory` retrieval, collections of at least this many chunks run a hybrid search's
+    /// keyword and vector retrieval on two threads (on smaller ones a thread costs more than
+    /// it saves).
+    pub parallel_hybrid_from: usize,
     /// The chat model that writes answers unless the request names one.
     pub answer_model: String,
     /// Sources given to the model unless the request says otherwise.
@@ -78,6 +82,7 @@ impl Default for KnowledgeConfig {
         Self {
             retrieval: Retrieval::Auto,
             vector_index: VectorIndexConfig::default(),
+            parallel_hybrid_from: 50_000,
             answer_model: "local/smollm2".into(),
             answer_top_k: 5,
             min_similarity: 0.3,
