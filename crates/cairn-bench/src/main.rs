@@ -210,6 +210,10 @@ enum Cmd {
         /// Leave out the embedded (SQLite, live index) runs: PostgreSQL only.
         #[arg(long, requires = "postgres")]
         skip_embedded: bool,
+        /// The `--postgres` URL names a database an earlier run left holding this corpus
+        /// (same `--chunks` and `--dim`): search it without writing.
+        #[arg(long, requires = "postgres")]
+        loaded: bool,
     },
     /// The embedded keyword index alone: pruned top-k search beside exhaustive scoring.
     #[command(after_help = "Example:\n  cairn-bench keyword --chunks 1000000")]
@@ -319,7 +323,8 @@ async fn main() -> Result<()> {
             let params = cairn_ann::Params { m, ef_construction, ef_search: 64, graph_from: 0 };
             ann::run(&out, vectors, queries, dim, params, &ef_search)
         }
-        Cmd::Search { dataset, chunks, dim, postgres, cairn, skip_embedded } => {
+        Cmd::Search { dataset, chunks, dim, postgres, cairn, skip_embedded, loaded } => {
+            let postgres = postgres.map(|url| search::Postgres { url, loaded });
             search::run(&dataset, chunks, dim, postgres, cairn.as_deref(), !skip_embedded).await
         }
         Cmd::Keyword { dataset, chunks } => keyword::run(&dataset, chunks),

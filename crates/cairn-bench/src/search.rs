@@ -14,7 +14,7 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::Instant;
 
-use anyhow::Result;
+use anyhow::{Context, Result};
 use cairn_core::filter::Filter;
 use cairn_knowledge::beir::BeirDataset;
 use cairn_knowledge::live::{LiveIndex, LiveOptions};
@@ -37,12 +37,20 @@ pub(crate) fn chunk_text(sentences: &[&str], i: usize) -> String {
     format!("{} part {}", sentences[i % sentences.len()], i / sentences.len())
 }
 
+/// The PostgreSQL server to search in, and whether its database already holds the corpus.
+pub struct Postgres {
+    /// A server URL (a fresh database is made), or with `loaded` the database to search.
+    pub url: String,
+    /// The database holds the corpus already (an earlier run's): nothing is written.
+    pub loaded: bool,
+}
+
 /// Runs the benchmark and prints Markdown tables.
 pub async fn run(
     dataset: &Path,
     chunks: usize,
     dim: usize,
-    postgres: Option<String>,
+    postgres: Option<Postgres>,
     cairn: Option<&Path>,
     embedded: bool,
 ) -> Result<()> {
@@ -68,15 +76,22 @@ pub async fn run(
     let mut nodes =
         if embedded { embedded_runs(dir.path(), dim, corpus(), &queries, cairn).await? } else { Vec::new() };
 
-    if let Some(url) = postgres {
-        let (store, search, db_url) = pgsearch::fresh(&url).await?;
-        let start = Instant::now();
-        pgsearch::load(&store, dim as u32, corpus(), Some(&db_url)).await?;
-        println!(
-            "\nPostgreSQL: {chunks} chunks written through the knowledge store in {:.1} s \
-             (HNSW index built after the writes)\n",
-            start.elapsed().as_secs_f64()
-        );
+    if let Some(pg) = postgres {
+        let (store, search, db_url) = if pg.loaded {
+            let (store, search) = cairn_store::open_with_search(&pg.url, 16).await?;
+            println!("\nPostgreSQL: searching the corpus already in {}\n", pg.url);
+            (store, search.context("PostgreSQL offers search")?, pg.url)
+        } else {
+            let (store, search, db_url) = pgsearch::fresh(&pg.url).await?;
+            let start = Instant::now();
+            pgsearch::load(&store, dim as u32, corpus(), Some(&db_url)).await?;
+            println!(
+                "\nPostgreSQL: {chunks} chunks written through the knowledge store in {:.1} s \
+                 (HNSW index built after the writes) into {db_url}\n",
+                start.elapsed().as_secs_f64()
+            );
+            (store, search, db_url)
+        };
         measure("PostgreSQL", &DatabaseRetriever::new(search), &queries).await?;
         drop(store);
         if let Some(cairn) = cairn {

@@ -22,6 +22,9 @@ struct Posting {
     tf: u32,
 }
 
+/// The owner of a removed document's slot.
+const REMOVED: u32 = u32::MAX;
+
 /// Postings per score-bound block.
 const BLOCK: usize = 128;
 
@@ -67,6 +70,9 @@ pub struct Bm25Index {
     /// Per slot: the document's length (kept for removed ones until compaction), dense and
     /// apart from `docs` so that scoring a posting reads 4 bytes near the last ones it read.
     lens: Vec<u32>,
+    /// Per slot: the document's owner, `REMOVED` once removed; dense for the same reason, as a
+    /// filtered search asks it of every candidate that could still make the top `k`.
+    owners: Vec<u32>,
     /// Per slot: the term ids of the document, to undo its postings counts on removal.
     doc_terms: Vec<Vec<u32>>,
     slot_of: HashMap<u64, u32>,
@@ -93,6 +99,7 @@ impl Bm25Index {
             df: Vec::new(),
             docs: Vec::new(),
             lens: Vec::new(),
+            owners: Vec::new(),
             doc_terms: Vec::new(),
             slot_of: HashMap::new(),
             live: 0,
@@ -142,6 +149,7 @@ impl Bm25Index {
         }
         self.docs.push(Some(Doc { id, len, owner }));
         self.lens.push(len);
+        self.owners.push(owner);
         self.doc_terms.push(terms);
         self.slot_of.insert(id, slot);
         self.live += 1;
@@ -164,6 +172,7 @@ impl Bm25Index {
     pub fn remove(&mut self, id: u64) -> bool {
         let Some(slot) = self.slot_of.remove(&id) else { return false };
         if let Some(doc) = self.docs[slot as usize].take() {
+            self.owners[slot as usize] = REMOVED;
             self.live -= 1;
             self.dead += 1;
             self.total_len -= u64::from(doc.len);
@@ -211,6 +220,7 @@ impl Bm25Index {
                 .collect();
         }
         self.lens = docs.iter().map(|d| d.map_or(0, |d| d.len)).collect();
+        self.owners = docs.iter().map(|d| d.map_or(REMOVED, |d| d.owner)).collect();
         self.docs = docs;
         self.doc_terms = doc_terms;
         self.dead = 0;
@@ -219,24 +229,30 @@ impl Bm25Index {
     /// The best `k` live documents for `query` among those `allow` accepts, best first, with
     /// their BM25 scores. Documents matching no query term are not returned.
     pub fn search(&self, query: &str, k: usize, allow: &dyn Fn(u64) -> bool) -> Vec<(u64, f32)> {
-        self.scored(query, k, &|d: Doc| allow(d.id), topk::max_score)
+        self.scored(query, k, &|slot| self.docs[slot as usize].is_some_and(|d| allow(d.id)), topk::max_score)
     }
 
     /// Like `search`, with the filter asked by group (`insert_owned`'s `owner`): a caller whose
     /// filter depends on the group answers from a table instead of looking each id up.
     pub fn search_owned(&self, query: &str, k: usize, allow: &dyn Fn(u32) -> bool) -> Vec<(u64, f32)> {
-        self.scored(query, k, &|d: Doc| allow(d.owner), topk::max_score)
+        self.scored(query, k, &|slot| self.owned_by(slot, allow), topk::max_score)
     }
 
     /// `search_owned` scoring every posting of every query term: the reference the pruned
     /// search is checked and benchmarked against.
     #[doc(hidden)]
     pub fn search_owned_exhaustive(&self, query: &str, k: usize, allow: &dyn Fn(u32) -> bool) -> Vec<(u64, f32)> {
-        self.scored(query, k, &|d: Doc| allow(d.owner), topk::exhaustive)
+        self.scored(query, k, &|slot| self.owned_by(slot, allow), topk::exhaustive)
+    }
+
+    /// Whether slot `slot` holds a live document whose owner `allow` accepts.
+    fn owned_by(&self, slot: u32, allow: &dyn Fn(u32) -> bool) -> bool {
+        let owner = self.owners[slot as usize];
+        owner != REMOVED && allow(owner)
     }
 
     /// Resolves the query's terms (once per occurrence, as BM25 sums them) and ranks with `rank`.
-    fn scored(&self, query: &str, k: usize, allow: &dyn Fn(Doc) -> bool, rank: Ranker) -> Vec<(u64, f32)> {
+    fn scored(&self, query: &str, k: usize, allow: &dyn Fn(u32) -> bool, rank: Ranker) -> Vec<(u64, f32)> {
         if k == 0 || self.live == 0 {
             return Vec::new();
         }
@@ -264,7 +280,8 @@ impl Bm25Index {
 }
 
 /// A top-k evaluation strategy (`topk`).
-type Ranker = fn(&Bm25Index, &[Term<'_>], Weigh, usize, &dyn Fn(Doc) -> bool) -> Vec<(u64, f32)>;
+/// `allow` is asked by slot, and passes live documents only.
+type Ranker = fn(&Bm25Index, &[Term<'_>], Weigh, usize, &dyn Fn(u32) -> bool) -> Vec<(u64, f32)>;
 
 #[cfg(test)]
 mod tests {

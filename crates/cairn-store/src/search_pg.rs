@@ -462,7 +462,10 @@ impl PgStore {
                    (SELECT p.chunk_id, p.tf, p.len FROM chunk_terms p WHERE p.collection_key = ")
             .push(key)
             .push(" AND p.term = q.term")
-            .push(if b.filter.is_some() { " AND p.document_id IN (SELECT id FROM allowed)" } else { "" })
+            // Under an OR the membership test stays a hashed subplan checked per posting as the
+            // walk goes (a plain IN becomes a join, and the planner then reads every posting of
+            // the term and sorts them); `tf < 0` never holds.
+            .push(if b.filter.is_some() { " AND (p.document_id IN (SELECT id FROM allowed) OR p.tf < 0)" } else { "" })
             .push(" ORDER BY p.impact DESC LIMIT ")
             .push(POSTINGS_PER_TERM)
             .push(") t), scored AS (SELECT best.chunk_id, SUM(best.qtf * ln(1 + (s.n - df.df + 0.5) / (df.df + 0.5)) * best.tf * (")

@@ -13,7 +13,7 @@ use std::cell::RefCell;
 use std::cmp::Ordering;
 use std::collections::BinaryHeap;
 
-use super::{Bm25Index, Doc, Posting};
+use super::{Bm25Index, Posting};
 
 /// Slack on the bounds, so that float rounding in a sum never prunes a document that the
 /// exhaustive scorer would keep.
@@ -105,13 +105,14 @@ impl Cursor<'_> {
     }
 }
 
-/// The best `k` live documents that `allow` accepts, by MaxScore (see the module docs).
+/// The best `k` documents whose slot `allow` accepts (live ones only), by MaxScore (see the
+/// module docs).
 pub(super) fn max_score(
     ix: &Bm25Index,
     terms: &[Term<'_>],
     weigh: Weigh,
     k: usize,
-    allow: &dyn Fn(Doc) -> bool,
+    allow: &dyn Fn(u32) -> bool,
 ) -> Vec<(u64, f32)> {
     let mut cursors: Vec<Cursor<'_>> = terms
         .iter()
@@ -155,11 +156,10 @@ pub(super) fn max_score(
         // Whether a document scoring `partial` so far plus at most `rest` stays below the k-th.
         let short = |partial: f32, rest: f32| partial * BOUND_SLACK + rest < threshold;
         let rest = first.checked_sub(1).map_or(0.0, |i| reach[i]);
-        let doc = if short(partial, rest) { None } else { ix.docs[slot as usize].filter(|d| allow(*d)) };
-        let Some(doc) = doc else {
+        if short(partial, rest) || !allow(slot) {
             parts.fill(0.0);
             continue;
-        };
+        }
         let mut reachable = true;
         for i in (0..first).rev() {
             if short(partial, reach[i]) {
@@ -180,7 +180,8 @@ pub(super) fn max_score(
         if !reachable || score < threshold {
             continue;
         }
-        heap.push(Scored(score, doc.id));
+        let id = ix.docs[slot as usize].map_or(0, |d| d.id);
+        heap.push(Scored(score, id));
         if heap.len() > k {
             heap.pop();
         }
@@ -222,7 +223,7 @@ pub(super) fn exhaustive(
     terms: &[Term<'_>],
     weigh: Weigh,
     k: usize,
-    allow: &dyn Fn(Doc) -> bool,
+    allow: &dyn Fn(u32) -> bool,
 ) -> Vec<(u64, f32)> {
     let mut heap = BinaryHeap::with_capacity(k + 1);
     SCRATCH.with(|scratch| {
@@ -234,20 +235,19 @@ pub(super) fn exhaustive(
         for t in terms {
             for p in t.postings {
                 let slot = p.slot as usize;
-                let Some(doc) = ix.docs[slot] else { continue };
                 match s.verdict[slot] {
                     Verdict::Refused => continue,
                     Verdict::Allowed => {}
                     Verdict::Unasked => {
                         s.touched.push(p.slot);
-                        if !allow(doc) {
+                        if !allow(p.slot) {
                             s.verdict[slot] = Verdict::Refused;
                             continue;
                         }
                         s.verdict[slot] = Verdict::Allowed;
                     }
                 }
-                s.scores[slot] += weigh.score(t.idf, p.tf, doc.len);
+                s.scores[slot] += weigh.score(t.idf, p.tf, ix.lens[slot]);
             }
         }
         for &slot in &s.touched {
