@@ -11,7 +11,7 @@ mod topk;
 use std::collections::HashMap;
 
 use crate::analyze::Analyzer;
-use topk::{Term, Weigh};
+use topk::{Term, TopK, Weigh};
 
 pub use cairn_core::search::Bm25Params;
 
@@ -275,13 +275,12 @@ impl Bm25Index {
         if terms.is_empty() {
             return Vec::new();
         }
-        rank(self, &terms, weigh, k, allow)
+        rank(&TopK { ix: self, terms: &terms, weigh, k, allow })
     }
 }
 
 /// A top-k evaluation strategy (`topk`).
-/// `allow` is asked by slot, and passes live documents only.
-type Ranker = fn(&Bm25Index, &[Term<'_>], Weigh, usize, &dyn Fn(u32) -> bool) -> Vec<(u64, f32)>;
+type Ranker = fn(&TopK<'_>) -> Vec<(u64, f32)>;
 
 #[cfg(test)]
 mod tests {

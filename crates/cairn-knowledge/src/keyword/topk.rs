@@ -105,15 +105,19 @@ impl Cursor<'_> {
     }
 }
 
-/// The best `k` documents whose slot `allow` accepts (live ones only), by MaxScore (see the
-/// module docs).
-pub(super) fn max_score(
-    ix: &Bm25Index,
-    terms: &[Term<'_>],
-    weigh: Weigh,
-    k: usize,
-    allow: &dyn Fn(u32) -> bool,
-) -> Vec<(u64, f32)> {
+/// One top-k query over an index: its terms, their weights, the depth, and the filter (asked
+/// by slot; it passes live documents only).
+pub(super) struct TopK<'a> {
+    pub(super) ix: &'a Bm25Index,
+    pub(super) terms: &'a [Term<'a>],
+    pub(super) weigh: Weigh,
+    pub(super) k: usize,
+    pub(super) allow: &'a dyn Fn(u32) -> bool,
+}
+
+/// The best `k` documents that `allow` accepts, by MaxScore (see the module docs).
+pub(super) fn max_score(q: &TopK<'_>) -> Vec<(u64, f32)> {
+    let TopK { ix, terms, weigh, k, allow } = *q;
     let mut cursors: Vec<Cursor<'_>> = terms
         .iter()
         .enumerate()
@@ -218,13 +222,8 @@ thread_local! {
 
 /// The best `k` by scoring every posting of every term, term by term: the reference that
 /// `max_score` must agree with (tests and benchmarks compare the two).
-pub(super) fn exhaustive(
-    ix: &Bm25Index,
-    terms: &[Term<'_>],
-    weigh: Weigh,
-    k: usize,
-    allow: &dyn Fn(u32) -> bool,
-) -> Vec<(u64, f32)> {
+pub(super) fn exhaustive(q: &TopK<'_>) -> Vec<(u64, f32)> {
+    let TopK { ix, terms, weigh, k, allow } = *q;
     let mut heap = BinaryHeap::with_capacity(k + 1);
     SCRATCH.with(|scratch| {
         let s = &mut *scratch.borrow_mut();
