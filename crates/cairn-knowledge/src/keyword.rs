@@ -44,15 +44,6 @@ impl Block {
     }
 }
 
-/// A live document.
-#[derive(Clone, Copy, Debug)]
-struct Doc {
-    id: u64,
-    len: u32,
-    /// The caller's group of this entry (the live index: its source document).
-    owner: u32,
-}
-
 /// An inverted index over documents identified by `u64` ids (see the module docs).
 pub struct Bm25Index {
     params: Bm25Params,
@@ -65,8 +56,8 @@ pub struct Bm25Index {
     blocks: Vec<Vec<Block>>,
     /// Document frequency of each term among live documents.
     df: Vec<u32>,
-    /// Per slot: the document, or `None` once removed.
-    docs: Vec<Option<Doc>>,
+    /// Per slot: the document's id (live while its owner is not `REMOVED`).
+    ids: Vec<u64>,
     /// Per slot: the document's length (kept for removed ones until compaction), dense and
     /// apart from `docs` so that scoring a posting reads 4 bytes near the last ones it read.
     lens: Vec<u32>,
@@ -97,7 +88,7 @@ impl Bm25Index {
             postings: Vec::new(),
             blocks: Vec::new(),
             df: Vec::new(),
-            docs: Vec::new(),
+            ids: Vec::new(),
             lens: Vec::new(),
             owners: Vec::new(),
             doc_terms: Vec::new(),
@@ -140,14 +131,14 @@ impl Bm25Index {
             *tf.entry(t).or_default() += 1;
             len += 1;
         }
-        let slot = self.docs.len() as u32;
+        let slot = self.ids.len() as u32;
         let mut terms = Vec::with_capacity(tf.len());
         for (t, n) in tf {
             self.add_posting(t as usize, Posting { slot, tf: n }, len);
             self.df[t as usize] += 1;
             terms.push(t);
         }
-        self.docs.push(Some(Doc { id, len, owner }));
+        self.ids.push(id);
         self.lens.push(len);
         self.owners.push(owner);
         self.doc_terms.push(terms);
@@ -171,18 +162,18 @@ impl Bm25Index {
     /// Removes document `id`; false if it was not indexed.
     pub fn remove(&mut self, id: u64) -> bool {
         let Some(slot) = self.slot_of.remove(&id) else { return false };
-        if let Some(doc) = self.docs[slot as usize].take() {
+        if self.owners[slot as usize] != REMOVED {
             self.owners[slot as usize] = REMOVED;
             self.live -= 1;
             self.dead += 1;
-            self.total_len -= u64::from(doc.len);
+            self.total_len -= u64::from(self.lens[slot as usize]);
             for &t in &self.doc_terms[slot as usize] {
                 self.df[t as usize] -= 1;
             }
             self.doc_terms[slot as usize] = Vec::new();
         }
         // Rewrite postings once removed documents make up a third of the slots.
-        if self.dead > 1024 && self.dead * 3 > self.docs.len() as u32 {
+        if self.dead > 1024 && self.dead * 3 > self.ids.len() as u32 {
             self.compact();
         }
         true
@@ -190,16 +181,18 @@ impl Bm25Index {
 
     /// Drops removed documents' postings and renumbers slots.
     fn compact(&mut self) {
-        let mut new_slot = vec![u32::MAX; self.docs.len()];
-        let mut docs = Vec::with_capacity(self.live as usize);
-        let mut doc_terms = Vec::with_capacity(self.live as usize);
-        for (old, d) in self.docs.iter().enumerate() {
-            if let Some(d) = d {
-                new_slot[old] = docs.len() as u32;
-                self.slot_of.insert(d.id, docs.len() as u32);
-                docs.push(Some(*d));
-                doc_terms.push(std::mem::take(&mut self.doc_terms[old]));
-            }
+        let mut new_slot = vec![u32::MAX; self.ids.len()];
+        let live = self.live as usize;
+        let (mut ids, mut lens, mut owners) =
+            (Vec::with_capacity(live), Vec::with_capacity(live), Vec::with_capacity(live));
+        let mut doc_terms = Vec::with_capacity(live);
+        for old in (0..self.ids.len()).filter(|&old| self.owners[old] != REMOVED) {
+            new_slot[old] = ids.len() as u32;
+            self.slot_of.insert(self.ids[old], ids.len() as u32);
+            ids.push(self.ids[old]);
+            lens.push(self.lens[old]);
+            owners.push(self.owners[old]);
+            doc_terms.push(std::mem::take(&mut self.doc_terms[old]));
         }
         for list in &mut self.postings {
             list.retain_mut(|p| {
@@ -213,15 +206,13 @@ impl Bm25Index {
                 .map(|ps| {
                     let mut block = Block { max_tf: 0, min_len: u32::MAX };
                     for p in ps {
-                        block.cover(p.tf, docs[p.slot as usize].map_or(0, |d: Doc| d.len));
+                        block.cover(p.tf, lens[p.slot as usize]);
                     }
                     block
                 })
                 .collect();
         }
-        self.lens = docs.iter().map(|d| d.map_or(0, |d| d.len)).collect();
-        self.owners = docs.iter().map(|d| d.map_or(REMOVED, |d| d.owner)).collect();
-        self.docs = docs;
+        (self.ids, self.lens, self.owners) = (ids, lens, owners);
         self.doc_terms = doc_terms;
         self.dead = 0;
     }
@@ -229,7 +220,12 @@ impl Bm25Index {
     /// The best `k` live documents for `query` among those `allow` accepts, best first, with
     /// their BM25 scores. Documents matching no query term are not returned.
     pub fn search(&self, query: &str, k: usize, allow: &dyn Fn(u64) -> bool) -> Vec<(u64, f32)> {
-        self.scored(query, k, &|slot| self.docs[slot as usize].is_some_and(|d| allow(d.id)), topk::max_score)
+        self.scored(
+            query,
+            k,
+            &|slot| self.owners[slot as usize] != REMOVED && allow(self.ids[slot as usize]),
+            topk::max_score,
+        )
     }
 
     /// Like `search`, with the filter asked by group (`insert_owned`'s `owner`): a caller whose
@@ -334,7 +330,7 @@ mod tests {
             ix.remove(i);
         }
         assert_eq!(ix.len(), 1000);
-        assert!(ix.docs.len() < 5000, "compacted");
+        assert!(ix.ids.len() < 5000, "compacted");
         let hits = ix.search("topic3", 1000, &|_| true);
         assert!(!hits.is_empty() && hits.iter().all(|h| h.0 >= 4000 && h.0 % 7 == 3));
         assert_eq!(ix.search("number 4321", 1, &|_| true)[0].0, 4321);

@@ -184,7 +184,7 @@ pub(super) fn max_score(q: &TopK<'_>) -> Vec<(u64, f32)> {
         if !reachable || score < threshold {
             continue;
         }
-        let id = ix.docs[slot as usize].map_or(0, |d| d.id);
+        let id = ix.ids[slot as usize];
         heap.push(Scored(score, id));
         if heap.len() > k {
             heap.pop();
@@ -227,9 +227,9 @@ pub(super) fn exhaustive(q: &TopK<'_>) -> Vec<(u64, f32)> {
     let mut heap = BinaryHeap::with_capacity(k + 1);
     SCRATCH.with(|scratch| {
         let s = &mut *scratch.borrow_mut();
-        if s.scores.len() < ix.docs.len() {
-            s.scores.resize(ix.docs.len(), 0.0);
-            s.verdict.resize(ix.docs.len(), Verdict::Unasked);
+        if s.scores.len() < ix.ids.len() {
+            s.scores.resize(ix.ids.len(), 0.0);
+            s.verdict.resize(ix.ids.len(), Verdict::Unasked);
         }
         for t in terms {
             for p in t.postings {
@@ -252,7 +252,7 @@ pub(super) fn exhaustive(q: &TopK<'_>) -> Vec<(u64, f32)> {
         for &slot in &s.touched {
             let slot = slot as usize;
             if s.verdict[slot] == Verdict::Allowed {
-                let id = ix.docs[slot].map_or(0, |d| d.id);
+                let id = ix.ids[slot];
                 heap.push(Scored(s.scores[slot], id));
                 if heap.len() > k {
                     heap.pop();
