@@ -24,18 +24,7 @@ async fn schemathesis_finds_nothing_on_any_route() {
     let (status, col) =
         s.post("/v1/collections", &s.admin_key, &json!({"name": "docs", "embedding_model": "embed"})).await;
     assert_eq!(status, 201, "{col}");
-    // schemathesis 4.32 on CPython 3.11 now and then stops inside Hypothesis ("AST constructor
-    // recursion depth mismatch", a CPython bug hit while describing a lambda): a run whose only
-    // trouble is such an internal error, with no finding, is run again, once. Any finding, and
-    // any network error, fails at once.
-    let mut out = run_schemathesis(&st, &s).await;
-    let internal_only = |o: &std::process::Output| {
-        let r = String::from_utf8_lossy(&o.stdout);
-        !o.status.success() && r.contains("Runtime Error") && !r.contains("FAILURES") && !r.contains("Network Error")
-    };
-    if internal_only(&out) {
-        out = run_schemathesis(&st, &s).await;
-    }
+    let out = run_schemathesis(&st, &s).await;
     let report = String::from_utf8_lossy(&out.stdout);
     let saved = std::env::temp_dir().join("cairn-schemathesis-report.txt");
     let _ = std::fs::write(&saved, report.as_bytes());
@@ -53,8 +42,11 @@ async fn run_schemathesis(st: &str, s: &TestServer) -> std::process::Output {
         .args(["--config-file", "tests/api/schemathesis.toml"])
         .args(["run", &format!("{}/openapi.json", s.base), "--url", &s.base])
         .args(["--header", &format!("Authorization: Bearer {}", s.admin_key)])
-        // A fixed seed: every run of the suite tries the same cases.
-        .args(["--workers", "2", "--max-examples", "30", "--generation-deterministic", "--seed", "20261129"])
+        // One worker: CPython 3.11 keeps the AST constructor's recursion depth in state shared
+        // by threads, so Hypothesis describing lambdas on two worker threads at once now and
+        // then dies with "AST constructor recursion depth mismatch" (python/cpython#106905),
+        // which is no finding about Cairn. A fixed seed: every run tries the same cases.
+        .args(["--workers", "1", "--max-examples", "30", "--generation-deterministic", "--seed", "20261129"])
         .env("SCHEMATHESIS_HOOKS", "")
         .output()
         .await
