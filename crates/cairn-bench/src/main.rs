@@ -210,6 +210,11 @@ enum Cmd {
         /// Leave out the embedded (SQLite, live index) runs: PostgreSQL only.
         #[arg(long, requires = "postgres")]
         skip_embedded: bool,
+        /// Keep the embedded run's data (SQLite file, saved HNSW graph) in this folder instead
+        /// of a temporary one; a later run given the same folder, `--chunks` and `--dim`
+        /// searches it without writing or rebuilding (start-up rows then time saved graphs only).
+        #[arg(long, conflicts_with = "skip_embedded")]
+        embedded_dir: Option<PathBuf>,
         /// The `--postgres` URL names a database an earlier run left holding this corpus
         /// (same `--chunks` and `--dim`): search it without writing.
         #[arg(long, requires = "postgres")]
@@ -323,9 +328,10 @@ async fn main() -> Result<()> {
             let params = cairn_ann::Params { m, ef_construction, ef_search: 64, graph_from: 0 };
             ann::run(&out, vectors, queries, dim, params, &ef_search)
         }
-        Cmd::Search { dataset, chunks, dim, postgres, cairn, skip_embedded, loaded } => {
+        Cmd::Search { dataset, chunks, dim, postgres, cairn, skip_embedded, embedded_dir, loaded } => {
             let postgres = postgres.map(|url| search::Postgres { url, loaded });
-            search::run(&dataset, chunks, dim, postgres, cairn.as_deref(), !skip_embedded).await
+            let embedded = (!skip_embedded).then_some(search::Embedded { dir: embedded_dir });
+            search::run(&dataset, chunks, dim, postgres, cairn.as_deref(), embedded).await
         }
         Cmd::Keyword { dataset, chunks } => keyword::run(&dataset, chunks),
         Cmd::Cache { run } => cache::run(run.cairn, run.seconds, run.rate).await,

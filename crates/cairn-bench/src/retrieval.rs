@@ -17,6 +17,8 @@ use cairn_models::{Embedder, EmbedderOptions};
 
 /// Candidates each retriever hands to fusion.
 const DEPTH: usize = 1000;
+/// Candidate depths per retriever compared for hybrid fusion (the service's is `FUSION_DEPTH`).
+const FUSION_DEPTHS: [usize; 4] = [50, 100, 150, 200];
 
 /// The corpus embeddings, from the cache or computed (and cached).
 fn corpus_vectors(data: &BeirDataset, embedder: &Embedder, cache: &Path) -> Result<Vec<Vec<f32>>> {
@@ -106,6 +108,15 @@ pub async fn run(
     for w in [0.3f32, 0.4, 0.5, 0.6] {
         row(&format!("hybrid: convex, keyword weight {w}"), &fused(Fusion::Convex { keyword_weight: w }));
     }
+    // Each retriever's list cut to the depth a hybrid search asks of it (min-max normalisation
+    // depends on where a list ends, so the depth is part of the fusion).
+    let at_depth = |a: &[Vec<(u64, f32)>], b: &[Vec<(u64, f32)>], depth: usize| -> Vec<Vec<(u64, f32)>> {
+        let cut = |l: &Vec<(u64, f32)>| l[..l.len().min(depth)].to_vec();
+        a.iter().zip(b).map(|(a, b)| fuse(Fusion::Convex { keyword_weight: 0.5 }, &cut(a), &cut(b), depth)).collect()
+    };
+    for depth in FUSION_DEPTHS {
+        row(&format!("hybrid: convex 0.5, each list cut to {depth}"), &at_depth(&kw, &vec, depth));
+    }
     if let Some(url) = postgres {
         let docs = data
             .corpus
@@ -142,6 +153,9 @@ pub async fn run(
         let hybrid: Vec<_> =
             pkw.iter().zip(&pvec).map(|(a, b)| fuse(Fusion::Convex { keyword_weight: 0.5 }, a, b, DEPTH)).collect();
         row("PostgreSQL hybrid: convex, keyword weight 0.5 (the service's)", &hybrid);
+        for depth in FUSION_DEPTHS {
+            row(&format!("PostgreSQL hybrid: convex 0.5, each list cut to {depth}"), &at_depth(&pkw, &pvec, depth));
+        }
     }
     Ok(())
 }

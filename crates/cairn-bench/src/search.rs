@@ -45,6 +45,12 @@ pub struct Postgres {
     pub loaded: bool,
 }
 
+/// Where the embedded run keeps its data.
+pub struct Embedded {
+    /// A folder kept after the run (reused when it holds the corpus), or a temporary one.
+    pub dir: Option<std::path::PathBuf>,
+}
+
 /// Runs the benchmark and prints Markdown tables.
 pub async fn run(
     dataset: &Path,
@@ -52,7 +58,7 @@ pub async fn run(
     dim: usize,
     postgres: Option<Postgres>,
     cairn: Option<&Path>,
-    embedded: bool,
+    embedded: Option<Embedded>,
 ) -> Result<()> {
     let data = BeirDataset::load(dataset)?;
     let sentences = sentences(&data);
@@ -73,8 +79,13 @@ pub async fn run(
     println!("## Search latency (cairn-bench search, {chunks} chunks, {dim} dimensions)\n");
 
     let dir = tempfile::tempdir()?;
-    let mut nodes =
-        if embedded { embedded_runs(dir.path(), dim, corpus(), &queries, cairn).await? } else { Vec::new() };
+    let mut nodes = match embedded {
+        Some(e) => {
+            let data_dir = e.dir.unwrap_or_else(|| dir.path().join("data"));
+            embedded_runs(dir.path(), &data_dir, dim, corpus, &queries, cairn).await?
+        }
+        None => Vec::new(),
+    };
 
     if let Some(pg) = postgres {
         let (store, search, db_url) = if pg.loaded {
@@ -109,39 +120,52 @@ pub async fn run(
     Ok(())
 }
 
-/// The embedded runs: the corpus written into SQLite in `dir`, searched through the live index,
-/// and with `cairn`, the node's start-ups over it (rows of the start-up table).
+/// The embedded runs: the corpus written into SQLite in `data_dir` (unless an earlier run left
+/// it there), searched through the live index, and with `cairn`, the node's start-ups over it
+/// (rows of the start-up table); `dir` is scratch space.
 async fn embedded_runs(
     dir: &Path,
+    data_dir: &Path,
     dim: usize,
-    docs: Vec<Doc>,
+    corpus: impl FnOnce() -> Vec<Doc>,
     queries: &[(&str, &[f32])],
     cairn: Option<&Path>,
 ) -> Result<Vec<String>> {
-    let chunks: usize = docs.iter().map(|d| d.chunks.len()).sum();
     let mut nodes = Vec::new();
-    let data_dir = dir.join("data");
-    std::fs::create_dir_all(&data_dir)?;
-    let sqlite_url = format!("sqlite://{}", data_dir.join("cairn.db").display());
+    let db = data_dir.join("cairn.db");
+    let loaded = db.exists();
+    std::fs::create_dir_all(data_dir)?;
+    let sqlite_url = format!("sqlite://{}", db.display());
     let store = cairn_store::open(&sqlite_url, 4).await?;
-    let start = Instant::now();
-    pgsearch::load(&store, dim as u32, docs, None).await?;
-    println!("Embedded (SQLite): {chunks} chunks written in {:.1} s", start.elapsed().as_secs_f64());
+    if loaded {
+        println!("Embedded (SQLite): searching the corpus already in {}", db.display());
+    } else {
+        let docs = corpus();
+        let chunks: usize = docs.iter().map(|d| d.chunks.len()).sum();
+        let start = Instant::now();
+        pgsearch::load(&store, dim as u32, docs, None).await?;
+        println!("Embedded (SQLite): {chunks} chunks written in {:.1} s", start.elapsed().as_secs_f64());
+    }
     let start = Instant::now();
     let options = LiveOptions { dir: Some(data_dir.join("indexes")), ..LiveOptions::default() };
     let live = LiveIndex::open_with(store.clone(), options).await?;
-    println!("live index built (BM25 and HNSW, one thread) in {:.1} s\n", start.elapsed().as_secs_f64());
+    let how = if loaded { "opened (saved HNSW graph loaded, BM25 built)" } else { "built (BM25 and HNSW, one thread)" };
+    println!("live index {how} in {:.1} s\n", start.elapsed().as_secs_f64());
     measure("embedded", &live, queries).await?;
     drop((live, store));
 
     if let Some(cairn) = cairn {
-        // Both starts load the graph saved above; then, without it, the node rebuilds it.
+        // Both starts load the graph saved above; then, without it, the node rebuilds it
+        // (not in a kept folder, whose saved graph later runs load).
         for run in ["first", "second"] {
-            let (secs, rss) = startup::node(cairn, dir, &data_dir, &sqlite_url, "memory").await?;
+            let (secs, rss) = startup::node(cairn, dir, data_dir, &sqlite_url, "memory").await?;
             nodes.push(format!("| SQLite, memory retrieval ({run} start) | {secs:.2} s | {rss:.0} MB |"));
         }
+        if !data_dir.starts_with(dir) {
+            return Ok(nodes);
+        }
         std::fs::remove_dir_all(data_dir.join("indexes"))?;
-        let (secs, rss) = startup::node(cairn, dir, &data_dir, &sqlite_url, "memory").await?;
+        let (secs, rss) = startup::node(cairn, dir, data_dir, &sqlite_url, "memory").await?;
         nodes.push(format!("| SQLite, memory retrieval (no saved index: graph rebuilt) | {secs:.2} s | {rss:.0} MB |"));
     }
     Ok(nodes)

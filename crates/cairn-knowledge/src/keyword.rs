@@ -11,7 +11,7 @@ mod topk;
 use std::collections::HashMap;
 
 use crate::analyze::Analyzer;
-use topk::{Term, TopK, Weigh};
+use topk::{Allow, Term, TopK, Weigh};
 
 pub use cairn_core::search::Bm25Params;
 
@@ -223,7 +223,7 @@ impl Bm25Index {
         self.scored(
             query,
             k,
-            &|slot| self.owners[slot as usize] != REMOVED && allow(self.ids[slot as usize]),
+            &Allow::BySlot(&|slot| self.owners[slot as usize] != REMOVED && allow(self.ids[slot as usize])),
             topk::max_score,
         )
     }
@@ -231,14 +231,14 @@ impl Bm25Index {
     /// Like `search`, with the filter asked by group (`insert_owned`'s `owner`): a caller whose
     /// filter depends on the group answers from a table instead of looking each id up.
     pub fn search_owned(&self, query: &str, k: usize, allow: &dyn Fn(u32) -> bool) -> Vec<(u64, f32)> {
-        self.scored(query, k, &|slot| self.owned_by(slot, allow), topk::max_score)
+        self.scored(query, k, &Allow::ByOwner(&|slot| self.owned_by(slot, allow)), topk::max_score)
     }
 
     /// `search_owned` scoring every posting of every query term: the reference the pruned
     /// search is checked and benchmarked against.
     #[doc(hidden)]
     pub fn search_owned_exhaustive(&self, query: &str, k: usize, allow: &dyn Fn(u32) -> bool) -> Vec<(u64, f32)> {
-        self.scored(query, k, &|slot| self.owned_by(slot, allow), topk::exhaustive)
+        self.scored(query, k, &Allow::ByOwner(&|slot| self.owned_by(slot, allow)), topk::exhaustive)
     }
 
     /// Whether slot `slot` holds a live document whose owner `allow` accepts.
@@ -248,7 +248,7 @@ impl Bm25Index {
     }
 
     /// Resolves the query's terms (once per occurrence, as BM25 sums them) and ranks with `rank`.
-    fn scored(&self, query: &str, k: usize, allow: &dyn Fn(u32) -> bool, rank: Ranker) -> Vec<(u64, f32)> {
+    fn scored(&self, query: &str, k: usize, allow: &Allow<'_>, rank: Ranker) -> Vec<(u64, f32)> {
         if k == 0 || self.live == 0 {
             return Vec::new();
         }
@@ -272,6 +272,14 @@ impl Bm25Index {
             return Vec::new();
         }
         rank(&TopK { ix: self, terms: &terms, weigh, k, allow })
+    }
+
+    /// The first slot after `slot` with another owner: a document's chunks are inserted
+    /// together, so its slots run on, and a verdict by owner holds for the whole run.
+    fn owner_run_end(&self, slot: u32) -> u32 {
+        let owner = self.owners[slot as usize];
+        let rest = &self.owners[slot as usize + 1..];
+        slot + 1 + rest.iter().position(|&o| o != owner).unwrap_or(rest.len()) as u32
     }
 }
 
@@ -354,6 +362,7 @@ mod tests {
         fn pruned_search_equals_exhaustive(
             docs in proptest::collection::vec(proptest::collection::vec(0usize..40, 1..12), 1..700),
             removed in proptest::collection::vec(0usize..700, 0..400),
+            run in 1usize..8,
             queries in proptest::collection::vec(proptest::collection::vec(0usize..12, 1..6), 1..8),
             k in 1usize..60,
             keep in 0u32..10,
@@ -364,7 +373,8 @@ mod tests {
                 // Skewed: low word numbers are common, so some lists hold most documents.
                 let picks: Vec<usize> = words.iter().map(|w| w * w / 130).collect();
                 // Ids out of slot order, so that ties at the k-th score are decided by id.
-                ix.insert_owned(id(i), (i % 10) as u32, &text(&picks));
+                // Owners in runs of consecutive slots, as a document's chunks are inserted.
+                ix.insert_owned(id(i), (i / run % 10) as u32, &text(&picks));
             }
             for r in removed {
                 ix.remove(id(r));

@@ -105,14 +105,31 @@ impl Cursor<'_> {
     }
 }
 
-/// One top-k query over an index: its terms, their weights, the depth, and the filter (asked
-/// by slot; it passes live documents only).
+/// A search's filter, asked by slot (it passes live documents only).
+pub(super) enum Allow<'a> {
+    /// Its verdict may differ from slot to slot.
+    BySlot(&'a dyn Fn(u32) -> bool),
+    /// Its verdict depends on the slot's owner only: one refusal rules out the owner's run of
+    /// consecutive slots.
+    ByOwner(&'a dyn Fn(u32) -> bool),
+}
+
+impl Allow<'_> {
+    /// Whether the filter passes the document in `slot`.
+    fn allows(&self, slot: u32) -> bool {
+        match self {
+            Allow::BySlot(f) | Allow::ByOwner(f) => f(slot),
+        }
+    }
+}
+
+/// One top-k query over an index: its terms, their weights, the depth, and the filter.
 pub(super) struct TopK<'a> {
     pub(super) ix: &'a Bm25Index,
     pub(super) terms: &'a [Term<'a>],
     pub(super) weigh: Weigh,
     pub(super) k: usize,
-    pub(super) allow: &'a dyn Fn(u32) -> bool,
+    pub(super) allow: &'a Allow<'a>,
 }
 
 /// The best `k` documents that `allow` accepts, by MaxScore (see the module docs).
@@ -160,8 +177,18 @@ pub(super) fn max_score(q: &TopK<'_>) -> Vec<(u64, f32)> {
         // Whether a document scoring `partial` so far plus at most `rest` stays below the k-th.
         let short = |partial: f32, rest: f32| partial * BOUND_SLACK + rest < threshold;
         let rest = first.checked_sub(1).map_or(0.0, |i| reach[i]);
-        if short(partial, rest) || !allow(slot) {
+        if short(partial, rest) {
             parts.fill(0.0);
+            continue;
+        }
+        if !allow.allows(slot) {
+            parts.fill(0.0);
+            if let Allow::ByOwner(_) = allow {
+                // The rest of the refused document's chunks are refused too: the proposing
+                // terms jump past them (the others only probe candidates, never these).
+                let end = ix.owner_run_end(slot);
+                cursors[first..].iter_mut().for_each(|c| c.seek(end));
+            }
             continue;
         }
         let mut reachable = true;
@@ -239,7 +266,7 @@ pub(super) fn exhaustive(q: &TopK<'_>) -> Vec<(u64, f32)> {
                     Verdict::Allowed => {}
                     Verdict::Unasked => {
                         s.touched.push(p.slot);
-                        if !allow(p.slot) {
+                        if !allow.allows(p.slot) {
                             s.verdict[slot] = Verdict::Refused;
                             continue;
                         }
