@@ -270,6 +270,10 @@ fn filters() -> Vec<Value> {
         json!({"or": [{"field": "lang", "eq": "fr"}, {"and": [{"field": "year", "lt": 2017}, {"field": "tags", "exists": true}]}]}),
         json!({"not": {"or": [{"field": "lang", "eq": "en"}, {"field": "author.name", "in": ["Grace", "Alan"]}]}}),
         json!({"field": "author.n", "in": [3, 5, 8, 13, 21, 34, 55, 89, 144, 233]}),
+        // Bounds of the other type: no value matches, and no cast fails.
+        json!({"field": "lang", "gt": 3}),
+        json!({"field": "year", "lt": "2024-01-01"}),
+        json!({"field": "tags", "gte": 0}),
     ]
 }
 
@@ -472,4 +476,23 @@ async fn the_largest_accepted_searches_are_answered_concurrently() {
     }
     let all = search(&*db, query("col", &long, None, SearchMode::Keyword, 100, None)).await;
     assert_eq!(all.len(), 20, "every document holds one of the query's words");
+}
+
+/// A word in every chunk reads few postings inside PostgreSQL (its share of the per-term budget
+/// follows its idf), yet a one-word search for it still fills its depth, ranked as the live
+/// index ranks it.
+#[tokio::test]
+async fn a_word_in_every_chunk_still_fills_a_deep_search() {
+    let (store, db_store) = postgres().await;
+    store.create_collection(&collection("col", 3)).await.unwrap();
+    let chunks: Vec<_> = (0..300)
+        .map(|i| chunk(i, &format!("common x{i} {}", "pad ".repeat(i as usize % 9)), &[1.0, i as f32, 0.5]))
+        .collect();
+    put(&*store, "col", "d", json!({}), &chunks).await;
+    let db = DatabaseRetriever::new(db_store);
+    let index = LiveIndex::open(store.clone()).await.unwrap();
+    let a = search(&index, query("col", "common", None, SearchMode::Keyword, 200, None)).await;
+    let b = search(&db, query("col", "common", None, SearchMode::Keyword, 200, None)).await;
+    assert_eq!(b.len(), 200);
+    assert_same_ranking(&a, &b, "common");
 }

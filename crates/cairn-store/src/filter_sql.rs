@@ -41,16 +41,46 @@ fn push_value(q: &mut QueryBuilder<'_, Postgres>, field: &[String], meta: &str) 
     q.push("(").push(meta).push(" #> ").push_bind(field.to_vec()).push("::text[])");
 }
 
-/// `EXISTS (SELECT 1 FROM <each value of the field> e(v) WHERE `: the field's elements when it
-/// is a list, else the value itself (the caller closes the parenthesis).
-fn push_any_value(q: &mut QueryBuilder<'_, Postgres>, field: &[String], meta: &str) {
-    q.push("EXISTS (SELECT 1 FROM jsonb_array_elements(CASE jsonb_typeof(");
+/// Where a condition's test finds the value it tests: a list's element, or the field itself.
+#[derive(Clone, Copy)]
+enum Each<'a> {
+    /// `e.v`, inside `push_any`'s walk over a list.
+    Element,
+    /// The field's own value (neither a list, nor null, nor missing).
+    Scalar(&'a [String], &'a str),
+}
+
+impl Each<'_> {
+    /// Appends the value's expression.
+    fn push(self, q: &mut QueryBuilder<'_, Postgres>) {
+        match self {
+            Each::Element => {
+                q.push("e.v");
+            }
+            Each::Scalar(field, meta) => push_value(q, field, meta),
+        }
+    }
+}
+
+/// Appends whether `test` holds for any value of the field: its elements when it is a list,
+/// else the value itself; FALSE when it is missing or null (`Filter::matches` treats a null as
+/// missing). A scalar is tested in place: unpacking it as a list of one cost a set-returning
+/// call per document, most of a filtered search's fixed cost on a large collection.
+fn push_any(
+    q: &mut QueryBuilder<'_, Postgres>,
+    field: &[String],
+    meta: &str,
+    test: &dyn Fn(&mut QueryBuilder<'_, Postgres>, Each<'_>),
+) {
+    q.push("(CASE jsonb_typeof(");
     push_value(q, field, meta);
-    q.push(") WHEN 'array' THEN ");
+    q.push(") WHEN 'array' THEN EXISTS (SELECT 1 FROM jsonb_array_elements(");
     push_value(q, field, meta);
-    q.push(" ELSE jsonb_build_array(");
-    push_value(q, field, meta);
-    q.push(") END) AS e(v) WHERE ");
+    q.push(") AS e(v) WHERE ");
+    test(q, Each::Element);
+    q.push(") WHEN 'null' THEN FALSE ELSE COALESCE(");
+    test(q, Each::Scalar(field, meta));
+    q.push(", FALSE) END)");
 }
 
 fn push_condition(q: &mut QueryBuilder<'_, Postgres>, field: &[String], op: &Op, meta: &str) {
@@ -61,16 +91,20 @@ fn push_condition(q: &mut QueryBuilder<'_, Postgres>, field: &[String], op: &Op,
             q.push("), 'null') <> 'null') = ").push_bind(*want).push(")");
         }
         Op::Eq(x) | Op::Ne(x) => {
+            let x = x.to_string();
             q.push(if matches!(op, Op::Ne(_)) { "(NOT " } else { "(" });
-            push_any_value(q, field, meta);
-            q.push("e.v = ").push_bind(x.to_string()).push("::jsonb))");
+            push_any(q, field, meta, &|q, v| {
+                v.push(q);
+                q.push(" = ").push_bind(x.clone()).push("::jsonb");
+            });
+            q.push(")");
         }
         Op::In(xs) => {
-            q.push("(");
-            push_any_value(q, field, meta);
-            q.push("e.v IN (SELECT jsonb_array_elements(")
-                .push_bind(serde_json::Value::Array(xs.clone()).to_string())
-                .push("::jsonb))))");
+            let xs = serde_json::Value::Array(xs.clone()).to_string();
+            push_any(q, field, meta, &|q, v| {
+                v.push(q);
+                q.push(" IN (SELECT jsonb_array_elements(").push_bind(xs.clone()).push("::jsonb))");
+            });
         }
         Op::Cmp(cmp, bound) => {
             let sign = match cmp {
@@ -79,24 +113,25 @@ fn push_condition(q: &mut QueryBuilder<'_, Postgres>, field: &[String], op: &Op,
                 Cmp::Lt => " < ",
                 Cmp::Lte => " <= ",
             };
-            q.push("(");
-            push_any_value(q, field, meta);
-            match bound {
+            // CASE, not AND: the cast must never meet a value of another type.
+            push_any(q, field, meta, &|q, v| match bound {
                 Bound::Number(n) => {
                     // Compared as numeric: a stored number too large for a double still
                     // compares instead of failing the query.
-                    q.push("jsonb_typeof(e.v) = 'number' AND (e.v)::numeric")
-                        .push(sign)
-                        .push_bind(*n)
-                        .push("::float8::numeric))");
+                    q.push("CASE WHEN jsonb_typeof(");
+                    v.push(q);
+                    q.push(") = 'number' THEN (");
+                    v.push(q);
+                    q.push(")::numeric").push(sign).push_bind(*n).push("::float8::numeric ELSE FALSE END");
                 }
                 Bound::Instant(ms) => {
-                    q.push("jsonb_typeof(e.v) = 'string' AND cairn_instant_ms(e.v #>> '{}')")
-                        .push(sign)
-                        .push_bind(*ms)
-                        .push("::bigint))");
+                    q.push("CASE WHEN jsonb_typeof(");
+                    v.push(q);
+                    q.push(") = 'string' THEN cairn_instant_ms(");
+                    v.push(q);
+                    q.push(" #>> '{}')").push(sign).push_bind(*ms).push("::bigint ELSE FALSE END");
                 }
-            }
+            });
         }
     }
 }

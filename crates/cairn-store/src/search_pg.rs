@@ -26,7 +26,13 @@ const MAX_HALFVEC_DIMS: i32 = 4000;
 pub(crate) const KNOWLEDGE_LOCK: &str = "SELECT pg_advisory_xact_lock(202611211)";
 /// Postings read per query term, best first by impact: bounds a query's work whatever the
 /// collection's size (a term in fewer chunks is read whole, so small collections score exactly).
+/// A common term gets a share of it by its inverse document frequency (`FULL_BUDGET_DF`).
 const POSTINGS_PER_TERM: i64 = 2000;
+/// A term in this share of chunks or fewer may read all `POSTINGS_PER_TERM`; a more common one
+/// reads them in proportion to its idf (so a term in half the chunks reads about 300). Its
+/// postings add little to any score, and those past its best few hundred by impact are short
+/// chunks that merely contain it: the budget goes where the ranking is decided.
+const FULL_BUDGET_DF: f64 = 0.01;
 /// Rows per insert statement (PostgreSQL takes at most 65,535 bound parameters).
 const ROWS_PER_INSERT: usize = 2000;
 
@@ -434,10 +440,16 @@ struct Bm25Query<'a> {
     filter: Option<&'a Filter>,
 }
 
+/// The idf of a term in `FULL_BUDGET_DF` of a large collection's chunks, as an SQL literal.
+fn full_budget_idf() -> String {
+    format!("{:.6}", (1.0 + (1.0 - FULL_BUDGET_DF) / FULL_BUDGET_DF).ln())
+}
+
 impl PgStore {
-    /// BM25 over each query term's best `POSTINGS_PER_TERM` postings by impact among the
-    /// documents the filter passes, each read posting scored exactly; best first. (Fewer than
-    /// `depth` results only when fewer chunks match: then every posting was read.)
+    /// BM25 over each query term's best postings by impact among the documents the filter
+    /// passes (`POSTINGS_PER_TERM`, less for common terms, never under `depth`), each read
+    /// posting scored exactly; best first. (Fewer than `depth` results only when fewer chunks
+    /// match: then every posting was read.)
     async fn bm25(&self, b: &Bm25Query<'_>) -> StoreResult<Vec<(u64, f32)>> {
         let key = b.key.key;
         let mut q = QueryBuilder::<Postgres>::new("WITH q AS (SELECT * FROM unnest(");
@@ -458,7 +470,8 @@ impl PgStore {
             .push(key)
             .push("), df AS (SELECT st.term, st.df::float8 AS df FROM search_terms st JOIN q ON q.term = st.term WHERE st.collection_key = ")
             .push(key)
-            .push(" AND st.df > 0), best AS (SELECT q.term, q.qtf, t.chunk_id, t.tf, t.len FROM q CROSS JOIN LATERAL \
+            .push(" AND st.df > 0), idf AS (SELECT df.term, ln(1 + (s.n - df.df + 0.5) / (df.df + 0.5)) AS idf FROM df CROSS JOIN s), \
+                   best AS (SELECT q.qtf, idf.idf, t.chunk_id, t.tf, t.len FROM q JOIN idf ON idf.term = q.term CROSS JOIN LATERAL \
                    (SELECT p.chunk_id, p.tf, p.len FROM chunk_terms p WHERE p.collection_key = ")
             .push(key)
             .push(" AND p.term = q.term")
@@ -466,9 +479,14 @@ impl PgStore {
             // walk goes (a plain IN becomes a join, and the planner then reads every posting of
             // the term and sorts them); `tf < 0` never holds.
             .push(if b.filter.is_some() { " AND (p.document_id IN (SELECT id FROM allowed) OR p.tf < 0)" } else { "" })
-            .push(" ORDER BY p.impact DESC LIMIT ")
+            // Never fewer than `depth`, so a one-word query still fills its results.
+            .push(" ORDER BY p.impact DESC LIMIT greatest(")
+            .push_bind(b.depth as i64)
+            .push(", ceil(")
             .push(POSTINGS_PER_TERM)
-            .push(") t), scored AS (SELECT best.chunk_id, SUM(best.qtf * ln(1 + (s.n - df.df + 0.5) / (df.df + 0.5)) * best.tf * (")
+            .push(" * least(1, idf.idf / ")
+            .push(full_budget_idf())
+            .push("))::bigint)) t), scored AS (SELECT best.chunk_id, SUM(best.qtf * best.idf * best.tf * (")
             .push_bind(f64::from(b.params.k1))
             .push(" + 1) / (best.tf + ")
             .push_bind(f64::from(b.params.k1))
@@ -476,7 +494,7 @@ impl PgStore {
             .push_bind(f64::from(b.params.b))
             .push(" + ")
             .push_bind(f64::from(b.params.b))
-            .push(" * best.len / GREATEST(s.avgdl, 1e-9))))::float8 AS score FROM best JOIN df ON df.term = best.term \
+            .push(" * best.len / GREATEST(s.avgdl, 1e-9))))::float8 AS score FROM best \
                    CROSS JOIN s GROUP BY best.chunk_id) SELECT sc.chunk_id, sc.score FROM scored sc");
         q.push(" ORDER BY sc.score DESC, sc.chunk_id LIMIT ").push_bind(b.depth as i64);
         let rows = q.build().fetch_all(&self.pool).await.map_err(db_err)?;
