@@ -172,7 +172,7 @@ async fn embedded_runs(
 }
 
 /// The searches through `retriever` as the service runs them (top 10; hybrid fuses the best
-/// 200 of each retriever), each query once per mode and filter; prints p50 and p99, and for
+/// `FUSION_DEPTH` of each retriever), each query once per mode and filter; prints p50 and p99, and for
 /// hybrid, those of each leg (its keyword and vector retrieval, which run concurrently).
 async fn measure(label: &str, retriever: &dyn Retriever, queries: &[(&str, &[f32])]) -> Result<()> {
     println!("| query ({label}) | filter | p50 | p99 | keyword leg p50 / p99 | vector leg p50 / p99 |");

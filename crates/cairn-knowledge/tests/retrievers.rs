@@ -485,14 +485,14 @@ async fn the_largest_accepted_searches_are_answered_concurrently() {
 async fn a_word_in_every_chunk_still_fills_a_deep_search() {
     let (store, db_store) = postgres().await;
     store.create_collection(&collection("col", 3)).await.unwrap();
-    let chunks: Vec<_> = (0..300)
+    let chunks: Vec<_> = (0..600)
         .map(|i| chunk(i, &format!("common x{i} {}", "pad ".repeat(i as usize % 9)), &[1.0, i as f32, 0.5]))
         .collect();
     put(&*store, "col", "d", json!({}), &chunks).await;
     let db = DatabaseRetriever::new(db_store);
     let index = LiveIndex::open(store.clone()).await.unwrap();
-    let a = search(&index, query("col", "common", None, SearchMode::Keyword, 200, None)).await;
-    let b = search(&db, query("col", "common", None, SearchMode::Keyword, 200, None)).await;
-    assert_eq!(b.len(), 200);
+    let a = search(&index, query("col", "common", None, SearchMode::Keyword, 550, None)).await;
+    let b = search(&db, query("col", "common", None, SearchMode::Keyword, 550, None)).await;
+    assert_eq!(b.len(), 550);
     assert_same_ranking(&a, &b, "common");
 }

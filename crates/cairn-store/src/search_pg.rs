@@ -25,13 +25,16 @@ const MAX_HALFVEC_DIMS: i32 = 4000;
 /// The knowledge store's transaction lock (see `postgres.rs`): taken by every write to chunks.
 pub(crate) const KNOWLEDGE_LOCK: &str = "SELECT pg_advisory_xact_lock(202611211)";
 /// Postings read per query term, best first by impact: bounds a query's work whatever the
-/// collection's size (a term in fewer chunks is read whole, so small collections score exactly).
-/// A common term gets a share of it by its inverse document frequency (`FULL_BUDGET_DF`).
-const POSTINGS_PER_TERM: i64 = 2000;
+/// collection's size. A common term gets a share of it by its inverse document frequency
+/// (`FULL_BUDGET_DF`), never less than `MIN_POSTINGS_PER_TERM` nor the search's depth.
+const POSTINGS_PER_TERM: i64 = 1000;
+/// Postings any term may read: a term in this many chunks or fewer is read whole, so a
+/// collection of up to this many chunks scores exactly.
+const MIN_POSTINGS_PER_TERM: i64 = 500;
 /// A term in this share of chunks or fewer may read all `POSTINGS_PER_TERM`; a more common one
-/// reads them in proportion to its idf (so a term in half the chunks reads about 300). Its
-/// postings add little to any score, and those past its best few hundred by impact are short
-/// chunks that merely contain it: the budget goes where the ranking is decided.
+/// reads them in proportion to its idf. Its postings add little to any score, and those past
+/// its best few hundred by impact are short chunks that merely contain it: the budget goes
+/// where the ranking is decided.
 const FULL_BUDGET_DF: f64 = 0.01;
 /// Rows per insert statement (PostgreSQL takes at most 65,535 bound parameters).
 const ROWS_PER_INSERT: usize = 2000;
@@ -447,9 +450,9 @@ fn full_budget_idf() -> String {
 
 impl PgStore {
     /// BM25 over each query term's best postings by impact among the documents the filter
-    /// passes (`POSTINGS_PER_TERM`, less for common terms, never under `depth`), each read
-    /// posting scored exactly; best first. (Fewer than `depth` results only when fewer chunks
-    /// match: then every posting was read.)
+    /// passes (`POSTINGS_PER_TERM`, less for common terms; at least `MIN_POSTINGS_PER_TERM`
+    /// and `depth`), each read posting scored exactly; best first. (Fewer than `depth` results
+    /// only when fewer chunks match: then every posting was read.)
     async fn bm25(&self, b: &Bm25Query<'_>) -> StoreResult<Vec<(u64, f32)>> {
         let key = b.key.key;
         let mut q = QueryBuilder::<Postgres>::new("WITH q AS (SELECT * FROM unnest(");
@@ -482,6 +485,8 @@ impl PgStore {
             // Never fewer than `depth`, so a one-word query still fills its results.
             .push(" ORDER BY p.impact DESC LIMIT greatest(")
             .push_bind(b.depth as i64)
+            .push(", ")
+            .push(MIN_POSTINGS_PER_TERM)
             .push(", ceil(")
             .push(POSTINGS_PER_TERM)
             .push(" * least(1, idf.idf / ")
