@@ -1,8 +1,9 @@
 //! `cairn-bench keyword`: the embedded keyword index alone at a given number of chunks, its
 //! pruned top-k search (MaxScore over block bounds) beside the exhaustive scorer it replaced,
-//! in the same run on the same index (each over all the queries in turn): p50 and p99 per depth (10, a keyword search's; 200,
-//! hybrid's candidates) and filter (none; 30% of chunks by document), the speed-up as a
-//! ratio, and a check that both return the same results.
+//! in the same run on the same index (each over all the queries in turn): p50 and p99 per
+//! depth (10, a keyword search's; `FUSION_DEPTH`, hybrid's candidates) and filter (none; 30%
+//! of chunks by document), the speed-up as a ratio, and a check that both return the same
+//! results.
 //!
 //! The chunks are those of `cairn-bench search` (SciFact sentences, documents of 100 chunks,
 //! ten metadata groups); queries are the SciFact claims.
@@ -33,7 +34,7 @@ pub fn run(dataset: &Path, chunks: usize) -> Result<()> {
     // Groups 0-2 of 10, by document, as `cairn-bench search`'s filter.
     let thirty = |owner: u32| owner % 10 < 3;
     let all = |_: u32| true;
-    for depth in [10, 200] {
+    for depth in [10, cairn_knowledge::retrieve::FUSION_DEPTH] {
         for (name, allow) in [("none", &all as &dyn Fn(u32) -> bool), ("30% of chunks", &thirty)] {
             // Each strategy over all the queries in turn: interleaved, one would warm the
             // caches for the other.

@@ -10,6 +10,7 @@ use cairn_core::knowledge::{embedding_from_bytes, embedding_to_bytes};
 use cairn_core::search::{Bm25Params, VectorScan};
 use cairn_knowledge::beir::BeirDataset;
 use cairn_knowledge::eval::{mrr_at, ndcg_at, recall_at};
+use cairn_knowledge::retrieve::FUSION_DEPTH;
 use cairn_knowledge::{fuse, Analyzer, AnnIndex, AnnParams, Bm25Index, Fusion};
 
 use crate::pgsearch::{self, Doc, COLLECTION};
@@ -114,8 +115,9 @@ pub async fn run(
         let cut = |l: &Vec<(u64, f32)>| l[..l.len().min(depth)].to_vec();
         a.iter().zip(b).map(|(a, b)| fuse(Fusion::Convex { keyword_weight: 0.5 }, &cut(a), &cut(b), depth)).collect()
     };
+    let service = |depth: usize| if depth == FUSION_DEPTH { " (the service's)" } else { "" };
     for depth in FUSION_DEPTHS {
-        row(&format!("hybrid: convex 0.5, each list cut to {depth}"), &at_depth(&kw, &vec, depth));
+        row(&format!("hybrid: convex 0.5, each list cut to {depth}{}", service(depth)), &at_depth(&kw, &vec, depth));
     }
     if let Some(url) = postgres {
         let docs = data
@@ -152,9 +154,10 @@ pub async fn run(
         row("PostgreSQL vector (exact scan)", &pexact);
         let hybrid: Vec<_> =
             pkw.iter().zip(&pvec).map(|(a, b)| fuse(Fusion::Convex { keyword_weight: 0.5 }, a, b, DEPTH)).collect();
-        row("PostgreSQL hybrid: convex, keyword weight 0.5 (the service's)", &hybrid);
+        row("PostgreSQL hybrid: convex, keyword weight 0.5, lists of 1,000", &hybrid);
         for depth in FUSION_DEPTHS {
-            row(&format!("PostgreSQL hybrid: convex 0.5, each list cut to {depth}"), &at_depth(&pkw, &pvec, depth));
+            let label = format!("PostgreSQL hybrid: convex 0.5, each list cut to {depth}{}", service(depth));
+            row(&label, &at_depth(&pkw, &pvec, depth));
         }
     }
     Ok(())
