@@ -83,6 +83,21 @@ fn push_any(
     q.push(", FALSE) END)");
 }
 
+/// `CASE WHEN jsonb_typeof(v) = kind THEN <then> ELSE FALSE END`: CASE, not AND, so that a
+/// cast in `then` never meets a value of another JSON type.
+fn push_when_type(
+    q: &mut QueryBuilder<'_, Postgres>,
+    v: Each<'_>,
+    kind: &'static str,
+    then: &dyn Fn(&mut QueryBuilder<'_, Postgres>),
+) {
+    q.push("CASE WHEN jsonb_typeof(");
+    v.push(q);
+    q.push(") = '").push(kind).push("' THEN ");
+    then(q);
+    q.push(" ELSE FALSE END");
+}
+
 fn push_condition(q: &mut QueryBuilder<'_, Postgres>, field: &[String], op: &Op, meta: &str) {
     match op {
         Op::Exists(want) => {
@@ -113,24 +128,19 @@ fn push_condition(q: &mut QueryBuilder<'_, Postgres>, field: &[String], op: &Op,
                 Cmp::Lt => " < ",
                 Cmp::Lte => " <= ",
             };
-            // CASE, not AND: the cast must never meet a value of another type.
             push_any(q, field, meta, &|q, v| match bound {
-                Bound::Number(n) => {
-                    // Compared as numeric: a stored number too large for a double still
-                    // compares instead of failing the query.
-                    q.push("CASE WHEN jsonb_typeof(");
+                // Compared as numeric: a stored number too large for a double still compares
+                // instead of failing the query.
+                Bound::Number(n) => push_when_type(q, v, "number", &|q| {
+                    q.push("(");
                     v.push(q);
-                    q.push(") = 'number' THEN (");
+                    q.push(")::numeric").push(sign).push_bind(*n).push("::float8::numeric");
+                }),
+                Bound::Instant(ms) => push_when_type(q, v, "string", &|q| {
+                    q.push("cairn_instant_ms(");
                     v.push(q);
-                    q.push(")::numeric").push(sign).push_bind(*n).push("::float8::numeric ELSE FALSE END");
-                }
-                Bound::Instant(ms) => {
-                    q.push("CASE WHEN jsonb_typeof(");
-                    v.push(q);
-                    q.push(") = 'string' THEN cairn_instant_ms(");
-                    v.push(q);
-                    q.push(" #>> '{}')").push(sign).push_bind(*ms).push("::bigint ELSE FALSE END");
-                }
+                    q.push(" #>> '{}')").push(sign).push_bind(*ms).push("::bigint");
+                }),
             });
         }
     }
