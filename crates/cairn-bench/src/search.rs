@@ -82,7 +82,7 @@ pub async fn run(
     let mut nodes = match embedded {
         Some(e) => {
             let data_dir = e.dir.unwrap_or_else(|| dir.path().join("data"));
-            embedded_runs(dir.path(), &data_dir, dim, corpus, &queries, cairn).await?
+            embedded_runs(dir.path(), &data_dir, (chunks, dim), corpus, &queries, cairn).await?
         }
         None => Vec::new(),
     };
@@ -126,7 +126,7 @@ pub async fn run(
 async fn embedded_runs(
     dir: &Path,
     data_dir: &Path,
-    dim: usize,
+    (chunks, dim): (usize, usize),
     corpus: impl FnOnce() -> Vec<Doc>,
     queries: &[(&str, &[f32])],
     cairn: Option<&Path>,
@@ -141,7 +141,6 @@ async fn embedded_runs(
         println!("Embedded (SQLite): searching the corpus already in {}", db.display());
     } else {
         let docs = corpus();
-        let chunks: usize = docs.iter().map(|d| d.chunks.len()).sum();
         let start = Instant::now();
         pgsearch::load(&store, dim as u32, docs, None).await?;
         println!("Embedded (SQLite): {chunks} chunks written in {:.1} s", start.elapsed().as_secs_f64());
@@ -149,6 +148,13 @@ async fn embedded_runs(
     let start = Instant::now();
     let options = LiveOptions { dir: Some(data_dir.join("indexes")), ..LiveOptions::default() };
     let live = LiveIndex::open_with(store.clone(), options).await?;
+    // A kept folder from a run with another `--chunks`, or one cut short while writing.
+    anyhow::ensure!(
+        live.len(pgsearch::COLLECTION) == chunks,
+        "{} holds {} chunks, not {chunks}: use another --embedded-dir",
+        db.display(),
+        live.len(pgsearch::COLLECTION)
+    );
     let how = if loaded { "opened (saved HNSW graph loaded, BM25 built)" } else { "built (BM25 and HNSW, one thread)" };
     println!("live index {how} in {:.1} s\n", start.elapsed().as_secs_f64());
     measure("embedded", &live, queries).await?;
