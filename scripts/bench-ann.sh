@@ -2,7 +2,8 @@
 # The embedded ANN benchmark (issue 14): cairn-ann's HNSW index against FAISS's IndexHNSWFlat
 # and hnswlib (PyPI, pinned) on the same generated vectors, same M / ef_construction /
 # ef_search, one thread each: recall@10 against exact search, queries per second, build time,
-# memory. `VECTORS=100000 scripts/bench-ann.sh` for a quicker run (default 1,000,000).
+# memory. `VECTORS=100000 scripts/bench-ann.sh` for a quicker run (default 1,000,000);
+# `KEEP_INDEX=1` keeps cairn-ann's index and reuses it on the next run (build not measured).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 FAISS_PIN="1.15.1"
@@ -22,6 +23,6 @@ EFS="${EF_SEARCH:-16,32,64,128}"
 OUT="${CARGO_TARGET_DIR:-target}/ann-bench"
 cargo build --release -p cairn -p cairn-bench
 "${CARGO_TARGET_DIR:-target}/release/cairn-bench" ann --out "$OUT" --vectors "${VECTORS:-1000000}" \
-  --m "$M" --ef-construction "$EFC" --ef-search "$EFS"
+  --m "$M" --ef-construction "$EFC" --ef-search "$EFS" ${KEEP_INDEX:+--keep-index}
 "$VENV/bin/python" scripts/bench_ann_peers.py "$OUT" "$M" "$EFC" "$EFS"
-rm -f "$OUT"/base.f32
+[ -n "${KEEP_INDEX:-}" ] || rm -f "$OUT"/base.f32

@@ -74,7 +74,9 @@ def main():
     print("|---|---|---|" + "---|" * len(efs))
     for name, lib in libraries.items():
         cells = " | ".join(f"{r['recall']:.4f} / {r['qps']:.0f}" for r in lib["rows"])
-        print(f"| {name} | {lib['build_s']:.1f} s | {lib['memory_mb']:.0f} MB | {cells} |")
+        build = "kept" if lib["build_s"] is None else f"{lib['build_s']:.1f} s"
+        memory = "kept" if lib["memory_mb"] is None else f"{lib['memory_mb']:.0f} MB"
+        print(f"| {name} | {build} | {memory} | {cells} |")
     faiss_rows = peers["FAISS IndexHNSWFlat"]["rows"]
     ratios = " | ".join(f"{c['qps'] / p['qps']:.2f}x" for c, p in zip(cairn["rows"], faiss_rows))
     print(f"| cairn-ann QPS / FAISS QPS | | | {ratios} |")

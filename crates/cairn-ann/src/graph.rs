@@ -12,7 +12,8 @@
 use std::cmp::{Ordering, Reverse};
 use std::collections::BinaryHeap;
 
-use crate::distance::{dot, prefetch};
+use crate::distance::{dot, dot4, prefetch};
+use crate::memory::extend_huge;
 use crate::visited::Visited;
 
 /// A node and its similarity to the query; ordered by similarity (ties by lower slot first),
@@ -53,6 +54,18 @@ impl<'a> Space<'a> {
 
     fn sim(&self, q: &[f32], slot: u32) -> f32 {
         dot(q, self.row(slot))
+    }
+
+    /// `q`'s similarity to each of `slots` into `sims`, four vectors per pass.
+    pub fn score(&self, q: &[f32], slots: &[u32], sims: &mut [f32]) {
+        let mut groups = slots.chunks_exact(4);
+        let mut out = sims.chunks_exact_mut(4);
+        for (g, o) in (&mut groups).zip(&mut out) {
+            o.copy_from_slice(&dot4(q, [self.row(g[0]), self.row(g[1]), self.row(g[2]), self.row(g[3])]));
+        }
+        for (&slot, o) in groups.remainder().iter().zip(out.into_remainder()) {
+            *o = self.sim(q, slot);
+        }
     }
 }
 
@@ -98,16 +111,20 @@ impl Graph {
         }
     }
 
+    /// The stored list of `slot` on `level`: its count, then room for every neighbour.
+    fn list(&self, slot: u32, level: u8) -> &[u32] {
+        let w = self.width(level);
+        if level == 0 {
+            &self.links0[slot as usize * w..][..w]
+        } else {
+            &self.upper[slot as usize][(level as usize - 1) * w..][..w]
+        }
+    }
+
     /// The neighbours of `slot` on `level`.
     pub fn links(&self, slot: u32, level: u8) -> &[u32] {
-        let w = self.width(level);
-        let (list, start) = if level == 0 {
-            (&self.links0, slot as usize * w)
-        } else {
-            (&self.upper[slot as usize], (level as usize - 1) * w)
-        };
-        let n = list[start] as usize;
-        &list[start + 1..start + 1 + n]
+        let list = self.list(slot, level);
+        &list[1..1 + list[0] as usize]
     }
 
     fn set_links(&mut self, slot: u32, level: u8, to: &[u32]) {
@@ -125,7 +142,8 @@ impl Graph {
     pub fn insert(&mut self, space: Space<'_>, level: u8, ef_construction: usize, visited: &mut Visited) {
         let slot = self.levels.len() as u32;
         self.levels.push(level);
-        self.links0.resize(self.links0.len() + self.width(0), 0);
+        let width = self.width(0);
+        extend_huge(&mut self.links0, &[0; 2 * MAX_M + 1][..width]);
         self.upper.push(vec![0; level as usize * self.width(1)]);
         if slot == 0 {
             self.entry = 0;
@@ -140,7 +158,7 @@ impl Graph {
         for l in (0..=level.min(self.top)).rev() {
             visited.reset(self.len());
             let mut unbounded = u64::MAX;
-            let found = self.walk(space, q, ep, ef_construction, l, &mut |_| true, &mut unbounded, visited);
+            let found = self.walk(space, q, ep, ef_construction, l, |_| true, &mut unbounded, visited);
             let mut candidates: Vec<Near> =
                 found.map(|r| r.into_iter().map(|Reverse(n)| n).collect()).unwrap_or_default();
             candidates.sort_unstable_by(|a, b| b.cmp(a));
@@ -208,7 +226,7 @@ impl Graph {
         entry: Near,
         ef: usize,
         level: u8,
-        accept: &mut dyn FnMut(u32) -> bool,
+        mut accept: impl FnMut(u32) -> bool,
         budget: &mut u64,
         visited: &mut Visited,
     ) -> Option<BinaryHeap<Reverse<Near>>> {
@@ -219,6 +237,8 @@ impl Graph {
         if accept(entry.slot) {
             results.push(Reverse(entry));
         }
+        let mut fresh = [0u32; 2 * MAX_M];
+        let mut sims = [0f32; 2 * MAX_M];
         while let Some(c) = candidates.pop() {
             let worst = results.peek().map_or(f32::NEG_INFINITY, |r| r.0.sim);
             if results.len() >= ef && c.sim < worst {
@@ -226,19 +246,24 @@ impl Graph {
             }
             let links = self.links(c.slot, level);
             *budget = budget.checked_sub(links.len() as u64)?;
-            // The unvisited neighbours first, their vectors requested all at once, then scored:
-            // the memory loads overlap instead of waiting one after another.
-            let mut fresh = [0u32; 2 * MAX_M];
+            // The unvisited neighbours first, their vectors requested all at once, then scored
+            // four at a time: the memory loads overlap instead of waiting one after another.
             let mut count = 0;
             for &n in links {
                 if visited.insert(n) {
-                    prefetch(space.row(n));
+                    // A vector of 384 floats spans 24 cache lines: the first few start its
+                    // product, the hardware prefetcher follows the rest.
+                    prefetch(space.row(n), 4);
                     fresh[count] = n;
                     count += 1;
                 }
             }
-            for &n in &fresh[..count] {
-                let sim = space.sim(q, n);
+            // The list the walk most likely reads next, the best candidate's, while scoring.
+            if let Some(next) = candidates.peek() {
+                prefetch(self.list(next.slot, level), 3);
+            }
+            space.score(q, &fresh[..count], &mut sims[..count]);
+            for (&n, &sim) in fresh[..count].iter().zip(&sims[..count]) {
                 let worst = results.peek().map_or(f32::NEG_INFINITY, |r| r.0.sim);
                 if results.len() < ef || sim > worst {
                     candidates.push(Near { sim, slot: n });

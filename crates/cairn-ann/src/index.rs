@@ -13,10 +13,12 @@
 //! then catches up with what changed meanwhile ([`AnnIndex::catch_up_with`]).
 
 use std::cell::RefCell;
+use std::cmp::Reverse;
 use std::collections::{BinaryHeap, HashMap};
 
 use crate::distance::{dot, normalized};
 use crate::graph::{Graph, Near, Space, MAX_LEVEL, MAX_M};
+use crate::memory::{advise_huge, extend_huge};
 use crate::visited::Visited;
 
 /// How the index is built and searched.
@@ -142,7 +144,7 @@ impl AnnIndex {
         let slot = self.keys.len() as u32;
         self.keys.push(key);
         self.alive.push(true);
-        self.vectors.extend_from_slice(&unit);
+        extend_huge(&mut self.vectors, &unit);
         self.slot_of.insert(key, slot);
         if let Some(graph) = &mut self.graph {
             let level = level_for(key, self.params.m);
@@ -192,7 +194,9 @@ impl AnnIndex {
 
     /// The live vectors, copied, to rebuild the index from without holding it.
     pub fn rebuild_plan(&self) -> Rebuild {
-        let mut plan = Rebuild { dim: self.dim, params: self.params, keys: Vec::new(), vectors: Vec::new() };
+        let vectors = Vec::with_capacity(self.len() * self.dim);
+        advise_huge(&vectors);
+        let mut plan = Rebuild { dim: self.dim, params: self.params, keys: Vec::new(), vectors };
         for (slot, &key) in self.keys.iter().enumerate() {
             if self.alive[slot] {
                 plan.keys.push(key);
@@ -228,8 +232,14 @@ impl AnnIndex {
         (norm > 0.0 && norm.is_finite()).then(|| dot(query, self.row(slot)) / norm)
     }
 
-    /// The `k` vectors most similar to `query` among the keys `allow` accepts, best first.
-    pub fn search(&self, query: &[f32], k: usize, allow: &dyn Fn(u64) -> bool) -> Result<Vec<(u64, f32)>, VectorError> {
+    /// The `k` vectors most similar to `query`, best first: among the keys `filter` accepts
+    /// when there is one (`None` searches every vector, without a call per candidate).
+    pub fn search(
+        &self,
+        query: &[f32],
+        k: usize,
+        filter: Option<&dyn Fn(u64) -> bool>,
+    ) -> Result<Vec<(u64, f32)>, VectorError> {
         if query.len() != self.dim {
             return Err(VectorError::Dimension { want: self.dim, got: query.len() });
         }
@@ -238,8 +248,8 @@ impl AnnIndex {
             return Ok(Vec::new());
         }
         let found = match &self.graph {
-            Some(graph) => self.walk(graph, &q, k, allow).unwrap_or_else(|| self.exact(&q, k, allow)),
-            None => self.exact(&q, k, allow),
+            Some(graph) => self.walk(graph, &q, k, filter).unwrap_or_else(|| self.exact(&q, k, filter)),
+            None => self.exact(&q, k, filter),
         };
         let mut out: Vec<(u64, f32)> = found.into_iter().map(|n| (self.keys[n.slot as usize], n.sim)).collect();
         out.sort_by(|a, b| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0)));
@@ -249,40 +259,68 @@ impl AnnIndex {
 
     /// The graph search; `None` when it gives up (see the module docs) or finds fewer than
     /// `k`, which may mean fewer pass the filter.
-    fn walk(&self, graph: &Graph, q: &[f32], k: usize, allow: &dyn Fn(u64) -> bool) -> Option<Vec<Near>> {
-        let space = Space { data: &self.vectors, dim: self.dim };
+    fn walk(&self, graph: &Graph, q: &[f32], k: usize, filter: Option<&dyn Fn(u64) -> bool>) -> Option<Vec<Near>> {
+        let space = self.space();
         let mut at = Near { sim: dot(q, space.row(graph.entry)), slot: graph.entry };
         for level in (1..=graph.top).rev() {
             at = graph.greedy(space, q, at, level);
         }
         let mut budget = (self.keys.len() as u64 / 2).max(1);
-        let mut accept = |slot: u32| self.alive[slot as usize] && allow(self.keys[slot as usize]);
         let ef = self.params.ef_search.max(k);
+        let all_live = self.keys.len() == self.len();
         let results = VISITED.with(|v| {
             let mut visited = v.borrow_mut();
             visited.reset(graph.len());
-            graph.walk(space, q, at, ef, 0, &mut accept, &mut budget, &mut visited)
+            let (visited, budget) = (&mut *visited, &mut budget);
+            // One walk per kind of test, each compiled with its test inlined.
+            match filter {
+                None if all_live => graph.walk(space, q, at, ef, 0, |_| true, budget, visited),
+                None => graph.walk(space, q, at, ef, 0, |slot| self.alive[slot as usize], budget, visited),
+                Some(allow) => {
+                    let accept = |slot: u32| self.alive[slot as usize] && allow(self.keys[slot as usize]);
+                    graph.walk(space, q, at, ef, 0, accept, budget, visited)
+                }
+            }
         })?;
         (results.len() >= k).then(|| results.into_iter().map(|r| r.0).collect())
     }
 
-    /// Scores every live vector `allow` accepts.
-    fn exact(&self, q: &[f32], k: usize, allow: &dyn Fn(u64) -> bool) -> Vec<Near> {
-        let mut heap: BinaryHeap<std::cmp::Reverse<Near>> = BinaryHeap::with_capacity(k + 1);
-        for (slot, row) in self.vectors.chunks_exact(self.dim.max(1)).enumerate() {
-            if !self.alive[slot] || !allow(self.keys[slot]) {
+    /// Scores every live vector `filter` accepts, four at a time.
+    fn exact(&self, q: &[f32], k: usize, filter: Option<&dyn Fn(u64) -> bool>) -> Vec<Near> {
+        let mut heap: BinaryHeap<Reverse<Near>> = BinaryHeap::with_capacity(k + 1);
+        let mut offer = |slots: &[u32], sims: &[f32]| {
+            for (&slot, &sim) in slots.iter().zip(sims) {
+                if heap.len() == k && heap.peek().is_some_and(|w| sim <= w.0.sim) {
+                    continue;
+                }
+                heap.push(Reverse(Near { sim, slot }));
+                if heap.len() > k {
+                    heap.pop();
+                }
+            }
+        };
+        let space = self.space();
+        let (mut batch, mut sims, mut held) = ([0u32; 4], [0f32; 4], 0);
+        for slot in 0..self.keys.len() {
+            if !self.alive[slot] || filter.is_some_and(|allow| !allow(self.keys[slot])) {
                 continue;
             }
-            let sim = dot(q, row);
-            if heap.len() == k && heap.peek().is_some_and(|w| sim <= w.0.sim) {
-                continue;
-            }
-            heap.push(std::cmp::Reverse(Near { sim, slot: slot as u32 }));
-            if heap.len() > k {
-                heap.pop();
+            batch[held] = slot as u32;
+            held += 1;
+            if held == 4 {
+                space.score(q, &batch, &mut sims);
+                offer(&batch, &sims);
+                held = 0;
             }
         }
+        space.score(q, &batch[..held], &mut sims[..held]);
+        offer(&batch[..held], &sims[..held]);
         heap.into_iter().map(|r| r.0).collect()
+    }
+
+    /// The vectors, addressed by slot.
+    fn space(&self) -> Space<'_> {
+        Space { data: &self.vectors, dim: self.dim }
     }
 
     fn row(&self, slot: u32) -> &[f32] {
@@ -314,7 +352,7 @@ impl Rebuild {
         fresh.vectors = self.vectors;
         if fresh.len() >= fresh.params.graph_from {
             let mut graph = Graph::new(fresh.params.m);
-            let space = Space { data: &fresh.vectors, dim: fresh.dim };
+            let space = fresh.space();
             VISITED.with(|v| {
                 let mut visited = v.borrow_mut();
                 for &key in &fresh.keys {

@@ -13,6 +13,7 @@
 mod distance;
 mod graph;
 mod index;
+mod memory;
 mod persist;
 mod visited;
 

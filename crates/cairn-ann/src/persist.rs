@@ -15,6 +15,7 @@ use std::path::Path;
 
 use crate::graph::{Graph, MAX_LEVEL, MAX_M};
 use crate::index::{AnnIndex, Params};
+use crate::memory::advise_huge;
 
 const MAGIC: &[u8; 8] = b"CAIRNANN";
 const VERSION: u32 = 1;
@@ -136,6 +137,7 @@ fn read_le<T: bytemuck::Pod + Default + Clone>(r: &mut impl Read, n: u64, budget
         return Err(PersistError::Invalid("sizes exceed the file"));
     }
     let mut out = vec![T::default(); n as usize];
+    advise_huge(&out);
     r.read_exact(bytemuck::cast_slice_mut(&mut out))?;
     Ok(out)
 }

@@ -29,13 +29,13 @@ fn params(graph_from: usize) -> Params {
 }
 
 /// Mean share of the exact top 10 the index finds, over `queries`.
-fn recall(ann: &AnnIndex, exact: &AnnIndex, queries: &[Vec<f32>], allow: &dyn Fn(u64) -> bool) -> f64 {
+fn recall(ann: &AnnIndex, exact: &AnnIndex, queries: &[Vec<f32>], filter: Option<&dyn Fn(u64) -> bool>) -> f64 {
     let mut hit = 0;
     for q in queries {
-        let want: Vec<u64> = exact.search(q, 10, allow).unwrap().into_iter().map(|h| h.0).collect();
-        let got: Vec<u64> = ann.search(q, 10, allow).unwrap().into_iter().map(|h| h.0).collect();
+        let want: Vec<u64> = exact.search(q, 10, filter).unwrap().into_iter().map(|h| h.0).collect();
+        let got: Vec<u64> = ann.search(q, 10, filter).unwrap().into_iter().map(|h| h.0).collect();
         assert_eq!(got.len(), want.len());
-        assert!(got.iter().all(|k| allow(*k)), "a result the filter refuses");
+        assert!(got.iter().all(|k| filter.is_none_or(|allow| allow(*k))), "a result the filter refuses");
         hit += got.iter().filter(|k| want.contains(k)).count();
     }
     hit as f64 / (queries.len() * 10) as f64
@@ -55,15 +55,15 @@ fn the_graph_recalls_exact_search_with_and_without_filters() {
     let ann = build(&data, 1000);
     let exact = build(&data, usize::MAX);
     assert!(ann.has_graph() && !exact.has_graph());
-    let all = recall(&ann, &exact, &queries, &|_| true);
-    let thirty = recall(&ann, &exact, &queries, &|k| k % 10 < 3);
+    let all = recall(&ann, &exact, &queries, None);
+    let thirty = recall(&ann, &exact, &queries, Some(&|k| k % 10 < 3));
     // A filter passing 0.5%: the walk gives up and the filtered vectors are scanned exactly.
-    let rare = recall(&ann, &exact, &queries, &|k| k % 200 == 0);
+    let rare = recall(&ann, &exact, &queries, Some(&|k| k % 200 == 0));
     assert!(all >= 0.95, "recall@10 {all}");
     assert!(thirty >= 0.95, "recall@10 under a 30% filter {thirty}");
     assert_eq!(rare, 1.0, "recall@10 under a 0.5% filter");
     // Fewer pass than asked for: every one of them, not an empty or short page of the graph.
-    let few = ann.search(&queries[0], 10, &|k| k < 4).unwrap();
+    let few = ann.search(&queries[0], 10, Some(&|k| k < 4)).unwrap();
     assert_eq!(few.iter().map(|h| h.0).collect::<std::collections::BTreeSet<_>>(), (0..4).collect());
 }
 
@@ -77,12 +77,12 @@ fn removed_vectors_leave_results_and_the_graph_is_rebuilt_when_most_are_gone() {
     assert!(!ix.remove(5));
     assert_eq!(ix.len(), 2000);
     let q = &data[10];
-    let hits = ix.search(q, 50, &|_| true).unwrap();
+    let hits = ix.search(q, 50, None).unwrap();
     assert_eq!(hits.len(), 50);
     assert!(hits.iter().all(|h| h.0 >= 1000));
     // Replacing a key's vector: the new one is found, once.
     ix.insert(2500, q).unwrap();
-    let hits = ix.search(q, 5, &|_| true).unwrap();
+    let hits = ix.search(q, 5, None).unwrap();
     assert_eq!(hits[0].0, 2500);
     assert!((hits[0].1 - 1.0).abs() < 1e-5);
     assert_eq!(hits.iter().filter(|h| h.0 == 2500).count(), 1);
@@ -97,10 +97,10 @@ fn removed_vectors_leave_results_and_the_graph_is_rebuilt_when_most_are_gone() {
         }
         e
     };
-    assert!(recall(&ix, &exact, &data[..50], &|_| true) >= 0.95);
+    assert!(recall(&ix, &exact, &data[..50], None) >= 0.95);
     ix.retain(|k| k < 2450);
     assert!(ix.len() == 50 && !ix.has_graph(), "small again: searched exactly");
-    assert_eq!(ix.search(q, 100, &|_| true).unwrap().len(), 50);
+    assert_eq!(ix.search(q, 100, None).unwrap().len(), 50);
 }
 
 #[test]
@@ -113,11 +113,11 @@ fn bad_vectors_and_queries_are_refused() {
     ix.insert(2, &[0.0, 1.0, 0.0, 0.0]).unwrap();
     ix.insert(3, &[0.0, 0.0, 0.0, 0.0]).unwrap();
     assert!(ix.has_graph());
-    assert!(ix.search(&[1.0, 2.0], 1, &|_| true).is_err());
-    assert!(ix.search(&[f32::INFINITY, 0.0, 0.0, 0.0], 1, &|_| true).is_err());
-    assert!(ix.search(&[1.0, 0.0, 0.0, 0.0], 0, &|_| true).unwrap().is_empty());
+    assert!(ix.search(&[1.0, 2.0], 1, None).is_err());
+    assert!(ix.search(&[f32::INFINITY, 0.0, 0.0, 0.0], 1, None).is_err());
+    assert!(ix.search(&[1.0, 0.0, 0.0, 0.0], 0, None).unwrap().is_empty());
     // A zero query scores everything 0: still an answer, not an error.
-    assert_eq!(ix.search(&[0.0; 4], 10, &|_| true).unwrap().len(), 3);
+    assert_eq!(ix.search(&[0.0; 4], 10, None).unwrap().len(), 3);
     assert_eq!(ix.similarity(1, &[2.0, 0.0, 0.0, 0.0]), Some(1.0));
     assert_eq!(ix.similarity(1, &[0.0; 4]), None);
     assert_eq!(ix.similarity(9, &[1.0, 0.0, 0.0, 0.0]), None);
@@ -139,7 +139,7 @@ fn the_index_file_round_trips_and_damage_is_refused() {
     }
     let back = AnnIndex::load(&path).unwrap();
     assert_eq!(back, ix);
-    assert_eq!(back.search(&data[3], 10, &|_| true).unwrap(), ix.search(&data[3], 10, &|_| true).unwrap());
+    assert_eq!(back.search(&data[3], 10, None).unwrap(), ix.search(&data[3], 10, None).unwrap());
 
     let bytes = std::fs::read(&path).unwrap();
     let damaged = dir.path().join("damaged.ann");
@@ -203,6 +203,6 @@ fn a_rebuild_made_away_from_the_index_catches_up_with_changes_made_meanwhile() {
         e.insert(2500, &queries[0]).unwrap();
         e
     };
-    assert!(recall(&rebuilt, &exact, &queries, &|_| true) >= 0.95);
-    assert_eq!(rebuilt.search(&queries[0], 1, &|_| true).unwrap()[0].0, 2500);
+    assert!(recall(&rebuilt, &exact, &queries, None) >= 0.95);
+    assert_eq!(rebuilt.search(&queries[0], 1, None).unwrap()[0].0, 2500);
 }

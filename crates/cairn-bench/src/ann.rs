@@ -25,35 +25,39 @@ const K: usize = 10;
 
 /// Generates the data, benchmarks `cairn-ann` and prints a Markdown table; the peers are run
 /// by the script on the files left in `dir`.
-pub fn run(dir: &Path, n: usize, queries: usize, dim: usize, p: Params, efs: &[usize]) -> Result<()> {
+pub fn run(dir: &Path, n: usize, queries: usize, dim: usize, p: Params, efs: &[usize], keep: bool) -> Result<()> {
     std::fs::create_dir_all(dir)?;
-    let start = Instant::now();
-    let (base, query) = generate(n, queries, dim);
-    let truth = ground_truth(&base, &query, dim);
-    eprintln!("[ann] generated {n} vectors and their ground truth in {:.1} s", start.elapsed().as_secs_f64());
-    write_f32(&dir.join("base.f32"), &base)?;
-    write_f32(&dir.join("queries.f32"), &query)?;
-    let flat: Vec<u32> = truth.iter().flatten().map(|&i| i as u32).collect();
-    std::fs::write(dir.join("truth.u32"), flat.iter().flat_map(|v| v.to_le_bytes()).collect::<Vec<u8>>())?;
+    let kept_data = if keep { read_kept(dir, n, queries, dim) } else { None };
+    let Data { base, query, truth, filtered_truth } = match kept_data {
+        Some(data) => data,
+        None => {
+            let start = Instant::now();
+            let data = generate_data(n, queries, dim);
+            eprintln!("[ann] generated {n} vectors and their ground truth in {:.1} s", start.elapsed().as_secs_f64());
+            write_f32(&dir.join("base.f32"), &data.base)?;
+            write_f32(&dir.join("queries.f32"), &data.query)?;
+            write_u32(&dir.join("truth.u32"), &data.truth)?;
+            write_u32(&dir.join("truth-30.u32"), &data.filtered_truth)?;
+            data
+        }
+    };
 
-    let rss_before = rss_mb();
-    let start = Instant::now();
-    let mut index = AnnIndex::new(dim, p);
-    for (i, v) in base.chunks_exact(dim).enumerate() {
-        index.insert(i as u64, v)?;
-    }
-    let build_s = start.elapsed().as_secs_f64();
-    let memory = rss_mb() - rss_before;
     let file = dir.join("cairn.ann");
-    let start = Instant::now();
-    index.save(&file)?;
-    let save_s = start.elapsed().as_secs_f64();
-    drop(index);
-    let start = Instant::now();
-    let mut index = AnnIndex::load(&file).context("loading the saved index")?;
-    let load_s = start.elapsed().as_secs_f64();
-    let size_mb = std::fs::metadata(&file)?.len() as f64 / 1e6;
-    std::fs::remove_file(&file)?;
+    let kept = if keep { AnnIndex::load(&file).ok().filter(|i| same_build(i, n, dim, p)) } else { None };
+    let (mut index, built) = match kept {
+        Some(index) => {
+            eprintln!("[ann] reusing the index kept in {}", file.display());
+            (index, None)
+        }
+        None => {
+            let (index, build) = build(&base, dim, p, &file)?;
+            (index, Some(build))
+        }
+    };
+    let (build, memory) = match &built {
+        Some(b) => (format!("{:.1} s", b.build_s), format!("{:.0} MB", b.memory_mb)),
+        None => ("kept".to_owned(), "kept".to_owned()),
+    };
     // One untimed pass first: the loaded index is cold (its pages not yet touched), while the
     // peers search the graphs they have just built.
     measure(&index, &query, &truth, dim);
@@ -63,29 +67,117 @@ pub fn run(dir: &Path, n: usize, queries: usize, dim: usize, p: Params, efs: &[u
     for &ef in efs {
         index = index.with_ef_search(ef);
         let (recall, qps) = measure(&index, &query, &truth, dim);
-        println!("| cairn-ann | {build_s:.1} s | {memory:.0} MB | {ef} | {recall:.4} | {qps:.0} |");
+        println!("| cairn-ann | {build} | {memory} | {ef} | {recall:.4} | {qps:.0} |");
         rows.push(serde_json::json!({"ef": ef, "recall": recall, "qps": qps}));
     }
-    let summary = serde_json::json!({"build_s": build_s, "memory_mb": memory, "rows": rows});
+    let summary = serde_json::json!({
+        "build_s": built.as_ref().map(|b| b.build_s),
+        "memory_mb": built.as_ref().map(|b| b.memory_mb),
+        "rows": rows,
+    });
     std::fs::write(dir.join("cairn.json"), summary.to_string())?;
     // The filtered walk: a filter passing 30% of the vectors, against the exact filtered top 10.
-    let allow = |k: u64| k % 10 < 3;
-    let filtered_truth: Vec<Vec<usize>> =
-        query.chunks_exact(dim).map(|q| exact_top(&base, q, dim, &|i| allow(i as u64))).collect();
     for &ef in efs {
         index = index.with_ef_search(ef);
         let start = Instant::now();
         let mut hit = 0;
         for (q, want) in query.chunks_exact(dim).zip(&filtered_truth) {
-            let got = index.search(q, K, &allow)?;
+            let got = index.search(q, K, Some(&thirty_percent))?;
             hit += got.iter().filter(|(k, _)| want.contains(&(*k as usize))).count();
         }
         let qps = queries as f64 / start.elapsed().as_secs_f64();
         let recall = hit as f64 / (queries * K) as f64;
         println!("| cairn-ann, 30% filter | | | {ef} | {recall:.4} | {qps:.0} |");
     }
-    println!("\nindex file: {size_mb:.0} MB, saved in {save_s:.1} s, loaded in {load_s:.2} s");
+    if let Some(b) = built {
+        println!("\nindex file: {:.0} MB, saved in {:.1} s, loaded in {:.2} s", b.file_mb, b.save_s, b.load_s);
+    }
+    if !keep {
+        std::fs::remove_file(&file)?;
+    }
     Ok(())
+}
+
+/// The filter of the filtered rows: passes 30% of the vectors.
+fn thirty_percent(key: u64) -> bool {
+    key % 10 < 3
+}
+
+/// The benchmark's vectors, queries and the exact top 10 of each query, without and with the
+/// filter (row-major, `K` per query).
+struct Data {
+    base: Vec<f32>,
+    query: Vec<f32>,
+    truth: Vec<Vec<usize>>,
+    filtered_truth: Vec<Vec<usize>>,
+}
+
+/// Generates the vectors and computes the ground truth (see the module docs).
+fn generate_data(n: usize, queries: usize, dim: usize) -> Data {
+    let (base, query) = generate(n, queries, dim);
+    let truth = ground_truth(&base, &query, dim, &|_| true);
+    let filtered_truth = ground_truth(&base, &query, dim, &|i| thirty_percent(i as u64));
+    Data { base, query, truth, filtered_truth }
+}
+
+/// The data an earlier run with `--keep-index` left in `dir`, when its files have this run's
+/// sizes (they are generated from a fixed seed, so equal sizes mean equal data).
+fn read_kept(dir: &Path, n: usize, queries: usize, dim: usize) -> Option<Data> {
+    let floats = |name: &str, len: usize| {
+        let bytes = std::fs::read(dir.join(name)).ok().filter(|b| b.len() == len * 4)?;
+        Some(bytes.chunks_exact(4).map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]])).collect::<Vec<f32>>())
+    };
+    let tops = |name: &str| {
+        let bytes = std::fs::read(dir.join(name)).ok().filter(|b| b.len() == queries * K * 4)?;
+        let ids: Vec<usize> =
+            bytes.chunks_exact(4).map(|b| u32::from_le_bytes([b[0], b[1], b[2], b[3]]) as usize).collect();
+        Some(ids.chunks_exact(K).map(<[usize]>::to_vec).collect::<Vec<_>>())
+    };
+    let data = Data {
+        base: floats("base.f32", n * dim)?,
+        query: floats("queries.f32", queries * dim)?,
+        truth: tops("truth.u32")?,
+        filtered_truth: tops("truth-30.u32")?,
+    };
+    eprintln!("[ann] reusing the vectors and ground truth kept in {}", dir.display());
+    Some(data)
+}
+
+/// What building, saving and loading the index cost.
+struct Built {
+    build_s: f64,
+    memory_mb: f64,
+    save_s: f64,
+    load_s: f64,
+    file_mb: f64,
+}
+
+/// Builds the index over `base` one vector at a time, saves it to `dir`'s `cairn.ann` and
+/// returns it as loaded back from that file.
+fn build(base: &[f32], dim: usize, p: Params, file: &Path) -> Result<(AnnIndex, Built)> {
+    let rss_before = rss_mb();
+    let start = Instant::now();
+    let mut index = AnnIndex::new(dim, p);
+    for (i, v) in base.chunks_exact(dim).enumerate() {
+        index.insert(i as u64, v)?;
+    }
+    let build_s = start.elapsed().as_secs_f64();
+    let memory_mb = rss_mb() - rss_before;
+    let start = Instant::now();
+    index.save(file)?;
+    let save_s = start.elapsed().as_secs_f64();
+    drop(index);
+    let start = Instant::now();
+    let index = AnnIndex::load(file).context("loading the saved index")?;
+    let load_s = start.elapsed().as_secs_f64();
+    let file_mb = std::fs::metadata(file)?.len() as f64 / 1e6;
+    Ok((index, Built { build_s, memory_mb, save_s, load_s, file_mb }))
+}
+
+/// True when a kept index holds the `n` vectors this run generates, built with `p`.
+fn same_build(index: &AnnIndex, n: usize, dim: usize, p: Params) -> bool {
+    let q = index.params();
+    index.len() == n && index.dim() == dim && q.m == p.m && q.ef_construction == p.ef_construction
 }
 
 /// Recall@10 against the ground truth and queries per second, one query at a time.
@@ -93,7 +185,7 @@ fn measure(index: &AnnIndex, query: &[f32], truth: &[Vec<usize>], dim: usize) ->
     let start = Instant::now();
     let mut hit = 0;
     for (q, want) in query.chunks_exact(dim).zip(truth) {
-        let got = index.search(q, K, &|_| true).unwrap_or_default();
+        let got = index.search(q, K, None).unwrap_or_default();
         hit += got.iter().filter(|(k, _)| want.contains(&(*k as usize))).count();
     }
     let qps = truth.len() as f64 / start.elapsed().as_secs_f64();
@@ -128,15 +220,16 @@ pub(crate) fn generate(n: usize, queries: usize, dim: usize) -> (Vec<f32>, Vec<f
     (base, query)
 }
 
-/// The exact top 10 of every query, the queries split over every core.
-fn ground_truth(base: &[f32], query: &[f32], dim: usize) -> Vec<Vec<usize>> {
+/// The exact top 10 of every query among the rows `allow` passes, the queries split over every
+/// core.
+fn ground_truth(base: &[f32], query: &[f32], dim: usize, allow: &(dyn Fn(usize) -> bool + Sync)) -> Vec<Vec<usize>> {
     let rows: Vec<&[f32]> = query.chunks_exact(dim).collect();
     let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
     let per = rows.len().div_ceil(threads).max(1);
     std::thread::scope(|s| {
         let handles: Vec<_> = rows
             .chunks(per)
-            .map(|part| s.spawn(move || part.iter().map(|q| exact_top(base, q, dim, &|_| true)).collect::<Vec<_>>()))
+            .map(|part| s.spawn(move || part.iter().map(|q| exact_top(base, q, dim, allow)).collect::<Vec<_>>()))
             .collect();
         handles.into_iter().flat_map(|h| h.join().unwrap_or_default()).collect()
     })
@@ -157,6 +250,12 @@ fn exact_top(base: &[f32], q: &[f32], dim: usize, allow: &dyn Fn(usize) -> bool)
         }
     }
     best.into_iter().map(|b| b.1).collect()
+}
+
+/// Each query's top `K` as little-endian `u32`s, row-major.
+fn write_u32(path: &Path, tops: &[Vec<usize>]) -> Result<()> {
+    let bytes: Vec<u8> = tops.iter().flatten().flat_map(|&i| (i as u32).to_le_bytes()).collect();
+    Ok(std::fs::write(path, bytes)?)
 }
 
 fn write_f32(path: &Path, values: &[f32]) -> Result<()> {

@@ -185,6 +185,10 @@ enum Cmd {
         /// Candidates kept while searching, one row each (comma-separated).
         #[arg(long, value_delimiter = ',', default_value = "16,32,64,128")]
         ef_search: Vec<usize>,
+        /// Keep cairn-ann's saved index in `--out` and load it on the next run instead of
+        /// building it again (the build time and memory are then not measured).
+        #[arg(long)]
+        keep_index: bool,
     },
     /// Query latency of keyword, vector and hybrid search (embedded, and inside PostgreSQL),
     /// and a node's start-up time and memory over the same corpus.
@@ -324,9 +328,9 @@ async fn main() -> Result<()> {
         Cmd::Retrieval { dataset, model, threads, cache, postgres } => {
             retrieval::run(&dataset, &model, threads, &cache, postgres).await
         }
-        Cmd::Ann { out, vectors, queries, dim, m, ef_construction, ef_search } => {
+        Cmd::Ann { out, vectors, queries, dim, m, ef_construction, ef_search, keep_index } => {
             let params = cairn_ann::Params { m, ef_construction, ef_search: 64, graph_from: 0 };
-            ann::run(&out, vectors, queries, dim, params, &ef_search)
+            ann::run(&out, vectors, queries, dim, params, &ef_search, keep_index)
         }
         Cmd::Search { dataset, chunks, dim, postgres, cairn, skip_embedded, embedded_dir, loaded } => {
             let postgres = postgres.map(|url| search::Postgres { url, loaded });

@@ -93,7 +93,7 @@ pub async fn run(
     let queries: Vec<&str> = data.queries.iter().map(|(_, t)| t.as_str()).collect();
     let query_vectors = embedder.embed(&queries);
     let kw: Vec<_> = queries.iter().map(|q| keyword.search(q, DEPTH, &|_| true)).collect();
-    let vec: Vec<_> = query_vectors.iter().map(|q| vector.search(q, DEPTH, &|_| true)).collect::<Result<_, _>>()?;
+    let vec: Vec<_> = query_vectors.iter().map(|q| vector.search(q, DEPTH, None)).collect::<Result<_, _>>()?;
 
     println!("## Retrieval quality ({name}, {} documents, {} queries)\n", data.corpus.len(), data.queries.len());
     println!("| retriever | nDCG@10 | recall@100 | MRR@10 |\n|---|---|---|---|");

@@ -417,9 +417,9 @@ fn search_in(
     let vectors = || -> Result<_, VectorError> {
         let start = now_ns();
         let verdicts = Verdicts::new(ix, filter);
-        let allowed = |id: u64| filter.is_none() || ix.owner_of.get(&id).is_some_and(|&owner| verdicts.allows(owner));
+        let allowed = |id: u64| ix.owner_of.get(&id).is_some_and(|&owner| verdicts.allows(owner));
         let found = match (&ix.vector, vector) {
-            (Some(v), Some(q)) => v.search(q, depth, &allowed)?,
+            (Some(v), Some(q)) => v.search(q, depth, filter.is_some().then_some(&allowed))?,
             _ => Vec::new(),
         };
         Ok((Phase::since(start, found.len()), found))
