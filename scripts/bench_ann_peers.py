@@ -13,6 +13,9 @@ import faiss  # noqa: E402
 import hnswlib  # noqa: E402
 
 K = 10
+# Each row is timed this many times and the fastest pass kept, here and in cairn-bench: one
+# pass can be slowed by a neighbour on a shared host, the best is what the code can do.
+PASSES = 3
 
 
 def rss_mb():
@@ -33,6 +36,15 @@ def main():
     base = np.fromfile(os.path.join(out, "base.f32"), dtype="<f4").reshape(-1, dim)
     faiss.omp_set_num_threads(1)
 
+    def timed(search):
+        """The results of `search` and its best queries per second over `PASSES` passes."""
+        best = 0.0
+        for _ in range(PASSES):
+            t = time.perf_counter()
+            found = search()
+            best = max(best, len(queries) / (time.perf_counter() - t))
+        return found, best
+
     def recall(found):
         return float(np.mean([len(set(found[i]) & set(truth[i])) / K for i in range(len(truth))]))
 
@@ -46,9 +58,8 @@ def main():
     rows = []
     for ef in efs:
         f.hnsw.efSearch = ef
-        t = time.perf_counter()
-        found = np.vstack([f.search(q[None, :], K)[1] for q in queries])
-        rows.append({"ef": ef, "recall": recall(found), "qps": len(queries) / (time.perf_counter() - t)})
+        found, qps = timed(lambda: np.vstack([f.search(q[None, :], K)[1] for q in queries]))
+        rows.append({"ef": ef, "recall": recall(found), "qps": qps})
     peers["FAISS IndexHNSWFlat"] = {"build_s": build, "memory_mb": mem, "rows": rows}
     del f
 
@@ -61,9 +72,8 @@ def main():
     rows = []
     for ef in efs:
         h.set_ef(ef)
-        t = time.perf_counter()
-        found = np.vstack([h.knn_query(q[None, :], k=K, num_threads=1)[0] for q in queries])
-        rows.append({"ef": ef, "recall": recall(found), "qps": len(queries) / (time.perf_counter() - t)})
+        found, qps = timed(lambda: np.vstack([h.knn_query(q[None, :], k=K, num_threads=1)[0] for q in queries]))
+        rows.append({"ef": ef, "recall": recall(found), "qps": qps})
     peers["hnswlib"] = {"build_s": build, "memory_mb": mem, "rows": rows}
 
     with open(os.path.join(out, "cairn.json")) as fh:

@@ -22,6 +22,9 @@ const LATENT: usize = 32;
 const CLUSTERS: usize = 100;
 /// Results compared per query.
 const K: usize = 10;
+/// Each row is timed this many times and the fastest pass kept (as the peer script does): one
+/// pass can be slowed by a neighbour on a shared host, the best is what the code can do.
+const PASSES: usize = 3;
 
 /// Generates the data, benchmarks `cairn-ann` and prints a Markdown table; the peers are run
 /// by the script on the files left in `dir`.
@@ -60,13 +63,13 @@ pub fn run(dir: &Path, n: usize, queries: usize, dim: usize, p: Params, efs: &[u
     };
     // One untimed pass first: the loaded index is cold (its pages not yet touched), while the
     // peers search the graphs they have just built.
-    measure(&index, &query, &truth, dim);
+    measure(&index, &query, &truth, dim, None)?;
     println!("| library | build (1 thread) | memory | ef_search | recall@10 | QPS (1 thread) |");
     println!("|---|---|---|---|---|---|");
     let mut rows = Vec::new();
     for &ef in efs {
         index = index.with_ef_search(ef);
-        let (recall, qps) = measure(&index, &query, &truth, dim);
+        let (recall, qps) = measure(&index, &query, &truth, dim, None)?;
         println!("| cairn-ann | {build} | {memory} | {ef} | {recall:.4} | {qps:.0} |");
         rows.push(serde_json::json!({"ef": ef, "recall": recall, "qps": qps}));
     }
@@ -79,14 +82,7 @@ pub fn run(dir: &Path, n: usize, queries: usize, dim: usize, p: Params, efs: &[u
     // The filtered walk: a filter passing 30% of the vectors, against the exact filtered top 10.
     for &ef in efs {
         index = index.with_ef_search(ef);
-        let start = Instant::now();
-        let mut hit = 0;
-        for (q, want) in query.chunks_exact(dim).zip(&filtered_truth) {
-            let got = index.search(q, K, Some(&thirty_percent))?;
-            hit += got.iter().filter(|(k, _)| want.contains(&(*k as usize))).count();
-        }
-        let qps = queries as f64 / start.elapsed().as_secs_f64();
-        let recall = hit as f64 / (queries * K) as f64;
+        let (recall, qps) = measure(&index, &query, &filtered_truth, dim, Some(&thirty_percent))?;
         println!("| cairn-ann, 30% filter | | | {ef} | {recall:.4} | {qps:.0} |");
     }
     if let Some(b) = built {
@@ -180,16 +176,27 @@ fn same_build(index: &AnnIndex, n: usize, dim: usize, p: Params) -> bool {
     index.len() == n && index.dim() == dim && q.m == p.m && q.ef_construction == p.ef_construction
 }
 
-/// Recall@10 against the ground truth and queries per second, one query at a time.
-fn measure(index: &AnnIndex, query: &[f32], truth: &[Vec<usize>], dim: usize) -> (f64, f64) {
-    let start = Instant::now();
+/// Recall@10 against the ground truth and queries per second (the best of `PASSES`), one
+/// query at a time.
+fn measure(
+    index: &AnnIndex,
+    query: &[f32],
+    truth: &[Vec<usize>],
+    dim: usize,
+    filter: Option<&dyn Fn(u64) -> bool>,
+) -> Result<(f64, f64)> {
+    let mut best = 0f64;
     let mut hit = 0;
-    for (q, want) in query.chunks_exact(dim).zip(truth) {
-        let got = index.search(q, K, None).unwrap_or_default();
-        hit += got.iter().filter(|(k, _)| want.contains(&(*k as usize))).count();
+    for _ in 0..PASSES {
+        let start = Instant::now();
+        hit = 0;
+        for (q, want) in query.chunks_exact(dim).zip(truth) {
+            let got = index.search(q, K, filter)?;
+            hit += got.iter().filter(|(k, _)| want.contains(&(*k as usize))).count();
+        }
+        best = best.max(truth.len() as f64 / start.elapsed().as_secs_f64());
     }
-    let qps = truth.len() as f64 / start.elapsed().as_secs_f64();
-    (hit as f64 / (truth.len() * K) as f64, qps)
+    Ok((hit as f64 / (truth.len() * K) as f64, best))
 }
 
 /// `n` vectors and `queries` queries (see the module docs), row-major, unit length.
