@@ -155,9 +155,22 @@ pub async fn run(
         let hybrid: Vec<_> =
             pkw.iter().zip(&pvec).map(|(a, b)| fuse(Fusion::Convex { keyword_weight: 0.5 }, a, b, DEPTH)).collect();
         row("PostgreSQL hybrid: convex, keyword weight 0.5, lists of 1,000", &hybrid);
+        // Searched at each depth, as a hybrid search asks: a keyword search's budget of postings
+        // and the vector index's ef depend on it, so these are not the lists above cut short.
         for depth in FUSION_DEPTHS {
-            let label = format!("PostgreSQL hybrid: convex 0.5, each list cut to {depth}{}", service(depth));
-            row(&label, &at_depth(&pkw, &pvec, depth));
+            let (mut kw_at, mut vec_at) = (Vec::new(), Vec::new());
+            for (q, qv) in queries.iter().zip(&query_vectors) {
+                let terms = analyzer.terms(q);
+                kw_at
+                    .push(number(search.keyword_search(COLLECTION, &terms, Bm25Params::default(), depth, None).await?));
+                vec_at.push(number(search.vector_search(COLLECTION, qv, depth, None, VectorScan::Index).await?));
+            }
+            if depth == FUSION_DEPTH {
+                row(&format!("PostgreSQL keyword, searched at depth {depth}"), &kw_at);
+            }
+            let label =
+                format!("PostgreSQL hybrid: convex 0.5, each retriever searched at depth {depth}{}", service(depth));
+            row(&label, &at_depth(&kw_at, &vec_at, depth));
         }
     }
     Ok(())

@@ -26,11 +26,11 @@ const MAX_HALFVEC_DIMS: i32 = 4000;
 pub(crate) const KNOWLEDGE_LOCK: &str = "SELECT pg_advisory_xact_lock(202611211)";
 /// Postings read per query term, best first by impact: bounds a query's work whatever the
 /// collection's size. A common term gets a share of it by its inverse document frequency
-/// (`FULL_BUDGET_DF`), never less than `MIN_POSTINGS_PER_TERM` nor the search's depth.
+/// (`FULL_BUDGET_DF`), never less than the search's depth.
 const POSTINGS_PER_TERM: i64 = 1000;
-/// Postings any term may read: a term in this many chunks or fewer is read whole, so a
-/// collection of up to this many chunks scores exactly.
-const MIN_POSTINGS_PER_TERM: i64 = 500;
+/// A term in this many chunks or fewer is read whole, whatever its share, so a collection of
+/// up to this many chunks scores exactly as the in-memory index does.
+const READ_WHOLE_DF: i64 = 500;
 /// A term in this share of chunks or fewer may read all `POSTINGS_PER_TERM`; a more common one
 /// reads them in proportion to its idf. Its postings add little to any score, and those past
 /// its best few hundred by impact are short chunks that merely contain it: the budget goes
@@ -450,9 +450,9 @@ fn full_budget_idf() -> String {
 
 impl PgStore {
     /// BM25 over each query term's best postings by impact among the documents the filter
-    /// passes (`POSTINGS_PER_TERM`, less for common terms; at least `MIN_POSTINGS_PER_TERM`
-    /// and `depth`), each read posting scored exactly; best first. (Fewer than `depth` results
-    /// only when fewer chunks match: then every posting was read.)
+    /// passes (`POSTINGS_PER_TERM`, less for common terms, never fewer than `depth`; all of a
+    /// term in `READ_WHOLE_DF` chunks or fewer), each read posting scored exactly; best first.
+    /// (Fewer than `depth` results only when fewer chunks match: then every posting was read.)
     async fn bm25(&self, b: &Bm25Query<'_>) -> StoreResult<Vec<(u64, f32)>> {
         let key = b.key.key;
         let mut q = QueryBuilder::<Postgres>::new("WITH q AS (SELECT * FROM unnest(");
@@ -473,7 +473,7 @@ impl PgStore {
             .push(key)
             .push("), df AS (SELECT st.term, st.df::float8 AS df FROM search_terms st JOIN q ON q.term = st.term WHERE st.collection_key = ")
             .push(key)
-            .push(" AND st.df > 0), idf AS (SELECT df.term, ln(1 + (s.n - df.df + 0.5) / (df.df + 0.5)) AS idf FROM df CROSS JOIN s), \
+            .push(" AND st.df > 0), idf AS (SELECT df.term, df.df, ln(1 + (s.n - df.df + 0.5) / (df.df + 0.5)) AS idf FROM df CROSS JOIN s), \
                    best AS (SELECT q.qtf, idf.idf, t.chunk_id, t.tf, t.len FROM q JOIN idf ON idf.term = q.term CROSS JOIN LATERAL \
                    (SELECT p.chunk_id, p.tf, p.len FROM chunk_terms p WHERE p.collection_key = ")
             .push(key)
@@ -485,9 +485,9 @@ impl PgStore {
             // Never fewer than `depth`, so a one-word query still fills its results.
             .push(" ORDER BY p.impact DESC LIMIT greatest(")
             .push_bind(b.depth as i64)
-            .push(", ")
-            .push(MIN_POSTINGS_PER_TERM)
-            .push(", ceil(")
+            .push(", CASE WHEN idf.df <= ")
+            .push(READ_WHOLE_DF)
+            .push(" THEN idf.df ELSE 0 END, ceil(")
             .push(POSTINGS_PER_TERM)
             .push(" * least(1, idf.idf / ")
             .push(full_budget_idf())
