@@ -112,7 +112,7 @@ impl Graph {
     }
 
     /// The stored list of `slot` on `level`: its count, then room for every neighbour.
-    fn list(&self, slot: u32, level: u8) -> &[u32] {
+    pub fn list(&self, slot: u32, level: u8) -> &[u32] {
         let w = self.width(level);
         if level == 0 {
             &self.links0[slot as usize * w..][..w]

@@ -215,14 +215,8 @@ fn read_graph(r: &mut impl Read, n: u64, m: usize, entry: u32, top: u8, size: u6
     // them without further checks.
     for slot in 0..n as u32 {
         for level in 0..=graph.levels[slot as usize] {
-            let cap = if level == 0 { 2 * m } else { m };
-            let w = cap + 1;
-            let (list, start) = if level == 0 {
-                (&graph.links0, slot as usize * w)
-            } else {
-                (&graph.upper[slot as usize], (level as usize - 1) * w)
-            };
-            if list[start] as usize > cap {
+            let list = graph.list(slot, level);
+            if list[0] as usize >= list.len() {
                 return Err(PersistError::Invalid("a node with too many links"));
             }
             if graph.links(slot, level).iter().any(|&t| t as u64 >= n || graph.levels[t as usize] < level) {
