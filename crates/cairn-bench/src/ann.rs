@@ -39,8 +39,8 @@ pub fn run(dir: &Path, n: usize, queries: usize, dim: usize, p: Params, efs: &[u
             eprintln!("[ann] generated {n} vectors and their ground truth in {:.1} s", start.elapsed().as_secs_f64());
             write_f32(&dir.join("base.f32"), &data.base)?;
             write_f32(&dir.join("queries.f32"), &data.query)?;
-            write_u32(&dir.join("truth.u32"), &data.truth)?;
-            write_u32(&dir.join("truth-30.u32"), &data.filtered_truth)?;
+            write_tops(&dir.join("truth.u32"), &data.truth)?;
+            write_tops(&dir.join("truth-30.u32"), &data.filtered_truth)?;
             data
         }
     };
@@ -120,14 +120,11 @@ fn generate_data(n: usize, queries: usize, dim: usize) -> Data {
 /// sizes (they are generated from a fixed seed, so equal sizes mean equal data).
 fn read_kept(dir: &Path, n: usize, queries: usize, dim: usize) -> Option<Data> {
     let floats = |name: &str, len: usize| {
-        let bytes = std::fs::read(dir.join(name)).ok().filter(|b| b.len() == len * 4)?;
-        Some(bytes.chunks_exact(4).map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]])).collect::<Vec<f32>>())
+        Some(read_words(&dir.join(name), len)?.into_iter().map(f32::from_bits).collect::<Vec<f32>>())
     };
     let tops = |name: &str| {
-        let bytes = std::fs::read(dir.join(name)).ok().filter(|b| b.len() == queries * K * 4)?;
-        let ids: Vec<usize> =
-            bytes.chunks_exact(4).map(|b| u32::from_le_bytes([b[0], b[1], b[2], b[3]]) as usize).collect();
-        Some(ids.chunks_exact(K).map(<[usize]>::to_vec).collect::<Vec<_>>())
+        let ids = read_words(&dir.join(name), queries * K)?;
+        Some(ids.chunks_exact(K).map(|top| top.iter().map(|&i| i as usize).collect()).collect::<Vec<_>>())
     };
     let data = Data {
         base: floats("base.f32", n * dim)?,
@@ -148,8 +145,8 @@ struct Built {
     file_mb: f64,
 }
 
-/// Builds the index over `base` one vector at a time, saves it to `dir`'s `cairn.ann` and
-/// returns it as loaded back from that file.
+/// Builds the index over `base` one vector at a time, saves it to `file` and returns it as
+/// loaded back from there.
 fn build(base: &[f32], dim: usize, p: Params, file: &Path) -> Result<(AnnIndex, Built)> {
     let rss_before = rss_mb();
     let start = Instant::now();
@@ -259,18 +256,28 @@ fn exact_top(base: &[f32], q: &[f32], dim: usize, allow: &dyn Fn(usize) -> bool)
     best.into_iter().map(|b| b.1).collect()
 }
 
-/// Each query's top `K` as little-endian `u32`s, row-major.
-fn write_u32(path: &Path, tops: &[Vec<usize>]) -> Result<()> {
-    let bytes: Vec<u8> = tops.iter().flatten().flat_map(|&i| (i as u32).to_le_bytes()).collect();
-    Ok(std::fs::write(path, bytes)?)
+/// Writes 32-bit words little-endian, the raw format the peer script reads (`<f4`, `<u4`).
+fn write_words(path: &Path, words: impl IntoIterator<Item = u32>) -> Result<()> {
+    let mut f = std::io::BufWriter::new(std::fs::File::create(path)?);
+    for w in words {
+        f.write_all(&w.to_le_bytes())?;
+    }
+    Ok(f.flush()?)
+}
+
+/// Reads what `write_words` wrote, when the file holds exactly `len` words.
+fn read_words(path: &Path, len: usize) -> Option<Vec<u32>> {
+    let bytes = std::fs::read(path).ok().filter(|b| b.len() == len * 4)?;
+    Some(bytes.chunks_exact(4).map(|b| u32::from_le_bytes([b[0], b[1], b[2], b[3]])).collect())
+}
+
+/// Each query's top `K`, row-major.
+fn write_tops(path: &Path, tops: &[Vec<usize>]) -> Result<()> {
+    write_words(path, tops.iter().flatten().map(|&i| i as u32))
 }
 
 fn write_f32(path: &Path, values: &[f32]) -> Result<()> {
-    let mut f = std::io::BufWriter::new(std::fs::File::create(path)?);
-    for v in values {
-        f.write_all(&v.to_le_bytes())?;
-    }
-    Ok(f.flush()?)
+    write_words(path, values.iter().map(|v| v.to_bits()))
 }
 
 /// This process's resident memory in MB.
