@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Runs Cairn's whole test suite: starts a local PostgreSQL with pgvector (installing it on
-# first use, see scripts/postgres.sh), prepares the official OpenAI Python SDK for the
+# first use, see scripts/postgres.sh) and a local Redis (Debian's redis-server, see
+# scripts/redis.sh), prepares the official OpenAI Python SDK for the
 # compatibility test (scripts/python-env.sh), Arize Phoenix for the OTLP export test
 # (scripts/phoenix-env.sh), Chromium and Playwright for the dashboard's browser test
 # (scripts/browser-env.sh) and schemathesis for the API contract test
@@ -18,6 +19,11 @@ if [ -z "${CAIRN_TEST_POSTGRES_URL:-}" ]; then
   CAIRN_TEST_POSTGRES_URL="$(scripts/postgres.sh start)"
   export CAIRN_TEST_POSTGRES_URL
   scripts/postgres.sh clean
+fi
+
+if [ -z "${CAIRN_TEST_REDIS_URL:-}" ]; then
+  CAIRN_TEST_REDIS_URL="$(scripts/redis.sh start)"
+  export CAIRN_TEST_REDIS_URL
 fi
 
 if [ -z "${CAIRN_TEST_PYTHON:-}" ]; then

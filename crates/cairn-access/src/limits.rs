@@ -1,8 +1,8 @@
 //! Per-key limits, checked and held before a model call runs.
 //!
 //! - Requests and tokens per minute are token buckets, held in this process or, when shared
-//!   (`gateway.shared_limits`, the default on PostgreSQL), in the database, where every node
-//!   takes from the same bucket in one atomic statement (`RateStore`). A call takes one request
+//!   (`gateway.shared_limits`: the database by default on PostgreSQL, or Redis), where every
+//!   node takes from the same bucket in one atomic step (`RateStore`). A call takes one request
 //!   and its worst-case tokens at admission; when it ends, the tokens it did not use go back. A
 //!   call is admitted while the token bucket is not in debt, so one call larger than the limit
 //!   still runs, alone.
@@ -15,7 +15,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use cairn_core::store::{RateKind, RateStore, RateTake, Store};
+use cairn_core::store::{RateKind, RateStore, RateTake, Store, StoreError};
 use cairn_core::tenancy::Principal;
 use cairn_core::time::now_ms;
 use cairn_core::usage::NanoUsd;
@@ -95,7 +95,7 @@ pub struct Admission {
 pub struct Limiter {
     credits: Credits,
     keys: Mutex<HashMap<String, KeyState>>,
-    /// The database's buckets, when rate limits are shared across nodes.
+    /// The shared buckets (the database's or Redis's), when rate limits are shared across nodes.
     shared: Option<Arc<dyn RateStore>>,
     /// Open streams (model streams, SSE watchers) per key, and the most one key may hold.
     streams: Arc<Mutex<HashMap<String, usize>>>,
@@ -122,10 +122,10 @@ impl Drop for StreamSlot {
 
 impl Limiter {
     /// A limiter holding budget reservations in `store`, with at most `max_streams` streams
-    /// open per key; rate buckets in `store` too when `shared_rates`, else in this process.
-    pub fn new(store: Arc<dyn Store>, max_streams: usize, shared_rates: bool) -> Self {
+    /// open per key; rate buckets in `shared_rates` when given, else in this process.
+    pub fn new(store: Arc<dyn Store>, max_streams: usize, shared_rates: Option<Arc<dyn RateStore>>) -> Self {
         Self {
-            shared: shared_rates.then(|| store.clone() as Arc<dyn RateStore>),
+            shared: shared_rates,
             credits: Credits::start(store),
             keys: Mutex::new(HashMap::new()),
             streams: Arc::default(),
@@ -202,6 +202,14 @@ impl Limiter {
         }
     }
 
+    /// Checks the shared rate buckets answer, when they live outside the database.
+    pub async fn ping_rates(&self) -> Result<()> {
+        match &self.shared {
+            Some(rates) => Ok(rates.ping_rates().await?),
+            None => Ok(()),
+        }
+    }
+
     /// Gives idle budget credit back to storage, for other nodes (at shutdown).
     pub async fn release_credit(&self) {
         self.credits.release_idle().await;
@@ -275,20 +283,20 @@ impl Limiter {
     }
 }
 
-/// `Limiter::take` on the database's buckets: tokens first (admitted while not in debt), then
+/// `Limiter::take` on the shared buckets: tokens first (admitted while not in debt), then
 /// the request; a refused request gives the tokens back.
 async fn take_shared(rates: &dyn RateStore, p: &Principal, tokens: u64, request: bool) -> Result<u64> {
     let (rpm, tpm) = (p.limits.requests_per_minute, p.limits.tokens_per_minute);
     let now = now_ms();
     if let Some(tpm) = tpm {
         let t = RateTake { per_minute: tpm as f64, need: 0.0, take: tokens as f64, now_ms: now };
-        if let Err(level) = rates.take_rate(&p.key_id, RateKind::Tokens, t).await? {
+        if let Err(level) = rates.take_rate(&p.key_id, RateKind::Tokens, t).await.map_err(unreachable)? {
             return Err(tokens_limited(tpm, wait_for(level, 0.0, tpm as f64)));
         }
     }
     if let Some(rpm) = rpm.filter(|_| request) {
         let t = RateTake { per_minute: f64::from(rpm), need: 1.0, take: 1.0, now_ms: now };
-        if let Err(level) = rates.take_rate(&p.key_id, RateKind::Requests, t).await? {
+        if let Err(level) = rates.take_rate(&p.key_id, RateKind::Requests, t).await.map_err(unreachable)? {
             give_back_shared(rates, p, tokens, false).await;
             return Err(requests_limited(rpm, wait_for(level, 1.0, f64::from(rpm))));
         }
@@ -296,7 +304,17 @@ async fn take_shared(rates: &dyn RateStore, p: &Principal, tokens: u64, request:
     Ok(if tpm.is_some() { tokens } else { 0 })
 }
 
-/// Returns `tokens` (and a request) to the database's buckets; a failure is logged (the
+/// A shared bucket that did not answer: the call is refused as unavailable (worth retrying),
+/// never admitted unchecked; the detail is logged, not returned.
+fn unreachable(e: StoreError) -> Error {
+    tracing::warn!(error = %e, "the shared rate limits did not answer");
+    Error::Unavailable {
+        message: "the shared rate limits are unreachable; try again shortly".into(),
+        retry_after: Some(Duration::from_secs(1)),
+    }
+}
+
+/// Returns `tokens` (and a request) to the shared buckets; a failure is logged (the
 /// bucket refills by itself within the minute).
 async fn give_back_shared(rates: &dyn RateStore, p: &Principal, tokens: u64, request: bool) {
     let now = now_ms();
@@ -331,7 +349,7 @@ mod tests {
     async fn limiter() -> (Limiter, tempfile::TempDir) {
         let dir = tempfile::tempdir().unwrap();
         let url = format!("sqlite://{}", dir.path().join("c.db").display());
-        (Limiter::new(cairn_store::open(&url, 1).await.unwrap(), 2, false), dir)
+        (Limiter::new(cairn_store::open(&url, 1).await.unwrap(), 2, None), dir)
     }
 
     #[tokio::test]

@@ -93,9 +93,9 @@ pub struct RateTake {
     pub now_ms: i64,
 }
 
-/// Per-key token buckets kept in the database, so that every node sharing it enforces one
-/// limit: each take refills the bucket to `now_ms` and takes, or refuses, in one atomic
-/// statement.
+/// Per-key token buckets kept outside any one process (in the database, or Redis), so that
+/// every node sharing them enforces one limit: each take refills the bucket to `now_ms` and
+/// takes, or refuses, in one atomic step.
 #[async_trait]
 pub trait RateStore: Send + Sync {
     /// Refills the key's `kind` bucket, then takes `t.take` if its level is at least `t.need`:
@@ -110,6 +110,11 @@ pub trait RateStore: Send + Sync {
         amount: f64,
         now_ms: i64,
     ) -> StoreResult<()>;
+    /// Checks the buckets' home answers, when it is not the database (which `/readyz` checks
+    /// already).
+    async fn ping_rates(&self) -> StoreResult<()> {
+        Ok(())
+    }
 }
 
 /// Accounting records and the budget reservations they settle.

@@ -14,6 +14,27 @@ pub enum StateHome {
     Process,
     /// In the database: every node sharing it sees one.
     Database,
+    /// In Redis (`redis.url`): every node on it sees one.
+    Redis,
+}
+
+/// A service a node needs in order to answer, named when `/readyz` finds it unreachable.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Dependency {
+    /// The database.
+    Storage,
+    /// The shared rate buckets' home, when not the database (Redis).
+    RateLimits,
+}
+
+impl Dependency {
+    /// What `/readyz` says is unreachable.
+    pub fn unreachable(self) -> &'static str {
+        match self {
+            Dependency::Storage => "storage unreachable",
+            Dependency::RateLimits => "rate limit store unreachable",
+        }
+    }
 }
 
 /// A node's dependencies and state (see the module docs).
@@ -25,7 +46,7 @@ pub struct Topology {
     /// `database` (inside PostgreSQL; nodes hold no copy of the corpus).
     #[schema(value_type = String)]
     pub retrieval: Retrieval,
-    /// Requests- and tokens-per-minute buckets.
+    /// Requests- and tokens-per-minute buckets (`gateway.shared_limits`).
     pub rate_limits: StateHome,
     /// Budget reservations and spend (always in the database).
     pub budgets: StateHome,

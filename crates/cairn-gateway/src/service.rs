@@ -10,8 +10,9 @@ use cairn_core::config::{Config, GatewayConfig, ModelKind};
 use cairn_core::openai::{
     ChatRequest, EmbeddingRequest, EmbeddingResponse, EmbeddingVector, EncodingFormat, Model, ModelInfo, ModelList,
 };
-use cairn_core::store::Store;
+use cairn_core::store::{RateStore, Store};
 use cairn_core::tenancy::{Principal, Role};
+use cairn_core::topology::Dependency;
 use cairn_core::trace::{attrs, AttrValue, Tracer};
 use cairn_core::usage::{UsageBucket, UsageQuery};
 use cairn_core::CallContext;
@@ -98,8 +99,15 @@ pub struct GatewayService {
 }
 
 impl GatewayService {
-    /// Builds the gateway from config over `store`; starts the usage writer.
-    pub fn new(cfg: &Config, store: Arc<dyn Store>, metrics: Arc<Metrics>) -> std::result::Result<Self, String> {
+    /// Builds the gateway from config over `store`, with per-key rate buckets in
+    /// `shared_rates` when they are shared across nodes (else in this process); starts the
+    /// usage writer.
+    pub fn new(
+        cfg: &Config,
+        store: Arc<dyn Store>,
+        shared_rates: Option<Arc<dyn RateStore>>,
+        metrics: Arc<Metrics>,
+    ) -> std::result::Result<Self, String> {
         let router = Router::from_config(cfg, metrics.clone())?;
         router.warm_up();
         let vectors = SharedVectors::new(crate::models_dir(&cfg.local), cfg.guards.injection_model.clone());
@@ -110,11 +118,7 @@ impl GatewayService {
         );
         Ok(Self {
             router,
-            limiter: Arc::new(Limiter::new(
-                store.clone(),
-                cfg.gateway.max_streams_per_key,
-                cfg.gateway.shared_limits.in_database(store.backend()),
-            )),
+            limiter: Arc::new(Limiter::new(store.clone(), cfg.gateway.max_streams_per_key, shared_rates)),
             recorder,
             gateway_config: cfg.gateway.clone(),
             cache: ResponseCache::start(store.clone(), &cfg.gateway, metrics.clone()),
@@ -352,9 +356,11 @@ impl GatewayService {
         self.limiter.release_credit().await;
     }
 
-    /// Checks storage answers (for `/readyz`).
-    pub async fn ready(&self) -> Result<()> {
-        Ok(self.store.ping().await?)
+    /// Checks storage answers, and the shared rate limits when they live elsewhere (for
+    /// `/readyz`); an error names which did not.
+    pub async fn ready(&self) -> std::result::Result<(), (Dependency, Error)> {
+        self.store.ping().await.map_err(|e| (Dependency::Storage, e.into()))?;
+        self.limiter.ping_rates().await.map_err(|e| (Dependency::RateLimits, e))
     }
 }
 

@@ -16,6 +16,8 @@ mod runs;
 #[path = "conformance_traces.rs"]
 mod traces;
 
+pub use rates::rate_buckets;
+
 use cairn_core::knowledge::{ChangeKind, ChunkRecord, Collection, Document, DocumentKey, DocumentState, PiiMode};
 use cairn_core::store::{Store, StoreError, StoreResult};
 use cairn_core::tenancy::{ApiKey, KeyLimits, Role, Tenant};
@@ -109,7 +111,7 @@ pub async fn run_all(store: Arc<dyn Store>) {
     cache::response_cache(store.clone()).await;
     cache::semantic_cache(store.clone()).await;
     audit::audit_log(store.clone()).await;
-    rates::rate_buckets(store.clone()).await;
+    rates::rate_buckets(store.clone() as Arc<dyn cairn_core::store::RateStore>).await;
     store.ping().await.expect("ping");
 }
 

@@ -3,13 +3,14 @@
 
 use std::sync::Arc;
 
-use cairn_core::store::{RateKind, RateTake, Store};
+use cairn_core::store::{RateKind, RateStore, RateTake};
 
 fn take(need: f64, take: f64, now_ms: i64) -> RateTake {
     RateTake { per_minute: 6.0, need, take, now_ms }
 }
 
-pub(super) async fn rate_buckets(s: Arc<dyn Store>) {
+/// Every `RateStore` (the databases', Redis's) passes these checks.
+pub async fn rate_buckets(s: Arc<dyn RateStore>) {
     let t0 = 1_000_000;
     // A new bucket starts full: six requests, then refused with the level it has.
     for i in 0..6 {

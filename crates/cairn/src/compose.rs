@@ -15,10 +15,10 @@ use cairn_agents::spec::ToolKind;
 use cairn_agents::tools::{HttpRequest, KnowledgeSearchTool, McpServerTool, MemoryTool, Toolbox, WebhookTool};
 use cairn_agents::writer::JournalWriter;
 use cairn_api::{App, AppState};
-use cairn_core::config::{Config, Retrieval};
+use cairn_core::config::{Config, RatesHome, Retrieval};
 use cairn_core::models::TextEmbedder;
 use cairn_core::search::SearchStore;
-use cairn_core::store::Store;
+use cairn_core::store::{RateStore, Store};
 use cairn_core::topology::{StateHome, Topology};
 use cairn_core::trace::Redact;
 use cairn_gateway::adapters::{GatewayChat, GatewayEmbedder};
@@ -32,6 +32,7 @@ use cairn_knowledge::live::{LiveIndex, LiveOptions};
 use cairn_knowledge::retrieve::{DatabaseRetriever, Retriever};
 use cairn_knowledge::service::KnowledgeService;
 use cairn_knowledge::AnnParams;
+use cairn_redis::RedisRates;
 use cairn_telemetry::{FeedbackService, Metrics, TraceService};
 use tokio_util::sync::CancellationToken;
 
@@ -123,6 +124,19 @@ async fn retriever(
     }
 }
 
+/// Where this node's rate buckets live, and the shared store holding them (none when they
+/// live in this process); connects to Redis when they live there.
+async fn shared_rates(
+    config: &Config,
+    store: &Arc<dyn Store>,
+) -> Result<(StateHome, Option<Arc<dyn RateStore>>), String> {
+    Ok(match config.gateway.shared_limits.home(store.backend()) {
+        RatesHome::Process => (StateHome::Process, None),
+        RatesHome::Database => (StateHome::Database, Some(store.clone() as Arc<dyn RateStore>)),
+        RatesHome::Redis => (StateHome::Redis, Some(Arc::new(RedisRates::connect(&config.redis).await?))),
+    })
+}
+
 /// Opens storage (migrating it) and builds every service, with nothing else: what a
 /// process without the API (`cairn worker`, `cairn eval`) runs on. Creates no key.
 pub async fn services(config: &Config) -> Result<AppState, String> {
@@ -142,13 +156,15 @@ pub async fn services(config: &Config) -> Result<AppState, String> {
     )?);
     let feedback = Arc::new(FeedbackService::new(store.clone(), store.clone(), store.clone(), traces.clone()));
     let tracer = traces.tracer();
-    let gateway = Arc::new(GatewayService::new(config, store.clone(), metrics.clone())?.with_tracer(tracer.clone()));
+    let (rate_home, shared_rates) = shared_rates(config, &store).await?;
+    let gateway = Arc::new(
+        GatewayService::new(config, store.clone(), shared_rates, metrics.clone())?.with_tracer(tracer.clone()),
+    );
     let index = retriever(config, store.clone(), search).await?;
-    let home = |shared: bool| if shared { StateHome::Database } else { StateHome::Process };
     let topology = Topology {
         storage: store.backend(),
         retrieval: index.kind(),
-        rate_limits: home(config.gateway.shared_limits.in_database(store.backend())),
+        rate_limits: rate_home,
         budgets: StateHome::Database,
         circuit_breakers: StateHome::Process,
         provider_concurrency: StateHome::Process,

@@ -4,7 +4,10 @@
 //! are slow, mid-ingestion. Every document ends ingested exactly once (each sentence stored
 //! once) and is found from both servers (the killed one restarted); a key whose budget covers
 //! five calls admits at most five of forty concurrent calls split across the servers, and a
-//! rate limit of six a minute holds across both.
+//! rate limit of six a minute holds across both. The same limits hold with the rate buckets in
+//! a Redis of the test's own (`gateway.shared_limits = "redis"`); when that Redis dies, limited
+//! keys get a 503 (never an unchecked call), `/readyz` names it, and both recover once it is
+//! back.
 
 mod common;
 
@@ -23,7 +26,8 @@ const SENTENCES: usize = 48;
 /// One stand-in call costs $0.19 at these prices (as in the API's budget tests).
 const PRICES: &str = "input_usd_per_mtok = 10000.0, output_usd_per_mtok = 20000.0";
 
-fn write_config(dir: &Path, url: &str, up: &StandIn) -> std::path::PathBuf {
+/// The nodes' config on database `url`, with `extra` TOML at the end.
+fn write_config(dir: &Path, url: &str, up: &StandIn, extra: &str) -> std::path::PathBuf {
     let path = dir.join("cairn.toml");
     let text = format!(
         r#"
@@ -48,6 +52,7 @@ kind = "embedding"
 targets = [{{ provider = "up", model = "up-embed", timeouts = {{ first_token_ms = 10000, total_ms = 20000 }} }}]
 [models.fast]
 targets = [{{ provider = "up", model = "up-model", {PRICES} }}]
+{extra}
 "#,
         base = up.openai_url()
     );
@@ -129,7 +134,7 @@ async fn two_servers_and_two_workers_on_postgres_survive_sigkill() {
     let url = cairn_store::conformance::fresh_pg_database().await;
     let dir = tempfile::tempdir().unwrap();
     let up = StandIn::start().await;
-    let config = write_config(dir.path(), &url, &up);
+    let config = write_config(dir.path(), &url, &up, "");
     let client = reqwest::Client::new();
     let (mut a, a_port) = start(dir.path(), "serve-a", &config, false);
     let a_base = ready(&client, a_port).await;
@@ -240,17 +245,103 @@ async fn two_servers_and_two_workers_on_postgres_survive_sigkill() {
         }
     }
 
-    // One budget and one rate limit across both servers.
-    let budget = key(&client, &a_base, json!({"monthly_budget_usd": 0.95})).await;
-    let admitted = race(&client, &[&a_base, &b2_base], &budget, "budget_exceeded").await;
-    assert!((1..=5).contains(&admitted), "{admitted} calls admitted on a budget of five");
-    let limited = key(&client, &a_base, json!({"requests_per_minute": 6})).await;
-    let started = std::time::Instant::now();
-    let admitted = race(&client, &[&a_base, &b2_base], &limited, "rate_limit").await;
-    let refilled = (started.elapsed().as_secs_f64() / 10.0).floor() as usize;
-    assert!(admitted >= 6 && admitted <= 6 + refilled, "{admitted} calls admitted at six a minute over two servers");
+    limits_hold_across(&client, &[&a_base, &b2_base]).await;
 
     for p in [&mut a, &mut b2, &mut w2] {
+        let _ = p.kill();
+        let _ = p.wait();
+    }
+}
+
+/// One budget and one rate limit across the servers at `bases`: a budget of five calls admits
+/// at most five of forty concurrent calls, six requests a minute admit six (plus what refilled
+/// while the race ran).
+async fn limits_hold_across(client: &reqwest::Client, bases: &[&str]) {
+    let budget = key(client, bases[0], json!({"monthly_budget_usd": 0.95})).await;
+    let admitted = race(client, bases, &budget, "budget_exceeded").await;
+    assert!((1..=5).contains(&admitted), "{admitted} calls admitted on a budget of five");
+    let limited = key(client, bases[0], json!({"requests_per_minute": 6})).await;
+    let started = std::time::Instant::now();
+    let admitted = race(client, bases, &limited, "rate_limit").await;
+    let refilled = (started.elapsed().as_secs_f64() / 10.0).floor() as usize;
+    assert!(admitted >= 6 && admitted <= 6 + refilled, "{admitted} calls admitted at six a minute over two servers");
+}
+
+/// A Redis of the test's own on `port` (so that it can be killed), from Debian's package.
+fn own_redis(port: u16) -> Child {
+    std::process::Command::new("redis-server")
+        .args(["--port", &port.to_string(), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"])
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .expect("redis-server on PATH (scripts/redis.sh installs it)")
+}
+
+/// `/readyz` on `base`: its status and body.
+async fn readyz(client: &reqwest::Client, base: &str) -> (u16, Value) {
+    call(client, reqwest::Method::GET, format!("{base}/readyz"), "", &Value::Null).await
+}
+
+/// Polls `/readyz` on `base` until it answers `status`.
+async fn until_ready_is(client: &reqwest::Client, base: &str, status: u16) -> Value {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+    loop {
+        let (got, body) = readyz(client, base).await;
+        if got == status {
+            return body;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "{base}/readyz stayed {got}: {body}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_servers_share_rate_limits_through_redis() {
+    let url = cairn_store::conformance::fresh_pg_database().await;
+    let dir = tempfile::tempdir().unwrap();
+    let up = StandIn::start().await;
+    let redis_port = free_port();
+    let mut redis = own_redis(redis_port);
+    let extra = format!("[gateway]\nshared_limits = \"redis\"\n[redis]\nurl = \"redis://127.0.0.1:{redis_port}/0\"\n");
+    let config = write_config(dir.path(), &url, &up, &extra);
+    let client = reqwest::Client::new();
+    let (mut a, a_port) = start(dir.path(), "serve-a", &config, false);
+    let a_base = ready(&client, a_port).await;
+    let (mut b, b_port) = start(dir.path(), "serve-b", &config, false);
+    let b_base = ready(&client, b_port).await;
+    let (_, node) = readyz(&client, &b_base).await;
+    assert_eq!(node["node"]["rate_limits"], "redis", "{node}");
+
+    limits_hold_across(&client, &[&a_base, &b_base]).await;
+
+    // Redis dies: a limited key is refused as unavailable, never let through unchecked; a key
+    // without rate limits needs no Redis and is served; readiness names what is missing.
+    let limited = key(&client, &a_base, json!({"requests_per_minute": 1000})).await;
+    redis.kill().unwrap();
+    redis.wait().unwrap();
+    let body = json!({"model": "fast", "max_tokens": 4, "messages": [{"role": "user", "content": "Say hello"}]});
+    for base in [&a_base, &b_base] {
+        let chat = format!("{base}/v1/chat/completions");
+        let (status, v) = call(&client, reqwest::Method::POST, chat.clone(), &limited, &body).await;
+        assert_eq!(status, 503, "{v}");
+        assert!(v["error"]["message"].as_str().unwrap_or("").contains("rate limits are unreachable"), "{v}");
+        let (status, v) = call(&client, reqwest::Method::POST, chat, ADMIN_KEY, &body).await;
+        assert_eq!(status, 200, "{v}");
+        let unready = until_ready_is(&client, base, 503).await;
+        assert_eq!(unready["reason"], "rate limit store unreachable", "{unready}");
+    }
+    let logs = std::fs::read_to_string(dir.path().join("serve-a.log")).unwrap();
+    assert!(!logs.contains(&limited), "a key's secret reached the log");
+
+    // Back: both servers reconnect by themselves.
+    let mut redis = own_redis(redis_port);
+    for base in [&a_base, &b_base] {
+        until_ready_is(&client, base, 200).await;
+        let chat = format!("{base}/v1/chat/completions");
+        let (status, v) = call(&client, reqwest::Method::POST, chat, &limited, &body).await;
+        assert_eq!(status, 200, "{v}");
+    }
+
+    for p in [&mut a, &mut b, &mut redis] {
         let _ = p.kill();
         let _ = p.wait();
     }

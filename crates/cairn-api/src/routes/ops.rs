@@ -14,21 +14,21 @@ pub async fn healthz() -> Json<serde_json::Value> {
     Json(json!({ "status": "ok" }))
 }
 
-/// Readiness: storage answers; the body says what this node depends on and where its
+/// Readiness: storage answers (and Redis, when rate limits live there); the body says what this node depends on and where its
 /// shared state lives (`node`).
 #[utoipa::path(
     get, path = "/readyz", tag = "operations",
     responses(
         (status = 200, description = "Ready: `{\"status\": \"ready\", \"node\": {...}}`", body = Object),
-        (status = 503, description = "Storage unreachable", body = Object)
+        (status = 503, description = "Storage or the rate limits' Redis unreachable: `reason` says which", body = Object)
     )
 )]
 pub async fn readyz(State(s): State<AppState>) -> Response {
     match s.gateway.ready().await {
         Ok(()) => Json(json!({ "status": "ready", "node": s.topology })).into_response(),
-        Err(e) => {
+        Err((dependency, e)) => {
             tracing::warn!(error = %e, "readiness check failed");
-            let body = json!({ "status": "unavailable", "reason": "storage unreachable", "node": s.topology });
+            let body = json!({ "status": "unavailable", "reason": dependency.unreachable(), "node": s.topology });
             (StatusCode::SERVICE_UNAVAILABLE, Json(body)).into_response()
         }
     }

@@ -1,6 +1,7 @@
 //! Budgets under concurrency: each call holds its worst case before it runs, so however many
 //! calls race, streamed or not, on one node or two sharing PostgreSQL, what is admitted never
-//! costs more than the budget covers.
+//! costs more than the budget covers. Rate limits hold across two nodes whether their buckets
+//! live in PostgreSQL or in Redis (`gateway.shared_limits = "redis"`).
 
 use cairn_testkit::TestServer;
 use futures::future::join_all;
@@ -140,12 +141,55 @@ async fn race_rate(servers: &[&TestServer], key: &str) -> usize {
     join_all(calls).await.into_iter().filter(|ok| *ok).count()
 }
 
+/// `config` with rate buckets in the test Redis (`CAIRN_TEST_REDIS_URL`), under a key prefix
+/// no other test uses.
+fn on_redis(config: &str) -> String {
+    let url = std::env::var("CAIRN_TEST_REDIS_URL")
+        .expect("CAIRN_TEST_REDIS_URL is not set: run the suite with scripts/test.sh, which starts Redis");
+    let prefix = uuid::Uuid::new_v4().simple();
+    let config = config.replacen("[gateway]\n", "[gateway]\nshared_limits = \"redis\"\n", 1);
+    format!("{config}\n[redis]\nurl = \"{url}\"\nkey_prefix = \"cairn-test:{prefix}:\"\n")
+}
+
 #[tokio::test]
 async fn a_rate_limit_holds_across_two_nodes_sharing_postgres() {
     let (up, backup) = (StandIn::start().await, StandIn::start().await);
+    rate_limit_across_two_nodes(&up, &config(&up, &backup)).await;
+}
+
+#[tokio::test]
+async fn a_rate_limit_holds_across_two_nodes_sharing_redis() {
+    let (up, backup) = (StandIn::start().await, StandIn::start().await);
+    let config = on_redis(&config(&up, &backup));
+    rate_limit_across_two_nodes(&up, &config).await;
+}
+
+#[tokio::test]
+async fn a_token_rate_limit_in_redis_holds_on_the_other_node() {
+    let (up, backup) = (StandIn::start().await, StandIn::start().await);
+    let config = on_redis(&config(&up, &backup));
     let url = cairn_store::conformance::fresh_pg_database().await;
-    let a = TestServer::start_with(&config(&up, &backup), Some(url.clone())).await;
-    let b = TestServer::start_with(&config(&up, &backup), Some(url)).await;
+    let a = TestServer::start_with(&config, Some(url.clone())).await;
+    let b = TestServer::start_with(&config, Some(url)).await;
+    let (_, ready) = b.get("/readyz", "").await;
+    assert_eq!(ready["node"]["rate_limits"], "redis", "{ready}");
+    // Ten tokens a minute: one call's worst case (its prompt and 50 output tokens) drives the
+    // shared bucket into debt, and the other node refuses the next call.
+    let key = a.key("acme", "member", json!({"tokens_per_minute": 10})).await;
+    let body = json!({"model": "fast", "max_tokens": 50, "messages": [{"role": "user", "content": "hi"}]});
+    let (status, v) = a.post("/v1/chat/completions", &key, &body).await;
+    assert_eq!(status, 200, "{v}");
+    let (status, v) = b.post("/v1/chat/completions", &key, &body).await;
+    assert_eq!(status, 429, "{v}");
+    assert!(v["error"]["message"].as_str().unwrap_or("").contains("10 tokens per minute"), "{v}");
+    assert_eq!(up.request_count(), 1, "the refused call never reached the provider");
+}
+
+/// Six requests a minute for one key, raced across two nodes on one PostgreSQL with `config`.
+async fn rate_limit_across_two_nodes(up: &StandIn, config: &str) {
+    let url = cairn_store::conformance::fresh_pg_database().await;
+    let a = TestServer::start_with(config, Some(url.clone())).await;
+    let b = TestServer::start_with(config, Some(url)).await;
     let key = a.key("acme", "member", json!({"requests_per_minute": 6})).await;
     let started = std::time::Instant::now();
     let admitted = race_rate(&[&a, &b], &key).await;

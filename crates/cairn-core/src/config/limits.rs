@@ -1,4 +1,5 @@
-//! Where per-key rate limits are kept (`gateway.shared_limits`).
+//! Where per-key rate limits are kept (`gateway.shared_limits`), and the Redis they may be
+//! kept in (`[redis]`).
 
 use serde::{Deserialize, Serialize};
 
@@ -15,15 +16,95 @@ pub enum SharedLimits {
     /// In the database, one atomic statement per admission: every process on the database
     /// enforces one limit together.
     Database,
+    /// In Redis (`redis.url`), one atomic script per admission: every process on that Redis
+    /// enforces one limit together, and the database sees no write per request.
+    Redis,
+}
+
+/// Where a node keeps its rate buckets, once `auto` is decided for a storage backend.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum RatesHome {
+    /// In this process.
+    Process,
+    /// In the database.
+    Database,
+    /// In Redis.
+    Redis,
 }
 
 impl SharedLimits {
-    /// Whether buckets live in the database, for a store of `backend` (`sqlite`, `postgres`).
-    pub fn in_database(self, backend: &str) -> bool {
+    /// Where buckets live, for a store of `backend` (`sqlite`, `postgres`).
+    pub fn home(self, backend: &str) -> RatesHome {
         match self {
-            SharedLimits::Auto => backend == "postgres",
-            SharedLimits::Process => false,
-            SharedLimits::Database => true,
+            SharedLimits::Auto if backend == "postgres" => RatesHome::Database,
+            SharedLimits::Auto | SharedLimits::Process => RatesHome::Process,
+            SharedLimits::Database => RatesHome::Database,
+            SharedLimits::Redis => RatesHome::Redis,
         }
+    }
+}
+
+/// A Redis server shared by every node (`[redis]`): used for rate limits when
+/// `gateway.shared_limits = "redis"`.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct RedisConfig {
+    /// `redis://[user:password@]host:port[/db]`; a password is better given through
+    /// `CAIRN_REDIS__URL` than written in the file.
+    pub url: String,
+    /// Prefix of every key Cairn writes, so that several deployments can share one Redis.
+    pub key_prefix: String,
+    /// Longest one Redis command may take (connecting included) before the call fails.
+    pub timeout_ms: u64,
+}
+
+impl Default for RedisConfig {
+    fn default() -> Self {
+        Self { url: String::new(), key_prefix: "cairn:".into(), timeout_ms: 1_000 }
+    }
+}
+
+impl RedisConfig {
+    /// The URL fit to print or log: any password replaced by `***`.
+    pub fn redacted_url(&self) -> String {
+        super::redact_url_password(&self.url)
+    }
+
+    /// What is wrong with these settings, given where rate limits live.
+    pub(crate) fn problems(&self, limits: SharedLimits) -> Vec<String> {
+        let mut problems = Vec::new();
+        if limits == SharedLimits::Redis && self.url.is_empty() {
+            problems.push("gateway.shared_limits = \"redis\" needs redis.url (or CAIRN_REDIS__URL)".into());
+        }
+        // TLS (`rediss://`) is not built in: reach a TLS-only Redis through a local tunnel.
+        if !self.url.is_empty() && !self.url.starts_with("redis://") {
+            problems.push(format!("redis.url must start with redis:// (got '{}')", self.redacted_url()));
+        }
+        if self.timeout_ms == 0 {
+            problems.push("redis.timeout_ms must be at least 1".into());
+        }
+        problems
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn auto_shares_limits_only_on_postgres() {
+        assert_eq!(SharedLimits::Auto.home("postgres"), RatesHome::Database);
+        assert_eq!(SharedLimits::Auto.home("sqlite"), RatesHome::Process);
+        assert_eq!(SharedLimits::Redis.home("sqlite"), RatesHome::Redis);
+    }
+
+    #[test]
+    fn redis_limits_need_a_redis_url_and_never_print_its_password() {
+        let none = RedisConfig::default();
+        assert_eq!(none.problems(SharedLimits::Redis).len(), 1);
+        assert!(none.problems(SharedLimits::Database).is_empty());
+        let bad = RedisConfig { url: "http://:hunter2@cache:6379".into(), ..RedisConfig::default() };
+        let problems = bad.problems(SharedLimits::Redis).join("; ");
+        assert!(problems.contains("redis.url must start with") && !problems.contains("hunter2"), "{problems}");
     }
 }

@@ -22,7 +22,7 @@ pub use cache::{ModelCacheConfig, SemanticCacheConfig};
 pub use guards::GuardsConfig;
 pub use jobs::JobsConfig;
 pub use knowledge::{KnowledgeConfig, Retrieval, VectorIndexConfig};
-pub use limits::SharedLimits;
+pub use limits::{RatesHome, RedisConfig, SharedLimits};
 pub use models::{ModelConfig, ModelKind, TargetConfig};
 pub use routing::{ModelSize, RouteConfig, RouteExample};
 pub use storage::{redact_url_password, StorageConfig};
@@ -47,6 +47,7 @@ const SECTIONS: &[&str] = &[
     "tracing",
     "log",
     "guards",
+    "redis",
 ];
 
 /// Models served when nothing is configured: (alias, kind, model in the cache).
@@ -81,6 +82,8 @@ pub struct Config {
     pub log: LogConfig,
     /// What every alias's guards share (the injection classifier's model and thresholds).
     pub guards: GuardsConfig,
+    /// A Redis shared by every node, for rate limits (`gateway.shared_limits = "redis"`).
+    pub redis: RedisConfig,
 }
 
 /// Settings of the models that run inside Cairn (provider kind `local`).
@@ -170,7 +173,7 @@ pub struct GatewayConfig {
     pub max_streams_per_key: usize,
     /// How long authenticated keys are cached (a revocation on another node takes this long).
     pub key_cache_ttl_ms: u64,
-    /// Where rate-limit buckets live: `auto` (default), `process` or `database`.
+    /// Where rate-limit buckets live: `auto` (default), `process`, `database` or `redis`.
     pub shared_limits: SharedLimits,
     /// Memory for recently used response cache entries on each node, in MiB (0: none).
     pub cache_memory_mb: usize,
@@ -424,6 +427,7 @@ impl Config {
         problems.extend(self.agents.problems());
         problems.extend(self.tracing.problems());
         problems.extend(self.guards.problems());
+        problems.extend(self.redis.problems(self.gateway.shared_limits));
         if self.gateway.breaker_failure_threshold == 0 {
             problems.push("gateway.breaker_failure_threshold must be at least 1".into());
         }
