@@ -172,3 +172,16 @@ pub async fn max_throughput(client: &HttpClient, t: &Target, workers: usize, dur
         ..Default::default()
     }
 }
+
+/// CPU time (user and system, every thread) process `pid` has used so far, from
+/// `/proc/PID/stat` (Linux; `None` elsewhere or when it has exited).
+pub fn cpu_time(pid: u32) -> Option<Duration> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // Fields after the command name (which may hold spaces, so split after its closing paren):
+    // utime and stime are the 12th and 13th of them, in clock ticks.
+    let fields: Vec<&str> = stat.rsplit_once(')')?.1.split_whitespace().collect();
+    let ticks = fields.get(11)?.parse::<u64>().ok()? + fields.get(12)?.parse::<u64>().ok()?;
+    // SAFETY: sysconf reads only its argument.
+    let per_sec = unsafe { libc::sysconf(libc::_SC_CLK_TCK) }.max(1) as u64;
+    Some(Duration::from_micros(ticks * 1_000_000 / per_sec))
+}

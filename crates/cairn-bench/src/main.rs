@@ -13,6 +13,7 @@ mod jobs;
 mod keyword;
 mod load;
 mod pgsearch;
+mod rates;
 mod retrieval;
 mod search;
 mod startup;
@@ -138,6 +139,24 @@ enum Cmd {
         /// Also run on this PostgreSQL database.
         #[arg(long)]
         postgres: Option<String>,
+    },
+    /// What a shared rate-limit take costs on PostgreSQL and on Redis, side by side.
+    #[command(
+        after_help = "Example:\n  cairn-bench rates --postgres \"$(scripts/postgres.sh url)\" --redis \"$(scripts/redis.sh url)\""
+    )]
+    Rates {
+        /// A PostgreSQL server (a fresh database is made on it).
+        #[arg(long)]
+        postgres: Option<String>,
+        /// A Redis server.
+        #[arg(long)]
+        redis: Option<String>,
+        /// Takes per measure.
+        #[arg(long, default_value_t = 20_000)]
+        takes: usize,
+        /// Tasks taking at once in the concurrent measures.
+        #[arg(long, default_value_t = 16)]
+        tasks: usize,
     },
     /// Retrieval quality (nDCG@10, recall@100, MRR@10) of keyword, vector and hybrid search.
     #[command(
@@ -325,6 +344,7 @@ async fn main() -> Result<()> {
         Cmd::Embed { model, corpus, threads, seconds } => embed::run(&model, &corpus, threads, seconds),
         Cmd::Generate { model, threads, runs, max_tokens } => generate::run(&model, &threads, runs, max_tokens).await,
         Cmd::Jobs { jobs, postgres } => jobs::run(jobs, postgres).await,
+        Cmd::Rates { postgres, redis, takes, tasks } => rates::run(postgres, redis, takes, tasks.max(1)).await,
         Cmd::Retrieval { dataset, model, threads, cache, postgres } => {
             retrieval::run(&dataset, &model, threads, &cache, postgres).await
         }

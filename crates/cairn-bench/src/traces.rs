@@ -43,8 +43,10 @@ pub async fn run(cairn: PathBuf, seconds: u64, rate: u32, spans: u64, batch: usi
 async fn overhead(cairn: &std::path::Path, seconds: u64, rate: u32) -> Result<()> {
     let upstream = upstream::start().await?;
     let (dir_off, dir_on) = (tempfile::tempdir()?, tempfile::tempdir()?);
-    let (_off, port_off, _) = start_cairn(cairn, dir_off.path(), upstream, "[tracing]\ncapture = \"off\"").await?;
-    let (_on, port_on, _) = start_cairn(cairn, dir_on.path(), upstream, "[tracing]\ncapture = \"metadata\"").await?;
+    let (off_node, port_off, _) = start_cairn(cairn, dir_off.path(), upstream, "[tracing]\ncapture = \"off\"").await?;
+    let (on_node, port_on, _) =
+        start_cairn(cairn, dir_on.path(), upstream, "[tracing]\ncapture = \"metadata\"").await?;
+    let cpu = || (load::cpu_time(off_node.0.id()), load::cpu_time(on_node.0.id()));
     let body = Bytes::from_static(
         br#"{"model":"bench","messages":[{"role":"system","content":"You are terse."},{"role":"user","content":"Say hello to the benchmark."}]}"#,
     );
@@ -69,8 +71,21 @@ async fn overhead(cairn: &std::path::Path, seconds: u64, rate: u32) -> Result<()
     row("direct vs Cairn, tracing off", rate, &d, &c, lag);
     let (d, c, lag) = load::paired_rate(&client, &direct, &on, rate, dur, false).await;
     row("direct vs Cairn, tracing on (metadata)", rate, &d, &c, lag);
+    let before = cpu();
     let (d, c, lag) = load::paired_rate(&client, &off, &on, rate, dur, false).await;
+    let after = cpu();
     row("tracing off vs tracing on", rate, &d, &c, lag);
+    // CPU per request is what tracing costs on a machine whose cores are all busy, where it
+    // turns into latency; unlike a p99 it hardly moves with the machine's noise.
+    if let ((Some(off0), Some(on0)), (Some(off1), Some(on1))) = (before, after) {
+        let n = (rate as f64 * seconds as f64).max(1.0);
+        let per = |a: Duration, b: Duration| (b - a).as_secs_f64() * 1e6 / n;
+        println!(
+            "\nCPU per request in the last run (every thread of the server): tracing off {:.0} µs, on {:.0} µs.",
+            per(off0, off1),
+            per(on0, on1)
+        );
+    }
     let metrics = load::metrics(port_on).await.unwrap_or_default();
     let count = |name: &str| {
         metrics.lines().find_map(|l| l.strip_prefix(name)).map(|v| v.trim().to_owned()).unwrap_or_else(|| "?".into())
