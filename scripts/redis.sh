@@ -15,11 +15,12 @@ DATA="${CAIRN_REDIS_DATA:-/var/tmp/cairn-redis-$PORT}"
 log() { echo "[redis.sh] $*" >&2; }
 
 install() {
-  command -v redis-server >/dev/null && command -v redis-cli >/dev/null && return
-  log "installing redis-server (Debian package)"
+  # openssl: the TLS test makes its certificates with it.
+  command -v redis-server >/dev/null && command -v redis-cli >/dev/null && command -v openssl >/dev/null && return
+  log "installing redis-server and openssl (Debian packages)"
   local sudo=""; [ "$(id -u)" = 0 ] || sudo="sudo"
   $sudo apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq redis-server >/dev/null
+  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq redis-server openssl >/dev/null
 }
 
 password() {

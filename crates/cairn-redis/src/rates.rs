@@ -31,7 +31,15 @@ impl RedisRates {
     pub async fn connect(cfg: &RedisConfig) -> Result<Self, String> {
         let failed = |e: redis::RedisError| format!("connecting to Redis at {}: {e}", cfg.redacted_url());
         let timeout = Duration::from_millis(cfg.timeout_ms.max(1));
-        let client = redis::Client::open(cfg.url.as_str()).map_err(failed)?;
+        let client = match &cfg.ca_file {
+            Some(path) => {
+                let pem = std::fs::read(path).map_err(|e| format!("reading redis.ca_file {}: {e}", path.display()))?;
+                let certs = redis::TlsCertificates { client_tls: None, root_cert: Some(pem) };
+                redis::Client::build_with_tls(cfg.url.as_str(), certs).map_err(failed)?
+            }
+            // `rediss://` without a CA file trusts the system's certificate store.
+            None => redis::Client::open(cfg.url.as_str()).map_err(failed)?,
+        };
         let config = ConnectionManagerConfig::new()
             .set_connection_timeout(Some(timeout))
             .set_response_timeout(Some(timeout))

@@ -20,7 +20,12 @@ fn config() -> RedisConfig {
     let url = std::env::var(REDIS_URL_ENV).unwrap_or_else(|_| {
         panic!("{REDIS_URL_ENV} is not set: run the suite with scripts/test.sh, which starts Redis")
     });
-    RedisConfig { url, key_prefix: format!("cairn-test:{}:", uuid::Uuid::new_v4().simple()), timeout_ms: 1_000 }
+    RedisConfig {
+        url,
+        key_prefix: format!("cairn-test:{}:", uuid::Uuid::new_v4().simple()),
+        timeout_ms: 1_000,
+        ca_file: None,
+    }
 }
 
 fn take(now_ms: i64) -> RateTake {
@@ -129,4 +134,117 @@ async fn a_redis_that_dies_fails_calls_and_serves_again_once_back() {
     // Nothing listens at all: connecting fails with the reason, within the timeout.
     let err = RedisRates::connect(&cfg).await.unwrap_err();
     assert!(err.contains(&format!("127.0.0.1:{port}")), "{err}");
+}
+
+/// Runs the openssl command line in `dir`.
+fn openssl(dir: &std::path::Path, args: &[&str]) {
+    let status = Command::new("openssl").args(args).current_dir(dir).stderr(Stdio::null()).status().expect("openssl");
+    assert!(status.success(), "openssl {args:?}");
+}
+
+/// A private CA and a certificate for 127.0.0.1 it signed, in `dir`.
+fn certificates(dir: &std::path::Path) {
+    openssl(
+        dir,
+        &[
+            "req",
+            "-x509",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-keyout",
+            "ca.key",
+            "-out",
+            "ca.pem",
+            "-days",
+            "1",
+            "-subj",
+            "/CN=cairn test CA",
+        ],
+    );
+    openssl(
+        dir,
+        &[
+            "req",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-keyout",
+            "server.key",
+            "-out",
+            "server.csr",
+            "-subj",
+            "/CN=127.0.0.1",
+        ],
+    );
+    std::fs::write(dir.join("san.ext"), "subjectAltName=IP:127.0.0.1\n").unwrap();
+    openssl(
+        dir,
+        &[
+            "x509",
+            "-req",
+            "-in",
+            "server.csr",
+            "-CA",
+            "ca.pem",
+            "-CAkey",
+            "ca.key",
+            "-CAcreateserial",
+            "-out",
+            "server.pem",
+            "-days",
+            "1",
+            "-extfile",
+            "san.ext",
+        ],
+    );
+}
+
+#[tokio::test]
+async fn tls_redis_is_reached_through_a_private_ca_and_refused_without_it() {
+    let dir = tempfile::tempdir().unwrap();
+    certificates(dir.path());
+    let port = free_port();
+    let file = |name: &str| dir.path().join(name).display().to_string();
+    let mut server = Command::new("redis-server")
+        .args([
+            "--port",
+            "0",
+            "--tls-port",
+            &port.to_string(),
+            "--bind",
+            "127.0.0.1",
+            "--save",
+            "",
+            "--appendonly",
+            "no",
+        ])
+        .args(["--tls-cert-file", &file("server.pem"), "--tls-key-file", &file("server.key")])
+        .args(["--tls-ca-cert-file", &file("ca.pem"), "--tls-auth-clients", "no"])
+        .stdout(Stdio::null())
+        .spawn()
+        .expect("redis-server on PATH (scripts/redis.sh installs it)");
+    let url = format!("rediss://127.0.0.1:{port}");
+    let trusted = RedisConfig { url: url.clone(), ca_file: Some(dir.path().join("ca.pem")), ..config() };
+    let rates = {
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+        loop {
+            match RedisRates::connect(&trusted).await {
+                Ok(r) => break r,
+                Err(e) => assert!(tokio::time::Instant::now() < deadline, "{e}"),
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    };
+    let now = cairn_core::time::now_ms();
+    assert_eq!(rates.take_rate("k", RateKind::Requests, take(now)).await.unwrap(), Ok(5.0));
+    // The system's store does not know the private CA: refused, with the reason.
+    let untrusted = RedisConfig { url, ..config() };
+    let err = RedisRates::connect(&untrusted).await.unwrap_err();
+    assert!(err.contains(&format!("rediss://127.0.0.1:{port}")) && err.contains("UnknownIssuer"), "{err}");
+    // A CA file that is not there is named.
+    let missing = RedisConfig { ca_file: Some(dir.path().join("nope.pem")), ..trusted };
+    assert!(RedisRates::connect(&missing).await.unwrap_err().contains("nope.pem"));
+    let _ = server.kill();
+    let _ = server.wait();
 }

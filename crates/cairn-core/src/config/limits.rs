@@ -49,9 +49,12 @@ impl SharedLimits {
 #[derive(Clone, Debug, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct RedisConfig {
-    /// `redis://[user:password@]host:port[/db]`; a password is better given through
-    /// `CAIRN_REDIS__URL` than written in the file.
+    /// `redis://[user:password@]host:port[/db]`, or `rediss://` for TLS; a password is better
+    /// given through `CAIRN_REDIS__URL` than written in the file.
     pub url: String,
+    /// For `rediss://`: a PEM file of the certificate authorities to trust instead of the
+    /// system's (a private CA).
+    pub ca_file: Option<std::path::PathBuf>,
     /// Prefix of every key Cairn writes, so that several deployments can share one Redis.
     pub key_prefix: String,
     /// Longest one Redis command may take (connecting included) before the call fails.
@@ -60,7 +63,7 @@ pub struct RedisConfig {
 
 impl Default for RedisConfig {
     fn default() -> Self {
-        Self { url: String::new(), key_prefix: "cairn:".into(), timeout_ms: 1_000 }
+        Self { url: String::new(), ca_file: None, key_prefix: "cairn:".into(), timeout_ms: 1_000 }
     }
 }
 
@@ -76,9 +79,12 @@ impl RedisConfig {
         if limits == SharedLimits::Redis && self.url.is_empty() {
             problems.push("gateway.shared_limits = \"redis\" needs redis.url (or CAIRN_REDIS__URL)".into());
         }
-        // TLS (`rediss://`) is not built in: reach a TLS-only Redis through a local tunnel.
-        if !self.url.is_empty() && !self.url.starts_with("redis://") {
-            problems.push(format!("redis.url must start with redis:// (got '{}')", self.redacted_url()));
+        let tls = self.url.starts_with("rediss://");
+        if !self.url.is_empty() && !tls && !self.url.starts_with("redis://") {
+            problems.push(format!("redis.url must start with redis:// or rediss:// (got '{}')", self.redacted_url()));
+        }
+        if self.ca_file.is_some() && !tls {
+            problems.push("redis.ca_file is for TLS: the URL must start with rediss://".into());
         }
         if self.timeout_ms == 0 {
             problems.push("redis.timeout_ms must be at least 1".into());
@@ -106,5 +112,7 @@ mod tests {
         let bad = RedisConfig { url: "http://:hunter2@cache:6379".into(), ..RedisConfig::default() };
         let problems = bad.problems(SharedLimits::Redis).join("; ");
         assert!(problems.contains("redis.url must start with") && !problems.contains("hunter2"), "{problems}");
+        let plain_with_ca = RedisConfig { url: "redis://cache:6379".into(), ca_file: Some("ca.pem".into()), ..none };
+        assert!(plain_with_ca.problems(SharedLimits::Redis).join("; ").contains("rediss://"));
     }
 }
