@@ -12,6 +12,7 @@
 //!   without a budget never touch storage here.
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -188,7 +189,7 @@ impl Limiter {
                 let delta = admission.tokens as f64 - used as f64;
                 tokio::spawn(async move {
                     if let Err(e) = rates.add_rate(&key, RateKind::Tokens, tpm as f64, delta, now_ms()).await {
-                        tracing::warn!(error = %e, "settling a shared token bucket failed");
+                        warn_shared(&e, "settling a shared token bucket failed");
                     }
                 });
             }
@@ -304,10 +305,32 @@ async fn take_shared(rates: &dyn RateStore, p: &Principal, tokens: u64, request:
     Ok(if tpm.is_some() { tokens } else { 0 })
 }
 
+/// When a warning about the shared buckets was last logged (Unix ms), and how many were not
+/// logged since: an outage of Redis or the database would otherwise log once per call.
+static LAST_WARNING_MS: AtomicI64 = AtomicI64::new(0);
+static UNLOGGED_WARNINGS: AtomicU64 = AtomicU64::new(0);
+/// At most one warning about the shared buckets per this many milliseconds.
+const WARN_EVERY_MS: i64 = 10_000;
+
+/// Logs `what` went wrong with the shared buckets, at most once per `WARN_EVERY_MS`, with how
+/// many warnings were not logged since the last.
+fn warn_shared(e: &StoreError, what: &str) {
+    let now = now_ms();
+    let last = LAST_WARNING_MS.load(Ordering::Relaxed);
+    if now - last < WARN_EVERY_MS
+        || LAST_WARNING_MS.compare_exchange(last, now, Ordering::Relaxed, Ordering::Relaxed).is_err()
+    {
+        UNLOGGED_WARNINGS.fetch_add(1, Ordering::Relaxed);
+        return;
+    }
+    let unlogged = UNLOGGED_WARNINGS.swap(0, Ordering::Relaxed);
+    tracing::warn!(error = %e, unlogged, "{what}");
+}
+
 /// A shared bucket that did not answer: the call is refused as unavailable (worth retrying),
 /// never admitted unchecked; the detail is logged, not returned.
 fn unreachable(e: StoreError) -> Error {
-    tracing::warn!(error = %e, "the shared rate limits did not answer");
+    warn_shared(&e, "the shared rate limits did not answer");
     Error::Unavailable {
         message: "the shared rate limits are unreachable; try again shortly".into(),
         retry_after: Some(Duration::from_secs(1)),
@@ -327,7 +350,7 @@ async fn give_back_shared(rates: &dyn RateStore, p: &Principal, tokens: u64, req
     }
     for (kind, per_minute, amount) in back {
         if let Err(e) = rates.add_rate(&p.key_id, kind, per_minute, amount, now).await {
-            tracing::warn!(error = %e, "giving back to a shared rate bucket failed");
+            warn_shared(&e, "giving back to a shared rate bucket failed");
         }
     }
 }

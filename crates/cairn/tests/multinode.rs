@@ -329,8 +329,14 @@ async fn two_servers_share_rate_limits_through_redis() {
         let unready = until_ready_is(&client, base, 503).await;
         assert_eq!(unready["reason"], "rate limit store unreachable", "{unready}");
     }
+    // An outage is logged, not once per call.
+    let refused =
+        (0..40).map(|_| call(&client, reqwest::Method::POST, format!("{a_base}/v1/chat/completions"), &limited, &body));
+    assert!(join_all(refused).await.iter().all(|(status, _)| *status == 503));
     let logs = std::fs::read_to_string(dir.path().join("serve-a.log")).unwrap();
     assert!(!logs.contains(&limited), "a key's secret reached the log");
+    let warned = logs.matches("the shared rate limits did not answer").count();
+    assert!((1..=2).contains(&warned), "{warned} warnings for 41 refused calls");
 
     // Back: both servers reconnect by themselves.
     let mut redis = own_redis(redis_port);
