@@ -289,20 +289,27 @@ impl Limiter {
 async fn take_shared(rates: &dyn RateStore, p: &Principal, tokens: u64, request: bool) -> Result<u64> {
     let (rpm, tpm) = (p.limits.requests_per_minute, p.limits.tokens_per_minute);
     let now = now_ms();
+    let mut takes = Vec::with_capacity(2);
     if let Some(tpm) = tpm {
-        let t = RateTake { per_minute: tpm as f64, need: 0.0, take: tokens as f64, now_ms: now };
-        if let Err(level) = rates.take_rate(&p.key_id, RateKind::Tokens, t).await.map_err(unreachable)? {
-            return Err(tokens_limited(tpm, wait_for(level, 0.0, tpm as f64)));
-        }
+        takes
+            .push((RateKind::Tokens, RateTake { per_minute: tpm as f64, need: 0.0, take: tokens as f64, now_ms: now }));
     }
     if let Some(rpm) = rpm.filter(|_| request) {
-        let t = RateTake { per_minute: f64::from(rpm), need: 1.0, take: 1.0, now_ms: now };
-        if let Err(level) = rates.take_rate(&p.key_id, RateKind::Requests, t).await.map_err(unreachable)? {
-            give_back_shared(rates, p, tokens, false).await;
-            return Err(requests_limited(rpm, wait_for(level, 1.0, f64::from(rpm))));
+        takes.push((RateKind::Requests, RateTake { per_minute: f64::from(rpm), need: 1.0, take: 1.0, now_ms: now }));
+    }
+    if takes.is_empty() {
+        return Ok(0);
+    }
+    match rates.take_rates(&p.key_id, &takes).await.map_err(unreachable)? {
+        Ok(()) => Ok(if tpm.is_some() { tokens } else { 0 }),
+        Err((i, level)) => {
+            let (kind, t) = takes[i];
+            Err(match kind {
+                RateKind::Tokens => tokens_limited(t.per_minute as u64, wait_for(level, t.need, t.per_minute)),
+                RateKind::Requests => requests_limited(t.per_minute as u32, wait_for(level, t.need, t.per_minute)),
+            })
         }
     }
-    Ok(if tpm.is_some() { tokens } else { 0 })
 }
 
 /// When a warning about the shared buckets was last logged (Unix ms), and how many were not

@@ -110,6 +110,22 @@ pub trait RateStore: Send + Sync {
         amount: f64,
         now_ms: i64,
     ) -> StoreResult<()>;
+    /// Takes from several of the key's buckets as one: every take in `takes` if each is
+    /// allowed (`Ok(Ok(()))`), else none and `Ok(Err((i, level)))` for the first refused, `i`
+    /// its index. This default takes one bucket after another and gives back what it took when
+    /// a later one refuses (a failed give-back only leaves a bucket lower until it refills);
+    /// a store that can do it in one atomic step should.
+    async fn take_rates(&self, key_id: &str, takes: &[(RateKind, RateTake)]) -> StoreResult<Result<(), (usize, f64)>> {
+        for (i, (kind, t)) in takes.iter().enumerate() {
+            if let Err(level) = self.take_rate(key_id, *kind, *t).await? {
+                for (kind, t) in &takes[..i] {
+                    let _ = self.add_rate(key_id, *kind, t.per_minute, t.take, t.now_ms).await;
+                }
+                return Ok(Err((i, level)));
+            }
+        }
+        Ok(Ok(()))
+    }
     /// Checks the buckets' home answers, when it is not the database (which `/readyz` checks
     /// already).
     async fn ping_rates(&self) -> StoreResult<()> {

@@ -1,33 +1,56 @@
--- One per-key token bucket, KEYS[1]: a hash of its level after the last change and the
--- caller's clock then (`ms`). The bucket is refilled to ARGV[4] (never backwards) at ARGV[2]
--- per minute, capped at ARGV[2]; then
---   ARGV[1] = 'take': takes ARGV[5] if the level is at least ARGV[3] (it may go into debt);
---                     returns {1, level after} or {0, level} (refused, nothing written);
---   ARGV[1] = 'add':  adds ARGV[5] (negative charges it), capped at capacity; returns {1, level}.
+-- Per-key token buckets, one hash per bucket (KEYS): its level after the last change and the
+-- caller's clock then (`ms`). Each bucket is refilled to the clock ARGV[2] (never backwards) at
+-- its rate per minute, capped at that rate. Bucket i's numbers are ARGV[3i] (per minute),
+-- ARGV[3i+1] (need), ARGV[3i+2] (amount).
+--   ARGV[1] = 'take': if every bucket's level is at least its need, takes each amount (a level
+--                     may go into debt) and returns {1, first bucket's level after, 0}; else
+--                     takes nothing and returns {0, level, i} for the first bucket refused.
+--   ARGV[1] = 'add':  adds the amount to the one bucket (negative charges it), capped at its
+--                     rate; returns {1, level, 0}.
 -- A bucket absent reads as full, so each is set to expire once it would be full again (plus a
 -- minute for clocks that differ between nodes). Levels travel as strings because Redis cuts
 -- Lua numbers in replies to integers.
-local op, per, need, now, amount =
-  ARGV[1], tonumber(ARGV[2]), tonumber(ARGV[3]), tonumber(ARGV[4]), tonumber(ARGV[5])
-local stored = redis.call('HMGET', KEYS[1], 'level', 'ms')
-local level, last = per, now
-if stored[1] then
-  level, last = tonumber(stored[1]), tonumber(stored[2])
+local op, now = ARGV[1], tonumber(ARGV[2])
+
+local function fmt(level) return string.format('%.17g', level) end
+
+-- The bucket's level now, the clock it is at, and whether it exists.
+local function refilled(key, per)
+  local stored = redis.call('HMGET', key, 'level', 'ms')
+  if not stored[1] then return per, now, false end
+  local level, last = tonumber(stored[1]), tonumber(stored[2])
   if now > last then
     level = level + (now - last) * per / 60000
     last = now
   end
   if level > per then level = per end
+  return level, last, true
 end
-if op == 'take' then
-  if level < need then return {0, string.format('%.17g', level)} end
-  level = level - amount
-else
-  if not stored[1] and amount >= 0 then return {1, string.format('%.17g', per)} end
+
+local function store(key, per, level, last)
+  local full_in = 3600000
+  if per > 0 then full_in = math.ceil((per - level) * 60000 / per) end
+  redis.call('HSET', key, 'level', fmt(level), 'ms', string.format('%d', last))
+  redis.call('PEXPIRE', key, string.format('%d', math.min(full_in, 1e12) + 60000))
+end
+
+if op == 'add' then
+  local per, amount = tonumber(ARGV[3]), tonumber(ARGV[5])
+  local level, last, present = refilled(KEYS[1], per)
+  if not present and amount >= 0 then return {1, fmt(per), 0} end
   level = math.min(level + amount, per)
+  store(KEYS[1], per, level, last)
+  return {1, fmt(level), 0}
 end
-local full_in = 3600000
-if per > 0 then full_in = math.ceil((per - level) * 60000 / per) end
-redis.call('HSET', KEYS[1], 'level', string.format('%.17g', level), 'ms', string.format('%d', last))
-redis.call('PEXPIRE', KEYS[1], string.format('%d', math.min(full_in, 1e12) + 60000))
-return {1, string.format('%.17g', level)}
+
+local levels, lasts = {}, {}
+for i, key in ipairs(KEYS) do
+  local level, last = refilled(key, tonumber(ARGV[3 * i]))
+  if level < tonumber(ARGV[3 * i + 1]) then return {0, fmt(level), i - 1} end
+  levels[i], lasts[i] = level, last
+end
+for i, key in ipairs(KEYS) do
+  levels[i] = levels[i] - tonumber(ARGV[3 * i + 2])
+  store(key, tonumber(ARGV[3 * i]), levels[i], lasts[i])
+end
+return {1, fmt(levels[1]), 0}

@@ -65,27 +65,31 @@ impl RedisRates {
         }
     }
 
+    /// The bucket's Redis key. The API key's id is a hash tag (`{...}`), so that a key's
+    /// buckets share a Redis Cluster slot and one script may take from both.
     fn key(&self, key_id: &str, kind: RateKind) -> String {
-        format!("{}rate:{}:{key_id}", self.prefix, kind.as_str())
+        format!("{}rate:{{{key_id}}}:{}", self.prefix, kind.as_str())
     }
 
-    /// Runs the bucket script: `(taken or added, level)`.
+    /// Runs the bucket script (`bucket.lua`) with `op` at `now_ms` over the key's buckets, each
+    /// `(kind, per minute, need, amount)`: `(done, level, index of the refused bucket)`.
     async fn run(
         &self,
-        key: String,
+        key_id: &str,
         op: &str,
-        per_minute: f64,
-        need: f64,
         now_ms: i64,
-        amount: f64,
-    ) -> StoreResult<(bool, f64)> {
+        buckets: &[(RateKind, f64, f64, f64)],
+    ) -> StoreResult<(bool, f64, usize)> {
         let mut conn = self.conn.clone();
-        let mut call = self.bucket.key(key);
-        call.arg(op).arg(per_minute).arg(need).arg(now_ms).arg(amount);
-        let (ok, level): (i64, String) = self.bounded(call.invoke_async(&mut conn)).await?;
+        let mut call = self.bucket.prepare_invoke();
+        call.arg(op).arg(now_ms);
+        for (kind, per_minute, need, amount) in buckets {
+            call.key(self.key(key_id, *kind)).arg(per_minute).arg(need).arg(amount);
+        }
+        let (ok, level, index): (i64, String, i64) = self.bounded(call.invoke_async(&mut conn)).await?;
         let level =
             level.parse::<f64>().map_err(|_| StoreError::Backend(format!("bad bucket level {level:?} from redis")))?;
-        Ok((ok == 1, level))
+        Ok((ok == 1, level, usize::try_from(index).unwrap_or(0)))
     }
 
     /// `fut`, failing as a storage error after the configured timeout.
@@ -101,8 +105,15 @@ impl RedisRates {
 #[async_trait]
 impl RateStore for RedisRates {
     async fn take_rate(&self, key_id: &str, kind: RateKind, t: RateTake) -> StoreResult<Result<f64, f64>> {
-        let (taken, level) = self.run(self.key(key_id, kind), "take", t.per_minute, t.need, t.now_ms, t.take).await?;
+        let (taken, level, _) = self.run(key_id, "take", t.now_ms, &[(kind, t.per_minute, t.need, t.take)]).await?;
         Ok(if taken { Ok(level) } else { Err(level) })
+    }
+
+    async fn take_rates(&self, key_id: &str, takes: &[(RateKind, RateTake)]) -> StoreResult<Result<(), (usize, f64)>> {
+        let Some((_, first)) = takes.first() else { return Ok(Ok(())) };
+        let buckets: Vec<_> = takes.iter().map(|(kind, t)| (*kind, t.per_minute, t.need, t.take)).collect();
+        let (taken, level, refused) = self.run(key_id, "take", first.now_ms, &buckets).await?;
+        Ok(if taken { Ok(()) } else { Err((refused, level)) })
     }
 
     async fn add_rate(
@@ -113,7 +124,7 @@ impl RateStore for RedisRates {
         amount: f64,
         now_ms: i64,
     ) -> StoreResult<()> {
-        self.run(self.key(key_id, kind), "add", per_minute, 0.0, now_ms, amount).await.map(|_| ())
+        self.run(key_id, "add", now_ms, &[(kind, per_minute, 0.0, amount)]).await.map(|_| ())
     }
 
     async fn ping_rates(&self) -> StoreResult<()> {

@@ -47,7 +47,7 @@ async fn buckets_expire_once_full_again_and_stay_within_their_prefix() {
     // One request short of six a minute: full again in ten seconds; kept a minute more.
     let client = redis::Client::open(cfg.url.as_str()).unwrap();
     let mut conn = client.get_multiplexed_async_connection().await.unwrap();
-    let key = format!("{}rate:requests:k", cfg.key_prefix);
+    let key = format!("{}rate:{{k}}:requests", cfg.key_prefix);
     let ttl: i64 = redis::cmd("PTTL").arg(&key).query_async(&mut conn).await.unwrap();
     assert!((65_000..=70_000).contains(&ttl), "{ttl} ms");
     // Another deployment on the same Redis has its own buckets.
@@ -55,8 +55,11 @@ async fn buckets_expire_once_full_again_and_stay_within_their_prefix() {
     assert_eq!(other.take_rate("k", RateKind::Requests, take(now)).await.unwrap(), Ok(5.0));
     // Giving back to a bucket that expired (reads as full) writes nothing.
     rates.add_rate("absent", RateKind::Tokens, 100.0, 5.0, now).await.unwrap();
-    let exists: i64 =
-        redis::cmd("EXISTS").arg(format!("{}rate:tokens:absent", cfg.key_prefix)).query_async(&mut conn).await.unwrap();
+    let exists: i64 = redis::cmd("EXISTS")
+        .arg(format!("{}rate:{{absent}}:tokens", cfg.key_prefix))
+        .query_async(&mut conn)
+        .await
+        .unwrap();
     assert_eq!(exists, 0);
     // A charge to it does: the bucket owes what the call used beyond its hold.
     rates.add_rate("absent", RateKind::Tokens, 100.0, -150.0, now).await.unwrap();

@@ -1,5 +1,6 @@
 //! Shared rate buckets' part of the conformance suite: takes refill by the clock, refuse when
-//! empty, give back capped at capacity, and concurrent takers never spend more than there is.
+//! empty, give back capped at capacity, concurrent takers never spend more than there is, and
+//! a take from two buckets takes from both or neither.
 
 use std::sync::Arc;
 
@@ -36,4 +37,16 @@ pub async fn rate_buckets(s: Arc<dyn RateStore>) {
     });
     let won = futures::future::join_all(racers).await.into_iter().filter(|r| *r.as_ref().unwrap()).count();
     assert_eq!(won, 6);
+
+    // Both buckets or neither: a key in token debt takes no request either...
+    let both = |tokens: f64| [(RateKind::Tokens, take(0.0, tokens, t0)), (RateKind::Requests, take(1.0, 1.0, t0))];
+    assert_eq!(s.take_rates("k4", &both(10.0)).await.unwrap(), Ok(()));
+    assert_eq!(s.take_rates("k4", &both(1.0)).await.unwrap(), Err((0, -4.0)));
+    assert_eq!(s.take_rate("k4", RateKind::Requests, take(1.0, 1.0, t0)).await.unwrap(), Ok(4.0));
+    // ...and a key out of requests spends no tokens.
+    for _ in 0..6 {
+        assert!(s.take_rate("k5", RateKind::Requests, take(1.0, 1.0, t0)).await.unwrap().is_ok());
+    }
+    assert_eq!(s.take_rates("k5", &both(3.0)).await.unwrap(), Err((1, 0.0)));
+    assert_eq!(s.take_rate("k5", RateKind::Tokens, take(0.0, 0.0, t0)).await.unwrap(), Ok(6.0));
 }

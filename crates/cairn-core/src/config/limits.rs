@@ -16,7 +16,7 @@ pub enum SharedLimits {
     /// In the database, one atomic statement per admission: every process on the database
     /// enforces one limit together.
     Database,
-    /// In Redis (`redis.url`), each take one atomic script: every process on that Redis
+    /// In Redis (`redis.url`), one atomic script per admission: every process on that Redis
     /// enforces one limit together, and the database sees no write per request.
     Redis,
 }
