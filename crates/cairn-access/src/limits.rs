@@ -284,8 +284,8 @@ impl Limiter {
     }
 }
 
-/// `Limiter::take` on the shared buckets: tokens first (admitted while not in debt), then
-/// the request; a refused request gives the tokens back.
+/// `Limiter::take` on the shared buckets: the tokens (admitted while not in debt) and the
+/// request, both or neither (`RateStore::take_rates`).
 async fn take_shared(rates: &dyn RateStore, p: &Principal, tokens: u64, request: bool) -> Result<u64> {
     let (rpm, tpm) = (p.limits.requests_per_minute, p.limits.tokens_per_minute);
     let now = now_ms();
