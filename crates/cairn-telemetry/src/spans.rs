@@ -24,14 +24,12 @@ pub trait Deliver: Send + Sync + 'static {
     async fn deliver(&self, spans: Vec<SpanRecord>);
 }
 
-enum Msg {
-    Span(SpanRecord),
-    Flush(oneshot::Sender<()>),
-}
-
 /// A bounded queue in front of one `Deliver`; a `SpanSink` for the `Tracer`.
 pub struct SpanQueue {
-    tx: mpsc::Sender<Msg>,
+    spans: mpsc::Sender<SpanRecord>,
+    /// Flush requests, on a channel of their own: spans are taken in batches without the
+    /// writer waking for each one, so a flush must be able to wake it.
+    flushes: mpsc::UnboundedSender<oneshot::Sender<()>>,
     dropped: Counter,
 }
 
@@ -50,18 +48,19 @@ impl SpanQueue {
     /// Starts the queue's task on a background thread of its own (`cairn_core::priority`);
     /// `dropped` counts spans refused by a full queue.
     pub fn start(target: Arc<dyn Deliver>, dropped: Counter, settings: SpanQueueSettings) -> Arc<Self> {
-        let (tx, rx) = mpsc::channel(settings.capacity.max(1));
-        if let Err(e) = cairn_core::priority::spawn_background("cairn-spans", run(target, rx, settings)) {
-            // The receiver went with it: submits count as drops, flushes end at once.
+        let (spans, rx) = mpsc::channel(settings.capacity.max(1));
+        let (flushes, flush_rx) = mpsc::unbounded_channel();
+        if let Err(e) = cairn_core::priority::spawn_background("cairn-spans", run(target, rx, flush_rx, settings)) {
+            // The receivers went with it: submits count as drops, flushes end at once.
             tracing::error!(error = %e, "cannot start the span writer's thread; spans are dropped");
         }
-        Arc::new(Self { tx, dropped })
+        Arc::new(Self { spans, flushes, dropped })
     }
 
     /// Waits until every span queued so far has been delivered (or given up on).
     pub async fn flush(&self) {
         let (done, wait) = oneshot::channel();
-        if self.tx.send(Msg::Flush(done)).await.is_ok() {
+        if self.flushes.send(done).is_ok() {
             let _ = wait.await;
         }
     }
@@ -69,7 +68,7 @@ impl SpanQueue {
 
 impl SpanSink for SpanQueue {
     fn submit(&self, span: SpanRecord) {
-        if self.tx.try_send(Msg::Span(span)).is_err() {
+        if self.spans.try_send(span).is_err() {
             self.dropped.inc();
         }
     }
@@ -89,49 +88,63 @@ impl SpanSink for Fanout {
     }
 }
 
-async fn run(target: Arc<dyn Deliver>, mut rx: mpsc::Receiver<Msg>, settings: SpanQueueSettings) {
+/// The writer: waits for a first span (or a flush), then sleeps out the batching window
+/// without reading the queue, so the spans that arrive meanwhile wake nobody (a receiver that
+/// waits on the queue is woken, a thread hand-off, by every span: once per span on a quiet
+/// server); then takes what queued up, in batches, until the queue is empty. A flush cuts the
+/// window short, and is answered once everything queued before it is delivered.
+async fn run(
+    target: Arc<dyn Deliver>,
+    mut rx: mpsc::Receiver<SpanRecord>,
+    mut flushes: mpsc::UnboundedReceiver<oneshot::Sender<()>>,
+    settings: SpanQueueSettings,
+) {
     let batch = settings.batch.max(1);
-    let mut spans: Vec<SpanRecord> = Vec::with_capacity(batch);
     let mut waiting: Vec<oneshot::Sender<()>> = Vec::new();
+    // The queue's handle is gone: what is queued is still delivered, then the task ends.
+    let mut closing = false;
     loop {
-        // Wait for the first message, then up to `flush` for more to join it.
-        let Some(first) = rx.recv().await else { return };
-        let mut flushing = take(first, &mut spans, &mut waiting);
-        let until = tokio::time::Instant::now() + settings.flush;
-        while spans.len() < batch && !flushing {
-            match tokio::time::timeout_at(until, rx.recv()).await {
-                Ok(Some(msg)) => flushing = take(msg, &mut spans, &mut waiting),
-                Ok(None) | Err(_) => break,
+        let mut spans: Vec<SpanRecord> = Vec::with_capacity(batch);
+        tokio::select! {
+            span = rx.recv() => match span {
+                Some(span) => spans.push(span),
+                None => return,
+            },
+            flush = flushes.recv(), if !closing => match flush {
+                Some(done) => waiting.push(done),
+                None => closing = true,
+            },
+        }
+        if waiting.is_empty() && !closing {
+            let until = tokio::time::Instant::now() + settings.flush;
+            tokio::select! {
+                _ = tokio::time::sleep_until(until) => {}
+                Some(done) = flushes.recv() => waiting.push(done),
             }
         }
-        // A flush delivers what came before it; drain what else is already queued too.
-        while flushing && spans.len() < batch {
-            match rx.try_recv() {
-                Ok(msg) => {
-                    take(msg, &mut spans, &mut waiting);
+        while let Ok(done) = flushes.try_recv() {
+            waiting.push(done);
+        }
+        // Everything queued by now, batch by batch: under load the queue is drained as fast
+        // as the target takes it, not one batch per window.
+        loop {
+            while spans.len() < batch {
+                match rx.try_recv() {
+                    Ok(span) => spans.push(span),
+                    Err(_) => break,
                 }
-                Err(_) => break,
             }
-        }
-        if !spans.is_empty() {
+            if spans.is_empty() {
+                break;
+            }
+            let full = spans.len() == batch;
             target.deliver(std::mem::replace(&mut spans, Vec::with_capacity(batch))).await;
+            if !full {
+                break;
+            }
         }
         for w in waiting.drain(..) {
             let _ = w.send(());
-        }
-    }
-}
-
-/// Adds a message to the batch; true when it asks for a flush.
-fn take(msg: Msg, spans: &mut Vec<SpanRecord>, waiting: &mut Vec<oneshot::Sender<()>>) -> bool {
-    match msg {
-        Msg::Span(s) => {
-            spans.push(s);
-            false
-        }
-        Msg::Flush(done) => {
-            waiting.push(done);
-            true
         }
     }
 }
