@@ -104,21 +104,24 @@ async fn until_taken(rates: &RedisRates, key: &str) {
     }
 }
 
+/// Connects to a Redis the test just started, polling until it listens.
+async fn connect_once_up(cfg: &RedisConfig) -> RedisRates {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        match RedisRates::connect(cfg).await {
+            Ok(r) => return r,
+            Err(e) => assert!(tokio::time::Instant::now() < deadline, "{e}"),
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
 #[tokio::test]
 async fn a_redis_that_dies_fails_calls_and_serves_again_once_back() {
     let port = free_port();
     let mut server = own_redis(port);
     let cfg = RedisConfig { url: format!("redis://127.0.0.1:{port}"), ..config() };
-    let rates = {
-        let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
-        loop {
-            match RedisRates::connect(&cfg).await {
-                Ok(r) => break r,
-                Err(e) => assert!(tokio::time::Instant::now() < deadline, "{e}"),
-            }
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
-    };
+    let rates = connect_once_up(&cfg).await;
     until_taken(&rates, "k").await;
     server.kill().unwrap();
     server.wait().unwrap();
@@ -229,16 +232,7 @@ async fn tls_redis_is_reached_through_a_private_ca_and_refused_without_it() {
         .expect("redis-server on PATH (scripts/redis.sh installs it)");
     let url = format!("rediss://127.0.0.1:{port}");
     let trusted = RedisConfig { url: url.clone(), ca_file: Some(dir.path().join("ca.pem")), ..config() };
-    let rates = {
-        let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
-        loop {
-            match RedisRates::connect(&trusted).await {
-                Ok(r) => break r,
-                Err(e) => assert!(tokio::time::Instant::now() < deadline, "{e}"),
-            }
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
-    };
+    let rates = connect_once_up(&trusted).await;
     let now = cairn_core::time::now_ms();
     assert_eq!(rates.take_rate("k", RateKind::Requests, take(now)).await.unwrap(), Ok(5.0));
     // The system's store does not know the private CA: refused, with the reason.
