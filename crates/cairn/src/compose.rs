@@ -15,7 +15,7 @@ use cairn_agents::spec::ToolKind;
 use cairn_agents::tools::{HttpRequest, KnowledgeSearchTool, McpServerTool, MemoryTool, Toolbox, WebhookTool};
 use cairn_agents::writer::JournalWriter;
 use cairn_api::{App, AppState};
-use cairn_core::config::{Config, RatesHome, Retrieval};
+use cairn_core::config::{Config, Retrieval};
 use cairn_core::models::TextEmbedder;
 use cairn_core::search::SearchStore;
 use cairn_core::store::{RateStore, Store};
@@ -130,11 +130,13 @@ async fn shared_rates(
     config: &Config,
     store: &Arc<dyn Store>,
 ) -> Result<(StateHome, Option<Arc<dyn RateStore>>), String> {
-    Ok(match config.gateway.shared_limits.home(store.backend()) {
-        RatesHome::Process => (StateHome::Process, None),
-        RatesHome::Database => (StateHome::Database, Some(store.clone() as Arc<dyn RateStore>)),
-        RatesHome::Redis => (StateHome::Redis, Some(Arc::new(RedisRates::connect(&config.redis).await?))),
-    })
+    let home = config.gateway.shared_limits.home(store.backend());
+    let rates: Option<Arc<dyn RateStore>> = match home {
+        StateHome::Process => None,
+        StateHome::Database => Some(store.clone()),
+        StateHome::Redis => Some(Arc::new(RedisRates::connect(&config.redis).await?)),
+    };
+    Ok((home, rates))
 }
 
 /// Opens storage (migrating it) and builds every service, with nothing else: what a

@@ -3,6 +3,8 @@
 
 use serde::{Deserialize, Serialize};
 
+use crate::topology::StateHome;
+
 /// Where the requests- and tokens-per-minute buckets live.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -21,25 +23,14 @@ pub enum SharedLimits {
     Redis,
 }
 
-/// Where a node keeps its rate buckets, once `auto` is decided for a storage backend.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum RatesHome {
-    /// In this process.
-    Process,
-    /// In the database.
-    Database,
-    /// In Redis.
-    Redis,
-}
-
 impl SharedLimits {
     /// Where buckets live, for a store of `backend` (`sqlite`, `postgres`).
-    pub fn home(self, backend: &str) -> RatesHome {
+    pub fn home(self, backend: &str) -> StateHome {
         match self {
-            SharedLimits::Auto if backend == "postgres" => RatesHome::Database,
-            SharedLimits::Auto | SharedLimits::Process => RatesHome::Process,
-            SharedLimits::Database => RatesHome::Database,
-            SharedLimits::Redis => RatesHome::Redis,
+            SharedLimits::Auto if backend == "postgres" => StateHome::Database,
+            SharedLimits::Auto | SharedLimits::Process => StateHome::Process,
+            SharedLimits::Database => StateHome::Database,
+            SharedLimits::Redis => StateHome::Redis,
         }
     }
 }
@@ -99,9 +90,9 @@ mod tests {
 
     #[test]
     fn auto_shares_limits_only_on_postgres() {
-        assert_eq!(SharedLimits::Auto.home("postgres"), RatesHome::Database);
-        assert_eq!(SharedLimits::Auto.home("sqlite"), RatesHome::Process);
-        assert_eq!(SharedLimits::Redis.home("sqlite"), RatesHome::Redis);
+        assert_eq!(SharedLimits::Auto.home("postgres"), StateHome::Database);
+        assert_eq!(SharedLimits::Auto.home("sqlite"), StateHome::Process);
+        assert_eq!(SharedLimits::Redis.home("sqlite"), StateHome::Redis);
     }
 
     #[test]

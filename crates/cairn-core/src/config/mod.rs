@@ -22,7 +22,7 @@ pub use cache::{ModelCacheConfig, SemanticCacheConfig};
 pub use guards::GuardsConfig;
 pub use jobs::JobsConfig;
 pub use knowledge::{KnowledgeConfig, Retrieval, VectorIndexConfig};
-pub use limits::{RatesHome, RedisConfig, SharedLimits};
+pub use limits::{RedisConfig, SharedLimits};
 pub use models::{ModelConfig, ModelKind, TargetConfig};
 pub use routing::{ModelSize, RouteConfig, RouteExample};
 pub use storage::{redact_url_password, StorageConfig};
