@@ -38,7 +38,8 @@ macro_rules! impl_agent_store {
                 if a.version != 1 {
                     return Err(StoreError::Backend(format!("a new agent starts at version 1, not {}", a.version)));
                 }
-                let mut tx = self.writer.begin().await.map_err($crate::db_err)?;
+                let mut conn = self.write_conn().await?;
+                let mut tx = sqlx::Connection::begin(&mut *conn).await.map_err($crate::db_err)?;
                 sqlx::query(
                     "INSERT INTO agents (id, tenant_id, name, version, created_at_ms, updated_at_ms) \
                      VALUES ($1, $2, $3, 1, $4, $4)",
@@ -71,7 +72,8 @@ macro_rules! impl_agent_store {
                 spec: &serde_json::Value,
                 now_ms: i64,
             ) -> StoreResult<Option<Agent>> {
-                let mut tx = self.writer.begin().await.map_err($crate::db_err)?;
+                let mut conn = self.write_conn().await?;
+                let mut tx = sqlx::Connection::begin(&mut *conn).await.map_err($crate::db_err)?;
                 let next = i64::from(expected) + 1;
                 let moved = sqlx::query(
                     "UPDATE agents SET version = $2, updated_at_ms = $3, name = $5 \
@@ -158,7 +160,7 @@ macro_rules! impl_agent_store {
                 let done = sqlx::query("UPDATE agents SET deleted_at_ms = $2 WHERE id = $1 AND deleted_at_ms IS NULL")
                     .bind(id)
                     .bind(now_ms)
-                    .execute(&self.writer)
+                    .execute(&mut *self.write_conn().await?)
                     .await
                     .map_err($crate::db_err)?
                     .rows_affected();
@@ -175,7 +177,7 @@ macro_rules! impl_agent_store {
                 .bind(&m.url)
                 .bind(headers)
                 .bind(m.created_at_ms)
-                .execute(&self.writer)
+                .execute(&mut *self.write_conn().await?)
                 .await
                 .map_err(|e| match $crate::db_err(e) {
                     StoreError::Conflict(_) => StoreError::Conflict(format!("an MCP server named '{}' exists", m.name)),
@@ -211,7 +213,7 @@ macro_rules! impl_agent_store {
                 let done = sqlx::query("DELETE FROM mcp_servers WHERE tenant_id = $1 AND name = $2")
                     .bind(tenant_id)
                     .bind(name)
-                    .execute(&self.writer)
+                    .execute(&mut *self.write_conn().await?)
                     .await
                     .map_err($crate::db_err)?
                     .rows_affected();

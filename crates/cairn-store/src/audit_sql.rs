@@ -33,7 +33,8 @@ macro_rules! impl_audit_store {
         #[async_trait::async_trait]
         impl AuditStore for $store {
             async fn audit_append_once(&self, event: &AuditEvent, ts_ms: i64) -> StoreResult<AuditEntry> {
-                let mut tx = self.writer.begin().await.map_err($crate::db_err)?;
+                let mut conn = self.write_conn().await?;
+                let mut tx = sqlx::Connection::begin(&mut *conn).await.map_err($crate::db_err)?;
                 let lock: &str = $lock;
                 if !lock.is_empty() {
                     sqlx::query(lock).execute(&mut *tx).await.map_err($crate::db_err)?;

@@ -46,7 +46,8 @@ macro_rules! impl_cache_store {
 
             async fn cache_put(&self, e: &CacheEntry, index: &EntryIndex) -> StoreResult<()> {
                 let semantic = index.semantic.as_ref();
-                let mut tx = self.writer.begin().await.map_err($crate::db_err)?;
+                let mut conn = self.write_conn().await?;
+                let mut tx = sqlx::Connection::begin(&mut *conn).await.map_err($crate::db_err)?;
                 sqlx::query(&format!(
                     "INSERT INTO response_cache ({CACHE_COLUMNS}, semantic_key, question, embedding) \
                      VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13) \
@@ -134,10 +135,10 @@ macro_rules! impl_cache_store {
                 .bind(tenant)
                 .bind(what.namespace.as_deref())
                 .bind(what.model.as_deref())
-                .execute(&self.writer)
+                .execute(&mut *self.write_conn().await?)
                 .await
                 .map_err($crate::db_err)?;
-                forget_orphans(&self.writer, Some(tenant)).await?;
+                forget_orphans(&mut *self.write_conn().await?, Some(tenant)).await?;
                 Ok(done.rows_affected())
             }
 
@@ -148,23 +149,23 @@ macro_rules! impl_cache_store {
                 )
                 .bind(now_ms)
                 .bind(i64::from(limit))
-                .execute(&self.writer)
+                .execute(&mut *self.write_conn().await?)
                 .await
                 .map_err($crate::db_err)?;
-                forget_orphans(&self.writer, None).await?;
+                forget_orphans(&mut *self.write_conn().await?, None).await?;
                 Ok(done.rows_affected())
             }
         }
 
         /// Drops the collection links of entries no longer stored (of `tenant`, or everyone's).
-        async fn forget_orphans(writer: &sqlx::Pool<$db>, tenant: Option<&str>) -> StoreResult<()> {
+        async fn forget_orphans(conn: &mut <$db as sqlx::Database>::Connection, tenant: Option<&str>) -> StoreResult<()> {
             sqlx::query(
                 "DELETE FROM response_cache_collections WHERE ($1 IS NULL OR tenant_id = $1) AND NOT EXISTS \
                  (SELECT 1 FROM response_cache r WHERE r.tenant_id = response_cache_collections.tenant_id \
                  AND r.cache_key = response_cache_collections.cache_key)",
             )
             .bind(tenant)
-            .execute(writer)
+            .execute(conn)
             .await
             .map_err($crate::db_err)?;
             Ok(())

@@ -87,7 +87,7 @@ macro_rules! impl_feedback_store {
                 .bind(&f.key_id)
                 .bind(f.created_ms)
                 .bind(i64::from(max_per_target))
-                .execute(&self.writer)
+                .execute(&mut *self.write_conn().await?)
                 .await
                 .map_err($crate::db_err)?;
                 Ok(done.rows_affected() == 1)
@@ -128,7 +128,7 @@ macro_rules! impl_feedback_store {
                 .bind(tenant)
                 .bind(before_ms)
                 .bind(i64::from(limit))
-                .execute(&self.writer)
+                .execute(&mut *self.write_conn().await?)
                 .await
                 .map_err($crate::db_err)?;
                 Ok(done.rows_affected())
@@ -152,7 +152,7 @@ macro_rules! impl_feedback_store {
                 .bind(&e.key_id)
                 .bind(e.created_ms)
                 .bind(items)
-                .execute(&self.writer)
+                .execute(&mut *self.write_conn().await?)
                 .await
                 .map_err($crate::db_err)?;
                 Ok(())

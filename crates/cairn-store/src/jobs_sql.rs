@@ -149,12 +149,12 @@ macro_rules! impl_job_store {
 
         /// Runs `sql` (binding `$1` = job id, `$2` = time) and says whether it changed the job.
         async fn update_one(
-            pool: &sqlx::Pool<$db>,
+            conn: &mut <$db as sqlx::Database>::Connection,
             sql: &'static str,
             id: &str,
             at_ms: i64,
         ) -> StoreResult<bool> {
-            let n = sqlx::query(sql).bind(id).bind(at_ms).execute(pool).await.map_err($crate::db_err)?.rows_affected();
+            let n = sqlx::query(sql).bind(id).bind(at_ms).execute(conn).await.map_err($crate::db_err)?.rows_affected();
             Ok(n == 1)
         }
 
@@ -219,7 +219,8 @@ macro_rules! impl_job_store {
         #[async_trait::async_trait]
         impl JobStore for $store {
             async fn enqueue_jobs(&self, jobs: &[NewJob]) -> StoreResult<Vec<(Job, bool)>> {
-                let mut tx = self.writer.begin().await.map_err($crate::db_err)?;
+                let mut conn = self.write_conn().await?;
+                let mut tx = sqlx::Connection::begin(&mut *conn).await.map_err($crate::db_err)?;
                 let out = insert_jobs(&mut tx, jobs).await?;
                 tx.commit().await.map_err($crate::db_err)?;
                 Ok(out)
@@ -296,7 +297,7 @@ macro_rules! impl_job_store {
                     .bind(c.now_ms)
                     .bind(c.kind)
                     .bind(i64::from(c.limit))
-                    .fetch_all(&self.writer)
+                    .fetch_all(&mut *self.write_conn().await?)
                     .await
                     .map_err($crate::db_err)?;
                 let mut jobs = jobs_from_rows(&rows)?;
@@ -307,7 +308,8 @@ macro_rules! impl_job_store {
             }
 
             async fn renew_leases(&self, leases: &[LeaseRef], until_ms: i64) -> StoreResult<Vec<LeaseStatus>> {
-                let mut tx = self.writer.begin().await.map_err($crate::db_err)?;
+                let mut conn = self.write_conn().await?;
+                let mut tx = sqlx::Connection::begin(&mut *conn).await.map_err($crate::db_err)?;
                 let mut out = Vec::with_capacity(leases.len());
                 for l in leases {
                     let row = sqlx::query(
@@ -333,7 +335,8 @@ macro_rules! impl_job_store {
             }
 
             async fn finish_jobs(&self, finishes: &[Finish]) -> StoreResult<Vec<bool>> {
-                let mut tx = self.writer.begin().await.map_err($crate::db_err)?;
+                let mut conn = self.write_conn().await?;
+                let mut tx = sqlx::Connection::begin(&mut *conn).await.map_err($crate::db_err)?;
                 let mut applied = std::collections::HashSet::new();
                 for chunk in finishes.chunks($crate::jobs_sql::ROWS_PER_STATEMENT) {
                     // One UPDATE for the whole chunk, each row fenced by its lease.
@@ -409,7 +412,7 @@ macro_rules! impl_job_store {
                 .bind(at_ms)
                 .bind(&l.job_id)
                 .bind(&l.lease_id)
-                .execute(&self.writer)
+                .execute(&mut *self.write_conn().await?)
                 .await
                 .map_err($crate::db_err)?
                 .rows_affected();
@@ -417,7 +420,8 @@ macro_rules! impl_job_store {
             }
 
             async fn reap_expired_leases(&self, now_ms: i64, limit: u32) -> StoreResult<Reaped> {
-                let mut tx = self.writer.begin().await.map_err($crate::db_err)?;
+                let mut conn = self.write_conn().await?;
+                let mut tx = sqlx::Connection::begin(&mut *conn).await.map_err($crate::db_err)?;
                 let sql = format!(
                     "SELECT id, kind, lease_id, worker, started_at_ms FROM jobs WHERE state = 'running' \
                      AND lease_until_ms < $1 ORDER BY lease_until_ms LIMIT $2{LOCK}"
@@ -482,16 +486,16 @@ macro_rules! impl_job_store {
             }
 
             async fn cancel_queued_job(&self, id: &str, at_ms: i64) -> StoreResult<bool> {
-                update_one(&self.writer, "UPDATE jobs SET state = 'cancelled', finished_at_ms = $2, updated_at_ms = $2 \
+                update_one(&mut *self.write_conn().await?, "UPDATE jobs SET state = 'cancelled', finished_at_ms = $2, updated_at_ms = $2 \
                      WHERE id = $1 AND state = 'queued'", id, at_ms).await
             }
 
             async fn request_job_cancel(&self, id: &str, at_ms: i64) -> StoreResult<bool> {
-                update_one(&self.writer, "UPDATE jobs SET cancel_requested = TRUE, updated_at_ms = $2 WHERE id = $1 AND state = 'running'", id, at_ms).await
+                update_one(&mut *self.write_conn().await?, "UPDATE jobs SET cancel_requested = TRUE, updated_at_ms = $2 WHERE id = $1 AND state = 'running'", id, at_ms).await
             }
 
             async fn requeue_job(&self, id: &str, at_ms: i64) -> StoreResult<bool> {
-                update_one(&self.writer, "UPDATE jobs SET state = 'queued', attempts = 0, run_at_ms = $2, updated_at_ms = $2, \
+                update_one(&mut *self.write_conn().await?, "UPDATE jobs SET state = 'queued', attempts = 0, run_at_ms = $2, updated_at_ms = $2, \
                      finished_at_ms = NULL, result = NULL, cancel_requested = FALSE \
                      WHERE id = $1 AND state IN ('dead', 'cancelled')", id, at_ms).await
             }
@@ -505,7 +509,7 @@ macro_rules! impl_job_store {
                 .bind(at_ms)
                 .bind(f.tenant_id.as_deref())
                 .bind(f.kind.as_deref())
-                .execute(&self.writer)
+                .execute(&mut *self.write_conn().await?)
                 .await
                 .map_err($crate::db_err)?
                 .rows_affected();
@@ -517,7 +521,8 @@ macro_rules! impl_job_store {
                     "state IN {} AND finished_at_ms < $1 AND ($2 IS NULL OR tenant_id = $2) AND ($3 IS NULL OR kind = $3)",
                     $crate::jobs_sql::FINAL_STATES
                 );
-                let mut tx = self.writer.begin().await.map_err($crate::db_err)?;
+                let mut conn = self.write_conn().await?;
+                let mut tx = sqlx::Connection::begin(&mut *conn).await.map_err($crate::db_err)?;
                 sqlx::query(&format!("DELETE FROM job_attempts WHERE job_id IN (SELECT id FROM jobs WHERE {matching})"))
                     .bind(before_ms)
                     .bind(f.tenant_id.as_deref())

@@ -150,8 +150,10 @@ macro_rules! impl_knowledge_store {
         }
 
         /// Starts a transaction that may append to the change log.
-        async fn begin_logged(writer: &sqlx::Pool<$db>) -> StoreResult<sqlx::Transaction<'static, $db>> {
-            let mut tx = writer.begin().await.map_err($crate::db_err)?;
+        async fn begin_logged(
+            conn: &mut <$db as sqlx::Database>::Connection,
+        ) -> StoreResult<sqlx::Transaction<'_, $db>> {
+            let mut tx = sqlx::Connection::begin(conn).await.map_err($crate::db_err)?;
             if !$serialise.is_empty() {
                 sqlx::query($serialise).execute(&mut *tx).await.map_err($crate::db_err)?;
             }
@@ -195,7 +197,8 @@ macro_rules! impl_knowledge_store {
                     "INSERT INTO collections ({}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
                     $crate::knowledge_sql::COLLECTION_COLUMNS
                 );
-                let mut tx = self.writer.begin().await.map_err($crate::db_err)?;
+                let mut conn = self.write_conn().await?;
+                let mut tx = sqlx::Connection::begin(&mut *conn).await.map_err($crate::db_err)?;
                 sqlx::query(&sql)
                     .bind(&c.id)
                     .bind(&c.tenant_id)
@@ -234,7 +237,8 @@ macro_rules! impl_knowledge_store {
             }
 
             async fn delete_collection(&self, id: &str, at_ms: i64) -> StoreResult<bool> {
-                let mut tx = begin_logged(&self.writer).await?;
+                let mut conn = self.write_conn().await?;
+                let mut tx = begin_logged(&mut conn).await?;
                 for sql in [
                     "DELETE FROM chunks WHERE collection_id = $1",
                     "DELETE FROM documents WHERE collection_id = $1",
@@ -256,7 +260,8 @@ macro_rules! impl_knowledge_store {
             }
 
             async fn put_document(&self, d: &Document) -> StoreResult<()> {
-                let mut tx = self.writer.begin().await.map_err($crate::db_err)?;
+                let mut conn = self.write_conn().await?;
+                let mut tx = sqlx::Connection::begin(&mut *conn).await.map_err($crate::db_err)?;
                 upsert_document(&mut tx, d).await?;
                 tx.commit().await.map_err($crate::db_err)
             }
@@ -266,7 +271,8 @@ macro_rules! impl_knowledge_store {
                 docs: &[Document],
                 jobs: &[NewJob],
             ) -> StoreResult<Vec<(Job, bool)>> {
-                let mut tx = self.writer.begin().await.map_err($crate::db_err)?;
+                let mut conn = self.write_conn().await?;
+                let mut tx = sqlx::Connection::begin(&mut *conn).await.map_err($crate::db_err)?;
                 for d in docs {
                     upsert_document(&mut tx, d).await?;
                 }
@@ -319,7 +325,8 @@ macro_rules! impl_knowledge_store {
                 chunks: &[ChunkRecord],
                 at_ms: i64,
             ) -> StoreResult<Vec<i64>> {
-                let mut tx = begin_logged(&self.writer).await?;
+                let mut conn = self.write_conn().await?;
+                let mut tx = begin_logged(&mut conn).await?;
                 // The document row first: it locks the row (so an upload bumping the version waits
                 // for this commit) and checks the version in the same statement.
                 let n = sqlx::query(
@@ -386,7 +393,8 @@ macro_rules! impl_knowledge_store {
             }
 
             async fn mark_ready(&self, doc: &DocumentKey<'_>, at_ms: i64) -> StoreResult<()> {
-                let mut tx = begin_logged(&self.writer).await?;
+                let mut conn = self.write_conn().await?;
+                let mut tx = begin_logged(&mut conn).await?;
                 let n = sqlx::query(
                     "UPDATE documents SET state = 'ready', error = NULL, updated_at_ms = $4 \
                      WHERE collection_id = $1 AND id = $2 AND version = $3",
@@ -419,14 +427,15 @@ macro_rules! impl_knowledge_store {
                 .bind(doc.version)
                 .bind(error)
                 .bind(at_ms)
-                .execute(&self.writer)
+                .execute(&mut *self.write_conn().await?)
                 .await
                 .map_err($crate::db_err)?;
                 Ok(())
             }
 
             async fn delete_document(&self, collection_id: &str, id: &str, at_ms: i64) -> StoreResult<bool> {
-                let mut tx = begin_logged(&self.writer).await?;
+                let mut conn = self.write_conn().await?;
+                let mut tx = begin_logged(&mut conn).await?;
                 sqlx::query("DELETE FROM chunks WHERE collection_id = $1 AND document_id = $2")
                     .bind(collection_id)
                     .bind(id)

@@ -18,6 +18,7 @@ mod search_pg;
 mod sql;
 mod sqlite;
 mod traces_sql;
+mod writer;
 
 pub mod conformance;
 

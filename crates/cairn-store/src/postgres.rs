@@ -17,9 +17,6 @@ const MIGRATION_LOCK: i64 = 0x0CA1_4E00;
 #[derive(Clone)]
 pub struct PgStore {
     pub(crate) pool: PgPool,
-    /// The same pool: PostgreSQL runs concurrent writers itself (the shared SQL names the
-    /// writer apart for SQLite's sake).
-    pub(crate) writer: PgPool,
     /// Each collection's search key and dimension, once read (they never change).
     pub(crate) search_keys: Arc<Mutex<HashMap<String, crate::search_pg::SearchKey>>>,
 }
@@ -38,7 +35,13 @@ impl PgStore {
         sqlx::query("SELECT pg_advisory_xact_lock($1)").bind(MIGRATION_LOCK).execute(&mut *tx).await.map_err(db_err)?;
         run_migrations!(tx, crate::migrate::POSTGRES)?;
         tx.commit().await.map_err(db_err)?;
-        Ok(Self { writer: pool.clone(), pool, search_keys: Arc::default() })
+        Ok(Self { pool, search_keys: Arc::default() })
+    }
+
+    /// A connection to write through: any of the pool's (PostgreSQL runs concurrent writers
+    /// itself; the shared SQL takes a write connection apart for SQLite's sake).
+    pub(crate) async fn write_conn(&self) -> StoreResult<sqlx::pool::PoolConnection<sqlx::Postgres>> {
+        self.pool.acquire().await.map_err(db_err)
     }
 
     /// The underlying pool (tests use it to create isolated schemas).
@@ -93,7 +96,7 @@ mod knowledge_ports {
 /// The traces port, implemented with the shared SQL.
 mod trace_ports {
     use super::PgStore;
-    crate::traces_sql::impl_trace_store!(PgStore, sqlx::Postgres, writer, pool);
+    crate::traces_sql::impl_trace_store!(PgStore, sqlx::Postgres, write_conn, pool);
 }
 
 /// The feedback port, implemented with the shared SQL.

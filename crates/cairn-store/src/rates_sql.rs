@@ -36,7 +36,7 @@ macro_rules! impl_rate_store {
                     .bind(t.need)
                     .bind(t.take)
                     .bind(t.now_ms)
-                    .fetch_optional(&self.writer)
+                    .fetch_optional(&mut *self.write_conn().await?)
                     .await
                     .map_err($crate::db_err)?;
                 if let Some(r) = taken {
@@ -79,7 +79,7 @@ macro_rules! impl_rate_store {
                     .bind(per_minute)
                     .bind(amount)
                     .bind(now_ms)
-                    .execute(&self.writer)
+                    .execute(&mut *self.write_conn().await?)
                     .await
                     .map_err($crate::db_err)?;
                 Ok(())

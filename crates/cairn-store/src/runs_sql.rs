@@ -45,7 +45,7 @@ macro_rules! impl_run_store {
         /// writer read (never, short of a bug: it would leave a gap), are left out by the join;
         /// the trigger moves each run's count on. For each append, whether it went in.
         async fn insert_steps(
-            writer: &sqlx::Pool<$db>,
+            conn: &mut <$db as sqlx::Database>::Connection,
             appends: &[Append],
         ) -> Result<Vec<bool>, sqlx::Error> {
             let mut values = Vec::new();
@@ -80,7 +80,7 @@ macro_rules! impl_run_store {
                 }
             }
             let inserted: std::collections::HashSet<(String, i64)> = q
-                .fetch_all(writer)
+                .fetch_all(conn)
                 .await?
                 .iter()
                 .map(|row| Ok((row.try_get::<String, _>("run_id")?, row.try_get::<i64, _>("seq")?)))
@@ -177,7 +177,8 @@ macro_rules! impl_run_store {
         #[async_trait::async_trait]
         impl RunStore for $store {
             async fn create_thread(&self, t: &Thread, messages: &[ChatMessage]) -> StoreResult<Vec<ThreadMessage>> {
-                let mut tx = self.writer.begin().await.map_err($crate::db_err)?;
+                let mut conn = self.write_conn().await?;
+                let mut tx = sqlx::Connection::begin(&mut *conn).await.map_err($crate::db_err)?;
                 sqlx::query("INSERT INTO threads (id, tenant_id, metadata, created_at_ms) VALUES ($1, $2, $3, $4)")
                     .bind(&t.id)
                     .bind(&t.tenant_id)
@@ -216,7 +217,8 @@ macro_rules! impl_run_store {
                 run_id: Option<&str>,
                 now_ms: i64,
             ) -> StoreResult<Vec<ThreadMessage>> {
-                let mut tx = self.writer.begin().await.map_err($crate::db_err)?;
+                let mut conn = self.write_conn().await?;
+                let mut tx = sqlx::Connection::begin(&mut *conn).await.map_err($crate::db_err)?;
                 let added = append_in(&mut tx, id, messages, run_id, now_ms).await?;
                 tx.commit().await.map_err($crate::db_err)?;
                 Ok(added)
@@ -237,7 +239,8 @@ macro_rules! impl_run_store {
             }
 
             async fn create_run(&self, run: &Run, busy: BusyThread, job: &NewJob) -> StoreResult<Option<(Job, bool)>> {
-                let mut tx = self.writer.begin().await.map_err($crate::db_err)?;
+                let mut conn = self.write_conn().await?;
+                let mut tx = sqlx::Connection::begin(&mut *conn).await.map_err($crate::db_err)?;
                 let mut head = true;
                 if let Some(thread) = &run.thread_id {
                     // Lock the thread's row (PostgreSQL; SQLite's writer is alone anyway), so
@@ -355,7 +358,8 @@ macro_rules! impl_run_store {
                 if allowed.is_empty() {
                     return Ok(None);
                 }
-                let mut tx = self.writer.begin().await.map_err($crate::db_err)?;
+                let mut conn = self.write_conn().await?;
+                let mut tx = sqlx::Connection::begin(&mut *conn).await.map_err($crate::db_err)?;
                 let moved = sqlx::query(&format!(
                     "UPDATE runs SET state = $2, error = COALESCE($3, error), updated_at_ms = $4 \
                      WHERE id = $1 AND state IN ({})",
@@ -385,7 +389,7 @@ macro_rules! impl_run_store {
             async fn append_many(&self, appends: &[Append]) -> StoreResult<Vec<bool>> {
                 let rows: usize = appends.iter().map(|a| a.entries.len()).sum();
                 if rows <= $crate::runs_sql::STEP_ROWS_PER_STATEMENT {
-                    match insert_steps(&self.writer, appends).await {
+                    match insert_steps(&mut *self.write_conn().await?, appends).await {
                         Ok(out) => return Ok(out),
                         // One append's length was stale: nothing went in; try each alone.
                         Err(e) if is_unique_violation(&e) => {}
@@ -394,7 +398,7 @@ macro_rules! impl_run_store {
                 }
                 let mut out = Vec::with_capacity(appends.len());
                 for a in appends {
-                    out.push(match insert_steps(&self.writer, std::slice::from_ref(a)).await {
+                    out.push(match insert_steps(&mut *self.write_conn().await?, std::slice::from_ref(a)).await {
                         Ok(done) => done.first().copied().unwrap_or(false),
                         Err(e) if is_unique_violation(&e) => false,
                         Err(e) => return Err($crate::db_err(e)),

@@ -306,7 +306,7 @@ impl SearchStore for PgStore {
     }
 
     async fn index_chunks(&self, collection_id: &str, chunks: &[ChunkRecord]) -> StoreResult<usize> {
-        let mut tx = self.writer.begin().await.map_err(db_err)?;
+        let mut tx = self.pool.begin().await.map_err(db_err)?;
         // The knowledge store's lock: no upload or delete of these chunks runs meanwhile.
         sqlx::query(KNOWLEDGE_LOCK).execute(&mut *tx).await.map_err(db_err)?;
         let Some(key) = key_in(&mut tx, collection_id).await.map_err(db_err)? else { return Ok(0) };
@@ -331,7 +331,7 @@ impl SearchStore for PgStore {
     async fn mark_backfilled(&self, collection_id: &str) -> StoreResult<()> {
         sqlx::query("UPDATE search_collections SET backfilled = TRUE WHERE collection_id = $1")
             .bind(collection_id)
-            .execute(&self.writer)
+            .execute(&self.pool)
             .await
             .map_err(db_err)?;
         Ok(())

@@ -140,7 +140,7 @@ macro_rules! impl_store {
                     .bind(&t.id)
                     .bind(&t.name)
                     .bind(t.created_at_ms)
-                    .execute(&self.writer)
+                    .execute(&mut *self.write_conn().await?)
                     .await
                     .map_err(|e| match $crate::db_err(e) {
                         StoreError::Conflict(_) => StoreError::Conflict(format!("tenant '{}' already exists", t.id)),
@@ -163,13 +163,13 @@ macro_rules! impl_store {
                 .bind(purpose)
                 .bind(candidate)
                 .bind(cairn_core::time::now_ms())
-                .execute(&self.writer)
+                .execute(&mut *self.write_conn().await?)
                 .await
                 .map_err($crate::db_err)?;
                 sqlx::query("SELECT secret FROM tenant_secrets WHERE tenant_id = $1 AND purpose = $2")
                     .bind(tenant_id)
                     .bind(purpose)
-                    .fetch_one(&self.writer)
+                    .fetch_one(&mut *self.write_conn().await?)
                     .await
                     .and_then(|r| r.try_get("secret"))
                     .map_err($crate::db_err)
@@ -190,7 +190,7 @@ macro_rules! impl_store {
                 .bind(purpose)
                 .bind(secret)
                 .bind(cairn_core::time::now_ms())
-                .execute(&self.writer)
+                .execute(&mut *self.write_conn().await?)
                 .await
                 .map_err($crate::db_err)?;
                 Ok(())
@@ -251,7 +251,7 @@ macro_rules! impl_store {
                 .bind(k.created_at_ms)
                 .bind(k.revoked_at_ms)
                 .bind((!k.limits.guards.is_default()).then(|| serde_json::to_string(&k.limits.guards).unwrap_or_default()))
-                .execute(&self.writer)
+                .execute(&mut *self.write_conn().await?)
                 .await
                 .map_err(|e| match $crate::db_err(e) {
                     StoreError::NotFound(_) => StoreError::NotFound(format!("tenant '{}' does not exist", k.tenant_id)),
@@ -285,7 +285,7 @@ macro_rules! impl_store {
                 sqlx::query("UPDATE api_keys SET revoked_at_ms = COALESCE(revoked_at_ms, $2) WHERE id = $1")
                     .bind(id)
                     .bind(at_ms)
-                    .execute(&self.writer)
+                    .execute(&mut *self.write_conn().await?)
                     .await
                     .map_err($crate::db_err)?;
                 self.get_key(id).await?.ok_or_else(|| StoreError::NotFound(format!("key '{id}' does not exist")))
@@ -310,10 +310,11 @@ macro_rules! impl_store {
                 // round trip. The `usage_settles` trigger settles each new record's budget.
                 const ROWS: usize = 400;
                 if records.len() <= ROWS {
-                    usage_insert(records).build().execute(&self.writer).await.map_err($crate::db_err)?;
+                    usage_insert(records).build().execute(&mut *self.write_conn().await?).await.map_err($crate::db_err)?;
                     return Ok(());
                 }
-                let mut tx = self.writer.begin().await.map_err($crate::db_err)?;
+                let mut conn = self.write_conn().await?;
+                let mut tx = sqlx::Connection::begin(&mut *conn).await.map_err($crate::db_err)?;
                 for chunk in records.chunks(ROWS) {
                     usage_insert(chunk).build().execute(&mut *tx).await.map_err($crate::db_err)?;
                 }
@@ -324,7 +325,8 @@ macro_rules! impl_store {
                 &self,
                 batch: &[Reservation],
             ) -> cairn_core::store::StoreResult<Vec<ReserveOutcome>> {
-                let mut tx = self.writer.begin().await.map_err($crate::db_err)?;
+                let mut conn = self.write_conn().await?;
+                let mut tx = sqlx::Connection::begin(&mut *conn).await.map_err($crate::db_err)?;
                 // Per key, in the order keys first appear: lock its spend row (a write, so SQLite
                 // takes its write lock and PostgreSQL the row lock: reservations of one key run one
                 // after another across processes), read its totals once, then decide its
@@ -410,7 +412,8 @@ macro_rules! impl_store {
             }
 
             async fn release_reservations(&self, ids: &[String]) -> cairn_core::store::StoreResult<()> {
-                let mut tx = self.writer.begin().await.map_err($crate::db_err)?;
+                let mut conn = self.write_conn().await?;
+                let mut tx = sqlx::Connection::begin(&mut *conn).await.map_err($crate::db_err)?;
                 for id in ids {
                     sqlx::query("DELETE FROM budget_reservations WHERE id = $1")
                         .bind(id)

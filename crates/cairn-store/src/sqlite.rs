@@ -10,6 +10,7 @@ use sqlx::SqlitePool;
 
 use crate::db_err;
 use crate::migrate::run_migrations;
+use crate::writer::{SqliteWriter, WeakWriter};
 
 /// Cairn's state in a SQLite database file.
 ///
@@ -23,9 +24,9 @@ use crate::migrate::run_migrations;
 #[derive(Clone)]
 pub struct SqliteStore {
     pub(crate) pool: SqlitePool,
-    pub(crate) writer: SqlitePool,
+    pub(crate) writer: SqliteWriter,
     pub(crate) trace_pool: SqlitePool,
-    pub(crate) trace_writer: SqlitePool,
+    pub(crate) trace_writer: SqliteWriter,
 }
 
 impl SqliteStore {
@@ -36,14 +37,27 @@ impl SqliteStore {
         // request that happened to commit past the threshold); a background task does, in
         // PASSIVE mode, which runs beside writers without blocking them.
         let writer_opts = opts.clone().pragma("wal_autocheckpoint", "0");
-        let writer = pool_options().max_connections(1).connect_with(writer_opts).await.map_err(db_err)?;
-        let mut tx = writer.begin().await.map_err(db_err)?;
-        run_migrations!(tx, crate::migrate::SQLITE)?;
-        tx.commit().await.map_err(db_err)?;
+        let writer = SqliteWriter::open(&writer_opts).await.map_err(db_err)?;
+        {
+            let mut conn = writer.acquire().await;
+            let mut tx = sqlx::Connection::begin(&mut *conn).await.map_err(db_err)?;
+            run_migrations!(tx, crate::migrate::SQLITE)?;
+            tx.commit().await.map_err(db_err)?;
+        }
         let pool = pool_options().max_connections(max_connections.max(1)).connect_with(opts).await.map_err(db_err)?;
-        tokio::spawn(checkpoints(pool.clone()));
+        tokio::spawn(checkpoints(pool.clone(), None));
         let (trace_pool, trace_writer) = open_traces(&traces_path(path), max_connections).await?;
         Ok(Self { pool, writer, trace_pool, trace_writer })
+    }
+
+    /// The main file's write connection, once it is free.
+    pub(crate) async fn write_conn(&self) -> StoreResult<tokio::sync::MutexGuard<'_, sqlx::SqliteConnection>> {
+        Ok(self.writer.acquire().await)
+    }
+
+    /// The traces file's write connection, once it is free.
+    pub(crate) async fn trace_write_conn(&self) -> StoreResult<tokio::sync::MutexGuard<'_, sqlx::SqliteConnection>> {
+        Ok(self.trace_writer.acquire().await)
     }
 }
 
@@ -79,40 +93,48 @@ pub fn traces_path(path: &Path) -> std::path::PathBuf {
 
 /// Opens (creating) the traces file: its own writer and readers, its tables made if missing.
 /// Its schema is the traces migration alone, written to be applied again harmlessly.
-async fn open_traces(path: &Path, max_connections: u32) -> StoreResult<(SqlitePool, SqlitePool)> {
+async fn open_traces(path: &Path, max_connections: u32) -> StoreResult<(SqlitePool, SqliteWriter)> {
     let opts = options(path)?;
     // Span batches land all over the indexes: a larger page cache for the writer (64 MiB)
     // keeps them from rereading pages.
     let writer_opts = opts.clone().pragma("wal_autocheckpoint", "0").pragma("cache_size", "-65536");
     let writer = background_writer(writer_opts).await?;
-    sqlx::raw_sql(crate::migrate::TRACES_SQL).execute(&writer).await.map_err(db_err)?;
+    sqlx::raw_sql(crate::migrate::TRACES_SQL).execute(&mut *writer.acquire().await).await.map_err(db_err)?;
     let pool = pool_options().max_connections(max_connections.clamp(1, 4)).connect_with(opts).await.map_err(db_err)?;
     // Checkpointed by the writer itself: its thread runs at background priority (above).
-    tokio::spawn(checkpoints(writer.clone()));
+    tokio::spawn(checkpoints(pool.clone(), Some(writer.downgrade())));
     Ok((pool, writer))
 }
 
 /// The traces writer: one connection, opened from a thread at background priority. SQLite
 /// runs each connection on a thread of its own, which inherits its creator's priority, so span
-/// batches yield the CPU to requests on a busy machine. The connection is never recycled (no
-/// idle timeout or lifetime), so it keeps that thread.
-async fn background_writer(opts: SqliteConnectOptions) -> StoreResult<SqlitePool> {
+/// batches yield the CPU to requests on a busy machine. The connection lives as long as the
+/// store, so it keeps that thread.
+async fn background_writer(opts: SqliteConnectOptions) -> StoreResult<SqliteWriter> {
     let (tx, rx) = tokio::sync::oneshot::channel();
-    let options = pool_options().max_connections(1).idle_timeout(None).max_lifetime(None);
     cairn_core::priority::spawn_background("cairn-traces-open", async move {
-        let _ = tx.send(options.connect_with(opts).await.map_err(db_err));
+        let _ = tx.send(SqliteWriter::open(&opts).await.map_err(db_err));
     })
     .map_err(|e| StoreError::Backend(format!("cannot start the traces writer: {e}")))?;
     rx.await.map_err(|_| StoreError::Backend("the traces writer did not open".into()))?
 }
 
-/// Checkpoints the WAL every second until the pool closes.
-async fn checkpoints(pool: SqlitePool) {
+/// Checkpoints the WAL every second until the store is gone: through `writer` when given
+/// (so it runs on that connection's thread and priority), else through a reader of `pool`.
+async fn checkpoints(pool: SqlitePool, writer: Option<WeakWriter>) {
     let mut every = tokio::time::interval(Duration::from_secs(1));
     every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let checkpoint = || sqlx::query("PRAGMA wal_checkpoint(PASSIVE)");
     while !pool.is_closed() {
         every.tick().await;
-        if let Err(e) = sqlx::query("PRAGMA wal_checkpoint(PASSIVE)").execute(&pool).await {
+        let done = match &writer {
+            Some(weak) => match weak.upgrade() {
+                Some(writer) => checkpoint().execute(&mut *writer.acquire().await).await.map(drop),
+                None => return,
+            },
+            None => checkpoint().execute(&pool).await.map(drop),
+        };
+        if let Err(e) = done {
             tracing::debug!(error = %e, "WAL checkpoint skipped");
         }
     }
@@ -196,7 +218,7 @@ mod knowledge_ports {
 /// The traces port, implemented with the shared SQL.
 mod trace_ports {
     use super::SqliteStore;
-    crate::traces_sql::impl_trace_store!(SqliteStore, sqlx::Sqlite, trace_writer, trace_pool);
+    crate::traces_sql::impl_trace_store!(SqliteStore, sqlx::Sqlite, trace_write_conn, trace_pool);
 }
 
 /// The feedback port, implemented with the shared SQL.

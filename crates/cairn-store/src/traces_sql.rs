@@ -3,8 +3,8 @@
 //! summary rows, so a batch written twice counts once. Lists build their SQL from the filters
 //! given, so each query can use the tenant-and-start index.
 
-/// Implements `TraceStore` for `$store` on `$db`, writing through its `$writer` pool and
-/// reading through its `$pool` one.
+/// Implements `TraceStore` for `$store` on `$db`, writing through the connection its `$writer`
+/// method gives and reading through its `$pool` pool.
 macro_rules! impl_trace_store {
     ($store:ty, $db:ty, $writer:ident, $pool:ident) => {
         use cairn_core::store::StoreResult;
@@ -149,7 +149,8 @@ macro_rules! impl_trace_store {
         #[async_trait::async_trait]
         impl TraceStore for $store {
             async fn insert_spans(&self, spans: &[SpanRecord]) -> StoreResult<()> {
-                let mut tx = self.$writer.begin().await.map_err($crate::db_err)?;
+                let mut conn = self.$writer().await?;
+                let mut tx = sqlx::Connection::begin(&mut *conn).await.map_err($crate::db_err)?;
                 let mut fresh: Vec<SpanRecord> = Vec::with_capacity(spans.len());
                 for chunk in spans.chunks(SPAN_ROWS) {
                     let mut q = sqlx::QueryBuilder::<$db>::new(
@@ -356,7 +357,8 @@ macro_rules! impl_trace_store {
             }
 
             async fn delete_traces_before(&self, tenant: Option<&str>, before_ns: i64, limit: u32) -> StoreResult<u64> {
-                let mut tx = self.$writer.begin().await.map_err($crate::db_err)?;
+                let mut conn = self.$writer().await?;
+                let mut tx = sqlx::Connection::begin(&mut *conn).await.map_err($crate::db_err)?;
                 let mut q = sqlx::QueryBuilder::<$db>::new("SELECT tenant_id, trace_id FROM traces WHERE start_ns < ");
                 q.push_bind(before_ns);
                 if let Some(t) = tenant {
