@@ -409,6 +409,13 @@ impl PendingCall {
         self.committed = Some(self.recorder.record(r, reservation_id, self.urgency));
     }
 
+    /// Marks the call as one whose response does not wait for its record (a cache hit, a
+    /// blocked call): the record may then wait to share a transaction with others.
+    pub(crate) fn unawaited(mut self) -> Self {
+        self.urgency = Urgency::Behind;
+        self
+    }
+
     /// Usage when the upstream reported none: (prompt, output, estimated). Counted with the
     /// model's tokenizer when it is known; else the prompt estimate and a quarter of the
     /// output characters, never below one token per chunk that carried output.

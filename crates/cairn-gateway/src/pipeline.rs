@@ -149,7 +149,9 @@ impl GatewayService {
         let call_id = uuid::Uuid::now_v7().to_string();
         let mut span = self.call_span(ctx, route, &mut spec, &call_id);
         span.set(attrs::LIMIT_DECISION, "admitted");
-        let mut call = self.pending(ctx, route, &spec, Admission::default(), span, call_id);
+        // The answer is sent without waiting for its record, which costs nothing and settles
+        // no budget: it may share a transaction with others.
+        let mut call = self.pending(ctx, route, &spec, Admission::default(), span, call_id).unawaited();
         call.served_by(&entry.provider, &entry.upstream_model);
         call.reported = Some((0, 0));
         if call.capture.is_some() {
@@ -191,7 +193,7 @@ impl GatewayService {
         let call_id = uuid::Uuid::now_v7().to_string();
         let mut span = self.call_span(ctx, route, &mut spec, &call_id);
         span.set(attrs::LIMIT_DECISION, "admitted");
-        let mut call = self.pending(ctx, route, &spec, Admission::default(), span, call_id.clone());
+        let mut call = self.pending(ctx, route, &spec, Admission::default(), span, call_id.clone()).unawaited();
         call.reported = Some((0, 0));
         call.finish(CallStatus::Blocked, Some(b.error().to_string()), &RouteTrace::default());
         Ok(call_id)

@@ -337,6 +337,9 @@ impl GatewayService {
         // that ends before it starts holds nothing.
         let query =
             UsageQuery { tenant_id: tenant, key_id: q.key_id, model_alias: q.model, from_ms: from, to_ms: to + DAY_MS };
+        // Records of calls this node answered without waiting for them (cache hits, blocked
+        // calls) may still be queued: a caller reads its own calls.
+        self.recorder.flush().await;
         let data = self.store.usage_buckets(&query).await?;
         let mut totals = UsageTotals::default();
         for b in &data {
