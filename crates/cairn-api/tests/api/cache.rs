@@ -7,7 +7,7 @@ use std::time::Duration;
 use cairn_testkit::{Fault, StandIn, TestServer};
 use serde_json::{json, Value};
 
-use crate::{config, usage};
+use crate::config;
 
 /// The shared test config plus cached aliases: `cached` (deterministic requests only),
 /// `sampled` (caches sampled requests too), `tiny` (entries up to 10 bytes: nothing fits),
