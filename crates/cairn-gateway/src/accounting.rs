@@ -2,10 +2,10 @@
 //! the metrics at once and written to storage by a background task. The writer commits as soon
 //! as records a client waits for arrive, taking everything queued meanwhile into the same
 //! transaction (group commit), so a finished call is on disk within one transaction's time.
-//! Records nobody waits for (an agent run's own model calls) linger up to `LINGER` to share a
-//! transaction with others: they would otherwise take the single writer connection just
-//! before the run's journal entry, which the run does wait for. Writing a record settles the
-//! call's budget reservation.
+//! Records nobody waits for (an agent run's own model calls, cache hits, blocked calls) linger
+//! up to `LINGER` to share a transaction with others: they would otherwise take the single
+//! writer connection just before what does wait for it (a run's journal entry), or cost a
+//! transaction each (a hit). Writing a record settles the call's budget reservation.
 //! A write that fails is kept and retried every `usage_flush_ms`; inserts are idempotent by
 //! call id, so a retried batch never double-counts.
 
