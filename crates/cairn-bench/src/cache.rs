@@ -72,7 +72,10 @@ pub async fn run(cairn: PathBuf, seconds: u64, rate: u32) -> Result<()> {
     // machine's noise than a p99 does.
     if let (Some(t0), Some(t1)) = (cpu_before, cpu_after) {
         let hits = (rate as f64 * seconds as f64).max(1.0);
-        println!("CPU per hit in the first run (every thread of the server): {:.0} µs.\n", (t1 - t0).as_secs_f64() * 1e6 / hits);
+        println!(
+            "CPU per hit in the first run (every thread of the server): {:.0} µs.\n",
+            (t1 - t0).as_secs_f64() * 1e6 / hits
+        );
     }
 
     // The semantic tier: fill the partition, then ask a paraphrase of the first question.
