@@ -72,6 +72,7 @@ async fn overhead(cairn: &std::path::Path, seconds: u64, rate: u32) -> Result<()
     let (d, c, lag) = load::paired_rate(&client, &direct, &on, rate, dur, false).await;
     row("direct vs Cairn, tracing on (metadata)", rate, &d, &c, lag);
     let before = cpu();
+    let window = cairn_core::trace::now_ns();
     let (d, c, lag) = load::paired_rate(&client, &off, &on, rate, dur, false).await;
     let after = cpu();
     row("tracing off vs tracing on", rate, &d, &c, lag);
@@ -91,10 +92,74 @@ async fn overhead(cairn: &std::path::Path, seconds: u64, rate: u32) -> Result<()
         metrics.lines().find_map(|l| l.strip_prefix(name)).map(|v| v.trim().to_owned()).unwrap_or_else(|| "?".into())
     };
     println!(
-        "\nSpans written by the traced server: {}; dropped: {}.\n",
+        "\nSpans written by the traced server: {}; dropped: {}.",
         count("cairn_spans_written_total "),
         count("cairn_spans_dropped_total ")
     );
+    own_time(dir_on.path(), port_on, window).await
+}
+
+/// Cairn's own time per request in the traced server's last run, from its spans: each
+/// request's server span less the upstream calls (client spans) inside it. What the client
+/// measures besides is the machine's: sockets, and waiting for a CPU on a shared machine.
+async fn own_time(dir: &std::path::Path, port: u16, since_ns: i64) -> Result<()> {
+    // The span writer commits in batches: wait until the count stops moving.
+    let written = || async {
+        let m = load::metrics(port).await.unwrap_or_default();
+        m.lines().find_map(|l| l.strip_prefix("cairn_spans_written_total ")).map(|v| v.trim().to_owned())
+    };
+    let mut last = written().await;
+    for _ in 0..50 {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        let now = written().await;
+        if now == last {
+            break;
+        }
+        last = now;
+    }
+    let file = dir.join("data").join("cairn-traces.db");
+    let opts = sqlx::sqlite::SqliteConnectOptions::new().filename(&file).read_only(true);
+    let pool = sqlx::SqlitePool::connect_with(opts).await?;
+    // Per request: the server span, the model call inside it (the longest internal span), and
+    // the upstream attempts (client spans).
+    let rows: Vec<(i64, i64, i64)> = sqlx::query_as(
+        "SELECT s.end_ns - s.start_ns, \
+         COALESCE((SELECT MAX(c.end_ns - c.start_ns) FROM spans c WHERE c.tenant_id = s.tenant_id \
+         AND c.trace_id = s.trace_id AND c.kind = 'internal'), 0), \
+         COALESCE((SELECT SUM(c.end_ns - c.start_ns) FROM spans c WHERE c.tenant_id = s.tenant_id \
+         AND c.trace_id = s.trace_id AND c.kind = 'client'), 0) \
+         FROM spans s WHERE s.kind = 'server' AND s.start_ns >= ?1",
+    )
+    .bind(since_ns)
+    .fetch_all(&pool)
+    .await?;
+    let sorted = |part: fn(&(i64, i64, i64)) -> i64| {
+        let mut v: Vec<f64> = rows.iter().map(|r| part(r) as f64 / 1e6).collect();
+        v.sort_by(f64::total_cmp);
+        v
+    };
+    println!(
+        "\nCairn's own time per request in that run, tracing on, from its spans ({} requests):\n\n\
+         | part | p50 | p99 | max |\n|---|---|---|---|",
+        rows.len()
+    );
+    // (request, model call, upstream attempts), in nanoseconds.
+    type Part = fn(&(i64, i64, i64)) -> i64;
+    let parts: [(&str, Part); 3] = [
+        ("the request less its upstream call", |r| r.0 - r.2),
+        ("around the model call (auth, parsing, answering, waiting for the usage record)", |r| r.0 - r.1),
+        ("inside the model call, besides the upstream attempt (routing, accounting)", |r| r.1 - r.2),
+    ];
+    for (name, part) in parts {
+        let v = sorted(part);
+        println!(
+            "| {name} | {:.3} ms | {:.3} ms | {:.3} ms |",
+            load::percentile(&v, 0.50),
+            load::percentile(&v, 0.99),
+            v.last().copied().unwrap_or(f64::NAN)
+        );
+    }
+    println!();
     Ok(())
 }
 

@@ -497,10 +497,11 @@ impl Drop for CallGuard {
 }
 
 impl CallGuard {
-    /// Waits until the finished call's usage record is written: a response sent after this
-    /// leaves no call unaccounted if the process dies next.
+    /// Waits until the finished call's usage record is written, when its answer is to wait
+    /// (`gateway.usage_commit`): a response sent after this leaves no call unaccounted if the
+    /// process dies next.
     pub(crate) async fn durable(&mut self) {
-        if let Some(committed) = self.call.committed.take() {
+        if let Some(committed) = self.call.committed.take().filter(|_| self.call.urgency == Urgency::Awaited) {
             let _ = committed.await;
         }
     }

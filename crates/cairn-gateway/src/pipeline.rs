@@ -17,7 +17,7 @@ use std::time::Duration;
 
 use cairn_access::{Admission, WorstCase};
 use cairn_core::cache::{CacheEntry, CacheStatus};
-use cairn_core::config::GatewayConfig;
+use cairn_core::config::{GatewayConfig, UsageCommit};
 use cairn_core::openai::{EmbeddingInput, EmbeddingRequest, EmbeddingVector};
 use cairn_core::tenancy::Role;
 use cairn_core::trace::{attrs, ActiveSpan, AttrValue, SpanKind};
@@ -237,8 +237,13 @@ impl GatewayService {
             admission,
             span,
             capture: self.tracer.captures_content().then(|| self.tracer.clone()),
-            // Cairn's own streams (agent runs) hold no client; their records can linger.
-            urgency: if ctx.holds_connection { Urgency::Awaited } else { Urgency::Behind },
+            // Cairn's own streams (agent runs) hold no client, and answers may be configured
+            // not to wait: then records can linger.
+            urgency: if ctx.holds_connection && self.gateway_config.usage_commit == UsageCommit::BeforeAnswer {
+                Urgency::Awaited
+            } else {
+                Urgency::Behind
+            },
         };
         PendingCall::start(self.recorder.clone(), self.limiter.clone(), &ctx.principal, meta)
     }

@@ -10,6 +10,7 @@ mod budgets;
 mod cache;
 mod contract;
 mod dashboard;
+mod durability;
 mod feedback;
 mod filters;
 mod gateway;

@@ -5,6 +5,20 @@ use serde::{Deserialize, Serialize};
 
 use crate::topology::StateHome;
 
+/// When an answer may leave relative to its call's usage record: the trade PostgreSQL's
+/// `synchronous_commit` makes, for accounting.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum UsageCommit {
+    /// The answer (a stream's last event) waits for the record's commit: a process killed
+    /// right after answering has accounted every call it answered.
+    #[default]
+    BeforeAnswer,
+    /// The answer leaves at once and the record is committed within milliseconds (sharing a
+    /// transaction with others): a process killed in that window loses those records.
+    AfterAnswer,
+}
+
 /// Where the requests- and tokens-per-minute buckets live.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]

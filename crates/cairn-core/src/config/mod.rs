@@ -22,7 +22,7 @@ pub use cache::{ModelCacheConfig, SemanticCacheConfig};
 pub use guards::GuardsConfig;
 pub use jobs::JobsConfig;
 pub use knowledge::{KnowledgeConfig, Retrieval, VectorIndexConfig};
-pub use limits::{RedisConfig, SharedLimits};
+pub use limits::{RedisConfig, SharedLimits, UsageCommit};
 pub use models::{ModelConfig, ModelKind, TargetConfig};
 pub use routing::{ModelSize, RouteConfig, RouteExample};
 pub use storage::{redact_url_password, StorageConfig};
@@ -165,6 +165,9 @@ pub struct GatewayConfig {
     /// How long a failed usage write waits before it is retried (records are otherwise written
     /// as soon as they arrive).
     pub usage_flush_ms: u64,
+    /// When a call's answer is sent: once its usage record is committed (the default), or at
+    /// once, the record following within milliseconds.
+    pub usage_commit: UsageCommit,
     /// Output tokens a chat call that sets no `max_tokens` is assumed to need at most, when its
     /// worst-case cost is reserved against a budget.
     pub reserve_output_tokens: u32,
@@ -192,6 +195,7 @@ impl Default for GatewayConfig {
             breaker_failure_threshold: 5,
             breaker_open_ms: 30_000,
             usage_flush_ms: 250,
+            usage_commit: UsageCommit::BeforeAnswer,
             reserve_output_tokens: 4_096,
             max_streams_per_key: 64,
             key_cache_ttl_ms: 5_000,
