@@ -91,6 +91,9 @@ enum Cmd {
         /// Measure storage only (no `cairn serve` overhead runs).
         #[arg(long)]
         storage_only: bool,
+        /// The servers' `gateway.usage_commit`: whether answers wait for their usage record.
+        #[arg(long, default_value = "before_answer", value_parser = ["before_answer", "after_answer"])]
+        usage_commit: String,
     },
     /// Latency added by the gateway at fixed rates, and maximum throughput.
     #[command(
@@ -360,8 +363,9 @@ async fn main() -> Result<()> {
         Cmd::Keyword { dataset, chunks } => keyword::run(&dataset, chunks),
         Cmd::Cache { run } => cache::run(run.cairn, run.seconds, run.rate).await,
         Cmd::Guards { run, model } => guards::run(run.cairn, run.seconds, run.rate, model).await,
-        Cmd::Traces { run, spans, batch, storage_only } => {
-            traces::run(run.cairn, run.seconds, run.rate, spans, batch, storage_only).await
+        Cmd::Traces { run, spans, batch, storage_only, usage_commit } => {
+            let servers = traces::Servers { cairn: run.cairn, usage_commit };
+            traces::run(servers, run.seconds, run.rate, spans, batch, storage_only).await
         }
     }
 }

@@ -32,20 +32,38 @@ const TENANTS: [&str; 4] = ["acme", "globex", "initech", "umbrella"];
 const MODELS: [&str; 3] = ["fast", "smart", "embed"];
 const DAY_NS: i64 = 86_400_000_000_000;
 
+/// The `cairn serve` processes of the overhead runs.
+pub struct Servers {
+    /// The binary.
+    pub cairn: PathBuf,
+    /// Their `gateway.usage_commit`.
+    pub usage_commit: String,
+}
+
 /// Runs all three parts (the last two only with `storage_only`).
-pub async fn run(cairn: PathBuf, seconds: u64, rate: u32, spans: u64, batch: usize, storage_only: bool) -> Result<()> {
+pub async fn run(
+    servers: Servers,
+    seconds: u64,
+    rate: u32,
+    spans: u64,
+    batch: usize,
+    storage_only: bool,
+) -> Result<()> {
     if !storage_only {
-        overhead(&cairn, seconds, rate).await?;
+        overhead(&servers, seconds, rate).await?;
     }
     storage(spans, batch.max(1)).await
 }
 
-async fn overhead(cairn: &std::path::Path, seconds: u64, rate: u32) -> Result<()> {
+async fn overhead(servers: &Servers, seconds: u64, rate: u32) -> Result<()> {
     let upstream = upstream::start().await?;
     let (dir_off, dir_on) = (tempfile::tempdir()?, tempfile::tempdir()?);
-    let (off_node, port_off, _) = start_cairn(cairn, dir_off.path(), upstream, "[tracing]\ncapture = \"off\"").await?;
-    let (on_node, port_on, _) =
-        start_cairn(cairn, dir_on.path(), upstream, "[tracing]\ncapture = \"metadata\"").await?;
+    let config = |capture: &str| {
+        format!("[gateway]\nusage_commit = \"{}\"\n[tracing]\ncapture = \"{capture}\"", servers.usage_commit)
+    };
+    let cairn = servers.cairn.as_path();
+    let (off_node, port_off, _) = start_cairn(cairn, dir_off.path(), upstream, &config("off")).await?;
+    let (on_node, port_on, _) = start_cairn(cairn, dir_on.path(), upstream, &config("metadata")).await?;
     let cpu = || (load::cpu_time(off_node.0.id()), load::cpu_time(on_node.0.id()));
     let body = Bytes::from_static(
         br#"{"model":"bench","messages":[{"role":"system","content":"You are terse."},{"role":"user","content":"Say hello to the benchmark."}]}"#,
@@ -62,7 +80,10 @@ async fn overhead(cairn: &std::path::Path, seconds: u64, rate: u32) -> Result<()
     let _ = load::paired_rate(&client, &off, &on, 200, warm, false).await;
     let _ = load::paired_rate(&client, &direct, &on, 200, warm, false).await;
     let dur = Duration::from_secs(seconds);
-    println!("## Tracing overhead (cairn-bench traces, {seconds}s per run at {rate} req/s each path, non-streaming)\n");
+    println!(
+        "## Tracing overhead (cairn-bench traces, {seconds}s per run at {rate} req/s each path, non-streaming, usage_commit = {})\n",
+        servers.usage_commit
+    );
     println!(
         "| run (a vs b) | rate | a p50 | a p99 | b p50 | b p99 | b-a p50 | b-a p99 | generator lag p99 | errors |"
     );
