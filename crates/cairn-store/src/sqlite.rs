@@ -45,7 +45,7 @@ impl SqliteStore {
             tx.commit().await.map_err(db_err)?;
         }
         let pool = pool_options().max_connections(max_connections.max(1)).connect_with(opts).await.map_err(db_err)?;
-        tokio::spawn(checkpoints(pool.clone(), None));
+        tokio::spawn(checkpoints(writer.downgrade(), CheckpointThrough::Readers(pool.clone())));
         let (trace_pool, trace_writer) = open_traces(&traces_path(path), max_connections).await?;
         Ok(Self { pool, writer, trace_pool, trace_writer })
     }
@@ -102,7 +102,7 @@ async fn open_traces(path: &Path, max_connections: u32) -> StoreResult<(SqlitePo
     sqlx::raw_sql(crate::migrate::TRACES_SQL).execute(&mut *writer.acquire().await).await.map_err(db_err)?;
     let pool = pool_options().max_connections(max_connections.clamp(1, 4)).connect_with(opts).await.map_err(db_err)?;
     // Checkpointed by the writer itself: its thread runs at background priority (above).
-    tokio::spawn(checkpoints(pool.clone(), Some(writer.downgrade())));
+    tokio::spawn(checkpoints(writer.downgrade(), CheckpointThrough::Writer));
     Ok((pool, writer))
 }
 
@@ -119,20 +119,26 @@ async fn background_writer(opts: SqliteConnectOptions) -> StoreResult<SqliteWrit
     rx.await.map_err(|_| StoreError::Backend("the traces writer did not open".into()))?
 }
 
-/// Checkpoints the WAL every second until the store is gone: through `writer` when given
-/// (so it runs on that connection's thread and priority), else through a reader of `pool`.
-async fn checkpoints(pool: SqlitePool, writer: Option<WeakWriter>) {
+/// Which connection checkpoints a file's WAL.
+enum CheckpointThrough {
+    /// A reader of the pool: PASSIVE mode runs beside the writer without blocking it.
+    Readers(SqlitePool),
+    /// The writer itself, so the work runs on its thread and at its priority.
+    Writer,
+}
+
+/// Checkpoints the WAL every second until the store owning `writer` is gone (then the task
+/// ends and lets go of its connections).
+async fn checkpoints(writer: WeakWriter, through: CheckpointThrough) {
     let mut every = tokio::time::interval(Duration::from_secs(1));
     every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    let checkpoint = || sqlx::query("PRAGMA wal_checkpoint(PASSIVE)");
-    while !pool.is_closed() {
+    loop {
         every.tick().await;
-        let done = match &writer {
-            Some(weak) => match weak.upgrade() {
-                Some(writer) => checkpoint().execute(&mut *writer.acquire().await).await.map(drop),
-                None => return,
-            },
-            None => checkpoint().execute(&pool).await.map(drop),
+        let Some(writer) = writer.upgrade() else { return };
+        let checkpoint = sqlx::query("PRAGMA wal_checkpoint(PASSIVE)");
+        let done = match &through {
+            CheckpointThrough::Readers(pool) => checkpoint.execute(pool).await,
+            CheckpointThrough::Writer => checkpoint.execute(&mut *writer.acquire().await).await,
         };
         if let Err(e) = done {
             tracing::debug!(error = %e, "WAL checkpoint skipped");
