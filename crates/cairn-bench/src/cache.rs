@@ -64,8 +64,8 @@ pub async fn run(cairn: PathBuf, seconds: u64, rate: u32) -> Result<()> {
     row("Cairn uncached vs Cairn cache hit", rate, &a, &b, lag);
     let metrics = load::metrics(port).await.unwrap_or_default();
     let count = |result: &str| {
-        let line = format!("cairn_cache_lookups_total{{model=\"cached\",endpoint=\"chat\",result=\"{result}\"}} ");
-        metrics.lines().find_map(|l| l.strip_prefix(&line)).map(str::trim).unwrap_or("0").to_owned()
+        let series = format!("cairn_cache_lookups_total{{model=\"cached\",endpoint=\"chat\",result=\"{result}\"}}");
+        load::sample(&metrics, &series).unwrap_or("0").to_owned()
     };
     println!("\nCache lookups on `cached`: {} hits, {} misses.", count("hit"), count("miss"));
     // In the first run Cairn answers only hits: its CPU per hit, which moves far less with the
@@ -107,12 +107,7 @@ pub async fn run(cairn: PathBuf, seconds: u64, rate: u32) -> Result<()> {
     let (a, b, lag) = load::paired_rate(&client, &exact, &paraphrase, slow, dur, false).await;
     row("exact hit vs semantic hit (embed + 1000 candidates + agreement)", slow, &a, &b, lag);
     let metrics = load::metrics(port).await.unwrap_or_default();
-    let semantic_hits = metrics
-        .lines()
-        .find_map(|l| l.strip_prefix("cairn_cache_semantic_hits_total{model=\"semantic\"} "))
-        .unwrap_or("0")
-        .trim()
-        .to_owned();
+    let semantic_hits = load::sample(&metrics, "cairn_cache_semantic_hits_total{model=\"semantic\"}").unwrap_or("0");
     println!("\nSemantic hits on `semantic`: {semantic_hits}.\n");
     Ok(())
 }

@@ -145,6 +145,12 @@ pub async fn metrics(port: u16) -> Option<String> {
     String::from_utf8(body.to_vec()).ok()
 }
 
+/// The value of the sample named `series` (name and labels, as Prometheus prints them) in
+/// the metrics `text`.
+pub fn sample<'a>(text: &'a str, series: &str) -> Option<&'a str> {
+    text.lines().find_map(|l| l.strip_prefix(series)?.strip_prefix(' ')).map(str::trim)
+}
+
 /// `workers` concurrent request loops for `duration`: completed requests per second.
 pub async fn max_throughput(client: &HttpClient, t: &Target, workers: usize, duration: Duration) -> Summary {
     let done = Arc::new(AtomicU64::new(0));

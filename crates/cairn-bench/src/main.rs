@@ -92,8 +92,8 @@ enum Cmd {
         #[arg(long)]
         storage_only: bool,
         /// The servers' `gateway.usage_commit`: whether answers wait for their usage record.
-        #[arg(long, default_value = "before_answer", value_parser = ["before_answer", "after_answer"])]
-        usage_commit: String,
+        #[arg(long, default_value = "before_answer", value_parser = usage_commit)]
+        usage_commit: cairn_core::config::UsageCommit,
     },
     /// Latency added by the gateway at fixed rates, and maximum throughput.
     #[command(
@@ -368,6 +368,12 @@ async fn main() -> Result<()> {
             traces::run(servers, run.seconds, run.rate, spans, batch, storage_only).await
         }
     }
+}
+
+/// Reads a `gateway.usage_commit` value as the configuration spells it.
+fn usage_commit(s: &str) -> std::result::Result<cairn_core::config::UsageCommit, String> {
+    serde_json::from_value(serde_json::Value::String(s.to_owned()))
+        .map_err(|_| format!("'{s}' is not a usage_commit (before_answer or after_answer)"))
 }
 
 /// Starts `cairn serve` with `extra` config (TOML) and a `bench` model on the OpenAI-style

@@ -37,7 +37,7 @@ pub struct Servers {
     /// The binary.
     pub cairn: PathBuf,
     /// Their `gateway.usage_commit`.
-    pub usage_commit: String,
+    pub usage_commit: cairn_core::config::UsageCommit,
 }
 
 /// Runs all three parts (the last two only with `storage_only`).
@@ -59,7 +59,7 @@ async fn overhead(servers: &Servers, seconds: u64, rate: u32) -> Result<()> {
     let upstream = upstream::start().await?;
     let (dir_off, dir_on) = (tempfile::tempdir()?, tempfile::tempdir()?);
     let config = |capture: &str| {
-        format!("[gateway]\nusage_commit = \"{}\"\n[tracing]\ncapture = \"{capture}\"", servers.usage_commit)
+        format!("[gateway]\nusage_commit = {}\n[tracing]\ncapture = \"{capture}\"", mode_name(servers.usage_commit))
     };
     let cairn = servers.cairn.as_path();
     let (off_node, port_off, _) = start_cairn(cairn, dir_off.path(), upstream, &config("off")).await?;
@@ -82,7 +82,7 @@ async fn overhead(servers: &Servers, seconds: u64, rate: u32) -> Result<()> {
     let dur = Duration::from_secs(seconds);
     println!(
         "## Tracing overhead (cairn-bench traces, {seconds}s per run at {rate} req/s each path, non-streaming, usage_commit = {})\n",
-        servers.usage_commit
+        mode_name(servers.usage_commit)
     );
     println!(
         "| run (a vs b) | rate | a p50 | a p99 | b p50 | b p99 | b-a p50 | b-a p99 | generator lag p99 | errors |"
@@ -109,15 +109,18 @@ async fn overhead(servers: &Servers, seconds: u64, rate: u32) -> Result<()> {
         );
     }
     let metrics = load::metrics(port_on).await.unwrap_or_default();
-    let count = |name: &str| {
-        metrics.lines().find_map(|l| l.strip_prefix(name)).map(|v| v.trim().to_owned()).unwrap_or_else(|| "?".into())
-    };
+    let count = |series: &str| load::sample(&metrics, series).unwrap_or("?").to_owned();
     println!(
         "\nSpans written by the traced server: {}; dropped: {}.",
-        count("cairn_spans_written_total "),
-        count("cairn_spans_dropped_total ")
+        count("cairn_spans_written_total"),
+        count("cairn_spans_dropped_total")
     );
     own_time(dir_on.path(), port_on, window).await
+}
+
+/// The setting's name in configuration (a quoted string, as TOML and JSON write it).
+fn mode_name(mode: cairn_core::config::UsageCommit) -> String {
+    serde_json::to_string(&mode).unwrap_or_default()
 }
 
 /// Cairn's own time per request in the traced server's last run, from its spans: each
@@ -127,7 +130,7 @@ async fn own_time(dir: &std::path::Path, port: u16, since_ns: i64) -> Result<()>
     // The span writer commits in batches: wait until the count stops moving.
     let written = || async {
         let m = load::metrics(port).await.unwrap_or_default();
-        m.lines().find_map(|l| l.strip_prefix("cairn_spans_written_total ")).map(|v| v.trim().to_owned())
+        load::sample(&m, "cairn_spans_written_total").map(str::to_owned)
     };
     let mut last = written().await;
     for _ in 0..50 {
