@@ -8,6 +8,7 @@ mod audit_sql;
 mod cache_sql;
 mod feedback_sql;
 mod filter_sql;
+mod inline;
 mod jobs_sql;
 mod knowledge_sql;
 mod migrate;
@@ -18,6 +19,7 @@ mod search_pg;
 mod sql;
 mod sqlite;
 mod traces_sql;
+mod usage_row;
 mod writer;
 
 pub mod conformance;

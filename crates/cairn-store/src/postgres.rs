@@ -44,6 +44,12 @@ impl PgStore {
         self.pool.acquire().await.map_err(db_err)
     }
 
+    /// Never writes usage inline: PostgreSQL's connections are sockets the runtime drives
+    /// itself, with no thread of their own to hand statements to.
+    pub(crate) async fn insert_usage_inline(&self, _: &[cairn_core::usage::Settlement]) -> StoreResult<bool> {
+        Ok(false)
+    }
+
     /// The underlying pool (tests use it to create isolated schemas).
     pub fn pool(&self) -> &PgPool {
         &self.pool

@@ -48,34 +48,23 @@ macro_rules! impl_store {
 
         /// One statement inserting `records`, skipping ids already stored.
         fn usage_insert(records: &[Settlement]) -> sqlx::QueryBuilder<'_, $db> {
+            use $crate::usage_row::UsageValue as V;
             let mut q = sqlx::QueryBuilder::new(format!(
-                "INSERT INTO usage_records ({}, reservation_id, cost_nusd) ",
-                $crate::sql::USAGE_COLUMNS
+                "INSERT INTO usage_records ({}) ",
+                $crate::usage_row::USAGE_INSERT_COLUMNS
             ));
-            q.push_values(records, |mut row, Settlement { record: u, reservation_id }| {
-                row.push_bind(&u.id)
-                    .push_bind(&u.request_id)
-                    .push_bind(u.ts_ms)
-                    .push_bind(&u.tenant_id)
-                    .push_bind(&u.key_id)
-                    .push_bind(&u.endpoint)
-                    .push_bind(&u.model_alias)
-                    .push_bind(&u.provider)
-                    .push_bind(&u.upstream_model)
-                    .push_bind(u.input_tokens as i64)
-                    .push_bind(u.output_tokens as i64)
-                    .push_bind(u.tokens_estimated)
-                    .push_bind(u.cost_usd)
-                    .push_bind(u.latency_ms as i64)
-                    .push_bind(u.ttft_ms.map(|v| v as i64))
-                    .push_bind(u.output_tokens_per_s)
-                    .push_bind(i64::from(u.retries))
-                    .push_bind(i64::from(u.fallbacks))
-                    .push_bind(u.streamed)
-                    .push_bind(u.status.as_str())
-                    .push_bind(&u.error)
-                    .push_bind(reservation_id)
-                    .push_bind(NanoUsd::from_usd(u.cost_usd).0);
+            q.push_values(records, |mut row, s| {
+                for v in $crate::usage_row::usage_row(s) {
+                    match v {
+                        V::Text(t) => row.push_bind(t),
+                        V::MaybeText(t) => row.push_bind(t),
+                        V::Int(n) => row.push_bind(n),
+                        V::MaybeInt(n) => row.push_bind(n),
+                        V::Real(x) => row.push_bind(x),
+                        V::MaybeReal(x) => row.push_bind(x),
+                        V::Bool(b) => row.push_bind(b),
+                    };
+                }
             });
             q.push(" ON CONFLICT (id) DO NOTHING");
             q
@@ -309,6 +298,9 @@ macro_rules! impl_store {
                 // Multi-row inserts; one statement (the usual case) commits on its own, in one
                 // round trip. The `usage_settles` trigger settles each new record's budget.
                 const ROWS: usize = 400;
+                if self.insert_usage_inline(records).await? {
+                    return Ok(());
+                }
                 if records.len() <= ROWS {
                     usage_insert(records).build().execute(&mut *self.write_conn().await?).await.map_err($crate::db_err)?;
                     return Ok(());

@@ -5,10 +5,12 @@ use std::str::FromStr;
 use std::time::Duration;
 
 use cairn_core::store::{StoreError, StoreResult};
+use cairn_core::usage::Settlement;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 use sqlx::SqlitePool;
 
 use crate::db_err;
+use crate::inline::INLINE_ROWS;
 use crate::migrate::run_migrations;
 use crate::writer::{SqliteWriter, WeakWriter};
 
@@ -37,7 +39,7 @@ impl SqliteStore {
         // request that happened to commit past the threshold); a background task does, in
         // PASSIVE mode, which runs beside writers without blocking them.
         let writer_opts = opts.clone().pragma("wal_autocheckpoint", "0");
-        let writer = SqliteWriter::open(&writer_opts).await.map_err(db_err)?;
+        let writer = SqliteWriter::open_with_inline(&writer_opts).await.map_err(db_err)?;
         {
             let mut conn = writer.acquire().await;
             let mut tx = sqlx::Connection::begin(&mut *conn).await.map_err(db_err)?;
@@ -51,12 +53,24 @@ impl SqliteStore {
     }
 
     /// The main file's write connection, once it is free.
-    pub(crate) async fn write_conn(&self) -> StoreResult<tokio::sync::MutexGuard<'_, sqlx::SqliteConnection>> {
+    pub(crate) async fn write_conn(&self) -> StoreResult<tokio::sync::MappedMutexGuard<'_, sqlx::SqliteConnection>> {
         Ok(self.writer.acquire().await)
     }
 
+    /// Writes a small batch of usage records on the calling thread (`crate::inline`): false
+    /// when it is not small or another process holds the file's lock, and nothing was written.
+    pub(crate) async fn insert_usage_inline(&self, records: &[Settlement]) -> StoreResult<bool> {
+        if records.len() > INLINE_ROWS {
+            return Ok(false);
+        }
+        match self.writer.acquire_all().await.inline.as_mut() {
+            Some(inline) => inline.insert_usage(records),
+            None => Ok(false),
+        }
+    }
+
     /// The traces file's write connection, once it is free.
-    pub(crate) async fn trace_write_conn(&self) -> StoreResult<tokio::sync::MutexGuard<'_, sqlx::SqliteConnection>> {
+    pub(crate) async fn trace_write_conn(&self) -> StoreResult<tokio::sync::MappedMutexGuard<'_, sqlx::SqliteConnection>> {
         Ok(self.trace_writer.acquire().await)
     }
 }
