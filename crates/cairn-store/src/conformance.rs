@@ -100,6 +100,7 @@ pub async fn run_all(store: Arc<dyn Store>) {
     tenants(&*store).await;
     keys(&*store).await;
     usage_records(&*store).await;
+    usage_batches(&*store).await;
     budgets(store.clone()).await;
     knowledge(&*store).await;
     agents::agents(store.clone()).await;
@@ -185,6 +186,31 @@ async fn usage_records(s: &dyn Store) {
     assert!(s.usage_buckets(&acme).await.unwrap().iter().all(|b| b.tenant_id == "acme"));
     let window = UsageQuery { from_ms: 11 * day, to_ms: 12 * day, ..all };
     assert_eq!(s.usage_buckets(&window).await.unwrap().len(), 1);
+}
+
+/// Batches of every size store the same rows: SQLite writes small ones through another
+/// connection than large ones, and splits the largest into several statements.
+async fn usage_batches(s: &dyn Store) {
+    let day = cairn_core::time::DAY_MS;
+    let many: Vec<UsageRecord> = (0..450)
+        .map(|i| UsageRecord {
+            error: (i % 2 == 0).then(|| format!("failure {i}")),
+            ttft_ms: (i % 3 != 0).then_some(i as u64),
+            output_tokens_per_s: (i % 5 != 0).then_some(i as f64 / 4.0),
+            tokens_estimated: i % 2 == 1,
+            status: if i % 2 == 0 { CallStatus::Error } else { CallStatus::Ok },
+            ..usage(&format!("batch-{i}"), 500 * day + i as i64, "acme", "k-batch", "fast", 0.001 * i as f64)
+        })
+        .collect();
+    for batch in [&many[..1], &many[1..17], &many[17..]] {
+        s.insert_usage(&batch.iter().cloned().map(unsettled).collect::<Vec<_>>()).await.unwrap();
+    }
+    for i in [0, 1, 16, 17, 18, 416, 449] {
+        assert_eq!(s.get_usage(&format!("batch-{i}")).await.unwrap().as_ref(), Some(&many[i]), "record {i}");
+    }
+    let key = UsageQuery { key_id: Some("k-batch".into()), from_ms: 0, to_ms: 1_000 * day, ..Default::default() };
+    let stored: u64 = s.usage_buckets(&key).await.unwrap().iter().map(|b| b.requests).sum();
+    assert_eq!(stored, 450);
 }
 
 /// A record for a key without a budget.

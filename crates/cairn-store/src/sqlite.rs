@@ -70,7 +70,9 @@ impl SqliteStore {
     }
 
     /// The traces file's write connection, once it is free.
-    pub(crate) async fn trace_write_conn(&self) -> StoreResult<tokio::sync::MappedMutexGuard<'_, sqlx::SqliteConnection>> {
+    pub(crate) async fn trace_write_conn(
+        &self,
+    ) -> StoreResult<tokio::sync::MappedMutexGuard<'_, sqlx::SqliteConnection>> {
         Ok(self.trace_writer.acquire().await)
     }
 }
