@@ -295,12 +295,13 @@ macro_rules! impl_store {
         #[async_trait]
         impl UsageStore for $store {
             async fn insert_usage(&self, records: &[Settlement]) -> cairn_core::store::StoreResult<()> {
-                // Multi-row inserts; one statement (the usual case) commits on its own, in one
-                // round trip. The `usage_settles` trigger settles each new record's budget.
-                const ROWS: usize = 400;
+                // SQLite writes small batches on the calling thread when it can (`crate::inline`).
                 if self.insert_usage_inline(records).await? {
                     return Ok(());
                 }
+                // Multi-row inserts; one statement (the usual case) commits on its own, in one
+                // round trip. The `usage_settles` trigger settles each new record's budget.
+                const ROWS: usize = 400;
                 if records.len() <= ROWS {
                     usage_insert(records).build().execute(&mut *self.write_conn().await?).await.map_err($crate::db_err)?;
                     return Ok(());

@@ -16,7 +16,8 @@ use crate::writer::{SqliteWriter, WeakWriter};
 
 /// Cairn's state in a SQLite database file.
 ///
-/// Reads go to a pool of connections; writes to a single writer connection. SQLite admits one
+/// Reads go to a pool of connections; writes to a single writer connection (beside which small
+/// usage batches have a synchronous one, under the same lock: `crate::inline`). SQLite admits one
 /// writer at a time anyway, and writers of the same process contending for its lock would wait
 /// in SQLite's busy handler, which sleeps; queueing them on one connection instead costs nothing.
 /// Other processes sharing the file still wait in the busy handler (`busy_timeout`).
