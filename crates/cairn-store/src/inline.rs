@@ -25,7 +25,11 @@ use crate::usage_row::{usage_row, UsageValue, USAGE_INSERT_COLUMNS, USAGE_ROW_LE
 pub(crate) const INLINE_ROWS: usize = 16;
 
 /// The inline connection. See the module docs.
-pub(crate) struct InlineConn(rusqlite::Connection);
+pub(crate) struct InlineConn {
+    conn: rusqlite::Connection,
+    /// The insert statement for 1 ..= [`INLINE_ROWS`] rows, at index rows - 1.
+    inserts: Vec<String>,
+}
 
 impl InlineConn {
     /// Opens the existing file at `path` with the settings of Cairn's other connections, but
@@ -35,19 +39,26 @@ impl InlineConn {
         let conn = rusqlite::Connection::open_with_flags(path, flags)?;
         conn.busy_timeout(Duration::ZERO)?;
         conn.execute_batch("PRAGMA foreign_keys = ON; PRAGMA synchronous = NORMAL; PRAGMA wal_autocheckpoint = 0;")?;
-        Ok(Self(conn))
+        let row = format!("({})", vec!["?"; USAGE_ROW_LEN].join(", "));
+        let inserts = (1..=INLINE_ROWS)
+            .map(|n| {
+                format!(
+                    "INSERT INTO usage_records ({USAGE_INSERT_COLUMNS}) VALUES {} ON CONFLICT (id) DO NOTHING",
+                    vec![row.as_str(); n].join(", ")
+                )
+            })
+            .collect();
+        Ok(Self { conn, inserts })
     }
 
-    /// Inserts `records` (at most [`INLINE_ROWS`]) in one statement, skipping ids already
-    /// stored; `Ok(false)` when another process holds the file's lock and nothing was written.
+    /// Inserts `records` in one statement, skipping ids already stored; `Ok(false)` when there
+    /// are more than [`INLINE_ROWS`] or another process holds the file's lock, and nothing was
+    /// written.
     pub(crate) fn insert_usage(&mut self, records: &[Settlement]) -> Result<bool, StoreError> {
-        debug_assert!(records.len() <= INLINE_ROWS);
-        let row = format!("({})", vec!["?"; USAGE_ROW_LEN].join(", "));
-        let sql = format!(
-            "INSERT INTO usage_records ({USAGE_INSERT_COLUMNS}) VALUES {} ON CONFLICT (id) DO NOTHING",
-            vec![row; records.len()].join(", ")
-        );
-        let result = self.0.prepare_cached(&sql).and_then(|mut stmt| {
+        let Some(sql) = records.len().checked_sub(1).and_then(|i| self.inserts.get(i)) else {
+            return Ok(records.is_empty());
+        };
+        let result = self.conn.prepare_cached(sql).and_then(|mut stmt| {
             let values = records.iter().flat_map(usage_row);
             for (i, v) in values.enumerate() {
                 stmt.raw_bind_parameter(i + 1, v)?;

@@ -5,11 +5,6 @@
 pub(crate) const KEY_COLUMNS: &str = "id, tenant_id, name, role, prefix, hash, rpm, tpm, \
     monthly_budget_usd, created_at_ms, revoked_at_ms, guards";
 
-/// Selected columns of `usage_records`.
-pub(crate) const USAGE_COLUMNS: &str = "id, request_id, ts_ms, tenant_id, key_id, endpoint, model_alias, \
-    provider, upstream_model, input_tokens, output_tokens, tokens_estimated, cost_usd, latency_ms, \
-    ttft_ms, output_tps, retries, fallbacks, streamed, status, error";
-
 /// Implements every storage port for `$store` (which has a `pool` field) on database `$db`.
 macro_rules! impl_store {
     ($store:ty, $db:ty, $backend:literal) => {
@@ -470,14 +465,14 @@ macro_rules! impl_store {
             async fn usage_by_request(&self, request_id: &str) -> cairn_core::store::StoreResult<Vec<UsageRecord>> {
                 let sql = format!(
                     "SELECT {} FROM usage_records WHERE request_id = $1 ORDER BY id",
-                    $crate::sql::USAGE_COLUMNS
+                    $crate::usage_row::USAGE_COLUMNS
                 );
                 let rows = sqlx::query(&sql).bind(request_id).fetch_all(&self.pool).await.map_err($crate::db_err)?;
                 rows.iter().map(usage_from_row).collect::<Result<_, _>>().map_err($crate::db_err)
             }
 
             async fn get_usage(&self, id: &str) -> cairn_core::store::StoreResult<Option<UsageRecord>> {
-                let sql = format!("SELECT {} FROM usage_records WHERE id = $1", $crate::sql::USAGE_COLUMNS);
+                let sql = format!("SELECT {} FROM usage_records WHERE id = $1", $crate::usage_row::USAGE_COLUMNS);
                 let row = sqlx::query(&sql).bind(id).fetch_optional(&self.pool).await.map_err($crate::db_err)?;
                 row.as_ref().map(usage_from_row).transpose().map_err($crate::db_err)
             }

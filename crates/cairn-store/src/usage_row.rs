@@ -2,10 +2,21 @@
 
 use cairn_core::usage::{NanoUsd, Settlement};
 
-/// Columns a usage row is inserted with, in the order [`usage_row`] gives their values.
-pub(crate) const USAGE_INSERT_COLUMNS: &str = "id, request_id, ts_ms, tenant_id, key_id, endpoint, model_alias, \
-    provider, upstream_model, input_tokens, output_tokens, tokens_estimated, cost_usd, latency_ms, \
-    ttft_ms, output_tps, retries, fallbacks, streamed, status, error, reservation_id, cost_nusd";
+/// The columns of `usage_records` a usage record is made of, listed once for both uses below.
+macro_rules! record_columns {
+    () => {
+        "id, request_id, ts_ms, tenant_id, key_id, endpoint, model_alias, provider, upstream_model, \
+         input_tokens, output_tokens, tokens_estimated, cost_usd, latency_ms, ttft_ms, output_tps, \
+         retries, fallbacks, streamed, status, error"
+    };
+}
+
+/// Columns selected to read a usage record back.
+pub(crate) const USAGE_COLUMNS: &str = record_columns!();
+
+/// Columns a usage row is inserted with, in the order [`usage_row`] gives their values: the
+/// record's, then what settles its budget.
+pub(crate) const USAGE_INSERT_COLUMNS: &str = concat!(record_columns!(), ", reservation_id, cost_nusd");
 
 /// How many columns a usage row has.
 pub(crate) const USAGE_ROW_LEN: usize = 23;
