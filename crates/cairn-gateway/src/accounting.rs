@@ -8,6 +8,10 @@
 //! transaction each (a hit). Writing a record settles the call's budget reservation.
 //! A write that fails is kept and retried every `usage_flush_ms`; inserts are idempotent by
 //! call id, so a retried batch never double-counts.
+//!
+//! With a usage journal (`crate::journal`), a record is first written there, on the caller's
+//! thread; it is then durable, so no answer waits for its transaction and it lingers like the
+//! records nobody waits for. Its journal entry is released once it is committed.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -21,6 +25,7 @@ use cairn_core::usage::{CallStatus, NanoUsd, Settlement, UsageRecord};
 use cairn_telemetry::Metrics;
 use tokio::sync::{mpsc, oneshot};
 
+use crate::journal::UsageJournal;
 use crate::router::{RouteError, RouteTrace, Routed};
 
 /// Records kept in memory at most while storage is failing; older ones are dropped (logged).
@@ -42,6 +47,9 @@ pub(crate) enum Urgency {
 enum Msg {
     /// A record to settle, how urgent it is, and who learns when its transaction ended.
     Record(Box<Settlement>, Urgency, oneshot::Sender<()>),
+    /// A record already durable in the journal: it lingers, and its entry is released once
+    /// it is committed.
+    Journaled(Box<Settlement>),
     Flush(oneshot::Sender<()>),
 }
 
@@ -50,24 +58,28 @@ enum Msg {
 pub struct UsageRecorder {
     tx: mpsc::UnboundedSender<Msg>,
     metrics: Arc<Metrics>,
+    journal: Option<Arc<UsageJournal>>,
 }
 
 impl UsageRecorder {
-    /// Starts the writer task on the current runtime.
-    pub fn start(store: Arc<dyn Store>, metrics: Arc<Metrics>, every: Duration) -> Self {
+    /// Starts the writer task on the current runtime; records go through `journal` first when
+    /// there is one.
+    pub fn start(store: Arc<dyn Store>, metrics: Arc<Metrics>, every: Duration, journal: Option<UsageJournal>) -> Self {
         let (tx, rx) = mpsc::unbounded_channel();
-        tokio::spawn(writer(store, metrics.clone(), rx, every));
-        Self { tx, metrics }
+        let journal = journal.map(Arc::new);
+        tokio::spawn(writer(store, metrics.clone(), rx, every, journal.clone()));
+        Self { tx, metrics, journal }
     }
 
     /// Counts a record in the metrics and queues it for storage, settled against
-    /// `reservation_id`; the receiver resolves once the transaction holding it has ended.
+    /// `reservation_id`. The receiver resolves once the transaction holding it has ended; there
+    /// is none when the record is durable already (written to the journal).
     pub(crate) fn record(
         &self,
         r: UsageRecord,
         reservation_id: Option<String>,
         urgency: Urgency,
-    ) -> oneshot::Receiver<()> {
+    ) -> Option<oneshot::Receiver<()>> {
         let m = &self.metrics;
         let model = r.model_alias.clone();
         m.model_calls
@@ -93,11 +105,22 @@ impl UsageRecorder {
             .get_or_create(&vec![("tenant", r.tenant_id.clone()), ("model", model.clone())])
             .inc_by(r.cost_usd);
         m.cost_usd.get_or_create(&vec![("model", model)]).inc_by(r.cost_usd);
+        let settlement = Box::new(Settlement { record: r, reservation_id });
+        if self.journal.as_ref().is_some_and(|j| j.append(&settlement)) {
+            // Replayed at the next start if the writer is gone.
+            let _ = self.tx.send(Msg::Journaled(settlement));
+            return None;
+        }
         let (done, committed) = oneshot::channel();
-        if self.tx.send(Msg::Record(Box::new(Settlement { record: r, reservation_id }), urgency, done)).is_err() {
+        if self.tx.send(Msg::Record(settlement, urgency, done)).is_err() {
             tracing::error!("usage writer has stopped; a usage record was not stored");
         }
-        committed
+        Some(committed)
+    }
+
+    /// The journal records go through first, when there is one.
+    pub fn journal(&self) -> Option<&UsageJournal> {
+        self.journal.as_deref()
     }
 
     /// Waits until every record queued so far has been written (or the write failed).
@@ -109,8 +132,14 @@ impl UsageRecorder {
     }
 }
 
-async fn writer(store: Arc<dyn Store>, metrics: Arc<Metrics>, mut rx: mpsc::UnboundedReceiver<Msg>, every: Duration) {
-    let mut buf: Vec<Settlement> = Vec::new();
+async fn writer(
+    store: Arc<dyn Store>,
+    metrics: Arc<Metrics>,
+    mut rx: mpsc::UnboundedReceiver<Msg>,
+    every: Duration,
+    journal: Option<Arc<UsageJournal>>,
+) {
+    let mut buf = Buffer::default();
     let mut waiting: Vec<oneshot::Sender<()>> = Vec::new();
     let mut retry = tokio::time::interval(every);
     retry.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -118,26 +147,26 @@ async fn writer(store: Arc<dyn Store>, metrics: Arc<Metrics>, mut rx: mpsc::Unbo
         let mut batch = Batch::Open { urgent: false };
         tokio::select! {
             msg = rx.recv() => batch = batch.take(msg, &mut buf, &mut waiting),
-            _ = retry.tick(), if !buf.is_empty() => {}
+            _ = retry.tick(), if !buf.records.is_empty() => {}
         };
         // Everything that queued up while the last transaction ran joins this one; records
         // nobody waits for also wait up to `LINGER` for more.
         let linger_until = tokio::time::Instant::now() + LINGER;
         while let Batch::Open { urgent } = batch {
-            if buf.len() >= BATCH {
+            if buf.records.len() >= BATCH {
                 break;
             }
             match rx.try_recv() {
                 Ok(msg) => batch = batch.take(Some(msg), &mut buf, &mut waiting),
                 Err(mpsc::error::TryRecvError::Disconnected) => batch = Batch::Closed,
-                Err(mpsc::error::TryRecvError::Empty) if urgent || buf.is_empty() => break,
+                Err(mpsc::error::TryRecvError::Empty) if urgent || buf.records.is_empty() => break,
                 Err(mpsc::error::TryRecvError::Empty) => tokio::select! {
                     msg = rx.recv() => batch = batch.take(msg, &mut buf, &mut waiting),
                     _ = tokio::time::sleep_until(linger_until) => break,
                 },
             }
         }
-        write(&*store, &metrics, &mut buf).await;
+        write(&*store, &metrics, &mut buf, journal.as_deref()).await;
         for done in waiting.drain(..) {
             let _ = done.send(());
         }
@@ -158,15 +187,19 @@ enum Batch {
 
 impl Batch {
     /// Adds one message to the batch.
-    fn take(self, msg: Option<Msg>, buf: &mut Vec<Settlement>, waiting: &mut Vec<oneshot::Sender<()>>) -> Batch {
+    fn take(self, msg: Option<Msg>, buf: &mut Buffer, waiting: &mut Vec<oneshot::Sender<()>>) -> Batch {
         let Batch::Open { urgent } = self else {
             return self;
         };
         match msg {
             Some(Msg::Record(r, urgency, done)) => {
-                buf.push(*r);
+                buf.push(*r, false);
                 waiting.push(done);
                 Batch::Open { urgent: urgent || urgency == Urgency::Awaited }
+            }
+            Some(Msg::Journaled(r)) => {
+                buf.push(*r, true);
+                self
             }
             Some(Msg::Flush(done)) => {
                 waiting.push(done);
@@ -177,19 +210,45 @@ impl Batch {
     }
 }
 
-async fn write(store: &dyn Store, metrics: &Metrics, buf: &mut Vec<Settlement>) {
-    while !buf.is_empty() {
-        let n = buf.len().min(BATCH);
-        match store.insert_usage(&buf[..n]).await {
+/// Records waiting for their transaction, and which of them are in the journal.
+#[derive(Default)]
+struct Buffer {
+    records: Vec<Settlement>,
+    journaled: Vec<bool>,
+}
+
+impl Buffer {
+    /// Queues a record.
+    fn push(&mut self, record: Settlement, journaled: bool) {
+        self.records.push(record);
+        self.journaled.push(journaled);
+    }
+
+    /// Takes the first `n` records out; returns how many of them were journaled.
+    fn drain(&mut self, n: usize) -> u64 {
+        self.records.drain(..n);
+        self.journaled.drain(..n).filter(|&j| j).count() as u64
+    }
+}
+
+async fn write(store: &dyn Store, metrics: &Metrics, buf: &mut Buffer, journal: Option<&UsageJournal>) {
+    while !buf.records.is_empty() {
+        let n = buf.records.len().min(BATCH);
+        match store.insert_usage(&buf.records[..n]).await {
             Ok(()) => {
-                buf.drain(..n);
+                let journaled = buf.drain(n);
+                if let Some(journal) = journal {
+                    journal.committed(journaled);
+                }
             }
             Err(e) => {
                 metrics.usage_write_failures.inc();
-                tracing::error!(error = %e, pending = buf.len(), "writing usage records failed; will retry");
-                if buf.len() > MAX_BUFFER {
-                    let excess = buf.len() - MAX_BUFFER;
-                    buf.drain(..excess);
+                tracing::error!(error = %e, pending = buf.records.len(), "writing usage records failed; will retry");
+                if buf.records.len() > MAX_BUFFER {
+                    let excess = buf.records.len() - MAX_BUFFER;
+                    // Journaled ones stay in the journal (never released): the next start
+                    // replays them.
+                    buf.drain(excess);
                     tracing::error!(dropped = excess, "usage buffer full; oldest records dropped");
                 }
                 return;
@@ -267,7 +326,7 @@ pub(crate) struct PendingCall {
     pub output_text: String,
     /// The prompt's messages, counted with `counter` only if the upstream reports nothing.
     pub prompt_messages: Vec<ChatMessage>,
-    /// Resolves once the finished call's record is written.
+    /// Resolves once the finished call's record is written (none once it is journaled).
     committed: Option<oneshot::Receiver<()>>,
     /// The call's span (taken when it ends).
     span: Option<ActiveSpan>,
@@ -406,7 +465,7 @@ impl PendingCall {
             }
         }
         let reservation_id = self.admission.budget.as_ref().map(|h| h.reservation_id.clone());
-        self.committed = Some(self.recorder.record(r, reservation_id, self.urgency));
+        self.committed = self.recorder.record(r, reservation_id, self.urgency);
     }
 
     /// Marks the call as one whose response does not wait for its record (a cache hit, a
@@ -498,8 +557,8 @@ impl Drop for CallGuard {
 
 impl CallGuard {
     /// Waits until the finished call's usage record is written, when its answer is to wait
-    /// (`gateway.usage_commit`): a response sent after this leaves no call unaccounted if the
-    /// process dies next.
+    /// (`gateway.usage_commit`) and the record is not in the journal already: a response sent
+    /// after this leaves no call unaccounted if the process dies next.
     pub(crate) async fn durable(&mut self) {
         if let Some(committed) = self.call.committed.take().filter(|_| self.call.urgency == Urgency::Awaited) {
             let _ = committed.await;
@@ -550,4 +609,4 @@ impl CallGuard {
 
 #[cfg(test)]
 #[path = "accounting_tests.rs"]
-mod tests;
+pub(crate) mod tests;

@@ -10,7 +10,8 @@ use cairn_telemetry::Metrics;
 
 use super::{Urgency, UsageRecorder};
 
-fn record(id: &str, request: &str) -> UsageRecord {
+/// A usage record of call `id` made by request `request`.
+pub(crate) fn record(id: &str, request: &str) -> UsageRecord {
     UsageRecord {
         id: id.into(),
         request_id: request.into(),
@@ -40,11 +41,12 @@ async fn recorder() -> (tempfile::TempDir, Arc<dyn Store>, UsageRecorder) {
     let dir = tempfile::tempdir().expect("temp dir");
     let url = format!("sqlite://{}", dir.path().join("cairn.db").display());
     let store = cairn_store::open(&url, 2).await.expect("store");
-    let rec = UsageRecorder::start(store.clone(), Arc::new(Metrics::new()), Duration::from_secs(1));
+    let rec = UsageRecorder::start(store.clone(), Arc::new(Metrics::new()), Duration::from_secs(1), None);
     (dir, store, rec)
 }
 
-async fn stored(store: &dyn Store, request: &str) -> Vec<String> {
+/// The ids of `request`'s stored usage records, sorted.
+pub(crate) async fn stored(store: &dyn Store, request: &str) -> Vec<String> {
     let mut ids: Vec<String> = store.usage_by_request(request).await.expect("read").into_iter().map(|r| r.id).collect();
     ids.sort();
     ids
@@ -53,7 +55,7 @@ async fn stored(store: &dyn Store, request: &str) -> Vec<String> {
 #[tokio::test]
 async fn a_record_nobody_waits_for_is_still_written_on_its_own() {
     let (_dir, store, rec) = recorder().await;
-    let committed = rec.record(record("call-1", "req-a"), None, Urgency::Behind);
+    let committed = rec.record(record("call-1", "req-a"), None, Urgency::Behind).expect("no journal");
     committed.await.expect("the writer answers");
     assert_eq!(stored(&*store, "req-a").await, vec!["call-1"]);
 }
@@ -63,11 +65,12 @@ async fn an_awaited_record_takes_the_lingering_ones_with_it() {
     let (_dir, store, rec) = recorder().await;
     let behind: Vec<_> =
         (0..5).map(|i| rec.record(record(&format!("call-{i}"), "req-b"), None, Urgency::Behind)).collect();
-    rec.record(record("call-9", "req-b"), None, Urgency::Awaited).await.expect("the writer answers");
+    let awaited = rec.record(record("call-9", "req-b"), None, Urgency::Awaited).expect("no journal");
+    awaited.await.expect("the writer answers");
     // Queued before the awaited one: written in its transaction or an earlier one.
     assert_eq!(stored(&*store, "req-b").await.len(), 6);
     for done in behind {
-        done.await.expect("each lingering record is answered");
+        done.expect("no journal").await.expect("each lingering record is answered");
     }
 }
 

@@ -11,6 +11,7 @@ mod breaker;
 mod cache;
 mod chat;
 pub mod guard;
+pub mod journal;
 mod pipeline;
 pub mod provider;
 mod router;

@@ -257,7 +257,15 @@ impl GatewayService {
         let call_id = uuid::Uuid::now_v7().to_string();
         let mut span = self.call_span(ctx, route, &mut spec, &call_id);
         let take_request = !ctx.request_admitted && !spec.request_taken;
-        let admission = match self.limiter.admit(p, &worst, take_request).await {
+        let mut admitted = self.limiter.admit(p, &worst, take_request).await;
+        if matches!(admitted, Err(Error::BudgetExceeded { .. })) {
+            // Finished calls' costs may still be on their way to storage (records are
+            // committed in batches): once they are written, storage tells spent from held, so
+            // the refusal says when a retry can succeed. Same decision: the sum is the same.
+            self.recorder.flush().await;
+            admitted = self.limiter.admit(p, &worst, take_request).await;
+        }
+        let admission = match admitted {
             Ok(a) => a,
             Err(e) => {
                 let kind = if matches!(e, Error::BudgetExceeded { .. }) { "budget" } else { "rate" };

@@ -23,6 +23,7 @@ use serde::{Deserialize, Serialize};
 use crate::accounting::{CallGuard, Endpoint, UsageRecorder};
 use crate::cache::ResponseCache;
 use crate::guard::{Guards, SharedVectors};
+use crate::journal::UsageJournal;
 use crate::pipeline::CallSpec;
 use crate::provider::TokenCount;
 use crate::router::Routed;
@@ -101,12 +102,13 @@ pub struct GatewayService {
 impl GatewayService {
     /// Builds the gateway from config over `store`, with per-key rate buckets in
     /// `shared_rates` when they are shared across nodes (else in this process); starts the
-    /// usage writer.
+    /// usage writer, which makes records durable in `journal` first when there is one.
     pub fn new(
         cfg: &Config,
         store: Arc<dyn Store>,
         shared_rates: Option<Arc<dyn RateStore>>,
         metrics: Arc<Metrics>,
+        journal: Option<UsageJournal>,
     ) -> std::result::Result<Self, String> {
         let router = Router::from_config(cfg, metrics.clone())?;
         router.warm_up();
@@ -115,6 +117,7 @@ impl GatewayService {
             store.clone(),
             metrics.clone(),
             Duration::from_millis(cfg.gateway.usage_flush_ms.max(1)),
+            journal,
         );
         Ok(Self {
             router,

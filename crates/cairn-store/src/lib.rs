@@ -46,11 +46,22 @@ pub async fn open_with_search(
     if url.starts_with("postgres://") || url.starts_with("postgresql://") {
         let pg = PgStore::connect(url, max_connections).await?;
         Ok((Arc::new(pg.clone()), Some(Arc::new(pg))))
-    } else if let Some(path) = url.strip_prefix("sqlite://").or_else(|| url.strip_prefix("sqlite:")) {
-        Ok((Arc::new(SqliteStore::open(std::path::Path::new(path), max_connections).await?), None))
+    } else if let Some(path) = sqlite_file(url) {
+        Ok((Arc::new(SqliteStore::open(path, max_connections).await?), None))
     } else {
         Err(StoreError::Backend(format!("unsupported storage URL '{url}'")))
     }
+}
+
+/// The SQLite file a `sqlite://PATH` URL names.
+fn sqlite_file(url: &str) -> Option<&std::path::Path> {
+    url.strip_prefix("sqlite://").or_else(|| url.strip_prefix("sqlite:")).map(std::path::Path::new)
+}
+
+/// Where the usage journals of the database at `url` live: `NAME-usage/` beside a SQLite
+/// file; none on PostgreSQL, whose nodes keep nothing of their own.
+pub fn usage_journal_dir(url: &str) -> Option<std::path::PathBuf> {
+    sqlite_file(url).map(|path| path.with_file_name(format!("{}-usage", sqlite::file_stem(path))))
 }
 
 /// Maps a sqlx error to a classified storage error.

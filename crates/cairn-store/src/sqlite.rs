@@ -100,12 +100,17 @@ fn options(path: &Path) -> StoreResult<SqliteConnectOptions> {
 
 /// Where the traces of the database at `path` live: `NAME-traces.EXT` beside it.
 pub fn traces_path(path: &Path) -> std::path::PathBuf {
-    let stem = path.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_else(|| "cairn".into());
+    let stem = file_stem(path);
     let name = match path.extension() {
         Some(ext) => format!("{stem}-traces.{}", ext.to_string_lossy()),
         None => format!("{stem}-traces"),
     };
     path.with_file_name(name)
+}
+
+/// The database file's name without its extension, which the files beside it are named after.
+pub(crate) fn file_stem(path: &Path) -> String {
+    path.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_else(|| "cairn".into())
 }
 
 /// Opens (creating) the traces file: its own writer and readers, its tables made if missing.

@@ -15,13 +15,14 @@ use cairn_agents::spec::ToolKind;
 use cairn_agents::tools::{HttpRequest, KnowledgeSearchTool, McpServerTool, MemoryTool, Toolbox, WebhookTool};
 use cairn_agents::writer::JournalWriter;
 use cairn_api::{App, AppState};
-use cairn_core::config::{Config, Retrieval};
+use cairn_core::config::{Config, Retrieval, UsageCommit};
 use cairn_core::models::TextEmbedder;
 use cairn_core::search::SearchStore;
 use cairn_core::store::{RateStore, Store};
 use cairn_core::topology::{StateHome, Topology};
 use cairn_core::trace::Redact;
 use cairn_gateway::adapters::{GatewayChat, GatewayEmbedder};
+use cairn_gateway::journal::{self, UsageJournal};
 use cairn_gateway::GatewayService;
 use cairn_guard::{PiiPolicy, Redactor};
 use cairn_jobs::builtin::Webhook;
@@ -139,6 +140,26 @@ async fn shared_rates(
     Ok((home, rates))
 }
 
+/// Replays the usage journals that stopped processes left beside a SQLite database, then opens
+/// this process's own when answers wait for durable accounting (`cairn_gateway::journal`).
+async fn usage_journal(config: &Config, store: &dyn Store) -> Result<Option<UsageJournal>, String> {
+    let Some(dir) = cairn_store::usage_journal_dir(&config.storage.database_url()) else {
+        return Ok(None);
+    };
+    let replayed = journal::replay(&dir, store).await?;
+    if replayed.journals > 0 {
+        tracing::info!(
+            journals = replayed.journals,
+            records = replayed.records,
+            "replayed the usage journals of stopped processes"
+        );
+    }
+    if config.gateway.usage_commit != UsageCommit::BeforeAnswer {
+        return Ok(None);
+    }
+    UsageJournal::create(&dir).map(Some).map_err(|e| format!("creating the usage journal in {}: {e}", dir.display()))
+}
+
 /// Opens storage (migrating it) and builds every service, with nothing else: what a
 /// process without the API (`cairn worker`, `cairn eval`) runs on. Creates no key.
 pub async fn services(config: &Config) -> Result<AppState, String> {
@@ -159,8 +180,9 @@ pub async fn services(config: &Config) -> Result<AppState, String> {
     let feedback = Arc::new(FeedbackService::new(store.clone(), store.clone(), store.clone(), traces.clone()));
     let tracer = traces.tracer();
     let (rate_home, shared_rates) = shared_rates(config, &store).await?;
+    let journal = usage_journal(config, &*store).await?;
     let gateway = Arc::new(
-        GatewayService::new(config, store.clone(), shared_rates, metrics.clone())?.with_tracer(tracer.clone()),
+        GatewayService::new(config, store.clone(), shared_rates, metrics.clone(), journal)?.with_tracer(tracer.clone()),
     );
     let index = retriever(config, store.clone(), search).await?;
     let topology = Topology {

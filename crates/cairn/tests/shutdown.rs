@@ -138,12 +138,16 @@ async fn the_usage_of_a_finished_call_survives_a_kill_right_after_its_response()
         ids.push(resp.headers()["x-request-id"].to_str().unwrap().to_owned());
         let _ = resp.bytes().await;
     }
-    // Killed the moment the answers are in: no shutdown, no flush.
+    // Killed the moment the answers are in: no shutdown, no flush. The next start replays
+    // what the process's usage journal holds before it serves.
     server.kill().unwrap();
     server.wait().unwrap();
+    let (mut server, _) = serve_with(dir.path(), &up, models).await;
     let store = cairn_store::open(&format!("sqlite://{}", dir.path().join("cairn.db").display()), 1).await.unwrap();
     for id in &ids {
         let records = store.usage_by_request(id).await.unwrap();
         assert_eq!(records.len(), 1, "request {id}: {records:?}");
     }
+    server.kill().unwrap();
+    server.wait().unwrap();
 }

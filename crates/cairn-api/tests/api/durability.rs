@@ -1,5 +1,7 @@
 //! When an answer leaves relative to its usage record (`gateway.usage_commit`), checked with
-//! SQLite's write lock held by another connection, so no record can be committed meanwhile.
+//! the database's write lock held by another connection, so no record can be committed
+//! meanwhile: on SQLite the default answers once the record is in the usage journal, on
+//! PostgreSQL once it is committed.
 
 use std::time::Duration;
 
@@ -21,13 +23,50 @@ async fn locked_server(extra: &str) -> (TestServer, String, SqliteConnection, St
     (s, key, blocker, up, backup)
 }
 
+/// The bytes each usage journal beside the SQLite database at `url` holds.
+fn journal_sizes(url: &str) -> Vec<u64> {
+    let dir = cairn_store::usage_journal_dir(url).expect("a SQLite database");
+    std::fs::read_dir(dir)
+        .expect("the journal folder")
+        .map(|e| e.expect("entry").path())
+        .filter(|p| p.extension().is_some_and(|x| x == "journal"))
+        .map(|p| std::fs::metadata(p).expect("journal").len())
+        .collect()
+}
+
 #[tokio::test]
-async fn by_default_an_answer_waits_for_its_usage_record() {
+async fn by_default_on_sqlite_an_answer_is_journaled_instead_of_waiting() {
     let (s, key, mut blocker, _up, _backup) = locked_server("").await;
+    // No record can be committed while the lock is held; the answer leaves once the record is
+    // in the journal (waiting would take SQLite's 10 s busy timeout).
+    let (status, body) =
+        tokio::time::timeout(Duration::from_secs(5), s.post("/v1/chat/completions", &key, &chat("fast")))
+            .await
+            .expect("answered without waiting for the commit");
+    assert_eq!(status, 200, "{body}");
+    let held = journal_sizes(&s.database_url);
+    assert!(held.len() == 1 && held[0] > 0, "the record is in the journal: {held:?}");
+    sqlx::query("ROLLBACK").execute(&mut blocker).await.unwrap();
+    let (_, u) = s.get("/v1/usage", &key).await;
+    assert_eq!(u["totals"]["requests"], 1, "{u}");
+    assert!((u["totals"]["cost_usd"].as_f64().unwrap() - 0.19).abs() < 1e-9, "{u}");
+    assert_eq!(journal_sizes(&s.database_url), vec![0], "emptied once its records are committed");
+}
+
+#[tokio::test]
+async fn on_postgres_an_answer_waits_for_its_usage_record() {
+    let (up, backup) = (StandIn::start().await, StandIn::start().await);
+    let url = cairn_store::conformance::fresh_pg_database().await;
+    let s = TestServer::start_with(&config(&up, &backup), Some(url.clone())).await;
+    let key = s.key("acme", "member", json!({})).await;
+    // Inserts need a lock this one excludes; reads do not.
+    let mut blocker = sqlx::PgConnection::connect(&url).await.unwrap();
+    sqlx::query("BEGIN").execute(&mut blocker).await.unwrap();
+    sqlx::query("LOCK TABLE usage_records IN SHARE MODE").execute(&mut blocker).await.unwrap();
     let body = chat("fast");
     let call = s.post("/v1/chat/completions", &key, &body);
     tokio::pin!(call);
-    // The record cannot be committed while the lock is held, so the answer does not leave.
+    // A node of a cluster keeps nothing of its own: the answer waits for the commit.
     assert!(tokio::time::timeout(Duration::from_millis(300), &mut call).await.is_err(), "answered before its record");
     sqlx::query("ROLLBACK").execute(&mut blocker).await.unwrap();
     assert_eq!(call.await.0, 200);

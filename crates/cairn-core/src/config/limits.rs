@@ -10,8 +10,10 @@ use crate::topology::StateHome;
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum UsageCommit {
-    /// The answer (a stream's last event) waits for the record's commit: a process killed
-    /// right after answering has accounted every call it answered.
+    /// The answer (a stream's last event) waits until the record is durable: a process killed
+    /// right after answering has accounted every call it answered. On SQLite that is one write
+    /// to the process's usage journal beside the database (replayed by the next start); on
+    /// PostgreSQL, the record's commit.
     #[default]
     BeforeAnswer,
     /// The answer leaves at once and the record is committed within milliseconds (sharing a

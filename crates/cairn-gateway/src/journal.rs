@@ -1,0 +1,248 @@
+//! The usage journal: how a finished call's usage record is durable before its answer leaves
+//! without the answer waiting for a database commit (SQLite, `usage_commit = "before_answer"`).
+//!
+//! Each process appends the records it finishes to a file of its own in the journal folder
+//! beside the database (`NAME-usage/`), one positioned `write` each, before the answer is sent;
+//! the usage writer then commits them in batches, as it does records nobody waits for, and
+//! empties the file whenever everything written to it is committed. A written page lives in
+//! the OS page cache, so a record survives its process being killed, exactly as a SQLite commit
+//! with `synchronous = NORMAL` does (an OS crash can lose the last few of either).
+//!
+//! A process holds its file with an exclusive `flock` while it lives. A process starting on the
+//! database replays every file nobody holds (a dead process's) before it serves, then deletes
+//! it; inserts are idempotent by call id, so a record committed just before a crash is not
+//! counted twice, and its budget is settled once (the settling trigger fires on insert only).
+//!
+//! A frame is `length: u32 LE, crc32: u32 LE, payload` (the record as JSON). Replay stops at the
+//! first frame that is cut short or fails its checksum: only a write torn by an OS crash leaves
+//! one, and nothing after it was acknowledged.
+
+use std::fs::{File, OpenOptions, TryLockError};
+use std::io::{ErrorKind, Read};
+use std::os::unix::fs::{DirBuilderExt, FileExt, OpenOptionsExt};
+use std::path::{Path, PathBuf};
+
+use cairn_core::store::Store;
+use cairn_core::usage::{Settlement, UsageRecord};
+use parking_lot::Mutex;
+
+/// How large a journal may grow while storage takes none of its records (64 MiB, about 150,000
+/// records); past it, answers wait for their commit again.
+const CAPACITY: u64 = 64 << 20;
+/// Bytes before each frame's payload: its length and checksum.
+const HEADER: usize = 8;
+/// The extension of a live or orphaned journal.
+const LIVE: &str = "journal";
+/// The extension of a journal being created (locked, not yet named `LIVE`).
+const STAGING: &str = "new";
+/// The extension a replayed journal is renamed to when some of its frames could not be read.
+const UNREADABLE: &str = "unreadable";
+/// Records per replay transaction.
+const REPLAY_BATCH: usize = 1_000;
+
+/// This process's usage journal: written on the request's thread, emptied by the usage writer.
+pub struct UsageJournal {
+    path: PathBuf,
+    capacity: u64,
+    state: Mutex<State>,
+}
+
+/// The open file and what it holds.
+struct State {
+    file: File,
+    /// Bytes written: where the next frame goes.
+    len: u64,
+    /// Records written and not yet committed.
+    outstanding: u64,
+}
+
+impl UsageJournal {
+    /// Creates this process's journal in `dir` (an owner-only folder, made if missing) and
+    /// holds it locked for the life of the process.
+    pub fn create(dir: &Path) -> std::io::Result<Self> {
+        Self::with_capacity(dir, CAPACITY)
+    }
+
+    /// `create`, holding at most `capacity` bytes.
+    pub(crate) fn with_capacity(dir: &Path, capacity: u64) -> std::io::Result<Self> {
+        std::fs::DirBuilder::new().recursive(true).mode(0o700).create(dir)?;
+        let name = uuid::Uuid::now_v7().simple().to_string();
+        let staging = dir.join(format!("{name}.{STAGING}"));
+        let file = OpenOptions::new().read(true).write(true).create_new(true).mode(0o600).open(&staging)?;
+        // Locked before it takes the name replayers look for, so none of them can take a live
+        // journal for a dead process's.
+        file.try_lock().map_err(lock_error)?;
+        let path = dir.join(format!("{name}.{LIVE}"));
+        std::fs::rename(&staging, &path)?;
+        Ok(Self { path, capacity, state: Mutex::new(State { file, len: 0, outstanding: 0 }) })
+    }
+
+    /// Writes `settlement` to the journal: true once it is there; false, with nothing written,
+    /// when the journal is full or the write failed (the caller then waits for the commit).
+    pub(crate) fn append(&self, settlement: &Settlement) -> bool {
+        let frame = match encode(settlement) {
+            Ok(frame) => frame,
+            Err(e) => {
+                tracing::error!(error = %e, "a usage record could not be encoded for the journal");
+                return false;
+            }
+        };
+        let mut state = self.state.lock();
+        let at = state.len;
+        if at + frame.len() as u64 > self.capacity {
+            return false;
+        }
+        match state.file.write_all_at(&frame, at) {
+            Ok(()) => {
+                state.len += frame.len() as u64;
+                state.outstanding += 1;
+                true
+            }
+            Err(e) => {
+                // A partly written frame would fail its checksum; cut it so the next one reads.
+                let _ = state.file.set_len(at);
+                tracing::error!(error = %e, "writing the usage journal failed; the answer waits for the commit");
+                false
+            }
+        }
+    }
+
+    /// Notes that `n` journaled records are committed; empties the file once all are.
+    pub(crate) fn committed(&self, n: u64) {
+        if n == 0 {
+            return;
+        }
+        let mut state = self.state.lock();
+        state.outstanding = state.outstanding.saturating_sub(n);
+        if state.outstanding == 0 && state.len > 0 {
+            match state.file.set_len(0) {
+                Ok(()) => state.len = 0,
+                Err(e) => tracing::warn!(error = %e, "emptying the usage journal failed; it keeps growing"),
+            }
+        }
+    }
+
+    /// Bytes the journal holds now.
+    pub fn len(&self) -> u64 {
+        self.state.lock().len
+    }
+
+    /// Whether everything written to the journal is committed.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+impl Drop for UsageJournal {
+    fn drop(&mut self) {
+        // Everything committed: nothing to replay. Otherwise the file stays for the next start.
+        if self.state.get_mut().outstanding == 0 {
+            let _ = std::fs::remove_file(&self.path);
+        }
+    }
+}
+
+/// What replaying a folder's journals did.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct Replayed {
+    /// Journals of dead processes read and removed (or set aside).
+    pub journals: usize,
+    /// Records written to storage (those already stored are skipped there).
+    pub records: usize,
+    /// Frames with a valid checksum that did not decode (their journal is kept as `.unreadable`).
+    pub unreadable: usize,
+}
+
+/// Writes every record in `dir`'s journals that no live process holds to `store`, then removes
+/// those journals. A folder that does not exist holds none.
+pub async fn replay(dir: &Path, store: &dyn Store) -> Result<Replayed, String> {
+    let entries = match std::fs::read_dir(dir) {
+        Ok(entries) => entries,
+        Err(e) if e.kind() == ErrorKind::NotFound => return Ok(Replayed::default()),
+        Err(e) => return Err(format!("reading the usage journals in {}: {e}", dir.display())),
+    };
+    let mut done = Replayed::default();
+    for entry in entries {
+        let path = entry.map_err(|e| format!("reading {}: {e}", dir.display()))?.path();
+        let kind = path.extension().and_then(|e| e.to_str());
+        if kind != Some(LIVE) && kind != Some(STAGING) {
+            continue;
+        }
+        // Gone meanwhile: another process replayed it first.
+        let Ok(mut file) = OpenOptions::new().read(true).write(true).open(&path) else { continue };
+        match file.try_lock() {
+            Ok(()) => {}
+            Err(TryLockError::WouldBlock) => continue, // its process is alive
+            Err(TryLockError::Error(e)) => return Err(format!("locking {}: {e}", path.display())),
+        }
+        let mut bytes = Vec::new();
+        file.read_to_end(&mut bytes).map_err(|e| format!("reading {}: {e}", path.display()))?;
+        let frames = decode(&bytes);
+        for chunk in frames.records.chunks(REPLAY_BATCH) {
+            store.insert_usage(chunk).await.map_err(|e| format!("replaying {}: {e}", path.display()))?;
+        }
+        if frames.torn_bytes > 0 {
+            tracing::warn!(journal = %path.display(), bytes = frames.torn_bytes, "usage journal ends in a torn write; its tail was never acknowledged");
+        }
+        let gone = if frames.unreadable > 0 {
+            tracing::error!(journal = %path.display(), frames = frames.unreadable, "usage journal frames could not be decoded; the journal is kept aside");
+            std::fs::rename(&path, path.with_extension(UNREADABLE))
+        } else {
+            std::fs::remove_file(&path)
+        };
+        gone.map_err(|e| format!("removing replayed {}: {e}", path.display()))?;
+        done.journals += 1;
+        done.records += frames.records.len();
+        done.unreadable += frames.unreadable;
+    }
+    Ok(done)
+}
+
+/// One record as a frame.
+fn encode(s: &Settlement) -> serde_json::Result<Vec<u8>> {
+    let mut frame = vec![0u8; HEADER];
+    serde_json::to_writer(&mut frame, &(&s.record, &s.reservation_id))?;
+    let len = u32::try_from(frame.len() - HEADER).map_err(serde::ser::Error::custom)?;
+    let crc = crc32fast::hash(&frame[HEADER..]);
+    frame[..4].copy_from_slice(&len.to_le_bytes());
+    frame[4..HEADER].copy_from_slice(&crc.to_le_bytes());
+    Ok(frame)
+}
+
+/// A journal's frames, read back.
+#[derive(Debug, Default)]
+struct Frames {
+    records: Vec<Settlement>,
+    unreadable: usize,
+    torn_bytes: usize,
+}
+
+/// Reads frames until the bytes end or one is cut short or fails its checksum.
+fn decode(mut bytes: &[u8]) -> Frames {
+    let mut out = Frames::default();
+    while !bytes.is_empty() {
+        let Some((header, rest)) = bytes.split_first_chunk::<HEADER>() else { break };
+        let len = u32::from_le_bytes([header[0], header[1], header[2], header[3]]) as usize;
+        let crc = u32::from_le_bytes([header[4], header[5], header[6], header[7]]);
+        let Some(payload) = rest.get(..len).filter(|p| crc32fast::hash(p) == crc) else { break };
+        match serde_json::from_slice::<(UsageRecord, Option<String>)>(payload) {
+            Ok((record, reservation_id)) => out.records.push(Settlement { record, reservation_id }),
+            Err(_) => out.unreadable += 1,
+        }
+        bytes = &rest[len..];
+    }
+    out.torn_bytes = bytes.len();
+    out
+}
+
+/// A lock refused on a file nobody else has seen yet is an I/O error like any other.
+fn lock_error(e: TryLockError) -> std::io::Error {
+    match e {
+        TryLockError::Error(e) => e,
+        TryLockError::WouldBlock => std::io::Error::new(ErrorKind::WouldBlock, "journal locked by another process"),
+    }
+}
+
+#[cfg(test)]
+#[path = "journal_tests.rs"]
+mod tests;
