@@ -169,10 +169,12 @@ async fn own_time(dir: &std::path::Path, port: u16, since_ns: i64) -> Result<()>
     );
     // (request, model call, upstream attempts), in nanoseconds.
     type Part = fn(&(i64, i64, i64)) -> i64;
-    let parts: [(&str, Part); 3] = [
+    let parts: [(&str, Part); 5] = [
         ("the request less its upstream call", |r| r.0 - r.2),
         ("around the model call (auth, parsing, answering, waiting for the usage record)", |r| r.0 - r.1),
         ("inside the model call, besides the upstream attempt (routing, accounting)", |r| r.1 - r.2),
+        ("the upstream attempt (Cairn's HTTP client, its socket, the upstream)", |r| r.2),
+        ("the whole request, from the server's first to its last byte", |r| r.0),
     ];
     for (name, part) in parts {
         let v = sorted(part);

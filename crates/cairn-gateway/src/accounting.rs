@@ -67,6 +67,9 @@ impl UsageRecorder {
     pub fn start(store: Arc<dyn Store>, metrics: Arc<Metrics>, every: Duration, journal: Option<UsageJournal>) -> Self {
         let (tx, rx) = mpsc::unbounded_channel();
         let journal = journal.map(Arc::new);
+        if let Some(journal) = &journal {
+            tokio::spawn(crate::journal::adopt(Arc::downgrade(journal), store.clone()));
+        }
         tokio::spawn(writer(store, metrics.clone(), rx, every, journal.clone()));
         Self { tx, metrics, journal }
     }

@@ -10,7 +10,8 @@
 //!
 //! A process holds its file with an exclusive `flock` while it lives. A process starting on the
 //! database replays every file nobody holds (a dead process's) before it serves, then deletes
-//! it; inserts are idempotent by call id, so a record committed just before a crash is not
+//! it, and a running one looks for such files every `ADOPT_EVERY` (a worker that died and was
+//! not restarted beside a server that runs on); inserts are idempotent by call id, so a record committed just before a crash is not
 //! counted twice, and its budget is settled once (the settling trigger fires on insert only).
 //!
 //! A frame is `length: u32 LE, crc32: u32 LE, payload` (the record as JSON). Replay stops at the
@@ -21,6 +22,8 @@ use std::fs::{File, OpenOptions, TryLockError};
 use std::io::{ErrorKind, Read};
 use std::os::unix::fs::{DirBuilderExt, FileExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
+use std::sync::{Arc, Weak};
+use std::time::Duration;
 
 use cairn_core::store::Store;
 use cairn_core::usage::{Settlement, UsageRecord};
@@ -39,11 +42,15 @@ const STAGING: &str = "new";
 const UNREADABLE: &str = "unreadable";
 /// Records per replay transaction.
 const REPLAY_BATCH: usize = 1_000;
+/// How often a running process replays the journals of processes that died since.
+const ADOPT_EVERY: Duration = Duration::from_secs(30);
 
 /// This process's usage journal: written on the request's thread, emptied by the usage writer.
 pub struct UsageJournal {
     path: PathBuf,
     capacity: u64,
+    /// How often the journals of processes that died since are replayed.
+    adopt_every: Duration,
     state: Mutex<State>,
 }
 
@@ -74,7 +81,14 @@ impl UsageJournal {
         file.try_lock().map_err(lock_error)?;
         let path = dir.join(format!("{name}.{LIVE}"));
         std::fs::rename(&staging, &path)?;
-        Ok(Self { path, capacity, state: Mutex::new(State { file, len: 0, outstanding: 0 }) })
+        Ok(Self { path, capacity, adopt_every: ADOPT_EVERY, state: Mutex::new(State { file, len: 0, outstanding: 0 }) })
+    }
+
+    /// The same journal, looking for dead processes' journals every `every` (tests).
+    #[cfg(test)]
+    pub(crate) fn adopting_every(mut self, every: Duration) -> Self {
+        self.adopt_every = every;
+        self
     }
 
     /// Writes `settlement` to the journal: true once it is there; false, with nothing written,
@@ -138,6 +152,29 @@ impl Drop for UsageJournal {
         // Everything committed: nothing to replay. Otherwise the file stays for the next start.
         if self.state.get_mut().outstanding == 0 {
             let _ = std::fs::remove_file(&self.path);
+        }
+    }
+}
+
+/// Replays, every `adopt_every`, the journals beside `journal` that no live process holds;
+/// ends when the journal is dropped.
+pub(crate) async fn adopt(journal: Weak<UsageJournal>, store: Arc<dyn Store>) {
+    let Some(every) = journal.upgrade().map(|j| j.adopt_every) else { return };
+    let mut tick = tokio::time::interval_at(tokio::time::Instant::now() + every, every);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tick.tick().await;
+        let Some(dir) = journal.upgrade().and_then(|j| j.path.parent().map(Path::to_path_buf)) else { return };
+        match replay(&dir, &*store).await {
+            Ok(r) if r.journals > 0 => {
+                tracing::info!(
+                    journals = r.journals,
+                    records = r.records,
+                    "replayed the usage journals of stopped processes"
+                );
+            }
+            Ok(_) => {}
+            Err(e) => tracing::warn!(error = %e, "replaying stopped processes' usage journals failed; will retry"),
         }
     }
 }

@@ -167,3 +167,24 @@ fn costs_come_back_from_the_journal_to_the_last_bit() {
         assert_eq!(back, s);
     }
 }
+
+#[tokio::test]
+async fn a_running_process_replays_the_journal_of_one_that_died_beside_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = store(dir.path()).await;
+    let at = dir.path().join("usage");
+    let ours = UsageJournal::create(&at).unwrap().adopting_every(Duration::from_millis(20));
+    let rec = UsageRecorder::start(store.clone(), Arc::new(Metrics::new()), Duration::from_secs(1), Some(ours));
+    // Another process (a worker) journals two calls and dies.
+    let theirs = UsageJournal::create(&at).unwrap();
+    assert!(theirs.append(&settlement("w-0", "req-w")));
+    assert!(theirs.append(&settlement("w-1", "req-w")));
+    drop(theirs);
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    while stored(&*store, "req-w").await.len() < 2 {
+        assert!(tokio::time::Instant::now() < deadline, "never replayed");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert_eq!(stored(&*store, "req-w").await, vec!["w-0", "w-1"]);
+    assert!(rec.journal().is_some());
+}
