@@ -56,7 +56,10 @@ enum Msg {
 /// Hands usage records to the background writer. Cheap to clone.
 #[derive(Clone)]
 pub struct UsageRecorder {
-    tx: mpsc::UnboundedSender<Msg>,
+    /// Awaited records and flushes.
+    urgent: mpsc::UnboundedSender<Msg>,
+    /// Records nobody waits for, journaled ones included.
+    lazy: mpsc::UnboundedSender<Msg>,
     metrics: Arc<Metrics>,
     journal: Option<Arc<UsageJournal>>,
 }
@@ -65,13 +68,15 @@ impl UsageRecorder {
     /// Starts the writer task on the current runtime; records go through `journal` first when
     /// there is one.
     pub fn start(store: Arc<dyn Store>, metrics: Arc<Metrics>, every: Duration, journal: Option<UsageJournal>) -> Self {
-        let (tx, rx) = mpsc::unbounded_channel();
+        let (urgent, urgent_rx) = mpsc::unbounded_channel();
+        let (lazy, lazy_rx) = mpsc::unbounded_channel();
         let journal = journal.map(Arc::new);
         if let Some(journal) = &journal {
             tokio::spawn(crate::journal::adopt(Arc::downgrade(journal), store.clone()));
         }
-        tokio::spawn(writer(store, metrics.clone(), rx, every, journal.clone()));
-        Self { tx, metrics, journal }
+        let queues = Queues { urgent: urgent_rx, lazy: lazy_rx };
+        tokio::spawn(writer(store, metrics.clone(), queues, every, journal.clone()));
+        Self { urgent, lazy, metrics, journal }
     }
 
     /// Counts a record in the metrics and queues it for storage, settled against
@@ -111,11 +116,12 @@ impl UsageRecorder {
         let settlement = Box::new(Settlement { record: r, reservation_id });
         if self.journal.as_ref().is_some_and(|j| j.append(&settlement)) {
             // Replayed at the next start if the writer is gone.
-            let _ = self.tx.send(Msg::Journaled(settlement));
+            let _ = self.lazy.send(Msg::Journaled(settlement));
             return None;
         }
         let (done, committed) = oneshot::channel();
-        if self.tx.send(Msg::Record(settlement, urgency, done)).is_err() {
+        let queue = if urgency == Urgency::Awaited { &self.urgent } else { &self.lazy };
+        if queue.send(Msg::Record(settlement, urgency, done)).is_err() {
             tracing::error!("usage writer has stopped; a usage record was not stored");
         }
         Some(committed)
@@ -129,16 +135,43 @@ impl UsageRecorder {
     /// Waits until every record queued so far has been written (or the write failed).
     pub async fn flush(&self) {
         let (tx, rx) = oneshot::channel();
-        if self.tx.send(Msg::Flush(tx)).is_ok() {
+        if self.urgent.send(Msg::Flush(tx)).is_ok() {
             let _ = rx.await;
         }
+    }
+}
+
+/// The writer's two queues. What a caller waits for (an awaited record, a flush) wakes it at
+/// once; what nobody waits for (lingering and journaled records) wakes it only when it is idle,
+/// so a steady stream of them costs a wake-up or two per `LINGER`, not one per record.
+struct Queues {
+    urgent: mpsc::UnboundedReceiver<Msg>,
+    lazy: mpsc::UnboundedReceiver<Msg>,
+}
+
+impl Queues {
+    /// Takes what is already queued on both into the batch (on closing, all of it).
+    fn drain(&mut self, mut batch: Batch, buf: &mut Buffer, waiting: &mut Vec<oneshot::Sender<()>>) -> Batch {
+        for rx in [&mut self.urgent, &mut self.lazy] {
+            while batch == Batch::Closed || buf.records.len() < BATCH {
+                match rx.try_recv() {
+                    Ok(msg) => batch = batch.take(Some(msg), buf, waiting),
+                    Err(mpsc::error::TryRecvError::Disconnected) => {
+                        batch = Batch::Closed;
+                        break;
+                    }
+                    Err(mpsc::error::TryRecvError::Empty) => break,
+                }
+            }
+        }
+        batch
     }
 }
 
 async fn writer(
     store: Arc<dyn Store>,
     metrics: Arc<Metrics>,
-    mut rx: mpsc::UnboundedReceiver<Msg>,
+    mut queues: Queues,
     every: Duration,
     journal: Option<Arc<UsageJournal>>,
 ) {
@@ -149,24 +182,27 @@ async fn writer(
     loop {
         let mut batch = Batch::Open { urgent: false };
         tokio::select! {
-            msg = rx.recv() => batch = batch.take(msg, &mut buf, &mut waiting),
+            biased;
+            msg = queues.urgent.recv() => batch = batch.take(msg, &mut buf, &mut waiting),
+            msg = queues.lazy.recv() => batch = batch.take(msg, &mut buf, &mut waiting),
             _ = retry.tick(), if !buf.records.is_empty() => {}
         };
         // Everything that queued up while the last transaction ran joins this one; records
-        // nobody waits for also wait up to `LINGER` for more.
+        // nobody waits for also wait up to `LINGER` for more (only a waited-for one cuts that
+        // short).
         let linger_until = tokio::time::Instant::now() + LINGER;
-        while let Batch::Open { urgent } = batch {
-            if buf.records.len() >= BATCH {
+        loop {
+            batch = queues.drain(batch, &mut buf, &mut waiting);
+            let Batch::Open { urgent: false } = batch else { break };
+            if buf.records.is_empty() || buf.records.len() >= BATCH {
                 break;
             }
-            match rx.try_recv() {
-                Ok(msg) => batch = batch.take(Some(msg), &mut buf, &mut waiting),
-                Err(mpsc::error::TryRecvError::Disconnected) => batch = Batch::Closed,
-                Err(mpsc::error::TryRecvError::Empty) if urgent || buf.records.is_empty() => break,
-                Err(mpsc::error::TryRecvError::Empty) => tokio::select! {
-                    msg = rx.recv() => batch = batch.take(msg, &mut buf, &mut waiting),
-                    _ = tokio::time::sleep_until(linger_until) => break,
-                },
+            tokio::select! {
+                msg = queues.urgent.recv() => batch = batch.take(msg, &mut buf, &mut waiting),
+                _ = tokio::time::sleep_until(linger_until) => {
+                    batch = queues.drain(batch, &mut buf, &mut waiting);
+                    break;
+                }
             }
         }
         write(&*store, &metrics, &mut buf, journal.as_deref()).await;
@@ -184,21 +220,18 @@ async fn writer(
 enum Batch {
     /// Taking more; `urgent` once something in it is awaited (then it takes only what queued).
     Open { urgent: bool },
-    /// Every sender is gone: write what is held, then stop.
+    /// Every sender is gone: write what is held and what is still queued, then stop.
     Closed,
 }
 
 impl Batch {
-    /// Adds one message to the batch.
+    /// Adds one message to the batch (`None`: the queue closed).
     fn take(self, msg: Option<Msg>, buf: &mut Buffer, waiting: &mut Vec<oneshot::Sender<()>>) -> Batch {
-        let Batch::Open { urgent } = self else {
-            return self;
-        };
         match msg {
             Some(Msg::Record(r, urgency, done)) => {
                 buf.push(*r, false);
                 waiting.push(done);
-                Batch::Open { urgent: urgent || urgency == Urgency::Awaited }
+                self.urgent_if(urgency == Urgency::Awaited)
             }
             Some(Msg::Journaled(r)) => {
                 buf.push(*r, true);
@@ -206,9 +239,17 @@ impl Batch {
             }
             Some(Msg::Flush(done)) => {
                 waiting.push(done);
-                Batch::Open { urgent: true }
+                self.urgent_if(true)
             }
             None => Batch::Closed,
+        }
+    }
+
+    /// The batch, urgent now if `now` is.
+    fn urgent_if(self, now: bool) -> Batch {
+        match self {
+            Batch::Open { urgent } => Batch::Open { urgent: urgent || now },
+            Batch::Closed => Batch::Closed,
         }
     }
 }
