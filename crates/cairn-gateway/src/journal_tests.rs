@@ -31,6 +31,16 @@ fn files(dir: &Path, ext: &str) -> usize {
         .unwrap_or(0)
 }
 
+/// A journal in `at` holding calls `ids` of request `request`, left by a process that died;
+/// its file.
+fn dead_journal(at: &Path, ids: &[&str], request: &str) -> std::path::PathBuf {
+    let journal = UsageJournal::create(at).unwrap();
+    for id in ids {
+        assert!(journal.append(&settlement(id, request)));
+    }
+    journal.path.clone() // dropped here: its lock goes with it, the file stays
+}
+
 #[tokio::test]
 async fn a_journaled_record_needs_no_wait_and_is_released_once_committed() {
     let dir = tempfile::tempdir().unwrap();
@@ -86,11 +96,7 @@ async fn a_torn_tail_is_ignored_and_what_precedes_it_replayed() {
     let dir = tempfile::tempdir().unwrap();
     let store = store(dir.path()).await;
     let at = dir.path().join("usage");
-    let journal = UsageJournal::create(&at).unwrap();
-    assert!(journal.append(&settlement("a", "req-t")));
-    assert!(journal.append(&settlement("b", "req-t")));
-    let path = journal.path.clone();
-    drop(journal);
+    let path = dead_journal(&at, &["a", "b"], "req-t");
     // A third frame cut short, as an OS crash mid-write leaves it.
     let third = encode(&settlement("c", "req-t")).unwrap();
     let mut bytes = std::fs::read(&path).unwrap();
@@ -118,10 +124,7 @@ async fn an_undecodable_frame_is_skipped_and_its_journal_kept_aside() {
     let dir = tempfile::tempdir().unwrap();
     let store = store(dir.path()).await;
     let at = dir.path().join("usage");
-    let journal = UsageJournal::create(&at).unwrap();
-    assert!(journal.append(&settlement("a", "req-u")));
-    let path = journal.path.clone();
-    drop(journal);
+    let path = dead_journal(&at, &["a"], "req-u");
     // A frame with a valid checksum whose payload is not a record (another version's).
     let payload = br#"{"not":"a record"}"#;
     let mut bytes = std::fs::read(&path).unwrap();
@@ -176,10 +179,7 @@ async fn a_running_process_replays_the_journal_of_one_that_died_beside_it() {
     let ours = UsageJournal::create(&at).unwrap().adopting_every(Duration::from_millis(20));
     let rec = UsageRecorder::start(store.clone(), Arc::new(Metrics::new()), Duration::from_secs(1), Some(ours));
     // Another process (a worker) journals two calls and dies.
-    let theirs = UsageJournal::create(&at).unwrap();
-    assert!(theirs.append(&settlement("w-0", "req-w")));
-    assert!(theirs.append(&settlement("w-1", "req-w")));
-    drop(theirs);
+    dead_journal(&at, &["w-0", "w-1"], "req-w");
     let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
     while stored(&*store, "req-w").await.len() < 2 {
         assert!(tokio::time::Instant::now() < deadline, "never replayed");

@@ -19,21 +19,13 @@ const DOCS: usize = 6;
 const SENTENCES: usize = 96;
 
 fn write_config(dir: &Path, url: &str, up: &StandIn) -> std::path::PathBuf {
-    let path = dir.join("cairn.toml");
-    let text = format!(
+    let rest = format!(
         r#"
-[server]
-shutdown_grace_secs = 1
-[storage]
-url = "{url}"
 [jobs]
 lease_ms = 1500
 poll_ms = 50
 backoff_base_ms = 50
 backoff_max_ms = 500
-[log]
-level = "warn"
-format = "json"
 [providers.up]
 kind = "openai"
 base_url = "{}"
@@ -43,8 +35,7 @@ targets = [{{ provider = "up", model = "up-embed", timeouts = {{ first_token_ms 
 "#,
         up.openai_url()
     );
-    std::fs::write(&path, text).unwrap();
-    path
+    common::write_node_config(dir, url, &rest)
 }
 
 async fn post(client: &reqwest::Client, url: String, body: &Value) -> Value {

@@ -28,22 +28,14 @@ const PRICES: &str = "input_usd_per_mtok = 10000.0, output_usd_per_mtok = 20000.
 
 /// The nodes' config on database `url`, with `extra` TOML at the end.
 fn write_config(dir: &Path, url: &str, up: &StandIn, extra: &str) -> std::path::PathBuf {
-    let path = dir.join("cairn.toml");
-    let text = format!(
+    let rest = format!(
         r#"
-[server]
-shutdown_grace_secs = 1
-[storage]
-url = "{url}"
 [jobs]
 workers_in_serve = false
 lease_ms = 1500
 poll_ms = 50
 backoff_base_ms = 50
 backoff_max_ms = 500
-[log]
-level = "warn"
-format = "json"
 [providers.up]
 kind = "openai"
 base_url = "{base}"
@@ -56,8 +48,7 @@ targets = [{{ provider = "up", model = "up-model", {PRICES} }}]
 "#,
         base = up.openai_url()
     );
-    std::fs::write(&path, text).unwrap();
-    path
+    common::write_node_config(dir, url, &rest)
 }
 
 /// A server that runs no jobs (the workers do), or a worker.

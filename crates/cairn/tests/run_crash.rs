@@ -19,22 +19,14 @@ use serde_json::{json, Value};
 const RUNS: usize = 4;
 
 fn write_config(dir: &Path, url: &str, up: &StandIn) -> std::path::PathBuf {
-    let path = dir.join("cairn.toml");
-    let text = format!(
+    let rest = format!(
         r#"
-[server]
-shutdown_grace_secs = 1
-[storage]
-url = "{url}"
 [jobs]
 lease_ms = 1500
 poll_ms = 50
 backoff_base_ms = 50
 backoff_max_ms = 500
 webhook_allowed_hosts = ["127.0.0.1"]
-[log]
-level = "warn"
-format = "json"
 [providers.up]
 kind = "openai"
 base_url = "{}"
@@ -43,8 +35,7 @@ targets = [{{ provider = "up", model = "up-model", timeouts = {{ first_token_ms 
 "#,
         up.openai_url()
     );
-    std::fs::write(&path, text).unwrap();
-    path
+    common::write_node_config(dir, url, &rest)
 }
 
 /// A fresh folder and the URL of a SQLite database in it.

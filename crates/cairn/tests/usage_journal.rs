@@ -18,27 +18,13 @@ use sqlx::{Connection, SqliteConnection};
 const COST: f64 = 0.19;
 
 fn write_config(dir: &Path, up: &StandIn) -> std::path::PathBuf {
-    let path = dir.join("cairn.toml");
-    let text = format!(
-        r#"
-[server]
-shutdown_grace_secs = 1
-[storage]
-url = "sqlite://{db}"
-[log]
-level = "warn"
-format = "json"
-[providers.up]
-kind = "openai"
-base_url = "{up}"
-[models.fast]
-targets = [{{ provider = "up", model = "up-model", input_usd_per_mtok = 10000.0, output_usd_per_mtok = 20000.0 }}]
-"#,
-        db = dir.join("cairn.db").display(),
-        up = up.openai_url()
+    let url = format!("sqlite://{}", dir.join("cairn.db").display());
+    let rest = format!(
+        "[providers.up]\nkind = \"openai\"\nbase_url = \"{}\"\n[models.fast]\n\
+         targets = [{{ provider = \"up\", model = \"up-model\", input_usd_per_mtok = 10000.0, output_usd_per_mtok = 20000.0 }}]\n",
+        up.openai_url()
     );
-    std::fs::write(&path, text).unwrap();
-    path
+    common::write_node_config(dir, &url, &rest)
 }
 
 /// A running `cairn serve` and its base URL.

@@ -13,6 +13,18 @@ pub fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
 }
 
+#[allow(dead_code)] // not every test binary that shares this module uses it
+/// Writes `dir/cairn.toml` for a test node on database `url` (a second's shutdown grace,
+/// warnings logged as JSON) with the sections in `rest`; returns its path.
+pub fn write_node_config(dir: &Path, url: &str, rest: &str) -> std::path::PathBuf {
+    let path = dir.join("cairn.toml");
+    let text = format!(
+        "[server]\nshutdown_grace_secs = 1\n[storage]\nurl = \"{url}\"\n[log]\nlevel = \"warn\"\nformat = \"json\"\n{rest}"
+    );
+    std::fs::write(&path, text).unwrap();
+    path
+}
+
 /// Starts `cairn ARGS --config CONFIG` on `port`, with its output in `dir/NAME.log`.
 pub fn spawn(dir: &Path, name: &str, config: &Path, args: &[&str], port: u16) -> Child {
     let log = std::fs::File::create(dir.join(format!("{name}.log"))).unwrap();
