@@ -19,6 +19,7 @@ pub mod routing;
 mod service;
 mod sse;
 mod stream;
+mod usage_writer;
 
 pub use accounting::UsageRecorder;
 pub use cache::semantic::{agree, Disagreement};
