@@ -38,11 +38,25 @@ async fn chat(body: Bytes) -> Response {
     Response::builder().header("content-type", ctype).body(payload).unwrap_or_default()
 }
 
-/// Starts the upstream on a free loopback port.
+/// Starts the upstream on a free loopback port, on a thread and runtime of its own: a remote
+/// provider answers whatever the load generator is doing, so it must not wait for the
+/// generator's runtime (which would bill the generator's own scheduling to the path through
+/// Cairn, whose call to the upstream comes from another process).
 pub async fn start() -> anyhow::Result<SocketAddr> {
-    let app = Router::new().route("/v1/chat/completions", post(chat));
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    let listener = std::net::TcpListener::bind("127.0.0.1:0")?;
+    listener.set_nonblocking(true)?;
     let addr = listener.local_addr()?;
-    tokio::spawn(async move { axum::serve(listener, app).await });
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+    std::thread::Builder::new().name("bench-upstream".into()).spawn(move || {
+        runtime.block_on(async move {
+            let app = Router::new().route("/v1/chat/completions", post(chat));
+            match tokio::net::TcpListener::from_std(listener) {
+                Ok(listener) => {
+                    let _ = axum::serve(listener, app).await;
+                }
+                Err(e) => eprintln!("bench upstream: {e}"),
+            }
+        })
+    })?;
     Ok(addr)
 }
