@@ -92,9 +92,9 @@ impl UsageRecorder {
             .inc_by(r.cost_usd);
         m.cost_usd.get_or_create(&vec![("model", model)]).inc_by(r.cost_usd);
         let settlement = Box::new(Settlement { record: r, reservation_id });
-        if self.journal.as_ref().is_some_and(|j| j.append(&settlement)) {
+        if let Some(segment) = self.journal.as_ref().and_then(|j| j.append(&settlement)) {
             // Replayed at the next start if the writer is gone.
-            let _ = self.lazy.send(Msg::Journaled(settlement));
+            let _ = self.lazy.send(Msg::Journaled(settlement, segment));
             return None;
         }
         let (done, committed) = oneshot::channel();

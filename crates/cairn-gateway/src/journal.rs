@@ -1,10 +1,11 @@
 //! The usage journal: how a finished call's usage record is durable before its answer leaves
 //! without the answer waiting for a database commit (SQLite, `usage_commit = "before_answer"`).
 //!
-//! Each process appends the records it finishes to a file of its own in the journal folder
+//! Each process appends the records it finishes to files of its own in the journal folder
 //! beside the database (`NAME-usage/`), one positioned `write` each, before the answer is sent;
 //! the usage writer then commits them in batches, as it does records nobody waits for, and
-//! empties the file whenever everything written to it is committed. A written page lives in
+//! empties a file once everything written to it is committed. A process has two files that
+//! take turns (`SWITCH_AT`), so one drains while the other takes new records. A written page lives in
 //! the OS page cache, so a record survives its process being killed, exactly as a SQLite commit
 //! with `synchronous = NORMAL` does (an OS crash can lose the last few of either).
 //!
@@ -29,9 +30,13 @@ use cairn_core::store::Store;
 use cairn_core::usage::{Settlement, UsageRecord};
 use parking_lot::Mutex;
 
-/// How large a journal may grow while storage takes none of its records (64 MiB, about 150,000
-/// records); past it, answers wait for their commit again.
-const CAPACITY: u64 = 64 << 20;
+/// How large each of a journal's two files may grow while storage takes none of their records
+/// (32 MiB, about 75,000 records); past it, answers wait for their commit again.
+const CAPACITY: u64 = 32 << 20;
+/// How large the file taking appends may grow before appends move to the other one (once that
+/// one is empty). Under steady load there is always a record not yet committed, so a single
+/// file would never be emptied; two take turns, and the one not written to drains.
+const SWITCH_AT: u64 = 1 << 20;
 /// Bytes before each frame's payload: its length and checksum.
 const HEADER: usize = 8;
 /// The extension of a live or orphaned journal.
@@ -45,17 +50,36 @@ const REPLAY_BATCH: usize = 1_000;
 /// How often a running process replays the journals of processes that died since.
 const ADOPT_EVERY: Duration = Duration::from_secs(30);
 
-/// This process's usage journal: written on the request's thread, emptied by the usage writer.
+/// This process's usage journal: two files written on the request's thread, emptied by the
+/// usage writer.
 pub struct UsageJournal {
-    path: PathBuf,
+    paths: [PathBuf; 2],
     capacity: u64,
+    switch_at: u64,
     /// How often the journals of processes that died since are replayed.
     adopt_every: Duration,
     state: Mutex<State>,
 }
 
-/// The open file and what it holds.
+/// Which of a journal's two files a record went to.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct Segment(usize);
+
+impl Segment {
+    /// 0 or 1.
+    pub(crate) fn index(self) -> usize {
+        self.0
+    }
+}
+
+/// The open files, what they hold, and which one takes appends.
 struct State {
+    files: [SegmentFile; 2],
+    active: usize,
+}
+
+/// One of the journal's files.
+struct SegmentFile {
     file: File,
     /// Bytes written: where the next frame goes.
     len: u64,
@@ -70,18 +94,28 @@ impl UsageJournal {
         Self::with_capacity(dir, CAPACITY)
     }
 
-    /// `create`, holding at most `capacity` bytes.
+    /// `create`, each file holding at most `capacity` bytes.
     pub(crate) fn with_capacity(dir: &Path, capacity: u64) -> std::io::Result<Self> {
         std::fs::DirBuilder::new().recursive(true).mode(0o700).create(dir)?;
         let name = uuid::Uuid::now_v7().simple().to_string();
-        let staging = dir.join(format!("{name}.{STAGING}"));
-        let file = OpenOptions::new().read(true).write(true).create_new(true).mode(0o600).open(&staging)?;
-        // Locked before it takes the name replayers look for, so none of them can take a live
-        // journal for a dead process's.
-        file.try_lock().map_err(lock_error)?;
-        let path = dir.join(format!("{name}.{LIVE}"));
-        std::fs::rename(&staging, &path)?;
-        Ok(Self { path, capacity, adopt_every: ADOPT_EVERY, state: Mutex::new(State { file, len: 0, outstanding: 0 }) })
+        let open = |i: usize| -> std::io::Result<(PathBuf, SegmentFile)> {
+            let staging = dir.join(format!("{name}-{i}.{STAGING}"));
+            let file = OpenOptions::new().read(true).write(true).create_new(true).mode(0o600).open(&staging)?;
+            // Locked before it takes the name replayers look for, so none of them can take a
+            // live journal for a dead process's.
+            file.try_lock().map_err(lock_error)?;
+            let path = dir.join(format!("{name}-{i}.{LIVE}"));
+            std::fs::rename(&staging, &path)?;
+            Ok((path, SegmentFile { file, len: 0, outstanding: 0 }))
+        };
+        let ((first_path, first), (second_path, second)) = (open(0)?, open(1)?);
+        Ok(Self {
+            paths: [first_path, second_path],
+            capacity,
+            switch_at: SWITCH_AT,
+            adopt_every: ADOPT_EVERY,
+            state: Mutex::new(State { files: [first, second], active: 0 }),
+        })
     }
 
     /// The same journal, looking for dead processes' journals every `every` (tests).
@@ -91,54 +125,70 @@ impl UsageJournal {
         self
     }
 
-    /// Writes `settlement` to the journal: true once it is there; false, with nothing written,
+    /// The same journal, moving appends to the other file past `bytes` (tests).
+    #[cfg(test)]
+    pub(crate) fn switching_at(mut self, bytes: u64) -> Self {
+        self.switch_at = bytes;
+        self
+    }
+
+    /// Writes `settlement` to the journal: the file it went to; none, with nothing written,
     /// when the journal is full or the write failed (the caller then waits for the commit).
-    pub(crate) fn append(&self, settlement: &Settlement) -> bool {
+    pub(crate) fn append(&self, settlement: &Settlement) -> Option<Segment> {
         let frame = match encode(settlement) {
             Ok(frame) => frame,
             Err(e) => {
                 tracing::error!(error = %e, "a usage record could not be encoded for the journal");
-                return false;
+                return None;
             }
         };
         let mut state = self.state.lock();
-        let at = state.len;
-        if at + frame.len() as u64 > self.capacity {
-            return false;
+        let other = 1 - state.active;
+        if state.files[state.active].len >= self.switch_at && state.files[other].len == 0 {
+            state.active = other;
         }
-        match state.file.write_all_at(&frame, at) {
+        let i = state.active;
+        let segment = &mut state.files[i];
+        let at = segment.len;
+        if at + frame.len() as u64 > self.capacity {
+            return None;
+        }
+        match segment.file.write_all_at(&frame, at) {
             Ok(()) => {
-                state.len += frame.len() as u64;
-                state.outstanding += 1;
-                true
+                segment.len += frame.len() as u64;
+                segment.outstanding += 1;
+                Some(Segment(i))
             }
             Err(e) => {
                 // A partly written frame would fail its checksum; cut it so the next one reads.
-                let _ = state.file.set_len(at);
+                let _ = segment.file.set_len(at);
                 tracing::error!(error = %e, "writing the usage journal failed; the answer waits for the commit");
-                false
+                None
             }
         }
     }
 
-    /// Notes that `n` journaled records are committed; empties the file once all are.
-    pub(crate) fn committed(&self, n: u64) {
-        if n == 0 {
+    /// Notes that `counts[i]` records of file `i` are committed; empties each file once all of
+    /// its records are.
+    pub(crate) fn committed(&self, counts: [u64; 2]) {
+        if counts == [0, 0] {
             return;
         }
         let mut state = self.state.lock();
-        state.outstanding = state.outstanding.saturating_sub(n);
-        if state.outstanding == 0 && state.len > 0 {
-            match state.file.set_len(0) {
-                Ok(()) => state.len = 0,
-                Err(e) => tracing::warn!(error = %e, "emptying the usage journal failed; it keeps growing"),
+        for (segment, n) in state.files.iter_mut().zip(counts) {
+            segment.outstanding = segment.outstanding.saturating_sub(n);
+            if segment.outstanding == 0 && segment.len > 0 {
+                match segment.file.set_len(0) {
+                    Ok(()) => segment.len = 0,
+                    Err(e) => tracing::warn!(error = %e, "emptying the usage journal failed; it keeps growing"),
+                }
             }
         }
     }
 
     /// Bytes the journal holds now.
     pub fn len(&self) -> u64 {
-        self.state.lock().len
+        self.state.lock().files.iter().map(|f| f.len).sum()
     }
 
     /// Whether everything written to the journal is committed.
@@ -149,9 +199,11 @@ impl UsageJournal {
 
 impl Drop for UsageJournal {
     fn drop(&mut self) {
-        // Everything committed: nothing to replay. Otherwise the file stays for the next start.
-        if self.state.get_mut().outstanding == 0 {
-            let _ = std::fs::remove_file(&self.path);
+        // Everything committed: nothing to replay. Otherwise the files stay for the next start.
+        if self.state.get_mut().files.iter().all(|f| f.outstanding == 0) {
+            for path in &self.paths {
+                let _ = std::fs::remove_file(path);
+            }
         }
     }
 }
@@ -164,7 +216,7 @@ pub(crate) async fn adopt(journal: Weak<UsageJournal>, store: Arc<dyn Store>) {
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         tick.tick().await;
-        let Some(dir) = journal.upgrade().and_then(|j| j.path.parent().map(Path::to_path_buf)) else { return };
+        let Some(dir) = journal.upgrade().and_then(|j| j.paths[0].parent().map(Path::to_path_buf)) else { return };
         match replay(&dir, &*store).await {
             Ok(r) if r.journals > 0 => {
                 tracing::info!(

@@ -11,7 +11,7 @@ use cairn_core::store::Store;
 use cairn_core::usage::Settlement;
 use cairn_telemetry::Metrics;
 
-use super::{decode, encode, replay, Replayed, UsageJournal, HEADER};
+use super::{decode, encode, replay, Replayed, Segment, UsageJournal, HEADER};
 use crate::accounting::tests::{record, stored};
 use crate::accounting::{Urgency, UsageRecorder};
 
@@ -36,9 +36,9 @@ fn files(dir: &Path, ext: &str) -> usize {
 fn dead_journal(at: &Path, ids: &[&str], request: &str) -> std::path::PathBuf {
     let journal = UsageJournal::create(at).unwrap();
     for id in ids {
-        assert!(journal.append(&settlement(id, request)));
+        assert_eq!(journal.append(&settlement(id, request)), Some(Segment(0)));
     }
-    journal.path.clone() // dropped here: its lock goes with it, the file stays
+    journal.paths[0].clone() // dropped here: its locks go with it, the files stay
 }
 
 #[tokio::test]
@@ -62,9 +62,11 @@ async fn the_journal_is_owner_only() {
     let dir = tempfile::tempdir().unwrap();
     let at = dir.path().join("usage");
     let journal = UsageJournal::create(&at).unwrap();
-    assert!(journal.append(&settlement("c", "r")));
+    assert!(journal.append(&settlement("c", "r")).is_some());
     assert_eq!(std::fs::metadata(&at).unwrap().permissions().mode() & 0o777, 0o700);
-    assert_eq!(std::fs::metadata(&journal.path).unwrap().permissions().mode() & 0o777, 0o600);
+    for path in &journal.paths {
+        assert_eq!(std::fs::metadata(path).unwrap().permissions().mode() & 0o777, 0o600);
+    }
 }
 
 #[tokio::test]
@@ -75,20 +77,20 @@ async fn a_dead_processs_journal_is_replayed_once_and_a_live_ones_never() {
     let dead = UsageJournal::create(&at).unwrap();
     let live = UsageJournal::create(&at).unwrap();
     for i in 0..3 {
-        assert!(dead.append(&settlement(&format!("dead-{i}"), "req-d")));
-        assert!(live.append(&settlement(&format!("live-{i}"), "req-l")));
+        assert!(dead.append(&settlement(&format!("dead-{i}"), "req-d")).is_some());
+        assert!(live.append(&settlement(&format!("live-{i}"), "req-l")).is_some());
     }
     // One of the dead process's records was committed just before it died.
     store.insert_usage(&[settlement("dead-0", "req-d")]).await.unwrap();
     drop(dead); // its lock goes with it, as with a killed process; the file stays
 
     let replayed = replay(&at, &*store).await.unwrap();
-    assert_eq!(replayed, Replayed { journals: 1, records: 3, unreadable: 0 });
+    assert_eq!(replayed, Replayed { journals: 2, records: 3, unreadable: 0 });
     assert_eq!(stored(&*store, "req-d").await, vec!["dead-0", "dead-1", "dead-2"]);
     assert!(stored(&*store, "req-l").await.is_empty(), "a live process's journal is its own");
-    assert_eq!(files(&at, "journal"), 1, "the replayed journal is removed, the live one kept");
+    assert_eq!(files(&at, "journal"), 2, "the replayed journal is removed, the live one kept");
     assert_eq!(replay(&at, &*store).await.unwrap(), Replayed::default());
-    assert_eq!(live.len() as usize, std::fs::metadata(&live.path).unwrap().len() as usize);
+    assert_eq!(live.len() as usize, std::fs::metadata(&live.paths[0]).unwrap().len() as usize);
 }
 
 #[tokio::test]
@@ -133,7 +135,7 @@ async fn an_undecodable_frame_is_skipped_and_its_journal_kept_aside() {
     bytes.extend(payload);
     bytes.extend(encode(&settlement("b", "req-u")).unwrap());
     std::fs::write(&path, &bytes).unwrap();
-    assert_eq!(replay(&at, &*store).await.unwrap(), Replayed { journals: 1, records: 2, unreadable: 1 });
+    assert_eq!(replay(&at, &*store).await.unwrap(), Replayed { journals: 2, records: 2, unreadable: 1 });
     assert_eq!(stored(&*store, "req-u").await, vec!["a", "b"]);
     assert_eq!((files(&at, "journal"), files(&at, "unreadable")), (0, 1));
 }
@@ -187,4 +189,20 @@ async fn a_running_process_replays_the_journal_of_one_that_died_beside_it() {
     }
     assert_eq!(stored(&*store, "req-w").await, vec!["w-0", "w-1"]);
     assert!(rec.journal().is_some());
+}
+
+#[test]
+fn under_steady_load_the_two_files_take_turns_and_each_is_emptied() {
+    let dir = tempfile::tempdir().unwrap();
+    let frame = encode(&settlement("c-000", "r")).unwrap().len() as u64;
+    let journal = UsageJournal::create(&dir.path().join("usage")).unwrap().switching_at(1);
+    // One record is always written and not yet committed: a single file would never empty.
+    let mut pending = vec![journal.append(&settlement("c-000", "r")).unwrap()];
+    for i in 1..200 {
+        pending.push(journal.append(&settlement(&format!("c-{i:03}"), "r")).expect("room"));
+        let mut counts = [0; 2];
+        counts[pending.remove(0).index()] += 1;
+        journal.committed(counts);
+        assert!(journal.len() <= 2 * frame, "after {i} records the journal holds {} bytes", journal.len());
+    }
 }

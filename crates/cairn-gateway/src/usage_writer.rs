@@ -17,7 +17,7 @@ use cairn_telemetry::Metrics;
 use tokio::sync::{mpsc, oneshot};
 
 use crate::accounting::Urgency;
-use crate::journal::UsageJournal;
+use crate::journal::{Segment, UsageJournal};
 
 /// Records kept in memory at most while storage is failing; older ones are dropped (logged).
 const MAX_BUFFER: usize = 100_000;
@@ -32,7 +32,7 @@ pub(crate) enum Msg {
     Record(Box<Settlement>, Urgency, oneshot::Sender<()>),
     /// A record already durable in the journal: it lingers, and its entry is released once
     /// it is committed.
-    Journaled(Box<Settlement>),
+    Journaled(Box<Settlement>, Segment),
     /// Answered once everything queued before it is written.
     Flush(oneshot::Sender<()>),
 }
@@ -128,12 +128,12 @@ impl Batch {
     fn take(self, msg: Option<Msg>, buf: &mut Buffer, waiting: &mut Vec<oneshot::Sender<()>>) -> Batch {
         match msg {
             Some(Msg::Record(r, urgency, done)) => {
-                buf.push(*r, false);
+                buf.push(*r, None);
                 waiting.push(done);
                 self.urgent_if(urgency == Urgency::Awaited)
             }
-            Some(Msg::Journaled(r)) => {
-                buf.push(*r, true);
+            Some(Msg::Journaled(r, segment)) => {
+                buf.push(*r, Some(segment));
                 self
             }
             Some(Msg::Flush(done)) => {
@@ -153,24 +153,28 @@ impl Batch {
     }
 }
 
-/// Records waiting for their transaction, and which of them are in the journal.
+/// Records waiting for their transaction, and which journal file holds each (if one does).
 #[derive(Default)]
 struct Buffer {
     records: Vec<Settlement>,
-    journaled: Vec<bool>,
+    journaled: Vec<Option<Segment>>,
 }
 
 impl Buffer {
     /// Queues a record.
-    fn push(&mut self, record: Settlement, journaled: bool) {
+    fn push(&mut self, record: Settlement, journaled: Option<Segment>) {
         self.records.push(record);
         self.journaled.push(journaled);
     }
 
-    /// Takes the first `n` records out; returns how many of them were journaled.
-    fn drain(&mut self, n: usize) -> u64 {
+    /// Takes the first `n` records out; returns how many of them each journal file holds.
+    fn drain(&mut self, n: usize) -> [u64; 2] {
         self.records.drain(..n);
-        self.journaled.drain(..n).filter(|&j| j).count() as u64
+        let mut counts = [0; 2];
+        for segment in self.journaled.drain(..n).flatten() {
+            counts[segment.index()] += 1;
+        }
+        counts
     }
 }
 

@@ -45,12 +45,12 @@ async fn by_default_on_sqlite_an_answer_is_journaled_instead_of_waiting() {
             .expect("answered without waiting for the commit");
     assert_eq!(status, 200, "{body}");
     let held = journal_sizes(&s.database_url);
-    assert!(held.len() == 1 && held[0] > 0, "the record is in the journal: {held:?}");
+    assert!(held.len() == 2 && held.iter().sum::<u64>() > 0, "the record is in the journal: {held:?}");
     sqlx::query("ROLLBACK").execute(&mut blocker).await.unwrap();
     let (_, u) = s.get("/v1/usage", &key).await;
     assert_eq!(u["totals"]["requests"], 1, "{u}");
     assert!((u["totals"]["cost_usd"].as_f64().unwrap() - 0.19).abs() < 1e-9, "{u}");
-    assert_eq!(journal_sizes(&s.database_url), vec![0], "emptied once its records are committed");
+    assert_eq!(journal_sizes(&s.database_url), vec![0, 0], "emptied once its records are committed");
 }
 
 #[tokio::test]
