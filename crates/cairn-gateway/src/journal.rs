@@ -217,16 +217,8 @@ pub(crate) async fn adopt(journal: Weak<UsageJournal>, store: Arc<dyn Store>) {
     loop {
         tick.tick().await;
         let Some(dir) = journal.upgrade().and_then(|j| j.paths[0].parent().map(Path::to_path_buf)) else { return };
-        match replay(&dir, &*store).await {
-            Ok(r) if r.journals > 0 => {
-                tracing::info!(
-                    journals = r.journals,
-                    records = r.records,
-                    "replayed the usage journals of stopped processes"
-                );
-            }
-            Ok(_) => {}
-            Err(e) => tracing::warn!(error = %e, "replaying stopped processes' usage journals failed; will retry"),
+        if let Err(e) = replay(&dir, &*store).await {
+            tracing::warn!(error = %e, "replaying stopped processes' usage journals failed; will retry");
         }
     }
 }
@@ -283,6 +275,13 @@ pub async fn replay(dir: &Path, store: &dyn Store) -> Result<Replayed, String> {
         done.journals += 1;
         done.records += frames.records.len();
         done.unreadable += frames.unreadable;
+    }
+    if done.records > 0 {
+        tracing::info!(
+            records = done.records,
+            journals = done.journals,
+            "replayed the usage journals of stopped processes"
+        );
     }
     Ok(done)
 }

@@ -146,14 +146,7 @@ async fn usage_journal(config: &Config, store: &dyn Store) -> Result<Option<Usag
     let Some(dir) = cairn_store::usage_journal_dir(&config.storage.database_url()) else {
         return Ok(None);
     };
-    let replayed = journal::replay(&dir, store).await?;
-    if replayed.journals > 0 {
-        tracing::info!(
-            journals = replayed.journals,
-            records = replayed.records,
-            "replayed the usage journals of stopped processes"
-        );
-    }
+    journal::replay(&dir, store).await?;
     if config.gateway.usage_commit != UsageCommit::BeforeAnswer {
         return Ok(None);
     }
