@@ -49,7 +49,7 @@ pub async fn run(cairn: PathBuf, seconds: u64, rate: u32) -> Result<()> {
         bail!("the first call to the cached alias failed");
     }
     let warm = Duration::from_secs(1);
-    let _ = load::paired_rate(&client, &uncached, &hit, 200, warm, false).await;
+    let _ = load::paired_rate(&uncached, &hit, 200, warm, false).await;
     let dur = Duration::from_secs(seconds);
     println!("## Exact-cache hits (cairn-bench cache, {seconds}s per run at {rate} req/s each path, non-streaming)\n");
     println!(
@@ -57,10 +57,10 @@ pub async fn run(cairn: PathBuf, seconds: u64, rate: u32) -> Result<()> {
     );
     println!("|---|---|---|---|---|---|---|---|---|---|");
     let cpu_before = load::cpu_time(server.0.id());
-    let (a, b, lag) = load::paired_rate(&client, &direct, &hit, rate, dur, false).await;
+    let (a, b, lag) = load::paired_rate(&direct, &hit, rate, dur, false).await?;
     let cpu_after = load::cpu_time(server.0.id());
     row("upstream direct vs Cairn cache hit", rate, &a, &b, lag);
-    let (a, b, lag) = load::paired_rate(&client, &uncached, &hit, rate, dur, false).await;
+    let (a, b, lag) = load::paired_rate(&uncached, &hit, rate, dur, false).await?;
     row("Cairn uncached vs Cairn cache hit", rate, &a, &b, lag);
     let metrics = load::metrics(port).await.unwrap_or_default();
     let count = |result: &str| {
@@ -95,7 +95,7 @@ pub async fn run(cairn: PathBuf, seconds: u64, rate: u32) -> Result<()> {
     let paraphrase = semantic("How can I remove a local branch in git?");
     let exact = semantic("How do I delete a local git branch?");
     let slow = (rate / 100).max(1);
-    let _ = load::paired_rate(&client, &exact, &paraphrase, slow, warm, false).await;
+    let _ = load::paired_rate(&exact, &paraphrase, slow, warm, false).await;
     println!(
         "## Semantic-cache hits ({SEMANTIC_ENTRIES} stored questions in the partition, filled in {:.1}s)\n",
         fill.as_secs_f64()
@@ -104,7 +104,7 @@ pub async fn run(cairn: PathBuf, seconds: u64, rate: u32) -> Result<()> {
         "| run (a vs b) | rate | a p50 | a p99 | b p50 | b p99 | b-a p50 | b-a p99 | generator lag p99 | errors |"
     );
     println!("|---|---|---|---|---|---|---|---|---|---|");
-    let (a, b, lag) = load::paired_rate(&client, &exact, &paraphrase, slow, dur, false).await;
+    let (a, b, lag) = load::paired_rate(&exact, &paraphrase, slow, dur, false).await?;
     row("exact hit vs semantic hit (embed + 1000 candidates + agreement)", slow, &a, &b, lag);
     let metrics = load::metrics(port).await.unwrap_or_default();
     let semantic_hits = load::sample(&metrics, "cairn_cache_semantic_hits_total{model=\"semantic\"}").unwrap_or("0");

@@ -110,7 +110,7 @@ pub async fn run(cairn: PathBuf, seconds: u64, rate: u32, model_dir: PathBuf) ->
             bail!("a first call failed");
         }
     }
-    let _ = load::paired_rate(&client, &plain, &guarded, 200, Duration::from_secs(1), false).await;
+    let _ = load::paired_rate(&plain, &guarded, 200, Duration::from_secs(1), false).await;
     println!(
         "## Guards through the gateway (cairn-bench guards, {seconds}s at {rate} req/s each path, non-streaming)\n"
     );
@@ -118,7 +118,7 @@ pub async fn run(cairn: PathBuf, seconds: u64, rate: u32, model_dir: PathBuf) ->
         "| run (a vs b) | rate | a p50 | a p99 | b p50 | b p99 | b-a p50 | b-a p99 | generator lag p99 | errors |"
     );
     println!("|---|---|---|---|---|---|---|---|---|---|");
-    let (a, b, lag) = load::paired_rate(&client, &plain, &guarded, rate, Duration::from_secs(seconds), false).await;
+    let (a, b, lag) = load::paired_rate(&plain, &guarded, rate, Duration::from_secs(seconds), false).await?;
     row("no guards vs injection + output redaction", rate, &a, &b, lag);
     let metrics = load::metrics(port).await.unwrap_or_default();
     let screened: u64 = metrics

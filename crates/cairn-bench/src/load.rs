@@ -6,6 +6,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use anyhow::Result;
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
 use hyper_util::client::legacy::connect::HttpConnector;
@@ -84,26 +85,62 @@ pub(crate) fn percentile(sorted: &[f64], p: f64) -> f64 {
 /// is timed from each request's actual send; the generator's own lag behind schedule is
 /// reported separately (a large lag means the generator, not the server, was overloaded).
 /// `first_byte` picks time to first byte instead of total time.
-pub async fn paired_rate(
-    client: &HttpClient,
-    a: &Target,
-    b: &Target,
-    rate: u32,
-    duration: Duration,
-    first_byte: bool,
-) -> (Summary, Summary, f64) {
-    let n = (rate as f64 * duration.as_secs_f64()) as u64;
-    let period = Duration::from_secs_f64(1.0 / rate as f64);
-    let start = tokio::time::Instant::now();
-    let errors = [Arc::new(AtomicU64::new(0)), Arc::new(AtomicU64::new(0))];
-    let mut tasks: [Vec<tokio::task::JoinHandle<Option<f64>>>; 2] = [Vec::new(), Vec::new()];
-    let mut lags = Vec::with_capacity(2 * n as usize);
-    for i in 0..n {
-        for (side, t) in [a, b].into_iter().enumerate() {
-            let scheduled = start + period * i as u32 + (period / 2) * side as u32;
-            tokio::time::sleep_until(scheduled).await;
+///
+/// The generator is built to add as little as it can to what it measures: it runs on a thread
+/// of its own with a single-threaded runtime and a client (connections) of its own, so a
+/// request and its response never cross between runtime threads, and a second thread keeps the
+/// schedule with the OS's high-resolution sleep. Tokio's timer ticks in whole milliseconds: on
+/// it, a's and b's requests left together in bursts, competing for the machine at the same
+/// instant instead of half a period apart.
+pub async fn paired_rate(a: &Target, b: &Target, rate: u32, duration: Duration, first_byte: bool) -> Result<Paired> {
+    let (a, b) = (a.clone(), b.clone());
+    let (tx, rx) = tokio::sync::oneshot::channel();
+    std::thread::Builder::new().name("bench-generator".into()).spawn(move || {
+        let _ = tx.send(generate(a, b, rate, duration, first_byte));
+    })?;
+    rx.await?
+}
+
+/// What [`paired_rate`] measured: a's and b's latencies and the generator's lag p99 (ms).
+pub type Paired = (Summary, Summary, f64);
+
+/// [`paired_rate`]'s work, on the calling thread.
+fn generate(a: Target, b: Target, rate: u32, duration: Duration, first_byte: bool) -> Result<Paired> {
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+    runtime.block_on(async move {
+        let client = client();
+        // Connections are opened before the clock starts (one each at least; more open if
+        // requests overlap), so the run times requests, not TCP handshakes.
+        for t in [&a, &b] {
+            for _ in 0..4 {
+                let _ = one(&client, t).await;
+            }
+        }
+        let n = (rate as f64 * duration.as_secs_f64()) as u32;
+        let period = Duration::from_secs_f64(1.0 / rate as f64);
+        let (tick, mut ticks) = tokio::sync::mpsc::unbounded_channel::<(usize, Instant)>();
+        let start = Instant::now();
+        std::thread::Builder::new().name("bench-schedule".into()).spawn(move || {
+            precise_sleep();
+            for i in 0..n {
+                for side in 0..2 {
+                    let scheduled = start + period * i + (period / 2) * side as u32;
+                    if let Some(wait) = scheduled.checked_duration_since(Instant::now()) {
+                        std::thread::sleep(wait);
+                    }
+                    if tick.send((side, scheduled)).is_err() {
+                        return;
+                    }
+                }
+            }
+        })?;
+        let errors = [Arc::new(AtomicU64::new(0)), Arc::new(AtomicU64::new(0))];
+        let targets = [Arc::new(a), Arc::new(b)];
+        let mut tasks: [Vec<tokio::task::JoinHandle<Option<f64>>>; 2] = [Vec::new(), Vec::new()];
+        let mut lags = Vec::with_capacity(2 * n as usize);
+        while let Some((side, scheduled)) = ticks.recv().await {
             lags.push(scheduled.elapsed().as_secs_f64() * 1000.0);
-            let (client, t, errors) = (client.clone(), t.clone(), errors[side].clone());
+            let (client, t, errors) = (client.clone(), targets[side].clone(), errors[side].clone());
             tasks[side].push(tokio::spawn(async move {
                 match one(&client, &t).await {
                     Some((ttfb, total)) => Some((if first_byte { ttfb } else { total }).as_secs_f64() * 1000.0),
@@ -114,27 +151,37 @@ pub async fn paired_rate(
                 }
             }));
         }
-    }
-    let elapsed = start.elapsed().as_secs_f64();
-    let mut out = [Summary::default(), Summary::default()];
-    for (side, handles) in tasks.into_iter().enumerate() {
-        let mut lat = Vec::with_capacity(handles.len());
-        for h in handles {
-            if let Ok(Some(ms)) = h.await {
-                lat.push(ms);
+        let elapsed = start.elapsed().as_secs_f64();
+        let mut out = [Summary::default(), Summary::default()];
+        for (side, handles) in tasks.into_iter().enumerate() {
+            let mut lat = Vec::with_capacity(handles.len());
+            for h in handles {
+                if let Ok(Some(ms)) = h.await {
+                    lat.push(ms);
+                }
             }
+            lat.sort_by(f64::total_cmp);
+            out[side] = Summary {
+                p50: percentile(&lat, 0.50),
+                p99: percentile(&lat, 0.99),
+                errors: errors[side].load(Ordering::Relaxed),
+                throughput: lat.len() as f64 / elapsed,
+            };
         }
-        lat.sort_by(f64::total_cmp);
-        out[side] = Summary {
-            p50: percentile(&lat, 0.50),
-            p99: percentile(&lat, 0.99),
-            errors: errors[side].load(Ordering::Relaxed),
-            throughput: lat.len() as f64 / elapsed,
-        };
+        lags.sort_by(f64::total_cmp);
+        let [sa, sb] = out;
+        Ok((sa, sb, percentile(&lags, 0.99)))
+    })
+}
+
+/// Asks the OS to wake this thread's sleeps on time: Linux lets a sleep overrun by the thread's
+/// timer slack (50 µs by default) to batch wake-ups; the schedule wants 1 µs.
+fn precise_sleep() {
+    #[cfg(target_os = "linux")]
+    // SAFETY: PR_SET_TIMERSLACK takes an integer and touches only the calling thread's slack.
+    unsafe {
+        libc::prctl(libc::PR_SET_TIMERSLACK, 1 as libc::c_ulong);
     }
-    lags.sort_by(f64::total_cmp);
-    let [sa, sb] = out;
-    (sa, sb, percentile(&lags, 0.99))
 }
 
 /// The Prometheus text of the server on `port`.

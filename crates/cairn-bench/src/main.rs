@@ -453,7 +453,7 @@ async fn gateway(cairn: PathBuf, seconds: u64, rates: Vec<u32>, workers: usize) 
         body: body(stream),
     };
     // Warm up connection pools on both paths.
-    let _ = load::paired_rate(&client, &direct(false), &cairn_t(false), 200, Duration::from_secs(1), false).await;
+    let _ = load::paired_rate(&direct(false), &cairn_t(false), 200, Duration::from_secs(1), false).await;
 
     let dur = Duration::from_secs(seconds);
     println!("## Gateway overhead (cairn-bench gateway, {seconds}s per run, direct and via Cairn interleaved)\n");
@@ -461,7 +461,7 @@ async fn gateway(cairn: PathBuf, seconds: u64, rates: Vec<u32>, workers: usize) 
     println!("|---|---|---|---|---|---|---|---|---|---|");
     for &rate in &rates {
         for (mode, stream) in [("non-streaming, total", false), ("streaming, time to first byte", true)] {
-            let (d, c, lag) = load::paired_rate(&client, &direct(stream), &cairn_t(stream), rate, dur, stream).await;
+            let (d, c, lag) = load::paired_rate(&direct(stream), &cairn_t(stream), rate, dur, stream).await?;
             row(mode, rate, &d, &c, lag);
         }
     }

@@ -75,10 +75,9 @@ async fn overhead(servers: &Servers, seconds: u64, rate: u32) -> Result<()> {
         body: body.clone(),
     };
     let (off, on) = (via(port_off), via(port_on));
-    let client = load::client();
     let warm = Duration::from_secs(1);
-    let _ = load::paired_rate(&client, &off, &on, 200, warm, false).await;
-    let _ = load::paired_rate(&client, &direct, &on, 200, warm, false).await;
+    let _ = load::paired_rate(&off, &on, 200, warm, false).await;
+    let _ = load::paired_rate(&direct, &on, 200, warm, false).await;
     let dur = Duration::from_secs(seconds);
     println!(
         "## Tracing overhead (cairn-bench traces, {seconds}s per run at {rate} req/s each path, non-streaming, usage_commit = {})\n",
@@ -88,13 +87,13 @@ async fn overhead(servers: &Servers, seconds: u64, rate: u32) -> Result<()> {
         "| run (a vs b) | rate | a p50 | a p99 | b p50 | b p99 | b-a p50 | b-a p99 | generator lag p99 | errors |"
     );
     println!("|---|---|---|---|---|---|---|---|---|---|");
-    let (d, c, lag) = load::paired_rate(&client, &direct, &off, rate, dur, false).await;
+    let (d, c, lag) = load::paired_rate(&direct, &off, rate, dur, false).await?;
     row("direct vs Cairn, tracing off", rate, &d, &c, lag);
-    let (d, c, lag) = load::paired_rate(&client, &direct, &on, rate, dur, false).await;
+    let (d, c, lag) = load::paired_rate(&direct, &on, rate, dur, false).await?;
     row("direct vs Cairn, tracing on (metadata)", rate, &d, &c, lag);
     let before = cpu();
     let window = cairn_core::trace::now_ns();
-    let (d, c, lag) = load::paired_rate(&client, &off, &on, rate, dur, false).await;
+    let (d, c, lag) = load::paired_rate(&off, &on, rate, dur, false).await?;
     let after = cpu();
     row("tracing off vs tracing on", rate, &d, &c, lag);
     // CPU per request is what tracing costs on a machine whose cores are all busy, where it
