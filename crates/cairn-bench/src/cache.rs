@@ -19,7 +19,7 @@ use crate::load::{self, Target};
 
 /// Questions stored in the semantic alias's partition before the run (its `max_candidates`).
 const SEMANTIC_ENTRIES: usize = 1_000;
-use crate::{row, start_cairn, upstream, BENCH_KEY};
+use crate::{row, server_time, start_cairn, upstream, BENCH_KEY};
 
 /// Runs the benchmark against the `cairn` binary: `seconds` per run at `rate` requests/s.
 pub async fn run(cairn: PathBuf, seconds: u64, rate: u32) -> Result<()> {
@@ -57,7 +57,9 @@ pub async fn run(cairn: PathBuf, seconds: u64, rate: u32) -> Result<()> {
     );
     println!("|---|---|---|---|---|---|---|---|---|---|");
     let cpu_before = load::cpu_time(server.0.id());
+    let from = cairn_core::trace::now_ns();
     let (a, b, lag) = load::paired_rate(&direct, &hit, rate, dur, false).await?;
+    let hits = from..cairn_core::trace::now_ns();
     let cpu_after = load::cpu_time(server.0.id());
     row("upstream direct vs Cairn cache hit", rate, &a, &b, lag);
     let (a, b, lag) = load::paired_rate(&uncached, &hit, rate, dur, false).await?;
@@ -77,6 +79,8 @@ pub async fn run(cairn: PathBuf, seconds: u64, rate: u32) -> Result<()> {
             (t1 - t0).as_secs_f64() * 1e6 / hits
         );
     }
+    let parts: [server_time::Part; 1] = [("a hit, from the server's first to its last byte", |r| r.whole)];
+    server_time::report(dir.path(), port, hits, "The first run's hits as the server timed them", &parts).await?;
 
     // The semantic tier: fill the partition, then ask a paraphrase of the first question.
     let semantic = |question: &str| Target { body: ask("semantic", question), ..via("semantic") };

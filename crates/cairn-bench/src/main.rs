@@ -16,6 +16,7 @@ mod pgsearch;
 mod rates;
 mod retrieval;
 mod search;
+mod server_time;
 mod startup;
 mod traces;
 mod upstream;

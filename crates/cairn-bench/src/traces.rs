@@ -26,7 +26,7 @@ use cairn_telemetry::{Metrics, SpanQueue, SpanQueueSettings, StoreWriter, TraceS
 use rand::Rng;
 
 use crate::load::{self, Target};
-use crate::{row, start_cairn, upstream, BENCH_KEY};
+use crate::{row, server_time, start_cairn, upstream, BENCH_KEY};
 
 const TENANTS: [&str; 4] = ["acme", "globex", "initech", "umbrella"];
 const MODELS: [&str; 3] = ["fast", "smart", "embed"];
@@ -126,66 +126,15 @@ fn mode_name(mode: cairn_core::config::UsageCommit) -> String {
 /// request's server span less the upstream calls (client spans) inside it. What the client
 /// measures besides is the machine's: sockets, and waiting for a CPU on a shared machine.
 async fn own_time(dir: &std::path::Path, port: u16, since_ns: i64) -> Result<()> {
-    // The span writer commits in batches: wait until the count stops moving.
-    let written = || async {
-        let m = load::metrics(port).await.unwrap_or_default();
-        load::sample(&m, "cairn_spans_written_total").map(str::to_owned)
-    };
-    let mut last = written().await;
-    for _ in 0..50 {
-        tokio::time::sleep(Duration::from_millis(100)).await;
-        let now = written().await;
-        if now == last {
-            break;
-        }
-        last = now;
-    }
-    let file = dir.join("data").join("cairn-traces.db");
-    let opts = sqlx::sqlite::SqliteConnectOptions::new().filename(&file).read_only(true);
-    let pool = sqlx::SqlitePool::connect_with(opts).await?;
-    // Per request: the server span, the model call inside it (the longest internal span), and
-    // the upstream attempts (client spans).
-    let rows: Vec<(i64, i64, i64)> = sqlx::query_as(
-        "SELECT s.end_ns - s.start_ns, \
-         COALESCE((SELECT MAX(c.end_ns - c.start_ns) FROM spans c WHERE c.tenant_id = s.tenant_id \
-         AND c.trace_id = s.trace_id AND c.kind = 'internal'), 0), \
-         COALESCE((SELECT SUM(c.end_ns - c.start_ns) FROM spans c WHERE c.tenant_id = s.tenant_id \
-         AND c.trace_id = s.trace_id AND c.kind = 'client'), 0) \
-         FROM spans s WHERE s.kind = 'server' AND s.start_ns >= ?1",
-    )
-    .bind(since_ns)
-    .fetch_all(&pool)
-    .await?;
-    let sorted = |part: fn(&(i64, i64, i64)) -> i64| {
-        let mut v: Vec<f64> = rows.iter().map(|r| part(r) as f64 / 1e6).collect();
-        v.sort_by(f64::total_cmp);
-        v
-    };
-    println!(
-        "\nCairn's own time per request in that run, tracing on, from its spans ({} requests):\n\n\
-         | part | p50 | p99 | max |\n|---|---|---|---|",
-        rows.len()
-    );
-    // (request, model call, upstream attempts), in nanoseconds.
-    type Part = fn(&(i64, i64, i64)) -> i64;
-    let parts: [(&str, Part); 5] = [
-        ("the request less its upstream call", |r| r.0 - r.2),
-        ("around the model call (auth, parsing, answering, waiting for the usage record)", |r| r.0 - r.1),
-        ("inside the model call, besides the upstream attempt (routing, accounting)", |r| r.1 - r.2),
-        ("the upstream attempt (Cairn's HTTP client, its socket, the upstream)", |r| r.2),
-        ("the whole request, from the server's first to its last byte", |r| r.0),
+    let parts: [server_time::Part; 5] = [
+        ("the request less its upstream call", |r| r.whole - r.upstream),
+        ("around the model call (auth, parsing, answering, waiting for the usage record)", |r| r.whole - r.model_call),
+        ("inside the model call, besides the upstream attempt (routing, accounting)", |r| r.model_call - r.upstream),
+        ("the upstream attempt (Cairn's HTTP client, its socket, the upstream)", |r| r.upstream),
+        ("the whole request, from the server's first to its last byte", |r| r.whole),
     ];
-    for (name, part) in parts {
-        let v = sorted(part);
-        println!(
-            "| {name} | {:.3} ms | {:.3} ms | {:.3} ms |",
-            load::percentile(&v, 0.50),
-            load::percentile(&v, 0.99),
-            v.last().copied().unwrap_or(f64::NAN)
-        );
-    }
-    println!();
-    Ok(())
+    let title = "Cairn's own time per request in that run, tracing on, from its spans";
+    server_time::report(dir, port, since_ns..i64::MAX, title, &parts).await
 }
 
 /// One request's spans (the HTTP request, its model call and the call's attempt), starting
