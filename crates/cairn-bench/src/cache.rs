@@ -59,7 +59,7 @@ pub async fn run(cairn: PathBuf, seconds: u64, rate: u32) -> Result<()> {
     let cpu_before = load::cpu_time(server.0.id());
     let from = cairn_core::trace::now_ns();
     let (a, b, lag) = load::paired_rate(&direct, &hit, rate, dur, false).await?;
-    let hits = from..cairn_core::trace::now_ns();
+    let hit_window = from..cairn_core::trace::now_ns();
     let cpu_after = load::cpu_time(server.0.id());
     row("upstream direct vs Cairn cache hit", rate, &a, &b, lag);
     let (a, b, lag) = load::paired_rate(&uncached, &hit, rate, dur, false).await?;
@@ -80,7 +80,7 @@ pub async fn run(cairn: PathBuf, seconds: u64, rate: u32) -> Result<()> {
         );
     }
     let parts: [server_time::Part; 1] = [("a hit, from the server's first to its last byte", |r| r.whole)];
-    server_time::report(dir.path(), port, hits, "The first run's hits as the server timed them", &parts).await?;
+    server_time::report(dir.path(), port, hit_window, "The first run's hits as the server timed them", &parts).await?;
 
     // The semantic tier: fill the partition, then ask a paraphrase of the first question.
     let semantic = |question: &str| Target { body: ask("semantic", question), ..via("semantic") };
