@@ -8,6 +8,8 @@
 
 use cairn_core::cache::CacheKey;
 use cairn_core::openai::{ChatMessage, ChatRequest, ChatRole, EmbeddingInput, EmbeddingRequest, MessageContent};
+use std::io::Write;
+
 use serde_json::{json, Map, Value};
 use sha2::{Digest, Sha256};
 
@@ -57,15 +59,23 @@ fn normalised_chat(req: &ChatRequest, messages: &[ChatMessage], endpoint: &str) 
     let messages: Vec<Value> = messages
         .iter()
         .map(|m| {
-            let mut m = m.clone();
-            if let Some(MessageContent::Parts(parts)) = &m.content {
-                if let [only] = parts.as_slice() {
-                    if only.kind == "text" && only.extra.is_empty() {
-                        m.content = only.text.clone().map(MessageContent::Text);
-                    }
+            // A lone text part reads as plain text; only such a message is copied to say so.
+            let lone_text = match m.content.as_ref() {
+                Some(MessageContent::Parts(parts)) => match parts.as_slice() {
+                    [only] if only.kind == "text" && only.extra.is_empty() => Some(&only.text),
+                    _ => None,
+                },
+                _ => None,
+            };
+            let value = match lone_text {
+                Some(text) => {
+                    let mut m = m.clone();
+                    m.content = text.clone().map(MessageContent::Text);
+                    serde_json::to_value(m)
                 }
-            }
-            serde_json::to_value(m).unwrap_or(Value::Null)
+                None => serde_json::to_value(m),
+            };
+            value.unwrap_or(Value::Null)
         })
         .collect();
     json!({
@@ -118,21 +128,41 @@ fn hash(tenant: &str, namespace: &str, normalised: &Value) -> CacheKey {
         h.update((part.len() as u64).to_le_bytes());
         h.update(part.as_bytes());
     }
-    h.update(canonical(normalised).to_string().as_bytes());
+    // Writing into a hasher cannot fail, nor can serialising a `Value`.
+    let _ = write_canonical(normalised, &mut h);
     CacheKey(hex::encode(h.finalize()))
 }
 
-/// `v` with every object's keys in sorted order (the map keeps insertion order).
-fn canonical(v: &Value) -> Value {
+/// Writes `v` as compact JSON with every object's keys in sorted order (the map keeps
+/// insertion order): the bytes of `v`'s sorted copy, serialised, without building that copy,
+/// so the keys stored so far stay valid.
+fn write_canonical(v: &Value, out: &mut impl Write) -> std::io::Result<()> {
     match v {
         Value::Object(m) => {
-            let mut keys: Vec<&String> = m.keys().collect();
-            keys.sort();
-            let sorted: Map<String, Value> = keys.into_iter().map(|k| (k.clone(), canonical(&m[k]))).collect();
-            Value::Object(sorted)
+            let mut entries: Vec<(&String, &Value)> = m.iter().collect();
+            entries.sort_unstable_by(|a, b| a.0.cmp(b.0));
+            out.write_all(b"{")?;
+            for (i, (k, v)) in entries.into_iter().enumerate() {
+                if i > 0 {
+                    out.write_all(b",")?;
+                }
+                serde_json::to_writer(&mut *out, k)?;
+                out.write_all(b":")?;
+                write_canonical(v, out)?;
+            }
+            out.write_all(b"}")
         }
-        Value::Array(items) => Value::Array(items.iter().map(canonical).collect()),
-        other => other.clone(),
+        Value::Array(items) => {
+            out.write_all(b"[")?;
+            for (i, item) in items.iter().enumerate() {
+                if i > 0 {
+                    out.write_all(b",")?;
+                }
+                write_canonical(item, out)?;
+            }
+            out.write_all(b"]")
+        }
+        leaf => Ok(serde_json::to_writer(out, leaf)?),
     }
 }
 
@@ -210,6 +240,35 @@ mod tests {
         assert_ne!(k, chat_key("acme", "v2", &req));
         // A tenant name cannot be spelled to run into the namespace.
         assert_ne!(chat_key("ab", "c", &req), chat_key("a", "bc", &req));
+    }
+
+    /// The form keys were first hashed over: a sorted copy, serialised.
+    fn sorted_copy(v: &Value) -> Value {
+        match v {
+            Value::Object(m) => {
+                let mut keys: Vec<&String> = m.keys().collect();
+                keys.sort();
+                Value::Object(keys.into_iter().map(|k| (k.clone(), sorted_copy(&m[k]))).collect())
+            }
+            Value::Array(items) => Value::Array(items.iter().map(sorted_copy).collect()),
+            other => other.clone(),
+        }
+    }
+
+    #[test]
+    fn canonical_bytes_are_those_of_the_sorted_copy() {
+        let values = [
+            json!(null),
+            json!("quote \" backslash \\ newline \n tab \t nul \u{0} emoji 🦀 é"),
+            json!({"z": 1, "a": [3, 2.5, -0.0, 1e300, {"y": true, "b": null}], "é": {}, "": [], "A": "x"}),
+            json!({"b": {"d": {"f": [[], [{}], [1, {"h": 2, "g": 1}]]}, "c": 18446744073709551615u64, "a": -9223372036854775808i64}}),
+            json!([0.1, 1.0, 100000000000000000000.0, 1.5e-7]),
+        ];
+        for v in values {
+            let mut bytes = Vec::new();
+            write_canonical(&v, &mut bytes).expect("written");
+            assert_eq!(String::from_utf8(bytes).expect("utf-8"), sorted_copy(&v).to_string(), "{v}");
+        }
     }
 
     #[test]
