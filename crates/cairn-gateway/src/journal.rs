@@ -18,6 +18,13 @@
 //! A frame is `length: u32 LE, crc32: u32 LE, payload` (the record as JSON). Replay stops at the
 //! first frame that is cut short or fails its checksum: only a write torn by an OS crash leaves
 //! one, and nothing after it was acknowledged.
+//!
+//! A file is emptied by writing an end mark (`END`) at its start, not by truncating it, and
+//! each frame is written with an end mark after it: the file keeps its blocks and cached pages,
+//! so a record is one overwrite inside the file. Appending to a truncated file made the kernel
+//! allocate a page, its buffers and a block reservation and log the file's new size in the
+//! filesystem's journal for each write: about a tenth of a cache hit's time on the request's
+//! thread. Frames of earlier rounds beyond the end mark are never read.
 
 use std::fs::{File, OpenOptions, TryLockError};
 use std::io::{ErrorKind, Read};
@@ -39,6 +46,11 @@ const CAPACITY: u64 = 32 << 20;
 const SWITCH_AT: u64 = 1 << 20;
 /// Bytes before each frame's payload: its length and checksum.
 const HEADER: usize = 8;
+/// Where a file's frames end: a header whose length no frame can have.
+const END: [u8; HEADER] = [0xff, 0xff, 0xff, 0xff, 0, 0, 0, 0];
+/// A file whose frames ran past this many times `switch_at` (storage fell behind) is
+/// truncated when it empties rather than kept at that size.
+const KEEP_FACTOR: u64 = 2;
 /// The extension of a live or orphaned journal.
 const LIVE: &str = "journal";
 /// The extension of a journal being created (locked, not yet named `LIVE`).
@@ -81,8 +93,10 @@ struct State {
 /// One of the journal's files.
 struct SegmentFile {
     file: File,
-    /// Bytes written: where the next frame goes.
+    /// Bytes of frames: where the next frame goes (an end mark lies there).
     len: u64,
+    /// The file's size: frames of earlier rounds may lie past `len`.
+    size: u64,
     /// Records written and not yet committed.
     outstanding: u64,
 }
@@ -106,7 +120,7 @@ impl UsageJournal {
             file.try_lock().map_err(lock_error)?;
             let path = dir.join(format!("{name}-{i}.{LIVE}"));
             std::fs::rename(&staging, &path)?;
-            Ok((path, SegmentFile { file, len: 0, outstanding: 0 }))
+            Ok((path, SegmentFile { file, len: 0, size: 0, outstanding: 0 }))
         };
         let ((first_path, first), (second_path, second)) = (open(0)?, open(1)?);
         Ok(Self {
@@ -155,13 +169,18 @@ impl UsageJournal {
         }
         match segment.file.write_all_at(&frame, at) {
             Ok(()) => {
-                segment.len += frame.len() as u64;
+                let written = (frame.len() - HEADER) as u64;
+                segment.len += written;
+                segment.size = segment.size.max(at + frame.len() as u64);
                 segment.outstanding += 1;
                 Some(Segment(i))
             }
             Err(e) => {
-                // A partly written frame would fail its checksum; cut it so the next one reads.
-                let _ = segment.file.set_len(at);
+                // A partly written frame would fail its checksum, and a cut end mark would let
+                // an earlier round's frames be read: end the file where this frame began.
+                if segment.file.write_all_at(&END, at).is_err() {
+                    let _ = segment.file.set_len(at);
+                }
                 tracing::error!(error = %e, "writing the usage journal failed; the answer waits for the commit");
                 None
             }
@@ -178,7 +197,12 @@ impl UsageJournal {
         for (segment, n) in state.files.iter_mut().zip(counts) {
             segment.outstanding = segment.outstanding.saturating_sub(n);
             if segment.outstanding == 0 && segment.len > 0 {
-                match segment.file.set_len(0) {
+                let emptied = if segment.size > KEEP_FACTOR * self.switch_at {
+                    segment.file.set_len(0).map(|()| segment.size = 0)
+                } else {
+                    segment.file.write_all_at(&END, 0)
+                };
+                match emptied {
                     Ok(()) => segment.len = 0,
                     Err(e) => tracing::warn!(error = %e, "emptying the usage journal failed; it keeps growing"),
                 }
@@ -286,14 +310,18 @@ pub async fn replay(dir: &Path, store: &dyn Store) -> Result<Replayed, String> {
     Ok(done)
 }
 
-/// One record as a frame.
+/// One record as a frame, followed by an end mark (written with it, overwritten by the next).
 fn encode(s: &Settlement) -> serde_json::Result<Vec<u8>> {
     let mut frame = vec![0u8; HEADER];
     serde_json::to_writer(&mut frame, &(&s.record, &s.reservation_id))?;
     let len = u32::try_from(frame.len() - HEADER).map_err(serde::ser::Error::custom)?;
+    if len == u32::MAX {
+        return Err(serde::ser::Error::custom("a usage record too large for the journal"));
+    }
     let crc = crc32fast::hash(&frame[HEADER..]);
     frame[..4].copy_from_slice(&len.to_le_bytes());
     frame[4..HEADER].copy_from_slice(&crc.to_le_bytes());
+    frame.extend_from_slice(&END);
     Ok(frame)
 }
 
@@ -305,11 +333,14 @@ struct Frames {
     torn_bytes: usize,
 }
 
-/// Reads frames until the bytes end or one is cut short or fails its checksum.
+/// Reads frames until the bytes end, an end mark, or one cut short or failing its checksum.
 fn decode(mut bytes: &[u8]) -> Frames {
     let mut out = Frames::default();
     while !bytes.is_empty() {
         let Some((header, rest)) = bytes.split_first_chunk::<HEADER>() else { break };
+        if *header == END {
+            return out;
+        }
         let len = u32::from_le_bytes([header[0], header[1], header[2], header[3]]) as usize;
         let crc = u32::from_le_bytes([header[4], header[5], header[6], header[7]]);
         let Some(payload) = rest.get(..len).filter(|p| crc32fast::hash(p) == crc) else { break };

@@ -11,7 +11,7 @@ use cairn_core::store::Store;
 use cairn_core::usage::Settlement;
 use cairn_telemetry::Metrics;
 
-use super::{decode, encode, replay, Replayed, Segment, UsageJournal, HEADER};
+use super::{decode, encode, replay, Replayed, Segment, UsageJournal, END, HEADER};
 use crate::accounting::tests::{record, stored};
 use crate::accounting::{Urgency, UsageRecorder};
 
@@ -22,6 +22,22 @@ async fn store(dir: &Path) -> Arc<dyn Store> {
 
 fn settlement(id: &str, request: &str) -> Settlement {
     Settlement { record: record(id, request), reservation_id: None }
+}
+
+/// One record's frame alone, without the end mark written after it.
+fn frame(s: &Settlement) -> Vec<u8> {
+    let mut bytes = encode(s).unwrap();
+    assert!(bytes.ends_with(&END));
+    bytes.truncate(bytes.len() - HEADER);
+    bytes
+}
+
+/// A journal file's bytes up to its end mark, as the next write finds them.
+fn frames_of(path: &Path) -> Vec<u8> {
+    let mut bytes = std::fs::read(path).unwrap();
+    assert!(bytes.ends_with(&END), "a written journal ends with its end mark");
+    bytes.truncate(bytes.len() - HEADER);
+    bytes
 }
 
 /// The journal files in `dir` with extension `ext`.
@@ -90,7 +106,7 @@ async fn a_dead_processs_journal_is_replayed_once_and_a_live_ones_never() {
     assert!(stored(&*store, "req-l").await.is_empty(), "a live process's journal is its own");
     assert_eq!(files(&at, "journal"), 2, "the replayed journal is removed, the live one kept");
     assert_eq!(replay(&at, &*store).await.unwrap(), Replayed::default());
-    assert_eq!(live.len() as usize, std::fs::metadata(&live.paths[0]).unwrap().len() as usize);
+    assert_eq!(live.len() as usize + HEADER, std::fs::metadata(&live.paths[0]).unwrap().len() as usize);
 }
 
 #[tokio::test]
@@ -99,9 +115,9 @@ async fn a_torn_tail_is_ignored_and_what_precedes_it_replayed() {
     let store = store(dir.path()).await;
     let at = dir.path().join("usage");
     let path = dead_journal(&at, &["a", "b"], "req-t");
-    // A third frame cut short, as an OS crash mid-write leaves it.
-    let third = encode(&settlement("c", "req-t")).unwrap();
-    let mut bytes = std::fs::read(&path).unwrap();
+    // A third frame cut short, as an OS crash mid-write leaves it (over the end mark).
+    let third = frame(&settlement("c", "req-t"));
+    let mut bytes = frames_of(&path);
     bytes.extend_from_slice(&third[..third.len() - 3]);
     std::fs::write(&path, &bytes).unwrap();
     assert_eq!(decode(&bytes).torn_bytes, third.len() - 3);
@@ -111,10 +127,10 @@ async fn a_torn_tail_is_ignored_and_what_precedes_it_replayed() {
 
 #[test]
 fn a_frame_failing_its_checksum_ends_the_journal() {
-    let mut bytes = encode(&settlement("a", "r")).unwrap();
+    let mut bytes = frame(&settlement("a", "r"));
     let second = bytes.len();
-    bytes.extend(encode(&settlement("b", "r")).unwrap());
-    bytes.extend(encode(&settlement("c", "r")).unwrap());
+    bytes.extend(frame(&settlement("b", "r")));
+    bytes.extend(frame(&settlement("c", "r")));
     bytes[second + HEADER + 2] ^= 1;
     let frames = decode(&bytes);
     assert_eq!(frames.records.iter().map(|s| s.record.id.as_str()).collect::<Vec<_>>(), vec!["a"]);
@@ -129,7 +145,7 @@ async fn an_undecodable_frame_is_skipped_and_its_journal_kept_aside() {
     let path = dead_journal(&at, &["a"], "req-u");
     // A frame with a valid checksum whose payload is not a record (another version's).
     let payload = br#"{"not":"a record"}"#;
-    let mut bytes = std::fs::read(&path).unwrap();
+    let mut bytes = frames_of(&path);
     bytes.extend((payload.len() as u32).to_le_bytes());
     bytes.extend(crc32fast::hash(payload).to_le_bytes());
     bytes.extend(payload);
@@ -205,4 +221,48 @@ fn under_steady_load_the_two_files_take_turns_and_each_is_emptied() {
         journal.committed(counts);
         assert!(journal.len() <= 2 * frame, "after {i} records the journal holds {} bytes", journal.len());
     }
+}
+
+#[tokio::test]
+async fn an_emptied_file_is_reused_in_place_and_its_earlier_frames_never_replayed() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = store(dir.path()).await;
+    let at = dir.path().join("usage");
+    let journal = UsageJournal::create(&at).unwrap();
+    for i in 0..3 {
+        assert_eq!(journal.append(&settlement(&format!("old-{i}"), "req-old")), Some(Segment(0)));
+    }
+    let size = std::fs::metadata(&journal.paths[0]).unwrap().len();
+    journal.committed([3, 0]);
+    assert_eq!(journal.len(), 0);
+    assert_eq!(std::fs::metadata(&journal.paths[0]).unwrap().len(), size, "emptied in place, not truncated");
+    assert!(decode(&std::fs::read(&journal.paths[0]).unwrap()).records.is_empty());
+    // A shorter round over the longer one, then the process dies with it outstanding.
+    assert_eq!(journal.append(&settlement("new-0", "req-new")), Some(Segment(0)));
+    let path = journal.paths[0].clone();
+    drop(journal);
+    let frames = decode(&std::fs::read(&path).unwrap());
+    assert_eq!(frames.records.iter().map(|s| s.record.id.as_str()).collect::<Vec<_>>(), vec!["new-0"]);
+    assert_eq!(frames.torn_bytes, 0, "an end mark is no torn write");
+    assert_eq!(replay(&at, &*store).await.unwrap().records, 1);
+    assert_eq!(stored(&*store, "req-new").await, vec!["new-0"]);
+    assert!(stored(&*store, "req-old").await.is_empty(), "the earlier round's frames lie past the end mark");
+}
+
+#[test]
+fn a_file_that_grew_while_storage_lagged_is_truncated_when_it_empties() {
+    let dir = tempfile::tempdir().unwrap();
+    let frame_len = frame(&settlement("c-0", "r")).len() as u64;
+    let journal = UsageJournal::create(&dir.path().join("usage")).unwrap().switching_at(frame_len);
+    // The first file is past the switch size: appends move to the second, which then grows
+    // past it while the first still waits for storage.
+    assert_eq!(journal.append(&settlement("c-0", "r")), Some(Segment(0)));
+    for i in 1..4 {
+        assert_eq!(journal.append(&settlement(&format!("c-{i}"), "r")), Some(Segment(1)));
+    }
+    journal.committed([0, 3]);
+    assert_eq!(std::fs::metadata(&journal.paths[1]).unwrap().len(), 0, "past twice the switch size: truncated");
+    journal.committed([1, 0]);
+    assert_eq!(std::fs::metadata(&journal.paths[0]).unwrap().len(), frame_len + HEADER as u64, "kept in place");
+    assert_eq!(journal.len(), 0);
 }
