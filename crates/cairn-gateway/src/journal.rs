@@ -310,6 +310,13 @@ pub async fn replay(dir: &Path, store: &dyn Store) -> Result<Replayed, String> {
     Ok(done)
 }
 
+/// How many records the journal file at `path` holds: its readable frames before its end (an
+/// emptied file keeps its size and holds none).
+pub fn records_in(path: &Path) -> std::io::Result<usize> {
+    let frames = decode(&std::fs::read(path)?);
+    Ok(frames.records.len() + frames.unreadable)
+}
+
 /// One record as a frame, followed by an end mark (written with it, overwritten by the next).
 fn encode(s: &Settlement) -> serde_json::Result<Vec<u8>> {
     let mut frame = vec![0u8; HEADER];

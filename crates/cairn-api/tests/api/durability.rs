@@ -23,14 +23,14 @@ async fn locked_server(extra: &str) -> (TestServer, String, SqliteConnection, St
     (s, key, blocker, up, backup)
 }
 
-/// The bytes each usage journal beside the SQLite database at `url` holds.
-fn journal_sizes(url: &str) -> Vec<u64> {
+/// The records each usage journal beside the SQLite database at `url` holds.
+fn journal_records(url: &str) -> Vec<usize> {
     let dir = cairn_store::usage_journal_dir(url).expect("a SQLite database");
     std::fs::read_dir(dir)
         .expect("the journal folder")
         .map(|e| e.expect("entry").path())
         .filter(|p| p.extension().is_some_and(|x| x == "journal"))
-        .map(|p| std::fs::metadata(p).expect("journal").len())
+        .map(|p| cairn_gateway::journal::records_in(&p).expect("journal"))
         .collect()
 }
 
@@ -44,13 +44,14 @@ async fn by_default_on_sqlite_an_answer_is_journaled_instead_of_waiting() {
             .await
             .expect("answered without waiting for the commit");
     assert_eq!(status, 200, "{body}");
-    let held = journal_sizes(&s.database_url);
-    assert!(held.len() == 2 && held.iter().sum::<u64>() > 0, "the record is in the journal: {held:?}");
+    let held = journal_records(&s.database_url);
+    assert_eq!(held.iter().sum::<usize>(), 1, "the record is in the journal: {held:?}");
+    assert_eq!(held.len(), 2);
     sqlx::query("ROLLBACK").execute(&mut blocker).await.unwrap();
     let (_, u) = s.get("/v1/usage", &key).await;
     assert_eq!(u["totals"]["requests"], 1, "{u}");
     assert!((u["totals"]["cost_usd"].as_f64().unwrap() - 0.19).abs() < 1e-9, "{u}");
-    assert_eq!(journal_sizes(&s.database_url), vec![0, 0], "emptied once its records are committed");
+    assert_eq!(journal_records(&s.database_url), vec![0, 0], "emptied once its records are committed");
 }
 
 #[tokio::test]
