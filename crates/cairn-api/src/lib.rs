@@ -10,6 +10,7 @@ mod error;
 mod json;
 mod middleware;
 mod openapi;
+mod repoll;
 mod routes;
 mod server;
 mod state;

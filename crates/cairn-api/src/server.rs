@@ -22,6 +22,7 @@ use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
 
 use crate::app::App;
+use crate::repoll::Repoll;
 
 /// Extra time after the grace period for cut streams to flush before giving up on them.
 const CUT_DRAIN: Duration = Duration::from_secs(5);
@@ -124,11 +125,11 @@ async fn accept_loop(
         let service = TowerToHyperService::new(router.clone());
         let conn = builder.serve_connection_with_upgrades(TokioIo::new(stream), service).into_owned();
         let conn = graceful.watch(conn);
-        tokio::spawn(async move {
+        tokio::spawn(Repoll::new(async move {
             // Errors here are the client's (a reset, a header timeout): nothing to report.
             let _ = conn.await;
             drop(slot);
-        });
+        }));
     }
     drop(listener);
     graceful.shutdown().await;
