@@ -7,6 +7,8 @@
 //! Connections are bounded: at most `server.max_connections` are served at once (the rest wait
 //! in the listen backlog), and one that has not sent a request's headers within
 //! `server.header_read_timeout_secs` is closed, so slow clients cannot hold the server.
+//! Each connection runs inside `Repoll` (`crate::repoll`), which polls it again at once when
+//! hyper wakes it during its own poll, instead of a sibling worker being woken for it.
 
 use std::future::Future;
 use std::sync::Arc;
