@@ -2,7 +2,8 @@
 //! upstream, with two aliases of the same target: `bench` (no cache) and `cached`. After one
 //! call fills the entry, every `cached` request is a hit. Open-loop runs at a fixed rate, side
 //! by side in one run: the upstream direct vs a hit, and Cairn uncached vs a hit (both through
-//! the same server, keys, limits and tracing as any call). Then the semantic cache: an alias
+//! the same server, keys, limits and tracing as any call); then hits alone at that rate, the
+//! machine carrying one path's load instead of two. Then the semantic cache: an alias
 //! whose partition holds `SEMANTIC_ENTRIES` stored questions (same system prompt), asked a
 //! paraphrase of one of them, so every request misses the exact tier, embeds the question with
 //! the in-process MiniLM, scores every candidate and checks agreement: an exact hit beside a
@@ -64,6 +65,12 @@ pub async fn run(cairn: PathBuf, seconds: u64, rate: u32) -> Result<()> {
     row("upstream direct vs Cairn cache hit", rate, &a, &b, lag);
     let (a, b, lag) = load::paired_rate(&uncached, &hit, rate, dur, false).await?;
     row("Cairn uncached vs Cairn cache hit", rate, &a, &b, lag);
+    // The paired runs put two paths' load on the machine; this one, the goal's load alone.
+    let (solo, lag) = load::solo_rate(&hit, rate, dur).await?;
+    println!(
+        "| Cairn cache hit alone | {rate} | | | {:.3} ms | {:.3} ms | | | {lag:.2} ms | {} |",
+        solo.p50, solo.p99, solo.errors
+    );
     let metrics = load::metrics(port).await.unwrap_or_default();
     let count = |result: &str| {
         let series = format!("cairn_cache_lookups_total{{model=\"cached\",endpoint=\"chat\",result=\"{result}\"}}");

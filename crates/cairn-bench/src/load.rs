@@ -93,25 +93,47 @@ pub(crate) fn percentile(sorted: &[f64], p: f64) -> f64 {
 /// it, a's and b's requests left together in bursts, competing for the machine at the same
 /// instant instead of half a period apart.
 pub async fn paired_rate(a: &Target, b: &Target, rate: u32, duration: Duration, first_byte: bool) -> Result<Paired> {
-    let (a, b) = (a.clone(), b.clone());
-    let (tx, rx) = tokio::sync::oneshot::channel();
-    std::thread::Builder::new().name("bench-generator".into()).spawn(move || {
-        let _ = tx.send(generate(a, b, rate, duration, first_byte));
-    })?;
-    rx.await?
+    let (mut out, lag) = open_loop(vec![a.clone(), b.clone()], rate, duration, first_byte).await?;
+    let b = out.pop().unwrap_or_default();
+    let a = out.pop().unwrap_or_default();
+    Ok((a, b, lag))
+}
+
+/// Open loop at `rate` requests per second to `t` alone, as [`paired_rate`] runs each side:
+/// the machine then carries one path's load, not two. Returns its latencies and the
+/// generator's lag p99 (ms).
+pub async fn solo_rate(t: &Target, rate: u32, duration: Duration) -> Result<(Summary, f64)> {
+    let (out, lag) = open_loop(vec![t.clone()], rate, duration, false).await?;
+    Ok((out.into_iter().next().unwrap_or_default(), lag))
 }
 
 /// What [`paired_rate`] measured: a's and b's latencies and the generator's lag p99 (ms).
 pub type Paired = (Summary, Summary, f64);
 
-/// [`paired_rate`]'s work, on the calling thread.
-fn generate(a: Target, b: Target, rate: u32, duration: Duration, first_byte: bool) -> Result<Paired> {
+/// Runs [`generate`] on a thread of its own (see [`paired_rate`]).
+async fn open_loop(
+    targets: Vec<Target>,
+    rate: u32,
+    duration: Duration,
+    first_byte: bool,
+) -> Result<(Vec<Summary>, f64)> {
+    let (tx, rx) = tokio::sync::oneshot::channel();
+    std::thread::Builder::new().name("bench-generator".into()).spawn(move || {
+        let _ = tx.send(generate(targets, rate, duration, first_byte));
+    })?;
+    rx.await?
+}
+
+/// The open loop's work, on the calling thread: `rate` requests per second to each target, the
+/// targets' requests spread evenly over each period.
+fn generate(targets: Vec<Target>, rate: u32, duration: Duration, first_byte: bool) -> Result<(Vec<Summary>, f64)> {
     let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+    let sides = targets.len().max(1);
     runtime.block_on(async move {
         let client = client();
         // Connections are opened before the clock starts (one each at least; more open if
         // requests overlap), so the run times requests, not TCP handshakes.
-        for t in [&a, &b] {
+        for t in &targets {
             for _ in 0..4 {
                 let _ = one(&client, t).await;
             }
@@ -123,8 +145,8 @@ fn generate(a: Target, b: Target, rate: u32, duration: Duration, first_byte: boo
         std::thread::Builder::new().name("bench-schedule".into()).spawn(move || {
             precise_sleep();
             for i in 0..n {
-                for side in 0..2 {
-                    let scheduled = start + period * i + (period / 2) * side as u32;
+                for side in 0..sides {
+                    let scheduled = start + period * i + (period / sides as u32) * side as u32;
                     if let Some(wait) = scheduled.checked_duration_since(Instant::now()) {
                         std::thread::sleep(wait);
                     }
@@ -134,10 +156,10 @@ fn generate(a: Target, b: Target, rate: u32, duration: Duration, first_byte: boo
                 }
             }
         })?;
-        let errors = [Arc::new(AtomicU64::new(0)), Arc::new(AtomicU64::new(0))];
-        let targets = [Arc::new(a), Arc::new(b)];
-        let mut tasks: [Vec<tokio::task::JoinHandle<Option<f64>>>; 2] = [Vec::new(), Vec::new()];
-        let mut lags = Vec::with_capacity(2 * n as usize);
+        let errors: Vec<Arc<AtomicU64>> = (0..sides).map(|_| Arc::new(AtomicU64::new(0))).collect();
+        let targets: Vec<Arc<Target>> = targets.into_iter().map(Arc::new).collect();
+        let mut tasks: Vec<Vec<tokio::task::JoinHandle<Option<f64>>>> = (0..sides).map(|_| Vec::new()).collect();
+        let mut lags = Vec::with_capacity(sides * n as usize);
         while let Some((side, scheduled)) = ticks.recv().await {
             lags.push(scheduled.elapsed().as_secs_f64() * 1000.0);
             let (client, t, errors) = (client.clone(), targets[side].clone(), errors[side].clone());
@@ -152,7 +174,7 @@ fn generate(a: Target, b: Target, rate: u32, duration: Duration, first_byte: boo
             }));
         }
         let elapsed = start.elapsed().as_secs_f64();
-        let mut out = [Summary::default(), Summary::default()];
+        let mut out = Vec::with_capacity(sides);
         for (side, handles) in tasks.into_iter().enumerate() {
             let mut lat = Vec::with_capacity(handles.len());
             for h in handles {
@@ -161,16 +183,15 @@ fn generate(a: Target, b: Target, rate: u32, duration: Duration, first_byte: boo
                 }
             }
             lat.sort_by(f64::total_cmp);
-            out[side] = Summary {
+            out.push(Summary {
                 p50: percentile(&lat, 0.50),
                 p99: percentile(&lat, 0.99),
                 errors: errors[side].load(Ordering::Relaxed),
                 throughput: lat.len() as f64 / elapsed,
-            };
+            });
         }
         lags.sort_by(f64::total_cmp);
-        let [sa, sb] = out;
-        Ok((sa, sb, percentile(&lags, 0.99)))
+        Ok((out, percentile(&lags, 0.99)))
     })
 }
 
