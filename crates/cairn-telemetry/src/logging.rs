@@ -3,18 +3,19 @@
 
 use std::io::IsTerminal;
 
+use cairn_core::config::LogFormat;
 use tracing_subscriber::EnvFilter;
 
-/// Installs the global subscriber. `format` is `auto`, `json` or `pretty`; calling it twice
-/// is harmless (the second call is ignored), so tests may call it freely.
-pub fn init_logging(format: &str, level: &str) {
+/// Installs the global subscriber in `format` at `level`; calling it twice is harmless (the
+/// second call is ignored), so tests may call it freely.
+pub fn init_logging(format: LogFormat, level: &str) {
     let filter = EnvFilter::try_from_default_env()
         .or_else(|_| EnvFilter::try_new(level))
         .unwrap_or_else(|_| EnvFilter::new("info"));
     let json = match format {
-        "json" => true,
-        "pretty" => false,
-        _ => !std::io::stderr().is_terminal(),
+        LogFormat::Json => true,
+        LogFormat::Pretty => false,
+        LogFormat::Auto => !std::io::stderr().is_terminal(),
     };
     let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
     let _ =
