@@ -303,17 +303,6 @@ pub enum LogFormat {
     Pretty,
 }
 
-impl LogFormat {
-    /// The lowercase name used in config.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            LogFormat::Auto => "auto",
-            LogFormat::Json => "json",
-            LogFormat::Pretty => "pretty",
-        }
-    }
-}
-
 /// Logging settings.
 #[derive(Clone, Debug, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
