@@ -5,6 +5,7 @@
 #![warn(missing_docs)]
 
 pub mod feedback;
+mod log_writer;
 mod logging;
 mod metrics;
 mod otlp;
@@ -13,6 +14,7 @@ pub mod stats;
 pub mod traces;
 
 pub use feedback::FeedbackService;
+pub use log_writer::LogGuard;
 pub use logging::init_logging;
 pub use metrics::{Labels, Metrics};
 pub use otlp::OtlpExporter;

@@ -104,6 +104,8 @@ pub struct Metrics {
     /// Guard decisions by guard (`injection`, `pii_input`, ...) and outcome (`pass`, `flag`,
     /// `redact`, `block`).
     pub guard_decisions: Family<Labels, Counter>,
+    /// Log lines dropped because the log's queue was full (stderr's reader fell behind).
+    pub log_lines_dropped: Counter,
 }
 
 impl Metrics {
@@ -149,6 +151,7 @@ impl Metrics {
             cache_saved_usd: Family::default(),
             cache_failures: Counter::default(),
             guard_decisions: Family::default(),
+            log_lines_dropped: crate::log_writer::lines_dropped(),
             registry: Registry::default(),
         };
         registry.register("http_requests", "HTTP requests", m.http_requests.clone());
@@ -216,6 +219,11 @@ impl Metrics {
         );
         registry.register("cache_failures", "Response cache reads and writes that failed", m.cache_failures.clone());
         registry.register("guard_decisions", "Guard decisions by guard and outcome", m.guard_decisions.clone());
+        registry.register(
+            "log_lines_dropped",
+            "Log lines dropped because stderr's reader fell behind",
+            m.log_lines_dropped.clone(),
+        );
         Metrics { registry, ..m }
     }
 

@@ -50,7 +50,7 @@ pub async fn run(cli: Cli) -> Result<()> {
 }
 
 async fn serve(config: Config) -> Result<()> {
-    cairn_telemetry::init_logging(config.log.format, &config.log.level);
+    let _log = cairn_telemetry::init_logging(config.log.format, &config.log.level);
     for w in config.warnings() {
         tracing::warn!("{w}");
     }

@@ -23,7 +23,7 @@ async fn service(config: &Config, metrics: Arc<Metrics>) -> Result<Arc<JobServic
 
 /// Runs workers until `signal`, then stops them gracefully.
 pub async fn worker(mut config: Config, args: WorkerArgs, signal: impl Future<Output = ()>) -> Result<()> {
-    cairn_telemetry::init_logging(config.log.format, &config.log.level);
+    let _log = cairn_telemetry::init_logging(config.log.format, &config.log.level);
     if let Some(c) = args.concurrency {
         if c == 0 {
             bail!("--concurrency must be at least 1");

@@ -268,6 +268,18 @@ fn own_redis(port: u16) -> Child {
 }
 
 /// `/readyz` on `base`: its status and body.
+/// The log at `path` once it holds `line` (within 10 s).
+async fn logged(path: &Path, line: &str) -> String {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let logs = std::fs::read_to_string(path).unwrap_or_default();
+        if logs.contains(line) || tokio::time::Instant::now() > deadline {
+            return logs;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
 async fn readyz(client: &reqwest::Client, base: &str) -> (u16, Value) {
     call(client, reqwest::Method::GET, format!("{base}/readyz"), "", &Value::Null).await
 }
@@ -324,9 +336,11 @@ async fn two_servers_share_rate_limits_through_redis() {
     let refused =
         (0..40).map(|_| call(&client, reqwest::Method::POST, format!("{a_base}/v1/chat/completions"), &limited, &body));
     assert!(join_all(refused).await.iter().all(|(status, _)| *status == 503));
-    let logs = std::fs::read_to_string(dir.path().join("serve-a.log")).unwrap();
+    // The log is written from a thread of its own: wait for the warning to land.
+    let warning = "the shared rate limits did not answer";
+    let logs = logged(&dir.path().join("serve-a.log"), warning).await;
     assert!(!logs.contains(&limited), "a key's secret reached the log");
-    let warned = logs.matches("the shared rate limits did not answer").count();
+    let warned = logs.matches(warning).count();
     assert!((1..=2).contains(&warned), "{warned} warnings for 41 refused calls");
 
     // Back: both servers reconnect by themselves.

@@ -1,7 +1,7 @@
 //! The process as an operator sees it: SIGTERM ends `cairn serve` within its grace period
 //! whatever requests are running (here a search waiting on a hung embedding provider), the
 //! data folder and its files are readable by their owner only, and a database password never
-//! reaches the output.
+//! reaches the output. Nor can a stderr that nobody reads stall it.
 
 mod common;
 
@@ -150,4 +150,36 @@ async fn the_usage_of_a_finished_call_survives_a_kill_right_after_its_response()
     }
     server.kill().unwrap();
     server.wait().unwrap();
+}
+
+#[tokio::test]
+async fn a_stderr_nobody_reads_never_stalls_requests() {
+    let dir = tempfile::tempdir().unwrap();
+    // Every request logs an access line at `info`; the pipe holds 64 KiB, a few hundred lines.
+    std::fs::write(dir.path().join("cairn.toml"), "[log]\nlevel = \"info\"\nformat = \"json\"\n").unwrap();
+    let (mut unread, stderr) = std::io::pipe().unwrap();
+    let port = free_port();
+    let mut server = std::process::Command::new(env!("CARGO_BIN_EXE_cairn"))
+        .args(["serve", "--config"])
+        .arg(dir.path().join("cairn.toml"))
+        .env("CAIRN_ADMIN_KEY", ADMIN_KEY)
+        .env("CAIRN_SERVER__BIND", format!("127.0.0.1:{port}"))
+        .env("CAIRN_DATA_DIR", dir.path())
+        .stdout(std::process::Stdio::null())
+        .stderr(stderr)
+        .spawn()
+        .unwrap();
+    let client = reqwest::Client::builder().timeout(Duration::from_secs(10)).build().unwrap();
+    let base = ready(&client, port).await;
+    for i in 0..2_000 {
+        let resp = client.get(format!("{base}/v1/models")).bearer_auth(ADMIN_KEY).send().await;
+        assert!(resp.is_ok_and(|r| r.status() == 200), "request {i} failed with stderr unread");
+    }
+    let metrics = client.get(format!("{base}/metrics")).send().await.unwrap().text().await.unwrap();
+    assert!(metrics.contains("cairn_log_lines_dropped_total"), "{metrics}");
+    server.kill().unwrap();
+    server.wait().unwrap();
+    let mut logged = String::new();
+    std::io::Read::read_to_string(&mut unread, &mut logged).unwrap();
+    assert!(logged.contains("cairn is listening"), "{logged}");
 }
