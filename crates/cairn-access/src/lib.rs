@@ -7,10 +7,12 @@ pub mod audit;
 mod credit;
 mod keys;
 mod limits;
+mod metrics_gate;
 mod reserve;
 mod service;
 
 pub use credit::BudgetHold;
 pub use keys::{generate_secret, hash_secret, KEY_PREFIX};
 pub use limits::{Admission, Limiter, StreamSlot, WorstCase};
+pub use metrics_gate::{MetricsGate, MIN_TOKEN_CHARS};
 pub use service::{AccessService, NewKey};

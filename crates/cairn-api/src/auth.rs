@@ -18,22 +18,29 @@ impl FromRequestParts<AppState> for Auth {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
-        let header = parts
-            .headers
-            .get(axum::http::header::AUTHORIZATION)
+        let secret = bearer(&parts.headers)?
             .ok_or_else(|| Error::Unauthenticated("missing API key: send 'Authorization: Bearer <key>'".into()))?;
-        let value = header.to_str().map_err(|_| Error::Unauthenticated("malformed Authorization header".into()))?;
-        let secret = value
-            .strip_prefix("Bearer ")
-            .or_else(|| value.strip_prefix("bearer "))
-            .map(str::trim)
-            .ok_or_else(|| Error::Unauthenticated("the Authorization header must be 'Bearer <key>'".into()))?;
         let principal = state.access.authenticate(secret).await?;
         if let Some(trace) = parts.extensions.get::<RequestTrace>() {
             trace.identify(&principal.tenant_id, &principal.key_id);
         }
         Ok(Auth(principal))
     }
+}
+
+/// The bearer credential in `headers`: None when there is no `Authorization` header, an error
+/// when there is one of another form.
+pub(crate) fn bearer(headers: &axum::http::HeaderMap) -> Result<Option<&str>, Error> {
+    let Some(header) = headers.get(axum::http::header::AUTHORIZATION) else {
+        return Ok(None);
+    };
+    let value = header.to_str().map_err(|_| Error::Unauthenticated("malformed Authorization header".into()))?;
+    let secret = value
+        .strip_prefix("Bearer ")
+        .or_else(|| value.strip_prefix("bearer "))
+        .map(str::trim)
+        .ok_or_else(|| Error::Unauthenticated("the Authorization header must be 'Bearer <key>'".into()))?;
+    Ok(Some(secret))
 }
 
 /// The authenticated caller with the request's id: what services take to make model calls.

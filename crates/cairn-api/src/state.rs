@@ -40,6 +40,8 @@ pub struct AppState {
     pub feedback: Arc<cairn_telemetry::FeedbackService>,
     /// Metrics registry.
     pub metrics: Arc<Metrics>,
+    /// Who may read `/metrics`.
+    pub metrics_gate: Arc<cairn_access::MetricsGate>,
     /// Cancelled when shutdown's grace period is over: open streams end cleanly.
     pub streams_cut: CancellationToken,
     /// Deadline for producing a response (`server.request_timeout_secs`).

@@ -205,9 +205,12 @@ fn precise_sleep() {
     }
 }
 
-/// The Prometheus text of the server on `port`.
+/// The Prometheus text of the server on `port`, read with the bench's owner key.
 pub async fn metrics(port: u16) -> Option<String> {
-    let req = hyper::Request::get(format!("http://127.0.0.1:{port}/metrics")).body(Full::new(Bytes::new())).ok()?;
+    let req = hyper::Request::get(format!("http://127.0.0.1:{port}/metrics"))
+        .header("authorization", format!("Bearer {}", crate::BENCH_KEY))
+        .body(Full::new(Bytes::new()))
+        .ok()?;
     let resp = client().request(req).await.ok()?;
     let body = resp.into_body().collect().await.ok()?.to_bytes();
     String::from_utf8(body.to_vec()).ok()

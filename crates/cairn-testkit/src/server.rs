@@ -68,6 +68,14 @@ impl TestServer {
         self.traces.flush().await;
     }
 
+    /// The Prometheus text of `/metrics`, read with the owner key.
+    pub async fn metrics(&self) -> String {
+        let resp = self.client.get(format!("{}/metrics", self.base)).bearer_auth(&self.admin_key).send().await;
+        let resp = resp.expect("request");
+        assert_eq!(resp.status(), 200, "reading /metrics as the owner");
+        resp.text().await.expect("metrics text")
+    }
+
     /// Reads trace `id` as `key` once it holds at least `spans` spans (a streamed response's
     /// root span is queued only after its body ends, which the client may see first).
     pub async fn trace(&self, id: &str, key: &str, spans: i64) -> Value {

@@ -170,6 +170,12 @@ fn check(config: &Config) -> Result<()> {
     println!("configuration is valid.\n");
     println!("storage: {}", config.storage.database_url().split('@').next_back().unwrap_or_default());
     println!("listen:  {}", config.server.bind);
+    let metrics = match (config.server.public_metrics, std::env::var("CAIRN_METRICS_TOKEN").is_ok()) {
+        (true, _) => "open to anyone who reaches the port",
+        (false, true) => "owner keys and the scrape token from $CAIRN_METRICS_TOKEN (set)",
+        (false, false) => "owner keys ($CAIRN_METRICS_TOKEN not set)",
+    };
+    println!("metrics: {metrics}");
     println!("providers: {}", config.providers.len());
     for (name, p) in &config.providers {
         let key = match &p.api_key_env {

@@ -5,7 +5,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use cairn_access::AccessService;
+use cairn_access::{AccessService, MetricsGate};
 use cairn_agents::events::RunHub;
 use cairn_agents::mcp::McpServers;
 use cairn_agents::ports::{ApprovalRules, Memories};
@@ -258,6 +258,10 @@ pub async fn services(config: &Config) -> Result<AppState, String> {
         traces,
         feedback,
         metrics,
+        metrics_gate: Arc::new(MetricsGate::new(
+            config.server.public_metrics,
+            std::env::var("CAIRN_METRICS_TOKEN").ok().as_deref(),
+        )?),
         streams_cut,
         request_timeout: Duration::from_secs(config.server.request_timeout_secs),
         topology,

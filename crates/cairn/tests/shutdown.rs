@@ -1,7 +1,8 @@
 //! The process as an operator sees it: SIGTERM ends `cairn serve` within its grace period
 //! whatever requests are running (here a search waiting on a hung embedding provider), the
 //! data folder and its files are readable by their owner only, and a database password never
-//! reaches the output. Nor can a stderr that nobody reads stall it.
+//! reaches the output. Nor can a stderr that nobody reads stall it; a scrape token reads the
+//! metrics and nothing else.
 
 mod common;
 
@@ -175,11 +176,57 @@ async fn a_stderr_nobody_reads_never_stalls_requests() {
         let resp = client.get(format!("{base}/v1/models")).bearer_auth(ADMIN_KEY).send().await;
         assert!(resp.is_ok_and(|r| r.status() == 200), "request {i} failed with stderr unread");
     }
-    let metrics = client.get(format!("{base}/metrics")).send().await.unwrap().text().await.unwrap();
+    let metrics = client.get(format!("{base}/metrics")).bearer_auth(ADMIN_KEY).send().await.unwrap();
+    let metrics = metrics.text().await.unwrap();
     assert!(metrics.contains("cairn_log_lines_dropped_total"), "{metrics}");
     server.kill().unwrap();
     server.wait().unwrap();
     let mut logged = String::new();
     std::io::Read::read_to_string(&mut unread, &mut logged).unwrap();
     assert!(logged.contains("cairn is listening"), "{logged}");
+}
+
+#[tokio::test]
+async fn a_scrape_token_reads_the_metrics_and_nothing_else() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = write_config(dir.path(), "");
+    let token = "scrape-token-for-prometheus-0123456789";
+    let port = free_port();
+    let mut server = std::process::Command::new(env!("CARGO_BIN_EXE_cairn"))
+        .args(["serve", "--config"])
+        .arg(&config)
+        .env("CAIRN_ADMIN_KEY", ADMIN_KEY)
+        .env("CAIRN_METRICS_TOKEN", token)
+        .env("CAIRN_SERVER__BIND", format!("127.0.0.1:{port}"))
+        .env("CAIRN_DATA_DIR", dir.path())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let client = reqwest::Client::new();
+    let base = ready(&client, port).await;
+    let status = |path: &str, secret: &str| {
+        let req = client.get(format!("{base}{path}")).bearer_auth(secret).send();
+        async move { req.await.unwrap().status().as_u16() }
+    };
+    assert_eq!(status("/metrics", token).await, 200);
+    assert_eq!(status("/metrics", &format!("{token}x")).await, 401);
+    assert_eq!(status("/v1/models", token).await, 401, "the scrape token opened an API route");
+    assert_eq!(status("/metrics", ADMIN_KEY).await, 200);
+    server.kill().unwrap();
+    server.wait().unwrap();
+
+    // A token as guessable as a short password is refused at startup, without printing it.
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_cairn"))
+        .args(["serve", "--config"])
+        .arg(&config)
+        .env("CAIRN_METRICS_TOKEN", "hunter2")
+        .env("CAIRN_SERVER__BIND", format!("127.0.0.1:{}", free_port()))
+        .env("CAIRN_DATA_DIR", dir.path())
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let printed = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    assert!(printed.contains("CAIRN_METRICS_TOKEN must have at least 32 characters"), "{printed}");
+    assert!(!printed.contains("hunter2"), "{printed}");
 }

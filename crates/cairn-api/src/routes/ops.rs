@@ -1,11 +1,14 @@
-//! Operations endpoints: liveness, readiness and Prometheus metrics (no auth, no `/v1`).
+//! Operations endpoints: liveness and readiness (no auth), and Prometheus metrics (an owner key
+//! or the scrape token unless `server.public_metrics`); none under `/v1`.
 
 use axum::extract::State;
-use axum::http::{header, StatusCode};
+use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use serde_json::json;
 
+use crate::auth::bearer;
+use crate::error::ApiError;
 use crate::state::AppState;
 
 /// Liveness: the process serves HTTP.
@@ -34,10 +37,16 @@ pub async fn readyz(State(s): State<AppState>) -> Response {
     }
 }
 
-/// Prometheus metrics in text exposition format.
-#[utoipa::path(get, path = "/metrics", tag = "operations", responses((status = 200, description = "Metrics in OpenMetrics text", content_type = "application/openmetrics-text; version=1.0.0; charset=utf-8", body = String)))]
-pub async fn metrics(State(s): State<AppState>) -> Response {
-    render(&s.metrics)
+/// Prometheus metrics in text exposition format. They show every tenant's spend, so they need
+/// an owner key or the scrape token (`CAIRN_METRICS_TOKEN`) unless `server.public_metrics`.
+#[utoipa::path(
+    get, path = "/metrics", tag = "operations",
+    responses((status = 200, description = "Metrics in OpenMetrics text", content_type = "application/openmetrics-text; version=1.0.0; charset=utf-8", body = String)),
+    security(("bearer" = []))
+)]
+pub async fn metrics(State(s): State<AppState>, headers: HeaderMap) -> Result<Response, ApiError> {
+    s.metrics_gate.admit(&s.access, bearer(&headers)?).await?;
+    Ok(render(&s.metrics))
 }
 
 /// The metrics response: every family in OpenMetrics text.

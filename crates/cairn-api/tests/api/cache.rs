@@ -84,7 +84,7 @@ async fn a_repeated_request_is_answered_from_the_cache_at_no_cost() {
     assert_eq!(u["totals"]["errors"], 0, "{u}");
     assert!((u["totals"]["cost_usd"].as_f64().unwrap() - 0.19).abs() < 1e-9, "{u}");
     assert_eq!(u["totals"]["output_tokens"], 4, "a hit consumes no tokens");
-    let metrics = s.client.get(format!("{}/metrics", s.base)).send().await.unwrap().text().await.unwrap();
+    let metrics = s.metrics().await;
     assert!(metrics.contains(r#"status="cached""#), "hits are counted with their own status");
     assert!(
         metrics.contains(r#"cairn_cache_lookups_total{model="cached",endpoint="chat",result="hit"} 1"#),

@@ -221,7 +221,7 @@ async fn models_openapi_docs_and_metrics() {
     assert_eq!(s.get("/readyz", "").await.0, 200);
     s.post("/v1/chat/completions", &s.admin_key, &chat("fast")).await;
     s.flush().await;
-    let metrics = s.client.get(format!("{}/metrics", s.base)).send().await.unwrap().text().await.unwrap();
+    let metrics = s.metrics().await;
     for family in [
         "cairn_http_requests_total",
         "cairn_model_calls_total",

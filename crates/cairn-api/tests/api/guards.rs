@@ -80,7 +80,7 @@ fn user(text: &str) -> Value {
 /// The `cairn_model_calls_total` lines with `status="blocked"`.
 async fn blocked_calls(s: &TestServer) -> Vec<String> {
     s.flush().await;
-    let metrics = s.client.get(format!("{}/metrics", s.base)).send().await.unwrap().text().await.unwrap();
+    let metrics = s.metrics().await;
     metrics
         .lines()
         .filter(|l| l.starts_with("cairn_model_calls_total") && l.contains("status=\"blocked\""))
@@ -130,7 +130,7 @@ async fn flag_mode_reports_and_lets_the_call_through() {
     let (status, guards, body) = send(&s, &key, &ask("flagged", user(ATTACK))).await;
     assert_eq!((status, guards.as_str()), (200, "injection=flagged"), "{body}");
     assert_eq!(up.request_count(), 1);
-    let metrics = s.client.get(format!("{}/metrics", s.base)).send().await.unwrap().text().await.unwrap();
+    let metrics = s.metrics().await;
     assert!(metrics.contains(r#"cairn_guard_decisions_total{guard="injection",outcome="flagged"} 1"#), "{metrics}");
 }
 

@@ -131,7 +131,7 @@ async fn block_mode_refuses_answers_and_stops_streams_before_the_value() {
 
     // Both accounted as blocked (their upstream cost stands) and audited.
     s.flush().await;
-    let metrics = s.client.get(format!("{}/metrics", s.base)).send().await.unwrap().text().await.unwrap();
+    let metrics = s.metrics().await;
     let blocked: u64 = metrics
         .lines()
         .filter(|l| l.starts_with("cairn_model_calls_total") && l.contains(r#"status="blocked""#))

@@ -1,8 +1,8 @@
 //! Hostile input is refused fast, with bounded memory, never a 5xx or a hang: decompression
 //! bombs and page floods in PDFs, JSON Lines files with too many or too long lines, searches
 //! over too many collections or with too large a query or filter, a flood of uploads, dates
-//! that used to panic, invented HTTP methods in the metrics, connections that never finish
-//! their headers. Each runs in its own process (nextest), so its peak memory is its own.
+//! that used to panic, invented HTTP methods in the metrics, metrics read by a tenant,
+//! connections that never finish their headers. Each runs in its own process (nextest), so its peak memory is its own.
 
 use std::io::Write;
 use std::time::Duration;
@@ -171,9 +171,44 @@ async fn invented_methods_share_one_metric_series() {
         let method = reqwest::Method::from_bytes(format!("BREW{i}").as_bytes()).unwrap();
         s.client.request(method, format!("{}/v1/models", s.base)).send().await.unwrap();
     }
-    let metrics = s.client.get(format!("{}/metrics", s.base)).send().await.unwrap().text().await.unwrap();
+    let metrics = s.metrics().await;
     assert!(!metrics.contains("BREW"), "an invented method became a label");
     assert!(metrics.contains("method=\"other\""), "{metrics}");
+}
+
+#[tokio::test]
+async fn metrics_are_the_instances_not_a_tenants() {
+    let (s, _up, member, _col) = setup("").await;
+    let admin = s.key("acme", "admin", json!({})).await;
+    let read = |key: Option<&str>| {
+        let mut req = s.client.get(format!("{}/metrics", s.base));
+        if let Some(key) = key {
+            req = req.bearer_auth(key);
+        }
+        async move {
+            let resp = req.send().await.unwrap();
+            (resp.status().as_u16(), resp.text().await.unwrap())
+        }
+    };
+    // Every tenant's spend is in there: no credentials, a stranger's and a tenant's own keys,
+    // its admin's included, are all refused in the error shape.
+    let (status, body) = read(None).await;
+    assert_eq!(status, 401, "{body}");
+    assert!(serde_json::from_str::<Value>(&body).unwrap()["error"]["message"].as_str().unwrap().contains("Bearer"));
+    assert_eq!(read(Some("sk-cairn-not-a-key-0000000000000000000000000000")).await.0, 401);
+    for key in [&member, &admin] {
+        let (status, body) = read(Some(key)).await;
+        assert_eq!(status, 403, "{body}");
+        assert!(!body.contains("cairn_"), "{body}");
+    }
+    let (status, body) = read(Some(&s.admin_key)).await;
+    assert_eq!(status, 200);
+    assert!(body.contains("cairn_http_requests_total"), "{body}");
+
+    // An instance whose port only operators reach may open them.
+    let open = TestServer::start("[server]\npublic_metrics = true\n").await;
+    let resp = open.client.get(format!("{}/metrics", open.base)).send().await.unwrap();
+    assert_eq!(resp.status(), 200);
 }
 
 #[tokio::test]

@@ -60,7 +60,7 @@ async fn a_webhook_job_is_delivered_once_with_its_idempotency_key() {
     let (_, types) = server.get("/v1/jobs/types", &key).await;
     let names: Vec<_> = types["data"].as_array().unwrap().iter().map(|t| t["type"].as_str().unwrap()).collect();
     assert_eq!(names, ["noop", "webhook"]);
-    let metrics = server.client.get(format!("{}/metrics", server.base)).send().await.unwrap().text().await.unwrap();
+    let metrics = server.metrics().await;
     assert!(metrics.contains(r#"cairn_job_attempts_total{type="webhook",outcome="succeeded"} 1"#), "{metrics}");
     assert!(metrics.contains(r#"cairn_jobs_enqueued_total{type="webhook"} 1"#));
     assert!(metrics.contains("cairn_job_wait_seconds_bucket"));

@@ -96,7 +96,7 @@ resource = {{ "openinference.project.name" = "{PROJECT}" }}
     let everything = serde_json::to_string(&got).unwrap();
     assert!(everything.contains("a greeting"), "full capture exports the prompt");
     assert!(!everything.contains("jane.doe@example.com"), "the raw address never leaves Cairn");
-    let metrics = s.client.get(format!("{}/metrics", s.base)).send().await.unwrap().text().await.unwrap();
+    let metrics = s.metrics().await;
     assert!(metrics.contains("cairn_otlp_spans_dropped_total 0"), "{metrics}");
 }
 
@@ -131,7 +131,7 @@ async fn collector() -> (Arc<Collector>, String) {
 }
 
 async fn metric(s: &TestServer, name: &str) -> u64 {
-    let text = s.client.get(format!("{}/metrics", s.base)).send().await.unwrap().text().await.unwrap();
+    let text = s.metrics().await;
     text.lines()
         .find_map(|l| l.strip_prefix(&format!("{name} ")))
         .and_then(|v| v.trim().parse::<f64>().ok())

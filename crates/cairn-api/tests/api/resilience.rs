@@ -56,7 +56,7 @@ async fn falls_back_to_the_next_target_and_accounts_it() {
     assert_eq!((up.request_count(), backup.request_count()), (3, 1));
     assert_eq!(backup.bodies()[0]["model"], "backup-model");
     s.flush().await;
-    let metrics = s.client.get(format!("{}/metrics", s.base)).send().await.unwrap().text().await.unwrap();
+    let metrics = s.metrics().await;
     assert!(metrics.contains("cairn_model_fallbacks_total{model=\"chain\"} 1"), "{metrics}");
 }
 
@@ -82,7 +82,7 @@ async fn breaker_opens_after_repeated_failures() {
     let (status, body) = s.post("/v1/chat/completions", &s.admin_key, &chat("fast")).await;
     assert_eq!(status, 503, "{body}");
     assert_eq!(up.request_count(), 3);
-    let metrics = s.client.get(format!("{}/metrics", s.base)).send().await.unwrap().text().await.unwrap();
+    let metrics = s.metrics().await;
     assert!(metrics.contains("cairn_breaker_state{provider=\"up\",model=\"up-model\"} 2"), "{metrics}");
 }
 

@@ -70,7 +70,7 @@ async fn a_question_in_other_words_is_answered_from_the_cache() {
     // Accounted as cached at no cost: one paid call, and each hit a request of its own.
     let (_, u) = crate::usage(&s, &key, "?model=faq").await;
     assert_eq!(u["totals"]["requests"], 3, "{u}");
-    let metrics = s.client.get(format!("{}/metrics", s.base)).send().await.unwrap().text().await.unwrap();
+    let metrics = s.metrics().await;
     assert!(metrics.contains("cairn_cache_semantic_hits_total{model=\"faq\"} 2"), "{metrics}");
 
     // A near-miss, close as it reads, is a different question: it goes upstream.

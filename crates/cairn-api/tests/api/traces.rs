@@ -308,7 +308,7 @@ async fn retention_removes_old_traces_per_tenant() {
 
 /// `cairn_spans_dropped_total` as `/metrics` shows it.
 async fn spans_dropped(s: &TestServer) -> u64 {
-    let text = s.client.get(format!("{}/metrics", s.base)).send().await.unwrap().text().await.unwrap();
+    let text = s.metrics().await;
     text.lines()
         .find_map(|l| l.strip_prefix("cairn_spans_dropped_total "))
         .and_then(|v| v.trim().parse().ok())

@@ -140,7 +140,7 @@ async fn flows(postgres: bool) {
     assert_eq!(list["data"][0]["trace_id"], run_trace.as_str(), "{list}");
 
     // The metrics count what the traces show.
-    let metrics = s.client.get(format!("{}/metrics", s.base)).send().await.unwrap().text().await.unwrap();
+    let metrics = s.metrics().await;
     for line in [
         "cairn_agent_runs_total{state=\"succeeded\"} 1",
         "cairn_agent_tool_calls_total{outcome=\"ok\"} 1",

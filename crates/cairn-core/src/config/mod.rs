@@ -130,6 +130,9 @@ pub struct ServerConfig {
     pub header_read_timeout_secs: u64,
     /// Most connections served at once; further clients wait in the listen backlog.
     pub max_connections: usize,
+    /// `/metrics` open to anyone who reaches the port; otherwise an owner key or the scrape
+    /// token (`CAIRN_METRICS_TOKEN`) is needed, since it shows every tenant's spend.
+    pub public_metrics: bool,
 }
 
 impl Default for ServerConfig {
@@ -142,6 +145,7 @@ impl Default for ServerConfig {
             cors_allowed_origins: Vec::new(),
             header_read_timeout_secs: 10,
             max_connections: 1024,
+            public_metrics: false,
         }
     }
 }
