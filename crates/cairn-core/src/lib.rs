@@ -5,6 +5,7 @@
 
 pub mod agents;
 pub mod audit;
+pub mod body;
 pub mod cache;
 pub mod config;
 pub mod context;

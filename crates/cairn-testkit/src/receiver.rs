@@ -1,7 +1,8 @@
 //! A webhook receiver for job tests: a real HTTP server that records every delivery, applies
 //! each idempotency key's effect once (as a well-behaved receiver does), and can answer the
-//! next requests with an error status or hold every answer for a while (so a test can kill a
-//! worker while deliveries are in flight).
+//! next requests with an error status, hold every answer for a while (so a test can kill a
+//! worker while deliveries are in flight), or answer with a body that never ends (so a test
+//! can show the caller stops reading).
 
 use std::collections::{BTreeMap, VecDeque};
 use std::net::SocketAddr;
@@ -10,6 +11,7 @@ use std::time::Duration;
 
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
 use axum::routing::post;
 use axum::{Json, Router};
 use parking_lot::Mutex;
@@ -33,6 +35,10 @@ struct Shared {
     effects: Mutex<BTreeMap<String, u32>>,
     faults: Mutex<VecDeque<u16>>,
     hold: Mutex<Duration>,
+    /// Answer 200 with a body that never ends.
+    endless: std::sync::atomic::AtomicBool,
+    /// Bytes of endless bodies handed to the connection so far.
+    endless_sent: Arc<std::sync::atomic::AtomicU64>,
     changed: tokio::sync::Notify,
 }
 
@@ -69,6 +75,18 @@ impl Receiver {
         *self.shared.hold.lock() = d;
     }
 
+    /// Answers every request from now on with 200 and a body that never ends (until the
+    /// caller hangs up).
+    pub fn answer_without_end(&self) {
+        self.shared.endless.store(true, std::sync::atomic::Ordering::Relaxed);
+    }
+
+    /// Bytes of never-ending bodies the receiver has written so far: what callers read, plus at
+    /// most the sockets' buffers.
+    pub fn endless_bytes_sent(&self) -> u64 {
+        self.shared.endless_sent.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
     /// Every delivery so far.
     pub fn deliveries(&self) -> Vec<Delivery> {
         self.shared.deliveries.lock().clone()
@@ -94,14 +112,23 @@ impl Receiver {
     }
 }
 
-async fn receive(State(s): State<Arc<Shared>>, headers: HeaderMap, Json(body): Json<Value>) -> StatusCode {
+async fn receive(State(s): State<Arc<Shared>>, headers: HeaderMap, Json(body): Json<Value>) -> Response {
     let header = |name: &str| headers.get(name).and_then(|v| v.to_str().ok()).unwrap_or_default().to_owned();
     let key = header("idempotency-key");
     let attempt = header("x-cairn-job-attempt").parse().unwrap_or(0);
     s.deliveries.lock().push(Delivery { key: key.clone(), attempt, body });
     s.changed.notify_waiters();
     if let Some(status) = s.faults.lock().pop_front() {
-        return StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+        return StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR).into_response();
+    }
+    if s.endless.load(std::sync::atomic::Ordering::Relaxed) {
+        let sent = s.endless_sent.clone();
+        let chunk = bytes::Bytes::from(vec![b'x'; 64 * 1024]);
+        let body = futures::stream::repeat_with(move || {
+            sent.fetch_add(chunk.len() as u64, std::sync::atomic::Ordering::Relaxed);
+            Ok::<_, std::convert::Infallible>(chunk.clone())
+        });
+        return axum::body::Body::from_stream(body).into_response();
     }
     let hold = *s.hold.lock();
     if !hold.is_zero() {
@@ -109,5 +136,5 @@ async fn receive(State(s): State<Arc<Shared>>, headers: HeaderMap, Json(body): J
     }
     // Applied once per key: a repeated delivery of the same job changes nothing.
     s.effects.lock().entry(key).or_insert(1);
-    StatusCode::OK
+    StatusCode::OK.into_response()
 }

@@ -38,6 +38,8 @@ pub enum Fault {
     Hang,
     /// Wait this long between stream chunks.
     ChunkDelay(Duration),
+    /// Answer with this status and a body that never ends (until the client hangs up).
+    EndlessBody(u16),
 }
 
 #[derive(Default)]
@@ -45,6 +47,8 @@ struct Shared {
     faults: Mutex<VecDeque<Fault>>,
     requests: Mutex<Vec<(HeaderMap, Value)>>,
     hung_up: AtomicUsize,
+    /// Bytes of never-ending bodies written so far.
+    endless_sent: Arc<std::sync::atomic::AtomicU64>,
     changed: tokio::sync::Notify,
     reply: Mutex<Option<Vec<String>>>,
     embed_dims: AtomicUsize,
@@ -158,6 +162,12 @@ impl StandIn {
         self.shared.requests.lock().len()
     }
 
+    /// Bytes of never-ending bodies (`Fault::EndlessBody`) written so far: what the client
+    /// read, plus at most the sockets' buffers.
+    pub fn endless_bytes_sent(&self) -> u64 {
+        self.shared.endless_sent.load(Ordering::Relaxed)
+    }
+
     /// Responses abandoned by the client before they completed.
     pub fn hang_ups(&self) -> usize {
         self.shared.hung_up.load(Ordering::SeqCst)
@@ -207,6 +217,16 @@ async fn apply(fault: &Option<Fault>, shared: &Arc<Shared>) -> Option<Response> 
             let _guard = HangUpGuard { shared: shared.clone(), done: false };
             std::future::pending::<()>().await;
             None
+        }
+        Some(Fault::EndlessBody(code)) => {
+            let sent = shared.endless_sent.clone();
+            let chunk = Bytes::from(vec![b' '; 64 * 1024]);
+            let body = futures::stream::repeat_with(move || {
+                sent.fetch_add(chunk.len() as u64, Ordering::Relaxed);
+                Ok::<_, std::convert::Infallible>(chunk.clone())
+            });
+            let status = StatusCode::from_u16(*code).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+            Some((status, [("content-type", "application/json")], Body::from_stream(body)).into_response())
         }
         _ => None,
     }

@@ -8,6 +8,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
+use cairn_core::body::{read_capped, Capped};
 use cairn_jobs::builtin::Webhook;
 use cairn_jobs::Refusal;
 use reqwest::header::{HeaderName, HeaderValue};
@@ -121,24 +122,16 @@ impl Tool for HttpRequest {
             req = req.body(body.to_owned());
         }
         let send = async {
-            let mut resp = req.send().await.map_err(|e| format!("the request failed: {}", e.without_url()))?;
+            let resp = req.send().await.map_err(|e| format!("the request failed: {}", e.without_url()))?;
             let status = resp.status().as_u16();
             let content_type =
                 resp.headers().get("content-type").and_then(|v| v.to_str().ok()).unwrap_or_default().to_owned();
             let max = settings.max_body_bytes.unwrap_or(DEFAULT_MAX_BODY) as usize;
-            let mut body = Vec::new();
-            let mut truncated = false;
-            while let Some(chunk) =
-                resp.chunk().await.map_err(|e| format!("reading the answer: {}", e.without_url()))?
-            {
-                let room = max - body.len();
-                if chunk.len() > room {
-                    body.extend_from_slice(&chunk[..room]);
-                    truncated = true;
-                    break;
-                }
-                body.extend_from_slice(&chunk);
-            }
+            let body = read_capped(resp.bytes_stream(), max)
+                .await
+                .map_err(|e| format!("reading the answer: {}", e.without_url()))?;
+            let truncated = matches!(body, Capped::Cut(_));
+            let body = body.into_bytes();
             Ok::<_, String>(json!({
                 "status": status,
                 "content_type": content_type,

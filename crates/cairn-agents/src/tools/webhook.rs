@@ -7,6 +7,7 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use async_trait::async_trait;
+use cairn_core::body::{read_capped, Capped};
 use cairn_jobs::builtin::{Delivery, Webhook};
 use cairn_jobs::Refusal;
 use reqwest::Url;
@@ -45,8 +46,12 @@ impl Tool for WebhookTool {
             _ = ctx.call.cancel.cancelled() => return Err("the run was stopped".into()),
         };
         let status = resp.status();
-        let text = resp.text().await.unwrap_or_default();
-        let text = cut(text, MAX_RESULT_BYTES);
+        // One byte past the limit is enough to say the answer was cut.
+        let body = tokio::select! {
+            r = read_capped(resp.bytes_stream(), MAX_RESULT_BYTES + 1) => r.map(Capped::into_bytes).unwrap_or_default(),
+            _ = ctx.call.cancel.cancelled() => return Err("the run was stopped".into()),
+        };
+        let text = cut(String::from_utf8_lossy(&body).into_owned(), MAX_RESULT_BYTES);
         if status.is_success() {
             Ok(text)
         } else {

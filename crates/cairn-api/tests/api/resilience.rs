@@ -1,5 +1,6 @@
 //! Failure handling: retries, retry-after, fallback, circuit breaker, timeouts, cut streams
-//! (never retried once started), and cancellation when the client goes away.
+//! (never retried once started), bodies that never end, and cancellation when the client goes
+//! away.
 
 use std::time::{Duration, Instant};
 
@@ -25,6 +26,28 @@ async fn retries_5xx_and_bad_json_then_succeeds() {
     assert_eq!(up.request_count(), 3);
     let (_, u) = usage(&s, &s.admin_key, "").await;
     assert_eq!(u["totals"]["errors"], 0);
+}
+
+#[tokio::test]
+async fn an_upstream_body_without_end_is_read_only_so_far() {
+    let (s, up, _) = setup().await;
+    // An error whose body never ends: its message is read up to a small limit, then retried.
+    // An answer whose body never ends: read up to its limit (256 MiB), then retried too.
+    up.push([Fault::EndlessBody(500), Fault::EndlessBody(200)]);
+    let resp = s
+        .client
+        .post(format!("{}/v1/chat/completions", s.base))
+        .bearer_auth(&s.admin_key)
+        .json(&chat("fast"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+    assert_eq!(resp.headers()["x-cairn-retries"], "2");
+    // Cairn hung up on each: what was written stays near the two limits plus the sockets'
+    // buffers, far from what a reader to the end would have taken before the call's timeout.
+    let sent = up.endless_bytes_sent();
+    assert!((256 << 20..320 << 20).contains(&sent), "{sent} bytes sent");
 }
 
 #[tokio::test]

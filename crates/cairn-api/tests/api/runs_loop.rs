@@ -1,6 +1,7 @@
 //! The run loop's edges through the HTTP API: client tools, bad arguments and unknown tools
 //! read by the model, every cap ending a run gracefully, edits, rejections and expiring
-//! approvals, busy threads, cancellation, and the resumable event stream.
+//! approvals, busy threads, cancellation, the resumable event stream, and tools whose answer
+//! never ends.
 
 use std::time::Duration;
 
@@ -357,6 +358,38 @@ async fn http_request_tools_keep_to_the_allow_list_and_their_limits() {
     assert_eq!(wait_run(&s, &key, &run, &["succeeded", "failed"]).await["answer"], "Too slow.");
     let results = last_tool_results(&up);
     assert!(results[0].contains("took longer than 200 ms") || results[0].contains("request failed"), "{results:?}");
+}
+
+#[tokio::test]
+async fn tools_stop_reading_an_answer_that_never_ends() {
+    let up = StandIn::start().await;
+    let s = server(&up, false).await;
+    let receiver = cairn_testkit::Receiver::start().await;
+    receiver.answer_without_end();
+    let key = s.key("acme", "member", json!({})).await;
+    let hook = json!({"type": "webhook", "webhook": {"url": receiver.url(), "parameters": {"type": "object"}}});
+    let fetch = json!({"type": "http_request", "http_request": {"methods": ["POST"], "max_body_bytes": 1000}});
+    let id = agent(&s, &key, spec("flooded", json!({"hook": hook, "fetch": fetch}), json!({}))).await;
+    let json_header = json!({"content-type": "application/json"});
+    up.script([
+        Scripted::Calls(vec![
+            ("hook".into(), json!({})),
+            ("fetch".into(), json!({"method": "POST", "url": receiver.url(), "headers": json_header, "body": "{}"})),
+        ]),
+        Scripted::Text("Read enough.".into()),
+    ]);
+    let run = start(&s, &key, &id, "Call both").await;
+    let done = wait_run(&s, &key, &run, &["succeeded", "failed"]).await;
+    assert_eq!(done["answer"], "Read enough.", "{done}");
+    let results = last_tool_results(&up);
+    let hook = results.iter().find(|r| r.starts_with('x')).expect("the webhook's answer");
+    assert!(hook.ends_with("[cut: the result was longer]"), "{}", &hook[hook.len().saturating_sub(80)..]);
+    assert!(hook.len() < 70 * 1024, "{} bytes reached the model", hook.len());
+    let fetched: Value = results.iter().find_map(|r| serde_json::from_str(r).ok()).expect("the request's answer");
+    assert_eq!((fetched["truncated"].as_bool(), fetched["body"].as_str().map(str::len)), (Some(true), Some(1000)));
+    // Each reader hung up once it had enough: the receiver wrote little beyond the sockets'
+    // buffers, not the gigabytes it would have sent a reader that reads to the end.
+    assert!(receiver.endless_bytes_sent() < 64 << 20, "{} bytes sent", receiver.endless_bytes_sent());
 }
 
 #[tokio::test]

@@ -3,6 +3,7 @@
 
 use std::time::Duration;
 
+use cairn_core::body::{read_capped, Capped};
 use cairn_core::config::{ProviderConfig, ProviderKind};
 use reqwest::header::{HeaderMap, HeaderName, HeaderValue};
 
@@ -98,8 +99,21 @@ pub(crate) async fn send(req: reqwest::RequestBuilder) -> Result<reqwest::Respon
                 .and_then(|v| v.trim().parse::<f64>().ok())
                 .map(|s| Duration::from_secs_f64(s.max(0.0)))
         });
-    let body = resp.text().await.unwrap_or_default();
+    // Only the message is kept: an error body is read no further than that could need.
+    let body = capped(resp, MAX_ERROR_BODY_BYTES).await.map(Capped::into_bytes).unwrap_or_default();
+    let body = String::from_utf8_lossy(&body);
     Err(ProviderError::Status { status, message: error_message(&body), retry_after })
+}
+
+/// Largest answer body read from an upstream (2,048 embeddings of 3,072 floats as JSON text are
+/// about 130 MB), so a broken upstream that never stops sending cannot exhaust memory.
+const MAX_BODY_BYTES: usize = 256 << 20;
+/// Largest part of an error body read (its message is all that is kept).
+const MAX_ERROR_BODY_BYTES: usize = 64 << 10;
+
+/// Reads `resp`'s body up to `limit` bytes (see `cairn_core::body`).
+async fn capped(resp: reqwest::Response, limit: usize) -> Result<Capped, ProviderError> {
+    read_capped(resp.bytes_stream(), limit).await.map_err(transport)
 }
 
 /// Pulls the human message out of an OpenAI or Anthropic error body, or a short raw excerpt.
@@ -113,8 +127,11 @@ fn error_message(body: &str) -> String {
         .unwrap_or_else(|| body.chars().take(300).collect())
 }
 
-/// Parses a JSON body, mapping failures to `Protocol`.
+/// Parses a JSON body (at most `MAX_BODY_BYTES`), mapping failures to `Protocol`.
 pub(crate) async fn json<T: serde::de::DeserializeOwned>(resp: reqwest::Response) -> Result<T, ProviderError> {
-    let bytes = resp.bytes().await.map_err(transport)?;
+    let bytes = match capped(resp, MAX_BODY_BYTES).await? {
+        Capped::Whole(b) => b,
+        Capped::Cut(_) => return Err(ProviderError::Protocol(format!("an answer over {MAX_BODY_BYTES} bytes"))),
+    };
     serde_json::from_slice(&bytes).map_err(|e| ProviderError::Protocol(format!("invalid JSON: {e}")))
 }
