@@ -103,6 +103,9 @@ fn pick(body: &[u8], id: u64) -> Result<Value, McpError> {
 async fn from_events(http: &Http, resp: reqwest::Response, id: u64) -> Result<Value, McpError> {
     let mut stream = resp.bytes_stream();
     let mut buf: Vec<u8> = Vec::new();
+    // No blank line starts before this offset of `buf`: each chunk is searched from there, so
+    // an event sent in many small pieces costs its length, not its length squared.
+    let mut clean = 0usize;
     let mut total = 0usize;
     while let Some(chunk) = stream.next().await {
         let chunk = chunk.map_err(|e| McpError::Unreachable(e.without_url().to_string()))?;
@@ -112,7 +115,8 @@ async fn from_events(http: &Http, resp: reqwest::Response, id: u64) -> Result<Va
         }
         buf.extend_from_slice(&chunk);
         // Events end at a blank line (LF or CRLF line ends).
-        while let Some((end, skip)) = event_end(&buf) {
+        while let Some((end, skip)) = event_end(&buf, clean) {
+            clean = 0;
             let event: Vec<u8> = buf.drain(..end + skip).take(end).collect();
             let text = String::from_utf8_lossy(&event);
             let data: Vec<&str> = text
@@ -131,6 +135,8 @@ async fn from_events(http: &Http, resp: reqwest::Response, id: u64) -> Result<Va
                 }
             }
         }
+        // A separator is at most 4 bytes: one may yet end in the next chunk.
+        clean = buf.len().saturating_sub(3);
         if buf.len() > MAX_MESSAGE_BYTES {
             return Err(McpError::Protocol(format!("an event over {MAX_MESSAGE_BYTES} bytes")));
         }
@@ -148,10 +154,12 @@ fn reply(id: &Value, method: &Value) -> Value {
     }
 }
 
-/// Where the first event in `buf` ends, and the length of the blank line after it.
-fn event_end(buf: &[u8]) -> Option<(usize, usize)> {
-    let lf = buf.windows(2).position(|w| w == b"\n\n").map(|at| (at, 2));
-    let crlf = buf.windows(4).position(|w| w == b"\r\n\r\n").map(|at| (at, 4));
+/// Where the first event in `buf` that ends at or after `from` ends, and the length of the
+/// blank line after it.
+fn event_end(buf: &[u8], from: usize) -> Option<(usize, usize)> {
+    let rest = buf.get(from..)?;
+    let lf = rest.windows(2).position(|w| w == b"\n\n").map(|at| (from + at, 2));
+    let crlf = rest.windows(4).position(|w| w == b"\r\n\r\n").map(|at| (from + at, 4));
     match (lf, crlf) {
         (Some(a), Some(b)) => Some(if a.0 <= b.0 { a } else { b }),
         (a, b) => a.or(b),
@@ -204,9 +212,13 @@ mod tests {
 
     #[test]
     fn events_split_on_blank_lines() {
-        assert_eq!(event_end(b"data: x\n\nrest"), Some((7, 2)));
-        assert_eq!(event_end(b"data: x\r\n\r\n"), Some((7, 4)));
-        assert_eq!(event_end(b"data: x\n"), None);
+        assert_eq!(event_end(b"data: x\n\nrest", 0), Some((7, 2)));
+        assert_eq!(event_end(b"data: x\r\n\r\n", 0), Some((7, 4)));
+        assert_eq!(event_end(b"data: x\n", 0), None);
+        // Searching on from the last chunk's end, less 3 bytes, still finds a separator split
+        // across the two chunks.
+        assert_eq!(event_end(b"data: x\r\n\r\n", b"data: x\r\n\r".len() - 3), Some((7, 4)));
+        assert_eq!(event_end(b"data: x\n\n", b"data: x\n".len() - 3), Some((7, 2)));
     }
 
     #[test]
