@@ -3,6 +3,7 @@
 
 mod access;
 mod failures;
+mod fairness;
 mod lifecycle;
 
 use std::sync::Arc;
