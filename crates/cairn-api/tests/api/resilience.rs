@@ -34,14 +34,7 @@ async fn an_upstream_body_without_end_is_read_only_so_far() {
     // An error whose body never ends: its message is read up to a small limit, then retried.
     // An answer whose body never ends: read up to its limit (256 MiB), then retried too.
     up.push([Fault::EndlessBody(500), Fault::EndlessBody(200)]);
-    let resp = s
-        .client
-        .post(format!("{}/v1/chat/completions", s.base))
-        .bearer_auth(&s.admin_key)
-        .json(&chat("fast"))
-        .send()
-        .await
-        .unwrap();
+    let resp = s.send_chat(&s.admin_key, &chat("fast")).await;
     assert_eq!(resp.status(), 200);
     assert_eq!(resp.headers()["x-cairn-retries"], "2");
     // Cairn hung up on each: what was written stays near the two limits plus the sockets'

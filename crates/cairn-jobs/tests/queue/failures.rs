@@ -134,10 +134,9 @@ async fn timeouts_and_panics_are_failed_attempts(h: Harness) {
     assert_eq!(h.job(&panicky.id).await.state, JobState::Succeeded);
 }
 
-async fn an_expired_lease_is_taken_back_and_the_stale_worker_fenced(h: Harness) {
-    let job = h.enqueue(&alice(), "record", json!({})).await;
-    // A worker claims it and then goes silent (it died, or hangs).
-    let claim = ClaimRequest {
+/// A claim of one `record` job by worker `ghost` under lease `L1`, at the clock's start.
+fn ghost_claim() -> ClaimRequest<'static> {
+    ClaimRequest {
         kind: "record",
         worker: "ghost",
         lease_id: "L1",
@@ -145,7 +144,13 @@ async fn an_expired_lease_is_taken_back_and_the_stale_worker_fenced(h: Harness) 
         lease_ms: 10_000,
         limit: 1,
         after_tenant: "",
-    };
+    }
+}
+
+async fn an_expired_lease_is_taken_back_and_the_stale_worker_fenced(h: Harness) {
+    let job = h.enqueue(&alice(), "record", json!({})).await;
+    // A worker claims it and then goes silent (it died, or hangs).
+    let claim = ghost_claim();
     assert_eq!(h.store.claim_jobs(&claim).await.unwrap().len(), 1);
     h.clock.advance(9_999);
     assert!(h.worker.reap_once().await.unwrap().requeued.is_empty(), "not before the lease ends");
@@ -174,15 +179,7 @@ async fn an_expired_lease_is_taken_back_and_the_stale_worker_fenced(h: Harness) 
 async fn a_lease_lost_on_the_last_attempt_dead_letters(h: Harness) {
     let req = EnqueueRequest { kind: "record".into(), payload: json!({}), max_attempts: Some(1), ..Default::default() };
     let job = h.svc.enqueue(&alice(), req).await.unwrap().0;
-    let claim = ClaimRequest {
-        kind: "record",
-        worker: "ghost",
-        lease_id: "L1",
-        now_ms: T0,
-        lease_ms: 10_000,
-        limit: 1,
-        after_tenant: "",
-    };
+    let claim = ghost_claim();
     h.store.claim_jobs(&claim).await.unwrap();
     h.clock.advance(20_000);
     let reaped = h.worker.reap_once().await.unwrap();
