@@ -276,9 +276,6 @@ pub struct ClaimRequest<'a> {
     pub lease_ms: i64,
     /// Most jobs to claim.
     pub limit: u32,
-    /// The tenant this worker served last: tenants take turns, starting after it (empty: from
-    /// the first).
-    pub after_tenant: &'a str,
 }
 
 /// What became of a job's attempt, as the worker reports it.

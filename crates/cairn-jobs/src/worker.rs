@@ -63,8 +63,6 @@ pub(crate) struct Inner {
     pub(crate) done: CancellationToken,
     running: TaskTracker,
     background: TaskTracker,
-    /// Per job type, the tenant the last claim served: the next one's turns start after it.
-    last_tenant: Mutex<HashMap<String, String>>,
 }
 
 impl Worker {
@@ -87,7 +85,6 @@ impl Worker {
             done,
             running: TaskTracker::new(),
             background,
-            last_tenant: Mutex::new(HashMap::new()),
         };
         let inner = Arc::new(inner);
         // Cancellations asked for in this process reach running jobs at once, in every mode.
@@ -168,12 +165,9 @@ impl Worker {
 }
 
 impl Inner {
-    /// Claims up to `n` due jobs of `kind` under a fresh lease, tenants taking turns from the
-    /// one after the tenant this worker's last claim of `kind` served.
+    /// Claims up to `n` due jobs of `kind` under a fresh lease.
     async fn claim(&self, kind: &str, n: usize) -> cairn_core::Result<Vec<Job>> {
         let s = &self.service;
-        let after_tenant = self.last_tenant.lock().get(kind).cloned().unwrap_or_default();
-        let after_tenant = after_tenant.as_str();
         let lease_id = uuid::Uuid::new_v4().simple().to_string();
         let claim = ClaimRequest {
             kind,
@@ -182,14 +176,8 @@ impl Inner {
             now_ms: s.clock.now_ms(),
             lease_ms: s.config.lease_ms as i64,
             limit: n as u32,
-            after_tenant,
         };
-        let jobs = s.store.claim_jobs(&claim).await?;
-        if !jobs.is_empty() {
-            let last = last_served(after_tenant, jobs.iter().map(|j| j.tenant_id.as_str()));
-            self.last_tenant.lock().insert(kind.to_owned(), last);
-        }
-        Ok(jobs)
+        Ok(s.store.claim_jobs(&claim).await?)
     }
 
     /// Claims and runs jobs of one type until shutdown, within its concurrency.
@@ -365,19 +353,6 @@ enum End {
     Cut,
 }
 
-/// The tenant a claim served last, in its order of turns (the tenants after `before`, then,
-/// wrapping around, those up to it): where the next claim's turns start.
-fn last_served<'a>(before: &str, served: impl Iterator<Item = &'a str>) -> String {
-    let (mut after, mut wrapped) = (None, None);
-    for t in served {
-        let side = if t > before { &mut after } else { &mut wrapped };
-        if side.is_none_or(|s: &str| t > s) {
-            *side = Some(t);
-        }
-    }
-    wrapped.or(after).unwrap_or(before).to_owned()
-}
-
 fn panic_message(p: &(dyn std::any::Any + Send)) -> String {
     p.downcast_ref::<&str>()
         .map(|s| (*s).to_owned())
@@ -427,20 +402,5 @@ async fn finish_loop(
         for ((_, tx), ok) in batch.into_iter().zip(applied) {
             let _ = tx.send(ok);
         }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::last_served;
-
-    #[test]
-    fn the_last_tenant_served_is_the_last_in_turn_order() {
-        // Turns after "b" run c, d, ..., then wrap to a, b.
-        assert_eq!(last_served("b", ["c", "d"].into_iter()), "d");
-        assert_eq!(last_served("b", ["c", "a", "d"].into_iter()), "a");
-        assert_eq!(last_served("b", ["b", "a"].into_iter()), "b");
-        assert_eq!(last_served("", ["x", "m"].into_iter()), "x");
-        assert_eq!(last_served("k", std::iter::empty()), "k");
     }
 }

@@ -1,7 +1,6 @@
 //! The job queue's queries, written once for SQLite and PostgreSQL. The only difference is how
-//! claims keep concurrent claimers apart: PostgreSQL locks the chosen rows with
+//! a claim keeps concurrent claimers apart: PostgreSQL locks the chosen rows with
 //! `FOR UPDATE SKIP LOCKED`; SQLite needs nothing, as it runs one write transaction at a time.
-//! The claim itself, which takes turns between tenants, is built in `crate::jobs_claim`.
 //! Every state change of a running job is fenced by its lease id, so a worker that lost its
 //! lease (it hung, another worker took over) can never finish the job a second time. Batches
 //! (enqueues, attempt ends) go in multi-row statements: each statement is a round trip to the
@@ -94,10 +93,9 @@ impl<'a> FinishEffect<'a> {
 }
 
 /// Implements `JobStore` for `$store` (which has a `pool` field) on database `$db`; `$lock` is
-/// the row-locking clause the reaper appends to its row selection, `$candidates` how a claim
-/// joins tenants to their jobs (`crate::jobs_claim`).
+/// the row-locking clause claims and the reaper append to their row selection.
 macro_rules! impl_job_store {
-    ($store:ty, $db:ty, $lock:literal, $candidates:expr) => {
+    ($store:ty, $db:ty, $lock:literal) => {
         use cairn_core::jobs::{
             Attempt, AttemptOutcome, BulkFilter, ClaimRequest, Finish, Job, JobFilter, JobState, JobStore,
             LeaseRef, LeaseStatus, NewJob, QueueCount, Reaped,
@@ -284,7 +282,14 @@ macro_rules! impl_job_store {
             async fn claim_jobs(&self, c: &ClaimRequest<'_>) -> StoreResult<Vec<Job>> {
                 // The chosen ids are materialised first: PostgreSQL may otherwise run a LIMIT
                 // subquery inside `IN (...)` more than once and claim more rows than asked for.
-                let sql = $crate::jobs_claim::claim_sql($candidates, $crate::jobs_sql::JOB_COLUMNS);
+                let sql = format!(
+                    "WITH next AS MATERIALIZED (SELECT id FROM jobs WHERE kind = $5 AND state = 'queued' \
+                     AND run_at_ms <= $4 ORDER BY priority DESC, run_at_ms, id LIMIT $6{LOCK}) \
+                     UPDATE jobs SET state = 'running', attempts = attempts + 1, worker = $1, lease_id = $2, \
+                     lease_until_ms = $3, started_at_ms = $4, updated_at_ms = $4, cancel_requested = FALSE \
+                     WHERE state = 'queued' AND id IN (SELECT id FROM next) RETURNING {}",
+                    $crate::jobs_sql::JOB_COLUMNS
+                );
                 let rows = sqlx::query(&sql)
                     .bind(c.worker)
                     .bind(c.lease_id)
@@ -292,7 +297,6 @@ macro_rules! impl_job_store {
                     .bind(c.now_ms)
                     .bind(c.kind)
                     .bind(i64::from(c.limit))
-                    .bind(c.after_tenant)
                     .fetch_all(&mut *self.write_conn().await?)
                     .await
                     .map_err($crate::db_err)?;

@@ -9,7 +9,6 @@ mod cache_sql;
 mod feedback_sql;
 mod filter_sql;
 mod inline;
-mod jobs_claim;
 mod jobs_sql;
 mod knowledge_sql;
 mod migrate;

@@ -29,7 +29,6 @@ pub(crate) const MIGRATIONS: &[(i64, &str, &str)] = &[
     (18, "semantic_cache", include_str!("migrations/0018_semantic_cache.sql")),
     (19, "database_search", include_str!("migrations/0019_database_search.sql")),
     (20, "rate_buckets", include_str!("migrations/0020_rate_buckets.sql")),
-    (21, "fair_claims", include_str!("migrations/0021_fair_claims.sql")),
 ];
 
 /// The trace tables' schema (migration 0012), which the SQLite store also applies to its

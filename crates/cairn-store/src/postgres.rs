@@ -66,12 +66,7 @@ mod ports {
 /// locked, so concurrent workers never wait on each other or get the same job.
 mod job_ports {
     use super::PgStore;
-    crate::jobs_sql::impl_job_store!(
-        PgStore,
-        sqlx::Postgres,
-        " FOR UPDATE SKIP LOCKED",
-        crate::jobs_claim::Candidates::Lateral
-    );
+    crate::jobs_sql::impl_job_store!(PgStore, sqlx::Postgres, " FOR UPDATE SKIP LOCKED");
 }
 
 /// The agents port, implemented with the shared SQL.

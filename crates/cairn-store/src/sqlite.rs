@@ -216,7 +216,7 @@ mod ports {
 /// time, so a claim's `UPDATE ... WHERE id IN (SELECT ...)` needs no row locks.
 mod job_ports {
     use super::SqliteStore;
-    crate::jobs_sql::impl_job_store!(SqliteStore, sqlx::Sqlite, "", crate::jobs_claim::Candidates::InSubquery);
+    crate::jobs_sql::impl_job_store!(SqliteStore, sqlx::Sqlite, "");
 }
 
 /// The agents port, implemented with the shared SQL.

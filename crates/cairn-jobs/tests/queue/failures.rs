@@ -136,15 +136,7 @@ async fn timeouts_and_panics_are_failed_attempts(h: Harness) {
 
 /// A claim of one `record` job by worker `ghost` under lease `L1`, at the clock's start.
 fn ghost_claim() -> ClaimRequest<'static> {
-    ClaimRequest {
-        kind: "record",
-        worker: "ghost",
-        lease_id: "L1",
-        now_ms: T0,
-        lease_ms: 10_000,
-        limit: 1,
-        after_tenant: "",
-    }
+    ClaimRequest { kind: "record", worker: "ghost", lease_id: "L1", now_ms: T0, lease_ms: 10_000, limit: 1 }
 }
 
 async fn an_expired_lease_is_taken_back_and_the_stale_worker_fenced(h: Harness) {

@@ -3,7 +3,6 @@
 
 mod access;
 mod failures;
-mod fairness;
 mod lifecycle;
 
 use std::sync::Arc;
