@@ -301,12 +301,20 @@ macro_rules! impl_store {
                     usage_insert(records).build().execute(&mut *self.write_conn().await?).await.map_err($crate::db_err)?;
                     return Ok(());
                 }
-                let mut conn = self.write_conn().await?;
-                let mut tx = sqlx::Connection::begin(&mut *conn).await.map_err($crate::db_err)?;
-                for chunk in records.chunks(ROWS) {
-                    usage_insert(chunk).build().execute(&mut *tx).await.map_err($crate::db_err)?;
-                }
-                tx.commit().await.map_err($crate::db_err)
+                // Run to its end whatever the caller does: a transaction cut between sending
+                // BEGIN and sqlx handing back its guard stays open on the writer connection, with
+                // nothing to roll it back, and swallows the writes after it (seen on PostgreSQL
+                // under load in `tests/cancelled_writes.rs`).
+                let (store, records) = (self.clone(), records.to_vec());
+                let write = tokio::spawn(async move {
+                    let mut conn = store.write_conn().await?;
+                    let mut tx = sqlx::Connection::begin(&mut *conn).await.map_err($crate::db_err)?;
+                    for chunk in records.chunks(ROWS) {
+                        usage_insert(chunk).build().execute(&mut *tx).await.map_err($crate::db_err)?;
+                    }
+                    tx.commit().await.map_err($crate::db_err)
+                });
+                write.await.map_err(|e| cairn_core::store::StoreError::Backend(format!("the usage write stopped: {e}")))?
             }
 
             async fn reserve_budgets(
