@@ -122,13 +122,7 @@ async fn receive(State(s): State<Arc<Shared>>, headers: HeaderMap, Json(body): J
         return StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR).into_response();
     }
     if s.endless.load(std::sync::atomic::Ordering::Relaxed) {
-        let sent = s.endless_sent.clone();
-        let chunk = bytes::Bytes::from(vec![b'x'; 64 * 1024]);
-        let body = futures::stream::repeat_with(move || {
-            sent.fetch_add(chunk.len() as u64, std::sync::atomic::Ordering::Relaxed);
-            Ok::<_, std::convert::Infallible>(chunk.clone())
-        });
-        return axum::body::Body::from_stream(body).into_response();
+        return crate::standin::endless_body(b'x', s.endless_sent.clone()).into_response();
     }
     let hold = *s.hold.lock();
     if !hold.is_zero() {

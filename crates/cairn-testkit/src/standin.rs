@@ -203,6 +203,16 @@ fn status_response(code: u16, retry_after: Option<u64>) -> Response {
     resp
 }
 
+/// A body of `byte` repeated without end (until the client hangs up), counting into `sent`
+/// the bytes handed to the connection.
+pub(crate) fn endless_body(byte: u8, sent: Arc<std::sync::atomic::AtomicU64>) -> Body {
+    let chunk = Bytes::from(vec![byte; 64 * 1024]);
+    Body::from_stream(futures::stream::repeat_with(move || {
+        sent.fetch_add(chunk.len() as u64, Ordering::Relaxed);
+        Ok::<_, std::convert::Infallible>(chunk.clone())
+    }))
+}
+
 /// Applies the request-level part of a fault; returns a response if the fault answers itself.
 async fn apply(fault: &Option<Fault>, shared: &Arc<Shared>) -> Option<Response> {
     match fault {
@@ -219,14 +229,9 @@ async fn apply(fault: &Option<Fault>, shared: &Arc<Shared>) -> Option<Response> 
             None
         }
         Some(Fault::EndlessBody(code)) => {
-            let sent = shared.endless_sent.clone();
-            let chunk = Bytes::from(vec![b' '; 64 * 1024]);
-            let body = futures::stream::repeat_with(move || {
-                sent.fetch_add(chunk.len() as u64, Ordering::Relaxed);
-                Ok::<_, std::convert::Infallible>(chunk.clone())
-            });
             let status = StatusCode::from_u16(*code).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
-            Some((status, [("content-type", "application/json")], Body::from_stream(body)).into_response())
+            let body = endless_body(b' ', shared.endless_sent.clone());
+            Some((status, [("content-type", "application/json")], body).into_response())
         }
         _ => None,
     }
