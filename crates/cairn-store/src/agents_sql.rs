@@ -5,6 +5,8 @@
 /// Implements `AgentStore` for `$store` (with `pool` and `writer` fields) on `$db`.
 macro_rules! impl_agent_store {
     ($store:ty, $db:ty) => {
+        #[allow(unused_imports)]
+        use $crate::tx::Begin as _;
         use cairn_core::agents::{Agent, AgentStore, AgentVersion};
         use cairn_core::store::{StoreError, StoreResult};
         use sqlx::Row;
@@ -39,7 +41,7 @@ macro_rules! impl_agent_store {
                     return Err(StoreError::Backend(format!("a new agent starts at version 1, not {}", a.version)));
                 }
                 let mut conn = self.write_conn().await?;
-                let mut tx = sqlx::Connection::begin(&mut *conn).await.map_err($crate::db_err)?;
+                let mut tx = conn.begin_tx().await.map_err($crate::db_err)?;
                 sqlx::query(
                     "INSERT INTO agents (id, tenant_id, name, version, created_at_ms, updated_at_ms) \
                      VALUES ($1, $2, $3, 1, $4, $4)",
@@ -73,7 +75,7 @@ macro_rules! impl_agent_store {
                 now_ms: i64,
             ) -> StoreResult<Option<Agent>> {
                 let mut conn = self.write_conn().await?;
-                let mut tx = sqlx::Connection::begin(&mut *conn).await.map_err($crate::db_err)?;
+                let mut tx = conn.begin_tx().await.map_err($crate::db_err)?;
                 let next = i64::from(expected) + 1;
                 let moved = sqlx::query(
                     "UPDATE agents SET version = $2, updated_at_ms = $3, name = $5 \

@@ -8,6 +8,8 @@
 /// the statement serialising appenders (empty for none).
 macro_rules! impl_audit_store {
     ($store:ty, $db:ty, $lock:expr) => {
+        #[allow(unused_imports)]
+        use $crate::tx::Begin as _;
         use cairn_core::audit::{AuditAction, AuditEntry, AuditEvent, AuditQuery, AuditStore, GENESIS};
         use cairn_core::store::{StoreError, StoreResult};
         use sqlx::Row;
@@ -34,7 +36,7 @@ macro_rules! impl_audit_store {
         impl AuditStore for $store {
             async fn audit_append_once(&self, event: &AuditEvent, ts_ms: i64) -> StoreResult<AuditEntry> {
                 let mut conn = self.write_conn().await?;
-                let mut tx = sqlx::Connection::begin(&mut *conn).await.map_err($crate::db_err)?;
+                let mut tx = conn.begin_tx().await.map_err($crate::db_err)?;
                 let lock: &str = $lock;
                 if !lock.is_empty() {
                     sqlx::query(lock).execute(&mut *tx).await.map_err($crate::db_err)?;

@@ -3,6 +3,8 @@
 /// Implements `ResponseCacheStore` for `$store` (with `pool` and `writer` fields) on `$db`.
 macro_rules! impl_cache_store {
     ($store:ty, $db:ty) => {
+        #[allow(unused_imports)]
+        use $crate::tx::Begin as _;
         use cairn_core::cache::{
             CacheEntry, CacheKey, CachePurge, EntryIndex, ResponseCacheStore, SemanticCandidate,
         };
@@ -47,7 +49,7 @@ macro_rules! impl_cache_store {
             async fn cache_put(&self, e: &CacheEntry, index: &EntryIndex) -> StoreResult<()> {
                 let semantic = index.semantic.as_ref();
                 let mut conn = self.write_conn().await?;
-                let mut tx = sqlx::Connection::begin(&mut *conn).await.map_err($crate::db_err)?;
+                let mut tx = conn.begin_tx().await.map_err($crate::db_err)?;
                 sqlx::query(&format!(
                     "INSERT INTO response_cache ({CACHE_COLUMNS}, semantic_key, question, embedding) \
                      VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13) \

@@ -96,6 +96,8 @@ impl<'a> FinishEffect<'a> {
 /// the row-locking clause claims and the reaper append to their row selection.
 macro_rules! impl_job_store {
     ($store:ty, $db:ty, $lock:literal) => {
+        #[allow(unused_imports)]
+        use $crate::tx::Begin as _;
         use cairn_core::jobs::{
             Attempt, AttemptOutcome, BulkFilter, ClaimRequest, Finish, Job, JobFilter, JobState, JobStore,
             LeaseRef, LeaseStatus, NewJob, QueueCount, Reaped,
@@ -161,7 +163,7 @@ macro_rules! impl_job_store {
         /// Inserts `jobs` inside `tx` (the knowledge store writes documents and their jobs in one
         /// transaction); a job whose idempotency key exists returns the existing job instead.
         pub(super) async fn insert_jobs(
-            tx: &mut sqlx::Transaction<'_, $db>,
+            tx: &mut $crate::tx::Tx<'_, $db>,
             jobs: &[NewJob],
         ) -> StoreResult<Vec<(Job, bool)>> {
             // One multi-row INSERT per chunk; RETURNING says which rows went in (the others
@@ -220,7 +222,7 @@ macro_rules! impl_job_store {
         impl JobStore for $store {
             async fn enqueue_jobs(&self, jobs: &[NewJob]) -> StoreResult<Vec<(Job, bool)>> {
                 let mut conn = self.write_conn().await?;
-                let mut tx = sqlx::Connection::begin(&mut *conn).await.map_err($crate::db_err)?;
+                let mut tx = conn.begin_tx().await.map_err($crate::db_err)?;
                 let out = insert_jobs(&mut tx, jobs).await?;
                 tx.commit().await.map_err($crate::db_err)?;
                 Ok(out)
@@ -309,7 +311,7 @@ macro_rules! impl_job_store {
 
             async fn renew_leases(&self, leases: &[LeaseRef], until_ms: i64) -> StoreResult<Vec<LeaseStatus>> {
                 let mut conn = self.write_conn().await?;
-                let mut tx = sqlx::Connection::begin(&mut *conn).await.map_err($crate::db_err)?;
+                let mut tx = conn.begin_tx().await.map_err($crate::db_err)?;
                 let mut out = Vec::with_capacity(leases.len());
                 for l in leases {
                     let row = sqlx::query(
@@ -336,7 +338,7 @@ macro_rules! impl_job_store {
 
             async fn finish_jobs(&self, finishes: &[Finish]) -> StoreResult<Vec<bool>> {
                 let mut conn = self.write_conn().await?;
-                let mut tx = sqlx::Connection::begin(&mut *conn).await.map_err($crate::db_err)?;
+                let mut tx = conn.begin_tx().await.map_err($crate::db_err)?;
                 let mut applied = std::collections::HashSet::new();
                 for chunk in finishes.chunks($crate::jobs_sql::ROWS_PER_STATEMENT) {
                     // One UPDATE for the whole chunk, each row fenced by its lease.
@@ -421,7 +423,7 @@ macro_rules! impl_job_store {
 
             async fn reap_expired_leases(&self, now_ms: i64, limit: u32) -> StoreResult<Reaped> {
                 let mut conn = self.write_conn().await?;
-                let mut tx = sqlx::Connection::begin(&mut *conn).await.map_err($crate::db_err)?;
+                let mut tx = conn.begin_tx().await.map_err($crate::db_err)?;
                 let sql = format!(
                     "SELECT id, kind, lease_id, worker, started_at_ms FROM jobs WHERE state = 'running' \
                      AND lease_until_ms < $1 ORDER BY lease_until_ms LIMIT $2{LOCK}"
@@ -522,7 +524,7 @@ macro_rules! impl_job_store {
                     $crate::jobs_sql::FINAL_STATES
                 );
                 let mut conn = self.write_conn().await?;
-                let mut tx = sqlx::Connection::begin(&mut *conn).await.map_err($crate::db_err)?;
+                let mut tx = conn.begin_tx().await.map_err($crate::db_err)?;
                 sqlx::query(&format!("DELETE FROM job_attempts WHERE job_id IN (SELECT id FROM jobs WHERE {matching})"))
                     .bind(before_ms)
                     .bind(f.tenant_id.as_deref())

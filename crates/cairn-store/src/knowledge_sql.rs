@@ -23,6 +23,8 @@ pub(crate) const CHUNK_COLUMNS: &str =
 /// lock; SQLite has one writer and needs nothing.
 macro_rules! impl_knowledge_store {
     ($store:ty, $db:ty, $serialise:literal, $search:path) => {
+        #[allow(unused_imports)]
+        use $crate::tx::Begin as _;
         use $search as search_index;
         use cairn_core::knowledge::{
             embedding_from_bytes, embedding_to_bytes, Change, ChangeKind, ChunkRecord, Collection, Document,
@@ -90,7 +92,7 @@ macro_rules! impl_knowledge_store {
         }
 
         /// Writes `d` inside `tx` if the stored document is at `d.version - 1` (or absent).
-        async fn upsert_document(tx: &mut sqlx::Transaction<'_, $db>, d: &Document) -> StoreResult<()> {
+        async fn upsert_document(tx: &mut $crate::tx::Tx<'_, $db>, d: &Document) -> StoreResult<()> {
             let sql = format!(
                 "INSERT INTO documents ({}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13) \
                  ON CONFLICT (collection_id, id) DO UPDATE SET title = excluded.title, source = excluded.source, \
@@ -133,7 +135,7 @@ macro_rules! impl_knowledge_store {
 
         /// Why a versioned write matched no row: the document is gone, or a newer upload
         /// superseded the version.
-        async fn missing_or_superseded(tx: &mut sqlx::Transaction<'_, $db>, doc: &DocumentKey<'_>) -> StoreError {
+        async fn missing_or_superseded(tx: &mut $crate::tx::Tx<'_, $db>, doc: &DocumentKey<'_>) -> StoreError {
             let exists = sqlx::query("SELECT version FROM documents WHERE collection_id = $1 AND id = $2")
                 .bind(doc.collection_id)
                 .bind(doc.id)
@@ -150,10 +152,8 @@ macro_rules! impl_knowledge_store {
         }
 
         /// Starts a transaction that may append to the change log.
-        async fn begin_logged(
-            conn: &mut <$db as sqlx::Database>::Connection,
-        ) -> StoreResult<sqlx::Transaction<'_, $db>> {
-            let mut tx = sqlx::Connection::begin(conn).await.map_err($crate::db_err)?;
+        async fn begin_logged<C: $crate::tx::Begin<$db>>(conn: &mut C) -> StoreResult<$crate::tx::Tx<'_, $db>> {
+            let mut tx = conn.begin_tx().await.map_err($crate::db_err)?;
             if !$serialise.is_empty() {
                 sqlx::query($serialise).execute(&mut *tx).await.map_err($crate::db_err)?;
             }
@@ -163,7 +163,7 @@ macro_rules! impl_knowledge_store {
         /// Appends one entry to the change log inside `tx`, and deletes the cached answers built
         /// on the collection: they may no longer be what it says.
         async fn log_change(
-            tx: &mut sqlx::Transaction<'_, $db>,
+            tx: &mut $crate::tx::Tx<'_, $db>,
             collection_id: &str,
             document_id: Option<&str>,
             kind: ChangeKind,
@@ -198,7 +198,7 @@ macro_rules! impl_knowledge_store {
                     $crate::knowledge_sql::COLLECTION_COLUMNS
                 );
                 let mut conn = self.write_conn().await?;
-                let mut tx = sqlx::Connection::begin(&mut *conn).await.map_err($crate::db_err)?;
+                let mut tx = conn.begin_tx().await.map_err($crate::db_err)?;
                 sqlx::query(&sql)
                     .bind(&c.id)
                     .bind(&c.tenant_id)
@@ -261,7 +261,7 @@ macro_rules! impl_knowledge_store {
 
             async fn put_document(&self, d: &Document) -> StoreResult<()> {
                 let mut conn = self.write_conn().await?;
-                let mut tx = sqlx::Connection::begin(&mut *conn).await.map_err($crate::db_err)?;
+                let mut tx = conn.begin_tx().await.map_err($crate::db_err)?;
                 upsert_document(&mut tx, d).await?;
                 tx.commit().await.map_err($crate::db_err)
             }
@@ -272,7 +272,7 @@ macro_rules! impl_knowledge_store {
                 jobs: &[NewJob],
             ) -> StoreResult<Vec<(Job, bool)>> {
                 let mut conn = self.write_conn().await?;
-                let mut tx = sqlx::Connection::begin(&mut *conn).await.map_err($crate::db_err)?;
+                let mut tx = conn.begin_tx().await.map_err($crate::db_err)?;
                 for d in docs {
                     upsert_document(&mut tx, d).await?;
                 }

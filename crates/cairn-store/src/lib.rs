@@ -19,6 +19,7 @@ mod search_pg;
 mod sql;
 mod sqlite;
 mod traces_sql;
+mod tx;
 mod usage_row;
 mod writer;
 

@@ -9,6 +9,7 @@ use sqlx::PgPool;
 
 use crate::db_err;
 use crate::migrate::run_migrations;
+use crate::tx::Begin as _;
 
 /// Arbitrary constant naming the advisory lock that serialises migrations across nodes.
 const MIGRATION_LOCK: i64 = 0x0CA1_4E00;
@@ -31,7 +32,8 @@ impl PgStore {
             .connect(url)
             .await
             .map_err(db_err)?;
-        let mut tx = pool.begin().await.map_err(db_err)?;
+        let mut conn = pool.acquire().await.map_err(db_err)?;
+        let mut tx = conn.begin_tx().await.map_err(db_err)?;
         sqlx::query("SELECT pg_advisory_xact_lock($1)").bind(MIGRATION_LOCK).execute(&mut *tx).await.map_err(db_err)?;
         run_migrations!(tx, crate::migrate::POSTGRES)?;
         tx.commit().await.map_err(db_err)?;

@@ -25,6 +25,8 @@ pub(crate) const STEP_ROWS_PER_STATEMENT: usize = 1000;
 /// writer needs none).
 macro_rules! impl_run_store {
     ($store:ty, $db:ty, $lock:expr) => {
+        #[allow(unused_imports)]
+        use $crate::tx::Begin as _;
         use cairn_core::jobs::{Job, NewJob};
         use cairn_core::openai::ChatMessage;
         use cairn_core::runs::{Append, BusyThread, Run, RunState, RunStep, RunStore, Thread, ThreadMessage};
@@ -128,7 +130,7 @@ macro_rules! impl_run_store {
         /// Appends `messages` to thread `id` inside `tx`, numbering them from its counter row
         /// (which also serialises appenders).
         async fn append_in(
-            tx: &mut sqlx::Transaction<'_, $db>,
+            tx: &mut $crate::tx::Tx<'_, $db>,
             id: &str,
             messages: &[ChatMessage],
             run_id: Option<&str>,
@@ -178,7 +180,7 @@ macro_rules! impl_run_store {
         impl RunStore for $store {
             async fn create_thread(&self, t: &Thread, messages: &[ChatMessage]) -> StoreResult<Vec<ThreadMessage>> {
                 let mut conn = self.write_conn().await?;
-                let mut tx = sqlx::Connection::begin(&mut *conn).await.map_err($crate::db_err)?;
+                let mut tx = conn.begin_tx().await.map_err($crate::db_err)?;
                 sqlx::query("INSERT INTO threads (id, tenant_id, metadata, created_at_ms) VALUES ($1, $2, $3, $4)")
                     .bind(&t.id)
                     .bind(&t.tenant_id)
@@ -218,7 +220,7 @@ macro_rules! impl_run_store {
                 now_ms: i64,
             ) -> StoreResult<Vec<ThreadMessage>> {
                 let mut conn = self.write_conn().await?;
-                let mut tx = sqlx::Connection::begin(&mut *conn).await.map_err($crate::db_err)?;
+                let mut tx = conn.begin_tx().await.map_err($crate::db_err)?;
                 let added = append_in(&mut tx, id, messages, run_id, now_ms).await?;
                 tx.commit().await.map_err($crate::db_err)?;
                 Ok(added)
@@ -240,7 +242,7 @@ macro_rules! impl_run_store {
 
             async fn create_run(&self, run: &Run, busy: BusyThread, job: &NewJob) -> StoreResult<Option<(Job, bool)>> {
                 let mut conn = self.write_conn().await?;
-                let mut tx = sqlx::Connection::begin(&mut *conn).await.map_err($crate::db_err)?;
+                let mut tx = conn.begin_tx().await.map_err($crate::db_err)?;
                 let mut head = true;
                 if let Some(thread) = &run.thread_id {
                     // Lock the thread's row (PostgreSQL; SQLite's writer is alone anyway), so
@@ -359,7 +361,7 @@ macro_rules! impl_run_store {
                     return Ok(None);
                 }
                 let mut conn = self.write_conn().await?;
-                let mut tx = sqlx::Connection::begin(&mut *conn).await.map_err($crate::db_err)?;
+                let mut tx = conn.begin_tx().await.map_err($crate::db_err)?;
                 let moved = sqlx::query(&format!(
                     "UPDATE runs SET state = $2, error = COALESCE($3, error), updated_at_ms = $4 \
                      WHERE id = $1 AND state IN ({})",

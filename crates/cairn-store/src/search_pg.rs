@@ -11,11 +11,12 @@ use cairn_core::filter::Filter;
 use cairn_core::knowledge::{ChunkRecord, Collection};
 use cairn_core::search::{Bm25Params, FoundChunk, SearchStore, VectorScan};
 use cairn_core::store::StoreResult;
-use sqlx::{Postgres, QueryBuilder, Row, Transaction};
+use sqlx::{Postgres, QueryBuilder, Row};
 
 use crate::db_err;
 use crate::filter_sql::push_filter;
 use crate::postgres::PgStore;
+use crate::tx::{Begin as _, PgTx};
 
 /// Largest dimension indexed as `vector` (pgvector's HNSW limit); up to `MAX_HALFVEC_DIMS` the
 /// index holds half-precision copies. Must match `cairn_search_partitions`.
@@ -83,7 +84,7 @@ pub(crate) fn vector_text(v: &[f32]) -> String {
 }
 
 /// Registers a new collection and creates its partitions and index (inside `tx`).
-pub(crate) async fn collection_created(tx: &mut Transaction<'_, Postgres>, c: &Collection) -> Result<(), sqlx::Error> {
+pub(crate) async fn collection_created(tx: &mut PgTx<'_>, c: &Collection) -> Result<(), sqlx::Error> {
     let key: i64 =
         sqlx::query_scalar("INSERT INTO search_collections (collection_id, dimensions) VALUES ($1, $2) RETURNING key")
             .bind(&c.id)
@@ -99,10 +100,7 @@ pub(crate) async fn collection_created(tx: &mut Transaction<'_, Postgres>, c: &C
 }
 
 /// Drops a collection's partitions (its rows go with them) and its registration.
-pub(crate) async fn collection_deleted(
-    tx: &mut Transaction<'_, Postgres>,
-    collection_id: &str,
-) -> Result<(), sqlx::Error> {
+pub(crate) async fn collection_deleted(tx: &mut PgTx<'_>, collection_id: &str) -> Result<(), sqlx::Error> {
     let key: Option<i64> = sqlx::query_scalar("DELETE FROM search_collections WHERE collection_id = $1 RETURNING key")
         .bind(collection_id)
         .fetch_optional(&mut **tx)
@@ -115,7 +113,7 @@ pub(crate) async fn collection_deleted(
 
 /// Removes a document's chunks from the search tables and its statistics (inside `tx`).
 pub(crate) async fn document_removed(
-    tx: &mut Transaction<'_, Postgres>,
+    tx: &mut PgTx<'_>,
     collection_id: &str,
     document_id: &str,
 ) -> Result<(), sqlx::Error> {
@@ -153,12 +151,7 @@ pub(crate) async fn document_removed(
 }
 
 /// Adds to the collection's BM25 statistics: its chunk count and total length in terms.
-async fn add_statistics(
-    tx: &mut Transaction<'_, Postgres>,
-    key: SearchKey,
-    chunks: i64,
-    terms: i64,
-) -> Result<(), sqlx::Error> {
+async fn add_statistics(tx: &mut PgTx<'_>, key: SearchKey, chunks: i64, terms: i64) -> Result<(), sqlx::Error> {
     sqlx::query("UPDATE search_collections SET chunks = chunks + $2, total_terms = total_terms + $3 WHERE key = $1")
         .bind(key.key)
         .bind(chunks)
@@ -171,7 +164,7 @@ async fn add_statistics(
 /// Indexes a document's new chunks (`ids` as storage assigned them, in `chunks`' order) after
 /// removing its old ones (inside `tx`).
 pub(crate) async fn chunks_replaced(
-    tx: &mut Transaction<'_, Postgres>,
+    tx: &mut PgTx<'_>,
     collection_id: &str,
     document_id: &str,
     ids: &[i64],
@@ -185,11 +178,7 @@ pub(crate) async fn chunks_replaced(
 
 /// Inserts chunks' vectors and postings (`(chunk id, document id, chunk with its terms)`) and
 /// adds them to the collection's statistics (inside `tx`).
-async fn insert_rows(
-    tx: &mut Transaction<'_, Postgres>,
-    key: SearchKey,
-    rows: &[(i64, &str, &ChunkRecord)],
-) -> Result<(), sqlx::Error> {
+async fn insert_rows(tx: &mut PgTx<'_>, key: SearchKey, rows: &[(i64, &str, &ChunkRecord)]) -> Result<(), sqlx::Error> {
     let total: i64 = rows.iter().map(|(_, _, c)| c.terms.len() as i64).sum();
     // Impacts at the average length the collection will have with these chunks.
     let (chunks, terms): (i64, i64) =
@@ -254,7 +243,7 @@ async fn insert_rows(
 }
 
 /// The collection's search key, read inside `tx`.
-async fn key_in(tx: &mut Transaction<'_, Postgres>, collection_id: &str) -> Result<Option<SearchKey>, sqlx::Error> {
+async fn key_in(tx: &mut PgTx<'_>, collection_id: &str) -> Result<Option<SearchKey>, sqlx::Error> {
     let row = sqlx::query("SELECT key, dimensions FROM search_collections WHERE collection_id = $1")
         .bind(collection_id)
         .fetch_optional(&mut **tx)
@@ -306,7 +295,8 @@ impl SearchStore for PgStore {
     }
 
     async fn index_chunks(&self, collection_id: &str, chunks: &[ChunkRecord]) -> StoreResult<usize> {
-        let mut tx = self.pool.begin().await.map_err(db_err)?;
+        let mut conn = self.pool.acquire().await.map_err(db_err)?;
+        let mut tx = conn.begin_tx().await.map_err(db_err)?;
         // The knowledge store's lock: no upload or delete of these chunks runs meanwhile.
         sqlx::query(KNOWLEDGE_LOCK).execute(&mut *tx).await.map_err(db_err)?;
         let Some(key) = key_in(&mut tx, collection_id).await.map_err(db_err)? else { return Ok(0) };
@@ -517,7 +507,8 @@ impl PgStore {
         filter: Option<&Filter>,
         scan: VectorScan,
     ) -> StoreResult<Vec<(u64, f32)>> {
-        let mut tx = self.pool.begin().await.map_err(db_err)?;
+        let mut conn = self.pool.acquire().await.map_err(db_err)?;
+        let mut tx = conn.begin_tx().await.map_err(db_err)?;
         let ef = depth.clamp(40, 1000).to_string();
         // A custom plan per query: a generic one may not see that the index fits, and then
         // scans and casts every vector.

@@ -8,6 +8,8 @@ pub(crate) const KEY_COLUMNS: &str = "id, tenant_id, name, role, prefix, hash, r
 /// Implements every storage port for `$store` (which has a `pool` field) on database `$db`.
 macro_rules! impl_store {
     ($store:ty, $db:ty, $backend:literal) => {
+        #[allow(unused_imports)]
+        use $crate::tx::Begin as _;
         use async_trait::async_trait;
         use cairn_core::store::{KeyStore, Store, StoreError, TenantStore, UsageStore};
         use cairn_core::tenancy::{ApiKey, KeyLimits, Tenant};
@@ -301,14 +303,12 @@ macro_rules! impl_store {
                     usage_insert(records).build().execute(&mut *self.write_conn().await?).await.map_err($crate::db_err)?;
                     return Ok(());
                 }
-                // Run to its end whatever the caller does: a transaction cut between sending
-                // BEGIN and sqlx handing back its guard stays open on the writer connection, with
-                // nothing to roll it back, and swallows the writes after it (seen on PostgreSQL
-                // under load in `tests/cancelled_writes.rs`).
+                // Run to its end whatever the caller does: these are charges for calls already
+                // made, and a caller that went away must not take them with it.
                 let (store, records) = (self.clone(), records.to_vec());
                 let write = tokio::spawn(async move {
                     let mut conn = store.write_conn().await?;
-                    let mut tx = sqlx::Connection::begin(&mut *conn).await.map_err($crate::db_err)?;
+                    let mut tx = conn.begin_tx().await.map_err($crate::db_err)?;
                     for chunk in records.chunks(ROWS) {
                         usage_insert(chunk).build().execute(&mut *tx).await.map_err($crate::db_err)?;
                     }
@@ -322,7 +322,7 @@ macro_rules! impl_store {
                 batch: &[Reservation],
             ) -> cairn_core::store::StoreResult<Vec<ReserveOutcome>> {
                 let mut conn = self.write_conn().await?;
-                let mut tx = sqlx::Connection::begin(&mut *conn).await.map_err($crate::db_err)?;
+                let mut tx = conn.begin_tx().await.map_err($crate::db_err)?;
                 // Per key, in the order keys first appear: lock its spend row (a write, so SQLite
                 // takes its write lock and PostgreSQL the row lock: reservations of one key run one
                 // after another across processes), read its totals once, then decide its
@@ -409,7 +409,7 @@ macro_rules! impl_store {
 
             async fn release_reservations(&self, ids: &[String]) -> cairn_core::store::StoreResult<()> {
                 let mut conn = self.write_conn().await?;
-                let mut tx = sqlx::Connection::begin(&mut *conn).await.map_err($crate::db_err)?;
+                let mut tx = conn.begin_tx().await.map_err($crate::db_err)?;
                 for id in ids {
                     sqlx::query("DELETE FROM budget_reservations WHERE id = $1")
                         .bind(id)

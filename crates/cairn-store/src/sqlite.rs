@@ -12,6 +12,7 @@ use sqlx::SqlitePool;
 use crate::db_err;
 use crate::inline::INLINE_ROWS;
 use crate::migrate::run_migrations;
+use crate::tx::Begin as _;
 use crate::writer::{SqliteWriter, WeakWriter};
 
 /// Cairn's state in a SQLite database file.
@@ -43,7 +44,7 @@ impl SqliteStore {
         let writer = SqliteWriter::open_with_inline(&writer_opts).await.map_err(db_err)?;
         {
             let mut conn = writer.acquire().await;
-            let mut tx = sqlx::Connection::begin(&mut *conn).await.map_err(db_err)?;
+            let mut tx = conn.begin_tx().await.map_err(db_err)?;
             run_migrations!(tx, crate::migrate::SQLITE)?;
             tx.commit().await.map_err(db_err)?;
         }

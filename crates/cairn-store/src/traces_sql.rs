@@ -7,6 +7,8 @@
 /// method gives and reading through its `$pool` pool.
 macro_rules! impl_trace_store {
     ($store:ty, $db:ty, $writer:ident, $pool:ident) => {
+        #[allow(unused_imports)]
+        use $crate::tx::Begin as _;
         use cairn_core::store::StoreResult;
         use cairn_core::trace::rollup::BUCKETS;
         use cairn_core::trace::{
@@ -90,7 +92,7 @@ macro_rules! impl_trace_store {
         }
 
         /// Adds each of `rows` to its row, creating it if needed (one statement).
-        async fn add_rollups(tx: &mut sqlx::Transaction<'_, $db>, rows: &[Rollup]) -> Result<(), sqlx::Error> {
+        async fn add_rollups(tx: &mut $crate::tx::Tx<'_, $db>, rows: &[Rollup]) -> Result<(), sqlx::Error> {
             let hist = histogram_columns();
             let sums: Vec<String> = ["calls", "errors", "input_tokens", "output_tokens", "cost_nusd"]
                 .iter()
@@ -150,7 +152,7 @@ macro_rules! impl_trace_store {
         impl TraceStore for $store {
             async fn insert_spans(&self, spans: &[SpanRecord]) -> StoreResult<()> {
                 let mut conn = self.$writer().await?;
-                let mut tx = sqlx::Connection::begin(&mut *conn).await.map_err($crate::db_err)?;
+                let mut tx = conn.begin_tx().await.map_err($crate::db_err)?;
                 let mut fresh: Vec<SpanRecord> = Vec::with_capacity(spans.len());
                 for chunk in spans.chunks(SPAN_ROWS) {
                     let mut q = sqlx::QueryBuilder::<$db>::new(
@@ -358,7 +360,7 @@ macro_rules! impl_trace_store {
 
             async fn delete_traces_before(&self, tenant: Option<&str>, before_ns: i64, limit: u32) -> StoreResult<u64> {
                 let mut conn = self.$writer().await?;
-                let mut tx = sqlx::Connection::begin(&mut *conn).await.map_err($crate::db_err)?;
+                let mut tx = conn.begin_tx().await.map_err($crate::db_err)?;
                 let mut q = sqlx::QueryBuilder::<$db>::new("SELECT tenant_id, trace_id FROM traces WHERE start_ns < ");
                 q.push_bind(before_ns);
                 if let Some(t) = tenant {

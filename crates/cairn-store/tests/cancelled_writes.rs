@@ -3,8 +3,10 @@
 
 use std::future::Future;
 use std::pin::pin;
+use std::sync::Arc;
 use std::task::Poll;
 
+use cairn_core::jobs::NewJob;
 use cairn_core::store::Store;
 use cairn_core::usage::Settlement;
 use cairn_store::conformance;
@@ -34,7 +36,7 @@ fn batch(k: usize) -> Vec<Settlement> {
         .collect()
 }
 
-async fn abandoned_batches_are_all_or_nothing(store: std::sync::Arc<dyn Store>) {
+async fn abandoned_batches_are_all_or_nothing(store: Arc<dyn Store>) {
     // How many polls a whole batch takes here; then batches are cut after 0/32 of that, 1/32,
     // ... up to the whole, at every stage of their transaction.
     let whole = abandon_after(store.insert_usage(&batch(usize::MAX)), usize::MAX).await;
@@ -53,6 +55,38 @@ async fn abandoned_batches_are_all_or_nothing(store: std::sync::Arc<dyn Store>) 
     assert!(kept < 33, "{kept} of 33 abandoned batches were kept");
 }
 
+fn job(id: &str) -> NewJob {
+    NewJob {
+        id: id.into(),
+        tenant_id: "acme".into(),
+        kind: "record".into(),
+        payload: serde_json::json!({}),
+        priority: 0,
+        idempotency_key: None,
+        max_attempts: 3,
+        timeout_ms: 1_000,
+        run_at_ms: 1,
+        created_at_ms: 1,
+        trace_parent: None,
+    }
+}
+
+/// `store` has one connection, so every write after a cut transaction runs on that
+/// transaction's connection; `observer` is another store on the same database. A transaction
+/// cut at any stage, even while its `BEGIN` is on the wire, must not leave that connection
+/// inside a transaction: the single-statement write after it would run in it, and no one else
+/// would ever see it.
+async fn a_cut_transaction_never_swallows_the_next_write(store: Arc<dyn Store>, observer: Arc<dyn Store>) {
+    let whole = abandon_after(async { store.enqueue_jobs(&[job("whole")]).await.map(drop) }, usize::MAX).await;
+    for k in 0..=whole {
+        abandon_after(async { store.enqueue_jobs(&[job(&format!("cut-{k}"))]).await.map(drop) }, k).await;
+        let next = batch(2_000 + k);
+        store.insert_usage(&next[..1]).await.unwrap();
+        let seen = observer.usage_by_request(&format!("batch-{}", 2_000 + k)).await.unwrap();
+        assert_eq!(seen.len(), 1, "the write after a transaction cut after {k} polls was not committed");
+    }
+}
+
 #[tokio::test]
 async fn sqlite_abandoned_writes_are_all_or_nothing() {
     let dir = tempfile::tempdir().unwrap();
@@ -64,4 +98,19 @@ async fn sqlite_abandoned_writes_are_all_or_nothing() {
 async fn postgres_abandoned_writes_are_all_or_nothing() {
     let url = conformance::fresh_pg_database().await;
     abandoned_batches_are_all_or_nothing(cairn_store::open(&url, 2).await.unwrap()).await;
+}
+
+#[tokio::test]
+async fn sqlite_a_cut_transaction_never_swallows_the_next_write() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}", dir.path().join("cairn.db").display());
+    let store = cairn_store::open(&url, 1).await.unwrap();
+    a_cut_transaction_never_swallows_the_next_write(store, cairn_store::open(&url, 1).await.unwrap()).await;
+}
+
+#[tokio::test]
+async fn postgres_a_cut_transaction_never_swallows_the_next_write() {
+    let url = conformance::fresh_pg_database().await;
+    let store = cairn_store::open(&url, 1).await.unwrap();
+    a_cut_transaction_never_swallows_the_next_write(store, cairn_store::open(&url, 1).await.unwrap()).await;
 }
