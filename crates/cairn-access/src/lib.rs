@@ -14,5 +14,5 @@ mod service;
 pub use credit::BudgetHold;
 pub use keys::{generate_secret, hash_secret, KEY_PREFIX};
 pub use limits::{Admission, Limiter, StreamSlot, WorstCase};
-pub use metrics_gate::{MetricsGate, MIN_TOKEN_CHARS};
+pub use metrics_gate::MetricsGate;
 pub use service::{AccessService, NewKey};

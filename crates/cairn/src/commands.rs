@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use anyhow::{anyhow, Context, Result};
 use cairn_access::{AccessService, NewKey};
-use cairn_core::config::Config;
+use cairn_core::config::{Config, METRICS_TOKEN_ENV};
 use cairn_core::tenancy::{KeyLimits, Role};
 
 use crate::cli::{
@@ -170,7 +170,7 @@ fn check(config: &Config) -> Result<()> {
     println!("configuration is valid.\n");
     println!("storage: {}", config.storage.database_url().split('@').next_back().unwrap_or_default());
     println!("listen:  {}", config.server.bind);
-    let metrics = match (config.server.public_metrics, std::env::var("CAIRN_METRICS_TOKEN").is_ok()) {
+    let metrics = match (config.server.public_metrics, std::env::var(METRICS_TOKEN_ENV).is_ok()) {
         (true, _) => "open to anyone who reaches the port",
         (false, true) => "owner keys and the scrape token from $CAIRN_METRICS_TOKEN (set)",
         (false, false) => "owner keys ($CAIRN_METRICS_TOKEN not set)",

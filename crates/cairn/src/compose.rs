@@ -260,8 +260,8 @@ pub async fn services(config: &Config) -> Result<AppState, String> {
         metrics,
         metrics_gate: Arc::new(MetricsGate::new(
             config.server.public_metrics,
-            std::env::var("CAIRN_METRICS_TOKEN").ok().as_deref(),
-        )?),
+            config.server.metrics_token()?.as_deref(),
+        )),
         streams_cut,
         request_timeout: Duration::from_secs(config.server.request_timeout_secs),
         topology,

@@ -229,4 +229,16 @@ async fn a_scrape_token_reads_the_metrics_and_nothing_else() {
     let printed = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
     assert!(printed.contains("CAIRN_METRICS_TOKEN must have at least 32 characters"), "{printed}");
     assert!(!printed.contains("hunter2"), "{printed}");
+    // `cairn config check` finds it too, before anything starts.
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_cairn"))
+        .args(["config", "check", "--config"])
+        .arg(&config)
+        .env("CAIRN_METRICS_TOKEN", "hunter2")
+        .env("CAIRN_DATA_DIR", dir.path())
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let printed = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    assert!(printed.contains("CAIRN_METRICS_TOKEN must have at least 32 characters"), "{printed}");
+    assert!(!printed.contains("hunter2"), "{printed}");
 }

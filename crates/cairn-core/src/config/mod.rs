@@ -135,6 +135,26 @@ pub struct ServerConfig {
     pub public_metrics: bool,
 }
 
+/// Where the `/metrics` scrape token is read from.
+pub const METRICS_TOKEN_ENV: &str = "CAIRN_METRICS_TOKEN";
+
+/// Shortest scrape token accepted: as hard to guess as a key.
+pub const METRICS_TOKEN_MIN_CHARS: usize = 32;
+
+impl ServerConfig {
+    /// The `/metrics` scrape token from [`METRICS_TOKEN_ENV`], if set; one shorter than
+    /// [`METRICS_TOKEN_MIN_CHARS`] is an error (which never repeats the token).
+    pub fn metrics_token(&self) -> Result<Option<String>, String> {
+        match std::env::var(METRICS_TOKEN_ENV) {
+            Ok(t) if t.chars().count() < METRICS_TOKEN_MIN_CHARS => {
+                Err(format!("{METRICS_TOKEN_ENV} must have at least {METRICS_TOKEN_MIN_CHARS} characters"))
+            }
+            Ok(t) => Ok(Some(t)),
+            Err(_) => Ok(None),
+        }
+    }
+}
+
 impl Default for ServerConfig {
     fn default() -> Self {
         Self {
@@ -408,6 +428,9 @@ impl Config {
         let mut problems = Vec::new();
         if self.server.bind.parse::<SocketAddr>().is_err() {
             problems.push(format!("server.bind '{}' is not an IP:port address", self.server.bind));
+        }
+        if let Err(e) = self.server.metrics_token() {
+            problems.push(e);
         }
         if self.server.max_body_bytes < 1024 {
             problems.push("server.max_body_bytes must be at least 1024".into());
